@@ -1,0 +1,479 @@
+"""ActivationStore: a run's activations, gradients and sample table in one zarr folder.
+
+Layout (zarr v3, self-describing through its attributes)::
+
+    acts.zarr/
+      zarr.json                  attrs: layers, unit shapes, classes, epochs, capture settings,
+                                 provenance (model class, package versions), format version
+      samples/index, label, group, ...   one 1-D array per sample-table column
+      acts/<layer>               [n_samples, *unit_shape]        (the model as captured)
+      grads/<layer>              same shape, when gradients were captured
+      prediction                 [n_samples] predicted class
+      done                       [n_chunks] bool: which sample chunks are written (resume)
+      epochs/<e>/acts/<layer>    the same, once per checkpoint epoch, for per-epoch captures
+      epochs/<e>/grads/<layer>, epochs/<e>/prediction, epochs/<e>/done
+
+Every array is chunked along samples only, with the same number of rows per chunk, so one
+chunk of rows is the unit of work for capture (write, resume) and for streaming analyses.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import zarr
+
+from neuralatlas.errors import LayerError, StoreError, did_you_mean
+
+FORMAT = "neuralatlas.activations/1"
+# Uncompressed chunks write at page-cache speed; zarr's default zstd is ~10x slower here and
+# activations (floats) compress poorly. A compressor stays available as an option.
+DEFAULT_CHUNK_BYTES = 16 * 2**20
+ARRAY_CONFIG = {"write_empty_chunks": True}  # skip zarr's per-chunk "all fill value?" scan
+
+
+def _slot(epoch: int | None) -> str:
+    return "" if epoch is None else f"epochs/{int(epoch)}/"
+
+
+def chunk_rows_for(bytes_per_row: int, batch_size: int, n_samples: int,
+                   target_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
+    """Rows per chunk: a multiple of the batch size, about ``target_bytes`` for the widest row."""
+    k = max(1, target_bytes // max(1, bytes_per_row * batch_size))
+    rows = batch_size * k
+    return int(max(1, min(rows, -(-n_samples // batch_size) * batch_size)))
+
+
+def compressor_for(name: str | None):
+    """The zarr codec for a compressor name: None (default, fastest), "lz4", "zstd"."""
+    if name in (None, "none"):
+        return None
+    from zarr.codecs import BloscCodec
+
+    if name in ("lz4", "zstd"):
+        return BloscCodec(cname=name, clevel=1 if name == "lz4" else 3, shuffle="shuffle")
+    raise StoreError(f"Unknown compressor {name!r}; choose None, 'lz4' or 'zstd'.")
+
+
+class ActivationStore:
+    """Activations (and gradients) of a model's layers over a data set, on disk.
+
+    Open one with :meth:`open`, make one from any framework's arrays with :meth:`from_arrays`,
+    or write one with :func:`neuralatlas.capture`.
+
+    Examples
+    --------
+    >>> store = ActivationStore.open("runs/demo/mlp/acts.zarr")      # doctest: +SKIP
+    >>> store.layers
+    ['fc1', 'relu1', 'fc2', 'relu2', 'out']
+    >>> np.asarray(store.activations("fc1")).shape
+    (450, 64)
+    """
+
+    def __init__(self, group: zarr.Group, path: Path):
+        self._group = group
+        self.path = path
+
+    # ------------------------------------------------------------------ opening and making
+    @classmethod
+    def open(cls, path: str | Path, mode: str = "r") -> ActivationStore:
+        """Open an existing store folder; ``mode="a"`` to add to it."""
+        path = Path(path)
+        if not (path / "zarr.json").exists():
+            hint = ""
+            if (path / "acts.zarr" / "zarr.json").exists():
+                hint = f" It looks like a run folder: open {path / 'acts.zarr'} instead."
+            raise StoreError(
+                f"No activation store at {path} (no zarr.json there).{hint} Create one with"
+                " neuralatlas.capture(model, data, out=...) or ActivationStore.from_arrays(...)."
+            )
+        group = zarr.open_group(str(path), mode=mode)
+        if group.attrs.get("format") != FORMAT:
+            raise StoreError(
+                f"{path} is a zarr group but not a neuralatlas activation store"
+                f" (format attribute {group.attrs.get('format')!r}, expected {FORMAT!r})."
+            )
+        return cls(group, path)
+
+    @classmethod
+    def create(cls, path: str | Path, attrs: Mapping[str, Any], overwrite: bool = False) -> ActivationStore:
+        """Start an empty store with the given root attributes (used by capture and importers)."""
+        path = Path(path)
+        if path.exists() and overwrite:
+            shutil.rmtree(path)
+        elif path.exists() and any(path.iterdir()):
+            raise StoreError(f"{path} exists and is not empty; pass overwrite=True to replace it.")
+        group = zarr.open_group(str(path), mode="w")
+        group.attrs.update({"format": FORMAT, **_provenance(), **dict(attrs)})
+        return cls(group, path)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        path: str | Path,
+        activations: Mapping[str, np.ndarray],
+        labels: Sequence[int] | np.ndarray | None = None,
+        groups: Sequence | np.ndarray | None = None,
+        *,
+        gradients: Mapping[str, np.ndarray] | None = None,
+        predictions: Sequence[int] | np.ndarray | None = None,
+        classes: Sequence[str] | None = None,
+        index: Sequence[int] | np.ndarray | None = None,
+        columns: Mapping[str, Sequence] | None = None,
+        epoch_activations: Mapping[int, Mapping[str, np.ndarray]] | None = None,
+        chunk_rows: int | None = None,
+        overwrite: bool = False,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> ActivationStore:
+        """Write arrays from any framework (TensorFlow, JAX, numpy) into a store.
+
+        Parameters
+        ----------
+        path : str or Path
+            Folder of the new store.
+        activations : mapping of layer name to array ``[n_samples, *unit_shape]``
+            In model order (the mapping's order is kept). Channels-first for conv maps.
+        labels, groups, predictions, index : array-like of length n_samples, optional
+            The sample table; ``index`` defaults to ``0..n-1``.
+        gradients : mapping of layer name to array, optional
+            Same shapes as the activations.
+        classes : sequence of str, optional
+            Class names; default ``"0".."k-1"`` from the labels.
+        columns : mapping of column name to array-like, optional
+            Extra sample-table columns (e.g. ``{"source": [...]}``).
+        epoch_activations : mapping of epoch to {layer: array}, optional
+            Activations per training epoch, for the inter-epoch analyses.
+
+        Returns
+        -------
+        ActivationStore
+        """
+        layers = list(activations)
+        if not layers and not epoch_activations:
+            raise StoreError("from_arrays needs at least one layer: activations={'layer': array}.")
+        per_slot: dict[int | None, Mapping[str, np.ndarray]] = {}
+        if layers:
+            per_slot[None] = activations
+        for e, acts in (epoch_activations or {}).items():
+            per_slot[int(e)] = acts
+            layers = layers or list(acts)
+        first = next(iter(per_slot.values()))
+        n = len(next(iter(first.values())))
+        for slot, acts in per_slot.items():
+            if list(acts) != layers:
+                raise StoreError(f"epoch {slot} has layers {list(acts)} but the store has {layers}.")
+            for name, a in acts.items():
+                if len(a) != n:
+                    raise StoreError(
+                        f"layer {name!r} has {len(a)} samples but {layers[0]!r} has {n};"
+                        " every array needs one row per sample."
+                    )
+        shapes = {name: list(np.shape(first[name])[1:]) for name in layers}
+        for slot, acts in per_slot.items():
+            for name, a in acts.items():
+                if list(np.shape(a)[1:]) != shapes[name]:
+                    raise StoreError(
+                        f"layer {name!r} has unit shape {list(np.shape(a)[1:])} at epoch {slot}"
+                        f" but {shapes[name]} elsewhere."
+                    )
+        if gradients is not None:
+            for name, g in gradients.items():
+                if name not in shapes:
+                    raise LayerError(f"gradients for unknown layer {name!r}; layers: {layers}.")
+                if list(np.shape(g)) != [n, *shapes[name]]:
+                    raise StoreError(
+                        f"gradients of {name!r} have shape {list(np.shape(g))},"
+                        f" activations {[n, *shapes[name]]}: they must match."
+                    )
+        labels_arr = np.full(n, -1, np.int64) if labels is None else np.asarray(labels, np.int64)
+        if labels_arr.shape != (n,):
+            raise StoreError(f"labels have shape {labels_arr.shape}, expected ({n},).")
+        if classes is None:
+            k = int(labels_arr.max()) + 1 if n and labels_arr.max() >= 0 else 0
+            classes = [str(i) for i in range(k)]
+        bytes_per_row = max(int(np.prod(s, dtype=np.int64)) * 4 for s in shapes.values())
+        rows = chunk_rows or chunk_rows_for(bytes_per_row, 1, n)
+        store = cls.create(path, {
+            "layers": layers, "unit_shapes": shapes, "classes": list(classes),
+            "n_samples": n, "chunk_rows": rows,
+            "epochs": sorted(e for e in per_slot if e is not None),
+            "source": "arrays", **dict(attrs or {}),
+        }, overwrite=overwrite)
+        store.write_samples(index=np.arange(n) if index is None else index, label=labels_arr,
+                            group=groups, columns=columns)
+        store.plan_slots(list(per_slot))
+        for slot, acts in per_slot.items():
+            for name in layers:
+                store._write_whole("acts", name, np.asarray(acts[name], np.float32), slot)
+                if gradients is not None and name in gradients and slot == next(iter(per_slot)):
+                    store._write_whole("grads", name, np.asarray(gradients[name], np.float32), slot)
+            if predictions is not None:
+                store._write_vector(_slot(slot) + "prediction", np.asarray(predictions, np.int64))
+            done = store.done_flags(slot, create=True)
+            done[:] = True
+            store.mark_complete(slot)
+        return store
+
+    # ------------------------------------------------------------------ description
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """The store's root attributes (layers, shapes, capture settings, provenance)."""
+        return dict(self._group.attrs)
+
+    @property
+    def layers(self) -> list[str]:
+        """Layer names in model order, as ``model.named_modules()`` names them."""
+        return list(self._group.attrs.get("layers", []))
+
+    @property
+    def epochs(self) -> list[int]:
+        """Checkpoint epochs captured (empty when only the final model was captured)."""
+        return [int(e) for e in self._group.attrs.get("epochs", [])]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self._group.attrs.get("classes", []))
+
+    @property
+    def n_samples(self) -> int:
+        return int(self._group.attrs["n_samples"])
+
+    @property
+    def chunk_rows(self) -> int:
+        """Rows per chunk along the sample axis (the unit of streaming and resuming)."""
+        return int(self._group.attrs["chunk_rows"])
+
+    def unit_shape(self, layer: str) -> tuple[int, ...]:
+        """Shape of one sample's activation of ``layer`` (e.g. ``(16, 8, 8)``)."""
+        return tuple(self._group.attrs["unit_shapes"][self._check_layer(layer)])
+
+    def has_gradients(self, layer: str, epoch: int | None = None) -> bool:
+        return self._array_path("grads", self._check_layer(layer), self._resolve_epoch(epoch)) in self._group
+
+    # ------------------------------------------------------------------ reading
+    def activations(self, layer: str, epoch: int | None = None) -> zarr.Array:
+        """Activations of ``layer`` ``[n_samples, *unit_shape]``; ``np.asarray`` reads them.
+
+        ``epoch`` picks a checkpoint of a per-epoch capture; ``None`` gives the final model
+        (the last epoch when only epochs were captured).
+        """
+        return self._read("acts", layer, epoch)
+
+    def gradients(self, layer: str, epoch: int | None = None) -> zarr.Array:
+        """Gradients of the capture target w.r.t. ``layer``'s output; same shape as activations."""
+        return self._read("grads", layer, epoch)
+
+    @property
+    def samples(self) -> pd.DataFrame:
+        """The sample table: index, label, group, prediction (+ user columns)."""
+        return self.sample_table()
+
+    def sample_table(self, epoch: int | None = None) -> pd.DataFrame:
+        """The sample table with the predictions of ``epoch`` (default: final model)."""
+        cols: dict[str, np.ndarray] = {}
+        samples = self._group["samples"]
+        for name in self._group.attrs.get("sample_columns", []):
+            values = samples[name][:]
+            cols[name] = values.astype(object) if values.dtype.kind in "OUT" else values
+        slot = _slot(self._resolve_epoch(epoch, strict=False))
+        if slot + "prediction" in self._group:
+            cols["prediction"] = self._group[slot + "prediction"][:]
+        frame = pd.DataFrame(cols)
+        if "label" in frame and self.classes:
+            frame["label_name"] = [self.classes[i] if 0 <= i < len(self.classes) else "" for i in frame["label"]]
+        return frame
+
+    def iter_chunks(self, layer: str, kind: str = "acts", epoch: int | None = None,
+                    rows: int | None = None) -> Iterator[tuple[slice, np.ndarray]]:
+        """Stream ``(row_slice, block)`` pairs over the sample axis, chunk-aligned.
+
+        ``rows`` (a multiple of the chunk size is fastest) bounds the memory of one block.
+        """
+        arr = self._read(kind, layer, epoch)
+        step = rows or self.chunk_rows
+        for start in range(0, arr.shape[0], step):
+            sl = slice(start, min(start + step, arr.shape[0]))
+            yield sl, arr[sl]
+
+    def nbytes(self) -> int:
+        """Bytes on disk."""
+        return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+
+    def summary(self) -> pd.DataFrame:
+        """One row per layer: unit shape, units, gradients captured."""
+        rows = []
+        for layer in self.layers:
+            shape = self.unit_shape(layer)
+            rows.append({"layer": layer, "unit_shape": shape, "units": int(np.prod(shape)),
+                         "gradients": self.has_gradients(layer) if self.is_complete() else None})
+        return pd.DataFrame(rows)
+
+    def is_complete(self, epoch: int | None = None) -> bool:
+        """Whether the capture finished: of ``epoch`` (``"final"`` for the final model), or of all."""
+        complete = self._group.attrs.get("complete", {})
+        if epoch is None:
+            return bool(complete) and all(complete.values())
+        return bool(complete.get(str(epoch), False))
+
+    # ------------------------------------------------------------------ writing (capture, importers)
+    def write_samples(self, index, label, group=None, columns: Mapping[str, Sequence] | None = None) -> None:
+        """Write the sample table (overwrites earlier columns of the same names)."""
+        table: dict[str, np.ndarray] = {"index": np.asarray(index, np.int64), "label": np.asarray(label, np.int64)}
+        if group is not None:
+            table["group"] = _as_column(group)
+        for name, values in (columns or {}).items():
+            table[name] = _as_column(values)
+        n = self.n_samples
+        for name, values in table.items():
+            if values.shape != (n,):
+                raise StoreError(f"sample column {name!r} has shape {values.shape}, expected ({n},).")
+            self._write_vector(f"samples/{name}", values)
+        names = list(dict.fromkeys([*self._group.attrs.get("sample_columns", []), *table]))
+        self._group.attrs["sample_columns"] = names
+
+    def create_layer_array(self, kind: str, layer: str, epoch: int | None, dtype: str = "float32",
+                           compressor: str | None = None) -> zarr.Array:
+        """Create (or return the existing) array for ``layer`` with the store's chunking."""
+        path = self._array_path(kind, layer, epoch)
+        if path in self._group:
+            return self._group[path]
+        shape = (self.n_samples, *self.unit_shape(layer))
+        return self._group.create_array(
+            path, shape=shape, chunks=(self.chunk_rows, *shape[1:]), dtype=dtype,
+            compressors=compressor_for(compressor), fill_value=0, config=ARRAY_CONFIG,
+        )
+
+    def done_flags(self, epoch: int | None, create: bool = False) -> zarr.Array:
+        """One bool per sample chunk: written or not (each flag its own chunk, so writers never clash)."""
+        path = _slot(epoch) + "done"
+        if path not in self._group:
+            if not create:
+                raise StoreError(f"{self.path} has no capture progress for epoch {epoch}.")
+            n_chunks = -(-self.n_samples // self.chunk_rows)
+            return self._group.create_array(path, shape=(n_chunks,), chunks=(1,), dtype=bool,
+                                            fill_value=False, config=ARRAY_CONFIG)
+        return self._group[path]
+
+    def plan_slots(self, epochs: Sequence[int | None]) -> None:
+        """Record which slots (final model and/or epochs) a capture will write, all unfinished."""
+        complete = dict(self._group.attrs.get("complete", {}))
+        for e in epochs:
+            complete.setdefault("final" if e is None else str(e), False)
+        self._group.attrs["complete"] = complete
+
+    def mark_complete(self, epoch: int | None) -> None:
+        complete = dict(self._group.attrs.get("complete", {}))
+        complete["final" if epoch is None else str(epoch)] = True
+        self._group.attrs["complete"] = complete
+
+    def prediction_array(self, epoch: int | None) -> zarr.Array:
+        path = _slot(epoch) + "prediction"
+        if path not in self._group:
+            return self._group.create_array(path, shape=(self.n_samples,), chunks=(self.chunk_rows,),
+                                            dtype="int64", fill_value=-1, config=ARRAY_CONFIG)
+        return self._group[path]
+
+    def update_attrs(self, **attrs: Any) -> None:
+        self._group.attrs.update(attrs)
+
+    # ------------------------------------------------------------------ internals
+    def _write_whole(self, kind: str, layer: str, values: np.ndarray, epoch: int | None) -> None:
+        arr = self.create_layer_array(kind, layer, epoch)
+        for start in range(0, len(values), self.chunk_rows):
+            arr[start:start + self.chunk_rows] = values[start:start + self.chunk_rows]
+
+    def _write_vector(self, path: str, values: np.ndarray) -> None:
+        if path in self._group:
+            del self._group[path]
+        dtype = str if values.dtype.kind in "OUT" else values.dtype
+        # sample-aligned chunks, so parallel writers of different chunks never share one
+        rows = self._group.attrs.get("chunk_rows") or len(values)
+        arr = self._group.create_array(path, shape=values.shape, chunks=(max(1, min(rows, len(values))),),
+                                       dtype=dtype, config=ARRAY_CONFIG)
+        arr[:] = values
+
+    def _array_path(self, kind: str, layer: str, epoch: int | None) -> str:
+        return f"{_slot(epoch)}{kind}/{layer}"
+
+    def _check_layer(self, layer: str) -> str:
+        if layer not in self.layers:
+            raise LayerError(
+                f"Layer {layer!r} is not in the store {self.path}.{did_you_mean(layer, self.layers)}"
+                f" Layers stored: {', '.join(self.layers)}."
+            )
+        return layer
+
+    def _resolve_epoch(self, epoch: int | None, strict: bool = True) -> int | None:
+        if epoch is None:
+            if "acts" in self._group or not self.epochs:
+                return None
+            return self.epochs[-1]
+        if int(epoch) not in self.epochs:
+            if not strict:
+                return None
+            have = ", ".join(map(str, self.epochs)) or "none (capture with checkpoints=RUN_DIR for per-epoch data)"
+            raise StoreError(f"Epoch {epoch} is not in the store {self.path}; epochs captured: {have}.")
+        return int(epoch)
+
+    def _read(self, kind: str, layer: str, epoch: int | None) -> zarr.Array:
+        layer = self._check_layer(layer)
+        slot = self._resolve_epoch(epoch)
+        key = "final" if slot is None else str(slot)
+        if not self._group.attrs.get("complete", {}).get(key, False):
+            done = self.done_flags(slot)[:] if _slot(slot) + "done" in self._group else np.zeros(0, bool)
+            raise StoreError(
+                f"The capture into {self.path} (epoch {slot}) did not finish: {int(done.sum())} of"
+                f" {len(done)} chunks written. Run the same capture call again to resume it."
+            )
+        path = self._array_path(kind, layer, slot)
+        if path not in self._group:
+            what = "gradients" if kind == "grads" else "activations"
+            raise StoreError(
+                f"The store {self.path} holds no {what} of {layer!r}"
+                + (" (capture with gradients=True to record them)." if kind == "grads" else ".")
+            )
+        return self._group[path]
+
+    def __repr__(self) -> str:
+        ep = f", epochs={self.epochs}" if self.epochs else ""
+        return f"ActivationStore({str(self.path)!r}, n_samples={self.n_samples}, layers={self.layers}{ep})"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td><code>{layer}</code></td><td>{tuple(self.unit_shape(layer))}</td></tr>"
+            for layer in self.layers
+        )
+        ep = f" · epochs {self.epochs[0]}–{self.epochs[-1]}" if self.epochs else ""
+        return (f"<div><b>ActivationStore</b> <code>{self.path}</code>: {self.n_samples} samples,"
+                f" {len(self.layers)} layers{ep}<table><tr><th>layer</th><th>unit shape</th></tr>{rows}"
+                "</table></div>")
+
+
+def _as_column(values: Sequence | np.ndarray) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.dtype.kind in "OU":
+        arr = arr.astype(str)
+    return arr
+
+
+def _provenance() -> dict[str, Any]:
+    import platform
+    from importlib import metadata
+
+    versions = {}
+    for pkg in ("neuralatlas", "numpy", "zarr", "torch"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return {"versions": versions, "python": platform.python_version()}
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
