@@ -17,6 +17,7 @@ _EXPORTS: dict[str, str] = {
     "ArrayDataset": "neuralatlas.data.dataset",
     "ActivationStore": "neuralatlas.store",
     "capture": "neuralatlas.capture",
+    "digits": "neuralatlas.data",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -170,13 +170,16 @@ class Recorder:
             if self.calls[layer] > 1 and self.repeated == "first":
                 return None
             tensor = select_tensor(output, self._selector(layer), what=f"output of layer {layer!r}")
+            if self.keep_graph and not tensor.requires_grad and tensor.is_floating_point():
+                # Nothing upstream is on the graph (integer inputs, frozen weights): start it here.
+                tensor = tensor.detach().requires_grad_(True)
             if self.sink is not None:
                 self.sink(layer, tensor)
             if self.keep_graph:
                 self.outputs[layer] = tensor
             elif self.sink is None:
                 self.outputs[layer] = tensor.detach().clone()
-            if self.keep_graph and tensor.requires_grad:
+            if self.keep_graph:
                 # Later in-place ops (ReLU(inplace=True)) would otherwise change the recorded
                 # tensor and the meaning of its gradient; the network goes on with a copy.
                 return replace_tensor(output, tensor.clone(), self._selector(layer))

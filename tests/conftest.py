@@ -1,0 +1,67 @@
+"""Shared fixtures: digits, and trained digits models with a per-epoch store of their activations.
+
+Training and capture run once per test session (a few seconds on 2 cores).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+EPOCHS = 8
+
+
+@dataclass
+class TrainedRun:
+    model: object
+    run_dir: Path
+    store: object
+    train: object
+    test: object
+    metrics: list
+
+
+@pytest.fixture(scope="session")
+def digits_data():
+    from neuralatlas.data import digits
+
+    return digits()
+
+
+def _trained(kind: str, tmp_path_factory, digits_data) -> TrainedRun:
+    import torch
+
+    from neuralatlas import capture
+    from neuralatlas.zoo import build, train
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    train_set, test_set = digits_data
+    run_dir = tmp_path_factory.mktemp(f"{kind}_run")
+    model = build(kind, seed=0)
+    result = train(model, train_set, test_set, epochs=EPOCHS, run_dir=run_dir, seed=0, lr=3e-3)
+    model.eval()
+    store = capture(model, test_set, layers=None, out=run_dir / "acts.zarr", gradients=True,
+                    target="label", checkpoints=run_dir, batch_size=128)
+    return TrainedRun(model, run_dir, store, train_set, test_set, result.metrics)
+
+
+@pytest.fixture(scope="session")
+def trained_mlp_run(tmp_path_factory, digits_data) -> TrainedRun:
+    return _trained("mlp", tmp_path_factory, digits_data)
+
+
+@pytest.fixture(scope="session")
+def trained_cnn_run(tmp_path_factory, digits_data) -> TrainedRun:
+    return _trained("cnn", tmp_path_factory, digits_data)
+
+
+@pytest.fixture(scope="session")
+def untrained_cnn():
+    from neuralatlas.zoo import build
+
+    return build("cnn", seed=0).eval()
