@@ -29,7 +29,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
-out = Console()
+stdout = Console()
 
 
 def friendly_errors(fn: Callable) -> Callable:
@@ -83,7 +83,7 @@ def layers(
     for row in layer_table(net, tuple(shape)):
         table.add_row(row["name"], row["type"], str(tuple(row["output_shape"])) if row["output_shape"] else "-",
                       f"{row['n_params']:,}")
-    out.print(table)
+    stdout.print(table)
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
@@ -91,3 +91,153 @@ def _parse_shape(text: str) -> tuple[int, ...]:
         return tuple(int(x) for x in text.replace("x", ",").split(",") if x.strip())
     except ValueError:
         raise typer.BadParameter(f"input shape {text!r} is not a list of integers like 1,8,8") from None
+
+
+@app.command()
+@friendly_errors
+def train(
+    model: Annotated[str, typer.Argument(help="A built-in model (mlp, cnn, vgg) or 'package.module:function'.")],
+    out: Annotated[Path, typer.Option(help="Run folder for checkpoints and metrics.")] = Path("runs/train"),
+    data: Annotated[str, typer.Option(help="Data set: digits, xor, circles, moons, spirals, mnist, fashion_mnist, cifar10, image_folder.")] = "digits",
+    data_path: Annotated[Optional[Path], typer.Option(help="Folder or file of the data set, for data on disk.")] = None,
+    epochs: int = 10,
+    lr: float = 3e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+    restarts: Annotated[int, typer.Option(help="Retrain from a new initialisation up to this many times...")] = 0,
+    target_accuracy: Annotated[Optional[float], typer.Option(help="...while the final accuracy is below this.")] = None,
+) -> None:
+    """Train a model with a checkpoint and metrics for every epoch (epoch 0 = untrained)."""
+    from neuralatlas.data import load
+    from neuralatlas.zoo import build
+    from neuralatlas.zoo import train as train_model
+
+    train_set, test_set = load(data, path=data_path)
+    kwargs = {"input_shape": train_set.input_shape, "n_classes": train_set.n_classes} if ":" not in model else {}
+    net = build(model, seed=seed, **kwargs)
+    with progress_bar(f"training {model} on {data}", total=epochs) as update:
+        result = train_model(net, train_set, test_set, epochs=epochs, run_dir=out, lr=lr,
+                             batch_size=batch_size, seed=seed, restarts=restarts,
+                             target_accuracy=target_accuracy, progress=lambda e, n, m: update(e, n))
+    last = result.metrics[-1]
+    tries = f" after {result.tries} tries" if result.tries > 1 else ""
+    out_msg = f"test accuracy {last.get('test_accuracy', float('nan')):.3f}{tries}; checkpoints in {out / 'checkpoints'}"
+    if target_accuracy is not None and not result.reached_target:
+        out_msg += f" [yellow](target {target_accuracy} not reached)[/]"
+    console.print(out_msg)
+
+
+@app.command("capture")
+@friendly_errors
+def capture_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder made by `neuralatlas train` (model.json, checkpoints/).")],
+    layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layer name or glob; repeat for more. Default: every leaf layer.")] = None,
+    data: str = "digits",
+    data_path: Optional[Path] = None,
+    split: Annotated[str, typer.Option(help="test or train")] = "test",
+    gradients: Annotated[bool, typer.Option(help="Also capture gradients of the target.")] = True,
+    target: Annotated[str, typer.Option(help="label, prediction, loss, or a class index.")] = "label",
+    per_epoch: Annotated[bool, typer.Option(help="Capture every checkpoint epoch.")] = True,
+    batch_size: int = 256,
+    device: Optional[str] = None,
+    overwrite: bool = False,
+) -> None:
+    """Capture activations (and gradients) of a trained run into RUN_DIR/acts.zarr; resumes if interrupted."""
+    from neuralatlas.capture import capture
+    from neuralatlas.data import load
+    from neuralatlas.zoo import list_checkpoints, load_run
+
+    model, _ = load_run(run_dir)
+    train_set, test_set = load(data, path=data_path)
+    dataset = test_set if split == "test" else train_set
+    tgt: str | int = int(target) if target.lstrip("-").isdigit() else target
+    checkpoints = run_dir if per_epoch and list_checkpoints(run_dir) else None
+    with progress_bar(f"capturing {run_dir.name}") as update:
+        store = capture(model, dataset, layers=layers, out=run_dir / "acts.zarr", gradients=gradients,
+                        target=tgt, batch_size=batch_size, device=device, checkpoints=checkpoints,
+                        overwrite=overwrite, progress=update)
+    console.print(f"{store.n_samples} samples × {len(store.layers)} layers"
+                  f"{f' × {len(store.epochs)} epochs' if store.epochs else ''} → {store.path}"
+                  f" ({store.nbytes() / 2**20:.1f} MiB)")
+
+
+class _RichReporter:
+    """Draws a run's steps: one line per step, a progress bar while one runs."""
+
+    def __init__(self) -> None:
+        self.bar: Progress | None = None
+        self.task = None
+
+    def step_started(self, step: str) -> None:
+        self._close()
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=console, transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task(step, total=None)
+
+    def progress(self, done: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, total=total)
+
+    def message(self, text: str) -> None:
+        console.print(text)
+
+    def step_finished(self, record) -> None:
+        self._close()
+        mark = {"ran": "[green]✓[/]", "cached": "[dim]·[/]", "skipped": "[dim]-[/]"}[record.status]
+        took = f" [dim]{record.seconds:.1f}s[/]" if record.status == "ran" else f" [dim]({record.status})[/]"
+        console.print(f"{mark} {record.step}{took}")
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+@app.command("run")
+@friendly_errors
+def run_cmd(
+    config: Annotated[Path, typer.Argument(help="A run configuration (YAML); see examples/.")],
+    only: Annotated[Optional[list[str]], typer.Option(help="Run only this step (train, capture, an analysis, report); repeatable.")] = None,
+    force: Annotated[Optional[list[str]], typer.Option(help="Rerun this step even if cached; repeatable.")] = None,
+) -> None:
+    """Run a configuration: train or load → capture → analyses → report, redoing only what changed."""
+    from neuralatlas.config import load_config
+    from neuralatlas.pipeline import Pipeline
+
+    cfg = load_config(config)
+    _run_pipeline(Pipeline(cfg, only=only, force=force or (), reporter=_RichReporter()))
+
+
+@app.command()
+@friendly_errors
+def demo(
+    out: Annotated[Path, typer.Option(help="Where the demo run goes.")] = Path("runs/demo"),
+    epochs: Annotated[int, typer.Option(help="Training epochs of each model.")] = 10,
+) -> None:
+    """The built-in demo: an MLP and a CNN on digits, every analysis, one HTML report."""
+    from neuralatlas.pipeline import Pipeline, demo_config
+
+    _run_pipeline(Pipeline(demo_config(out, epochs=epochs), reporter=_RichReporter()))
+
+
+def _run_pipeline(pipeline) -> None:
+    import time
+
+    start = time.perf_counter()
+    result = pipeline.run()
+    table = Table(title=f"neuralatlas run: {result.out}")
+    for col in ("model", "test accuracy", "store", "layers × epochs"):
+        table.add_column(col)
+    for name, summary in result.summaries.items():
+        tr, cap = summary.get("train") or {}, summary.get("capture") or {}
+        acc = tr.get("test_accuracy")
+        table.add_row(name, f"{acc:.3f}" if isinstance(acc, float) else "-",
+                      f"{(cap.get('bytes') or 0) / 2**20:.1f} MiB" if cap else "-",
+                      f"{len(cap.get('layers', []))} × {max(1, len(cap.get('epochs', [])))}" if cap else "-")
+    stdout.print(table)
+    for name in result.summaries:
+        stdout.print(f"  {name}: run folder {result.out / name}  (store {result.out / name / 'acts.zarr'})")
+    if result.report is not None:
+        stdout.print(f"[bold]report:[/] {result.report.resolve()}")
+    stdout.print(f"{len(result.ran)} steps ran, {len(result.cached)} cached, in {time.perf_counter() - start:.1f} s")

@@ -1,0 +1,223 @@
+"""A run's configuration: pydantic models, read from YAML with errors that name the line.
+
+Example ``run.yaml``::
+
+    name: digits-study
+    out: runs/digits-study
+    data: {name: digits}
+    models:
+      - name: cnn
+        model: cnn                      # built-in, or "package.module:function"
+        train: {epochs: 10}
+        layers: ["conv*", "fc1"]
+    capture: {gradients: true, per_epoch: true}
+    analyses:
+      naps: {by: label}
+      projection: {method: tsne, n: 450}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from neuralatlas.errors import ConfigError, did_you_mean
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    """Where the data comes from: a built-in set or a loader with the path of the user's files."""
+
+    name: str = "digits"
+    path: Path | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(10, ge=0)
+    lr: float = Field(3e-3, gt=0)
+    batch_size: int = Field(64, ge=1)
+    seed: int = 0
+    restarts: int = Field(0, ge=0)
+    target_accuracy: float | None = Field(None, ge=0, le=1)
+
+
+class ModelConfig(_Strict):
+    """One model of the run: how to build it, whether to train it, which layers to study."""
+
+    name: str
+    model: str = Field(..., description="built-in name (mlp, cnn, vgg, vgg16) or 'package.module:function'")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    checkpoint: Path | None = Field(None, description="weights to load instead of training")
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    layers: list[str] | None = Field(None, description="names or glob patterns; default every leaf layer")
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, v: str) -> str:
+        if not v or "/" in v or v.startswith("."):
+            raise ValueError("must be a plain folder name (no '/', not starting with '.')")
+        return v
+
+
+class CaptureConfig(_Strict):
+    split: Literal["test", "train"] = "test"
+    n: int | None = Field(None, ge=1, description="first n samples of the split; default all")
+    gradients: bool = True
+    target: str | int = "label"
+    per_epoch: bool = True
+    batch_size: int = Field(256, ge=1)
+    reduce: str | dict[str, str] | None = None
+
+
+class ReportConfig(_Strict):
+    html: bool = True
+    latex: bool = False
+
+
+class RunConfig(_Strict):
+    """The whole run: data, models, capture, analyses with their parameters, output folder."""
+
+    name: str = "run"
+    out: Path = Path("runs/run")
+    seed: int = 0
+    data: DataConfig = Field(default_factory=DataConfig)
+    models: list[ModelConfig]
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
+    analyses: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, v: list[ModelConfig]) -> list[ModelConfig]:
+        names = [m.name for m in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be unique, got {names}")
+        if not v:
+            raise ValueError("at least one model is needed")
+        return v
+
+
+def load_config(source: str | Path | dict[str, Any], *, base_dir: Path | None = None) -> RunConfig:
+    """Read and validate a run configuration from a YAML file, YAML text or a dict.
+
+    Errors name the offending key with its line in the file, what was wrong, and a suggestion.
+    Relative paths in the file are taken relative to the file's folder.
+
+    Raises
+    ------
+    ConfigError
+    """
+    from neuralatlas.pipeline import ANALYSES
+
+    text, where = None, "config"
+    if isinstance(source, dict):
+        raw = source
+    else:
+        path = Path(source) if not (isinstance(source, str) and "\n" in source) else None
+        if path is not None:
+            if not path.exists():
+                raise ConfigError(f"Config file {path} does not exist.")
+            text, where = path.read_text(), str(path)
+            base_dir = base_dir or path.parent
+        else:
+            text = str(source)
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{where}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: the top level must be a mapping of keys (name, data, models, ...).")
+    try:
+        config = RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_explain(err, text, where)) from None
+    unknown = [name for name in config.analyses if name not in ANALYSES]
+    if unknown:
+        name = unknown[0]
+        raise ConfigError(
+            f"{where}{_line(text, ['analyses', name])}: unknown analysis {name!r}."
+            f"{did_you_mean(name, ANALYSES)} Available: {', '.join(ANALYSES)}."
+        )
+    if base_dir is not None:
+        config = _rebase(config, base_dir)
+    return config
+
+
+def _rebase(config: RunConfig, base: Path) -> RunConfig:
+    def fix(p: Path | None) -> Path | None:
+        return p if p is None or p.is_absolute() else base / p
+
+    config.data.path = fix(config.data.path)
+    for m in config.models:
+        m.checkpoint = fix(m.checkpoint)
+    return config
+
+
+def _explain(err: ValidationError, text: str | None, where: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = [str(x) for x in e["loc"]]
+        key = ".".join(loc)
+        at = _line(text, loc)
+        if e["type"] == "extra_forbidden":
+            valid = _fields_at(loc[:-1])
+            lines.append(f"{where}{at}: unknown key {key!r}.{did_you_mean(loc[-1], valid)}"
+                         f" Valid keys here: {', '.join(valid)}.")
+        elif e["type"] == "missing":
+            lines.append(f"{where}{at}: {key!r} is required.")
+        else:
+            lines.append(f"{where}{at}: {key}: {e['msg']} (got {e.get('input')!r}).")
+    return "\n".join(lines)
+
+
+def _fields_at(loc: list[str]) -> list[str]:
+    model: type[BaseModel] = RunConfig
+    for part in loc:
+        if part.isdigit():
+            continue
+        field = model.model_fields.get(part)
+        ann = getattr(field, "annotation", None)
+        inner = getattr(ann, "__args__", None)
+        candidates = [ann, *(inner or [])]
+        nxt = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if nxt is None:
+            return []
+        model = nxt
+    return list(model.model_fields)
+
+
+def _line(text: str | None, loc: list[str]) -> str:
+    """':LINE' of the deepest key of ``loc`` found in the YAML text (or '')."""
+    if not text:
+        return ""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return ""
+    mark = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == part:
+                    mark, node = key.start_mark, value
+                    break
+            else:
+                break
+        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            node = node.value[int(part)]
+            mark = node.start_mark
+        else:
+            break
+    return f":{mark.line + 1}" if mark is not None else ""
+
+
+def dump_config(config: RunConfig) -> str:
+    """The configuration as YAML (written into the run folder for provenance)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,327 @@
+"""The steps of a run, in order, each cached by a hash of its inputs and settings.
+
+train (or load) → capture → analyses → report. A re-run with nothing changed does no work;
+changing one analysis' parameters reruns that analysis and the report only; a run killed
+mid-way resumes (a step is recorded as done only after it finished, and capture itself
+resumes chunk by chunk).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from neuralatlas.config import ModelConfig, RunConfig, dump_config
+from neuralatlas.errors import ConfigError, NeuralAtlasError
+
+# name -> "module:function" of the step that runs it; steps run in this order.
+# A step function is ``fn(ctx: ModelRun, params: dict, progress) -> dict`` (its summary).
+ANALYSES: dict[str, str] = {}
+
+STATE_FILE = ".neuralatlas/steps.json"
+
+
+@dataclass
+class StepRecord:
+    step: str
+    status: str  # "ran" or "cached"
+    seconds: float = 0.0
+
+
+class Reporter:
+    """What a run tells its caller; the CLI draws it with rich, tests count it."""
+
+    def step_started(self, step: str) -> None: ...
+    def step_finished(self, record: StepRecord) -> None: ...
+    def progress(self, done: int, total: int) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+@dataclass
+class ModelRun:
+    """One model's part of a run: its folder, data, model and store, loaded when first needed."""
+
+    name: str
+    config: ModelConfig
+    run: RunConfig
+    run_dir: Path
+    _data: tuple[Any, Any] | None = None
+    _model: Any = None
+
+    @property
+    def data(self) -> tuple[Any, Any]:
+        if self._data is None:
+            self._data = load_data(self.run)
+        return self._data
+
+    @property
+    def capture_data(self) -> Any:
+        train, test = self.data
+        data = test if self.run.capture.split == "test" else train
+        n = self.run.capture.n
+        return data.subset(slice(0, n)) if n is not None and n < len(data) else data
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = build_model(self.config)
+            weights = self.config.checkpoint
+            from neuralatlas.zoo import list_checkpoints, load_checkpoint
+
+            if weights is not None:
+                load_checkpoint(self._model, weights)
+            elif list_checkpoints(self.run_dir):
+                load_checkpoint(self._model, self.run_dir)
+            self._model.eval()
+        return self._model
+
+    @property
+    def store(self) -> Any:
+        from neuralatlas.store import ActivationStore
+
+        return ActivationStore.open(self.run_dir / "acts.zarr")
+
+    def results_dir(self, analysis: str) -> Path:
+        path = self.run_dir / "results" / analysis
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def figures_dir(self, analysis: str) -> Path:
+        path = self.run_dir / "figures" / analysis
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def load_data(config: RunConfig) -> tuple[Any, Any]:
+    from neuralatlas.data import load
+
+    opts = dict(config.data.options)
+    return load(config.data.name, path=config.data.path, **opts)
+
+
+def build_model(config: ModelConfig) -> Any:
+    from neuralatlas.zoo import build
+
+    return build(config.model, **config.kwargs)
+
+
+def _hash(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Pipeline:
+    """Runs a :class:`RunConfig` step by step with caching.
+
+    Parameters
+    ----------
+    config : RunConfig
+    only : iterable of str, optional
+        Run only these steps (``train``, ``capture``, an analysis name, ``report``); the
+        others must be cached already or are skipped.
+    force : iterable of str, optional
+        Rerun these steps even when cached.
+    reporter : Reporter, optional
+    """
+
+    def __init__(self, config: RunConfig, *, only: Iterable[str] | None = None,
+                 force: Iterable[str] = (), reporter: Reporter | None = None):
+        self.config = config
+        self.only = set(only) if only else None
+        self.force = set(force)
+        self.reporter = reporter or Reporter()
+        self.out = Path(config.out)
+        self.records: list[StepRecord] = []
+        valid = {"train", "capture", "report", *ANALYSES}
+        for name in (self.only or set()) | self.force:
+            if name not in valid:
+                from neuralatlas.errors import did_you_mean
+
+                raise ConfigError(f"Unknown step {name!r}.{did_you_mean(name, valid)} Steps: {', '.join(sorted(valid))}.")
+
+    # -------------------------------------------------------------- state
+    def _state(self) -> dict[str, Any]:
+        path = self.out / STATE_FILE
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def _save_state(self, state: dict[str, Any]) -> None:
+        path = self.out / STATE_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(path)  # atomic: a kill never leaves half a state file
+
+    def _step(self, step_id: str, kind: str, key: str, fn: Callable[[], Any]) -> tuple[str, Any]:
+        state = self._state()
+        cached = state.get(step_id, {})
+        wanted = self.only is None or kind in self.only
+        if cached.get("key") == key and kind not in self.force:
+            record = StepRecord(step_id, "cached")
+            self.records.append(record)
+            self.reporter.step_finished(record)
+            return key, cached.get("summary")
+        if not wanted:
+            record = StepRecord(step_id, "skipped")
+            self.records.append(record)
+            self.reporter.step_finished(record)
+            return key, cached.get("summary")
+        self.reporter.step_started(step_id)
+        start = time.perf_counter()
+        summary = fn()
+        record = StepRecord(step_id, "ran", time.perf_counter() - start)
+        state = self._state()
+        state[step_id] = {"key": key, "summary": summary, "seconds": record.seconds}
+        self._save_state(state)
+        self.records.append(record)
+        self.reporter.step_finished(record)
+        return key, summary
+
+    # -------------------------------------------------------------- the run
+    def run(self) -> RunResult:
+        """Run every step in order; returns what ran, what was cached, and where things are."""
+        import importlib
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.yaml").write_text(dump_config(self.config))
+        summaries: dict[str, dict[str, Any]] = {}
+        keys = []
+        for mcfg in self.config.models:
+            ctx = ModelRun(mcfg.name, mcfg, self.config, self.out / mcfg.name)
+            ctx.run_dir.mkdir(parents=True, exist_ok=True)
+            model_summary: dict[str, Any] = {}
+            data_key = _hash(self.config.data.model_dump(mode="json"))
+            train_key, model_summary["train"] = self._step(
+                f"{mcfg.name}/train", "train",
+                _hash("train", data_key, mcfg.model, mcfg.kwargs, str(mcfg.checkpoint),
+                      mcfg.train.model_dump()),
+                lambda: self._train(ctx))
+            capture_key, model_summary["capture"] = self._step(
+                f"{mcfg.name}/capture", "capture",
+                _hash("capture", train_key, mcfg.layers, self.config.capture.model_dump()),
+                lambda: self._capture(ctx))
+            for name, params in self._analyses():
+                module, _, func = ANALYSES[name].partition(":")
+                fn = getattr(importlib.import_module(module), func)
+                key, model_summary[name] = self._step(
+                    f"{mcfg.name}/{name}", name, _hash(name, capture_key, params),
+                    lambda fn=fn, params=params: fn(ctx, params, self.reporter))
+                keys.append(key)
+            keys.extend([train_key, capture_key])
+            summaries[mcfg.name] = model_summary
+        report_path = self.out / "report.html"
+        if self.config.report.html:
+            self._step("report", "report", _hash("report", keys, self._report_version()),
+                       lambda: self._report(report_path))
+        return RunResult(self.out, self.records, summaries, report_path if report_path.exists() else None)
+
+    def _analyses(self) -> list[tuple[str, dict[str, Any]]]:
+        chosen = self.config.analyses
+        return [(name, chosen[name]) for name in ANALYSES if name in chosen]
+
+    @staticmethod
+    def _report_version() -> str:
+        from neuralatlas import __version__
+
+        return __version__
+
+    def _train(self, ctx: ModelRun) -> dict[str, Any]:
+        from neuralatlas.zoo import train
+
+        cfg = ctx.config
+        model = build_model(cfg)
+        if cfg.checkpoint is not None:
+            from neuralatlas.zoo import load_checkpoint
+
+            load_checkpoint(model, cfg.checkpoint)
+            ctx._model = model.eval()
+            return {"loaded": str(cfg.checkpoint)}
+        train_set, test_set = ctx.data
+        t = cfg.train
+        result = train(model, train_set, test_set, epochs=t.epochs, run_dir=ctx.run_dir, lr=t.lr,
+                       batch_size=t.batch_size, seed=t.seed, restarts=t.restarts,
+                       target_accuracy=t.target_accuracy,
+                       progress=lambda e, n, m: self.reporter.progress(e, n))
+        ctx._model = result.model.eval()
+        last = result.metrics[-1]
+        return {"epochs": t.epochs, "tries": result.tries, "test_accuracy": last.get("test_accuracy"),
+                "train_accuracy": last.get("train_accuracy")}
+
+    def _capture(self, ctx: ModelRun) -> dict[str, Any]:
+        from neuralatlas.capture import capture
+        from neuralatlas.zoo import list_checkpoints
+
+        c = self.config.capture
+        per_epoch = c.per_epoch and bool(list_checkpoints(ctx.run_dir))
+        store = capture(ctx.model, ctx.capture_data, layers=ctx.config.layers, out=ctx.run_dir / "acts.zarr",
+                        gradients=c.gradients, target=c.target, batch_size=c.batch_size, reduce=c.reduce,
+                        checkpoints=ctx.run_dir if per_epoch else None,
+                        overwrite=False, progress=self.reporter.progress)
+        return {"layers": store.layers, "n_samples": store.n_samples, "epochs": store.epochs,
+                "bytes": store.nbytes()}
+
+    def _report(self, path: Path) -> dict[str, Any]:
+        try:
+            from neuralatlas.report import write_report
+        except ImportError:
+            return {"skipped": "the report module is not available"}
+        write_report(self.out, path)
+        return {"path": str(path)}
+
+
+@dataclass
+class RunResult:
+    """What a run did: where it wrote, which steps ran or were cached, headline numbers."""
+
+    out: Path
+    steps: list[StepRecord]
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    report: Path | None = None
+
+    @property
+    def ran(self) -> list[str]:
+        return [s.step for s in self.steps if s.status == "ran"]
+
+    @property
+    def cached(self) -> list[str]:
+        return [s.step for s in self.steps if s.status == "cached"]
+
+
+def run(config: RunConfig | str | Path | dict[str, Any], **kwargs: Any) -> RunResult:
+    """Run a configuration (a :class:`RunConfig`, a YAML path, or a dict) with caching.
+
+    Examples
+    --------
+    >>> result = run("examples/digits.yaml")            # doctest: +SKIP
+    >>> result.report
+    PosixPath('runs/digits/report.html')
+    """
+    from neuralatlas.config import load_config
+
+    if not isinstance(config, RunConfig):
+        config = load_config(config)
+    try:
+        return Pipeline(config, **kwargs).run()
+    except NeuralAtlasError:
+        raise
+
+
+def demo_config(out: str | Path = "runs/demo", epochs: int = 10) -> RunConfig:
+    """The built-in demo: an MLP and a CNN on digits, every analysis that exists."""
+    from neuralatlas.config import load_config
+
+    return load_config({
+        "name": "demo",
+        "out": str(out),
+        "data": {"name": "digits"},
+        "models": [
+            {"name": "mlp", "model": "mlp", "train": {"epochs": epochs, "lr": 3e-3}},
+            {"name": "cnn", "model": "cnn", "train": {"epochs": epochs, "lr": 3e-3}},
+        ],
+        "capture": {"gradients": True, "per_epoch": True},
+        "analyses": {name: {} for name in ANALYSES},
+    })
