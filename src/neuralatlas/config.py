@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from neuralatlas.errors import ConfigError, did_you_mean
 
@@ -92,6 +92,12 @@ class RunConfig(_Strict):
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
     analyses: dict[str, dict[str, Any]] = Field(default_factory=dict)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    _source_text: str | None = PrivateAttr(None)
+    _source_name: str = PrivateAttr("config")
+
+    def where(self, *loc: str | int) -> str:
+        """'FILE:LINE' of a key (for errors found after validation, e.g. an unknown layer)."""
+        return f"{self._source_name}{_line(self._source_text, [str(x) for x in loc])}"
 
     @field_validator("models")
     @classmethod
@@ -147,6 +153,7 @@ def load_config(source: str | Path | dict[str, Any], *, base_dir: Path | None = 
         )
     if base_dir is not None:
         config = _rebase(config, base_dir)
+    config._source_text, config._source_name = text, where
     return config
 
 

@@ -21,7 +21,7 @@ from neuralatlas.errors import ConfigError, NeuralAtlasError
 
 # name -> "module:function" of the step that runs it; steps run in this order.
 # A step function is ``fn(ctx: ModelRun, params: dict, progress) -> dict`` (its summary).
-ANALYSES: dict[str, str] = {}
+ANALYSES: dict[str, str | Callable[..., dict[str, Any]]] = {}
 
 STATE_FILE = ".neuralatlas/steps.json"
 
@@ -69,7 +69,7 @@ class ModelRun:
     @property
     def model(self) -> Any:
         if self._model is None:
-            self._model = build_model(self.config)
+            self._model = build_model(self.config, self.data[0])
             weights = self.config.checkpoint
             from neuralatlas.zoo import list_checkpoints, load_checkpoint
 
@@ -104,10 +104,17 @@ def load_data(config: RunConfig) -> tuple[Any, Any]:
     return load(config.data.name, path=config.data.path, **opts)
 
 
-def build_model(config: ModelConfig) -> Any:
-    from neuralatlas.zoo import build
+def build_model(config: ModelConfig, data: Any) -> Any:
+    """Build the model; built-in models take their input shape and classes from the data."""
+    from neuralatlas.zoo import BUILTIN_MODELS, build
 
-    return build(config.model, **config.kwargs)
+    kwargs = dict(config.kwargs)
+    if config.model in BUILTIN_MODELS and config.model != "vgg16":
+        kwargs.setdefault("input_shape", tuple(data.input_shape))
+        kwargs.setdefault("n_classes", data.n_classes)
+    if config.model in BUILTIN_MODELS:
+        kwargs.setdefault("seed", config.train.seed)
+    return build(config.model, **kwargs)
 
 
 def _hash(*parts: Any) -> str:
@@ -182,10 +189,34 @@ class Pipeline:
         return key, summary
 
     # -------------------------------------------------------------- the run
+    def validate(self) -> None:
+        """Check what can be checked before any work: data files, models, layer names."""
+        from neuralatlas.capture import resolve_layers
+        from neuralatlas.errors import DataError, LayerError
+
+        cfg = self.config
+        try:
+            train_set, _ = load_data(cfg)
+        except DataError as err:
+            raise ConfigError(f"{cfg.where('data', 'path' if cfg.data.path else 'name')}: {err}") from None
+        for i, mcfg in enumerate(cfg.models):
+            try:
+                model = build_model(mcfg, train_set)
+            except NeuralAtlasError as err:
+                raise ConfigError(f"{cfg.where('models', i, 'model')}: {err}") from None
+            if mcfg.checkpoint is not None and not Path(mcfg.checkpoint).exists():
+                raise ConfigError(f"{cfg.where('models', i, 'checkpoint')}: checkpoint file"
+                                  f" {mcfg.checkpoint} does not exist.")
+            try:
+                resolve_layers(model, mcfg.layers)
+            except LayerError as err:
+                raise ConfigError(f"{cfg.where('models', i, 'layers')}: {err}") from None
+
     def run(self) -> RunResult:
         """Run every step in order; returns what ran, what was cached, and where things are."""
         import importlib
 
+        self.validate()
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.yaml").write_text(dump_config(self.config))
         summaries: dict[str, dict[str, Any]] = {}
@@ -205,8 +236,10 @@ class Pipeline:
                 _hash("capture", train_key, mcfg.layers, self.config.capture.model_dump()),
                 lambda: self._capture(ctx))
             for name, params in self._analyses():
-                module, _, func = ANALYSES[name].partition(":")
-                fn = getattr(importlib.import_module(module), func)
+                fn = ANALYSES[name]
+                if isinstance(fn, str):
+                    module, _, func = fn.partition(":")
+                    fn = getattr(importlib.import_module(module), func)
                 key, model_summary[name] = self._step(
                     f"{mcfg.name}/{name}", name, _hash(name, capture_key, params),
                     lambda fn=fn, params=params: fn(ctx, params, self.reporter))
@@ -233,7 +266,7 @@ class Pipeline:
         from neuralatlas.zoo import train
 
         cfg = ctx.config
-        model = build_model(cfg)
+        model = build_model(cfg, ctx.data[0])
         if cfg.checkpoint is not None:
             from neuralatlas.zoo import load_checkpoint
 
