@@ -18,6 +18,14 @@ _EXPORTS: dict[str, str] = {
     "ActivationStore": "neuralatlas.store",
     "capture": "neuralatlas.capture",
     "digits": "neuralatlas.data",
+    "build": "neuralatlas.zoo",
+    "train": "neuralatlas.zoo",
+    "load_run": "neuralatlas.zoo",
+    "visualize_feature": "neuralatlas.featurevis",
+    "deepdream": "neuralatlas.featurevis",
+    "objectives": "neuralatlas.featurevis",
+    "architecture": "neuralatlas.architecture",
+    "summary": "neuralatlas.architecture",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

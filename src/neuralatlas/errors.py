@@ -29,6 +29,14 @@ class StoreError(NeuralAtlasError, RuntimeError):
     """An activation store is missing, incomplete or written by other arguments."""
 
 
+class StoreMismatchError(StoreError):
+    """A store exists at the path but was written with other capture arguments."""
+
+
+class ModelError(NeuralAtlasError, ValueError):
+    """A model name, spec, builder argument, weights file or checkpoint is wrong."""
+
+
 class ConfigError(NeuralAtlasError, ValueError):
     """A run configuration is invalid."""
 

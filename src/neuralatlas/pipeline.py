@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from neuralatlas.config import ModelConfig, RunConfig, dump_config
-from neuralatlas.errors import ConfigError, NeuralAtlasError
+from neuralatlas.errors import ConfigError, NeuralAtlasError, StoreMismatchError
 
 # name -> "module:function" of the step that runs it; steps run in this order.
 # A step function is ``fn(ctx: ModelRun, params: dict, progress) -> dict`` (its summary).
@@ -290,10 +290,15 @@ class Pipeline:
 
         c = self.config.capture
         per_epoch = c.per_epoch and bool(list_checkpoints(ctx.run_dir))
-        store = capture(ctx.model, ctx.capture_data, layers=ctx.config.layers, out=ctx.run_dir / "acts.zarr",
-                        gradients=c.gradients, target=c.target, batch_size=c.batch_size, reduce=c.reduce,
-                        checkpoints=ctx.run_dir if per_epoch else None,
-                        overwrite=False, progress=self.reporter.progress)
+        kwargs = dict(layers=ctx.config.layers, out=ctx.run_dir / "acts.zarr", gradients=c.gradients,
+                      target=c.target, batch_size=c.batch_size, reduce=c.reduce,
+                      checkpoints=ctx.run_dir if per_epoch else None, progress=self.reporter.progress)
+        try:  # resume an interrupted capture of the same settings ...
+            store = capture(ctx.model, ctx.capture_data, overwrite=False, **kwargs)
+        except StoreMismatchError:
+            # ... but a store of an earlier configuration (this step's key changed) is replaced
+            self.reporter.message(f"replacing {ctx.run_dir / 'acts.zarr'}: its settings changed")
+            store = capture(ctx.model, ctx.capture_data, overwrite=True, **kwargs)
         return {"layers": store.layers, "n_samples": store.n_samples, "epochs": store.epochs,
                 "bytes": store.nbytes()}
 

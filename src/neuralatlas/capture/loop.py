@@ -14,7 +14,7 @@ from torch import nn
 
 from neuralatlas.capture.hooks import (REDUCTIONS, SPATIAL_REDUCTIONS, Recorder, preserved,
                                        resolve_layers, select_tensor)
-from neuralatlas.errors import CaptureError, DataError, StoreError
+from neuralatlas.errors import CaptureError, DataError, StoreError, StoreMismatchError
 from neuralatlas.store.core import ActivationStore, chunk_rows_for
 
 Target = str | int | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -255,6 +255,7 @@ def capture(
     chunk_rows: int | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
+    client: Any = None,
 ) -> ActivationStore:
     """Capture the activations (and gradients) of ``layers`` over ``data`` into a zarr store.
 
@@ -309,6 +310,11 @@ def capture(
         Replace an existing store at ``out`` instead of resuming it.
     progress : callable(done_rows, total_rows), optional
         Called after every chunk (the CLI draws a progress bar from it).
+    client : dask.distributed.Client, optional
+        Shard the data set across the cluster's workers: each writes its own chunks of the same
+        store (no locks: chunks are disjoint), and a shard lost with a worker is recomputed.
+        The store path must be on storage every worker sees (a network file system, or an
+        object-store URL zarr understands). Needs ``neuralatlas[distributed]``.
 
     Returns
     -------
@@ -334,6 +340,9 @@ def capture(
     (450, 64)
     """
     source = as_source(data, batch_size)
+    if client is not None and isinstance(source, _LoaderSource):
+        raise DataError("A DataLoader cannot be split across workers; pass its dataset (a map-style"
+                        " Dataset or a neuralatlas data set) and batch_size= instead.")
     if source.n == 0:
         raise DataError("The data set is empty; nothing to capture.")
     names = resolve_layers(model, layers)
@@ -364,7 +373,7 @@ def capture(
             "n_samples": source.n,
             "data": source.fingerprint(),
             "weights": (_weights_fingerprint(model) if checkpoints is None
-                        else {str(e): str(p) for e, p in checkpoint_paths.items()}),
+                        else {str(e): _file_fingerprint(p) for e, p in checkpoint_paths.items()}),
         }
         run = _CaptureRun(model, source, names, dev, gradients, target, reduce, output,
                           layer_output, repeated)
@@ -376,13 +385,56 @@ def capture(
             if store.is_complete("final" if slot is None else slot):
                 done_rows += source.n
                 continue
-            if slot is not None:
-                _load_checkpoint(model, checkpoint_paths[slot], dev)
-            done_rows = run.fill(store, slot, compressor, progress, done_rows, total)
+            run.prepare(store, slot, compressor)
+            if client is not None:
+                done_rows = _fill_distributed(client, run, store, slot, checkpoint_paths.get(slot),
+                                              device, progress, done_rows, total)
+            else:
+                if slot is not None:
+                    _load_checkpoint(model, checkpoint_paths[slot], dev)
+                done_rows = run.fill(store, slot, progress, done_rows, total)
             store.mark_complete(slot)
     if progress is not None:
         progress(total, total)
     return store
+
+
+def _capture_shard(run: _CaptureRun, store_path: str, slot: int | None, checkpoint: Path | None,
+                   device: Any, chunks: list[int]) -> list[int]:
+    """One worker's share: load the slot's weights, write the given chunks, mark them done."""
+    run.device = pick_device(device)
+    run.model.to(run.device).eval()
+    if checkpoint is not None:
+        _load_checkpoint(run.model, checkpoint, run.device)
+    store = ActivationStore.open(store_path, mode="a")
+    run.fill(store, slot, None, 0, 0, chunks=chunks)
+    return chunks
+
+
+def _fill_distributed(client: Any, run: _CaptureRun, store: ActivationStore, slot: int | None,
+                      checkpoint: Path | None, device: Any, progress: Progress | None,
+                      done_rows: int, total: int) -> int:
+    from distributed import as_completed
+
+    pending = run.pending_chunks(store, slot)
+    done_rows += (store.n_samples - sum(min(store.chunk_rows, store.n_samples - c * store.chunk_rows)
+                                        for c in pending))
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    n_shards = min(len(pending), 4 * n_workers)  # a few shards per worker balance the load
+    shards = [list(map(int, part)) for part in np.array_split(np.asarray(pending, int), n_shards) if len(part)]
+    [remote_run] = client.scatter([run], broadcast=True)
+    futures = [client.submit(_capture_shard, remote_run, str(store.path), slot, checkpoint, device, shard,
+                             key=f"neuralatlas-capture-{store.path.name}-{slot}-{shard[0]}", pure=False)
+               for shard in shards]
+    for future in as_completed(futures):
+        chunks = future.result()
+        done_rows += sum(min(store.chunk_rows, store.n_samples - c * store.chunk_rows) for c in chunks)
+        if progress is not None:
+            progress(done_rows, total)
+    if not store.done_flags(slot)[:].all():
+        raise StoreError(f"Some chunks of {store.path} were not written by the workers; run the"
+                         " same capture again to finish them.")
+    return done_rows
 
 
 def _open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: _CaptureRun,
@@ -395,7 +447,7 @@ def _open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: _
         if before != json.loads(json.dumps(settings)):
             diff = [f"{k}: store has {before.get(k)!r}, this call has {settings.get(k)!r}"
                     for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k)]
-            raise StoreError(
+            raise StoreMismatchError(
                 f"{out} holds a capture made with other arguments ({'; '.join(diff)})."
                 " Pass overwrite=True to replace it, or choose another out= path."
             )
@@ -453,6 +505,15 @@ def _checkpoint_paths(checkpoints: str | Path | Mapping[int, str | Path],
 def _load_checkpoint(model: nn.Module, path: Path, device: torch.device) -> None:
     state = torch.load(path, map_location=device, weights_only=True)
     model.load_state_dict(state)
+
+
+def _file_fingerprint(path: Path) -> str:
+    """Content hash of a checkpoint (size and mtime for very large files), so a retrained run
+    never passes for the one a store was captured from."""
+    stat = path.stat()
+    if stat.st_size > 256 * 2**20:
+        return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
+    return f"{path.name}:{hashlib.sha1(path.read_bytes()).hexdigest()[:16]}"
 
 
 def _weights_fingerprint(model: nn.Module) -> str:
@@ -526,27 +587,43 @@ class _CaptureRun:
         widest = max(int(np.prod(s, dtype=np.int64)) for s in shapes.values()) * 4
         return shapes, widest * (2 if self.gradients else 1)
 
-    def fill(self, store: ActivationStore, slot: int | None, compressor: str | None,
-             progress: Progress | None, done_rows: int, total: int) -> int:
-        """Write every unwritten chunk of ``slot``; returns rows done so far (for progress)."""
+    def prepare(self, store: ActivationStore, slot: int | None, compressor: str | None) -> None:
+        """Create the slot's arrays (idempotent); done once, before any writer starts."""
+        for name in self.layers:
+            store.create_layer_array("acts", name, slot, compressor=compressor)
+            if self.gradients:
+                store.create_layer_array("grads", name, slot, compressor=compressor)
+        store.prediction_array(slot)
+        store.done_flags(slot, create=True)
+
+    def pending_chunks(self, store: ActivationStore, slot: int | None) -> list[int]:
+        return [int(c) for c in np.flatnonzero(~store.done_flags(slot)[:])]
+
+    def fill(self, store: ActivationStore, slot: int | None, progress: Progress | None,
+             done_rows: int, total: int, chunks: Sequence[int] | None = None) -> int:
+        """Write the given (default: every unwritten) chunks of ``slot``; returns rows done so far.
+
+        Chunks are disjoint regions of every array, so several processes may fill different
+        chunks of one store at once without locks.
+        """
         R, n = store.chunk_rows, store.n_samples
         self.shapes = {name: store.unit_shape(name) for name in self.layers}
-        acts = {name: store.create_layer_array("acts", name, slot, compressor=compressor) for name in self.layers}
-        grads = ({name: store.create_layer_array("grads", name, slot, compressor=compressor) for name in self.layers}
+        acts = {name: store.activations_array("acts", name, slot) for name in self.layers}
+        grads = ({name: store.activations_array("grads", name, slot) for name in self.layers}
                  if self.gradients else {})
         preds_arr = store.prediction_array(slot)
-        done = store.done_flags(slot, create=True)
+        done = store.done_flags(slot)
         labels_arr = store._group["samples/label"]
-        already = done[:]
+        pending = set(self.pending_chunks(store, slot) if chunks is None else chunks)
         self.buffers = {name: np.empty((R, *s), np.float32) for name, s in self.shapes.items()}
         grad_buffers = {name: np.empty((R, *s), np.float32) for name, s in self.shapes.items()} if self.gradients else {}
         pred_buf = np.empty(R, np.int64)
         label_buf = np.empty(R, np.int64)
         with self.recorder:
-            for c in range(len(already)):
+            for c in range(done.shape[0]):
                 start, stop = c * R, min((c + 1) * R, n)
-                if already[c]:
-                    done_rows += stop - start
+                if c not in pending:
+                    done_rows += stop - start if chunks is None else 0
                     continue
                 lo = 0
                 for inputs, labels in self.source.batches(start, stop):

@@ -349,6 +349,10 @@ class ActivationStore:
             compressors=compressor_for(compressor), fill_value=0, config=ARRAY_CONFIG,
         )
 
+    def activations_array(self, kind: str, layer: str, epoch: int | None) -> zarr.Array:
+        """The array of ``layer`` for writing, complete or not (capture's writers use it)."""
+        return self._group[self._array_path(kind, layer, epoch)]
+
     def done_flags(self, epoch: int | None, create: bool = False) -> zarr.Array:
         """One bool per sample chunk: written or not (each flag its own chunk, so writers never clash)."""
         path = _slot(epoch) + "done"
