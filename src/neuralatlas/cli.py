@@ -141,6 +141,7 @@ def capture_cmd(
     batch_size: int = 256,
     device: Optional[str] = None,
     overwrite: bool = False,
+    scheduler: Annotated[Optional[str], typer.Option(help="Address of a dask scheduler (tcp://host:8786): shard the capture across its workers. The run folder must be on storage they all see.")] = None,
 ) -> None:
     """Capture activations (and gradients) of a trained run into RUN_DIR/acts.zarr; resumes if interrupted."""
     from neuralatlas.capture import capture
@@ -152,13 +153,33 @@ def capture_cmd(
     dataset = test_set if split == "test" else train_set
     tgt: str | int = int(target) if target.lstrip("-").isdigit() else target
     checkpoints = run_dir if per_epoch and list_checkpoints(run_dir) else None
-    with progress_bar(f"capturing {run_dir.name}") as update:
+    with _dask_client(scheduler) as client, progress_bar(f"capturing {run_dir.name}") as update:
         store = capture(model, dataset, layers=layers, out=run_dir / "acts.zarr", gradients=gradients,
                         target=tgt, batch_size=batch_size, device=device, checkpoints=checkpoints,
-                        overwrite=overwrite, progress=update)
+                        overwrite=overwrite, progress=update, client=client)
     console.print(f"{store.n_samples} samples × {len(store.layers)} layers"
                   f"{f' × {len(store.epochs)} epochs' if store.epochs else ''} → {store.path}"
                   f" ({store.nbytes() / 2**20:.1f} MiB)")
+
+
+@contextlib.contextmanager
+def _dask_client(address: str | None) -> Iterator[Any]:
+    """A dask.distributed Client for ``--scheduler ADDRESS`` (None: no cluster)."""
+    if address is None:
+        yield None
+        return
+    try:
+        from distributed import Client
+    except ImportError:
+        raise NeuralAtlasError("--scheduler needs dask.distributed: pip install 'neuralatlas[distributed]'.") from None
+    try:
+        client = Client(address, timeout="10s")
+    except OSError as err:
+        raise NeuralAtlasError(f"Cannot reach the dask scheduler at {address}: {err}. Start one with"
+                               " `dask scheduler` and workers with `dask worker ADDRESS`.") from None
+    with client:
+        console.print(f"dask cluster at {address}: {len(client.scheduler_info()['workers'])} workers")
+        yield client
 
 
 class _RichReporter:
@@ -200,13 +221,15 @@ def run_cmd(
     config: Annotated[Path, typer.Argument(help="A run configuration (YAML); see examples/.")],
     only: Annotated[Optional[list[str]], typer.Option(help="Run only this step (train, capture, an analysis, report); repeatable.")] = None,
     force: Annotated[Optional[list[str]], typer.Option(help="Rerun this step even if cached; repeatable.")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="Address of a dask scheduler: capture and analyses run on its workers.")] = None,
 ) -> None:
     """Run a configuration: train or load → capture → analyses → report, redoing only what changed."""
     from neuralatlas.config import load_config
     from neuralatlas.pipeline import Pipeline
 
     cfg = load_config(config)
-    _run_pipeline(Pipeline(cfg, only=only, force=force or (), reporter=_RichReporter()))
+    with _dask_client(scheduler) as client:
+        _run_pipeline(Pipeline(cfg, only=only, force=force or (), reporter=_RichReporter(), client=client))
 
 
 @app.command()
@@ -241,3 +264,159 @@ def _run_pipeline(pipeline) -> None:
     if result.report is not None:
         stdout.print(f"[bold]report:[/] {result.report.resolve()}")
     stdout.print(f"{len(result.ran)} steps ran, {len(result.cached)} cached, in {time.perf_counter() - start:.1f} s")
+
+
+# ---------------------------------------------------------------------------- feature visualisation, architecture
+def _model_arg(spec: str):
+    """A run folder (model.json + checkpoints) → its trained model; else a built-in/import spec."""
+    from neuralatlas.zoo import build, load_run
+
+    path = Path(spec)
+    if path.is_dir():
+        return load_run(path)[0], path
+    return build(spec), None
+
+
+def _parse_units(text: str | None, width: int) -> list[int]:
+    if text is None or text.strip().lower() == "all":
+        return list(range(width))
+    units: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            units += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+    except ValueError:
+        raise typer.BadParameter(f"units {text!r}: write e.g. 0,3,5 or 0-15 or all") from None
+    return units
+
+
+@app.command()
+@friendly_errors
+def featurevis(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (model.json, checkpoints/, optionally acts.zarr).")],
+    layer: Annotated[Optional[str], typer.Option("--layer", "-l", help="Layer whose channels to visualise (named as in `neuralatlas layers`); default: the class logits.")] = None,
+    units: Annotated[Optional[str], typer.Option(help="Channels or classes: 0,3,5 or 0-15 or all.")] = None,
+    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 256,
+    param: Annotated[str, typer.Option(help="Image parameterisation: fourier or pixel.")] = "fourier",
+    lr: float = 0.05,
+    seed: int = 0,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: CUDA when present).")] = None,
+    filters: Annotated[bool, typer.Option(help="Also draw the kernels of --layer (or the first conv layer).")] = False,
+    maps: Annotated[Optional[int], typer.Option(help="Also draw the feature maps of this sample (row of RUN_DIR/acts.zarr).")] = None,
+    data: Annotated[str, typer.Option(help="Data set the store was captured from (to show the input beside the maps).")] = "digits",
+) -> None:
+    """Optimise one image per unit of a layer (one batch), and optionally draw filters and feature maps."""
+    from neuralatlas.featurevis import conv_layers, feature_maps, visualize_feature
+    from neuralatlas.featurevis import filters as kernels
+    from neuralatlas.featurevis import objectives as O
+    from neuralatlas.featurevis.taps import default_input_shape, layer_width
+    from neuralatlas.plots import feature_map_grid, filter_grid, objective_trace, optimized_images, save_figure
+    from neuralatlas.zoo import load_run
+
+    model, _ = load_run(run_dir)
+    model.eval()
+    shape = default_input_shape(model)
+    chosen = _parse_units(units, layer_width(model, layer, shape))
+    objective = O.class_logit(chosen) if layer is None else O.channel(layer, chosen)
+    name = "logits" if layer is None else layer
+    results_dir, figures_dir = run_dir / "results" / "featurevis", run_dir / "figures" / "featurevis"
+    with progress_bar(f"optimising {len(chosen)} images of {name}", total=steps) as update:
+        result = visualize_feature(model, objective, steps=steps, param=param, lr=lr, seed=seed,
+                                   device=device, progress=update)
+    result.save(results_dir, name)
+    written = save_figure(optimized_images(result), figures_dir / f"{name}_images")
+    written += save_figure(objective_trace(result), figures_dir / f"{name}_trace")
+    if filters:
+        f = kernels(model, layer if layer in conv_layers(model) else None)
+        f.save(results_dir)
+        written += save_figure(filter_grid(f), figures_dir / f"filters_{f.layer}")
+    if maps is not None:
+        from neuralatlas.data import load
+
+        dataset = None
+        with contextlib.suppress(NeuralAtlasError):
+            dataset = load(data)[1]
+        fm = feature_maps(run_dir, sample=maps, data=dataset)
+        fm.save(results_dir, f"feature_maps_{maps}")
+        for lyr in fm.layers:
+            written += save_figure(feature_map_grid(fm, lyr), figures_dir / f"feature_maps_{maps}_{lyr}")
+    values = ", ".join(f"{label} {value:.3g}" for label, value in zip(result.labels[:8], result.values[:8]))
+    console.print(f"{len(chosen)} images of {name} in {result.settings['seconds']:.1f} s on"
+                  f" {result.settings['device']} ({values}{' ...' if len(chosen) > 8 else ''});"
+                  f" results in {results_dir}, {len(written)} figure files in {figures_dir}")
+
+
+@app.command()
+@friendly_errors
+def dream(
+    image: Annotated[Path, typer.Argument(help="An image file (PNG, JPEG, .npy) in the model's input range [0, 1].")],
+    model: Annotated[str, typer.Option("--model", "-m", help="A run folder (trained model) or a built-in model name.")],
+    layer: Annotated[list[str], typer.Option("--layer", "-l", help="Layer to amplify; repeat for several.")],
+    octaves: int = 3,
+    octave_scale: float = 1.4,
+    steps: Annotated[int, typer.Option(help="Gradient steps per octave.")] = 20,
+    step_size: float = 0.02,
+    seed: int = 0,
+    device: Optional[str] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Where to write the dreamed image (default IMAGE_dream.png beside IMAGE).")] = None,
+) -> None:
+    """DeepDream: amplify what LAYER sees in IMAGE, over octaves, and write the result."""
+    from neuralatlas.featurevis import deepdream
+    from neuralatlas.featurevis.images import read_image, write_image
+    from neuralatlas.featurevis.taps import default_input_shape
+    from neuralatlas.plots import dream_comparison, objective_trace, save_figure
+
+    net, run_dir = _model_arg(model)
+    net.eval()
+    channels = default_input_shape(net)[0] if hasattr(net, "_neuralatlas_spec") else None
+    picture = read_image(image, channels=channels)
+    total = octaves * steps
+    with progress_bar(f"dreaming {', '.join(layer)}", total=total) as update:
+        result = deepdream(net, picture, layer, octaves=octaves, octave_scale=octave_scale, steps=steps,
+                           step_size=step_size, seed=seed, device=device, progress=update)
+    target = out or image.with_name(f"{image.stem}_dream.png")
+    scale = max(1, 256 // max(picture.shape[1:]))
+    write_image(target, result.image, scale=scale if target.suffix.lower() != ".npy" else 1)
+    figure_stem = target.with_name(f"{target.stem}_comparison")
+    if run_dir is not None:
+        result.save(run_dir / "results" / "dream", image.stem)
+        figure_stem = run_dir / "figures" / "dream" / image.stem
+    save_figure(dream_comparison(result), figure_stem)
+    save_figure(objective_trace(result), figure_stem.with_name(figure_stem.name + "_trace"))
+    console.print(f"objective {result.trace[0].mean():.3g} → {result.trace[-1].mean():.3g} over"
+                  f" {len(result.octave_sizes)} octave(s) {result.octave_sizes}; wrote {target}"
+                  f" and {figure_stem}.png")
+
+
+app.command("deepdream", hidden=True)(dream)
+
+
+@app.command()
+@friendly_errors
+def architecture(
+    model: Annotated[str, typer.Argument(help="A run folder, a built-in model (mlp, cnn, vgg, vgg16) or 'package.module:function'.")],
+    input_shape: Annotated[Optional[str], typer.Option(help="Input shape of one sample, e.g. 3,32,32 (default: the model's).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for graph.json, summary.csv/txt and the drawings (default: RUN_DIR/results/architecture, else ./architecture/MODEL).")] = None,
+    rankdir: Annotated[str, typer.Option(help="Graph direction: TB (top-bottom) or LR.")] = "TB",
+) -> None:
+    """Draw a model's graph with the layer names capture uses, and print its summary table."""
+    from neuralatlas.architecture import architecture as build_graph
+    from neuralatlas.architecture import dot_available
+    from neuralatlas.plots import layer_costs, save_figure
+
+    net, run_dir = _model_arg(model)
+    shape = _parse_shape(input_shape) if input_shape else None
+    graph = build_graph(net, input_shape=shape)
+    target = out or (run_dir / "results" / "architecture" if run_dir else Path("architecture") / Path(model).name.replace(":", "_"))
+    written = graph.save(target)
+    if rankdir != "TB":
+        written.append(graph.render(target / f"architecture_{rankdir}.svg", rankdir=rankdir))
+    figures = run_dir / "figures" / "architecture" if run_dir else target
+    written += save_figure(layer_costs(graph.summary()), figures / "layer_costs")
+    if run_dir and dot_available():
+        written.append(graph.to_png(figures / "architecture.png", rankdir=rankdir))
+    stdout.print(str(graph.summary()), highlight=False, markup=False)
+    note = "" if dot_available() else " [yellow](Graphviz 'dot' not found: the SVG uses the built-in layout; apt-get install graphviz)[/]"
+    if graph.method == "hooks":
+        note += f" [dim](traced by hooks: torch.fx could not trace it: {graph.fx_error})[/]"
+    console.print(f"wrote {len(written)} files to {target}{note}")

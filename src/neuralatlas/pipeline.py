@@ -50,6 +50,7 @@ class ModelRun:
     config: ModelConfig
     run: RunConfig
     run_dir: Path
+    client: Any = None
     _data: tuple[Any, Any] | None = None
     _model: Any = None
 
@@ -134,11 +135,14 @@ class Pipeline:
     force : iterable of str, optional
         Rerun these steps even when cached.
     reporter : Reporter, optional
+    client : dask.distributed.Client, optional
+        Capture (and analyses that take ``client=``) run on this cluster's workers.
     """
 
     def __init__(self, config: RunConfig, *, only: Iterable[str] | None = None,
-                 force: Iterable[str] = (), reporter: Reporter | None = None):
+                 force: Iterable[str] = (), reporter: Reporter | None = None, client: Any = None):
         self.config = config
+        self.client = client
         self.only = set(only) if only else None
         self.force = set(force)
         self.reporter = reporter or Reporter()
@@ -222,7 +226,7 @@ class Pipeline:
         summaries: dict[str, dict[str, Any]] = {}
         keys = []
         for mcfg in self.config.models:
-            ctx = ModelRun(mcfg.name, mcfg, self.config, self.out / mcfg.name)
+            ctx = ModelRun(mcfg.name, mcfg, self.config, self.out / mcfg.name, client=self.client)
             ctx.run_dir.mkdir(parents=True, exist_ok=True)
             model_summary: dict[str, Any] = {}
             data_key = _hash(self.config.data.model_dump(mode="json"))
@@ -292,7 +296,8 @@ class Pipeline:
         per_epoch = c.per_epoch and bool(list_checkpoints(ctx.run_dir))
         kwargs = dict(layers=ctx.config.layers, out=ctx.run_dir / "acts.zarr", gradients=c.gradients,
                       target=c.target, batch_size=c.batch_size, reduce=c.reduce,
-                      checkpoints=ctx.run_dir if per_epoch else None, progress=self.reporter.progress)
+                      checkpoints=ctx.run_dir if per_epoch else None, progress=self.reporter.progress,
+                      client=self.client)
         try:  # resume an interrupted capture of the same settings ...
             store = capture(ctx.model, ctx.capture_data, overwrite=False, **kwargs)
         except StoreMismatchError:
