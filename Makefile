@@ -5,7 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: demo test bench install clean
+# Debian packages some features use: graphviz (architecture drawings), chromium (the report is
+# checked in a real browser), pdflatex (LaTeX export). Installed when missing and apt-get is
+# usable (root); otherwise the tests that need them skip and say why.
+SYSDEPS_BIN := dot chromium pdflatex
+SYSDEPS_PKG := graphviz chromium texlive-latex-base texlive-latex-recommended texlive-fonts-recommended
+
+.PHONY: demo test bench install clean sysdeps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +28,20 @@ $(TSTAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 demo: $(STAMP)
+	@$(MAKE) --no-print-directory sysdeps SYSDEPS_BIN=dot SYSDEPS_PKG=graphviz
 	$(BIN)/neuralatlas demo --out runs/demo
 
-test: $(TSTAMP)
+test: $(TSTAMP) sysdeps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+sysdeps:
+	@missing=""; for b in $(SYSDEPS_BIN); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing system packages for:$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSDEPS_PKG) >/dev/null) \
+	    || echo "note: could not install$$missing; tests that need them will skip"; \
+	else echo "note:$$missing not found and apt-get not usable; tests that need them will skip"; fi
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
