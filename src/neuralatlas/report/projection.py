@@ -1,0 +1,138 @@
+"""The interactive projection section: zoom, hover thumbnails, layer and epoch sliders.
+
+Reads what :meth:`neuralatlas.analysis.projection.Projection.save` writes into
+``<model>/results/projection/`` (``projection.json`` + ``coordinates.npz``) through
+:func:`load_projection` — the one place to change if that format changes. Each model's
+projection travels to the page as one compact JSON payload; the page's script draws it
+with plotly (one trace per class, misclassified samples as crosses) and swaps the
+coordinates when a slider moves. Static figures and the ``summary.json`` tables of the
+analysis follow, as in any section.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neuralatlas.report.collect import AnalysisOutput
+from neuralatlas.report.components import attrs, esc, json_script
+from neuralatlas.report.sections import SectionContext, analysis_block, register_section
+from neuralatlas.report.thumbnails import MAX_THUMBNAILS, sprite
+
+MAX_POINTS = 5000  # SVG scatter stays smooth up to here; larger projections are subsampled
+
+
+def load_projection(results_dir: Path) -> Any | None:
+    """The saved projection of one model, or None when the folder holds none.
+
+    Returns an object with (at least) the attributes the section reads:
+    ``coordinates`` ``{(layer, epoch): [n, 2]}`` (``epoch`` None = final model),
+    ``layers``, ``epochs``, ``index`` ``[n]`` (position in the data set, for thumbnails),
+    ``labels`` ``[n]``, ``predictions`` ``{epoch: [n]}``, ``quality``
+    ``{(layer, epoch): {score: value}}``, ``classes``, ``method`` — i.e. a
+    :class:`neuralatlas.analysis.projection.Projection`.
+    """
+    if not (Path(results_dir) / "projection.json").exists():
+        return None
+    from neuralatlas.analysis.projection import Projection
+
+    return Projection.load(results_dir)
+
+
+def _rounded(xy: np.ndarray) -> list[float]:
+    """Coordinates as a flat [x0, y0, x1, y1, ...] list, 4 significant digits of the extent.
+
+    Screen resolution needs no more, and it keeps the page small (t-SNE coordinates
+    printed in full take 18 characters each).
+    """
+    extent = float(np.nanmax(np.abs(xy))) if xy.size else 1.0
+    decimals = max(0, 3 - int(math.floor(math.log10(extent)))) if extent > 0 else 3
+    return np.round(np.asarray(xy, np.float64), decimals).reshape(-1).tolist()
+
+
+def projection_payload(proj: Any, model: str, images: np.ndarray | None = None) -> dict[str, Any]:
+    """What the page's script needs to draw one model's projection (see ``report.js``).
+
+    Keys: ``model``, ``method``, ``layers``, ``epochs`` (``null`` = final model),
+    ``classes``, ``labels``, ``index``, ``pred`` (``{epoch or "final": [n]}``),
+    ``keys`` (``[[layer, epoch], ...]``) with ``xy`` (flat coordinates) and ``quality``
+    (scores) aligned to them, ``sprite`` (thumbnail sheet, or null).
+    """
+    n = len(proj.labels)
+    keep = np.arange(n)
+    if n > MAX_POINTS:  # an even subsample keeps every class in proportion
+        keep = np.linspace(0, n - 1, MAX_POINTS).astype(np.int64)
+    keys = list(proj.coordinates)
+    epochs = sorted(dict.fromkeys(k[1] for k in keys), key=lambda e: (e is None, e or 0))
+    return {
+        "model": model,
+        "method": proj.method,
+        "layers": list(dict.fromkeys(k[0] for k in keys)),
+        "epochs": epochs,
+        "classes": list(proj.classes),
+        "labels": proj.labels[keep].tolist(),
+        "index": proj.index[keep].tolist(),
+        "pred": {("final" if e is None else str(e)): np.asarray(p)[keep].tolist()
+                 for e, p in proj.predictions.items()},
+        "keys": [[k[0], k[1]] for k in keys],
+        "xy": [_rounded(np.asarray(proj.coordinates[k])[keep]) for k in keys],
+        "quality": [{s: (round(float(v), 4) if v is not None and math.isfinite(v) else None)
+                     for s, v in proj.quality.get(k, {}).items()} for k in keys],
+        "sprite": sprite(images[keep]) if images is not None and len(keep) <= MAX_THUMBNAILS else None,
+    }
+
+
+def projection_widget(payload: dict[str, Any], class_colors: list[str]) -> str:
+    """The interactive plot with its sliders; drawn by ``report.js`` from the JSON payload."""
+    payload = {**payload, "colors": class_colors}
+    n_layers, n_epochs = len(payload["layers"]), len(payload["epochs"])
+    epoch_ctrl = ""
+    if n_epochs > 1:
+        epoch_ctrl = (f'<label>epoch <input type="range" class="na-proj-epoch" min="0" max="{n_epochs - 1}"'
+                      f' step="1" value="{n_epochs - 1}"> <output class="na-proj-epoch-name"></output></label>'
+                      '<button type="button" class="na-proj-play" title="play the epochs">▶ play</button>')
+    layer_ctrl = (f'<label>layer <input type="range" class="na-proj-layer" min="0" max="{max(0, n_layers - 1)}"'
+                  f' step="1" value="{max(0, n_layers - 1)}"{" disabled" if n_layers < 2 else ""}>'
+                  ' <output class="na-proj-layer-name"></output></label>')
+    note = ("hover a point for its image, label and prediction" if payload.get("sprite")
+            else "hover a point for its label and prediction")
+    return (f'<div class="na-proj"{attrs(payload["model"])}>'
+            f'<div class="na-proj-controls">{layer_ctrl}{epoch_ctrl}'
+            f'<span class="na-proj-score"></span></div>'
+            f'<div class="na-plot na-proj-plot" style="min-height:520px"></div>'
+            f'<p class="na-muted">{esc(payload["method"])} of {len(payload["labels"])} samples; '
+            f"{esc(note)}; × marks a misclassified sample; click a class in the legend to hide it.</p>"
+            f'{json_script(payload, cls="na-proj-data")}</div>')
+
+
+def _hex_colors(n: int) -> list[str]:
+    from matplotlib.colors import to_hex
+
+    from neuralatlas.plots.style import class_colors
+
+    return [to_hex(c) for c in class_colors(max(1, n))]
+
+
+@register_section("projection", title="Projections")
+def render_projection(ctx: SectionContext) -> str:
+    """Per model: the interactive projection (when one was saved), then tables and figures."""
+    parts = []
+    for out in ctx.outputs:
+        parts.append(analysis_block(ctx, out, before=_interactive(ctx, out)))
+    return "".join(parts)
+
+
+def _interactive(ctx: SectionContext, out: AnalysisOutput) -> str:
+    proj = load_projection(out.results_dir)
+    if proj is None or not proj.coordinates:
+        return ""
+    images = None
+    if ctx.images is not None:
+        images = ctx.images.by_index(proj.index)
+        if images is None and ctx.images.note:
+            ctx.notes.append(f"{out.model}: {ctx.images.note}")
+    payload = projection_payload(proj, out.model, images)
+    return projection_widget(payload, _hex_colors(len(payload["classes"])))

@@ -1,0 +1,84 @@
+"""A small run for the report tests: digits, an MLP for 2 epochs, 200 captured samples.
+
+Every analysis the pipeline knows runs on it; a projection (PCA, fast) and a fake analysis
+nobody registered (summary.json, PNG, SVG, PDF) are added, so the generic section, the
+interactive projection and the LaTeX export all have something to show.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+FAKE = "fake_probe"
+FAKE_SUMMARY = {
+    "k": 6,
+    "accuracy": {"fc1": [0.5, 0.625, 0.8125], "fc2": [0.25, 0.75, 0.9375]},
+    "overall": 0.71875,
+    "note": "probe_v1 & 50% <check>",
+}
+
+
+@dataclass
+class ReportRun:
+    out: Path            # the pipeline's run folder
+    model_dir: Path      # out / "mlp"
+    report: Path         # out / "report.html"
+    seconds: float       # time write_report took
+
+
+def _fake_analysis(model_dir: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from neuralatlas.plots.style import save_figure
+
+    results, figures = model_dir / "results" / FAKE, model_dir / "figures" / FAKE
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "summary.json").write_text(json.dumps(FAKE_SUMMARY))
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.plot([0, 1, 2], [0.5, 0.625, 0.8125])
+    save_figure(fig, figures / "probe_fc1", formats=("png", "pdf"))
+    save_figure(fig, figures / "overview", formats=("svg", "pdf"))
+    plt.close(fig)
+
+
+@pytest.fixture(scope="session")
+def report_run(tmp_path_factory) -> ReportRun:
+    import time
+
+    from neuralatlas.pipeline import ANALYSES
+    from neuralatlas.pipeline import run as run_pipeline
+    from neuralatlas.report import write_report
+
+    out = tmp_path_factory.mktemp("report_run") / "tiny"
+    config = {
+        "name": "tiny",
+        "out": str(out),
+        "data": {"name": "digits"},
+        "models": [{"name": "mlp", "model": "mlp", "train": {"epochs": 2, "batch_size": 128}}],
+        "capture": {"n": 200, "per_epoch": True},
+        "analyses": {name: {} for name in ANALYSES},
+        "report": {"html": False},
+    }
+    run_pipeline(config)
+    model_dir = out / "mlp"
+    if not (model_dir / "results" / "projection" / "projection.json").exists():
+        from neuralatlas.analysis.projection import project
+
+        project(model_dir / "acts.zarr", epochs="all", method="pca", n=150).save(model_dir / "results" / "projection")
+    _fake_analysis(model_dir)
+    start = time.perf_counter()
+    report = write_report(out)
+    return ReportRun(out, model_dir, report, time.perf_counter() - start)
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """test-artifacts/ at the repository root (gitignored): screenshots and the like."""
+    path = Path(__file__).resolve().parents[2] / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path

@@ -1,0 +1,100 @@
+"""The report in a real browser: headless Chromium opens the file offline, with no errors.
+
+Chromium runs with name resolution disabled, so a page that tried to load anything from the
+network would log a failed request. The page's script records its own state on ``<html>``
+(``data-na-ready``, ``data-na-errors``, ``data-na-plots``) and, with ``#na-selftest`` in the
+URL, hovers a projection point with a real mouse event and moves the layer slider.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+CHROMIUM = _chromium()
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="headless Chromium not installed (Debian: apt-get install -y chromium); .ci/run installs it",
+)
+
+
+def _run_chromium(args: list[str], profile: Path, timeout: int = 180) -> subprocess.CompletedProcess:
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+           "--no-first-run", "--disable-extensions", "--disable-background-networking",
+           "--host-resolver-rules=MAP * ~NOTFOUND",  # offline: nothing resolves
+           f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+           "--virtual-time-budget=15000", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def _payloads(path: Path) -> list[dict]:
+    import json
+
+    text = path.read_text()
+    return [json.loads(m) for m in re.findall(r'<script type="application/json" class="na-proj-data">(.*?)</script>',
+                                              text, flags=re.S)]
+
+
+@needs_chromium
+def test_report_opens_offline_without_errors(report_run, tmp_path, artifacts_dir):
+    url = report_run.report.resolve().as_uri() + "#na-selftest"
+    done = _run_chromium(["--dump-dom", url], tmp_path / "profile")
+    dom = done.stdout
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    (artifacts_dir / "report-console.log").write_text("\n".join(console) + "\n")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert console == [], f"the page wrote to the console: {console}"
+
+    html_tag = re.search(r"<html[^>]*>", dom).group(0)
+    assert 'data-na-ready="1"' in html_tag, f"the page's script did not finish: {html_tag}"
+    assert "data-na-errors" not in html_tag, re.search(r'id="na-errors"[^>]*>([^<]*)', dom).group(1)
+
+    # every section, and every plot drawn by plotly (training curve + projection)
+    from neuralatlas.report import read_run
+
+    run = read_run(report_run.out)
+    for name in ["run", *(f"sec-{a}" for a in run.analysis_names())]:
+        assert f'id="{name}"' in dom, name
+    n_plots = len(run.models) + len(run.outputs("projection"))
+    assert f'data-na-plots="{n_plots}"' in html_tag
+    assert len(re.findall(r'class="[^"]*\bjs-plotly-plot\b', dom)) == n_plots
+    assert dom.count('class="main-svg"') >= n_plots                      # plotly drew SVG
+    [payload_n] = [len(p["labels"]) for p in _payloads(report_run.report)]
+    assert len(re.findall(r'class="point plotly-customdata"', dom)) == payload_n   # every projected sample
+
+    # hover shows the sample's image; the layer slider redraws the projection
+    assert 'data-na-hover="image"' in html_tag
+    assert 'data-na-slider="moved"' in html_tag
+    # the layer picker moves the projection to its layer and hides what is about other layers
+    assert 'data-na-picker="filtered"' in html_tag
+
+
+@needs_chromium
+def test_report_screenshot(report_run, tmp_path, artifacts_dir):
+    shot = artifacts_dir / "report.png"
+    shot.unlink(missing_ok=True)
+    url = report_run.report.resolve().as_uri()
+    done = _run_chromium(["--hide-scrollbars", "--window-size=1280,2400", f"--screenshot={shot}", url],
+                         tmp_path / "profile")
+    assert done.returncode == 0, done.stderr[-2000:]
+    from PIL import Image
+
+    with Image.open(shot) as img:
+        assert img.size == (1280, 2400)
+        # not a blank page: the rendered report has many colours
+        assert len(img.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 50

@@ -1,0 +1,238 @@
+"""The HTML report: one self-contained file, a section per analysis, numbers as in the JSON."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import warnings
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+FAKE = "fake_probe"
+
+
+class _Refs(HTMLParser):
+    """Every src/href/srcset value of every tag, and the tags seen (script contents are skipped)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[tuple[str, str, str]] = []
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        d = dict(attrs)
+        self.tags.append((tag, d))
+        for key in ("src", "href", "srcset", "data", "poster", "action"):
+            if d.get(key):
+                self.refs.append((tag, key, d[key]))
+
+
+def _parse(path: Path) -> tuple[str, _Refs]:
+    text = path.read_text(encoding="utf-8")
+    parser = _Refs()
+    parser.feed(text)
+    return text, parser
+
+
+def _json_blocks(text: str, cls: str) -> list[dict]:
+    pattern = rf'<script type="application/json" class="{cls}">(.*?)</script>'
+    return [json.loads(m) for m in re.findall(pattern, text, flags=re.S)]
+
+
+# ---------------------------------------------------------------------------- one file
+def test_report_is_one_self_contained_file(report_run):
+    text, parsed = _parse(report_run.report)
+    assert report_run.report == report_run.out / "report.html"
+    external = [(tag, key, value[:60]) for tag, key, value in parsed.refs
+                if not (value.startswith("data:") or value.startswith("#"))]
+    assert external == [], f"references outside the file: {external}"
+    assert not [t for t, a in parsed.tags if t == "link" or (t == "script" and a.get("src"))]
+    # plotly.js is inlined, exactly once (its licence banner opens the bundle)
+    assert len(re.findall(r"\* plotly\.js v\d", text)) == 1
+
+
+def test_report_is_fast_and_light(report_run):
+    size = report_run.report.stat().st_size
+    from plotly.offline import get_plotlyjs
+
+    own = size - len(get_plotlyjs().encode())
+    print(f"report written in {report_run.seconds:.2f} s; {size / 2**20:.2f} MiB, {own / 2**10:.0f} KiB besides plotly.js")
+    assert report_run.seconds < 20  # typically ~0.5 s; generous for a loaded 2-core machine
+    assert own < 3 * 2**20
+
+
+def test_a_section_per_analysis_and_the_run_summary(report_run):
+    from neuralatlas.report import read_run
+
+    text, _ = _parse(report_run.report)
+    run = read_run(report_run.out)
+    names = run.analysis_names()
+    assert FAKE in names and "projection" in names
+    for name in names:
+        assert f'id="sec-{name}"' in text, name
+    assert 'id="run"' in text
+    assert "na-training" in text                     # the training-curve plot
+    assert 'id="na-pick-model"' in text and 'id="na-pick-layer"' in text
+    assert 'class="na-error"' not in text.replace('id="na-errors" class="na-error"', "")
+
+
+def test_training_curve_holds_metrics_json(report_run):
+    text, _ = _parse(report_run.report)
+    metrics = json.loads((report_run.model_dir / "metrics.json").read_text())["epochs"]
+    specs = _json_blocks(text, "na-plot-spec")
+    curve = next(s for s in specs if "training" in s["layout"]["title"]["text"])
+    traces = {t["name"]: t for t in curve["data"]}
+    assert traces["test accuracy"]["y"] == [e["test_accuracy"] for e in metrics]
+    assert traces["train accuracy"]["x"] == [e["epoch"] for e in metrics]
+
+
+def test_generic_section_shows_summary_numbers_and_figures(report_run):
+    text, _ = _parse(report_run.report)
+    section = text.split(f'id="sec-{FAKE}"')[1].split("</section>")[0]
+    # the per-layer numbers become a layer × epoch table, rows tagged with their layer
+    for layer, values in {"fc1": [0.5, 0.625, 0.8125], "fc2": [0.25, 0.75, 0.9375]}.items():
+        row = re.search(rf'<tr data-layer="{layer}">(.*?)</tr>', section).group(1)
+        cells = [float(c) for c in re.findall(r'<td class="num">([^<]+)</td>', row)]
+        assert cells == pytest.approx(values, rel=5e-4)
+    assert "0.7188" in section                                   # overall, 4 significant digits
+    assert "probe_v1 &amp; 50% &lt;check&gt;" in section          # text is escaped
+    # the PNG at 2x (half its pixel size) with its layer, the SVG as a vector image
+    png = re.search(r'<figure class="na-fig" data-model="mlp" data-layer="fc1"><img src="data:image/png;base64,'
+                    r'([^"]+)" width="(\d+)" height="(\d+)"', section)
+    assert png is not None
+    from PIL import Image
+
+    w, h = Image.open(io.BytesIO(base64.b64decode(png.group(1)))).size
+    assert (int(png.group(2)), int(png.group(3))) == (w // 2, h // 2)
+    assert "data:image/svg+xml;base64," in section
+
+
+def test_projection_payload_matches_the_saved_projection(report_run):
+    from neuralatlas.analysis.projection import Projection
+
+    text, _ = _parse(report_run.report)
+    [payload] = _json_blocks(text, "na-proj-data")
+    proj = Projection.load(report_run.model_dir / "results" / "projection")
+    assert payload["model"] == "mlp"
+    assert payload["layers"] == proj.layers
+    assert payload["labels"] == proj.labels.tolist()
+    assert payload["index"] == proj.index.tolist()
+    for (layer, epoch), xy, quality in zip(payload["keys"], payload["xy"], payload["quality"]):
+        coords = proj.coordinates[(layer, epoch)]
+        scale = np.abs(coords).max()
+        np.testing.assert_allclose(np.reshape(xy, (-1, 2)), coords, atol=1e-3 * scale)
+        assert quality["neighborhood_hit"] == pytest.approx(proj.quality[(layer, epoch)]["neighborhood_hit"], abs=1e-4)
+    for epoch, pred in proj.predictions.items():
+        assert payload["pred"]["final" if epoch is None else str(epoch)] == pred.tolist()
+
+
+def test_hover_thumbnails_are_the_samples_images(report_run):
+    """Thumbnail i of the sprite is the digit whose data-set index is payload["index"][i]."""
+    from PIL import Image
+
+    from neuralatlas.data import digits
+
+    text, _ = _parse(report_run.report)
+    [payload] = _json_blocks(text, "na-proj-data")
+    s = payload["sprite"]
+    sheet = np.asarray(Image.open(io.BytesIO(base64.b64decode(s["uri"].split(",", 1)[1]))), np.float64) / 255
+    _, test = digits()
+    images = {int(i): img for i, img in zip(test.index, test.inputs)}
+    for i in (0, 7, len(payload["index"]) - 1):
+        r, c = divmod(i, s["cols"])
+        thumb = sheet[r * s["h"]:(r + 1) * s["h"], c * s["w"]:(c + 1) * s["w"]]
+        np.testing.assert_allclose(thumb, images[payload["index"][i]][0], atol=1 / 255 + 1e-9)
+
+
+def test_report_of_one_model_folder_and_errors(report_run, tmp_path):
+    from neuralatlas.report import ReportError, write_report
+
+    path = write_report(report_run.model_dir, tmp_path / "one.html")
+    text = path.read_text()
+    assert 'id="sec-projection"' in text and 'id="run"' in text
+    with pytest.raises(ReportError, match="not a run folder"):
+        write_report(tmp_path)
+    with pytest.raises(ReportError, match="does not exist"):
+        write_report(tmp_path / "nowhere")
+
+
+def test_registered_section_plugs_in_and_a_broken_one_is_contained(report_run, tmp_path):
+    from neuralatlas.report import SECTIONS, analysis_block, register_section, write_report
+
+    @register_section(FAKE, title="Fancy probes", order=1)
+    def fancy(ctx):
+        return '<p class="fancy">' + "".join(analysis_block(ctx, out) for out in ctx.outputs) + "</p>"
+
+    try:
+        text = write_report(report_run.out, tmp_path / "fancy.html").read_text()
+        section = text.split(f'id="sec-{FAKE}"')[1].split("</section>")[0]
+        assert "Fancy probes" in section and 'class="fancy"' in section
+        # order 1 puts it before the architecture and projections
+        assert text.index(f'id="sec-{FAKE}"') < text.index('id="sec-projection"')
+
+        @register_section(FAKE)
+        def broken(ctx):
+            raise RuntimeError("probe exploded")
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            text = write_report(report_run.out, tmp_path / "broken.html").read_text()
+        assert any("probe exploded" in str(w.message) for w in caught)
+        assert "could not be drawn: RuntimeError: probe exploded" in text
+        assert 'id="sec-projection"' in text        # the rest of the report is still there
+    finally:
+        SECTIONS.pop(FAKE, None)
+
+
+# ---------------------------------------------------------------------------- building blocks
+def test_layer_of_takes_whole_names_and_the_longest():
+    from neuralatlas.report.collect import layer_of
+
+    layers = ["fc1", "fc10", "block1.conv1", "relu1"]
+    assert layer_of("naps_fc1", layers) == "fc1"
+    assert layer_of("naps_fc10_epoch3", layers) == "fc10"
+    assert layer_of("topomap_block1_conv1", layers) == "block1.conv1"
+    assert layer_of("overview", layers) is None
+    assert layer_of("fc1x", layers) is None
+
+
+def test_summary_tables_pivot_layers_and_records():
+    from neuralatlas.report.tables import summary_table
+
+    summary = {"method": "tsne", "layers": ["a", "b"],
+               "scores": [{"layer": l, "epoch": e, "hit": 0.1 * i + e} for i, l in enumerate("ab") for e in (0, 1)],
+               "per_layer": {"b": {"x": 1.5}, "a": {"x": 2.5}}}
+    tables = summary_table(summary, ["a", "b"])
+    grid = next(t for t in tables if t.columns == ["layer", "epoch 0", "epoch 1"])
+    assert grid.rows == [["a", 0.0, 1.0], ["b", 0.1, 1.1]] and grid.row_layers == ["a", "b"]
+    pivot = next(t for t in tables if t.columns == ["layer", "per_layer · x"])
+    assert pivot.rows == [["a", 2.5], ["b", 1.5]]                # model order, not file order
+    plain = next(t for t in tables if t.columns == ["key", "value"])
+    assert ["layers", "a, b"] in plain.rows and ["method", "tsne"] in plain.rows
+
+
+def test_json_script_cannot_close_its_element():
+    from neuralatlas.report.components import json_script
+
+    html = json_script({"x": "</script><script>alert(1)</script>", "nan": float("nan")})
+    assert html.count("</script>") == 1
+    assert json.loads(html.split(">", 1)[1].rsplit("<", 1)[0]) == {"x": "</script><script>alert(1)</script>", "nan": None}
+
+
+def test_sprite_downsamples_large_images_by_box_mean():
+    from PIL import Image
+
+    from neuralatlas.report.thumbnails import sprite
+
+    rng = np.random.default_rng(0)
+    images = rng.random((5, 3, 64, 64)).astype(np.float32)
+    s = sprite(images, max_side=32)
+    assert (s["w"], s["h"], s["cols"]) == (32, 32, 3)
+    sheet = np.asarray(Image.open(io.BytesIO(base64.b64decode(s["uri"].split(",", 1)[1]))), np.float64) / 255
+    expected = images[4].reshape(3, 32, 2, 32, 2).mean(axis=(2, 4)).transpose(1, 2, 0)
+    np.testing.assert_allclose(sheet[32:64, 32:64], expected, atol=1 / 255 + 1e-6)
