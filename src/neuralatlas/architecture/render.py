@@ -1,0 +1,316 @@
+"""Drawing the graph: DOT for Graphviz, SVG/PNG/PDF through ``dot``, a built-in SVG when
+Graphviz is missing, and an HTML fragment where clicking a layer copies its name.
+
+Every module node carries the exact ``named_modules()`` name (the name capture, the
+config and the figures use); containers (``block1``, ``layer2.0``) are drawn as clusters
+around their layers; a shared module's calls are joined by a dashed "shared" edge.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from neuralatlas.architecture.table import format_shape
+from neuralatlas.errors import AnalysisError
+
+if TYPE_CHECKING:
+    from neuralatlas.architecture.graph import ArchitectureGraph, Node
+
+
+class GraphvizMissing(AnalysisError):
+    """Graphviz's ``dot`` program is needed and not installed."""
+
+
+_INSTALL_HINT = ("Install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install"
+                 " graphviz; conda: conda install graphviz), or use to_svg(engine='builtin').")
+
+
+def dot_available() -> bool:
+    """Whether Graphviz's ``dot`` is on the PATH."""
+    return shutil.which("dot") is not None
+
+
+_FILL = [
+    (("Conv",), "#cfe2f3"),
+    (("Linear", "Bilinear", "Embedding"), "#fce5cd"),
+    (("ReLU", "GELU", "Tanh", "Sigmoid", "SiLU", "ELU", "Softmax", "Mish", "Hardswish", "PReLU",
+      "Softplus", "LeakyReLU", "SELU"), "#d9ead3"),
+    (("Pool",), "#e6d7f0"),
+    (("Norm",), "#eeeeee"),
+    (("LSTM", "GRU", "RNN", "Attention", "Transformer"), "#f4cccc"),
+]
+
+
+def _fill(node: Node) -> str:
+    if node.kind in ("input", "output"):
+        return "#fff2cc"
+    if node.kind == "function":
+        return "#ffffff"
+    for keys, colour in _FILL:
+        if any(k in node.type for k in keys):
+            return colour
+    return "#f8f8f8"
+
+
+def _q(text: str) -> str:
+    """A DOT double-quoted string."""
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _label(node: Node) -> str:
+    if node.kind == "module":
+        head = node.name + (f"  (call {node.call}/{node.calls})" if node.calls > 1 else "")
+        lines = [head, node.type, format_shape(node.output_shape)]
+        if node.n_params and node.call == 1:
+            lines.append(f"{node.n_params:,} params")
+        return "\n".join(lines)
+    if node.kind == "function":
+        return f"{node.name}\n{format_shape(node.output_shape)}"
+    return f"{node.name}\n{format_shape(node.output_shape)}"
+
+
+def _dom_ids(graph: ArchitectureGraph) -> dict[str, str]:
+    """node id -> an id safe in SVG/HTML (module names hold dots and '#')."""
+    return {n.id: f"na-node-{i}" for i, n in enumerate(graph.nodes)}
+
+
+def to_dot(graph: ArchitectureGraph, rankdir: str = "TB") -> str:
+    """DOT text of the graph: nodes named by module, containers as clusters.
+
+    Example
+    -------
+    >>> print(architecture(model).to_dot())         # doctest: +SKIP
+    """
+    if rankdir not in ("TB", "LR", "BT", "RL"):
+        raise AnalysisError(f"rankdir={rankdir!r}; choose 'TB', 'LR', 'BT' or 'RL'.")
+    dom = _dom_ids(graph)
+    containers = {r["name"]: r for r in graph.modules if not r["is_leaf"]}
+    parent_of = {r["name"]: r["parent"] for r in graph.modules}
+    # Which nodes sit directly in which container, and which containers in which.
+    members: dict[str, list[Node]] = {}
+    for n in graph.nodes:
+        members.setdefault(n.parent if n.parent in containers else "", []).append(n)
+    used = set()
+    for c in list(members):
+        while c:
+            used.add(c)
+            c = parent_of.get(c, "")
+    children: dict[str, list[str]] = {}
+    for c in containers:
+        if c in used:
+            children.setdefault(parent_of.get(c, "") if parent_of.get(c, "") in containers else "", []).append(c)
+
+    lines = [
+        "digraph architecture {",
+        f"  rankdir={rankdir}; newrank=true; nodesep=0.25; ranksep=0.3;",
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10, penwidth=0.8];',
+        '  edge [arrowsize=0.6, penwidth=0.8, color="#555555", fontname="Helvetica"];',
+    ]
+
+    def node_line(n: Node, pad: str) -> str:
+        attrs = {
+            "label": _label(n), "id": dom[n.id], "fillcolor": _fill(n),
+            "tooltip": f"{n.name} ({n.type}) {format_shape(n.output_shape)}",
+            "class": "na-layer" if n.kind == "module" else f"na-{n.kind}",
+        }
+        if n.kind == "function":
+            attrs["shape"] = "ellipse"
+            attrs["style"] = "filled"
+            attrs["fontsize"] = "9"
+        elif n.kind in ("input", "output"):
+            attrs["shape"] = "box"
+            attrs["style"] = "filled"
+        body = ", ".join(f"{k}={_q(v)}" for k, v in attrs.items())
+        return f"{pad}{_q(n.id)} [{body}];"
+
+    counter = iter(range(10**9))
+
+    def emit(container: str, depth: int) -> None:
+        pad = "  " * (depth + 1)
+        for n in members.get(container, []):
+            lines.append(node_line(n, pad))
+        for c in children.get(container, []):
+            lines.append(f"{pad}subgraph cluster_{next(counter)} {{")
+            info = containers[c]
+            title = _q(f"{c} ({info['type']})")
+            lines.append(f"{pad}  label={title}; labeljust=l; fontname=\"Helvetica\";"
+                         ' fontsize=10; style="rounded,dashed"; color="#888888";')
+            emit(c, depth + 1)
+            lines.append(f"{pad}}}")
+
+    emit("", 0)
+    for s, t in graph.edges:
+        lines.append(f"  {_q(s)} -> {_q(t)};")
+    by_module: dict[str, list[Node]] = {}
+    for n in graph.nodes:
+        if n.kind == "module" and n.calls > 1:
+            by_module.setdefault(n.name, []).append(n)
+    for calls in by_module.values():
+        for a, b in zip(calls, calls[1:]):
+            lines.append(f'  {_q(a.id)} -> {_q(b.id)} [style=dashed, color="#cc0000", dir=none,'
+                         ' constraint=false, label="shared", fontsize=8, fontcolor="#cc0000"];')
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _run_dot(dot: str, fmt: str, dpi: int | None = None) -> bytes:
+    if not dot_available():
+        raise GraphvizMissing(f"Drawing the graph as {fmt} needs Graphviz's 'dot', which is not installed."
+                              f" {_INSTALL_HINT}")
+    cmd = ["dot", f"-T{fmt}"] + ([f"-Gdpi={int(dpi)}"] if dpi else [])
+    proc = subprocess.run(cmd, input=dot.encode(), capture_output=True, timeout=120, check=False)
+    if proc.returncode != 0:
+        raise AnalysisError(f"Graphviz 'dot -T{fmt}' failed: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout
+
+
+def to_svg(graph: ArchitectureGraph, engine: str = "auto", rankdir: str = "TB") -> str:
+    """SVG text, by Graphviz (``"dot"``), the built-in layout (``"builtin"``), or ``"auto"``."""
+    if engine not in ("auto", "dot", "builtin"):
+        raise AnalysisError(f"engine={engine!r}; choose 'auto', 'dot' or 'builtin'.")
+    if engine == "dot" or (engine == "auto" and dot_available()):
+        return _run_dot(to_dot(graph, rankdir), "svg").decode()
+    return builtin_svg(graph)
+
+
+def render_file(graph: ArchitectureGraph, path: str | Path, fmt: str, rankdir: str = "TB",
+                dpi: int = 150) -> Path:
+    """Write the drawing in ``fmt`` (svg, png, pdf or dot) to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "dot":
+        path.write_text(to_dot(graph, rankdir))
+    elif fmt == "svg":
+        path.write_text(to_svg(graph, rankdir=rankdir))
+    elif fmt in ("png", "pdf"):
+        path.write_bytes(_run_dot(to_dot(graph, rankdir), fmt, dpi if fmt == "png" else None))
+    else:
+        raise AnalysisError(f"Cannot draw the graph as {fmt!r}; use a path ending in .svg, .png, .pdf or .dot.")
+    return path
+
+
+# ---------------------------------------------------------------------------- built-in layout
+_W, _H, _GAP_X, _GAP_Y, _MARGIN = 190, 46, 24, 30, 16
+
+
+def builtin_svg(graph: ArchitectureGraph) -> str:
+    """A layered top-down drawing in plain SVG, for machines without Graphviz.
+
+    Each node sits one row below its deepest predecessor, so parallel branches (a residual
+    shortcut) sit side by side.
+    """
+    dom = _dom_ids(graph)
+    preds: dict[str, list[str]] = {n.id: [] for n in graph.nodes}
+    for s, t in graph.edges:
+        if s in preds and t in preds:
+            preds[t].append(s)
+    order = [n.id for n in graph.nodes]
+    row: dict[str, int] = {}
+    for nid in order:  # nodes come in a topological order (trace order)
+        row[nid] = 1 + max((row[p] for p in preds[nid] if p in row), default=-1)
+    columns: dict[int, int] = {}
+    col: dict[str, int] = {}
+    for nid in order:
+        col[nid] = columns.get(row[nid], 0)
+        columns[row[nid]] = col[nid] + 1
+    n_rows = max(row.values(), default=0) + 1
+    n_cols = max(columns.values(), default=1)
+    width = 2 * _MARGIN + n_cols * _W + (n_cols - 1) * _GAP_X
+    height = 2 * _MARGIN + n_rows * _H + (n_rows - 1) * _GAP_Y
+
+    def xy(nid: str) -> tuple[float, float]:
+        # Centre each row's nodes.
+        k = columns[row[nid]]
+        offset = (n_cols - k) * (_W + _GAP_X) / 2
+        return _MARGIN + offset + col[nid] * (_W + _GAP_X), _MARGIN + row[nid] * (_H + _GAP_Y)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
+           f' viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif">',
+           '<defs><marker id="na-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6"'
+           ' markerHeight="6" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z"'
+           ' fill="#555"/></marker></defs>']
+    for s, t in graph.edges:
+        if s not in row or t not in row:
+            continue
+        (x0, y0), (x1, y1) = xy(s), xy(t)
+        ax, ay, bx, by = x0 + _W / 2, y0 + _H, x1 + _W / 2, y1
+        mid = (ay + by) / 2
+        out.append(f'<path class="na-edge" d="M {ax:.1f} {ay:.1f} C {ax:.1f} {mid:.1f}, {bx:.1f} {mid:.1f},'
+                   f' {bx:.1f} {by:.1f}" fill="none" stroke="#555" stroke-width="1"'
+                   ' marker-end="url(#na-arrow)"/>')
+    for n in graph.nodes:
+        x, y = xy(n.id)
+        cls = "na-layer" if n.kind == "module" else f"na-{n.kind}"
+        title = html.escape(f"{n.name} ({n.type}) {format_shape(n.output_shape)}")
+        head = n.name + (f" ({n.call}/{n.calls})" if n.calls > 1 else "")
+        sub = f"{n.type} {format_shape(n.output_shape)}" if n.kind == "module" else format_shape(n.output_shape)
+        rx = 18 if n.kind == "function" else 6
+        out.append(
+            f'<g id="{dom[n.id]}" class="node {cls}" data-layer="{html.escape(n.name)}">'
+            f"<title>{title}</title>"
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{_W}" height="{_H}" rx="{rx}" fill="{_fill(n)}"'
+            f' stroke="#444" stroke-width="0.8"/>'
+            f'<text x="{x + _W / 2:.1f}" y="{y + 19:.1f}" text-anchor="middle" font-size="12">{html.escape(head)}</text>'
+            f'<text x="{x + _W / 2:.1f}" y="{y + 35:.1f}" text-anchor="middle" font-size="10"'
+            f' fill="#444">{html.escape(sub)}</text></g>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------- HTML
+_SCRIPT = """
+(function () {
+  var root = document.getElementById("%(root)s");
+  if (!root) return;
+  var names = %(names)s;
+  var toast = root.querySelector(".na-toast");
+  function copied(name) {
+    toast.textContent = "copied: " + name;
+    toast.style.opacity = 1;
+    setTimeout(function () { toast.style.opacity = 0; }, 1200);
+  }
+  root.querySelectorAll("g.na-layer").forEach(function (g) {
+    g.style.cursor = "pointer";
+    g.addEventListener("click", function () {
+      var name = names[g.id] || g.getAttribute("data-layer");
+      if (!name) return;
+      if (navigator.clipboard && navigator.clipboard.writeText) {
+        navigator.clipboard.writeText(name).then(function () { copied(name); },
+                                                 function () { copied(name); });
+      } else {
+        var t = document.createElement("textarea");
+        t.value = name; document.body.appendChild(t); t.select();
+        try { document.execCommand("copy"); } catch (e) {}
+        document.body.removeChild(t); copied(name);
+      }
+    });
+  });
+})();
+"""
+
+
+def to_html(graph: ArchitectureGraph, engine: str = "auto") -> str:
+    """An HTML fragment: the drawing, where a click on a layer copies its name.
+
+    The fragment is self-contained (inline SVG, style and script), ready for the report.
+    """
+    svg = to_svg(graph, engine=engine)
+    svg = svg[svg.find("<svg"):]  # drop the XML prolog and DOCTYPE for inline use
+    root = f"na-arch-{uuid.uuid4().hex[:8]}"
+    dom = _dom_ids(graph)
+    names = {dom[n.id]: n.name for n in graph.nodes if n.kind == "module"}
+    script = _SCRIPT % {"root": root, "names": json.dumps(names)}
+    style = (f"#{root} {{position: relative; overflow: auto; max-width: 100%;}}"
+             f" #{root} g.na-layer:hover polygon, #{root} g.na-layer:hover path,"
+             f" #{root} g.na-layer:hover rect {{stroke: #c00; stroke-width: 2;}}"
+             f" #{root} .na-toast {{position: sticky; left: 0; top: 0; background: #333; color: #fff;"
+             " padding: 2px 8px; border-radius: 4px; font: 12px sans-serif; opacity: 0;"
+             " transition: opacity .3s; display: inline-block;}")
+    return (f'<div id="{root}" class="na-architecture" title="Click a layer to copy its name">'
+            f"<style>{style}</style><div class=\"na-toast\"></div>{svg}<script>{script}</script></div>")

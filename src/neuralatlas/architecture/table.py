@@ -1,0 +1,109 @@
+"""The summary table (like torchinfo): output shapes, parameters and MACs per layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from neuralatlas.architecture.graph import ArchitectureGraph
+
+COLUMNS = ["name", "type", "depth", "parent", "is_leaf", "output_shape", "calls", "params",
+           "params_total", "trainable", "macs"]
+
+
+def format_shape(shape: Any) -> str:
+    """``(16, 8, 8)`` → ``[16, 8, 8]``; several outputs joined; ``-`` when unknown."""
+    if shape is None:
+        return "-"
+    if isinstance(shape, tuple):
+        return "[" + ", ".join(str(s) for s in shape) + "]"
+    if isinstance(shape, list):
+        return ", ".join(format_shape(s) for s in shape)
+    return str(shape)
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n else "--"
+
+
+def _human(n: float) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n:.0f}"
+
+
+@dataclass
+class ModelSummary:
+    """Per-layer output shapes, parameters and multiply-accumulates.
+
+    ``str(summary)`` is the text table; :attr:`table` (also :meth:`to_frame`) the DataFrame.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per named module in ``named_modules()`` order, with the columns of
+        :data:`COLUMNS`: ``params`` are the module's own parameters (the column sums to the
+        total), ``params_total`` include its children, ``macs`` are per sample (containers:
+        the sum of their leaves; a shared module: all its calls).
+    total_params, trainable_params : int
+    total_macs : int
+        Multiply-accumulates of one forward pass, per sample.
+    input_shape : shape of one input sample
+    model_type : str
+    """
+
+    table: pd.DataFrame
+    total_params: int
+    trainable_params: int
+    total_macs: int
+    input_shape: Any = None
+    model_type: str = ""
+
+    @classmethod
+    def from_graph(cls, graph: ArchitectureGraph) -> ModelSummary:
+        table = pd.DataFrame(graph.modules, columns=COLUMNS)
+        macs = int(sum(r["macs"] for r in graph.modules if r["is_leaf"]))
+        return cls(table, graph.total_params, graph.trainable_params, macs, graph.input_shape,
+                   graph.model_type)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The table as a DataFrame (a copy)."""
+        return self.table.copy()
+
+    def __str__(self) -> str:
+        rows = [("Layer (type)", "Output shape", "Param #", "MACs")]
+        for r in self.table.itertuples(index=False):
+            indent = "  " * int(r.depth)
+            shared = f" x{r.calls}" if r.calls > 1 else ""
+            params = r.params if r.is_leaf else r.params_total
+            rows.append((f"{indent}{r.name} ({r.type}){shared}", format_shape(r.output_shape),
+                         _count(int(params)), _count(int(r.macs))))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        line = "=" * (sum(widths) + 6)
+
+        def fmt(row: tuple[str, ...]) -> str:
+            return (f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}"
+                    f"  {row[3]:>{widths[3]}}")
+
+        body = [line, fmt(rows[0]), line, *(fmt(r) for r in rows[1:]), line]
+        body += [
+            f"Total params: {self.total_params:,}",
+            f"Trainable params: {self.trainable_params:,}",
+            f"Non-trainable params: {self.total_params - self.trainable_params:,}",
+            f"Multiply-accumulates per sample: {self.total_macs:,} ({_human(self.total_macs)})",
+            f"Input shape (one sample): {format_shape(self.input_shape)}",
+            f"Params size: {self.total_params * 4 / 2**20:.2f} MB (float32)",
+            line,
+        ]
+        return "\n".join(body)
+
+    def _repr_html_(self) -> str:
+        frame = self.table.assign(output_shape=self.table.output_shape.map(format_shape))
+        return frame.to_html(index=False) + f"<p>{self.total_params:,} parameters, {self.total_macs:,} MACs per sample</p>"
+
+    def __repr__(self) -> str:
+        return str(self)

@@ -1,0 +1,57 @@
+"""The cost side of an architecture: parameters and multiply-accumulates per layer.
+
+The graph itself is drawn by :meth:`ArchitectureGraph.to_svg` / ``.render`` (Graphviz);
+this figure is the matplotlib companion for papers and the report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from neuralatlas.plots.style import new_figure
+
+
+def layer_costs(summary: Any, *, log: bool = True, only_costly: bool = True) -> Figure:
+    """Two bar charts, one bar per leaf layer (named as ``named_modules()`` names it):
+    parameters and multiply-accumulates per sample.
+
+    Parameters
+    ----------
+    summary : ModelSummary
+        From ``neuralatlas.summary(model)`` or ``architecture(model).summary()``.
+    log : bool
+        Logarithmic axes (layer costs span orders of magnitude).
+    only_costly : bool
+        Leave out layers with neither parameters nor MACs (activations, pools).
+
+    Example
+    -------
+    >>> fig = layer_costs(summary(model))       # doctest: +SKIP
+    """
+    table = summary.table
+    leaves = table[table.is_leaf & (table.calls > 0)]
+    if only_costly:
+        leaves = leaves[(leaves.params > 0) | (leaves.macs > 0)]
+    names = list(leaves.name)
+    y = np.arange(len(names))
+    height = max(2.0, 0.25 * len(names) + 1.0)
+    fig, axes = new_figure(1, 2, size=(9.0, height), sharey=True)
+    for ax, column, colour, title in ((axes[0, 0], "params", "#4c72b0", "parameters"),
+                                      (axes[0, 1], "macs", "#dd8452", "MACs per sample")):
+        values = leaves[column].to_numpy(dtype=float)
+        ax.barh(y, values, color=colour)
+        if log and (values > 0).any():
+            ax.set_xscale("log")
+        ax.set_title(f"{title} (total {int(values.sum()):,})", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].set_yticks(y)
+    axes[0, 0].set_yticklabels(names, fontsize=7)
+    axes[0, 0].invert_yaxis()
+    fig.suptitle(f"{summary.model_type}: cost per layer", fontsize=10)
+    return fig
+
+
+__all__ = ["layer_costs"]
