@@ -3,5 +3,7 @@
 from __future__ import annotations
 
 from neuralatlas.store.core import ActivationStore
+from neuralatlas.store.innspect import import_innspect_corpus, import_innspect_output, read_innspect_corpus
 
 __all__ = ["ActivationStore"]
+__all__ += ["import_innspect_corpus", "import_innspect_output", "read_innspect_corpus"]

@@ -285,8 +285,11 @@ class ActivationStore:
         if slot + "prediction" in self._group:
             cols["prediction"] = self._group[slot + "prediction"][:]
         frame = pd.DataFrame(cols)
-        if "label" in frame and self.classes:
-            frame["label_name"] = [self.classes[i] if 0 <= i < len(self.classes) else "" for i in frame["label"]]
+        classes = self.classes  # one attribute read, not one per row
+        if "label" in frame and classes:
+            names = np.asarray([*classes, ""], dtype=object)
+            labels = frame["label"].to_numpy()
+            frame["label_name"] = names[np.where((labels >= 0) & (labels < len(classes)), labels, len(classes))]
         return frame
 
     def iter_chunks(self, layer: str, kind: str = "acts", epoch: int | None = None,

@@ -1,0 +1,114 @@
+"""Figures of Neuron Activation Profiles: group × unit heatmaps, per-group maps, unit statistics.
+
+Pure functions ``(result, *, ax=None, ...) -> Figure``: no computing beyond arranging the
+values, no files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from neuralatlas.plots.style import DIVERGING, SEQUENTIAL, new_figure, symmetric_limits
+
+__all__ = ["nap_heatmap", "nap_maps", "unit_statistics_figure"]
+
+
+def _scale(values: np.ndarray, signed: bool | None = None) -> tuple[str, float, float]:
+    """Colour map and limits: diverging and symmetric for signed values, else sequential."""
+    finite = values[np.isfinite(values)]
+    if signed is None:
+        signed = bool(finite.size and finite.min() < 0)
+    if signed:
+        lo, hi = symmetric_limits(finite if finite.size else np.zeros(1))
+        return DIVERGING, lo, hi
+    hi = float(finite.max()) if finite.size else 1.0
+    return SEQUENTIAL, 0.0, hi if hi > 0 else 1.0
+
+
+def _channel_values(values: np.ndarray) -> np.ndarray:
+    return values.reshape(values.shape[0], values.shape[1], -1).mean(axis=2) if values.ndim > 2 else values
+
+
+def nap_heatmap(result: Any, layer: str, *, ax: Any = None, max_units: int = 512,
+                title: str | None = None) -> Figure:
+    """Groups (rows) × units (columns) of one layer's NAPs; conv channels spatially averaged.
+
+    Contrastive (or otherwise signed) NAPs use the diverging map on a symmetric scale.
+
+    Example
+    -------
+    >>> fig = nap_heatmap(naps(store), "fc1")                              # doctest: +SKIP
+    """
+    values = _channel_values(np.asarray(result.values(layer), dtype=np.float64))[:, :max_units]
+    cmap, lo, hi = _scale(values, signed=True if result.kind == "contrastive" else None)
+    fig, axes = new_figure(size=(min(12.0, 2.0 + 0.05 * values.shape[1]), 1.0 + 0.3 * len(result.groups)), ax=ax)
+    ax = axes if ax is not None else axes[0, 0]
+    im = ax.imshow(values, aspect="auto", cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+    ax.set_yticks(range(len(result.groups)), result.groups)
+    unit = "channel" if np.asarray(result.values(layer)).ndim > 2 else "unit"
+    ax.set_xlabel(f"{unit} (first {values.shape[1]})" if values.shape[1] < result.values(layer).shape[1] else unit)
+    ax.set_ylabel(result.by)
+    kind = "contrastive NAP" if result.kind == "contrastive" else "NAP"
+    ax.set_title(title or f"{layer}: {kind} per {result.by}")
+    fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
+    return fig
+
+
+def nap_maps(result: Any, layer: str, *, groups: Sequence[str] | None = None, channel: int | None = None,
+             ax: Any = None) -> Figure:
+    """Each group's spatial NAP of a conv layer (a channel, or the mean over channels).
+
+    Shows what gradient alignment does: aligned NAPs concentrate in the centre.
+
+    Example
+    -------
+    >>> fig = nap_maps(naps(store, align="gradient"), "conv2")            # doctest: +SKIP
+    """
+    values = np.asarray(result.values(layer), dtype=np.float64)
+    if values.ndim < 4:
+        raise ValueError(f"nap_maps needs a layer with two spatial axes; {layer!r} has unit shape {values.shape[1:]}.")
+    names = list(groups) if groups is not None else result.groups
+    index = [result.groups.index(str(g)) for g in names]
+    maps = values[index][:, channel] if channel is not None else values[index].mean(axis=1)
+    maps = maps.reshape(len(index), maps.shape[-2], maps.shape[-1])
+    cmap, lo, hi = _scale(maps, signed=True if result.kind == "contrastive" else None)
+    fig, axes = new_figure(1, len(names), size=(1.6 * len(names) + 0.8, 2.0), layout="constrained")
+    for a, name, m in zip(axes[0], names, maps):
+        im = a.imshow(m, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+        a.set_title(str(name), fontsize=9)
+        a.set_xticks([])
+        a.set_yticks([])
+    what = f"channel {channel}" if channel is not None else "mean over channels"
+    aligned = ", aligned" if layer in result.aligned else ""
+    fig.suptitle(f"{layer}: {what}{aligned}", fontsize=10)
+    fig.colorbar(im, ax=list(axes[0]), fraction=0.02, pad=0.01)
+    return fig
+
+
+def unit_statistics_figure(result: Any, *, layers: Sequence[str] | None = None, ax: Any = None) -> Figure:
+    """Per layer: fraction of dead units, of always-on units, and sparsity.
+
+    Example
+    -------
+    >>> fig = unit_statistics_figure(naps(store))                          # doctest: +SKIP
+    """
+    chosen = [layer for layer in (layers or result.layers)]
+    summaries = [result.statistics(layer).summary() for layer in chosen]
+    fig, axes = new_figure(size=(max(4.0, 0.6 * len(chosen) + 2.0), 3.0), ax=ax)
+    ax = axes if ax is not None else axes[0, 0]
+    x = np.arange(len(chosen))
+    bars = [("dead", "dead_fraction", "#444444"), ("always on", "always_on_fraction", "#d62728"),
+            ("sparsity", "sparsity", "#1f77b4")]
+    width = 0.8 / len(bars)
+    for i, (label, key, color) in enumerate(bars):
+        ax.bar(x + (i - 1) * width, [s[key] for s in summaries], width, label=label, color=color)
+    ax.set_xticks(x, chosen, rotation=45, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("fraction")
+    ax.set_title("How the units of each layer work")
+    ax.legend(fontsize=8, frameon=False)
+    return fig

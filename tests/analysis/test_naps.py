@@ -1,0 +1,216 @@
+"""NAPs: exact group means over chunked stores, gradient alignment, contrast, unit statistics, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import neuralatlas as na
+from neuralatlas.analysis.naps import NAPs, align_by_gradient, contrastive_naps, naps, unit_statistics
+from neuralatlas.errors import AnalysisError, LayerError
+from neuralatlas.store import ActivationStore
+
+
+def _uneven_labels(rng, n, k=5):
+    labels = rng.choice(k, size=n, p=np.array([8, 4, 2, 1, 0.5])[:k] / np.array([8, 4, 2, 1, 0.5])[:k].sum())
+    labels[:k] = np.arange(k)  # every class present
+    return rng.permutation(labels)
+
+
+@pytest.fixture()
+def random_store(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 523
+    conv = rng.normal(size=(n, 6, 5, 4)).astype(np.float32)
+    dense = np.maximum(rng.normal(size=(n, 17)), 0).astype(np.float32)
+    dense[:, 3] = 0.0                          # a dead unit
+    dense[:, 5] = 1.0 + rng.random(n)          # an always-on unit
+    grads = rng.normal(size=conv.shape).astype(np.float32)
+    labels = _uneven_labels(rng, n)
+    source = rng.choice(["clean", "noisy", "adv"], size=n)
+    predictions = np.where(rng.random(n) < 0.7, labels, (labels + 1) % 5)
+    # 37 rows per chunk: chunks cut through every group
+    store = ActivationStore.from_arrays(tmp_path / "s.zarr", {"conv": conv, "dense": dense}, labels=labels,
+                                        gradients={"conv": grads}, predictions=predictions,
+                                        columns={"source": source}, chunk_rows=37)
+    return store, dict(conv=conv, dense=dense, grads=grads, labels=labels, source=source, predictions=predictions)
+
+
+def _group_means(x, codes, order):
+    return np.stack([x[codes == g].mean(0) for g in order]), np.stack([x[codes == g].std(0) for g in order])
+
+
+def test_naps_equal_numpy_group_means_over_chunks_that_split_groups(random_store):
+    store, a = random_store
+    result = naps(store, by="label")
+    assert result.groups == ["0", "1", "2", "3", "4"]
+    np.testing.assert_array_equal(result.counts, np.bincount(a["labels"]))
+    for layer in ("conv", "dense"):
+        mean, std = _group_means(a[layer].astype(np.float64), a["labels"], range(5))
+        assert result.values(layer).shape == (5, *a[layer].shape[1:])
+        np.testing.assert_allclose(result.values(layer), mean, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(result.std(layer), std, rtol=1e-4, atol=1e-5)
+
+
+def test_naps_by_any_column_array_and_group_selection(random_store):
+    store, a = random_store
+    by_source = naps(store, by="source", layers="dense")
+    assert by_source.groups == ["adv", "clean", "noisy"]
+    mean, _ = _group_means(a["dense"], a["source"], ["adv", "clean", "noisy"])
+    np.testing.assert_allclose(by_source.values("dense"), mean, rtol=1e-5, atol=1e-6)
+
+    custom = naps(store, by=a["source"], layers="dense", groups=["noisy", "clean"])
+    assert custom.groups == ["noisy", "clean"] and custom.by == "custom"
+    np.testing.assert_allclose(custom.values("dense"), mean[[2, 1]], rtol=1e-5, atol=1e-6)
+
+    correct = naps(store, by="correct", layers="dense")
+    ok = a["labels"] == a["predictions"]
+    assert correct.groups == ["correct", "wrong"]
+    np.testing.assert_array_equal(correct.counts, [ok.sum(), (~ok).sum()])
+    np.testing.assert_allclose(correct.values("dense")[1], a["dense"][~ok].mean(0), rtol=1e-5, atol=1e-6)
+
+
+def test_unit_statistics_from_the_same_pass(random_store):
+    store, a = random_store
+    stats = naps(store, layers=["dense", "conv"]).statistics("dense")
+    x = a["dense"]
+    np.testing.assert_allclose(stats.mean, x.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(stats.max, x.max(0))
+    np.testing.assert_array_equal(stats.min, x.min(0))
+    np.testing.assert_allclose(stats.active_fraction, (x > 0).mean(0))
+    assert stats.dead[3] and stats.dead.sum() == 1
+    assert stats.always_on[5]
+    assert stats.sparsity == pytest.approx(1 - (x > 0).mean())
+    conv_stats = unit_statistics(store, "conv")["conv"]
+    assert conv_stats.summary()["channels"] == 6
+    np.testing.assert_allclose(conv_stats.mean, a["conv"].mean(0), rtol=1e-4, atol=1e-5)
+
+
+def test_std_survives_a_large_offset(tmp_path):
+    rng = np.random.default_rng(1)
+    x = (1000.0 + 0.01 * rng.normal(size=(300, 8))).astype(np.float32)
+    labels = rng.integers(0, 3, 300)
+    store = ActivationStore.from_arrays(tmp_path / "s.zarr", {"a": x}, labels=labels, chunk_rows=64)
+    result = naps(store)
+    ref = np.stack([x[labels == g].astype(np.float64).std(0) for g in range(3)])
+    np.testing.assert_allclose(result.std("a"), ref, rtol=2e-2)
+
+
+def _align_reference(acts, grads):
+    """iNNtrospect's per-sample loop (channels-first): pad, then crop, around the gradient peak."""
+    out = np.empty_like(acts)
+    for i in range(len(acts)):
+        sal = np.abs(grads[i]).mean(0)
+        if sal.min() == sal.max():
+            out[i] = acts[i]
+            continue
+        peak = np.array(np.unravel_index(sal.argmax(), sal.shape))
+        shift = peak - np.array(sal.shape) // 2
+        pads = [(0, 0)] + [(max(-p, 0), max(p, 0)) for p in shift]
+        padded = np.pad(acts[i], pads)
+        crop = (slice(None),) + tuple(slice(max(p, 0), d - max(-p, 0)) for p, d in zip(shift, padded.shape[1:]))
+        out[i] = padded[crop]
+    return out
+
+
+@pytest.mark.parametrize("spatial", [(7, 6), (9,), (3, 4, 5)])
+def test_alignment_moves_a_planted_peak_to_the_centre(spatial):
+    rng = np.random.default_rng(2)
+    n, c = 12, 3
+    acts = rng.normal(size=(n, c, *spatial)).astype(np.float32)
+    grads = 0.01 * rng.random(size=acts.shape).astype(np.float32)
+    peaks = [tuple(rng.integers(0, s) for s in spatial) for _ in range(n)]
+    for i, p in enumerate(peaks):
+        grads[(i, slice(None), *p)] = 5.0
+    grads[0] = 1.0                              # a constant-gradient sample: left as it is
+    aligned = align_by_gradient(acts, grads)
+    np.testing.assert_array_equal(aligned[0], acts[0])
+    centre = tuple(s // 2 for s in spatial)
+    for i in range(1, n):
+        np.testing.assert_array_equal(aligned[(i, slice(None), *centre)], acts[(i, slice(None), *peaks[i])])
+    np.testing.assert_array_equal(aligned, _align_reference(acts, grads))
+
+
+def test_aligned_naps_are_means_of_aligned_samples(random_store):
+    store, a = random_store
+    result = naps(store, by="label", align="gradient")
+    assert result.aligned == ["conv"]               # the dense layer is left unaligned
+    aligned = _align_reference(a["conv"], a["grads"])
+    mean, _ = _group_means(aligned.astype(np.float64), a["labels"], range(5))
+    np.testing.assert_allclose(result.values("conv"), mean, rtol=1e-5, atol=1e-6)
+    # unit statistics describe the raw activations
+    np.testing.assert_array_equal(result.statistics("conv").max, a["conv"].max(0))
+
+
+@pytest.mark.parametrize("weight_by_size", [False, True])
+@pytest.mark.parametrize("normalize", [None, "zscore"])
+def test_contrastive_naps_sum_to_zero(random_store, weight_by_size, normalize):
+    store, a = random_store
+    result = naps(store)
+    chosen = ["0", "2", "4"]
+    contrast = contrastive_naps(result, groups=chosen, weight_by_size=weight_by_size, normalize=normalize)
+    assert contrast.groups == chosen and contrast.kind == "contrastive"
+    w = np.asarray(contrast.reference["weights"])
+    expected_w = result.counts[[0, 2, 4]] / result.counts[[0, 2, 4]].sum() if weight_by_size else np.ones(3) / 3
+    np.testing.assert_allclose(w, expected_w)
+    for layer in ("conv", "dense"):
+        v = contrast.values(layer).astype(np.float64)
+        np.testing.assert_allclose(np.tensordot(w, v, 1), 0, atol=1e-5)
+        raw = result.values(layer)[[0, 2, 4]].astype(np.float64)
+        diff = raw - np.tensordot(w, raw, 1)
+        if normalize is None:
+            np.testing.assert_allclose(v, diff, rtol=1e-5, atol=1e-6)
+        else:
+            sd = np.sqrt(np.tensordot(w, diff ** 2, 1))
+            np.testing.assert_allclose(v, np.where(sd > 0, diff / np.where(sd > 0, sd, 1), 0), rtol=1e-4, atol=1e-5)
+    # the dead unit does not vary across groups: its z-score is 0, not NaN
+    if normalize == "zscore":
+        assert np.all(contrast.values("dense")[:, 3] == 0)
+
+
+def test_save_and_load_round_trip(random_store, tmp_path):
+    store, _ = random_store
+    result = naps(store, by="source", align="gradient")
+    back = NAPs.load(result.save(tmp_path / "results" / "naps"))
+    assert back.groups == result.groups and back.by == "source" and back.aligned == ["conv"]
+    np.testing.assert_array_equal(back.counts, result.counts)
+    for layer in result.layers:
+        np.testing.assert_array_equal(back.values(layer), result.values(layer))
+        np.testing.assert_array_equal(back.std(layer), result.std(layer))
+        np.testing.assert_array_equal(back.statistics(layer).active_fraction, result.statistics(layer).active_fraction)
+    contrast = contrastive_naps(back)
+    again = NAPs.load(contrast.save(tmp_path / "c"))
+    assert again.kind == "contrastive" and again.reference == contrast.reference
+    assert "<table>" in result._repr_html_()
+    assert (tmp_path / "results" / "naps" / "summary.json").exists()
+
+
+def test_public_names_and_run_folder_path(random_store):
+    store, a = random_store
+    result = na.naps(store.path, layers=["dense"])
+    np.testing.assert_array_equal(result.counts, np.bincount(a["labels"]))
+    assert isinstance(na.contrastive_naps(result), NAPs)
+
+
+def test_bad_input_gets_a_clear_error(random_store, tmp_path):
+    store, _ = random_store
+    with pytest.raises(AnalysisError, match=r"no such column.*Did you mean 'source'"):
+        naps(store, by="sourse")
+    with pytest.raises(AnalysisError, match=r"Group '7' has no samples in 'label'.*Groups with samples: 0, 1, 2, 3, 4"):
+        naps(store, groups=["1", "7"])
+    with pytest.raises(AnalysisError, match=r"spatial or temporal axes.*'dense'.*\(17,\)"):
+        naps(store, layers=["conv", "dense"], align="gradient")
+    with pytest.raises(AnalysisError, match="align='sideways'"):
+        naps(store, align="sideways")
+    with pytest.raises(LayerError, match="Did you mean 'conv'"):
+        naps(store, layers="cnov")
+    with pytest.raises(AnalysisError, match="one value per sample"):
+        naps(store, by=np.zeros(3))
+    no_grads = ActivationStore.from_arrays(tmp_path / "g.zarr", {"c": np.ones((10, 2, 3, 3), np.float32)},
+                                           labels=np.arange(10) % 2)
+    with pytest.raises(AnalysisError, match="gradients=True"):
+        naps(no_grads, align="gradient")
+    with pytest.raises(AnalysisError, match="at least two groups"):
+        contrastive_naps(naps(store, layers="dense"), groups=["1"])
+    with pytest.raises(AnalysisError, match="already contrastive"):
+        contrastive_naps(contrastive_naps(naps(store, layers="dense")))
