@@ -303,47 +303,33 @@ def featurevis(
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: CUDA when present).")] = None,
     filters: Annotated[bool, typer.Option(help="Also draw the kernels of --layer (or the first conv layer).")] = False,
     maps: Annotated[Optional[int], typer.Option(help="Also draw the feature maps of this sample (row of RUN_DIR/acts.zarr).")] = None,
+    maps_layer: Annotated[Optional[list[str]], typer.Option(help="Layers (names or globs) for --maps; default every [C, H, W] layer in the store.")] = None,
     data: Annotated[str, typer.Option(help="Data set the store was captured from (to show the input beside the maps).")] = "digits",
 ) -> None:
     """Optimise one image per unit of a layer (one batch), and optionally draw filters and feature maps."""
-    from neuralatlas.featurevis import conv_layers, feature_maps, visualize_feature
-    from neuralatlas.featurevis import filters as kernels
-    from neuralatlas.featurevis import objectives as O
+    from neuralatlas import steps as run_steps
     from neuralatlas.featurevis.taps import default_input_shape, layer_width
-    from neuralatlas.plots import feature_map_grid, filter_grid, objective_trace, optimized_images, save_figure
     from neuralatlas.zoo import load_run
 
     model, _ = load_run(run_dir)
     model.eval()
-    shape = default_input_shape(model)
-    chosen = _parse_units(units, layer_width(model, layer, shape))
-    objective = O.class_logit(chosen) if layer is None else O.channel(layer, chosen)
+    chosen = _parse_units(units, layer_width(model, layer, default_input_shape(model)))
     name = "logits" if layer is None else layer
-    results_dir, figures_dir = run_dir / "results" / "featurevis", run_dir / "figures" / "featurevis"
-    with progress_bar(f"optimising {len(chosen)} images of {name}", total=steps) as update:
-        result = visualize_feature(model, objective, steps=steps, param=param, lr=lr, seed=seed,
-                                   device=device, progress=update)
-    result.save(results_dir, name)
-    written = save_figure(optimized_images(result), figures_dir / f"{name}_images")
-    written += save_figure(objective_trace(result), figures_dir / f"{name}_trace")
-    if filters:
-        f = kernels(model, layer if layer in conv_layers(model) else None)
-        f.save(results_dir)
-        written += save_figure(filter_grid(f), figures_dir / f"filters_{f.layer}")
+    dataset = None
     if maps is not None:
         from neuralatlas.data import load
 
-        dataset = None
         with contextlib.suppress(NeuralAtlasError):
             dataset = load(data)[1]
-        fm = feature_maps(run_dir, sample=maps, data=dataset)
-        fm.save(results_dir, f"feature_maps_{maps}")
-        for lyr in fm.layers:
-            written += save_figure(feature_map_grid(fm, lyr), figures_dir / f"feature_maps_{maps}_{lyr}")
+    with progress_bar(f"optimising {len(chosen)} images of {name}", total=steps) as update:
+        result, _ = run_steps.featurevis(run_dir, model, layer=layer, units=chosen, steps=steps, param=param, lr=lr,
+                                     seed=seed, device=device, filters=filters, maps=maps,
+                                     maps_layers=maps_layer, data=dataset, progress=update)
+    results_dir, figures_dir = run_dir / "results" / "featurevis", run_dir / "figures" / "featurevis"
     values = ", ".join(f"{label} {value:.3g}" for label, value in zip(result.labels[:8], result.values[:8]))
     console.print(f"{len(chosen)} images of {name} in {result.settings['seconds']:.1f} s on"
                   f" {result.settings['device']} ({values}{' ...' if len(chosen) > 8 else ''});"
-                  f" results in {results_dir}, {len(written)} figure files in {figures_dir}")
+                  f" results in {results_dir}, figures in {figures_dir}")
 
 
 @app.command()
@@ -400,23 +386,291 @@ def architecture(
     rankdir: Annotated[str, typer.Option(help="Graph direction: TB (top-bottom) or LR.")] = "TB",
 ) -> None:
     """Draw a model's graph with the layer names capture uses, and print its summary table."""
-    from neuralatlas.architecture import architecture as build_graph
+    from neuralatlas import steps as run_steps
     from neuralatlas.architecture import dot_available
-    from neuralatlas.plots import layer_costs, save_figure
 
     net, run_dir = _model_arg(model)
     shape = _parse_shape(input_shape) if input_shape else None
-    graph = build_graph(net, input_shape=shape)
     target = out or (run_dir / "results" / "architecture" if run_dir else Path("architecture") / Path(model).name.replace(":", "_"))
-    written = graph.save(target)
-    if rankdir != "TB":
-        written.append(graph.render(target / f"architecture_{rankdir}.svg", rankdir=rankdir))
-    figures = run_dir / "figures" / "architecture" if run_dir else target
-    written += save_figure(layer_costs(graph.summary()), figures / "layer_costs")
-    if run_dir and dot_available():
-        written.append(graph.to_png(figures / "architecture.png", rankdir=rankdir))
+    graph, _ = run_steps.architecture(run_dir or target, net, input_shape=shape, rankdir=rankdir,
+                                  out=None if run_dir and out is None else target)
     stdout.print(str(graph.summary()), highlight=False, markup=False)
     note = "" if dot_available() else " [yellow](Graphviz 'dot' not found: the SVG uses the built-in layout; apt-get install graphviz)[/]"
     if graph.method == "hooks":
         note += f" [dim](traced by hooks: torch.fx could not trace it: {graph.fx_error})[/]"
-    console.print(f"wrote {len(written)} files to {target}{note}")
+    console.print(f"wrote the graph, summary and figures to {target}{note}")
+
+
+# ---------------------------------------------------------------------------- report, LaTeX, toy networks
+@app.command()
+@friendly_errors
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (from `neuralatlas run`, or one model's run folder).")],
+    latex: Annotated[Optional[Path], typer.Option(help="Write booktabs tables, PDF figures and a main.tex into this folder.")] = None,
+    html: Annotated[Optional[Path], typer.Option(help="Write the self-contained HTML report to this file (default: RUN_DIR/report.html when --latex is not given).")] = None,
+) -> None:
+    """Export a run: the one-file HTML report and/or a LaTeX folder (tables, figures, main.tex)."""
+    from neuralatlas.report import export_latex, write_report
+
+    if latex is None or html is not None:
+        page = write_report(run_dir, html)
+        stdout.print(f"[bold]report:[/] {page.resolve()}")
+    if latex is not None:
+        main = export_latex(run_dir, latex)
+        stdout.print(f"[bold]LaTeX:[/] {main.resolve()}  (compile: cd {latex} && pdflatex {main.name})")
+
+
+@app.command()
+@friendly_errors
+def toy(
+    data: Annotated[str, typer.Option(help="Toy data set: xor, circles, moons or spirals.")] = "xor",
+    out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/toy-DATA).")] = None,
+    hidden: Annotated[Optional[str], typer.Option(help="Hidden widths, e.g. 8 or 32,32 (default: per data set).")] = None,
+    activation: Annotated[str, typer.Option(help="Hidden nonlinearity: tanh, relu, sigmoid, ...")] = "tanh",
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: per data set).")] = None,
+    restarts: Annotated[int, typer.Option(help="Retrain from a new initialisation up to this many times while below the target.")] = 5,
+    target_accuracy: Annotated[Optional[float], typer.Option(help="Test accuracy that counts as learned (default: per data set).")] = None,
+    seed: int = 0,
+    resolution: Annotated[int, typer.Option(help="Grid points per axis of the heat maps.")] = 150,
+) -> None:
+    """Train a small MLP on a 2-D toy set; draw each hidden neuron's heat map and the decision regions."""
+    from neuralatlas.toy import toy_network
+
+    widths = tuple(int(w) for w in hidden.replace("x", ",").split(",") if w.strip()) if hidden else None
+    run_dir = out or Path("runs") / f"toy-{data}"
+    with progress_bar(f"training an MLP on {data}") as update:
+        net = toy_network(data, hidden=widths, activation=activation, epochs=epochs, restarts=restarts,
+                          target_accuracy=target_accuracy, seed=seed, resolution=resolution, run_dir=run_dir,
+                          progress=lambda e, n, m: update(e, n))
+    written = net.save(run_dir)
+    colour = "red" if net.reached_target is False else "green"
+    console.print(f"[{colour}]{net.status}[/]", highlight=False)
+    console.print(f"{len(written)} files → {run_dir / 'figures' / 'toy'} (PNG + PDF), {run_dir / 'results' / 'toy'}")
+
+
+# ---------------------------------------------------------------------------- NAPs and topomaps
+# the run-folder helpers live with the steps; these names keep the commands short
+from neuralatlas.steps import file_stem as _file_stem  # noqa: E402
+from neuralatlas.steps import run_store as _run_store  # noqa: E402
+
+
+@app.command("naps")
+@friendly_errors
+def naps_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder with acts.zarr (from `neuralatlas capture`, or an imported iNNtrospect folder).")],
+    by: Annotated[str, typer.Option(help="Group samples by: label, prediction, correct, group, or another sample-table column.")] = "label",
+    align: Annotated[Optional[str], typer.Option(help="'gradient': centre each sample on its largest gradient first (conv layers; needs gradients).")] = None,
+    layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layer name or glob; repeat for more. Default: every layer.")] = None,
+    epoch: Annotated[Optional[int], typer.Option(help="Checkpoint epoch of a per-epoch store (default: the final model).")] = None,
+    figures: Annotated[bool, typer.Option(help="Also draw heatmaps, per-group maps and unit statistics.")] = True,
+) -> None:
+    """Neuron Activation Profiles: each unit's mean activation per group, plus unit statistics.
+
+    Writes RUN_DIR/results/naps/ (values.npz, std.npz, statistics.npz, naps.json, summary.json)
+    and RUN_DIR/figures/naps/.
+    """
+    from neuralatlas import steps as run_steps
+
+    with progress_bar(f"NAPs by {by}") as update:
+        result, _ = run_steps.naps(run_dir, by=by, layers=layers or None, align=align, epoch=epoch,
+                               figures=figures, progress=update)
+    results_dir, figures_dir = run_dir / "results" / "naps", run_dir / "figures" / "naps"
+    table = Table(title=f"NAPs by {result.by}: {len(result.groups)} groups, {int(result.counts.sum())} samples")
+    for col in ("layer", "unit shape", "aligned", "dead", "always on", "sparsity"):
+        table.add_column(col, justify="left" if col == "layer" else "right")
+    for layer in result.layers:
+        s = result.statistics(layer).summary()
+        table.add_row(layer, str(result.unit_shape(layer)), "yes" if layer in result.aligned else "",
+                      f"{s['dead_fraction']:.1%}", f"{s['always_on_fraction']:.1%}", f"{s['sparsity']:.1%}")
+    stdout.print(table)
+    console.print(f"results in {results_dir}, figures in {figures_dir}")
+
+
+@app.command("topomap")
+@friendly_errors
+def topomap_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder with acts.zarr (NAPs are computed when results/naps/ is missing).")],
+    layout: Annotated[str, typer.Option(help="umap, tsne, som, grid, or all (to compare their quality).")] = "umap",
+    contrastive: Annotated[bool, typer.Option(help="Map contrastive NAPs (each group minus the average), as iNNtrospect does.")] = False,
+    weight_by_size: Annotated[bool, typer.Option(help="Contrast against the size-weighted average of the groups.")] = False,
+    zscore: Annotated[bool, typer.Option(help="Z-score contrastive NAPs across groups, per unit.")] = False,
+    groups: Annotated[Optional[str], typer.Option(help="Comma-separated groups to contrast and map (default: all).")] = None,
+    by: Annotated[str, typer.Option(help="Grouping, when NAPs must be computed (see `neuralatlas naps`).")] = "label",
+    layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layer name or glob; repeat for more. Default: every layer.")] = None,
+    seed: int = 0,
+    resolution: Annotated[int, typer.Option(help="Pixels per side of each map.")] = 64,
+    individual: Annotated[bool, typer.Option(help="Also write one PDF per layer and group (iNNtrospect's individual maps).")] = True,
+) -> None:
+    """Topographic activation maps: lay out each layer's units, draw every group's map over it.
+
+    Writes RUN_DIR/results/topomap/<layout>/ (coordinates, images, quality JSON),
+    RUN_DIR/results/topomap/quality.json, and RUN_DIR/figures/topomap/<layout>/.
+    """
+    from neuralatlas import steps as run_steps
+
+    with progress_bar(f"{layout} topomaps") as update:
+        all_quality, _ = run_steps.topomap(
+            run_dir, layout=layout, contrastive=contrastive, weight_by_size=weight_by_size, zscore=zscore,
+            groups=[g.strip() for g in groups.split(",")] if groups else None, by=by, layers=layers or None,
+            seed=seed, resolution=resolution, individual=individual, progress=update,
+            message=lambda text: console.print(f"[yellow]{text}[/]"))
+    results_root, figures_root = run_dir / "results" / "topomap", run_dir / "figures" / "topomap"
+    table = Table(title=f"{'contrastive ' if contrastive else ''}topomaps: layout quality (random layout in brackets)")
+    for col in ("layout", "layer", "units", "Spearman", "kNN kept", "trustworthiness", "map similarity"):
+        table.add_column(col, justify="left" if col in ("layout", "layer") else "right")
+    for method, per_layer in all_quality.items():
+        for layer, q in per_layer.items():
+            table.add_row(method, layer, f"{int(q['units'])}", f"{q['spearman']:.2f} ({q['random_spearman']:.2f})",
+                          f"{q.get('knn', float('nan')):.2f} ({q.get('random_knn', float('nan')):.2f})",
+                          f"{q['trustworthiness']:.2f} ({q['random_trustworthiness']:.2f})",
+                          f"{q['map_similarity']:.2f}")
+    stdout.print(table)
+    console.print(f"results in {results_root}, figures in {figures_root}")
+
+
+# ---------------------------------------------------------------------------- similarity
+@app.command("similarity")
+@friendly_errors
+def similarity_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder with acts.zarr (from `neuralatlas capture`).")],
+    other: Annotated[Optional[Path], typer.Option(help="A second run folder of the same samples (another model), compared layer by layer.")] = None,
+    layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layer name or glob; repeat for more. Default: every layer.")] = None,
+    epoch: Annotated[Optional[int], typer.Option(help="Checkpoint epoch of the layer×layer matrices and probes (default: the final model).")] = None,
+    epochs: Annotated[bool, typer.Option(help="Also the epoch×epoch CKA of every layer (per-epoch stores).")] = True,
+    rbf: Annotated[bool, typer.Option(help="Also RBF CKA (on a subsample).")] = True,
+    rsa: Annotated[bool, typer.Option(help="Also RSA: Spearman correlation of the layers' dissimilarity matrices.")] = True,
+    probes: Annotated[bool, typer.Option(help="Also linear probes: cross-validated logistic-regression accuracy per layer.")] = True,
+    pool: Annotated[Optional[str], typer.Option(help="'mean' or 'max': pool conv maps over space instead of flattening them.")] = None,
+    subsample: Annotated[int, typer.Option(help="Samples for RBF CKA, RSA and the Gram form of very wide layers.")] = 2000,
+    memory_limit: Annotated[Optional[str], typer.Option(help="Memory for streaming, e.g. 2GB (default: a quarter of the free memory).")] = None,
+    seed: int = 0,
+) -> None:
+    """Representational similarity: layer×layer and epoch×epoch CKA, RSA, linear probes, model vs model.
+
+    Writes RUN_DIR/results/similarity/ (matrices.npz, matrices.json, probes.json, summary.json)
+    and RUN_DIR/figures/similarity/ (PNG + PDF).
+    """
+    from neuralatlas.analysis.similarity import save_figures, similarity
+
+    store = _run_store(run_dir)
+    other_store = _run_store(other) if other is not None else None
+    with progress_bar(f"similarity of {run_dir.name}") as update:
+        result = similarity(store, other=other_store, layers=layers or None, epoch=epoch, epochs=epochs,
+                            rbf=rbf, rsa=rsa, probes=probes, pool=pool, subsample=subsample,
+                            memory_limit=memory_limit, seed=seed, progress=update)
+    results_dir, figures_dir = run_dir / "results" / "similarity", run_dir / "figures" / "similarity"
+    result.save(results_dir)
+    written = save_figures(result, figures_dir)
+    lin = result.matrices["linear_cka"]
+    table = Table(title=f"similarity of {run_dir.name}: {store.n_samples} samples")
+    for col in ("layer", "CKA with next layer", "probe accuracy"):
+        table.add_column(col, justify="left" if col == "layer" else "right")
+    for i, layer in enumerate(lin.rows):
+        nxt = f"{lin.values[i, i + 1]:.3f}" if i + 1 < len(lin.rows) else ""
+        acc = f"{result.probes[layer]:.3f}" if result.probes is not None else ""
+        table.add_row(layer, nxt, acc)
+    stdout.print(table)
+    for note in result.summary().get("notes", []):
+        console.print(f"[yellow]note[/]: {note}", highlight=False)
+    console.print(f"results in {results_dir}, {len(written)} figure files in {figures_dir}")
+
+
+# ---------------------------------------------------------------------------- projections
+def _parse_epochs(text: str | None) -> Any:
+    if text is None or text == "last":
+        return None
+    if text == "all":
+        return "all"
+    try:
+        return [int(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise typer.BadParameter(f"--epochs {text!r}: use 'all', 'last' or epochs like 0,4,8") from None
+
+
+@app.command("project")
+@friendly_errors
+def project_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder with acts.zarr (per-epoch capture for --epochs).")],
+    layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", "--layers", help="Layer name or glob, in the order to follow; repeat for more. Default: every layer.")] = None,
+    epochs: Annotated[Optional[str], typer.Option(help="'all', 'last' (default: the final model) or epochs like 0,4,8; needs a per-epoch store.")] = None,
+    method: Annotated[str, typer.Option(help="tsne, umap or pca.")] = "tsne",
+    n: Annotated[Optional[int], typer.Option(help="Samples in the subset, stratified by class (default: at most 2,000).")] = None,
+    seed: int = 0,
+    align: Annotated[bool, typer.Option(help="Initialise each projection from the previous one and Procrustes-align it.")] = True,
+    bundle: Annotated[bool, typer.Option(help="Kernel-density bundling of the trail images.")] = True,
+    neurons: Annotated[Optional[list[str]], typer.Option("--neurons", help="Also map this layer's neurons and their discriminative power; repeat for more.")] = None,
+    discriminative: Annotated[str, typer.Option(help="Importances for --neurons: trees, anova, or both (and their agreement).")] = "both",
+    n_jobs: Annotated[Optional[int], typer.Option(help="Threads for t-SNE and the trees (-1: all cores; default: chosen by size).")] = None,
+) -> None:
+    """Project hidden activity (Rauber et al. 2017): samples as points, layer by layer and epoch by epoch.
+
+    Writes RUN_DIR/results/projection/ (coordinates.npz, projection.json, summary.json; neuron maps
+    and importances for --neurons) and RUN_DIR/figures/projection/ (evolution over layers and
+    epochs with trails, quality, neuron and discriminative maps; PNG and PDF).
+    """
+    import matplotlib.pyplot as plt
+
+    from neuralatlas.analysis.discriminative import discriminative_neurons
+    from neuralatlas.analysis.projection import DEFAULT_N, neuron_projection, project
+    from neuralatlas.errors import AnalysisError
+    from neuralatlas.plots import save_figure
+    from neuralatlas.plots.discriminative import compare_projections, discriminative_map, importance_agreement_plot
+    from neuralatlas.plots.projection import (inter_epoch_evolution, inter_layer_evolution, neuron_map,
+                                              projection_quality, projection_scatter)
+
+    if discriminative not in ("trees", "anova", "both"):
+        raise AnalysisError(f"--discriminative {discriminative!r} is not known; choose trees, anova or both.")
+    store = _run_store(run_dir)
+    with progress_bar(f"{method} projections") as update:
+        result = project(store, layers=layers or None, epochs=_parse_epochs(epochs), method=method,
+                         n=DEFAULT_N if n is None else n, align=align, seed=seed, n_jobs=n_jobs, progress=update)
+    results_dir, figures_dir = run_dir / "results" / "projection", run_dir / "figures" / "projection"
+    result.save(results_dir)
+    written = 0
+
+    def save(fig, stem: str) -> None:
+        nonlocal written
+        written += len(save_figure(fig, figures_dir / stem))
+        plt.close(fig)
+
+    ep = result.epochs
+    if len(result.layers) > 1:
+        for e in dict.fromkeys([ep[0], ep[-1]]):
+            save(inter_layer_evolution(result, epoch=e, bundle=bundle), f"layers_{'final' if e is None else f'epoch{e}'}")
+    if len(ep) > 1:
+        for layer in result.layers:
+            save(inter_epoch_evolution(result, layer, bundle=bundle), f"epochs_{_file_stem(layer)}")
+    if len(result.layers) == 1 and len(ep) == 1:
+        save(projection_scatter(result), f"{_file_stem(result.layers[0])}")
+    save(projection_quality(result), "quality")
+    methods = ["trees", "anova"] if discriminative == "both" else [discriminative]
+    for layer in neurons or []:
+        with progress_bar(f"neurons of {layer}", total=1 + len(methods)) as update:
+            nproj = neuron_projection(store, layer, method=method, n=DEFAULT_N if n is None else n, seed=seed,
+                                      n_jobs=n_jobs)
+            nproj.save(results_dir / "neurons")
+            update(1)
+            found = {}
+            for i, how in enumerate(methods, start=2):
+                found[how] = discriminative_neurons(store, layer, method=how, n=DEFAULT_N if n is None else n,
+                                                    seed=seed, n_jobs=-1 if n_jobs is None else n_jobs)
+                found[how].save(results_dir / "neurons")
+                update(i)
+        stem = _file_stem(nproj.layer)
+        save(neuron_map(nproj), f"neurons_{stem}")
+        for how, imp in found.items():
+            save(compare_projections(nproj, imp), f"compare_{stem}_{how}")
+            save(discriminative_map(nproj, imp), f"discriminative_{stem}_{how}")
+        if len(found) == 2:
+            agreement = found["trees"].agreement(found["anova"])
+            save(importance_agreement_plot(agreement), f"agreement_{stem}")
+            console.print(f"{nproj.layer}: trees vs anova importances, Spearman per class"
+                          f" {agreement.min():.2f}–{agreement.max():.2f} (mean {agreement.mean():.2f})")
+    table = Table(title=f"{method} projections of {result.n} samples (NH: neighbourhood hit k=6, T: trustworthiness)")
+    for col in ("layer", "epoch", "NH", "T"):
+        table.add_column(col, justify="left" if col == "layer" else "right")
+    for row in result.quality_table().itertuples():
+        epoch = "final" if row.epoch is None or row.epoch != row.epoch else str(int(row.epoch))
+        table.add_row(row.layer, epoch, f"{row.neighborhood_hit:.3f}", f"{row.trustworthiness:.3f}")
+    stdout.print(table)
+    console.print(f"results in {results_dir}, {written} figure files in {figures_dir}")

@@ -1,0 +1,294 @@
+"""Figures of projections: scatter, thumbnail sequences, trails, evolution, neuron maps.
+
+Pure functions ``(result, *, ax=None, ...) -> Figure``: they draw what
+:func:`neuralatlas.project` and :func:`neuralatlas.neuron_projection` computed. Hue is the
+class (``class_colors``, the same in every figure); in trails, brightness is the position
+along the sequence (dark: first layer or epoch, full colour: last). Each panel's title
+carries its quality: NH = neighbourhood hit, T = trustworthiness.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from neuralatlas.plots.style import SEQUENTIAL, class_colors, new_figure
+
+__all__ = [
+    "inter_epoch_evolution",
+    "inter_layer_evolution",
+    "neuron_map",
+    "projection_quality",
+    "projection_scatter",
+    "projection_sequence",
+    "trail_image",
+]
+
+
+def _point_size(n: int) -> float:
+    return float(np.clip(3000.0 / max(n, 1), 1.0, 18.0))
+
+
+def _colors(result: Any) -> np.ndarray:
+    k = max(len(result.classes), int(result.labels.max()) + 1 if len(result.labels) else 1)
+    return class_colors(k)
+
+
+def _label_of(key: tuple[str, int | None], along: str | None = None) -> str:
+    layer, epoch = key
+    if along == "layers":
+        return layer
+    if along == "epochs":
+        return "final" if epoch is None else f"epoch {epoch}"
+    return layer if epoch is None else f"{layer} · epoch {epoch}"
+
+
+def _quality_text(result: Any, key: tuple[str, int | None]) -> str:
+    q = result.quality.get(key, {})
+    parts = []
+    if "neighborhood_hit" in q:
+        parts.append(f"NH {q['neighborhood_hit']:.2f}")
+    if "trustworthiness" in q:
+        parts.append(f"T {q['trustworthiness']:.2f}")
+    return "  ".join(parts)
+
+
+def _scatter(ax: Any, points: np.ndarray, labels: np.ndarray, colors: np.ndarray, size: float,
+             wrong: np.ndarray | None = None) -> None:
+    # a fixed random drawing order, so no class is always painted over the others
+    order = np.random.default_rng(0).permutation(len(points))
+    ax.scatter(points[order, 0], points[order, 1], c=colors[labels[order] % len(colors)], s=size,
+               linewidths=0, rasterized=len(points) > 500)
+    if wrong is not None and wrong.any():
+        ax.scatter(points[wrong, 0], points[wrong, 1], facecolors="none", edgecolors="k", s=size * 2.5,
+                   linewidths=0.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_aspect("equal", adjustable="datalim")
+
+
+def _legend(fig: Figure, result: Any, colors: np.ndarray, **kwargs: Any) -> None:
+    names = result.classes or [str(i) for i in range(len(colors))]
+    handles = [Line2D([], [], marker="o", ls="", color=colors[i], label=str(name)) for i, name in enumerate(names)]
+    fig.legend(handles=handles, ncol=min(len(handles), 10), frameon=False, fontsize="small", **kwargs)
+
+
+def projection_scatter(result: Any, layer: str | None = None, epoch: int | None | str = "any", *, ax: Any = None,
+                       mark_errors: bool = True, title: str | None = None) -> Figure:
+    """One embedding: a point per sample, coloured by class, errors ringed, quality in the title.
+
+    Example
+    -------
+    >>> fig = projection_scatter(result, "fc2")          # doctest: +SKIP
+    """
+    key = result._key(layer, epoch)
+    fig, axes = new_figure(ax=ax, size=(4.2, 4.2))
+    ax = axes if ax is not None else axes[0, 0]
+    pts = result.coordinates[key]
+    pred = result.prediction(key[1])
+    wrong = (pred >= 0) & (pred != result.labels) if mark_errors else None
+    colors = _colors(result)
+    _scatter(ax, pts, result.labels, colors, _point_size(len(pts)), wrong)
+    ax.set_title(title or f"{_label_of(key)}\n{_quality_text(result, key)}", fontsize="medium")
+    if ax.figure is fig and len(fig.axes) == 1:
+        _legend(fig, result, colors, loc="lower center", bbox_to_anchor=(0.5, -0.06))
+    return fig
+
+
+def projection_sequence(result: Any, along: str = "layers", *, layer: str | None = None,
+                        epoch: int | None | str = "any", ncols: int | None = None, size: float = 2.4,
+                        mark_errors: bool = False) -> Figure:
+    """Thumbnails of a sequence of embeddings (every layer of one epoch, or one layer over epochs).
+
+    Example
+    -------
+    >>> fig = projection_sequence(result, "epochs", layer="fc2")   # doctest: +SKIP
+    """
+    keys, coords = result.sequence(along, layer=layer, epoch=epoch)
+    ncols = ncols or min(len(keys), 6)
+    nrows = -(-len(keys) // ncols)
+    fig, axes = new_figure(nrows, ncols, size=(size * ncols, size * nrows + 0.5))
+    colors = _colors(result)
+    for ax, key, pts in zip(axes.flat, keys, coords):
+        pred = result.prediction(key[1])
+        wrong = (pred >= 0) & (pred != result.labels) if mark_errors else None
+        _scatter(ax, pts, result.labels, colors, _point_size(len(pts)) * 0.6, wrong)
+        ax.set_title(f"{_label_of(key, along)}\n{_quality_text(result, key)}", fontsize="small")
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    _legend(fig, result, colors, loc="lower center", bbox_to_anchor=(0.5, -0.02))
+    return fig
+
+
+def _trail_segments(paths: np.ndarray, labels: np.ndarray, colors: np.ndarray, depth: np.ndarray,
+                    alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    n, m, _ = paths.shape
+    segs = np.stack([paths[:, :-1], paths[:, 1:]], axis=2)                   # [n, m-1, 2, 2]
+    mid = 0.5 * (depth[:-1] + depth[1:])                                     # [m-1]
+    shade = 0.25 + 0.75 * mid                                                # brightness = depth
+    rgb = colors[labels % len(colors), :3][:, None, :] * shade[None, :, None]  # [n, m-1, 3]
+    rgba = np.concatenate([rgb, np.full((n, m - 1, 1), alpha)], axis=2)
+    # draw early (dark) segments first, later ones on top; samples in a fixed random order
+    order = np.random.default_rng(0).permutation(n)
+    segs = segs[order].transpose(1, 0, 2, 3).reshape(-1, 2, 2)
+    rgba = rgba[order].transpose(1, 0, 2).reshape(-1, 4)
+    return segs, rgba
+
+
+def trail_image(result: Any, along: str = "layers", *, layer: str | None = None, epoch: int | None | str = "any",
+                bundle: bool = False, paths: tuple[np.ndarray, np.ndarray] | None = None, ax: Any = None,
+                alpha: float | None = None, linewidth: float = 0.6, show_points: bool = True,
+                bundle_options: dict[str, Any] | None = None) -> Figure:
+    """Every sample's trail through a sequence: smooth curves, hue = class, brightness = depth.
+
+    Parameters
+    ----------
+    result : Projection
+    along : "layers" or "epochs"
+    layer, epoch
+        Which sequence (as :meth:`Projection.sequence`).
+    bundle : bool
+        Kernel-density bundling of the trails (:func:`neuralatlas.analysis.projection.bundle_trails`),
+        which keeps thousands of trails readable.
+    paths : (paths, depth), optional
+        Curves already computed by :meth:`Projection.trails` (then ``bundle`` is ignored).
+    alpha : float, optional
+        Line opacity (default: lower for more samples).
+    show_points : bool
+        Mark the final positions.
+
+    Example
+    -------
+    >>> fig = trail_image(result, "layers", bundle=True)   # doctest: +SKIP
+    """
+    if paths is None:
+        paths = result.trails(along, layer=layer, epoch=epoch, bundle=bundle, **(bundle_options or {}))
+    curves, depth = paths
+    fig, axes = new_figure(ax=ax, size=(6.0, 6.0))
+    ax = axes if ax is not None else axes[0, 0]
+    colors = _colors(result)
+    n = len(curves)
+    a = alpha if alpha is not None else float(np.clip(40.0 / max(n, 1), 0.05, 0.8))
+    segs, rgba = _trail_segments(curves, result.labels, colors, depth, a)
+    ax.add_collection(LineCollection(segs, colors=rgba, linewidths=linewidth, rasterized=n > 200,
+                                     capstyle="round"))
+    if show_points:
+        ax.scatter(curves[:, -1, 0], curves[:, -1, 1], c=colors[result.labels % len(colors)],
+                   s=_point_size(n) * 0.5, linewidths=0, zorder=3, rasterized=n > 500)
+    ax.autoscale_view()
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    keys, _ = result.sequence(along, layer=layer, epoch=epoch)
+    ax.set_title(f"trails: {_label_of(keys[0], along)} (dark) → {_label_of(keys[-1], along)} (bright)"
+                 + (", bundled" if bundle else ""), fontsize="medium")
+    return fig
+
+
+def _evolution(result: Any, along: str, layer: str | None, epoch: int | None | str, bundle: bool,
+               bundle_options: dict[str, Any] | None, thumb: float) -> Figure:
+    keys, coords = result.sequence(along, layer=layer, epoch=epoch)
+    ncols = min(len(keys), 8)
+    nrows = -(-len(keys) // ncols)
+    fig = Figure(figsize=(thumb * ncols, thumb * nrows + thumb * ncols * 0.6 + 0.6))
+    big = max(3, ncols)
+    grid = fig.add_gridspec(nrows + big, ncols)
+    colors = _colors(result)
+    for i, (key, pts) in enumerate(zip(keys, coords)):
+        ax = fig.add_subplot(grid[i // ncols, i % ncols])
+        _scatter(ax, pts, result.labels, colors, _point_size(len(pts)) * 0.5)
+        ax.set_title(f"{_label_of(key, along)}\n{_quality_text(result, key)}", fontsize="x-small")
+    ax = fig.add_subplot(grid[nrows:, :])
+    trail_image(result, along, layer=layer, epoch=epoch, bundle=bundle, ax=ax, bundle_options=bundle_options)
+    _legend(fig, result, colors, loc="lower center", bbox_to_anchor=(0.5, 0.0))
+    return fig
+
+
+def inter_layer_evolution(result: Any, *, epoch: int | None | str = "any", bundle: bool = False,
+                          bundle_options: dict[str, Any] | None = None, thumb: float = 2.0) -> Figure:
+    """Thumbnails of every layer's embedding above the trail image that overlays them.
+
+    Example
+    -------
+    >>> fig = inter_layer_evolution(project(store), bundle=True)   # doctest: +SKIP
+    """
+    return _evolution(result, "layers", None, epoch, bundle, bundle_options, thumb)
+
+
+def inter_epoch_evolution(result: Any, layer: str | None = None, *, bundle: bool = False,
+                          bundle_options: dict[str, Any] | None = None, thumb: float = 2.0) -> Figure:
+    """Thumbnails of one layer's embedding at every epoch above the trail image over epochs.
+
+    Example
+    -------
+    >>> fig = inter_epoch_evolution(project(store, "fc2", epochs="all"))   # doctest: +SKIP
+    """
+    return _evolution(result, "epochs", layer, "any", bundle, bundle_options, thumb)
+
+
+def projection_quality(result: Any, *, ax: Any = None) -> Figure:
+    """Neighbourhood hit and trustworthiness per layer, one line per epoch.
+
+    Example
+    -------
+    >>> fig = projection_quality(result)   # doctest: +SKIP
+    """
+    table = result.quality_table()
+    fig, axes = new_figure(1, 2, size=(8.0, 3.2), layout="constrained") if ax is None else new_figure(ax=ax)
+    panels = [axes[0, 0], axes[0, 1]] if ax is None else [ax, ax]
+    epochs = result.epochs
+    cmap = __import__("matplotlib").colormaps[SEQUENTIAL]
+    for panel, score, name in zip(panels, ("neighborhood_hit", "trustworthiness"),
+                                  ("neighbourhood hit", "trustworthiness")):
+        if score not in table:
+            continue
+        for j, e in enumerate(epochs):
+            rows = table[table["epoch"].isna()] if e is None else table[table["epoch"] == e]
+            colour = cmap(j / max(1, len(epochs) - 1)) if len(epochs) > 1 else "k"
+            panel.plot(rows["layer"], rows[score], marker="o", color=colour,
+                       label="final" if e is None else f"epoch {e}",
+                       ls="-" if ax is None or score == "neighborhood_hit" else "--")
+        panel.set_ylabel(name)
+        panel.tick_params(axis="x", rotation=45, labelsize="small")
+        panel.grid(alpha=0.3)
+    if len(epochs) > 1:
+        panels[-1].legend(fontsize="x-small", frameon=False, ncol=1 + len(epochs) // 6)
+    return fig
+
+
+def neuron_map(neurons: Any, values: np.ndarray | None = None, *, ax: Any = None, cmap: str = SEQUENTIAL,
+               title: str | None = None, colorbar: bool = True, label: str = "") -> Figure:
+    """A layer's neurons as points (placed by activation correlation), optionally coloured by ``values``.
+
+    Dead (constant) neurons are drawn as grey crosses.
+
+    Example
+    -------
+    >>> fig = neuron_map(neuron_projection(store, "fc1"))   # doctest: +SKIP
+    """
+    fig, axes = new_figure(ax=ax, size=(4.2, 4.0))
+    ax = axes if ax is not None else axes[0, 0]
+    pts = neurons.coordinates
+    live = ~neurons.dead
+    size = float(np.clip(4000.0 / max(len(pts), 1), 6.0, 60.0))
+    if values is None:
+        ax.scatter(pts[live, 0], pts[live, 1], s=size, c="0.2", linewidths=0)
+    else:
+        values = np.asarray(values, np.float64)
+        sc = ax.scatter(pts[live, 0], pts[live, 1], s=size, c=values[live], cmap=cmap, linewidths=0,
+                        vmin=0.0, vmax=float(np.nanmax(values[live])) if live.any() else 1.0)
+        if colorbar:
+            fig.colorbar(sc, ax=ax, shrink=0.7, label=label)
+    if (~live).any():
+        ax.scatter(pts[~live, 0], pts[~live, 1], s=size, marker="x", c="0.6", linewidths=0.8, label="dead")
+    q = neurons.quality.get("trustworthiness")
+    ax.set_title(title or f"{neurons.layer}: {neurons.n_neurons} neurons"
+                 + (f"\nT {q:.2f}" if q is not None else ""), fontsize="medium")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_aspect("equal", adjustable="datalim")
+    return fig

@@ -1,0 +1,269 @@
+"""Run-folder steps: compute an analysis from a run folder, save its results and figures there.
+
+One function per analysis, shared by the CLI command of the same name and by the pipeline
+(``neuralatlas run``), so both write the same files: ``RUN_DIR/results/<analysis>/`` (arrays,
+JSON, ``summary.json``) and ``RUN_DIR/figures/<analysis>/`` (PNG + PDF). Each returns the
+result object and its summary (a JSON-able dict).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from neuralatlas.errors import ConfigError, did_you_mean
+
+Progress = Callable[[int, int], None] | None
+
+
+def file_stem(name: str) -> str:
+    """A layer or group name as a safe file name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
+
+
+def run_store(run_dir: Path):
+    """The store of a run folder (RUN_DIR/acts.zarr), or RUN_DIR itself when it is a store."""
+    from neuralatlas.store import ActivationStore
+
+    run_dir = Path(run_dir)
+    return ActivationStore.open(run_dir / "acts.zarr" if (run_dir / "acts.zarr").exists() else run_dir)
+
+
+def _save(fig: Any, stem: Path, formats: Sequence[str] = ("png", "pdf")) -> int:
+    import matplotlib.pyplot as plt
+
+    from neuralatlas.plots import save_figure
+
+    written = len(save_figure(fig, stem, formats=formats))
+    plt.close(fig)
+    return written
+
+
+def _dirs(run_dir: Path, name: str) -> tuple[Path, Path]:
+    results, figures = Path(run_dir) / "results" / name, Path(run_dir) / "figures" / name
+    results.mkdir(parents=True, exist_ok=True)
+    figures.mkdir(parents=True, exist_ok=True)
+    return results, figures
+
+
+def _write_summary(results: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    (results / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default))
+    return summary
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+# ---------------------------------------------------------------------------- NAPs, topomaps
+def naps(run_dir: Path, *, by: str = "label", align: str | None = None,
+         layers: Sequence[str] | None = None, epoch: int | None = None, figures: bool = True,
+         progress: Progress = None) -> tuple[Any, dict[str, Any]]:
+    """NAPs and unit statistics of a run, with heat maps, per-group maps and statistics figures."""
+    from neuralatlas.analysis.naps import naps as compute
+    from neuralatlas.plots import nap_heatmap, nap_maps, unit_statistics_figure
+
+    result = compute(run_store(run_dir), by=by, layers=layers or None, align=align, epoch=epoch,
+                     progress=progress)
+    results_dir, figures_dir = _dirs(run_dir, "naps")
+    result.save(results_dir)
+    if figures:
+        _save(unit_statistics_figure(result), figures_dir / "unit_statistics")
+        for layer in result.layers:
+            _save(nap_heatmap(result, layer), figures_dir / f"{file_stem(layer)}_heatmap")
+            if result.values(layer).ndim == 4:
+                _save(nap_maps(result, layer), figures_dir / f"{file_stem(layer)}_maps")
+    return result, result.summary()
+
+
+def topomap(run_dir: Path, *, layout: str = "umap", contrastive: bool = False, weight_by_size: bool = False,
+            zscore: bool = False, groups: Sequence[str] | None = None, by: str = "label",
+            layers: Sequence[str] | None = None, seed: int = 0, resolution: int = 64,
+            individual: bool = True, progress: Progress = None, message: Callable[[str], None] | None = None,
+            ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Topographic activation maps of a run for one layout method (or ``"all"`` to compare).
+
+    NAPs are read from ``results/naps`` when they cover the request, else computed and saved.
+    Returns ``(quality per method and layer, summary)``.
+    """
+    from neuralatlas.analysis.naps import NAPs, contrastive_naps
+    from neuralatlas.analysis.naps import naps as compute_naps
+    from neuralatlas.analysis.topomap import METHODS, topomaps
+    from neuralatlas.errors import AnalysisError
+    from neuralatlas.plots import layout_quality_figure, topomap_image, topomap_layout, topomap_overview
+
+    methods = list(METHODS) if layout == "all" else [layout]
+    if any(m not in METHODS for m in methods):
+        raise AnalysisError(f"layout {layout!r} is not known; choose {', '.join(METHODS)} or all.")
+    naps_dir = Path(run_dir) / "results" / "naps"
+    source = NAPs.load(naps_dir) if (naps_dir / "naps.json").exists() else None
+    covers = source is not None and all(any(fnmatch.fnmatchcase(x, p) for x in source.layers) for p in layers or [])
+    if source is None or source.by != by or not covers:
+        source = compute_naps(run_store(run_dir), by=by, layers=layers or None, progress=progress)
+        source.save(naps_dir)
+    chosen = list(groups) if groups else None
+    if contrastive:
+        source = contrastive_naps(source, groups=chosen, weight_by_size=weight_by_size,
+                                  normalize="zscore" if zscore else None)
+        chosen = None
+    quality: dict[str, Any] = {}
+    results_root, figures_root = _dirs(run_dir, "topomap")
+    for method in methods:
+        maps = topomaps(source, layers=layers or None, method=method, seed=seed, resolution=resolution,
+                        progress=progress)
+        maps.save(results_root / method)
+        quality[method] = maps.quality
+        figures_dir = figures_root / method
+        _save(topomap_overview(maps, groups=chosen), figures_dir / "overview")
+        for layer in maps.layers:
+            _save(topomap_layout(maps, layer), figures_dir / f"{file_stem(layer)}_layout")
+            if individual:
+                for group in chosen or maps.groups:
+                    _save(topomap_image(maps, layer, group),
+                          figures_dir / file_stem(layer) / file_stem(group), formats=("pdf",))
+        for layer, why in maps.skipped.items():
+            if message is not None:
+                message(f"topomap skipped {layer}: {why}")
+    (results_root / "quality.json").write_text(json.dumps(quality, indent=1, default=float))
+    if len(methods) > 1:
+        for layer in next(iter(quality.values())):
+            per_method = {m: q[layer] for m, q in quality.items() if layer in q}
+            _save(layout_quality_figure(per_method, title=f"{layer}: layout quality (Spearman)"),
+                  figures_root / f"quality_{file_stem(layer)}")
+    summary = {"contrastive": contrastive, "layouts": methods,
+               "quality": [{"layout": m, "layer": layer, **{k: float(v) for k, v in q.items()}}
+                           for m, per_layer in quality.items() for layer, q in per_layer.items()]}
+    return quality, _write_summary(results_root, summary)
+
+
+# ---------------------------------------------------------------------------- architecture, featurevis
+def architecture(run_dir: Path, model: Any, *, input_shape: Sequence[int] | None = None,
+                 rankdir: str = "TB", out: Path | None = None) -> tuple[Any, dict[str, Any]]:
+    """The model's graph (SVG, JSON), its summary table and the layer-cost figure."""
+    from neuralatlas.architecture import architecture as build_graph
+    from neuralatlas.architecture import dot_available
+    from neuralatlas.plots import layer_costs
+
+    graph = build_graph(model, input_shape=tuple(input_shape) if input_shape else None)
+    target = out or Path(run_dir) / "results" / "architecture"
+    graph.save(target)
+    if rankdir != "TB":
+        graph.render(target / f"architecture_{rankdir}.svg", rankdir=rankdir)
+    figures = Path(run_dir) / "figures" / "architecture" if out is None else target
+    table = graph.summary()
+    _save(layer_costs(table), figures / "layer_costs")
+    if dot_available():
+        graph.to_png(figures / "architecture.png", rankdir=rankdir)
+    frame = table.table if hasattr(table, "table") else None
+    summary = {"method": graph.method, "graphviz": dot_available(),
+               "layers": int(len(frame)) if frame is not None else None}
+    for column in ("params", "parameters", "macs", "MACs"):
+        if frame is not None and column in frame:
+            summary[f"total_{column.lower()}"] = int(frame[column].fillna(0).sum())
+    return graph, _write_summary(target, summary) if out is None else summary
+
+
+def featurevis(run_dir: Path, model: Any, *, layer: str | None = None, units: Sequence[int] | None = None,
+               steps: int = 256, param: str = "fourier", lr: float = 0.05, seed: int = 0,
+               device: str | None = None, filters: bool = False, maps: int | None = None,
+               maps_layers: Sequence[str] | None = None, data: Any = None,
+               progress: Progress = None) -> tuple[Any, dict[str, Any]]:
+    """Activation maximisation of ``units`` of ``layer`` (default: every class logit) as one batch;
+    optionally the layer's filters and the feature maps of sample ``maps`` from the run's store."""
+    from neuralatlas.featurevis import conv_layers, feature_maps, visualize_feature
+    from neuralatlas.featurevis import filters as kernels
+    from neuralatlas.featurevis import objectives as O
+    from neuralatlas.featurevis.taps import default_input_shape, layer_width
+    from neuralatlas.plots import feature_map_grid, filter_grid, objective_trace, optimized_images
+
+    model.eval()
+    shape = default_input_shape(model)
+    chosen = list(units) if units is not None else list(range(layer_width(model, layer, shape)))
+    objective = O.class_logit(chosen) if layer is None else O.channel(layer, chosen)
+    name = "logits" if layer is None else layer
+    results_dir, figures_dir = _dirs(run_dir, "featurevis")
+    result = visualize_feature(model, objective, steps=steps, param=param, lr=lr, seed=seed,
+                               device=device, progress=progress)
+    result.save(results_dir, name)
+    _save(optimized_images(result), figures_dir / f"{file_stem(name)}_images")
+    _save(objective_trace(result), figures_dir / f"{file_stem(name)}_trace")
+    summary: dict[str, Any] = {"objective": name, "units": len(chosen),
+                               "seconds": result.settings.get("seconds"), "device": result.settings.get("device"),
+                               "mean_value": float(sum(map(float, result.values)) / max(1, len(result.values)))}
+    if filters:
+        convs = conv_layers(model)
+        if convs:
+            f = kernels(model, layer if layer in convs else None)
+            f.save(results_dir)
+            _save(filter_grid(f), figures_dir / f"filters_{file_stem(f.layer)}")
+            summary["filters"] = f.layer
+    if maps is not None:
+        fm = feature_maps(Path(run_dir), layers=maps_layers, sample=maps, data=data)
+        fm.save(results_dir, f"feature_maps_{maps}")
+        for lyr in fm.layers:
+            _save(feature_map_grid(fm, lyr), figures_dir / f"feature_maps_{maps}_{file_stem(lyr)}")
+        summary["feature_maps"] = {"sample": maps, "layers": list(fm.layers)}
+    return result, _write_summary(results_dir, summary)
+
+
+# ---------------------------------------------------------------------------- pipeline adapters
+def checked_params(analysis: str, fn: Callable[..., Any], params: dict[str, Any],
+                   internal: Sequence[str] = ("run_dir", "model", "progress", "message", "data")) -> dict[str, Any]:
+    """Refuse parameters a step does not take, naming the valid ones (config typos fail fast)."""
+    valid = [p for p in inspect.signature(fn).parameters if p not in internal]
+    unknown = [k for k in params if k not in valid]
+    if unknown:
+        raise ConfigError(f"analyses.{analysis}: unknown parameter {unknown[0]!r}."
+                          f"{did_you_mean(unknown[0], valid)} Valid: {', '.join(valid)}.")
+    return dict(params)
+
+
+def run_naps(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
+    params = checked_params("naps", naps, params)
+    return naps(ctx.run_dir, progress=reporter.progress, **params)[1]
+
+
+def run_topomap(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
+    params = {"layout": "som", "contrastive": True, "individual": False,
+              **checked_params("topomap", topomap, params)}
+    return topomap(ctx.run_dir, progress=reporter.progress, message=reporter.message, **params)[1]
+
+
+def run_architecture(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
+    params = checked_params("architecture", architecture, params)
+    params.setdefault("input_shape", ctx.data[0].input_shape)
+    return architecture(ctx.run_dir, ctx.model, **params)[1]
+
+
+def run_featurevis(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
+    """Class-logit images, plus (conv models) the last conv layer's channels, filters, feature maps."""
+    from neuralatlas.featurevis import conv_layers
+
+    params = checked_params("featurevis", featurevis, params)
+    summary: dict[str, Any] = {}
+    logits_params = {k: v for k, v in params.items() if k not in ("layer", "units")}
+    logits_params.setdefault("steps", 128)
+    summary["logits"] = featurevis(ctx.run_dir, ctx.model, progress=reporter.progress, **logits_params)[1]
+    convs = conv_layers(ctx.model)
+    layer = params.get("layer") or (convs[-1] if convs else None)
+    if layer is not None:
+        channel_params = {"steps": 128, "filters": bool(convs), "maps": 0, "data": ctx.capture_data, **params,
+                          "layer": layer}
+        summary["channels"] = featurevis(ctx.run_dir, ctx.model, progress=reporter.progress, **channel_params)[1]
+    return _write_summary(ctx.results_dir("featurevis"), summary)
+
+
+def run_similarity(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
+    from neuralatlas.analysis.similarity import run_similarity as step
+
+    return step(ctx, params, reporter)
