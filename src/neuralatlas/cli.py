@@ -608,64 +608,15 @@ def project_cmd(
     and importances for --neurons) and RUN_DIR/figures/projection/ (evolution over layers and
     epochs with trails, quality, neuron and discriminative maps; PNG and PDF).
     """
-    import matplotlib.pyplot as plt
+    from neuralatlas import steps as run_steps
+    from neuralatlas.analysis.projection import DEFAULT_N
 
-    from neuralatlas.analysis.discriminative import discriminative_neurons
-    from neuralatlas.analysis.projection import DEFAULT_N, neuron_projection, project
-    from neuralatlas.errors import AnalysisError
-    from neuralatlas.plots import save_figure
-    from neuralatlas.plots.discriminative import compare_projections, discriminative_map, importance_agreement_plot
-    from neuralatlas.plots.projection import (inter_epoch_evolution, inter_layer_evolution, neuron_map,
-                                              projection_quality, projection_scatter)
-
-    if discriminative not in ("trees", "anova", "both"):
-        raise AnalysisError(f"--discriminative {discriminative!r} is not known; choose trees, anova or both.")
-    store = _run_store(run_dir)
     with progress_bar(f"{method} projections") as update:
-        result = project(store, layers=layers or None, epochs=_parse_epochs(epochs), method=method,
-                         n=DEFAULT_N if n is None else n, align=align, seed=seed, n_jobs=n_jobs, progress=update)
+        result, _ = run_steps.projection(
+            run_dir, layers=layers or None, epochs=_parse_epochs(epochs), method=method,
+            n=DEFAULT_N if n is None else n, seed=seed, align=align, bundle=bundle, neurons=neurons,
+            discriminative=discriminative, n_jobs=n_jobs, progress=update, message=console.print)
     results_dir, figures_dir = run_dir / "results" / "projection", run_dir / "figures" / "projection"
-    result.save(results_dir)
-    written = 0
-
-    def save(fig, stem: str) -> None:
-        nonlocal written
-        written += len(save_figure(fig, figures_dir / stem))
-        plt.close(fig)
-
-    ep = result.epochs
-    if len(result.layers) > 1:
-        for e in dict.fromkeys([ep[0], ep[-1]]):
-            save(inter_layer_evolution(result, epoch=e, bundle=bundle), f"layers_{'final' if e is None else f'epoch{e}'}")
-    if len(ep) > 1:
-        for layer in result.layers:
-            save(inter_epoch_evolution(result, layer, bundle=bundle), f"epochs_{_file_stem(layer)}")
-    if len(result.layers) == 1 and len(ep) == 1:
-        save(projection_scatter(result), f"{_file_stem(result.layers[0])}")
-    save(projection_quality(result), "quality")
-    methods = ["trees", "anova"] if discriminative == "both" else [discriminative]
-    for layer in neurons or []:
-        with progress_bar(f"neurons of {layer}", total=1 + len(methods)) as update:
-            nproj = neuron_projection(store, layer, method=method, n=DEFAULT_N if n is None else n, seed=seed,
-                                      n_jobs=n_jobs)
-            nproj.save(results_dir / "neurons")
-            update(1)
-            found = {}
-            for i, how in enumerate(methods, start=2):
-                found[how] = discriminative_neurons(store, layer, method=how, n=DEFAULT_N if n is None else n,
-                                                    seed=seed, n_jobs=-1 if n_jobs is None else n_jobs)
-                found[how].save(results_dir / "neurons")
-                update(i)
-        stem = _file_stem(nproj.layer)
-        save(neuron_map(nproj), f"neurons_{stem}")
-        for how, imp in found.items():
-            save(compare_projections(nproj, imp), f"compare_{stem}_{how}")
-            save(discriminative_map(nproj, imp), f"discriminative_{stem}_{how}")
-        if len(found) == 2:
-            agreement = found["trees"].agreement(found["anova"])
-            save(importance_agreement_plot(agreement), f"agreement_{stem}")
-            console.print(f"{nproj.layer}: trees vs anova importances, Spearman per class"
-                          f" {agreement.min():.2f}–{agreement.max():.2f} (mean {agreement.mean():.2f})")
     table = Table(title=f"{method} projections of {result.n} samples (NH: neighbourhood hit k=6, T: trustworthiness)")
     for col in ("layer", "epoch", "NH", "T"):
         table.add_column(col, justify="left" if col == "layer" else "right")
@@ -673,4 +624,99 @@ def project_cmd(
         epoch = "final" if row.epoch is None or row.epoch != row.epoch else str(int(row.epoch))
         table.add_row(row.layer, epoch, f"{row.neighborhood_hit:.3f}", f"{row.trustworthiness:.3f}")
     stdout.print(table)
-    console.print(f"results in {results_dir}, {written} figure files in {figures_dir}")
+    console.print(f"results in {results_dir}, figures in {figures_dir}")
+
+
+# ---------------------------------------------------------------------------- attribution, adversarial
+@app.command("attribute")
+@friendly_errors
+def attribute_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder made by `neuralatlas train` (model.json, checkpoints/).")],
+    methods: Annotated[Optional[list[str]], typer.Option("--method", "-m", help="saliency, gradient_x_input, integrated_gradients (ig), smoothgrad, deeplift, gradient_shap, occlusion, guided_backprop, deconvolution, grad_cam, guided_grad_cam; repeat for more. Default: saliency, integrated_gradients, grad_cam.")] = None,
+    samples: Annotated[Optional[int], typer.Option(help="Attribute only the first N samples of the split (default: all).")] = None,
+    data: str = "digits",
+    data_path: Optional[Path] = None,
+    split: Annotated[str, typer.Option(help="test or train")] = "test",
+    target: Annotated[str, typer.Option(help="label, prediction, or a class index.")] = "label",
+    n_steps: Annotated[int, typer.Option(help="Integration steps of integrated gradients.")] = 50,
+    sanity: Annotated[bool, typer.Option(help="Model-randomisation sanity checks (Adebayo et al. 2018) of every method.")] = True,
+    faithfulness: Annotated[bool, typer.Option(help="Deletion and insertion curves of every method.")] = True,
+    batch_size: int = 64,
+    device: Optional[str] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an attributions.zarr made with other settings.")] = False,
+) -> None:
+    """Attribution maps of every sample into RUN_DIR/attributions.zarr (resumes if interrupted), with checks.
+
+    Writes RUN_DIR/results/attribution/ (maps of the figure samples, faithfulness, sanity checks,
+    summary.json) and RUN_DIR/figures/attribution/ (comparison grid, deletion/insertion curves,
+    sanity-check curves and maps; PNG and PDF).
+    """
+    from neuralatlas.attribution.runfolder import attribute_run
+
+    tgt: str | int = int(target) if target.lstrip("-").isdigit() else target
+    chosen = methods or ["saliency", "integrated_gradients", "grad_cam"]
+    with progress_bar(f"attributing {run_dir.name} ({', '.join(chosen)})") as update:
+        summary = attribute_run(run_dir, chosen, data=data, data_path=data_path, split=split, samples=samples,
+                                target=tgt, n_steps=n_steps, sanity=sanity, faithfulness=faithfulness,
+                                batch_size=batch_size, device=device, overwrite=overwrite, progress=update)
+    table = Table(title=f"Attribution of {summary['n_samples']} samples ({split} split) → {summary['store']}")
+    columns = ("completeness_max", "deletion_auc", "insertion_auc", "sanity_final_spearman", "sanity_passed")
+    for col in ("method", *columns):
+        table.add_column(col.replace("_", " "), justify="left" if col == "method" else "right")
+    for name, entry in summary["methods"].items():
+        cells = []
+        for col in columns:
+            value = entry.get(col)
+            cells.append("-" if value is None else ("pass" if value is True else "FAIL" if value is False
+                                                     else f"{value:.3g}"))
+        table.add_row(name, *cells)
+    stdout.print(table)
+    console.print(f"results in {run_dir / 'results' / 'attribution'}, figures in {run_dir / 'figures' / 'attribution'}")
+
+
+@app.command("attack")
+@friendly_errors
+def attack_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder made by `neuralatlas train` (model.json, checkpoints/).")],
+    method: Annotated[str, typer.Option(help="pgd or fgsm.")] = "pgd",
+    eps: Annotated[Optional[list[float]], typer.Option("--eps", help="Perturbation size (input units); repeat for a robustness curve. Default: 0.05, 0.1, 0.2.")] = None,
+    norm: Annotated[str, typer.Option(help="linf or l2 (PGD).")] = "linf",
+    steps: Annotated[int, typer.Option(help="PGD iterations.")] = 10,
+    target_class: Annotated[Optional[int], typer.Option(help="Push every sample towards this class (targeted attack).")] = None,
+    samples: Annotated[Optional[int], typer.Option(help="Attack only the first N samples of the split (default: all).")] = None,
+    data: str = "digits",
+    data_path: Optional[Path] = None,
+    split: Annotated[str, typer.Option(help="test or train")] = "test",
+    capture: Annotated[bool, typer.Option(help="Capture clean and adversarial inputs (largest eps) into RUN_DIR/adversarial.zarr with a group column.")] = True,
+    layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layers to capture (default: those of acts.zarr, else every leaf layer).")] = None,
+    batch_size: int = 256,
+    device: Optional[str] = None,
+    seed: int = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing adversarial.zarr.")] = False,
+) -> None:
+    """Adversarial examples (FGSM, PGD L∞/L2, targeted or not): success rate against eps, and where they land inside.
+
+    Writes RUN_DIR/results/adversarial/ (robustness curve, attacked inputs, summary.json),
+    RUN_DIR/figures/adversarial/ (robustness curve, clean/perturbation/adversarial grids) and,
+    with --capture, RUN_DIR/adversarial.zarr for NAPs, projections and the report.
+    """
+    from neuralatlas.adversarial.runfolder import attack_run
+
+    sizes = eps or [0.05, 0.1, 0.2]
+    with progress_bar(f"{method} on {run_dir.name}") as update:
+        summary = attack_run(run_dir, method, sizes, norm=norm, steps=steps, target_class=target_class, data=data,
+                             data_path=data_path, split=split, samples=samples, capture=capture, layers=layers,
+                             batch_size=batch_size, device=device, seed=seed, overwrite=overwrite, progress=update)
+    table = Table(title=f"{method.upper()} ({norm}) on {summary['n_samples']} samples")
+    for col in ("eps", "accuracy", "success rate"):
+        table.add_column(col, justify="right")
+    for row in summary["curve"]:
+        table.add_row(f"{row['eps']:g}", f"{row['accuracy']:.3f}", f"{row['success_rate']:.3f}")
+    stdout.print(table)
+    if "store" in summary:
+        console.print(f"clean + adversarial (eps {summary['store']['eps']:g}) captured → {run_dir / summary['store']['path']}")
+    console.print(f"results in {run_dir / 'results' / 'adversarial'}, figures in {run_dir / 'figures' / 'adversarial'}")
+
+
+if __name__ == "__main__":
+    app()

@@ -21,7 +21,14 @@ from neuralatlas.errors import ConfigError, NeuralAtlasError, StoreMismatchError
 
 # name -> "module:function" of the step that runs it; steps run in this order.
 # A step function is ``fn(ctx: ModelRun, params: dict, progress) -> dict`` (its summary).
-ANALYSES: dict[str, str | Callable[..., dict[str, Any]]] = {}
+ANALYSES: dict[str, str | Callable[..., dict[str, Any]]] = {
+    "architecture": "neuralatlas.steps:run_architecture",
+    "naps": "neuralatlas.steps:run_naps",
+    "topomap": "neuralatlas.steps:run_topomap",
+    "projection": "neuralatlas.steps:run_projection",
+    "similarity": "neuralatlas.steps:run_similarity",
+    "featurevis": "neuralatlas.steps:run_featurevis",
+}
 
 STATE_FILE = ".neuralatlas/steps.json"
 
@@ -366,5 +373,12 @@ def demo_config(out: str | Path = "runs/demo", epochs: int = 10) -> RunConfig:
             {"name": "cnn", "model": "cnn", "train": {"epochs": epochs, "lr": 3e-3}},
         ],
         "capture": {"gradients": True, "per_epoch": True},
-        "analyses": {name: {} for name in ANALYSES},
+        # every analysis; projections of the first, middle and last epoch keep the demo short
+        "analyses": {name: dict(DEMO_PARAMS.get(name, {})) for name in ANALYSES},
     })
+
+
+DEMO_PARAMS: dict[str, dict[str, Any]] = {
+    "projection": {"epochs": "first-middle-last"},
+    "featurevis": {"steps": 96},
+}

@@ -267,3 +267,81 @@ def run_similarity(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str,
     from neuralatlas.analysis.similarity import run_similarity as step
 
     return step(ctx, params, reporter)
+
+
+# ---------------------------------------------------------------------------- projections
+def projection(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: Any = None, method: str = "tsne",
+               n: int | None = None, seed: int = 0, align: bool = True, bundle: bool = True,
+               neurons: Sequence[str] | None = None, discriminative: str = "both", n_jobs: int | None = None,
+               progress: Progress = None, message: Callable[[str], None] | None = None,
+               ) -> tuple[Any, dict[str, Any]]:
+    """Projections of hidden activity with the evolution figures; for each layer in ``neurons``
+    also the neuron projection and its discriminative maps (trees, ANOVA F or both)."""
+    from neuralatlas.analysis.discriminative import discriminative_neurons
+    from neuralatlas.analysis.projection import DEFAULT_N, neuron_projection, project
+    from neuralatlas.errors import AnalysisError
+    from neuralatlas.plots.discriminative import compare_projections, discriminative_map, importance_agreement_plot
+    from neuralatlas.plots.projection import (inter_epoch_evolution, inter_layer_evolution, neuron_map,
+                                              projection_quality, projection_scatter)
+
+    if discriminative not in ("trees", "anova", "both"):
+        raise AnalysisError(f"discriminative={discriminative!r} is not known; choose trees, anova or both.")
+    store = run_store(run_dir)
+    n = DEFAULT_N if n is None else n
+    result = project(store, layers=layers or None, epochs=epochs, method=method, n=n, align=align, seed=seed,
+                     n_jobs=n_jobs, progress=progress)
+    results_dir, figures_dir = _dirs(run_dir, "projection")
+    result.save(results_dir)
+    ep = result.epochs
+    if len(result.layers) > 1:
+        for e in dict.fromkeys([ep[0], ep[-1]]):
+            _save(inter_layer_evolution(result, epoch=e, bundle=bundle),
+                  figures_dir / f"layers_{'final' if e is None else f'epoch{e}'}")
+    if len(ep) > 1:
+        for layer in result.layers:
+            _save(inter_epoch_evolution(result, layer, bundle=bundle), figures_dir / f"epochs_{file_stem(layer)}")
+    if len(result.layers) == 1 and len(ep) == 1:
+        _save(projection_scatter(result), figures_dir / file_stem(result.layers[0]))
+    _save(projection_quality(result), figures_dir / "quality")
+    summary = result.summary()
+    methods = ["trees", "anova"] if discriminative == "both" else [discriminative]
+    for layer in neurons or []:
+        nproj = neuron_projection(store, layer, method=method, n=n, seed=seed, n_jobs=n_jobs)
+        nproj.save(results_dir / "neurons")
+        found = {}
+        for how in methods:
+            found[how] = discriminative_neurons(store, layer, method=how, n=n, seed=seed,
+                                                n_jobs=-1 if n_jobs is None else n_jobs)
+            found[how].save(results_dir / "neurons")
+        stem = file_stem(nproj.layer)
+        _save(neuron_map(nproj), figures_dir / f"neurons_{stem}")
+        for how, imp in found.items():
+            _save(compare_projections(nproj, imp), figures_dir / f"compare_{stem}_{how}")
+            _save(discriminative_map(nproj, imp), figures_dir / f"discriminative_{stem}_{how}")
+        if len(found) == 2:
+            agreement = found["trees"].agreement(found["anova"])
+            _save(importance_agreement_plot(agreement), figures_dir / f"agreement_{stem}")
+            summary.setdefault("neurons", {})[nproj.layer] = {
+                "trees_vs_anova_spearman_mean": float(agreement.mean()),
+                "trees_vs_anova_spearman_min": float(agreement.min())}
+            if message is not None:
+                message(f"{nproj.layer}: trees vs anova importances, Spearman per class"
+                        f" {agreement.min():.2f}–{agreement.max():.2f} (mean {agreement.mean():.2f})")
+    return result, _write_summary(results_dir, summary)
+
+
+def run_projection(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
+    """Every layer over every epoch; the neurons of the last hidden layer by default.
+
+    ``epochs`` takes what :func:`neuralatlas.project` takes, and ``"first-middle-last"``.
+    """
+    params = checked_params("projection", projection, params)
+    if "neurons" not in params:
+        store = ctx.store
+        hidden = [name for name in store.layers[:-1] if len(store.unit_shape(name)) in (1, 3)]
+        params["neurons"] = hidden[-1:]
+    params.setdefault("epochs", "all")
+    if params["epochs"] == "first-middle-last":
+        epochs = ctx.store.epochs
+        params["epochs"] = sorted({epochs[0], epochs[len(epochs) // 2], epochs[-1]}) if epochs else None
+    return projection(ctx.run_dir, progress=reporter.progress, message=reporter.message, **params)[1]

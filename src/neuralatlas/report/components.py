@@ -88,11 +88,33 @@ def png_size(data: bytes) -> tuple[int, int] | None:
     return int(width), int(height)
 
 
+# PNGs larger than this are shrunk for the page (the files in figures/ stay as they are):
+# at most MAX_PNG_WIDTH pixels wide (2x the page's figure width) and 256 colours.
+SHRINK_PNG_BYTES = 256 * 1024
+MAX_PNG_WIDTH = 1600
+
+
+def _shrink_png(raw: bytes) -> bytes:
+    """A lighter PNG of a large figure: ~10x smaller for dense scatter plots, still crisp."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(raw)) as im:
+        im = im.convert("RGB")
+        if im.width > MAX_PNG_WIDTH:
+            im = im.resize((MAX_PNG_WIDTH, max(1, round(im.height * MAX_PNG_WIDTH / im.width))), Image.LANCZOS)
+        small = im.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+        buf = io.BytesIO()
+        small.save(buf, "PNG", compress_level=6)
+    return buf.getvalue() if buf.tell() < len(raw) else raw
+
+
 def image_uri(path: Path) -> tuple[str, tuple[int, int] | None]:
     """A ``data:`` URI of a PNG or SVG file, and a PNG's pixel size."""
     raw = path.read_bytes()
     if path.suffix.lower() == ".svg":
         return "data:image/svg+xml;base64," + base64.b64encode(raw).decode("ascii"), None
+    if len(raw) > SHRINK_PNG_BYTES:
+        raw = _shrink_png(raw)
     return "data:image/png;base64," + base64.b64encode(raw).decode("ascii"), png_size(raw)
 
 
