@@ -47,6 +47,16 @@ _EXPORTS: dict[str, str] = {
     "write_report": "neuralatlas.report",
     "export_latex": "neuralatlas.report",
     "toy_network": "neuralatlas.toy",
+    "attribute": "neuralatlas.attribution",
+    "attribute_dataset": "neuralatlas.attribution",
+    "sanity_check": "neuralatlas.attribution",
+    "deletion_curves": "neuralatlas.attribution",
+    "Attribution": "neuralatlas.attribution",
+    "attack": "neuralatlas.adversarial",
+    "fgsm": "neuralatlas.adversarial",
+    "pgd": "neuralatlas.adversarial",
+    "robustness_curve": "neuralatlas.adversarial",
+    "capture_adversarial": "neuralatlas.adversarial",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -14,6 +14,8 @@ from neuralatlas.plots.similarity import plot_epoch_similarity, plot_probes, plo
 from neuralatlas.plots.projection import inter_epoch_evolution, inter_layer_evolution, neuron_map, projection_quality, projection_scatter, projection_sequence, trail_image
 from neuralatlas.plots.discriminative import compare_projections, discriminative_map, importance_agreement_plot
 from neuralatlas.plots.toy import decision_regions, neuron_heatmaps
+from neuralatlas.plots.attribution import attribution_grid, faithfulness_curves, sanity_curves, sanity_maps
+from neuralatlas.plots.adversarial import adversarial_grid, robustness_plot
 
 __all__ = ["class_colors", "save_figure", "symmetric_limits"]
 __all__ += ["dream_comparison", "feature_map_grid", "filter_grid", "objective_trace", "optimized_images"]
@@ -23,3 +25,4 @@ __all__ += ["plot_epoch_similarity", "plot_probes", "plot_similarity_matrix", "s
 __all__ += ["inter_epoch_evolution", "inter_layer_evolution", "neuron_map", "projection_quality", "projection_scatter", "projection_sequence", "trail_image"]
 __all__ += ["compare_projections", "discriminative_map", "importance_agreement_plot"]
 __all__ += ["decision_regions", "neuron_heatmaps"]
+__all__ += ["attribution_grid", "faithfulness_curves", "sanity_curves", "sanity_maps", "adversarial_grid", "robustness_plot"]

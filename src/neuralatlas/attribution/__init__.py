@@ -1,0 +1,15 @@
+"""Attribution with captum as the engine: one call for every method, over a whole data set,
+with sanity checks (Adebayo et al. 2018) and faithfulness curves (deletion / insertion)."""
+
+from __future__ import annotations
+
+from neuralatlas.attribution.dataset import attribute_dataset
+from neuralatlas.attribution.faithfulness import FaithfulnessResult, deletion_curves
+from neuralatlas.attribution.integrated import choose_internal_batch_size, completeness, rows_per_pass
+from neuralatlas.attribution.methods import ALIASES, METHODS, attribute, resolve_method
+from neuralatlas.attribution.result import Attribution
+from neuralatlas.attribution.sanity import SanityResult, sanity_check, spearman_rows, ssim_rows
+
+__all__ = ["ALIASES", "METHODS", "Attribution", "FaithfulnessResult", "SanityResult", "attribute",
+           "attribute_dataset", "choose_internal_batch_size", "completeness", "deletion_curves", "resolve_method",
+           "rows_per_pass", "sanity_check", "spearman_rows", "ssim_rows"]

@@ -1,0 +1,824 @@
+"""One call for every common attribution method, with captum as the engine.
+
+:func:`attribute` takes a model and inputs (a tensor, an array, or a data set), a method name
+and a target, and returns an :class:`~neuralatlas.attribution.result.Attribution`. What it
+adds to captum: one vocabulary for all methods, targets by label or prediction, baselines by
+name, Grad-CAM upsampled to the input, neuron and channel attribution for every method,
+integrated gradients that size their own batches and report completeness, errors that list
+what is valid, and a model left exactly as found.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from captum._utils.gradient import compute_gradients
+
+from neuralatlas.attribution.integrated import (completeness, integrated_gradients, relative_error,
+                                                rows_per_pass, summed_gradients, target_scores)
+from neuralatlas.attribution.result import Attribution
+from neuralatlas.capture.hooks import preserved, replace_tensor, select_tensor
+from neuralatlas.capture.loop import as_source, call_model, pick_device
+from neuralatlas.errors import AnalysisError, LayerError, did_you_mean
+
+Target = str | int | Sequence[int] | np.ndarray | torch.Tensor
+Neuron = tuple[str, int | Sequence[int]]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """What a method is: signed or not, whether it needs a layer, a baseline, completeness."""
+
+    name: str
+    signed: bool
+    about: str
+    layer: str | None = None        # "conv": needs a spatial layer (CAM); "required": layer attribution only
+    baseline: bool = False
+    complete: bool = False          # attributions should sum to F(x) - F(baseline)
+    layer_class: str | None = None  # captum class for layer attribution with this method
+
+
+METHODS: dict[str, MethodSpec] = {m.name: m for m in [
+    MethodSpec("saliency", False, "|gradient| of the target (Simonyan et al. 2014)",
+               layer_class="LayerGradientXActivation"),
+    MethodSpec("gradient_x_input", True, "gradient × input", layer_class="LayerGradientXActivation"),
+    MethodSpec("integrated_gradients", True, "path integral of gradients from a baseline (Sundararajan et al. 2017)",
+               baseline=True, complete=True, layer_class="LayerIntegratedGradients"),
+    MethodSpec("smoothgrad", False, "saliency averaged over noisy copies (Smilkov et al. 2017)"),
+    MethodSpec("deeplift", True, "DeepLIFT rescale rule (Shrikumar et al. 2017)", baseline=True, complete=True,
+               layer_class="LayerDeepLift"),
+    MethodSpec("gradient_shap", True, "expected gradients from a baseline distribution (Lundberg & Lee 2017)",
+               baseline=True, layer_class="LayerGradientShap"),
+    MethodSpec("occlusion", True, "score drop when a sliding window is replaced by the baseline (Zeiler & Fergus 2014)",
+               baseline=True),
+    MethodSpec("guided_backprop", True, "gradient with negative signals stopped at every ReLU (Springenberg et al. 2015)"),
+    MethodSpec("deconvolution", True, "deconvnet backward pass (Zeiler & Fergus 2014)"),
+    MethodSpec("grad_cam", False, "class activation map of a conv layer, upsampled (Selvaraju et al. 2017)",
+               layer="conv"),
+    MethodSpec("guided_grad_cam", True, "Grad-CAM × guided backprop", layer="conv"),
+    MethodSpec("conductance", True, "layer conductance: flow of attribution through each unit (Dhamdhere et al. 2018)",
+               baseline=True, layer="required", layer_class="LayerConductance"),
+]}
+
+ALIASES: dict[str, str] = {
+    "ig": "integrated_gradients", "integrated_gradient": "integrated_gradients",
+    "gradient": "saliency", "grad": "saliency", "vanilla_gradient": "saliency",
+    "input_x_gradient": "gradient_x_input", "grad_x_input": "gradient_x_input",
+    "gradient_times_input": "gradient_x_input", "gxi": "gradient_x_input",
+    "smooth_grad": "smoothgrad", "deep_lift": "deeplift", "gradientshap": "gradient_shap",
+    "shap": "gradient_shap", "gradcam": "grad_cam", "guided_gradcam": "guided_grad_cam",
+    "layer_conductance": "conductance",
+}
+
+NOISE_KINDS = ("smoothgrad", "smoothgrad_sq", "vargrad")
+
+
+def resolve_method(method: str) -> str:
+    """Canonical name of ``method`` (aliases like ``"ig"`` allowed); unknown names raise."""
+    if not isinstance(method, str):
+        raise AnalysisError(f"method must be a name, got {type(method).__name__}; valid: {', '.join(METHODS)}.")
+    key = method.strip().lower().replace("-", "_").replace(" ", "_")
+    key = ALIASES.get(key, key)
+    if key not in METHODS:
+        raise AnalysisError(
+            f"Unknown attribution method {method!r}.{did_you_mean(key, list(METHODS) + list(ALIASES))}"
+            f" Valid methods: {', '.join(METHODS)}."
+        )
+    return key
+
+
+# ---------------------------------------------------------------------------- inputs
+class InputBatches:
+    """Batches of inputs (and labels) from a tensor, an array or any data set capture accepts."""
+
+    def __init__(self, inputs: Any, labels: Any, batch_size: int):
+        from neuralatlas.data.dataset import ArrayDataset
+
+        self.batch_size = int(batch_size)
+        self.array: torch.Tensor | None = None
+        self.classes: list[str] | None = None
+        if isinstance(inputs, (torch.Tensor, np.ndarray)):
+            x = torch.as_tensor(inputs)
+            if not x.is_floating_point():
+                x = x.float()
+            self.array = x
+            self.n = len(x)
+            self.index = np.arange(self.n)
+            self.labels = None if labels is None else np.asarray(labels, np.int64).reshape(-1)
+            if self.labels is not None and len(self.labels) != self.n:
+                raise AnalysisError(f"labels has {len(self.labels)} entries but the inputs hold {self.n} samples;"
+                                    " pass one label per sample.")
+            self.source = None
+        else:
+            if labels is not None:
+                raise AnalysisError("labels=... goes with tensor or array inputs; a data set brings its own labels.")
+            self.source = as_source(inputs, self.batch_size)
+            self.n = self.source.n
+            self.index = np.asarray(self.source.index)
+            self.classes = self.source.classes
+            self.labels = np.asarray(inputs.labels, np.int64) if isinstance(inputs, ArrayDataset) else None
+            if isinstance(inputs, ArrayDataset):
+                self.array = torch.from_numpy(inputs.inputs)
+        if self.n == 0:
+            raise AnalysisError("There are no inputs to attribute (0 samples).")
+
+    def batches(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        stop = self.n if stop is None else stop
+        if self.array is not None:
+            for lo in range(start, stop, self.batch_size):
+                hi = min(lo + self.batch_size, stop)
+                y = None if self.labels is None else torch.from_numpy(self.labels[lo:hi])
+                yield self.array[lo:hi], y
+            return
+        for x, y in self.source.batches(start, stop):
+            if not isinstance(x, torch.Tensor):
+                raise AnalysisError("Attribution needs tensor inputs (one image or vector per sample);"
+                                    f" this data set gives {type(x).__name__}.")
+            yield x.float() if not x.is_floating_point() else x, (y if y.numel() and y.min() >= 0 else None)
+
+    def first(self) -> torch.Tensor:
+        return next(self.batches(0, min(self.n, 2)))[0]
+
+    def mean(self) -> torch.Tensor | None:
+        return None if self.array is None else self.array.mean(0, keepdim=True)
+
+    def value_range(self) -> tuple[float, float] | None:
+        if self.array is None:
+            return None
+        return float(self.array.min()), float(self.array.max())
+
+
+# ---------------------------------------------------------------------------- model wrappers
+class _Selected(nn.Module):
+    """The model with a chosen tensor of its output as the logits (for dict/tuple outputs)."""
+
+    def __init__(self, model: nn.Module, output: Any):
+        super().__init__()
+        self.model, self.output = model, output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return select_tensor(call_model(self.model, x), self.output, what="model output")
+
+
+class _NeuronOutput(nn.Module):
+    """The value of one unit (or one channel's mean) of a layer, as a ``[batch, 1]`` output.
+
+    Any input-attribution method on this wrapper, with target 0, attributes that neuron:
+    one mechanism for every method instead of captum's per-method neuron classes.
+    """
+
+    def __init__(self, model: nn.Module, layer: nn.Module, unit: tuple[int, ...], channel: bool):
+        super().__init__()
+        self.model, self.unit, self.channel = model, unit, channel
+        self._layer = [layer]  # a list keeps it out of the module tree (it is inside model already)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        box: list[torch.Tensor] = []
+
+        def hook(module: nn.Module, args: Any, output: Any) -> Any:
+            tensor = select_tensor(output, what="layer output")
+            box.append(tensor)
+            # an in-place op further on (ReLU(inplace=True)) must not change the kept value
+            return replace_tensor(output, tensor.clone()) if tensor.requires_grad else None
+
+        handle = self._layer[0].register_forward_hook(hook)
+        try:
+            call_model(self.model, x)
+        finally:
+            handle.remove()
+        out = box[0]
+        if self.channel:
+            value = out[:, self.unit[0]].reshape(len(out), -1).mean(1)
+        else:
+            value = out[(slice(None), *self.unit)]
+        return value.reshape(len(out), 1)
+
+
+# ---------------------------------------------------------------------------- probing
+_PROBES: weakref.WeakKeyDictionary[nn.Module, dict[tuple, tuple]] = weakref.WeakKeyDictionary()
+
+
+def probe(model: nn.Module, sample: torch.Tensor, forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+          key: Any = None) -> tuple[int, dict[str, tuple[int, ...]], dict[str, nn.Module]]:
+    """``(n_outputs, output shape per named layer, modules by name)`` from a one-row forward.
+
+    ``forward`` (default: the model) gives the logits. Cached per model, input shape, dtype,
+    device and ``key`` (the output selector), so repeated calls on small batches pay nothing.
+    """
+    cache_key = (tuple(sample.shape[1:]), sample.dtype, sample.device.type, key)
+    cached = _PROBES.get(model, {}).get(cache_key)
+    if cached is not None:
+        return cached
+    modules = {name: m for name, m in model.named_modules() if name}
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def record(name: str):
+        def hook(module, args, output):
+            if name not in shapes:
+                with contextlib.suppress(Exception):
+                    shapes[name] = tuple(select_tensor(output).shape[1:])
+        return hook
+
+    handles = [m.register_forward_hook(record(n)) for n, m in modules.items()]
+    try:
+        with torch.no_grad():
+            out = (forward or model)(sample[:1])
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise AnalysisError(f"{type(model).__name__} failed on inputs of shape {list(sample.shape)}: {err}."
+                            " Check that the inputs match what the model expects.") from err
+    finally:
+        for h in handles:
+            h.remove()
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise AnalysisError(f"The model's output is {shape}; attribution needs [batch, classes] logits"
+                            " (pass output=... to pick them from a tuple or dict).")
+    result = (int(out.shape[1]), shapes, modules)
+    _PROBES.setdefault(model, {})[cache_key] = result
+    return result
+
+
+def _spatial_layers(shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
+    return [name for name, s in shapes.items() if len(s) >= 3]
+
+
+def _default_cam_layer(spatial: Sequence[str], modules: Mapping[str, nn.Module]) -> str:
+    """The last convolution (Grad-CAM's choice in the paper), else the last spatial layer."""
+    convs = [n for n in spatial if isinstance(modules[n], nn.modules.conv._ConvNd)]
+    return (convs or list(spatial))[-1]
+
+
+def _find_layer(name: str, modules: Mapping[str, nn.Module], model: nn.Module) -> nn.Module:
+    if name not in modules:
+        names = list(modules)
+        listing = ", ".join(names[:60]) + (", ..." if len(names) > 60 else "")
+        raise LayerError(f"No layer {name!r} in {type(model).__name__}.{did_you_mean(name, names)}"
+                         f" Layers are named as model.named_modules() names them: {listing}.")
+    return modules[name]
+
+
+def _parse_neuron(neuron: Any, shapes: Mapping[str, tuple[int, ...]], modules: Mapping[str, nn.Module],
+                  model: nn.Module) -> tuple[str, nn.Module, tuple[int, ...], bool]:
+    if not (isinstance(neuron, (tuple, list)) and len(neuron) == 2 and isinstance(neuron[0], str)):
+        raise AnalysisError(f"neuron={neuron!r} must be (layer_name, unit), e.g. ('fc1', 17) for a unit or"
+                            " ('conv2', 5) for a channel of a conv layer.")
+    name, unit = neuron
+    layer = _find_layer(name, modules, model)
+    if name not in shapes:
+        raise AnalysisError(f"Layer {name!r} did not run in the forward pass; choose a layer that runs.")
+    shape = shapes[name]
+    if isinstance(unit, (int, np.integer)):
+        unit_t, channel = (int(unit),), len(shape) >= 2
+        size = shape[0]
+        if not 0 <= unit_t[0] < size:
+            what = "channels" if channel else "units"
+            raise AnalysisError(f"neuron unit {unit} is out of range: layer {name!r} has {size} {what}"
+                                f" (0..{size - 1}); its output shape is {list(shape)}.")
+        return name, layer, unit_t, channel
+    unit_t = tuple(int(u) for u in unit)
+    if len(unit_t) != len(shape) or any(not 0 <= u < s for u, s in zip(unit_t, shape)):
+        raise AnalysisError(f"neuron unit {tuple(unit)} does not index layer {name!r} of output shape"
+                            f" {list(shape)}; give one index per axis within it, or a channel number.")
+    return name, layer, unit_t, False
+
+
+# ---------------------------------------------------------------------------- targets and baselines
+def _check_targets(target: Any, n_outputs: int, inputs: InputBatches) -> np.ndarray | str | int:
+    if isinstance(target, str):
+        if target == "label":
+            if inputs.labels is None and inputs.source is None:
+                raise AnalysisError("target='label' needs labels: pass labels=... with tensor inputs, a data set"
+                                    " with labels, or target='prediction' (or a class index).")
+            if inputs.labels is not None:
+                _in_range(inputs.labels, n_outputs, "label")
+            return "label"
+        if target == "prediction":
+            return "prediction"
+        raise AnalysisError(f"Unknown target {target!r}; use 'label', 'prediction', a class index"
+                            f" 0..{n_outputs - 1}, or one class index per sample.")
+    if isinstance(target, (int, np.integer)):
+        _in_range(np.array([target]), n_outputs, "target")
+        return int(target)
+    arr = np.asarray(target.cpu() if isinstance(target, torch.Tensor) else target).astype(np.int64).reshape(-1)
+    if len(arr) != inputs.n:
+        raise AnalysisError(f"target has {len(arr)} entries but there are {inputs.n} samples;"
+                            " give one class index per sample, or a single index.")
+    _in_range(arr, n_outputs, "target")
+    return arr
+
+
+def _in_range(values: np.ndarray, n_outputs: int, what: str) -> None:
+    bad = values[(values < 0) | (values >= n_outputs)]
+    if len(bad):
+        raise AnalysisError(f"{what} {int(bad[0])} is out of range: the model has {n_outputs} outputs"
+                            f" (valid classes 0..{n_outputs - 1}).")
+
+
+def _batch_targets(target: Any, forward: Callable, x: torch.Tensor, y: torch.Tensor | None,
+                   rows: slice, n_outputs: int) -> torch.Tensor:
+    if isinstance(target, np.ndarray):
+        return torch.from_numpy(target[rows]).to(x.device)
+    if isinstance(target, int):
+        return torch.full((len(x),), target, dtype=torch.long, device=x.device)
+    if target == "label":
+        if y is None:
+            raise AnalysisError("target='label' needs labels, but this data set has none;"
+                                " use target='prediction' or a class index.")
+        _in_range(y.cpu().numpy(), n_outputs, "label")
+        return y.to(x.device)
+    with torch.no_grad():
+        return forward(x).argmax(1)
+
+
+def _baseline(baseline: Any, x: torch.Tensor, method: str, inputs: InputBatches, gen: torch.Generator) -> torch.Tensor:
+    """A baseline tensor for ``x`` (a distribution ``[k, ...]`` for GradientSHAP)."""
+    shape = tuple(x.shape[1:])
+    if baseline is None:
+        if method == "gradient_shap":
+            # SHAP's reference is the data distribution: a seeded draw from the batch itself
+            k = min(len(x), 32)
+            pick = torch.randperm(len(x), generator=gen)[:k].to(x.device)
+            return x[pick]
+        return torch.zeros((1, *shape), dtype=x.dtype, device=x.device)
+    if isinstance(baseline, (int, float)):
+        return torch.full((1, *shape), float(baseline), dtype=x.dtype, device=x.device)
+    if isinstance(baseline, str):
+        key = baseline.lower()
+        if key in ("zero", "zeros", "black"):
+            return torch.zeros((1, *shape), dtype=x.dtype, device=x.device)
+        if key == "mean":
+            mean = inputs.mean()
+            return (mean if mean is not None else x.mean(0, keepdim=True)).to(x.device, x.dtype)
+        if key == "blur":
+            return _blur(x)
+        if key in ("uniform", "noise"):
+            lo, hi = inputs.value_range() or (float(x.min()), float(x.max()))
+            noise = torch.rand((len(x), *shape), generator=gen).to(x.device, x.dtype)
+            return lo + (hi - lo) * noise
+        raise AnalysisError(f"baseline={baseline!r} is not a baseline name; use 'zeros', 'mean', 'blur',"
+                            " 'uniform', a number, or an array of the input's shape.")
+    b = torch.as_tensor(np.asarray(baseline) if not isinstance(baseline, torch.Tensor) else baseline)
+    b = b.to(x.device, x.dtype)
+    if tuple(b.shape) == shape:
+        return b.unsqueeze(0)
+    if b.dim() == len(shape) + 1 and tuple(b.shape[1:]) == shape:
+        if len(b) in (1, len(x)) or method == "gradient_shap":
+            return b
+    raise AnalysisError(f"baseline of shape {list(b.shape)} does not fit inputs of shape {[len(x), *shape]};"
+                        f" give {list(shape)}, [1, {', '.join(map(str, shape))}] or one per sample.")
+
+
+def _blur(x: torch.Tensor) -> torch.Tensor:
+    if x.dim() != 4:
+        return x.mean(tuple(range(1, x.dim())), keepdim=True).expand_as(x).clone()
+    k = max(3, (min(x.shape[2:]) // 4) | 1)
+    kernel = torch.ones(x.shape[1], 1, k, k, dtype=x.dtype, device=x.device) / (k * k)
+    return torch.nn.functional.conv2d(x, kernel, padding=k // 2, groups=x.shape[1])
+
+
+# ---------------------------------------------------------------------------- the engine
+_SUMMABLE = {"IntegratedGradients", "InputXGradient", "Saliency", "GuidedBackprop", "Deconvolution"}
+
+
+class _Engine:
+    """One method on one (wrapped) model: ``run(x, target, baseline) -> (maps, extras)``."""
+
+    def __init__(self, name: str, model: nn.Module, forward: nn.Module, layer: nn.Module | None,
+                 layer_name: str | None, *, smooth: dict | None, n_steps: int, integration: str,
+                 internal_batch_size: Any, tolerance: float | None, max_steps: int, n_samples: int,
+                 window: Any, stride: Any, relu: bool, value_range: tuple[float, float] | None):
+        import captum.attr as ca
+
+        self.name, self.model, self.forward, self.layer, self.layer_name = name, model, forward, layer, layer_name
+        self.smooth, self.value_range = smooth, value_range
+        self.n_steps, self.integration, self.ibs = int(n_steps), integration, internal_batch_size
+        self.tolerance, self.max_steps = tolerance, int(max_steps)
+        self.n_samples, self.window, self.stride, self.relu = int(n_samples), window, stride, relu
+        self.params: dict[str, Any] = {}
+        spec = METHODS[name]
+        self.layer_attribution = layer is not None and spec.layer is None
+        # saliency without noise tunnel or layer runs its own plain gradient (see run)
+        self.direct = name == "saliency" and smooth is None and not self.layer_attribution
+        self.captum = None if self.direct else self._captum(name, spec, forward, layer)
+        # one backward root instead of one per row (see summed_gradients): same numbers, faster.
+        # DeepLift differentiates a forward of its own making (no arguments): left to captum.
+        for obj in (self.captum, getattr(self.captum, "guided_backprop", None)):
+            if (type(obj).__name__ in _SUMMABLE and getattr(obj, "gradient_func", None) is compute_gradients):
+                obj.gradient_func = summed_gradients
+
+    @staticmethod
+    def _captum(name: str, spec: MethodSpec, forward: nn.Module, layer: nn.Module | None) -> Any:
+        import captum.attr as ca
+
+        if layer is not None and spec.layer is None:  # layer attribution over a layer's units
+            kwargs = {"multiply_by_inputs": False} if name == "saliency" else {}
+            return getattr(ca, spec.layer_class)(forward, layer, **kwargs)
+        if name == "grad_cam":
+            return ca.LayerGradCam(forward, layer)
+        if name == "guided_grad_cam":
+            return ca.GuidedGradCam(forward, layer)
+        if name == "conductance":
+            return ca.LayerConductance(forward, layer)
+        return {
+            "saliency": ca.Saliency, "smoothgrad": ca.Saliency, "gradient_x_input": ca.InputXGradient,
+            "integrated_gradients": ca.IntegratedGradients, "deeplift": ca.DeepLift,
+            "gradient_shap": ca.GradientShap, "occlusion": ca.Occlusion,
+            "guided_backprop": ca.GuidedBackprop, "deconvolution": ca.Deconvolution,
+        }[name](forward)
+
+    def _rows(self, x: torch.Tensor) -> int:
+        return rows_per_pass(self.model, x[:1], self.forward)
+
+    def run(self, x: torch.Tensor, target: torch.Tensor | None, baseline: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        name = self.name
+        if self.smooth is not None:
+            return self._noise_tunnel(x, target, baseline), {}
+        if self.direct:
+            # |d target / d x| in one forward and backward: captum's Saliency gives the same
+            # numbers but differentiates each sample's output separately (torch.unbind), a
+            # fixed cost that doubles the time on small models; the logits come for free here.
+            with torch.enable_grad():
+                xg = x.detach().requires_grad_(True)
+                logits = self.forward(xg)
+                (grad,) = torch.autograd.grad(logits.gather(1, target.view(-1, 1)).sum(), xg)
+            return grad.abs(), {"logits": logits.detach()}
+        if name == "integrated_gradients" and not self.layer_attribution:
+            out = integrated_gradients(self.model, x, target, baseline, n_steps=self.n_steps,
+                                       integration=self.integration, internal_batch_size=self.ibs,
+                                       tolerance=self.tolerance, max_steps=self.max_steps, forward=self.forward)
+            self.params["internal_batch_size"] = out.internal_batch_size
+            return out.maps, {"delta": out.delta, "completeness": out.relative, "n_steps": out.n_steps,
+                              "logits": out.logits}
+        kwargs = self._kwargs(x, baseline)
+        if name == "deeplift" and not self.layer_attribution:
+            maps = self.captum.attribute(x, target=target, **kwargs)
+            delta, rel, logits = completeness(self.forward, x, kwargs["baselines"], target, maps)
+            return maps, {"delta": delta, "completeness": rel, "logits": logits}
+        if self.layer_attribution and name in ("integrated_gradients", "deeplift") or name == "conductance":
+            maps, delta = self.captum.attribute(x, target=target, return_convergence_delta=True, **kwargs)
+            scores, _ = target_scores(self.forward, x, target)
+            base_scores, _ = target_scores(self.forward, kwargs["baselines"].expand_as(x), target)
+            rel = relative_error(delta, scores - base_scores)
+            return maps, {"delta": delta, "completeness": rel}
+        maps = self.captum.attribute(x, target=target, **kwargs)
+        if name == "saliency" and self.layer_attribution:
+            maps = maps.abs()
+        if name == "grad_cam":
+            from captum.attr import LayerAttribution
+
+            if maps.dim() == 4:
+                maps = LayerAttribution.interpolate(maps, tuple(x.shape[2:]), interpolate_mode="bilinear")
+        return maps, {}
+
+    def _kwargs(self, x: torch.Tensor, baseline: torch.Tensor) -> dict[str, Any]:
+        name = self.name
+        if name in ("integrated_gradients", "conductance"):
+            kw: dict[str, Any] = {"baselines": baseline, "n_steps": self.n_steps, "method": self.integration}
+            rows = self._rows(x)
+            kw["internal_batch_size"] = max(len(x), (rows // len(x)) * len(x))
+            if name == "conductance":
+                kw["internal_batch_size"] = max(2 * len(x), kw["internal_batch_size"])
+            return kw
+        if name == "deeplift":
+            return {"baselines": baseline.expand_as(x) if len(baseline) == 1 else baseline}
+        if name == "gradient_shap":
+            return {"baselines": baseline, "n_samples": self.n_samples}
+        if name == "occlusion":
+            window, stride = self._window(x)
+            ppe = max(1, self._rows(x) // len(x))
+            self.params.update(window=list(window), stride=list(stride))
+            return {"sliding_window_shapes": window, "strides": stride,
+                    "baselines": baseline if baseline.numel() > 1 else float(baseline.flatten()[0]),
+                    "perturbations_per_eval": ppe}
+        if name == "grad_cam":
+            return {"relu_attributions": bool(self.relu)}
+        if name in ("saliency", "smoothgrad") and not self.layer_attribution:
+            return {"abs": True}
+        return {}
+
+    def _window(self, x: torch.Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        shape = tuple(x.shape[1:])
+        spatial = shape[1:] if len(shape) >= 3 else shape
+        if self.window is None:
+            win = tuple(max(2, s // 8) if s >= 2 else 1 for s in spatial)
+        else:
+            win = (int(self.window),) * len(spatial) if isinstance(self.window, (int, np.integer)) else tuple(self.window)
+        if self.stride is None:
+            std = tuple(max(1, w // 2) for w in win)
+        else:
+            std = (int(self.stride),) * len(spatial) if isinstance(self.stride, (int, np.integer)) else tuple(self.stride)
+        if len(win) != len(spatial) or any(w < 1 or w > s for w, s in zip(win, spatial)):
+            raise AnalysisError(f"occlusion window {win} does not fit inputs of shape {list(shape)};"
+                                f" give {len(spatial)} sizes between 1 and {list(spatial)}.")
+        if len(shape) >= 3:  # whole pixels: every channel at once
+            return (shape[0], *win), (shape[0], *std)
+        return win, std
+
+    def _noise_tunnel(self, x: torch.Tensor, target: torch.Tensor | None, baseline: torch.Tensor) -> torch.Tensor:
+        from captum.attr import NoiseTunnel
+
+        smooth = self.smooth
+        lo, hi = self.value_range or (float(x.min()), float(x.max()))
+        stdev = float(smooth["noise"]) * max(hi - lo, 1e-12)
+        kwargs = self._kwargs(x, baseline)
+        if self.name in ("integrated_gradients", "conductance"):
+            per = 1  # the inner method batches its own steps
+        else:
+            per = max(1, min(int(smooth["samples"]), self._rows(x) // len(x)))
+        tunnel = NoiseTunnel(self.captum)
+        maps = tunnel.attribute(x, nt_type=smooth["kind"], nt_samples=int(smooth["samples"]),
+                                nt_samples_batch_size=per, stdevs=stdev, target=target, **kwargs)
+        if self.name == "grad_cam" and maps.dim() == 4:
+            from captum.attr import LayerAttribution
+
+            maps = LayerAttribution.interpolate(maps, tuple(x.shape[2:]), interpolate_mode="bilinear")
+        return maps
+
+
+def _smooth_settings(smooth: Any, method: str) -> dict[str, Any] | None:
+    if method == "smoothgrad" and not smooth:
+        smooth = True
+    if smooth is None or smooth is False:
+        return None
+    settings = {"samples": 25, "noise": 0.15, "kind": "smoothgrad"}
+    if smooth is True:
+        pass
+    elif isinstance(smooth, (int, np.integer)):
+        settings["samples"] = int(smooth)
+    elif isinstance(smooth, Mapping):
+        unknown = set(smooth) - set(settings)
+        if unknown:
+            raise AnalysisError(f"smooth has unknown keys {sorted(unknown)}; valid keys: samples, noise, kind.")
+        settings.update(smooth)
+    else:
+        raise AnalysisError(f"smooth={smooth!r}: give True, a number of noisy samples, or"
+                            " {'samples': 25, 'noise': 0.15, 'kind': 'smoothgrad'}.")
+    if settings["kind"] not in NOISE_KINDS:
+        raise AnalysisError(f"smooth kind {settings['kind']!r} is unknown; choose one of {', '.join(NOISE_KINDS)}.")
+    if int(settings["samples"]) < 1 or not float(settings["noise"]) >= 0:
+        raise AnalysisError(f"smooth needs samples >= 1 and noise >= 0; got {settings}.")
+    return settings
+
+
+@contextlib.contextmanager
+def quiet_captum() -> Iterator[None]:
+    """Silence captum's notices that say it did what we asked (input grads, hooks set and removed)."""
+    with warnings.catch_warnings():
+        for text in ("Input Tensor", "Setting forward, backward hooks", "Setting backward hooks",
+                     "Internal batch size cannot be less"):
+            warnings.filterwarnings("ignore", message=f".*{text}", category=UserWarning)
+        yield
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch's and numpy's global generators for the block, then restore both.
+
+    captum draws SmoothGrad noise from torch's and GradientSHAP baselines from numpy's
+    global generator; the caller's random state is left as it was.
+    """
+    devices = [device.index or 0] if device.type == "cuda" else []
+    state = np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(seed))
+            np.random.seed(int(seed) % 2**32)
+            yield
+    finally:
+        np.random.set_state(state)
+
+
+# ---------------------------------------------------------------------------- the public call
+def attribute(
+    model: nn.Module,
+    inputs: Any,
+    method: str = "integrated_gradients",
+    target: Target = "label",
+    baseline: Any = None,
+    *,
+    labels: Sequence[int] | np.ndarray | None = None,
+    layer: str | None = None,
+    neuron: Neuron | None = None,
+    smooth: bool | int | Mapping[str, Any] | None = None,
+    n_steps: int = 50,
+    integration: str = "gausslegendre",
+    internal_batch_size: int | str | None = "auto",
+    tolerance: float | None = None,
+    max_steps: int = 1024,
+    n_samples: int = 20,
+    window: int | Sequence[int] | None = None,
+    stride: int | Sequence[int] | None = None,
+    relu: bool = True,
+    batch_size: int = 64,
+    output: int | str | Callable | None = None,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    keep_inputs: bool = True,
+) -> Attribution:
+    """Attribute a model's outputs to its inputs with one of the common methods.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A classifier returning ``[batch, classes]`` logits (``output=`` picks them from a
+        tuple or dict). Left as found: mode, ``requires_grad``, device, hooks.
+    inputs : tensor, array or data set
+        ``[n, ...]`` inputs (with ``labels=`` for ``target="label"``), a neuralatlas
+        ``ArrayDataset``, a torch ``Dataset`` of ``(input, label)`` or a ``DataLoader``.
+    method : str
+        One of ``METHODS``: ``"saliency"``, ``"gradient_x_input"``, ``"integrated_gradients"``,
+        ``"smoothgrad"``, ``"deeplift"``, ``"gradient_shap"``, ``"occlusion"``,
+        ``"guided_backprop"``, ``"deconvolution"``, ``"grad_cam"``, ``"guided_grad_cam"``,
+        ``"conductance"`` (aliases such as ``"ig"`` work).
+    target : "label", "prediction", int or array of int
+        The class whose score is explained, per sample. Ignored for neuron attribution.
+    baseline : None, "zeros", "mean", "blur", "uniform", number or array
+        Reference input for integrated gradients, DeepLift, GradientSHAP (a distribution
+        ``[k, ...]``; default: up to 32 inputs of the batch), occlusion and conductance.
+        Default: zeros.
+    labels : array-like, optional
+        Labels of tensor/array inputs.
+    layer : str, optional
+        For ``grad_cam`` / ``guided_grad_cam``: the conv layer (default: the last layer with a
+        spatial output). For other methods: attribute to this layer's units instead of the
+        input (captum's layer methods).
+    neuron : (layer, unit), optional
+        Attribute a neuron instead of a class: ``("fc1", 17)`` a unit of a dense layer,
+        ``("conv2", 5)`` the mean of channel 5 of a conv layer, ``("conv2", (5, 2, 3))`` one
+        position of it. Works with every input method.
+    smooth : True, int or dict, optional
+        Noise tunnel (SmoothGrad) over the method: ``{"samples": 25, "noise": 0.15, "kind":
+        "smoothgrad"}``; ``noise`` is a share of the inputs' value range.
+    n_steps, integration, internal_batch_size, tolerance, max_steps
+        Integrated gradients: steps, captum's approximation, rows per pass (``"auto"`` picks
+        them from measured cost and free memory), the largest acceptable relative completeness
+        error (steps are doubled for samples above it, up to ``max_steps``).
+    n_samples : int
+        GradientSHAP samples per input.
+    window, stride : int or sequence, optional
+        Occlusion window and stride over the spatial axes (default ~1/8 of the image, stride
+        half the window); a window covers all channels of a pixel.
+    relu : bool
+        Grad-CAM keeps only positive evidence (as in the paper).
+    batch_size : int
+        Samples per call of the method.
+    device : str, optional
+        ``None`` picks CUDA when present.
+    seed : int
+        Seed of noise (SmoothGrad, GradientSHAP, random baselines).
+    keep_inputs : bool
+        Keep the inputs in the result (for figures and faithfulness curves).
+
+    Returns
+    -------
+    Attribution
+
+    Raises
+    ------
+    AnalysisError
+        Unknown method, target out of range, missing labels, a conv-layer method given a
+        layer without spatial output (the message lists the layers that would do), bad
+        baselines or options.
+    LayerError
+        ``layer`` or ``neuron`` names no layer (the message lists the layers).
+
+    Examples
+    --------
+    >>> from neuralatlas.data import digits
+    >>> train, test = digits()
+    >>> ig = attribute(model, test.subset(slice(0, 64)), "integrated_gradients")   # doctest: +SKIP
+    >>> ig.maps.shape, ig.summary()["completeness_max"] < 0.05
+    ((64, 1, 8, 8), True)
+    >>> cam = attribute(model, test, "grad_cam", layer="conv2")                    # doctest: +SKIP
+    >>> unit = attribute(model, test, "saliency", neuron=("fc1", 17))              # doctest: +SKIP
+    """
+    name = resolve_method(method)
+    spec = METHODS[name]
+    smooth_cfg = _smooth_settings(smooth, name)
+    if int(batch_size) < 1:
+        raise AnalysisError(f"batch_size={batch_size} must be a positive number of samples.")
+    if integration == "riemann_trapezoid" and (layer is not None and spec.layer is None or name == "conductance"):
+        raise AnalysisError("integration='riemann_trapezoid' is for input attribution only (captum's layer"
+                            " methods weight it wrongly); use 'gausslegendre' (the default) for layers.")
+    source = InputBatches(inputs, labels, batch_size)
+    dev = pick_device(device)
+    with preserved(model):
+        params = list(model.parameters())
+        if params and params[0].device != dev:
+            model.to(dev)  # .to walks every tensor: skipped when the model is there already
+        model.eval()
+        for p in params:
+            if p.requires_grad:
+                p.requires_grad_(False)  # input gradients only: weight gradients are never needed
+        logits_model: nn.Module = model if output is None else _Selected(model, output)
+        first = source.first().to(dev)
+        n_outputs, shapes, modules = probe(model, first, logits_model, key=repr(output))
+        layer_name, layer_module = _check_layer(name, spec, layer, neuron, shapes, modules, model)
+        forward: nn.Module = logits_model
+        neuron_info = None
+        if neuron is not None:
+            if spec.layer is not None:
+                raise AnalysisError(f"{name} explains a class through a layer and cannot take neuron=...;"
+                                    " use an input method (saliency, integrated_gradients, ...) for neurons.")
+            n_name, n_layer, unit, channel = _parse_neuron(neuron, shapes, modules, model)
+            forward = _NeuronOutput(logits_model, n_layer, unit, channel)
+            neuron_info = (n_name, unit[0] if channel or len(unit) == 1 else unit)
+            target_spec: Any = 0
+        else:
+            target_spec = _check_targets(target, n_outputs, source)
+        engine = _Engine(name, model, forward, layer_module, layer_name, smooth=smooth_cfg, n_steps=n_steps,
+                         integration=integration, internal_batch_size=internal_batch_size, tolerance=tolerance,
+                         max_steps=max_steps, n_samples=n_samples, window=window, stride=stride, relu=relu,
+                         value_range=source.value_range() if smooth_cfg is not None else None)
+        gen = torch.Generator().manual_seed(int(seed))
+        parts: dict[str, list[np.ndarray]] = {}
+        start = 0
+        random = (smooth_cfg is not None or name == "gradient_shap"
+                  or isinstance(baseline, str) and baseline in ("uniform", "noise"))
+        with (_seeded(seed, dev) if random else contextlib.nullcontext()), \
+                (contextlib.nullcontext() if engine.direct else quiet_captum()):
+            for x, y in source.batches():
+                x = x.to(dev)
+                rows = slice(start, start + len(x))
+                t = _batch_targets(target_spec, forward, x, y, rows, n_outputs if neuron is None else 1)
+                b = _baseline(baseline, x, name, source, gen) if spec.baseline else None
+                maps, extras = engine.run(x, t, b)
+                _append(parts, "maps", maps)
+                _append(parts, "targets", t)
+                if keep_inputs:
+                    _append(parts, "inputs", x)
+                if y is not None:
+                    _append(parts, "labels", y)
+                for key in ("delta", "completeness", "n_steps"):
+                    if key in extras:
+                        _append(parts, key, extras[key])
+                if "logits" in extras and neuron is None:
+                    _append(parts, "predictions", extras["logits"].argmax(1))
+                start += len(x)
+    arrays = {k: v[0] if len(v) == 1 else np.concatenate(v) for k, v in parts.items()}
+    params = {"baseline": baseline if baseline is None or isinstance(baseline, (str, int, float)) else "array",
+              "target": target if isinstance(target, (str, int)) else "per-sample", "seed": int(seed),
+              "batch_size": int(batch_size), **engine.params}
+    if name in ("integrated_gradients", "conductance"):
+        params.update(n_steps=int(n_steps), integration=integration, tolerance=tolerance)
+    if smooth_cfg is not None:
+        params["smooth"] = smooth_cfg
+    if name == "gradient_shap":
+        params["n_samples"] = int(n_samples)
+    signed = spec.signed and not (smooth_cfg is not None and smooth_cfg["kind"] != "smoothgrad")
+    if name == "saliency" and layer_name is None:
+        signed = False
+    return Attribution(
+        method=name, maps=arrays["maps"],
+        targets=None if neuron is not None else arrays["targets"], signed=signed,
+        inputs=arrays.get("inputs"), labels=arrays.get("labels"), predictions=arrays.get("predictions"),
+        index=source.index, delta=arrays.get("delta"), completeness=arrays.get("completeness"),
+        n_steps=arrays.get("n_steps"), layer=layer_name if neuron is None else None, neuron=neuron_info,
+        params=params,
+    )
+
+
+def _append(parts: dict[str, list[np.ndarray]], key: str, value: torch.Tensor) -> None:
+    parts.setdefault(key, []).append(value.detach().to("cpu").numpy())
+
+
+def _check_layer(name: str, spec: MethodSpec, layer: str | None, neuron: Any,
+                 shapes: Mapping[str, tuple[int, ...]], modules: Mapping[str, nn.Module],
+                 model: nn.Module) -> tuple[str | None, nn.Module | None]:
+    if spec.layer == "conv":
+        spatial = _spatial_layers(shapes)
+        if layer is None:
+            if not spatial:
+                raise AnalysisError(f"{name} needs a convolutional layer, but no layer of {type(model).__name__}"
+                                    " has a spatial output [batch, channels, height, width]; use an input method"
+                                    " such as saliency or integrated_gradients.")
+            layer = _default_cam_layer(spatial, modules)
+        module = _find_layer(layer, modules, model)
+        if layer not in spatial:
+            shape = shapes.get(layer)
+            raise AnalysisError(
+                f"{name} needs a convolutional layer with output [batch, channels, height, width]; {layer!r}"
+                f" ({type(module).__name__}) has output {[None, *shape] if shape else 'none'}."
+                f" Layers that would do: {', '.join(spatial) or 'none'}."
+            )
+        return layer, module
+    if spec.layer == "required" and layer is None:
+        raise AnalysisError(f"{name} attributes to a layer's units; pass layer=... (one of {', '.join(shapes)}).")
+    if layer is None:
+        return None, None
+    if neuron is not None:
+        raise AnalysisError("Give either layer=... (attribution to a layer's units) or neuron=... (attribution"
+                            " of one neuron to the input), not both.")
+    if spec.layer_class is None and spec.layer is None:
+        valid = [m for m, s in METHODS.items() if s.layer_class or s.layer]
+        raise AnalysisError(f"{name} has no layer form; methods that take layer=...: {', '.join(valid)}.")
+    return layer, _find_layer(layer, modules, model)

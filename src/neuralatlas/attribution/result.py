@@ -1,0 +1,169 @@
+"""What an attribution call returns: maps, the targets they explain, and how good they are."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neuralatlas.errors import AnalysisError
+
+_ARRAYS = ("maps", "targets", "inputs", "labels", "predictions", "index", "delta", "completeness",
+           "n_steps")
+
+
+@dataclass
+class Attribution:
+    """Attribution maps of one method over a set of inputs.
+
+    Attributes
+    ----------
+    method : str
+        Canonical method name (``"integrated_gradients"``, ``"saliency"``, ...).
+    maps : numpy.ndarray
+        ``[n, *map_shape]``: the input's shape for input methods, ``[n, 1, H, W]`` for
+        Grad-CAM (upsampled to the input), the layer's output shape for layer attribution.
+    targets : numpy.ndarray or None
+        ``[n]`` class index each map explains (``None`` for neuron attribution).
+    signed : bool
+        Whether values carry a sign (drawn with a diverging colour map).
+    inputs, labels, predictions, index : numpy.ndarray or None
+        The inputs attributed, their labels, the model's predictions, the sample index.
+    delta : numpy.ndarray or None
+        ``[n]`` completeness gap ``sum(map) - (F(x) - F(baseline))`` (integrated gradients,
+        DeepLift, layer integrated gradients).
+    completeness : numpy.ndarray or None
+        ``[n]`` relative completeness error ``|delta| / |F(x) - F(baseline)|``.
+    n_steps : numpy.ndarray or None
+        ``[n]`` integration steps each sample needed (integrated gradients).
+    layer : str or None
+        The layer of Grad-CAM or of layer attribution.
+    neuron : tuple or None
+        ``(layer, unit)`` for neuron attribution.
+    params : dict
+        The settings used (baseline, steps, internal batch size, noise tunnel, ...).
+
+    Examples
+    --------
+    >>> result = neuralatlas.attribute(model, test, method="saliency")   # doctest: +SKIP
+    >>> result.maps.shape, result.summary()["method"]
+    """
+
+    method: str
+    maps: np.ndarray
+    targets: np.ndarray | None = None
+    signed: bool = True
+    inputs: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    predictions: np.ndarray | None = None
+    index: np.ndarray | None = None
+    delta: np.ndarray | None = None
+    completeness: np.ndarray | None = None
+    n_steps: np.ndarray | None = None
+    layer: str | None = None
+    neuron: tuple | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.maps)
+
+    @property
+    def name(self) -> str:
+        """A key naming method, layer or neuron, and noise tunnel, e.g. ``grad_cam@conv2``."""
+        base = self.method
+        smooth = self.params.get("smooth")
+        if smooth and self.method != "smoothgrad":
+            base = f"{smooth.get('kind', 'smoothgrad')}({base})"
+        if self.neuron is not None:
+            return f"{base}->{self.neuron[0]}:{_unit_text(self.neuron[1])}"
+        if self.layer is not None:
+            return f"{base}@{self.layer}"
+        return base
+
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers: method, samples, completeness error (median, max) where known."""
+        out: dict[str, Any] = {"method": self.method, "name": self.name, "n_samples": len(self),
+                               "map_shape": list(self.maps.shape[1:]), "signed": self.signed}
+        if self.completeness is not None and len(self.completeness):
+            out["completeness_median"] = float(np.median(self.completeness))
+            out["completeness_max"] = float(np.max(self.completeness))
+        if self.n_steps is not None and len(self.n_steps):
+            out["n_steps_max"] = int(np.max(self.n_steps))
+        if "internal_batch_size" in self.params:
+            out["internal_batch_size"] = self.params["internal_batch_size"]
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path, name: str | None = None) -> Path:
+        """Write ``<name>.npz`` (arrays) and ``<name>.json`` (settings) into ``directory``.
+
+        ``name`` defaults to a file-safe form of :attr:`name`. Returns the ``.npz`` path.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        stem = _safe(name or self.name)
+        arrays = {k: getattr(self, k) for k in _ARRAYS if getattr(self, k) is not None}
+        np.savez_compressed(directory / f"{stem}.npz", **arrays)
+        meta = {"method": self.method, "signed": self.signed, "layer": self.layer,
+                "neuron": list(self.neuron) if self.neuron is not None else None,
+                "params": _jsonable(self.params), "summary": self.summary()}
+        (directory / f"{stem}.json").write_text(json.dumps(meta, indent=2))
+        return directory / f"{stem}.npz"
+
+    @classmethod
+    def load(cls, directory: str | Path, name: str | None = None) -> Attribution:
+        """Read back what :meth:`save` wrote; ``name`` picks one when the folder holds several."""
+        directory = Path(directory)
+        stems = sorted(p.stem for p in directory.glob("*.npz") if (directory / f"{p.stem}.json").exists())
+        if name is None:
+            if len(stems) != 1:
+                raise AnalysisError(f"{directory} holds {len(stems)} saved attributions ({', '.join(stems) or 'none'});"
+                                    " pass name=... to pick one.")
+            stem = stems[0]
+        else:
+            stem = _safe(name)
+            if stem not in stems:
+                raise AnalysisError(f"No saved attribution {name!r} in {directory}; saved: {', '.join(stems) or 'none'}.")
+        meta = json.loads((directory / f"{stem}.json").read_text())
+        with np.load(directory / f"{stem}.npz", allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        neuron = meta.get("neuron")
+        if neuron is not None:
+            unit = neuron[1]
+            neuron = (neuron[0], tuple(unit) if isinstance(unit, list) else unit)
+        return cls(method=meta["method"], signed=meta["signed"], layer=meta.get("layer"), neuron=neuron,
+                   params=meta.get("params", {}), **arrays)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in self.summary().items())
+        return f"<div><b>Attribution</b><table>{rows}</table></div>"
+
+    def __repr__(self) -> str:
+        extra = ""
+        if self.completeness is not None and len(self.completeness):
+            extra = f", completeness_max={float(np.max(self.completeness)):.2e}"
+        return f"Attribution({self.name!r}, maps={tuple(self.maps.shape)}{extra})"
+
+
+def _unit_text(unit: Any) -> str:
+    return "_".join(map(str, unit)) if isinstance(unit, (tuple, list)) else str(unit)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
