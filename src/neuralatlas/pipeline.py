@@ -28,6 +28,8 @@ ANALYSES: dict[str, str | Callable[..., dict[str, Any]]] = {
     "projection": "neuralatlas.steps:run_projection",
     "similarity": "neuralatlas.steps:run_similarity",
     "featurevis": "neuralatlas.steps:run_featurevis",
+    "attribution": "neuralatlas.steps:run_attribution",
+    "adversarial": "neuralatlas.steps:run_adversarial",
 }
 
 STATE_FILE = ".neuralatlas/steps.json"

@@ -345,3 +345,32 @@ def run_projection(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str,
         epochs = ctx.store.epochs
         params["epochs"] = sorted({epochs[0], epochs[len(epochs) // 2], epochs[-1]}) if epochs else None
     return projection(ctx.run_dir, progress=reporter.progress, message=reporter.message, **params)[1]
+
+
+# ---------------------------------------------------------------------------- attribution, adversarial
+_RUN_DATA = ("run_dir", "data", "data_path", "split", "progress")
+
+
+def run_attribution(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
+    """Attribution maps of the captured split with sanity checks and deletion/insertion curves."""
+    from neuralatlas.attribution.runfolder import attribute_run
+
+    from neuralatlas.featurevis import conv_layers
+
+    params = checked_params("attribution", attribute_run, params, internal=_RUN_DATA)
+    params.setdefault("samples", ctx.run.capture.n)
+    if "methods" not in params:  # Grad-CAM needs a conv layer
+        convs = conv_layers(ctx.model)
+        params["methods"] = ["saliency", "integrated_gradients"] + (["grad_cam"] if convs else ["gradient_x_input"])
+    return attribute_run(ctx.run_dir, data=ctx.run.data.name, data_path=ctx.run.data.path,
+                         split=ctx.run.capture.split, progress=reporter.progress, **params)
+
+
+def run_adversarial(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
+    """FGSM/PGD success against eps, and a store of clean and adversarial activations."""
+    from neuralatlas.adversarial.runfolder import attack_run
+
+    params = checked_params("adversarial", attack_run, params, internal=_RUN_DATA)
+    params.setdefault("samples", ctx.run.capture.n)
+    return attack_run(ctx.run_dir, data=ctx.run.data.name, data_path=ctx.run.data.path,
+                      split=ctx.run.capture.split, progress=reporter.progress, **params)
