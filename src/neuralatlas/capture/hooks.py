@@ -136,7 +136,32 @@ def preserved(model: nn.Module, restore_weights: bool = False) -> Iterator[nn.Mo
             p.requires_grad_(grads.get(name, p.requires_grad))
 
 
-class Recorder:
+class HookSet:
+    """Forward hooks on named layers, registered on ``__enter__`` and always removed on exit.
+
+    Subclasses say what a hook does in ``_hook(name)``.
+    """
+
+    model: nn.Module
+    layers: list[str]
+    _handles: list[Any]
+
+    def _hook(self, name: str) -> Callable[..., Any]:
+        raise NotImplementedError
+
+    def __enter__(self):
+        modules = dict(self.model.named_modules())
+        for name in self.layers:
+            self._handles.append(modules[name].register_forward_hook(self._hook(name)))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+
+class Recorder(HookSet):
     """Forward hooks on named layers that keep each layer's output of the current forward."""
 
     def __init__(self, model: nn.Module, layers: Sequence[str], *,
@@ -206,16 +231,6 @@ class Recorder:
                 " called through a functional path); choose layers that run."
             )
 
-    def __enter__(self) -> Recorder:
-        modules = dict(self.model.named_modules())
-        for name in self.layers:
-            self._handles.append(modules[name].register_forward_hook(self._hook(name)))
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
 
 
 @contextlib.contextmanager

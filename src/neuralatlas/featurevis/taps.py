@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuralatlas.capture.hooks import preserved, replace_tensor, resolve_layers, select_tensor
+from neuralatlas.capture.hooks import HookSet, preserved, replace_tensor, resolve_layers, select_tensor
 from neuralatlas.capture.loop import pick_device
 from neuralatlas.errors import AnalysisError, CaptureError
 from neuralatlas.featurevis.objectives import INPUT, OUTPUT
@@ -28,7 +28,7 @@ class _StopForward(Exception):
     """Raised inside a hook once every needed layer has run; caught by :class:`Taps`."""
 
 
-class Taps:
+class Taps(HookSet):
     """Forward hooks on ``layers`` that keep each one's output *with* its graph.
 
     A module run more than once per forward (a shared module) is read at its first call.
@@ -58,17 +58,6 @@ class Taps:
                 return replace_tensor(out, tensor.clone())
             return None
         return hook
-
-    def __enter__(self) -> Taps:
-        modules = dict(self.model.named_modules())
-        for name in self.layers:
-            self._handles.append(modules[name].register_forward_hook(self._hook(name)))
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
 
     def run(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """One forward of ``x``; the recorded tensors (and the model output under ``OUTPUT``)."""
