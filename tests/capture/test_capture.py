@@ -43,7 +43,7 @@ def _forward_layers(model, x, names):
 
 def test_activations_equal_a_direct_forward_pass(small, tmp_path):
     model = build("cnn", seed=1).eval()
-    store = na.capture(model, small, out=tmp_path / "a.zarr", batch_size=50, chunk_rows=100)
+    store = na.capture(model, small, out=tmp_path / "a.zarr", batch_size=50, chunk_rows=100, device="cpu")
     assert store.layers == resolve_layers(model, None)
     for lo in range(0, len(small), 50):
         x = torch.from_numpy(small.inputs[lo:lo + 50])
@@ -317,7 +317,7 @@ def test_dict_inputs_tuple_outputs_and_masked_token_mean(tmp_path):
     model = DictTupleModel().eval()
     data = TokenData()
     store = na.capture(model, data, layers=["block", "head"], out=tmp_path / "t.zarr", batch_size=8,
-                       reduce={"block": "token_mean"}, gradients=True)
+                       reduce={"block": "token_mean"}, gradients=True, device="cpu")
     assert store.unit_shape("block") == (6,)
     x = {"input_ids": data.ids, "attention_mask": torch.stack([data[i][0]["attention_mask"] for i in range(len(data))])}
     with torch.no_grad():
@@ -343,7 +343,7 @@ def test_shared_module_is_reported(small, tmp_path):
     with pytest.raises(CaptureError, match="'shared' ran 2 times"):
         na.capture(model, small, out=tmp_path / "sh.zarr")
     store = na.capture(model, small, layers=["shared"], out=tmp_path / "sh2.zarr", repeated="last",
-                       overwrite=True)
+                       overwrite=True, device="cpu")
     x = torch.from_numpy(small.inputs[:256])
     with torch.no_grad():
         last = model.shared(model.shared(model.flatten(x)))
