@@ -126,7 +126,8 @@ def preserved(model: nn.Module, restore_weights: bool = False) -> Iterator[nn.Mo
     try:
         yield model
     finally:
-        if device is not None:
+        now = next(model.parameters(), None)
+        if device is not None and now is not None and now.device != device:
             model.to(device)
         if weights is not None:
             model.load_state_dict(weights)
