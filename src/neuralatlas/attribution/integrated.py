@@ -29,7 +29,7 @@ INTEGRATIONS = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_r
 
 # Bytes of activations one forward+backward pass may touch on a CPU: around the size of a
 # last-level cache times a few, where measured throughput stops improving (see module doc)...
-CPU_PASS_BYTES = 48 * 2**20
+CPU_PASS_BYTES = 20 * 2**20
 # ...but never fewer rows than this: below it the per-pass costs (op dispatch, thread
 # start-up, small-batch kernels) outweigh the cache (a VGG pass of 25 rows ran 5-8% slower
 # than one of 64-128 on 2 cores).
