@@ -447,6 +447,11 @@ class ActivationStore:
             )
         return self._group[path]
 
+    def __reduce__(self):
+        # Pickles as its path: a dask worker reopens the store on shared storage rather than
+        # receiving a copy of the zarr group's state.
+        return (ActivationStore.open, (str(self.path.absolute()),))
+
     def __repr__(self) -> str:
         ep = f", epochs={self.epochs}" if self.epochs else ""
         return f"ActivationStore({str(self.path)!r}, n_samples={self.n_samples}, layers={self.layers}{ep})"
