@@ -122,3 +122,75 @@ def test_naps_on_a_cluster_equal_local(small_chunks, client):
 def test_a_non_client_is_refused(small_chunks):
     with pytest.raises(AnalysisError, match="dask.distributed.Client"):
         naps(small_chunks, client="tcp://localhost:8786")
+
+
+# ---------------------------------------------------------------------------- similarity
+def test_linear_cka_streamed_and_on_a_cluster_equal_the_in_memory_form(small_chunks, arrays, client):
+    from neuralatlas.analysis.similarity import cka_matrix
+
+    def cka(x, y):                      # the feature-space form on whole arrays in memory
+        x = x.reshape(len(x), -1).astype(np.float64)
+        y = y.reshape(len(y), -1).astype(np.float64)
+        x, y = x - x.mean(0), y - y.mean(0)
+        return np.linalg.norm(y.T @ x) ** 2 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y))
+
+    expected = cka(arrays["offset"], arrays["conv"])
+    streamed = cka_matrix(small_chunks, method="feature", memory_limit=100_000)
+    remote = cka_matrix(small_chunks, method="feature", memory_limit=100_000, client=client)
+    for m in (streamed, remote):
+        assert m["offset", "conv"] == pytest.approx(expected, rel=1e-9)
+        assert m["conv", "conv"] == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(remote.values, streamed.values, rtol=1e-10)
+
+
+# ---------------------------------------------------------------------------- discriminative, PCA, neurons
+def test_streamed_anova_equals_in_memory_and_on_a_cluster(small_chunks, arrays, client):
+    from neuralatlas.analysis.discriminative import anova_importances, discriminative_neurons
+
+    pooled = arrays["conv"].mean(axis=(2, 3))
+    expected = anova_importances(pooled, arrays["labels"], 4, normalise=False)
+    from neuralatlas.analysis.discriminative import streamed_anova_importances
+
+    raw = streamed_anova_importances(small_chunks, "conv", normalise=False, memory_limit=TINY)
+    np.testing.assert_allclose(raw, expected, rtol=1e-6)
+    # the public entry point streams for n=None, locally and on the cluster
+    local = discriminative_neurons(small_chunks, "offset", method="anova", n=None, memory_limit=TINY)
+    remote = discriminative_neurons(small_chunks, "offset", method="anova", n=None, memory_limit=TINY,
+                                    client=client)
+    reference = anova_importances(arrays["offset"], arrays["labels"], 4)
+    np.testing.assert_allclose(local.importances, reference, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(remote.importances, local.importances, rtol=1e-9, atol=1e-12)
+    assert local.params["streamed"] and local.params["n"] == N
+
+
+def test_streamed_pca_projection_equals_sklearn_on_all_samples(small_chunks, arrays, client):
+    from sklearn.decomposition import PCA
+
+    from neuralatlas.analysis.projection import project
+
+    x = arrays["conv"].reshape(N, -1).astype(np.float64)
+    expected = PCA(2, svd_solver="full").fit_transform(x)
+    for kwargs in ({}, {"client": client}):
+        result = project(small_chunks, layers=["conv"], method="pca", n=None, memory_limit=100_000, **kwargs)
+        y = result["conv"]
+        assert y.shape == (N, 2) and result.params["streamed"]
+        # the same axes up to sign
+        signs = np.sign((y * expected).sum(0))
+        np.testing.assert_allclose(y * signs, expected, rtol=1e-6, atol=1e-6)
+        assert 0.0 <= result.quality[("conv", None)]["trustworthiness"] <= 1.0
+
+
+def test_streamed_neuron_map_equals_the_in_memory_one(small_chunks, arrays):
+    from neuralatlas.analysis.projection import correlation_factor, correlation_profiles, neuron_projection
+
+    x = arrays["conv"].reshape(N, -1).astype(np.float64)
+    profiles, dead = correlation_profiles(x)
+    factor, dead_streamed = correlation_factor(x.mean(0), np.cov(x, rowvar=False, bias=True))
+    np.testing.assert_array_equal(dead, dead_streamed)
+    np.testing.assert_allclose(factor @ factor.T, profiles @ profiles.T, atol=1e-9)
+    streamed = neuron_projection(small_chunks, "conv", method="pca", n=None, pool=None, memory_limit=100_000)
+    in_memory = neuron_projection({"conv": arrays["conv"]}, "conv", method="pca", n=None, pool=None,
+                                  labels=arrays["labels"])
+    a, b = streamed.coordinates, in_memory.coordinates
+    signs = np.sign((a * b).sum(0))
+    np.testing.assert_allclose(a * signs, b, atol=5e-5)      # the in-memory embedding runs in float32

@@ -33,6 +33,7 @@ __all__ = [
     "anova_importances",
     "discriminative_neurons",
     "importance_agreement",
+    "streamed_anova_importances",
     "tree_importances",
 ]
 
@@ -94,7 +95,17 @@ def anova_importances(x: np.ndarray, y: np.ndarray, n_classes: int | None = None
     onehot = np.zeros((k, n))
     onehot[y, np.arange(n)] = 1.0
     sums = onehot @ x                                        # [C, d] class sums, one matrix product
-    ss_total = (x * x).sum(0)                                # [d]
+    return _anova_f(counts, sums, (x * x).sum(0), normalise)
+
+
+def _anova_f(counts: np.ndarray, sums: np.ndarray, ss_total: np.ndarray, normalise: bool) -> np.ndarray:
+    """One-vs-rest F ``[d, C]`` from class counts, centred class sums ``[C, d]`` and total SS ``[d]``.
+
+    "Centred" means about the grand mean; the streamed form (:func:`streamed_anova_importances`)
+    gets these from any shifted sums, so both forms share this code.
+    """
+    counts = np.asarray(counts, np.float64)
+    n = counts.sum()
     rest = n - counts
     # class c vs rest with grand mean 0: SS_between = S_c² / n_c + S_c² / (n − n_c)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -109,6 +120,40 @@ def anova_importances(x: np.ndarray, y: np.ndarray, n_classes: int | None = None
         f = np.where(inf.any(0, keepdims=True), inf.astype(np.float64), f)
         return _normalise(f)
     return f
+
+
+def streamed_anova_importances(store: Any, layer: str, *, epoch: int | None = None, pool: str | None = "mean",
+                               normalise: bool = True, memory_limit: int | str | None = None,
+                               rows: int | None = None, client: Any = None,
+                               progress: Any = None) -> np.ndarray:
+    """:func:`anova_importances` over every sample of a store, streamed in bounded memory.
+
+    One pass of grouped sums and sums of squares by label (the NAP pass of
+    :mod:`neuralatlas.analysis.naps`, so ``memory_limit=`` and ``client=`` work as there);
+    equal to the in-memory F to float rounding.
+
+    Returns
+    -------
+    array [n_neurons, n_classes]
+    """
+    from neuralatlas.analysis.naps import grouped_moments
+
+    labels = np.asarray(store.samples["label"], np.int64)
+    k = len(store.classes) or int(labels.max()) + 1
+    if (labels < 0).any():
+        raise AnalysisError(f"{int((labels < 0).sum())} samples of {store.path} have no label;"
+                            " discriminative neurons need a class per sample.")
+    counts = np.bincount(labels, minlength=k)
+    if (counts == 0).any():
+        raise AnalysisError(f"Classes {np.flatnonzero(counts == 0).tolist()} have no samples in {store.path}.")
+    acc, _ = grouped_moments(store, layer, labels, k, epoch=epoch, std=True, statistics=False, pool=pool,
+                             memory_limit=memory_limit, rows=rows, client=client, progress=progress)
+    # sums about a per-unit shift s: S_c = Σ(x − s), Q = Σ(x − s)²; both forms are shift-free
+    total = acc.s1.sum(0)
+    n = counts.sum()
+    centred = acc.s1 - counts[:, None] * (total / n)[None, :]
+    ss_total = np.maximum(acc.s2.sum(0) - total ** 2 / n, 0.0)
+    return _anova_f(counts, centred, ss_total, normalise)
 
 
 def tree_importances(x: np.ndarray, y: np.ndarray, n_classes: int | None = None, *, n_estimators: int = 100,
@@ -249,7 +294,8 @@ class DiscriminativeNeurons:
 def discriminative_neurons(data: Any, layer: str | None = None, *, epoch: int | None = None, method: str = "trees",
                            n: int | None = DEFAULT_N, seed: int = 0, pool: str = "mean", n_estimators: int = 100,
                            n_jobs: int = -1, labels: np.ndarray | None = None,
-                           classes: Sequence[str] | None = None) -> DiscriminativeNeurons:
+                           classes: Sequence[str] | None = None, memory_limit: int | str | None = None,
+                           client: Any = None) -> DiscriminativeNeurons:
     """How well each neuron of ``layer`` separates each class from the rest.
 
     Parameters
@@ -264,11 +310,16 @@ def discriminative_neurons(data: Any, layer: str | None = None, *, epoch: int | 
         Extremely randomised trees one-vs-rest (Rauber et al.), or the fast ANOVA F.
     n : int or None
         Samples used (class-stratified, seeded; the same subset :func:`project` draws).
+        ``None``: every sample. With ``method="anova"`` on a store that is one streamed
+        pass in bounded memory (``memory_limit=``, ``client=`` as for :func:`naps`); the
+        trees need their samples in memory, so keep ``n`` to what fits.
     seed : int
     pool : "mean" or "max"
         Conv layers: a channel is a neuron, its map pooled over space.
     n_estimators, n_jobs
         Forest size and threads (trees only).
+    memory_limit, client
+        For the streamed ANOVA (``n=None`` on a store).
 
     Returns
     -------
@@ -293,6 +344,13 @@ def discriminative_neurons(data: Any, layer: str | None = None, *, epoch: int | 
         layer = src.layers[0]
     name = src.resolve_layers([layer])[0]
     slot = src.resolve_epochs([epoch])[0] if epoch is not None else src.final_epoch()
+    store = getattr(src, "store", None)
+    if method == "anova" and n is None and store is not None and not src.epoch_invariant(name):
+        imp = streamed_anova_importances(store, name, epoch=slot, pool=pool, memory_limit=memory_limit,
+                                         client=client)
+        return DiscriminativeNeurons(imp, classes=src.classes, layer=name, epoch=slot, method=method,
+                                     params={"n": int(store.n_samples), "seed": int(seed), "pool": pool,
+                                             "n_estimators": int(n_estimators), "streamed": True})
     rows = src.subset(n, seed)
     x = _flatten(src.read(name, slot, rows), pool)
     y = src.labels[rows]

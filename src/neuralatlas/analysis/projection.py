@@ -40,6 +40,7 @@ import pandas as pd
 from scipy.linalg import orthogonal_procrustes
 
 from neuralatlas.analysis.quality import neighborhood_hit, trustworthiness
+from neuralatlas.analysis.streaming import BlockReduction, parse_memory_limit, reduce_blocks
 from neuralatlas.errors import AnalysisError, LayerError, StoreError, did_you_mean
 
 __all__ = [
@@ -488,7 +489,11 @@ def embed(features: np.ndarray, method: str = "tsne", *, init: np.ndarray | None
     if method == "pca":
         from sklearn.decomposition import PCA
 
-        out = PCA(2, random_state=seed).fit_transform(x) if x.shape[1] >= 2 else np.c_[x, np.zeros(n)]
+        # exact axes: sklearn's "auto" picks a randomised solver from 500 rows, whose axes
+        # wander when the top eigenvalues are close (flat spectra are common in hidden layers)
+        solver = "full" if min(x.shape) <= 4096 else "randomized"
+        out = (PCA(2, random_state=seed, svd_solver=solver).fit_transform(x.astype(np.float64)) if x.shape[1] >= 2
+               else np.c_[x, np.zeros(n)])
         return out - out.mean(0)
     perp = float(min(perplexity, max(1.0, (n - 1) / 3.0 - 1e-6)))
     if method == "tsne":
@@ -768,6 +773,8 @@ def project(
     predictions: np.ndarray | None = None,
     classes: Sequence[str] | None = None,
     settings: Mapping[str, Any] | None = None,
+    memory_limit: int | str | None = None,
+    client: Any = None,
     progress: Progress | None = None,
 ) -> Projection:
     """Embed the activations of layers (and epochs) for one class-stratified sample subset.
@@ -801,6 +808,12 @@ def project(
         The raw inputs of the stored samples: projected as the pseudo-layer ``"input"``.
     labels, predictions, classes : optional
         The sample table, for ``data`` given as arrays.
+    memory_limit, client
+        ``method="pca"`` with ``n=None`` on a store is out of core: the principal axes come
+        from the layer's covariance, streamed over every sample in blocks that fit
+        ``memory_limit`` (or on a dask cluster, ``client=``), and every sample is projected
+        in a second streamed pass. Quality scores are then measured on a stratified subset
+        of at most 2,000 samples. See :func:`neuralatlas.analysis.streaming.reduce_blocks`.
     progress : callable(done, total), optional
         Called after every embedding.
 
@@ -833,12 +846,24 @@ def project(
         raise AnalysisError(f"{len(rows)} samples are too few to project; use n >= {max(5, k + 1)}.")
     sub_labels = src.labels[rows]
 
+    streamed = method == "pca" and n is None and isinstance(src, _StoreSource)
+    scored = stratified_subset(src.labels, min(DEFAULT_N, src.n_samples), seed) if streamed else rows
     plan = _plan(names, slots)
     coords: dict[Key, np.ndarray] = {}
     scores: dict[Key, dict[str, float]] = {}
     for step, (key, prev) in enumerate(plan, start=1):
         layer, epoch = key
-        if src.epoch_invariant(layer) and prev is not None and prev[0] == layer:
+        if streamed and not src.epoch_invariant(layer):
+            y = streamed_pca(src.store, layer, epoch=epoch, memory_limit=memory_limit, client=client)
+            if align and prev is not None:
+                y = procrustes_align(y, coords[prev])
+            coords[key] = y
+            if quality:
+                features = _reduce(_flatten(src.read(layer, epoch, scored), None), pca_dims, seed)
+                scores[key] = {"neighborhood_hit": neighborhood_hit(y[scored], sub_labels[scored], k=k),
+                               "trustworthiness": trustworthiness(features, y[scored],
+                                                                  k=min(7, len(scored) // 4))}
+        elif src.epoch_invariant(layer) and prev is not None and prev[0] == layer:
             # the raw input is the same at every epoch: keep its first embedding
             coords[key] = coords[prev]
             if prev in scores:
@@ -869,10 +894,67 @@ def project(
             preds[e] = p[rows]
     params = {"n": int(len(rows)), "seed": int(seed), "align": bool(align), "perplexity": float(perplexity),
               "pca_dims": pca_dims, "k": int(k), "source": src.where}
+    if streamed:
+        params["streamed"] = True
+        params["quality_n"] = int(len(scored))
     if method == "tsne":
         params["tsne"] = {**tsne_settings(len(rows)), **dict(settings or {})}
     return Projection(coords, rows=rows, index=src.index[rows], labels=sub_labels, predictions=preds,
                       quality=scores, classes=src.classes, method=method, params=params)
+
+
+class _Projected(BlockReduction):
+    """Second pass of the streamed PCA: every row's coordinates ``(x − mean) @ axes``."""
+
+    def __init__(self, store: Any, layer: str, epoch: int | None, mean: np.ndarray, axes: np.ndarray,
+                 step: int):
+        self.store, self.layer, self.epoch = store, layer, epoch
+        self.mean, self.axes = mean, axes
+        self.n, self.step = store.n_samples, step
+
+    def start(self) -> dict[int, np.ndarray]:
+        return {}
+
+    def read(self, rows: slice) -> np.ndarray:
+        return np.asarray(self.store.activations(self.layer, self.epoch)[rows])
+
+    def add(self, partial: dict[int, np.ndarray], rows: slice, block: np.ndarray) -> dict[int, np.ndarray]:
+        x = block.reshape(len(block), -1).astype(np.float64)
+        partial[rows.start] = (x - self.mean) @ self.axes
+        return partial
+
+    def merge(self, a: dict[int, np.ndarray], b: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        a.update(b)
+        return a
+
+
+def streamed_pca(store: Any, layer: str, *, epoch: int | None = None, n_components: int = 2,
+                 memory_limit: int | str | None = None, client: Any = None) -> np.ndarray:
+    """PCA coordinates of every sample of a store layer, in two streamed passes.
+
+    The principal axes are the top eigenvectors of the layer's covariance (one pass,
+    :func:`neuralatlas.analysis.similarity.layer_covariance`); the second pass projects each
+    block. Memory: the d×d covariance plus one block, never the activations. Each axis is
+    signed so that its largest loading is positive (the result is deterministic).
+
+    Returns
+    -------
+    array [n_samples, n_components], float64, centred
+    """
+    from neuralatlas.analysis.similarity import _block_rows, layer_covariance
+
+    budget = parse_memory_limit(memory_limit)
+    mean, cov = layer_covariance(store, layer, epoch=epoch, memory_limit=budget, client=client)
+    d = len(mean)
+    values, vectors = np.linalg.eigh(cov)
+    axes = vectors[:, ::-1][:, :min(n_components, d)]
+    pick = np.abs(axes).argmax(axis=0)
+    axes = axes * np.sign(axes[pick, np.arange(axes.shape[1])])
+    if axes.shape[1] < n_components:
+        axes = np.c_[axes, np.zeros((d, n_components - axes.shape[1]))]
+    step = _block_rows(store.n_samples, d * 24, max(budget - 8 * d * d, d * 24), store.chunk_rows, None)
+    parts = reduce_blocks(_Projected(store, layer, epoch, mean, axes, step), client=client)
+    return np.concatenate([parts[k] for k in sorted(parts)])
 
 
 # ================================================================ trails and bundling
@@ -1087,10 +1169,39 @@ def correlation_profiles(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return z.T, dead
 
 
+def correlation_factor(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``z_i`` with ``z_i · z_j`` = the Pearson correlation, from a covariance matrix.
+
+    The streamed counterpart of :func:`correlation_profiles`: the same Gram matrix (so the
+    same distances, embeddings and trustworthiness) from a ``[d, d]`` covariance instead of
+    the ``[n, d]`` activations, via ``R = V Λ Vᵀ`` → ``Z = V Λ^½``.
+
+    Returns
+    -------
+    profiles : array [n_neurons, n_neurons]
+        Zero rows for dead (constant) neurons.
+    dead : array [n_neurons] of bool
+    """
+    var = np.clip(np.diag(cov), 0.0, None)
+    scale = max(1.0, float(np.max(np.abs(mean), initial=0.0)) ** 2, float(var.max(initial=0.0)))
+    dead = var <= 1e-20 * scale
+    sd = np.where(dead, 1.0, np.sqrt(var))
+    corr = cov / np.outer(sd, sd)
+    corr[dead] = 0.0
+    corr[:, dead] = 0.0
+    values, vectors = np.linalg.eigh((corr + corr.T) / 2)
+    return vectors * np.sqrt(np.clip(values, 0.0, None)), dead
+
+
+def _pooled_width(shape: Sequence[int], pool: str | None) -> int:
+    return int(shape[0]) if pool is not None and len(shape) >= 2 else int(np.prod(shape))
+
+
 def neuron_projection(data: Any, layer: str, *, epoch: int | None = None, method: str = "tsne",
                       n: int | None = DEFAULT_N, seed: int = 0, pool: str = "mean", perplexity: float = 30.0,
                       n_jobs: int | None = None, inputs: np.ndarray | None = None,
-                      labels: np.ndarray | None = None) -> NeuronProjection:
+                      labels: np.ndarray | None = None, memory_limit: int | str | None = None,
+                      client: Any = None) -> NeuronProjection:
     """Place the neurons of ``layer`` in 2-D by the correlation of their activations.
 
     Each neuron is described by its activations over a class-stratified subset of samples;
@@ -1107,7 +1218,10 @@ def neuron_projection(data: Any, layer: str, *, epoch: int | None = None, method
         t-SNE and UMAP use the correlation distance directly; "pca" is the PCA of the
         standardised profiles (classical scaling of the same distance).
     n : int or None
-        Samples describing each neuron (same rules as :func:`project`).
+        Samples describing each neuron (same rules as :func:`project`). ``None`` on a
+        store: every sample, out of core: the neuron correlations come from the layer's
+        covariance, streamed in blocks that fit ``memory_limit`` (or on a dask cluster with
+        ``client=``); the result equals the in-memory one.
     seed : int
     pool : "mean" or "max"
         Spatial pooling of conv channels.
@@ -1130,11 +1244,22 @@ def neuron_projection(data: Any, layer: str, *, epoch: int | None = None, method
     src = _source(data, labels=labels, inputs=inputs)
     name = src.resolve_layers([layer])[0]
     slot = src.resolve_epochs([epoch])[0] if epoch is not None else src.final_epoch()
-    rows = src.subset(n, seed)
-    matrix = _flatten(src.read(name, slot, rows), pool)
-    if matrix.shape[1] < 5:
-        raise AnalysisError(f"Layer {name!r} has {matrix.shape[1]} neurons; at least 5 are needed for a neuron map.")
-    profiles, dead = correlation_profiles(matrix)
+    if n is None and isinstance(src, _StoreSource) and not src.epoch_invariant(name):
+        from neuralatlas.analysis.similarity import layer_covariance
+
+        n_neurons = _pooled_width(src.store.unit_shape(name), pool)
+        if n_neurons < 5:
+            raise AnalysisError(f"Layer {name!r} has {n_neurons} neurons; at least 5 are needed for a neuron map.")
+        mean, cov = layer_covariance(src.store, name, epoch=slot, pool=pool, memory_limit=memory_limit,
+                                     client=client)
+        profiles, dead = correlation_factor(mean, cov)
+        rows = np.arange(src.n_samples)
+    else:
+        rows = src.subset(n, seed)
+        matrix = _flatten(src.read(name, slot, rows), pool)
+        if matrix.shape[1] < 5:
+            raise AnalysisError(f"Layer {name!r} has {matrix.shape[1]} neurons; at least 5 are needed for a neuron map.")
+        profiles, dead = correlation_profiles(matrix)
     if method == "pca":
         y = embed(profiles, "pca", seed=seed, pca_dims=None)
     else:

@@ -62,6 +62,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from neuralatlas.analysis.streaming import (BlockReduction, block_rows, default_memory_limit, format_bytes,
+                                            parse_memory_limit, reduce_blocks)
 from neuralatlas.errors import AnalysisError, LayerError, StoreError, did_you_mean
 
 __all__ = [
@@ -72,6 +74,7 @@ __all__ = [
     "cka_matrix",
     "default_memory_limit",
     "epoch_cka_matrix",
+    "layer_covariance",
     "linear_cka",
     "linear_probes",
     "rbf_cka",
@@ -95,46 +98,9 @@ class SimilarityWarning(UserWarning):
 
 
 # ============================================================================ memory
-def default_memory_limit() -> int:
-    """Bytes a streamed similarity computation may use: a quarter of the free memory.
-
-    Clamped to [64 MiB, 4 GiB]: enough for large row blocks, small enough to leave the
-    machine to everything else that runs beside it.
-    """
-    import psutil
-
-    available = int(psutil.virtual_memory().available)
-    return int(min(max(available // 4, 64 * MiB), 4096 * MiB))
-
-
-_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 10**3, "kib": 2**10, "m": MiB, "mb": 10**6, "mib": MiB,
-          "g": 2**30, "gb": 10**9, "gib": 2**30, "t": 2**40, "tb": 10**12, "tib": 2**40}
-
-
-def _size(nbytes: float) -> str:
-    for unit, scale in (("GiB", 2**30), ("MiB", MiB), ("KiB", 2**10)):
-        if nbytes >= scale:
-            return f"{nbytes / scale:.1f} {unit}"
-    return f"{int(nbytes)} B"
-
-
-def _budget(memory_limit: int | str | None) -> int:
-    """``memory_limit`` in bytes (int, or a string like ``"2GB"``, ``"512MiB"``)."""
-    if memory_limit is None:
-        return default_memory_limit()
-    if isinstance(memory_limit, str):
-        match = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", memory_limit)
-        if not match or match.group(2).lower() not in _UNITS:
-            raise AnalysisError(
-                f"memory_limit={memory_limit!r} is not a size; give bytes (an int) or a string"
-                " like '512MiB' or '2GB'."
-            )
-        value = float(match.group(1)) * _UNITS[match.group(2).lower()]
-    else:
-        value = float(memory_limit)
-    if not value > 0:
-        raise AnalysisError(f"memory_limit={memory_limit!r} must be a positive number of bytes.")
-    return int(value)
+# One memory model for every streamed analysis (see neuralatlas.analysis.streaming).
+_budget = parse_memory_limit
+_size = format_bytes
 
 
 # ============================================================================ sources
@@ -155,6 +121,7 @@ class _Source:
     epoch: int | None = None
     array: Any = None
     chunk_rows: int = 0
+    _array: Any = field(default=None, repr=False, compare=False)
 
     @property
     def width(self) -> int:
@@ -174,6 +141,17 @@ class _Source:
             spatial = block.reshape(len(block), block.shape[1], -1)
             return spatial.mean(axis=2) if self.pool == "mean" else spatial.max(axis=2)
         return block.reshape(len(block), -1)
+
+    def read(self, rows: slice) -> np.ndarray:
+        """Rows ``rows`` flattened (or pooled); the store's array is opened once per process."""
+        if self.store is not None:
+            if self._array is None:
+                self._array = self.store.activations(self.layer, self.epoch)
+            return self._flat(self._array[rows])
+        return self._flat(self.array[rows])
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_array": None}
 
     def blocks(self, rows: int) -> Iterator[np.ndarray]:
         if self.store is not None:
@@ -304,14 +282,7 @@ def _check_n(sources: Sequence[_Source]) -> int:
 
 def _block_rows(n: int, bytes_per_row: int, budget: int, chunk_rows: int, rows: int | None) -> int:
     """Rows per streamed block: as many as ``budget`` allows, a multiple of the store's chunks."""
-    if rows is not None:
-        if int(rows) < 1:
-            raise AnalysisError(f"rows={rows} must be a positive number of samples per block.")
-        return min(int(rows), n)
-    r = max(1, budget // max(1, bytes_per_row))
-    if chunk_rows and r >= chunk_rows:
-        r = (r // chunk_rows) * chunk_rows  # whole chunks: each is read (and decoded) once
-    return int(min(r, n))
+    return block_rows(n, bytes_per_row, max(budget, bytes_per_row), chunk_rows, rows)
 
 
 # ============================================================================ linear CKA core
@@ -360,56 +331,95 @@ def _plan(sources: Sequence[_Source], pairs: set[tuple[int, int]], n: int, budge
     return plan
 
 
+class _CrossProducts(BlockReduction):
+    """Centred cross-products of one pass as a block reduction (so it can run on dask).
+
+    Partial: ``(prod, sums)`` with ``prod = Σ(z−s)ᵀ(z'−s')`` over the rows seen and ``sums``
+    the column sums of ``z−s`` per side, about shifts ``s`` fixed before streaming (the first
+    block's column means: they keep the float64 sums far from cancellation; the exact mean is
+    corrected at the end). ``prod`` is updated in place by BLAS: ``dsyrk`` for a diagonal
+    pass (upper triangle only), ``dgemm`` otherwise.
+    """
+
+    def __init__(self, sources: Sequence[_Source], sides: Sequence[Sequence[int]], n: int, step: int):
+        self.sides = [[sources[i] for i in side] for side in sides]
+        self.offsets = [np.concatenate([[0], np.cumsum([s.width for s in side])]).astype(int)
+                        for side in self.sides]
+        self.widths = [int(o[-1]) for o in self.offsets]
+        self.n, self.step = n, step
+        self.shifts = [np.zeros(w) for w in self.widths]
+        self.shifts = [z.mean(axis=0) for z in self._stacked(self.read(slice(0, min(step, n))))]
+
+    def read(self, rows: slice) -> list[np.ndarray]:
+        return [src.read(rows) for side in self.sides for src in side]
+
+    def _stacked(self, blocks: Sequence[np.ndarray]) -> list[np.ndarray]:
+        r = len(blocks[0])
+        zs, k = [], 0
+        for side, off, shift in zip(self.sides, self.offsets, self.shifts):
+            # C order: its transpose is Fortran, which BLAS reads without a copy
+            z = np.empty((r, int(off[-1])))
+            for a in range(len(side)):
+                z[:, off[a]:off[a + 1]] = blocks[k]
+                k += 1
+            z -= shift
+            zs.append(z)
+        return zs
+
+    def start(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        # Fortran order: BLAS updates the accumulator in place instead of copying it
+        return np.zeros((self.widths[0], self.widths[-1]), order="F"), [np.zeros(w) for w in self.widths]
+
+    def add(self, partial: Any, rows: slice, blocks: Any) -> Any:
+        from scipy.linalg import blas
+
+        prod, sums = partial
+        zs = self._stacked(blocks)
+        for z, total in zip(zs, sums):
+            total += z.sum(axis=0)
+        if len(zs) == 2:
+            blas.dgemm(1.0, zs[0].T, zs[1].T, beta=1.0, c=prod, trans_b=1, overwrite_c=1)
+        else:
+            blas.dsyrk(1.0, zs[0].T, beta=1.0, c=prod, trans=0, lower=0, overwrite_c=1)
+        return prod, sums
+
+    def merge(self, a: Any, b: Any) -> Any:
+        a[0][...] += b[0]
+        for x, y in zip(a[1], b[1]):
+            x += y
+        return a
+
+    def centred(self, partial: Any) -> np.ndarray:
+        """``C = Σ(z−s)ᵀ(z−s) − n·m mᵀ`` (m: the mean deviation from the shift); upper triangle
+        only for a diagonal pass."""
+        from scipy.linalg import blas
+
+        prod, sums = partial
+        devs = [total / self.n for total in sums]
+        if len(devs) == 2:
+            return blas.dger(-float(self.n), devs[0], devs[1], a=prod, overwrite_a=1)
+        return blas.dsyr(-float(self.n), devs[0], a=prod, lower=0, overwrite_a=1)
+
+
 def _cross_hsic(sources: Sequence[_Source], pairs: set[tuple[int, int]], plan: Sequence[_Pass], n: int,
-                tick: Callable[[], None]) -> dict[tuple[int, int], float]:
+                tick: Callable[..., None], client: Any = None) -> dict[tuple[int, int], float]:
     """``‖Cᵢⱼ‖²_F``, the squared Frobenius norm of the centred cross-product ``XᵢcᵀXⱼc``, per pair.
 
-    The accumulators are updated in place by BLAS (``dsyrk`` for a diagonal pass, which
-    fills the upper triangle only, ``dgemm`` otherwise), so a pass holds one d×d matrix and
-    its row blocks, nothing more.
+    A pass holds one d×d matrix and its row blocks, nothing more (per worker on a cluster).
     """
-    from scipy.linalg import blas
-
     out: dict[tuple[int, int], float] = {}
     for p in plan:
         sides = [p.rows, p.cols] if p.cols else [p.rows]
-        offsets = [np.concatenate([[0], np.cumsum([sources[i].width for i in side])]).astype(int) for side in sides]
-        widths = [int(o[-1]) for o in offsets]
-        # Fortran order: BLAS updates the accumulator in place instead of copying it
-        prod = np.zeros((widths[0], widths[-1]), order="F")
-        sums = [np.zeros(w) for w in widths]
-        bufs = [np.empty((p.step, w)) for w in widths]  # C order: their transposes are Fortran
-        shifts: list[np.ndarray] = []
-        readers = [sources[i].blocks(p.step) for side in sides for i in side]
-        for blocks in zip(*readers):
-            r = len(blocks[0])
-            zs = []
-            k = 0
-            for side, off, buf in zip(sides, offsets, bufs):
-                z = buf[:r]
-                for a in range(len(side)):
-                    z[:, off[a]:off[a + 1]] = blocks[k]
-                    k += 1
-                zs.append(z)
-            if not shifts:
-                # centring about the first block's mean keeps the float64 sums of products
-                # far from cancellation; the exact mean is corrected for at the end
-                shifts = [z.mean(axis=0) for z in zs]
-            for z, shift, total in zip(zs, shifts, sums):
-                z -= shift
-                total += z.sum(axis=0)
-            if p.cols:
-                blas.dgemm(1.0, zs[0].T, zs[1].T, beta=1.0, c=prod, trans_b=1, overwrite_c=1)
-            else:
-                blas.dsyrk(1.0, zs[0].T, beta=1.0, c=prod, trans=0, lower=0, overwrite_c=1)
-            tick()
-        # C = Σ(z−s)ᵀ(z−s) − n·m mᵀ with m the mean deviation from the shift (a rank-1 update)
-        devs = [total / n for total in sums]
-        if p.cols:
-            blas.dger(-float(n), devs[0], devs[1], a=prod, overwrite_a=1)
-        else:
-            blas.dsyr(-float(n), devs[0], a=prod, lower=0, overwrite_a=1)
-        rows_off, cols_off = offsets[0], offsets[-1]
+        reduction = _CrossProducts(sources, sides, n, p.step)
+        seen = [0]
+
+        def advance(done: int, total: int) -> None:
+            tick(done - seen[0])
+            seen[0] = done
+
+        partial = reduce_blocks(reduction, client=client, progress=advance)
+        prod = reduction.centred(partial)
+        rows_off, cols_off = reduction.offsets[0], reduction.offsets[-1]
         col_members = p.cols or p.rows
         for a, i in enumerate(p.rows):
             for b, j in enumerate(col_members):
@@ -424,6 +434,38 @@ def _cross_hsic(sources: Sequence[_Source], pairs: set[tuple[int, int]], plan: S
                     value = np.einsum("ij,ij->", block, block)
                 out[(i, j)] = out[(j, i)] = float(value)
     return out
+
+
+def layer_covariance(store: Any, layer: str, *, epoch: int | None = None, pool: str | None = None,
+                     memory_limit: int | str | None = None, rows: int | None = None, client: Any = None,
+                     progress: ProgressFn | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``[d]`` and covariance ``[d, d]`` (population, ddof=0) of a layer over all samples.
+
+    The cross-product pass of linear CKA on one layer: streamed in blocks that fit
+    ``memory_limit``, or on a dask cluster with ``client=``. Used by the streamed PCA
+    projection and the streamed neuron correlation map.
+
+    Raises
+    ------
+    AnalysisError
+        When the d×d float64 accumulator does not fit in half of ``memory_limit``; pool conv
+        maps (``pool="mean"``) or raise the limit.
+    """
+    budget = _budget(memory_limit)
+    pool = _check_pool(pool)
+    [src] = _store_sources(store, [layer], epoch, pool)
+    d, n = src.width, src.n
+    if 8 * d * d > budget // 2:
+        raise AnalysisError(
+            f"The covariance of {layer!r} ({d:,} features) needs {_size(8 * d * d)}, more than half of"
+            f" memory_limit={_size(budget)}. Raise memory_limit=, pool conv maps (pool='mean'), or use a"
+            " subset of samples in memory (n=...).")
+    step = _block_rows(n, d * 24, budget - 8 * d * d, src.chunk_rows, rows)
+    reduction = _CrossProducts([src], [[0]], n, step)
+    partial = reduce_blocks(reduction, client=client, progress=progress)
+    upper = np.triu(reduction.centred(partial))
+    mean = reduction.shifts[0] + partial[1][0] / n
+    return mean, (upper + upper.T - np.diag(np.diag(upper))) / n
 
 
 def _subsample_index(n: int, m: int, seed: int) -> np.ndarray:
@@ -499,7 +541,7 @@ CKA_METHODS = ("auto", "feature", "gram")
 def _cka(row_sources: Sequence[_Source], col_sources: Sequence[_Source], *, kernel: str = "linear",
          method: str = "auto", memory_limit: int | str | None = None, rows: int | None = None,
          subsample: int = DEFAULT_SUBSAMPLE, threshold: float = 1.0, seed: int = 0,
-         progress: ProgressFn | None = None) -> tuple[np.ndarray, str, list[str]]:
+         progress: ProgressFn | None = None, client: Any = None) -> tuple[np.ndarray, str, list[str]]:
     """CKA between every row source and every column source; returns (values, method, notes).
 
     Linear CKA picks, for ``method="auto"``, the cheaper *exact* form: streamed feature space
@@ -540,7 +582,7 @@ def _cka(row_sources: Sequence[_Source], col_sources: Sequence[_Source], *, kern
         exact_pairs = {(i, j) for i, j in pairs if i not in wide and j not in wide}
         gram_pairs = pairs - exact_pairs
     plan = _plan(sources, exact_pairs, n, budget, rows) if exact_pairs else []
-    if kernel == "linear" and method == "auto" and gram_fits and rows is None:
+    if kernel == "linear" and method == "auto" and gram_fits and rows is None and client is None:
         feature_cost = sum(n * (sum(widths[i] for i in p.rows) * sum(widths[i] for i in p.cols) if p.cols
                                 else sum(widths[i] for i in p.rows) ** 2 / 2) for p in plan)
         gram_cost = n * n * sum(widths.values()) / 2 + len(pairs) * n * n
@@ -552,15 +594,15 @@ def _cka(row_sources: Sequence[_Source], col_sources: Sequence[_Source], *, kern
     total = sum(-(-n // p.step) for p in plan) + len(gram_involved)
     done = 0
 
-    def tick() -> None:
+    def tick(k: int = 1) -> None:
         nonlocal done
-        done += 1
+        done += k
         if progress is not None:
             progress(done, max(total, done))
 
     hsic: dict[tuple[int, int], float] = {}
     if exact_pairs:
-        hsic.update(_cross_hsic(sources, exact_pairs, plan, n, tick))
+        hsic.update(_cross_hsic(sources, exact_pairs, plan, n, tick, client=client))
     used = "feature" if exact_pairs else ""
     if gram_pairs:
         if kernel == "linear" and gram_fits and (method == "gram" and subsample >= n or method == "auto"):
@@ -590,7 +632,7 @@ def _cka(row_sources: Sequence[_Source], col_sources: Sequence[_Source], *, kern
 
 # ============================================================================ public: CKA
 def linear_cka(x: Any, y: Any, *, pool: str | None = None, method: str = "auto",
-               memory_limit: int | str | None = None, rows: int | None = None) -> float:
+               memory_limit: int | str | None = None, rows: int | None = None, client: Any = None) -> float:
     """Linear CKA of two representations of the same samples, streamed, exact.
 
     Parameters
@@ -628,7 +670,7 @@ def linear_cka(x: Any, y: Any, *, pool: str | None = None, method: str = "auto",
     """
     pool = _check_pool(pool)
     sx, sy = _array_source(x, "x", pool), _array_source(y, "y", pool)
-    values, _, _ = _cka([sx], [sy], method=method, memory_limit=memory_limit, rows=rows)
+    values, _, _ = _cka([sx], [sy], method=method, memory_limit=memory_limit, rows=rows, client=client)
     return float(values[0, 0])
 
 
@@ -731,7 +773,7 @@ def cka_matrix(store: Any, layers: Sequence[str] | str | None = None, *, epoch: 
                other_epoch: int | None = None, kernel: str = "linear", method: str = "auto",
                pool: str | None = None, memory_limit: int | str | None = None, rows: int | None = None,
                subsample: int = DEFAULT_SUBSAMPLE, threshold: float = 1.0, seed: int = 0,
-               progress: ProgressFn | None = None) -> SimilarityMatrix:
+               progress: ProgressFn | None = None, client: Any = None) -> SimilarityMatrix:
     """CKA between every pair of layers of a store, or between the layers of two stores.
 
     Linear CKA streams the store in row blocks with bounded memory and is exact (see the
@@ -762,6 +804,10 @@ def cka_matrix(store: Any, layers: Sequence[str] | str | None = None, *, epoch: 
     subsample, threshold, seed
         For RBF CKA and for the Gram-form fallback of very wide layers.
     progress : callable(done, total), optional
+    client : dask.distributed.Client, optional
+        Stream the linear CKA passes on a dask cluster (the store on shared storage): each
+        worker accumulates the cross-products of a shard of chunks; the d×d partials are
+        summed on the cluster. ``method="auto"`` then keeps the feature form.
 
     Returns
     -------
@@ -793,7 +839,7 @@ def cka_matrix(store: Any, layers: Sequence[str] | str | None = None, *, epoch: 
         col_axis = _store_name(other)
         title = f"{'linear' if kernel == 'linear' else 'RBF'} CKA: {_store_name(store)} vs {col_axis}"
     values, used, notes = _cka(row_sources, col_sources, kernel=kernel, method=method,
-                               memory_limit=memory_limit, rows=rows,
+                               memory_limit=memory_limit, rows=rows, client=client,
                          subsample=subsample, threshold=threshold, seed=seed, progress=progress)
     return SimilarityMatrix(values, [s.layer for s in row_sources], [s.layer for s in col_sources],
                             f"{kernel}_cka", "layer" if other is None else _store_name(store), col_axis,
@@ -804,7 +850,7 @@ def epoch_cka_matrix(store: Any, layer: str, epochs: Sequence[int] | None = None
                      kernel: str = "linear", method: str = "auto", pool: str | None = None,
                      memory_limit: int | str | None = None, rows: int | None = None,
                      subsample: int = DEFAULT_SUBSAMPLE, threshold: float = 1.0, seed: int = 0,
-                     progress: ProgressFn | None = None) -> SimilarityMatrix:
+                     progress: ProgressFn | None = None, client: Any = None) -> SimilarityMatrix:
     """CKA of one layer between every pair of training epochs (how the layer changed).
 
     Parameters
@@ -814,7 +860,7 @@ def epoch_cka_matrix(store: Any, layer: str, epochs: Sequence[int] | None = None
     layer : str
     epochs : sequence of int, optional
         Default: every epoch captured.
-    kernel, method, pool, memory_limit, rows, subsample, threshold, seed, progress
+    kernel, method, pool, memory_limit, rows, subsample, threshold, seed, progress, client
         As in :func:`cka_matrix`.
 
     Returns
@@ -853,7 +899,7 @@ def epoch_cka_matrix(store: Any, layer: str, epochs: Sequence[int] | None = None
                        pool=pool, store=store, layer=layer, epoch=e, chunk_rows=store.chunk_rows)
                for e in chosen]
     values, used, notes = _cka(sources, sources, kernel=kernel, method=method,
-                               memory_limit=memory_limit, rows=rows,
+                               memory_limit=memory_limit, rows=rows, client=client,
                          subsample=subsample, threshold=threshold, seed=seed, progress=progress)
     labels = [f"epoch {e}" for e in chosen]
     return SimilarityMatrix(values, labels, labels, f"{kernel}_cka", "epoch", "epoch",
@@ -1300,7 +1346,7 @@ def similarity(store: Any, *, other: Any = None, layers: Sequence[str] | str | N
                epochs: bool = True, rbf: bool = True, rsa: bool = True, probes: bool = True,
                pool: str | None = None, subsample: int = DEFAULT_SUBSAMPLE, metric: str = "correlation",
                cv: int = 5, max_features: int = 128, seed: int = 0,
-               memory_limit: int | str | None = None,
+               memory_limit: int | str | None = None, client: Any = None,
                progress: ProgressFn | None = None) -> SimilarityResult:
     """The similarity analysis of a run: layer×layer CKA/RSA, epoch×epoch CKA, probes, model vs model.
 
@@ -1319,6 +1365,9 @@ def similarity(store: Any, *, other: Any = None, layers: Sequence[str] | str | N
         Which of the subsampled measures and the probes to compute.
     pool, subsample, metric, cv, max_features, seed, memory_limit
         See :func:`cka_matrix`, :func:`rsa_matrix` and :func:`linear_probes`.
+    client : dask.distributed.Client, optional
+        Stream the linear CKA matrices on this dask cluster (the subsampled measures and
+        the probes run here: their data is a subsample that fits in memory).
     progress : callable(done, total), optional
         Called after each step (a matrix or a probe set).
 
@@ -1339,7 +1388,8 @@ def similarity(store: Any, *, other: Any = None, layers: Sequence[str] | str | N
     epoch_list = store.epochs if epochs and len(store.epochs) > 1 else []
     plan: list[tuple[str, Callable[[], Any]]] = []
     common = dict(pool=pool, memory_limit=memory_limit, seed=seed)
-    plan.append(("linear_cka", lambda: cka_matrix(store, names, epoch=epoch, **common)))
+    linear = dict(client=client)
+    plan.append(("linear_cka", lambda: cka_matrix(store, names, epoch=epoch, **common, **linear)))
     if rbf:
         plan.append(("rbf_cka", lambda: cka_matrix(store, names, epoch=epoch, kernel="rbf",
                                                    subsample=subsample, **common)))
@@ -1348,10 +1398,12 @@ def similarity(store: Any, *, other: Any = None, layers: Sequence[str] | str | N
                                                subsample=subsample, **common)))
     for layer in names if epoch_list else []:
         plan.append((f"epoch_cka/{layer}",
-                     lambda layer=layer: epoch_cka_matrix(store, layer, epoch_list, subsample=subsample, **common)))
+                     lambda layer=layer: epoch_cka_matrix(store, layer, epoch_list, subsample=subsample, **common,
+                                                             **linear)))
     if other is not None:
         plan.append(("linear_cka_vs_other", lambda: cka_matrix(store, names, epoch=epoch, other=other,
-                                                               other_layers=other_layers, **common)))
+                                                               other_layers=other_layers, **common,
+                                                               **linear)))
         if rsa:
             plan.append(("rsa_vs_other", lambda: rsa_matrix(store, names, epoch=epoch, other=other,
                                                             other_layers=other_layers, metric=metric,
