@@ -463,6 +463,8 @@ def naps_cmd(
     layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layer name or glob; repeat for more. Default: every layer.")] = None,
     epoch: Annotated[Optional[int], typer.Option(help="Checkpoint epoch of a per-epoch store (default: the final model).")] = None,
     figures: Annotated[bool, typer.Option(help="Also draw heatmaps, per-group maps and unit statistics.")] = True,
+    memory_limit: Annotated[Optional[str], typer.Option(help="Memory for streaming the store, e.g. 2GB (default: a quarter of the free memory).")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="Address of a dask scheduler (tcp://host:8786): stream the store on its workers. The run folder must be on storage they all see.")] = None,
 ) -> None:
     """Neuron Activation Profiles: each unit's mean activation per group, plus unit statistics.
 
@@ -471,9 +473,9 @@ def naps_cmd(
     """
     from neuralatlas import steps as run_steps
 
-    with progress_bar(f"NAPs by {by}") as update:
+    with _dask_client(scheduler) as client, progress_bar(f"NAPs by {by}") as update:
         result, _ = run_steps.naps(run_dir, by=by, layers=layers or None, align=align, epoch=epoch,
-                               figures=figures, progress=update)
+                                   figures=figures, memory_limit=memory_limit, client=client, progress=update)
     results_dir, figures_dir = run_dir / "results" / "naps", run_dir / "figures" / "naps"
     table = Table(title=f"NAPs by {result.by}: {len(result.groups)} groups, {int(result.counts.sum())} samples")
     for col in ("layer", "unit shape", "aligned", "dead", "always on", "sparsity"):
@@ -543,6 +545,7 @@ def similarity_cmd(
     pool: Annotated[Optional[str], typer.Option(help="'mean' or 'max': pool conv maps over space instead of flattening them.")] = None,
     subsample: Annotated[int, typer.Option(help="Samples for RBF CKA, RSA and the Gram form of very wide layers.")] = 2000,
     memory_limit: Annotated[Optional[str], typer.Option(help="Memory for streaming, e.g. 2GB (default: a quarter of the free memory).")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="Address of a dask scheduler: stream the linear CKA passes on its workers (the run folder on shared storage).")] = None,
     seed: int = 0,
 ) -> None:
     """Representational similarity: layer×layer and epoch×epoch CKA, RSA, linear probes, model vs model.
@@ -554,10 +557,10 @@ def similarity_cmd(
 
     store = _run_store(run_dir)
     other_store = _run_store(other) if other is not None else None
-    with progress_bar(f"similarity of {run_dir.name}") as update:
+    with _dask_client(scheduler) as client, progress_bar(f"similarity of {run_dir.name}") as update:
         result = similarity(store, other=other_store, layers=layers or None, epoch=epoch, epochs=epochs,
                             rbf=rbf, rsa=rsa, probes=probes, pool=pool, subsample=subsample,
-                            memory_limit=memory_limit, seed=seed, progress=update)
+                            memory_limit=memory_limit, client=client, seed=seed, progress=update)
     results_dir, figures_dir = run_dir / "results" / "similarity", run_dir / "figures" / "similarity"
     result.save(results_dir)
     written = save_figures(result, figures_dir)
@@ -594,13 +597,15 @@ def project_cmd(
     layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", "--layers", help="Layer name or glob, in the order to follow; repeat for more. Default: every layer.")] = None,
     epochs: Annotated[Optional[str], typer.Option(help="'all', 'last' (default: the final model) or epochs like 0,4,8; needs a per-epoch store.")] = None,
     method: Annotated[str, typer.Option(help="tsne, umap or pca.")] = "tsne",
-    n: Annotated[Optional[int], typer.Option(help="Samples in the subset, stratified by class (default: at most 2,000).")] = None,
+    n: Annotated[Optional[int], typer.Option(help="Samples in the subset, stratified by class (default: at most 2,000; 0: every sample, streamed for --method pca).")] = None,
     seed: int = 0,
     align: Annotated[bool, typer.Option(help="Initialise each projection from the previous one and Procrustes-align it.")] = True,
     bundle: Annotated[bool, typer.Option(help="Kernel-density bundling of the trail images.")] = True,
     neurons: Annotated[Optional[list[str]], typer.Option("--neurons", help="Also map this layer's neurons and their discriminative power; repeat for more.")] = None,
     discriminative: Annotated[str, typer.Option(help="Importances for --neurons: trees, anova, or both (and their agreement).")] = "both",
     n_jobs: Annotated[Optional[int], typer.Option(help="Threads for t-SNE and the trees (-1: all cores; default: chosen by size).")] = None,
+    memory_limit: Annotated[Optional[str], typer.Option(help="Memory for the streamed passes of --n 0, e.g. 2GB (default: a quarter of the free memory).")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="Address of a dask scheduler: the streamed passes of --n 0 run on its workers.")] = None,
 ) -> None:
     """Project hidden activity (Rauber et al. 2017): samples as points, layer by layer and epoch by epoch.
 
@@ -611,11 +616,12 @@ def project_cmd(
     from neuralatlas import steps as run_steps
     from neuralatlas.analysis.projection import DEFAULT_N
 
-    with progress_bar(f"{method} projections") as update:
+    with _dask_client(scheduler) as client, progress_bar(f"{method} projections") as update:
         result, _ = run_steps.projection(
             run_dir, layers=layers or None, epochs=_parse_epochs(epochs), method=method,
             n=DEFAULT_N if n is None else n, seed=seed, align=align, bundle=bundle, neurons=neurons,
-            discriminative=discriminative, n_jobs=n_jobs, progress=update, message=console.print)
+            discriminative=discriminative, n_jobs=n_jobs, memory_limit=memory_limit, client=client,
+            progress=update, message=console.print)
     results_dir, figures_dir = run_dir / "results" / "projection", run_dir / "figures" / "projection"
     table = Table(title=f"{method} projections of {result.n} samples (NH: neighbourhood hit k=6, T: trustworthiness)")
     for col in ("layer", "epoch", "NH", "T"):

@@ -68,13 +68,17 @@ def _json_default(value: Any) -> Any:
 # ---------------------------------------------------------------------------- NAPs, topomaps
 def naps(run_dir: Path, *, by: str = "label", align: str | None = None,
          layers: Sequence[str] | None = None, epoch: int | None = None, figures: bool = True,
+         memory_limit: int | str | None = None, client: Any = None,
          progress: Progress = None) -> tuple[Any, dict[str, Any]]:
-    """NAPs and unit statistics of a run, with heat maps, per-group maps and statistics figures."""
+    """NAPs and unit statistics of a run, with heat maps, per-group maps and statistics figures.
+
+    Streamed in blocks that fit ``memory_limit``; on a dask cluster with ``client=``.
+    """
     from neuralatlas.analysis.naps import naps as compute
     from neuralatlas.plots import nap_heatmap, nap_maps, unit_statistics_figure
 
     result = compute(run_store(run_dir), by=by, layers=layers or None, align=align, epoch=epoch,
-                     progress=progress)
+                     memory_limit=memory_limit, client=client, progress=progress)
     results_dir, figures_dir = _dirs(run_dir, "naps")
     result.save(results_dir)
     if figures:
@@ -89,7 +93,8 @@ def naps(run_dir: Path, *, by: str = "label", align: str | None = None,
 def topomap(run_dir: Path, *, layout: str = "umap", contrastive: bool = False, weight_by_size: bool = False,
             zscore: bool = False, groups: Sequence[str] | None = None, by: str = "label",
             layers: Sequence[str] | None = None, seed: int = 0, resolution: int = 64,
-            individual: bool = True, progress: Progress = None, message: Callable[[str], None] | None = None,
+            individual: bool = True, memory_limit: int | str | None = None, client: Any = None,
+            progress: Progress = None, message: Callable[[str], None] | None = None,
             ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Topographic activation maps of a run for one layout method (or ``"all"`` to compare).
 
@@ -109,7 +114,8 @@ def topomap(run_dir: Path, *, layout: str = "umap", contrastive: bool = False, w
     source = NAPs.load(naps_dir) if (naps_dir / "naps.json").exists() else None
     covers = source is not None and all(any(fnmatch.fnmatchcase(x, p) for x in source.layers) for p in layers or [])
     if source is None or source.by != by or not covers:
-        source = compute_naps(run_store(run_dir), by=by, layers=layers or None, progress=progress)
+        source = compute_naps(run_store(run_dir), by=by, layers=layers or None, memory_limit=memory_limit,
+                              client=client, progress=progress)
         source.save(naps_dir)
     chosen = list(groups) if groups else None
     if contrastive:
@@ -230,12 +236,13 @@ def checked_params(analysis: str, fn: Callable[..., Any], params: dict[str, Any]
 
 def run_naps(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
     params = checked_params("naps", naps, params)
+    params.setdefault("client", getattr(ctx, "client", None))
     return naps(ctx.run_dir, progress=reporter.progress, **params)[1]
 
 
 def run_topomap(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
     params = {"layout": "som", "contrastive": True, "individual": False,
-              **checked_params("topomap", topomap, params)}
+              "client": getattr(ctx, "client", None), **checked_params("topomap", topomap, params)}
     return topomap(ctx.run_dir, progress=reporter.progress, message=reporter.message, **params)[1]
 
 
@@ -273,10 +280,14 @@ def run_similarity(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str,
 def projection(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: Any = None, method: str = "tsne",
                n: int | None = None, seed: int = 0, align: bool = True, bundle: bool = True,
                neurons: Sequence[str] | None = None, discriminative: str = "both", n_jobs: int | None = None,
+               memory_limit: int | str | None = None, client: Any = None,
                progress: Progress = None, message: Callable[[str], None] | None = None,
                ) -> tuple[Any, dict[str, Any]]:
     """Projections of hidden activity with the evolution figures; for each layer in ``neurons``
-    also the neuron projection and its discriminative maps (trees, ANOVA F or both)."""
+    also the neuron projection and its discriminative maps (trees, ANOVA F or both).
+
+    ``n=0`` means every sample: PCA projections, neuron correlations and ANOVA scores then
+    stream over the store (``memory_limit``, ``client``)."""
     from neuralatlas.analysis.discriminative import discriminative_neurons
     from neuralatlas.analysis.projection import DEFAULT_N, neuron_projection, project
     from neuralatlas.errors import AnalysisError
@@ -287,9 +298,10 @@ def projection(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: An
     if discriminative not in ("trees", "anova", "both"):
         raise AnalysisError(f"discriminative={discriminative!r} is not known; choose trees, anova or both.")
     store = run_store(run_dir)
-    n = DEFAULT_N if n is None else n
+    n = DEFAULT_N if n is None else (None if n == 0 else n)
+    streaming = dict(memory_limit=memory_limit, client=client)
     result = project(store, layers=layers or None, epochs=epochs, method=method, n=n, align=align, seed=seed,
-                     n_jobs=n_jobs, progress=progress)
+                     n_jobs=n_jobs, progress=progress, **streaming)
     results_dir, figures_dir = _dirs(run_dir, "projection")
     result.save(results_dir)
     ep = result.epochs
@@ -306,12 +318,13 @@ def projection(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: An
     summary = result.summary()
     methods = ["trees", "anova"] if discriminative == "both" else [discriminative]
     for layer in neurons or []:
-        nproj = neuron_projection(store, layer, method=method, n=n, seed=seed, n_jobs=n_jobs)
+        nproj = neuron_projection(store, layer, method=method, n=n, seed=seed, n_jobs=n_jobs, **streaming)
         nproj.save(results_dir / "neurons")
         found = {}
         for how in methods:
             found[how] = discriminative_neurons(store, layer, method=how, n=n, seed=seed,
-                                                n_jobs=-1 if n_jobs is None else n_jobs)
+                                                n_jobs=-1 if n_jobs is None else n_jobs,
+                                                **(streaming if how == "anova" else {}))
             found[how].save(results_dir / "neurons")
         stem = file_stem(nproj.layer)
         _save(neuron_map(nproj), figures_dir / f"neurons_{stem}")
@@ -344,6 +357,7 @@ def run_projection(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str,
     if params["epochs"] == "first-middle-last":
         epochs = ctx.store.epochs
         params["epochs"] = sorted({epochs[0], epochs[len(epochs) // 2], epochs[-1]}) if epochs else None
+    params.setdefault("client", getattr(ctx, "client", None))
     return projection(ctx.run_dir, progress=reporter.progress, message=reporter.message, **params)[1]
 
 

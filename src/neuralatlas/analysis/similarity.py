@@ -1465,7 +1465,8 @@ def run_similarity(ctx: Any, params: Mapping[str, Any], reporter: Any = None) ->
         raise AnalysisError(f"Unknown similarity parameter(s) {unknown};"
                             f"{did_you_mean(unknown[0], _STEP_PARAMS)} valid: {', '.join(sorted(_STEP_PARAMS))}.")
     progress = getattr(reporter, "progress", None)
-    result = similarity(ctx.store, progress=progress, **dict(params))
+    params = {"client": getattr(ctx, "client", None), **dict(params)}
+    result = similarity(ctx.store, progress=progress, **params)
     result.save(ctx.results_dir("similarity"))
     save_figures(result, ctx.figures_dir("similarity"))
     return result.summary()
