@@ -473,8 +473,8 @@ class _Accumulator:
             self.mx = np.full(n_units, -np.inf, np.float32)
             self.mn = np.full(n_units, np.inf, np.float32)
             self.active = np.zeros(n_units, np.int64)
-            # the fused kernel keeps the total for free; the numpy path only when it is needed
-            self.total = np.zeros(n_units) if (partial or self._fused) else None
+            # only when some rows are in no group; else the total follows from the group sums
+            self.total = np.zeros(n_units) if partial else None
         self._buf: np.ndarray | None = None
         self._bool: np.ndarray | None = None
         self._kernel_args = self._fused_args() if self._fused else ()
@@ -485,8 +485,9 @@ class _Accumulator:
         stats = self.statistics
         return (self.shift if self.shift is not None else np.zeros(units), self.s1,
                 self.s2 if self.std else self.s1, self.mx if stats else none32, self.mn if stats else none32,
-                self.active if stats else np.zeros(0, np.int64), self.total if stats else none64,
-                np.float32(self.threshold), self.std, stats)
+                self.active if stats else np.zeros(0, np.int64),
+                self.total if stats and self.total is not None else none64,
+                np.float32(self.threshold), self.std, stats, stats and self.total is not None)
 
     def add(self, x: np.ndarray, codes: np.ndarray, raw: np.ndarray | None = None) -> None:
         """Reduce one block ``x`` [rows, units] (aligned values); statistics from ``raw`` (default x).
@@ -797,7 +798,11 @@ def naps(
         if lacking:
             raise AnalysisError(f"align='gradient' needs gradients, but the store holds none for"
                                 f" {', '.join(map(repr, lacking))}; capture with gradients=True.")
-    table = store.sample_table(epoch)
+    needed = {"correct": ["label", "prediction"]}.get(by, [by]) if isinstance(by, str) else ["index"]
+    available = {*store.attrs.get("sample_columns", []), "prediction"}
+    # only the grouping's columns (a large store's table costs a read per column); the whole
+    # table when the column is unknown, so that the error lists what there is
+    table = store.sample_table(epoch, columns=needed if set(needed) <= available else None)
     codes, names, by_name = group_codes(table, by, groups, store.classes)
     n_groups = len(names)
     counts = np.bincount(codes[codes >= 0], minlength=n_groups)

@@ -326,7 +326,10 @@ def _plan(sources: Sequence[_Source], pairs: set[tuple[int, int]], n: int, budge
         accum = 8 * (wl * wl if not right else wl * wr)
         chunk = max(sources[i].chunk_rows for i in left + right)
         # per row: the float64 buffers plus the float32 blocks as read (and zarr's own copies)
-        step = _block_rows(n, (wl + wr) * 24, max(budget - accum, budget // 4), chunk, rows)
+        # blocks of ~32 MiB of float64 rows: BLAS is as fast as on larger ones, and the next
+        # block is read while this one is multiplied
+        free = max(budget - accum, budget // 4, (wl + wr) * 24)
+        step = block_rows(n, (wl + wr) * 24, free, chunk, rows, target_rows=32 * MiB // ((wl + wr) * 8))
         plan.append(_Pass(left, right, step))
     return plan
 
@@ -348,17 +351,26 @@ class _CrossProducts(BlockReduction):
         self.widths = [int(o[-1]) for o in self.offsets]
         self.n, self.step = n, step
         self.shifts = [np.zeros(w) for w in self.widths]
-        self.shifts = [z.mean(axis=0) for z in self._stacked(self.read(slice(0, min(step, n))))]
+        # the shift needs a sample of rows, not a whole block (a block may be all the data)
+        first = min(step, n, max(256, max((src.chunk_rows for side in self.sides for src in side), default=0)))
+        self.shifts = [z.mean(axis=0) for z in self._stacked(self.read(slice(0, first)))]
+        self._buffers = None
 
     def read(self, rows: slice) -> list[np.ndarray]:
         return [src.read(rows) for side in self.sides for src in side]
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_buffers": None}
+
     def _stacked(self, blocks: Sequence[np.ndarray]) -> list[np.ndarray]:
         r = len(blocks[0])
-        zs, k = [], 0
-        for side, off, shift in zip(self.sides, self.offsets, self.shifts):
+        if getattr(self, "_buffers", None) is None or self._buffers[0].shape[0] < r:
+            # reused across blocks: a fresh buffer per block costs its page faults every time
             # C order: its transpose is Fortran, which BLAS reads without a copy
-            z = np.empty((r, int(off[-1])))
+            self._buffers = [np.empty((r, int(off[-1]))) for off in self.offsets]
+        zs, k = [], 0
+        for side, off, shift, buf in zip(self.sides, self.offsets, self.shifts, self._buffers):
+            z = buf[:r]
             for a in range(len(side)):
                 z[:, off[a]:off[a + 1]] = blocks[k]
                 k += 1

@@ -274,15 +274,21 @@ class ActivationStore:
         """The sample table: index, label, group, prediction (+ user columns)."""
         return self.sample_table()
 
-    def sample_table(self, epoch: int | None = None) -> pd.DataFrame:
-        """The sample table with the predictions of ``epoch`` (default: final model)."""
+    def sample_table(self, epoch: int | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The sample table with the predictions of ``epoch`` (default: final model).
+
+        ``columns`` reads only those (each column is a chunked array: on a large store,
+        reading one instead of all saves a pass per column).
+        """
         cols: dict[str, np.ndarray] = {}
         samples = self._group["samples"]
         for name in self._group.attrs.get("sample_columns", []):
+            if columns is not None and name not in columns:
+                continue
             values = samples[name][:]
             cols[name] = values.astype(object) if values.dtype.kind in "OUT" else values
         slot = _slot(self._resolve_epoch(epoch, strict=False))
-        if slot + "prediction" in self._group:
+        if slot + "prediction" in self._group and (columns is None or "prediction" in columns):
             cols["prediction"] = self._group[slot + "prediction"][:]
         frame = pd.DataFrame(cols)
         classes = self.classes  # one attribute read, not one per row
