@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import subprocess
 import sys
 import textwrap
@@ -280,3 +282,12 @@ def test_cli_naps_and_topomap_write_results_and_figures(tmp_path):
     assert (run / "figures" / "topomap" / "grid" / "overview.pdf").exists()
     done = runner.invoke(app, ["naps", str(run), "--by", "colour"])
     assert done.exit_code == 1 and "no such column" in done.output
+    # streamed in small blocks: the same NAPs; a limit that is not a size is named, nothing lost
+    before = (run / "results" / "naps" / "values.npz").read_bytes()
+    done = runner.invoke(app, ["naps", str(run), "--memory-limit", "lots"])
+    assert done.exit_code == 1 and "memory_limit='lots' is not a size" in done.output
+    assert (run / "results" / "naps" / "values.npz").read_bytes() == before
+    done = runner.invoke(app, ["naps", str(run), "--align", "gradient", "--memory-limit", "64KiB", "--no-figures"])
+    assert done.exit_code == 0, done.output
+    with np.load(run / "results" / "naps" / "values.npz") as small, np.load(io.BytesIO(before)) as whole:
+        np.testing.assert_allclose(small["l0"], whole["l0"], rtol=1e-6, atol=1e-6)
