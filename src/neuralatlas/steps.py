@@ -29,8 +29,7 @@ def run_store(run_dir: Path):
     """The store of a run folder (RUN_DIR/acts.zarr), or RUN_DIR itself when it is a store."""
     from neuralatlas.store import ActivationStore
 
-    run_dir = Path(run_dir)
-    return ActivationStore.open(run_dir / "acts.zarr" if (run_dir / "acts.zarr").exists() else run_dir)
+    return ActivationStore.locate(run_dir)
 
 
 def _save(fig: Any, stem: Path, formats: Sequence[str] = ("png", "pdf")) -> int:

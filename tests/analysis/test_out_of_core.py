@@ -13,7 +13,7 @@ import pytest
 from neuralatlas.analysis import _kernels
 from neuralatlas.analysis.naps import contrastive_naps, naps
 from neuralatlas.analysis.streaming import block_rows, parse_memory_limit
-from neuralatlas.errors import AnalysisError
+from neuralatlas.errors import AnalysisError, StoreError
 from neuralatlas.store import ActivationStore
 
 N = 523
@@ -194,3 +194,18 @@ def test_streamed_neuron_map_equals_the_in_memory_one(small_chunks, arrays):
     a, b = streamed.coordinates, in_memory.coordinates
     signs = np.sign((a * b).sum(0))
     np.testing.assert_allclose(a * signs, b, atol=5e-5)      # the in-memory embedding runs in float32
+
+
+def test_a_store_opened_by_url_streams_on_the_cluster(small_chunks, client):
+    # file:// goes through zarr's fsspec store, the same road as s3:// or gs:// (whose
+    # filesystems need their own packages and credentials); workers reopen it by its URL
+    url = "file://" + str(small_chunks.path.absolute())
+    remote_store = ActivationStore.open(url)
+    assert str(remote_store.path) == url and remote_store.path.name == "s.zarr"
+    assert remote_store.nbytes() == small_chunks.nbytes()
+    by_url = naps(url, memory_limit=TINY, client=client)
+    local = naps(small_chunks, memory_limit=TINY)
+    for layer in local.layers:
+        np.testing.assert_allclose(by_url.values(layer), local.values(layer), rtol=1e-6, atol=1e-6)
+    with pytest.raises(StoreError, match="No activation store at file://"):
+        ActivationStore.open(url + "-missing")

@@ -700,10 +700,7 @@ def _open(store: Any):
     if isinstance(store, ActivationStore):
         return store
     if isinstance(store, (str, Path)):
-        path = Path(store)
-        if (path / "acts.zarr" / "zarr.json").exists():
-            path = path / "acts.zarr"
-        return ActivationStore.open(path)
+        return ActivationStore.locate(store)
     raise AnalysisError(f"naps needs an ActivationStore or the path of one; got {type(store).__name__}.")
 
 

@@ -246,8 +246,7 @@ def _source(data: Any, *, labels: Any = None, predictions: Any = None, classes: 
     if isinstance(data, _Source):
         return data
     if isinstance(data, (str, Path)):
-        path = Path(data)
-        data = ActivationStore.open(path / "acts.zarr" if (path / "acts.zarr" / "zarr.json").exists() else path)
+        data = ActivationStore.locate(data)
     if isinstance(data, ActivationStore):
         return _StoreSource(data, inputs=inputs)
     if isinstance(data, Mapping):

@@ -236,10 +236,7 @@ def _as_store(store: Any, what: str = "store") -> Any:
     if isinstance(store, ActivationStore):
         return store
     if isinstance(store, (str, Path)):
-        path = Path(store)
-        if (path / "acts.zarr" / "zarr.json").exists():
-            path = path / "acts.zarr"
-        return ActivationStore.open(path)
+        return ActivationStore.locate(store)
     raise AnalysisError(f"{what} must be an ActivationStore or the path of one (or of a run folder);"
                         f" got {type(store).__name__}.")
 

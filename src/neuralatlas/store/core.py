@@ -76,14 +76,24 @@ class ActivationStore:
     (450, 64)
     """
 
-    def __init__(self, group: zarr.Group, path: Path):
+    def __init__(self, group: zarr.Group, path: Path | StoreURL):
         self._group = group
         self.path = path
+        self._storage_options: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ opening and making
     @classmethod
-    def open(cls, path: str | Path, mode: str = "r") -> ActivationStore:
-        """Open an existing store folder; ``mode="a"`` to add to it."""
+    def open(cls, path: str | Path, mode: str = "r", storage_options: Mapping[str, Any] | None = None
+             ) -> ActivationStore:
+        """Open an existing store folder; ``mode="a"`` to add to it.
+
+        ``path`` may also be a URL zarr understands through fsspec (``s3://bucket/run/acts.zarr``,
+        ``gs://...``, ``file:///...``; the protocol's fsspec package installed), with
+        ``storage_options`` passed to it (credentials, endpoint). Such a store is read by the
+        analyses, locally or on dask workers, like a folder.
+        """
+        if is_url(path):
+            return cls._open_url(str(path), mode, storage_options)
         path = Path(path)
         if not (path / "zarr.json").exists():
             hint = ""
@@ -94,12 +104,41 @@ class ActivationStore:
                 " neuralatlas.capture(model, data, out=...) or ActivationStore.from_arrays(...)."
             )
         group = zarr.open_group(str(path), mode=mode)
-        if group.attrs.get("format") != FORMAT:
-            raise StoreError(
-                f"{path} is a zarr group but not a neuralatlas activation store"
-                f" (format attribute {group.attrs.get('format')!r}, expected {FORMAT!r})."
-            )
+        _check_format(group, path)
         return cls(group, path)
+
+    @classmethod
+    def _open_url(cls, url: str, mode: str, storage_options: Mapping[str, Any] | None) -> ActivationStore:
+        try:
+            group = zarr.open_group(url, mode=mode, storage_options=dict(storage_options or {}))
+        except (FileNotFoundError, KeyError) as err:
+            raise StoreError(f"No activation store at {url} ({err.__class__.__name__}: {err}).") from None
+        except ImportError as err:
+            raise StoreError(f"Opening {url} needs an fsspec implementation of its protocol: {err}."
+                             " Install it (s3fs for s3://, gcsfs for gs://, adlfs for az://).") from None
+        _check_format(group, url)
+        store = cls(group, StoreURL(url))
+        store._storage_options = dict(storage_options or {})
+        return store
+
+    @classmethod
+    def locate(cls, location: Any) -> ActivationStore:
+        """A store from a store, a store folder, a run folder holding ``acts.zarr``, or a URL.
+
+        Raises
+        ------
+        StoreError
+            When ``location`` is none of these.
+        """
+        if isinstance(location, ActivationStore):
+            return location
+        if is_url(location):
+            return cls.open(str(location))
+        if isinstance(location, (str, Path)):
+            path = Path(location)
+            return cls.open(path / "acts.zarr" if (path / "acts.zarr").is_dir() else path)
+        raise StoreError(f"Expected an ActivationStore, the path of one (or of a run folder), or a URL;"
+                         f" got {type(location).__name__}.")
 
     @classmethod
     def create(cls, path: str | Path, attrs: Mapping[str, Any], overwrite: bool = False) -> ActivationStore:
@@ -311,7 +350,12 @@ class ActivationStore:
             yield sl, arr[sl]
 
     def nbytes(self) -> int:
-        """Bytes on disk."""
+        """Bytes on disk (in the object store, for a URL)."""
+        if isinstance(self.path, StoreURL):
+            import fsspec
+
+            fs, root = fsspec.core.url_to_fs(str(self.path), **self._storage_options)
+            return int(fs.du(root))
         return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
 
     def summary(self) -> pd.DataFrame:
@@ -456,6 +500,8 @@ class ActivationStore:
     def __reduce__(self):
         # Pickles as its path: a dask worker reopens the store on shared storage rather than
         # receiving a copy of the zarr group's state.
+        if isinstance(self.path, StoreURL):
+            return (ActivationStore.open, (str(self.path), "r", self._storage_options))
         return (ActivationStore.open, (str(self.path.absolute()),))
 
     def __repr__(self) -> str:
@@ -471,6 +517,39 @@ class ActivationStore:
         return (f"<div><b>ActivationStore</b> <code>{self.path}</code>: {self.n_samples} samples,"
                 f" {len(self.layers)} layers{ep}<table><tr><th>layer</th><th>unit shape</th></tr>{rows}"
                 "</table></div>")
+
+
+class StoreURL(str):
+    """The location of a store held in an object store: a URL with the few ``Path``
+    attributes the rest of the code reads (``name``, ``stem``, ``parent``)."""
+
+    @property
+    def name(self) -> str:
+        return self.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def stem(self) -> str:
+        return self.name.rsplit(".", 1)[0] if "." in self.name else self.name
+
+    @property
+    def parent(self) -> StoreURL:
+        return StoreURL(self.rstrip("/").rsplit("/", 1)[0])
+
+    def absolute(self) -> StoreURL:
+        return self
+
+
+def is_url(location: Any) -> bool:
+    """Whether ``location`` is a URL (``s3://...``) rather than a local path."""
+    return isinstance(location, str) and "://" in location
+
+
+def _check_format(group: zarr.Group, where: Any) -> None:
+    if group.attrs.get("format") != FORMAT:
+        raise StoreError(
+            f"{where} is a zarr group but not a neuralatlas activation store"
+            f" (format attribute {group.attrs.get('format')!r}, expected {FORMAT!r})."
+        )
 
 
 def _as_column(values: Sequence | np.ndarray) -> np.ndarray:
