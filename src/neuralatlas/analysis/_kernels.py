@@ -22,6 +22,17 @@ _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 FLUSH_ROWS = 256
 
 
+def _drain(local, target):
+    """``target += local`` (float32 into float64), then ``local = 0``."""
+    for u in range(local.shape[0]):
+        target[u] += local[u]
+        local[u] = 0.0
+
+
+if njit is not None:
+    _drain = njit(cache=True, nogil=True, fastmath=_FASTMATH)(_drain)
+
+
 def _grouped_moments(x, raw, codes, shift, s1, s2, mx, mn, active, total, threshold, do_std, do_stats,
                      do_total):
     """Add block ``x`` [rows, units] (float32) to the float64 group sums of ``codes``.
@@ -74,17 +85,9 @@ def _grouped_moments(x, raw, codes, shift, s1, s2, mx, mn, active, total, thresh
         for g in range(n_groups):
             if touched[g]:
                 touched[g] = False
-                a1 = l1[g]
-                t1 = s1[g]
-                for u in range(units):
-                    t1[u] += a1[u]
-                    a1[u] = 0.0
+                _drain(l1[g], s1[g])
                 if do_std:
-                    a2 = l2[g]
-                    t2 = s2[g]
-                    for u in range(units):
-                        t2[u] += a2[u]
-                        a2[u] = 0.0
+                    _drain(l2[g], s2[g])
         if do_stats:
             for u in range(units):
                 active[u] += la[u]
