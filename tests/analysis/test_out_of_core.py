@@ -209,3 +209,25 @@ def test_a_store_opened_by_url_streams_on_the_cluster(small_chunks, client):
         np.testing.assert_allclose(by_url.values(layer), local.values(layer), rtol=1e-6, atol=1e-6)
     with pytest.raises(StoreError, match="No activation store at file://"):
         ActivationStore.open(url + "-missing")
+
+
+def test_naps_on_a_cluster_survive_a_killed_worker(small_chunks, client):
+    import os
+    import signal
+
+    pids = list(client.run(os.getpid).values())
+    killed = []
+
+    def kill_one_worker_after_first_shard(done, total):
+        if not killed:
+            killed.append(done)
+            os.kill(pids[0], signal.SIGKILL)  # the nanny restarts it; lost shards and merges rerun
+
+    remote = naps(small_chunks, memory_limit=TINY, client=client, progress=kill_one_worker_after_first_shard)
+    assert killed
+    local = naps(small_chunks, memory_limit=TINY)
+    for layer in local.layers:
+        np.testing.assert_allclose(remote.values(layer), local.values(layer), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(remote.std(layer), local.std(layer), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(remote.counts, local.counts)
+    client.wait_for_workers(2, timeout=60)
