@@ -29,8 +29,26 @@ def _drain(local, target):
         local[u] = 0.0
 
 
+def _add_row(xr, sh, a, b, do_std):
+    """``a += xr - sh`` and, with ``do_std``, ``b += (xr - sh)²`` (in the accumulators' dtype)."""
+    if do_std:
+        for u in range(xr.shape[0]):
+            d = xr[u] - sh[u]
+            a[u] += d
+            b[u] += d * d
+    else:
+        for u in range(xr.shape[0]):
+            a[u] += xr[u] - sh[u]
+
+
 if njit is not None:
     _drain = njit(cache=True, nogil=True, fastmath=_FASTMATH)(_drain)
+    _add_row = njit(cache=True, nogil=True, fastmath=_FASTMATH)(_add_row)
+
+# Up to this many groups, sums go through float32 block-local accumulators; beyond, the
+# local arrays outgrow the cache and rows rarely share a group, so float64 directly is faster
+# (measured, 4,096 units: 10 groups 0.58 vs 1.2 ms per 1,024 rows; 1,000 groups 3.9 vs 2.2 ms).
+LOCAL_GROUPS = 64
 
 
 def _grouped_moments(x, raw, codes, shift, s1, s2, mx, mn, active, total, threshold, do_std, do_stats,
@@ -42,18 +60,21 @@ def _grouped_moments(x, raw, codes, shift, s1, s2, mx, mn, active, total, thresh
     unaligned values; ``x`` itself when nothing was aligned): running max and min, the count
     of values above ``threshold`` and, with ``do_total``, the total.
 
-    Sums run in float32 over at most ``FLUSH_ROWS`` rows, then go into the float64
-    accumulators (only the groups those rows touched): half the accumulator traffic and
-    twice the SIMD width of float64 throughout (1.7x faster), with float32 rounding over
-    256 values at most, about the shifted values (so a large common mean costs nothing).
+    For up to ``LOCAL_GROUPS`` groups, sums run in float32 over at most ``FLUSH_ROWS`` rows,
+    then go into the float64 accumulators (only the groups those rows touched): half the
+    accumulator traffic and twice the SIMD width of float64 throughout (1.7x faster), with
+    float32 rounding over 256 values at most, about the shifted values (so a large common
+    mean costs nothing). With more groups the rows go straight into float64.
     """
     rows, units = x.shape
     n_groups = s1.shape[0]
-    l1 = np.zeros((n_groups, units), np.float32)
-    l2 = np.zeros((n_groups, units), np.float32)
+    local = n_groups <= LOCAL_GROUPS
+    n_local = n_groups if local else 0
+    l1 = np.zeros((n_local, units), np.float32)
+    l2 = np.zeros((n_local if do_std else 0, units), np.float32)
     lt = np.zeros(units, np.float32)
     la = np.zeros(units, np.int32)
-    touched = np.zeros(n_groups, np.bool_)
+    touched = np.zeros(n_local, np.bool_)
     sh = shift.astype(np.float32)
     for lo in range(0, rows, FLUSH_ROWS):
         hi = min(lo + FLUSH_ROWS, rows)
@@ -61,17 +82,11 @@ def _grouped_moments(x, raw, codes, shift, s1, s2, mx, mn, active, total, thresh
             g = codes[r]
             xr = x[r]
             if g >= 0:
-                touched[g] = True
-                a = l1[g]
-                if do_std:
-                    b = l2[g]
-                    for u in range(units):
-                        d = xr[u] - sh[u]
-                        a[u] += d
-                        b[u] += d * d
+                if local:
+                    touched[g] = True
+                    _add_row(xr, sh, l1[g], l2[g] if do_std else l1[g], do_std)
                 else:
-                    for u in range(units):
-                        a[u] += xr[u] - sh[u]
+                    _add_row(xr, shift, s1[g], s2[g], do_std)
             if do_stats:
                 vr = raw[r]
                 for u in range(units):
@@ -82,7 +97,7 @@ def _grouped_moments(x, raw, codes, shift, s1, s2, mx, mn, active, total, thresh
                 if do_total:
                     for u in range(units):
                         lt[u] += vr[u]
-        for g in range(n_groups):
+        for g in range(n_local):
             if touched[g]:
                 touched[g] = False
                 _drain(l1[g], s1[g])

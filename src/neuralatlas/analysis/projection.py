@@ -49,6 +49,8 @@ __all__ = [
     "NeuronProjection",
     "Projection",
     "bundle_trails",
+    "correlation_factor",
+    "correlation_profiles",
     "embed",
     "layer_matrix",
     "neuron_projection",
@@ -56,6 +58,7 @@ __all__ = [
     "project",
     "smooth_trails",
     "stratified_subset",
+    "streamed_pca",
     "tsne_settings",
     "tsne_threads",
 ]

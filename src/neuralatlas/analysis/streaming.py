@@ -249,6 +249,8 @@ def reduce_blocks(reduction: BlockReduction, *, client: Any = None, progress: Pr
     """
     slices = reduction.slices()
     total = len(slices) if total is None else total
+    if not slices:
+        return reduction.start()
     client = check_client(client)
     if client is None:
         partial = reduction.start()
