@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from timing import best
 
 
 def _data(n: int):
@@ -32,15 +31,6 @@ def _data(n: int):
     pick = rng.integers(0, len(train), n)
     inputs = np.clip(train.inputs[pick] + rng.normal(0, 0.02, (n, 1, 8, 8)), 0, 1).astype(np.float32)
     return ArrayDataset(inputs, train.labels[pick], train.classes, name=f"digits-x{n}")
-
-
-def _best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def speed(n: int, batch: int, repeat: int, tmp: Path) -> dict:
@@ -79,9 +69,9 @@ def speed(n: int, batch: int, repeat: int, tmp: Path) -> dict:
         na.capture(model, data, layers=layers, out=tmp / "bench.zarr", batch_size=batch, overwrite=True)
 
     bare(), ours()  # warm up: threads, allocator, zarr
-    t_bare = _best(bare, repeat)
-    t_ram = _best(hooks_in_ram, repeat)
-    t_ours = _best(ours, repeat)
+    t_bare = best(bare, repeat)
+    t_ram = best(hooks_in_ram, repeat)
+    t_ours = best(ours, repeat)
     store = na.ActivationStore.open(tmp / "bench.zarr")
     stored = sum(int(np.prod(store.unit_shape(name))) * 4 * n for name in layers)
     return {"bare_s": t_bare, "ram_hooks_s": t_ram, "capture_s": t_ours, "bytes": stored}
@@ -131,8 +121,8 @@ def write_throughput(mb: int, tmp: Path) -> dict:
             arr[lo:lo + chunk] = block[lo:lo + chunk]
 
     npsave(), zarr_write()
-    return {"bytes": block.nbytes, "npsave_s": _best(npsave, 3), "store_s": _best(zarr_write, 3),
-            "zarr_default_s": _best(zarr_default, 2)}
+    return {"bytes": block.nbytes, "npsave_s": best(npsave, 3), "store_s": best(zarr_write, 3),
+            "zarr_default_s": best(zarr_default, 2)}
 
 
 def main() -> None:
@@ -153,7 +143,7 @@ def main() -> None:
               f" goal <= 1.5x)  {s['bytes'] / 2**20:.0f} MiB written")
         small, large = n // 10, n
         m_small, m_large = peak_memory(small, args.batch, tmp), peak_memory(large, args.batch, tmp)
-        print(f"peak memory (RSS less the input array), fresh process each:")
+        print("peak memory (RSS less the input array), fresh process each:")
         print(f"  {small:>6} samples  {m_small / 2**20:7.0f} MiB")
         print(f"  {large:>6} samples  {m_large / 2**20:7.0f} MiB  ({m_large / m_small:.2f}x; goal within 10%)")
         w = write_throughput(64 if args.quick else 512, tmp)

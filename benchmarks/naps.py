@@ -24,15 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-
-def _best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+from timing import best
 
 
 # ---------------------------------------------------------------------------- 1. NAPs
@@ -102,12 +94,12 @@ def naps_speed(n: int, shape: tuple[int, int, int], groups: int, batch: int, rep
 
     read()                                                    # warm the page cache
     innspect()
-    t_read = _best(read, repeat)
-    t_full = _best(lambda: naps(store), repeat)
-    t_means = _best(lambda: naps(store, std=False, statistics=False), repeat)
-    t_inn = _best(innspect, repeat)
-    t_aligned = _best(lambda: naps(store, align="gradient"), repeat)
-    t_inn_aligned = _best(lambda: innspect(align=True), 1)
+    t_read = best(read, repeat)
+    t_full = best(lambda: naps(store), repeat)
+    t_means = best(lambda: naps(store, std=False, statistics=False), repeat)
+    t_inn = best(innspect, repeat)
+    t_aligned = best(lambda: naps(store, align="gradient"), repeat)
+    t_inn_aligned = best(lambda: innspect(align=True), 1)
     diff = float(np.abs(naps(store).values("conv") - innspect()).max())
     diff_aligned = float(np.abs(naps(store, align="gradient").values("conv") - innspect(align=True)).max())
     rows = [("one sequential read of the store", t_read),
@@ -166,12 +158,12 @@ def kernels(rows: int, units: int, groups: int, repeat: int) -> None:
 
     ref = np.stack([x[codes == g].sum(0) for g in range(groups)])
     fused()                                                   # load the compiled kernel
-    t_ours = _best(fused, repeat)
+    t_ours = best(fused, repeat)
     for name, fn in (("fused numba kernel (ours)", fused),
                      ("sparse one-hot product (ours without numba)", sparse_onehot),
                      ("dense one-hot matmul (BLAS)", dense_onehot),
                      ("sort + np.add.reduceat", reduceat), ("np.add.at", add_at)):
-        t = _best(fn, repeat)
+        t = best(fn, repeat)
         err = float(np.abs(fn() - ref).max())
         print(f"   {name:<44s} {t * 1e3:8.2f} ms  {t / t_ours:6.1f}x ours   max |err| {err:.1e}")
 
@@ -221,7 +213,7 @@ def layouts(sizes: list[int], features: int, methods: list[str]) -> dict:
     print("   spreading step alone (the layout's 2-D points into an overlap-free disc):")
     for n in sizes:
         pts = np.random.default_rng(2).normal(size=(n, 2))
-        t_ours = _best(lambda: spread_disc(pts), 3)
+        t_ours = best(lambda: spread_disc(pts), 3)
         steps = 100 if n <= 512 else 3
         t = time.perf_counter()
         force_spread(pts, steps)

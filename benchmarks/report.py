@@ -26,15 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-
-def _best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+from timing import best
 
 
 def make_run(root: Path, n: int, layers: int, epochs: int, figures: int) -> Path:
@@ -89,8 +81,8 @@ def bench_report(run: Path, repeat: int) -> dict:
         parts.append(get_plotlyjs().encode())
         (run / "floor.bin").write_bytes(b"".join(parts))
 
-    t_report = _best(lambda: write_report(run, run / "report.html"), repeat)
-    t_floor = _best(floor, repeat)
+    t_report = best(lambda: write_report(run, run / "report.html"), repeat)
+    t_floor = best(floor, repeat)
     size = (run / "report.html").stat().st_size
     return {"report_s": t_report, "floor_s": t_floor, "size": size, "plotly": len(get_plotlyjs().encode())}
 
@@ -112,8 +104,8 @@ def bench_thumbnails(n: int, repeat: int) -> dict:
             out.append("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode())
         return out
 
-    t_sprite = _best(lambda: sprite(images), repeat)
-    t_each = _best(one_per_sample, repeat)
+    t_sprite = best(lambda: sprite(images), repeat)
+    t_each = best(one_per_sample, repeat)
     return {"sprite_s": t_sprite, "each_s": t_each, "sprite_bytes": len(sprite(images)["uri"]),
             "each_bytes": sum(len(u) + 3 for u in one_per_sample())}
 
@@ -139,8 +131,8 @@ def bench_latex(run: Path, repeat: int, tmp: Path) -> dict:
         for i, p in enumerate(pdfs):
             shutil.copyfile(p, dest / f"{i}.pdf")
 
-    t_export = _best(lambda: export_latex(run, tmp / "latex"), repeat)
-    return {"export_s": t_export, "floor_s": _best(floor, repeat)}
+    t_export = best(lambda: export_latex(run, tmp / "latex"), repeat)
+    return {"export_s": t_export, "floor_s": best(floor, repeat)}
 
 
 def bench_toy(resolution: int, repeat: int) -> dict:
@@ -165,9 +157,9 @@ def bench_toy(resolution: int, repeat: int) -> dict:
         for p in sub:
             evaluate_plane(model, layers, p[None], 1, batch_size=1)
 
-    return {"batched_s": _best(lambda: evaluate_plane(model, layers, points, resolution), repeat),
-            "bare_s": _best(bare, repeat),
-            "per_point_s": _best(per_point, 1) * len(points) / len(sub), "points": len(points)}
+    return {"batched_s": best(lambda: evaluate_plane(model, layers, points, resolution), repeat),
+            "bare_s": best(bare, repeat),
+            "per_point_s": best(per_point, 1) * len(points) / len(sub), "points": len(points)}
 
 
 def main() -> None:

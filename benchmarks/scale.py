@@ -174,7 +174,8 @@ def naps_at_scale(size_gb: float, budget: int, cluster: bool, repeat: int, where
 
 def cka_at_scale(n: int, budget: int, repeat: int, where: Path) -> None:
     sys.path.insert(0, str(HERE))
-    from similarity import _race, in_memory_feature_cka, make_data
+    from similarity import in_memory_feature_cka, make_data
+    from timing import race
 
     from neuralatlas.analysis.similarity import linear_cka
     from neuralatlas.analysis.streaming import format_bytes
@@ -185,7 +186,7 @@ def cka_at_scale(n: int, budget: int, repeat: int, where: Path) -> None:
     store = ActivationStore.from_arrays(where / "cka.zarr", {"x": x, "y": y}, chunk_rows=500, overwrite=True)
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
     limit = min(budget, 512 * 2**20)
-    runs = _race({"in memory (float64 arrays in RAM)": lambda: in_memory_feature_cka(x64, y64),
+    runs = race({"in memory (float64 arrays in RAM)": lambda: in_memory_feature_cka(x64, y64),
                   f"streamed from the store (memory_limit {format_bytes(limit)})":
                       lambda: linear_cka(store.activations("x"), store.activations("y"), memory_limit=limit)},
                  repeat)

@@ -18,24 +18,11 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
-
-
-def _race(fns: dict, repeat: int) -> dict[str, tuple[float, object]]:
-    """Best time and value of each function, run in turns so that all see the same machine load."""
-    best: dict[str, tuple[float, object]] = {}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            value = fn()
-            took = time.perf_counter() - t
-            if name not in best or took < best[name][0]:
-                best[name] = (took, value)
-    return best
+from timing import race
 
 
 def _peak(fn) -> float:
@@ -114,7 +101,7 @@ def main() -> None:
                  "streamed, default memory_limit": lambda: streamed(None),
                  "streamed, memory_limit=64MiB": lambda: streamed("64MiB"),
                  "streamed, memory_limit=16MiB": lambda: streamed("16MiB")}
-        timed = _race(forms, repeat)
+        timed = race(forms, repeat)
         t_mem = timed["in memory (float64 arrays, data in RAM)"][0]
         print("\n1. streamed feature space vs in-memory feature space (goal <= 1.5x)")
         print(f"   {'form':44s} {'seconds':>8s} {'ratio':>7s} {'peak MiB':>9s}")
@@ -128,13 +115,13 @@ def main() -> None:
         small = ActivationStore.from_arrays(Path(tmp) / "small.zarr", {"x": xs, "y": ys}, chunk_rows=500)
         pair = {"streamed feature space (memory_limit=64MiB)": lambda: streamed("64MiB", small),
                 "Gram form (two n×n float64 kernels)": lambda: gram_cka(xs, ys)}
-        timed = _race(pair, repeat)
-        (t_feat, v_feat), (t_gram, v_gram) = timed[next(iter(pair))], timed[list(pair)[1]]
+        timed = race(pair, repeat)
+        (t_feat, v_feat), (_, v_gram) = timed[next(iter(pair))], timed[list(pair)[1]]
         print(f"\n2. n×n Gram form vs streamed feature space, n={gram_n}")
         print(f"   {'form':44s} {'seconds':>8s} {'ratio':>7s} {'peak MiB':>9s}")
         for label, fn in pair.items():
             print(f"   {label:44s} {timed[label][0]:8.3f} {timed[label][0] / t_feat:7.2f} {_peak(fn):9.1f}")
-        t_text, v_text = _race({"textbook": lambda: textbook_gram_cka(xs, ys)}, 1)["textbook"]
+        t_text, v_text = race({"textbook": lambda: textbook_gram_cka(xs, ys)}, 1)["textbook"]
         label = "Gram form, textbook H·K·H centring (1 run)"
         print(f"   {label:44s} {t_text:8.3f} {t_text / t_feat:7.2f} {_peak(lambda: textbook_gram_cka(xs, ys)):9.1f}")
         full = 2 * n * n * 8 / 2**30

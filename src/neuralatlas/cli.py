@@ -450,7 +450,6 @@ def toy(
 
 # ---------------------------------------------------------------------------- NAPs and topomaps
 # the run-folder helpers live with the steps; these names keep the commands short
-from neuralatlas.steps import file_stem as _file_stem  # noqa: E402
 from neuralatlas.steps import run_store as _run_store  # noqa: E402
 
 

@@ -12,10 +12,10 @@ from scipy.spatial.distance import pdist
 from scipy.stats import spearmanr
 
 import neuralatlas as na
+from neuralatlas.analysis.streaming import parse_memory_limit
 from neuralatlas.analysis.similarity import (
     SimilarityResult,
     SimilarityWarning,
-    _budget,
     cka_matrix,
     default_memory_limit,
     epoch_cka_matrix,
@@ -228,7 +228,8 @@ def test_bad_input_gets_a_clear_error(layered_store):
 
 
 def test_memory_limit():
-    assert _budget("2GB") == 2 * 10**9 and _budget("512MiB") == 512 * 2**20 and _budget(1000) == 1000
+    assert (parse_memory_limit("2GB") == 2 * 10**9 and parse_memory_limit("512MiB") == 512 * 2**20
+            and parse_memory_limit(1000) == 1000)
     assert 64 * 2**20 <= default_memory_limit() <= 4 * 2**30
 
 

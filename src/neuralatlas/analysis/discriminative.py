@@ -138,7 +138,7 @@ def streamed_anova_importances(store: Any, layer: str, *, epoch: int | None = No
     """
     from neuralatlas.analysis.naps import grouped_moments
 
-    labels = np.asarray(store.samples["label"], np.int64)
+    labels = np.asarray(store.sample_table(columns=["label"])["label"], np.int64)
     k = len(store.classes) or int(labels.max()) + 1
     if (labels < 0).any():
         raise AnalysisError(f"{int((labels < 0).sum())} samples of {store.path} have no label;"
@@ -146,8 +146,8 @@ def streamed_anova_importances(store: Any, layer: str, *, epoch: int | None = No
     counts = np.bincount(labels, minlength=k)
     if (counts == 0).any():
         raise AnalysisError(f"Classes {np.flatnonzero(counts == 0).tolist()} have no samples in {store.path}.")
-    acc, _ = grouped_moments(store, layer, labels, k, epoch=epoch, std=True, statistics=False, pool=pool,
-                             memory_limit=memory_limit, rows=rows, client=client, progress=progress)
+    acc = grouped_moments(store, layer, labels, k, epoch=epoch, std=True, statistics=False, pool=pool,
+                          memory_limit=memory_limit, rows=rows, client=client, progress=progress)
     # sums about a per-unit shift s: S_c = Σ(x − s), Q = Σ(x − s)²; both forms are shift-free
     total = acc.s1.sum(0)
     n = counts.sum()

@@ -35,7 +35,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from neuralatlas.analysis import _kernels
-from neuralatlas.analysis.streaming import BlockReduction, block_rows, parse_memory_limit, reduce_blocks
+from neuralatlas.analysis.streaming import (BlockReduction, block_rows, flatten_samples, parse_memory_limit,
+                                            pooled_shape, reduce_blocks)
 from neuralatlas.errors import AnalysisError, LayerError, StoreError, did_you_mean
 
 __all__ = ["NAPs", "UnitStatistics", "align_by_gradient", "contrastive_naps", "naps", "unit_statistics"]
@@ -592,7 +593,7 @@ class _GroupedMoments(BlockReduction):
         self.std, self.statistics, self.threshold = std, statistics, threshold
         self.align, self.pool = align, pool
         self.partial = bool((codes < 0).any())
-        self.unit_shape = _pooled_shape(store.unit_shape(layer), pool)
+        self.unit_shape = pooled_shape(store.unit_shape(layer), pool)
         self.n_units = int(np.prod(self.unit_shape))
         self.shift: np.ndarray | None = None
         self._arrays: tuple[Any, Any] | None = None
@@ -621,10 +622,11 @@ class _GroupedMoments(BlockReduction):
 
     def _values(self, block: tuple[np.ndarray, np.ndarray | None]) -> tuple[np.ndarray, np.ndarray | None]:
         acts, grads = block
+        raw = flatten_samples(acts, self.pool).astype(np.float32, copy=False)
         if grads is not None:
-            aligned = align_by_gradient(acts, grads)
-            return (_flat(aligned, self.pool, self.n_units), _flat(acts, self.pool, self.n_units))
-        return _flat(acts, self.pool, self.n_units), None
+            aligned = flatten_samples(align_by_gradient(acts, grads), self.pool).astype(np.float32, copy=False)
+            return aligned, raw
+        return raw, None
 
     def add(self, acc: _Accumulator, rows: slice, block: Any) -> _Accumulator:
         x, raw = self._values(block)
@@ -647,38 +649,37 @@ class _GroupedMoments(BlockReduction):
         return self.n_groups * self.n_units * 8 * (2 if self.std else 1) + self.n_units * 24
 
 
-def _pooled_shape(shape: tuple[int, ...], pool: str | None) -> tuple[int, ...]:
-    return (shape[0],) if pool is not None and len(shape) >= 2 else tuple(shape)
-
-
-def _flat(block: np.ndarray, pool: str | None, n_units: int) -> np.ndarray:
-    if pool is not None and block.ndim >= 3:
-        spatial = block.reshape(len(block), block.shape[1], -1)
-        out = spatial.mean(axis=2) if pool == "mean" else spatial.max(axis=2)
-    else:
-        out = block.reshape(len(block), n_units)
-    return out if out.dtype == np.float32 else out.astype(np.float32)
-
-
-def grouped_moments(store: Any, layer: str, codes: np.ndarray, n_groups: int, *, epoch: int | None = None,
-                    std: bool = True, statistics: bool = False, threshold: float = 0.0, align: bool = False,
-                    pool: str | None = None, memory_limit: int | str | None = None, rows: int | None = None,
-                    client: Any = None, progress: Progress | None = None, done: int = 0,
-                    total: int | None = None) -> tuple[_Accumulator, _GroupedMoments]:
-    """Stream one layer into grouped sums (and squares, unit statistics): the NAP pass.
-
-    Shared by :func:`naps` and the streamed ANOVA of :mod:`.discriminative`. Returns the
-    merged accumulator and the reduction (its shift and unit shape).
-    """
-    budget = parse_memory_limit(memory_limit)
+def _grouped_pass(store: Any, layer: str, codes: np.ndarray, n_groups: int, *, epoch: int | None,
+                  std: bool, statistics: bool, threshold: float, align: bool, pool: str | None, budget: int,
+                  rows: int | None) -> _GroupedMoments:
+    """The NAP pass of one layer, its blocks sized for ``budget`` (bytes)."""
     reduction = _GroupedMoments(store, layer, epoch, codes, n_groups, step=1, std=std, statistics=statistics,
                                 threshold=threshold, align=align, pool=pool)
     reduction.step = block_rows(store.n_samples, reduction.bytes_per_row(), budget, store.chunk_rows, rows,
                                 fixed=reduction.fixed_bytes(), target_rows=reduction.target_rows(),
                                 what=f"the NAPs of {layer!r}")
+    return reduction
+
+
+def _run_pass(reduction: _GroupedMoments, client: Any, progress: Progress | None, done: int = 0,
+              total: int | None = None) -> _Accumulator:
     reduction.decide_shift()
-    acc = reduce_blocks(reduction, client=client, progress=progress, done=done, total=total)
-    return acc, reduction
+    return reduce_blocks(reduction, client=client, progress=progress, done=done, total=total)
+
+
+def grouped_moments(store: Any, layer: str, codes: np.ndarray, n_groups: int, *, epoch: int | None = None,
+                    std: bool = True, statistics: bool = False, threshold: float = 0.0, align: bool = False,
+                    pool: str | None = None, memory_limit: int | str | None = None, rows: int | None = None,
+                    client: Any = None, progress: Progress | None = None) -> _Accumulator:
+    """Stream one layer into grouped sums (and squares, unit statistics): the NAP pass.
+
+    Shared by :func:`naps` and the streamed ANOVA of :mod:`.discriminative`; returns the
+    merged accumulator (its ``shift`` is the one the sums are taken about).
+    """
+    reduction = _grouped_pass(store, layer, codes, n_groups, epoch=epoch, std=std, statistics=statistics,
+                              threshold=threshold, align=align, pool=pool,
+                              budget=parse_memory_limit(memory_limit), rows=rows)
+    return _run_pass(reduction, client, progress)
 
 
 def _onehot(codes: np.ndarray, n_groups: int) -> sp.csr_matrix:
@@ -808,25 +809,18 @@ def naps(
         raise AnalysisError(f"Group(s) {', '.join(map(repr, empty))} have no samples; drop them from groups=.")
     n = store.n_samples
     budget = parse_memory_limit(memory_limit)
-    # one progress count over every layer's blocks
-    plans = []
-    for layer in chosen:
-        probe = _GroupedMoments(store, layer, epoch, codes, n_groups, step=1, std=std, statistics=statistics,
-                                threshold=threshold, align=layer in to_align)
-        plans.append(block_rows(n, probe.bytes_per_row(), budget, store.chunk_rows, rows,
-                                fixed=probe.fixed_bytes(), target_rows=probe.target_rows(),
-                                what=f"the NAPs of {layer!r}"))
-    total_blocks = sum(-(-n // step) for step in plans)
+    # every layer's pass is planned first: one progress count over all their blocks
+    passes = [_grouped_pass(store, layer, codes, n_groups, epoch=epoch, std=std, statistics=statistics,
+                            threshold=threshold, align=layer in to_align, pool=None, budget=budget, rows=rows)
+              for layer in chosen]
+    total_blocks = sum(len(p.slices()) for p in passes)
     done_blocks = 0
     values: dict[str, np.ndarray] = {}
     stds: dict[str, np.ndarray] = {}
     stats: dict[str, UnitStatistics] = {}
-    for layer, step in zip(chosen, plans):
-        acc, reduction = grouped_moments(
-            store, layer, codes, n_groups, epoch=epoch, std=std, statistics=statistics, threshold=threshold,
-            align=layer in to_align, memory_limit=budget, rows=step, client=client, progress=progress,
-            done=done_blocks, total=total_blocks)
-        done_blocks += -(-n // step)
+    for layer, reduction in zip(chosen, passes):
+        acc = _run_pass(reduction, client, progress, done_blocks, total_blocks)
+        done_blocks += len(reduction.slices())
         values[layer], s, u = acc.finish(counts, n, layer, reduction.unit_shape)
         if s is not None:
             stds[layer] = s

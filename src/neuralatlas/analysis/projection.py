@@ -40,7 +40,8 @@ import pandas as pd
 from scipy.linalg import orthogonal_procrustes
 
 from neuralatlas.analysis.quality import neighborhood_hit, trustworthiness
-from neuralatlas.analysis.streaming import BlockReduction, parse_memory_limit, reduce_blocks
+from neuralatlas.analysis.streaming import (BlockReduction, block_rows, flatten_samples, parse_memory_limit,
+                                            pooled_shape, reduce_blocks)
 from neuralatlas.errors import AnalysisError, LayerError, StoreError, did_you_mean
 
 __all__ = [
@@ -263,16 +264,8 @@ def _source(data: Any, *, labels: Any = None, predictions: Any = None, classes: 
 
 
 def _flatten(block: np.ndarray, pool: str | None) -> np.ndarray:
-    """Rows as feature vectors: flattened, or one value per channel for ``[n, C, *spatial]``."""
-    block = np.asarray(block, np.float32)
-    if block.ndim <= 2 or pool is None:
-        return block.reshape(len(block), -1)
-    axes = tuple(range(2, block.ndim))
-    if pool == "mean":
-        return block.mean(axis=axes)
-    if pool == "max":
-        return block.max(axis=axes)
-    raise AnalysisError(f"pool={pool!r} is not known; choose None (flatten), 'mean' or 'max'.")
+    """Rows as float32 feature vectors: flattened, or one value per channel for ``[n, C, *spatial]``."""
+    return flatten_samples(np.asarray(block, np.float32), pool)
 
 
 def layer_matrix(data: Any, layer: str, epoch: int | None = None, rows: np.ndarray | None = None, *,
@@ -908,21 +901,18 @@ def project(
 class _Projected(BlockReduction):
     """Second pass of the streamed PCA: every row's coordinates ``(x − mean) @ axes``."""
 
-    def __init__(self, store: Any, layer: str, epoch: int | None, mean: np.ndarray, axes: np.ndarray,
-                 step: int):
-        self.store, self.layer, self.epoch = store, layer, epoch
-        self.mean, self.axes = mean, axes
-        self.n, self.step = store.n_samples, step
+    def __init__(self, source: Any, mean: np.ndarray, axes: np.ndarray, step: int):
+        self.source, self.mean, self.axes = source, mean, axes
+        self.n, self.step = source.n, step
 
     def start(self) -> dict[int, np.ndarray]:
         return {}
 
     def read(self, rows: slice) -> np.ndarray:
-        return np.asarray(self.store.activations(self.layer, self.epoch)[rows])
+        return self.source.read(rows)
 
     def add(self, partial: dict[int, np.ndarray], rows: slice, block: np.ndarray) -> dict[int, np.ndarray]:
-        x = block.reshape(len(block), -1).astype(np.float64)
-        partial[rows.start] = (x - self.mean) @ self.axes
+        partial[rows.start] = (block.astype(np.float64) - self.mean) @ self.axes
         return partial
 
     def merge(self, a: dict[int, np.ndarray], b: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
@@ -943,7 +933,7 @@ def streamed_pca(store: Any, layer: str, *, epoch: int | None = None, n_componen
     -------
     array [n_samples, n_components], float64, centred
     """
-    from neuralatlas.analysis.similarity import _block_rows, layer_covariance
+    from neuralatlas.analysis.similarity import _store_sources, layer_covariance
 
     budget = parse_memory_limit(memory_limit)
     mean, cov = layer_covariance(store, layer, epoch=epoch, memory_limit=budget, client=client)
@@ -954,8 +944,9 @@ def streamed_pca(store: Any, layer: str, *, epoch: int | None = None, n_componen
     axes = axes * np.sign(axes[pick, np.arange(axes.shape[1])])
     if axes.shape[1] < n_components:
         axes = np.c_[axes, np.zeros((d, n_components - axes.shape[1]))]
-    step = _block_rows(store.n_samples, d * 24, max(budget - 8 * d * d, d * 24), store.chunk_rows, None)
-    parts = reduce_blocks(_Projected(store, layer, epoch, mean, axes, step), client=client)
+    [source] = _store_sources(store, [layer], epoch, None)
+    step = block_rows(source.n, d * 24, max(budget - 8 * d * d, d * 24), source.chunk_rows)
+    parts = reduce_blocks(_Projected(source, mean, axes, step), client=client)
     return np.concatenate([parts[k] for k in sorted(parts)])
 
 
@@ -1195,10 +1186,6 @@ def correlation_factor(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, n
     return vectors * np.sqrt(np.clip(values, 0.0, None)), dead
 
 
-def _pooled_width(shape: Sequence[int], pool: str | None) -> int:
-    return int(shape[0]) if pool is not None and len(shape) >= 2 else int(np.prod(shape))
-
-
 def neuron_projection(data: Any, layer: str, *, epoch: int | None = None, method: str = "tsne",
                       n: int | None = DEFAULT_N, seed: int = 0, pool: str = "mean", perplexity: float = 30.0,
                       n_jobs: int | None = None, inputs: np.ndarray | None = None,
@@ -1249,7 +1236,7 @@ def neuron_projection(data: Any, layer: str, *, epoch: int | None = None, method
     if n is None and isinstance(src, _StoreSource) and not src.epoch_invariant(name):
         from neuralatlas.analysis.similarity import layer_covariance
 
-        n_neurons = _pooled_width(src.store.unit_shape(name), pool)
+        n_neurons = int(np.prod(pooled_shape(src.store.unit_shape(name), pool)))
         if n_neurons < 5:
             raise AnalysisError(f"Layer {name!r} has {n_neurons} neurons; at least 5 are needed for a neuron map.")
         mean, cov = layer_covariance(src.store, name, epoch=slot, pool=pool, memory_limit=memory_limit,

@@ -52,9 +52,8 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,8 +61,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from neuralatlas.analysis.streaming import (BlockReduction, block_rows, default_memory_limit, format_bytes,
-                                            parse_memory_limit, reduce_blocks)
+from neuralatlas.analysis.streaming import (BlockReduction, block_rows, default_memory_limit, flatten_samples,
+                                            format_bytes, parse_memory_limit, pooled_shape, reduce_blocks)
 from neuralatlas.errors import AnalysisError, LayerError, StoreError, did_you_mean
 
 __all__ = [
@@ -97,18 +96,12 @@ class SimilarityWarning(UserWarning):
     """A similarity value is an estimate (subsample) rather than the exact streamed value."""
 
 
-# ============================================================================ memory
-# One memory model for every streamed analysis (see neuralatlas.analysis.streaming).
-_budget = parse_memory_limit
-_size = format_bytes
-
-
 # ============================================================================ sources
 @dataclass
 class _Source:
     """One representation ``[n, ...]`` to compare: a store layer at an epoch, or an array.
 
-    Reads row blocks (through ``store.iter_chunks`` for stores), flattens each sample, or
+    Reads row blocks (the store's array opened once per process), flattens each sample, or
     pools conv maps over their spatial axes (channels first) when ``pool`` is given.
     """
 
@@ -125,9 +118,7 @@ class _Source:
 
     @property
     def width(self) -> int:
-        if self.pool is not None and len(self.unit_shape) >= 2:
-            return int(self.unit_shape[0])
-        return int(np.prod(self.unit_shape, dtype=np.int64))
+        return int(np.prod(pooled_shape(self.unit_shape, self.pool), dtype=np.int64))
 
     @property
     def key(self) -> tuple:
@@ -136,11 +127,7 @@ class _Source:
         return ("array", id(self.array), self.pool)
 
     def _flat(self, block: np.ndarray) -> np.ndarray:
-        block = np.asarray(block)
-        if self.pool is not None and block.ndim >= 3:
-            spatial = block.reshape(len(block), block.shape[1], -1)
-            return spatial.mean(axis=2) if self.pool == "mean" else spatial.max(axis=2)
-        return block.reshape(len(block), -1)
+        return flatten_samples(block, self.pool)
 
     def read(self, rows: slice) -> np.ndarray:
         """Rows ``rows`` flattened (or pooled); the store's array is opened once per process."""
@@ -152,14 +139,6 @@ class _Source:
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_array": None}
-
-    def blocks(self, rows: int) -> Iterator[np.ndarray]:
-        if self.store is not None:
-            for _, block in self.store.iter_chunks(self.layer, epoch=self.epoch, rows=rows):
-                yield self._flat(block)
-        else:
-            for start in range(0, self.n, rows):
-                yield self._flat(self.array[start:start + rows])
 
     def take(self, index: np.ndarray, rows: int) -> np.ndarray:
         """Rows ``index`` (sorted), read block by block so no more than one block is extra."""
@@ -347,11 +326,11 @@ class _CrossProducts(BlockReduction):
                         for side in self.sides]
         self.widths = [int(o[-1]) for o in self.offsets]
         self.n, self.step = n, step
-        self.shifts = [np.zeros(w) for w in self.widths]
+        self._buffers: list[np.ndarray] | None = None
         # the shift needs a sample of rows, not a whole block (a block may be all the data)
         first = min(step, n, max(256, max((src.chunk_rows for side in self.sides for src in side), default=0)))
+        self.shifts = [np.zeros(w) for w in self.widths]
         self.shifts = [z.mean(axis=0) for z in self._stacked(self.read(slice(0, first)))]
-        self._buffers = None
 
     def read(self, rows: slice) -> list[np.ndarray]:
         return [src.read(rows) for side in self.sides for src in side]
@@ -361,7 +340,7 @@ class _CrossProducts(BlockReduction):
 
     def _stacked(self, blocks: Sequence[np.ndarray]) -> list[np.ndarray]:
         r = len(blocks[0])
-        if getattr(self, "_buffers", None) is None or self._buffers[0].shape[0] < r:
+        if self._buffers is None or self._buffers[0].shape[0] < r:
             # reused across blocks: a fresh buffer per block costs its page faults every time
             # C order: its transpose is Fortran, which BLAS reads without a copy
             self._buffers = [np.empty((r, int(off[-1]))) for off in self.offsets]
@@ -460,14 +439,14 @@ def layer_covariance(store: Any, layer: str, *, epoch: int | None = None, pool: 
         When the d×d float64 accumulator does not fit in half of ``memory_limit``; pool conv
         maps (``pool="mean"``) or raise the limit.
     """
-    budget = _budget(memory_limit)
+    budget = parse_memory_limit(memory_limit)
     pool = _check_pool(pool)
     [src] = _store_sources(store, [layer], epoch, pool)
     d, n = src.width, src.n
     if 8 * d * d > budget // 2:
         raise AnalysisError(
-            f"The covariance of {layer!r} ({d:,} features) needs {_size(8 * d * d)}, more than half of"
-            f" memory_limit={_size(budget)}. Raise memory_limit=, pool conv maps (pool='mean'), or use a"
+            f"The covariance of {layer!r} ({d:,} features) needs {format_bytes(8 * d * d)}, more than half of"
+            f" memory_limit={format_bytes(budget)}. Raise memory_limit=, pool conv maps (pool='mean'), or use a"
             " subset of samples in memory (n=...).")
     step = _block_rows(n, d * 24, budget - 8 * d * d, src.chunk_rows, rows)
     reduction = _CrossProducts([src], [[0]], n, step)
@@ -558,7 +537,7 @@ def _cka(row_sources: Sequence[_Source], col_sources: Sequence[_Source], *, kern
     only when all the Grams fit the budget: small n, wide layers). Pairs with a layer too
     wide for feature space whose Grams on all samples do not fit use a subsample.
     """
-    budget = _budget(memory_limit)
+    budget = parse_memory_limit(memory_limit)
     if kernel not in ("linear", "rbf"):
         raise AnalysisError(f"kernel={kernel!r} is not known; choose 'linear' or 'rbf'.")
     if method not in CKA_METHODS:
@@ -623,7 +602,7 @@ def _cka(row_sources: Sequence[_Source], col_sources: Sequence[_Source], *, kern
         if kernel == "linear" and m < n:
             names = ", ".join(sorted(sources[i].label for i in wide)) or "every layer"
             why = (f" (wider than {max_exact} features: the exact d×d accumulators exceed the memory"
-                   f" budget of {_size(budget)})" if wide and method != "gram" else "")
+                   f" budget of {format_bytes(budget)})" if wide and method != "gram" else "")
             msg = (f"linear CKA of {names}{why} uses the n×n Gram form on {m} of {n} samples"
                    f" (seed {seed}): an estimate." + (" Raise memory_limit, or pass pool='mean' to pool"
                                                         " conv maps over space." if why else ""))
@@ -633,7 +612,7 @@ def _cka(row_sources: Sequence[_Source], col_sources: Sequence[_Source], *, kern
             notes.append(f"RBF CKA on a seeded subsample of {m} of {n} samples (seed {seed}).")
             if m < min(n, subsample):
                 warnings.warn(f"RBF CKA subsample reduced from {min(n, subsample)} to {m} samples to"
-                              f" fit memory_limit={_size(budget)}.", SimilarityWarning, stacklevel=3)
+                              f" fit memory_limit={format_bytes(budget)}.", SimilarityWarning, stacklevel=3)
         # the Gram form's self-terms must come from the same subsample as its cross terms
         hsic.update(_gram_hsic(sources, gram_pairs, index, budget, kernel, threshold, tick))
     return _cka_values(hsic, ri, ci), used, notes
@@ -777,6 +756,20 @@ def _store_name(store: Any) -> str:
     return path.parent.name if path.name == "acts.zarr" else path.stem
 
 
+def _layer_sources(store: Any, layers: Any, epoch: int | None, other: Any, other_layers: Any,
+                   other_epoch: int | None, pool: str | None) -> tuple[Any, list[_Source], list[_Source], str]:
+    """Rows: ``store``'s layers; columns: the same, or ``other``'s (same samples, checked)."""
+    store = _as_store(store)
+    pool = _check_pool(pool)
+    row_sources = _store_sources(store, layers, epoch, pool)
+    if other is None:
+        return store, row_sources, row_sources, "layer"
+    other = _as_store(other, "other")
+    check_same_samples(store, other)
+    col_axis = _store_name(other)
+    return store, row_sources, _store_sources(other, other_layers, other_epoch, pool, prefix=f"{col_axis}:"), col_axis
+
+
 def cka_matrix(store: Any, layers: Sequence[str] | str | None = None, *, epoch: int | None = None,
                other: Any = None, other_layers: Sequence[str] | str | None = None,
                other_epoch: int | None = None, kernel: str = "linear", method: str = "auto",
@@ -835,18 +828,11 @@ def cka_matrix(store: Any, layers: Sequence[str] | str | None = None, *, epoch: 
     >>> m["fc1", "relu1"]                          # doctest: +SKIP
     0.93
     """
-    store = _as_store(store)
-    pool = _check_pool(pool)
-    row_sources = _store_sources(store, layers, epoch, pool)
-    if other is None:
-        col_sources, col_axis = row_sources, "layer"
-        title = f"{'linear' if kernel == 'linear' else 'RBF'} CKA between layers"
-    else:
-        other = _as_store(other, "other")
-        check_same_samples(store, other)
-        col_sources = _store_sources(other, other_layers, other_epoch, pool, prefix=f"{_store_name(other)}:")
-        col_axis = _store_name(other)
-        title = f"{'linear' if kernel == 'linear' else 'RBF'} CKA: {_store_name(store)} vs {col_axis}"
+    store, row_sources, col_sources, col_axis = _layer_sources(store, layers, epoch, other, other_layers,
+                                                               other_epoch, pool)
+    name = "linear" if kernel == "linear" else "RBF"
+    title = (f"{name} CKA between layers" if other is None
+             else f"{name} CKA: {_store_name(store)} vs {col_axis}")
     values, used, notes = _cka(row_sources, col_sources, kernel=kernel, method=method,
                                memory_limit=memory_limit, rows=rows, client=client,
                          subsample=subsample, threshold=threshold, seed=seed, progress=progress)
@@ -1001,7 +987,7 @@ def _rsa(row_sources: Sequence[_Source], col_sources: Sequence[_Source], *, metr
          progress: ProgressFn | None = None) -> tuple[np.ndarray, list[str]]:
     if metric not in RSA_METRICS:
         raise AnalysisError(f"metric={metric!r} is not known; choose one of {', '.join(RSA_METRICS)}.")
-    budget = _budget(memory_limit)
+    budget = parse_memory_limit(memory_limit)
     unique: dict[tuple, int] = {}
     sources: list[_Source] = []
     for s in [*row_sources, *col_sources]:
@@ -1045,18 +1031,10 @@ def rsa_matrix(store: Any, layers: Sequence[str] | str | None = None, *, epoch: 
     -------
     >>> m = rsa_matrix(store, ["fc1", "fc2"])          # doctest: +SKIP
     """
-    store = _as_store(store)
-    pool = _check_pool(pool)
-    row_sources = _store_sources(store, layers, epoch, pool)
-    if other is None:
-        col_sources, col_axis = row_sources, "layer"
-        title = f"RSA between layers ({metric} RDMs, Spearman)"
-    else:
-        other = _as_store(other, "other")
-        check_same_samples(store, other)
-        col_sources = _store_sources(other, other_layers, other_epoch, pool, prefix=f"{_store_name(other)}:")
-        col_axis = _store_name(other)
-        title = f"RSA: {_store_name(store)} vs {col_axis}"
+    store, row_sources, col_sources, col_axis = _layer_sources(store, layers, epoch, other, other_layers,
+                                                               other_epoch, pool)
+    title = (f"RSA between layers ({metric} RDMs, Spearman)" if other is None
+             else f"RSA: {_store_name(store)} vs {col_axis}")
     values, notes = _rsa(row_sources, col_sources, metric=metric, subsample=subsample, seed=seed,
                          memory_limit=memory_limit, progress=progress)
     return SimilarityMatrix(values, [s.layer for s in row_sources], [s.layer for s in col_sources], "rsa",
@@ -1180,7 +1158,7 @@ def linear_probes(store: Any, layers: Sequence[str] | str | None = None, *, epoc
 
     store = _as_store(store)
     pool = _check_pool(pool)
-    budget = _budget(memory_limit)
+    budget = parse_memory_limit(memory_limit)
     sources = _store_sources(store, layers, epoch, pool)
     y_all = np.asarray(store.samples["label"] if labels is None else labels)
     if y_all.shape != (store.n_samples,):
@@ -1197,7 +1175,7 @@ def linear_probes(store: Any, layers: Sequence[str] | str | None = None, *, epoc
     fit = max(2, budget // max(1, widest * 20))
     if fit < m:
         warnings.warn(f"linear probes use {fit} of {m} samples so that the widest layer ({widest}"
-                      f" features) fits memory_limit={_size(budget)}; pass pool='mean' or raise"
+                      f" features) fits memory_limit={format_bytes(budget)}; pass pool='mean' or raise"
                       " memory_limit to use more.", SimilarityWarning, stacklevel=2)
         m = fit
     index = _subsample_index(n, m, seed)
@@ -1397,8 +1375,8 @@ def similarity(store: Any, *, other: Any = None, layers: Sequence[str] | str | N
     epoch_list = store.epochs if epochs and len(store.epochs) > 1 else []
     plan: list[tuple[str, Callable[[], Any]]] = []
     common = dict(pool=pool, memory_limit=memory_limit, seed=seed)
-    linear = dict(client=client)
-    plan.append(("linear_cka", lambda: cka_matrix(store, names, epoch=epoch, **common, **linear)))
+    linear = dict(common, client=client)     # the streamed passes may run on the cluster
+    plan.append(("linear_cka", lambda: cka_matrix(store, names, epoch=epoch, **linear)))
     if rbf:
         plan.append(("rbf_cka", lambda: cka_matrix(store, names, epoch=epoch, kernel="rbf",
                                                    subsample=subsample, **common)))
@@ -1407,12 +1385,11 @@ def similarity(store: Any, *, other: Any = None, layers: Sequence[str] | str | N
                                                subsample=subsample, **common)))
     for layer in names if epoch_list else []:
         plan.append((f"epoch_cka/{layer}",
-                     lambda layer=layer: epoch_cka_matrix(store, layer, epoch_list, subsample=subsample, **common,
+                     lambda layer=layer: epoch_cka_matrix(store, layer, epoch_list, subsample=subsample,
                                                              **linear)))
     if other is not None:
         plan.append(("linear_cka_vs_other", lambda: cka_matrix(store, names, epoch=epoch, other=other,
-                                                               other_layers=other_layers, **common,
-                                                               **linear)))
+                                                               other_layers=other_layers, **linear)))
         if rsa:
             plan.append(("rsa_vs_other", lambda: rsa_matrix(store, names, epoch=epoch, other=other,
                                                             other_layers=other_layers, metric=metric,

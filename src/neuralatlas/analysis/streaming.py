@@ -28,8 +28,8 @@ import numpy as np
 
 from neuralatlas.errors import AnalysisError
 
-__all__ = ["BlockReduction", "block_rows", "check_client", "default_memory_limit", "format_bytes",
-           "parse_memory_limit", "prefetched", "reduce_blocks"]
+__all__ = ["BlockReduction", "block_rows", "check_client", "default_memory_limit", "flatten_samples",
+           "format_bytes", "parse_memory_limit", "pooled_shape", "prefetched", "reduce_blocks"]
 
 MiB = 2**20
 Progress = Callable[[int, int], None]
@@ -126,6 +126,30 @@ def block_rows(n: int, bytes_per_row: int, budget: int, chunk_rows: int = 0, row
     if chunk_rows and r >= chunk_rows:
         r = (r // chunk_rows) * chunk_rows  # whole chunks: each is read (and decoded) once
     return int(max(1, min(r, n)))
+
+
+# ============================================================================ samples as rows
+def pooled_shape(unit_shape: Sequence[int], pool: str | None) -> tuple[int, ...]:
+    """A layer's unit shape once its samples go through :func:`flatten_samples`: the channels
+    ``(C,)`` for pooled channels-first maps, else the shape as it is (flattened later)."""
+    return (int(unit_shape[0]),) if pool is not None and len(unit_shape) >= 2 else tuple(unit_shape)
+
+
+def flatten_samples(block: Any, pool: str | None = None) -> np.ndarray:
+    """Rows of ``block`` ``[n, *unit_shape]`` as feature vectors ``[n, features]`` (dtype kept).
+
+    ``pool`` ("mean" or "max") reduces channels-first maps ``[n, C, *spatial]`` over their
+    spatial axes, one value per channel; dense layers are flattened whatever ``pool`` is.
+    """
+    block = np.asarray(block)
+    if pool is None or block.ndim <= 2:
+        return block.reshape(len(block), -1)
+    spatial = block.reshape(len(block), block.shape[1], -1)
+    if pool == "mean":
+        return spatial.mean(axis=2)
+    if pool == "max":
+        return spatial.max(axis=2)
+    raise AnalysisError(f"pool={pool!r} is not known; choose None (flatten), 'mean' or 'max'.")
 
 
 # ============================================================================ streaming

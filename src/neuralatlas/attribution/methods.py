@@ -396,8 +396,6 @@ class _Engine:
                  layer_name: str | None, *, smooth: dict | None, n_steps: int, integration: str,
                  internal_batch_size: Any, tolerance: float | None, max_steps: int, n_samples: int,
                  window: Any, stride: Any, relu: bool, value_range: tuple[float, float] | None):
-        import captum.attr as ca
-
         self.name, self.model, self.forward, self.layer, self.layer_name = name, model, forward, layer, layer_name
         self.smooth, self.value_range = smooth, value_range
         self.n_steps, self.integration, self.ibs = int(n_steps), integration, internal_batch_size
