@@ -444,10 +444,11 @@ def layer_covariance(store: Any, layer: str, *, epoch: int | None = None, pool: 
     [src] = _store_sources(store, [layer], epoch, pool)
     d, n = src.width, src.n
     if 8 * d * d > budget // 2:
+        pooling = ", pool conv maps (pool='mean')" if pool is None and len(src.unit_shape) >= 2 else ""
         raise AnalysisError(
             f"The covariance of {layer!r} ({d:,} features) needs {format_bytes(8 * d * d)}, more than half of"
-            f" memory_limit={format_bytes(budget)}. Raise memory_limit=, pool conv maps (pool='mean'), or use a"
-            " subset of samples in memory (n=...).")
+            f" memory_limit={format_bytes(budget)}. Raise memory_limit={pooling}, or use a subset of samples"
+            " in memory (n=...).")
     step = _block_rows(n, d * 24, budget - 8 * d * d, src.chunk_rows, rows)
     reduction = _CrossProducts([src], [[0]], n, step)
     partial = reduce_blocks(reduction, client=client, progress=progress)
