@@ -421,9 +421,11 @@ class Recorder(HookSet):
             raise CaptureError(f"Layer {layer!r} returns a PackedSequence; its tokens are not in"
                                " [B, T, H] order. Pad the sequence (pad_packed_sequence) in a wrapper"
                                " module and capture that, or select h_n with layer_output=(1, 0).")
+        state = output[1] if len(output) > 1 else ()
+        states = tuple(state) if isinstance(state, (tuple, list)) else (state,)
         if tensor is first:
             self._transposed[layer] = (not module.batch_first, False)
-        elif tensor.dim() == 3:  # h_n / c_n: [layers * directions, B, H], never batch-first
+        elif any(tensor is s for s in states):  # h_n / c_n: [layers * directions, B, H], never batch-first
             self._transposed[layer] = (True, tensor.shape[0] == 1)
 
     def _hook(self, layer: str):
@@ -433,7 +435,8 @@ class Recorder(HookSet):
                 return None
             selector = self._selector(layer)
             tensor = select_tensor(output, selector, what=f"output of layer {layer!r}")
-            self._note_layout(layer, module, output, tensor)
+            if not callable(selector):  # what a function returns is taken as it is
+                self._note_layout(layer, module, output, tensor)
             if self.keep_graph and not tensor.requires_grad and tensor.is_floating_point():
                 # Nothing upstream is on the graph (integer inputs, frozen weights): start it here.
                 tensor = tensor.detach().requires_grad_(True)
