@@ -23,7 +23,6 @@ Activations are channels-first (``[C, H, W]``, ``[C, T]``) as PyTorch and the st
 
 from __future__ import annotations
 
-import fnmatch
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from neuralatlas.analysis import _kernels
 from neuralatlas.analysis.streaming import (BlockReduction, block_rows, flatten_samples, parse_memory_limit,
                                             pooled_shape, reduce_blocks)
 from neuralatlas.errors import AnalysisError, LayerError, StoreError, did_you_mean
+from neuralatlas.patterns import layer_matches
 
 __all__ = ["NAPs", "UnitStatistics", "align_by_gradient", "contrastive_naps", "naps", "unit_statistics"]
 
@@ -367,7 +367,7 @@ def _resolve_layers(available: Sequence[str], layers: str | Sequence[str] | None
     patterns = [layers] if isinstance(layers, str) else list(layers)
     chosen: list[str] = []
     for pattern in patterns:
-        hits = [name for name in available if fnmatch.fnmatchcase(name, pattern)]
+        hits = [name for name in available if layer_matches(name, pattern)]
         if not hits:
             raise LayerError(f"Layer {pattern!r} matches no layer of the store.{did_you_mean(pattern, available)}"
                              f" Layers stored: {', '.join(available)}.")
