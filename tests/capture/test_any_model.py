@@ -119,6 +119,10 @@ def test_naps_by_token_and_position_on_token_rows(minilm, tmp_path):
     np.testing.assert_allclose(by_tok.values("encoder.layer.5.output")[the],
                                acts[(table["token"] == "the").to_numpy()].mean(0), rtol=1e-5, atol=1e-6)
     assert by_tok.counts[the] == 3  # "the" twice in the last sentence, once in the first
+    # a projection coloured by any column of the token table
+    proj = na.project(store, method="pca", n=None, labels="token", quality=False)
+    names = np.asarray(proj.classes, dtype=object)[proj.labels]
+    np.testing.assert_array_equal(names, table["token"].to_numpy()[proj.rows])
 
 
 def test_minilm_reductions_check_axes(minilm, tmp_path):
