@@ -215,6 +215,40 @@ def test_gpt2_blocks_and_lm_loss_gradients(gpt2, tmp_path):
         na.capture(gpt2, data, layers="transformer.h.0", gradients=True, out=tmp_path / "e.zarr", batch_size=4)
 
 
+def test_gpt2_token_rows_with_gradients_and_dict_labels(gpt2, tmp_path):
+    base = Ids()
+
+    class WithLabels(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(base)
+
+        def __getitem__(self, i):  # a collated dict's "labels" entry is the label, not a model input
+            return {**base[i], "labels": i % 2}
+
+    store = na.capture(gpt2, WithLabels(), layers="transformer.h.1", rows="tokens", gradients=True,
+                       target=lm_loss, out=tmp_path / "t.zarr", batch_size=4, chunk_rows=5)
+    x = {"input_ids": base.ids, "attention_mask": base.mask}
+    seen = {}
+
+    def keep(module, args, output):
+        seen["h"] = output[0] if isinstance(output, tuple) else output
+
+    handle = gpt2.transformer.h[1].register_forward_hook(keep)
+    try:
+        out = gpt2(**x).logits
+    finally:
+        handle.remove()
+    (grad,) = torch.autograd.grad(lm_loss(out, None, x).sum(), seen["h"])
+    mask = base.mask.bool()
+    np.testing.assert_allclose(np.asarray(store.activations("transformer.h.1")), seen["h"][mask].detach().numpy(),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(store.gradients("transformer.h.1")), grad[mask].numpy(), rtol=1e-4, atol=1e-7)
+    np.testing.assert_array_equal(store.samples["label"], np.repeat(np.arange(6) % 2, mask.sum(1).numpy()))
+    assert "token" not in store.samples  # no tokenizer given: ids only
+    with pytest.raises(CaptureError, match="rows='tokens' keeps every token"):
+        na.capture(gpt2, base, layers="transformer.h.1", rows="tokens", reduce="token_mean", out=tmp_path / "x.zarr")
+
+
 def test_gradient_alignment_refuses_a_token_sequence(gpt2, tmp_path):
     store = na.capture(gpt2, Ids(), layers="transformer.h.*", out=tmp_path / "g.zarr", batch_size=3,
                        gradients=True, target=lambda out, y, x: out[:, -1].logsumexp(-1))

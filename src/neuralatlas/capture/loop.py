@@ -720,7 +720,7 @@ class _CaptureRun:
         """Probe: the layout of a layer's output, and whether its reduction fits it."""
         module = self.recorder_modules[layer]
         seq_len = int(self.mask.shape[1]) if self.mask is not None else None
-        if self.rows == "tokens":
+        if self.rows == "tokens" and self.token_mask is not None:
             seq_len = int(self.token_mask.shape[1])
         shape = tuple(tensor.shape)
         layout = self.axes.get(layer) or layout_of(module, shape, seq_len)
@@ -811,7 +811,8 @@ class _CaptureRun:
 
     def _plan_tokens(self) -> None:
         """First pass over the data: real tokens per sample, and the token rows' table."""
-        counts, cols = [], {"position": [], "token_id": [], "label": []}
+        counts: list[np.ndarray] = []
+        cols: dict[str, list[np.ndarray]] = {"position": [], "token_id": [], "label": []}
         has_ids, labelled = True, True
         for inputs, labels in self.source.batches(0, self.source.n):
             mask = _token_mask(inputs).cpu()
