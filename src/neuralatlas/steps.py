@@ -326,7 +326,7 @@ def projection(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: An
                                                 **(streaming if how == "anova" else {}))
             found[how].save(results_dir / "neurons")
         stem = file_stem(nproj.layer)
-        _save(neuron_map(nproj), figures_dir / f"neurons_{stem}")
+        _save(neuron_map(nproj, discriminative=found[methods[0]]), figures_dir / f"neurons_{stem}")
         for how, imp in found.items():
             _save(compare_projections(nproj, imp), figures_dir / f"compare_{stem}_{how}")
             _save(discriminative_map(nproj, imp), figures_dir / f"discriminative_{stem}_{how}")
