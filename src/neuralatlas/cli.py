@@ -519,12 +519,16 @@ def topomap_cmd(
     table = Table(title=f"{'contrastive ' if contrastive else ''}topomaps: layout quality (random layout in brackets)")
     for col in ("layout", "layer", "units", "Spearman", "kNN kept", "trustworthiness", "map similarity"):
         table.add_column(col, justify="left" if col in ("layout", "layer") else "right")
+    def pair(q: dict[str, Any], key: str) -> str:
+        if key not in q:
+            return "—"
+        return f"{q[key]:.2f}" + (f" ({q['random_' + key]:.2f})" if "random_" + key in q else "")
+
     for method, per_layer in all_quality.items():
         for layer, q in per_layer.items():
-            table.add_row(method, layer, f"{int(q['units'])}", f"{q['spearman']:.2f} ({q['random_spearman']:.2f})",
-                          f"{q.get('knn', float('nan')):.2f} ({q.get('random_knn', float('nan')):.2f})",
-                          f"{q['trustworthiness']:.2f} ({q['random_trustworthiness']:.2f})",
-                          f"{q['map_similarity']:.2f}")
+            table.add_row(method if "layout" not in q else q["layout"], layer, f"{int(q['units'])}",
+                          pair(q, "spearman"), pair(q, "knn"), pair(q, "trustworthiness"),
+                          pair(q, "map_similarity"))
     stdout.print(table)
     console.print(f"results in {results_root}, figures in {figures_root}")
 

@@ -146,7 +146,8 @@ def topomap(run_dir: Path, *, layout: str = "umap", contrastive: bool = False, w
             _save(layout_quality_figure(per_method, title=f"{layer}: layout quality (Spearman)"),
                   figures_root / f"quality_{file_stem(layer)}")
     summary = {"contrastive": contrastive, "layouts": methods,
-               "quality": [{"layout": m, "layer": layer, **{k: float(v) for k, v in q.items()}}
+               "quality": [{"layout": m, "layer": layer,
+                            **{k: v if isinstance(v, str) else float(v) for k, v in q.items()}}
                            for m, per_layer in quality.items() for layer, q in per_layer.items()]}
     return quality, _write_summary(results_root, summary)
 
