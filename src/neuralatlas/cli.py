@@ -458,7 +458,7 @@ from neuralatlas.steps import run_store as _run_store  # noqa: E402
 def naps_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder with acts.zarr (from `neuralatlas capture`, or an imported iNNtrospect folder).")],
     by: Annotated[str, typer.Option(help="Group samples by: label, prediction, correct, group, or another sample-table column.")] = "label",
-    align: Annotated[Optional[str], typer.Option(help="'gradient': centre each sample on its largest gradient first (conv layers; needs gradients).")] = None,
+    align: Annotated[Optional[str], typer.Option(help="'gradient': centre each sample on its largest gradient first (conv layers; needs gradients); 'auto' (default): do so when the store has the conv layers' gradients; 'none': never.")] = "auto",
     layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layer name or glob; repeat for more. Default: every layer.")] = None,
     epoch: Annotated[Optional[int], typer.Option(help="Checkpoint epoch of a per-epoch store (default: the final model).")] = None,
     figures: Annotated[bool, typer.Option(help="Also draw heatmaps, per-group maps and unit statistics.")] = True,
@@ -473,7 +473,8 @@ def naps_cmd(
     from neuralatlas import steps as run_steps
 
     with _dask_client(scheduler) as client, progress_bar(f"NAPs by {by}") as update:
-        result, _ = run_steps.naps(run_dir, by=by, layers=layers or None, align=align, epoch=epoch,
+        result, _ = run_steps.naps(run_dir, by=by, layers=layers or None,
+                                   align=None if align in ("none", "None") else align, epoch=epoch,
                                    figures=figures, memory_limit=memory_limit, client=client, progress=update)
     results_dir, figures_dir = run_dir / "results" / "naps", run_dir / "figures" / "naps"
     table = Table(title=f"NAPs by {result.by}: {len(result.groups)} groups, {int(result.counts.sum())} samples")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from neuralatlas.errors import ConfigError, did_you_mean
+from neuralatlas.errors import AnalysisError, ConfigError, did_you_mean
 
 Progress = Callable[[int, int], None] | None
 
@@ -65,25 +65,51 @@ def _json_default(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------- NAPs, topomaps
-def naps(run_dir: Path, *, by: str = "label", align: str | None = None,
+def auto_alignment(store: Any, epoch: int | None = None) -> str | None:
+    """``"gradient"`` when the store has gradients of every conv (``[C, H, W]``) layer, else ``None``.
+
+    iNNtrospect aligns conv NAPs by gradient; without gradients, or with no conv layer,
+    there is nothing to align.
+    """
+    conv = [n for n in store.layers if len(store.unit_shape(n)) == 3]
+    if conv and all(store.has_gradients(n, epoch) for n in conv):
+        return "gradient"
+    return None
+
+
+def naps(run_dir: Path, *, by: str = "label", align: str | None = "auto",
          layers: Sequence[str] | None = None, epoch: int | None = None, figures: bool = True,
-         memory_limit: int | str | None = None, client: Any = None,
+         heatmap: str = "contrastive", memory_limit: int | str | None = None, client: Any = None,
          progress: Progress = None) -> tuple[Any, dict[str, Any]]:
     """NAPs and unit statistics of a run, with heat maps, per-group maps and statistics figures.
 
-    Streamed in blocks that fit ``memory_limit``; on a dask cluster with ``client=``.
+    ``align="auto"`` (default) aligns conv layers by gradient when the store has their
+    gradients (:func:`auto_alignment`). The heat maps show ``heatmap``: ``"contrastive"``
+    NAPs (each group minus the mean of the others, iNNtrospect's contrast; default),
+    ``"zscore"`` (the same, divided by the spread across groups) or ``"raw"`` class means,
+    with units sorted by preferred group. Streamed in blocks that fit ``memory_limit``; on
+    a dask cluster with ``client=``.
     """
+    from neuralatlas.analysis.naps import contrastive_naps
     from neuralatlas.analysis.naps import naps as compute
     from neuralatlas.plots import nap_heatmap, nap_maps, unit_statistics_figure
 
-    result = compute(run_store(run_dir), by=by, layers=layers or None, align=align, epoch=epoch,
+    if heatmap not in ("contrastive", "zscore", "raw"):
+        raise AnalysisError(f"heatmap={heatmap!r}; choose 'contrastive', 'zscore' or 'raw'.")
+    store = run_store(run_dir)
+    if align == "auto":
+        align = auto_alignment(store, epoch)
+    result = compute(store, by=by, layers=layers or None, align=align, epoch=epoch,
                      memory_limit=memory_limit, client=client, progress=progress)
     results_dir, figures_dir = _dirs(run_dir, "naps")
     result.save(results_dir)
     if figures:
         _save(unit_statistics_figure(result), figures_dir / "unit_statistics")
+        shown = result
+        if heatmap != "raw" and len(result.groups) > 1:
+            shown = contrastive_naps(result, normalize="zscore" if heatmap == "zscore" else None)
         for layer in result.layers:
-            _save(nap_heatmap(result, layer), figures_dir / f"{file_stem(layer)}_heatmap")
+            _save(nap_heatmap(shown, layer), figures_dir / f"{file_stem(layer)}_heatmap")
             if result.values(layer).ndim == 4:
                 _save(nap_maps(result, layer), figures_dir / f"{file_stem(layer)}_maps")
     return result, result.summary()
