@@ -458,7 +458,7 @@ from neuralatlas.steps import run_store as _run_store  # noqa: E402
 def naps_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder with acts.zarr (from `neuralatlas capture`, or an imported iNNtrospect folder).")],
     by: Annotated[str, typer.Option(help="Group samples by: label, prediction, correct, group, or another sample-table column.")] = "label",
-    align: Annotated[Optional[str], typer.Option(help="'gradient': centre each sample on its largest gradient first (conv layers; needs gradients).")] = None,
+    align: Annotated[Optional[str], typer.Option(help="'gradient': centre each sample on its largest gradient first (conv layers; needs gradients); 'auto' (default): do so when the store has the conv layers' gradients; 'none': never.")] = "auto",
     layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layer name or glob; repeat for more. Default: every layer.")] = None,
     epoch: Annotated[Optional[int], typer.Option(help="Checkpoint epoch of a per-epoch store (default: the final model).")] = None,
     figures: Annotated[bool, typer.Option(help="Also draw heatmaps, per-group maps and unit statistics.")] = True,
@@ -473,7 +473,8 @@ def naps_cmd(
     from neuralatlas import steps as run_steps
 
     with _dask_client(scheduler) as client, progress_bar(f"NAPs by {by}") as update:
-        result, _ = run_steps.naps(run_dir, by=by, layers=layers or None, align=align, epoch=epoch,
+        result, _ = run_steps.naps(run_dir, by=by, layers=layers or None,
+                                   align=None if align in ("none", "None") else align, epoch=epoch,
                                    figures=figures, memory_limit=memory_limit, client=client, progress=update)
     results_dir, figures_dir = run_dir / "results" / "naps", run_dir / "figures" / "naps"
     table = Table(title=f"NAPs by {result.by}: {len(result.groups)} groups, {int(result.counts.sum())} samples")
@@ -519,12 +520,16 @@ def topomap_cmd(
     table = Table(title=f"{'contrastive ' if contrastive else ''}topomaps: layout quality (random layout in brackets)")
     for col in ("layout", "layer", "units", "Spearman", "kNN kept", "trustworthiness", "map similarity"):
         table.add_column(col, justify="left" if col in ("layout", "layer") else "right")
+    def pair(q: dict[str, Any], key: str) -> str:
+        if key not in q:
+            return "—"
+        return f"{q[key]:.2f}" + (f" ({q['random_' + key]:.2f})" if "random_" + key in q else "")
+
     for method, per_layer in all_quality.items():
         for layer, q in per_layer.items():
-            table.add_row(method, layer, f"{int(q['units'])}", f"{q['spearman']:.2f} ({q['random_spearman']:.2f})",
-                          f"{q.get('knn', float('nan')):.2f} ({q.get('random_knn', float('nan')):.2f})",
-                          f"{q['trustworthiness']:.2f} ({q['random_trustworthiness']:.2f})",
-                          f"{q['map_similarity']:.2f}")
+            table.add_row(method if "layout" not in q else q["layout"], layer, f"{int(q['units'])}",
+                          pair(q, "spearman"), pair(q, "knn"), pair(q, "trustworthiness"),
+                          pair(q, "map_similarity"))
     stdout.print(table)
     console.print(f"results in {results_root}, figures in {figures_root}")
 
