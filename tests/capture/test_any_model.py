@@ -215,6 +215,15 @@ def test_gpt2_blocks_and_lm_loss_gradients(gpt2, tmp_path):
         na.capture(gpt2, data, layers="transformer.h.0", gradients=True, out=tmp_path / "e.zarr", batch_size=4)
 
 
+def test_gpt2_with_no_arguments_skips_what_has_no_row_per_sample(gpt2, tmp_path):
+    with pytest.warns(UserWarning, match=r"'transformer.wpe' \[1, 9, 32\].*skipped"):
+        store = na.capture(gpt2, Ids(), out=tmp_path / "g.zarr", batch_size=6)
+    assert "transformer.wpe" not in store.layers and "lm_head" in store.layers
+    assert store.unit_shape("lm_head") == (9, 50) and "prediction" not in store.samples
+    with pytest.raises(CaptureError, match=r"'transformer.wpe' gave an output of shape \[1, 9, 32\].*not\s+the batch"):
+        na.capture(gpt2, Ids(), layers=["transformer.wpe"], out=tmp_path / "w.zarr", batch_size=6)
+
+
 def test_gpt2_token_rows_with_gradients_and_dict_labels(gpt2, tmp_path):
     base = Ids()
 
@@ -437,7 +446,7 @@ def test_pattern_skips_layers_that_do_not_run_but_a_name_does_not(tmp_path):
     x = torch.randn(4, 2, 7)
     data = torch.utils.data.TensorDataset(x, torch.zeros(4, dtype=torch.long))
     model = Conv1dNet().eval()
-    with pytest.warns(UserWarning, match=r"\['unused'\].*did not run.*skipped"):
+    with pytest.warns(UserWarning, match=r"\['unused'\] \(not named exactly\) did not run.*skipped"):
         store = na.capture(model, data, layers=["head", "*"], out=tmp_path / "a.zarr", reduce={"conv": "mean",
                                                                                              "act": "mean"},
                            axes={"act": "channels_first"})

@@ -681,6 +681,7 @@ class _CaptureRun:
         self._token_table: dict[str, np.ndarray] | None = None
         self._probed: tuple[dict[str, tuple[int, ...]], int] | None = None
         self._probing = False
+        self._not_per_sample: dict[str, list[int]] = {}
         self._batch_n = 0
         self._src, self._dst = slice(0, 0), slice(0, 0)
         self._counts: np.ndarray | None = None
@@ -694,6 +695,11 @@ class _CaptureRun:
     # the sink runs inside each forward hook: reduce, check shape, copy into the chunk buffer
     def _sink(self, layer: str, tensor: torch.Tensor) -> None:
         if tensor.dim() == 0 or tensor.shape[0] != self._batch_n:
+            if self._probing and layer in self.recorder.optional:
+                # picked by a pattern (or as a leaf), not named: a broadcast output such as a
+                # position embedding [1, T, D] has no row per sample; leave it out, say so
+                self._not_per_sample[layer] = list(tensor.shape)
+                return
             raise CaptureError(
                 f"Layer {layer!r} gave an output of shape {list(tensor.shape)} whose first axis is not"
                 f" the batch ({self._batch_n} samples). Pick a batch-first tensor with"
@@ -790,12 +796,19 @@ class _CaptureRun:
             self._probing = False
         skipped = self.recorder.missing()
         if skipped:
-            warnings.warn(f"Layers {skipped} (picked by a pattern) did not run in the forward pass of"
+            warnings.warn(f"Layers {skipped} (not named exactly) did not run in the forward pass of"
                           f" {type(self.model).__name__}; they are skipped.", stacklevel=3)
-            self.layers = [n for n in self.layers if n not in skipped]
+        if self._not_per_sample:
+            shapes = ", ".join(f"{k!r} {v}" for k, v in self._not_per_sample.items())
+            warnings.warn(f"Layers not named exactly give outputs without a row per sample ({shapes};"
+                          f" the batch has {len(labels)}); they are skipped.", stacklevel=3)
+        dropped = set(skipped) | set(self._not_per_sample)
+        if dropped:
+            self.layers = [n for n in self.layers if n not in dropped]
             self.recorder.layers = list(self.layers)
             if not self.layers:
-                raise CaptureError(f"None of the layers picked ran in the forward pass: {skipped}.")
+                raise CaptureError(f"None of the layers picked can be captured: {sorted(dropped)} did not"
+                                   " run or have no row per sample.")
         self.has_prediction = self._is_class_logits(out, labels, inputs)
         self.label_dtype = np.float64 if labels.is_floating_point() else np.int64
         if labels.dim() > 1 and not (labels.dim() == 2 and labels.shape[1] == 1) and self.rows != "tokens":
