@@ -515,3 +515,19 @@ def test_resume_refused_on_another_callable(tmp_path):
         na.capture(model, data, out=tmp_path / "d.zarr", layer_output={"0": lambda o: o}, batch_size=4)
     with pytest.raises(StoreMismatchError, match="layer_output:"):
         na.capture(model, data, out=tmp_path / "d.zarr", layer_output={"0": lambda o: o + 0}, batch_size=4)
+
+
+def test_class_analyses_refuse_float_labels(tmp_path):
+    torch.manual_seed(0)
+    x = torch.randn(20, 3)
+    data = torch.utils.data.TensorDataset(x, torch.linspace(0.1, 2.0, 20))
+    store = na.capture(Regressor().eval(), data, layers="fc1", out=tmp_path / "r.zarr")
+    with pytest.raises(AnalysisError, match="floats \\(regression targets\\).*pd.qcut"):
+        na.naps(store, by="label")
+    bins = np.repeat(np.arange(4), 5)
+    result = na.naps(store, by=bins)
+    np.testing.assert_allclose(result.values("fc1")[1], np.asarray(store.activations("fc1"))[5:10].mean(0), rtol=1e-5)
+    from neuralatlas.analysis.similarity import linear_probes
+
+    with pytest.raises(AnalysisError, match="float labels \\(regression targets\\)"):
+        linear_probes(store)

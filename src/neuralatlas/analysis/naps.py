@@ -408,6 +408,12 @@ def group_codes(table: pd.DataFrame, by: str | Sequence | np.ndarray, groups: Se
             values = np.where(valid, values, None)
         elif by in table:
             values = np.asarray(table[by])
+            if by == "label" and values.dtype.kind == "f" and not np.array_equal(values[~np.isnan(values)],
+                                                                                 np.round(values[~np.isnan(values)])):
+                raise AnalysisError(
+                    "The labels are floats (regression targets), not classes: grouping by them would make"
+                    " a group per value. Bin them into groups and pass by=array, e.g."
+                    " by=pd.qcut(store.samples['label'], 4, labels=False), or group by another column.")
             if by in ("label", "prediction"):
                 names_source = classes
         else:
