@@ -28,7 +28,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 
 from neuralatlas.errors import ConfigError, DataError
 from neuralatlas.zoo.errors import ModelError
-from neuralatlas.zoo.models import SPEC_ATTR, _load_strict
+from neuralatlas.zoo.models import SPEC_ATTR, _load_strict, torch_load
 from neuralatlas.zoo.registry import build
 
 ProgressCallback = Callable[[int, int, dict[str, Any]], None]
@@ -425,7 +425,7 @@ def load_checkpoint(model: nn.Module, path_or_run_dir: str | os.PathLike[str], e
             raise ModelError(f"No checkpoint of epoch {epoch} in {str(path)!r}; epochs present: {sorted(found)}.")
         file = found[epoch]
     first = next(model.parameters(), None)
-    state = torch.load(file, map_location=first.device if first is not None else "cpu", weights_only=True)
+    state = torch_load(file, first.device if first is not None else "cpu")
     _load_strict(model, state, f"Checkpoint {str(file)!r}",
                  hint="Was it trained with another model or other builder arguments?")
     return model
