@@ -133,7 +133,7 @@ class ActivationStore:
             raise StoreCorruptError(
                 f"{path / 'zarr.json'} is unreadable ({err.__class__.__name__}: {err}): the store's"
                 " metadata is damaged and its layout cannot be recovered from it. Fix: rerun the"
-                " capture with --overwrite (overwrite=True), or restore the folder from a backup."
+                " capture with overwrite=True, or restore the folder from a backup."
             ) from None
         except PermissionError as err:
             raise StoreError(f"Cannot open {path}: {err.strerror} ({err.filename}). Fix the folder's"
