@@ -414,3 +414,35 @@ def run_adversarial(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str
     params.setdefault("samples", ctx.run.capture.n)
     return attack_run(ctx.run_dir, data=ctx.run.data.name, data_path=ctx.run.data.path,
                       split=ctx.run.capture.split, progress=reporter.progress, **params)
+
+
+# ---------------------------------------------------------------------------- validation up front
+def validate_params(analysis: str, params: dict[str, Any]) -> None:
+    """The parameter check of a pipeline analysis on its own, so a run refuses a typo in any
+    analysis before training or capturing (the same check its ``run_*`` step makes).
+
+    Analyses registered as plain callables (not a step of this module) are not checked here.
+
+    Raises
+    ------
+    ConfigError
+    """
+    if analysis == "similarity":
+        from neuralatlas.analysis.similarity import _STEP_PARAMS
+
+        unknown = sorted(set(params) - _STEP_PARAMS)
+        if unknown:
+            raise ConfigError(f"analyses.similarity: unknown parameter {unknown[0]!r}."
+                              f"{did_you_mean(unknown[0], _STEP_PARAMS)} Valid: {', '.join(sorted(_STEP_PARAMS))}.")
+        return
+    if analysis in ("attribution", "adversarial"):
+        if analysis == "attribution":
+            from neuralatlas.attribution.runfolder import attribute_run as fn
+        else:
+            from neuralatlas.adversarial.runfolder import attack_run as fn
+        checked_params(analysis, fn, params, internal=_RUN_DATA)
+        return
+    fn = {"naps": naps, "topomap": topomap, "architecture": architecture, "featurevis": featurevis,
+          "projection": projection}.get(analysis)
+    if fn is not None:
+        checked_params(analysis, fn, params)

@@ -16,6 +16,7 @@ from neuralatlas.capture.hooks import (REDUCTIONS, SPATIAL_REDUCTIONS, Recorder,
                                        resolve_layers, select_tensor)
 from neuralatlas.errors import CaptureError, DataError, StoreError, StoreMismatchError
 from neuralatlas.store.core import ActivationStore, chunk_rows_for
+from neuralatlas.store.safety import WriteGuard, create_atomically, half_created, report_nonfinite
 
 Target = str | int | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Progress = Callable[[int, int], None]
@@ -256,6 +257,7 @@ def capture(
     overwrite: bool = False,
     progress: Progress | None = None,
     client: Any = None,
+    verify: str = "fast",
 ) -> ActivationStore:
     """Capture the activations (and gradients) of ``layers`` over ``data`` into a zarr store.
 
@@ -315,6 +317,10 @@ def capture(
         store (no locks: chunks are disjoint), and a shard lost with a worker is recomputed.
         The store path must be on storage every worker sees (a network file system, or an
         object-store URL zarr understands). Needs ``neuralatlas[distributed]``.
+    verify : "fast" or "deep"
+        When resuming an existing store: ``"fast"`` lists its chunk files and recomputes the
+        rows of any that are missing; ``"deep"`` also reads every written chunk through its
+        checksum and recomputes the damaged ones.
 
     Returns
     -------
@@ -327,7 +333,8 @@ def capture(
     CaptureError
         The model fails on the data's inputs, a layer runs more than once, shapes vary.
     StoreError
-        ``out`` holds a store written with different arguments.
+        ``out`` holds a store written with different arguments, another capture is writing
+        to it (:class:`~neuralatlas.errors.StoreLockedError`), the disk is full or read-only.
 
     Examples
     --------
@@ -358,7 +365,10 @@ def capture(
         checkpoint_paths = _checkpoint_paths(checkpoints, epochs)
         slots = list(checkpoint_paths)
 
-    with preserved(model, restore_weights=checkpoints is not None):
+    if verify not in ("fast", "deep"):
+        raise CaptureError(f"verify={verify!r}; choose 'fast' (list chunk files) or 'deep' (read them).")
+    guard = WriteGuard(Path(out), gradients=gradients)  # one writer; disk full/read-only named
+    with preserved(model, restore_weights=checkpoints is not None), guard:
         model.to(dev).eval()
         if gradients:
             for p in model.parameters():
@@ -378,7 +388,8 @@ def capture(
         run = _CaptureRun(model, source, names, dev, gradients, target, reduce, output,
                           layer_output, repeated)
         store = _open_or_create(Path(out), settings, overwrite, run, slots, groups, classes,
-                                chunk_rows, compressor, checkpoint_paths)
+                                chunk_rows, compressor, checkpoint_paths, verify)
+        guard.store, guard.slots = store, slots
         total = source.n * len(slots)
         done_rows = 0
         for slot in slots:
@@ -394,6 +405,7 @@ def capture(
                     _load_checkpoint(model, checkpoint_paths[slot], dev)
                 done_rows = run.fill(store, slot, progress, done_rows, total)
             store.mark_complete(slot)
+        report_nonfinite(store)
     if progress is not None:
         progress(total, total)
     return store
@@ -440,7 +452,9 @@ def _fill_distributed(client: Any, run: _CaptureRun, store: ActivationStore, slo
 def _open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: _CaptureRun,
                     slots: list[int | None], groups: Any, classes: Sequence[str] | None,
                     chunk_rows: int | None, compressor: str | None,
-                    checkpoint_paths: Mapping[int, Path]) -> ActivationStore:
+                    checkpoint_paths: Mapping[int, Path], verify: str = "fast") -> ActivationStore:
+    if not overwrite and half_created(out):
+        overwrite = True  # stopped before its sample table was written: nothing in it to keep
     if out.exists() and not overwrite and (out / "zarr.json").exists():
         store = ActivationStore.open(out, mode="a")
         before = store.attrs.get("capture", {})
@@ -451,6 +465,7 @@ def _open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: _
                 f"{out} holds a capture made with other arguments ({'; '.join(diff)})."
                 " Pass overwrite=True to replace it, or choose another out= path."
             )
+        _repair(store, run, slots, groups, deep=verify == "deep")
         return store
     if out.exists() and not overwrite and any(out.iterdir()):
         raise StoreError(f"{out} exists and is not an activation store; choose another out= path"
@@ -462,7 +477,7 @@ def _open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: _
     if rows % run.source.batch_size and isinstance(run.source, _LoaderSource):
         raise StoreError(f"chunk_rows={rows} must be a multiple of the DataLoader's batch size"
                          f" {run.source.batch_size}.")
-    store = ActivationStore.create(out, {
+    attrs = {
         "layers": run.layers,
         "unit_shapes": {k: list(v) for k, v in shapes.items()},
         "layer_types": {k: type(m).__name__ for k, m in run.model.named_modules() if k in shapes},
@@ -472,12 +487,51 @@ def _open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: _
         "epochs": [s for s in slots if s is not None],
         "capture": settings,
         "source": "capture",
-    }, overwrite=overwrite)
-    store.plan_slots(slots)
+    }
     group_col = groups if groups is not None else run.source.groups
-    store.write_samples(index=run.source.index, label=np.full(run.source.n, -1, np.int64),
-                        group=group_col)
-    return store
+
+    def build(path: Path) -> None:
+        store = ActivationStore.create(path, attrs)
+        store.plan_slots(slots)
+        store.write_samples(index=run.source.index, label=np.full(run.source.n, -1, np.int64),
+                            group=group_col)
+
+    # Built in a folder beside `out` and renamed into place once its attributes and sample
+    # table are written: a kill in these first moments leaves no half-made store at `out`.
+    create_atomically(out, build, replace=overwrite)
+    return ActivationStore.open(out, mode="a")
+
+
+def _repair(store: ActivationStore, run: _CaptureRun, slots: list[int | None], groups: Any,
+            deep: bool) -> None:
+    """Before resuming: chunks marked written but missing (or, ``deep``, damaged) are marked
+    unwritten, so this capture recomputes exactly those rows."""
+    import warnings
+
+    report = store.check_integrity(deep=deep)
+    if report.ok:
+        return
+    rows: list[Any] = []
+    for p in report.problems:
+        if p.kind == "samples/label":
+            # labels are rewritten with each chunk: recomputing the chunk in the first slot mends them
+            rows.append(type(p)("acts", p.layer, slots[0], p.chunk, p.rows, p.problem, p.file))
+        elif p.kind in ("samples/index", "samples/group"):
+            group_col = groups if groups is not None else run.source.groups
+            store.write_samples(index=run.source.index, label=store._group["samples/label"][:]
+                                if "samples/label" not in {q.kind for q in report.problems}
+                                else np.full(store.n_samples, -1, np.int64), group=group_col)
+        elif p.kind.startswith("samples/"):
+            raise StoreError(f"{report.message()} The sample column {p.kind[8:]!r} cannot be rebuilt"
+                             " by capture: pass it again through from_arrays, or capture with"
+                             " overwrite=True.")
+        else:
+            rows.append(p)
+    marked = store.invalidate(rows)
+    warnings.warn(f"{store.path}: recomputing {marked} chunk(s) marked written but "
+                  f"{'missing or damaged' if deep else 'missing'}: "
+                  + "; ".join(p.describe() for p in report.problems[:4])
+                  + ("; ..." if len(report.problems) > 4 else ""), stacklevel=3)
 
 
 def _checkpoint_paths(checkpoints: str | Path | Mapping[int, str | Path],
@@ -503,7 +557,9 @@ def _checkpoint_paths(checkpoints: str | Path | Mapping[int, str | Path],
 
 
 def _load_checkpoint(model: nn.Module, path: Path, device: torch.device) -> None:
-    state = torch.load(path, map_location=device, weights_only=True)
+    from neuralatlas.zoo.models import torch_load
+
+    state = torch_load(path, device)
     model.load_state_dict(state)
 
 
@@ -594,6 +650,7 @@ class _CaptureRun:
             if self.gradients:
                 store.create_layer_array("grads", name, slot, compressor=compressor)
         store.prediction_array(slot)
+        store.nonfinite_array(slot, create=True)
         store.done_flags(slot, create=True)
 
     def pending_chunks(self, store: ActivationStore, slot: int | None) -> list[int]:
@@ -613,6 +670,7 @@ class _CaptureRun:
                  if self.gradients else {})
         preds_arr = store.prediction_array(slot)
         done = store.done_flags(slot)
+        nonfinite = store.nonfinite_array(slot)
         labels_arr = store._group["samples/label"]
         pending = set(self.pending_chunks(store, slot) if chunks is None else chunks)
         self.buffers = {name: np.empty((R, *s), np.float32) for name, s in self.shapes.items()}
@@ -646,6 +704,8 @@ class _CaptureRun:
                         grads[name][start:stop] = grad_buffers[name][:m]
                 preds_arr[start:stop] = pred_buf[:m]
                 labels_arr[start:stop] = label_buf[:m]
+                if nonfinite is not None:  # rows with NaN/inf per layer, for analyses to name
+                    nonfinite[start:stop] = _nonfinite_rows(self.buffers, grad_buffers, self.layers, m)
                 done[c] = True  # last: a chunk counts only when everything of it is on disk
                 done_rows += m
                 if progress is not None:
@@ -666,3 +726,24 @@ class _CaptureRun:
             g = torch.zeros_like(t) if g is None else g
             value = apply_reduction(g, self.modes[name], self.mask)
             buffers[name][rows] = value.to("cpu", torch.float32).numpy()
+
+
+def _nonfinite_rows(buffers: Mapping[str, np.ndarray], grad_buffers: Mapping[str, np.ndarray],
+                    layers: Sequence[str], m: int) -> np.ndarray:
+    """``[m, n_layers]`` bool: which rows of each layer hold a NaN or inf (activation or gradient)."""
+    flags = np.zeros((m, len(layers)), bool)
+    for j, name in enumerate(layers):
+        for buf in (buffers[name], grad_buffers.get(name)):
+            if buf is not None:
+                flags[:, j] |= _bad_rows(buf[:m].reshape(m, -1))
+    return flags
+
+
+def _bad_rows(block: np.ndarray) -> np.ndarray:
+    # A row's sum is finite when all its values are (one cheap pass); rows whose sum is not
+    # are confirmed value by value, so a sum that merely overflows is not called non-finite.
+    with np.errstate(over="ignore", invalid="ignore"):
+        suspect = ~np.isfinite(block.sum(1))
+    if suspect.any():
+        suspect[suspect] = ~np.isfinite(block[suspect]).all(1)
+    return suspect

@@ -418,18 +418,46 @@ def _describe(weights: object) -> str:
     return repr(str(weights)) if isinstance(weights, (str, os.PathLike)) else "(state dict)"
 
 
+def torch_load(path: str | os.PathLike[str], map_location: Any = "cpu", what: str = "Checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)`` whose failures name the file and the fix.
+
+    An empty (0-byte) or truncated file — a save that was interrupted, a full disk, a copy cut
+    short — otherwise surfaces as a bare ``EOFError`` (which the CLI shows as "Aborted.") or
+    ``OSError: [Errno 22]`` without a path.
+
+    Raises
+    ------
+    ModelError
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ModelError(f"{what} file {str(path)!r} does not exist.") from None
+    if size == 0:
+        raise ModelError(f"{what} file {str(path)!r} is empty (0 bytes): its save was interrupted."
+                         " Retrain (or copy the file again); it holds no weights.")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (EOFError, OSError, RuntimeError) as err:
+        raise ModelError(
+            f"{what} file {str(path)!r} ({size:,} bytes) is truncated or damaged ({type(err).__name__}:"
+            f" {err}). Retrain (or copy the file again from where it was made)."
+        ) from None
+    except Exception as err:  # torch raises several types for unreadable or unsafe files
+        raise ModelError(
+            f"Cannot load {what.lower()} file {str(path)!r} with torch.load(weights_only=True):"
+            f" {type(err).__name__}: {err}. It is not a PyTorch state_dict (or it is damaged)."
+        ) from None
+
+
 def _load_state_dict(weights: str | os.PathLike[str] | Mapping[str, torch.Tensor]) -> Mapping[str, Any]:
     if isinstance(weights, Mapping):
         return weights
     path = Path(weights).expanduser()
     if not path.is_file():
         raise ModelError(f"Weights file {str(path)!r} does not exist; pass the path of a saved state_dict.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for unreadable or unsafe files
-        raise ModelError(
-            f"Cannot load weights file {str(path)!r} with torch.load(weights_only=True): {err}"
-        ) from err
+    state = torch_load(path, "cpu", what="Weights")
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(
             f"Weights file {str(path)!r} holds a {type(state).__name__}, not a state_dict of tensors;"
