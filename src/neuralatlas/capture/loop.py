@@ -339,11 +339,10 @@ def capture(
     >>> store.activations("fc1").shape
     (450, 64)
     """
-    if not isinstance(model, nn.Module):  # Flax and Keras: the same loop through an adapter
-        from neuralatlas.capture.foreign import capture_foreign, is_foreign
+    from neuralatlas.capture.foreign import capture_foreign, is_foreign
 
-        if is_foreign(model):
-            return capture_foreign(**{k: v for k, v in locals().items() if k not in ("capture_foreign", "is_foreign")})
+    if is_foreign(model):  # Flax and Keras (even on the torch backend): the same loop, an adapter
+        return capture_foreign(**{k: v for k, v in locals().items() if k not in ("capture_foreign", "is_foreign")})
     source = as_source(data, batch_size)
     if client is not None and isinstance(source, _LoaderSource):
         raise DataError("A DataLoader cannot be split across workers; pass its dataset (a map-style"
