@@ -346,6 +346,10 @@ def capture(
     >>> store.activations("fc1").shape
     (450, 64)
     """
+    from neuralatlas.capture.foreign import capture_foreign, is_foreign
+
+    if is_foreign(model):  # Flax and Keras (even on the torch backend): the same loop, an adapter
+        return capture_foreign(**{k: v for k, v in locals().items() if k not in ("capture_foreign", "is_foreign")})
     source = as_source(data, batch_size)
     if client is not None and isinstance(source, _LoaderSource):
         raise DataError("A DataLoader cannot be split across workers; pass its dataset (a map-style"
