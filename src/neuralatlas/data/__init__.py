@@ -11,16 +11,19 @@ from typing import Any
 
 from neuralatlas.data.builtin import digits
 from neuralatlas.data.dataset import ArrayDataset
+from neuralatlas.data.photos import photo_patches, photos
 from neuralatlas.data.files import cifar10, fashion_mnist, image_folder, mnist
 from neuralatlas.data.toy import TOY_SETS, call_checked, circles, moons, spirals, split, toy, xor
 from neuralatlas.errors import DataError, did_you_mean
 
-__all__ = ["ArrayDataset", "circles", "cifar10", "digits", "fashion_mnist", "image_folder", "load",
+__all__ = ["ArrayDataset", "circles", "cifar10", "digits", "fashion_mnist", "image_folder", "load", "photo_patches", "photos",
            "mnist", "moons", "spirals", "split", "toy", "xor", "SOURCES"]
 
 # name -> what it is; the keys are the names load() accepts
 SOURCES: dict[str, str] = {
     "digits": "scikit-learn's 8x8 digits, built in",
+    "photos": "the photographs inside scikit-image's and scikit-learn's wheels, built in",
+    "photo_patches": "random multi-scale crops of those photographs, generated",
     **{name: "toy 2-D set, generated" for name in TOY_SETS},
     "mnist": "MNIST from local IDX files or mnist.npz",
     "fashion_mnist": "Fashion-MNIST from local IDX files or an .npz",
@@ -76,6 +79,12 @@ def load(name_or_spec: str, path: str | os.PathLike | None = None,
         raise DataError(f"unknown data set {name!r}; valid names: {', '.join(SOURCES)}."
                         f"{did_you_mean(key, SOURCES)}")
 
+    if key in ("photos", "photo_patches"):
+        if path is not None:
+            raise DataError(f"{key!r} is {SOURCES[key]}, not read from files; drop path={str(path)!r}.")
+        # one set for looking inside a pretrained model (nothing is trained on it): train = test
+        dataset = call_checked(photos if key == "photos" else photo_patches, kw, repr(key))
+        return dataset, dataset
     if key == "digits" or key in TOY_SETS:
         if path is not None:
             raise DataError(f"{key!r} is {SOURCES[key]}, not read from files; drop path={str(path)!r}.")
