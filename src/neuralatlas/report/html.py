@@ -92,6 +92,7 @@ def render_report(run: RunInfo, *, data: Any = None, title: str | None = None) -
     images = SampleImages(run, data)
     notes: list[str] = []
     sections = [{"id": "run", "title": "Run", "html": render_run_summary(run), "error": None}]
+    sections += _overview_sections(run, images)
     names = run.analysis_names()
     ordered = sorted(names, key=lambda n: (section_for(n).order, names.index(n)))
     for name in ordered:
@@ -119,6 +120,24 @@ def render_report(run: RunInfo, *, data: Any = None, title: str | None = None) -
         script=_static("report.js"),
         esc=esc,
     )
+
+
+def _overview_sections(run: RunInfo, images: SampleImages) -> list[dict[str, Any]]:
+    """Findings in words, per-class results and (for several models) the models side by side."""
+    from neuralatlas.report.findings import render_comparison, render_findings, render_per_class
+
+    out = []
+    for sid, title, fn in (("findings", "Findings", lambda: render_findings(run)),
+                           ("classes", "Per-class results", lambda: render_per_class(run, images)),
+                           ("compare", "Models side by side", lambda: render_comparison(run))):
+        try:
+            body, error = fn(), None
+        except Exception as err:  # noqa: BLE001 - one broken section must not cost the whole report
+            body, error = "", f"{type(err).__name__}: {err}"
+            warnings.warn(f"report section {sid!r} failed: {error}", RuntimeWarning, stacklevel=3)
+        if body or error:
+            out.append({"id": sid, "title": title, "html": body, "error": error})
+    return out
 
 
 def _environment() -> Any:

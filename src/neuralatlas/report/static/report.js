@@ -272,7 +272,7 @@
       var c = Chart(wrap.querySelector(".na-plot"), {
         hover: function (p, x, y) {
           var t = p.trace;
-          showHover(null, 0, t.name + ": " + t.x[p.j] + ", " + (+t.y[p.j]).toPrecision(4), x, y);
+          showHover(null, 0, t.name + ": " + (t.text ? t.text[p.j] : t.x[p.j]) + ", " + (+t.y[p.j]).toPrecision(4), x, y);
         },
         unhover: hideHover
       });
