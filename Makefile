@@ -9,7 +9,7 @@ TSTAMP := $(VENV)/.installed-test
 # checked in a real browser), pdflatex (LaTeX export). Installed when missing and apt-get is
 # usable (root); otherwise the tests that need them skip and say why.
 SYSDEPS_BIN := dot chromium pdflatex
-SYSDEPS_PKG := graphviz chromium texlive-latex-base texlive-latex-recommended texlive-fonts-recommended
+SYSDEPS_PKG := graphviz chromium texlive-latex-base texlive-latex-recommended texlive-fonts-recommended texlive-science
 
 .PHONY: demo test bench install clean sysdeps
 
