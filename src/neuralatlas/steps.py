@@ -8,7 +8,6 @@ result object and its summary (a JSON-able dict).
 
 from __future__ import annotations
 
-import fnmatch
 import inspect
 import json
 from collections.abc import Callable, Sequence
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from neuralatlas.errors import AnalysisError, ConfigError, did_you_mean
+from neuralatlas.patterns import layer_matches
 
 Progress = Callable[[int, int], None] | None
 
@@ -137,7 +137,7 @@ def topomap(run_dir: Path, *, layout: str = "umap", contrastive: bool = False, w
         raise AnalysisError(f"layout {layout!r} is not known; choose {', '.join(METHODS)} or all.")
     naps_dir = Path(run_dir) / "results" / "naps"
     source = NAPs.load(naps_dir) if (naps_dir / "naps.json").exists() else None
-    covers = source is not None and all(any(fnmatch.fnmatchcase(x, p) for x in source.layers) for p in layers or [])
+    covers = source is not None and all(any(layer_matches(x, p) for x in source.layers) for p in layers or [])
     if source is None or source.by != by or not covers:
         source = compute_naps(run_store(run_dir), by=by, layers=layers or None, memory_limit=memory_limit,
                               client=client, progress=progress)

@@ -28,7 +28,6 @@ against scikit-learn.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +42,7 @@ from neuralatlas.analysis.quality import neighborhood_hit, trustworthiness
 from neuralatlas.analysis.streaming import (BlockReduction, block_rows, flatten_samples, parse_memory_limit,
                                             pooled_shape, reduce_blocks)
 from neuralatlas.errors import AnalysisError, LayerError, StoreError, did_you_mean
+from neuralatlas.patterns import layer_matches
 
 __all__ = [
     "INPUT",
@@ -120,7 +120,7 @@ class _Source:
             if pattern in self.layers:
                 hits = [pattern]
             else:
-                hits = [name for name in self.layers if fnmatch.fnmatchcase(name, pattern)]
+                hits = [name for name in self.layers if layer_matches(name, pattern)]
             if not hits:
                 raise LayerError(
                     f"Layer {pattern!r} is not in {self.where}.{did_you_mean(pattern, self.layers)}"

@@ -193,7 +193,7 @@ def _store_sources(store: Any, layers: Sequence[str] | str | None, epoch: int | 
 
 def _resolve_layers(store: Any, layers: Sequence[str] | str | None) -> list[str]:
     """Layer names of ``store`` in model order; glob patterns allowed; unknown names raise."""
-    import fnmatch
+    from neuralatlas.patterns import layer_matches
 
     available = store.layers
     if layers is None:
@@ -201,7 +201,7 @@ def _resolve_layers(store: Any, layers: Sequence[str] | str | None) -> list[str]
     patterns = [layers] if isinstance(layers, str) else list(layers)
     chosen: list[str] = []
     for pattern in patterns:
-        matches = [name for name in available if fnmatch.fnmatchcase(name, pattern)] \
+        matches = [name for name in available if layer_matches(name, pattern)] \
             if any(ch in pattern for ch in "*?[") else [pattern] if pattern in available else []
         if not matches:
             raise LayerError(

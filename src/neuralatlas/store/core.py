@@ -417,7 +417,7 @@ class ActivationStore:
             cols["prediction"] = self._group[slot + "prediction"][:]
         frame = pd.DataFrame(cols)
         classes = self.classes  # one attribute read, not one per row
-        if "label" in frame and classes:
+        if "label" in frame and classes and frame["label"].dtype.kind in "iu":
             names = np.asarray([*classes, ""], dtype=object)
             labels = frame["label"].to_numpy()
             frame["label_name"] = names[np.where((labels >= 0) & (labels < len(classes)), labels, len(classes))]
@@ -463,7 +463,10 @@ class ActivationStore:
     # ------------------------------------------------------------------ writing (capture, importers)
     def write_samples(self, index, label, group=None, columns: Mapping[str, Sequence] | None = None) -> None:
         """Write the sample table (overwrites earlier columns of the same names)."""
-        table: dict[str, np.ndarray] = {"index": np.asarray(index, np.int64), "label": np.asarray(label, np.int64)}
+        label = np.asarray(label)
+        # float labels are regression targets: kept as floats, never truncated to classes
+        label = label.astype(np.float64 if label.dtype.kind == "f" else np.int64)
+        table: dict[str, np.ndarray] = {"index": np.asarray(index, np.int64), "label": label}
         if group is not None:
             table["group"] = _as_column(group)
         for name, values in (columns or {}).items():
