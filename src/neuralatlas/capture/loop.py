@@ -997,7 +997,7 @@ class _CaptureRun:
         done = store.done_flags(slot)
         nonfinite = store.nonfinite_array(slot)
         # token rows: the table was written whole from the counting pass
-        labels_arr = store._group["samples/label"] if self.offsets is None else None
+        labels_arr = store.sample_column("label") if self.offsets is None else None
         pending = set(self.pending_chunks(store, slot) if chunks is None else chunks)
         self.buffers = {name: np.empty((R, *s), np.float32) for name, s in self.shapes.items()}
         grad_buffers = {name: np.empty((R, *s), np.float32) for name, s in self.shapes.items()} if self.gradients else {}
