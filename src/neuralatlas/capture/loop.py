@@ -503,8 +503,9 @@ def _checkpoint_paths(checkpoints: str | Path | Mapping[int, str | Path],
 
 
 def _load_checkpoint(model: nn.Module, path: Path, device: torch.device) -> None:
-    state = torch.load(path, map_location=device, weights_only=True)
-    model.load_state_dict(state)
+    from neuralatlas.zoo.checkpoints import load_weights
+
+    load_weights(model, path, map_location=device, what=f"Checkpoint {str(path)!r}")
 
 
 def _file_fingerprint(path: Path) -> str:
