@@ -247,7 +247,14 @@ def run_topomap(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, An
 
 def run_architecture(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
     params = checked_params("architecture", architecture, params)
-    params.setdefault("input_shape", ctx.data[0].input_shape)
+    if "input_shape" not in params and "example_input" not in params:
+        data = ctx.capture_data
+        if hasattr(data, "input_shape"):
+            params["input_shape"] = data.input_shape
+        else:  # the user's own data set: two real samples (dict inputs and token ids included)
+            from neuralatlas.architecture.graph import example_from_dataset
+
+            params["example_input"] = example_from_dataset(data)
     return architecture(ctx.run_dir, ctx.model, **params)[1]
 
 
@@ -352,7 +359,9 @@ def run_projection(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str,
         store = ctx.store
         hidden = [name for name in store.layers[:-1] if len(store.unit_shape(name)) in (1, 3)]
         params["neurons"] = hidden[-1:]
-    params.setdefault("epochs", "all")
+    # every epoch of a per-epoch store; a store of the final model only (capture.per_epoch:
+    # false, or a loaded checkpoint) has none, and the default follows rather than aborting
+    params.setdefault("epochs", "all" if ctx.store.epochs else None)
     if params["epochs"] == "first-middle-last":
         epochs = ctx.store.epochs
         params["epochs"] = sorted({epochs[0], epochs[len(epochs) // 2], epochs[-1]}) if epochs else None
