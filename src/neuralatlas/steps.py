@@ -153,15 +153,21 @@ def topomap(run_dir: Path, *, layout: str = "umap", contrastive: bool = False, w
 
 # ---------------------------------------------------------------------------- architecture, featurevis
 def architecture(run_dir: Path, model: Any, *, input_shape: Sequence[int] | None = None,
-                 rankdir: str = "TB", out: Path | None = None) -> tuple[Any, dict[str, Any]]:
-    """The model's graph (SVG, JSON), its summary table and the layer-cost figure."""
+                 rankdir: str = "TB", out: Path | None = None, depth: int | str | None = None,
+                 layout: str = "auto", input_dtype: str | None = None,
+                 example_input: Any = None) -> tuple[Any, dict[str, Any]]:
+    """The model's graph (SVG, JSON), its summary table and the layer-cost figure.
+
+    ``depth`` (an int or ``"auto"``) and ``layout`` (``"auto"``, ``"tall"``, ``"wide"``) choose
+    the drawing (see :meth:`ArchitectureGraph.view`); ``input_dtype="long"`` feeds token ids."""
     from neuralatlas.architecture import architecture as build_graph
     from neuralatlas.architecture import dot_available
     from neuralatlas.plots import layer_costs
 
-    graph = build_graph(model, input_shape=tuple(input_shape) if input_shape else None)
+    graph = build_graph(model, example_input, input_shape=tuple(input_shape) if input_shape else None,
+                        input_dtype=input_dtype)
     target = out or Path(run_dir) / "results" / "architecture"
-    graph.save(target)
+    graph.save(target, depth=depth, layout=layout)
     if rankdir != "TB":
         graph.render(target / f"architecture_{rankdir}.svg", rankdir=rankdir)
     figures = Path(run_dir) / "figures" / "architecture" if out is None else target

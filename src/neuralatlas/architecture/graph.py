@@ -386,7 +386,11 @@ def _fx_graph(model: nn.Module, example: Any, batch: int | None) -> tuple[list[N
             if a.name in visited:
                 continue
             visited.add(a.name)
-            out += [kept[a.name]] if a.name in kept else sources(a, visited)
+            if a.name in kept:
+                out.append(kept[a.name])
+            elif interp.is_tensor.get(a.name, True):
+                out += sources(a, visited)
+            # else: x.size(0), a shape: it carries no data, so it draws no edge
         return out
 
     edges: list[tuple[str, str]] = []
@@ -648,17 +652,43 @@ class ArchitectureGraph:
                    int(data.get("total_params", 0)), int(data.get("trainable_params", 0)),
                    total_macs=data.get("total_macs"))
 
-    def save(self, directory: str | Path) -> list[Path]:
-        """Write ``graph.json``, ``summary.csv``, ``summary.txt`` and ``architecture.svg``
-        into ``directory`` (a PNG: :meth:`to_png`)."""
+    def view(self, depth: int | str | None = None, layout: str = "auto",
+             max_nodes: int = 40) -> tuple[ArchitectureGraph, str]:
+        """The graph to draw and its layout: small graphs as they are; a graph of more than
+        ``max_nodes`` boxes with its repeated blocks drawn once and, if still too big, merged
+        to the deepest depth that fits (``depth`` forces one); ``layout="auto"`` is ``"wide"``
+        beyond 20 boxes, else ``"tall"``."""
+        if depth is not None:
+            graph = self.collapsed(depth=depth, max_nodes=max_nodes)
+        elif len(self.nodes) > max_nodes:
+            graph = self.collapsed()
+            if len(graph.nodes) > max_nodes:
+                graph = self.collapsed(depth="auto", max_nodes=max_nodes)
+        else:
+            graph = self
+        if layout == "auto":
+            layout = "wide" if len(graph.nodes) > 20 else "tall"
+        return graph, layout
+
+    def save(self, directory: str | Path, *, depth: int | str | None = None, layout: str = "auto",
+             max_nodes: int = 40) -> list[Path]:
+        """Write ``graph.json`` (the full graph), ``summary.csv``, ``summary.txt`` and
+        ``architecture.svg`` into ``directory`` (a PNG: :meth:`to_png`).
+
+        The drawing is :meth:`view`'s: a big model's repeated blocks are drawn once (×N) and its
+        nesting cut to fit ``max_nodes`` boxes, laid out to use the page width; ``summary.txt``
+        then shows repeated blocks once too. The JSON and CSV always hold every module.
+        """
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         written = [d / "graph.json", d / "summary.csv", d / "summary.txt", d / "architecture.svg"]
         written[0].write_text(json.dumps(self.to_json(), indent=1))
         summary = self.summary()
         summary.table.to_csv(written[1], index=False)
-        written[2].write_text(str(summary) + "\n")
-        written[3].write_text(self.to_svg())
+        graph, chosen = self.view(depth, layout, max_nodes)
+        text = self.summary(repeats=True) if graph is not self else summary
+        written[2].write_text(str(text) + "\n")
+        written[3].write_text(graph.to_svg(layout=chosen))
         return written
 
     @classmethod

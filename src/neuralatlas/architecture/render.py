@@ -239,6 +239,11 @@ def builtin_svg(graph: ArchitectureGraph, layout: str = "tall", width: int = 140
     A collapsed run of blocks (:meth:`ArchitectureGraph.collapsed`) gets a dashed frame.
     """
     dom = _dom_ids(graph)
+    in_run = {n.id for n in graph.nodes if n.repeat > 1 and not n.span.startswith(n.name + "–")}
+    heads = {n.id: (n.name if n.id in in_run else _head(n)) + (f" ({n.call}/{n.calls})" if n.calls > 1 else "")
+             for n in graph.nodes}
+    # boxes as wide as the longest name (12 px text: ~7 px a character), within reason
+    W = min(380, max(_W, 24 + int(7 * max((len(h) for h in heads.values()), default=0))))
     preds: dict[str, list[str]] = {n.id: [] for n in graph.nodes}
     for s, t in graph.edges:
         if s in preds and t in preds:
@@ -254,8 +259,9 @@ def builtin_svg(graph: ArchitectureGraph, layout: str = "tall", width: int = 140
         columns[row[nid]] = col[nid] + 1
     n_rows = max(row.values(), default=0) + 1
     n_cols = max(columns.values(), default=1)
+    per_band = 1
     if layout == "wide":
-        per_band = max(1, int((width - 2 * _MARGIN + _GAP_X) // (_W + _GAP_X)))
+        per_band = max(1, int((width - 2 * _MARGIN + _GAP_X) // (W + _GAP_X)))
         band_top: list[float] = []
         top = float(_MARGIN + 14)
         for b in range((n_rows + per_band - 1) // per_band):
@@ -263,21 +269,21 @@ def builtin_svg(graph: ArchitectureGraph, layout: str = "tall", width: int = 140
             tallest = max(columns.get(r, 0) for r in range(b * per_band, min(n_rows, (b + 1) * per_band)))
             top += tallest * (_H + _GAP_Y) + 2 * _GAP_Y
         ranks_wide = min(n_rows, per_band)
-        width = 2 * _MARGIN + ranks_wide * _W + (ranks_wide - 1) * _GAP_X
+        width = 2 * _MARGIN + ranks_wide * W + (ranks_wide - 1) * _GAP_X
         height = int(top - 2 * _GAP_Y + _MARGIN + 8)
 
         def xy(nid: str) -> tuple[float, float]:
             band, pos = divmod(row[nid], per_band)
-            return _MARGIN + pos * (_W + _GAP_X), band_top[band] + col[nid] * (_H + _GAP_Y)
+            return _MARGIN + pos * (W + _GAP_X), band_top[band] + col[nid] * (_H + _GAP_Y)
     else:
-        width = 2 * _MARGIN + n_cols * _W + (n_cols - 1) * _GAP_X
+        width = 2 * _MARGIN + n_cols * W + (n_cols - 1) * _GAP_X
         height = 2 * _MARGIN + n_rows * _H + (n_rows - 1) * _GAP_Y
 
         def xy(nid: str) -> tuple[float, float]:
             # Centre each row's nodes.
             k = columns[row[nid]]
-            offset = (n_cols - k) * (_W + _GAP_X) / 2
-            return _MARGIN + offset + col[nid] * (_W + _GAP_X), _MARGIN + row[nid] * (_H + _GAP_Y)
+            offset = (n_cols - k) * (W + _GAP_X) / 2
+            return _MARGIN + offset + col[nid] * (W + _GAP_X), _MARGIN + row[nid] * (_H + _GAP_Y)
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
            f' viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif">',
@@ -290,11 +296,11 @@ def builtin_svg(graph: ArchitectureGraph, layout: str = "tall", width: int = 140
         (x0, y0), (x1, y1) = xy(s), xy(t)
         if layout == "wide" and x1 > x0 and abs(y1 - y0) < 3 * (_H + _GAP_Y) and (y1 >= y0 or x1 > x0):
             # the next column of the same band: leave right, enter left
-            ax, ay, bx, by = x0 + _W, y0 + _H / 2, x1, y1 + _H / 2
+            ax, ay, bx, by = x0 + W, y0 + _H / 2, x1, y1 + _H / 2
             mid = (ax + bx) / 2
             d = f"M {ax:.1f} {ay:.1f} C {mid:.1f} {ay:.1f}, {mid:.1f} {by:.1f}, {bx:.1f} {by:.1f}"
         else:
-            ax, ay, bx, by = x0 + _W / 2, y0 + _H, x1 + _W / 2, y1
+            ax, ay, bx, by = x0 + W / 2, y0 + _H, x1 + W / 2, y1
             mid = (ay + by) / 2
             d = f"M {ax:.1f} {ay:.1f} C {ax:.1f} {mid:.1f}, {bx:.1f} {mid:.1f}, {bx:.1f} {by:.1f}"
         out.append(f'<path class="na-edge" d="{d}" fill="none" stroke="#555" stroke-width="1"'
@@ -307,26 +313,31 @@ def builtin_svg(graph: ArchitectureGraph, layout: str = "tall", width: int = 140
                   and _inside(_owner(n), first) and n.id in row]
         if not inside or (len(inside) == 1 and inside[0].name == first):
             continue  # one box for the whole block: its own label says ×N
-        xs, ys = zip(*(xy(n.id) for n in inside))
-        x0, y0, x1, y1 = min(xs) - 6, min(ys) - 16, max(xs) + _W + 6, max(ys) + _H + 6
         title = html.escape(f"{_span(run)} ({types.get(first, '')}) ×{len(run)}")
-        out.append(f'<g class="na-repeat"><rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}"'
-                   f' height="{y1 - y0:.1f}" rx="8" fill="none" stroke="#888" stroke-dasharray="4 3"/>'
-                   f'<text x="{x0 + 6:.1f}" y="{y0 + 11:.1f}" font-size="10" fill="#555">{title}</text></g>')
+        parts: dict[int, list[tuple[float, float]]] = {}  # a frame per band of the wide layout
+        for n in inside:
+            x, y = xy(n.id)
+            parts.setdefault(row[n.id] // per_band if layout == "wide" else 0, []).append((x, y))
+        for points in parts.values():
+            xs, ys = zip(*points)
+            x0, y0, x1, y1 = min(xs) - 6, min(ys) - 16, max(xs) + W + 6, max(ys) + _H + 6
+            out.append(f'<g class="na-repeat"><rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}"'
+                       f' height="{y1 - y0:.1f}" rx="8" fill="none" stroke="#888" stroke-dasharray="4 3"/>'
+                       f'<text x="{x0 + 6:.1f}" y="{y0 + 11:.1f}" font-size="10" fill="#555">{title}</text></g>')
     for n in graph.nodes:
         x, y = xy(n.id)
         cls = "na-layer" if n.kind == "module" else f"na-{n.kind}"
         title = html.escape(f"{n.name} ({n.type}) {format_shape(n.output_shape)}")
-        head = _head(n) + (f" ({n.call}/{n.calls})" if n.calls > 1 else "")
+        head = heads[n.id]
         sub = f"{n.type} {format_shape(n.output_shape)}" if n.kind == "module" else format_shape(n.output_shape)
         rx = 18 if n.kind == "function" else 6
         out.append(
             f'<g id="{dom[n.id]}" class="node {cls}" data-layer="{html.escape(n.name)}">'
             f"<title>{title}</title>"
-            f'<rect x="{x:.1f}" y="{y:.1f}" width="{_W}" height="{_H}" rx="{rx}" fill="{_fill(n)}"'
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{W}" height="{_H}" rx="{rx}" fill="{_fill(n)}"'
             f' stroke="#444" stroke-width="0.8"/>'
-            f'<text x="{x + _W / 2:.1f}" y="{y + 19:.1f}" text-anchor="middle" font-size="12">{html.escape(head)}</text>'
-            f'<text x="{x + _W / 2:.1f}" y="{y + 35:.1f}" text-anchor="middle" font-size="10"'
+            f'<text x="{x + W / 2:.1f}" y="{y + 19:.1f}" text-anchor="middle" font-size="12">{html.escape(head)}</text>'
+            f'<text x="{x + W / 2:.1f}" y="{y + 35:.1f}" text-anchor="middle" font-size="10"'
             f' fill="#444">{html.escape(sub)}</text></g>')
     out.append("</svg>")
     return "\n".join(out)
