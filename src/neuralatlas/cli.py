@@ -344,6 +344,10 @@ def _model_arg(spec: str):
     from neuralatlas.zoo import build, load_run
 
     path = Path(spec)
+    if path.is_dir() and not (path / "model.json").is_file() and (path / "config.json").is_file():
+        from neuralatlas.zoo.hf import hf_model  # a Hugging Face save_pretrained folder
+
+        return hf_model(path), None
     if path.is_dir():
         return load_run(path)[0], path
     return build(spec), None
@@ -456,17 +460,26 @@ def architecture(
     input_shape: Annotated[Optional[str], typer.Option(help="Input shape of one sample, e.g. 3,32,32 (default: the model's).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for graph.json, summary.csv/txt and the drawings (default: RUN_DIR/results/architecture, else ./architecture/MODEL).")] = None,
     rankdir: Annotated[str, typer.Option(help="Graph direction: TB (top-bottom) or LR.")] = "TB",
+    depth: Annotated[Optional[str], typer.Option(help="Merge modules nested deeper than this many name segments into one box (an int, or 'auto'); big models get 'auto' by default.")] = None,
+    layout: Annotated[str, typer.Option(help="auto, tall (top to bottom) or wide (left to right, rows wrapping to the page width).")] = "auto",
+    input_dtype: Annotated[Optional[str], typer.Option(help="dtype of the example input, e.g. long for token ids (default: long when the first layer is an embedding).")] = None,
 ) -> None:
-    """Draw a model's graph with the layer names capture uses, and print its summary table."""
+    """Draw a model's graph with the layer names capture uses, and print its summary table.
+
+    MODEL may also be a Hugging Face model folder (config.json + weights), loaded offline."""
     from neuralatlas import steps as run_steps
     from neuralatlas.architecture import dot_available
 
     net, run_dir = _model_arg(model)
     shape = _parse_shape(input_shape) if input_shape else None
+    chosen_depth: int | str | None = int(depth) if depth and depth.isdigit() else depth
     target = out or (run_dir / "results" / "architecture" if run_dir else Path("architecture") / Path(model).name.replace(":", "_"))
     graph, _ = run_steps.architecture(run_dir or target, net, input_shape=shape, rankdir=rankdir,
-                                  out=None if run_dir and out is None else target)
-    stdout.print(str(graph.summary()), highlight=False, markup=False)
+                                      out=None if run_dir and out is None else target, depth=chosen_depth,
+                                      layout=layout, input_dtype=input_dtype)
+    view, _ = graph.view(chosen_depth, layout)
+    text = graph.summary(repeats=True) if view is not graph else graph.summary()
+    stdout.print(str(text), highlight=False, markup=False)
     note = "" if dot_available() else " [yellow](Graphviz 'dot' not found: the SVG uses the built-in layout; apt-get install graphviz)[/]"
     if graph.method == "hooks":
         note += f" [dim](traced by hooks: torch.fx could not trace it: {graph.fx_error})[/]"

@@ -658,10 +658,9 @@ def _checkpoint_paths(checkpoints: str | Path | Mapping[int, str | Path],
 
 
 def _load_checkpoint(model: nn.Module, path: Path, device: torch.device) -> None:
-    from neuralatlas.zoo.models import torch_load
+    from neuralatlas.zoo.checkpoints import load_weights
 
-    state = torch_load(path, device)
-    model.load_state_dict(state)
+    load_weights(model, path, map_location=device, what=f"Checkpoint {str(path)!r}")
 
 
 def _file_fingerprint(path: Path) -> str:

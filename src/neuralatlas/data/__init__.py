@@ -42,7 +42,9 @@ def load(name_or_spec: str, path: str | os.PathLike | None = None,
     ----------
     name_or_spec : str
         A name from ``SOURCES`` (``"digits"``, ``"moons"``, ``"mnist"``, ...; case and ``-``
-        versus ``_`` do not matter), or ``"name:path"`` such as ``"mnist:~/data/mnist"``.
+        versus ``_`` do not matter), ``"name:path"`` such as ``"mnist:~/data/mnist"``, or
+        your own loader ``"package.module:function"`` (see :mod:`neuralatlas.data.custom`;
+        its ``train`` is ``None`` when it returns one data set).
     path : str or path-like, optional
         Where the files are, for the file-based sources (mnist, fashion_mnist, cifar10,
         image_folder). Built-in and toy sets take none.
@@ -67,6 +69,10 @@ def load(name_or_spec: str, path: str | os.PathLike | None = None,
     >>> len(train), len(test)
     (150, 50)
     """
+    from neuralatlas.data.custom import is_import_spec, load_custom
+
+    if is_import_spec(name_or_spec):  # the user's own loader, "package.module:function"
+        return load_custom(name_or_spec, path=path, **kw)
     name, _, spec_path = name_or_spec.partition(":")
     key = name.strip().lower().replace("-", "_")
     key = _ALIASES.get(key, key)
