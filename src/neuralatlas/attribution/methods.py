@@ -987,13 +987,14 @@ def attribute(
         for p in params:
             if p.requires_grad:
                 p.requires_grad_(False)  # input gradients only: weight gradients are never needed
-        first_batch = source.first()
+        first_batch, first_y = next(source.batches(0, min(source.n, 2)))
         layout = _Layout(first_batch, input_key)
         plain = layout.keys is None and output is None and target_fn is None
         logits_model: nn.Module = model if plain else _Forward(model, layout, output, target_fn)
         first, first_extras = layout.split(_to_device(first_batch, dev))
         if target_fn is not None:
-            first_extras = (*first_extras, torch.full((len(first),), -1, dtype=torch.long, device=dev))
+            first_extras = (*first_extras, first_y.to(dev) if first_y is not None else
+                            torch.full((len(first),), -1, dtype=torch.long, device=dev))
         _check_integer_inputs(name, first, layer, neuron, smooth_cfg, model, spec)
         n_outputs, shapes, modules = probe(model, first, logits_model, key=(repr(output), repr(target_fn)),
                                            extras=first_extras)

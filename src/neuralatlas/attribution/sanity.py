@@ -270,6 +270,8 @@ def sanity_check(
         x = _to_device(x, dev)  # a tensor or a dict of them (token ids stay integers)
         primary = x[_Layout(x, options.get("input_key")).key] if isinstance(x, dict) else x
         tokens = not (primary.is_floating_point() or primary.is_complex())
+        if tokens and source.pad_token_id is not None and options.get("baseline") in (None, "pad"):
+            options = {**options, "baseline": int(source.pad_token_id)}  # the batch below forgets the tokenizer
         # targets are fixed by the original model; one saliency call resolves and checks them
         # (through the same layer, output and input key: token ids have no input gradient)
         resolve = {k: options[k] for k in ("layer", "output", "input_key") if k in options}

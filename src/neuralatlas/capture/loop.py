@@ -70,6 +70,13 @@ class _DatasetSource(_Source):
         self.dataset, self.n, self.batch_size = dataset, len(dataset), batch_size
         self.index = np.arange(self.n)
         self.name = type(dataset).__name__
+        # a data set that knows its samples' stable index and class names (TextDataset) keeps them
+        index = getattr(dataset, "index", None)
+        if isinstance(index, np.ndarray) and index.shape == (self.n,):
+            self.index = index.astype(np.int64)
+        classes = getattr(dataset, "classes", None)
+        if isinstance(classes, (list, tuple)) and all(isinstance(c, str) for c in classes):
+            self.classes = list(classes)
 
     def batches(self, start: int, stop: int):
         subset = torch.utils.data.Subset(self.dataset, range(start, stop))
