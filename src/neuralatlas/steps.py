@@ -180,15 +180,21 @@ def topomap(run_dir: Path, *, layout: str = "umap", contrastive: bool = False, w
 
 # ---------------------------------------------------------------------------- architecture, featurevis
 def architecture(run_dir: Path, model: Any, *, input_shape: Sequence[int] | None = None,
-                 rankdir: str = "TB", out: Path | None = None) -> tuple[Any, dict[str, Any]]:
-    """The model's graph (SVG, JSON), its summary table and the layer-cost figure."""
+                 rankdir: str = "TB", out: Path | None = None, depth: int | str | None = None,
+                 layout: str = "auto", input_dtype: str | None = None,
+                 example_input: Any = None) -> tuple[Any, dict[str, Any]]:
+    """The model's graph (SVG, JSON), its summary table and the layer-cost figure.
+
+    ``depth`` (an int or ``"auto"``) and ``layout`` (``"auto"``, ``"tall"``, ``"wide"``) choose
+    the drawing (see :meth:`ArchitectureGraph.view`); ``input_dtype="long"`` feeds token ids."""
     from neuralatlas.architecture import architecture as build_graph
     from neuralatlas.architecture import dot_available
     from neuralatlas.plots import layer_costs
 
-    graph = build_graph(model, input_shape=tuple(input_shape) if input_shape else None)
+    graph = build_graph(model, example_input, input_shape=tuple(input_shape) if input_shape else None,
+                        input_dtype=input_dtype)
     target = out or Path(run_dir) / "results" / "architecture"
-    graph.save(target)
+    graph.save(target, depth=depth, layout=layout)
     if rankdir != "TB":
         graph.render(target / f"architecture_{rankdir}.svg", rankdir=rankdir)
     figures = Path(run_dir) / "figures" / "architecture" if out is None else target
@@ -274,7 +280,14 @@ def run_topomap(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, An
 
 def run_architecture(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
     params = checked_params("architecture", architecture, params)
-    params.setdefault("input_shape", ctx.data[0].input_shape)
+    if "input_shape" not in params and "example_input" not in params:
+        data = ctx.capture_data
+        if hasattr(data, "input_shape"):
+            params["input_shape"] = data.input_shape
+        else:  # the user's own data set: two real samples (dict inputs and token ids included)
+            from neuralatlas.architecture.graph import example_from_dataset
+
+            params["example_input"] = example_from_dataset(data)
     return architecture(ctx.run_dir, ctx.model, **params)[1]
 
 
@@ -379,7 +392,9 @@ def run_projection(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str,
         store = ctx.store
         hidden = [name for name in store.layers[:-1] if len(store.unit_shape(name)) in (1, 3)]
         params["neurons"] = hidden[-1:]
-    params.setdefault("epochs", "all")
+    # every epoch of a per-epoch store; a store of the final model only (capture.per_epoch:
+    # false, or a loaded checkpoint) has none, and the default follows rather than aborting
+    params.setdefault("epochs", "all" if ctx.store.epochs else None)
     if params["epochs"] == "first-middle-last":
         epochs = ctx.store.epochs
         params["epochs"] = sorted({epochs[0], epochs[len(epochs) // 2], epochs[-1]}) if epochs else None
@@ -414,3 +429,35 @@ def run_adversarial(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str
     params.setdefault("samples", ctx.run.capture.n)
     return attack_run(ctx.run_dir, data=ctx.run.data.name, data_path=ctx.run.data.path,
                       split=ctx.run.capture.split, progress=reporter.progress, **params)
+
+
+# ---------------------------------------------------------------------------- validation up front
+def validate_params(analysis: str, params: dict[str, Any]) -> None:
+    """The parameter check of a pipeline analysis on its own, so a run refuses a typo in any
+    analysis before training or capturing (the same check its ``run_*`` step makes).
+
+    Analyses registered as plain callables (not a step of this module) are not checked here.
+
+    Raises
+    ------
+    ConfigError
+    """
+    if analysis == "similarity":
+        from neuralatlas.analysis.similarity import _STEP_PARAMS
+
+        unknown = sorted(set(params) - _STEP_PARAMS)
+        if unknown:
+            raise ConfigError(f"analyses.similarity: unknown parameter {unknown[0]!r}."
+                              f"{did_you_mean(unknown[0], _STEP_PARAMS)} Valid: {', '.join(sorted(_STEP_PARAMS))}.")
+        return
+    if analysis in ("attribution", "adversarial"):
+        if analysis == "attribution":
+            from neuralatlas.attribution.runfolder import attribute_run as fn
+        else:
+            from neuralatlas.adversarial.runfolder import attack_run as fn
+        checked_params(analysis, fn, params, internal=_RUN_DATA)
+        return
+    fn = {"naps": naps, "topomap": topomap, "architecture": architecture, "featurevis": featurevis,
+          "projection": projection}.get(analysis)
+    if fn is not None:
+        checked_params(analysis, fn, params)

@@ -825,6 +825,10 @@ def naps(
     empty = [names[i] for i in np.flatnonzero(counts == 0)]
     if empty:
         raise AnalysisError(f"Group(s) {', '.join(map(repr, empty))} have no samples; drop them from groups=.")
+    from neuralatlas.store.safety import warn_nonfinite
+
+    row_groups = np.asarray([*map(str, names), "(none)"], object)[np.where(codes >= 0, codes, n_groups)]
+    warn_nonfinite(store, chosen, epoch, analysis="NAPs", groups=row_groups)
     n = store.n_samples
     budget = parse_memory_limit(memory_limit)
     # every layer's pass is planned first: one progress count over all their blocks

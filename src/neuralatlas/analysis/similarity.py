@@ -182,7 +182,10 @@ def _array_source(x: Any, what: str, pool: str | None) -> _Source:
 
 def _store_sources(store: Any, layers: Sequence[str] | str | None, epoch: int | None,
                    pool: str | None, prefix: str = "") -> list[_Source]:
+    from neuralatlas.store.safety import warn_nonfinite
+
     names = _resolve_layers(store, layers)
+    warn_nonfinite(store, names, epoch, analysis="Similarity (CKA/RSA)")
     return [_Source(label=prefix + name, n=store.n_samples, unit_shape=tuple(store.unit_shape(name)),
                     pool=pool, store=store, layer=name, epoch=epoch, chunk_rows=store.chunk_rows)
             for name in names]

@@ -21,9 +21,9 @@ import torch
 from scipy import ndimage, stats
 from torch import nn
 
-from neuralatlas.attribution.methods import InputBatches, attribute, resolve_method
+from neuralatlas.attribution.methods import InputBatches, _Layout, attribute, resolve_method
 from neuralatlas.capture.hooks import preserved
-from neuralatlas.capture.loop import pick_device
+from neuralatlas.capture.loop import _to_device, pick_device
 from neuralatlas.errors import AnalysisError, LayerError, did_you_mean
 
 MethodFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor | np.ndarray]
@@ -164,8 +164,15 @@ def _unit_scale(x: np.ndarray) -> np.ndarray:
     return (x - lo) / np.where(hi > lo, hi - lo, 1.0)
 
 
-def _as_2d(maps: np.ndarray, absolute: bool) -> np.ndarray:
-    """``[n, H, W]`` heat maps: channels summed (of |values| when ``absolute``)."""
+def _as_2d(maps: np.ndarray, absolute: bool, tokens: bool = False) -> np.ndarray:
+    """``[n, H, W]`` heat maps: channels summed (of |values| when ``absolute``).
+
+    Maps of token inputs (``[n, T, D]`` of an embedding layer) become ``[n, 1, T]`` token
+    scores: summed over the embedding first (the per-token attribution), then ``|.|``.
+    """
+    if tokens and maps.ndim >= 3:
+        t = maps.reshape(*maps.shape[:2], -1).sum(-1)
+        return (np.abs(t) if absolute else t)[:, None, :]
     m = np.abs(maps) if absolute else maps
     if m.ndim == 4:
         return m.sum(1)
@@ -274,10 +281,17 @@ def sanity_check(
     modules = dict(model.named_modules())
     with preserved(model, restore_weights=True):
         model.to(dev).eval()
-        x = x.to(dev)
+        x = _to_device(x, dev)  # a tensor or a dict of them (token ids stay integers)
+        primary = x[_Layout(x, options.get("input_key")).key] if isinstance(x, dict) else x
+        tokens = not (primary.is_floating_point() or primary.is_complex())
+        if tokens and source.pad_token_id is not None and options.get("baseline") in (None, "pad"):
+            options = {**options, "baseline": int(source.pad_token_id)}  # the batch below forgets the tokenizer
         # targets are fixed by the original model; one saliency call resolves and checks them
-        targets = attribute(model, x, "saliency", target=target, labels=None if y is None else y.numpy(),
-                            device=dev, keep_inputs=False).targets
+        # (through the same layer, output and input key: token ids have no input gradient)
+        resolve = {k: options[k] for k in ("layer", "output", "input_key") if k in options}
+        targets = (target if callable(target) else
+                   attribute(model, x, "saliency", target=target, labels=None if y is None else y.numpy(),
+                             device=dev, keep_inputs=False, **resolve).targets)
 
         def maps_now() -> np.ndarray:
             if callable(method):
@@ -288,7 +302,7 @@ def sanity_check(
                              **options).maps
 
         original = maps_now()
-        orig2d = _as_2d(original, absolute)
+        orig2d = _as_2d(original, absolute, tokens)
         rows: list[dict[str, Any]] = []
         kept = {"original": original[:keep_maps]}
         state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -301,7 +315,7 @@ def sanity_check(
                     model.load_state_dict(state)
                 _randomise(modules[layer], gen)
                 now = maps_now()
-                now2d = _as_2d(now, absolute)
+                now2d = _as_2d(now, absolute, tokens)
                 rho = spearman_rows(orig2d, now2d)
                 ss = ssim_rows(orig2d, now2d)
                 rows.append({"mode": m, "layer": layer, "spearman": float(rho.mean()),
@@ -311,6 +325,6 @@ def sanity_check(
         model.load_state_dict(state)
     steps = pd.DataFrame(rows)
     result = SanityResult(name, steps, float(threshold), False, kept,
-                          x[:keep_maps].detach().cpu().numpy(), bool(absolute))
+                          primary[:keep_maps].detach().cpu().numpy(), bool(absolute))
     result.passed = bool(result.final_spearman < threshold)
     return result

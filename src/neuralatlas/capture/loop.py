@@ -22,6 +22,7 @@ from neuralatlas.capture.sources import (ArraySource, DatasetSource, LoaderSourc
                                          split_batch)
 from neuralatlas.errors import CaptureError, DataError, StoreError, StoreMismatchError
 from neuralatlas.store.core import ActivationStore, chunk_rows_for
+from neuralatlas.store.safety import WriteGuard, create_atomically, half_created, report_nonfinite
 
 # The per-sample scalar whose gradient is captured: a name, a class index, or a function of
 # (output, labels) or (output, labels, inputs).
@@ -263,6 +264,7 @@ def capture(
     overwrite: bool = False,
     progress: Progress | None = None,
     client: Any = None,
+    verify: str = "fast",
 ) -> ActivationStore:
     """Capture the activations (and gradients) of ``layers`` over ``data`` into a zarr store.
 
@@ -366,6 +368,10 @@ def capture(
         store (no locks: chunks are disjoint), and a shard lost with a worker is recomputed.
         The store path must be on storage every worker sees (a network file system, or an
         object-store URL zarr understands). Needs ``neuralatlas[distributed]``.
+    verify : "fast" or "deep"
+        When resuming an existing store: ``"fast"`` lists its chunk files and recomputes the
+        rows of any that are missing; ``"deep"`` also reads every written chunk through its
+        checksum and recomputes the damaged ones.
 
     Returns
     -------
@@ -383,7 +389,8 @@ def capture(
     DataError
         The data cannot be read in order, batched, or fingerprinted.
     StoreError
-        ``out`` holds a store written with different arguments.
+        ``out`` holds a store written with different arguments, another capture is writing
+        to it (:class:`~neuralatlas.errors.StoreLockedError`), the disk is full or read-only.
 
     Examples
     --------
@@ -400,6 +407,10 @@ def capture(
         store = capture(bert, sentences, layers="encoder.layer.*.output", rows="tokens",
                         tokenizer=tokenizer, out="tokens.zarr")
     """
+    from neuralatlas.capture.foreign import capture_foreign, is_foreign
+
+    if is_foreign(model):  # Flax and Keras (even on the torch backend): the same loop, an adapter
+        return _dispatch_foreign(capture_foreign, dict(locals()))
     source = as_source(data, batch_size, collate_fn, data_id)
     if source.n == 0:
         raise DataError("The data set is empty; nothing to capture.")
@@ -423,7 +434,10 @@ def capture(
         checkpoint_paths = _checkpoint_paths(checkpoints, epochs)
         slots = list(checkpoint_paths)
 
-    with preserved(model, restore_weights=checkpoints is not None):
+    if verify not in ("fast", "deep"):
+        raise CaptureError(f"verify={verify!r}; choose 'fast' (list chunk files) or 'deep' (read them).")
+    guard = WriteGuard(Path(out), gradients=gradients)  # one writer; disk full/read-only named
+    with preserved(model, restore_weights=checkpoints is not None), guard:
         model.to(dev).eval()
         if gradients:
             for p in model.parameters():
@@ -452,7 +466,8 @@ def capture(
         if axes is not None:
             settings["axes"] = axes if isinstance(axes, str) else dict(axes)
         store = _open_or_create(Path(out), settings, overwrite, run, slots, groups, classes,
-                                chunk_rows, compressor, checkpoint_paths)
+                                chunk_rows, compressor, checkpoint_paths, verify)
+        guard.store, guard.slots = store, slots
         total = run.n_rows * len(slots)
         done_rows = 0
         for slot in slots:
@@ -468,9 +483,25 @@ def capture(
                     _load_checkpoint(model, checkpoint_paths[slot], dev)
                 done_rows = run.fill(store, slot, progress, done_rows, total)
             store.mark_complete(slot)
+        report_nonfinite(store)
     if progress is not None:
         progress(total, total)
     return store
+
+
+def _dispatch_foreign(capture_foreign: Callable[..., ActivationStore], arguments: dict[str, Any]) -> ActivationStore:
+    """Hand a Flax/Keras capture to its adapter, refusing torch-only options it does not take."""
+    import inspect
+
+    accepted = set(inspect.signature(capture_foreign).parameters)
+    defaults = {k: v.default for k, v in inspect.signature(capture).parameters.items()}
+    unsupported = [k for k, v in arguments.items()
+                   if k not in accepted and k in defaults and v is not defaults[k] and v != defaults[k]]
+    if unsupported:
+        raise CaptureError(f"{', '.join(unsupported)} {'is' if len(unsupported) == 1 else 'are'} not supported"
+                           f" for a {type(arguments['model']).__name__} (Flax/Keras) model yet; leave"
+                           f" {'it' if len(unsupported) == 1 else 'them'} at the default.")
+    return capture_foreign(**{k: v for k, v in arguments.items() if k in accepted})
 
 
 def _capture_shard(run: _CaptureRun, store_path: str, slot: int | None, checkpoint: Path | None,
@@ -514,7 +545,9 @@ def _fill_distributed(client: Any, run: _CaptureRun, store: ActivationStore, slo
 def _open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: _CaptureRun,
                     slots: list[int | None], groups: Any, classes: Sequence[str] | None,
                     chunk_rows: int | None, compressor: str | None,
-                    checkpoint_paths: Mapping[int, Path]) -> ActivationStore:
+                    checkpoint_paths: Mapping[int, Path], verify: str = "fast") -> ActivationStore:
+    if not overwrite and half_created(out):
+        overwrite = True  # stopped before its sample table was written: nothing in it to keep
     if out.exists() and not overwrite and (out / "zarr.json").exists():
         store = ActivationStore.open(out, mode="a")
         before = store.attrs.get("capture", {})
@@ -525,6 +558,7 @@ def _open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: _
                 f"{out} holds a capture made with other arguments ({'; '.join(diff)})."
                 " Pass overwrite=True to replace it, or choose another out= path."
             )
+        _repair(store, run, slots, groups, deep=verify == "deep")
         return store
     if out.exists() and not overwrite and any(out.iterdir()):
         raise StoreError(f"{out} exists and is not an activation store; choose another out= path"
@@ -533,7 +567,7 @@ def _open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: _
         _load_checkpoint(run.model, checkpoint_paths[slots[0]], run.device)
     shapes, bytes_per_row = run.probe()
     rows = chunk_rows or chunk_rows_for(bytes_per_row, run.row_batch, run.n_rows)
-    store = ActivationStore.create(out, {
+    attrs = {
         "layers": run.layers,
         "unit_shapes": {k: list(v) for k, v in shapes.items()},
         "layer_types": {k: type(m).__name__ for k, m in run.model.named_modules() if k in shapes},
@@ -545,10 +579,53 @@ def _open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: _
         "epochs": [s for s in slots if s is not None],
         "capture": settings,
         "source": "capture",
-    }, overwrite=overwrite)
-    store.plan_slots(slots)
-    run.write_sample_table(store, groups)
-    return store
+    }
+
+    def build(path: Path) -> None:
+        store = ActivationStore.create(path, attrs)
+        store.plan_slots(slots)
+        run.write_sample_table(store, groups)
+
+    # Built in a folder beside `out` and renamed into place once its attributes and sample
+    # table are written: a kill in these first moments leaves no half-made store at `out`.
+    create_atomically(out, build, replace=overwrite)
+    return ActivationStore.open(out, mode="a")
+
+
+def _repair(store: ActivationStore, run: _CaptureRun, slots: list[int | None], groups: Any,
+            deep: bool) -> None:
+    """Before resuming: chunks marked written but missing (or, ``deep``, damaged) are marked
+    unwritten, so this capture recomputes exactly those rows."""
+    import warnings
+
+    report = store.check_integrity(deep=deep)
+    if report.ok:
+        return
+    rows: list[Any] = []
+    for p in report.problems:
+        if p.kind == "samples/label":
+            # labels are rewritten with each chunk: recomputing the chunk in the first slot mends them
+            rows.append(type(p)("acts", p.layer, slots[0], p.chunk, p.rows, p.problem, p.file))
+        elif p.kind.startswith("samples/") and run.rows == "tokens":
+            # token rows: the whole table (labels too) comes from the counting pass
+            run.write_sample_table(store, groups)
+        elif p.kind in ("samples/index", "samples/group"):
+            group_col = groups if groups is not None else run.source.groups
+            fill = np.nan if run.label_dtype is np.float64 else -1
+            store.write_samples(index=run.source.index, label=store._group["samples/label"][:]
+                                if "samples/label" not in {q.kind for q in report.problems}
+                                else np.full(store.n_samples, fill, run.label_dtype), group=group_col)
+        elif p.kind.startswith("samples/"):
+            raise StoreError(f"{report.message()} The sample column {p.kind[8:]!r} cannot be rebuilt"
+                             " by capture: pass it again through from_arrays, or capture with"
+                             " overwrite=True.")
+        else:
+            rows.append(p)
+    marked = store.invalidate(rows)
+    warnings.warn(f"{store.path}: recomputing {marked} chunk(s) marked written but "
+                  f"{'missing or damaged' if deep else 'missing'}: "
+                  + "; ".join(p.describe() for p in report.problems[:4])
+                  + ("; ..." if len(report.problems) > 4 else ""), stacklevel=3)
 
 
 def _selector_setting(selector: Selector) -> Any:
@@ -581,8 +658,9 @@ def _checkpoint_paths(checkpoints: str | Path | Mapping[int, str | Path],
 
 
 def _load_checkpoint(model: nn.Module, path: Path, device: torch.device) -> None:
-    state = torch.load(path, map_location=device, weights_only=True)
-    model.load_state_dict(state)
+    from neuralatlas.zoo.checkpoints import load_weights
+
+    load_weights(model, path, map_location=device, what=f"Checkpoint {str(path)!r}")
 
 
 def _file_fingerprint(path: Path) -> str:
@@ -881,6 +959,7 @@ class _CaptureRun:
                 store.create_layer_array("grads", name, slot, compressor=compressor)
         if self.has_prediction:
             store.prediction_array(slot)
+        store.nonfinite_array(slot, create=True)
         store.done_flags(slot, create=True)
 
     def pending_chunks(self, store: ActivationStore, slot: int | None) -> list[int]:
@@ -929,8 +1008,9 @@ class _CaptureRun:
                  if self.gradients else {})
         preds_arr = store.prediction_array(slot) if self.has_prediction else None
         done = store.done_flags(slot)
+        nonfinite = store.nonfinite_array(slot)
         # token rows: the table was written whole from the counting pass
-        labels_arr = store._group["samples/label"] if self.offsets is None else None
+        labels_arr = store.sample_column("label") if self.offsets is None else None
         pending = set(self.pending_chunks(store, slot) if chunks is None else chunks)
         self.buffers = {name: np.empty((R, *s), np.float32) for name, s in self.shapes.items()}
         grad_buffers = {name: np.empty((R, *s), np.float32) for name, s in self.shapes.items()} if self.gradients else {}
@@ -966,6 +1046,8 @@ class _CaptureRun:
                     preds_arr[start:stop] = pred_buf[:m]
                 if labels_arr is not None:
                     labels_arr[start:stop] = label_buf[:m]
+                if nonfinite is not None:  # rows with NaN/inf per layer, for analyses to name
+                    nonfinite[start:stop] = _nonfinite_rows(self.buffers, grad_buffers, self.layers, m)
                 done[c] = True  # last: a chunk counts only when everything of it is on disk
                 done_rows += m
                 if progress is not None:
@@ -986,3 +1068,25 @@ class _CaptureRun:
             g = torch.zeros_like(t) if g is None else g
             value = self._rows_of(name, self.recorder.batch_first(name, g))
             self._place(buffers[name], value.to("cpu", torch.float32).numpy())
+
+
+
+def _nonfinite_rows(buffers: Mapping[str, np.ndarray], grad_buffers: Mapping[str, np.ndarray],
+                    layers: Sequence[str], m: int) -> np.ndarray:
+    """``[m, n_layers]`` bool: which rows of each layer hold a NaN or inf (activation or gradient)."""
+    flags = np.zeros((m, len(layers)), bool)
+    for j, name in enumerate(layers):
+        for buf in (buffers[name], grad_buffers.get(name)):
+            if buf is not None:
+                flags[:, j] |= _bad_rows(buf[:m].reshape(m, -1))
+    return flags
+
+
+def _bad_rows(block: np.ndarray) -> np.ndarray:
+    # A row's sum is finite when all its values are (one cheap pass); rows whose sum is not
+    # are confirmed value by value, so a sum that merely overflows is not called non-finite.
+    with np.errstate(over="ignore", invalid="ignore"):
+        suspect = ~np.isfinite(block.sum(1))
+    if suspect.any():
+        suspect[suspect] = ~np.isfinite(block[suspect]).all(1)
+    return suspect

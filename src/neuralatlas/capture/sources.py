@@ -67,6 +67,13 @@ class DatasetSource(Source):
         self.index = np.arange(self.n)
         self.name = type(dataset).__name__
         self._fingerprint: str | None = None
+        # a data set that knows its samples' stable index and class names (TextDataset) keeps them
+        index = getattr(dataset, "index", None)
+        if isinstance(index, np.ndarray) and index.shape == (self.n,):
+            self.index = index.astype(np.int64)
+        classes = getattr(dataset, "classes", None)
+        if isinstance(classes, (list, tuple)) and all(isinstance(c, str) for c in classes):
+            self.classes = list(classes)
 
     num_workers: int = 0
 
