@@ -576,6 +576,7 @@ def _open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: _
         "chunk_rows": rows,
         "rows": run.rows,
         "layouts": run.layouts,
+        "has_prediction": run.has_prediction,
         "epochs": [s for s in slots if s is not None],
         "capture": settings,
         "source": "capture",
