@@ -531,3 +531,25 @@ def test_class_analyses_refuse_float_labels(tmp_path):
 
     with pytest.raises(AnalysisError, match="float labels \\(regression targets\\)"):
         linear_probes(store)
+
+
+def test_builtin_text_set_token_rows_and_own_collate(minilm, tmp_path):
+    from neuralatlas.data.text import topics
+
+    model, tok = minilm
+    _, test = topics(tok)
+    few = test.subset(slice(0, 8))
+    store = na.capture(model, few, layers="encoder.layer.5.output", rows="tokens", tokenizer=tok,
+                       out=tmp_path / "t.zarr", batch_size=4)
+    lengths = few.lengths if not callable(few.lengths) else few.lengths()
+    table = store.samples
+    np.testing.assert_array_equal(table["label"], np.repeat(few.labels, lengths))
+    np.testing.assert_array_equal(table["index"], np.repeat(few.index, lengths))
+    assert list(table["label_name"][:1]) == [few.classes[few.labels[0]]]
+    # padded per batch by the data set's own collate_fn: the same sentence means
+    per_batch = na.capture(model, few.with_padding("batch"), layers="encoder.layer.5.output",
+                           reduce="token_mean", out=tmp_path / "b.zarr", batch_size=4)
+    fixed = na.capture(model, few, layers="encoder.layer.5.output", reduce="token_mean",
+                       out=tmp_path / "f.zarr", batch_size=4)
+    np.testing.assert_allclose(np.asarray(per_batch.activations("encoder.layer.5.output")),
+                               np.asarray(fixed.activations("encoder.layer.5.output")), atol=1e-5)
