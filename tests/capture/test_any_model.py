@@ -13,7 +13,13 @@ from torch import nn
 
 import neuralatlas as na
 from neuralatlas.capture.hooks import layer_matches, resolve_layers
-from neuralatlas.errors import AnalysisError, CaptureError, DataError, LayerError, StoreMismatchError
+from neuralatlas.errors import (
+    AnalysisError,
+    CaptureError,
+    DataError,
+    LayerError,
+    StoreMismatchError,
+)
 
 SENTENCES = ["the cat sat", "a dog barked loudly at night", "hello",
              "stocks fell sharply today", "rain again", "the old man and the sea"]
@@ -81,7 +87,7 @@ def test_minilm_token_rows_equal_a_reshape_by_hand_and_resume(minilm, tmp_path):
     data = Sentences(tok)
     layers = ["encoder.layer.0.output", "encoder.layer.5.output"]
     # 7 token rows per chunk: chunks straddle sentences and batches
-    kw = dict(layers=layers, rows="tokens", tokenizer=tok, batch_size=2, chunk_rows=7)
+    kw = {"layers": layers, "rows": "tokens", "tokenizer": tok, "batch_size": 2, "chunk_rows": 7}
     store = na.capture(model, data, out=tmp_path / "t.zarr", **kw)
     mask = data.enc["attention_mask"].bool()
     hs = _hidden_states(model, data.enc)
@@ -338,7 +344,7 @@ class Recurrent(nn.Module):
 
     def forward(self, x):
         seq, _ = self.lstm(x)
-        seq2, h = self.gru(seq)
+        _, h = self.gru(seq)
         return self.head(h[-1])
 
 
