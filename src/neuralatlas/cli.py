@@ -344,6 +344,10 @@ def _model_arg(spec: str):
     from neuralatlas.zoo import build, load_run
 
     path = Path(spec)
+    if path.is_dir() and not (path / "model.json").is_file() and (path / "config.json").is_file():
+        from neuralatlas.zoo.hf import hf_model  # a Hugging Face save_pretrained folder
+
+        return hf_model(path), None
     if path.is_dir():
         return load_run(path)[0], path
     return build(spec), None
@@ -456,17 +460,26 @@ def architecture(
     input_shape: Annotated[Optional[str], typer.Option(help="Input shape of one sample, e.g. 3,32,32 (default: the model's).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for graph.json, summary.csv/txt and the drawings (default: RUN_DIR/results/architecture, else ./architecture/MODEL).")] = None,
     rankdir: Annotated[str, typer.Option(help="Graph direction: TB (top-bottom) or LR.")] = "TB",
+    depth: Annotated[Optional[str], typer.Option(help="Merge modules nested deeper than this many name segments into one box (an int, or 'auto'); big models get 'auto' by default.")] = None,
+    layout: Annotated[str, typer.Option(help="auto, tall (top to bottom) or wide (left to right, rows wrapping to the page width).")] = "auto",
+    input_dtype: Annotated[Optional[str], typer.Option(help="dtype of the example input, e.g. long for token ids (default: long when the first layer is an embedding).")] = None,
 ) -> None:
-    """Draw a model's graph with the layer names capture uses, and print its summary table."""
+    """Draw a model's graph with the layer names capture uses, and print its summary table.
+
+    MODEL may also be a Hugging Face model folder (config.json + weights), loaded offline."""
     from neuralatlas import steps as run_steps
     from neuralatlas.architecture import dot_available
 
     net, run_dir = _model_arg(model)
     shape = _parse_shape(input_shape) if input_shape else None
+    chosen_depth: int | str | None = int(depth) if depth and depth.isdigit() else depth
     target = out or (run_dir / "results" / "architecture" if run_dir else Path("architecture") / Path(model).name.replace(":", "_"))
     graph, _ = run_steps.architecture(run_dir or target, net, input_shape=shape, rankdir=rankdir,
-                                  out=None if run_dir and out is None else target)
-    stdout.print(str(graph.summary()), highlight=False, markup=False)
+                                      out=None if run_dir and out is None else target, depth=chosen_depth,
+                                      layout=layout, input_dtype=input_dtype)
+    view, _ = graph.view(chosen_depth, layout)
+    text = graph.summary(repeats=True) if view is not graph else graph.summary()
+    stdout.print(str(text), highlight=False, markup=False)
     note = "" if dot_available() else " [yellow](Graphviz 'dot' not found: the SVG uses the built-in layout; apt-get install graphviz)[/]"
     if graph.method == "hooks":
         note += f" [dim](traced by hooks: torch.fx could not trace it: {graph.fx_error})[/]"
@@ -530,7 +543,7 @@ from neuralatlas.steps import run_store as _run_store  # noqa: E402
 def naps_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder with acts.zarr (from `neuralatlas capture`, or an imported iNNtrospect folder).")],
     by: Annotated[str, typer.Option(help="Group samples by: label, prediction, correct, group, or another sample-table column.")] = "label",
-    align: Annotated[Optional[str], typer.Option(help="'gradient': centre each sample on its largest gradient first (conv layers; needs gradients).")] = None,
+    align: Annotated[Optional[str], typer.Option(help="'gradient': centre each sample on its largest gradient first (conv layers; needs gradients); 'auto' (default): do so when the store has the conv layers' gradients; 'none': never.")] = "auto",
     layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layer name or glob; repeat for more. Default: every layer.")] = None,
     epoch: Annotated[Optional[int], typer.Option(help="Checkpoint epoch of a per-epoch store (default: the final model).")] = None,
     figures: Annotated[bool, typer.Option(help="Also draw heatmaps, per-group maps and unit statistics.")] = True,
@@ -545,7 +558,8 @@ def naps_cmd(
     from neuralatlas import steps as run_steps
 
     with _dask_client(scheduler) as client, progress_bar(f"NAPs by {by}") as update:
-        result, _ = run_steps.naps(run_dir, by=by, layers=layers or None, align=align, epoch=epoch,
+        result, _ = run_steps.naps(run_dir, by=by, layers=layers or None,
+                                   align=None if align in ("none", "None") else align, epoch=epoch,
                                    figures=figures, memory_limit=memory_limit, client=client, progress=update)
     results_dir, figures_dir = run_dir / "results" / "naps", run_dir / "figures" / "naps"
     table = Table(title=f"NAPs by {result.by}: {len(result.groups)} groups, {int(result.counts.sum())} samples")
@@ -591,12 +605,16 @@ def topomap_cmd(
     table = Table(title=f"{'contrastive ' if contrastive else ''}topomaps: layout quality (random layout in brackets)")
     for col in ("layout", "layer", "units", "Spearman", "kNN kept", "trustworthiness", "map similarity"):
         table.add_column(col, justify="left" if col in ("layout", "layer") else "right")
+    def pair(q: dict[str, Any], key: str) -> str:
+        if key not in q:
+            return "—"
+        return f"{q[key]:.2f}" + (f" ({q['random_' + key]:.2f})" if "random_" + key in q else "")
+
     for method, per_layer in all_quality.items():
         for layer, q in per_layer.items():
-            table.add_row(method, layer, f"{int(q['units'])}", f"{q['spearman']:.2f} ({q['random_spearman']:.2f})",
-                          f"{q.get('knn', float('nan')):.2f} ({q.get('random_knn', float('nan')):.2f})",
-                          f"{q['trustworthiness']:.2f} ({q['random_trustworthiness']:.2f})",
-                          f"{q['map_similarity']:.2f}")
+            table.add_row(method if "layout" not in q else q["layout"], layer, f"{int(q['units'])}",
+                          pair(q, "spearman"), pair(q, "knn"), pair(q, "trustworthiness"),
+                          pair(q, "map_similarity"))
     stdout.print(table)
     console.print(f"results in {results_root}, figures in {figures_root}")
 

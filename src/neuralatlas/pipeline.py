@@ -13,10 +13,15 @@ beside the old one (``acts.zarr.new``) and swapped in only once complete.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import importlib
 import json
+import os
+import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,18 +83,29 @@ class ModelRun:
     def capture_data(self) -> Any:
         train, test = self.data
         data = test if self.run.capture.split == "test" else train
+        if data is None:
+            raise ConfigError(f"{self.run.where('capture', 'split')}: capture.split is 'train' but the data"
+                              f" loader {self.run.data.name!r} returned one data set; use split: test,"
+                              " or return (train, test).")
         n = self.run.capture.n
-        return data.subset(slice(0, n)) if n is not None and n < len(data) else data
+        if n is None or n >= len(data):
+            return data
+        if hasattr(data, "subset"):
+            return data.subset(slice(0, n))
+        import torch.utils.data as tud
+
+        return tud.Subset(data, range(n))
 
     @property
     def model(self) -> Any:
         if self._model is None:
-            self._model = build_model(self.config, self.data[0])
+            train, test = self.data
+            self._model = build_model(self.config, train if train is not None else test)
             weights = self.config.checkpoint
             from neuralatlas.zoo import list_checkpoints, load_checkpoint
 
             if weights is not None:
-                load_checkpoint(self._model, weights)
+                load_checkpoint(self._model, weights, trust_pickle=self.config.trust_pickle)
             elif list_checkpoints(self.run_dir):
                 load_checkpoint(self._model, self.run_dir)
             self._model.eval()
@@ -113,18 +129,33 @@ class ModelRun:
 
 
 def load_data(config: RunConfig) -> tuple[Any, Any]:
+    """``(train, test)`` of the run's data; ``train`` is ``None`` when the user's loader
+    returned a single data set (see :mod:`neuralatlas.data.custom`)."""
     from neuralatlas.data import load
 
     opts = dict(config.data.options)
-    return load(config.data.name, path=config.data.path, **opts)
+    with config_on_path(config):
+        return load(config.data.name, path=config.data.path, **opts)
 
 
 def build_model(config: ModelConfig, data: Any) -> Any:
-    """Build the model; built-in models take their input shape and classes from the data."""
+    """Build the model; built-in models take their input shape and classes from the data.
+
+    ``data`` is the data set the shapes come from (the train set, or the only one there is).
+    """
+    from neuralatlas.config import HFModelConfig
     from neuralatlas.zoo import BUILTIN_MODELS, build
 
     kwargs = dict(config.kwargs)
+    if isinstance(config.model, HFModelConfig):
+        from neuralatlas.zoo.hf import SPEC
+
+        return build(SPEC, path=str(config.model.hf), task=config.model.task, seed=config.train.seed, **kwargs)
     if config.model in BUILTIN_MODELS and config.model != "vgg16":
+        if not hasattr(data, "input_shape") or not hasattr(data, "n_classes"):
+            raise ConfigError(f"built-in model {config.model!r} takes its input shape and classes from an"
+                              f" ArrayDataset; the data is a {type(data).__name__}. Set kwargs: {{input_shape:"
+                              " [...], n_classes: N}, or return ArrayDatasets from the loader.")
         kwargs.setdefault("input_shape", tuple(data.input_shape))
         kwargs.setdefault("n_classes", data.n_classes)
     if config.model in BUILTIN_MODELS:
@@ -177,6 +208,50 @@ def _outputs_intact(record: dict[str, Any], paths: list[Path]) -> bool:
     if recorded is None:  # a record from before stamps: at least every output must exist
         return all(Path(p).exists() for p in paths)
     return all(recorded.get(str(p)) == output_stamp(p) for p in paths)
+
+
+def is_pretrained(config: ModelConfig) -> bool:
+    """Loaded rather than trained: a checkpoint is given, or a Hugging Face folder is named."""
+    from neuralatlas.config import HFModelConfig
+
+    return config.checkpoint is not None or isinstance(config.model, HFModelConfig)
+
+
+@contextlib.contextmanager
+def config_on_path(config: RunConfig) -> Iterator[None]:
+    """The config file's folder on ``sys.path`` (first, as ``python script.py`` puts the
+    script's folder) while the block runs, so ``model: "mymodels:Net"`` imports the
+    ``mymodels.py`` beside the YAML. Afterwards the folder leaves ``sys.path`` and the modules
+    imported from it leave ``sys.modules`` (the objects built from them keep working), so a
+    later run of another config with a same-named module imports its own. Re-entrant."""
+    base = config.base_dir
+    if base is None:
+        yield
+        return
+    folder = str(Path(base).resolve())
+    if folder in sys.path:  # an enclosing block (or the user) put it there: leave it alone
+        yield
+        return
+    before = set(sys.modules)
+    sys.path.insert(0, folder)
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+        for name in set(sys.modules) - before:
+            file = getattr(sys.modules.get(name), "__file__", None) or ""
+            if file and str(Path(file).resolve()).startswith(folder + os.sep):
+                sys.modules.pop(name, None)
+
+
+def _with_config_path(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
+        with config_on_path(self.config):
+            return method(self, *args, **kwargs)
+    return wrapper
 
 
 def _hash(*parts: Any) -> str:
@@ -257,6 +332,7 @@ class Pipeline:
         return key, summary
 
     # -------------------------------------------------------------- the run
+    @_with_config_path
     def validate(self) -> None:
         """Check what can be checked before any work: data files, models, layer names."""
         from neuralatlas.capture import resolve_layers
@@ -264,17 +340,22 @@ class Pipeline:
 
         cfg = self.config
         try:
-            train_set, _ = load_data(cfg)
+            train_set, test_set = load_data(cfg)
         except DataError as err:
             raise ConfigError(f"{cfg.where('data', 'path' if cfg.data.path else 'name')}: {err}") from None
         for i, mcfg in enumerate(cfg.models):
             try:
-                model = build_model(mcfg, train_set)
+                model = build_model(mcfg, train_set if train_set is not None else test_set)
             except NeuralAtlasError as err:
                 raise ConfigError(f"{cfg.where('models', i, 'model')}: {err}") from None
             if mcfg.checkpoint is not None and not Path(mcfg.checkpoint).exists():
                 raise ConfigError(f"{cfg.where('models', i, 'checkpoint')}: checkpoint file"
                                   f" {mcfg.checkpoint} does not exist.")
+            if train_set is None and not is_pretrained(mcfg) and mcfg.train.epochs > 0:
+                raise ConfigError(
+                    f"{cfg.where('models', i)}: model {mcfg.name!r} would be trained, but the data loader"
+                    f" {cfg.data.name!r} returned one data set (no train/test split). Give the model a"
+                    " checkpoint: (or set train: {epochs: 0} to study it untrained), or return (train, test).")
             try:
                 resolve_layers(model, mcfg.layers)
             except LayerError as err:
@@ -311,9 +392,9 @@ class Pipeline:
                 raise ConfigError(f"{self.config.where('capture', 'reduce')}: reduce={mode!r} is not a"
                                   f" reduction; choose one of {', '.join(REDUCTIONS)}.")
 
+    @_with_config_path
     def run(self) -> RunResult:
         """Run every step in order; returns what ran, what was cached, and where things are."""
-        import importlib
 
         self.validate()
         self.out.mkdir(parents=True, exist_ok=True)
@@ -368,14 +449,22 @@ class Pipeline:
         from neuralatlas.zoo import train
 
         cfg = ctx.config
-        model = build_model(cfg, ctx.data[0])
-        if cfg.checkpoint is not None:
-            from neuralatlas.zoo import load_checkpoint
-
-            load_checkpoint(model, cfg.checkpoint)
-            ctx._model = model.eval()
-            return {"loaded": str(cfg.checkpoint)}
         train_set, test_set = ctx.data
+        model = build_model(cfg, train_set if train_set is not None else test_set)
+        if is_pretrained(cfg):
+            if cfg.checkpoint is not None:
+                from neuralatlas.zoo import load_checkpoint
+
+                try:
+                    load_checkpoint(model, cfg.checkpoint, trust_pickle=cfg.trust_pickle)
+                except NeuralAtlasError as err:
+                    i = self.config.models.index(cfg)
+                    raise ConfigError(f"{self.config.where('models', i, 'checkpoint')}: {err}") from None
+            ctx._model = model.eval()
+            return {"loaded": str(cfg.checkpoint if cfg.checkpoint is not None else cfg.model.hf)}
+        if train_set is None:  # validate() let this through only for epochs: 0
+            ctx._model = model.eval()
+            return {"epochs": 0, "untrained": True}
         t = cfg.train
         result = train(model, train_set, test_set, epochs=t.epochs, run_dir=ctx.run_dir, lr=t.lr,
                        batch_size=t.batch_size, seed=t.seed, restarts=t.restarts,
@@ -398,7 +487,7 @@ class Pipeline:
         kwargs = dict(layers=ctx.config.layers, gradients=c.gradients,
                       target=target, batch_size=c.batch_size, reduce=c.reduce,
                       checkpoints=ctx.run_dir if per_epoch else None, progress=self.reporter.progress,
-                      client=self.client)
+                      client=self.client, **c.capture_kwargs())
         if not out.exists() and (new / "zarr.json").exists():
             _swap_in(new, out)  # a rebuild was complete when a kill stopped its swap
         try:  # resume an interrupted capture of the same settings (mending missing chunks) ...

@@ -39,6 +39,14 @@ DEFAULT_CHUNK_BYTES = 16 * 2**20
 ARRAY_CONFIG = {"write_empty_chunks": True}  # skip zarr's per-chunk "all fill value?" scan
 
 
+def writable(array: zarr.Array) -> zarr.Array:
+    """``array`` with :data:`ARRAY_CONFIG`: zarr keeps run-time config out of the metadata, so an
+    array reopened from its group would silently *delete* a chunk that becomes all fill value
+    (all-zero activations, an all-zero label chunk) — which the integrity check then reads as
+    a lost chunk. Every writer goes through this."""
+    return array.with_config(ARRAY_CONFIG)
+
+
 def _slot(epoch: int | None) -> str:
     return "" if epoch is None else f"epochs/{int(epoch)}/"
 
@@ -417,7 +425,7 @@ class ActivationStore:
             cols["prediction"] = self._group[slot + "prediction"][:]
         frame = pd.DataFrame(cols)
         classes = self.classes  # one attribute read, not one per row
-        if "label" in frame and classes:
+        if "label" in frame and classes and frame["label"].dtype.kind in "iu":
             names = np.asarray([*classes, ""], dtype=object)
             labels = frame["label"].to_numpy()
             frame["label_name"] = names[np.where((labels >= 0) & (labels < len(classes)), labels, len(classes))]
@@ -463,7 +471,10 @@ class ActivationStore:
     # ------------------------------------------------------------------ writing (capture, importers)
     def write_samples(self, index, label, group=None, columns: Mapping[str, Sequence] | None = None) -> None:
         """Write the sample table (overwrites earlier columns of the same names)."""
-        table: dict[str, np.ndarray] = {"index": np.asarray(index, np.int64), "label": np.asarray(label, np.int64)}
+        label = np.asarray(label)
+        # float labels are regression targets: kept as floats, never truncated to classes
+        label = label.astype(np.float64 if label.dtype.kind == "f" else np.int64)
+        table: dict[str, np.ndarray] = {"index": np.asarray(index, np.int64), "label": label}
         if group is not None:
             table["group"] = _as_column(group)
         for name, values in (columns or {}).items():
@@ -481,7 +492,7 @@ class ActivationStore:
         """Create (or return the existing) array for ``layer`` with the store's chunking."""
         path = self._array_path(kind, layer, epoch)
         if path in self._group:
-            return self._group[path]
+            return writable(self._group[path])
         shape = (self.n_samples, *self.unit_shape(layer))
         return self._group.create_array(
             path, shape=shape, chunks=(self.chunk_rows, *shape[1:]), dtype=dtype,
@@ -490,7 +501,7 @@ class ActivationStore:
 
     def activations_array(self, kind: str, layer: str, epoch: int | None) -> zarr.Array:
         """The array of ``layer`` for writing, complete or not (capture's writers use it)."""
-        return self._group[self._array_path(kind, layer, epoch)]
+        return writable(self._group[self._array_path(kind, layer, epoch)])
 
     def done_flags(self, epoch: int | None, create: bool = False) -> zarr.Array:
         """One bool per sample chunk: written or not (each flag its own chunk, so writers never clash)."""
@@ -502,7 +513,7 @@ class ActivationStore:
             return self._group.create_array(path, shape=(n_chunks,), chunks=(1,), dtype=bool,
                                             fill_value=False, compressors=with_checksum(),
                                             config=ARRAY_CONFIG)
-        return self._group[path]
+        return writable(self._group[path])
 
     def nonfinite_array(self, epoch: int | None, create: bool = False) -> zarr.Array | None:
         """``[n_samples, n_layers]`` bool: rows of each layer holding NaN/inf (written by capture).
@@ -511,7 +522,7 @@ class ActivationStore:
         """
         path = _slot(epoch) + "nonfinite"
         if path in self._group:
-            return self._group[path]
+            return writable(self._group[path])
         if not create:
             return None
         return self._group.create_array(path, shape=(self.n_samples, len(self.layers)),
@@ -548,7 +559,11 @@ class ActivationStore:
             return self._group.create_array(path, shape=(self.n_samples,), chunks=(self.chunk_rows,),
                                             dtype="int64", fill_value=-1, compressors=with_checksum(),
                                             config=ARRAY_CONFIG)
-        return self._group[path]
+        return writable(self._group[path])
+
+    def sample_column(self, name: str) -> zarr.Array:
+        """A column of the sample table, for writing (capture fills labels chunk by chunk)."""
+        return writable(self._group[f"samples/{name}"])
 
     def update_attrs(self, **attrs: Any) -> None:
         self._group.attrs.update(attrs)

@@ -28,7 +28,8 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 
 from neuralatlas.errors import ConfigError, DataError
 from neuralatlas.zoo.errors import ModelError
-from neuralatlas.zoo.models import SPEC_ATTR, _load_strict, torch_load
+from neuralatlas.zoo.checkpoints import load_weights
+from neuralatlas.zoo.models import SPEC_ATTR
 from neuralatlas.zoo.registry import build
 
 ProgressCallback = Callable[[int, int, dict[str, Any]], None]
@@ -430,8 +431,13 @@ def list_checkpoints(run_dir: str | os.PathLike[str]) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def load_checkpoint(model: nn.Module, path_or_run_dir: str | os.PathLike[str], epoch: int | None = None) -> nn.Module:
+def load_checkpoint(model: nn.Module, path_or_run_dir: str | os.PathLike[str], epoch: int | None = None,
+                    *, trust_pickle: bool = False) -> nn.Module:
     """Load one epoch's weights (strictly) into ``model`` and return it.
+
+    A file may hold a plain ``state_dict``, a training script's checkpoint dict
+    (``{"state_dict": ...}``, ``{"model_state_dict": ...}``) or keys with a DDP ``module.``
+    prefix: see :mod:`neuralatlas.zoo.checkpoints`.
 
     Parameters
     ----------
@@ -441,6 +447,9 @@ def load_checkpoint(model: nn.Module, path_or_run_dir: str | os.PathLike[str], e
         A checkpoint file, a run folder or a checkpoints folder.
     epoch : int, optional
         Which epoch of a folder; ``None`` loads the last one.
+    trust_pickle : bool
+        Also read files that pickle Python objects (a whole model); runs the file's code, so
+        only for files you trust. Without it such a file is refused with the fix.
 
     Returns
     -------
@@ -471,11 +480,8 @@ def load_checkpoint(model: nn.Module, path_or_run_dir: str | os.PathLike[str], e
         if epoch not in found:
             raise ModelError(f"No checkpoint of epoch {epoch} in {str(path)!r}; epochs present: {sorted(found)}.")
         file = found[epoch]
-    first = next(model.parameters(), None)
-    state = torch_load(file, first.device if first is not None else "cpu")
-    _load_strict(model, state, f"Checkpoint {str(file)!r}",
-                 hint="Was it trained with another model or other builder arguments?")
-    return model
+    return load_weights(model, file, trust_pickle=trust_pickle, what=f"Checkpoint {str(file)!r}",
+                        hint="Was it trained with another model or other builder arguments?")
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> tuple[nn.Module, list[dict[str, Any]]]:
