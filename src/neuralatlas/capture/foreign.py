@@ -518,7 +518,10 @@ def capture_foreign(
         ckpts = checkpoint_paths(checkpoints, epochs)
         slots = list(ckpts)
     first_inputs, _ = next(iter(source.batches(0, min(source.batch_size, source.n))))
-    with adapter.restore():
+    from neuralatlas.store.safety import WriteGuard
+
+    guard = WriteGuard(Path(out), gradients=gradients)  # one writer per store; disk faults named
+    with adapter.restore(), guard:
         adapter.discover(pad_rows(to_numpy_tree(first_inputs), source.batch_size))
         if ckpts:
             adapter.load_checkpoint(ckpts[slots[0]])  # also checks that the tree fits the module
@@ -549,6 +552,7 @@ def capture_foreign(
         run = _ForeignRun(adapter, source, spec)
         store = loop._open_or_create(Path(out), settings, overwrite, run, slots, groups, classes,
                                      chunk_rows, compressor, {})
+        guard.store, guard.slots = store, slots
         if "framework" not in store.attrs:
             store.update_attrs(framework=adapter.framework,
                                layouts=getattr(run.runner, "layouts", {}))

@@ -603,12 +603,12 @@ def _repair(store: ActivationStore, run: _CaptureRun, slots: list[int | None], g
         return
     rows: list[Any] = []
     for p in report.problems:
-        if p.kind == "samples/label":
-            # labels are rewritten with each chunk: recomputing the chunk in the first slot mends them
-            rows.append(type(p)("acts", p.layer, slots[0], p.chunk, p.rows, p.problem, p.file))
-        elif p.kind.startswith("samples/") and run.rows == "tokens":
+        if p.kind.startswith("samples/") and run.rows == "tokens":
             # token rows: the whole table (labels too) comes from the counting pass
             run.write_sample_table(store, groups)
+        elif p.kind == "samples/label":
+            # labels are rewritten with each chunk: recomputing the chunk in the first slot mends them
+            rows.append(type(p)("acts", p.layer, slots[0], p.chunk, p.rows, p.problem, p.file))
         elif p.kind in ("samples/index", "samples/group"):
             group_col = groups if groups is not None else run.source.groups
             fill = np.nan if run.label_dtype is np.float64 else -1
