@@ -344,6 +344,14 @@ class _ForeignRun:
         self.device = None
         self._runner: Runner | None = None
         self.layouts: dict[str, str] = {}
+        # what loop._open_or_create and _repair read of a run: one row per sample, class logits
+        self.rows, self.n_rows, self.row_batch = "samples", source.n, source.batch_size
+        self.has_prediction, self.label_dtype = True, np.int64
+
+    def write_sample_table(self, store: Any, groups: Any) -> None:
+        group_col = groups if groups is not None else self.source.groups
+        store.write_samples(index=self.source.index, label=np.full(self.source.n, -1, np.int64),
+                            group=group_col)
 
     @property
     def runner(self) -> Runner:

@@ -308,6 +308,8 @@ def layout_of(module: nn.Module, shape: Sequence[int], seq_len: int | None = Non
     """
     if len(shape) <= 2:
         return "flat"
+    if len(shape) == 4 and seq_len is not None and shape[2] == shape[3] == seq_len:
+        return "unknown"  # attention weights [B, heads, T, T], not a feature map
     if len(shape) >= 4:
         return "channels_first"
     if isinstance(module, _CHANNELS_FIRST_1D):

@@ -198,7 +198,9 @@ def _arrays(store: ActivationStore, slot: int | None) -> Iterator[tuple[str, str
         if want_grads or _exists(store, path):
             yield "grads", layer, path
     path = _slot(slot) + "prediction"
-    if _exists(store, path) or store._group.attrs.get("source") == "capture":
+    # a capture writes predictions only where the output is class logits (attr has_prediction)
+    if _exists(store, path) or (store._group.attrs.get("source") == "capture"
+                                and store._group.attrs.get("has_prediction", True)):
         yield "prediction", None, path
 
 
