@@ -71,6 +71,14 @@
 
   function hideHover() { hoverBox.hidden = true; }
 
+  // the sentence (or token in context) of a text point: escaped, its newlines as plotly <br>
+  function hoverText(d, p) {
+    if (!d.texts || d.texts[p] === undefined || d.texts[p] === null) { return ""; }
+    if (d.sprite) { return " · " + d.texts[p]; }  // the thumbnail box sets textContent: no markup
+    var t = String(d.texts[p]).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+    return "<br>" + t.replace(/\n/g, "<br>");
+  }
+
   /* ------------------------------------------------------------------ projections */
   function Projection(el) {
     var d = readJSON(el.querySelector(".na-proj-data"));
@@ -120,7 +128,7 @@
           y[j] = xy[2 * p + 1];
           sym[j] = pr >= 0 && pr !== label ? "x" : "circle";
           text[j] = "sample " + d.index[p] + " · label " + (d.classes[label] !== undefined ? d.classes[label] : label) +
-            " · predicted " + (pr >= 0 ? d.classes[pr] : "?");
+            " · predicted " + (pr >= 0 ? d.classes[pr] : "?") + hoverText(d, p);
           cd[j] = p;
         }
         return {
