@@ -352,3 +352,25 @@ def test_saved_text_attribution_round_trips(classifier, text, tmp_path):
     back = Attribution.load(tmp_path if res.save(tmp_path) else tmp_path)
     assert np.array_equal(back.tokens, res.tokens) and np.array_equal(back.mask, res.mask)
     assert back.is_text and np.allclose(back.token_scores, res.token_scores)
+
+
+def test_run_folder_attribution_of_text_draws_token_heat_maps(text, tmp_path):
+    from neuralatlas.attribution.runfolder import attribute_run, embedding_layer
+
+    model = BagOfEmbeddings(vocab=31000, dim=8, classes=4).eval()
+    assert embedding_layer(model) == "emb"
+    summary = attribute_run(tmp_path, ["saliency", "ig", "grad_cam"], data=text.subset(slice(0, 12)), model=model,
+                            n_steps=8, figure_samples=3, check_samples=6)
+    assert summary["text"] and summary["layer"] == "emb" and "grad_cam" in summary["skipped"]
+    assert set(summary["methods"]) == {"saliency@emb", "integrated_gradients@emb"}
+    ig = summary["methods"]["integrated_gradients@emb"]
+    assert ig["completeness_max"] < 1e-2 and "sanity_passed" in ig
+    figures = tmp_path / "figures" / "attribution"
+    assert (figures / "tokens_integrated_gradients.png").exists() and (figures / "tokens_saliency.png").exists()
+    assert not (figures / "grid.png").exists()
+    saved = Attribution.load(tmp_path / "results" / "attribution", "integrated_gradients@emb")
+    assert saved.tokens is not None and saved.is_text
+    with pytest.raises(Exception, match="tokenizer"):
+        from neuralatlas.data import topics
+
+        attribute_run(tmp_path / "b", ["ig"], data=topics()[1], model=model)
