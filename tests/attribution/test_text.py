@@ -374,3 +374,15 @@ def test_run_folder_attribution_of_text_draws_token_heat_maps(text, tmp_path):
         from neuralatlas.data import topics
 
         attribute_run(tmp_path / "b", ["ig"], data=topics()[1], model=model)
+
+
+def test_methods_that_would_interpolate_ids_refuse_them():
+    from neuralatlas.attribution import deletion_curves
+
+    model = BagOfEmbeddings().eval()
+    ids = torch.randint(1, 20, (3, 5))
+    for method in ("conductance", "gradient_shap", "deeplift", "occlusion"):
+        with pytest.raises(AnalysisError, match="perturbs the inputs"):
+            attribute(model, ids, method, layer="emb", target=0)
+    with pytest.raises(AnalysisError, match="token ids"):
+        deletion_curves(model, ids, ["saliency"], target=0)
