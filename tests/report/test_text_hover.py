@@ -50,7 +50,7 @@ def text_run(text_splits, tmp_path_factory):
 
 
 def _payload(page: str) -> dict:
-    block = re.search(r'<script type="application/json" class="na-proj-data">(.*?)</script>', page, re.S)
+    block = re.search(r'<script type="application/json" class="na-proj-data">(.*?)</script>', page, re.DOTALL)
     return json.loads(block.group(1).replace("<\\/", "</"))
 
 
@@ -69,9 +69,8 @@ def test_projection_hover_shows_the_sentences_of_the_points(text_run, text_split
 
 
 def test_text_column_of_the_store_wins_and_a_foreign_store_is_ignored(text_run, text_splits):
-    from neuralatlas.store import ActivationStore
-
     from neuralatlas.report.collect import read_run
+    from neuralatlas.store import ActivationStore
 
     _, test = text_splits
     store = ActivationStore.open(text_run / "acts.zarr", mode="a")
