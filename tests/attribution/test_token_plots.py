@@ -51,7 +51,7 @@ def test_figure_scale_colour_bar_and_wrapping():
     assert len(lines) >= 5  # 32 words of 6-7 characters on lines of 40 characters
     assert max(b.get_x() + b.get_width() for b in boxes) <= 40.6
     bar = fig.axes[1]
-    assert "per word" in bar.get_ylabel()
+    assert bar.get_ylabel() == "score per word"
     lo, hi = bar.get_ylim()
     assert lo == pytest.approx(-3.0) and hi == pytest.approx(3.0)  # symmetric: centred on 0
     cmap = matplotlib.pyplot.get_cmap(DIVERGING)

@@ -171,7 +171,7 @@ def attribute_run(
         from neuralatlas.plots.attribution import token_heatmap
 
         for m, res in zip(names, shown):
-            fig = token_heatmap(res, samples=figure_samples, classes=dataset.classes, title=res.name)
+            fig = token_heatmap(res, samples=figure_samples, classes=dataset.classes)
             save_figure(fig, figures_dir / f"tokens_{m}")
             plt.close(fig)
     else:

@@ -376,6 +376,7 @@ def token_heatmap(result: Any, *, ax=None, samples: int | Sequence[int] = 8, mer
         diverging and centred on 0 for signed methods (``plots.style.DIVERGING``), from 0 for
         unsigned ones (``MAGNITUDE``).
     title : str, optional
+        Default: the result's name (method and layer).
 
     Returns
     -------
@@ -424,9 +425,9 @@ def token_heatmap(result: Any, *, ax=None, samples: int | Sequence[int] = 8, mer
                 color="white" if abs(norm(score) - (0.5 if signed else 0.0)) > (0.35 if signed else 0.7) else "black")
     mappable = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     bar = fig.colorbar(mappable, ax=ax, fraction=0.03, pad=0.01)
-    method = getattr(result, "name", None) or getattr(result, "method", "attribution")
-    bar.set_label(f"{method} per {'word' if merge else 'token'}" + (" (sum of pieces)" if merge else ""),
-                  fontsize=fontsize * 0.8)
+    # short: a long vertical label would stretch the figure (the title names the method)
+    bar.set_label(f"score per {'word' if merge else 'token'}", fontsize=fontsize * 0.8)
+    title = title if title is not None else getattr(result, "name", None)
     if title:
         ax.set_title(title, fontsize=fontsize)
     return fig
