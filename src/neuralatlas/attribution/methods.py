@@ -81,6 +81,17 @@ ALIASES: dict[str, str] = {
 
 NOISE_KINDS = ("smoothgrad", "smoothgrad_sq", "vargrad")
 
+CAPTUM_DIFFERENCES: dict[str, str] = {
+    "integrated_gradients": ("With integration='riemann_trapezoid' the trapezoid weights sum to 1 (captum's sum to"
+                             " 1 − 1/n), so values are n/(n − 1) times captum's (50/49 at 50 steps); the default"
+                             " Gauss–Legendre rule is captum's."),
+    "smoothgrad": ("Averages |gradient| over noisy copies, as captum's NoiseTunnel over Saliency (abs=True);"
+                   " Smilkov et al. (2017) average the signed gradient."),
+    "saliency": ("One summed backward pass instead of captum's per-sample unbind: the same values for models"
+                 " without cross-sample interaction (eval mode)."),
+}
+"""Where neuralatlas' attributions differ from captum's on purpose, by method (shown in the report)."""
+
 
 def resolve_method(method: str) -> str:
     """Canonical name of ``method`` (aliases like ``"ig"`` allowed); unknown names raise."""
@@ -944,6 +955,24 @@ def attribute(
         baselines or options.
     LayerError
         ``layer`` or ``neuron`` names no layer (the message lists the layers).
+
+    Notes
+    -----
+    Where the numbers differ from captum's on purpose (also listed in
+    ``CAPTUM_DIFFERENCES``, which the report shows):
+
+    * ``integration="riemann_trapezoid"``: captum's trapezoid weights sum to ``1 − 1/n``
+      instead of 1, so its attributions are ``(n − 1)/n`` of the integral; ours use the
+      rule's own weights and come out ``n/(n − 1)`` times captum's (50/49 at 50 steps), with
+      a correspondingly smaller completeness error. The default Gauss–Legendre rule is
+      captum's, unchanged.
+    * ``"smoothgrad"`` (and ``smooth=`` over saliency) averages ``|gradient|`` over the noisy
+      copies, as captum's ``NoiseTunnel(Saliency())`` does with ``Saliency``'s default
+      ``abs=True``; Smilkov et al. (2017) average the signed gradient. Use
+      ``smooth={"kind": "smoothgrad"}`` over ``"gradient_x_input"`` for a signed variant.
+    * Saliency on the input is one summed backward pass, not captum's per-sample unbind:
+      the same numbers (models in eval mode, no cross-sample interaction such as
+      batch-norm in training mode), faster on small models.
 
     Examples
     --------

@@ -49,6 +49,9 @@ class SanityResult:
     maps : dict of str to numpy.ndarray
         ``"original"`` and one entry per cascading step: maps of the first few samples (for
         figures); ``inputs`` the same samples.
+    absolute : bool
+        Whether the similarities compare ``|maps|`` (summed over channels) rather than the
+        signed maps; figures show what was compared.
     """
 
     method: str
@@ -57,6 +60,7 @@ class SanityResult:
     passed: bool
     maps: dict[str, np.ndarray] = field(default_factory=dict)
     inputs: np.ndarray | None = None
+    absolute: bool = True
 
     @property
     def final_spearman(self) -> float:
@@ -68,7 +72,7 @@ class SanityResult:
 
     def summary(self) -> dict[str, Any]:
         return {"method": self.method, "passed": bool(self.passed), "threshold": self.threshold,
-                "final_spearman": self.final_spearman,
+                "final_spearman": self.final_spearman, "absolute": bool(self.absolute),
                 "steps": self.steps.to_dict(orient="records")}
 
     def save(self, directory: str | Path) -> Path:
@@ -98,7 +102,7 @@ class SanityResult:
         with np.load(directory / f"sanity_{method}.npz") as data:
             maps = {k[4:]: data[k] for k in data.files if k.startswith("map_")}
             inputs = data["inputs"] if "inputs" in data.files else None
-        return cls(method, steps, meta["threshold"], meta["passed"], maps, inputs)
+        return cls(method, steps, meta["threshold"], meta["passed"], maps, inputs, meta.get("absolute", True))
 
     def _repr_html_(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
@@ -127,20 +131,30 @@ def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def ssim_rows(a: np.ndarray, b: np.ndarray, window: int = 7) -> np.ndarray:
     """Mean structural similarity of each 2-D map in ``a`` with the same map in ``b``.
 
-    Maps ``[n, H, W]`` are first scaled to [0, 1] each (as Adebayo et al. do); a uniform
-    ``window`` (shrunk to fit small images) gives the local statistics, with the constants of
-    Wang et al. (2004).
+    Maps ``[n, H, W]`` are first scaled to [0, 1] each (as Adebayo et al. do), then compared
+    exactly as :func:`skimage.metrics.structural_similarity` does with its defaults
+    (``data_range=1``): a uniform ``window`` (7, shrunk to the largest odd size that fits
+    small maps), the sample covariance, the constants of Wang et al. (2004), and the mean
+    taken after cropping ``(window − 1) / 2`` pixels from each border. Vectorised over maps.
+    A window of 1 (a map one pixel high) uses the population covariance, where
+    scikit-image refuses.
     """
     a = _unit_scale(np.asarray(a, np.float64))
     b = _unit_scale(np.asarray(b, np.float64))
     w = int(max(1, min(window, *a.shape[1:])))
+    w -= 1 - w % 2                                   # odd, as scikit-image requires
     size = (1, w, w)
+    n_pixels = w * w
+    cov_norm = n_pixels / (n_pixels - 1) if n_pixels > 1 else 1.0
     mu_a, mu_b = ndimage.uniform_filter(a, size), ndimage.uniform_filter(b, size)
-    var_a = ndimage.uniform_filter(a * a, size) - mu_a ** 2
-    var_b = ndimage.uniform_filter(b * b, size) - mu_b ** 2
-    cov = ndimage.uniform_filter(a * b, size) - mu_a * mu_b
+    var_a = cov_norm * (ndimage.uniform_filter(a * a, size) - mu_a ** 2)
+    var_b = cov_norm * (ndimage.uniform_filter(b * b, size) - mu_b ** 2)
+    cov = cov_norm * (ndimage.uniform_filter(a * b, size) - mu_a * mu_b)
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    pad = (w - 1) // 2
+    if pad:
+        s = s[:, pad:-pad, pad:-pad]
     return s.reshape(len(s), -1).mean(1)
 
 
@@ -311,6 +325,6 @@ def sanity_check(
         model.load_state_dict(state)
     steps = pd.DataFrame(rows)
     result = SanityResult(name, steps, float(threshold), False, kept,
-                          primary[:keep_maps].detach().cpu().numpy())
+                          primary[:keep_maps].detach().cpu().numpy(), bool(absolute))
     result.passed = bool(result.final_spearman < threshold)
     return result
