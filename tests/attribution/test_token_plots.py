@@ -86,3 +86,8 @@ def test_ids_without_tokens_need_a_tokenizer():
             return [f"t{i}" for i in ids]
 
     assert [t for t, _ in token_rows(res, tokenizer=Tok())[0][1]] == ["t1", "t2", "t3"]
+
+
+def test_notebook_view_of_text_attributions_shows_the_tokens():
+    res = _result([["[CLS]", "hi", "[SEP]"]], [[0.0, 1.0, 0.0]])
+    assert "na-tokens" in res._repr_html_() and ">hi</span>" in res._repr_html_()

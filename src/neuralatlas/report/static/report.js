@@ -311,12 +311,11 @@
 
   function hideHover() { hoverBox.hidden = true; }
 
-  // the sentence (or token in context) of a text point: escaped, its newlines as plotly <br>
+  // the sentence (or token in context) of a text point, on lines of its own (already wrapped;
+  // the hover box sets textContent, so the text needs no escaping)
   function hoverText(d, p) {
     if (!d.texts || d.texts[p] === undefined || d.texts[p] === null) { return ""; }
-    if (d.sprite) { return " · " + d.texts[p]; }  // the thumbnail box sets textContent: no markup
-    var t = String(d.texts[p]).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-    return "<br>" + t.replace(/\n/g, "<br>");
+    return "\n" + String(d.texts[p]);
   }
 
   /* ------------------------------------------------------------------ projections */
