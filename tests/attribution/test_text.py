@@ -375,7 +375,8 @@ def test_run_folder_attribution_of_text_draws_token_heat_maps(text, tmp_path):
     assert ig["completeness_max"] < 1e-2 and "sanity_passed" in ig
     figures = tmp_path / "figures" / "attribution"
     assert (figures / "tokens_integrated_gradients.png").exists() and (figures / "tokens_saliency.png").exists()
-    assert not (figures / "grid.png").exists()
+    assert not (figures / "grid.png").exists() and (figures / "sanity_integrated_gradients.png").exists()
+    assert not (figures / "sanity_maps_integrated_gradients.png").exists()  # [T, D] maps as images say nothing
     saved = Attribution.load(tmp_path / "results" / "attribution", "integrated_gradients@emb")
     assert saved.tokens is not None and saved.is_text
     with pytest.raises(Exception, match="tokenizer"):
@@ -394,3 +395,14 @@ def test_methods_that_would_interpolate_ids_refuse_them():
             attribute(model, ids, method, layer="emb", target=0)
     with pytest.raises(AnalysisError, match="token ids"):
         deletion_curves(model, ids, ["saliency"], target=0)
+
+
+def test_sanity_layers_of_a_transformer_are_spread_top_to_bottom(classifier):
+    from neuralatlas.attribution.runfolder import spread_layers
+    from neuralatlas.attribution.sanity import randomisable_layers
+
+    every = randomisable_layers(classifier)
+    picked = spread_layers(classifier, 8)
+    assert len(picked) == 8 and picked[0] == every[0] and picked[-1] == every[-1]
+    assert [every.index(p) for p in picked] == sorted(every.index(p) for p in picked)
+    assert spread_layers(BagOfEmbeddings(), 8) == ["emb", "out"]

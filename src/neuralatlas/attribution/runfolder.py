@@ -213,9 +213,14 @@ def attribute_run(
             kw = dict(options.get(m, {}))
             if m in ("integrated_gradients", "conductance"):
                 kw["n_steps"] = min(n_steps, 16)  # the ranking of a map settles long before completeness does
+            if text:  # a transformer has ~100 modules with weights: randomise a spread of them, top down
+                kw.update(layers=spread_layers(model, SANITY_TEXT_LAYERS), mode="cascading")
             result = sanity_check(model, check, m, target=target, device=device, **kw)
             result.save(results_dir)
-            for stem, fig in ((f"sanity_{m}", sanity_curves(result)), (f"sanity_maps_{m}", sanity_maps(result))):
+            figs = [(f"sanity_{m}", sanity_curves(result))]
+            if not text:  # [T, D] embedding maps drawn as images say nothing; the curves do
+                figs.append((f"sanity_maps_{m}", sanity_maps(result)))
+            for stem, fig in figs:
                 save_figure(fig, figures_dir / stem)
                 plt.close(fig)
             summary["methods"].setdefault(method_key(m, options.get(m, {}).get("layer")), {}).update(
@@ -240,3 +245,17 @@ def embedding_layer(model: Any) -> str:
         if hits:
             return hits[0]
     return names[0]
+
+
+SANITY_TEXT_LAYERS = 8  # layers randomised (cascading) in the sanity check of a text model
+
+
+def spread_layers(model: Any, k: int) -> list[str]:
+    """``k`` of the model's layers with weights, evenly spread from first to last (both kept)."""
+    from neuralatlas.attribution.sanity import randomisable_layers
+
+    names = randomisable_layers(model)
+    if len(names) <= k:
+        return names
+    picks = np.unique(np.round(np.linspace(0, len(names) - 1, k)).astype(int))
+    return [names[i] for i in picks]
