@@ -104,3 +104,21 @@ def test_image_data_still_gets_no_texts(digits_data):
     images = SampleImages(SimpleNamespace(config={}), data=digits_data)
     assert images.texts(None, np.arange(3), digits_data[1].index[:3]) is None
     assert images.by_index(digits_data[1].index[:3]).shape == (3, 1, 8, 8)
+
+
+def test_token_rows_without_token_text_use_the_tokenizer_or_show_nothing(text_splits, tmp_path):
+    from types import SimpleNamespace
+
+    from neuralatlas.store import ActivationStore
+
+    _, test = text_splits
+    ids = test.encoded()["input_ids"][0][:4]
+    store = ActivationStore.create(tmp_path / "s.zarr", {
+        "layers": ["h"], "unit_shapes": {"h": [2]}, "classes": [], "n_samples": 4, "chunk_rows": 4, "epochs": []})
+    store.write_samples(index=[7, 7, 7, 7], label=[0] * 4,
+                        columns={"sample": [0] * 4, "position": [0, 1, 2, 3], "token_id": ids.tolist()})
+    with_tok = SampleImages(SimpleNamespace(config={}), data=text_splits)
+    words = test.tokens(0)[:4]
+    assert with_tok.texts(store.path, np.array([1]), np.array([7])) == [" ".join([words[0], f"[{words[1]}]", *words[2:]])]
+    without = SampleImages(SimpleNamespace(config={}), data=None)
+    assert without.texts(store.path, np.array([1]), np.array([7])) is None

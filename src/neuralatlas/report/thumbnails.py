@@ -117,7 +117,12 @@ class SampleImages:
         if table is not None and (len(rows) and rows.max() >= len(table) or "index" in table.columns
                                   and not np.array_equal(table["index"].to_numpy()[rows], np.asarray(index))):
             table = None  # the projection came from another store: its rows do not name these samples
-        if table is not None and {"token", "sample", "position"} <= set(table.columns):
+        if table is not None and {"sample", "position"} <= set(table.columns):  # token rows
+            if "token" not in table.columns:
+                tok = getattr(self.dataset(), "tokenizer", None)
+                if "token_id" not in table.columns or tok is None:
+                    return None  # a token row's index is not a sentence's: never guess one
+                table = table.assign(token=tok.convert_ids_to_tokens(table["token_id"].astype(int).tolist()))
             return tokens_in_context(table, rows)
         if table is not None and "text" in table.columns:
             return [str(t) for t in table["text"].to_numpy()[rows]]
