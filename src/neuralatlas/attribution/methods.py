@@ -1155,7 +1155,7 @@ def _check_integer_inputs(name: str, x: torch.Tensor, layer: str | None, neuron:
                             " none (casting ids to float would explain a number that means nothing)." + hint)
     if neuron is not None:
         raise AnalysisError(f"{what}: neuron attribution to integer inputs has no gradient; use a layer method.")
-    if smooth is not None or name in ("gradient_shap", "occlusion", "deeplift"):
+    if smooth is not None or name in ("gradient_shap", "occlusion", "deeplift", "conductance"):
         raise AnalysisError(f"{what}: {name}{' with a noise tunnel' if smooth is not None else ''} perturbs the"
                             " inputs themselves, which ids do not allow. Use integrated_gradients, saliency or"
                             " gradient_x_input with layer=<an embedding layer>." + hint)
