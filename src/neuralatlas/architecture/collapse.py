@@ -163,11 +163,14 @@ def collapse_depth(graph: ArchitectureGraph, depth: int) -> ArchitectureGraph:
             nodes.append(n)
             continue
         if g in merged:
-            merged[g].macs += n.macs
+            if g not in rows:
+                merged[g].macs += n.macs
             continue
         row = rows.get(g, {})
+        # the module table's count: complete (functions run inside hooks-traced modules too)
+        macs = int(row["macs"]) if "macs" in row else n.macs
         m = Node(g, g, "module", row.get("type", "?"), row.get("output_shape"), int(row.get("params_total", 0)),
-                 n.macs, 1, 1, row.get("parent", ""))
+                 macs, 1, 1, row.get("parent", ""))
         # the box stands for N blocks when it lies in a repeated block (not when it holds the run)
         for run in runs:
             if _inside(g, run[0]):

@@ -187,7 +187,7 @@ def _example(model: nn.Module, example_input: Any, input_shape: Sequence[int] | 
                 " e.g. torch.zeros(1, 3, 32, 32)) or input_shape=(3, 32, 32).")
     shape = (2, *(int(s) for s in input_shape))
     if input_dtype is not None:
-        dtype = getattr(torch, input_dtype) if isinstance(input_dtype, str) else input_dtype
+        dtype = getattr(torch, input_dtype, None) if isinstance(input_dtype, str) else input_dtype
         if not isinstance(dtype, torch.dtype):
             raise AnalysisError(f"input_dtype={input_dtype!r} is not a torch dtype; use e.g. 'long' or 'float32'.")
     elif hf_input == "input_ids" or (hf_input is None and _takes_ids(model)):
