@@ -623,11 +623,15 @@ class ArchitectureGraph:
 
         return render_file(self, path, Path(path).suffix.lstrip(".").lower() or "svg", rankdir=rankdir)
 
-    def to_html(self, engine: str = "auto") -> str:
-        """An HTML fragment: the SVG where clicking a layer copies its name to the clipboard."""
+    def to_html(self, engine: str = "auto", depth: int | str | None = None, layout: str = "auto") -> str:
+        """An HTML fragment: the SVG where clicking a layer copies its name to the clipboard.
+
+        Drawn as :meth:`view` chooses (a big model collapsed to fit, wide), unless ``depth``
+        or ``layout`` say otherwise."""
         from neuralatlas.architecture.render import to_html
 
-        return to_html(self, engine=engine)
+        graph, chosen = self.view(depth, layout)
+        return to_html(graph, engine=engine, layout=chosen)
 
     def _repr_html_(self) -> str:
         return self.to_html()
