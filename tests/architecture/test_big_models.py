@@ -180,3 +180,19 @@ def test_save_draws_the_readable_view(tmp_path):
     assert ArchitectureGraph.load(tmp_path).module_names == g.module_names
     with pytest.raises(AnalysisError, match="depth=0"):
         g.collapsed(depth=0)
+
+
+def test_cli_draws_a_hugging_face_folder(tmp_path):
+    from typer.testing import CliRunner
+
+    from neuralatlas.cli import app
+
+    cfg = transformers.GPT2Config(n_layer=3, n_head=2, n_embd=16, vocab_size=50, n_positions=32)
+    transformers.GPT2LMHeadModel(cfg).save_pretrained(tmp_path / "gpt2")
+    res = CliRunner().invoke(app, ["architecture", str(tmp_path / "gpt2"), "--input-shape", "6",
+                                   "--depth", "2", "--layout", "wide", "--out", str(tmp_path / "arch")])
+    assert res.exit_code == 0, res.output
+    svg = (tmp_path / "arch" / "architecture.svg").read_text()
+    # a folder given to the CLI loads as AutoModel (GPT2Model: blocks h.0 ... h.2)
+    assert "h.0–2  ×3" in svg and 'data-layer="h.1' not in svg
+    assert "h.0–2 (GPT2Block) ×3 (per block)" in res.output
