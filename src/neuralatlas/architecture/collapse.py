@@ -81,7 +81,7 @@ def repeated_runs(graph: ArchitectureGraph, min_repeat: int = 2) -> list[list[st
             last_node[prefix] = i
     runs: list[list[str]] = []
     taken: set[str] = set()
-    for parent, names in children.items():
+    for names in children.values():
         containers = [c for c in names if not rows_by_name[c]["is_leaf"] and rows_by_name[c]["calls"] == 1
                       and c in first_node]
         i = 0
