@@ -189,7 +189,11 @@ def load_config(source: str | Path | dict[str, Any], *, base_dir: Path | None = 
         else:
             text = str(source)
         try:
-            raw = yaml.safe_load(text) or {}
+            raw = yaml.load(text, Loader=_UniqueKeyLoader) or {}
+        except _DuplicateKey as err:
+            raise ConfigError(f"{where}:{err.line}: duplicate key {err.key!r} (first at line"
+                              f" {err.first}); YAML would silently keep only the last value."
+                              " Remove or merge one of them.") from None
         except yaml.YAMLError as err:
             raise ConfigError(f"{where}: not valid YAML: {err}") from None
     if not isinstance(raw, dict):
@@ -209,6 +213,30 @@ def load_config(source: str | Path | dict[str, Any], *, base_dir: Path | None = 
         config = _rebase(config, base_dir)
     config._source_text, config._source_name = text, where
     return config
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: str, line: int, first: int):
+        super().__init__(f"duplicate key {key!r} at line {line} (first at line {first})")
+        self.key, self.line, self.first = key, line, first
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise _DuplicateKey(str(key), key_node.start_mark.line + 1, first)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _rebase(config: RunConfig, base: Path) -> RunConfig:

@@ -40,10 +40,34 @@ def _is_state(obj: Any) -> bool:
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
 
 
-def _torch_load(path: Path, map_location: Any, trust_pickle: bool) -> Any:
-    """``torch.load`` with messages that say what the file is and how to fix it."""
+def _torch_load(path: Path, map_location: Any, trust_pickle: bool, what: str = "Weights") -> Any:
+    """``torch.load`` with messages that say what the file is and how to fix it.
+
+    An empty (0-byte) or truncated file — a save that was interrupted, a full disk, a copy cut
+    short — otherwise surfaces as a bare ``EOFError`` (which the CLI shows as "Aborted.") or
+    ``OSError: [Errno 22]`` without a path.
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ModelError(f"{what} file {str(path)!r} does not exist.") from None
+    if size == 0:
+        raise ModelError(f"{what} file {str(path)!r} is empty (0 bytes): its save was interrupted."
+                         " Retrain (or copy the file again); it holds no weights.")
     try:
         return torch.load(path, map_location=map_location, weights_only=not trust_pickle)
+    except (EOFError, OSError) as err:
+        raise ModelError(
+            f"{what} file {str(path)!r} ({size:,} bytes) is truncated or damaged ({type(err).__name__}:"
+            f" {err}). Retrain (or copy the file again from where it was made)."
+        ) from None
+    except RuntimeError as err:
+        if "zip" in str(err).lower() or "archive" in str(err).lower() or "central directory" in str(err).lower():
+            raise ModelError(
+                f"{what} file {str(path)!r} ({size:,} bytes) is truncated or damaged ({err}). Retrain"
+                " (or copy the file again from where it was made)."
+            ) from None
+        raise ModelError(f"Cannot read {what.lower()} file {str(path)!r} with torch.load: {err}") from err
     except pickle.UnpicklingError as err:
         if trust_pickle:
             raise ModelError(f"Cannot unpickle weights file {str(path)!r}: {err}") from err

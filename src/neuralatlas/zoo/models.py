@@ -30,6 +30,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -415,6 +416,20 @@ def vgg16(
 
 def _describe(weights: object) -> str:
     return repr(str(weights)) if isinstance(weights, (str, os.PathLike)) else "(state dict)"
+
+
+def torch_load(path: str | os.PathLike[str], map_location: Any = "cpu", what: str = "Checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)`` whose failures name the file and the fix.
+
+    See :func:`neuralatlas.zoo.checkpoints.read_state_dict`, which this reads through.
+
+    Raises
+    ------
+    ModelError
+    """
+    from neuralatlas.zoo.checkpoints import _torch_load
+
+    return _torch_load(Path(path), map_location, trust_pickle=False, what=what)
 
 
 def _load_state_dict(weights: str | os.PathLike[str] | Mapping[str, torch.Tensor]) -> Mapping[str, Any]:

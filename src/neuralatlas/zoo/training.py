@@ -167,10 +167,13 @@ def train(
     spec = getattr(model, SPEC_ATTR, None)
 
     tmp_root: Path | None = None
+    owner = None
     if run_path is not None:
         run_path.mkdir(parents=True, exist_ok=True)
+        remove_stale_train_folders(run_path)
         # Inside run_dir, so moving the winning try into place is a rename, not a copy.
         tmp_root = Path(tempfile.mkdtemp(prefix=".train-", dir=run_path))
+        owner = _hold_train_folder(tmp_root)
 
     rng_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
     history: list[dict[str, Any]] = []
@@ -209,6 +212,8 @@ def train(
         model.load_state_dict(initial)
         if tmp_root is not None:
             shutil.rmtree(tmp_root, ignore_errors=True)
+        if owner is not None:
+            owner.release()
         raise
     finally:
         model.to(original_device)
@@ -229,8 +234,50 @@ def train(
             })
         finally:
             shutil.rmtree(tmp_root, ignore_errors=True)
+            if owner is not None:
+                owner.release()
     return TrainResult(model=model, metrics=best["metrics"], tries=len(history), reached_target=reached,
                        run_dir=run_path, restarted_because=notes, seed=best["seed"])
+
+
+_LEGACY_STALE_S = 3600.0
+
+
+def _hold_train_folder(folder: Path) -> Any:
+    """Lock a training's scratch folder for as long as this process trains into it."""
+    from neuralatlas.store.lock import StoreLock
+
+    lock = StoreLock(folder / "owner", purpose="training")
+    lock.acquire()
+    return lock
+
+
+def remove_stale_train_folders(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Remove the ``.train-*`` scratch folders of trainings that were killed (their checkpoints
+    would otherwise stay for ever). A folder whose owner still runs is left alone; a folder of
+    an older version (no owner lock) once nothing in it changed for an hour. Returns those removed.
+    """
+    from neuralatlas.errors import StoreLockedError
+    from neuralatlas.store.lock import StoreLock, lock_path
+
+    removed = []
+    for folder in Path(run_dir).glob(".train-*"):
+        if not folder.is_dir():
+            continue
+        if lock_path(folder / "owner").exists():
+            probe = StoreLock(folder / "owner", purpose="training")
+            try:
+                probe.acquire()
+            except StoreLockedError:
+                continue  # a training in another process is using it
+            probe.release()
+        else:
+            newest = max((p.stat().st_mtime for p in folder.rglob("*")), default=folder.stat().st_mtime)
+            if time.time() - newest < _LEGACY_STALE_S:
+                continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
 
 
 def _validate(epochs: int, lr: float, batch_size: int, restarts: int, target_accuracy: float | None) -> None:
