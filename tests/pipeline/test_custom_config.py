@@ -263,19 +263,37 @@ def test_hugging_face_folder_in_a_config(tmp_path):
         models:
           - name: gpt2
             model: {{hf: gpt2, task: causal-lm}}
-        capture: {{gradients: false}}
+            layers: [transformer.h.0]
+        capture: {{gradients: false, output: logits, rows: tokens}}
         analyses:
           architecture: {{}}
         report: {{html: false}}
     """))
     # pretrained: loaded, not trained (one data set is enough); the architecture runs on two real
     # samples of the user's data (dict inputs, integer ids)
-    result = Pipeline(load_config(tmp_path / "run.yaml"), only=["train", "architecture"]).run()
+    result = run(tmp_path / "run.yaml")
     summary = result.summaries["gpt2"]
     assert summary["train"] == {"loaded": str(tmp_path / "gpt2")}
     t, d, vocab = 8, 32, 101
     block = t * d * 3 * d + 2 * t * t * d + t * d * d + 2 * t * d * 4 * d
     assert summary["architecture"]["total_macs"] == 2 * block + t * d * vocab
+    # capture: one row per token (rows: tokens from the YAML), equal to the model's own hidden states
+    from neuralatlas.store import ActivationStore
+    from neuralatlas.zoo.hf import hf_model
+
+    acts = np.asarray(ActivationStore.open(result.out / "gpt2" / "acts.zarr").activations("transformer.h.0")[:])
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import tokdata
+
+        data = tokdata.load()
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("tokdata", None)
+    ids = torch.stack([data[i][0]["input_ids"] for i in range(len(data))])
+    with torch.no_grad():
+        hidden = hf_model(tmp_path / "gpt2", task="causal-lm")(input_ids=ids, output_hidden_states=True).hidden_states
+    np.testing.assert_allclose(acts, hidden[1].reshape(-1, d).numpy(), rtol=1e-4, atol=1e-5)
     # a wrong task names the line
     text = (tmp_path / "run.yaml").read_text().replace("causal-lm", "causal-llm")
     (tmp_path / "run.yaml").write_text(text)

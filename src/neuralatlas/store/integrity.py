@@ -161,7 +161,8 @@ def _arrays(store: ActivationStore, slot: int | None) -> Iterator[tuple[str, str
         if want_grads or _exists(store, path):
             yield "grads", layer, path
     path = _slot(slot) + "prediction"
-    if _exists(store, path) or store._group.attrs.get("source") == "capture":
+    attrs = store._group.attrs
+    if _exists(store, path) or (attrs.get("source") == "capture" and attrs.get("has_prediction", True)):
         yield "prediction", None, path
 
 
