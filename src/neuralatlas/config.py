@@ -14,6 +14,17 @@ Example ``run.yaml``::
     analyses:
       naps: {by: label}
       projection: {method: tsne, n: 450}
+
+Your own code sits beside the YAML (the file's folder is on ``sys.path`` during the run)::
+
+    data: "mydata:load"                 # returns (train, test) or one data set
+    models:
+      - name: net
+        model: "mymodels:Net"
+        checkpoint: net.pt              # state_dict, {"state_dict": ...}, DDP "module." keys
+      - name: minilm
+        model: {hf: models/all-MiniLM-L6-v2}        # a save_pretrained folder, offline
+    capture: {output: logits, layer_output: {"lstm": [1, 0]}, reduce: token_mean}
 """
 
 from __future__ import annotations

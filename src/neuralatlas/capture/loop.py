@@ -960,6 +960,9 @@ class _CaptureRun:
                 store.create_layer_array("grads", name, slot, compressor=compressor)
         if self.has_prediction:
             store.prediction_array(slot)
+        # recorded so the integrity check knows a missing prediction array is by design
+        # (the output is not class logits), not a lost one
+        store.update_attrs(has_prediction=bool(self.has_prediction))
         store.nonfinite_array(slot, create=True)
         store.done_flags(slot, create=True)
 
