@@ -699,6 +699,13 @@ def attribute(
     >>> cam = attribute(model, test, "grad_cam", layer="conv2")                    # doctest: +SKIP
     >>> unit = attribute(model, test, "saliency", neuron=("fc1", 17))              # doctest: +SKIP
     """
+    from neuralatlas.capture.foreign import is_foreign
+
+    if is_foreign(model):  # Flax / Keras-on-JAX: jax.grad, the same Attribution result
+        from neuralatlas.attribution.jax_methods import attribute_jax
+
+        return attribute_jax(model, inputs, method, target, baseline, labels=labels, n_steps=n_steps,
+                             batch_size=batch_size, output=output, keep_inputs=keep_inputs)
     name = resolve_method(method)
     spec = METHODS[name]
     smooth_cfg = _smooth_settings(smooth, name)
