@@ -80,6 +80,8 @@ class ModelRun:
     def model(self) -> Any:
         if self._model is None:
             self._model = build_model(self.config, self.data[0])
+            if _is_keras_file(self.config.model):
+                return self._model
             weights = self.config.checkpoint
             from neuralatlas.zoo import list_checkpoints, load_checkpoint
 
@@ -118,6 +120,10 @@ def build_model(config: ModelConfig, data: Any) -> Any:
     """Build the model; built-in models take their input shape and classes from the data."""
     from neuralatlas.zoo import BUILTIN_MODELS, build
 
+    if _is_keras_file(config.model):  # a saved Keras model loads like a checkpoint (no training)
+        from neuralatlas.capture.keras_adapter import load_model
+
+        return load_model(config.model)
     kwargs = dict(config.kwargs)
     if config.model in BUILTIN_MODELS and config.model != "vgg16":
         kwargs.setdefault("input_shape", tuple(data.input_shape))
@@ -125,6 +131,10 @@ def build_model(config: ModelConfig, data: Any) -> Any:
     if config.model in BUILTIN_MODELS:
         kwargs.setdefault("seed", config.train.seed)
     return build(config.model, **kwargs)
+
+
+def _is_keras_file(spec: str) -> bool:
+    return str(spec).endswith(".keras")
 
 
 def _hash(*parts: Any) -> str:
@@ -221,7 +231,8 @@ class Pipeline:
                 raise ConfigError(f"{cfg.where('models', i, 'checkpoint')}: checkpoint file"
                                   f" {mcfg.checkpoint} does not exist.")
             try:
-                resolve_layers(model, mcfg.layers)
+                if not _is_keras_file(mcfg.model):  # Keras layer names are checked at capture
+                    resolve_layers(model, mcfg.layers)
             except LayerError as err:
                 raise ConfigError(f"{cfg.where('models', i, 'layers')}: {err}") from None
 
@@ -280,6 +291,9 @@ class Pipeline:
 
         cfg = ctx.config
         model = build_model(cfg, ctx.data[0])
+        if _is_keras_file(cfg.model):
+            ctx._model = model
+            return {"loaded": str(cfg.model)}
         if cfg.checkpoint is not None:
             from neuralatlas.zoo import load_checkpoint
 

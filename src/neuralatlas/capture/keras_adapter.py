@@ -188,9 +188,10 @@ class KerasAdapter:
     def runner(self, spec: RunSpec) -> Any:
         if self.backend == "jax":
             from neuralatlas.capture.flax_adapter import _FlaxRunner
-            from neuralatlas.capture.jax_ops import JaxRunner
+            from neuralatlas.capture.jax_ops import Identity, JaxRunner
 
-            return _FlaxRunner(JaxRunner(self.apply_jax, lambda: self._weights, spec, self.channels_last))
+            return _FlaxRunner(JaxRunner(self.apply_jax, lambda: self._weights, spec, self.channels_last,
+                                         cache_key=("keras", Identity(self.model))))
         return _TorchKerasRunner(self, spec)
 
     def logits_fn(self):
