@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import race  # noqa: E402
+from timing import race
 
 
 def main() -> None:

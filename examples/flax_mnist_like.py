@@ -17,19 +17,19 @@ from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-from flax import nnx  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
 
-import neuralatlas as na  # noqa: E402
-from neuralatlas import steps  # noqa: E402
-from neuralatlas.architecture.foreign import save_architecture  # noqa: E402
-from neuralatlas.attribution.jax_methods import attribution_step  # noqa: E402
-from neuralatlas.capture.flax_adapter import save_params  # noqa: E402
-from neuralatlas.data import digits  # noqa: E402
-from neuralatlas.data.dataset import ArrayDataset  # noqa: E402
+import neuralatlas as na
+from neuralatlas import steps
+from neuralatlas.architecture.foreign import save_architecture
+from neuralatlas.attribution.jax_methods import attribution_step
+from neuralatlas.capture.flax_adapter import save_params
+from neuralatlas.data import digits
+from neuralatlas.data.dataset import ArrayDataset
 
 EPOCHS = 4
 

@@ -13,7 +13,11 @@ import pytest
 jax = pytest.importorskip("jax")
 nnx = pytest.importorskip("flax.nnx")
 
-from neuralatlas.architecture.foreign import foreign_summary, framework_summary, save_architecture  # noqa: E402
+from neuralatlas.architecture.foreign import (
+    foreign_summary,
+    framework_summary,
+    save_architecture,
+)
 
 
 class Net(nnx.Module):

@@ -80,7 +80,7 @@ def stores(tmp_path_factory):
     for layer in ("conv1", "fc1", "fc2"):
         km.get_layer(layer).set_weights([w[f"{layer}/kernel"], w[f"{layer}/bias"]])
     root = tmp_path_factory.mktemp("cross")
-    kw = dict(layers=LAYERS, gradients=True, batch_size=16, overwrite=True)
+    kw = {"layers": LAYERS, "gradients": True, "batch_size": 16, "overwrite": True}
     return {"torch": na.capture(tm, nchw, out=root / "t.zarr", **kw),
             "flax": na.capture(fm, nhwc, out=root / "f.zarr", **kw),
             "keras": na.capture(km, nhwc, out=root / "k.zarr", **kw)}

@@ -18,7 +18,7 @@ jnp = jax.numpy
 nnx = pytest.importorskip("flax.nnx")
 nn = pytest.importorskip("flax.linen")
 
-from neuralatlas.capture.flax_adapter import save_params  # noqa: E402
+from neuralatlas.capture.flax_adapter import save_params
 
 
 class Net(nnx.Module):
@@ -106,7 +106,7 @@ def test_unknown_layer_lists_the_real_ones(net, data, tmp_path):
 
 
 def test_resume_and_mismatch(net, data, tmp_path):
-    kw = dict(layers=["conv"], batch_size=8, chunk_rows=8)
+    kw = {"layers": ["conv"], "batch_size": 8, "chunk_rows": 8}
     full = na.capture(net, data, out=tmp_path / "full.zarr", **kw)
     calls = []
 

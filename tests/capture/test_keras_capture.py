@@ -131,7 +131,7 @@ TORCH_SCRIPT = textwrap.dedent("""
 
 def test_torch_backend_in_subprocess(tmp_path):
     env = {**os.environ, "PYTHONPATH": SRC, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-c", TORCH_SCRIPT, str(tmp_path)], capture_output=True,
+    result = subprocess.run([sys.executable, "-c", TORCH_SCRIPT, str(tmp_path)], capture_output=True, check=False,
                             text=True, timeout=300, env=env)
     assert result.returncode == 0 and "ok" in result.stdout, result.stdout[-2000:] + result.stderr[-4000:]
 

@@ -168,13 +168,13 @@ def save_architecture(run_dir: str | Path, model: Any, example: Any) -> dict[str
     (target / "summary.txt").write_text(str(summary) + "\n")
     try:
         text = framework_summary(model, example)
-    except Exception as err:  # the framework's pretty-printer is a bonus, never a failure
+    except (ImportError, TypeError, ValueError, RuntimeError, AttributeError) as err:  # a bonus, never a failure
         text = f"(the framework's summary failed: {err})"
     (target / "framework_summary.txt").write_text(text + "\n")
     fig = layer_costs(summary)
     save_figure(fig, run_dir / "figures" / "architecture" / "layer_costs")
     plt.close(fig)
-    out = {"method": summary.model_type.split(":")[0] + " trace", "layers": int(len(summary.table)),
+    out = {"method": summary.model_type.split(":")[0] + " trace", "layers": len(summary.table),
            "total_params": summary.total_params, "total_macs": summary.total_macs}
     (target / "summary.json").write_text(json.dumps(out, indent=1))
     return out

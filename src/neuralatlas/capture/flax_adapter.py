@@ -26,15 +26,22 @@ from typing import Any
 
 import numpy as np
 
-from neuralatlas.capture.foreign import (RunSpec, Tap, check_fits, flatten_tree, load_params, require,
-                                         tree_fingerprint)
-from neuralatlas.errors import CaptureError, ModelError, StoreError
+from neuralatlas.capture.foreign import (
+    RunSpec,
+    Tap,
+    check_fits,
+    flatten_tree,
+    load_params,
+    require,
+    tree_fingerprint,
+)
+from neuralatlas.errors import CaptureError, ModelError
 
 jax = require("jax")
 require("flax")
-import jax.numpy as jnp  # noqa: E402
-import flax.linen as nn  # noqa: E402
-from flax import nnx  # noqa: E402
+import flax.linen as nn
+import jax.numpy as jnp
+from flax import nnx
 
 
 # ---------------------------------------------------------------------------- params trees

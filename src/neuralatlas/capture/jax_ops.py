@@ -86,7 +86,7 @@ class Identity:
     def __hash__(self) -> int:
         return id(self.obj)
 
-    def __eq__(self, other: Any) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Identity) and other.obj is self.obj
 
 

@@ -20,8 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from neuralatlas.capture.foreign import (RunSpec, Tap, call_indices, check_fits, layout_of, load_params, pick,
-                                         require, tree_fingerprint)
+from neuralatlas.capture.foreign import (
+    RunSpec,
+    Tap,
+    call_indices,
+    check_fits,
+    layout_of,
+    load_params,
+    pick,
+    require,
+    tree_fingerprint,
+)
 from neuralatlas.errors import CaptureError, ModelError
 
 keras = require("keras")
