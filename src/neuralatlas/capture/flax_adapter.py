@@ -59,7 +59,7 @@ def save_params(path: str | Path, params: Any) -> Path:
     """
     path = Path(path)
     if isinstance(params, nnx.Module):
-        _, _, weights = nnx.split(params, nnx.RngState, ...)
+        weights = nnx.split(params, nnx.RngState, ...)[-1]
         params = nnx.to_pure_dict(weights)
     flat = {k: np.asarray(v) for k, v in flatten_tree(params).items()}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +70,7 @@ def save_params(path: str | Path, params: Any) -> Path:
     else:
         if path.suffix != ".npz":
             path = path.with_suffix(".npz")
-        np.savez(path, **flat)
+        np.savez(path, **flat)  # type: ignore[arg-type]
     return path
 
 
@@ -94,6 +94,7 @@ class _FlaxBase:
     """What NNX and linen share: discovery, names, the JAX runner."""
 
     framework = "flax"
+    model_id = ""
 
     def __init__(self) -> None:
         self._order: list[str] = []
@@ -199,7 +200,8 @@ class NNXAdapter(_FlaxBase):
         super().__init__()
         self.model = model
         self.model_id = f"{type(model).__module__}.{type(model).__qualname__}"
-        self.graphdef, self.rngs, self.weights = nnx.split(model, nnx.RngState, ...)
+        split: Any = nnx.split(model, nnx.RngState, ...)
+        self.graphdef, self.rngs, self.weights = split
         self._types = {".".join(map(str, p)): type(m).__name__ for p, m in nnx.iter_modules(model) if p}
 
     def current(self) -> Any:

@@ -521,7 +521,7 @@ def capture_foreign(
     with adapter.restore():
         adapter.discover(pad_rows(to_numpy_tree(first_inputs), source.batch_size))
         if ckpts:
-            adapter.load_checkpoint(ckpts[slots[0]])  # also checks that the tree fits the module
+            adapter.load_checkpoint(next(iter(ckpts.values())))  # also checks that the tree fits the module
         all_names = adapter.layer_names()
         names = (adapter.leaf_names() if layers is None
                  else match_layer_patterns(all_names, layers, owner=adapter.model_id))
@@ -547,7 +547,8 @@ def capture_foreign(
                         else {str(e): loop._file_fingerprint(p) for e, p in ckpts.items()}),
         }
         run = _ForeignRun(adapter, source, spec)
-        store = loop._open_or_create(Path(out), settings, overwrite, run, slots, groups, classes,
+        # the store opener needs only layers, source, probe() and model.named_modules() of a run
+        store = loop._open_or_create(Path(out), settings, overwrite, run, slots, groups, classes,  # type: ignore[arg-type]
                                      chunk_rows, compressor, {})
         if "framework" not in store.attrs:
             store.update_attrs(framework=adapter.framework,
@@ -555,12 +556,12 @@ def capture_foreign(
         total = source.n * len(slots)
         done_rows = 0
         for slot in slots:
-            if store.is_complete("final" if slot is None else slot):
+            if store.is_complete("final" if slot is None else slot):  # type: ignore[arg-type]
                 done_rows += source.n
                 continue
             run.prepare(store, slot, compressor)
             if slot is not None:
-                adapter.load_checkpoint(ckpts[slot])  # runners read the weights per call: no recompile
+                adapter.load_checkpoint(ckpts[int(slot)])  # runners read the weights per call: no recompile
             done_rows = run.fill(store, slot, progress, done_rows, total)
             store.mark_complete(slot)
     if progress is not None:

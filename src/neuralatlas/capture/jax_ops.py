@@ -73,7 +73,7 @@ Apply = Callable[[Any, Any, Tap], Any]
 # Compiled tapped forwards of recent captures, so that capturing the same model again (another
 # store, a benchmark's repeat) does not compile again: keyed by the model's structure, the
 # capture settings and the input shapes. Weights are arguments, so any values fit.
-_COMPILED: dict[Any, tuple[Callable, dict[str, tuple[int, ...]], dict[str, Any], int]] = {}
+_COMPILED: dict[Any, tuple[Any, dict[str, tuple[int, ...]], dict[str, Any], int]] = {}
 _COMPILED_MAX = 8
 
 
@@ -122,7 +122,7 @@ class JaxRunner:
         self.cache_key = cache_key
         self.channels_last = channels_last
         self.layouts: dict[str, dict[str, str]] = {}
-        self._step: Callable | None = None
+        self._step: Any = None
         self._n_classes = 0
 
     def _tap(self, indices: Mapping[str, int], perts: Mapping[str, Any] | None) -> Tap:

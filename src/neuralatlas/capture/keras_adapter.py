@@ -60,7 +60,8 @@ def save_weights(path: str | Path, model: Any) -> Path:
     """Write a Keras model's variables as ``.npz`` keyed by ``variable.path`` (a checkpoint)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **{v.path: np.asarray(keras.ops.convert_to_numpy(v.value)) for v in model.variables})
+    np.savez(path, **{v.path: np.asarray(keras.ops.convert_to_numpy(v.value))  # type: ignore[arg-type]
+                      for v in model.variables})
     return path
 
 

@@ -267,6 +267,8 @@ def capture(
     ----------
     model : torch.nn.Module
         Any module. It is left as found (hooks, mode, ``requires_grad``, weights, device).
+        Flax (an ``nnx.Module``, a linen ``(module, variables)`` pair) and Keras 3 models go
+        through :func:`neuralatlas.capture.foreign.capture_foreign` with the same arguments.
     data : ArrayDataset, torch Dataset of ``(inputs, label)``, or DataLoader
         Inputs may be a tensor, a tuple (``model(*x)``) or a dict (``model(**x)``).
     layers : str or list of str, optional
