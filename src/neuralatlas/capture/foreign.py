@@ -378,7 +378,7 @@ class _ForeignRun:
         preds_arr = store.prediction_array(slot)
         done = store.done_flags(slot)
         flags = done[:]
-        labels_arr = store._group["samples/label"]
+        labels_arr = store.sample_column("label")
         shapes = {name: store.unit_shape(name) for name in self.layers}
         runner = self.runner
         for c in range(done.shape[0]):
