@@ -147,7 +147,9 @@ def test_native_layout(net, data, tmp_path):
 
     store = capture_foreign(net, data, layers=["conv"], out=tmp_path / "a.zarr", layout="native")
     assert store.unit_shape("conv") == (4, 4, 3)
-    assert store.attrs["layouts"]["conv"]["stored"] == "channels_last"
+    assert store.attrs["layouts"]["conv"] == "channels_last"  # analyses will not take it for [C, H, W]
+    with pytest.raises(na.NeuralAtlasError, match="channel-first"):
+        na.naps(store, align="gradient", layers=["conv"])
 
 
 def test_per_epoch_checkpoints_and_mismatching_tree(net, data, tmp_path):

@@ -1,4 +1,4 @@
-"""The framework-neutral parts: layer patterns, optional extras, nothing imported unasked."""
+"""The framework-neutral parts: optional extras, nothing imported unasked."""
 
 from __future__ import annotations
 
@@ -7,23 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
-from neuralatlas.capture.hooks import match_layer_patterns
-from neuralatlas.errors import LayerError
-
 SRC = str(Path(__file__).resolve().parents[2] / "src")
-NAMES = ["conv", "layers", "layers.0", "layers.0.conv", "layers.1", "head"]
-
-
-def test_star_stays_in_one_segment_double_star_crosses():
-    assert match_layer_patterns(NAMES, "layers.*") == ["layers.0", "layers.1"]
-    assert match_layer_patterns(NAMES, "layers.**") == ["layers.0", "layers.0.conv", "layers.1"]
-    assert match_layer_patterns(NAMES, "**conv") == ["conv", "layers.0.conv"]
-    assert match_layer_patterns(NAMES, ["head", "layers.?"]) == ["layers.0", "layers.1", "head"]
-    assert match_layer_patterns(NAMES, "layers.[!0]") == ["layers.1"]
-    with pytest.raises(LayerError, match="Layers: conv, layers, layers.0"):
-        match_layer_patterns(NAMES, "layer.*")
 
 
 def run(code: str) -> subprocess.CompletedProcess:

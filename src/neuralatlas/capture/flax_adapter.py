@@ -165,6 +165,14 @@ class _FlaxRunner:
     def layouts(self) -> dict[str, Any]:
         return self.inner.layouts
 
+    @property
+    def framework_layouts(self) -> dict[str, str]:
+        return self.inner.framework_layouts
+
+    @property
+    def n_classes(self) -> int:
+        return self.inner.n_classes
+
     def shapes(self, inputs, labels):
         return self.inner.shapes(as_jax(inputs), labels)
 

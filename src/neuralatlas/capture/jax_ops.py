@@ -15,7 +15,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuralatlas.capture.foreign import RunSpec, Tap, call_indices, layout_of, pick
+from neuralatlas.capture.foreign import (
+    RunSpec,
+    Tap,
+    call_indices,
+    layout_of,
+    pick,
+    stored_layout,
+)
 from neuralatlas.capture.hooks import SPATIAL_REDUCTIONS
 from neuralatlas.errors import CaptureError
 
@@ -121,7 +128,8 @@ class JaxRunner:
         self.apply, self.weights, self.spec = apply, weights, spec
         self.cache_key = cache_key
         self.channels_last = channels_last
-        self.layouts: dict[str, dict[str, str]] = {}
+        self.layouts: dict[str, str] = {}             # as stored (before reductions)
+        self.framework_layouts: dict[str, str] = {}   # maps the framework keeps channels-last
         self._step: Any = None
         self._n_classes = 0
 
@@ -135,13 +143,13 @@ class JaxRunner:
         if self.cache_key is not None:
             key = (self.cache_key, _spec_key(self.spec), _shape_key(inputs), _shape_key(self.weights()))
             if key in _COMPILED:
-                self._step, shapes, self.layouts, self._n_classes = _COMPILED[key]
+                self._step, shapes, (self.layouts, self.framework_layouts), self._n_classes = _COMPILED[key]
                 return shapes
         shapes = self._compile(inputs, labels)
         if key is not None:
             if len(_COMPILED) >= _COMPILED_MAX:
                 _COMPILED.pop(next(iter(_COMPILED)))
-            _COMPILED[key] = (self._step, shapes, self.layouts, self._n_classes)
+            _COMPILED[key] = (self._step, shapes, (self.layouts, self.framework_layouts), self._n_classes)
         return shapes
 
     def _compile(self, inputs: Any, labels: np.ndarray) -> dict[str, tuple[int, ...]]:
@@ -168,11 +176,9 @@ class JaxRunner:
         perms = {n: layout_of(s.shape, self.channels_last(n), spec.layout) for n, s in raw_shapes.items()}
         spatial = {}
         for n, s in raw_shapes.items():
+            self.layouts[n], spatial[n] = stored_layout(len(s.shape), self.channels_last(n), perms[n] is not None)
             if len(s.shape) >= 4 and self.channels_last(n):
-                stored = "channels_first" if perms[n] is not None else "channels_last"
-                self.layouts[n] = {"framework": "channels_last", "stored": stored}
-            last = len(s.shape) >= 3 and perms[n] is None and self.channels_last(n) and len(s.shape) >= 4
-            spatial[n] = tuple(range(1, len(s.shape) - 1)) if last else tuple(range(2, len(s.shape)))
+                self.framework_layouts[n] = "channels_last"
 
         def post(n: str, v: jax.Array, mask: Any) -> jax.Array:
             if perms[n] is not None:
@@ -203,6 +209,10 @@ class JaxRunner:
 
     def shapes(self, inputs: Any, labels: np.ndarray) -> dict[str, tuple[int, ...]]:
         return self._build(inputs, labels)
+
+    @property
+    def n_classes(self) -> int:
+        return self._n_classes
 
     def __call__(self, inputs: Any, labels: np.ndarray):
         if self._step is None:
