@@ -208,3 +208,18 @@ def test_wrong_input_layout_says_so(net, data, tmp_path):
     nchw = ArrayDataset(data.inputs.transpose(0, 3, 1, 2), data.labels, data.classes)
     with pytest.raises(CaptureError, match="channels-last"):
         na.capture(net, nchw, out=tmp_path / "a.zarr")
+
+
+def test_resumed_capture_keeps_writing_predictions(net, data, tmp_path):
+    kw = {"layers": ["shared"], "batch_size": 8, "chunk_rows": 8}
+    out = tmp_path / "a.zarr"
+
+    def stop(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        na.capture(net, data, out=out, progress=stop, **kw)
+    store = na.capture(net, data, out=out, **kw)
+    logits = np.asarray(store.activations("shared"))
+    np.testing.assert_array_equal(store.sample_table()["prediction"], logits.argmax(1))
+    np.testing.assert_array_equal(store.sample_table()["label"], data.labels)

@@ -71,7 +71,7 @@ def test_subclassed_and_unknown_layer(data, tmp_path, jax_backend):
     logits = np.asarray(model(data.inputs))
     np.testing.assert_allclose(np.asarray(store.activations("head")), logits, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(np.asarray(store.gradients("head")), np.eye(3, dtype=np.float32)[logits.argmax(1)])
-    with pytest.raises(LayerError, match="Layers: hidden, head"):
+    with pytest.raises(LayerError, match="as keras:jax names them: hidden, head"):
         na.capture(model, data, layers=["hiden"], out=tmp_path / "b.zarr")
 
 

@@ -364,6 +364,7 @@ class _ForeignRun:
         self.row_batch = spec.batch_size
         self.label_dtype: type = np.int64
         self.has_prediction = False
+        self.probed: tuple[dict[str, tuple[int, ...]], int] | None = None
 
     @property
     def runner(self) -> Runner:
@@ -377,6 +378,8 @@ class _ForeignRun:
 
     def probe(self) -> tuple[dict[str, tuple[int, ...]], int]:
         """Unit shapes and layouts of the layers, the kind of labels and output (no compute for JAX)."""
+        if self.probed is not None:
+            return self.probed
         inputs, labels = self.first_batch()
         self.label_dtype = np.float64 if np.issubdtype(labels.dtype, np.floating) else np.int64
         if self.spec.gradients and self.label_dtype is np.float64 and self.spec.target in ("label", "loss"):
@@ -390,7 +393,8 @@ class _ForeignRun:
         self.has_prediction = (n_classes >= 2 and self.label_dtype is np.int64 and labels.ndim == 1
                                and (not classes or n_classes == len(classes)))
         widest = max(int(np.prod(s, dtype=np.int64)) for s in shapes.values()) * 4
-        return shapes, widest * (2 if self.spec.gradients else 1)
+        self.probed = shapes, widest * (2 if self.spec.gradients else 1)
+        return self.probed
 
     def write_sample_table(self, store: Any, groups: Any) -> None:
         group_col = groups if groups is not None else self.source.groups
@@ -610,6 +614,8 @@ def capture_foreign(
         store = loop._open_or_create(Path(out), settings, overwrite, run, slots, groups, classes,  # type: ignore[arg-type]
                                      chunk_rows, compressor, {})
         guard.store, guard.slots = store, slots
+        if run.probed is None:  # a resumed store: learn the labels' and output's kind all the same
+            run.probe()
         if "framework" not in store.attrs:
             store.update_attrs(framework=adapter.framework,
                                framework_layouts=getattr(run.runner, "framework_layouts", {}))
