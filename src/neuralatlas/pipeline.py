@@ -101,6 +101,8 @@ class ModelRun:
         if self._model is None:
             train, test = self.data
             self._model = build_model(self.config, train if train is not None else test)
+            if _is_keras_file(self.config.model):
+                return self._model
             weights = self.config.checkpoint
             from neuralatlas.zoo import list_checkpoints, load_checkpoint
 
@@ -146,6 +148,10 @@ def build_model(config: ModelConfig, data: Any) -> Any:
     from neuralatlas.config import HFModelConfig
     from neuralatlas.zoo import BUILTIN_MODELS, build
 
+    if _is_keras_file(config.model):  # a saved Keras model loads like a checkpoint (no training)
+        from neuralatlas.capture.keras_adapter import load_model
+
+        return load_model(config.model)
     kwargs = dict(config.kwargs)
     if isinstance(config.model, HFModelConfig):
         from neuralatlas.zoo.hf import SPEC
@@ -161,6 +167,11 @@ def build_model(config: ModelConfig, data: Any) -> Any:
     if config.model in BUILTIN_MODELS:
         kwargs.setdefault("seed", config.train.seed)
     return build(config.model, **kwargs)
+
+
+def _is_keras_file(spec: Any) -> bool:
+    """A saved Keras model (``model: path/to/model.keras`` in a config)."""
+    return isinstance(spec, (str, Path)) and str(spec).endswith(".keras")
 
 
 def _swap_in(new: Path, out: Path) -> None:
@@ -214,7 +225,8 @@ def is_pretrained(config: ModelConfig) -> bool:
     """Loaded rather than trained: a checkpoint is given, or a Hugging Face folder is named."""
     from neuralatlas.config import HFModelConfig
 
-    return config.checkpoint is not None or isinstance(config.model, HFModelConfig)
+    return (config.checkpoint is not None or isinstance(config.model, HFModelConfig)
+            or _is_keras_file(config.model))
 
 
 @contextlib.contextmanager
@@ -357,7 +369,8 @@ class Pipeline:
                     f" {cfg.data.name!r} returned one data set (no train/test split). Give the model a"
                     " checkpoint: (or set train: {epochs: 0} to study it untrained), or return (train, test).")
             try:
-                resolve_layers(model, mcfg.layers)
+                if not _is_keras_file(mcfg.model):  # Keras layer names are checked at capture
+                    resolve_layers(model, mcfg.layers)
             except LayerError as err:
                 raise ConfigError(f"{cfg.where('models', i, 'layers')}: {err}") from None
         self._validate_capture()
@@ -451,6 +464,9 @@ class Pipeline:
         cfg = ctx.config
         train_set, test_set = ctx.data
         model = build_model(cfg, train_set if train_set is not None else test_set)
+        if _is_keras_file(cfg.model):  # a saved Keras model: loaded, not trained
+            ctx._model = model
+            return {"loaded": str(cfg.model)}
         if is_pretrained(cfg):
             if cfg.checkpoint is not None:
                 from neuralatlas.zoo import load_checkpoint

@@ -280,6 +280,8 @@ def capture(
     ----------
     model : torch.nn.Module
         Any module. It is left as found (hooks, mode, ``requires_grad``, weights, device).
+        Flax (an ``nnx.Module``, a linen ``(module, variables)`` pair) and Keras 3 models go
+        through :func:`neuralatlas.capture.foreign.capture_foreign` with the same arguments.
     data : ArrayDataset, torch Dataset, or DataLoader
         Items are ``(inputs, label)`` pairs, dicts of input tensors (a tokenizer's output; a
         ``labels``/``label`` entry is taken as the label) or bare input tensors (no label).
