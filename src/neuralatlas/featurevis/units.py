@@ -211,7 +211,7 @@ def _inputs(data: Any, rows: np.ndarray) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------- measurements
 def receptive_fields(model: nn.Module, layer: str, channel: int, images: torch.Tensor,
-                     threshold: float = 0.01, device: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     threshold: float = 0.05, device: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Where ``channel`` fires most in each image, and the input box that position sees.
 
     Returns ``(values [n], positions [n, 2], boxes [n, 4])``: the channel's largest value,
