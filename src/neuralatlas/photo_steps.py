@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from neuralatlas.errors import ConfigError
-from neuralatlas.steps import _dirs, _save, _write_summary, file_stem
+from neuralatlas.steps import _dirs, _save, _write_summary
 
 
 def _unknown(analysis: str, params: dict[str, Any], valid: set[str]) -> None:
@@ -38,7 +38,7 @@ def unit_cards_step(run_dir: Path, model: Any, store: Any, data: Any, *,
                            progress=progress)
         for card in cards:
             card.save(results_dir)
-            _save(card.figure(), figures_dir / f"unit_{file_stem(layer)}_{card.channel}", formats=("png",))
+            _save(card.figure(), figures_dir / f"unit_{layer.replace('.', '_')}_{card.channel}", formats=("png",))
             message(f"featurevis {card.name}: {card.value:.3g} = {card.ratio:.2f} x best natural patch"
                     f" ({card.best_natural:.3g}); drives {', '.join(card.class_names[:3])}")
             summary["cards"].append(card.summary())
