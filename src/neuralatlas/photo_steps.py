@@ -88,8 +88,7 @@ def run_photo_attribution(ctx: Any, params: dict[str, Any], reporter: Any) -> di
         from neuralatlas.plots import sanity_curves
 
         t1 = time.perf_counter()
-        layers = params.get("sanity_layers", ["fc", "head.conv", "blocks.15.project_conv", "blocks.12.project_conv",
-                                              "blocks.8.project_conv", "blocks.3.project_conv", "stem.conv"])
+        layers = params.get("sanity_layers", ["fc", "head.conv", "blocks.12.project_conv", "blocks.4.project_conv"])
         check = sanity_check(ctx.model, data, "saliency", target="prediction", mode="cascading", layers=layers,
                              n_samples=len(data))
         check.save(results_dir)

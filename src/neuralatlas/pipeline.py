@@ -415,20 +415,21 @@ def demo_config(out: str | Path = "runs/demo", epochs: int = 10, pretrained: boo
     })
 
 
-#: EfficientNet-Lite0 in the demo: no training; capture on 256 photo patches (112 px) of three
-#: depths' channel means; unit cards of two channels per depth; attribution on three photos;
-#: DeepDream on one. Sized so this model's part stays near a minute on 2 cores.
+#: EfficientNet-Lite0 in the demo: no training; capture on 256 photo patches (96 px) of three
+#: depths' channel means; unit cards of two channels per depth (featurevis at the patch size,
+#: 32 steps); attribution on three photos (224 px) with the sanity check; DeepDream on one.
+#: Sized for about two minutes on 2 idle cores (measured parts: see the README).
 PRETRAINED_DEMO: dict[str, Any] = {
     "name": "efficientnet", "model": "efficientnet_lite0", "kind": "pretrained",
-    "data": {"name": "photo_patches", "options": {"n": 256, "size": 112}},
+    "data": {"name": "photo_patches", "options": {"n": 256, "size": 96}},
     "layers": ["blocks.3", "blocks.8", "blocks.14"],
     "capture": {"gradients": False, "per_epoch": False, "reduce": "mean", "batch_size": 64},
     "analyses": {
         "unit_cards": {"units": {"blocks.3": [0, 5], "blocks.8": [5, 17], "blocks.14": [3, 40]},
-                       "k": 8, "steps": 64},
+                       "k": 8, "steps": 32},
         "photo_attribution": {"photos": ["chelsea", "coffee", "rocket"], "size": 224, "n_steps": 16,
                               "smooth_samples": 8},
-        "deepdream": {"photo": "astronaut", "size": 160, "layer": "blocks.8", "octaves": 2, "steps": 8},
+        "deepdream": {"photo": "astronaut", "size": 128, "layer": "blocks.8", "octaves": 2, "steps": 6},
     },
 }
 
