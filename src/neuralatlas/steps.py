@@ -32,12 +32,13 @@ def run_store(run_dir: Path):
     return ActivationStore.locate(run_dir)
 
 
-def _save(fig: Any, stem: Path, formats: Sequence[str] = ("png", "pdf")) -> int:
+def _save(fig: Any, stem: Path, formats: Sequence[str] = ("png", "pdf"), layer: str | None = None) -> int:
+    """Save and close ``fig``; ``layer`` (a layer, or "all") is recorded for the report's tag."""
     import matplotlib.pyplot as plt
 
     from neuralatlas.plots import save_figure
 
-    written = len(save_figure(fig, stem, formats=formats))
+    written = len(save_figure(fig, stem, formats=formats, layer=layer))
     plt.close(fig)
     return written
 
@@ -81,11 +82,11 @@ def naps(run_dir: Path, *, by: str = "label", align: str | None = None,
     results_dir, figures_dir = _dirs(run_dir, "naps")
     result.save(results_dir)
     if figures:
-        _save(unit_statistics_figure(result), figures_dir / "unit_statistics")
+        _save(unit_statistics_figure(result), figures_dir / "unit_statistics", layer="all")
         for layer in result.layers:
-            _save(nap_heatmap(result, layer), figures_dir / f"{file_stem(layer)}_heatmap")
+            _save(nap_heatmap(result, layer), figures_dir / f"{file_stem(layer)}_heatmap", layer=layer)
             if result.values(layer).ndim == 4:
-                _save(nap_maps(result, layer), figures_dir / f"{file_stem(layer)}_maps")
+                _save(nap_maps(result, layer), figures_dir / f"{file_stem(layer)}_maps", layer=layer)
     return result, result.summary()
 
 
@@ -129,9 +130,9 @@ def topomap(run_dir: Path, *, layout: str = "umap", contrastive: bool = False, w
         maps.save(results_root / method)
         quality[method] = maps.quality
         figures_dir = figures_root / method
-        _save(topomap_overview(maps, groups=chosen), figures_dir / "overview")
+        _save(topomap_overview(maps, groups=chosen), figures_dir / "overview", layer="all")
         for layer in maps.layers:
-            _save(topomap_layout(maps, layer), figures_dir / f"{file_stem(layer)}_layout")
+            _save(topomap_layout(maps, layer), figures_dir / f"{file_stem(layer)}_layout", layer=layer)
             if individual:
                 for group in chosen or maps.groups:
                     _save(topomap_image(maps, layer, group),
@@ -307,13 +308,13 @@ def projection(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: An
     if len(result.layers) > 1:
         for e in dict.fromkeys([ep[0], ep[-1]]):
             _save(inter_layer_evolution(result, epoch=e, bundle=bundle),
-                  figures_dir / f"layers_{'final' if e is None else f'epoch{e}'}")
+                  figures_dir / f"layers_{'final' if e is None else f'epoch{e}'}", layer="all")
     if len(ep) > 1:
         for layer in result.layers:
-            _save(inter_epoch_evolution(result, layer, bundle=bundle), figures_dir / f"epochs_{file_stem(layer)}")
+            _save(inter_epoch_evolution(result, layer, bundle=bundle), figures_dir / f"epochs_{file_stem(layer)}", layer=layer)
     if len(result.layers) == 1 and len(ep) == 1:
         _save(projection_scatter(result), figures_dir / file_stem(result.layers[0]))
-    _save(projection_quality(result), figures_dir / "quality")
+    _save(projection_quality(result), figures_dir / "quality", layer="all")
     summary = result.summary()
     methods = ["trees", "anova"] if discriminative == "both" else [discriminative]
     for layer in neurons or []:

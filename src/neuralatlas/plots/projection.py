@@ -16,7 +16,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from neuralatlas.plots.style import SEQUENTIAL, class_colors, new_figure
+from neuralatlas.plots.style import DISPLAY_WIDTH_IN, SEQUENTIAL, class_colors, new_figure
 
 __all__ = [
     "inter_epoch_evolution",
@@ -192,16 +192,20 @@ def trail_image(result: Any, along: str = "layers", *, layer: str | None = None,
 def _evolution(result: Any, along: str, layer: str | None, epoch: int | None | str, bundle: bool,
                bundle_options: dict[str, Any] | None, thumb: float) -> Figure:
     keys, coords = result.sequence(along, layer=layer, epoch=epoch)
-    ncols = min(len(keys), 8)
+    # at most 5 thumbnails a row, the whole figure 6.5 in wide (the report's figure column)
+    ncols = min(len(keys), 5)
     nrows = -(-len(keys) // ncols)
+    thumb = min(thumb, DISPLAY_WIDTH_IN / ncols)
     fig = Figure(figsize=(thumb * ncols, thumb * nrows + thumb * ncols * 0.6 + 0.6))
     big = max(3, ncols)
     grid = fig.add_gridspec(nrows + big, ncols)
     colors = _colors(result)
     for i, (key, pts) in enumerate(zip(keys, coords)):
         ax = fig.add_subplot(grid[i // ncols, i % ncols])
-        _scatter(ax, pts, result.labels, colors, _point_size(len(pts)) * 0.5)
-        ax.set_title(f"{_label_of(key, along)}\n{_quality_text(result, key)}", fontsize="x-small")
+        pred = result.prediction(key[1])
+        wrong = (pred >= 0) & (pred != result.labels) if pred is not None else None  # ringed: misclassified
+        _scatter(ax, pts, result.labels, colors, _point_size(len(pts)) * 0.5, wrong)
+        ax.set_title(f"{_label_of(key, along)}\n{_quality_text(result, key)}", fontsize=8)
     ax = fig.add_subplot(grid[nrows:, :])
     trail_image(result, along, layer=layer, epoch=epoch, bundle=bundle, ax=ax, bundle_options=bundle_options)
     _legend(fig, result, colors, loc="lower center", bbox_to_anchor=(0.5, 0.0))
@@ -238,7 +242,7 @@ def projection_quality(result: Any, *, ax: Any = None) -> Figure:
     >>> fig = projection_quality(result)   # doctest: +SKIP
     """
     table = result.quality_table()
-    fig, axes = new_figure(1, 2, size=(8.0, 3.2), layout="constrained") if ax is None else new_figure(ax=ax)
+    fig, axes = new_figure(1, 2, size=(6.5, 3.0), layout="constrained") if ax is None else new_figure(ax=ax)
     panels = [axes[0, 0], axes[0, 1]] if ax is None else [ax, ax]
     epochs = result.epochs
     cmap = __import__("matplotlib").colormaps[SEQUENTIAL]
@@ -253,10 +257,10 @@ def projection_quality(result: Any, *, ax: Any = None) -> Figure:
                        label="final" if e is None else f"epoch {e}",
                        ls="-" if ax is None or score == "neighborhood_hit" else "--")
         panel.set_ylabel(name)
-        panel.tick_params(axis="x", rotation=45, labelsize="small")
+        panel.tick_params(axis="x", rotation=45, labelsize=8)
         panel.grid(alpha=0.3)
     if len(epochs) > 1:
-        panels[-1].legend(fontsize="x-small", frameon=False, ncol=1 + len(epochs) // 6)
+        panels[-1].legend(fontsize=8, frameon=False, ncol=1 + len(epochs) // 6)
     return fig
 
 

@@ -65,7 +65,7 @@ def text_sizes(fig: Figure) -> list[float]:
     """Font sizes (pt) of every visible, non-empty text of ``fig`` (tick labels included)."""
     from matplotlib.text import Text
 
-    fig.canvas.draw_without_rendering()  # creates the tick labels a plain figure has not made yet
+    fig.draw_without_rendering()  # creates the tick labels a plain figure has not made yet
     return [float(t.get_fontsize()) for t in fig.findobj(Text)
             if t.get_visible() and t.get_text().strip() and _shown(t)]
 
@@ -103,7 +103,7 @@ def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", 
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     if min_font is not None:
-        fig.canvas.draw_without_rendering()
+        fig.draw_without_rendering()
         for t in fig.findobj(Text):
             if t.get_fontsize() < min_font:
                 t.set_fontsize(min_font)

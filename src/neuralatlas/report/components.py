@@ -208,13 +208,14 @@ def _image(path: Path) -> tuple[str, tuple[int, int] | None, dict[str, Any]]:
 
 
 def figure_html(path: Path, *, caption: str | None = None, model: str | None = None,
-                layer: str | None = None, tag: str | None = None) -> str:
+                layer: str | None = None, tag: str | None = None, source: str | None = None) -> str:
     """A saved figure, shown at the size it was drawn for (at most the 6.5 in figure column).
 
     SVG stays vector (an ``<img>``, so figures share no IDs); PNG is re-encoded for its display
     size. The image carries ``data-width-in`` and ``data-font-pt`` (its smallest text) so the
     page's self-test can measure text size as shown; ``tag`` (a layer, or "all layers") is
-    printed before the caption.
+    printed before the caption (or "all layers" when the figure was saved as about every
+    layer); ``source`` (the file's stem) is the image's tooltip.
     """
     uri, size, geo = _image(path)
     dims = f' width="{size[0]}" height="{size[1]}"' if size is not None else ""
@@ -223,7 +224,8 @@ def figure_html(path: Path, *, caption: str | None = None, model: str | None = N
     cap = esc(caption if caption is not None else path.stem)
     tag = tag if tag is not None else (layer if layer is not None else geo.get("layer"))
     chip = f'<span class="na-tag">{esc("all layers" if tag == "all" else tag)}</span> ' if tag else ""
-    return (f'<figure class="na-fig"{attrs(model, layer)}><img src="{uri}"{dims} alt="{cap}" loading="lazy">'
+    title = f' title="{esc(source)}"' if source else ""
+    return (f'<figure class="na-fig"{attrs(model, layer)}><img src="{uri}"{dims} alt="{cap}"{title} loading="lazy">'
             f"<figcaption>{chip}{cap}</figcaption></figure>")
 
 
