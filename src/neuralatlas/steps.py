@@ -315,7 +315,7 @@ def projection(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: An
     if len(result.layers) == 1 and len(ep) == 1:
         _save(projection_scatter(result), figures_dir / file_stem(result.layers[0]))
     _save(projection_quality(result), figures_dir / "quality", layer="all")
-    summary = result.summary()
+    summary = _input_baseline(result.summary(), store, result.layers)
     methods = ["trees", "anova"] if discriminative == "both" else [discriminative]
     for layer in neurons or []:
         nproj = neuron_projection(store, layer, method=method, n=n, seed=seed, n_jobs=n_jobs, **streaming)
@@ -341,6 +341,51 @@ def projection(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: An
                 message(f"{nproj.layer}: trees vs anova importances, Spearman per class"
                         f" {agreement.min():.2f}–{agreement.max():.2f} (mean {agreement.mean():.2f})")
     return result, _write_summary(results_dir, summary)
+
+
+# Layers that only reshape the input (a leading flatten) are the raw input seen again.
+_INPUT_VIEWS = ("Flatten", "Identity", "Unflatten", "Dropout", "Reshape")
+
+
+def input_views(store: Any, layers: Sequence[str]) -> list[str]:
+    """The leading layers that are the raw input seen again: identical activations at the
+    first and last captured epoch, or (one epoch) a reshaping layer type before any other."""
+    import numpy as np
+
+    epochs = list(store.epochs)
+    types = store.attrs.get("layer_types", {})
+    views = []
+    for layer in layers:
+        if len(epochs) > 1:
+            try:
+                a = np.asarray(store.activations(layer, epochs[0])[:64])
+                b = np.asarray(store.activations(layer, epochs[-1])[:64])
+            except Exception:  # noqa: BLE001 - a layer not captured per epoch is no input view
+                break
+            if not np.array_equal(a, b):
+                break
+        elif types.get(layer) not in _INPUT_VIEWS:
+            break
+        views.append(layer)
+    return views
+
+
+def _input_baseline(summary: dict[str, Any], store: Any, layers: Sequence[str]) -> dict[str, Any]:
+    """The summary's "best" layer among learned layers; the raw input's score as "input_baseline"."""
+    views = input_views(store, layers)
+    scores = [s for s in summary.get("scores", []) if isinstance(s.get("neighborhood_hit"), (int, float))]
+    if not views or not scores:
+        return summary
+    learned = [s for s in scores if s["layer"] not in views]
+    base = [s for s in scores if s["layer"] in views]
+    if learned:
+        best = max(learned, key=lambda s: s["neighborhood_hit"])
+        summary["best"] = {"layer": best["layer"], "epoch": best.get("epoch"),
+                           "neighborhood_hit": best["neighborhood_hit"]}
+    top = max(base, key=lambda s: s["neighborhood_hit"])
+    summary["input_baseline"] = {"layer": top["layer"], "neighborhood_hit": top["neighborhood_hit"],
+                                 "note": "the raw input (reshaped), a baseline rather than a learned layer"}
+    return summary
 
 
 def run_projection(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:

@@ -189,6 +189,9 @@ def trail_image(result: Any, along: str = "layers", *, layer: str | None = None,
     return fig
 
 
+MAX_TRAIL_STOPS = 4
+
+
 def _evolution(result: Any, along: str, layer: str | None, epoch: int | None | str, bundle: bool,
                bundle_options: dict[str, Any] | None, thumb: float) -> Figure:
     keys, coords = result.sequence(along, layer=layer, epoch=epoch)
@@ -207,7 +210,20 @@ def _evolution(result: Any, along: str, layer: str | None, epoch: int | None | s
         _scatter(ax, pts, result.labels, colors, _point_size(len(pts)) * 0.5, wrong)
         ax.set_title(f"{_label_of(key, along)}\n{_quality_text(result, key)}", fontsize=8)
     ax = fig.add_subplot(grid[nrows:, :])
-    trail_image(result, along, layer=layer, epoch=epoch, bundle=bundle, ax=ax, bundle_options=bundle_options)
+    # trails through every one of ten layers make a hairball: follow at most MAX_TRAIL_STOPS
+    # evenly spaced steps (first and last kept) and say so
+    paths, stops = None, ""
+    if len(keys) > MAX_TRAIL_STOPS and not bundle:
+        from neuralatlas.analysis.projection import smooth_trails
+
+        pick = np.unique(np.linspace(0, len(keys) - 1, MAX_TRAIL_STOPS).round().astype(int))
+        curves = smooth_trails(np.stack([coords[i] for i in pick], axis=1))
+        paths = (curves, np.linspace(0.0, 1.0, curves.shape[1]))
+        stops = "through " + ", ".join(_label_of(keys[i], along) for i in pick)
+    trail_image(result, along, layer=layer, epoch=epoch, bundle=bundle, ax=ax, bundle_options=bundle_options,
+                paths=paths)
+    if stops:
+        ax.set_title(f"trails {stops} (dark → bright)", fontsize=9)
     _legend(fig, result, colors, loc="lower center", bbox_to_anchor=(0.5, 0.0))
     return fig
 

@@ -77,7 +77,7 @@ def _shown(text) -> bool:
 
 def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "pdf"),
                 dpi: int = 200, *, layer: str | None = None,
-                min_font: float | None = MIN_FONT_PT) -> list[Path]:
+                min_font: float | None = MIN_FONT_PT, fit_width: float | None = DISPLAY_WIDTH_IN) -> list[Path]:
     """Write ``fig`` as ``stem.png``, ``stem.pdf`` (and ``.svg``/``.pgf`` if asked); closes nothing.
 
     Parameters
@@ -94,6 +94,10 @@ def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", 
     min_font : float or None
         Text smaller than this (pt) is enlarged to it before saving, so that a figure drawn
         at its display width (``DISPLAY_WIDTH_IN``) has no unreadable text; None keeps sizes.
+    fit_width : float or None
+        A figure wider than this (inches) is resized to it, keeping its aspect ratio, before
+        saving: text keeps its point size, so the figure shown (or printed) at this width
+        has no text smaller than ``min_font``. None keeps the size.
 
     The smallest font size is recorded (PNG text chunk / SVG description, key ``META_FONT``):
     the report tests it against the width each figure is shown at.
@@ -102,6 +106,9 @@ def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", 
 
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
+    width, height = fig.get_size_inches()
+    if fit_width is not None and width > fit_width:
+        fig.set_size_inches(fit_width, height * fit_width / width)
     if min_font is not None:
         fig.draw_without_rendering()
         for t in fig.findobj(Text):

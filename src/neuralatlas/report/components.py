@@ -93,7 +93,9 @@ def png_size(data: bytes) -> tuple[int, int] | None:
 # and 256 colours, so a 200-dpi file of 1300 px travels as ~940 px (the files in figures/
 # stay as they are).
 CSS_PX_PER_IN = 96
-DISPLAY_WIDTH_PX = 624          # 6.5 in: neuralatlas.plots.style.DISPLAY_WIDTH_IN
+# neuralatlas.plots.style.DISPLAY_WIDTH_IN (6.5 in) plus the 0.1 in padding on each side that
+# saving with a tight bounding box adds: 6.7 in = 643 px
+DISPLAY_WIDTH_PX = 643
 IMAGE_SCALE = 1.5
 
 
