@@ -248,7 +248,9 @@ def _shown_figures(text: str) -> list[dict[str, float]]:
     for tag in re.findall(r'<figure class="na-fig"[^>]*><img [^>]*>', text):
         if "data-font-pt" not in tag:
             continue
-        get = lambda key: float(re.search(rf'{key}="([\d.]+)"', tag).group(1))  # noqa: E731
+        def get(key: str, tag: str = tag) -> float:
+            return float(re.search(rf'{key}="([\d.]+)"', tag).group(1))
+
         out.append({"width_px": get("width"), "width_in": get("data-width-in"), "font_pt": get("data-font-pt"),
                     "title": re.search(r'alt="([^"]*)"', tag).group(1)})
     return out

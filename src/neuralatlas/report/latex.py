@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from neuralatlas.report.captions import describe
-from neuralatlas.report.collect import ModelInfo, ReportError, RunInfo, read_run
+from neuralatlas.report.collect import ModelInfo, ReportError, RunInfo, depth_order, read_run
 from neuralatlas.report.sections import section_title
 from neuralatlas.report.tables import Table, is_number, summary_table
 
@@ -256,7 +256,12 @@ def export_latex(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
                     caption = f"{model.name}, {section_title(analysis).lower()}: {what}."
                     body.append(_table_float(name, caption, f"tab:{stem}"))
             figures = []
-            for src in _figure_files(output):
+            if analysis == "architecture":
+                drawing = _architecture_pdf(output, out / "figures" / _safe(model.name) / "architecture" / "graph.pdf")
+                if drawing is not None:
+                    figures.append((drawing.relative_to(out), f"{model.name}: the model's layer graph (vector).",
+                                    f"fig:{_safe(model.name)}-architecture-graph", _width_in(drawing)))
+            for src in depth_order(_figure_files(output), model.layers, output.figures_dir):
                 rel = src.relative_to(output.figures_dir)
                 dest = out / "figures" / _safe(model.name) / _safe(analysis) / _safe_path(rel)
                 dest.parent.mkdir(parents=True, exist_ok=True)
@@ -364,6 +369,22 @@ def _figure_floats(figures: list[tuple[Path, str, str, float | None]]) -> list[s
         out.append(_figure_float(rel, caption, label, width))
         i += 1
     return out
+
+
+def _architecture_pdf(output: Any, dest: Path) -> Path | None:
+    """The layer graph as a vector PDF drawn by Graphviz (None without ``dot`` or a saved graph)."""
+    if not (output.results_dir / "graph.json").is_file():
+        return None
+    from neuralatlas.architecture import dot_available
+
+    if not dot_available():
+        return None
+    from neuralatlas.architecture.graph import ArchitectureGraph
+
+    try:
+        return ArchitectureGraph.load(output.results_dir).render(dest)
+    except Exception:  # noqa: BLE001 - the drawing is optional; the tables and figures still come
+        return None
 
 
 def _columns_phrase(table: Table) -> str:

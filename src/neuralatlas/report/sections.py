@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from neuralatlas.report.captions import describe
-from neuralatlas.report.collect import AnalysisOutput, ModelInfo, RunInfo, layer_of
+from neuralatlas.report.collect import AnalysisOutput, ModelInfo, RunInfo, depth_order, layer_of
 from neuralatlas.report.components import attrs, esc, figure_html, plot_html, tables_html
 from neuralatlas.report.tables import summary_table
 
@@ -124,7 +124,7 @@ def analysis_block(ctx: SectionContext, out: AnalysisOutput, *, before: str = ""
     layers = model.layers
     tables = tables_html(summary_table(out.summary, layers), model=out.model) if out.summary else ""
     figures = []
-    for path in out.figures:
+    for path in depth_order(out.figures, layers, out.figures_dir):
         rel = path.relative_to(out.figures_dir)
         stem = rel.with_suffix("")
         figures.append(figure_html(path, caption=describe(out.name, stem, layers=layers), model=out.model,
