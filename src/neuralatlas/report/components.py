@@ -89,14 +89,15 @@ def png_size(data: bytes) -> tuple[int, int] | None:
 
 
 # Figures are shown at their drawn size (inches x 96 CSS px), at most the report's figure
-# column; PNGs are re-encoded for that size (x IMAGE_SCALE, for sharp text on HiDPI screens)
-# and 256 colours, so a 200-dpi file of 1300 px travels as ~940 px (the files in figures/
-# stay as they are).
+# column; PNGs are re-encoded for that size (x IMAGE_SCALE, sharper than 1:1) and 256
+# colours, so a 200-dpi file of 1300 px travels as ~800 px (the files in figures/ stay as
+# they are).
 CSS_PX_PER_IN = 96
 # neuralatlas.plots.style.DISPLAY_WIDTH_IN (6.5 in) plus the 0.1 in padding on each side that
-# saving with a tight bounding box adds: 6.7 in = 643 px
-DISPLAY_WIDTH_PX = 643
-IMAGE_SCALE = 1.5
+# saving with a tight bounding box adds, and a little slack: 6.75 in = 648 px
+DISPLAY_WIDTH_PX = 648
+IMAGE_SCALE = 1.25       # inline: 8 pt text ~13 px high; a two-model digits run ~4 MB
+IMAGE_SCALE_FILES = 2.0  # side files cost the page nothing: sharp on HiDPI screens
 
 
 class ImageSink:
@@ -111,8 +112,9 @@ class ImageSink:
         The folder as the page refers to it (relative to the page).
     """
 
-    def __init__(self, folder: Path | None = None, prefix: str = ""):
+    def __init__(self, folder: Path | None = None, prefix: str = "", scale: float | None = None):
         self.folder, self.prefix = folder, prefix
+        self.scale = scale if scale is not None else (IMAGE_SCALE if folder is None else IMAGE_SCALE_FILES)
 
     def src(self, raw: bytes, mime: str) -> str:
         if self.folder is None:
@@ -205,7 +207,7 @@ def _image(path: Path) -> tuple[str, tuple[int, int] | None, dict[str, Any]]:
     shown_w = geo["width_in"] * CSS_PX_PER_IN if "width_in" in geo else px[0] / 2
     shown_w = max(1, round(min(shown_w, DISPLAY_WIDTH_PX)))
     shown_h = max(1, round(px[1] * shown_w / px[0]))
-    raw = _encode_png(raw, round(shown_w * IMAGE_SCALE))
+    raw = _encode_png(raw, round(shown_w * sink.scale))
     return sink.src(raw, "image/png"), (shown_w, shown_h), geo
 
 
