@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from neuralatlas.report.tables import Table, format_number, is_number
+from neuralatlas.report.tables import Table, format_number, is_number, readable_columns
 
 __all__ = ["attrs", "esc", "figure_html", "json_script", "matplotlib_html", "plot_html", "table_html",
            "tables_html"]
@@ -252,7 +252,7 @@ def _cell(value: Any) -> str:
 
 def table_html(table: Table, *, model: str | None = None) -> str:
     """A :class:`~neuralatlas.report.tables.Table` as HTML; rows about a layer carry ``data-layer``."""
-    head = "".join(f"<th>{esc(c)}</th>" for c in table.columns)
+    head = "".join(f'<th title="{esc(c)}">{esc(n)}</th>' for c, n in zip(table.columns, readable_columns(table.columns)))
     body = []
     for row, layer in zip(table.rows, table.row_layers):
         body.append(f"<tr{attrs(None, layer)}>{''.join(_cell(v) for v in row)}</tr>")

@@ -25,7 +25,7 @@ from typing import Any
 from neuralatlas.report.captions import describe
 from neuralatlas.report.collect import ModelInfo, ReportError, RunInfo, depth_order, read_run
 from neuralatlas.report.sections import section_title
-from neuralatlas.report.tables import Table, is_number, summary_table
+from neuralatlas.report.tables import Table, is_number, readable_columns, summary_table
 
 # pdflatex (without extra packages) cannot typeset these characters; the rest of ASCII
 # specials are escaped below.
@@ -82,33 +82,6 @@ def latex_number(value: Any) -> str:
             return rf"${mantissa}\times10^{{{int(exponent)}}}$"
         return text
     return latex_escape(value)
-
-
-# Column names of summary tables, as a reader would write them.
-_WORDS = {"neighborhood_hit": "neighbourhood hit", "dead_fraction": "dead fraction",
-          "always_on_fraction": "always on", "cka": "CKA", "rbf": "RBF", "rsa": "RSA", "auc": "AUC",
-          "eps": "ε", "macs": "MACs", "n": "n"}
-
-
-def readable_columns(columns: list[str]) -> list[str]:
-    """``layers · dead_fraction`` → ``dead fraction``: the last part of each key path, in words;
-    a longer part of the path only where the last parts alone would repeat.
-
-    Example
-    -------
-    >>> readable_columns(["layer", "layers · dead_fraction", "layers · sparsity"])
-    ['layer', 'dead fraction', 'sparsity']
-    """
-    parts = [[p.strip() for p in str(c).split("·")] for c in columns]
-
-    def words(p: str) -> str:
-        return _WORDS.get(p, p.replace("_", " "))
-
-    out = [words(p[-1]) for p in parts]
-    for i, name in enumerate(out):
-        if out.count(name) > 1 and len(parts[i]) > 1:
-            out[i] = f"{words(parts[i][-2])}: {name}"
-    return out
 
 
 def _si_number(value: Any) -> str:
@@ -397,9 +370,16 @@ def _columns_phrase(table: Table) -> str:
 
 
 def _common(a: str, b: str) -> str:
-    """The caption of a pair of subfigures: the model prefix they share, and both topics."""
-    head = a.split(":", 1)[0] if ":" in a and a.split(":", 1)[0] == b.split(":", 1)[0] else ""
-    return (f"{head}: " if head else "") + "(a) and (b), as described below each panel."
+    """The caption of a pair of subfigures: the model they share, then each panel's topic
+    (its caption up to the first colon)."""
+    def split(text: str) -> tuple[str, str]:
+        head, sep, rest = text.partition(": ")
+        return (head, rest) if sep else ("", text)
+
+    (ma, ta), (mb, tb) = split(a), split(b)
+    head = f"{ma}: " if ma and ma == mb else ""
+    topic = lambda t: t.split(":", 1)[0].rstrip(".")  # noqa: E731
+    return f"{head}(a) {topic(ta)}; (b) {topic(tb)}."
 
 
 def _width_in(path: Path) -> float | None:
