@@ -64,8 +64,9 @@ def _scatter(ax: Any, points: np.ndarray, labels: np.ndarray, colors: np.ndarray
     ax.scatter(points[order, 0], points[order, 1], c=colors[labels[order] % len(colors)], s=size,
                linewidths=0, rasterized=len(points) > 500)
     if wrong is not None and wrong.any():
-        ax.scatter(points[wrong, 0], points[wrong, 1], facecolors="none", edgecolors="k", s=size * 2.5,
-                   linewidths=0.5)
+        # a thin dark ring: visible on every class colour without hiding the points
+        ax.scatter(points[wrong, 0], points[wrong, 1], facecolors="none", edgecolors="0.15", s=size * 2.2,
+                   linewidths=0.35)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_aspect("equal", adjustable="datalim")
@@ -199,9 +200,12 @@ def _evolution(result: Any, along: str, layer: str | None, epoch: int | None | s
     ncols = min(len(keys), 5)
     nrows = -(-len(keys) // ncols)
     thumb = min(thumb, DISPLAY_WIDTH_IN / ncols)
-    fig = Figure(figsize=(thumb * ncols, thumb * nrows + thumb * ncols * 0.6 + 0.6))
-    big = max(3, ncols)
-    grid = fig.add_gridspec(nrows + big, ncols)
+    # each thumbnail row also holds its two title lines (8 pt): 0.4 in
+    title_h, trail_h = 0.4, min(DISPLAY_WIDTH_IN * 0.75, thumb * ncols * 0.6 + 0.4)
+    height = (thumb + title_h) * nrows + trail_h + 0.9
+    fig = Figure(figsize=(thumb * ncols, height), layout="constrained")
+    outer = fig.add_gridspec(2, 1, height_ratios=[(thumb + title_h) * nrows, trail_h + 0.4])
+    grid = outer[0].subgridspec(nrows, ncols)
     colors = _colors(result)
     for i, (key, pts) in enumerate(zip(keys, coords)):
         ax = fig.add_subplot(grid[i // ncols, i % ncols])
@@ -209,7 +213,7 @@ def _evolution(result: Any, along: str, layer: str | None, epoch: int | None | s
         wrong = (pred >= 0) & (pred != result.labels) if pred is not None else None  # ringed: misclassified
         _scatter(ax, pts, result.labels, colors, _point_size(len(pts)) * 0.5, wrong)
         ax.set_title(f"{_label_of(key, along)}\n{_quality_text(result, key)}", fontsize=8)
-    ax = fig.add_subplot(grid[nrows:, :])
+    ax = fig.add_subplot(outer[1])
     # trails through every one of ten layers make a hairball: follow at most MAX_TRAIL_STOPS
     # evenly spaced steps (first and last kept) and say so
     paths, stops = None, ""
@@ -224,7 +228,7 @@ def _evolution(result: Any, along: str, layer: str | None, epoch: int | None | s
                 paths=paths)
     if stops:
         ax.set_title(f"trails {stops} (dark → bright)", fontsize=9)
-    _legend(fig, result, colors, loc="lower center", bbox_to_anchor=(0.5, 0.0))
+    _legend(fig, result, colors, loc="outside lower center")
     return fig
 
 

@@ -109,12 +109,14 @@ def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", 
     width, height = fig.get_size_inches()
     if fit_width is not None and width > fit_width:
         fig.set_size_inches(fit_width, height * fit_width / width)
+    # one layout pass creates the tick labels; lifting small text does not add any
+    fig.draw_without_rendering()
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip() and _shown(t)]
     if min_font is not None:
-        fig.draw_without_rendering()
         for t in fig.findobj(Text):
             if t.get_fontsize() < min_font:
                 t.set_fontsize(min_font)
-    sizes = text_sizes(fig)
+    sizes = [float(t.get_fontsize()) for t in texts]
     meta = {META_FONT: f"{min(sizes) if sizes else MIN_FONT_PT:.2f}"}
     if layer is not None:
         meta[META_LAYER] = str(layer)
