@@ -96,7 +96,7 @@ def test_every_figure_is_exported_as_pdf_and_included(report_run, export):
     assert r"\usepackage{booktabs}" in text
     # text is escaped (file names inside \includegraphics keep their underscores)
     captions = re.findall(r"\\(?:caption|section|subsection\*?)\{(.*?)\}(?:\\end|$)", text, flags=re.M)
-    assert any(FAKE.replace("_", r"\_") in c for c in captions)
+    assert any("Fake probe" in c for c in captions)       # an analysis nobody registered, in words
     for arg in captions:
         assert not re.search(r"(?<!\\)[_%&#]", arg), arg
 

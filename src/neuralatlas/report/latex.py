@@ -225,7 +225,8 @@ def export_latex(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
                 for k, table in enumerate(summary_table(output.summary, model.layers)):
                     stem = f"{_safe(model.name)}_{_safe(analysis)}_{k}"
                     name = _write_table(out, stem, table)
-                    what = table.title.replace("_", " ") if table.title else _columns_phrase(table)
+                    what = (f"{table.title.replace('_', ' ')} ({_columns_phrase(table)})" if table.title
+                            else _columns_phrase(table))
                     caption = f"{model.name}, {section_title(analysis).lower()}: {what}."
                     body.append(_table_float(name, caption, f"tab:{stem}"))
             figures = []

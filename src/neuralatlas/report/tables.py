@@ -59,11 +59,9 @@ def readable_columns(columns: list[str]) -> list[str]:
     def words(p: str) -> str:
         return _WORDS.get(p, p.replace("_", " "))
 
-    out = [words(p[-1]) for p in parts]
-    for i, name in enumerate(out):
-        if out.count(name) > 1 and len(parts[i]) > 1:
-            out[i] = f"{words(parts[i][-2])}: {name}"
-    return out
+    last = [words(p[-1]) for p in parts]
+    return [f"{words(p[-2])}: {name}" if last.count(name) > 1 and len(p) > 1 else name
+            for p, name in zip(parts, last)]
 
 
 def is_number(value: Any) -> bool:
