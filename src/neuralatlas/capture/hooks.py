@@ -26,21 +26,6 @@ def layer_names(model: nn.Module) -> list[str]:
     return [name for name, _ in model.named_modules() if name]
 
 
-def match_layer_patterns(names: Sequence[str], patterns: str | Sequence[str], *,
-                         owner: str = "the model") -> list[str]:
-    """The names (in their given order) that match any of the glob ``patterns``.
-
-    ``*`` and ``?`` match within one dotted segment (``layers.*`` is ``layers.0``, not
-    ``layers.0.conv``), ``**`` across segments, ``[...]`` a character set
-    (:func:`neuralatlas.patterns.layer_matches`). A pattern that matches nothing raises
-    :class:`LayerError` listing the names that exist. Every framework's resolver uses this,
-    so a pattern means the same for torch, Flax and Keras.
-    """
-    names = list(names)
-    chosen = {name for name, _ in expand_layers(names, patterns, owner)}
-    return [n for n in names if n in chosen]
-
-
 def resolve_layers(model: nn.Module, patterns: str | Sequence[str] | None = None) -> list[str]:
     """Turn names and glob patterns into the model's layer names, in the order given.
 

@@ -280,6 +280,8 @@ def capture(
     ----------
     model : torch.nn.Module
         Any module. It is left as found (hooks, mode, ``requires_grad``, weights, device).
+        Flax (an ``nnx.Module``, a linen ``(module, variables)`` pair) and Keras 3 models go
+        through :func:`neuralatlas.capture.foreign.capture_foreign` with the same arguments.
     data : ArrayDataset, torch Dataset, or DataLoader
         Items are ``(inputs, label)`` pairs, dicts of input tensors (a tokenizer's output; a
         ``labels``/``label`` entry is taken as the label) or bare input tensors (no label).
@@ -606,12 +608,12 @@ def _repair(store: ActivationStore, run: _CaptureRun, slots: list[int | None], g
         return
     rows: list[Any] = []
     for p in report.problems:
-        if p.kind == "samples/label":
-            # labels are rewritten with each chunk: recomputing the chunk in the first slot mends them
-            rows.append(type(p)("acts", p.layer, slots[0], p.chunk, p.rows, p.problem, p.file))
-        elif p.kind.startswith("samples/") and run.rows == "tokens":
+        if p.kind.startswith("samples/") and run.rows == "tokens":
             # token rows: the whole table (labels too) comes from the counting pass
             run.write_sample_table(store, groups)
+        elif p.kind == "samples/label":
+            # labels are rewritten with each chunk: recomputing the chunk in the first slot mends them
+            rows.append(type(p)("acts", p.layer, slots[0], p.chunk, p.rows, p.problem, p.file))
         elif p.kind in ("samples/index", "samples/group"):
             group_col = groups if groups is not None else run.source.groups
             fill = np.nan if run.label_dtype is np.float64 else -1
@@ -962,6 +964,9 @@ class _CaptureRun:
                 store.create_layer_array("grads", name, slot, compressor=compressor)
         if self.has_prediction:
             store.prediction_array(slot)
+        # recorded so the integrity check knows a missing prediction array is by design
+        # (the output is not class logits), not a lost one
+        store.update_attrs(has_prediction=bool(self.has_prediction))
         store.nonfinite_array(slot, create=True)
         store.done_flags(slot, create=True)
 
