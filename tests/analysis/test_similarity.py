@@ -409,3 +409,45 @@ def test_similarity_offers_debiased_cka_beside_the_biased_one(tmp_path):
     assert set(result.matrices) == {"linear_cka", "debiased_linear_cka"}
     assert result.matrices["debiased_linear_cka"]["a", "b"] < result.matrices["linear_cka"]["a", "b"]
     assert "layer_debiased_cka" in similarity_figures(result)
+
+
+def _token_rows(tmp_path, n_sentences=60, per_sentence=8, dim=80, seed=3):
+    """Token rows whose only structure is the sentence: each sentence a random vector shared
+    by its tokens (plus a little noise), each sentence a random class."""
+    rng = np.random.default_rng(seed)
+    centre = rng.normal(size=(n_sentences, dim)) * 3
+    sentence = np.repeat(np.arange(n_sentences), per_sentence)
+    x = (centre[sentence] + 0.1 * rng.normal(size=(len(sentence), dim))).astype(np.float32)
+    topic = rng.integers(0, 2, n_sentences)[sentence]
+    position = np.tile(np.arange(per_sentence), n_sentences)
+    store = ActivationStore.from_arrays(tmp_path / "tok.zarr", {"h": x}, labels=topic,
+                                        columns={"sample": sentence, "position": position})
+    return store, x, topic, sentence
+
+
+def test_probes_on_token_rows_keep_each_sentence_in_one_fold(tmp_path):
+    store, x, topic, sentence = _token_rows(tmp_path)
+    probes = linear_probes(store, cv=5)
+    # a class given per sentence at random cannot be read out of tokens of unseen sentences;
+    # folds that split sentences let the probe recognise them (accuracy near 1)
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    leaky = cross_val_score(LogisticRegression(max_iter=2000), x, topic,
+                            cv=StratifiedKFold(5, shuffle=True, random_state=0)).mean()
+    assert leaky > 0.9
+    assert probes["h"] < 0.75
+
+
+def test_probes_by_position_leave_out_rare_positions_with_a_warning(tmp_path):
+    store, x, _, sentence = _token_rows(tmp_path)
+    position = store.samples["position"].to_numpy().copy()
+    position[position == 7] = np.where(np.arange((position == 7).sum()) < 3, 7, 6)  # only 3 rows at 7
+    x[position == 3] += 5.0  # position 3 is easy to read out
+    store = ActivationStore.from_arrays(tmp_path / "pos.zarr", {"h": x}, labels=position,
+                                        columns={"sample": sentence, "position": position})
+    with pytest.warns(SimilarityWarning, match="leave out 1 of 8 classes.*7"):
+        probes = linear_probes(store, labels=store.samples["position"])
+    assert probes.n_samples == len(position) - 3
+    counts = np.bincount(position[position != 7])
+    assert probes.chance == pytest.approx(counts.max() / counts.sum())

@@ -1153,7 +1153,11 @@ def linear_probes(store: Any, layers: Sequence[str] | str | None = None, *, epoc
 
     Each probe standardises the features, reduces layers wider than ``max_features`` with
     PCA (fitted on the training folds only), and fits a multinomial logistic regression;
-    the folds are stratified and seeded.
+    the folds are stratified and seeded. On token rows (``capture(..., rows="tokens")``) the
+    folds keep each sentence whole (grouped by the ``sample`` column), so a probe is never
+    tested on tokens of a sentence it was trained on. A class with fewer than ``cv`` samples
+    is left out, with a warning, when at least two classes remain (e.g.
+    ``labels=store.samples["position"]``: the last positions of the longest sentences).
 
     Parameters
     ----------
@@ -1165,7 +1169,7 @@ def linear_probes(store: Any, layers: Sequence[str] | str | None = None, *, epoc
     labels : array-like, optional
         Class per sample (default: the store's ``label`` column).
     cv : int
-        Folds (each class needs at least ``cv`` samples).
+        Folds (a class needs at least ``cv`` samples, else it is left out; see above).
     seed : int
         Seeds the folds, the sample subset and the PCA; the same seed gives the same result.
     max_features : int
@@ -1232,11 +1236,33 @@ def linear_probes(store: Any, layers: Sequence[str] | str | None = None, *, epoc
     classes, counts = np.unique(y[keep], return_counts=True)
     if len(classes) < 2:
         raise AnalysisError(f"Linear probes need at least 2 classes; the samples have {len(classes)}.")
-    if counts.min() < cv:
+    rare = classes[counts < cv]
+    if len(rare) and len(classes) - len(rare) >= 2:
+        # a class in fewer rows than folds cannot be stratified (the last token positions of
+        # the longest sentences, a rare token): probe the others, and say which were left out
+        keep &= ~np.isin(y, rare)
+        warnings.warn(f"linear probes leave out {len(rare)} of {len(classes)} classes with fewer than cv={cv}"
+                      f" samples ({', '.join(map(str, rare[:8]))}{' ...' if len(rare) > 8 else ''};"
+                      f" {int(np.isin(y, rare).sum())} samples); the accuracy is over the other classes."
+                      " Merge rare classes (e.g. np.minimum(position, 15)) to keep them.",
+                      SimilarityWarning, stacklevel=2)
+        classes, counts = np.unique(y[keep], return_counts=True)
+    elif len(rare):
         worst = classes[int(np.argmin(counts))]
         raise AnalysisError(f"Class {worst} has only {counts.min()} samples, fewer than cv={cv} folds;"
                             f" lower cv (e.g. cv={max(2, int(counts.min()))}) or use more samples.")
-    folds = StratifiedKFold(n_splits=int(cv), shuffle=True, random_state=seed)
+    # token rows (one row per token, a "sample" column naming the sentence): the tokens of one
+    # sentence share its context, so folds keep each sentence whole; a sentence in both the
+    # training and the test folds would let a probe recognise the sentence, not the class
+    table_columns = store.samples.columns
+    sentence = (np.asarray(store.samples["sample"])[index]
+                if {"sample", "position"} <= set(table_columns) else None)
+    if sentence is not None:
+        from sklearn.model_selection import StratifiedGroupKFold
+
+        folds: Any = StratifiedGroupKFold(n_splits=int(cv), shuffle=True, random_state=seed)
+    else:
+        folds = StratifiedKFold(n_splits=int(cv), shuffle=True, random_state=seed)
     acc, std, n_comp = [], [], []
     for k, s in enumerate(sources):
         step = _block_rows(n, s.width * 4, budget // 4, s.chunk_rows, None)
@@ -1253,7 +1279,8 @@ def linear_probes(store: Any, layers: Sequence[str] | str | None = None, *, epoc
         with warnings.catch_warnings(), threadpool_limits(limits=limit, user_api="blas"):
             # a probe that has not fully converged after 2000 iterations is still a fair read-out
             warnings.simplefilter("ignore", ConvergenceWarning)
-            scores = cross_val_score(make_pipeline(*steps), x, y[keep], cv=folds, n_jobs=None)
+            scores = cross_val_score(make_pipeline(*steps), x, y[keep], cv=folds, n_jobs=None,
+                                     groups=None if sentence is None else sentence[keep])
         acc.append(scores.mean())
         std.append(scores.std())
         n_comp.append(comps)
