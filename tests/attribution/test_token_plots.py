@@ -91,3 +91,23 @@ def test_ids_without_tokens_need_a_tokenizer():
 def test_notebook_view_of_text_attributions_shows_the_tokens():
     res = _result([["[CLS]", "hi", "[SEP]"]], [[0.0, 1.0, 0.0]])
     assert "na-tokens" in res._repr_html_() and ">hi</span>" in res._repr_html_()
+
+
+def test_saved_heatmap_keeps_every_word_inside_its_box(tmp_path):
+    # save_figure shrinks figures wider than the display width while text keeps its size:
+    # the boxes (laid out in character cells) must still hold their words once saved
+    from neuralatlas.plots import save_figure
+
+    words = ["[CLS]"] + [("restaurant", "fragrant", "marathon", "a")[i % 4] for i in range(40)] + ["[SEP]"]
+    res = _result([words], [np.linspace(-1, 1, len(words))])
+    fig = token_heatmap(res)  # the default wrap
+    save_figure(fig, tmp_path / "tokens", formats=("png",))
+    assert fig.get_size_inches()[0] <= 6.5 + 1e-9
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    texts = [t for t in ax.texts if t.get_fontfamily() == ["monospace"]]
+    assert len(texts) == len(ax.patches) == len(words)
+    for text, box in zip(texts, ax.patches):
+        t, b = text.get_window_extent(renderer), box.get_window_extent(renderer)
+        assert t.x0 >= b.x0 - 0.5 and t.x1 <= b.x1 + 0.5, text.get_text()
+    matplotlib.pyplot.close(fig)

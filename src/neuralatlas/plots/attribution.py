@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from neuralatlas.errors import AnalysisError
-from neuralatlas.plots.style import DIVERGING, MAGNITUDE, class_colors, new_figure
+from neuralatlas.plots.style import DISPLAY_WIDTH_IN, DIVERGING, MAGNITUDE, class_colors, new_figure
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -404,8 +404,14 @@ def token_heatmap(result: Any, *, ax=None, samples: int | Sequence[int] = 8, mer
     lo, hi = _token_scale(rows, signed, vmax)
     norm = Normalize(lo, hi)
     cmap = plt.get_cmap(DIVERGING if signed else MAGNITUDE)
+    # lay out in character cells of a monospace font: positions are exact without a renderer.
+    # DejaVu Sans Mono advances 0.602 em; a little more keeps long lines inside their boxes.
+    char_w, line_h = 0.61 * fontsize / 72, 1.7 * fontsize / 72  # inches per character cell / per line
+    margin = 1.4  # inches right of the text: the colour bar and its label
+    if ax is None:  # save_figure shrinks a figure wider than the display width while text keeps
+        # its size, which would push every word past its box: wrap sooner instead
+        wrap = min(int(wrap), int((DISPLAY_WIDTH_IN - margin) / char_w) - 1)
     wrap = max(8, int(wrap))
-    # lay out in character cells of a monospace font: positions are exact without a renderer
     placed: list[tuple[int, float, str, float]] = []  # (line, column, token, score)
     captions: list[tuple[int, str]] = []
     line = 0
@@ -421,10 +427,16 @@ def token_heatmap(result: Any, *, ax=None, samples: int | Sequence[int] = 8, mer
             col += width + 1
         line += 1
     n_lines = max(1, line)
-    char_w, line_h = 0.6 * fontsize / 72, 1.7 * fontsize / 72  # inches per character cell / per line
+    cax = None
     if ax is None:
-        fig = plt.figure(figsize=(wrap * char_w + 1.4, n_lines * line_h + 0.9))
-        ax = fig.add_axes((0.02, 0.02, (wrap * char_w) / (wrap * char_w + 1.4), 0.96 - 0.5 / (n_lines * line_h + 0.9)))
+        # the axes spans exactly the wrap + 1 character cells of its x range, and the colour bar
+        # has its own axes in the margin (taken from the text's axes it would squeeze the cells)
+        text_w, height = (wrap + 1) * char_w, n_lines * line_h + 0.9
+        fig = plt.figure(figsize=(text_w + margin, height))
+        top = 0.96 - 0.5 / height
+        ax = fig.add_axes((0.1 / (text_w + margin), 0.02, text_w / (text_w + margin), top))
+        cax = fig.add_axes(((text_w + 0.25) / (text_w + margin), 0.02 + top * 0.1, 0.12 / (text_w + margin),
+                            top * 0.8))
     fig = ax.figure
     ax.set_xlim(-0.5, wrap + 0.5)
     ax.set_ylim(n_lines, 0)
@@ -437,7 +449,8 @@ def token_heatmap(result: Any, *, ax=None, samples: int | Sequence[int] = 8, mer
         ax.text(col, ln + 0.5, tok, va="center", ha="left", fontsize=fontsize, family="monospace",
                 color="white" if abs(norm(score) - (0.5 if signed else 0.0)) > (0.35 if signed else 0.7) else "black")
     mappable = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
-    bar = fig.colorbar(mappable, ax=ax, fraction=0.03, pad=0.01)
+    bar = (fig.colorbar(mappable, cax=cax) if cax is not None
+           else fig.colorbar(mappable, ax=ax, fraction=0.03, pad=0.01))
     # short: a long vertical label would stretch the figure (the title names the method)
     bar.set_label(f"score per {'word' if merge else 'token'}", fontsize=fontsize * 0.8)
     title = title if title is not None else getattr(result, "name", None)
