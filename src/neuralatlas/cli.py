@@ -298,7 +298,7 @@ def featurevis(
     units: Annotated[Optional[str], typer.Option(help="Channels or classes: 0,3,5 or 0-15 or all.")] = None,
     steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 256,
     param: Annotated[str, typer.Option(help="Image parameterisation: fourier or pixel.")] = "fourier",
-    lr: float = 0.05,
+    lr: Annotated[Optional[float], typer.Option(help="Adam's rate (default by image size: 0.2 under 16 px, else 0.05).")] = None,
     seed: int = 0,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: CUDA when present).")] = None,
     filters: Annotated[bool, typer.Option(help="Also draw the kernels of --layer (or the first conv layer).")] = False,

@@ -179,12 +179,15 @@ def architecture(run_dir: Path, model: Any, *, input_shape: Sequence[int] | None
 
 
 def featurevis(run_dir: Path, model: Any, *, layer: str | None = None, units: Sequence[int] | None = None,
-               steps: int = 256, param: str = "fourier", lr: float = 0.05, seed: int = 0,
+               steps: int = 256, param: str = "fourier", lr: float | None = None, seed: int = 0,
                device: str | None = None, filters: bool = False, maps: int | None = None,
                maps_layers: Sequence[str] | None = None, data: Any = None,
-               progress: Progress = None) -> tuple[Any, dict[str, Any]]:
+               progress: Progress = None, message: Callable[[str], None] | None = None) -> tuple[Any, dict[str, Any]]:
     """Activation maximisation of ``units`` of ``layer`` (default: every class logit) as one batch;
-    optionally the layer's filters and the feature maps of sample ``maps`` from the run's store."""
+    optionally the layer's filters and the feature maps of sample ``maps`` from the run's store.
+
+    With ``data``, every unit's value is also divided by the best it reaches on a real
+    sample of ``data`` (``ratio_to_best_natural``; one line per unit through ``message``)."""
     from neuralatlas.featurevis import conv_layers, feature_maps, visualize_feature
     from neuralatlas.featurevis import filters as kernels
     from neuralatlas.featurevis import objectives as O
@@ -205,6 +208,15 @@ def featurevis(run_dir: Path, model: Any, *, layer: str | None = None, units: Se
     summary: dict[str, Any] = {"objective": name, "units": len(chosen),
                                "seconds": result.settings.get("seconds"), "device": result.settings.get("device"),
                                "mean_value": float(sum(map(float, result.values)) / max(1, len(result.values)))}
+    if data is not None:
+        from neuralatlas.featurevis.units import best_natural
+
+        best = best_natural(model, objective, data)
+        ratios = [float(v) / float(b) if b > 0 else float("nan") for v, b in zip(result.values, best)]
+        summary["ratio_to_best_natural"] = [round(r, 3) for r in ratios]
+        summary["min_ratio_to_best_natural"] = round(min(ratios), 3) if ratios else None
+        for label, v, b, r in zip(result.labels, result.values, best, ratios):
+            (message or print)(f"featurevis {label}: {float(v):.3g} = {r:.2f} x best natural sample ({float(b):.3g})")
     if filters:
         convs = conv_layers(model)
         if convs:
@@ -259,13 +271,16 @@ def run_featurevis(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str,
     summary: dict[str, Any] = {}
     logits_params = {k: v for k, v in params.items() if k not in ("layer", "units")}
     logits_params.setdefault("steps", 128)
-    summary["logits"] = featurevis(ctx.run_dir, ctx.model, progress=reporter.progress, **logits_params)[1]
+    logits_params.setdefault("data", ctx.capture_data)
+    summary["logits"] = featurevis(ctx.run_dir, ctx.model, progress=reporter.progress, message=reporter.message,
+                                   **logits_params)[1]
     convs = conv_layers(ctx.model)
     layer = params.get("layer") or (convs[-1] if convs else None)
     if layer is not None:
         channel_params = {"steps": 128, "filters": bool(convs), "maps": 0, "data": ctx.capture_data, **params,
                           "layer": layer}
-        summary["channels"] = featurevis(ctx.run_dir, ctx.model, progress=reporter.progress, **channel_params)[1]
+        summary["channels"] = featurevis(ctx.run_dir, ctx.model, progress=reporter.progress,
+                                         message=reporter.message, **channel_params)[1]
     return _write_summary(ctx.results_dir("featurevis"), summary)
 
 
