@@ -363,6 +363,8 @@ def unit_cards(model: nn.Module, store: Any, layer: str, channels: Sequence[int]
         _, positions, boxes = receptive_fields(model, layer, c, patches, rf_threshold, device)
         crops = np.stack([_crop(p, b, int(crop_size)) for p, b in zip(patches.numpy(), boxes)])
         effects = class_effects(model, layer, c, patches, device)
+        if names is None and len(store.classes) == len(effects):
+            names = list(store.classes)  # a model without a card: the data's class names
         top = np.argsort(-effects, kind="stable")[: int(n_classes)]
         counts, edges = np.histogram(v, bins=int(bins))
         value = float(featurevis.values[i])
