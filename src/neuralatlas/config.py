@@ -14,6 +14,17 @@ Example ``run.yaml``::
     analyses:
       naps: {by: label}
       projection: {method: tsne, n: 450}
+
+Your own code sits beside the YAML (the file's folder is on ``sys.path`` during the run)::
+
+    data: "mydata:load"                 # returns (train, test) or one data set
+    models:
+      - name: net
+        model: "mymodels:Net"
+        checkpoint: net.pt              # state_dict, {"state_dict": ...}, DDP "module." keys
+      - name: minilm
+        model: {hf: models/all-MiniLM-L6-v2}        # a save_pretrained folder, offline
+    capture: {output: logits, layer_output: {"lstm": [1, 0]}, reduce: token_mean}
 """
 
 from __future__ import annotations
@@ -248,10 +259,10 @@ def _rebase(config: RunConfig, base: Path) -> RunConfig:
     config.data.path = fix(config.data.path)
     for m in config.models:
         m.checkpoint = fix(m.checkpoint)
-        if m.data is not None:
-            m.data.path = fix(m.data.path)
         if isinstance(m.model, HFModelConfig):
             m.model.hf = fix(m.model.hf) or m.model.hf
+        if m.data is not None:
+            m.data.path = fix(m.data.path)
     config._base_dir = base
     return config
 

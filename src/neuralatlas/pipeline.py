@@ -114,6 +114,8 @@ class ModelRun:
         if self._model is None:
             train, test = self.data
             self._model = build_model(self.config, train if train is not None else test)
+            if _is_keras_file(self.config.model):
+                return self._model
             weights = self.config.checkpoint
             from neuralatlas.zoo import list_checkpoints, load_checkpoint
 
@@ -142,8 +144,9 @@ class ModelRun:
 
 
 def load_data(config: RunConfig, model: ModelConfig | None = None) -> tuple[Any, Any]:
-    """``(train, test)`` of the run's data (or the model's own, ``models[].data``); ``train`` is
-    ``None`` when the user's loader returned a single data set (see :mod:`neuralatlas.data.custom`)."""
+    """``(train, test)`` of the run's data, or of the model's own when its entry names one
+    (``models[].data``); ``train`` is ``None`` when the user's loader returned a single data set
+    (see :mod:`neuralatlas.data.custom`)."""
     from neuralatlas.data import load
 
     data = model.data if model is not None and model.data is not None else config.data
@@ -160,6 +163,10 @@ def build_model(config: ModelConfig, data: Any) -> Any:
     from neuralatlas.config import HFModelConfig
     from neuralatlas.zoo import BUILTIN_MODELS, PRETRAINED_MODELS, build
 
+    if _is_keras_file(config.model):  # a saved Keras model loads like a checkpoint (no training)
+        from neuralatlas.capture.keras_adapter import load_model
+
+        return load_model(config.model)
     kwargs = dict(config.kwargs)
     if isinstance(config.model, HFModelConfig):
         from neuralatlas.zoo.hf import SPEC
@@ -177,6 +184,11 @@ def build_model(config: ModelConfig, data: Any) -> Any:
     if config.model in BUILTIN_MODELS:
         kwargs.setdefault("seed", config.train.seed)
     return build(config.model, **kwargs)
+
+
+def _is_keras_file(spec: Any) -> bool:
+    """A saved Keras model (``model: path/to/model.keras`` in a config)."""
+    return isinstance(spec, (str, Path)) and str(spec).endswith(".keras")
 
 
 def _swap_in(new: Path, out: Path) -> None:
@@ -231,7 +243,7 @@ def is_pretrained(config: ModelConfig) -> bool:
     from neuralatlas.config import HFModelConfig
 
     return (config.checkpoint is not None or isinstance(config.model, HFModelConfig)
-            or config.kind == "pretrained")
+            or config.kind == "pretrained" or _is_keras_file(config.model))
 
 
 @contextlib.contextmanager
@@ -381,17 +393,21 @@ class Pipeline:
                     f" {cfg.data.name!r} returned one data set (no train/test split). Give the model a"
                     " checkpoint: (or set train: {epochs: 0} to study it untrained), or return (train, test).")
             try:
-                resolve_layers(model, mcfg.layers)
+                if not _is_keras_file(mcfg.model):  # Keras layer names are checked at capture
+                    resolve_layers(model, mcfg.layers)
             except LayerError as err:
                 raise ConfigError(f"{cfg.where('models', i, 'layers')}: {err}") from None
         self._validate_capture()
         from neuralatlas.steps import validate_params
 
-        for name, params in self._analyses():
-            try:
-                validate_params(name, params)
-            except NeuralAtlasError as err:
-                raise ConfigError(f"{cfg.where('analyses', name)}: {err}") from None
+        for i, mcfg in enumerate(cfg.models):
+            own = mcfg.analyses is not None
+            for name, params in self._analyses(mcfg):
+                try:
+                    validate_params(name, params)
+                except NeuralAtlasError as err:
+                    where = cfg.where("models", i, "analyses", name) if own else cfg.where("analyses", name)
+                    raise ConfigError(f"{where}: {err}") from None
 
     def _validate_capture(self) -> None:
         from neuralatlas.capture.hooks import REDUCTIONS
@@ -430,7 +446,7 @@ class Pipeline:
             ctx.run_dir.mkdir(parents=True, exist_ok=True)
             model_summary: dict[str, Any] = {}
             data_key = _hash((mcfg.data or self.config.data).model_dump(mode="json"))
-            trained = ([] if is_pretrained(mcfg)
+            trained = ([] if mcfg.checkpoint is not None or mcfg.kind == "pretrained"
                        else [ctx.run_dir / "checkpoints", ctx.run_dir / "metrics.json"])
             train_key, model_summary["train"] = self._step(
                 f"{mcfg.name}/train", "train",
@@ -475,6 +491,13 @@ class Pipeline:
         cfg = ctx.config
         train_set, test_set = ctx.data
         model = build_model(cfg, train_set if train_set is not None else test_set)
+        if cfg.kind == "pretrained" and cfg.checkpoint is None:
+            ctx._model = model.eval()  # nothing to train: the weights came with the builder
+            card = getattr(model, "card", None)
+            return {"pretrained": getattr(card, "source", cfg.model)}
+        if _is_keras_file(cfg.model):  # a saved Keras model: loaded, not trained
+            ctx._model = model
+            return {"loaded": str(cfg.model)}
         if is_pretrained(cfg):
             if cfg.checkpoint is not None:
                 from neuralatlas.zoo import load_checkpoint
@@ -485,8 +508,6 @@ class Pipeline:
                     i = self.config.models.index(cfg)
                     raise ConfigError(f"{self.config.where('models', i, 'checkpoint')}: {err}") from None
             ctx._model = model.eval()
-            if cfg.checkpoint is None and cfg.kind == "pretrained":  # the weights came with the builder
-                return {"pretrained": getattr(getattr(model, "card", None), "source", str(cfg.model))}
             return {"loaded": str(cfg.checkpoint if cfg.checkpoint is not None else cfg.model.hf)}
         if train_set is None:  # validate() let this through only for epochs: 0
             ctx._model = model.eval()

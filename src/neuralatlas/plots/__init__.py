@@ -16,6 +16,7 @@ from neuralatlas.plots.projection import inter_epoch_evolution, inter_layer_evol
 from neuralatlas.plots.discriminative import compare_projections, discriminative_map, importance_agreement_plot
 from neuralatlas.plots.toy import decision_regions, neuron_heatmaps
 from neuralatlas.plots.attribution import attribution_grid, faithfulness_curves, sanity_curves, sanity_maps
+from neuralatlas.plots.attribution import token_heatmap, token_heatmap_html
 from neuralatlas.plots.adversarial import adversarial_grid, robustness_plot
 
 __all__ = ["class_colors", "save_figure", "symmetric_limits"]
@@ -28,3 +29,4 @@ __all__ += ["inter_epoch_evolution", "inter_layer_evolution", "neuron_map", "pro
 __all__ += ["compare_projections", "discriminative_map", "importance_agreement_plot"]
 __all__ += ["decision_regions", "neuron_heatmaps"]
 __all__ += ["attribution_grid", "faithfulness_curves", "sanity_curves", "sanity_maps", "adversarial_grid", "robustness_plot"]
+__all__ += ["token_heatmap", "token_heatmap_html"]

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from neuralatlas.report.collect import AnalysisOutput, ModelInfo, RunInfo, layer_of
+from neuralatlas.report.captions import describe
+from neuralatlas.report.collect import AnalysisOutput, ModelInfo, RunInfo, depth_order, layer_of
 from neuralatlas.report.components import attrs, esc, figure_html, plot_html, tables_html
 from neuralatlas.report.tables import summary_table
 
@@ -123,10 +124,11 @@ def analysis_block(ctx: SectionContext, out: AnalysisOutput, *, before: str = ""
     layers = model.layers
     tables = tables_html(summary_table(out.summary, layers), model=out.model) if out.summary else ""
     figures = []
-    for path in out.figures:
+    for path in depth_order(out.figures, layers, out.figures_dir):
         rel = path.relative_to(out.figures_dir)
-        figures.append(figure_html(path, caption=str(rel.with_suffix("")), model=out.model,
-                                   layer=layer_of(str(rel.with_suffix("")), layers)))
+        stem = rel.with_suffix("")
+        figures.append(figure_html(path, caption=describe(out.name, stem, layers=layers), model=out.model,
+                                   layer=layer_of(str(stem), layers), source=str(stem)))
     grid = f'<div class="na-figs">{"".join(figures)}</div>' if figures else ""
     empty = "" if (tables or figures or before or after) else '<p class="na-muted">No summary or figures written.</p>'
     return (f'<div class="na-model-block"{attrs(out.model)}><h3>{esc(out.model)}</h3>'
