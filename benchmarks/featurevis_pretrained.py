@@ -35,7 +35,7 @@ def main() -> None:
     model = efficientnet_lite0()
     shape = (3, args.size, args.size)
     chans = list(range(args.channels))
-    kw = dict(input_shape=shape, steps=args.steps, device=args.device)
+    kw = {"input_shape": shape, "steps": args.steps, "device": args.device}
 
     t = time.perf_counter()
     batched = visualize_feature(model, O.channel(args.layer, chans), **kw)
@@ -53,13 +53,13 @@ def main() -> None:
     per_step = one.settings["seconds"] / 3
     x = torch.rand(args.channels, *shape, requires_grad=True)
     obj = O.channel(args.layer, chans)
-    with prepared(model, obj.keys, args.device) as (taps, dev, dtype):
+    with prepared(model, obj.keys, args.device) as (taps, dev, _dtype):
         xd = x.detach().to(dev).requires_grad_(True)
         times = []
         for _ in range(3):
             t = time.perf_counter()
             v = obj(taps.run(xd))
-            (g,) = torch.autograd.grad(v.sum(), xd)
+            (_g,) = torch.autograd.grad(v.sum(), xd)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t)
