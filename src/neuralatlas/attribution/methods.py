@@ -996,6 +996,13 @@ def attribute(
     >>> attribute(gpt2, batch, "ig", layer="transformer.wte", output=last_token_logits,  # doctest: +SKIP
     ...           target="prediction", baseline=tok.eos_token_id)
     """
+    from neuralatlas.capture.foreign import is_foreign
+
+    if is_foreign(model):  # Flax / Keras-on-JAX: jax.grad, the same Attribution result
+        from neuralatlas.attribution.jax_methods import attribute_jax
+
+        return attribute_jax(model, inputs, method, target, baseline, labels=labels, n_steps=n_steps,
+                             batch_size=batch_size, output=output, keep_inputs=keep_inputs)
     name = resolve_method(method)
     spec = METHODS[name]
     smooth_cfg = _smooth_settings(smooth, name)

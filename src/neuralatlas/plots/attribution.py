@@ -477,3 +477,37 @@ def token_heatmap_html(result: Any, *, samples: int | Sequence[int] = 8, merge: 
     parts.append(f'<p><small style="color:#666">colour scale {html.escape(scale)}'
                  f' ({"blue negative, red positive" if signed else "darker = larger"})</small></p></div>')
     return "".join(parts)
+
+
+def photo_attribution_grid(result: Any, *, alpha: float = 0.55, size: float = 1.9) -> Figure:
+    """Photos (rows) with each method's map over them (columns), titled by the predictions.
+
+    ``result`` is a :class:`~neuralatlas.attribution.photos.PhotoAttribution`. Each map is
+    ``|map|`` summed over colour channels, scaled by its own 99.5th percentile, drawn with
+    a sequential colour map over the photo (the photo as the model saw it, in [0, 1]).
+    """
+    import matplotlib.pyplot as plt
+
+    methods = list(result.results)
+    n = len(result.inputs)
+    fig = Figure(figsize=(size * (len(methods) + 1), size * n + 0.4), layout="constrained")
+    axes = fig.subplots(n, len(methods) + 1, squeeze=False)
+    cmap = plt.get_cmap("inferno")
+    for i in range(n):
+        photo = np.moveaxis(np.clip(result.inputs[i], 0, 1), 0, -1)
+        ax = axes[i, 0]
+        ax.imshow(photo)
+        guesses = "\n".join(f"{c[:20]} {p:.0%}" for c, p in result.top[i][:2])
+        ax.set_title(f"{result.names[i]}\n{guesses}", fontsize=7)
+        for j, m in enumerate(methods):
+            heat = np.abs(heat_of(result.results[m].maps[i]))
+            heat = heat / (np.percentile(heat, 99.5) + 1e-12)
+            ax = axes[i, j + 1]
+            ax.imshow(photo)
+            ax.imshow(np.clip(heat, 0, 1), cmap=cmap, alpha=alpha, vmin=0, vmax=1)
+            if i == 0:
+                ax.set_title(m.replace("_", " "), fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig

@@ -481,6 +481,7 @@
     if (!p) { root.setAttribute("data-na-hover", "no-projection"); return Promise.resolve(); }
     // a real mouse move over the first point: the same path a reader's mouse takes
     var host = p.plot.querySelector("svg.na-chart-svg"), first = p.chart.points()[0];
+    root.setAttribute("data-na-proj-points", String(p.plot.querySelectorAll(".na-pt").length));
     var r = host.getBoundingClientRect();
     host.dispatchEvent(new MouseEvent("mousemove", {
       bubbles: true, cancelable: true, view: window, clientX: r.left + first.px, clientY: r.top + first.py
