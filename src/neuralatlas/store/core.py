@@ -628,10 +628,11 @@ class ActivationStore:
 
     def __reduce__(self):
         # Pickles as its path: a dask worker reopens the store on shared storage rather than
-        # receiving a copy of the zarr group's state.
+        # receiving a copy of the zarr group's state. The chunk listing was checked where the
+        # store was opened; each worker task would otherwise list it again.
         if isinstance(self.path, StoreURL):
-            return (ActivationStore.open, (str(self.path), "r", self._storage_options))
-        return (ActivationStore.open, (str(self.path.absolute()),))
+            return (ActivationStore.open, (str(self.path), "r", self._storage_options, False))
+        return (ActivationStore.open, (str(self.path.absolute()), "r", None, False))
 
     def __repr__(self) -> str:
         ep = f", epochs={self.epochs}" if self.epochs else ""
