@@ -412,11 +412,11 @@ class Pipeline:
                 f"{mcfg.name}/train", "train",
                 _hash("train", data_key, mcfg.model, mcfg.kwargs, str(mcfg.checkpoint),
                       mcfg.train.model_dump()),
-                lambda: self._train(ctx), outputs=lambda: trained)
+                lambda: self._train(ctx), outputs=lambda trained=trained: trained)
             capture_key, model_summary["capture"] = self._step(
                 f"{mcfg.name}/capture", "capture",
                 _hash("capture", train_key, mcfg.layers, self.config.capture.model_dump()),
-                lambda: self._capture(ctx), outputs=lambda: [ctx.run_dir / "acts.zarr"])
+                lambda: self._capture(ctx), outputs=lambda run_dir=ctx.run_dir: [run_dir / "acts.zarr"])
             for name, params in self._analyses():
                 fn = ANALYSES[name]
                 if isinstance(fn, str):
@@ -425,7 +425,8 @@ class Pipeline:
                 key, model_summary[name] = self._step(
                     f"{mcfg.name}/{name}", name, _hash(name, capture_key, params),
                     lambda fn=fn, params=params: fn(ctx, params, self.reporter),
-                    outputs=lambda name=name: [ctx.run_dir / "results" / name, ctx.run_dir / "figures" / name])
+                    outputs=lambda name=name, run_dir=ctx.run_dir: [run_dir / "results" / name,
+                                                                    run_dir / "figures" / name])
                 keys.append(key)
             keys.extend([train_key, capture_key])
             summaries[mcfg.name] = model_summary

@@ -737,13 +737,13 @@ def _rows_of(selection: Any, n: int) -> range:
         return range(i, i + 1)
     try:
         arr = np.asarray(first)
-        if arr.dtype == bool:
-            return range(0, n) if arr.shape != (n,) else range(0, n)
-        if arr.dtype.kind in "iu":
-            return sorted(set((arr.ravel() % max(n, 1)).tolist()))  # type: ignore[return-value]
-    except Exception:
-        pass
-    return range(0, n)
+    except (TypeError, ValueError):
+        return range(n)
+    if arr.dtype == bool and arr.shape == (n,):
+        return np.flatnonzero(arr).tolist()  # type: ignore[return-value]
+    if arr.dtype.kind in "iu":
+        return sorted(set((arr.ravel() % max(n, 1)).tolist()))  # type: ignore[return-value]
+    return range(n)
 
 
 def _fix_target(path: Any) -> str:
