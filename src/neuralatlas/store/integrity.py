@@ -197,8 +197,9 @@ def _arrays(store: ActivationStore, slot: int | None) -> Iterator[tuple[str, str
         path = f"{_slot(slot)}grads/{layer}"
         if want_grads or _exists(store, path):
             yield "grads", layer, path
+    # not every capture predicts (no class logits): predictions are expected where any slot has them
     path = _slot(slot) + "prediction"
-    if _exists(store, path) or store._group.attrs.get("source") == "capture":
+    if any(_exists(store, _slot(s) + "prediction") for s in dict.fromkeys([slot, *_slots(store)])):
         yield "prediction", None, path
 
 
