@@ -197,9 +197,11 @@ def _arrays(store: ActivationStore, slot: int | None) -> Iterator[tuple[str, str
         path = f"{_slot(slot)}grads/{layer}"
         if want_grads or _exists(store, path):
             yield "grads", layer, path
-    # not every capture predicts (no class logits): predictions are expected where any slot has them
     path = _slot(slot) + "prediction"
-    if any(_exists(store, _slot(s) + "prediction") for s in dict.fromkeys([slot, *_slots(store)])):
+    # a capture writes predictions only where the output is class logits (attr has_prediction;
+    # stores from before that attr: expected where any slot has them)
+    if (store._group.attrs.get("has_prediction") is True
+            or any(_exists(store, _slot(s) + "prediction") for s in dict.fromkeys([slot, *_slots(store)]))):
         yield "prediction", None, path
 
 
