@@ -47,6 +47,9 @@ ANALYSES: dict[str, str | Callable[..., dict[str, Any]]] = {
 }
 
 STATE_FILE = ".neuralatlas/steps.json"
+# Outputs of analyses beside results/ and figures/, stamped with them (a deleted one reruns the step).
+STEP_STORES: dict[str, tuple[str, ...]] = {"attribution": ("attributions.zarr",),
+                                           "adversarial": ("adversarial.zarr",)}
 
 
 @dataclass
@@ -463,8 +466,9 @@ class Pipeline:
                 key, model_summary[name] = self._step(
                     f"{mcfg.name}/{name}", name, _hash(name, capture_key, params),
                     lambda fn=fn, params=params: fn(ctx, params, self.reporter),
-                    outputs=lambda name=name, run_dir=ctx.run_dir: [run_dir / "results" / name,
-                                                                    run_dir / "figures" / name])
+                    outputs=lambda name=name, run_dir=ctx.run_dir: [
+                        run_dir / "results" / name, run_dir / "figures" / name,
+                        *(run_dir / extra for extra in STEP_STORES.get(name, ()))])
                 keys.append(key)
             keys.extend([train_key, capture_key])
             summaries[mcfg.name] = model_summary
