@@ -196,3 +196,6 @@ def test_cli_draws_a_hugging_face_folder(tmp_path):
     # a folder given to the CLI loads as AutoModel (GPT2Model: blocks h.0 ... h.2)
     assert "h.0–2  ×3" in svg and 'data-layer="h.1' not in svg
     assert "h.0–2 (GPT2Block) ×3 (per block)" in res.output
+    listed = CliRunner().invoke(app, ["layers", str(tmp_path / "gpt2"), "--input-shape", "6"])
+    assert listed.exit_code == 0, listed.output
+    assert re.search(r"h\.2\.attn\.c_attn\s+│\s+Conv1D\s+│\s+\[6, 48\]", listed.output)
