@@ -200,7 +200,9 @@ def architecture(run_dir: Path, model: Any, *, input_shape: Sequence[int] | None
         graph.render(target / f"architecture_{rankdir}.svg", rankdir=rankdir)
     figures = Path(run_dir) / "figures" / "architecture" if out is None else target
     table = graph.summary()
-    _save(layer_costs(table), figures / "layer_costs")
+    # a big model's bars per block: the drawing's depth, else the deepest with at most 40 bars
+    costs_depth = depth if isinstance(depth, int) else _costs_depth(table.table)
+    _save(layer_costs(table, depth=costs_depth), figures / "layer_costs")
     if dot_available():
         graph.to_png(figures / "architecture.png", rankdir=rankdir)
     frame = table.table if hasattr(table, "table") else None
@@ -210,6 +212,19 @@ def architecture(run_dir: Path, model: Any, *, input_shape: Sequence[int] | None
     summary["total_params"] = int(table.total_params)
     summary["total_macs"] = int(table.total_macs)
     return graph, _write_summary(target, summary) if out is None else summary
+
+
+def _costs_depth(frame: Any, max_bars: int = 40) -> int | None:
+    """``None`` when the costly leaves fit ``max_bars`` bars, else the deepest depth that does."""
+    costly = (frame.params_total > 0) | (frame.macs > 0)
+    if int((frame.is_leaf & costly).sum()) <= max_bars:
+        return None
+    segments = frame.name.str.count(r"\.") + 1
+    for d in range(int(segments.max()), 0, -1):
+        frontier = (segments == d) | (frame.is_leaf & (segments < d))
+        if int((frontier & costly).sum()) <= max_bars:
+            return d
+    return 1
 
 
 def featurevis(run_dir: Path, model: Any, *, layer: str | None = None, units: Sequence[int] | None = None,
