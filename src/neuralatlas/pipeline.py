@@ -634,7 +634,7 @@ def demo_config(out: str | Path = "runs/demo", epochs: int = 10, pretrained: boo
 
 #: EfficientNet-Lite0 in the demo: no training; capture on 256 photo patches (96 px) of three
 #: depths' channel means; unit cards of two channels per depth (featurevis at the patch size,
-#: 32 steps); attribution on three photos (224 px) with the sanity check; DeepDream on one.
+#: 24 steps); attribution on three photos (224 px) with the sanity check; DeepDream on one.
 #: Sized for about two minutes on 2 idle cores (measured parts: see the README).
 PRETRAINED_DEMO: dict[str, Any] = {
     "name": "efficientnet", "model": "efficientnet_lite0", "kind": "pretrained",
@@ -643,7 +643,7 @@ PRETRAINED_DEMO: dict[str, Any] = {
     "capture": {"gradients": False, "per_epoch": False, "reduce": "mean", "batch_size": 64},
     "analyses": {
         "unit_cards": {"units": {"blocks.3": [0, 5], "blocks.8": [5, 17], "blocks.14": [3, 40]},
-                       "k": 8, "steps": 32},
+                       "k": 8, "steps": 24},
         "photo_attribution": {"photos": ["chelsea", "coffee", "rocket"], "size": 224, "n_steps": 16,
                               "smooth_samples": 8},
         "deepdream": {"photo": "astronaut", "size": 128, "layer": "blocks.8", "octaves": 2, "steps": 6},
