@@ -14,6 +14,7 @@ from torch import nn
 
 from neuralatlas.capture.hooks import (REDUCTIONS, SPATIAL_REDUCTIONS, Recorder, preserved,
                                        resolve_layers, select_tensor)
+from neuralatlas.capture.writer import ChunkWriter
 from neuralatlas.errors import CaptureError, DataError, StoreError, StoreMismatchError
 from neuralatlas.store.core import ActivationStore, chunk_rows_for
 
@@ -525,6 +526,15 @@ def _weights_fingerprint(model: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+def _report(writer: ChunkWriter, done_rows: int, total: int, progress: Progress | None) -> int:
+    """Flag the chunks the writer finished since the last call and report them (rows on disk)."""
+    for rows in writer.commit():
+        done_rows += rows
+        if progress is not None:
+            progress(done_rows, total)
+    return done_rows
+
+
 class _CaptureRun:
     """One capture's moving parts: the model under hooks, the batch loop, chunk buffers."""
 
@@ -552,7 +562,8 @@ class _CaptureRun:
                 f" {list(self.shapes[layer])} in the first; outputs of varying length need a"
                 f" reduction at capture time, e.g. reduce={{{layer!r}: 'token_mean'}}."
             )
-        self.buffers[layer][self.rows] = value.to("cpu", torch.float32).numpy()
+        # straight into the chunk buffer: no temporary per batch (device copy and cast in one)
+        torch.from_numpy(self.buffers[layer][self.rows]).copy_(value)
 
     def _forward(self, inputs: Any, labels: torch.Tensor, probe: bool = False):
         x = _to_device(inputs, self.device)
@@ -615,16 +626,21 @@ class _CaptureRun:
         done = store.done_flags(slot)
         labels_arr = store._group["samples/label"]
         pending = set(self.pending_chunks(store, slot) if chunks is None else chunks)
-        self.buffers = {name: np.empty((R, *s), np.float32) for name, s in self.shapes.items()}
-        grad_buffers = {name: np.empty((R, *s), np.float32) for name, s in self.shapes.items()} if self.gradients else {}
-        pred_buf = np.empty(R, np.int64)
-        label_buf = np.empty(R, np.int64)
-        with self.recorder:
+        arrays: dict[Any, Any] = {("acts", name): a for name, a in acts.items()}
+        arrays.update({("grads", name): a for name, a in grads.items()})
+        arrays.update({"prediction": preds_arr, "label": labels_arr})
+        # chunk buffers are allocated once (two sets) and reused; a thread writes one set while
+        # the forward passes fill the other, and sets each chunk's done flag after its writes
+        with ChunkWriter(arrays, done, R) as writer, self.recorder:
             for c in range(done.shape[0]):
                 start, stop = c * R, min((c + 1) * R, n)
                 if c not in pending:
                     done_rows += stop - start if chunks is None else 0
                     continue
+                bufs = writer.acquire()
+                self.buffers = {name: bufs[("acts", name)] for name in self.layers}
+                grad_buffers = {name: bufs[("grads", name)] for name in grads}
+                pred_buf, label_buf = bufs["prediction"], bufs["label"]
                 lo = 0
                 for inputs, labels in self.source.batches(start, stop):
                     hi = lo + len(labels)
@@ -639,15 +655,10 @@ class _CaptureRun:
                 if lo != stop - start:
                     raise CaptureError(f"The data gave {lo} samples for rows {start}..{stop - 1};"
                                        f" expected {stop - start}. Its length must not change.")
-                m = stop - start
-                for name in self.layers:
-                    acts[name][start:stop] = self.buffers[name][:m]
-                    if self.gradients:
-                        grads[name][start:stop] = grad_buffers[name][:m]
-                preds_arr[start:stop] = pred_buf[:m]
-                labels_arr[start:stop] = label_buf[:m]
-                done[c] = True  # last: a chunk counts only when everything of it is on disk
-                done_rows += m
+                writer.submit(c, bufs, stop - start)
+                done_rows = _report(writer, done_rows, total, progress)
+            for rows in writer.close():
+                done_rows += rows
                 if progress is not None:
                     progress(done_rows, total)
         return done_rows
@@ -665,4 +676,4 @@ class _CaptureRun:
         for name, g, t in zip(self.layers, grads, tensors):
             g = torch.zeros_like(t) if g is None else g
             value = apply_reduction(g, self.modes[name], self.mask)
-            buffers[name][rows] = value.to("cpu", torch.float32).numpy()
+            torch.from_numpy(buffers[name][rows]).copy_(value)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import zarr
+import zarr.codecs
 
 from neuralatlas.errors import LayerError, StoreError, did_you_mean
 
@@ -347,7 +348,17 @@ class ActivationStore:
         step = rows or self.chunk_rows
         for start in range(0, arr.shape[0], step):
             sl = slice(start, min(start + step, arr.shape[0]))
-            yield sl, arr[sl]
+            yield sl, read_rows(arr, sl)
+
+    def read(self, layer: str, rows: slice | None = None, kind: str = "acts", epoch: int | None = None,
+             out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``rows`` (default: all) of ``layer``'s activations (``kind="grads"``: gradients).
+
+        The same values as ``np.asarray(store.activations(layer)[rows])``, read whole chunk
+        by whole chunk straight into the result (or ``out``), checksums checked, without
+        zarr's per-chunk overhead (see :mod:`neuralatlas.store.chunkio`).
+        """
+        return read_rows(self._read(kind, layer, epoch), rows if rows is not None else slice(None), out)
 
     def nbytes(self) -> int:
         """Bytes on disk (in the object store, for a URL)."""
@@ -397,9 +408,11 @@ class ActivationStore:
         if path in self._group:
             return self._group[path]
         shape = (self.n_samples, *self.unit_shape(layer))
+        codec = compressor_for(compressor)
         return self._group.create_array(
             path, shape=shape, chunks=(self.chunk_rows, *shape[1:]), dtype=dtype,
-            compressors=compressor_for(compressor), fill_value=0, config=ARRAY_CONFIG,
+            compressors=[*([codec] if codec is not None else []), zarr.codecs.Crc32cCodec()],
+            fill_value=0, config=ARRAY_CONFIG,
         )
 
     def activations_array(self, kind: str, layer: str, epoch: int | None) -> zarr.Array:
@@ -570,6 +583,22 @@ def _provenance() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             pass
     return {"versions": versions, "python": platform.python_version()}
+
+
+def read_rows(array: zarr.Array, rows: slice, out: np.ndarray | None = None) -> np.ndarray:
+    """``array[rows]`` as a numpy array: direct chunk reads where the array qualifies
+    (:meth:`~neuralatlas.store.chunkio.ChunkFile.for_array`), zarr's own read otherwise."""
+    from neuralatlas.store.chunkio import ChunkFile
+
+    start, stop, step = rows.indices(array.shape[0])
+    direct = ChunkFile.for_array(array) if step == 1 else None
+    if direct is None:
+        block = np.asarray(array[rows])
+        if out is not None:
+            out[...] = block
+            return out
+        return block
+    return direct.read_rows(start, max(start, stop), out)
 
 
 def read_json(path: Path) -> Any:
