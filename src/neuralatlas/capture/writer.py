@@ -151,10 +151,14 @@ class ChunkWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc is not None:
+        if exc is not None and self._error is None:
             # the capture failed or was interrupted: stop now; chunks written but not flagged
             # are simply rewritten by the resume
             self.cancel()
+            return
+        if exc is not None:  # the writer failed: keep (flag) the chunks it wrote before that
+            self._join()
+            self.commit()
             return
         self.close()
 
