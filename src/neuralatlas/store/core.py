@@ -454,9 +454,21 @@ class ActivationStore:
 
     # ------------------------------------------------------------------ internals
     def _write_whole(self, kind: str, layer: str, values: np.ndarray, epoch: int | None) -> None:
+        from neuralatlas.store.chunkio import ChunkFile
+
         arr = self.create_layer_array(kind, layer, epoch)
-        for start in range(0, len(values), self.chunk_rows):
-            arr[start:start + self.chunk_rows] = values[start:start + self.chunk_rows]
+        direct = ChunkFile.for_array(arr)
+        R = self.chunk_rows
+        for c, start in enumerate(range(0, len(values), R)):
+            block = values[start:start + R]
+            if direct is None:
+                arr[start:start + R] = block
+            elif len(block) == R and block.flags.c_contiguous:
+                direct.write(c, block)  # the caller's memory, no copy
+            else:  # the short last chunk (or a strided view): through a padded scratch chunk
+                scratch = np.empty(direct.chunk_shape, direct.dtype)
+                scratch[:len(block)] = block
+                direct.write(c, direct.pad(c, scratch))
 
     def _write_vector(self, path: str, values: np.ndarray) -> None:
         if path in self._group:
