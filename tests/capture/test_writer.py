@@ -24,6 +24,21 @@ from neuralatlas.zoo import build
 CHUNKED = ("acts", "grads", "prediction", "samples/label")
 
 
+@pytest.fixture(params=["thread", "sync"])
+def writer_mode(request, monkeypatch):
+    monkeypatch.setenv("NEURALATLAS_CAPTURE_WRITER", request.param)
+    return request.param
+
+
+def test_background_writes_follows_the_environment(monkeypatch):
+    from neuralatlas.capture.writer import background_writes
+
+    monkeypatch.setenv("NEURALATLAS_CAPTURE_WRITER", "thread")
+    assert background_writes() is True
+    monkeypatch.setenv("NEURALATLAS_CAPTURE_WRITER", "sync")
+    assert background_writes() is False
+
+
 @pytest.fixture()
 def small(digits_data):
     _, test = digits_data
@@ -38,6 +53,7 @@ def _files(root: Path) -> dict[str, bytes]:
 def test_threaded_direct_writer_gives_the_bytes_of_synchronous_zarr_writes(small, tmp_path, monkeypatch):
     model = build("cnn", seed=3).eval()
     kwargs = dict(batch_size=20, chunk_rows=40, gradients=True)
+    monkeypatch.setenv("NEURALATLAS_CAPTURE_WRITER", "thread")
     fast = na.capture(model, small, out=tmp_path / "fast.zarr", **kwargs)
     monkeypatch.setattr(loop, "ChunkWriter", functools.partial(ChunkWriter, threaded=False, direct=False))
     slow = na.capture(model, small, out=tmp_path / "slow.zarr", **kwargs)
@@ -50,7 +66,7 @@ def test_threaded_direct_writer_gives_the_bytes_of_synchronous_zarr_writes(small
         np.testing.assert_array_equal(fast.read(layer, kind="grads"), np.asarray(slow.gradients(layer)))
 
 
-def test_a_write_error_surfaces_and_nothing_unwritten_is_marked_done(small, tmp_path, monkeypatch):
+def test_a_write_error_surfaces_and_nothing_unwritten_is_marked_done(small, tmp_path, monkeypatch, writer_mode):
     model = build("mlp", seed=0).eval()
     real = ChunkFile.write
 
@@ -87,7 +103,7 @@ def test_writer_error_reaches_the_producer_while_it_waits(tmp_path):
                 raise PermissionError("read-only file system")
             self.written.append(rows.start)
 
-    writer = ChunkWriter({"a": Failing()}, done, 10)
+    writer = ChunkWriter({"a": Failing()}, done, 10, threaded=True)
     with pytest.raises(StoreError, match="Writing chunk 1 .*read-only") as info:
         with writer:
             for c in range(4):  # acquire or submit raises once the thread has failed
@@ -100,7 +116,8 @@ def test_writer_error_reaches_the_producer_while_it_waits(tmp_path):
     assert done[:].tolist() == [True, False, False, False]
 
 
-def test_process_killed_in_the_middle_of_a_chunk_write_resumes_correctly(tmp_path):
+@pytest.mark.parametrize("mode", ["thread", "sync"])
+def test_process_killed_in_the_middle_of_a_chunk_write_resumes_correctly(tmp_path, mode):
     """SIGKILL while a chunk file is half written: that chunk is not marked done, the resume
     rewrites it, and the finished store equals one captured in a single run."""
     out = tmp_path / "k.zarr"
@@ -129,7 +146,7 @@ def test_process_killed_in_the_middle_of_a_chunk_write_resumes_correctly(tmp_pat
     """)
     path = tmp_path / "job.py"
     path.write_text(script)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NEURALATLAS_CAPTURE_WRITER": mode}
     proc = subprocess.Popen([sys.executable, str(path), "stall"], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout.readline().strip() == "stalled"
