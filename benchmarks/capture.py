@@ -302,8 +302,8 @@ def main() -> None:
                          b["bare forward+backward"], "<= 1.5x"))
         small, large = max(n // 4, args.batch), n  # n/4: both sizes span several chunks
         mem = {"ours": [peak_memory(small, args.batch, tmp, "ours"), peak_memory(large, args.batch, tmp, "ours")],
-               "ours_grads": peak_memory(large, args.batch, tmp, "ours", gradients=True),
-               "captum": peak_memory(large, args.batch, tmp, "captum")}
+               "ours_grads": 0 if args.quick else peak_memory(large, args.batch, tmp, "ours", gradients=True),
+               "captum": 0 if args.quick else peak_memory(large, args.batch, tmp, "captum")}
         print("\n3. peak RSS growth over the process after imports + data + model (fresh process each):")
         print(f"   neuralatlas capture {small:>7,} samples  {mem['ours'][0] / 2**20:7.0f} MiB")
         print(f"   neuralatlas capture {large:>7,} samples  {mem['ours'][1] / 2**20:7.0f} MiB"

@@ -151,8 +151,8 @@ def main() -> None:
     print(f"threads: {args.threads} on every side (n_jobs and every OpenMP/BLAS pool);"
           f" load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     if args.quick:
-        single(600, 128, args.threads, not args.no_plain, 2)
-        sequence(400, args.threads, 2)
+        single(300, 64, args.threads, False, 1)  # a smoke run: sizes too small for figures
+        sequence(200, args.threads, 1)
         return
     single(2000, 512, args.threads, not args.no_plain, args.repeat)
     single(10000, 256, args.threads, not args.no_plain, args.repeat)
