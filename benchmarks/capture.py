@@ -147,7 +147,7 @@ def speed(n: int, batch: int, repeat: int, tmp: Path, device: str, torchlens: bo
     for fn in sides.values():  # warm up every side (threads, allocator, imports, zarr)
         try:
             fn()
-        except Exception as err:  # a peer that breaks here is reported, not fatal
+        except Exception as err:  # noqa: BLE001 - a peer that breaks here is reported, not fatal
             print(f"   (a side failed in warm-up and is left out: {type(err).__name__}: {err})")
             sides = {k: f for k, f in sides.items() if f is not fn}
     fwd = interleaved(sides, repeat)
@@ -294,7 +294,7 @@ def main() -> None:
         if "captum LayerActivation -> RAM" in f:
             print(ratio_line("capture / captum LayerActivation (RAM)", f["neuralatlas capture -> store"],
                              f["captum LayerActivation -> RAM"]))
-        print(f"\n2. with gradients:")
+        print("\n2. with gradients:")
         b = s["bwd"]
         for name, t in b.items():
             print(f"   {name:<38s} {t}  ({t.min / b['bare forward+backward'].min:.2f}x bare fwd+bwd)")

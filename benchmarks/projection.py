@@ -81,7 +81,7 @@ def single(n: int, d: int, threads: int, plain: bool, repeat: int) -> None:
     print(f"   {'method':<30}{'timing':<64}{'vs sklearn':>11}{'NH(6)':>8}{'T(7)':>8}")
     for name, tm in t.items():
         nh, tw = scores(x, tm.value, labels)
-        print(f"   {name:<30}{str(tm):<64}{sk.min / tm.min:>10.2f}x{nh:>8.3f}{tw:>8.3f}")
+        print(f"   {name:<30}{tm!s:<64}{sk.min / tm.min:>10.2f}x{nh:>8.3f}{tw:>8.3f}")
     print(ratio_line(f"scikit-learn t-SNE / neuralatlas t-SNE, {n:,} x {d}", sk, t["neuralatlas embed"],
                      "speed-up > 1 at equal quality"))
 
@@ -109,8 +109,8 @@ def sequence(n: int, threads: int, repeat: int) -> None:
         return float(np.mean([np.linalg.norm(a - b, axis=1).mean() for a, b in zip(seq, seq[1:])]))
 
     print(f"   {'method':<34}{'timing':<64}{'vs sklearn':>11}{'mean NH(6)':>12}{'drift':>8}")
-    print(f"   {'4 independent scikit-learn TSNE':<34}{str(sk):<64}{1.0:>10.2f}x{nh_sk:>12.3f}{drift(ys):>8.2f}")
-    print(f"   {'neuralatlas.project (aligned)':<34}{str(na_):<64}{sk.min / na_.min:>10.2f}x{nh_na:>12.3f}"
+    print(f"   {'4 independent scikit-learn TSNE':<34}{sk!s:<64}{1.0:>10.2f}x{nh_sk:>12.3f}{drift(ys):>8.2f}")
+    print(f"   {'neuralatlas.project (aligned)':<34}{na_!s:<64}{sk.min / na_.min:>10.2f}x{nh_na:>12.3f}"
           f"{drift([res[k] for k in layers]):>8.2f}")
     print("   drift: mean displacement of a point between consecutive layers / RMS radius (lower = easier to follow)")
     print(ratio_line("4 scikit-learn t-SNEs / neuralatlas aligned sequence", sk, na_))

@@ -21,7 +21,7 @@ def test_every_benchmark_runs_in_quick_mode():
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg",
            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--quick"],
-                          capture_output=True, text=True, env=env, timeout=1800)
+                          check=False, capture_output=True, text=True, env=env, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "failed:" not in proc.stdout
     # every script printed at least one headline ratio line

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -52,7 +53,7 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def test_threaded_direct_writer_gives_the_bytes_of_synchronous_zarr_writes(small, tmp_path, monkeypatch):
     model = build("cnn", seed=3).eval()
-    kwargs = dict(batch_size=20, chunk_rows=40, gradients=True)
+    kwargs = {"batch_size": 20, "chunk_rows": 40, "gradients": True}
     monkeypatch.setenv("NEURALATLAS_CAPTURE_WRITER", "thread")
     fast = na.capture(model, small, out=tmp_path / "fast.zarr", **kwargs)
     monkeypatch.setattr(loop, "ChunkWriter", functools.partial(ChunkWriter, threaded=False, direct=False))
@@ -96,7 +97,7 @@ def test_writer_error_reaches_the_producer_while_it_waits(tmp_path):
 
     class Failing:  # an array whose second chunk cannot be written
         shape, dtype, chunks = (40, 3), np.dtype("float32"), (10, 3)
-        written: list[int] = []
+        written: ClassVar[list[int]] = []
 
         def __setitem__(self, rows, value):
             if rows.start >= 10:
@@ -104,13 +105,12 @@ def test_writer_error_reaches_the_producer_while_it_waits(tmp_path):
             self.written.append(rows.start)
 
     writer = ChunkWriter({"a": Failing()}, done, 10, threaded=True)
-    with pytest.raises(StoreError, match="Writing chunk 1 .*read-only") as info:
-        with writer:
-            for c in range(4):  # acquire or submit raises once the thread has failed
-                bufs = writer.acquire()
-                bufs["a"][:] = c
-                writer.submit(c, bufs, 10)
-                writer.commit()
+    with pytest.raises(StoreError, match="Writing chunk 1 .*read-only") as info, writer:
+        for c in range(4):  # acquire or submit raises once the thread has failed
+            bufs = writer.acquire()
+            bufs["a"][:] = c
+            writer.submit(c, bufs, 10)
+            writer.commit()
     assert isinstance(info.value.__cause__, PermissionError)
     assert Failing.written == [0]
     assert done[:].tolist() == [True, False, False, False]

@@ -99,8 +99,8 @@ def test_store_read_equals_zarr_read(tmp_path):
     acts = {"a": rng.normal(size=(37, 3, 2)).astype(np.float32), "b": rng.normal(size=(37, 5)).astype(np.float32)}
     store = na.ActivationStore.from_arrays(tmp_path / "s.zarr", acts, labels=rng.integers(0, 3, 37),
                                            chunk_rows=8)
-    for layer in acts:
+    for layer, values in acts.items():
         np.testing.assert_array_equal(store.read(layer), np.asarray(store.activations(layer)))
-        np.testing.assert_array_equal(store.read(layer, slice(5, 21)), acts[layer][5:21])
+        np.testing.assert_array_equal(store.read(layer, slice(5, 21)), values[5:21])
         blocks = [block for _, block in store.iter_chunks(layer)]
-        np.testing.assert_array_equal(np.concatenate(blocks), acts[layer])
+        np.testing.assert_array_equal(np.concatenate(blocks), values)

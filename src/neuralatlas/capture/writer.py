@@ -23,7 +23,7 @@ import os
 import queue
 import threading
 from collections.abc import Hashable, Mapping
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -175,7 +175,7 @@ class ChunkWriter:
             self._thread.join()
             self._thread = None
 
-    def __enter__(self) -> ChunkWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 
 from neuralatlas.errors import StoreError
 
-__all__ = ["ChunkFile", "ChunkChecksumError"]
+__all__ = ["ChunkChecksumError", "ChunkFile"]
 
 
 class ChunkChecksumError(StoreError):
@@ -169,12 +169,10 @@ class ChunkFile:
         """
         view = memoryview(out).cast("B")
         path = self.path(index)
-        try:
-            f = open(path, "rb", buffering=0)
-        except FileNotFoundError:
+        if not path.exists():
             out[...] = self.fill_value
             return out
-        with f:
+        with open(path, "rb", buffering=0) as f:
             got = f.readinto(view)
             while got < len(view):  # short reads: keep reading until the file ends
                 more = f.readinto(view[got:])
