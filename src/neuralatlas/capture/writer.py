@@ -13,8 +13,9 @@ correctly.
 
 An error in the writer thread stops it (later chunks are not written, none of them marked
 done) and is raised in the capture's thread at its next call (:meth:`ChunkWriter.acquire`,
-:meth:`~ChunkWriter.submit` or :meth:`~ChunkWriter.close`) as a :class:`~neuralatlas.errors.StoreError`
-chained to the original exception.
+:meth:`~ChunkWriter.submit` or :meth:`~ChunkWriter.close`): an ``OSError`` (disk full,
+read-only) as itself, for the capture's write guard to name, anything else as a
+:class:`~neuralatlas.errors.StoreError` chained to it.
 """
 
 from __future__ import annotations
@@ -192,6 +193,13 @@ class ChunkWriter:
 
     # ------------------------------------------------------------------ the writer's side
     def _raise_if_failed(self) -> None:
+        if isinstance(self._error, OSError):
+            # the disk's own error (full, read-only, permissions), as the synchronous path
+            # raises it, for the capture's write guard to name; the chunk as a note
+            if not getattr(self._error, "_neuralatlas_noted", False):
+                self._error.add_note(f"(while writing chunk {self._error_chunk} of the store)")
+                self._error._neuralatlas_noted = True  # type: ignore[attr-defined]
+            raise self._error
         if self._error is not None:
             raise StoreError(
                 f"Writing chunk {self._error_chunk} of the store failed: {type(self._error).__name__}:"

@@ -12,6 +12,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+# One type style for every figure, matched to a paper's serif body text at 8-9 pt (and the
+# report's figure column): set when neuralatlas.plots is imported; a user's own rcParams
+# changes made afterwards win.
+STYLE = {
+    "font.family": "serif", "font.serif": ["DejaVu Serif", "Bitstream Vera Serif", "serif"],
+    "mathtext.fontset": "dejavuserif", "font.size": 8.5, "axes.titlesize": 9, "axes.labelsize": 8.5,
+    "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8, "figure.titlesize": 9.5,
+    "axes.titleweight": "normal", "savefig.dpi": 200,
+}
+plt.rcParams.update(STYLE)
+
 DIVERGING = "RdBu_r"      # signed values (contrastive NAPs, gradients, signed attributions)
 SEQUENTIAL = "viridis"    # non-negative values (activations, importances)
 MAGNITUDE = "magma"       # |attribution|, saliency
@@ -40,14 +51,90 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, size: tuple[float, float] | No
     return fig, axes
 
 
+# Figures are drawn for where they are shown: the report's figure column and a paper's text
+# width are about 6.5 in, and no text should be smaller than 8 pt there.
+DISPLAY_WIDTH_IN = 6.5
+MIN_FONT_PT = 8.0
+# PNG text keys (and the SVG description prefix) under which save_figure records what the
+# report needs to show a figure at a readable size: its smallest font and its layer.
+META_FONT = "neuralatlas:min_font_pt"
+META_LAYER = "neuralatlas:layer"
+
+
+def text_sizes(fig: Figure) -> list[float]:
+    """Font sizes (pt) of every visible, non-empty text of ``fig`` (tick labels included)."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw_without_rendering()  # creates the tick labels a plain figure has not made yet
+    return [float(t.get_fontsize()) for t in fig.findobj(Text)
+            if t.get_visible() and t.get_text().strip() and _shown(t)]
+
+
+def _shown(text) -> bool:
+    ax = getattr(text, "axes", None)
+    return ax is None or ax.get_visible()
+
+
 def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "pdf"),
-                dpi: int = 200) -> list[Path]:
-    """Write ``fig`` as ``stem.png``, ``stem.pdf`` (and ``.svg``/``.pgf`` if asked); closes nothing."""
+                dpi: int = 200, *, layer: str | None = None,
+                min_font: float | None = MIN_FONT_PT) -> list[Path]:
+    """Write ``fig`` as ``stem.png``, ``stem.pdf`` (and ``.svg``/``.pgf`` if asked); closes nothing.
+
+    Parameters
+    ----------
+    fig : Figure
+    stem : path
+        File name without suffix.
+    formats : sequence of str
+    dpi : int
+        Resolution of raster formats (the report re-encodes PNGs for the size it shows them).
+    layer : str, optional
+        The layer the figure is about (``"all"`` for a figure about every layer); recorded in
+        the PNG / SVG metadata so the report and the LaTeX export can tag the figure.
+    min_font : float or None
+        Text smaller than this (pt) is enlarged to it before saving, so that a figure drawn
+        at its display width (``DISPLAY_WIDTH_IN``) has no unreadable text; None keeps sizes.
+
+    The smallest font size is recorded (PNG text chunk / SVG description, key ``META_FONT``):
+    the report tests it against the width each figure is shown at.
+    """
+    from matplotlib.text import Text
+
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
+    if min_font is not None:
+        fig.canvas.draw_without_rendering()
+        for t in fig.findobj(Text):
+            if t.get_fontsize() < min_font:
+                t.set_fontsize(min_font)
+    sizes = text_sizes(fig)
+    meta = {META_FONT: f"{min(sizes) if sizes else MIN_FONT_PT:.2f}"}
+    if layer is not None:
+        meta[META_LAYER] = str(layer)
     written = []
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        kwargs = {}
+        if fmt == "png":
+            kwargs["metadata"] = dict(meta)
+        elif fmt == "svg":
+            kwargs["metadata"] = {"Description": " ".join(f"{k}={v}" for k, v in meta.items())}
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", **kwargs)
         written.append(path)
     return written
+
+
+def figure_meta(path: str | Path) -> dict[str, str]:
+    """What :func:`save_figure` recorded in a PNG or SVG (``{}`` for other files or none)."""
+    path = Path(path)
+    if path.suffix.lower() == ".png":
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return {k: str(v) for k, v in (getattr(im, "text", None) or {}).items() if k.startswith("neuralatlas:")}
+    if path.suffix.lower() == ".svg":
+        import re
+
+        head = path.read_text(encoding="utf-8", errors="replace")[:4000]
+        return dict(re.findall(r"(neuralatlas:[a-z_]+)=(\S+?)(?=\s|<)", head))
+    return {}

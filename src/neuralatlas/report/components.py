@@ -88,47 +88,143 @@ def png_size(data: bytes) -> tuple[int, int] | None:
     return int(width), int(height)
 
 
-# PNGs larger than this are shrunk for the page (the files in figures/ stay as they are):
-# at most MAX_PNG_WIDTH pixels wide (2x the page's figure width) and 256 colours.
-SHRINK_PNG_BYTES = 256 * 1024
-MAX_PNG_WIDTH = 1600
+# Figures are shown at their drawn size (inches x 96 CSS px), at most the report's figure
+# column; PNGs are re-encoded for that size (x IMAGE_SCALE, for sharp text on HiDPI screens)
+# and 256 colours, so a 200-dpi file of 1300 px travels as ~940 px (the files in figures/
+# stay as they are).
+CSS_PX_PER_IN = 96
+DISPLAY_WIDTH_PX = 624          # 6.5 in: neuralatlas.plots.style.DISPLAY_WIDTH_IN
+IMAGE_SCALE = 1.5
 
 
-def _shrink_png(raw: bytes) -> bytes:
-    """A lighter PNG of a large figure: ~10x smaller for dense scatter plots, still crisp."""
+class ImageSink:
+    """Where figure images go: inline ``data:`` URIs (default) or side files beside the page.
+
+    Parameters
+    ----------
+    folder : path, optional
+        Write each image there (named by a hash of its bytes) and reference it as
+        ``prefix/name``; None inlines them.
+    prefix : str
+        The folder as the page refers to it (relative to the page).
+    """
+
+    def __init__(self, folder: Path | None = None, prefix: str = ""):
+        self.folder, self.prefix = folder, prefix
+
+    def src(self, raw: bytes, mime: str) -> str:
+        if self.folder is None:
+            return f"data:{mime};base64," + base64.b64encode(raw).decode("ascii")
+        import hashlib
+
+        name = hashlib.sha1(raw).hexdigest()[:16] + (".svg" if "svg" in mime else ".png")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        target = self.folder / name
+        if not target.exists():
+            target.write_bytes(raw)
+        return f"{self.prefix}/{name}"
+
+
+_SINK: list[ImageSink] = [ImageSink()]
+
+
+def image_sink() -> ImageSink:
+    """The sink figures are written to now (see :func:`write_report`'s ``images=``)."""
+    return _SINK[-1]
+
+
+def _encode_png(raw: bytes, width: int | None) -> bytes:
+    """``raw`` resized to ``width`` px (when narrower) and quantised to 256 colours, if lighter."""
     from PIL import Image
 
     with Image.open(io.BytesIO(raw)) as im:
         im = im.convert("RGB")
-        if im.width > MAX_PNG_WIDTH:
-            im = im.resize((MAX_PNG_WIDTH, max(1, round(im.height * MAX_PNG_WIDTH / im.width))), Image.LANCZOS)
+        if width is not None and im.width > width:
+            im = im.resize((width, max(1, round(im.height * width / im.width))), Image.LANCZOS)
         small = im.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
         buf = io.BytesIO()
-        small.save(buf, "PNG", compress_level=6)
+        small.save(buf, "PNG", compress_level=9)
     return buf.getvalue() if buf.tell() < len(raw) else raw
 
 
-def image_uri(path: Path) -> tuple[str, tuple[int, int] | None]:
-    """A ``data:`` URI of a PNG or SVG file, and a PNG's pixel size."""
-    raw = path.read_bytes()
+def figure_geometry(path: Path, raw: bytes | None = None) -> dict[str, Any]:
+    """What is known of a saved figure's size: ``width_in``, ``height_in``, ``px`` (PNG), and
+    ``font_pt`` (its smallest text, as :func:`neuralatlas.plots.style.save_figure` recorded)."""
+    from neuralatlas.plots.style import META_FONT, META_LAYER, figure_meta
+
+    raw = path.read_bytes() if raw is None else raw
+    info: dict[str, Any] = {}
     if path.suffix.lower() == ".svg":
-        return "data:image/svg+xml;base64," + base64.b64encode(raw).decode("ascii"), None
-    if len(raw) > SHRINK_PNG_BYTES:
-        raw = _shrink_png(raw)
-    return "data:image/png;base64," + base64.b64encode(raw).decode("ascii"), png_size(raw)
+        import re
+
+        head = raw[:3000].decode("utf-8", "replace")
+        w = re.search(r'<svg[^>]*\swidth="([\d.]+)pt"', head)
+        h = re.search(r'<svg[^>]*\sheight="([\d.]+)pt"', head)
+        if w and h:
+            info["width_in"], info["height_in"] = float(w.group(1)) / 72, float(h.group(1)) / 72
+    else:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(raw)) as im:
+            info["px"] = im.size
+            dpi = im.info.get("dpi")
+            if dpi and dpi[0] > 1:
+                info["width_in"], info["height_in"] = im.width / float(dpi[0]), im.height / float(dpi[1])
+    meta = figure_meta(path)
+    if not meta and path.suffix.lower() == ".svg" and path.with_suffix(".png").is_file():
+        meta = figure_meta(path.with_suffix(".png"))  # the same figure, saved in the same call
+    if META_FONT in meta:
+        info["font_pt"] = float(meta[META_FONT])
+    if META_LAYER in meta:
+        info["layer"] = meta[META_LAYER]
+    return info
+
+
+def image_uri(path: Path) -> tuple[str, tuple[int, int] | None]:
+    """The page's reference to a PNG or SVG file (a ``data:`` URI unless images go to side
+    files), and the pixel size it is shown at (None for SVG)."""
+    src, dims, _ = _image(path)
+    return src, dims
+
+
+def _image(path: Path) -> tuple[str, tuple[int, int] | None, dict[str, Any]]:
+    raw = path.read_bytes()
+    geo = figure_geometry(path, raw)
+    sink = image_sink()
+    if path.suffix.lower() == ".svg":
+        dims = None
+        if "width_in" in geo:
+            scale = min(1.0, DISPLAY_WIDTH_PX / (geo["width_in"] * CSS_PX_PER_IN))
+            dims = (max(1, round(geo["width_in"] * CSS_PX_PER_IN * scale)),
+                    max(1, round(geo["height_in"] * CSS_PX_PER_IN * scale)))
+        return sink.src(raw, "image/svg+xml"), dims, geo
+    px = geo.get("px") or png_size(raw) or (DISPLAY_WIDTH_PX, DISPLAY_WIDTH_PX)
+    # shown at its drawn size (unknown dpi: as a 2x image), at most the figure column
+    shown_w = geo["width_in"] * CSS_PX_PER_IN if "width_in" in geo else px[0] / 2
+    shown_w = max(1, round(min(shown_w, DISPLAY_WIDTH_PX)))
+    shown_h = max(1, round(px[1] * shown_w / px[0]))
+    raw = _encode_png(raw, round(shown_w * IMAGE_SCALE))
+    return sink.src(raw, "image/png"), (shown_w, shown_h), geo
 
 
 def figure_html(path: Path, *, caption: str | None = None, model: str | None = None,
-                layer: str | None = None) -> str:
-    """A saved figure, inlined. SVG as vector (no shared IDs between figures: it is an
-    ``<img>``, not inline markup); PNG shown at half its pixel size, i.e. 2x on HiDPI screens."""
-    uri, size = image_uri(path)
-    dims = ""
-    if size is not None:
-        dims = f' width="{max(1, size[0] // 2)}" height="{max(1, size[1] // 2)}"'
+                layer: str | None = None, tag: str | None = None) -> str:
+    """A saved figure, shown at the size it was drawn for (at most the 6.5 in figure column).
+
+    SVG stays vector (an ``<img>``, so figures share no IDs); PNG is re-encoded for its display
+    size. The image carries ``data-width-in`` and ``data-font-pt`` (its smallest text) so the
+    page's self-test can measure text size as shown; ``tag`` (a layer, or "all layers") is
+    printed before the caption.
+    """
+    uri, size, geo = _image(path)
+    dims = f' width="{size[0]}" height="{size[1]}"' if size is not None else ""
+    if "width_in" in geo and "font_pt" in geo:
+        dims += f' data-width-in="{geo["width_in"]:.3f}" data-font-pt="{geo["font_pt"]:.2f}"'
     cap = esc(caption if caption is not None else path.stem)
+    tag = tag if tag is not None else (layer if layer is not None else geo.get("layer"))
+    chip = f'<span class="na-tag">{esc("all layers" if tag == "all" else tag)}</span> ' if tag else ""
     return (f'<figure class="na-fig"{attrs(model, layer)}><img src="{uri}"{dims} alt="{cap}" loading="lazy">'
-            f'<figcaption>{cap}</figcaption></figure>')
+            f"<figcaption>{chip}{cap}</figcaption></figure>")
 
 
 def matplotlib_html(fig: Any, caption: str = "", fmt: str = "svg") -> str:

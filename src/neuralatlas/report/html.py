@@ -1,8 +1,9 @@
 """``write_report``: one self-contained HTML page for a run folder.
 
-Everything the page needs is inside the file: plotly.js (inlined once, from the installed
-plotly package), the report's own script and styles, every figure as a data URI and every
-plot as inline JSON. It opens from disk, offline, with no server.
+Everything the page needs is inside the file: the report's own script (which draws the
+plots as SVG itself: no plotly.js, whose 4.8 MB the page would carry for a few scatter
+plots) and styles, every figure as a data URI (or, with ``images="files"``, as side files
+beside the page) and every plot as inline JSON. It opens from disk, offline, with no server.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from neuralatlas.report.collect import RunInfo, read_run
-from neuralatlas.report.components import esc, json_script
+from neuralatlas.report.collect import ReportError, RunInfo, read_run
+from neuralatlas.report.components import _SINK, ImageSink, esc, json_script
 from neuralatlas.report.sections import SectionContext, render_run_summary, section_for
 from neuralatlas.report.thumbnails import SampleImages
 
@@ -24,7 +25,7 @@ from neuralatlas.report import projection as _projection  # noqa: E402,F401  iso
 
 
 def write_report(out_dir: str | os.PathLike[str], path: str | os.PathLike[str] | None = None, *,
-                 data: Any = None, title: str | None = None) -> Path:
+                 data: Any = None, title: str | None = None, images: str = "inline") -> Path:
     """Write the HTML report of a run folder.
 
     Parameters
@@ -39,6 +40,11 @@ def write_report(out_dir: str | os.PathLike[str], path: str | os.PathLike[str] |
         run's ``config.yaml`` names.
     title : str, optional
         Page title; default: the run's name.
+    images : {"inline", "files"}
+        ``"inline"`` (default): every figure inside the page as a data URI, one file to
+        send. ``"files"``: figures written beside the page in ``<page name>_files/`` and
+        referenced from it: a light page that loads its images lazily (keep the folder
+        with the page).
 
     Returns
     -------
@@ -56,9 +62,24 @@ def write_report(out_dir: str | os.PathLike[str], path: str | os.PathLike[str] |
     >>> write_report("runs/demo")                               # doctest: +SKIP
     PosixPath('runs/demo/report.html')
     """
+    if images not in ("inline", "files"):
+        raise ReportError(f"images={images!r} is not known; choose 'inline' (one self-contained file)"
+                          " or 'files' (figures beside the page).")
     run = read_run(out_dir)
     target = Path(path) if path is not None else run.dir / "report.html"
-    page = render_report(run, data=data, title=title)
+    sink = ImageSink()
+    if images == "files":
+        folder = target.parent / f"{target.stem}_files"
+        if folder.is_dir():  # images of an earlier report: named by content, stale ones go
+            for old in folder.iterdir():
+                if old.is_file() and old.suffix in (".png", ".svg"):
+                    old.unlink()
+        sink = ImageSink(folder, prefix=f"{target.stem}_files")
+    _SINK.append(sink)
+    try:
+        page = render_report(run, data=data, title=title)
+    finally:
+        _SINK.pop()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(page, encoding="utf-8")
@@ -71,6 +92,7 @@ def render_report(run: RunInfo, *, data: Any = None, title: str | None = None) -
     images = SampleImages(run, data)
     notes: list[str] = []
     sections = [{"id": "run", "title": "Run", "html": render_run_summary(run), "error": None}]
+    sections += _overview_sections(run, images)
     names = run.analysis_names()
     ordered = sorted(names, key=lambda n: (section_for(n).order, names.index(n)))
     for name in ordered:
@@ -96,9 +118,26 @@ def render_report(run: RunInfo, *, data: Any = None, title: str | None = None) -
         version=_version(),
         css=_static("report.css"),
         script=_static("report.js"),
-        plotly_js=_plotly_js(),
         esc=esc,
     )
+
+
+def _overview_sections(run: RunInfo, images: SampleImages) -> list[dict[str, Any]]:
+    """Findings in words, per-class results and (for several models) the models side by side."""
+    from neuralatlas.report.findings import render_comparison, render_findings, render_per_class
+
+    out = []
+    for sid, title, fn in (("findings", "Findings", lambda: render_findings(run)),
+                           ("classes", "Per-class results", lambda: render_per_class(run, images)),
+                           ("compare", "Models side by side", lambda: render_comparison(run))):
+        try:
+            body, error = fn(), None
+        except Exception as err:  # noqa: BLE001 - one broken section must not cost the whole report
+            body, error = "", f"{type(err).__name__}: {err}"
+            warnings.warn(f"report section {sid!r} failed: {error}", RuntimeWarning, stacklevel=3)
+        if body or error:
+            out.append({"id": sid, "title": title, "html": body, "error": error})
+    return out
 
 
 def _environment() -> Any:
@@ -116,21 +155,6 @@ def _static(name: str) -> Any:
 
     text = (resources.files("neuralatlas.report") / "static" / name).read_text(encoding="utf-8")
     return Markup(_safe_in_script(text) if name.endswith(".js") else text)
-
-
-_PLOTLY: str | None = None
-
-
-def _plotly_js() -> Any:
-    """plotly.js from the installed plotly package (read once per process)."""
-    global _PLOTLY
-    from markupsafe import Markup
-
-    if _PLOTLY is None:
-        from plotly.offline import get_plotlyjs
-
-        _PLOTLY = _safe_in_script(get_plotlyjs())
-    return Markup(_PLOTLY)
 
 
 def _safe_in_script(js: str) -> str:

@@ -27,13 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from neuralatlas.errors import StoreError
+from neuralatlas.errors import StoreCorruptError, StoreError
 
 __all__ = ["ChunkChecksumError", "ChunkFile"]
 
 
-class ChunkChecksumError(StoreError):
-    """A chunk's bytes do not match the CRC-32C stored with them (the file was damaged)."""
+class ChunkChecksumError(StoreCorruptError, ValueError):
+    """A chunk's bytes do not match the CRC-32C stored with them, or its file has the wrong
+    size (the file was damaged). A ``ValueError`` too, as zarr's codec raises, so the store's
+    checked arrays translate it into a :class:`StoreCorruptError` naming layer and rows."""
 
 
 def _crc32c(data: Any) -> int:
@@ -182,7 +184,7 @@ class ChunkFile:
             tail = f.read(5 if self.checksum else 1)
         expected_tail = 4 if self.checksum else 0
         if got != len(view) or len(tail) != expected_tail:
-            raise StoreError(
+            raise ChunkChecksumError(
                 f"chunk file {path} has {got + len(tail)} bytes; an array of chunk shape"
                 f" {self.chunk_shape} {self.dtype} needs {self.chunk_nbytes + expected_tail}."
                 " The file was truncated or replaced; recapture the chunk (run the capture again"

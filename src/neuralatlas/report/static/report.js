@@ -22,21 +22,261 @@
     reportError("unhandled rejection: " + ((e.reason && e.reason.message) || e.reason));
   });
 
-  var PLOT_CONFIG = {
-    displaylogo: false, responsive: true, scrollZoom: true,
-    modeBarButtonsToRemove: ["select2d", "lasso2d"]
-  };
-
   function readJSON(el) { return JSON.parse(el.textContent); }
 
   function epochKey(e) { return e === null ? "final" : String(e); }
+
+  /* ------------------------------------------------------------------ charts
+   * A small SVG chart, enough for the report's plots (scatter per class, training lines
+   * on two y axes): axes with ticks, a clickable legend, nearest-point hover, wheel zoom,
+   * drag pan and double-click reset. It replaces plotly.js, which weighed 4.8 MB of the
+   * page for these two kinds of plot. A spec is plotly-like: {data: [trace], layout}. */
+  var SVGNS = "http://www.w3.org/2000/svg";
+  var charts = [];
+
+  function svg(tag, attrs, parent) {
+    var el = document.createElementNS(SVGNS, tag);
+    Object.keys(attrs || {}).forEach(function (k) { el.setAttribute(k, attrs[k]); });
+    if (parent) { parent.appendChild(el); }
+    return el;
+  }
+
+  function niceTicks(lo, hi, n, minStep) {
+    var span = hi - lo;
+    if (!(span > 0)) { return [lo]; }
+    var step = Math.pow(10, Math.floor(Math.log10(span / n)));
+    var err = span / n / step;
+    step *= err >= 7.5 ? 10 : err >= 3.5 ? 5 : err >= 1.5 ? 2 : 1;
+    if (minStep && step < minStep) { step = minStep; }  // integer axes (epochs) show no 0.5
+    var out = [];
+    for (var v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) { out.push(+v.toPrecision(12)); }
+    return out;
+  }
+
+  function fmtTick(v, ticks) {
+    var step = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : 1;
+    var d = Math.max(0, Math.min(6, -Math.floor(Math.log10(step) + 1e-9)));
+    return v.toFixed(d);
+  }
+
+  function extent(values) {
+    var lo = Infinity, hi = -Infinity;
+    values.forEach(function (arr) {
+      for (var i = 0; i < arr.length; i++) {
+        var v = arr[i];
+        if (v !== null && isFinite(v)) { if (v < lo) { lo = v; } if (v > hi) { hi = v; } }
+      }
+    });
+    if (lo === Infinity) { return [0, 1]; }
+    if (lo === hi) { return [lo - 0.5, hi + 0.5]; }
+    var pad = (hi - lo) * 0.04;
+    return [lo - pad, hi + pad];
+  }
+
+  function Chart(div, handlers) {
+    var self = { div: div, data: [], layout: {}, hidden: {}, view: null, revision: null, handlers: handlers || {} };
+    div.classList.add("na-chart");
+    var box = document.createElement("div");
+    box.className = "na-chart-box";
+    div.appendChild(box);
+    var legend = document.createElement("div");
+    legend.className = "na-legend";
+    div.appendChild(legend);
+    var host = svg("svg", { "class": "na-chart-svg", role: "img" });
+    box.appendChild(host);
+    var pts = [];  // visible points: {px, py, trace, j}
+    var geom = null;
+
+    function axisRange(traces, key, axis) {
+      var lay = self.layout[axis] || {};
+      if (lay.range) { return lay.range.slice(); }
+      var vals = traces.map(function (t) { return t[key]; });
+      var r = extent(vals);
+      if (lay.rangemode === "tozero") { r[0] = Math.min(0, r[0]); }
+      return r;
+    }
+
+    function draw() {
+      var L = self.layout, width = Math.max(200, div.clientWidth || 600), height = L.height || 320;
+      var visible = self.data.filter(function (t) { return !self.hidden[t.name]; });
+      var hasY2 = self.data.some(function (t) { return t.yaxis === "y2"; });
+      var ticks = !(L.xaxis && L.xaxis.showticklabels === false);
+      var m = { l: ticks ? 52 : 12, r: hasY2 ? 52 : 12, t: L.title ? 26 : 8, b: ticks ? 40 : 12 };
+      var w = width - m.l - m.r, h = height - m.t - m.b;
+      var x1 = visible.filter(function (t) { return t.yaxis !== "y2"; });
+      var x2 = visible.filter(function (t) { return t.yaxis === "y2"; });
+      var xr = axisRange(visible, "x", "xaxis"), yr = axisRange(x1, "y", "yaxis");
+      var y2r = hasY2 ? axisRange(x2, "y", "yaxis2") : null;
+      if (L.yaxis && L.yaxis.scaleanchor) {  // one unit is as long across as up
+        var ux = (xr[1] - xr[0]) / w, uy = (yr[1] - yr[0]) / h, u = Math.max(ux, uy);
+        var cx = (xr[0] + xr[1]) / 2, cy = (yr[0] + yr[1]) / 2;
+        xr = [cx - u * w / 2, cx + u * w / 2];
+        yr = [cy - u * h / 2, cy + u * h / 2];
+      }
+      if (self.view) { xr = self.view.x.slice(); yr = self.view.y.slice(); }
+      geom = { m: m, w: w, h: h, xr: xr, yr: yr, y2r: y2r };
+      var sx = function (v) { return m.l + (v - xr[0]) / (xr[1] - xr[0]) * w; };
+      var sy = function (v, r) { r = r || yr; return m.t + h - (v - r[0]) / (r[1] - r[0]) * h; };
+      while (host.firstChild) { host.removeChild(host.firstChild); }
+      host.setAttribute("width", width);
+      host.setAttribute("height", height);
+      host.setAttribute("viewBox", "0 0 " + width + " " + height);
+      svg("rect", { x: m.l, y: m.t, width: w, height: h, "class": "na-plotarea" }, host);
+      if (L.title) {
+        var tt = svg("text", { x: m.l, y: 17, "class": "na-chart-title" }, host);
+        tt.textContent = L.title.text || L.title;
+      }
+      if (ticks) {
+        niceTicks(xr[0], xr[1], Math.max(2, Math.floor(w / 80)), (L.xaxis || {}).dtick).forEach(function (v, i, all) {
+          var x = sx(v);
+          svg("line", { x1: x, x2: x, y1: m.t, y2: m.t + h, "class": "na-grid" }, host);
+          svg("text", { x: x, y: m.t + h + 14, "class": "na-tick", "text-anchor": "middle" }, host).textContent = fmtTick(v, all);
+        });
+        [[yr, m.l - 5, "end", true], [y2r, m.l + w + 5, "start", false]].forEach(function (a) {
+          if (!a[0]) { return; }
+          niceTicks(a[0][0], a[0][1], Math.max(2, Math.floor(h / 50))).forEach(function (v, i, all) {
+            var y = sy(v, a[0]);
+            if (a[3]) { svg("line", { x1: m.l, x2: m.l + w, y1: y, y2: y, "class": "na-grid" }, host); }
+            svg("text", { x: a[1], y: y + 4, "class": "na-tick", "text-anchor": a[2] }, host).textContent = fmtTick(v, all);
+          });
+        });
+        var lab = function (axis) { var a = L[axis] || {}; return a.title ? (a.title.text || a.title) : ""; };
+        if (lab("xaxis")) { svg("text", { x: m.l + w / 2, y: height - 6, "class": "na-axis-title", "text-anchor": "middle" }, host).textContent = lab("xaxis"); }
+        if (lab("yaxis")) { svg("text", { transform: "translate(13," + (m.t + h / 2) + ") rotate(-90)", "class": "na-axis-title", "text-anchor": "middle" }, host).textContent = lab("yaxis"); }
+        if (hasY2 && lab("yaxis2")) { svg("text", { transform: "translate(" + (width - 8) + "," + (m.t + h / 2) + ") rotate(90)", "class": "na-axis-title", "text-anchor": "middle" }, host).textContent = lab("yaxis2"); }
+      }
+      var clip = "na-clip-" + charts.indexOf(self) + "-" + Math.random().toString(36).slice(2, 7);
+      svg("rect", { x: m.l, y: m.t, width: w, height: h }, svg("clipPath", { id: clip }, svg("defs", {}, host)));
+      var g = svg("g", { "clip-path": "url(#" + clip + ")" }, host);
+      pts = [];
+      visible.forEach(function (t) {
+        var r = t.yaxis === "y2" ? y2r : yr, mode = t.mode || "markers", color = (t.marker && t.marker.color) || (t.line && t.line.color) || t._color;
+        if (mode.indexOf("lines") >= 0) {
+          var d = "", pen = false;
+          for (var j = 0; j < t.x.length; j++) {
+            if (t.y[j] === null || !isFinite(t.y[j])) { pen = false; continue; }
+            d += (pen ? "L" : "M") + sx(t.x[j]).toFixed(1) + "," + sy(t.y[j], r).toFixed(1);
+            pen = true;
+          }
+          svg("path", { d: d, fill: "none", stroke: color, "stroke-width": 1.8,
+            "stroke-dasharray": t.line && t.line.dash === "dot" ? "2,3" : "none" }, g);
+        }
+        if (mode.indexOf("markers") >= 0) {
+          var size = (t.marker && t.marker.size) || 6, rad = size / 2;
+          var sym = t.marker && t.marker.symbol, op = (t.marker && t.marker.opacity) || 1;
+          var tg = svg("g", { fill: color, stroke: color, "fill-opacity": op }, g);
+          for (var k = 0; k < t.x.length; k++) {
+            if (t.y[k] === null || !isFinite(t.y[k])) { continue; }
+            var px = sx(t.x[k]), py = sy(t.y[k], r), s = Array.isArray(sym) ? sym[k] : sym;
+            var el = s === "x"
+              ? svg("path", { d: "M" + (px - rad) + "," + (py - rad) + "l" + size + "," + size + "m0," + (-size) + "l" + (-size) + "," + size, "stroke-width": 1.6, fill: "none" }, tg)
+              : svg("circle", { cx: px.toFixed(1), cy: py.toFixed(1), r: rad, "stroke-width": 0 }, tg);
+            el.setAttribute("class", "na-pt");
+            pts.push({ px: px, py: py, trace: t, j: k });
+          }
+        }
+      });
+      if (self.mark) { drawMark(); }
+    }
+
+    function drawMark() {
+      var old = host.querySelector(".na-mark");
+      if (old) { old.parentNode.removeChild(old); }
+      var hit = pts.filter(function (p) { return p.trace.customdata && p.trace.customdata[p.j] === self.mark; })[0];
+      if (hit) { svg("circle", { cx: hit.px, cy: hit.py, r: 9, "class": "na-mark" }, host); }
+    }
+
+    function drawLegend() {
+      legend.innerHTML = "";
+      if (self.layout.showlegend === false) { return; }
+      self.data.forEach(function (t) {
+        var b = document.createElement("button");
+        b.type = "button";
+        b.className = "na-legend-item" + (self.hidden[t.name] ? " na-off" : "");
+        var sw = document.createElement("span");
+        sw.className = "na-swatch";
+        sw.style.background = (t.marker && t.marker.color) || t._color;
+        b.appendChild(sw);
+        b.appendChild(document.createTextNode(t.name));
+        b.title = "click to hide or show " + t.name;
+        b.addEventListener("click", function () { self.hidden[t.name] = !self.hidden[t.name]; drawLegend(); draw(); });
+        legend.appendChild(b);
+      });
+    }
+
+    function nearest(clientX, clientY) {
+      var r = host.getBoundingClientRect(), x = clientX - r.left, y = clientY - r.top, best = null, bd = 144;
+      for (var i = 0; i < pts.length; i++) {
+        var dx = pts[i].px - x, dy = pts[i].py - y, dd = dx * dx + dy * dy;
+        if (dd < bd) { bd = dd; best = pts[i]; }
+      }
+      return best;
+    }
+
+    var drag = null;
+    host.addEventListener("mousemove", function (ev) {
+      if (drag) {
+        var dx = (ev.clientX - drag.x) / geom.w * (drag.xr[1] - drag.xr[0]);
+        var dy = (ev.clientY - drag.y) / geom.h * (drag.yr[1] - drag.yr[0]);
+        self.view = { x: [drag.xr[0] - dx, drag.xr[1] - dx], y: [drag.yr[0] + dy, drag.yr[1] + dy] };
+        draw();
+        return;
+      }
+      var p = nearest(ev.clientX, ev.clientY);
+      if (p && self.handlers.hover) {
+        var r = host.getBoundingClientRect();
+        self.handlers.hover(p, r.left + p.px, r.top + p.py);
+      } else if (!p && self.handlers.unhover) { self.handlers.unhover(); }
+    });
+    host.addEventListener("mouseleave", function () { drag = null; if (self.handlers.unhover) { self.handlers.unhover(); } });
+    if (self.handlers.zoom) {
+      host.addEventListener("wheel", function (ev) {
+        if (!geom) { return; }
+        ev.preventDefault();
+        var r = host.getBoundingClientRect(), f = ev.deltaY > 0 ? 1.15 : 1 / 1.15;
+        var fx = (ev.clientX - r.left - geom.m.l) / geom.w, fy = 1 - (ev.clientY - r.top - geom.m.t) / geom.h;
+        var xr = geom.xr, yr = geom.yr, cx = xr[0] + fx * (xr[1] - xr[0]), cy = yr[0] + fy * (yr[1] - yr[0]);
+        self.view = { x: [cx - (cx - xr[0]) * f, cx + (xr[1] - cx) * f], y: [cy - (cy - yr[0]) * f, cy + (yr[1] - cy) * f] };
+        draw();
+      }, { passive: false });
+      host.addEventListener("mousedown", function (ev) { drag = { x: ev.clientX, y: ev.clientY, xr: geom.xr.slice(), yr: geom.yr.slice() }; ev.preventDefault(); });
+      host.addEventListener("mouseup", function () { drag = null; });
+      host.addEventListener("dblclick", function () { self.view = null; draw(); });
+    }
+
+    self.react = function (data, layout) {
+      data.forEach(function (t, i) { t._color = PALETTE[i % PALETTE.length]; });
+      if (layout.uirevision === undefined || layout.uirevision !== self.revision) { self.view = null; }
+      self.revision = layout.uirevision;
+      self.data = data;
+      self.layout = layout;
+      drawLegend();
+      draw();
+      return Promise.resolve(self);
+    };
+    self.redraw = function () { if (div.offsetParent !== null) { draw(); } };
+    self.markPoint = function (id) { self.mark = id; drawMark(); };
+    self.points = function () { return pts; };
+    charts.push(self);
+    return self;
+  }
+
+  var PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
+  window.addEventListener("resize", function () { charts.forEach(function (c) { c.redraw(); }); });
 
   /* ------------------------------------------------------------------ static plots */
   function drawPlots() {
     var drawn = [];
     document.querySelectorAll(".na-plot-wrap").forEach(function (wrap) {
       var spec = readJSON(wrap.querySelector(".na-plot-spec"));
-      drawn.push(Plotly.newPlot(wrap.querySelector(".na-plot"), spec.data, spec.layout, PLOT_CONFIG));
+      var c = Chart(wrap.querySelector(".na-plot"), {
+        hover: function (p, x, y) {
+          var t = p.trace;
+          showHover(null, 0, t.name + ": " + (t.text ? t.text[p.j] : t.x[p.j]) + ", " + (+t.y[p.j]).toPrecision(4), x, y);
+        },
+        unhover: hideHover
+      });
+      drawn.push(c.react(spec.data, spec.layout));
     });
     return drawn;
   }
@@ -46,7 +286,7 @@
 
   function showHover(d, p, text, x, y) {
     var img = hoverBox.querySelector(".na-hover-img");
-    if (d.sprite) {
+    if (d && d.sprite) {
       var s = d.sprite;
       var scale = Math.max(1, Math.floor(96 / Math.max(s.w, s.h)));
       var col = p % s.cols, row = Math.floor(p / s.cols);
@@ -89,6 +329,11 @@
     d.labels.forEach(function (c, i) { (c >= 0 && c < byClass.length ? byClass[c] : other).push(i); });
     var groups = byClass.map(function (idx, c) { return { name: d.classes[c], idx: idx, color: d.colors[c % d.colors.length] }; });
     if (other.length) { groups.push({ name: "unlabelled", idx: other, color: "#888888" }); }
+    var chart = Chart(plot, {
+      zoom: true,
+      hover: function (pt, x, y) { showHover(d, pt.trace.customdata[pt.j], pt.trace.text[pt.j], x, y); },
+      unhover: hideHover
+    });
 
     function current() {
       return {
@@ -104,7 +349,7 @@
       var k = lookup[cur.layer + "\u0000" + epochKey(cur.epoch)];
       if (k === undefined) {
         scoreOut.textContent = "not projected at this layer and epoch";
-        return Plotly.react(plot, [], { height: 520 }, PLOT_CONFIG);
+        return chart.react([], { height: 520 });
       }
       var xy = d.xy[k];
       var pred = d.pred[epochKey(cur.epoch)] || null;
@@ -125,7 +370,6 @@
         }
         return {
           type: "scatter", mode: "markers", name: g.name, x: x, y: y, text: text, customdata: cd,
-          hoverinfo: d.sprite ? "none" : "text", hovertemplate: d.sprite ? undefined : "%{text}<extra></extra>",
           marker: { color: g.color, symbol: sym, size: 7, opacity: 0.85 }
         };
       });
@@ -134,27 +378,12 @@
         return name.replace(/_/g, " ") + " " + (q[name] === null ? "–" : q[name].toFixed(3));
       }).join(" · ");
       var layout = {
-        height: 520, margin: { l: 20, r: 10, t: 34, b: 20 }, hovermode: "closest",
+        height: 520,
         uirevision: cur.layer,  // zoom is kept while the epoch changes, reset for another layer
-        xaxis: { zeroline: false, showticklabels: false },
-        yaxis: { zeroline: false, showticklabels: false, scaleanchor: "x" },
-        legend: { itemsizing: "constant" }
+        xaxis: { showticklabels: false },
+        yaxis: { showticklabels: false, scaleanchor: "x" }
       };
-      return Plotly.react(plot, traces, layout, PLOT_CONFIG);
-    }
-
-    function onHover(ev) {
-      var pt = ev.points && ev.points[0];
-      if (!pt) { return; }
-      var x, y;
-      if (ev.event && ev.event.clientX !== undefined) {
-        x = ev.event.clientX; y = ev.event.clientY;
-      } else {  // a programmatic hover (Plotly.Fx.hover) has no mouse event
-        var r = plot.getBoundingClientRect();
-        x = r.left + pt.xaxis._offset + pt.xaxis.d2p(pt.x);
-        y = r.top + pt.yaxis._offset + pt.yaxis.d2p(pt.y);
-      }
-      if (d.sprite) { showHover(d, pt.customdata, pt.text, x, y); }
+      return chart.react(traces, layout);
     }
 
     var timer = null;
@@ -173,13 +402,16 @@
     if (epochIn) { epochIn.addEventListener("input", render); }
     if (play) { play.addEventListener("click", togglePlay); }
 
-    var ready = render().then(function () {
-      plot.on("plotly_hover", onHover);
-      plot.on("plotly_unhover", hideHover);
-    });
+    var ready = render();
 
     return {
-      el: el, data: d, plot: plot, ready: ready, render: render,
+      el: el, data: d, plot: plot, chart: chart, ready: ready, render: render,
+      // ring one sample (its data-set index) in the projection, e.g. from the misclassified gallery
+      mark: function (index) {
+        var p = d.index.indexOf(index);
+        chart.markPoint(p >= 0 ? p : null);
+        return p >= 0;
+      },
       focus: function (model, layer) {
         if (model && model !== d.model) { return; }
         var i = layer ? d.layers.indexOf(layer) : -1;
@@ -224,9 +456,7 @@
           function (el) { return el.offsetParent !== null; });
         sec.querySelector(".na-empty").hidden = shown || !(m || l);
       });
-      document.querySelectorAll(".js-plotly-plot").forEach(function (div) {
-        if (div.offsetParent !== null) { Plotly.Plots.resize(div); }
-      });
+      charts.forEach(function (c) { c.redraw(); });
     }
 
     modelSel.addEventListener("change", function () { fillLayers(); apply(); });
@@ -239,29 +469,35 @@
   // itself, and records what happened on <html>, for the headless-browser test.
   function selfTest(projections) {
     if (location.hash !== "#na-selftest") { return Promise.resolve(); }
+    root.setAttribute("data-na-min-font-pt", minFontPt());
     var p = projections[0];
     if (!p) { root.setAttribute("data-na-hover", "no-projection"); return Promise.resolve(); }
     // a real mouse move over the first point: the same path a reader's mouse takes
-    var drag = p.plot.querySelector(".nsewdrag");
-    var full = p.plot._fullLayout, r = drag.getBoundingClientRect();
-    var x0 = p.plot.data[0].x[0], y0 = p.plot.data[0].y[0];
-    drag.dispatchEvent(new MouseEvent("mousemove", {
-      bubbles: true, cancelable: true, view: window,
-      clientX: r.left + full.xaxis.d2p(x0), clientY: r.top + full.yaxis.d2p(y0)
+    var host = p.plot.querySelector("svg.na-chart-svg"), first = p.chart.points()[0];
+    var r = host.getBoundingClientRect();
+    host.dispatchEvent(new MouseEvent("mousemove", {
+      bubbles: true, cancelable: true, view: window, clientX: r.left + first.px, clientY: r.top + first.py
     }));
     return new Promise(function (resolve) { setTimeout(resolve, 200); }).then(function () {
       var img = hoverBox.querySelector(".na-hover-img");
       var state = hoverBox.hidden ? "none" : (!img.hidden && img.style.backgroundImage.indexOf("data:image/png") >= 0 ? "image" : "text");
       root.setAttribute("data-na-hover", p.data.sprite ? state : "no-sprite");
+      hideHover();
       var layerIn = p.el.querySelector(".na-proj-layer");
       if (!layerIn || layerIn.disabled) { root.setAttribute("data-na-slider", "single-layer"); return null; }
-      var before = p.plot.data[0].x[0];
+      var before = p.chart.data[0].x[0];
       layerIn.value = "0";
       return p.render().then(function () {
-        root.setAttribute("data-na-slider", p.plot.data[0].x[0] !== before ? "moved" : "same");
+        root.setAttribute("data-na-slider", p.chart.data[0].x[0] !== before ? "moved" : "same");
         pickerTest(p);
+        galleryTest(projections);
       });
     });
+  }
+
+  function modelOf(el) {
+    var m = el.closest("[data-model]");
+    return m ? m.dataset.model : null;
   }
 
   // choose the last projected layer in the picker: the projection follows, other layers hide
@@ -275,24 +511,78 @@
     layerSel.dispatchEvent(new Event("change"));
     var layerIn = p.el.querySelector(".na-proj-layer");
     var others = document.querySelectorAll("main [data-layer]:not([data-layer='" + CSS.escape(layer) + "'])");
-    var mine = document.querySelectorAll("main [data-layer='" + CSS.escape(layer) + "']");
+    // this layer of the chosen model; another model's layer of the same name hides with its model
+    var mine = Array.prototype.filter.call(
+      document.querySelectorAll("main [data-layer='" + CSS.escape(layer) + "']"),
+      function (el) { var m = modelOf(el); return (m === null || m === p.data.model) && el.closest("#run") === null; });
     var othersHidden = Array.prototype.every.call(others, function (el) {
       return el.hidden || el.closest("#run") !== null;
     });
     var ok = +layerIn.value === p.data.layers.length - 1 && othersHidden && mine.length > 0 &&
-      Array.prototype.every.call(mine, function (el) { return !el.hidden; });
+      mine.every(function (el) { return el.offsetParent !== null || el.closest("details:not([open])") !== null; });
     root.setAttribute("data-na-picker", ok ? "filtered" : "broken");
+    modelSel.value = "";
+    modelSel.dispatchEvent(new Event("change"));
     layerSel.value = "";
     layerSel.dispatchEvent(new Event("change"));
   }
 
+  // a click on a misclassified sample rings it in its model's projection
+  function galleryTest(projections) {
+    var item = document.querySelector(".na-miss-item[data-index]");
+    if (!item) { root.setAttribute("data-na-gallery", "none"); return; }
+    item.click();
+    var ringed = document.querySelectorAll(".na-proj .na-mark").length;
+    root.setAttribute("data-na-gallery", ringed > 0 ? "linked" : "unlinked");
+  }
+
+  // the smallest figure text on the page, in pt at the size each figure is shown
+  function minFontPt() {
+    var least = Infinity;
+    document.querySelectorAll("img[data-font-pt][data-width-in]").forEach(function (img) {
+      if (!img.offsetWidth) { return; }
+      var pt = +img.dataset.fontPt * (img.offsetWidth / 96) / +img.dataset.widthIn;
+      if (pt < least) { least = pt; }
+    });
+    return least === Infinity ? "none" : least.toFixed(2);
+  }
+
+  function initGallery(projections) {
+    document.addEventListener("click", function (e) {
+      var item = e.target.closest && e.target.closest(".na-miss-item[data-index]");
+      if (!item) { return; }
+      var model = item.dataset.model, index = +item.dataset.index;
+      projections.forEach(function (p) {
+        if (p.data.model === model && p.mark(index) && e.isTrusted) {
+          p.el.scrollIntoView({ block: "center" });
+        }
+      });
+    });
+  }
+
   /* ------------------------------------------------------------------ start */
+  // anchors must land below the sticky header, whose height changes with the window
+  function trackHeader() {
+    var top = document.querySelector(".na-top");
+    function set() { root.style.setProperty("--na-top-h", (top ? top.offsetHeight : 0) + "px"); }
+    set();
+    window.addEventListener("resize", set);
+    // print everything: folded tables open, and charts redrawn at the paper's width
+    window.addEventListener("beforeprint", function () {
+      document.querySelectorAll("details:not([open])").forEach(function (d) { d.setAttribute("open", ""); d.dataset.naPrinted = "1"; });
+    });
+    window.addEventListener("afterprint", function () {
+      document.querySelectorAll("details[data-na-printed]").forEach(function (d) { d.removeAttribute("open"); delete d.dataset.naPrinted; });
+    });
+  }
+
   function start() {
-    if (typeof Plotly === "undefined") { reportError("plotly.js did not load"); return; }
+    trackHeader();
     var drawn = drawPlots();
     var projections = [];
     document.querySelectorAll(".na-proj").forEach(function (el) { projections.push(Projection(el)); });
     initPicker(projections);
+    initGallery(projections);
     document.addEventListener("click", function (e) {
       var fig = e.target.closest && e.target.closest(".na-fig");
       if (fig && e.target.tagName === "IMG") { fig.classList.toggle("na-zoom"); }
@@ -300,7 +590,7 @@
     Promise.all(drawn.concat(projections.map(function (p) { return p.ready; })))
       .then(function () { return selfTest(projections); })
       .then(function () {
-        root.setAttribute("data-na-plots", String(document.querySelectorAll(".js-plotly-plot").length));
+        root.setAttribute("data-na-plots", String(charts.length));
         root.setAttribute("data-na-ready", "1");
       })
       .catch(function (err) { reportError(err && err.message ? err.message : err); });
