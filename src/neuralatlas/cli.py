@@ -137,6 +137,8 @@ def train(
     from neuralatlas.zoo import train as train_model
 
     train_set, test_set = load(data, path=data_path)
+    if train_set is None:
+        raise typer.BadParameter(f"--data {data} returned one data set; training needs (train, test) from the loader.")
     kwargs = {"input_shape": train_set.input_shape, "n_classes": train_set.n_classes} if ":" not in model else {}
     net = build(model, seed=seed, **kwargs)
     with progress_bar(f"training {model} on {data}", total=epochs) as update:
@@ -175,6 +177,8 @@ def capture_cmd(
     model, _ = load_run(run_dir)
     train_set, test_set = load(data, path=data_path)
     dataset = test_set if split == "test" else train_set
+    if dataset is None:
+        raise typer.BadParameter(f"--data {data} returned one data set (no train split); use --split test.")
     tgt: str | int = int(target) if target.lstrip("-").isdigit() else target
     checkpoints = run_dir if per_epoch and list_checkpoints(run_dir) else None
     with _dask_client(scheduler) as client, progress_bar(f"capturing {run_dir.name}") as update:
@@ -493,15 +497,17 @@ def export(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (from `neuralatlas run`, or one model's run folder).")],
     latex: Annotated[Optional[Path], typer.Option(help="Write booktabs tables, PDF figures and a main.tex into this folder.")] = None,
     html: Annotated[Optional[Path], typer.Option(help="Write the self-contained HTML report to this file (default: RUN_DIR/report.html when --latex is not given).")] = None,
+    only: Annotated[Optional[str], typer.Option(help="LaTeX: export only these analyses, comma-separated (e.g. naps,projection).")] = None,
+    images: Annotated[str, typer.Option(help="HTML: 'inline' (one self-contained file) or 'files' (figures in REPORT_files/ beside the page, a lighter page).")] = "inline",
 ) -> None:
     """Export a run: the one-file HTML report and/or a LaTeX folder (tables, figures, main.tex)."""
     from neuralatlas.report import export_latex, write_report
 
     if latex is None or html is not None:
-        page = write_report(run_dir, html)
+        page = write_report(run_dir, html, images=images)
         stdout.print(f"[bold]report:[/] {page.resolve()}")
     if latex is not None:
-        main = export_latex(run_dir, latex)
+        main = export_latex(run_dir, latex, only=only)
         stdout.print(f"[bold]LaTeX:[/] {main.resolve()}  (compile: cd {latex} && pdflatex {main.name})")
 
 

@@ -32,12 +32,13 @@ def run_store(run_dir: Path):
     return ActivationStore.locate(run_dir)
 
 
-def _save(fig: Any, stem: Path, formats: Sequence[str] = ("png", "pdf")) -> int:
+def _save(fig: Any, stem: Path, formats: Sequence[str] = ("png", "pdf"), layer: str | None = None) -> int:
+    """Save and close ``fig``; ``layer`` (a layer, or "all") is recorded for the report's tag."""
     import matplotlib.pyplot as plt
 
     from neuralatlas.plots import save_figure
 
-    written = len(save_figure(fig, stem, formats=formats))
+    written = len(save_figure(fig, stem, formats=formats, layer=layer))
     plt.close(fig)
     return written
 
@@ -104,14 +105,14 @@ def naps(run_dir: Path, *, by: str = "label", align: str | None = "auto",
     results_dir, figures_dir = _dirs(run_dir, "naps")
     result.save(results_dir)
     if figures:
-        _save(unit_statistics_figure(result), figures_dir / "unit_statistics")
+        _save(unit_statistics_figure(result), figures_dir / "unit_statistics", layer="all")
         shown = result
         if heatmap != "raw" and len(result.groups) > 1:
             shown = contrastive_naps(result, normalize="zscore" if heatmap == "zscore" else None)
         for layer in result.layers:
-            _save(nap_heatmap(shown, layer), figures_dir / f"{file_stem(layer)}_heatmap")
+            _save(nap_heatmap(shown, layer), figures_dir / f"{file_stem(layer)}_heatmap", layer=layer)
             if result.values(layer).ndim == 4:
-                _save(nap_maps(result, layer), figures_dir / f"{file_stem(layer)}_maps")
+                _save(nap_maps(result, layer), figures_dir / f"{file_stem(layer)}_maps", layer=layer)
     return result, result.summary()
 
 
@@ -155,9 +156,9 @@ def topomap(run_dir: Path, *, layout: str = "umap", contrastive: bool = False, w
         maps.save(results_root / method)
         quality[method] = maps.quality
         figures_dir = figures_root / method
-        _save(topomap_overview(maps, groups=chosen), figures_dir / "overview")
+        _save(topomap_overview(maps, groups=chosen), figures_dir / "overview", layer="all")
         for layer in maps.layers:
-            _save(topomap_layout(maps, layer), figures_dir / f"{file_stem(layer)}_layout")
+            _save(topomap_layout(maps, layer), figures_dir / f"{file_stem(layer)}_layout", layer=layer)
             if individual:
                 for group in chosen or maps.groups:
                     _save(topomap_image(maps, layer, group),
@@ -205,9 +206,9 @@ def architecture(run_dir: Path, model: Any, *, input_shape: Sequence[int] | None
     frame = table.table if hasattr(table, "table") else None
     summary = {"method": graph.method, "graphviz": dot_available(),
                "layers": int(len(frame)) if frame is not None else None}
-    for column in ("params", "parameters", "macs", "MACs"):
-        if frame is not None and column in frame:
-            summary[f"total_{column.lower()}"] = int(frame[column].fillna(0).sum())
+    # the table's own totals: its macs column holds containers' sums beside their leaves
+    summary["total_params"] = int(table.total_params)
+    summary["total_macs"] = int(table.total_macs)
     return graph, _write_summary(target, summary) if out is None else summary
 
 
@@ -347,14 +348,14 @@ def projection(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: An
     if len(result.layers) > 1:
         for e in dict.fromkeys([ep[0], ep[-1]]):
             _save(inter_layer_evolution(result, epoch=e, bundle=bundle),
-                  figures_dir / f"layers_{'final' if e is None else f'epoch{e}'}")
+                  figures_dir / f"layers_{'final' if e is None else f'epoch{e}'}", layer="all")
     if len(ep) > 1:
         for layer in result.layers:
-            _save(inter_epoch_evolution(result, layer, bundle=bundle), figures_dir / f"epochs_{file_stem(layer)}")
+            _save(inter_epoch_evolution(result, layer, bundle=bundle), figures_dir / f"epochs_{file_stem(layer)}", layer=layer)
     if len(result.layers) == 1 and len(ep) == 1:
         _save(projection_scatter(result), figures_dir / file_stem(result.layers[0]))
-    _save(projection_quality(result), figures_dir / "quality")
-    summary = result.summary()
+    _save(projection_quality(result), figures_dir / "quality", layer="all")
+    summary = _input_baseline(result.summary(), store, result.layers)
     methods = ["trees", "anova"] if discriminative == "both" else [discriminative]
     for layer in neurons or []:
         nproj = neuron_projection(store, layer, method=method, n=n, seed=seed, n_jobs=n_jobs, **streaming)
@@ -380,6 +381,51 @@ def projection(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: An
                 message(f"{nproj.layer}: trees vs anova importances, Spearman per class"
                         f" {agreement.min():.2f}–{agreement.max():.2f} (mean {agreement.mean():.2f})")
     return result, _write_summary(results_dir, summary)
+
+
+# Layers that only reshape the input (a leading flatten) are the raw input seen again.
+_INPUT_VIEWS = ("Flatten", "Identity", "Unflatten", "Dropout", "Reshape")
+
+
+def input_views(store: Any, layers: Sequence[str]) -> list[str]:
+    """The leading layers that are the raw input seen again: identical activations at the
+    first and last captured epoch, or (one epoch) a reshaping layer type before any other."""
+    import numpy as np
+
+    epochs = list(store.epochs)
+    types = store.attrs.get("layer_types", {})
+    views = []
+    for layer in layers:
+        if len(epochs) > 1:
+            try:
+                a = np.asarray(store.activations(layer, epochs[0])[:64])
+                b = np.asarray(store.activations(layer, epochs[-1])[:64])
+            except Exception:  # noqa: BLE001 - a layer not captured per epoch is no input view
+                break
+            if not np.array_equal(a, b):
+                break
+        elif types.get(layer) not in _INPUT_VIEWS:
+            break
+        views.append(layer)
+    return views
+
+
+def _input_baseline(summary: dict[str, Any], store: Any, layers: Sequence[str]) -> dict[str, Any]:
+    """The summary's "best" layer among learned layers; the raw input's score as "input_baseline"."""
+    views = input_views(store, layers)
+    scores = [s for s in summary.get("scores", []) if isinstance(s.get("neighborhood_hit"), (int, float))]
+    if not views or not scores:
+        return summary
+    learned = [s for s in scores if s["layer"] not in views]
+    base = [s for s in scores if s["layer"] in views]
+    if learned:
+        best = max(learned, key=lambda s: s["neighborhood_hit"])
+        summary["best"] = {"layer": best["layer"], "epoch": best.get("epoch"),
+                           "neighborhood_hit": best["neighborhood_hit"]}
+    top = max(base, key=lambda s: s["neighborhood_hit"])
+    summary["input_baseline"] = {"layer": top["layer"], "neighborhood_hit": top["neighborhood_hit"],
+                                 "note": "the raw input (reshaped), a baseline rather than a learned layer"}
+    return summary
 
 
 def run_projection(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:

@@ -76,6 +76,31 @@ def report_run(tmp_path_factory) -> ReportRun:
 
 
 @pytest.fixture(scope="session")
+def report_run2(report_run, tmp_path_factory) -> ReportRun:
+    """A two-model run: the tiny run's mlp and a copy of it as a second model, "mlp_b".
+
+    Both models have the same layer names, the case in which the layer picker must keep the
+    models apart; copying the folder keeps the fixture cheap (no second training).
+    """
+    import shutil
+    import time
+
+    import yaml
+
+    from neuralatlas.report import write_report
+
+    out = tmp_path_factory.mktemp("report_run2") / "two"
+    shutil.copytree(report_run.out, out, ignore=shutil.ignore_patterns("report.html"))
+    shutil.copytree(out / "mlp", out / "mlp_b")
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    config["models"].append({**config["models"][0], "name": "mlp_b"})
+    (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    start = time.perf_counter()
+    report = write_report(out)
+    return ReportRun(out, out / "mlp", report, time.perf_counter() - start)
+
+
+@pytest.fixture(scope="session")
 def artifacts_dir() -> Path:
     """test-artifacts/ at the repository root (gitignored): screenshots and the like."""
     path = Path(__file__).resolve().parents[2] / "test-artifacts"

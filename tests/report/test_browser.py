@@ -64,7 +64,7 @@ def test_report_opens_offline_without_errors(report_run, tmp_path, artifacts_dir
     assert 'data-na-ready="1"' in html_tag, f"the page's script did not finish: {html_tag}"
     assert "data-na-errors" not in html_tag, re.search(r'id="na-errors"[^>]*>([^<]*)', dom).group(1)
 
-    # every section, and every plot drawn by plotly (training curve + projection)
+    # every section, and every plot drawn by the page's script (training curve + projection)
     from neuralatlas.report import read_run
 
     run = read_run(report_run.out)
@@ -72,10 +72,9 @@ def test_report_opens_offline_without_errors(report_run, tmp_path, artifacts_dir
         assert f'id="{name}"' in dom, name
     n_plots = len(run.models) + len(run.outputs("projection"))
     assert f'data-na-plots="{n_plots}"' in html_tag
-    assert len(re.findall(r'class="[^"]*\bjs-plotly-plot\b', dom)) == n_plots
-    assert dom.count('class="main-svg"') >= n_plots                      # plotly drew SVG
+    assert dom.count('class="na-chart-svg"') == n_plots                  # each drawn as SVG
     [payload_n] = [len(p["labels"]) for p in _payloads(report_run.report)]
-    assert len(re.findall(r'class="point plotly-customdata"', dom)) == payload_n   # every projected sample
+    assert f'data-na-proj-points="{payload_n}"' in html_tag              # every projected sample
 
     # hover shows the sample's image; the layer slider redraws the projection
     assert 'data-na-hover="image"' in html_tag
@@ -98,3 +97,30 @@ def test_report_screenshot(report_run, tmp_path, artifacts_dir):
         assert img.size == (1280, 2400)
         # not a blank page: the rendered report has many colours
         assert len(img.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 50
+
+
+@needs_chromium
+def test_two_model_report_in_the_browser(report_run2, tmp_path, artifacts_dir):
+    """Two models with the same layer names: the picker keeps them apart, the findings, the
+    confusion matrices and the misclassified gallery are there, a gallery click rings the
+    sample in its projection, the page is under 6 MB and no figure text is below 8 pt as shown."""
+    url = report_run2.report.resolve().as_uri() + "#na-selftest"
+    done = _run_chromium(["--window-size=1280,2400", "--dump-dom", url], tmp_path / "profile")
+    dom = done.stdout
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert console == [], f"the page wrote to the console: {console}"
+    html_tag = re.search(r"<html[^>]*>", dom).group(0)
+    assert 'data-na-ready="1"' in html_tag and "data-na-errors" not in html_tag, html_tag
+    assert 'data-na-picker="filtered"' in html_tag
+    assert 'data-na-hover="image"' in html_tag and 'data-na-slider="moved"' in html_tag
+    assert 'data-na-gallery="linked"' in html_tag
+    assert dom.count('class="na-findings"') == 2 and "separate first at" in dom
+    assert dom.count("na-table na-confusion") == 2
+    assert dom.count('class="na-miss-item"') >= 2
+    assert report_run2.report.stat().st_size <= 6 * 2**20
+    smallest = re.search(r'data-na-min-font-pt="([^"]+)"', html_tag).group(1)
+    assert smallest != "none" and float(smallest) >= 7.95, f"smallest figure text as shown: {smallest} pt"
+    shot = artifacts_dir / "report-two-models.png"
+    _run_chromium(["--hide-scrollbars", "--window-size=1200,3000", f"--screenshot={shot}",
+                   report_run2.report.resolve().as_uri()], tmp_path / "profile2")

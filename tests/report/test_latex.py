@@ -16,10 +16,10 @@ FAKE = "fake_probe"
 def numbers_in(text: str) -> list[float]:
     """Every number of a LaTeX table row, ``$1.2\\times10^{-5}$`` included."""
     out = []
-    for m in re.finditer(r"(-?\d+(?:\.\d+)?)(?:\\times10\^\{(-?\d+)\})?", text):
+    for m in re.finditer(r"(-?\d+(?:\.\d+)?)(?:\\times10\^\{(-?\d+)\}|e([+-]?\d+))?", text):
         value = float(m.group(1))
-        if m.group(2):
-            value *= 10.0 ** int(m.group(2))
+        if m.group(2) or m.group(3):
+            value *= 10.0 ** int(m.group(2) or m.group(3))
         out.append(value)
     return out
 
@@ -61,7 +61,7 @@ def test_neighbourhood_hit_per_layer_and_epoch_equals_summary_json(report_run, e
     tables = [p.read_text() for p in sorted((out / "tables").glob("mlp_projection_*.tex"))]
     tex = next(t for t in tables if "neighborhood hit" in t.splitlines()[0])
     header = tex.split(r"\toprule", 1)[1].split(r"\midrule", 1)[0].strip().rstrip("\\ ").split(" & ")
-    epochs = [int(h.split()[-1]) for h in header[1:]]
+    epochs = [int(h.strip("{}").split()[-1]) for h in header[1:]]
     seen = 0
     for row in rows_of(tex):
         layer = row[0].replace(r"\_", "_")
@@ -96,7 +96,7 @@ def test_every_figure_is_exported_as_pdf_and_included(report_run, export):
     assert r"\usepackage{booktabs}" in text
     # text is escaped (file names inside \includegraphics keep their underscores)
     captions = re.findall(r"\\(?:caption|section|subsection\*?)\{(.*?)\}(?:\\end|$)", text, flags=re.M)
-    assert any(FAKE.replace("_", r"\_") in c for c in captions)
+    assert any("Fake probe" in c for c in captions)       # an analysis nobody registered, in words
     for arg in captions:
         assert not re.search(r"(?<!\\)[_%&#]", arg), arg
 
@@ -114,3 +114,49 @@ def test_main_tex_compiles_with_pdflatex(export):
     assert pdf.exists() and pdf.read_bytes()[:5] == b"%PDF-"
     log = (out / "main.log").read_text(errors="replace")
     assert "LaTeX Error" not in log and "Missing character" not in log
+
+
+def _floats(text: str) -> list[str]:
+    return re.findall(r"\\begin\{(figure|table|subfigure)\}(.*?)\\end\{\1\}", text, flags=re.S)
+
+
+def test_every_float_has_a_described_caption_and_a_label(report_run, export):
+    out, main = export
+    text = main.read_text()
+    floats = re.findall(r"\\begin\{(figure|table)\}(.*?)\\end\{\1\}", text, flags=re.S)
+    assert len(floats) > 10
+    stems = {p.stem for p in (report_run.model_dir / "figures").rglob("*.pdf")}
+    labels = []
+    for kind, body in floats:
+        captions = re.findall(r"\\caption\{(.*?)\}\\label\{([^}]+)\}", body)
+        subs = body.count(r"\begin{subfigure}")
+        assert len(captions) == 1 + subs, body[:300]   # each panel and the float itself
+        for caption, label in captions:
+            labels.append(label)
+            words = caption.replace(r"\_", "_")
+            assert len(words.split()) >= 4, caption
+            assert not any(words.strip(". ").endswith(stem) or f": {stem}" in words for stem in stems), caption
+    assert len(labels) == len(set(labels)), "labels are unique"
+    # column headers are words, not key paths
+    assert r"$\cdot$" not in "".join(p.read_text() for p in (out / "tables").glob("*.tex"))
+    assert r"\usepackage{siunitx}" in text and "S[table-format=" in (out / "tables" / "accuracy_mlp.tex").read_text()
+
+
+def test_only_exports_the_chosen_analyses(report_run, tmp_path):
+    from neuralatlas.report import ReportError, export_latex
+
+    main = export_latex(report_run.out, tmp_path / "only", only="naps,projection")
+    text = main.read_text()
+    assert r"\label{sec:naps}" in text and r"\label{sec:projection}" in text
+    assert r"\label{sec:attribution}" not in text and "figures/mlp/attribution" not in text
+    assert r"\label{tab:models}" in text                         # the run overview always comes
+    with pytest.raises(ReportError, match="napz.*naps"):
+        export_latex(report_run.out, tmp_path / "bad", only=["napz"])
+
+
+def test_readable_columns():
+    from neuralatlas.report.latex import readable_columns
+
+    assert readable_columns(["layer", "layers · dead_fraction", "layers · neighborhood_hit"]) == \
+        ["layer", "dead fraction", "neighbourhood hit"]
+    assert readable_columns(["a · value", "b · value"]) == ["a: value", "b: value"]

@@ -176,7 +176,7 @@ def test_damaged_chunk_fails_its_checksum_on_read_and_deep_capture_mends_it(fini
 
 def test_garbage_zarr_json_names_the_file_and_the_fix(finished):
     (finished / "zarr.json").write_text("{not json")
-    with pytest.raises(StoreCorruptError, match=r"acts.zarr/zarr.json is unreadable.*--overwrite"):
+    with pytest.raises(StoreCorruptError, match=r"acts.zarr/zarr.json is unreadable.*overwrite=True"):
         na.ActivationStore.open(finished)
     with pytest.raises(StoreCorruptError, match="zarr.json is unreadable"):
         capture_again(finished)  # never silently replaced: the user decides

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator
 
 from neuralatlas.plots.style import new_figure
 
@@ -38,19 +39,22 @@ def layer_costs(summary: Any, *, log: bool = True, only_costly: bool = True) -> 
     names = list(leaves.name)
     y = np.arange(len(names))
     height = max(2.0, 0.25 * len(names) + 1.0)
-    fig, axes = new_figure(1, 2, size=(9.0, height), sharey=True)
+    fig, axes = new_figure(1, 2, size=(6.5, height), sharey=True, layout="constrained")
     for ax, column, colour, title in ((axes[0, 0], "params", "#4c72b0", "parameters"),
                                       (axes[0, 1], "macs", "#dd8452", "MACs per sample")):
         values = leaves[column].to_numpy(dtype=float)
         ax.barh(y, values, color=colour)
         if log and (values > 0).any():
             ax.set_xscale("log")
-        ax.set_title(f"{title} (total {int(values.sum()):,})", fontsize=9)
+            # decades only, as 10^k: full numbers under a log axis collide
+            ax.xaxis.set_major_locator(LogLocator(base=10, numticks=6))
+            ax.xaxis.set_minor_locator(LogLocator(base=10, subs=(), numticks=6))
+        ax.set_title(f"{title}\n(total {int(values.sum()):,})", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
     axes[0, 0].set_yticks(y)
-    axes[0, 0].set_yticklabels(names, fontsize=7)
+    axes[0, 0].set_yticklabels(names, fontsize=8)
     axes[0, 0].invert_yaxis()
-    fig.suptitle(f"{summary.model_type}: cost per layer", fontsize=10)
+    fig.suptitle(f"{summary.model_type}: cost per layer (all layers)", fontsize=9.5)
     return fig
 
 

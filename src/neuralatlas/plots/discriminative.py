@@ -99,25 +99,29 @@ def discriminative_map(neurons: Any, importances: Any, *, ax: Any = None, min_br
     strength = imp.max(1)
     rel = strength / strength.max() if strength.max() > 0 else strength
     colors = class_colors(imp.shape[1])
-    rgb = colors[best, :3] * (min_brightness + (1.0 - min_brightness) * rel)[:, None]
-    fig, axes = new_figure(ax=ax, size=(5.0, 4.6))
+    # strength as size and opacity, never as darkness: darkening turns brown, red, purple and
+    # grey into the same near-black, while a faded class colour keeps its hue
+    weight = min_brightness + (1.0 - min_brightness) * rel
+    rgba = np.concatenate([colors[best, :3], (0.25 + 0.75 * weight)[:, None]], axis=1)
+    sizes = _size(len(strength)) * (0.4 + 1.6 * weight)
+    fig, axes = new_figure(ax=ax, size=(5.0, 4.2))
     ax = axes if ax is not None else axes[0, 0]
     pts = neurons.coordinates
     silent = np.asarray(neurons.dead, bool) | (strength <= 0)   # nothing to discriminate with
     order = [i for i in np.argsort(rel) if not silent[i]]         # bright neurons on top
-    ax.scatter(pts[order, 0], pts[order, 1], c=rgb[order], s=_size(len(pts)) * 1.3, linewidths=0)
+    ax.scatter(pts[order, 0], pts[order, 1], c=rgba[order], s=sizes[order], linewidths=0)
     if silent.any():
         ax.scatter(pts[silent, 0], pts[silent, 1], marker="x", c="0.6", s=_size(len(pts)), linewidths=0.8)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_aspect("equal", adjustable="datalim")
     method = getattr(importances, "method", "")
-    ax.set_title(f"{neurons.layer}: best class per neuron ({method})\nbrightness = strength", fontsize="medium")
+    ax.set_title(f"{neurons.layer}: best class per neuron ({method})\nsize and opacity = strength", fontsize=9)
     used = np.unique(best[~silent])
     handles = [Line2D([], [], marker="o", ls="", color=colors[c], label=names[c]) for c in used]
     if silent.any():
         handles.append(Line2D([], [], marker="x", ls="", color="0.6", label="dead"))
-    ax.legend(handles=handles, fontsize="x-small", frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.legend(handles=handles, fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return fig
 
 

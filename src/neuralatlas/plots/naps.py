@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from neuralatlas.plots.style import DIVERGING, SEQUENTIAL, new_figure, symmetric_limits
+from neuralatlas.plots.style import DISPLAY_WIDTH_IN, DIVERGING, SEQUENTIAL, new_figure, symmetric_limits
 
 __all__ = ["nap_heatmap", "nap_maps", "preferred_order", "unit_statistics_figure"]
 
@@ -76,7 +76,9 @@ def nap_heatmap(result: Any, layer: str, *, ax: Any = None, max_units: int = 512
         units = units[preferred_order(full[:, units])]
     values = full[:, units]
     cmap, lo, hi = _scale(values, signed=True if result.kind == "contrastive" else None)
-    fig, axes = new_figure(size=(min(12.0, 2.0 + 0.05 * values.shape[1]), 1.0 + 0.3 * len(result.groups)), ax=ax)
+    # drawn for the 6.5 in figure column; unit indices are integers
+    fig, axes = new_figure(size=(min(DISPLAY_WIDTH_IN, 2.4 + 0.05 * values.shape[1]), 1.2 + 0.22 * len(result.groups)),
+                           ax=ax, layout="constrained" if ax is None else None)
     ax = axes if ax is not None else axes[0, 0]
     im = ax.imshow(values, aspect="auto", cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
     ax.set_yticks(range(len(result.groups)), result.groups)
@@ -89,8 +91,8 @@ def nap_heatmap(result: Any, layer: str, *, ax: Any = None, max_units: int = 512
     kind = ("z-scored contrastive NAP" if zscored else "contrastive NAP") if result.kind == "contrastive" else "NAP"
     aligned = ", gradient-aligned" if layer in getattr(result, "aligned", ()) else ""
     ax.set_title(title or f"{layer}: {kind} per {result.by}{aligned}")
-    fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01,
-                 label="vs other groups" if result.kind == "contrastive" else "mean activation")
+    cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+    cb.set_label("mean activation" + (" − mean of the other groups" if result.kind == "contrastive" else ""))
     return fig
 
 
@@ -112,16 +114,23 @@ def nap_maps(result: Any, layer: str, *, groups: Sequence[str] | None = None, ch
     maps = values[index][:, channel] if channel is not None else values[index].mean(axis=1)
     maps = maps.reshape(len(index), maps.shape[-2], maps.shape[-1])
     cmap, lo, hi = _scale(maps, signed=True if result.kind == "contrastive" else None)
-    fig, axes = new_figure(1, len(names), size=(1.6 * len(names) + 0.8, 2.0), layout="constrained")
-    for a, name, m in zip(axes[0], names, maps):
+    # rows of at most 5 maps: the figure fits the 6.5 in column with readable titles
+    ncols = min(5, len(names))
+    nrows = -(-len(names) // ncols)
+    fig, axes = new_figure(nrows, ncols, size=(min(DISPLAY_WIDTH_IN, 1.1 * ncols + 1.0), 1.15 * nrows + 0.45),
+                           layout="constrained")
+    for a in axes.flat[len(names):]:
+        a.set_visible(False)
+    for a, name, m in zip(axes.flat, names, maps):
         im = a.imshow(m, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
-        a.set_title(str(name), fontsize=9)
+        a.set_title(str(name), fontsize=8.5)
         a.set_xticks([])
         a.set_yticks([])
     what = f"channel {channel}" if channel is not None else "mean over channels"
     aligned = ", aligned" if layer in result.aligned else ""
-    fig.suptitle(f"{layer}: {what}{aligned}", fontsize=10)
-    fig.colorbar(im, ax=list(axes[0]), fraction=0.02, pad=0.01)
+    fig.suptitle(f"{layer}: {what}{aligned}", fontsize=9.5)
+    cb = fig.colorbar(im, ax=list(axes.flat), fraction=0.04, pad=0.02, shrink=0.9)
+    cb.set_label("contrastive NAP" if result.kind == "contrastive" else "mean activation")
     return fig
 
 
@@ -134,7 +143,7 @@ def unit_statistics_figure(result: Any, *, layers: Sequence[str] | None = None, 
     """
     chosen = [layer for layer in (layers or result.layers)]
     summaries = [result.statistics(layer).summary() for layer in chosen]
-    fig, axes = new_figure(size=(max(4.0, 0.6 * len(chosen) + 2.0), 3.0), ax=ax)
+    fig, axes = new_figure(size=(min(DISPLAY_WIDTH_IN, max(4.0, 0.45 * len(chosen) + 2.0)), 3.0), ax=ax)
     ax = axes if ax is not None else axes[0, 0]
     x = np.arange(len(chosen))
     bars = [("dead", "dead_fraction", "#444444"), ("always on", "always_on_fraction", "#d62728"),

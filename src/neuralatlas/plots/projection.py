@@ -16,7 +16,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from neuralatlas.plots.style import SEQUENTIAL, class_colors, new_figure
+from neuralatlas.plots.style import DISPLAY_WIDTH_IN, SEQUENTIAL, class_colors, new_figure
 
 __all__ = [
     "inter_epoch_evolution",
@@ -34,7 +34,7 @@ def _point_size(n: int) -> float:
 
 
 def _colors(result: Any) -> np.ndarray:
-    k = max(len(result.classes), int(result.labels.max()) + 1 if len(result.labels) else 1)
+    k = max(1, len(result.classes), int(result.labels.max()) + 1 if len(result.labels) else 1)
     return class_colors(k)
 
 
@@ -64,8 +64,9 @@ def _scatter(ax: Any, points: np.ndarray, labels: np.ndarray, colors: np.ndarray
     ax.scatter(points[order, 0], points[order, 1], c=colors[labels[order] % len(colors)], s=size,
                linewidths=0, rasterized=len(points) > 500)
     if wrong is not None and wrong.any():
-        ax.scatter(points[wrong, 0], points[wrong, 1], facecolors="none", edgecolors="k", s=size * 2.5,
-                   linewidths=0.5)
+        # a thin dark ring: visible on every class colour without hiding the points
+        ax.scatter(points[wrong, 0], points[wrong, 1], facecolors="none", edgecolors="0.15", s=size * 2.2,
+                   linewidths=0.35)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_aspect("equal", adjustable="datalim")
@@ -189,22 +190,45 @@ def trail_image(result: Any, along: str = "layers", *, layer: str | None = None,
     return fig
 
 
+MAX_TRAIL_STOPS = 4
+
+
 def _evolution(result: Any, along: str, layer: str | None, epoch: int | None | str, bundle: bool,
                bundle_options: dict[str, Any] | None, thumb: float) -> Figure:
     keys, coords = result.sequence(along, layer=layer, epoch=epoch)
-    ncols = min(len(keys), 8)
+    # at most 5 thumbnails a row, the whole figure 6.5 in wide (the report's figure column)
+    ncols = min(len(keys), 5)
     nrows = -(-len(keys) // ncols)
-    fig = Figure(figsize=(thumb * ncols, thumb * nrows + thumb * ncols * 0.6 + 0.6))
-    big = max(3, ncols)
-    grid = fig.add_gridspec(nrows + big, ncols)
+    thumb = min(thumb, DISPLAY_WIDTH_IN / ncols)
+    # each thumbnail row also holds its two title lines (8 pt): 0.4 in
+    title_h, trail_h = 0.4, min(DISPLAY_WIDTH_IN * 0.75, thumb * ncols * 0.6 + 0.4)
+    height = (thumb + title_h) * nrows + trail_h + 0.9
+    fig = Figure(figsize=(thumb * ncols, height), layout="constrained")
+    outer = fig.add_gridspec(2, 1, height_ratios=[(thumb + title_h) * nrows, trail_h + 0.4])
+    grid = outer[0].subgridspec(nrows, ncols)
     colors = _colors(result)
     for i, (key, pts) in enumerate(zip(keys, coords)):
         ax = fig.add_subplot(grid[i // ncols, i % ncols])
-        _scatter(ax, pts, result.labels, colors, _point_size(len(pts)) * 0.5)
-        ax.set_title(f"{_label_of(key, along)}\n{_quality_text(result, key)}", fontsize="x-small")
-    ax = fig.add_subplot(grid[nrows:, :])
-    trail_image(result, along, layer=layer, epoch=epoch, bundle=bundle, ax=ax, bundle_options=bundle_options)
-    _legend(fig, result, colors, loc="lower center", bbox_to_anchor=(0.5, 0.0))
+        pred = result.prediction(key[1])
+        wrong = (pred >= 0) & (pred != result.labels) if pred is not None else None  # ringed: misclassified
+        _scatter(ax, pts, result.labels, colors, _point_size(len(pts)) * 0.5, wrong)
+        ax.set_title(f"{_label_of(key, along)}\n{_quality_text(result, key)}", fontsize=8)
+    ax = fig.add_subplot(outer[1])
+    # trails through every one of ten layers make a hairball: follow at most MAX_TRAIL_STOPS
+    # evenly spaced steps (first and last kept) and say so
+    paths, stops = None, ""
+    if len(keys) > MAX_TRAIL_STOPS and not bundle:
+        from neuralatlas.analysis.projection import smooth_trails
+
+        pick = np.unique(np.linspace(0, len(keys) - 1, MAX_TRAIL_STOPS).round().astype(int))
+        curves = smooth_trails(np.stack([coords[i] for i in pick], axis=1))
+        paths = (curves, np.linspace(0.0, 1.0, curves.shape[1]))
+        stops = "through " + ", ".join(_label_of(keys[i], along) for i in pick)
+    trail_image(result, along, layer=layer, epoch=epoch, bundle=bundle, ax=ax, bundle_options=bundle_options,
+                paths=paths)
+    if stops:
+        ax.set_title(f"trails {stops} (dark → bright)", fontsize=9)
+    _legend(fig, result, colors, loc="outside lower center")
     return fig
 
 
@@ -238,7 +262,7 @@ def projection_quality(result: Any, *, ax: Any = None) -> Figure:
     >>> fig = projection_quality(result)   # doctest: +SKIP
     """
     table = result.quality_table()
-    fig, axes = new_figure(1, 2, size=(8.0, 3.2), layout="constrained") if ax is None else new_figure(ax=ax)
+    fig, axes = new_figure(1, 2, size=(6.5, 3.0), layout="constrained") if ax is None else new_figure(ax=ax)
     panels = [axes[0, 0], axes[0, 1]] if ax is None else [ax, ax]
     epochs = result.epochs
     cmap = __import__("matplotlib").colormaps[SEQUENTIAL]
@@ -253,10 +277,10 @@ def projection_quality(result: Any, *, ax: Any = None) -> Figure:
                        label="final" if e is None else f"epoch {e}",
                        ls="-" if ax is None or score == "neighborhood_hit" else "--")
         panel.set_ylabel(name)
-        panel.tick_params(axis="x", rotation=45, labelsize="small")
+        panel.tick_params(axis="x", rotation=45, labelsize=8)
         panel.grid(alpha=0.3)
     if len(epochs) > 1:
-        panels[-1].legend(fontsize="x-small", frameon=False, ncol=1 + len(epochs) // 6)
+        panels[-1].legend(fontsize=8, frameon=False, ncol=1 + len(epochs) // 6)
     return fig
 
 

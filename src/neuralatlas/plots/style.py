@@ -65,7 +65,7 @@ def text_sizes(fig: Figure) -> list[float]:
     """Font sizes (pt) of every visible, non-empty text of ``fig`` (tick labels included)."""
     from matplotlib.text import Text
 
-    fig.canvas.draw_without_rendering()  # creates the tick labels a plain figure has not made yet
+    fig.draw_without_rendering()  # creates the tick labels a plain figure has not made yet
     return [float(t.get_fontsize()) for t in fig.findobj(Text)
             if t.get_visible() and t.get_text().strip() and _shown(t)]
 
@@ -77,7 +77,7 @@ def _shown(text) -> bool:
 
 def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "pdf"),
                 dpi: int = 200, *, layer: str | None = None,
-                min_font: float | None = MIN_FONT_PT) -> list[Path]:
+                min_font: float | None = MIN_FONT_PT, fit_width: float | None = DISPLAY_WIDTH_IN) -> list[Path]:
     """Write ``fig`` as ``stem.png``, ``stem.pdf`` (and ``.svg``/``.pgf`` if asked); closes nothing.
 
     Parameters
@@ -94,6 +94,10 @@ def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", 
     min_font : float or None
         Text smaller than this (pt) is enlarged to it before saving, so that a figure drawn
         at its display width (``DISPLAY_WIDTH_IN``) has no unreadable text; None keeps sizes.
+    fit_width : float or None
+        A figure wider than this (inches) is resized to it, keeping its aspect ratio, before
+        saving: text keeps its point size, so the figure shown (or printed) at this width
+        has no text smaller than ``min_font``. None keeps the size.
 
     The smallest font size is recorded (PNG text chunk / SVG description, key ``META_FONT``):
     the report tests it against the width each figure is shown at.
@@ -102,12 +106,17 @@ def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", 
 
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
+    width, height = fig.get_size_inches()
+    if fit_width is not None and width > fit_width:
+        fig.set_size_inches(fit_width, height * fit_width / width)
+    # one layout pass creates the tick labels; lifting small text does not add any
+    fig.draw_without_rendering()
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip() and _shown(t)]
     if min_font is not None:
-        fig.canvas.draw_without_rendering()
         for t in fig.findobj(Text):
             if t.get_fontsize() < min_font:
                 t.set_fontsize(min_font)
-    sizes = text_sizes(fig)
+    sizes = [float(t.get_fontsize()) for t in texts]
     meta = {META_FONT: f"{min(sizes) if sizes else MIN_FONT_PT:.2f}"}
     if layer is not None:
         meta[META_LAYER] = str(layer)

@@ -14,7 +14,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from neuralatlas.plots.style import DIVERGING, SEQUENTIAL, class_colors, new_figure, symmetric_limits
+from matplotlib.ticker import MaxNLocator
+
+from neuralatlas.plots.style import DISPLAY_WIDTH_IN, DIVERGING, SEQUENTIAL, class_colors, new_figure, symmetric_limits
 
 __all__ = ["layout_quality_figure", "topomap_image", "topomap_layout", "topomap_overview"]
 
@@ -77,19 +79,25 @@ def topomap_overview(maps: Any, *, layers: Sequence[str] | None = None, groups: 
         axes[0, 0].axis("off")
         axes[0, 0].text(0.5, 0.5, "no layer has a topomap", ha="center", va="center")
         return fig
-    fig, axes = new_figure(len(names), len(chosen), size=(size * 1.25 * len(chosen) + 0.8, size * len(names) + 0.5),
+    # rows of layers (in depth order), columns of groups, fitted to the 6.5 in figure column:
+    # a layer's shared colour scale sits at the end of its row
+    cell = min(size, (DISPLAY_WIDTH_IN - 1.4) / max(1, len(names)))
+    fig, axes = new_figure(len(chosen), len(names), size=(cell * len(names) + 1.4, cell * len(chosen) + 0.6),
                            layout="constrained")
-    for j, layer in enumerate(chosen):
+    for i, layer in enumerate(chosen):
         cmap, lo, hi = layer_scale(maps, layer)
-        for i, name in enumerate(names):
+        for j, name in enumerate(names):
             im = _draw(axes[i, j], maps.image(layer, name), cmap, lo, hi)
             if i == 0:
-                axes[i, j].set_title(layer, fontsize=9)
+                axes[i, j].set_title(name, fontsize=8.5)
             if j == 0:
-                axes[i, j].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
-        fig.colorbar(im, ax=axes[:, j].tolist(), shrink=min(1.0, 3.0 / len(names)), aspect=12)
+                axes[i, j].set_ylabel(layer, rotation=0, ha="right", va="center", fontsize=8)
+        cb = fig.colorbar(im, ax=axes[i, :].tolist(), aspect=8, pad=0.01)
+        cb.ax.tick_params(labelsize=8)
+        cb.locator = MaxNLocator(nbins=2)
+        cb.update_ticks()
     kind = "contrastive " if maps.kind == "contrastive" else ""
-    fig.suptitle(f"{kind}topographic activation maps ({maps.method})", fontsize=10)
+    fig.suptitle(f"{kind}topographic activation maps ({maps.method}), all layers", fontsize=9.5)
     return fig
 
 

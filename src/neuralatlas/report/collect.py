@@ -219,6 +219,24 @@ def layer_of(text: str, layers: list[str]) -> str | None:
     return best
 
 
+def depth_order(paths: list[Path], layers: list[str], base: Path | None = None) -> list[Path]:
+    """Figures in the model's layer order (not alphabetical): figures about no single layer
+    (overviews, "all layers") first, then each layer's in depth order, file names breaking ties.
+
+    Example
+    -------
+    >>> [p.name for p in depth_order([Path("fc2.png"), Path("all.png"), Path("fc1.png")], ["fc1", "fc2"])]
+    ['all.png', 'fc1.png', 'fc2.png']
+    """
+    def key(path: Path) -> tuple[Any, ...]:
+        rel = path.relative_to(base) if base is not None and path.is_relative_to(base) else path
+        text = str(rel.with_suffix(""))
+        layer = layer_of(text, layers)
+        folder = str(rel.parent)
+        return (_natural_key(Path(folder)), layer is not None, layers.index(layer) if layer else -1, _natural_key(rel))
+    return sorted(paths, key=key)
+
+
 def _best_figure(kinds: dict[str, Path]) -> Path | None:
     # SVG stays crisp at any zoom, but a figure with a big raster inside makes a heavy SVG;
     # then the 2x PNG is the lighter crisp choice.

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from neuralatlas.report.tables import Table, format_number, is_number
+from neuralatlas.report.tables import Table, format_number, is_number, readable_columns
 
 __all__ = ["attrs", "esc", "figure_html", "json_script", "matplotlib_html", "plot_html", "table_html",
            "tables_html"]
@@ -89,12 +89,15 @@ def png_size(data: bytes) -> tuple[int, int] | None:
 
 
 # Figures are shown at their drawn size (inches x 96 CSS px), at most the report's figure
-# column; PNGs are re-encoded for that size (x IMAGE_SCALE, for sharp text on HiDPI screens)
-# and 256 colours, so a 200-dpi file of 1300 px travels as ~940 px (the files in figures/
-# stay as they are).
+# column; PNGs are re-encoded for that size (x IMAGE_SCALE, sharper than 1:1) and 256
+# colours, so a 200-dpi file of 1300 px travels as ~800 px (the files in figures/ stay as
+# they are).
 CSS_PX_PER_IN = 96
-DISPLAY_WIDTH_PX = 624          # 6.5 in: neuralatlas.plots.style.DISPLAY_WIDTH_IN
-IMAGE_SCALE = 1.5
+# neuralatlas.plots.style.DISPLAY_WIDTH_IN (6.5 in) plus the 0.1 in padding on each side that
+# saving with a tight bounding box adds, and a little slack: 6.75 in = 648 px
+DISPLAY_WIDTH_PX = 648
+IMAGE_SCALE = 1.25       # inline: 8 pt text ~13 px high; a two-model digits run ~4 MB
+IMAGE_SCALE_FILES = 2.0  # side files cost the page nothing: sharp on HiDPI screens
 
 
 class ImageSink:
@@ -109,8 +112,9 @@ class ImageSink:
         The folder as the page refers to it (relative to the page).
     """
 
-    def __init__(self, folder: Path | None = None, prefix: str = ""):
+    def __init__(self, folder: Path | None = None, prefix: str = "", scale: float | None = None):
         self.folder, self.prefix = folder, prefix
+        self.scale = scale if scale is not None else (IMAGE_SCALE if folder is None else IMAGE_SCALE_FILES)
 
     def src(self, raw: bytes, mime: str) -> str:
         if self.folder is None:
@@ -203,18 +207,19 @@ def _image(path: Path) -> tuple[str, tuple[int, int] | None, dict[str, Any]]:
     shown_w = geo["width_in"] * CSS_PX_PER_IN if "width_in" in geo else px[0] / 2
     shown_w = max(1, round(min(shown_w, DISPLAY_WIDTH_PX)))
     shown_h = max(1, round(px[1] * shown_w / px[0]))
-    raw = _encode_png(raw, round(shown_w * IMAGE_SCALE))
+    raw = _encode_png(raw, round(shown_w * sink.scale))
     return sink.src(raw, "image/png"), (shown_w, shown_h), geo
 
 
 def figure_html(path: Path, *, caption: str | None = None, model: str | None = None,
-                layer: str | None = None, tag: str | None = None) -> str:
+                layer: str | None = None, tag: str | None = None, source: str | None = None) -> str:
     """A saved figure, shown at the size it was drawn for (at most the 6.5 in figure column).
 
     SVG stays vector (an ``<img>``, so figures share no IDs); PNG is re-encoded for its display
     size. The image carries ``data-width-in`` and ``data-font-pt`` (its smallest text) so the
     page's self-test can measure text size as shown; ``tag`` (a layer, or "all layers") is
-    printed before the caption.
+    printed before the caption (or "all layers" when the figure was saved as about every
+    layer); ``source`` (the file's stem) is the image's tooltip.
     """
     uri, size, geo = _image(path)
     dims = f' width="{size[0]}" height="{size[1]}"' if size is not None else ""
@@ -223,7 +228,8 @@ def figure_html(path: Path, *, caption: str | None = None, model: str | None = N
     cap = esc(caption if caption is not None else path.stem)
     tag = tag if tag is not None else (layer if layer is not None else geo.get("layer"))
     chip = f'<span class="na-tag">{esc("all layers" if tag == "all" else tag)}</span> ' if tag else ""
-    return (f'<figure class="na-fig"{attrs(model, layer)}><img src="{uri}"{dims} alt="{cap}" loading="lazy">'
+    title = f' title="{esc(source)}"' if source else ""
+    return (f'<figure class="na-fig"{attrs(model, layer)}><img src="{uri}"{dims} alt="{cap}"{title} loading="lazy">'
             f"<figcaption>{chip}{cap}</figcaption></figure>")
 
 
@@ -246,7 +252,7 @@ def _cell(value: Any) -> str:
 
 def table_html(table: Table, *, model: str | None = None) -> str:
     """A :class:`~neuralatlas.report.tables.Table` as HTML; rows about a layer carry ``data-layer``."""
-    head = "".join(f"<th>{esc(c)}</th>" for c in table.columns)
+    head = "".join(f'<th title="{esc(c)}">{esc(n)}</th>' for c, n in zip(table.columns, readable_columns(table.columns)))
     body = []
     for row, layer in zip(table.rows, table.row_layers):
         body.append(f"<tr{attrs(None, layer)}>{''.join(_cell(v) for v in row)}</tr>")

@@ -101,6 +101,9 @@ def model_findings(model: ModelInfo) -> list[Finding]:
                                              f" epochs{gap}."))
     proj = _summary(model, "projection")
     if proj:
+        base = (proj.get("input_baseline") or {}).get("layer")
+        if base and base not in views:  # the projection step found it from the activations
+            views = [*views, base]
         hits = _last_epoch_hits(proj)
         learned = [layer for layer in (proj.get("layers") or order) if layer not in views]
         near = _first_near_best(hits, learned)

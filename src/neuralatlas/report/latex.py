@@ -22,14 +22,16 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from neuralatlas.report.collect import ModelInfo, RunInfo, read_run
+from neuralatlas.report.captions import describe
+from neuralatlas.report.collect import ModelInfo, ReportError, RunInfo, depth_order, read_run
 from neuralatlas.report.sections import section_title
-from neuralatlas.report.tables import Table, is_number, summary_table
+from neuralatlas.report.tables import Table, is_number, readable_columns, summary_table
 
 # pdflatex (without extra packages) cannot typeset these characters; the rest of ASCII
 # specials are escaped below.
 _UNICODE = {
     "·": r"$\cdot$", "×": r"$\times$", "–": "--", "—": "---", "…": r"\dots{}", "→": r"$\rightarrow$",
+    "ε": r"$\varepsilon$", "ρ": r"$\rho$", "α": r"$\alpha$", "∞": r"$\infty$",
     "≤": r"$\leq$", "≥": r"$\geq$", "±": r"$\pm$", "−": "-", "’": "'", "‘": "`", "“": "``", "”": "''",
 }
 _SPECIAL = {
@@ -82,16 +84,57 @@ def latex_number(value: Any) -> str:
     return latex_escape(value)
 
 
-def tabular(table: Table) -> str:
-    """A booktabs ``tabular`` of a :class:`~neuralatlas.report.tables.Table`."""
-    align = []
+def _si_number(value: Any) -> str:
+    """A cell of an siunitx ``S`` column: plain digits (siunitx typesets 1.2e-05 as 1.2 × 10⁻⁵)."""
+    if isinstance(value, bool) or not is_number(value):
+        return "{" + latex_number(value) + "}"
+    if isinstance(value, int):
+        return str(value)
+    if not math.isfinite(value):
+        return "{" + latex_number(value) + "}"
+    return f"{value:.4g}"
+
+
+def _si_format(cells: list[str]) -> str:
+    """``table-format`` for the numbers of one column (integer and decimal digits, exponent)."""
+    ints = decs = exps = 0
+    sign = exp_sign = False
+    for c in cells:
+        if c.startswith("{"):
+            continue
+        m = re.fullmatch(r"(-?)(\d+)(?:\.(\d+))?(?:e([+-]?)(\d+))?", c)
+        if not m:
+            continue
+        sign |= bool(m.group(1))
+        ints = max(ints, len(m.group(2)))
+        decs = max(decs, len(m.group(3) or ""))
+        if m.group(5):
+            exps = max(exps, len(m.group(5).lstrip("0")) or 1)
+            exp_sign |= m.group(4) == "-"
+    fmt = ("-" if sign else "") + str(max(ints, 1)) + (f".{decs}" if decs else "")
+    if exps:
+        fmt += "e" + ("-" if exp_sign else "") + str(exps)
+    return fmt
+
+
+def tabular(table: Table, *, readable: bool = True) -> str:
+    """A booktabs ``tabular`` of a :class:`~neuralatlas.report.tables.Table`; numeric columns are
+    siunitx ``S`` columns, aligned on the decimal marker."""
+    align, numeric = [], []
     for j in range(len(table.columns)):
         cells = [row[j] for row in table.rows if row[j] is not None]
-        align.append("r" if cells and all(is_number(c) for c in cells) else "l")
-    lines = [rf"\begin{{tabular}}{{{''.join(align)}}}", r"\toprule",
-             " & ".join(latex_escape(c) for c in table.columns) + r" \\", r"\midrule"]
+        num = bool(cells) and all(is_number(c) and not isinstance(c, bool) for c in cells)
+        numeric.append(num)
+        if num:
+            formatted = [_si_number(row[j]) for row in table.rows]
+            align.append(f"S[table-format={_si_format(formatted)}]")
+        else:
+            align.append("l")
+    names = readable_columns(list(table.columns)) if readable else list(table.columns)
+    head = [("{" + latex_escape(c) + "}") if num else latex_escape(c) for c, num in zip(names, numeric)]
+    lines = [rf"\begin{{tabular}}{{{''.join(align)}}}", r"\toprule", " & ".join(head) + r" \\", r"\midrule"]
     for row in table.rows:
-        lines.append(" & ".join(latex_number(v) for v in row) + r" \\")
+        lines.append(" & ".join(_si_number(v) if num else latex_number(v) for v, num in zip(row, numeric)) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
@@ -110,7 +153,7 @@ def accuracy_table(model: ModelInfo) -> Table | None:
 
 
 def export_latex(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
-                 title: str | None = None) -> Path:
+                 title: str | None = None, only: str | list[str] | tuple[str, ...] | None = None) -> Path:
     """Write LaTeX tables, PDF figures and a compilable ``main.tex`` for a run folder.
 
     Parameters
@@ -121,6 +164,9 @@ def export_latex(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
         Folder to write into (created; files of an earlier export are replaced).
     title : str, optional
         Title of ``main.tex``; default: the run's name.
+    only : str or list of str, optional
+        Export only these analyses (``"naps,projection"`` or ``["naps", "projection"]``);
+        the run overview and training curves come always. Default: every analysis.
 
     Returns
     -------
@@ -139,6 +185,17 @@ def export_latex(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
     PosixPath('paper/neuralatlas/main.tex')
     """
     run = read_run(run_dir)
+    analyses = run.analysis_names()
+    if only is not None:
+        wanted = [w.strip() for w in (only.split(",") if isinstance(only, str) else only) if w.strip()]
+        unknown = [w for w in wanted if w not in analyses]
+        if unknown:
+            from neuralatlas.errors import did_you_mean
+
+            hint = did_you_mean(unknown[0], analyses)
+            raise ReportError(f"--only names {', '.join(map(repr, unknown))}, which the run {run.dir} does not"
+                              f" hold.{hint} Analyses in the run: {', '.join(analyses)}.")
+        analyses = [a for a in analyses if a in wanted]
     out = Path(out_dir)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
@@ -150,28 +207,43 @@ def export_latex(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
         table = accuracy_table(model)
         if table is None:
             continue
-        name = _write_table(out, f"accuracy_{_safe(model.name)}", table)
-        body.append(_table_float(name, table.title))
+        stem = f"accuracy_{_safe(model.name)}"
+        name = _write_table(out, stem, table)
+        body.append(_table_float(name, f"{model.name}: training loss and accuracy per epoch"
+                                       " (epoch 0 is the model before training).", f"tab:{stem}"))
         curve = _training_figure(model, out / "figures" / _safe(model.name) / "training.pdf")
         if curve is not None:
-            body.append(_figure_float(curve.relative_to(out), f"{model.name}: training curves"))
+            body.append(_figure_float(curve.relative_to(out), f"{model.name}: train and test accuracy per epoch.",
+                                      f"fig:{_safe(model.name)}-training", _width_in(curve)))
 
-    for analysis in run.analysis_names():
-        body.append(rf"\section{{{latex_escape(section_title(analysis))}}}")
+    for analysis in analyses:
+        body.append(rf"\section{{{latex_escape(section_title(analysis))}}}\label{{sec:{_safe(analysis)}}}")
         for output in run.outputs(analysis):
             model = run.model(output.model)
             body.append(rf"\subsection*{{{latex_escape(model.name)}}}")
             if output.summary:
                 for k, table in enumerate(summary_table(output.summary, model.layers)):
-                    name = _write_table(out, f"{_safe(model.name)}_{_safe(analysis)}_{k}", table)
-                    caption = f"{model.name}, {section_title(analysis)}" + (f": {table.title}" if table.title else "")
-                    body.append(_table_float(name, caption))
-            for src in _figure_files(output):
+                    stem = f"{_safe(model.name)}_{_safe(analysis)}_{k}"
+                    name = _write_table(out, stem, table)
+                    what = (f"{table.title.replace('_', ' ')} ({_columns_phrase(table)})" if table.title
+                            else _columns_phrase(table))
+                    caption = f"{model.name}, {section_title(analysis).lower()}: {what}."
+                    body.append(_table_float(name, caption, f"tab:{stem}"))
+            figures = []
+            if analysis == "architecture":
+                drawing = _architecture_pdf(output, out / "figures" / _safe(model.name) / "architecture" / "graph.pdf")
+                if drawing is not None:
+                    figures.append((drawing.relative_to(out), f"{model.name}: the model's layer graph (vector).",
+                                    f"fig:{_safe(model.name)}-architecture-graph", _width_in(drawing)))
+            for src in depth_order(_figure_files(output), model.layers, output.figures_dir):
                 rel = src.relative_to(output.figures_dir)
                 dest = out / "figures" / _safe(model.name) / _safe(analysis) / _safe_path(rel)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, dest)
-                body.append(_figure_float(dest.relative_to(out), f"{model.name}, {analysis}: {rel.with_suffix('')}"))
+                caption = describe(analysis, rel.with_suffix(""), layers=model.layers, model=model.name)
+                label = "fig:" + _safe(f"{model.name}-{analysis}-{rel.with_suffix('').as_posix()}")
+                figures.append((dest.relative_to(out), caption, label, _width_in(src)))
+            body.extend(_figure_floats(figures))
             body.append(r"\clearpage")
 
     main = out / "main.tex"
@@ -188,6 +260,9 @@ def _document(title: str, body: str) -> str:
 \usepackage{{graphicx}}
 \usepackage{{float}}
 \usepackage{{caption}}
+\usepackage{{subcaption}}
+\usepackage{{siunitx}}
+\sisetup{{group-digits=integer, group-minimum-digits=5, table-align-text-post=false}}
 \newcommand{{\fittable}}[1]{{\resizebox{{\ifdim\width>\linewidth\linewidth\else\width\fi}}{{!}}{{#1}}}}
 
 \title{{{latex_escape(title)}: what the network learned}}
@@ -212,8 +287,8 @@ def _run_overview(run: RunInfo) -> str:
                      last.get("epoch"), last.get("test_accuracy"),
                      m.store.n_samples if m.store else None, len(m.layers) or None])
     table = Table(["model", "builder", "data", "epochs", "test accuracy", "samples", "layers"], rows)
-    return (r"\begin{table}[H]\centering" + "\n" + tabular(table)
-            + r"\caption{The models of the run.}\end{table}")
+    return (r"\begin{table}[H]\centering\small\caption{The models of the run.}\label{tab:models}" + "\n"
+            + tabular(table) + r"\end{table}")
 
 
 def _write_table(out: Path, stem: str, table: Table) -> str:
@@ -223,15 +298,103 @@ def _write_table(out: Path, stem: str, table: Table) -> str:
     return f"tables/{stem}"
 
 
-def _table_float(name: str, caption: str) -> str:
-    return (r"\begin{table}[H]\centering\fittable{\input{" + name + r"}}"
-            + r"\caption{" + latex_escape(caption) + r"}\end{table}")
+def _table_float(name: str, caption: str, label: str) -> str:
+    # captions above tables, as most journals ask; \small not \resizebox, so text stays readable
+    return (r"\begin{table}[H]\centering\small\caption{" + latex_escape(caption) + r"}\label{" + label + "}"
+            + r"\fittable{\input{" + name + r"}}\end{table}")
 
 
-def _figure_float(rel: Path, caption: str) -> str:
-    return (r"\begin{figure}[H]\centering"
-            + r"\includegraphics[width=\linewidth,height=0.42\textheight,keepaspectratio]{"
-            + rel.as_posix() + r"}\caption{" + latex_escape(caption) + r"}\end{figure}")
+# A4 with 2 cm margins: the text is 17 cm = 6.69 in wide. Figures are drawn for 6.5 in with
+# 8-9 pt text, so at their natural width their text matches the 10 pt body.
+TEXT_WIDTH_IN = 6.69
+HALF_WIDTH_IN = 3.3
+
+
+def _graphic(rel: Path, width_in: float | None, limit: str = r"\linewidth") -> str:
+    # natural size when it fits (figure text keeps its point size), else the available width
+    size = f"width={width_in:.2f}in" if width_in is not None and width_in <= TEXT_WIDTH_IN else rf"width={limit}"
+    return (r"\includegraphics[" + size + r",height=0.6\textheight,keepaspectratio]{" + rel.as_posix() + "}")
+
+
+def _figure_float(rel: Path, caption: str, label: str, width_in: float | None = None) -> str:
+    return (r"\begin{figure}[H]\centering" + _graphic(rel, width_in)
+            + r"\caption{" + latex_escape(caption) + r"}\label{" + label + r"}\end{figure}")
+
+
+def _figure_floats(figures: list[tuple[Path, str, str, float | None]]) -> list[str]:
+    """Floats for one analysis' figures: two narrow figures in a row become one 2-up float of
+    subfigures (each with its own caption and label), wide ones a float each."""
+    out: list[str] = []
+    i = 0
+    while i < len(figures):
+        rel, caption, label, width = figures[i]
+        nxt = figures[i + 1] if i + 1 < len(figures) else None
+        if (nxt is not None and width is not None and nxt[3] is not None
+                and width <= HALF_WIDTH_IN and nxt[3] <= HALF_WIDTH_IN):
+            subs = []
+            for r, c, lab, w in (figures[i], nxt):
+                subs.append(r"\begin{subfigure}[t]{0.49\linewidth}\centering" + _graphic(r, w)
+                            + r"\caption{" + latex_escape(c) + r"}\label{" + lab + r"}\end{subfigure}")
+            out.append(r"\begin{figure}[H]\centering" + r"\hfill".join(subs)
+                       + r"\caption{" + latex_escape(_common(caption, nxt[1])) + r"}\label{" + label + "-pair}"
+                       + r"\end{figure}")
+            i += 2
+            continue
+        out.append(_figure_float(rel, caption, label, width))
+        i += 1
+    return out
+
+
+def _architecture_pdf(output: Any, dest: Path) -> Path | None:
+    """The layer graph as a vector PDF drawn by Graphviz (None without ``dot`` or a saved graph)."""
+    if not (output.results_dir / "graph.json").is_file():
+        return None
+    from neuralatlas.architecture import dot_available
+
+    if not dot_available():
+        return None
+    from neuralatlas.architecture.graph import ArchitectureGraph
+
+    try:
+        return ArchitectureGraph.load(output.results_dir).render(dest)
+    except Exception:  # noqa: BLE001 - the drawing is optional; the tables and figures still come
+        return None
+
+
+def _columns_phrase(table: Table) -> str:
+    """What an untitled table holds, from its columns: 'per layer: units, dead fraction, ...'."""
+    names = readable_columns(list(table.columns))
+    per = f"per {names[0]}: " if names and names[0] in ("layer", "epoch", "method", "key") else ""
+    rest = names[1:] if per else names
+    shown = ", ".join(rest[:6]) + (", ..." if len(rest) > 6 else "")
+    return per + shown
+
+
+def _common(a: str, b: str) -> str:
+    """The caption of a pair of subfigures: the model they share, then each panel's topic
+    (its caption up to the first colon)."""
+    def split(text: str) -> tuple[str, str]:
+        head, sep, rest = text.partition(": ")
+        return (head, rest) if sep else ("", text)
+
+    (ma, ta), (mb, tb) = split(a), split(b)
+    head = f"{ma}: " if ma and ma == mb else ""
+    topic = lambda t: t.split(":", 1)[0].rstrip(".")  # noqa: E731
+    return f"{head}(a) {topic(ta)}; (b) {topic(tb)}."
+
+
+def _width_in(path: Path) -> float | None:
+    """The drawn width of a figure in inches, from its PDF media box (or its PNG's dpi)."""
+    try:
+        if path.suffix.lower() == ".pdf":
+            head = path.read_bytes()[:200_000]
+            m = re.search(rb"/MediaBox\s*\[\s*[-\d.]+\s+[-\d.]+\s+([-\d.]+)\s+[-\d.]+\s*\]", head)
+            return float(m.group(1)) / 72 if m else None
+        from neuralatlas.report.components import figure_geometry
+
+        return figure_geometry(path).get("width_in")
+    except (OSError, ValueError):
+        return None
 
 
 def _figure_files(output: Any) -> list[Path]:
@@ -258,7 +421,7 @@ def _training_figure(model: ModelInfo, path: Path) -> Path | None:
         return None
     from neuralatlas.plots.style import new_figure, save_figure
 
-    fig, axes = new_figure(size=(5.0, 3.0))
+    fig, axes = new_figure(size=(3.2, 2.4), layout="constrained")
     ax = axes[0, 0]
     x = [e.get("epoch", i) for i, e in enumerate(epochs)]
     for key, label in (("train_accuracy", "train"), ("test_accuracy", "test")):

@@ -39,6 +39,31 @@ class Table:
         return len(self.rows)
 
 
+# Column names of summary tables, as a reader would write them.
+_WORDS = {"neighborhood_hit": "neighbourhood hit", "dead_fraction": "dead fraction",
+          "always_on_fraction": "always on", "cka": "CKA", "rbf": "RBF", "rsa": "RSA", "auc": "AUC",
+          "eps": "ε", "macs": "MACs", "n": "n"}
+
+
+def readable_columns(columns: list[str]) -> list[str]:
+    """``layers · dead_fraction`` → ``dead fraction``: the last part of each key path, in words;
+    a longer part of the path only where the last parts alone would repeat.
+
+    Example
+    -------
+    >>> readable_columns(["layer", "layers · dead_fraction", "layers · sparsity"])
+    ['layer', 'dead fraction', 'sparsity']
+    """
+    parts = [[p.strip() for p in str(c).split("·")] for c in columns]
+
+    def words(p: str) -> str:
+        return _WORDS.get(p, p.replace("_", " "))
+
+    last = [words(p[-1]) for p in parts]
+    return [f"{words(p[-2])}: {name}" if last.count(name) > 1 and len(p) > 1 else name
+            for p, name in zip(parts, last)]
+
+
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 

@@ -286,10 +286,16 @@ class ActivationStore:
                         f"gradients of {name!r} have shape {list(np.shape(g))},"
                         f" activations {[n, *shapes[name]]}: they must match."
                     )
-        labels_arr = np.full(n, -1, np.int64) if labels is None else np.asarray(labels, np.int64)
+        labels_arr = np.full(n, -1, np.int64) if labels is None else np.asarray(labels)
+        # float labels with fractions are regression targets and stay floats (never truncated);
+        # whole numbers are class indices, as before
+        fractional = labels_arr.dtype.kind == "f" and not np.array_equal(labels_arr, np.round(labels_arr))
+        labels_arr = labels_arr.astype(np.float64 if fractional else np.int64)
         if labels_arr.shape != (n,):
             raise StoreError(f"labels have shape {labels_arr.shape}, expected ({n},).")
-        if classes is None:
+        if classes is None and labels_arr.dtype.kind == "f":
+            classes = []
+        elif classes is None:
             k = int(labels_arr.max()) + 1 if n and labels_arr.max() >= 0 else 0
             classes = [str(i) for i in range(k)]
         bytes_per_row = max(int(np.prod(s, dtype=np.int64)) * 4 for s in shapes.values())

@@ -311,6 +311,13 @@
 
   function hideHover() { hoverBox.hidden = true; }
 
+  // the sentence (or token in context) of a text point, on lines of its own (already wrapped;
+  // the hover box sets textContent, so the text needs no escaping)
+  function hoverText(d, p) {
+    if (!d.texts || d.texts[p] === undefined || d.texts[p] === null) { return ""; }
+    return "\n" + String(d.texts[p]);
+  }
+
   /* ------------------------------------------------------------------ projections */
   function Projection(el) {
     var d = readJSON(el.querySelector(".na-proj-data"));
@@ -365,7 +372,7 @@
           y[j] = xy[2 * p + 1];
           sym[j] = pr >= 0 && pr !== label ? "x" : "circle";
           text[j] = "sample " + d.index[p] + " · label " + (d.classes[label] !== undefined ? d.classes[label] : label) +
-            " · predicted " + (pr >= 0 ? d.classes[pr] : "?");
+            " · predicted " + (pr >= 0 ? d.classes[pr] : "?") + hoverText(d, p);
           cd[j] = p;
         }
         return {
@@ -474,6 +481,7 @@
     if (!p) { root.setAttribute("data-na-hover", "no-projection"); return Promise.resolve(); }
     // a real mouse move over the first point: the same path a reader's mouse takes
     var host = p.plot.querySelector("svg.na-chart-svg"), first = p.chart.points()[0];
+    root.setAttribute("data-na-proj-points", String(p.plot.querySelectorAll(".na-pt").length));
     var r = host.getBoundingClientRect();
     host.dispatchEvent(new MouseEvent("mousemove", {
       bubbles: true, cancelable: true, view: window, clientX: r.left + first.px, clientY: r.top + first.py
