@@ -13,7 +13,13 @@ from torch import nn
 
 import neuralatlas as na
 from neuralatlas.capture.hooks import layer_matches, resolve_layers
-from neuralatlas.errors import AnalysisError, CaptureError, DataError, LayerError, StoreMismatchError
+from neuralatlas.errors import (
+    AnalysisError,
+    CaptureError,
+    DataError,
+    LayerError,
+    StoreMismatchError,
+)
 
 SENTENCES = ["the cat sat", "a dog barked loudly at night", "hello",
              "stocks fell sharply today", "rain again", "the old man and the sea"]
@@ -81,7 +87,7 @@ def test_minilm_token_rows_equal_a_reshape_by_hand_and_resume(minilm, tmp_path):
     data = Sentences(tok)
     layers = ["encoder.layer.0.output", "encoder.layer.5.output"]
     # 7 token rows per chunk: chunks straddle sentences and batches
-    kw = dict(layers=layers, rows="tokens", tokenizer=tok, batch_size=2, chunk_rows=7)
+    kw = {"layers": layers, "rows": "tokens", "tokenizer": tok, "batch_size": 2, "chunk_rows": 7}
     store = na.capture(model, data, out=tmp_path / "t.zarr", **kw)
     mask = data.enc["attention_mask"].bool()
     hs = _hidden_states(model, data.enc)
@@ -338,7 +344,7 @@ class Recurrent(nn.Module):
 
     def forward(self, x):
         seq, _ = self.lstm(x)
-        seq2, h = self.gru(seq)
+        _, h = self.gru(seq)
         return self.head(h[-1])
 
 
@@ -531,3 +537,25 @@ def test_class_analyses_refuse_float_labels(tmp_path):
 
     with pytest.raises(AnalysisError, match="float labels \\(regression targets\\)"):
         linear_probes(store)
+
+
+def test_builtin_text_set_token_rows_and_own_collate(minilm, tmp_path):
+    from neuralatlas.data.text import topics
+
+    model, tok = minilm
+    _, test = topics(tok)
+    few = test.subset(slice(0, 8))
+    store = na.capture(model, few, layers="encoder.layer.5.output", rows="tokens", tokenizer=tok,
+                       out=tmp_path / "t.zarr", batch_size=4)
+    lengths = few.lengths if not callable(few.lengths) else few.lengths()
+    table = store.samples
+    np.testing.assert_array_equal(table["label"], np.repeat(few.labels, lengths))
+    np.testing.assert_array_equal(table["index"], np.repeat(few.index, lengths))
+    assert list(table["label_name"][:1]) == [few.classes[few.labels[0]]]
+    # padded per batch by the data set's own collate_fn: the same sentence means
+    per_batch = na.capture(model, few.with_padding("batch"), layers="encoder.layer.5.output",
+                           reduce="token_mean", out=tmp_path / "b.zarr", batch_size=4)
+    fixed = na.capture(model, few, layers="encoder.layer.5.output", reduce="token_mean",
+                       out=tmp_path / "f.zarr", batch_size=4)
+    np.testing.assert_allclose(np.asarray(per_batch.activations("encoder.layer.5.output")),
+                               np.asarray(fixed.activations("encoder.layer.5.output")), atol=1e-5)

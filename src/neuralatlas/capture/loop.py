@@ -343,8 +343,10 @@ def capture(
         store's ``layouts`` attribute, which analyses check (gradient alignment).
     collate_fn : callable, optional
         For a plain Dataset of variable-length items: makes a batch of a list of items (e.g.
-        a tokenizer's padding collator). Outputs whose length varies per batch then need a
-        token reduction, ``rows="tokens"``, or padding to one length.
+        a tokenizer's padding collator; default: the data set's own ``collate_fn`` attribute,
+        as :func:`neuralatlas.data.text.topics` sets with ``padding="batch"``). Outputs whose
+        length varies per batch then need a token reduction, ``rows="tokens"``, or padding to
+        one length.
     data_id : str, optional
         A name for the data's content. By default a torch Dataset is identified by a hash of
         its items (all of them up to 2048, else 256 evenly spaced), so other data of the same

@@ -59,10 +59,14 @@ class ArraySource(Source):
 class DatasetSource(Source):
     """A map-style Dataset read in order, items collated by ``collate_fn`` (torch's default)."""
 
+    num_workers: int = 0  # a DataLoader's own, when read through one
+
     def __init__(self, dataset: torch.utils.data.Dataset, batch_size: int,
                  collate_fn: Callable[[list], Any] | None = None, data_id: str | None = None):
         self.dataset, self.n, self.batch_size = dataset, len(dataset), batch_size
-        self.collate_fn = collate_fn
+        # a data set that brings its own batching (TextDataset(padding="batch").collate_fn) uses it
+        own = getattr(dataset, "collate_fn", None)
+        self.collate_fn = collate_fn if collate_fn is not None else (own if callable(own) else None)
         self.data_id = data_id
         self.index = np.arange(self.n)
         self.name = type(dataset).__name__
@@ -74,8 +78,6 @@ class DatasetSource(Source):
         classes = getattr(dataset, "classes", None)
         if isinstance(classes, (list, tuple)) and all(isinstance(c, str) for c in classes):
             self.classes = list(classes)
-
-    num_workers: int = 0
 
     def batches(self, start: int, stop: int):
         collate = self.collate_fn or torch.utils.data.default_collate
