@@ -47,6 +47,9 @@ ANALYSES: dict[str, str | Callable[..., dict[str, Any]]] = {
 }
 
 STATE_FILE = ".neuralatlas/steps.json"
+# Outputs of analyses beside results/ and figures/, stamped with them (a deleted one reruns the step).
+STEP_STORES: dict[str, tuple[str, ...]] = {"attribution": ("attributions.zarr",),
+                                           "adversarial": ("adversarial.zarr",)}
 
 
 @dataclass
@@ -450,11 +453,11 @@ class Pipeline:
                 f"{mcfg.name}/train", "train",
                 _hash("train", data_key, mcfg.model, mcfg.kwargs, str(mcfg.checkpoint),
                       mcfg.train.model_dump(), mcfg.kind),
-                lambda: self._train(ctx), outputs=lambda: trained)
+                lambda: self._train(ctx), outputs=lambda trained=trained: trained)
             capture_key, model_summary["capture"] = self._step(
                 f"{mcfg.name}/capture", "capture",
                 _hash("capture", train_key, mcfg.layers, ctx.capture_config.model_dump()),
-                lambda: self._capture(ctx), outputs=lambda: [ctx.run_dir / "acts.zarr"])
+                lambda: self._capture(ctx), outputs=lambda run_dir=ctx.run_dir: [run_dir / "acts.zarr"])
             for name, params in self._analyses(mcfg):
                 fn = ANALYSES[name]
                 if isinstance(fn, str):
@@ -463,7 +466,9 @@ class Pipeline:
                 key, model_summary[name] = self._step(
                     f"{mcfg.name}/{name}", name, _hash(name, capture_key, params),
                     lambda fn=fn, params=params: fn(ctx, params, self.reporter),
-                    outputs=lambda name=name: [ctx.run_dir / "results" / name, ctx.run_dir / "figures" / name])
+                    outputs=lambda name=name, run_dir=ctx.run_dir: [
+                        run_dir / "results" / name, run_dir / "figures" / name,
+                        *(run_dir / extra for extra in STEP_STORES.get(name, ()))])
                 keys.append(key)
             keys.extend([train_key, capture_key])
             summaries[mcfg.name] = model_summary

@@ -634,10 +634,11 @@ class ActivationStore:
 
     def __reduce__(self):
         # Pickles as its path: a dask worker reopens the store on shared storage rather than
-        # receiving a copy of the zarr group's state.
+        # receiving a copy of the zarr group's state. The chunk listing was checked where the
+        # store was opened; each worker task would otherwise list it again.
         if isinstance(self.path, StoreURL):
-            return (ActivationStore.open, (str(self.path), "r", self._storage_options))
-        return (ActivationStore.open, (str(self.path.absolute()),))
+            return (ActivationStore.open, (str(self.path), "r", self._storage_options, False))
+        return (ActivationStore.open, (str(self.path.absolute()), "r", None, False))
 
     def __repr__(self) -> str:
         ep = f", epochs={self.epochs}" if self.epochs else ""
@@ -742,13 +743,13 @@ def _rows_of(selection: Any, n: int) -> range:
         return range(i, i + 1)
     try:
         arr = np.asarray(first)
-        if arr.dtype == bool:
-            return range(0, n) if arr.shape != (n,) else range(0, n)
-        if arr.dtype.kind in "iu":
-            return sorted(set((arr.ravel() % max(n, 1)).tolist()))  # type: ignore[return-value]
-    except Exception:
-        pass
-    return range(0, n)
+    except (TypeError, ValueError):
+        return range(n)
+    if arr.dtype == bool and arr.shape == (n,):
+        return np.flatnonzero(arr).tolist()  # type: ignore[return-value]
+    if arr.dtype.kind in "iu":
+        return sorted(set((arr.ravel() % max(n, 1)).tolist()))  # type: ignore[return-value]
+    return range(n)
 
 
 def _fix_target(path: Any) -> str:
