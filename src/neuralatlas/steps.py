@@ -187,7 +187,19 @@ def architecture(run_dir: Path, model: Any, *, input_shape: Sequence[int] | None
     """The model's graph (SVG, JSON), its summary table and the layer-cost figure.
 
     ``depth`` (an int or ``"auto"``) and ``layout`` (``"auto"``, ``"tall"``, ``"wide"``) choose
-    the drawing (see :meth:`ArchitectureGraph.view`); ``input_dtype="long"`` feeds token ids."""
+    the drawing (see :meth:`ArchitectureGraph.view`); ``input_dtype="long"`` feeds token ids.
+    A Flax or Keras model gets its layer table from a traced call (no graph drawing)."""
+    from neuralatlas.capture.foreign import is_foreign
+
+    if is_foreign(model):
+        import numpy as np
+
+        from neuralatlas.architecture.foreign import save_architecture
+
+        if example_input is None and not input_shape:
+            raise AnalysisError("The architecture of a Flax/Keras model needs input_shape or example_input.")
+        example = example_input if example_input is not None else np.zeros((2, *input_shape), np.float32)
+        return None, save_architecture(run_dir, model, example)
     from neuralatlas.architecture import architecture as build_graph
     from neuralatlas.architecture import dot_available
     from neuralatlas.plots import layer_costs
