@@ -7,7 +7,7 @@
    Adam) vs one bare forward+backward of the same batch through the model (the floor: what
    any activation maximisation must pay per step).
 
-Run: .venv/bin/python benchmarks/featurevis_pretrained.py [--size 112] [--steps 16] [--layer blocks.8]
+Run: .venv/bin/python benchmarks/featurevis_pretrained.py [--size 112] [--steps 16] [--layer blocks.8] [--quick]
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ def main() -> None:
     ap.add_argument("--channels", type=int, default=32)
     ap.add_argument("--layer", default="blocks.8")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 4 channels, 2 steps, 48 px")
     args = ap.parse_args()
+    if args.quick:
+        args.channels, args.steps, args.size = 4, 2, 48
     model = efficientnet_lite0()
     shape = (3, args.size, args.size)
     chans = list(range(args.channels))
