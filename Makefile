@@ -11,7 +11,7 @@ TSTAMP := $(VENV)/.installed-test
 SYSDEPS_BIN := dot chromium pdflatex
 SYSDEPS_PKG := graphviz chromium texlive-latex-base texlive-latex-recommended texlive-fonts-recommended texlive-science
 
-.PHONY: demo test bench install clean sysdeps
+.PHONY: demo test test-fast bench install clean sysdeps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ demo: $(STAMP)
 
 test: $(TSTAMP) sysdeps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The edit-test loop: everything but the end-to-end tests marked slow (make test runs all).
+test-fast: $(TSTAMP) sysdeps
+	$(BIN)/python -m pytest -m "not slow" -q $(PYTEST_ARGS)
 
 sysdeps:
 	@missing=""; for b in $(SYSDEPS_BIN); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \

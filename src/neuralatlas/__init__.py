@@ -57,6 +57,11 @@ _EXPORTS: dict[str, str] = {
     "pgd": "neuralatlas.adversarial",
     "robustness_curve": "neuralatlas.adversarial",
     "capture_adversarial": "neuralatlas.adversarial",
+    "efficientnet_lite0": "neuralatlas.zoo",
+    "photos": "neuralatlas.data.photos",
+    "photo_patches": "neuralatlas.data.photos",
+    "unit_card": "neuralatlas.featurevis.units",
+    "UnitCard": "neuralatlas.featurevis.units",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

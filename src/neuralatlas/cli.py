@@ -40,13 +40,37 @@ def friendly_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except NeuralAtlasError as err:
-            console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            console.print("[bold red]error:[/] " + _escape(cli_message(str(err))), highlight=False,
+                          soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]: run the same command again to resume.")
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+# Library messages speak Python (keyword arguments); on the command line the same advice is an option.
+_CLI_WORDS = [
+    ("pass overwrite=True", "pass --overwrite"),
+    ("with overwrite=True", "with --overwrite"),
+    ("overwrite=True", "--overwrite"),
+    ("choose another out= path", "choose another folder"),
+    ("with verify='deep'", "after `neuralatlas verify --deep --repair`"),
+]
+
+
+def cli_message(text: str) -> str:
+    """A library error message with its Python advice put as command-line options."""
+    for python, cli in _CLI_WORDS:
+        text = text.replace(python, cli)
+    return text
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
 
 
 @contextlib.contextmanager
@@ -162,6 +186,54 @@ def capture_cmd(
                   f" ({store.nbytes() / 2**20:.1f} MiB)")
 
 
+@app.command("verify")
+@friendly_errors
+def verify_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder holding acts.zarr, or a store folder.")],
+    deep: Annotated[bool, typer.Option(help="Read every written chunk through its checksum (slower); default: list the chunk files.")] = False,
+    repair: Annotated[bool, typer.Option(help="Mark bad chunks unwritten and recompute them (a run folder made by `neuralatlas train`), with the capture's own settings.")] = False,
+    data: Annotated[str, typer.Option(help="For --repair: the data set the store was captured from.")] = "digits",
+    data_path: Optional[Path] = None,
+    split: Annotated[str, typer.Option(help="For --repair: test or train, as captured.")] = "test",
+    batch_size: int = 256,
+    device: Optional[str] = None,
+) -> None:
+    """Check a store: every chunk its done flags call written is on disk (and, --deep, intact)."""
+    from neuralatlas.store import ActivationStore
+
+    path = run_dir / "acts.zarr" if (run_dir / "acts.zarr").is_dir() else run_dir
+    store = ActivationStore.open(path, mode="a" if repair else "r", check=False)
+    report = store.check_integrity(deep=deep)
+    stdout.print(report.summary(), highlight=False)
+    for problem in report.problems:
+        stdout.print(f"  {_escape(problem.describe())}", highlight=False)
+    if report.ok:
+        return
+    if not repair:
+        raise NeuralAtlasError(f"{len(report.problems)} bad chunk(s) in {path}. Fix: `neuralatlas verify"
+                               f" --repair{' --deep' if deep else ''} {run_dir}` recomputes exactly those rows.")
+    marked = store.invalidate(report.problems)
+    if path == run_dir or not (run_dir / "model.json").is_file():
+        console.print(f"marked {marked} chunk(s) unwritten in {path}; run the capture that made it again"
+                      " (same arguments) to recompute exactly those rows.")
+        return
+    from neuralatlas.capture import capture
+    from neuralatlas.data import load
+    from neuralatlas.zoo import load_run
+
+    settings = store.attrs.get("capture", {})
+    model, _ = load_run(run_dir)
+    train_set, test_set = load(data, path=data_path)
+    with progress_bar(f"recomputing {marked} chunk(s) of {run_dir.name}") as update:
+        capture(model, test_set if split == "test" else train_set, layers=settings.get("layers"),
+                out=path, gradients=bool(settings.get("gradients")), target=settings.get("target", "label"),
+                reduce=settings.get("reduce"), output=settings.get("output"), batch_size=batch_size, device=device,
+                checkpoints=run_dir if store.epochs else None, epochs=store.epochs or None,
+                progress=update)
+    ActivationStore.open(path, check=False).verify(deep=deep)
+    console.print(f"repaired {marked} chunk(s) of {path}.")
+
+
 @contextlib.contextmanager
 def _dask_client(address: str | None) -> Iterator[Any]:
     """A dask.distributed Client for ``--scheduler ADDRESS`` (None: no cluster)."""
@@ -272,6 +344,10 @@ def _model_arg(spec: str):
     from neuralatlas.zoo import build, load_run
 
     path = Path(spec)
+    if path.is_dir() and not (path / "model.json").is_file() and (path / "config.json").is_file():
+        from neuralatlas.zoo.hf import hf_model  # a Hugging Face save_pretrained folder
+
+        return hf_model(path), None
     if path.is_dir():
         return load_run(path)[0], path
     return build(spec), None
@@ -384,17 +460,26 @@ def architecture(
     input_shape: Annotated[Optional[str], typer.Option(help="Input shape of one sample, e.g. 3,32,32 (default: the model's).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for graph.json, summary.csv/txt and the drawings (default: RUN_DIR/results/architecture, else ./architecture/MODEL).")] = None,
     rankdir: Annotated[str, typer.Option(help="Graph direction: TB (top-bottom) or LR.")] = "TB",
+    depth: Annotated[Optional[str], typer.Option(help="Merge modules nested deeper than this many name segments into one box (an int, or 'auto'); big models get 'auto' by default.")] = None,
+    layout: Annotated[str, typer.Option(help="auto, tall (top to bottom) or wide (left to right, rows wrapping to the page width).")] = "auto",
+    input_dtype: Annotated[Optional[str], typer.Option(help="dtype of the example input, e.g. long for token ids (default: long when the first layer is an embedding).")] = None,
 ) -> None:
-    """Draw a model's graph with the layer names capture uses, and print its summary table."""
+    """Draw a model's graph with the layer names capture uses, and print its summary table.
+
+    MODEL may also be a Hugging Face model folder (config.json + weights), loaded offline."""
     from neuralatlas import steps as run_steps
     from neuralatlas.architecture import dot_available
 
     net, run_dir = _model_arg(model)
     shape = _parse_shape(input_shape) if input_shape else None
+    chosen_depth: int | str | None = int(depth) if depth and depth.isdigit() else depth
     target = out or (run_dir / "results" / "architecture" if run_dir else Path("architecture") / Path(model).name.replace(":", "_"))
     graph, _ = run_steps.architecture(run_dir or target, net, input_shape=shape, rankdir=rankdir,
-                                  out=None if run_dir and out is None else target)
-    stdout.print(str(graph.summary()), highlight=False, markup=False)
+                                      out=None if run_dir and out is None else target, depth=chosen_depth,
+                                      layout=layout, input_dtype=input_dtype)
+    view, _ = graph.view(chosen_depth, layout)
+    text = graph.summary(repeats=True) if view is not graph else graph.summary()
+    stdout.print(str(text), highlight=False, markup=False)
     note = "" if dot_available() else " [yellow](Graphviz 'dot' not found: the SVG uses the built-in layout; apt-get install graphviz)[/]"
     if graph.method == "hooks":
         note += f" [dim](traced by hooks: torch.fx could not trace it: {graph.fx_error})[/]"
@@ -460,7 +545,7 @@ from neuralatlas.steps import run_store as _run_store  # noqa: E402
 def naps_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder with acts.zarr (from `neuralatlas capture`, or an imported iNNtrospect folder).")],
     by: Annotated[str, typer.Option(help="Group samples by: label, prediction, correct, group, or another sample-table column.")] = "label",
-    align: Annotated[Optional[str], typer.Option(help="'gradient': centre each sample on its largest gradient first (conv layers; needs gradients).")] = None,
+    align: Annotated[Optional[str], typer.Option(help="'gradient': centre each sample on its largest gradient first (conv layers; needs gradients); 'auto' (default): do so when the store has the conv layers' gradients; 'none': never.")] = "auto",
     layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layer name or glob; repeat for more. Default: every layer.")] = None,
     epoch: Annotated[Optional[int], typer.Option(help="Checkpoint epoch of a per-epoch store (default: the final model).")] = None,
     figures: Annotated[bool, typer.Option(help="Also draw heatmaps, per-group maps and unit statistics.")] = True,
@@ -475,7 +560,8 @@ def naps_cmd(
     from neuralatlas import steps as run_steps
 
     with _dask_client(scheduler) as client, progress_bar(f"NAPs by {by}") as update:
-        result, _ = run_steps.naps(run_dir, by=by, layers=layers or None, align=align, epoch=epoch,
+        result, _ = run_steps.naps(run_dir, by=by, layers=layers or None,
+                                   align=None if align in ("none", "None") else align, epoch=epoch,
                                    figures=figures, memory_limit=memory_limit, client=client, progress=update)
     results_dir, figures_dir = run_dir / "results" / "naps", run_dir / "figures" / "naps"
     table = Table(title=f"NAPs by {result.by}: {len(result.groups)} groups, {int(result.counts.sum())} samples")
@@ -521,12 +607,16 @@ def topomap_cmd(
     table = Table(title=f"{'contrastive ' if contrastive else ''}topomaps: layout quality (random layout in brackets)")
     for col in ("layout", "layer", "units", "Spearman", "kNN kept", "trustworthiness", "map similarity"):
         table.add_column(col, justify="left" if col in ("layout", "layer") else "right")
+    def pair(q: dict[str, Any], key: str) -> str:
+        if key not in q:
+            return "—"
+        return f"{q[key]:.2f}" + (f" ({q['random_' + key]:.2f})" if "random_" + key in q else "")
+
     for method, per_layer in all_quality.items():
         for layer, q in per_layer.items():
-            table.add_row(method, layer, f"{int(q['units'])}", f"{q['spearman']:.2f} ({q['random_spearman']:.2f})",
-                          f"{q.get('knn', float('nan')):.2f} ({q.get('random_knn', float('nan')):.2f})",
-                          f"{q['trustworthiness']:.2f} ({q['random_trustworthiness']:.2f})",
-                          f"{q['map_similarity']:.2f}")
+            table.add_row(method if "layout" not in q else q["layout"], layer, f"{int(q['units'])}",
+                          pair(q, "spearman"), pair(q, "knn"), pair(q, "trustworthiness"),
+                          pair(q, "map_similarity"))
     stdout.print(table)
     console.print(f"results in {results_root}, figures in {figures_root}")
 

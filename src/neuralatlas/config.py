@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from neuralatlas.errors import ConfigError, did_you_mean
 
@@ -32,11 +32,18 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    """Where the data comes from: a built-in set or a loader with the path of the user's files."""
+    """Where the data comes from: a built-in set, a loader with the path of the user's files, or
+    the user's own loader ``"package.module:function"`` (see :mod:`neuralatlas.data.custom` for
+    what it must return). ``data: "mypkg.data:load"`` is short for ``data: {name: ...}``."""
 
-    name: str = "digits"
+    name: str = Field("digits", description="built-in name, 'name:path', or 'package.module:function'")
     path: Path | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the loader")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
 
 
 class TrainConfig(_Strict):
@@ -48,13 +55,25 @@ class TrainConfig(_Strict):
     target_accuracy: float | None = Field(None, ge=0, le=1)
 
 
+class HFModelConfig(_Strict):
+    """A Hugging Face model folder on disk: ``model: {hf: path/to/dir, task: causal-lm}``."""
+
+    hf: Path = Field(..., description="folder written by save_pretrained (config.json + weights)")
+    task: str | None = Field(None, description="sequence-classification, causal-lm, ... or a transformers class name; default AutoModel")
+
+
 class ModelConfig(_Strict):
-    """One model of the run: how to build it, whether to train it, which layers to study."""
+    """One model of the run: how to build it, whether to train it, which layers to study.
+
+    A Hugging Face folder (``model: {hf: ...}``) and a model with a ``checkpoint`` are
+    pretrained: they are loaded, not trained.
+    """
 
     name: str
-    model: str = Field(..., description="built-in name (mlp, cnn, vgg, vgg16) or 'package.module:function'")
+    model: str | HFModelConfig = Field(..., description="built-in name (mlp, cnn, vgg, vgg16), 'package.module:function' or {hf: folder}")
     kwargs: dict[str, Any] = Field(default_factory=dict)
     checkpoint: Path | None = Field(None, description="weights to load instead of training")
+    trust_pickle: bool = Field(False, description="let the checkpoint unpickle Python objects (runs its code): only for files you trust")
     train: TrainConfig = Field(default_factory=TrainConfig)
     layers: list[str] | None = Field(None, description="names or glob patterns; default every leaf layer")
 
@@ -74,6 +93,22 @@ class CaptureConfig(_Strict):
     per_epoch: bool = True
     batch_size: int = Field(256, ge=1)
     reduce: str | dict[str, str] | None = None
+    output: int | str | None = Field(None, description="which part of a tuple/dict model output is the prediction")
+    layer_output: dict[str, int | str | list[int | str]] | None = Field(
+        None, description="{layer pattern: index, key, or a path like [1, 0]} for layers returning tuples/dicts")
+    repeated: Literal["error", "first", "last"] = "error"
+    rows: Literal["samples", "tokens"] | None = Field(None, description="tokens: one row per non-padding token of [B, T, D] layers")
+
+    def capture_kwargs(self) -> dict[str, Any]:
+        """The settings that go to :func:`neuralatlas.capture` as they are (``rows`` only when set)."""
+        kwargs: dict[str, Any] = {"output": self.output, "repeated": self.repeated}
+        if self.layer_output is not None:
+            # YAML has no tuples: a list is a nested selector, (1, 0) = h_n of an LSTM's (out, (h_n, c_n))
+            kwargs["layer_output"] = {k: tuple(v) if isinstance(v, list) else v
+                                      for k, v in self.layer_output.items()}
+        if self.rows is not None:
+            kwargs["rows"] = self.rows
+        return kwargs
 
 
 class ReportConfig(_Strict):
@@ -94,6 +129,14 @@ class RunConfig(_Strict):
     report: ReportConfig = Field(default_factory=ReportConfig)
     _source_text: str | None = PrivateAttr(None)
     _source_name: str = PrivateAttr("config")
+    _base_dir: Path | None = PrivateAttr(None)
+
+    @property
+    def base_dir(self) -> Path | None:
+        """The config file's folder: relative paths start there, and it is on ``sys.path``
+        while the run builds models and loads data (so ``model: "mymodels:Net"`` imports a
+        ``mymodels.py`` beside the YAML)."""
+        return self._base_dir
 
     def where(self, *loc: str | int) -> str:
         """'FILE:LINE' of a key (for errors found after validation, e.g. an unknown layer)."""
@@ -135,7 +178,11 @@ def load_config(source: str | Path | dict[str, Any], *, base_dir: Path | None = 
         else:
             text = str(source)
         try:
-            raw = yaml.safe_load(text) or {}
+            raw = yaml.load(text, Loader=_UniqueKeyLoader) or {}
+        except _DuplicateKey as err:
+            raise ConfigError(f"{where}:{err.line}: duplicate key {err.key!r} (first at line"
+                              f" {err.first}); YAML would silently keep only the last value."
+                              " Remove or merge one of them.") from None
         except yaml.YAMLError as err:
             raise ConfigError(f"{where}: not valid YAML: {err}") from None
     if not isinstance(raw, dict):
@@ -157,13 +204,40 @@ def load_config(source: str | Path | dict[str, Any], *, base_dir: Path | None = 
     return config
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: str, line: int, first: int):
+        super().__init__(f"duplicate key {key!r} at line {line} (first at line {first})")
+        self.key, self.line, self.first = key, line, first
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise _DuplicateKey(str(key), key_node.start_mark.line + 1, first)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _rebase(config: RunConfig, base: Path) -> RunConfig:
     def fix(p: Path | None) -> Path | None:
-        return p if p is None or p.is_absolute() else base / p
+        return p if p is None or p.expanduser().is_absolute() else base / p
 
     config.data.path = fix(config.data.path)
     for m in config.models:
         m.checkpoint = fix(m.checkpoint)
+        if isinstance(m.model, HFModelConfig):
+            m.model.hf = fix(m.model.hf) or m.model.hf
+    config._base_dir = base
     return config
 
 

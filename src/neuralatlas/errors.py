@@ -33,6 +33,14 @@ class StoreMismatchError(StoreError):
     """A store exists at the path but was written with other capture arguments."""
 
 
+class StoreCorruptError(StoreError):
+    """A store's chunk or metadata file is missing or damaged (names the layer, epoch and rows)."""
+
+
+class StoreLockedError(StoreError):
+    """Another process is writing to the store (names its pid and host)."""
+
+
 class ModelError(NeuralAtlasError, ValueError):
     """A model name, spec, builder argument, weights file or checkpoint is wrong."""
 
@@ -43,6 +51,10 @@ class ConfigError(NeuralAtlasError, ValueError):
 
 class AnalysisError(NeuralAtlasError, ValueError):
     """An analysis was asked for something the data cannot give."""
+
+
+class NonFiniteWarning(UserWarning):
+    """Captured activations or gradients hold NaN or inf values (the layers are named)."""
 
 
 def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:

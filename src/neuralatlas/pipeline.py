@@ -4,14 +4,24 @@ train (or load) → capture → analyses → report. A re-run with nothing chang
 changing one analysis' parameters reruns that analysis and the report only; a run killed
 mid-way resumes (a step is recorded as done only after it finished, and capture itself
 resumes chunk by chunk).
+
+A step's record also holds a stamp of what it wrote (sizes and times of its files, the
+store's metadata and chunk listing): a deleted or changed output makes the step run again.
+Every parameter is checked before the first step; a store whose settings changed is rebuilt
+beside the old one (``acts.zarr.new``) and swapped in only once complete.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import importlib
 import json
+import os
+import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,18 +83,29 @@ class ModelRun:
     def capture_data(self) -> Any:
         train, test = self.data
         data = test if self.run.capture.split == "test" else train
+        if data is None:
+            raise ConfigError(f"{self.run.where('capture', 'split')}: capture.split is 'train' but the data"
+                              f" loader {self.run.data.name!r} returned one data set; use split: test,"
+                              " or return (train, test).")
         n = self.run.capture.n
-        return data.subset(slice(0, n)) if n is not None and n < len(data) else data
+        if n is None or n >= len(data):
+            return data
+        if hasattr(data, "subset"):
+            return data.subset(slice(0, n))
+        import torch.utils.data as tud
+
+        return tud.Subset(data, range(n))
 
     @property
     def model(self) -> Any:
         if self._model is None:
-            self._model = build_model(self.config, self.data[0])
+            train, test = self.data
+            self._model = build_model(self.config, train if train is not None else test)
             weights = self.config.checkpoint
             from neuralatlas.zoo import list_checkpoints, load_checkpoint
 
             if weights is not None:
-                load_checkpoint(self._model, weights)
+                load_checkpoint(self._model, weights, trust_pickle=self.config.trust_pickle)
             elif list_checkpoints(self.run_dir):
                 load_checkpoint(self._model, self.run_dir)
             self._model.eval()
@@ -108,23 +129,129 @@ class ModelRun:
 
 
 def load_data(config: RunConfig) -> tuple[Any, Any]:
+    """``(train, test)`` of the run's data; ``train`` is ``None`` when the user's loader
+    returned a single data set (see :mod:`neuralatlas.data.custom`)."""
     from neuralatlas.data import load
 
     opts = dict(config.data.options)
-    return load(config.data.name, path=config.data.path, **opts)
+    with config_on_path(config):
+        return load(config.data.name, path=config.data.path, **opts)
 
 
 def build_model(config: ModelConfig, data: Any) -> Any:
-    """Build the model; built-in models take their input shape and classes from the data."""
+    """Build the model; built-in models take their input shape and classes from the data.
+
+    ``data`` is the data set the shapes come from (the train set, or the only one there is).
+    """
+    from neuralatlas.config import HFModelConfig
     from neuralatlas.zoo import BUILTIN_MODELS, build
 
     kwargs = dict(config.kwargs)
+    if isinstance(config.model, HFModelConfig):
+        from neuralatlas.zoo.hf import SPEC
+
+        return build(SPEC, path=str(config.model.hf), task=config.model.task, seed=config.train.seed, **kwargs)
     if config.model in BUILTIN_MODELS and config.model != "vgg16":
+        if not hasattr(data, "input_shape") or not hasattr(data, "n_classes"):
+            raise ConfigError(f"built-in model {config.model!r} takes its input shape and classes from an"
+                              f" ArrayDataset; the data is a {type(data).__name__}. Set kwargs: {{input_shape:"
+                              " [...], n_classes: N}, or return ArrayDatasets from the loader.")
         kwargs.setdefault("input_shape", tuple(data.input_shape))
         kwargs.setdefault("n_classes", data.n_classes)
     if config.model in BUILTIN_MODELS:
         kwargs.setdefault("seed", config.train.seed)
     return build(config.model, **kwargs)
+
+
+def _swap_in(new: Path, out: Path) -> None:
+    """Replace the store ``out`` by the complete store ``new`` (renames; the old one is removed last)."""
+    import os
+    import shutil
+
+    from neuralatlas.store.lock import StoreLock
+
+    with StoreLock(out, purpose="store swap"):
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        if out.exists():
+            os.rename(out, old)
+        os.rename(new, out)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def output_stamp(path: Path) -> str:
+    """A cheap content stamp of a step's output: sizes and modification times of its files; for
+    an activation store its root metadata and whether every written chunk is on disk."""
+    path = Path(path)
+    if not path.exists():
+        return "missing"
+    h = hashlib.sha256()
+    if path.is_dir() and (path / "zarr.json").is_file():
+        h.update((path / "zarr.json").read_bytes())
+        try:
+            from neuralatlas.store import ActivationStore
+
+            report = ActivationStore.open(path, mode="r", check=False).check_integrity()
+            h.update(f"ok:{report.ok}".encode())
+        except NeuralAtlasError as err:
+            h.update(str(err).encode())
+        return "store:" + h.hexdigest()[:16]
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.relative_to(path) if path.is_dir() else f.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return ("dir:" if path.is_dir() else "file:") + h.hexdigest()[:16]
+
+
+def _outputs_intact(record: dict[str, Any], paths: list[Path]) -> bool:
+    """Whether the outputs a step recorded are still there, unchanged."""
+    recorded = record.get("outputs")
+    if recorded is None:  # a record from before stamps: at least every output must exist
+        return all(Path(p).exists() for p in paths)
+    return all(recorded.get(str(p)) == output_stamp(p) for p in paths)
+
+
+def is_pretrained(config: ModelConfig) -> bool:
+    """Loaded rather than trained: a checkpoint is given, or a Hugging Face folder is named."""
+    from neuralatlas.config import HFModelConfig
+
+    return config.checkpoint is not None or isinstance(config.model, HFModelConfig)
+
+
+@contextlib.contextmanager
+def config_on_path(config: RunConfig) -> Iterator[None]:
+    """The config file's folder on ``sys.path`` (first, as ``python script.py`` puts the
+    script's folder) while the block runs, so ``model: "mymodels:Net"`` imports the
+    ``mymodels.py`` beside the YAML. Afterwards the folder leaves ``sys.path`` and the modules
+    imported from it leave ``sys.modules`` (the objects built from them keep working), so a
+    later run of another config with a same-named module imports its own. Re-entrant."""
+    base = config.base_dir
+    if base is None:
+        yield
+        return
+    folder = str(Path(base).resolve())
+    if folder in sys.path:  # an enclosing block (or the user) put it there: leave it alone
+        yield
+        return
+    before = set(sys.modules)
+    sys.path.insert(0, folder)
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+        for name in set(sys.modules) - before:
+            file = getattr(sys.modules.get(name), "__file__", None) or ""
+            if file and str(Path(file).resolve()).startswith(folder + os.sep):
+                sys.modules.pop(name, None)
+
+
+def _with_config_path(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
+        with config_on_path(self.config):
+            return method(self, *args, **kwargs)
+    return wrapper
 
 
 def _hash(*parts: Any) -> str:
@@ -176,11 +303,13 @@ class Pipeline:
         tmp.write_text(json.dumps(state, indent=2))
         tmp.replace(path)  # atomic: a kill never leaves half a state file
 
-    def _step(self, step_id: str, kind: str, key: str, fn: Callable[[], Any]) -> tuple[str, Any]:
+    def _step(self, step_id: str, kind: str, key: str, fn: Callable[[], Any],
+              outputs: Callable[[], list[Path]] = list) -> tuple[str, Any]:
         state = self._state()
         cached = state.get(step_id, {})
         wanted = self.only is None or kind in self.only
-        if cached.get("key") == key and kind not in self.force:
+        intact = _outputs_intact(cached, outputs())
+        if cached.get("key") == key and kind not in self.force and intact:
             record = StepRecord(step_id, "cached")
             self.records.append(record)
             self.reporter.step_finished(record)
@@ -195,13 +324,15 @@ class Pipeline:
         summary = fn()
         record = StepRecord(step_id, "ran", time.perf_counter() - start)
         state = self._state()
-        state[step_id] = {"key": key, "summary": summary, "seconds": record.seconds}
+        state[step_id] = {"key": key, "summary": summary, "seconds": record.seconds,
+                          "outputs": {str(p): output_stamp(p) for p in outputs()}}
         self._save_state(state)
         self.records.append(record)
         self.reporter.step_finished(record)
         return key, summary
 
     # -------------------------------------------------------------- the run
+    @_with_config_path
     def validate(self) -> None:
         """Check what can be checked before any work: data files, models, layer names."""
         from neuralatlas.capture import resolve_layers
@@ -209,25 +340,61 @@ class Pipeline:
 
         cfg = self.config
         try:
-            train_set, _ = load_data(cfg)
+            train_set, test_set = load_data(cfg)
         except DataError as err:
             raise ConfigError(f"{cfg.where('data', 'path' if cfg.data.path else 'name')}: {err}") from None
         for i, mcfg in enumerate(cfg.models):
             try:
-                model = build_model(mcfg, train_set)
+                model = build_model(mcfg, train_set if train_set is not None else test_set)
             except NeuralAtlasError as err:
                 raise ConfigError(f"{cfg.where('models', i, 'model')}: {err}") from None
             if mcfg.checkpoint is not None and not Path(mcfg.checkpoint).exists():
                 raise ConfigError(f"{cfg.where('models', i, 'checkpoint')}: checkpoint file"
                                   f" {mcfg.checkpoint} does not exist.")
+            if train_set is None and not is_pretrained(mcfg) and mcfg.train.epochs > 0:
+                raise ConfigError(
+                    f"{cfg.where('models', i)}: model {mcfg.name!r} would be trained, but the data loader"
+                    f" {cfg.data.name!r} returned one data set (no train/test split). Give the model a"
+                    " checkpoint: (or set train: {epochs: 0} to study it untrained), or return (train, test).")
             try:
                 resolve_layers(model, mcfg.layers)
             except LayerError as err:
                 raise ConfigError(f"{cfg.where('models', i, 'layers')}: {err}") from None
+        self._validate_capture()
+        from neuralatlas.steps import validate_params
 
+        for name, params in self._analyses():
+            try:
+                validate_params(name, params)
+            except NeuralAtlasError as err:
+                raise ConfigError(f"{cfg.where('analyses', name)}: {err}") from None
+
+    def _validate_capture(self) -> None:
+        from neuralatlas.capture.hooks import REDUCTIONS
+
+        c = self.config.capture
+        target = c.target
+        if isinstance(target, str) and target.lstrip("-").isdigit():
+            target = int(target)
+        if isinstance(target, int):
+            if target < 0:
+                raise ConfigError(f"{self.config.where('capture', 'target')}: capture.target={target} is"
+                                  " not a class index (0 or more).")
+        elif target not in ("label", "prediction", "loss"):
+            from neuralatlas.errors import did_you_mean
+
+            raise ConfigError(f"{self.config.where('capture', 'target')}: capture.target={target!r} is not"
+                              f" a target.{did_you_mean(str(target), ['label', 'prediction', 'loss'])} Use"
+                              " label, prediction, loss or a class index.")
+        modes = [c.reduce] if isinstance(c.reduce, str) else list((c.reduce or {}).values())
+        for mode in modes:
+            if mode not in REDUCTIONS:
+                raise ConfigError(f"{self.config.where('capture', 'reduce')}: reduce={mode!r} is not a"
+                                  f" reduction; choose one of {', '.join(REDUCTIONS)}.")
+
+    @_with_config_path
     def run(self) -> RunResult:
         """Run every step in order; returns what ran, what was cached, and where things are."""
-        import importlib
 
         self.validate()
         self.out.mkdir(parents=True, exist_ok=True)
@@ -239,15 +406,17 @@ class Pipeline:
             ctx.run_dir.mkdir(parents=True, exist_ok=True)
             model_summary: dict[str, Any] = {}
             data_key = _hash(self.config.data.model_dump(mode="json"))
+            trained = ([] if mcfg.checkpoint is not None
+                       else [ctx.run_dir / "checkpoints", ctx.run_dir / "metrics.json"])
             train_key, model_summary["train"] = self._step(
                 f"{mcfg.name}/train", "train",
                 _hash("train", data_key, mcfg.model, mcfg.kwargs, str(mcfg.checkpoint),
                       mcfg.train.model_dump()),
-                lambda: self._train(ctx))
+                lambda: self._train(ctx), outputs=lambda: trained)
             capture_key, model_summary["capture"] = self._step(
                 f"{mcfg.name}/capture", "capture",
                 _hash("capture", train_key, mcfg.layers, self.config.capture.model_dump()),
-                lambda: self._capture(ctx))
+                lambda: self._capture(ctx), outputs=lambda: [ctx.run_dir / "acts.zarr"])
             for name, params in self._analyses():
                 fn = ANALYSES[name]
                 if isinstance(fn, str):
@@ -255,14 +424,15 @@ class Pipeline:
                     fn = getattr(importlib.import_module(module), func)
                 key, model_summary[name] = self._step(
                     f"{mcfg.name}/{name}", name, _hash(name, capture_key, params),
-                    lambda fn=fn, params=params: fn(ctx, params, self.reporter))
+                    lambda fn=fn, params=params: fn(ctx, params, self.reporter),
+                    outputs=lambda name=name: [ctx.run_dir / "results" / name, ctx.run_dir / "figures" / name])
                 keys.append(key)
             keys.extend([train_key, capture_key])
             summaries[mcfg.name] = model_summary
         report_path = self.out / "report.html"
         if self.config.report.html:
             self._step("report", "report", _hash("report", keys, self._report_version()),
-                       lambda: self._report(report_path))
+                       lambda: self._report(report_path), outputs=lambda: [report_path])
         return RunResult(self.out, self.records, summaries, report_path if report_path.exists() else None)
 
     def _analyses(self) -> list[tuple[str, dict[str, Any]]]:
@@ -279,14 +449,22 @@ class Pipeline:
         from neuralatlas.zoo import train
 
         cfg = ctx.config
-        model = build_model(cfg, ctx.data[0])
-        if cfg.checkpoint is not None:
-            from neuralatlas.zoo import load_checkpoint
-
-            load_checkpoint(model, cfg.checkpoint)
-            ctx._model = model.eval()
-            return {"loaded": str(cfg.checkpoint)}
         train_set, test_set = ctx.data
+        model = build_model(cfg, train_set if train_set is not None else test_set)
+        if is_pretrained(cfg):
+            if cfg.checkpoint is not None:
+                from neuralatlas.zoo import load_checkpoint
+
+                try:
+                    load_checkpoint(model, cfg.checkpoint, trust_pickle=cfg.trust_pickle)
+                except NeuralAtlasError as err:
+                    i = self.config.models.index(cfg)
+                    raise ConfigError(f"{self.config.where('models', i, 'checkpoint')}: {err}") from None
+            ctx._model = model.eval()
+            return {"loaded": str(cfg.checkpoint if cfg.checkpoint is not None else cfg.model.hf)}
+        if train_set is None:  # validate() let this through only for epochs: 0
+            ctx._model = model.eval()
+            return {"epochs": 0, "untrained": True}
         t = cfg.train
         result = train(model, train_set, test_set, epochs=t.epochs, run_dir=ctx.run_dir, lr=t.lr,
                        batch_size=t.batch_size, seed=t.seed, restarts=t.restarts,
@@ -303,16 +481,29 @@ class Pipeline:
 
         c = self.config.capture
         per_epoch = c.per_epoch and bool(list_checkpoints(ctx.run_dir))
-        kwargs = dict(layers=ctx.config.layers, out=ctx.run_dir / "acts.zarr", gradients=c.gradients,
-                      target=c.target, batch_size=c.batch_size, reduce=c.reduce,
+        out = ctx.run_dir / "acts.zarr"
+        new = out.with_name(out.name + ".new")
+        target: str | int = int(c.target) if isinstance(c.target, str) and c.target.isdigit() else c.target
+        kwargs = dict(layers=ctx.config.layers, gradients=c.gradients,
+                      target=target, batch_size=c.batch_size, reduce=c.reduce,
                       checkpoints=ctx.run_dir if per_epoch else None, progress=self.reporter.progress,
-                      client=self.client)
-        try:  # resume an interrupted capture of the same settings ...
-            store = capture(ctx.model, ctx.capture_data, overwrite=False, **kwargs)
+                      client=self.client, **c.capture_kwargs())
+        if not out.exists() and (new / "zarr.json").exists():
+            _swap_in(new, out)  # a rebuild was complete when a kill stopped its swap
+        try:  # resume an interrupted capture of the same settings (mending missing chunks) ...
+            store = capture(ctx.model, ctx.capture_data, out=out, overwrite=False, **kwargs)
         except StoreMismatchError:
-            # ... but a store of an earlier configuration (this step's key changed) is replaced
-            self.reporter.message(f"replacing {ctx.run_dir / 'acts.zarr'}: its settings changed")
-            store = capture(ctx.model, ctx.capture_data, overwrite=True, **kwargs)
+            # ... but a store of an earlier configuration (this step's key changed) is rebuilt
+            # beside it and swapped in only once complete: a failure on the way keeps the old one
+            self.reporter.message(f"rebuilding {out} beside it ({new.name}): its settings changed")
+            try:
+                capture(ctx.model, ctx.capture_data, out=new, overwrite=False, **kwargs)
+            except StoreMismatchError:
+                capture(ctx.model, ctx.capture_data, out=new, overwrite=True, **kwargs)
+            _swap_in(new, out)
+            from neuralatlas.store import ActivationStore
+
+            store = ActivationStore.open(out)
         return {"layers": store.layers, "n_samples": store.n_samples, "epochs": store.epochs,
                 "bytes": store.nbytes()}
 

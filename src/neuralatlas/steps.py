@@ -8,14 +8,14 @@ result object and its summary (a JSON-able dict).
 
 from __future__ import annotations
 
-import fnmatch
 import inspect
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from neuralatlas.errors import ConfigError, did_you_mean
+from neuralatlas.errors import AnalysisError, ConfigError, did_you_mean
+from neuralatlas.patterns import layer_matches
 
 Progress = Callable[[int, int], None] | None
 
@@ -66,25 +66,51 @@ def _json_default(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------- NAPs, topomaps
-def naps(run_dir: Path, *, by: str = "label", align: str | None = None,
+def auto_alignment(store: Any, epoch: int | None = None) -> str | None:
+    """``"gradient"`` when the store has gradients of every conv (``[C, H, W]``) layer, else ``None``.
+
+    iNNtrospect aligns conv NAPs by gradient; without gradients, or with no conv layer,
+    there is nothing to align.
+    """
+    conv = [n for n in store.layers if len(store.unit_shape(n)) == 3]
+    if conv and all(store.has_gradients(n, epoch) for n in conv):
+        return "gradient"
+    return None
+
+
+def naps(run_dir: Path, *, by: str = "label", align: str | None = "auto",
          layers: Sequence[str] | None = None, epoch: int | None = None, figures: bool = True,
-         memory_limit: int | str | None = None, client: Any = None,
+         heatmap: str = "contrastive", memory_limit: int | str | None = None, client: Any = None,
          progress: Progress = None) -> tuple[Any, dict[str, Any]]:
     """NAPs and unit statistics of a run, with heat maps, per-group maps and statistics figures.
 
-    Streamed in blocks that fit ``memory_limit``; on a dask cluster with ``client=``.
+    ``align="auto"`` (default) aligns conv layers by gradient when the store has their
+    gradients (:func:`auto_alignment`). The heat maps show ``heatmap``: ``"contrastive"``
+    NAPs (each group minus the mean of the others, iNNtrospect's contrast; default),
+    ``"zscore"`` (the same, divided by the spread across groups) or ``"raw"`` class means,
+    with units sorted by preferred group. Streamed in blocks that fit ``memory_limit``; on
+    a dask cluster with ``client=``.
     """
+    from neuralatlas.analysis.naps import contrastive_naps
     from neuralatlas.analysis.naps import naps as compute
     from neuralatlas.plots import nap_heatmap, nap_maps, unit_statistics_figure
 
-    result = compute(run_store(run_dir), by=by, layers=layers or None, align=align, epoch=epoch,
+    if heatmap not in ("contrastive", "zscore", "raw"):
+        raise AnalysisError(f"heatmap={heatmap!r}; choose 'contrastive', 'zscore' or 'raw'.")
+    store = run_store(run_dir)
+    if align == "auto":
+        align = auto_alignment(store, epoch)
+    result = compute(store, by=by, layers=layers or None, align=align, epoch=epoch,
                      memory_limit=memory_limit, client=client, progress=progress)
     results_dir, figures_dir = _dirs(run_dir, "naps")
     result.save(results_dir)
     if figures:
         _save(unit_statistics_figure(result), figures_dir / "unit_statistics", layer="all")
+        shown = result
+        if heatmap != "raw" and len(result.groups) > 1:
+            shown = contrastive_naps(result, normalize="zscore" if heatmap == "zscore" else None)
         for layer in result.layers:
-            _save(nap_heatmap(result, layer), figures_dir / f"{file_stem(layer)}_heatmap", layer=layer)
+            _save(nap_heatmap(shown, layer), figures_dir / f"{file_stem(layer)}_heatmap", layer=layer)
             if result.values(layer).ndim == 4:
                 _save(nap_maps(result, layer), figures_dir / f"{file_stem(layer)}_maps", layer=layer)
     return result, result.summary()
@@ -112,7 +138,7 @@ def topomap(run_dir: Path, *, layout: str = "umap", contrastive: bool = False, w
         raise AnalysisError(f"layout {layout!r} is not known; choose {', '.join(METHODS)} or all.")
     naps_dir = Path(run_dir) / "results" / "naps"
     source = NAPs.load(naps_dir) if (naps_dir / "naps.json").exists() else None
-    covers = source is not None and all(any(fnmatch.fnmatchcase(x, p) for x in source.layers) for p in layers or [])
+    covers = source is not None and all(any(layer_matches(x, p) for x in source.layers) for p in layers or [])
     if source is None or source.by != by or not covers:
         source = compute_naps(run_store(run_dir), by=by, layers=layers or None, memory_limit=memory_limit,
                               client=client, progress=progress)
@@ -147,22 +173,29 @@ def topomap(run_dir: Path, *, layout: str = "umap", contrastive: bool = False, w
             _save(layout_quality_figure(per_method, title=f"{layer}: layout quality (Spearman)"),
                   figures_root / f"quality_{file_stem(layer)}")
     summary = {"contrastive": contrastive, "layouts": methods,
-               "quality": [{"layout": m, "layer": layer, **{k: float(v) for k, v in q.items()}}
+               "quality": [{"layout": m, "layer": layer,
+                            **{k: v if isinstance(v, str) else float(v) for k, v in q.items()}}
                            for m, per_layer in quality.items() for layer, q in per_layer.items()]}
     return quality, _write_summary(results_root, summary)
 
 
 # ---------------------------------------------------------------------------- architecture, featurevis
 def architecture(run_dir: Path, model: Any, *, input_shape: Sequence[int] | None = None,
-                 rankdir: str = "TB", out: Path | None = None) -> tuple[Any, dict[str, Any]]:
-    """The model's graph (SVG, JSON), its summary table and the layer-cost figure."""
+                 rankdir: str = "TB", out: Path | None = None, depth: int | str | None = None,
+                 layout: str = "auto", input_dtype: str | None = None,
+                 example_input: Any = None) -> tuple[Any, dict[str, Any]]:
+    """The model's graph (SVG, JSON), its summary table and the layer-cost figure.
+
+    ``depth`` (an int or ``"auto"``) and ``layout`` (``"auto"``, ``"tall"``, ``"wide"``) choose
+    the drawing (see :meth:`ArchitectureGraph.view`); ``input_dtype="long"`` feeds token ids."""
     from neuralatlas.architecture import architecture as build_graph
     from neuralatlas.architecture import dot_available
     from neuralatlas.plots import layer_costs
 
-    graph = build_graph(model, input_shape=tuple(input_shape) if input_shape else None)
+    graph = build_graph(model, example_input, input_shape=tuple(input_shape) if input_shape else None,
+                        input_dtype=input_dtype)
     target = out or Path(run_dir) / "results" / "architecture"
-    graph.save(target)
+    graph.save(target, depth=depth, layout=layout)
     if rankdir != "TB":
         graph.render(target / f"architecture_{rankdir}.svg", rankdir=rankdir)
     figures = Path(run_dir) / "figures" / "architecture" if out is None else target
@@ -248,7 +281,14 @@ def run_topomap(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, An
 
 def run_architecture(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
     params = checked_params("architecture", architecture, params)
-    params.setdefault("input_shape", ctx.data[0].input_shape)
+    if "input_shape" not in params and "example_input" not in params:
+        data = ctx.capture_data
+        if hasattr(data, "input_shape"):
+            params["input_shape"] = data.input_shape
+        else:  # the user's own data set: two real samples (dict inputs and token ids included)
+            from neuralatlas.architecture.graph import example_from_dataset
+
+            params["example_input"] = example_from_dataset(data)
     return architecture(ctx.run_dir, ctx.model, **params)[1]
 
 
@@ -327,7 +367,7 @@ def projection(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: An
                                                 **(streaming if how == "anova" else {}))
             found[how].save(results_dir / "neurons")
         stem = file_stem(nproj.layer)
-        _save(neuron_map(nproj), figures_dir / f"neurons_{stem}")
+        _save(neuron_map(nproj, discriminative=found[methods[0]]), figures_dir / f"neurons_{stem}")
         for how, imp in found.items():
             _save(compare_projections(nproj, imp), figures_dir / f"compare_{stem}_{how}")
             _save(discriminative_map(nproj, imp), figures_dir / f"discriminative_{stem}_{how}")
@@ -398,7 +438,9 @@ def run_projection(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str,
         store = ctx.store
         hidden = [name for name in store.layers[:-1] if len(store.unit_shape(name)) in (1, 3)]
         params["neurons"] = hidden[-1:]
-    params.setdefault("epochs", "all")
+    # every epoch of a per-epoch store; a store of the final model only (capture.per_epoch:
+    # false, or a loaded checkpoint) has none, and the default follows rather than aborting
+    params.setdefault("epochs", "all" if ctx.store.epochs else None)
     if params["epochs"] == "first-middle-last":
         epochs = ctx.store.epochs
         params["epochs"] = sorted({epochs[0], epochs[len(epochs) // 2], epochs[-1]}) if epochs else None
@@ -433,3 +475,35 @@ def run_adversarial(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str
     params.setdefault("samples", ctx.run.capture.n)
     return attack_run(ctx.run_dir, data=ctx.run.data.name, data_path=ctx.run.data.path,
                       split=ctx.run.capture.split, progress=reporter.progress, **params)
+
+
+# ---------------------------------------------------------------------------- validation up front
+def validate_params(analysis: str, params: dict[str, Any]) -> None:
+    """The parameter check of a pipeline analysis on its own, so a run refuses a typo in any
+    analysis before training or capturing (the same check its ``run_*`` step makes).
+
+    Analyses registered as plain callables (not a step of this module) are not checked here.
+
+    Raises
+    ------
+    ConfigError
+    """
+    if analysis == "similarity":
+        from neuralatlas.analysis.similarity import _STEP_PARAMS
+
+        unknown = sorted(set(params) - _STEP_PARAMS)
+        if unknown:
+            raise ConfigError(f"analyses.similarity: unknown parameter {unknown[0]!r}."
+                              f"{did_you_mean(unknown[0], _STEP_PARAMS)} Valid: {', '.join(sorted(_STEP_PARAMS))}.")
+        return
+    if analysis in ("attribution", "adversarial"):
+        if analysis == "attribution":
+            from neuralatlas.attribution.runfolder import attribute_run as fn
+        else:
+            from neuralatlas.adversarial.runfolder import attack_run as fn
+        checked_params(analysis, fn, params, internal=_RUN_DATA)
+        return
+    fn = {"naps": naps, "topomap": topomap, "architecture": architecture, "featurevis": featurevis,
+          "projection": projection}.get(analysis)
+    if fn is not None:
+        checked_params(analysis, fn, params)

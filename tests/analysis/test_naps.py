@@ -214,3 +214,46 @@ def test_bad_input_gets_a_clear_error(random_store, tmp_path):
         contrastive_naps(naps(store, layers="dense"), groups=["1"])
     with pytest.raises(AnalysisError, match="already contrastive"):
         contrastive_naps(contrastive_naps(naps(store, layers="dense")))
+
+
+def test_run_folder_heatmaps_default_to_contrastive_sorted_and_gradient_aligned(tmp_path):
+    """The heat map shows contrastive NAPs, units sorted by preferred class, conv layers
+    aligned by gradient when the store has gradients, and its title says so."""
+    import matplotlib.pyplot as plt
+
+    from neuralatlas import steps
+    from neuralatlas.plots import nap_heatmap
+    from neuralatlas.plots.naps import preferred_order
+
+    rng = np.random.default_rng(5)
+    n = 240
+    labels = np.repeat(np.arange(4), n // 4)
+    dense = rng.normal(size=(n, 20)).astype(np.float32)
+    dense[np.arange(n), 5 * labels] += 10.0          # unit 5c answers to class c, on a big common offset
+    dense += 50.0
+    conv = rng.normal(size=(n, 3, 5, 5)).astype(np.float32)
+    run = tmp_path / "run"
+    ActivationStore.from_arrays(run / "acts.zarr", {"conv": conv, "fc": dense}, labels=labels,
+                                gradients={"conv": rng.normal(size=conv.shape).astype(np.float32)})
+    result, _ = steps.naps(run)
+    assert result.aligned == ["conv"]
+    contrast = contrastive_naps(result)
+    values = contrast.values("fc")
+    order = preferred_order(values)
+    best = values.argmax(0)[order]
+    assert np.all(np.diff(best) >= 0)                # blocks by preferred class, in class order
+    firsts = order[np.r_[0, np.flatnonzero(np.diff(best)) + 1]]
+    assert firsts.tolist() == [0, 5, 10, 15]         # each block led by the class's own strong unit
+    fig = nap_heatmap(contrast, "fc")
+    ax = fig.axes[0]
+    assert "contrastive NAP" in ax.get_title() and "sorted by preferred label" in ax.get_xlabel()
+    shown = ax.images[0].get_array()
+    np.testing.assert_allclose(shown[:, 0], contrast.values("fc")[:, 0], rtol=1e-6)
+    assert "gradient-aligned" in nap_heatmap(contrast, "conv").axes[0].get_title()
+    assert (run / "figures" / "naps" / "fc_heatmap.png").exists()
+    # without gradients there is nothing to align; an explicit None is respected
+    assert steps.auto_alignment(ActivationStore.from_arrays(tmp_path / "b.zarr", {"conv": conv}, labels=labels)) is None
+    assert steps.naps(run, align=None, figures=False)[0].aligned == []
+    with pytest.raises(AnalysisError, match="heatmap="):
+        steps.naps(run, heatmap="stripes")
+    plt.close("all")

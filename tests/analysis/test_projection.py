@@ -231,6 +231,47 @@ def test_neuron_projection_groups_correlated_neurons(tmp_path, labels):
     np.testing.assert_array_equal(back.coordinates, res.coordinates)
 
 
+def test_neuron_projection_default_metric_is_rauber_abs_correlation(labels):
+    """1 − |r| (Rauber et al. 2017): a neuron and its mirror image are neighbours; 1 − r parts them."""
+    from neuralatlas.analysis.projection import correlation_profiles, neuron_distance
+
+    rng = np.random.default_rng(1)
+    sources = rng.normal(size=(N, 4))
+    # neuron 2i and 2i+1 are the same signal with opposite signs (r ≈ −1)
+    acts = np.repeat(sources, 2, axis=1) * np.tile([1.0, -1.0], 4) + 0.05 * rng.normal(size=(N, 8))
+    z, dead = correlation_profiles(acts)
+    r = np.corrcoef(acts, rowvar=False)
+    np.testing.assert_allclose(neuron_distance(z, dead), 1 - np.abs(r), atol=1e-12)
+    np.testing.assert_allclose(neuron_distance(z, dead, "correlation"), 1 - r, atol=1e-12)
+
+    def mirror_is_nearest(res):
+        d = np.linalg.norm(res.coordinates[:, None] - res.coordinates[None], axis=-1)
+        np.fill_diagonal(d, np.inf)
+        return np.all(d.argmin(1) == np.arange(8) ^ 1)
+
+    for method in ("pca", "tsne"):
+        res = neuron_projection({"fc": acts}, "fc", method=method, labels=labels, n_jobs=1, perplexity=2)
+        assert res.params["metric"] == "abs_correlation"
+        assert mirror_is_nearest(res)
+    signed = neuron_projection({"fc": acts}, "fc", method="pca", labels=labels, metric="correlation")
+    assert not mirror_is_nearest(signed)
+    with pytest.raises(AnalysisError, match="abs_correlation"):
+        neuron_projection({"fc": acts}, "fc", labels=labels, metric="cosine")
+
+
+def test_neuron_projection_trustworthiness_is_against_its_own_distance(labels):
+    from sklearn.manifold import trustworthiness as sk_trustworthiness
+
+    from neuralatlas.analysis.projection import correlation_profiles, neuron_distance
+
+    rng = np.random.default_rng(2)
+    acts = rng.normal(size=(N, 30)) @ rng.normal(size=(30, 30))
+    res = neuron_projection({"fc": acts}, "fc", method="pca", labels=labels)
+    z, dead = correlation_profiles(acts)
+    expected = sk_trustworthiness(neuron_distance(z, dead), res.coordinates, n_neighbors=7, metric="precomputed")
+    assert res.quality["trustworthiness"] == pytest.approx(expected, abs=1e-12)
+
+
 def test_neuron_projection_pools_conv_channels(epoch_store):
     res = neuron_projection(epoch_store, "conv", epoch=1, method="pca", n=100)
     assert res.n_neurons == 5 and res.epoch == 1
@@ -251,6 +292,14 @@ def test_projection_figures(epoch_store):
             figs.inter_layer_evolution(res, epoch=2, bundle=True), figs.inter_epoch_evolution(res, "b"),
             figs.trail_image(res, "epochs", layer="a"), figs.projection_quality(res),
             figs.neuron_map(neurons, np.arange(neurons.n_neurons))]
+    from neuralatlas.analysis.discriminative import discriminative_neurons
+
+    scores = discriminative_neurons(epoch_store, "a", method="anova", n=100)
+    by_class = figs.neuron_map(neurons, discriminative=scores)
+    legend = [t.get_text() for t in by_class.axes[0].get_legend().get_texts()]
+    assert set(legend) == {scores.classes[c] for c in np.unique(scores.best_class[~neurons.dead])}
+    assert "1 − |r|" in by_class.axes[0].get_title()
+    made.append(by_class)
     assert all(isinstance(f, Figure) for f in made)
     assert "NH" in made[0].axes[0].get_title()
     for f in made:

@@ -62,3 +62,23 @@ def test_quality_errors_name_the_problem():
         neighborhood_hit(np.full((5, 2), np.nan), np.zeros(5), k=2)
     with pytest.raises(AnalysisError, match="same points"):
         trustworthiness(np.zeros((10, 3)), np.zeros((9, 2)))
+
+
+def test_trustworthiness_precomputed_equals_sklearn_and_ties_take_the_best_rank():
+    from sklearn.manifold import trustworthiness as sk_trustworthiness
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(90, 5))
+    low = x[:, :2] + 0.5 * rng.normal(size=(90, 2))
+    d = np.linalg.norm(x[:, None] - x[None], axis=-1)
+    ours = trustworthiness(d, low, k=6, precomputed=True)
+    assert ours == pytest.approx(sk_trustworthiness(d, low, n_neighbors=6, metric="precomputed"), abs=1e-12)
+    assert ours == pytest.approx(trustworthiness(x, low, k=6), abs=1e-12)
+    # exact ties (quantised data): the value is the same whatever order the points are stored in
+    q = np.round(x[:, :2])
+    order = rng.permutation(90)
+    assert trustworthiness(q, low, k=6) == pytest.approx(trustworthiness(q[order], low[order], k=6), abs=1e-12)
+    # ... and never below scikit-learn's argsort-order ranks
+    assert trustworthiness(q, low, k=6) >= sk_trustworthiness(q, low, n_neighbors=6) - 1e-12
+    with pytest.raises(AnalysisError, match="square distance matrix"):
+        trustworthiness(x, low, precomputed=True)

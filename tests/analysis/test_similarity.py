@@ -360,3 +360,52 @@ def test_public_names():
     assert na.linear_cka is linear_cka and na.similarity is similarity
     assert callable(na.cka_matrix) and callable(na.rsa) and callable(na.linear_probes)
     assert save_figures is not None
+
+
+def _reference_debiased_cka(x, y):
+    """Kornblith et al.'s feature-space debiased linear CKA, written out from the paper's
+    formula (an independent derivation from the Gram U-centring the library uses)."""
+    x = x - x.mean(0)
+    y = y - y.mean(0)
+    n = len(x)
+
+    def debiased_dot(xty, rx, ry, nx, ny):
+        return xty - n / (n - 2.0) * rx.dot(ry) + nx * ny / ((n - 1) * (n - 2))
+
+    rx, ry = np.einsum("ij,ij->i", x, x), np.einsum("ij,ij->i", y, y)
+    hsic = debiased_dot(np.linalg.norm(x.T @ y) ** 2, rx, ry, rx.sum(), ry.sum())
+    norm_x = np.sqrt(debiased_dot(np.linalg.norm(x.T @ x) ** 2, rx, rx, rx.sum(), rx.sum()))
+    norm_y = np.sqrt(debiased_dot(np.linalg.norm(y.T @ y) ** 2, ry, ry, ry.sum(), ry.sum()))
+    return hsic / (norm_x * norm_y)
+
+
+def test_debiased_cka_equals_kornblith_and_removes_the_bias_of_wide_layers(tmp_path):
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(60, 200))
+    y = rng.normal(size=(60, 150))                     # independent of x, far more features than samples
+    related = x[:, :50] @ rng.normal(size=(50, 40)) + 0.5 * rng.normal(size=(60, 40))
+    for other in (y, related):
+        assert na.linear_cka(x, other, debiased=True) == pytest.approx(_reference_debiased_cka(x, other), abs=1e-10)
+    biased, debiased = na.linear_cka(x, y), na.linear_cka(x, y, debiased=True)
+    assert biased > 0.5 and abs(debiased) < 0.1          # the bias is gone, the relation is kept
+    assert na.linear_cka(x, related, debiased=True) > 0.3
+    store = ActivationStore.from_arrays(tmp_path / "s.zarr", {"x": x.astype(np.float32), "y": y.astype(np.float32)},
+                                        labels=np.arange(60) % 3)
+    m = na.cka_matrix(store, debiased=True)
+    assert m.measure == "debiased_linear_cka" and "debiased" in m.title
+    assert m["x", "y"] == pytest.approx(_reference_debiased_cka(x.astype(np.float32).astype(np.float64),
+                                                               y.astype(np.float32).astype(np.float64)), abs=1e-6)
+    assert m["x", "x"] == pytest.approx(1.0)
+
+
+def test_similarity_offers_debiased_cka_beside_the_biased_one(tmp_path):
+    from neuralatlas.plots.similarity import similarity_figures
+
+    rng = np.random.default_rng(12)
+    a = rng.normal(size=(50, 80)).astype(np.float32)
+    store = ActivationStore.from_arrays(tmp_path / "s.zarr", {"a": a, "b": a @ rng.normal(size=(80, 30)).astype(np.float32)},
+                                        labels=np.arange(50) % 2)
+    result = na.similarity(store, rbf=False, rsa=False, probes=False, debiased=True)
+    assert set(result.matrices) == {"linear_cka", "debiased_linear_cka"}
+    assert result.matrices["debiased_linear_cka"]["a", "b"] < result.matrices["linear_cka"]["a", "b"]
+    assert "layer_debiased_cka" in similarity_figures(result)

@@ -163,8 +163,8 @@ def test_topomaps_of_naps_save_load_and_figures(tmp_path):
     rng = np.random.default_rng(9)
     n = 300
     labels = rng.integers(0, 4, n)
-    slope = np.linspace(-1, 1, 12)[None, :, None, None]
-    conv = rng.normal(size=(n, 12, 3, 3)).astype(np.float32) + labels[:, None, None, None] * slope
+    slope = np.linspace(-1, 1, 16)[None, :, None, None]
+    conv = rng.normal(size=(n, 16, 3, 3)).astype(np.float32) + labels[:, None, None, None] * slope
     store = ActivationStore.from_arrays(tmp_path / "s.zarr", {"conv": conv, "tiny": conv[:, :2, 0, 0]},
                                         labels=labels)
     maps = topomaps(contrastive_naps(naps(store)), method="grid", base="pca", resolution=16)
@@ -234,12 +234,12 @@ def test_a_numpy_only_user_never_imports_torch(tmp_path):
         from neuralatlas.analysis.topomap import topomaps
         rng = np.random.default_rng(0)
         store = na.ActivationStore.from_arrays({str(tmp_path / 's.zarr')!r},
-            {{"conv": rng.normal(size=(60, 8, 4, 4)).astype("float32")}},
-            labels=rng.integers(0, 3, 60), gradients={{"conv": rng.normal(size=(60, 8, 4, 4)).astype("float32")}})
+            {{"conv": rng.normal(size=(60, 16, 4, 4)).astype("float32")}},
+            labels=rng.integers(0, 3, 60), gradients={{"conv": rng.normal(size=(60, 16, 4, 4)).astype("float32")}})
         result = na.naps(store, align="gradient")
         maps = topomaps(na.contrastive_naps(result), method="som")
         layout = na.TopomapLayout(method="grid", base="pca").fit(maps.values["conv"].T)
-        assert maps.images["conv"].shape[0] == 3 and layout.coordinates_.shape == (8, 2)
+        assert maps.images["conv"].shape[0] == 3 and layout.coordinates_.shape == (16, 2)
         # a TensorFlow user's path: iNNtrospect's output folder (channels-last .npy batches)
         import json, pathlib
         folder = pathlib.Path({str(tmp_path / 'innspect')!r})
@@ -291,3 +291,35 @@ def test_cli_naps_and_topomap_write_results_and_figures(tmp_path):
     assert done.exit_code == 0, done.output
     with np.load(run / "results" / "naps" / "values.npz") as small, np.load(io.BytesIO(before)) as whole:
         np.testing.assert_allclose(small["l0"], whole["l0"], rtol=1e-6, atol=1e-6)
+
+
+def test_topomaps_report_only_measures_that_can_vary(tmp_path):
+    """Contrastive maps cancel across classes (map similarity ≈ −1/(C−1) whatever the layer),
+    small layers cannot be laid out, and an input layer is drawn on its own pixel grid."""
+    from neuralatlas.analysis.topomap import sums_to_zero
+
+    rng = np.random.default_rng(4)
+    n = 400
+    labels = rng.integers(0, 5, n)
+    wide = rng.normal(size=(n, 20)).astype(np.float32) + labels[:, None] * np.linspace(-1, 1, 20)
+    pixels = rng.random((n, 1, 4, 6)).astype(np.float32) + (labels[:, None, None, None] == 2)
+    store = ActivationStore.from_arrays(tmp_path / "s.zarr", {"input": pixels, "wide": wide,
+                                                              "small": wide[:, :15]}, labels=labels)
+    plain = topomaps(naps(store), method="grid", base="pca", resolution=16)
+    contrast = topomaps(contrastive_naps(naps(store)), method="grid", base="pca", resolution=16)
+    for maps in (plain, contrast):
+        assert "small" in maps.skipped and "15" in maps.skipped["small"]
+        assert maps.layers == ["input", "wide"]
+        assert maps.quality["input"]["layout"] == "pixel grid"
+        # the input map is the class-mean image itself, on its 4 × 6 grid
+        assert maps.images["input"].shape == (5, 4, 6)
+    np.testing.assert_allclose(plain.images["input"][2], pixels[labels == 2, 0].mean(0), rtol=1e-5)
+    assert sums_to_zero(contrast.images["wide"]) and not sums_to_zero(plain.images["wide"])
+    assert "map_similarity" not in contrast.quality["wide"]
+    assert -1 < plain.quality["wide"]["map_similarity"] < 1
+    # knn compares 10 neighbours among 20 units: it can and does differ from a random layout
+    assert plain.quality["wide"]["knn"] != plain.quality["wide"]["random_knn"]
+    tiny = topomaps(naps(store), layers=["small"], method="grid", base="pca", resolution=8, min_units=3)
+    assert "knn" in tiny.quality["small"]
+    from neuralatlas.analysis.topomap import layout_quality
+    assert "knn" not in layout_quality(rng.normal(size=(8, 3)), rng.normal(size=(8, 2)), k=10)

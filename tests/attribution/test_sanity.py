@@ -64,3 +64,38 @@ def test_bad_arguments(trained_cnn_run):
         sanity_check(model, test, "saliency", layers=["relu1"])
     with pytest.raises(AnalysisError, match="mode"):
         sanity_check(model, test, "saliency", mode="sideways")
+
+
+def test_ssim_is_scikit_image_structural_similarity():
+    """Same value as scikit-image's default SSIM (window 7, sample covariance, border crop)."""
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(7)
+    for shape in ((12, 15), (8, 8), (5, 9)):
+        a = rng.random((4, *shape))
+        b = a + 0.3 * rng.normal(size=a.shape)
+        ours = ssim_rows(a, b)
+        scale = lambda m: (m - m.min()) / (m.max() - m.min())      # noqa: E731 (each map to [0, 1], as Adebayo et al.)
+        win = min(7, *shape) - (1 - min(7, *shape) % 2)
+        ref = [structural_similarity(scale(x), scale(y), data_range=1.0, win_size=win) for x, y in zip(a, b)]
+        np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_sanity_figures_show_what_the_verdict_measured(trained_cnn_run):
+    import matplotlib.pyplot as plt
+
+    from neuralatlas.plots import sanity_curves, sanity_maps
+
+    model, data = trained_cnn_run.model, trained_cnn_run.test
+    result = sanity_check(model, data, "gradient_x_input", n_samples=8, mode="cascading", keep_maps=2)
+    assert result.absolute and result.summary()["absolute"] is True
+    fig = sanity_maps(result, samples=2)
+    assert "|map|" in fig._suptitle.get_text()
+    # every drawn map is the magnitude the verdict compared: nothing below zero
+    assert all(im.get_array().min() >= 0 for ax in fig.axes for im in ax.images[:1] if ax.get_title() != "input")
+    signed = sanity_maps(result, samples=2, signed=True)
+    assert "signed" in signed._suptitle.get_text()
+    curves = sanity_curves(result)
+    labels = [t.get_text() for t in curves.axes[0].get_legend().get_texts()]
+    assert any("pass threshold" in t for t in labels) and "|maps|" in curves.axes[0].get_ylabel()
+    plt.close("all")

@@ -255,10 +255,17 @@ def test_missing_data_file_is_explained(tmp_path):
     assert "nowhere" in str(err.value)
 
 
-def test_shuffled_loader_is_refused(small, tmp_path):
-    loader = torch.utils.data.DataLoader(small, batch_size=10, shuffle=True)
-    with pytest.raises(DataError, match="shuffle=False"):
-        na.capture(build("mlp"), loader, out=tmp_path / "s.zarr")
+def test_shuffled_drop_last_loader_reads_its_dataset_in_order(small, tmp_path):
+    # issue 12: a shuffling loader was refused and drop_last=True crashed; both are now read
+    # through the dataset in order, every sample once, with the loader's batch size
+    model = build("mlp", seed=0).eval()
+    ref = na.capture(model, small, out=tmp_path / "r.zarr", batch_size=30)
+    loader = torch.utils.data.DataLoader(small, batch_size=30, shuffle=True, drop_last=True)
+    store = na.capture(model, loader, out=tmp_path / "s.zarr")
+    assert store.n_samples == len(small) == 200  # 200 is not a multiple of 30: nothing dropped
+    for name in ref.layers:
+        np.testing.assert_array_equal(np.asarray(store.activations(name)), np.asarray(ref.activations(name)))
+    np.testing.assert_array_equal(store.samples["label"], small.labels)
 
 
 def test_loader_and_dataset_sources_match_arrays(small, tmp_path):

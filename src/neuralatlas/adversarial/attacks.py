@@ -229,7 +229,7 @@ def attack(
     m, nm = _check(method, norm, eps)
     if int(steps) < 1:
         raise AnalysisError(f"steps={steps} must be at least 1.")
-    source = InputBatches(inputs, labels, batch_size)
+    source = InputBatches(inputs, labels, batch_size, cast_integers=True)  # integer pixels, as before
     if source.labels is None and source.source is None:
         raise AnalysisError("An attack needs the true labels: pass labels=... with tensor or array inputs.")
     dev = pick_device(device)

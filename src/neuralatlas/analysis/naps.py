@@ -23,7 +23,6 @@ Activations are channels-first (``[C, H, W]``, ``[C, T]``) as PyTorch and the st
 
 from __future__ import annotations
 
-import fnmatch
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from neuralatlas.analysis import _kernels
 from neuralatlas.analysis.streaming import (BlockReduction, block_rows, flatten_samples, parse_memory_limit,
                                             pooled_shape, reduce_blocks)
 from neuralatlas.errors import AnalysisError, LayerError, StoreError, did_you_mean
+from neuralatlas.patterns import layer_matches
 
 __all__ = ["NAPs", "UnitStatistics", "align_by_gradient", "contrastive_naps", "naps", "unit_statistics"]
 
@@ -367,7 +367,7 @@ def _resolve_layers(available: Sequence[str], layers: str | Sequence[str] | None
     patterns = [layers] if isinstance(layers, str) else list(layers)
     chosen: list[str] = []
     for pattern in patterns:
-        hits = [name for name in available if fnmatch.fnmatchcase(name, pattern)]
+        hits = [name for name in available if layer_matches(name, pattern)]
         if not hits:
             raise LayerError(f"Layer {pattern!r} matches no layer of the store.{did_you_mean(pattern, available)}"
                              f" Layers stored: {', '.join(available)}.")
@@ -791,7 +791,19 @@ def naps(
                 raise AnalysisError(
                     f"Gradient alignment needs spatial or temporal axes, but {', '.join(map(repr, flat))} has unit"
                     f" shape {store.unit_shape(flat[0])}. Leave it out of layers=, or use align=None.")
-        to_align = spatial
+        # A [T, D] token sequence (or a 3-D output whose axes capture could not tell) is not a
+        # channel-first map: shifting it by its gradient would move features, not positions.
+        layouts = store.attrs.get("layouts", {})
+        not_maps = [layer for layer in spatial if layouts.get(layer, "channels_first") != "channels_first"]
+        named_bad = [layer for layer in not_maps if layers is not None and layer in (
+            {layers} if isinstance(layers, str) else set(layers))]
+        if named_bad:
+            layer = named_bad[0]
+            raise AnalysisError(
+                f"Gradient alignment shifts channel-first maps [C, *spatial], but {layer!r} has unit shape"
+                f" {store.unit_shape(layer)} stored as {layouts[layer]!r} ([tokens, features] for a"
+                " sequence). Use align=None, or capture it with reduce='token_mean' (or rows='tokens').")
+        to_align = [layer for layer in spatial if layer not in not_maps]
         lacking = [layer for layer in to_align if not store.has_gradients(layer, epoch)]
         if lacking:
             raise AnalysisError(f"align='gradient' needs gradients, but the store holds none for"
@@ -807,6 +819,10 @@ def naps(
     empty = [names[i] for i in np.flatnonzero(counts == 0)]
     if empty:
         raise AnalysisError(f"Group(s) {', '.join(map(repr, empty))} have no samples; drop them from groups=.")
+    from neuralatlas.store.safety import warn_nonfinite
+
+    row_groups = np.asarray([*map(str, names), "(none)"], object)[np.where(codes >= 0, codes, n_groups)]
+    warn_nonfinite(store, chosen, epoch, analysis="NAPs", groups=row_groups)
     n = store.n_samples
     budget = parse_memory_limit(memory_limit)
     # every layer's pass is planned first: one progress count over all their blocks

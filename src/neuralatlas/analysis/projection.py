@@ -28,7 +28,6 @@ against scikit-learn.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +42,7 @@ from neuralatlas.analysis.quality import neighborhood_hit, trustworthiness
 from neuralatlas.analysis.streaming import (BlockReduction, block_rows, flatten_samples, parse_memory_limit,
                                             pooled_shape, reduce_blocks)
 from neuralatlas.errors import AnalysisError, LayerError, StoreError, did_you_mean
+from neuralatlas.patterns import layer_matches
 
 __all__ = [
     "INPUT",
@@ -120,7 +120,7 @@ class _Source:
             if pattern in self.layers:
                 hits = [pattern]
             else:
-                hits = [name for name in self.layers if fnmatch.fnmatchcase(name, pattern)]
+                hits = [name for name in self.layers if layer_matches(name, pattern)]
             if not hits:
                 raise LayerError(
                     f"Layer {pattern!r} is not in {self.where}.{did_you_mean(pattern, self.layers)}"
@@ -1186,15 +1186,21 @@ def correlation_factor(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, n
     return vectors * np.sqrt(np.clip(values, 0.0, None)), dead
 
 
+NEURON_METRICS = ("abs_correlation", "correlation")
+
+
 def neuron_projection(data: Any, layer: str, *, epoch: int | None = None, method: str = "tsne",
                       n: int | None = DEFAULT_N, seed: int = 0, pool: str = "mean", perplexity: float = 30.0,
                       n_jobs: int | None = None, inputs: np.ndarray | None = None,
                       labels: np.ndarray | None = None, memory_limit: int | str | None = None,
-                      client: Any = None) -> NeuronProjection:
+                      client: Any = None, metric: str = "abs_correlation") -> NeuronProjection:
     """Place the neurons of ``layer`` in 2-D by the correlation of their activations.
 
     Each neuron is described by its activations over a class-stratified subset of samples;
-    two neurons are close when these profiles correlate (distance ``1 − r``, Pearson).
+    two neurons are close when these profiles correlate. The default distance is Rauber et
+    al.'s (2017) ``1 − |r|`` (Pearson ``r``): a neuron and its mirror image (``r ≈ −1``)
+    carry the same information and land together. ``metric="correlation"`` uses ``1 − r``
+    instead, which puts anti-correlated neurons far apart.
     For conv layers a channel is a neuron, its map pooled over space (``pool``).
 
     Parameters
@@ -1204,8 +1210,9 @@ def neuron_projection(data: Any, layer: str, *, epoch: int | None = None, method
     epoch : int, optional
         Checkpoint epoch; ``None`` for the final model.
     method : "tsne", "umap" or "pca"
-        t-SNE and UMAP use the correlation distance directly; "pca" is the PCA of the
-        standardised profiles (classical scaling of the same distance).
+        t-SNE and UMAP use the distance directly; "pca" is classical (Torgerson) scaling of
+        the same distance, which for ``metric="correlation"`` is the PCA of the
+        standardised profiles.
     n : int or None
         Samples describing each neuron (same rules as :func:`project`). ``None`` on a
         store: every sample, out of core: the neuron correlations come from the layer's
@@ -1216,6 +1223,9 @@ def neuron_projection(data: Any, layer: str, *, epoch: int | None = None, method
         Spatial pooling of conv channels.
     perplexity : float
         Capped for small layers (``≤ (n_neurons − 1) / 3``).
+    metric : "abs_correlation" or "correlation"
+        ``1 − |r|`` (default, as in Rauber et al. 2017) or ``1 − r``. Trustworthiness
+        (``quality``) is measured against this same distance.
 
     Returns
     -------
@@ -1230,6 +1240,9 @@ def neuron_projection(data: Any, layer: str, *, epoch: int | None = None, method
     """
     if method not in METHODS:
         raise AnalysisError(f"method={method!r} is not known; choose one of {', '.join(METHODS)}.")
+    if metric not in NEURON_METRICS:
+        raise AnalysisError(f"metric={metric!r} is not a neuron distance; choose one of"
+                            f" {', '.join(NEURON_METRICS)} (1 − |r| or 1 − r).")
     src = _source(data, labels=labels, inputs=inputs)
     name = src.resolve_layers([layer])[0]
     slot = src.resolve_epochs([epoch])[0] if epoch is not None else src.final_epoch()
@@ -1249,19 +1262,65 @@ def neuron_projection(data: Any, layer: str, *, epoch: int | None = None, method
         if matrix.shape[1] < 5:
             raise AnalysisError(f"Layer {name!r} has {matrix.shape[1]} neurons; at least 5 are needed for a neuron map.")
         profiles, dead = correlation_profiles(matrix)
-    if method == "pca":
+    k = max(1, min(7, (len(profiles) - 2) // 3))
+    if metric == "correlation" and method == "pca":
         y = embed(profiles, "pca", seed=seed, pca_dims=None)
+        # Euclidean distances of the unit-norm profiles are sqrt(2(1 − r)): the same ranking
+        # as the correlation distance, so this is trustworthiness with respect to it
+        quality = {"trustworthiness": trustworthiness(profiles, y, k=k)}
     else:
-        distance = np.clip(1.0 - profiles @ profiles.T, 0.0, 2.0)
-        # dead neurons correlate with nothing: distance 1 to all, 0 to themselves
-        distance[dead] = 1.0
-        distance[:, dead] = 1.0
-        np.fill_diagonal(distance, 0.0)
-        y = embed(distance, method, seed=seed, perplexity=perplexity, n_jobs=n_jobs, metric="precomputed")
-    # Euclidean distances of the unit-norm profiles are sqrt(2(1 − r)): the same ranking as the
-    # correlation distance, so this is trustworthiness with respect to it
-    k = max(1, min(7, (len(y) - 2) // 3))
-    quality = {"trustworthiness": trustworthiness(profiles, y, k=k)}
+        distance = neuron_distance(profiles, dead, metric)
+        if method == "pca":
+            y = classical_scaling(distance)
+        else:
+            y = embed(distance, method, seed=seed, perplexity=perplexity, n_jobs=n_jobs, metric="precomputed")
+        quality = {"trustworthiness": trustworthiness(distance, y, k=k, precomputed=True)}
     return NeuronProjection(y, layer=name, epoch=slot, dead=dead, quality=quality, method=method,
                             params={"n": int(len(rows)), "seed": int(seed), "pool": pool,
-                                    "perplexity": float(perplexity), "metric": "correlation"})
+                                    "perplexity": float(perplexity), "metric": metric})
+
+
+def neuron_distance(profiles: np.ndarray, dead: np.ndarray, metric: str = "abs_correlation") -> np.ndarray:
+    """Pairwise neuron distances ``1 − |r|`` or ``1 − r`` from standardised profiles.
+
+    Dead neurons correlate with nothing: distance 1 to every other neuron, 0 to themselves.
+
+    Example
+    -------
+    >>> z, dead = correlation_profiles(np.array([[0., 1., 2.], [1., 0., 0.], [2., -1., 1.]]))
+    >>> neuron_distance(z, dead).round(2)[0]
+    array([0. , 0. , 0.5])
+    """
+    r = np.clip(profiles @ profiles.T, -1.0, 1.0)
+    distance = 1.0 - (np.abs(r) if metric == "abs_correlation" else r)
+    distance[dead] = 1.0
+    distance[:, dead] = 1.0
+    np.fill_diagonal(distance, 0.0)
+    return distance
+
+
+def classical_scaling(distance: np.ndarray, dims: int = 2) -> np.ndarray:
+    """Torgerson's classical multidimensional scaling of a distance matrix.
+
+    Double-centres ``−D² / 2`` and keeps the top ``dims`` eigenvectors scaled by the square
+    roots of their eigenvalues; for Euclidean distances this equals PCA of the points.
+    Axis signs are fixed (largest coordinate of each axis positive) so reruns agree.
+
+    Example
+    -------
+    >>> x = np.random.default_rng(0).normal(size=(30, 2))
+    >>> d = np.linalg.norm(x[:, None] - x[None], axis=-1)
+    >>> y = classical_scaling(d)
+    >>> bool(np.allclose(np.linalg.norm(y[:, None] - y[None], axis=-1), d))
+    True
+    """
+    d2 = np.asarray(distance, np.float64) ** 2
+    n = len(d2)
+    centred = d2 - d2.mean(0) - d2.mean(1)[:, None] + d2.mean()
+    values, vectors = np.linalg.eigh(-0.5 * (centred + centred.T) / 2)
+    top = np.argsort(values)[::-1][:dims]
+    y = vectors[:, top] * np.sqrt(np.clip(values[top], 0.0, None))
+    if y.shape[1] < dims:
+        y = np.pad(y, ((0, 0), (0, dims - y.shape[1])))
+    signs = np.sign(y[np.abs(y).argmax(0), np.arange(dims)])
+    return y * np.where(signs == 0, 1.0, signs) if n else y

@@ -101,7 +101,8 @@ def neighborhood_hit(points: np.ndarray, labels: np.ndarray, k: int = 6, *,
     return hits if per_point else float(hits.mean())
 
 
-def _rank_penalty(space_rank: np.ndarray, space_nn: np.ndarray, k: int, block: int = _BLOCK) -> float:
+def _rank_penalty(space_rank: np.ndarray, space_nn: np.ndarray, k: int, block: int = _BLOCK,
+                  distance: bool = False) -> float:
     """Σ_i Σ_{j ∈ space_nn(i) \\ kNN_rank(i)} (r(i, j) − k), ranks taken in ``space_rank``.
 
     ``r(i, j)`` is the 1-based rank of ``j`` among the neighbours of ``i`` in
@@ -110,11 +111,14 @@ def _rank_penalty(space_rank: np.ndarray, space_nn: np.ndarray, k: int, block: i
     set difference is the clip at zero.
     """
     n = len(space_rank)
-    sq = np.einsum("ij,ij->i", space_rank, space_rank)
+    sq = None if distance else np.einsum("ij,ij->i", space_rank, space_rank)
     total = 0.0
     for start in range(0, n, block):
         rows = np.arange(start, min(start + block, n))
-        d = sq[rows, None] - 2.0 * space_rank[rows] @ space_rank.T + sq[None, :]
+        if sq is None:
+            d = np.array(space_rank[rows], np.float64)
+        else:
+            d = sq[rows, None] - 2.0 * space_rank[rows] @ space_rank.T + sq[None, :]
         d[np.arange(len(rows)), rows] = -np.inf           # the point itself is never counted
         dij = np.take_along_axis(d, space_nn[rows], axis=1)  # [b, k]
         rank = (d[:, None, :] < dij[:, :, None]).sum(-1)      # points closer than j, incl. self
@@ -124,12 +128,13 @@ def _rank_penalty(space_rank: np.ndarray, space_nn: np.ndarray, k: int, block: i
     return float(total)
 
 
-def _neighbourhood_score(ranked: np.ndarray, neighbours: np.ndarray, k: int) -> float:
+def _neighbourhood_score(ranked: np.ndarray, neighbours: np.ndarray, k: int,
+                         ranked_is_distance: bool = False) -> float:
     n = len(ranked)
     k = _check_k(k, n)
     if 2 * n - 3 * k - 1 <= 0:
         raise AnalysisError(f"k={k} is too large for {n} points; choose k < {(2 * n - 1) / 3:.0f}.")
-    penalty = _rank_penalty(ranked, _knn(neighbours, k), k)
+    penalty = _rank_penalty(ranked, _knn(neighbours, k), k, distance=ranked_is_distance)
     return 1.0 - 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0)) * penalty
 
 
@@ -141,23 +146,34 @@ def _pair(high: np.ndarray, low: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return hi, lo
 
 
-def trustworthiness(high: np.ndarray, low: np.ndarray, k: int = 7) -> float:
+def trustworthiness(high: np.ndarray, low: np.ndarray, k: int = 7, *, precomputed: bool = False) -> float:
     """Trustworthiness of an embedding ``low`` of the data ``high`` (Venna and Kaski 2001).
 
     ``T(k) = 1 − 2 / (n k (2n − 3k − 1)) Σ_i Σ_{j ∈ U_k(i)} (r(i, j) − k)`` where
     ``U_k(i)`` are the ``k`` nearest neighbours of ``i`` in the embedding that are not
     among its ``k`` nearest in the data, and ``r(i, j)`` is the rank of ``j`` in the data.
-    Same value as :func:`sklearn.manifold.trustworthiness` (Euclidean), but streamed in
-    row blocks: memory ``O(block × k × n)`` instead of ``O(n²)``.
+    Same value as :func:`sklearn.manifold.trustworthiness` (Euclidean, or
+    ``metric="precomputed"``), but streamed in row blocks: memory ``O(block × k × n)``
+    instead of ``O(n²)``.
+
+    **Ties differ from scikit-learn on purpose.** When several points are at exactly the
+    same data-space distance from ``i``, they share the best (minimum) rank here, so the
+    value does not depend on the order the points happen to be stored in; scikit-learn
+    ranks by ``np.argsort``, whose order among ties is an implementation detail. Without
+    exact ties (continuous activations) the two agree to float precision; with ties
+    (quantised, ReLU-saturated or duplicated points) this value is the higher of the
+    possible ones.
 
     Parameters
     ----------
-    high : array [n_points, n_features]
-        The data (activations).
+    high : array [n_points, n_features], or [n_points, n_points] with ``precomputed``
+        The data (activations), or its distance matrix.
     low : array [n_points, n_dims]
         Its embedding.
     k : int
         Neighbourhood size (7 by default).
+    precomputed : bool
+        ``high`` is a symmetric distance matrix (zero diagonal) instead of points.
 
     Returns
     -------
@@ -171,6 +187,10 @@ def trustworthiness(high: np.ndarray, low: np.ndarray, k: int = 7) -> float:
     True
     """
     hi, lo = _pair(high, low)
+    if precomputed:
+        if hi.shape != (len(hi), len(hi)):
+            raise AnalysisError(f"precomputed=True needs a square distance matrix; got shape {hi.shape}.")
+        return _neighbourhood_score(hi, lo, k, ranked_is_distance=True)
     return _neighbourhood_score(hi, lo, k)
 
 

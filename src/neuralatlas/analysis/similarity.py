@@ -182,7 +182,10 @@ def _array_source(x: Any, what: str, pool: str | None) -> _Source:
 
 def _store_sources(store: Any, layers: Sequence[str] | str | None, epoch: int | None,
                    pool: str | None, prefix: str = "") -> list[_Source]:
+    from neuralatlas.store.safety import warn_nonfinite
+
     names = _resolve_layers(store, layers)
+    warn_nonfinite(store, names, epoch, analysis="Similarity (CKA/RSA)")
     return [_Source(label=prefix + name, n=store.n_samples, unit_shape=tuple(store.unit_shape(name)),
                     pool=pool, store=store, layer=name, epoch=epoch, chunk_rows=store.chunk_rows)
             for name in names]
@@ -190,7 +193,7 @@ def _store_sources(store: Any, layers: Sequence[str] | str | None, epoch: int | 
 
 def _resolve_layers(store: Any, layers: Sequence[str] | str | None) -> list[str]:
     """Layer names of ``store`` in model order; glob patterns allowed; unknown names raise."""
-    import fnmatch
+    from neuralatlas.patterns import layer_matches
 
     available = store.layers
     if layers is None:
@@ -198,7 +201,7 @@ def _resolve_layers(store: Any, layers: Sequence[str] | str | None) -> list[str]
     patterns = [layers] if isinstance(layers, str) else list(layers)
     chosen: list[str] = []
     for pattern in patterns:
-        matches = [name for name in available if fnmatch.fnmatchcase(name, pattern)] \
+        matches = [name for name in available if layer_matches(name, pattern)] \
             if any(ch in pattern for ch in "*?[") else [pattern] if pattern in available else []
         if not matches:
             raise LayerError(
@@ -475,12 +478,26 @@ def _subsample_size(n: int, requested: int, widths: Sequence[int], n_kept: int, 
     return max(m, 2)
 
 
-def _centred_gram(x: np.ndarray, kernel: str, threshold: float) -> np.ndarray:
-    """The doubly centred Gram matrix ``H K H`` of rows ``x`` (float64)."""
+def _unbiased_centring(k: np.ndarray) -> np.ndarray:
+    """Song et al.'s (2012) U-centring of a Gram matrix, in place: ``⟨K̃, L̃⟩`` is then
+    ``n(n − 3)`` times the unbiased HSIC estimator (Kornblith et al. 2019's debiased CKA)."""
+    n = len(k)
+    np.fill_diagonal(k, 0.0)
+    means = k.sum(axis=0) / (n - 2)
+    means -= means.sum() / (2 * (n - 1))
+    k -= means[:, None]
+    k -= means[None, :]
+    np.fill_diagonal(k, 0.0)
+    return k
+
+
+def _centred_gram(x: np.ndarray, kernel: str, threshold: float, unbiased: bool = False) -> np.ndarray:
+    """The doubly centred Gram matrix ``H K H`` of rows ``x`` (float64); U-centred if ``unbiased``."""
     x = np.asarray(x, np.float64)
     if kernel == "linear":
         x = x - x.mean(axis=0)
-        return x @ x.T  # column-centred features give a doubly centred linear Gram
+        gram = x @ x.T  # column-centred features give a doubly centred linear Gram
+        return _unbiased_centring(gram) if unbiased else gram
     x = x - x.mean(axis=0)  # distances ignore shifts; centring keeps ‖a‖²+‖b‖²−2a·b from cancelling
     sq = np.einsum("ij,ij->i", x, x)
     gram = x @ x.T
@@ -491,6 +508,8 @@ def _centred_gram(x: np.ndarray, kernel: str, threshold: float) -> np.ndarray:
         k = np.ones_like(dist2)  # all samples identical: a constant kernel, centred to zero
     else:
         k = np.exp(-dist2 / (2.0 * sigma2))
+    if unbiased:
+        return _unbiased_centring(k)
     k -= k.mean(axis=0, keepdims=True)
     k -= k.mean(axis=1, keepdims=True)
     return k
@@ -498,14 +517,14 @@ def _centred_gram(x: np.ndarray, kernel: str, threshold: float) -> np.ndarray:
 
 def _gram_hsic(sources: Sequence[_Source], pairs: set[tuple[int, int]], index: np.ndarray,
                budget: int, kernel: str, threshold: float,
-               tick: Callable[[], None]) -> dict[tuple[int, int], float]:
+               tick: Callable[[], None], unbiased: bool = False) -> dict[tuple[int, int], float]:
     """``⟨Kᵢ, Kⱼ⟩`` of centred Grams on the subsample rows ``index`` for the pairs asked."""
     involved = sorted({i for pair in pairs for i in pair})
     grams: dict[int, np.ndarray] = {}
     for i in involved:
         s = sources[i]
         step = _block_rows(s.n, s.width * 4, budget // 4, s.chunk_rows, None)
-        grams[i] = _centred_gram(s.take(index, step), kernel, threshold)
+        grams[i] = _centred_gram(s.take(index, step), kernel, threshold, unbiased)
         tick()
     out: dict[tuple[int, int], float] = {}
     for i, j in pairs:
@@ -530,8 +549,13 @@ CKA_METHODS = ("auto", "feature", "gram")
 def _cka(row_sources: Sequence[_Source], col_sources: Sequence[_Source], *, kernel: str = "linear",
          method: str = "auto", memory_limit: int | str | None = None, rows: int | None = None,
          subsample: int = DEFAULT_SUBSAMPLE, threshold: float = 1.0, seed: int = 0,
-         progress: ProgressFn | None = None, client: Any = None) -> tuple[np.ndarray, str, list[str]]:
+         progress: ProgressFn | None = None, client: Any = None,
+         debiased: bool = False) -> tuple[np.ndarray, str, list[str]]:
     """CKA between every row source and every column source; returns (values, method, notes).
+
+    ``debiased`` uses the unbiased HSIC estimator (Kornblith et al. 2019, after Song et al.
+    2012) in the Gram form: on every sample when the n×n Grams fit the budget, else on a
+    seeded subsample (with a note).
 
     Linear CKA picks, for ``method="auto"``, the cheaper *exact* form: streamed feature space
     (cost n·D²/2 for D summed widths) or the n×n Gram form on every sample (cost n²·D/2,
@@ -565,7 +589,9 @@ def _cka(row_sources: Sequence[_Source], col_sources: Sequence[_Source], *, kern
     # Grams of every sample: one n×n float64 per layer, plus one layer's rows as read
     gram_fits = len(involved) * n * n * 8 + n * max(widths.values()) * 12 <= budget
 
-    if kernel == "rbf" or method == "gram":
+    if debiased and n < 4:
+        raise AnalysisError(f"debiased CKA needs at least 4 samples; got {n}.")
+    if kernel == "rbf" or method == "gram" or debiased:
         exact_pairs, gram_pairs = set(), set(pairs)
     else:
         exact_pairs = {(i, j) for i, j in pairs if i not in wide and j not in wide}
@@ -596,6 +622,8 @@ def _cka(row_sources: Sequence[_Source], col_sources: Sequence[_Source], *, kern
     if gram_pairs:
         if kernel == "linear" and gram_fits and (method == "gram" and subsample >= n or method == "auto"):
             m = n
+        elif debiased and kernel == "linear" and gram_fits:
+            m = n
         else:
             m = _subsample_size(n, subsample, [widths[i] for i in gram_involved], len(gram_involved), budget)
         index = _subsample_index(n, m, seed)
@@ -615,13 +643,16 @@ def _cka(row_sources: Sequence[_Source], col_sources: Sequence[_Source], *, kern
                 warnings.warn(f"RBF CKA subsample reduced from {min(n, subsample)} to {m} samples to"
                               f" fit memory_limit={format_bytes(budget)}.", SimilarityWarning, stacklevel=3)
         # the Gram form's self-terms must come from the same subsample as its cross terms
-        hsic.update(_gram_hsic(sources, gram_pairs, index, budget, kernel, threshold, tick))
+        hsic.update(_gram_hsic(sources, gram_pairs, index, budget, kernel, threshold, tick, unbiased=debiased))
+        if debiased and m < n:
+            notes.append(f"debiased CKA on a seeded subsample of {m} of {n} samples (seed {seed}).")
     return _cka_values(hsic, ri, ci), used, notes
 
 
 # ============================================================================ public: CKA
 def linear_cka(x: Any, y: Any, *, pool: str | None = None, method: str = "auto",
-               memory_limit: int | str | None = None, rows: int | None = None, client: Any = None) -> float:
+               memory_limit: int | str | None = None, rows: int | None = None, client: Any = None,
+               debiased: bool = False) -> float:
     """Linear CKA of two representations of the same samples, streamed, exact.
 
     Parameters
@@ -639,12 +670,18 @@ def linear_cka(x: Any, y: Any, *, pool: str | None = None, method: str = "auto",
         Bytes for accumulators and row blocks (default: a quarter of the free memory).
     rows : int, optional
         Rows per block (overrides what ``memory_limit`` would choose).
+    debiased : bool
+        Kornblith et al.'s (2019) debiased CKA: the unbiased HSIC estimator (Song et al.
+        2012), which removes the upward bias of plain CKA when features outnumber samples
+        (two independent random representations give ≈ 0 instead of a large value). Gram
+        form, on every sample when the n×n Grams fit ``memory_limit``, else a subsample.
 
     Returns
     -------
     float
-        In [0, 1]; 1 when ``y`` is an orthogonal transform and isotropic scaling of ``x``
-        (up to a shift); NaN when either representation is constant.
+        In [0, 1] (debiased: may dip slightly below 0); 1 when ``y`` is an orthogonal
+        transform and isotropic scaling of ``x`` (up to a shift); NaN when either
+        representation is constant.
 
     Raises
     ------
@@ -659,7 +696,8 @@ def linear_cka(x: Any, y: Any, *, pool: str | None = None, method: str = "auto",
     """
     pool = _check_pool(pool)
     sx, sy = _array_source(x, "x", pool), _array_source(y, "y", pool)
-    values, _, _ = _cka([sx], [sy], method=method, memory_limit=memory_limit, rows=rows, client=client)
+    values, _, _ = _cka([sx], [sy], method=method, memory_limit=memory_limit, rows=rows, client=client,
+                        debiased=debiased)
     return float(values[0, 0])
 
 
@@ -709,7 +747,7 @@ class SimilarityMatrix:
     rows, cols : list of str
         Labels of the rows and columns (layer names, or ``"epoch 3"``).
     measure : str
-        ``"linear_cka"``, ``"rbf_cka"`` or ``"rsa"``.
+        ``"linear_cka"``, ``"debiased_linear_cka"``, ``"rbf_cka"`` or ``"rsa"``.
     row_axis, col_axis : str
         What the labels are (``"layer"``, ``"epoch"``, or a model/run name).
     title : str
@@ -776,7 +814,8 @@ def cka_matrix(store: Any, layers: Sequence[str] | str | None = None, *, epoch: 
                other_epoch: int | None = None, kernel: str = "linear", method: str = "auto",
                pool: str | None = None, memory_limit: int | str | None = None, rows: int | None = None,
                subsample: int = DEFAULT_SUBSAMPLE, threshold: float = 1.0, seed: int = 0,
-               progress: ProgressFn | None = None, client: Any = None) -> SimilarityMatrix:
+               progress: ProgressFn | None = None, client: Any = None,
+               debiased: bool = False) -> SimilarityMatrix:
     """CKA between every pair of layers of a store, or between the layers of two stores.
 
     Linear CKA streams the store in row blocks with bounded memory and is exact (see the
@@ -806,6 +845,9 @@ def cka_matrix(store: Any, layers: Sequence[str] | str | None = None, *, epoch: 
         Rows per block, overriding ``memory_limit``'s choice.
     subsample, threshold, seed
         For RBF CKA and for the Gram-form fallback of very wide layers.
+    debiased : bool
+        Debiased CKA (Kornblith et al. 2019) beside the default biased one; see
+        :func:`linear_cka`.
     progress : callable(done, total), optional
     client : dask.distributed.Client, optional
         Stream the linear CKA passes on a dask cluster (the store on shared storage): each
@@ -831,15 +873,16 @@ def cka_matrix(store: Any, layers: Sequence[str] | str | None = None, *, epoch: 
     """
     store, row_sources, col_sources, col_axis = _layer_sources(store, layers, epoch, other, other_layers,
                                                                other_epoch, pool)
-    name = "linear" if kernel == "linear" else "RBF"
+    name = ("debiased " if debiased else "") + ("linear" if kernel == "linear" else "RBF")
     title = (f"{name} CKA between layers" if other is None
              else f"{name} CKA: {_store_name(store)} vs {col_axis}")
     values, used, notes = _cka(row_sources, col_sources, kernel=kernel, method=method,
                                memory_limit=memory_limit, rows=rows, client=client,
-                         subsample=subsample, threshold=threshold, seed=seed, progress=progress)
+                         subsample=subsample, threshold=threshold, seed=seed, progress=progress,
+                         debiased=debiased)
     return SimilarityMatrix(values, [s.layer for s in row_sources], [s.layer for s in col_sources],
-                            f"{kernel}_cka", "layer" if other is None else _store_name(store), col_axis,
-                            title, notes, used)
+                            ("debiased_" if debiased else "") + f"{kernel}_cka",
+                            "layer" if other is None else _store_name(store), col_axis, title, notes, used)
 
 
 def epoch_cka_matrix(store: Any, layer: str, epochs: Sequence[int] | None = None, *,
@@ -1332,6 +1375,7 @@ def _num(x: Any) -> float | None:
 def similarity(store: Any, *, other: Any = None, layers: Sequence[str] | str | None = None,
                other_layers: Sequence[str] | str | None = None, epoch: int | None = None,
                epochs: bool = True, rbf: bool = True, rsa: bool = True, probes: bool = True,
+               debiased: bool = False,
                pool: str | None = None, subsample: int = DEFAULT_SUBSAMPLE, metric: str = "correlation",
                cv: int = 5, max_features: int = 128, seed: int = 0,
                memory_limit: int | str | None = None, client: Any = None,
@@ -1351,6 +1395,9 @@ def similarity(store: Any, *, other: Any = None, layers: Sequence[str] | str | N
         Also the epoch×epoch linear CKA of every layer (per-epoch stores).
     rbf, rsa, probes : bool
         Which of the subsampled measures and the probes to compute.
+    debiased : bool
+        Also the debiased linear CKA (Kornblith et al. 2019) layer × layer, beside the
+        biased one (Gram form on up to ``subsample`` samples).
     pool, subsample, metric, cv, max_features, seed, memory_limit
         See :func:`cka_matrix`, :func:`rsa_matrix` and :func:`linear_probes`.
     client : dask.distributed.Client, optional
@@ -1378,6 +1425,9 @@ def similarity(store: Any, *, other: Any = None, layers: Sequence[str] | str | N
     common = dict(pool=pool, memory_limit=memory_limit, seed=seed)
     linear = dict(common, client=client)     # the streamed passes may run on the cluster
     plan.append(("linear_cka", lambda: cka_matrix(store, names, epoch=epoch, **linear)))
+    if debiased:
+        plan.append(("debiased_linear_cka", lambda: cka_matrix(store, names, epoch=epoch, debiased=True,
+                                                               subsample=subsample, **common)))
     if rbf:
         plan.append(("rbf_cka", lambda: cka_matrix(store, names, epoch=epoch, kernel="rbf",
                                                    subsample=subsample, **common)))

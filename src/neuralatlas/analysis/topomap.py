@@ -42,7 +42,7 @@ from scipy.spatial.distance import cdist, pdist
 from neuralatlas.errors import AnalysisError, LayerError, StoreError, did_you_mean
 
 __all__ = ["METHODS", "TopomapLayout", "Topomaps", "assign_to_sites", "disc_sites", "grid_sites",
-           "layout_quality", "map_similarity", "spread_disc", "topomaps", "unit_profiles", "unit_values"]
+           "layout_quality", "map_similarity", "spread_disc", "sums_to_zero", "topomaps", "unit_profiles", "unit_values"]
 
 METHODS = ("umap", "tsne", "som", "grid")
 FORMAT = "neuralatlas.topomaps/1"
@@ -205,7 +205,8 @@ def layout_quality(profiles: np.ndarray, coordinates: np.ndarray, *, k: int = 10
     * ``spearman``: rank correlation between unit–unit distances in profile space and on the
       map (on at most ``max_units`` units drawn with ``seed``);
     * ``knn``: mean fraction of each unit's ``k`` nearest profile-space neighbours that are
-      among its ``k`` nearest on the map;
+      among its ``k`` nearest on the map (left out when ``k ≥ n_units − 1``, where it is 1
+      for every layout);
     * ``trustworthiness`` (k = 7): map neighbours that are true neighbours;
     * the same three for a random layout in the disc (``random_spearman``, ...).
 
@@ -227,7 +228,8 @@ def layout_quality(profiles: np.ndarray, coordinates: np.ndarray, *, k: int = 10
     out: dict[str, float] = {"units": float(n)}
     d_profile = pdist(X[sub])
     k = int(min(k, n - 1))
-    high_nn = _neighbours(X, k) if k >= 1 else None
+    # with k >= n − 1 every unit is every unit's neighbour: knn is 1 for any layout, so it says nothing
+    high_nn = _neighbours(X, k) if 1 <= k < n - 1 else None
     for prefix, layout in (("", Y), ("random_", random)):
         out[prefix + "spearman"] = _spearman(d_profile, pdist(layout[sub]))
         if high_nn is not None:
@@ -608,10 +610,31 @@ def _rasterise(points: np.ndarray, simplices: np.ndarray, res: int) -> tuple[np.
     return tri_of, bary
 
 
+def sums_to_zero(images: np.ndarray, rtol: float = 1e-6) -> bool:
+    """Whether the groups' maps cancel pixel by pixel (contrastive NAPs do, by construction).
+
+    Then :func:`map_similarity` is fixed by the algebra near ``−1 / (n_groups − 1)`` and
+    tells nothing about the layer.
+
+    Example
+    -------
+    >>> a = np.random.default_rng(0).normal(size=(3, 4, 4))
+    >>> sums_to_zero(a - a.mean(0)), sums_to_zero(a)
+    (True, False)
+    """
+    imgs = np.asarray(images, dtype=np.float64)
+    flat = imgs.reshape(len(imgs), -1)
+    flat = flat[:, np.isfinite(flat).all(0)]
+    scale = float(np.abs(flat).max(initial=0.0))
+    return bool(scale > 0 and np.abs(flat.sum(0)).max(initial=0.0) <= rtol * scale * len(flat))
+
+
 def map_similarity(images: np.ndarray) -> float:
     """Mean pairwise Pearson correlation between groups' maps (pixels valid in all maps).
 
-    Near 1: the groups' maps look alike; lower: the layer tells the groups apart.
+    Near 1: the groups' maps look alike; lower: the layer tells the groups apart. Only
+    meaningful for maps that do not cancel across groups (see :func:`sums_to_zero`):
+    :func:`topomaps` leaves it out for contrastive NAPs.
 
     Example
     -------
@@ -729,13 +752,24 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+MIN_UNITS = 16
+"""Fewest units (channels) a layer needs for a topomap: iNNtrospect skips layers of ≤ 15."""
+
+
 def topomaps(result: Any, layers: str | Sequence[str] | None = None, method: str = "umap", seed: int = 0,
-             *, progress: Callable[[int, int], None] | None = None, **layout_options: Any) -> Topomaps:
+             *, progress: Callable[[int, int], None] | None = None, min_units: int = MIN_UNITS,
+             pixel_layers: Sequence[str] = ("input",), **layout_options: Any) -> Topomaps:
     """Topographic activation maps of NAPs (or contrastive NAPs), one layout per layer.
 
     Each layer's units are laid out from their profiles (:func:`unit_profiles`) and each
     group's unit values (:func:`unit_values`) are drawn over the layout. Layers with fewer
-    than 3 units (channels) are skipped, with the reason in ``skipped``.
+    than ``min_units`` units (channels) are skipped, with the reason in ``skipped``: a
+    layout of a handful of units has no neighbourhoods to keep, and its quality measures
+    cannot differ from a random layout's. An input layer (``pixel_layers``, with NAPs of
+    shape ``[groups, C, H, W]`` or ``[groups, H, W]``) needs no layout: its map is the
+    group's mean image on its own pixel grid (channels averaged), with no layout quality.
+    ``map_similarity`` is reported only where the groups' maps do not cancel by
+    construction (not for contrastive NAPs; see :func:`sums_to_zero`).
 
     Parameters
     ----------
@@ -767,14 +801,25 @@ def topomaps(result: Any, layers: str | Sequence[str] | None = None, method: str
     for i, layer in enumerate(chosen):
         v = result.values(layer)
         n_units = v.shape[1] if v.ndim >= 2 else 0
-        if n_units < 3:
-            skipped[layer] = f"{n_units} unit(s); a map needs at least 3"
+        if layer in pixel_layers and v.ndim in (3, 4):
+            grid = v if v.ndim == 3 else v.mean(axis=1)                # [groups, H, W]
+            h, w = grid.shape[1:]
+            yy, xx = np.mgrid[0:h, 0:w]
+            coords[layer] = np.c_[xx.ravel(), h - 1 - yy.ravel()].astype(np.float32)
+            values[layer] = grid.reshape(len(grid), -1).astype(np.float32)
+            images[layer] = grid.astype(np.float32)
+            quality[layer] = {"units": float(h * w), "layout": "pixel grid"}
+        elif n_units < min_units:
+            skipped[layer] = (f"{n_units} unit(s); a topomap needs at least {min_units}"
+                              " (too few to lay out: iNNtrospect skips layers of 15 or fewer)")
         else:
             layout = TopomapLayout(method=method, seed=seed, **layout_options).fit(unit_profiles(v))
             coords[layer] = layout.coordinates_.astype(np.float32)
             values[layer] = unit_values(v).astype(np.float32)
             images[layer] = layout.transform(values[layer])
-            quality[layer] = {**layout.quality_, "map_similarity": map_similarity(images[layer])}
+            quality[layer] = dict(layout.quality_)
+        if layer in images and "layout" not in quality[layer] and not sums_to_zero(images[layer]):
+            quality[layer]["map_similarity"] = map_similarity(images[layer])
         if progress is not None:
             progress(i + 1, len(chosen))
     return Topomaps(method, seed, result.groups, result.kind, coords, values, images, quality, skipped,

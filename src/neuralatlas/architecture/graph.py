@@ -20,8 +20,9 @@ from typing import Any
 import torch
 import torch.fx as fx
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
-from neuralatlas.architecture.costs import module_macs
+from neuralatlas.architecture.costs import COUNTED_FUNCTIONS, RULE_TYPES, function_macs, function_name, module_macs
 from neuralatlas.capture.hooks import preserved
 from neuralatlas.capture.loop import call_model, pick_device
 from neuralatlas.errors import AnalysisError, CaptureError
@@ -56,6 +57,9 @@ class Node:
         Which call of the module this node is (1-based), of how many.
     parent : str
         The innermost enclosing module ("" at the top), for grouping into clusters.
+    repeat, span : int, str
+        In a collapsed view (:meth:`ArchitectureGraph.collapsed`): how many identical
+        consecutive blocks this node stands for, and their names (``"encoder.layer.0–5"``).
     """
 
     id: str
@@ -68,6 +72,8 @@ class Node:
     call: int = 1
     calls: int = 1
     parent: str = ""
+    repeat: int = 1
+    span: str = ""
 
 
 def _shape_of(x: Any, batch: int | None) -> Shape:
@@ -140,26 +146,72 @@ class _ShapeInterpreter(fx.Interpreter):
             args, _ = self.fetch_args_kwargs_from_env(n)
             self.macs[n.name] = module_macs(self.module.get_submodule(n.target), args, result,
                                             self.batch or 1)
+        elif n.op in ("call_function", "call_method") and function_name(n.target) in COUNTED_FUNCTIONS:
+            args, kwargs = self.fetch_args_kwargs_from_env(n)
+            self.macs[n.name] = function_macs(n.target, tuple(args), dict(kwargs), result, self.batch or 1)
         return result
 
 
+#: Tokens of the example input of a Hugging Face text model when no input_shape is given.
+HF_DEFAULT_TOKENS = 16
+
+
+def _hf_input_name(model: nn.Module) -> str | None:
+    from neuralatlas.zoo.hf import is_hf_model
+
+    return str(getattr(model, "main_input_name", "input_ids")) if is_hf_model(model) else None
+
+
+def _takes_ids(model: nn.Module) -> bool:
+    """The first module the input meets is an embedding (looked up by integer ids)."""
+    first = next((m for _, m in model.named_modules() if _is_leaf(m)), None)
+    return isinstance(first, (nn.Embedding, nn.EmbeddingBag))
+
+
 def _example(model: nn.Module, example_input: Any, input_shape: Sequence[int] | None,
-             device: torch.device) -> Any:
-    if example_input is None:
-        if input_shape is None:
-            spec = getattr(model, _SPEC_ATTR, None) or {}
-            if "input_shape" in spec.get("kwargs", {}):
-                input_shape = spec["kwargs"]["input_shape"]
-            elif spec.get("builder") == "vgg16":
-                input_shape = (3, 224, 224)
-            else:
-                raise AnalysisError(
-                    f"No example input for {type(model).__name__}: pass example_input (a batch,"
-                    " e.g. torch.zeros(1, 3, 32, 32)) or input_shape=(3, 32, 32).")
+             device: torch.device, input_dtype: torch.dtype | str | None = None) -> Any:
+    if example_input is not None:
+        return example_input
+    hf_input = _hf_input_name(model)
+    if input_shape is None:
+        spec = getattr(model, _SPEC_ATTR, None) or {}
+        if "input_shape" in spec.get("kwargs", {}):
+            input_shape = spec["kwargs"]["input_shape"]
+        elif spec.get("builder") == "vgg16":
+            input_shape = (3, 224, 224)
+        elif hf_input == "input_ids":
+            input_shape = (HF_DEFAULT_TOKENS,)
+        else:
+            raise AnalysisError(
+                f"No example input for {type(model).__name__}: pass example_input (a batch,"
+                " e.g. torch.zeros(1, 3, 32, 32)) or input_shape=(3, 32, 32).")
+    shape = (2, *(int(s) for s in input_shape))
+    if input_dtype is not None:
+        dtype = getattr(torch, input_dtype) if isinstance(input_dtype, str) else input_dtype
+        if not isinstance(dtype, torch.dtype):
+            raise AnalysisError(f"input_dtype={input_dtype!r} is not a torch dtype; use e.g. 'long' or 'float32'.")
+    elif hf_input == "input_ids" or (hf_input is None and _takes_ids(model)):
+        dtype = torch.long  # token ids for an embedding, never floats
+    else:
         first = next((p for p in model.parameters() if p.is_floating_point()), None)
         dtype = first.dtype if first is not None else torch.float32
-        return torch.zeros((2, *(int(s) for s in input_shape)), dtype=dtype)
-    return example_input
+    x = torch.zeros(shape, dtype=dtype)
+    if hf_input == "input_ids":
+        return {"input_ids": x, "attention_mask": torch.ones(shape, dtype=torch.long)}
+    if hf_input is not None:
+        return {hf_input: x}
+    return x
+
+
+def example_from_dataset(data: Any, n: int = 2) -> Any:
+    """A batch of the first ``n`` inputs of a data set of ``(inputs, label)`` items, collated
+    as a DataLoader would (dict inputs stay dicts, integer ids stay integers)."""
+    from torch.utils.data import default_collate
+
+    items = [data[i][0] for i in range(min(n, len(data)))]
+    if not items:
+        raise AnalysisError("The data set is empty; pass input_shape or example_input for the architecture.")
+    return default_collate(items)
 
 
 def _to(x: Any, device: torch.device) -> Any:
@@ -172,35 +224,80 @@ def _to(x: Any, device: torch.device) -> Any:
     return x
 
 
+class _FunctionCounter(TorchFunctionMode):
+    """Counts the MACs of tensor functions (matmuls, ``F.linear``, attention) where they run."""
+
+    def __init__(self, calls: ModuleCalls):
+        super().__init__()
+        self.calls = calls
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if function_name(func) in COUNTED_FUNCTIONS:
+            stack = self.calls.stack
+            if not (stack and stack[-1][1]):  # inside a Linear/Conv/...: its own rule counts it
+                owner = stack[-1][0] if stack else ""
+                macs = function_macs(func, tuple(args), dict(kwargs), out, self.calls.batch or 1)
+                self.calls.own_macs[owner] = self.calls.own_macs.get(owner, 0) + macs
+        return out
+
+
 class ModuleCalls:
-    """Forward hooks on every named module, keeping each call's output shape in order."""
+    """Forward hooks on every named module, keeping each call's output shape in order, and the
+    MACs each module does itself (``own_macs``: its rule for Linear/Conv/..., else the tensor
+    functions its ``forward`` calls directly; ``""`` is the root's own forward)."""
 
     def __init__(self, model: nn.Module, batch: int | None):
         self.model = model
         self.batch = batch
         self.shapes: dict[str, list[Shape]] = {}
+        self.own_macs: dict[str, int] = {}
+        self.stack: list[tuple[str, bool]] = []   # (module, counted by a module rule)
         self.handles: list[Any] = []
+        self._mode: _FunctionCounter | None = None
 
     def __enter__(self) -> ModuleCalls:
         for name, m in self.model.named_modules():
             if name:
+                self.handles.append(m.register_forward_pre_hook(self._pre(name)))
                 self.handles.append(m.register_forward_hook(self._hook(name)))
+        self._mode = _FunctionCounter(self)
+        self._mode.__enter__()
         return self
+
+    def _pre(self, name: str):
+        def hook(module: nn.Module, args: Any) -> None:
+            ruled = isinstance(module, RULE_TYPES) or bool(self.stack and self.stack[-1][1])
+            self.stack.append((name, ruled))
+        return hook
 
     def _hook(self, name: str):
         def hook(module: nn.Module, args: Any, out: Any) -> None:
             self.shapes.setdefault(name, []).append(_shape_of(out, self.batch))
+            if self.stack and self.stack[-1][0] == name:
+                _, ruled = self.stack.pop()
+                if isinstance(module, RULE_TYPES) and not (self.stack and self.stack[-1][1]):
+                    macs = module_macs(module, args, out, self.batch or 1)
+                    self.own_macs[name] = self.own_macs.get(name, 0) + macs
         return hook
 
     def __exit__(self, *exc: Any) -> None:
+        if self._mode is not None:
+            self._mode.__exit__(*exc)
+            self._mode = None
         for h in self.handles:
             h.remove()
         self.handles.clear()
+        self.stack.clear()
 
 
 def _module_rows(model: nn.Module, calls: Mapping[str, list[Shape]],
                  macs_by_module: Mapping[str, int]) -> list[dict[str, Any]]:
-    """One row per named module (containers included), in ``named_modules()`` order."""
+    """One row per named module (containers included), in ``named_modules()`` order.
+
+    ``macs_by_module`` holds each module's own MACs; a row's ``macs`` adds its descendants'.
+    """
     rows = []
     names = [n for n, _ in model.named_modules() if n]
     for name, m in model.named_modules():
@@ -209,10 +306,9 @@ def _module_rows(model: nn.Module, calls: Mapping[str, list[Shape]],
         own = list(m.parameters(recurse=False))
         total = list({id(p): p for p in m.parameters()}.values())
         leaf = _is_leaf(m)
-        if leaf:
-            macs = int(macs_by_module.get(name, 0))
-        else:
-            macs = int(sum(v for k, v in macs_by_module.items() if k.startswith(name + ".")))
+        macs = int(macs_by_module.get(name, 0))
+        if not leaf:
+            macs += int(sum(v for k, v in macs_by_module.items() if k.startswith(name + ".")))
         shapes = calls.get(name, [])
         rows.append({
             "name": name, "type": type(m).__name__, "depth": name.count("."),
@@ -276,7 +372,8 @@ def _fx_graph(model: nn.Module, example: Any, batch: int | None) -> tuple[list[N
                     parent = path
                     break
             nid = n.name
-            nodes.append(Node(nid, str(fname), "function", str(fname), shape, parent=parent))
+            nodes.append(Node(nid, str(fname), "function", str(fname), shape, macs=interp.macs.get(n.name, 0),
+                              parent=parent))
         elif n.op == "output":
             nodes.append(Node("output", "output", "output", "output", shape))
         else:
@@ -289,7 +386,11 @@ def _fx_graph(model: nn.Module, example: Any, batch: int | None) -> tuple[list[N
             if a.name in visited:
                 continue
             visited.add(a.name)
-            out += [kept[a.name]] if a.name in kept else sources(a, visited)
+            if a.name in kept:
+                out.append(kept[a.name])
+            elif interp.is_tensor.get(a.name, True):
+                out += sources(a, visited)
+            # else: x.size(0), a shape: it carries no data, so it draws no edge
         return out
 
     edges: list[tuple[str, str]] = []
@@ -413,6 +514,10 @@ class ArchitectureGraph:
     input_shape : shape of one sample of the example input
     fx_error : str or None
         Why torch.fx failed, when the hook-based tracing was used.
+    total_macs : int
+        Multiply-accumulates of one forward pass per sample: every module's own (Linear,
+        Conv, ... by rule) and every counted tensor function (matmuls, attention) wherever it
+        runs, the root's own ``forward`` included.
 
     Example
     -------
@@ -432,6 +537,7 @@ class ArchitectureGraph:
     total_params: int = 0
     trainable_params: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    total_macs: int | None = None
 
     @property
     def module_names(self) -> list[str]:
@@ -452,12 +558,39 @@ class ArchitectureGraph:
     def successors(self, node_id: str) -> list[str]:
         return [t for s, t in self.edges if s == node_id]
 
-    # -- summary and drawing (implemented beside, in table.py and render.py) --------------
-    def summary(self):
-        """The torchinfo-like table: :class:`~neuralatlas.architecture.table.ModelSummary`."""
+    # -- summary and drawing (implemented beside, in table.py, collapse.py and render.py) ---
+    def summary(self, depth: int | None = None, repeats: bool = False):
+        """The torchinfo-like table: :class:`~neuralatlas.architecture.table.ModelSummary`.
+
+        ``depth`` keeps rows of at most that many name segments; ``repeats=True`` shows a run
+        of identical consecutive blocks as one row (numbers per block, ``×N``). Totals are
+        always those of the whole model.
+        """
         from neuralatlas.architecture.table import ModelSummary
 
-        return ModelSummary.from_graph(self)
+        return ModelSummary.from_graph(self, depth=depth, repeats=repeats)
+
+    def collapsed(self, depth: int | str | None = None, repeats: bool = True,
+                  max_nodes: int = 40) -> ArchitectureGraph:
+        """A readable view of a big graph (see :mod:`neuralatlas.architecture.collapse`).
+
+        Parameters
+        ----------
+        depth : int, "auto" or None
+            Merge modules nested deeper than ``depth`` name segments into their ancestor;
+            ``"auto"``: the deepest depth that leaves at most ``max_nodes`` boxes; ``None``:
+            no merging.
+        repeats : bool
+            Draw each run of identical consecutive blocks once, labelled ``×N``.
+        """
+        from neuralatlas.architecture.collapse import auto_depth, collapse_depth, collapse_repeats
+
+        graph = collapse_repeats(self) if repeats else self
+        if depth == "auto":
+            depth = auto_depth(self, max_nodes)
+        elif depth is not None and not isinstance(depth, int):
+            raise AnalysisError(f"depth={depth!r}; pass an int >= 1, 'auto' or None.")
+        return collapse_depth(graph, depth) if depth is not None else graph
 
     def to_dot(self, rankdir: str = "TB") -> str:
         """The graph in Graphviz's DOT language (clusters for containers)."""
@@ -465,12 +598,18 @@ class ArchitectureGraph:
 
         return to_dot(self, rankdir=rankdir)
 
-    def to_svg(self, engine: str = "auto", rankdir: str = "TB") -> str:
+    def to_svg(self, engine: str = "auto", rankdir: str = "TB", layout: str = "tall",
+               width: int = 1400) -> str:
         """SVG text: drawn by Graphviz ``dot`` (``engine="dot"``), or by a simple built-in
-        layered layout (``"builtin"``); ``"auto"`` uses dot when it is installed."""
+        layered layout (``"builtin"``); ``"auto"`` uses dot when it is installed.
+
+        ``layout="wide"`` lays the graph out left to right in rows that wrap at ``width``
+        pixels (built-in layout; with ``engine="dot"`` it is ``rankdir="LR"``, unwrapped), to
+        use a page's width for a long chain of blocks.
+        """
         from neuralatlas.architecture.render import to_svg
 
-        return to_svg(self, engine=engine, rankdir=rankdir)
+        return to_svg(self, engine=engine, rankdir=rankdir, layout=layout, width=width)
 
     def to_png(self, path: str | Path, rankdir: str = "TB", dpi: int = 150) -> Path:
         """Write a PNG drawn by Graphviz ``dot`` (needs the ``graphviz`` package)."""
@@ -498,7 +637,7 @@ class ArchitectureGraph:
         return {
             "model_type": self.model_type, "method": self.method, "input_shape": _jsonable(self.input_shape),
             "fx_error": self.fx_error, "total_params": self.total_params,
-            "trainable_params": self.trainable_params,
+            "trainable_params": self.trainable_params, "total_macs": self.total_macs,
             "nodes": [{**asdict(n), "output_shape": _jsonable(n.output_shape)} for n in self.nodes],
             "edges": [list(e) for e in self.edges],
             "modules": [{**r, "output_shape": _jsonable(r["output_shape"])} for r in self.modules],
@@ -510,19 +649,46 @@ class ArchitectureGraph:
         modules = [{**r, "output_shape": _unjson(r["output_shape"])} for r in data["modules"]]
         return cls(nodes, [tuple(e) for e in data["edges"]], modules, data.get("method", "fx"),
                    data.get("model_type", ""), _unjson(data.get("input_shape")), data.get("fx_error"),
-                   int(data.get("total_params", 0)), int(data.get("trainable_params", 0)))
+                   int(data.get("total_params", 0)), int(data.get("trainable_params", 0)),
+                   total_macs=data.get("total_macs"))
 
-    def save(self, directory: str | Path) -> list[Path]:
-        """Write ``graph.json``, ``summary.csv``, ``summary.txt`` and ``architecture.svg``
-        into ``directory`` (a PNG: :meth:`to_png`)."""
+    def view(self, depth: int | str | None = None, layout: str = "auto",
+             max_nodes: int = 40) -> tuple[ArchitectureGraph, str]:
+        """The graph to draw and its layout: small graphs as they are; a graph of more than
+        ``max_nodes`` boxes with its repeated blocks drawn once and, if still too big, merged
+        to the deepest depth that fits (``depth`` forces one); ``layout="auto"`` is ``"wide"``
+        beyond 20 boxes, else ``"tall"``."""
+        if depth is not None:
+            graph = self.collapsed(depth=depth, max_nodes=max_nodes)
+        elif len(self.nodes) > max_nodes:
+            graph = self.collapsed()
+            if len(graph.nodes) > max_nodes:
+                graph = self.collapsed(depth="auto", max_nodes=max_nodes)
+        else:
+            graph = self
+        if layout == "auto":
+            layout = "wide" if len(graph.nodes) > 20 else "tall"
+        return graph, layout
+
+    def save(self, directory: str | Path, *, depth: int | str | None = None, layout: str = "auto",
+             max_nodes: int = 40) -> list[Path]:
+        """Write ``graph.json`` (the full graph), ``summary.csv``, ``summary.txt`` and
+        ``architecture.svg`` into ``directory`` (a PNG: :meth:`to_png`).
+
+        The drawing is :meth:`view`'s: a big model's repeated blocks are drawn once (×N) and its
+        nesting cut to fit ``max_nodes`` boxes, laid out to use the page width; ``summary.txt``
+        then shows repeated blocks once too. The JSON and CSV always hold every module.
+        """
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         written = [d / "graph.json", d / "summary.csv", d / "summary.txt", d / "architecture.svg"]
         written[0].write_text(json.dumps(self.to_json(), indent=1))
         summary = self.summary()
         summary.table.to_csv(written[1], index=False)
-        written[2].write_text(str(summary) + "\n")
-        written[3].write_text(self.to_svg())
+        graph, chosen = self.view(depth, layout, max_nodes)
+        text = self.summary(repeats=True) if graph is not self else summary
+        written[2].write_text(str(text) + "\n")
+        written[3].write_text(graph.to_svg(layout=chosen))
         return written
 
     @classmethod
@@ -562,6 +728,7 @@ def architecture(
     input_shape: Sequence[int] | None = None,
     method: str = "auto",
     device: str | torch.device | None = "cpu",
+    input_dtype: torch.dtype | str | None = None,
 ) -> ArchitectureGraph:
     """The model's graph, with every layer named as capture and the figures name it.
 
@@ -571,8 +738,13 @@ def architecture(
     example_input : tensor, tuple or dict, optional
         A batch the model accepts (tuple → ``model(*x)``, dict → ``model(**x)``). Default:
         zeros of ``input_shape`` (or the shape a zoo model was built for), batch 2.
-    input_shape : (C, H, W), optional
-        One sample's shape when no ``example_input`` is given.
+    input_shape : (C, H, W) or (T,), optional
+        One sample's shape when no ``example_input`` is given. Integer token ids (zeros of
+        dtype long) are fed when the first module is an ``nn.Embedding``; a Hugging Face text
+        model gets ``{"input_ids", "attention_mask"}`` (``HF_DEFAULT_TOKENS`` tokens by default).
+    input_dtype : torch.dtype or str, optional
+        The dtype of the zeros made from ``input_shape`` (``"long"`` for ids), overriding the
+        choice above.
     method : "auto", "fx" or "hooks"
         ``"auto"`` tries torch.fx and falls back to hook-based tracing for models fx
         cannot trace; the others force one.
@@ -602,7 +774,7 @@ def architecture(
         dev = pick_device(device)
     except CaptureError as err:
         raise AnalysisError(str(err)) from None
-    example = _to(_example(model, example_input, input_shape, dev), dev)
+    example = _to(_example(model, example_input, input_shape, dev, input_dtype), dev)
     batch = _batch_of(example)
     fx_error = None
     with preserved(model):
@@ -631,19 +803,26 @@ def architecture(
         if built is None:
             built = _hook_graph(model, example, batch)
             used = "hooks"
-    nodes, edges, macs_by_module = built
-    rows = _module_rows(model, calls.shapes, macs_by_module)
+    nodes, edges, _ = built
+    own = calls.own_macs  # one forward, every module's own MACs and the functions' (one source)
+    for node in nodes:
+        # a custom leaf doing its arithmetic with functions: the node carries what it did
+        if node.kind == "module" and not node.macs and node.calls == 1 and own.get(node.name):
+            node.macs = int(own[node.name])
+    rows = _module_rows(model, calls.shapes, own)
     params = {id(p): p for p in model.parameters()}
     return ArchitectureGraph(
         nodes, edges, rows, used, type(model).__name__,
         _shape_of(example, batch), fx_error,
         int(sum(p.numel() for p in params.values())),
         int(sum(p.numel() for p in params.values() if p.requires_grad)),
+        total_macs=int(sum(own.values())),
     )
 
 
 def summary(model: nn.Module, example_input: Any = None, *,
-            input_shape: Sequence[int] | None = None, device: str | torch.device | None = "cpu"):
+            input_shape: Sequence[int] | None = None, device: str | torch.device | None = "cpu",
+            input_dtype: torch.dtype | str | None = None, depth: int | None = None):
     """A torchinfo-like summary: output shapes, parameters and multiply-accumulates per layer.
 
     ``str(summary(model))`` is the text table; ``.table`` the DataFrame (``.to_frame()``).
@@ -655,5 +834,6 @@ def summary(model: nn.Module, example_input: Any = None, *,
     >>> int(s.table.loc[s.table.name == "conv1", "macs"].iloc[0])
     9216
     """
-    return architecture(model, example_input, input_shape=input_shape, device=device).summary()
+    graph = architecture(model, example_input, input_shape=input_shape, device=device, input_dtype=input_dtype)
+    return graph.summary(depth=depth)
 

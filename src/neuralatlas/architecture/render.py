@@ -63,9 +63,23 @@ def _q(text: str) -> str:
     return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+def _head(node: Node) -> str:
+    """The first line of a box: its name, the run it stands for (``encoder.layer.0–5 ×6``)."""
+    if node.repeat > 1:
+        if node.span.startswith(node.name + "–"):
+            return f"{node.span}  ×{node.repeat}"
+        return f"{node.name}  ×{node.repeat}"
+    return node.name
+
+
+def _runs(graph: ArchitectureGraph) -> dict[str, list[str]]:
+    """First block of each collapsed run -> the run's block names."""
+    return {run[0]: run for run in graph.extra.get("repeats", []) if run}
+
+
 def _label(node: Node) -> str:
     if node.kind == "module":
-        head = node.name + (f"  (call {node.call}/{node.calls})" if node.calls > 1 else "")
+        head = _head(node) + (f"  (call {node.call}/{node.calls})" if node.calls > 1 else "")
         lines = [head, node.type, format_shape(node.output_shape)]
         if node.n_params and node.call == 1:
             lines.append(f"{node.n_params:,} params")
@@ -130,6 +144,8 @@ def to_dot(graph: ArchitectureGraph, rankdir: str = "TB") -> str:
         return f"{pad}{_q(n.id)} [{body}];"
 
     counter = iter(range(10**9))
+    runs = _runs(graph)
+    from neuralatlas.architecture.collapse import _span
 
     def emit(container: str, depth: int) -> None:
         pad = "  " * (depth + 1)
@@ -138,7 +154,8 @@ def to_dot(graph: ArchitectureGraph, rankdir: str = "TB") -> str:
         for c in children.get(container, []):
             lines.append(f"{pad}subgraph cluster_{next(counter)} {{")
             info = containers[c]
-            title = _q(f"{c} ({info['type']})")
+            run = runs.get(c)
+            title = _q(f"{_span(run)} ({info['type']}) ×{len(run)}" if run else f"{c} ({info['type']})")
             lines.append(f"{pad}  label={title}; labeljust=l; fontname=\"Helvetica\";"
                          ' fontsize=10; style="rounded,dashed"; color="#888888";')
             emit(c, depth + 1)
@@ -170,24 +187,38 @@ def _run_dot(dot: str, fmt: str, dpi: int | None = None) -> bytes:
     return proc.stdout
 
 
-def to_svg(graph: ArchitectureGraph, engine: str = "auto", rankdir: str = "TB") -> str:
-    """SVG text, by Graphviz (``"dot"``), the built-in layout (``"builtin"``), or ``"auto"``."""
+LAYOUTS = ("tall", "wide")
+
+
+def to_svg(graph: ArchitectureGraph, engine: str = "auto", rankdir: str = "TB", layout: str = "tall",
+           width: int = 1400) -> str:
+    """SVG text, by Graphviz (``"dot"``), the built-in layout (``"builtin"``), or ``"auto"``.
+
+    ``layout="wide"``: left to right, rows wrapping at ``width`` pixels — the built-in layout
+    (with ``engine="auto"`` too, since dot cannot wrap); ``engine="dot"`` draws it ``LR``.
+    """
     if engine not in ("auto", "dot", "builtin"):
         raise AnalysisError(f"engine={engine!r}; choose 'auto', 'dot' or 'builtin'.")
+    if layout not in LAYOUTS:
+        raise AnalysisError(f"layout={layout!r}; choose 'tall' (top to bottom) or 'wide' (rows that wrap).")
+    if layout == "wide":
+        if engine == "dot":
+            return _run_dot(to_dot(graph, "LR"), "svg").decode()
+        return builtin_svg(graph, layout="wide", width=width)
     if engine == "dot" or (engine == "auto" and dot_available()):
         return _run_dot(to_dot(graph, rankdir), "svg").decode()
     return builtin_svg(graph)
 
 
 def render_file(graph: ArchitectureGraph, path: str | Path, fmt: str, rankdir: str = "TB",
-                dpi: int = 150) -> Path:
+                dpi: int = 150, layout: str = "tall") -> Path:
     """Write the drawing in ``fmt`` (svg, png, pdf or dot) to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "dot":
         path.write_text(to_dot(graph, rankdir))
     elif fmt == "svg":
-        path.write_text(to_svg(graph, rankdir=rankdir))
+        path.write_text(to_svg(graph, rankdir=rankdir, layout=layout))
     elif fmt in ("png", "pdf"):
         path.write_bytes(_run_dot(to_dot(graph, rankdir), fmt, dpi if fmt == "png" else None))
     else:
@@ -199,13 +230,20 @@ def render_file(graph: ArchitectureGraph, path: str | Path, fmt: str, rankdir: s
 _W, _H, _GAP_X, _GAP_Y, _MARGIN = 190, 46, 24, 30, 16
 
 
-def builtin_svg(graph: ArchitectureGraph) -> str:
-    """A layered top-down drawing in plain SVG, for machines without Graphviz.
+def builtin_svg(graph: ArchitectureGraph, layout: str = "tall", width: int = 1400) -> str:
+    """A layered drawing in plain SVG, for machines without Graphviz.
 
-    Each node sits one row below its deepest predecessor, so parallel branches (a residual
-    shortcut) sit side by side.
+    Each node sits one rank after its deepest predecessor, so parallel branches (a residual
+    shortcut) sit side by side. ``layout="tall"``: ranks are rows, top to bottom;
+    ``"wide"``: ranks are columns, left to right, wrapping into bands ``width`` pixels wide.
+    A collapsed run of blocks (:meth:`ArchitectureGraph.collapsed`) gets a dashed frame.
     """
     dom = _dom_ids(graph)
+    in_run = {n.id for n in graph.nodes if n.repeat > 1 and not n.span.startswith(n.name + "–")}
+    heads = {n.id: (n.name if n.id in in_run else _head(n)) + (f" ({n.call}/{n.calls})" if n.calls > 1 else "")
+             for n in graph.nodes}
+    # boxes as wide as the longest name (12 px text: ~7 px a character), within reason
+    W = min(380, max(_W, 24 + int(7 * max((len(h) for h in heads.values()), default=0))))
     preds: dict[str, list[str]] = {n.id: [] for n in graph.nodes}
     for s, t in graph.edges:
         if s in preds and t in preds:
@@ -221,14 +259,31 @@ def builtin_svg(graph: ArchitectureGraph) -> str:
         columns[row[nid]] = col[nid] + 1
     n_rows = max(row.values(), default=0) + 1
     n_cols = max(columns.values(), default=1)
-    width = 2 * _MARGIN + n_cols * _W + (n_cols - 1) * _GAP_X
-    height = 2 * _MARGIN + n_rows * _H + (n_rows - 1) * _GAP_Y
+    per_band = 1
+    if layout == "wide":
+        per_band = max(1, int((width - 2 * _MARGIN + _GAP_X) // (W + _GAP_X)))
+        band_top: list[float] = []
+        top = float(_MARGIN + 14)
+        for b in range((n_rows + per_band - 1) // per_band):
+            band_top.append(top)
+            tallest = max(columns.get(r, 0) for r in range(b * per_band, min(n_rows, (b + 1) * per_band)))
+            top += tallest * (_H + _GAP_Y) + 2 * _GAP_Y
+        ranks_wide = min(n_rows, per_band)
+        width = 2 * _MARGIN + ranks_wide * W + (ranks_wide - 1) * _GAP_X
+        height = int(top - 2 * _GAP_Y + _MARGIN + 8)
 
-    def xy(nid: str) -> tuple[float, float]:
-        # Centre each row's nodes.
-        k = columns[row[nid]]
-        offset = (n_cols - k) * (_W + _GAP_X) / 2
-        return _MARGIN + offset + col[nid] * (_W + _GAP_X), _MARGIN + row[nid] * (_H + _GAP_Y)
+        def xy(nid: str) -> tuple[float, float]:
+            band, pos = divmod(row[nid], per_band)
+            return _MARGIN + pos * (W + _GAP_X), band_top[band] + col[nid] * (_H + _GAP_Y)
+    else:
+        width = 2 * _MARGIN + n_cols * W + (n_cols - 1) * _GAP_X
+        height = 2 * _MARGIN + n_rows * _H + (n_rows - 1) * _GAP_Y
+
+        def xy(nid: str) -> tuple[float, float]:
+            # Centre each row's nodes.
+            k = columns[row[nid]]
+            offset = (n_cols - k) * (W + _GAP_X) / 2
+            return _MARGIN + offset + col[nid] * (W + _GAP_X), _MARGIN + row[nid] * (_H + _GAP_Y)
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
            f' viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif">',
@@ -239,25 +294,50 @@ def builtin_svg(graph: ArchitectureGraph) -> str:
         if s not in row or t not in row:
             continue
         (x0, y0), (x1, y1) = xy(s), xy(t)
-        ax, ay, bx, by = x0 + _W / 2, y0 + _H, x1 + _W / 2, y1
-        mid = (ay + by) / 2
-        out.append(f'<path class="na-edge" d="M {ax:.1f} {ay:.1f} C {ax:.1f} {mid:.1f}, {bx:.1f} {mid:.1f},'
-                   f' {bx:.1f} {by:.1f}" fill="none" stroke="#555" stroke-width="1"'
+        if layout == "wide" and x1 > x0 and abs(y1 - y0) < 3 * (_H + _GAP_Y) and (y1 >= y0 or x1 > x0):
+            # the next column of the same band: leave right, enter left
+            ax, ay, bx, by = x0 + W, y0 + _H / 2, x1, y1 + _H / 2
+            mid = (ax + bx) / 2
+            d = f"M {ax:.1f} {ay:.1f} C {mid:.1f} {ay:.1f}, {mid:.1f} {by:.1f}, {bx:.1f} {by:.1f}"
+        else:
+            ax, ay, bx, by = x0 + W / 2, y0 + _H, x1 + W / 2, y1
+            mid = (ay + by) / 2
+            d = f"M {ax:.1f} {ay:.1f} C {ax:.1f} {mid:.1f}, {bx:.1f} {mid:.1f}, {bx:.1f} {by:.1f}"
+        out.append(f'<path class="na-edge" d="{d}" fill="none" stroke="#555" stroke-width="1"'
                    ' marker-end="url(#na-arrow)"/>')
+    types = {r["name"]: r["type"] for r in graph.modules}
+    from neuralatlas.architecture.collapse import _inside, _owner, _span
+
+    for first, run in _runs(graph).items():
+        inside = [n for n in graph.nodes if n.kind in ("module", "function") and _owner(n)
+                  and _inside(_owner(n), first) and n.id in row]
+        if not inside or (len(inside) == 1 and inside[0].name == first):
+            continue  # one box for the whole block: its own label says ×N
+        title = html.escape(f"{_span(run)} ({types.get(first, '')}) ×{len(run)}")
+        parts: dict[int, list[tuple[float, float]]] = {}  # a frame per band of the wide layout
+        for n in inside:
+            x, y = xy(n.id)
+            parts.setdefault(row[n.id] // per_band if layout == "wide" else 0, []).append((x, y))
+        for points in parts.values():
+            xs, ys = zip(*points)
+            x0, y0, x1, y1 = min(xs) - 6, min(ys) - 16, max(xs) + W + 6, max(ys) + _H + 6
+            out.append(f'<g class="na-repeat"><rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}"'
+                       f' height="{y1 - y0:.1f}" rx="8" fill="none" stroke="#888" stroke-dasharray="4 3"/>'
+                       f'<text x="{x0 + 6:.1f}" y="{y0 + 11:.1f}" font-size="10" fill="#555">{title}</text></g>')
     for n in graph.nodes:
         x, y = xy(n.id)
         cls = "na-layer" if n.kind == "module" else f"na-{n.kind}"
         title = html.escape(f"{n.name} ({n.type}) {format_shape(n.output_shape)}")
-        head = n.name + (f" ({n.call}/{n.calls})" if n.calls > 1 else "")
+        head = heads[n.id]
         sub = f"{n.type} {format_shape(n.output_shape)}" if n.kind == "module" else format_shape(n.output_shape)
         rx = 18 if n.kind == "function" else 6
         out.append(
             f'<g id="{dom[n.id]}" class="node {cls}" data-layer="{html.escape(n.name)}">'
             f"<title>{title}</title>"
-            f'<rect x="{x:.1f}" y="{y:.1f}" width="{_W}" height="{_H}" rx="{rx}" fill="{_fill(n)}"'
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{W}" height="{_H}" rx="{rx}" fill="{_fill(n)}"'
             f' stroke="#444" stroke-width="0.8"/>'
-            f'<text x="{x + _W / 2:.1f}" y="{y + 19:.1f}" text-anchor="middle" font-size="12">{html.escape(head)}</text>'
-            f'<text x="{x + _W / 2:.1f}" y="{y + 35:.1f}" text-anchor="middle" font-size="10"'
+            f'<text x="{x + W / 2:.1f}" y="{y + 19:.1f}" text-anchor="middle" font-size="12">{html.escape(head)}</text>'
+            f'<text x="{x + W / 2:.1f}" y="{y + 35:.1f}" text-anchor="middle" font-size="10"'
             f' fill="#444">{html.escape(sub)}</text></g>')
     out.append("</svg>")
     return "\n".join(out)

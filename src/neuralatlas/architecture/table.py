@@ -64,9 +64,29 @@ class ModelSummary:
     model_type: str = ""
 
     @classmethod
-    def from_graph(cls, graph: ArchitectureGraph) -> ModelSummary:
+    def from_graph(cls, graph: ArchitectureGraph, depth: int | None = None,
+                   repeats: bool = False) -> ModelSummary:
+        """The table of ``graph``; ``depth`` and ``repeats`` as :meth:`ArchitectureGraph.summary`."""
         table = pd.DataFrame(graph.modules, columns=COLUMNS)
-        macs = int(sum(r["macs"] for r in graph.modules if r["is_leaf"]))
+        if repeats:
+            from neuralatlas.architecture.collapse import _inside, _span, repeated_runs
+
+            runs = repeated_runs(graph)
+            hidden = [b for run in runs for b in run[1:]]
+            keep = [not any(_inside(n, b) for b in hidden) for n in table.name]
+            counts = {run[0]: len(run) for run in runs}
+            table = table[keep].reset_index(drop=True)
+            table["repeat"] = [counts.get(n, 1) for n in table.name]
+            spans = {run[0]: _span(run) for run in runs}
+            table["name"] = [spans.get(n, n) for n in table.name]
+        if depth is not None:
+            if int(depth) < 1:
+                from neuralatlas.errors import AnalysisError
+
+                raise AnalysisError(f"depth={depth!r}; pass an int >= 1 (1: top-level modules only).")
+            table = table[table.depth < int(depth)].reset_index(drop=True)
+        macs = (int(graph.total_macs) if graph.total_macs is not None  # graphs saved before it existed:
+                else int(sum(r["macs"] for r in graph.modules if r["is_leaf"])))
         return cls(table, graph.total_params, graph.trainable_params, macs, graph.input_shape,
                    graph.model_type)
 
@@ -79,6 +99,8 @@ class ModelSummary:
         for r in self.table.itertuples(index=False):
             indent = "  " * int(r.depth)
             shared = f" x{r.calls}" if r.calls > 1 else ""
+            if int(getattr(r, "repeat", 1)) > 1:
+                shared += f" ×{int(r.repeat)} (per block)"
             params = r.params if r.is_leaf else r.params_total
             rows.append((f"{indent}{r.name} ({r.type}){shared}", format_shape(r.output_shape),
                          _count(int(params)), _count(int(r.macs))))

@@ -114,6 +114,7 @@ def attribute_dataset(
     keys = [method_key(m, options.get(m, {}).get("layer"), options.get(m, {}).get("neuron")) for m in names]
     if len(set(keys)) != len(keys):
         raise AnalysisError(f"methods {names} repeat; name each method once.")
+    data = _fixed_width(data)
     source = as_source(data, batch_size)
     if source.n == 0:
         raise AnalysisError("The data set is empty; nothing to attribute.")
@@ -170,18 +171,41 @@ def _attribute_rows(model, data, source, names, keys, options, lo, hi, target, b
             for m in names]
 
 
-def _rows_of(data: Any, source: Any, lo: int, hi: int) -> tuple[Any, np.ndarray | None]:
-    """Rows ``lo:hi`` of the data as ``(inputs, labels)`` for :func:`attribute`."""
-    from neuralatlas.data.dataset import ArrayDataset
+def _fixed_width(data: Any) -> Any:
+    """A TextDataset padded per batch becomes one padded to a fixed width: the store's arrays
+    need one shape, and every chunk must have the same token axis."""
+    from neuralatlas.data.text import TextDataset
 
-    if isinstance(data, ArrayDataset):
+    if isinstance(data, TextDataset) and data.padding != "max_length" and data.tokenizer is not None:
+        return data.with_padding("max_length")
+    return data
+
+
+def _rows_of(data: Any, source: Any, lo: int, hi: int) -> tuple[Any, np.ndarray | None]:
+    """Rows ``lo:hi`` of the data as ``(inputs, labels)`` for :func:`attribute`.
+
+    Inputs keep their dtype (token ids stay integers); dict batches are joined key by key.
+    """
+    from neuralatlas.data.dataset import ArrayDataset
+    from neuralatlas.data.text import TextDataset
+
+    if isinstance(data, (ArrayDataset, TextDataset)):
         return data.subset(slice(lo, hi)), None
     xs, ys = [], []
     for x, y in source.batches(lo, hi):
-        xs.append(torch.as_tensor(x))
+        xs.append({k: torch.as_tensor(v) for k, v in x.items()} if isinstance(x, Mapping) else torch.as_tensor(x))
         ys.append(torch.as_tensor(y))
     labels = torch.cat(ys).numpy().astype(np.int64)
-    return torch.cat(xs), (labels if len(labels) and labels.min() >= 0 else None)
+    if isinstance(xs[0], Mapping):
+        widths = {v.shape[1] for x in xs for v in x.values() if v.dim() >= 2}
+        if len(widths) > 1:
+            raise AnalysisError(f"The batches of this data set have token axes of different lengths {sorted(widths)};"
+                                " a store needs one width. Pad every item to a fixed length (e.g. a TextDataset"
+                                " with padding='max_length', or the tokenizer's padding='max_length').")
+        inputs: Any = {k: torch.cat([x[k] for x in xs]) for k in xs[0]}
+    else:
+        inputs = torch.cat(xs)
+    return inputs, (labels if len(labels) and labels.min() >= 0 else None)
 
 
 def _open_or_create(out: Path, settings: dict, overwrite: bool, source: Any, keys: list[str],
@@ -212,8 +236,20 @@ def _open_or_create(out: Path, settings: dict, overwrite: bool, source: Any, key
         "epochs": [], "attribution": settings, "source": "attribution",
     }, overwrite=overwrite)
     store.plan_slots([None])
-    store.write_samples(index=source.index, label=np.full(source.n, -1, np.int64), group=source.groups)
+    store.write_samples(index=source.index, label=np.full(source.n, -1, np.int64), group=source.groups,
+                        columns=text_columns(source))
     return store
+
+
+def text_columns(source: Any) -> dict[str, np.ndarray]:
+    """``{"text": [n]}`` when the data set carries its raw sentences (a ``TextDataset``).
+
+    The report shows these sentences where it would show image thumbnails.
+    """
+    texts = getattr(getattr(source, "dataset", None), "texts", None)
+    if texts is None or len(texts) != source.n:
+        return {}
+    return {"text": np.asarray([str(t) for t in texts], dtype=object)}
 
 
 def _extra(group: zarr.Group, path: str, n: int, rows: int, dtype: Any) -> zarr.Array:
@@ -240,7 +276,7 @@ def _finish(store: ActivationStore, extras: zarr.Group, source: Any, keys: list[
         if comp is not None:
             columns[f"completeness_{key}"] = comp
     store.write_samples(index=source.index, label=labels if labels is not None else np.full(n, -1, np.int64),
-                        group=source.groups, columns=columns)
+                        group=source.groups, columns={**text_columns(source), **columns})
     store.mark_complete(None)
 
 

@@ -15,7 +15,7 @@ the machine's speed; on a GPU the limit is free memory instead.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,13 +43,16 @@ _bytes_cache: weakref.WeakKeyDictionary[nn.Module, dict[tuple, int]] = weakref.W
 
 
 def activation_bytes_per_row(model: nn.Module, sample: torch.Tensor,
-                             forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> int:
+                             forward: Callable[..., torch.Tensor] | None = None,
+                             extras: Sequence[torch.Tensor] = ()) -> int:
     """Bytes of layer outputs one input row creates in a forward pass (measured, then cached).
 
     Every leaf module's output is counted once (plus the input), from one forward of two
-    rows; the result is cached per model, input shape, dtype and device.
+    rows (``forward(rows, *extras_of_those_rows)``); the result is cached per model, input
+    shape, dtype and device.
     """
-    key = (tuple(sample.shape[1:]), sample.dtype, sample.device.type)
+    key = (tuple(sample.shape[1:]), sample.dtype, sample.device.type,
+           tuple((tuple(e.shape[1:]), e.dtype) for e in extras))
     cached = _bytes_cache.get(model, {}).get(key)
     if cached is not None:
         return cached
@@ -65,7 +68,7 @@ def activation_bytes_per_row(model: nn.Module, sample: torch.Tensor,
     rows = sample[:2] if len(sample) >= 2 else sample
     try:
         with torch.no_grad():
-            (forward or model)(rows)
+            (forward or model)(rows, *(e[:len(rows)] for e in extras))
     finally:
         for h in handles:
             h.remove()
@@ -75,7 +78,8 @@ def activation_bytes_per_row(model: nn.Module, sample: torch.Tensor,
 
 
 def rows_per_pass(model: nn.Module, sample: torch.Tensor,
-                  forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> int:
+                  forward: Callable[..., torch.Tensor] | None = None,
+                  extras: Sequence[torch.Tensor] = ()) -> int:
     """How many input rows one forward+backward pass should carry on this model and device.
 
     From the measured activation bytes per row (:func:`activation_bytes_per_row`) and the
@@ -88,7 +92,7 @@ def rows_per_pass(model: nn.Module, sample: torch.Tensor,
     >>> rows_per_pass(model, x[:1])                        # doctest: +SKIP
     1024
     """
-    per_row = activation_bytes_per_row(model, sample, forward) * AUTOGRAD_FACTOR
+    per_row = activation_bytes_per_row(model, sample, forward, extras) * AUTOGRAD_FACTOR
     if sample.device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(sample.device)
         budget = GPU_MEMORY_FRACTION * free
@@ -101,15 +105,15 @@ def rows_per_pass(model: nn.Module, sample: torch.Tensor,
 
 
 def choose_internal_batch_size(model: nn.Module, inputs: torch.Tensor, n_steps: int,
-                               forward: Callable[[torch.Tensor], torch.Tensor] | None = None
-                               ) -> tuple[int, int]:
+                               forward: Callable[..., torch.Tensor] | None = None,
+                               extras: Sequence[torch.Tensor] = ()) -> tuple[int, int]:
     """``(samples_per_call, internal_batch_size)`` for captum's ``IntegratedGradients``.
 
     captum runs ``internal_batch_size // samples`` integration steps per pass, never fewer
     than one; when even one step of all samples is too big, the samples are split instead.
     """
     n = len(inputs)
-    rows = rows_per_pass(model, inputs[:1], forward)
+    rows = rows_per_pass(model, inputs[:1], forward, [e[:1] for e in extras])
     if rows >= n:
         steps = max(1, min(n_steps, rows // n))
         return n, steps * n
@@ -144,27 +148,30 @@ def summed_gradients(forward_fn: Callable, inputs: tuple[torch.Tensor, ...], tar
         return torch.autograd.grad(scores.sum(), inputs)
 
 
-def target_scores(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-                  target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(F_target(x), logits)`` without gradients."""
+def target_scores(forward: Callable[..., torch.Tensor], x: torch.Tensor,
+                  target: torch.Tensor, extras: Sequence[torch.Tensor] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(F_target(x), logits)`` without gradients; ``extras`` are passed after ``x``."""
     with torch.no_grad():
-        logits = forward(x)
+        logits = forward(x, *extras)
     return logits.gather(1, target.view(-1, 1)).squeeze(1), logits
 
 
-def completeness(forward: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
-                 baseline: torch.Tensor, target: torch.Tensor, maps: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def completeness(forward: Callable[..., torch.Tensor], inputs: torch.Tensor,
+                 baseline: torch.Tensor, target: torch.Tensor, maps: torch.Tensor,
+                 extras: Sequence[torch.Tensor] = ()) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(delta, relative_error, logits_of_inputs)`` of attributions that should be complete.
 
     ``delta = sum(maps) - (F(x) - F(baseline))``; the relative error divides ``|delta|`` by
     ``|F(x) - F(baseline)|``, floored at 1% of the batch's median ``|F(x) - F(baseline)|`` so that
     a sample whose score barely moves (a gap of 1e-5, say) does not read as a huge error.
-    One forward of inputs and baselines together.
+    One forward of inputs and baselines together (``extras``, the tensors passed through such
+    as an attention mask, go with both). For layer attribution ``maps`` are the layer's and
+    ``baseline`` the input whose layer output is the reference.
     """
     n = len(inputs)
     base = baseline.expand_as(inputs) if baseline.shape != inputs.shape else baseline
-    scores, logits = target_scores(forward, torch.cat([inputs, base]), torch.cat([target, target]))
+    scores, logits = target_scores(forward, torch.cat([inputs, base]), torch.cat([target, target]),
+                                   [torch.cat([e, e]) for e in extras])
     gap = scores[:n] - scores[n:]
     delta = maps.reshape(n, -1).sum(1).to(gap.dtype) - gap
     return delta, relative_error(delta, gap), logits[:n]
@@ -193,9 +200,15 @@ def integrated_gradients(model: nn.Module, inputs: torch.Tensor, target: torch.T
                          integration: str = "gausslegendre",
                          internal_batch_size: int | str | None = "auto",
                          tolerance: float | None = None, max_steps: int = 1024,
-                         forward: Callable[[torch.Tensor], torch.Tensor] | None = None
+                         forward: Callable[..., torch.Tensor] | None = None,
+                         extras: Sequence[torch.Tensor] = (), layer: nn.Module | None = None
                          ) -> IntegratedOutput:
     """Integrated gradients of ``inputs`` (a tensor batch on the model's device), via captum.
+
+    With ``layer``, layer integrated gradients (captum's ``LayerIntegratedGradients``): the
+    path runs from the layer's output on ``baseline`` to its output on ``inputs`` (for an
+    embedding layer and token ids: from the pad tokens' embeddings to the sentence's), the
+    maps have the layer's output shape, and completeness holds for them in the same way.
 
     Parameters
     ----------
@@ -216,6 +229,12 @@ def integrated_gradients(model: nn.Module, inputs: torch.Tensor, target: torch.T
         with twice the steps, up to ``max_steps``.
     max_steps : int
         Upper limit of ``n_steps`` when raising it.
+    layer : nn.Module, optional
+        Attribute to this layer's output instead of the inputs (which may then be integer
+        token ids: they are never interpolated, only the layer's output is).
+    extras : sequence of tensors
+        ``[n, ...]`` tensors passed to ``forward`` after the inputs, unchanged along the path
+        (captum's ``additional_forward_args``: an attention mask, labels of a target function).
 
     Returns
     -------
@@ -232,33 +251,42 @@ def integrated_gradients(model: nn.Module, inputs: torch.Tensor, target: torch.T
     if tolerance is not None and not tolerance > 0:
         raise AnalysisError(f"tolerance={tolerance} must be a positive relative error, e.g. 0.01.")
     forward = forward or model
-    ig = IntegratedGradients(forward)
-    ig.gradient_func = summed_gradients
+    if layer is None:
+        ig = IntegratedGradients(forward)
+        ig.gradient_func = summed_gradients
+    else:
+        from captum.attr import LayerIntegratedGradients
+
+        ig = LayerIntegratedGradients(forward, layer)
     n = len(inputs)
     base = baseline.expand_as(inputs) if baseline.shape != inputs.shape else baseline
-    maps = torch.empty_like(inputs)
+    maps: torch.Tensor | None = None
     steps_used = torch.full((n,), int(n_steps), dtype=torch.long, device=inputs.device)
     rows = torch.arange(n, device=inputs.device)
     steps, ibs_used = int(n_steps), 0
     delta = relative = logits = None
     while True:
         x, b, t = inputs[rows], base[rows], target[rows]
+        ex = tuple(e[rows] for e in extras)
         if internal_batch_size == "auto":
-            per_call, ibs = choose_internal_batch_size(model, x, steps, forward)
+            per_call, ibs = choose_internal_batch_size(model, x, steps, forward, ex)
         elif internal_batch_size is None:
             per_call, ibs = len(x), None
         else:
             ibs = int(internal_batch_size)
             per_call = min(len(x), ibs)
         parts = [ig.attribute(x[lo:lo + per_call], baselines=b[lo:lo + per_call], target=t[lo:lo + per_call],
-                              n_steps=steps, method=integration, internal_batch_size=ibs)
+                              n_steps=steps, method=integration, internal_batch_size=ibs,
+                              additional_forward_args=tuple(e[lo:lo + per_call] for e in ex) or None)
                  for lo in range(0, len(x), per_call)]
         part = torch.cat(parts) if len(parts) > 1 else parts[0]
         if integration == "riemann_trapezoid":
             # captum's trapezoid weights are 1/n (halved at the ends) on n points spaced 1/(n-1):
             # they sum to 1 - 1/n, not 1. The rule's own weights are n/(n-1) times larger.
             part = part * (steps / (steps - 1)) if steps > 1 else part
-        d, rel, lg = completeness(forward, x, b, t, part)
+        d, rel, lg = completeness(forward, x, b, t, part, ex)
+        if maps is None:
+            maps = torch.empty((n, *part.shape[1:]), dtype=part.dtype, device=part.device)
         maps[rows] = part.detach()
         steps_used[rows] = steps
         ibs_used = ibs_used or (ibs or len(x) * steps)

@@ -27,7 +27,7 @@ from neuralatlas.attribution.integrated import (completeness, integrated_gradien
                                                 rows_per_pass, summed_gradients, target_scores)
 from neuralatlas.attribution.result import Attribution
 from neuralatlas.capture.hooks import preserved, replace_tensor, select_tensor
-from neuralatlas.capture.loop import as_source, call_model, pick_device
+from neuralatlas.capture.loop import _to_device, as_source, call_model, pick_device
 from neuralatlas.errors import AnalysisError, LayerError, did_you_mean
 
 Target = str | int | Sequence[int] | np.ndarray | torch.Tensor
@@ -81,6 +81,17 @@ ALIASES: dict[str, str] = {
 
 NOISE_KINDS = ("smoothgrad", "smoothgrad_sq", "vargrad")
 
+CAPTUM_DIFFERENCES: dict[str, str] = {
+    "integrated_gradients": ("With integration='riemann_trapezoid' the trapezoid weights sum to 1 (captum's sum to"
+                             " 1 − 1/n), so values are n/(n − 1) times captum's (50/49 at 50 steps); the default"
+                             " Gauss–Legendre rule is captum's."),
+    "smoothgrad": ("Averages |gradient| over noisy copies, as captum's NoiseTunnel over Saliency (abs=True);"
+                   " Smilkov et al. (2017) average the signed gradient."),
+    "saliency": ("One summed backward pass instead of captum's per-sample unbind: the same values for models"
+                 " without cross-sample interaction (eval mode)."),
+}
+"""Where neuralatlas' attributions differ from captum's on purpose, by method (shown in the report)."""
+
 
 def resolve_method(method: str) -> str:
     """Canonical name of ``method`` (aliases like ``"ig"`` allowed); unknown names raise."""
@@ -97,21 +108,53 @@ def resolve_method(method: str) -> str:
 
 
 # ---------------------------------------------------------------------------- inputs
-class InputBatches:
-    """Batches of inputs (and labels) from a tensor, an array or any data set capture accepts."""
+def _is_float(t: Any) -> bool:
+    return isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex())
 
-    def __init__(self, inputs: Any, labels: Any, batch_size: int):
+
+class InputBatches:
+    """Batches of inputs (and labels) from a tensor, an array, a dict of them, or any data set.
+
+    Inputs stay as they are: integer token ids are never cast to float (a float id is no
+    id, and its gradient means nothing). Dict inputs (``{"input_ids", "attention_mask"}``)
+    are kept as dicts of tensors; :class:`_Layout` splits them into the tensor attributed
+    and the tensors passed through. ``cast_integers=True`` restores the old cast for callers
+    whose integer inputs are pixel values (the adversarial attacks).
+    """
+
+    def __init__(self, inputs: Any, labels: Any, batch_size: int, cast_integers: bool = False):
         from neuralatlas.data.dataset import ArrayDataset
+        from neuralatlas.data.text import TextDataset
 
         self.batch_size = int(batch_size)
-        self.array: torch.Tensor | None = None
+        self.cast_integers = bool(cast_integers)
+        self.array: torch.Tensor | dict[str, torch.Tensor] | None = None
         self.classes: list[str] | None = None
-        if isinstance(inputs, (torch.Tensor, np.ndarray)):
-            x = torch.as_tensor(inputs)
-            if not x.is_floating_point():
-                x = x.float()
+        self.pad_token_id: int | None = None
+        self.special_ids: list[int] | None = None
+        self.tokenizer: Any = None
+        if isinstance(inputs, TextDataset):
+            if labels is not None:
+                raise AnalysisError("labels=... goes with tensor or array inputs; a data set brings its own labels.")
+            # one width for every row (the longest of these sentences), so maps concatenate
+            self.array = {k: torch.from_numpy(v) for k, v in inputs.encoded().items()}
+            self.n, self.index, self.classes = len(inputs), np.asarray(inputs.index), list(inputs.classes)
+            self.labels = np.asarray(inputs.labels, np.int64)
+            self.tokenizer, self.pad_token_id = inputs.tokenizer, inputs.pad_token_id
+            self.special_ids = [int(i) for i in getattr(inputs.tokenizer, "all_special_ids", []) or []]
+            self.source = None
+        elif isinstance(inputs, (torch.Tensor, np.ndarray)) or _is_tensor_dict(inputs):
+            if isinstance(inputs, Mapping):
+                x: Any = {str(k): torch.as_tensor(v) for k, v in inputs.items()}
+                sizes = {k: len(v) for k, v in x.items() if v.dim()}
+                if len(set(sizes.values())) != 1 or len(sizes) != len(x):
+                    raise AnalysisError(f"The tensors of the input dict have different numbers of rows {sizes};"
+                                        " give every tensor one row per sample.")
+                self.n = next(iter(sizes.values()))
+            else:
+                x = self._cast(torch.as_tensor(inputs))
+                self.n = len(x)
             self.array = x
-            self.n = len(x)
             self.index = np.arange(self.n)
             self.labels = None if labels is None else np.asarray(labels, np.int64).reshape(-1)
             if self.labels is not None and len(self.labels) != self.n:
@@ -128,45 +171,165 @@ class InputBatches:
             self.labels = np.asarray(inputs.labels, np.int64) if isinstance(inputs, ArrayDataset) else None
             if isinstance(inputs, ArrayDataset):
                 self.array = torch.from_numpy(inputs.inputs)
+            tok = getattr(inputs, "tokenizer", None) or getattr(getattr(inputs, "dataset", None), "tokenizer", None)
+            if tok is not None and getattr(tok, "pad_token_id", None) is not None:
+                self.tokenizer, self.pad_token_id = tok, int(tok.pad_token_id)
+                self.special_ids = [int(i) for i in getattr(tok, "all_special_ids", []) or []]
         if self.n == 0:
             raise AnalysisError("There are no inputs to attribute (0 samples).")
 
-    def batches(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    def _cast(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float() if self.cast_integers and not x.is_floating_point() else x
+
+    def batches(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[Any, torch.Tensor | None]]:
         stop = self.n if stop is None else stop
         if self.array is not None:
             for lo in range(start, stop, self.batch_size):
                 hi = min(lo + self.batch_size, stop)
                 y = None if self.labels is None else torch.from_numpy(self.labels[lo:hi])
-                yield self.array[lo:hi], y
+                if isinstance(self.array, Mapping):
+                    yield {k: v[lo:hi] for k, v in self.array.items()}, y
+                else:
+                    yield self.array[lo:hi], y
             return
         for x, y in self.source.batches(start, stop):
-            if not isinstance(x, torch.Tensor):
-                raise AnalysisError("Attribution needs tensor inputs (one image or vector per sample);"
-                                    f" this data set gives {type(x).__name__}.")
-            yield x.float() if not x.is_floating_point() else x, (y if y.numel() and y.min() >= 0 else None)
+            if isinstance(x, Mapping) and _is_tensor_dict(x):
+                x = {str(k): v for k, v in x.items()}
+            elif not isinstance(x, torch.Tensor):
+                raise AnalysisError("Attribution needs tensor inputs, or dicts of tensors such as"
+                                    f" {{'input_ids', 'attention_mask'}}; this data set gives {type(x).__name__}.")
+            else:
+                x = self._cast(x)
+            yield x, (y if y.numel() and y.min() >= 0 else None)
 
-    def first(self) -> torch.Tensor:
+    def first(self) -> Any:
         return next(self.batches(0, min(self.n, 2)))[0]
 
     def mean(self) -> torch.Tensor | None:
-        return None if self.array is None else self.array.mean(0, keepdim=True)
+        if not _is_float(self.array):
+            return None
+        return self.array.mean(0, keepdim=True)
 
     def value_range(self) -> tuple[float, float] | None:
-        if self.array is None:
+        if not _is_float(self.array):
             return None
         return float(self.array.min()), float(self.array.max())
 
 
+def _is_tensor_dict(x: Any) -> bool:
+    return (isinstance(x, Mapping) and len(x) > 0
+            and all(isinstance(v, (torch.Tensor, np.ndarray)) for v in x.values()))
+
+
+class _Layout:
+    """How one batch of inputs becomes ``(attributed tensor, *passed-through tensors)``, and back.
+
+    captum attributes positional ``inputs`` and passes ``additional_forward_args`` along
+    (expanded with the inputs over integration steps and noise samples). A dict batch is
+    split into the tensor attributed (``input_key``: default ``input_ids``, else
+    ``inputs_embeds`` / ``pixel_values``, else its one floating tensor) and the rest
+    (``attention_mask``, ``token_type_ids``, ...), passed through in a fixed order.
+    """
+
+    PREFERRED = ("input_ids", "inputs_embeds", "pixel_values", "input_values", "x")
+
+    def __init__(self, sample: Any, input_key: str | None = None):
+        self.keys: list[str] | None = None
+        self.key: str | None = None
+        if not isinstance(sample, Mapping):
+            if input_key is not None:
+                raise AnalysisError(f"input_key={input_key!r} picks a tensor of dict inputs; these inputs are one"
+                                    " tensor. Drop input_key.")
+            return
+        keys = list(sample)
+        if input_key is not None:
+            if input_key not in sample:
+                raise AnalysisError(f"input_key={input_key!r} is not a key of the inputs;"
+                                    f" keys: {keys}.{did_you_mean(input_key, keys)}")
+            key = input_key
+        else:
+            preferred = [k for k in self.PREFERRED if k in sample]
+            floats = [k for k in keys if _is_float(torch.as_tensor(sample[k]))]
+            if preferred:
+                key = preferred[0]
+            elif len(floats) == 1:
+                key = floats[0]
+            else:
+                raise AnalysisError(f"Cannot tell which of the input tensors {keys} to attribute; pass"
+                                    " input_key=... (the others are passed to the model unchanged).")
+        self.key, self.keys = key, [k for k in keys if k != key]
+
+    @property
+    def n_extras(self) -> int:
+        return len(self.keys or ())
+
+    def split(self, x: Any) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        if self.keys is None:
+            return x, ()
+        return x[self.key], tuple(x[k] for k in self.keys)
+
+    def join(self, primary: torch.Tensor, extras: Sequence[torch.Tensor]) -> Any:
+        if self.keys is None:
+            return primary
+        return {self.key: primary, **dict(zip(self.keys, extras))}
+
+    def mask(self, extras: Sequence[torch.Tensor]) -> torch.Tensor | None:
+        """The ``attention_mask`` among the passed-through tensors, if any."""
+        if self.keys is None or "attention_mask" not in self.keys:
+            return None
+        return extras[self.keys.index("attention_mask")]
+
+
+def _positional(fn: Callable, most: int) -> int:
+    """How many positional arguments ``fn`` takes, up to ``most`` (``*args`` takes all)."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return most
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return most
+    return min(most, sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params))
+
+
+def select_output(out: Any, output: Any, inputs: Any) -> Any:
+    """The model's output as ``output=`` asks: a key/index of it, or ``output(out[, inputs])``."""
+    if callable(output):
+        return output(out, inputs) if _positional(output, 2) >= 2 else output(out)
+    return select_tensor(out, output, what="model output")
+
+
 # ---------------------------------------------------------------------------- model wrappers
-class _Selected(nn.Module):
-    """The model with a chosen tensor of its output as the logits (for dict/tuple outputs)."""
+class _Forward(nn.Module):
+    """The model as captum sees it: ``forward(attributed, *passed_through[, labels]) -> [batch, k]``.
 
-    def __init__(self, model: nn.Module, output: Any):
+    Rebuilds the dict of inputs, calls the model, applies ``output=`` (a key, an index or a
+    function that reduces the output to ``[batch, classes]`` scores) and, for a callable
+    ``target=``, returns ``target(output, labels, inputs)`` as a ``[batch, 1]`` score.
+    """
+
+    def __init__(self, model: nn.Module, layout: _Layout, output: Any = None, target_fn: Callable | None = None):
         super().__init__()
-        self.model, self.output = model, output
+        self.model, self.layout, self.output, self.target_fn = model, layout, output, target_fn
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return select_tensor(call_model(self.model, x), self.output, what="model output")
+    def forward(self, primary: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        n = self.layout.n_extras
+        inputs = self.layout.join(primary, rest[:n])
+        out = call_model(self.model, inputs)
+        if self.target_fn is None:
+            return select_output(out, self.output, inputs)
+        if self.output is not None:
+            out = select_output(out, self.output, inputs)
+        labels = rest[n] if len(rest) > n else None
+        k = _positional(self.target_fn, 3)
+        value = self.target_fn(*(out, labels, inputs)[:max(1, k)])
+        if not isinstance(value, torch.Tensor) or value.numel() != len(primary):
+            shape = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise AnalysisError(f"target={getattr(self.target_fn, '__name__', 'function')} returned {shape} for a"
+                                f" batch of {len(primary)}; a target function returns one score per sample,"
+                                " shape [batch].")
+        return value.reshape(len(primary), 1)
 
 
 class _NeuronOutput(nn.Module):
@@ -181,7 +344,7 @@ class _NeuronOutput(nn.Module):
         self.model, self.unit, self.channel = model, unit, channel
         self._layer = [layer]  # a list keeps it out of the module tree (it is inside model already)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *extras: torch.Tensor) -> torch.Tensor:
         box: list[torch.Tensor] = []
 
         def hook(module: nn.Module, args: Any, output: Any) -> Any:
@@ -192,7 +355,7 @@ class _NeuronOutput(nn.Module):
 
         handle = self._layer[0].register_forward_hook(hook)
         try:
-            call_model(self.model, x)
+            self.model(x, *extras)
         finally:
             handle.remove()
         out = box[0]
@@ -207,14 +370,17 @@ class _NeuronOutput(nn.Module):
 _PROBES: weakref.WeakKeyDictionary[nn.Module, dict[tuple, tuple]] = weakref.WeakKeyDictionary()
 
 
-def probe(model: nn.Module, sample: torch.Tensor, forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
-          key: Any = None) -> tuple[int, dict[str, tuple[int, ...]], dict[str, nn.Module]]:
+def probe(model: nn.Module, sample: torch.Tensor, forward: Callable[..., torch.Tensor] | None = None,
+          key: Any = None, extras: Sequence[torch.Tensor] = ()
+          ) -> tuple[int, dict[str, tuple[int, ...]], dict[str, nn.Module]]:
     """``(n_outputs, output shape per named layer, modules by name)`` from a one-row forward.
 
-    ``forward`` (default: the model) gives the logits. Cached per model, input shape, dtype,
-    device and ``key`` (the output selector), so repeated calls on small batches pay nothing.
+    ``forward`` (default: the model) gives the logits from ``(sample, *extras)``. Cached per
+    model, input shape, dtype, device and ``key`` (the output and target selectors), so
+    repeated calls on small batches pay nothing.
     """
-    cache_key = (tuple(sample.shape[1:]), sample.dtype, sample.device.type, key)
+    cache_key = (tuple(sample.shape[1:]), sample.dtype, sample.device.type, key,
+                 tuple((tuple(e.shape[1:]), e.dtype) for e in extras))
     cached = _PROBES.get(model, {}).get(cache_key)
     if cached is not None:
         return cached
@@ -231,17 +397,24 @@ def probe(model: nn.Module, sample: torch.Tensor, forward: Callable[[torch.Tenso
     handles = [m.register_forward_hook(record(n)) for n, m in modules.items()]
     try:
         with torch.no_grad():
-            out = (forward or model)(sample[:1])
-    except (RuntimeError, TypeError, ValueError) as err:
-        raise AnalysisError(f"{type(model).__name__} failed on inputs of shape {list(sample.shape)}: {err}."
-                            " Check that the inputs match what the model expects.") from err
+            out = (forward or model)(sample[:1], *(e[:1] for e in extras))
+    except AnalysisError:
+        raise
+    except (RuntimeError, TypeError, ValueError, IndexError, KeyError, AttributeError) as err:
+        raise AnalysisError(f"{type(model).__name__} failed on inputs of shape {list(sample.shape)}"
+                            f"{' with ' + str(len(extras)) + ' more input tensors' if extras else ''}:"
+                            f" {type(err).__name__}: {err}. Check that the inputs match what the model expects"
+                            " (and that output=/target= functions fit its output).") from err
     finally:
         for h in handles:
             h.remove()
     if not isinstance(out, torch.Tensor) or out.dim() != 2:
         shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise AnalysisError(f"The model's output is {shape}; attribution needs [batch, classes] logits"
-                            " (pass output=... to pick them from a tuple or dict).")
+        raise AnalysisError(f"The model's output is {shape}; attribution needs [batch, classes] scores. Pass"
+                            " output=... to pick them from a tuple or dict ('logits') or to compute them"
+                            " (output=neuralatlas.attribution.last_token_logits for a causal LM), or a"
+                            " function target=fn(output, labels, inputs) -> [batch] for any other model"
+                            " (e.g. neuralatlas.attribution.cosine_to(reference) for an encoder).")
     result = (int(out.shape[1]), shapes, modules)
     _PROBES.setdefault(model, {})[cache_key] = result
     return result
@@ -323,8 +496,8 @@ def _in_range(values: np.ndarray, n_outputs: int, what: str) -> None:
                             f" (valid classes 0..{n_outputs - 1}).")
 
 
-def _batch_targets(target: Any, forward: Callable, x: torch.Tensor, y: torch.Tensor | None,
-                   rows: slice, n_outputs: int) -> torch.Tensor:
+def _batch_targets(target: Any, forward: Callable, x: torch.Tensor, args: Sequence[torch.Tensor],
+                   y: torch.Tensor | None, rows: slice, n_outputs: int) -> torch.Tensor:
     if isinstance(target, np.ndarray):
         return torch.from_numpy(target[rows]).to(x.device)
     if isinstance(target, int):
@@ -336,7 +509,61 @@ def _batch_targets(target: Any, forward: Callable, x: torch.Tensor, y: torch.Ten
         _in_range(y.cpu().numpy(), n_outputs, "label")
         return y.to(x.device)
     with torch.no_grad():
-        return forward(x).argmax(1)
+        return forward(x, *args).argmax(1)
+
+
+BASELINE_TOKENS = ("pad", "pad_keep_special")
+
+
+def _pad_id(source: InputBatches, model: nn.Module) -> int | None:
+    if source.pad_token_id is not None:
+        return int(source.pad_token_id)
+    config = getattr(model, "config", None)
+    pad = getattr(config, "pad_token_id", None)
+    return None if pad is None else int(pad)
+
+
+def _token_baseline(baseline: Any, x: torch.Tensor, mask: torch.Tensor | None, source: InputBatches,
+                    model: nn.Module) -> torch.Tensor:
+    """Baseline token ids ``[n, T]`` for integer inputs (layer attribution of an embedding).
+
+    ``"pad"`` (the default): every real token replaced by the pad token. ``"pad_keep_special"``:
+    the same, but special tokens ([CLS], [SEP], <s>, ...) kept, so only the words are
+    explained. An int: that token id in place of every real token. Positions that the
+    ``attention_mask`` marks as padding keep their input ids in every case, so they have
+    the same embedding in input and baseline and get exactly zero attribution.
+    """
+    real = torch.ones_like(x, dtype=torch.bool) if mask is None else mask.to(x.device) != 0
+    if baseline is None or isinstance(baseline, str):
+        key = "pad" if baseline is None else baseline.lower()
+        if key not in BASELINE_TOKENS:
+            raise AnalysisError(f"baseline={baseline!r} is not a baseline for token ids; use 'pad',"
+                                " 'pad_keep_special', a token id, or an id tensor of the inputs' shape.")
+        pad = _pad_id(source, model)
+        if pad is None:
+            raise AnalysisError("The pad-token baseline needs the pad id, but neither the data set's tokenizer"
+                                f" nor {type(model).__name__}.config names one; pass baseline=<token id>"
+                                " (e.g. tokenizer.eos_token_id for GPT-2) or a TextDataset with a tokenizer.")
+        if key == "pad_keep_special":
+            if not source.special_ids:
+                raise AnalysisError("baseline='pad_keep_special' needs the tokenizer's special ids; pass a"
+                                    " TextDataset with a tokenizer, or build the baseline ids yourself.")
+            special = torch.as_tensor(source.special_ids, device=x.device)
+            real = real & ~torch.isin(x, special)
+        return torch.where(real, torch.full_like(x, pad), x)
+    if isinstance(baseline, (int, np.integer)) and not isinstance(baseline, bool):
+        return torch.where(real, torch.full_like(x, int(baseline)), x)
+    b = torch.as_tensor(np.asarray(baseline) if not isinstance(baseline, torch.Tensor) else baseline)
+    if b.is_floating_point():
+        raise AnalysisError(f"baseline has dtype {b.dtype} but the inputs are token ids ({x.dtype}); give"
+                            " baseline token ids (integers), 'pad' or 'pad_keep_special'.")
+    b = b.to(x.device, x.dtype)
+    if tuple(b.shape) == tuple(x.shape[1:]):
+        b = b.unsqueeze(0)
+    if b.dim() != x.dim() or len(b) not in (1, len(x)) or tuple(b.shape[1:]) != tuple(x.shape[1:]):
+        raise AnalysisError(f"baseline ids of shape {list(b.shape)} do not fit inputs of shape {list(x.shape)};"
+                            f" give {list(x.shape[1:])} or one row per sample.")
+    return b.expand_as(x)
 
 
 def _baseline(baseline: Any, x: torch.Tensor, method: str, inputs: InputBatches, gen: torch.Generator) -> torch.Tensor:
@@ -402,6 +629,7 @@ class _Engine:
         self.tolerance, self.max_steps = tolerance, int(max_steps)
         self.n_samples, self.window, self.stride, self.relu = int(n_samples), window, stride, relu
         self.params: dict[str, Any] = {}
+        self.args: tuple[torch.Tensor, ...] = ()
         spec = METHODS[name]
         self.layer_attribution = layer is not None and spec.layer is None
         # saliency without noise tunnel or layer runs its own plain gradient (see run)
@@ -434,37 +662,45 @@ class _Engine:
         }[name](forward)
 
     def _rows(self, x: torch.Tensor) -> int:
-        return rows_per_pass(self.model, x[:1], self.forward)
+        return rows_per_pass(self.model, x[:1], self.forward, extras=self.args)
 
-    def run(self, x: torch.Tensor, target: torch.Tensor | None, baseline: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    def run(self, x: torch.Tensor, target: torch.Tensor | None, baseline: torch.Tensor,
+            args: tuple[torch.Tensor, ...] = ()) -> tuple[torch.Tensor, dict]:
+        """Maps of ``x`` for ``target``; ``args`` are passed through to the forward (captum's
+        ``additional_forward_args``: attention masks, labels of a target function)."""
         name = self.name
+        self.args = tuple(args)
+        extra: dict[str, Any] = {"additional_forward_args": self.args} if self.args else {}
         if self.smooth is not None:
-            return self._noise_tunnel(x, target, baseline), {}
+            return self._noise_tunnel(x, target, baseline, extra), {}
         if self.direct:
             # |d target / d x| in one forward and backward: captum's Saliency gives the same
             # numbers but differentiates each sample's output separately (torch.unbind), a
             # fixed cost that doubles the time on small models; the logits come for free here.
             with torch.enable_grad():
                 xg = x.detach().requires_grad_(True)
-                logits = self.forward(xg)
+                logits = self.forward(xg, *self.args)
                 (grad,) = torch.autograd.grad(logits.gather(1, target.view(-1, 1)).sum(), xg)
             return grad.abs(), {"logits": logits.detach()}
-        if name == "integrated_gradients" and not self.layer_attribution:
+        if name == "integrated_gradients":
+            # input IG, and layer IG (an embedding layer for token ids) on the same path:
+            # completeness, trapezoid correction, step doubling to a tolerance, batch sizing
             out = integrated_gradients(self.model, x, target, baseline, n_steps=self.n_steps,
                                        integration=self.integration, internal_batch_size=self.ibs,
-                                       tolerance=self.tolerance, max_steps=self.max_steps, forward=self.forward)
+                                       tolerance=self.tolerance, max_steps=self.max_steps, forward=self.forward,
+                                       extras=self.args, layer=self.layer if self.layer_attribution else None)
             self.params["internal_batch_size"] = out.internal_batch_size
             return out.maps, {"delta": out.delta, "completeness": out.relative, "n_steps": out.n_steps,
                               "logits": out.logits}
-        kwargs = self._kwargs(x, baseline)
+        kwargs = {**self._kwargs(x, baseline), **extra}
         if name == "deeplift" and not self.layer_attribution:
             maps = self.captum.attribute(x, target=target, **kwargs)
-            delta, rel, logits = completeness(self.forward, x, kwargs["baselines"], target, maps)
+            delta, rel, logits = completeness(self.forward, x, kwargs["baselines"], target, maps, extras=self.args)
             return maps, {"delta": delta, "completeness": rel, "logits": logits}
-        if self.layer_attribution and name in ("integrated_gradients", "deeplift") or name == "conductance":
+        if self.layer_attribution and name == "deeplift" or name == "conductance":
             maps, delta = self.captum.attribute(x, target=target, return_convergence_delta=True, **kwargs)
-            scores, _ = target_scores(self.forward, x, target)
-            base_scores, _ = target_scores(self.forward, kwargs["baselines"].expand_as(x), target)
+            scores, _ = target_scores(self.forward, x, target, extras=self.args)
+            base_scores, _ = target_scores(self.forward, kwargs["baselines"].expand_as(x), target, extras=self.args)
             rel = relative_error(delta, scores - base_scores)
             return maps, {"delta": delta, "completeness": rel}
         maps = self.captum.attribute(x, target=target, **kwargs)
@@ -521,7 +757,8 @@ class _Engine:
             return (shape[0], *win), (shape[0], *std)
         return win, std
 
-    def _noise_tunnel(self, x: torch.Tensor, target: torch.Tensor | None, baseline: torch.Tensor) -> torch.Tensor:
+    def _noise_tunnel(self, x: torch.Tensor, target: torch.Tensor | None, baseline: torch.Tensor,
+                      extra: dict[str, Any]) -> torch.Tensor:
         from captum.attr import NoiseTunnel
 
         smooth = self.smooth
@@ -534,7 +771,7 @@ class _Engine:
             per = max(1, min(int(smooth["samples"]), self._rows(x) // len(x)))
         tunnel = NoiseTunnel(self.captum)
         maps = tunnel.attribute(x, nt_type=smooth["kind"], nt_samples=int(smooth["samples"]),
-                                nt_samples_batch_size=per, stdevs=stdev, target=target, **kwargs)
+                                nt_samples_batch_size=per, stdevs=stdev, target=target, **kwargs, **extra)
         if self.name == "grad_cam" and maps.dim() == 4:
             from captum.attr import LayerAttribution
 
@@ -618,6 +855,7 @@ def attribute(
     relu: bool = True,
     batch_size: int = 64,
     output: int | str | Callable | None = None,
+    input_key: str | None = None,
     device: str | torch.device | None = None,
     seed: int = 0,
     keep_inputs: bool = True,
@@ -627,22 +865,43 @@ def attribute(
     Parameters
     ----------
     model : torch.nn.Module
-        A classifier returning ``[batch, classes]`` logits (``output=`` picks them from a
-        tuple or dict). Left as found: mode, ``requires_grad``, device, hooks.
-    inputs : tensor, array or data set
-        ``[n, ...]`` inputs (with ``labels=`` for ``target="label"``), a neuralatlas
-        ``ArrayDataset``, a torch ``Dataset`` of ``(input, label)`` or a ``DataLoader``.
+        Any model. A classifier returning ``[batch, classes]`` logits works as it is;
+        ``output=`` picks or computes such scores from a tuple, dict or ``ModelOutput``, and
+        ``target=`` may be a function of the output for models without classes (an encoder,
+        a language model, a regression). Left as found: mode, ``requires_grad``, device, hooks.
+    inputs : tensor, array, dict of them, or data set
+        ``[n, ...]`` inputs (with ``labels=`` for ``target="label"``); a dict such as
+        ``{"input_ids": [n, T], "attention_mask": [n, T]}`` (the model is called as
+        ``model(**inputs)``); a neuralatlas ``ArrayDataset`` or ``TextDataset``; a torch
+        ``Dataset`` of ``(input, label)`` or a ``DataLoader`` (inputs may be dicts). Of a dict,
+        one tensor is attributed (``input_key``) and the others (attention mask, token
+        types) are passed through unchanged, as captum's ``additional_forward_args``.
+        Integer inputs (token ids) are never cast to float: they are explained through an
+        embedding layer (``layer="embeddings.word_embeddings"``); gradient methods without a
+        layer refuse them.
     method : str
         One of ``METHODS``: ``"saliency"``, ``"gradient_x_input"``, ``"integrated_gradients"``,
         ``"smoothgrad"``, ``"deeplift"``, ``"gradient_shap"``, ``"occlusion"``,
         ``"guided_backprop"``, ``"deconvolution"``, ``"grad_cam"``, ``"guided_grad_cam"``,
         ``"conductance"`` (aliases such as ``"ig"`` work).
-    target : "label", "prediction", int or array of int
-        The class whose score is explained, per sample. Ignored for neuron attribution.
+    target : "label", "prediction", int, array of int, or callable
+        The class whose score is explained, per sample (``"prediction"`` is fixed from the
+        real input, so integrated gradients explain one class all along the path). A
+        callable ``target(output, labels, inputs) -> [batch]`` (it may take only
+        ``(output)`` or ``(output, labels)``) defines the explained score itself: it gets the
+        model's output (after ``output=`` when given), the labels (``-1`` when there are
+        none) and the inputs (the dict, with the attention mask), e.g.
+        :func:`~neuralatlas.attribution.targets.cosine_to` for a sentence encoder. Ignored
+        for neuron attribution.
     baseline : None, "zeros", "mean", "blur", "uniform", number or array
         Reference input for integrated gradients, DeepLift, GradientSHAP (a distribution
         ``[k, ...]``; default: up to 32 inputs of the batch), occlusion and conductance.
-        Default: zeros.
+        Default: zeros. For token ids (layer attribution of an embedding): ``"pad"`` (the
+        default; every real token becomes the pad token, the pad id taken from the data
+        set's tokenizer or ``model.config.pad_token_id``), ``"pad_keep_special"`` ([CLS],
+        [SEP], ... kept, only the words explained), a token id, or id tensors; positions
+        the attention mask marks as padding always keep their ids, so they get exactly zero
+        attribution.
     labels : array-like, optional
         Labels of tensor/array inputs.
     layer : str, optional
@@ -669,6 +928,14 @@ def attribute(
         Grad-CAM keeps only positive evidence (as in the paper).
     batch_size : int
         Samples per call of the method.
+    output : int, str or callable, optional
+        Which part of the model's output holds the scores: an index or key (``"logits"``),
+        or a function ``output(out[, inputs]) -> [batch, classes]`` such as
+        :func:`~neuralatlas.attribution.targets.last_token_logits` (a causal LM's next-token
+        logits at the last real position).
+    input_key : str, optional
+        The tensor of dict inputs to attribute (default ``"input_ids"``, ``"inputs_embeds"``
+        or ``"pixel_values"`` when present, else the dict's one floating tensor).
     device : str, optional
         ``None`` picks CUDA when present.
     seed : int
@@ -689,6 +956,24 @@ def attribute(
     LayerError
         ``layer`` or ``neuron`` names no layer (the message lists the layers).
 
+    Notes
+    -----
+    Where the numbers differ from captum's on purpose (also listed in
+    ``CAPTUM_DIFFERENCES``, which the report shows):
+
+    * ``integration="riemann_trapezoid"``: captum's trapezoid weights sum to ``1 − 1/n``
+      instead of 1, so its attributions are ``(n − 1)/n`` of the integral; ours use the
+      rule's own weights and come out ``n/(n − 1)`` times captum's (50/49 at 50 steps), with
+      a correspondingly smaller completeness error. The default Gauss–Legendre rule is
+      captum's, unchanged.
+    * ``"smoothgrad"`` (and ``smooth=`` over saliency) averages ``|gradient|`` over the noisy
+      copies, as captum's ``NoiseTunnel(Saliency())`` does with ``Saliency``'s default
+      ``abs=True``; Smilkov et al. (2017) average the signed gradient. Use
+      ``smooth={"kind": "smoothgrad"}`` over ``"gradient_x_input"`` for a signed variant.
+    * Saliency on the input is one summed backward pass, not captum's per-sample unbind:
+      the same numbers (models in eval mode, no cross-sample interaction such as
+      batch-norm in training mode), faster on small models.
+
     Examples
     --------
     >>> from neuralatlas.data import digits
@@ -698,17 +983,31 @@ def attribute(
     ((64, 1, 8, 8), True)
     >>> cam = attribute(model, test, "grad_cam", layer="conv2")                    # doctest: +SKIP
     >>> unit = attribute(model, test, "saliency", neuron=("fc1", 17))              # doctest: +SKIP
+
+    Text: per-token scores of a classifier over a sentence encoder, and of a bare encoder
+    or a causal language model with a target function:
+
+    >>> train, test = neuralatlas.data.topics(tokenizer=tok)                         # doctest: +SKIP
+    >>> ig = attribute(clf, test, "ig", layer="encoder.embeddings.word_embeddings")  # doctest: +SKIP
+    >>> ig.token_scores.shape, ig.summary()["completeness_max"]                      # doctest: +SKIP
+    ((64, 17), 0.003)
+    >>> attribute(bert, test, "ig", layer="embeddings.word_embeddings",             # doctest: +SKIP
+    ...           target=cosine_to(reference), output="last_hidden_state")
+    >>> attribute(gpt2, batch, "ig", layer="transformer.wte", output=last_token_logits,  # doctest: +SKIP
+    ...           target="prediction", baseline=tok.eos_token_id)
     """
     name = resolve_method(method)
     spec = METHODS[name]
     smooth_cfg = _smooth_settings(smooth, name)
     if int(batch_size) < 1:
         raise AnalysisError(f"batch_size={batch_size} must be a positive number of samples.")
-    if integration == "riemann_trapezoid" and (layer is not None and spec.layer is None or name == "conductance"):
-        raise AnalysisError("integration='riemann_trapezoid' is for input attribution only (captum's layer"
-                            " methods weight it wrongly); use 'gausslegendre' (the default) for layers.")
+    if integration == "riemann_trapezoid" and (layer is not None and spec.layer is None
+                                               and name != "integrated_gradients" or name == "conductance"):
+        raise AnalysisError("integration='riemann_trapezoid' is for (layer) integrated gradients only (captum's"
+                            " other layer methods weight it wrongly); use 'gausslegendre' (the default).")
     source = InputBatches(inputs, labels, batch_size)
     dev = pick_device(device)
+    target_fn = target if callable(target) else None
     with preserved(model):
         params = list(model.parameters())
         if params and params[0].device != dev:
@@ -717,9 +1016,17 @@ def attribute(
         for p in params:
             if p.requires_grad:
                 p.requires_grad_(False)  # input gradients only: weight gradients are never needed
-        logits_model: nn.Module = model if output is None else _Selected(model, output)
-        first = source.first().to(dev)
-        n_outputs, shapes, modules = probe(model, first, logits_model, key=repr(output))
+        first_batch, first_y = next(source.batches(0, min(source.n, 2)))
+        layout = _Layout(first_batch, input_key)
+        plain = layout.keys is None and output is None and target_fn is None
+        logits_model: nn.Module = model if plain else _Forward(model, layout, output, target_fn)
+        first, first_extras = layout.split(_to_device(first_batch, dev))
+        if target_fn is not None:
+            first_extras = (*first_extras, first_y.to(dev) if first_y is not None else
+                            torch.full((len(first),), -1, dtype=torch.long, device=dev))
+        _check_integer_inputs(name, first, layer, neuron, smooth_cfg, model, spec)
+        n_outputs, shapes, modules = probe(model, first, logits_model, key=(repr(output), repr(target_fn)),
+                                           extras=first_extras)
         layer_name, layer_module = _check_layer(name, spec, layer, neuron, shapes, modules, model)
         forward: nn.Module = logits_model
         neuron_info = None
@@ -731,6 +1038,8 @@ def attribute(
             forward = _NeuronOutput(logits_model, n_layer, unit, channel)
             neuron_info = (n_name, unit[0] if channel or len(unit) == 1 else unit)
             target_spec: Any = 0
+        elif target_fn is not None:
+            target_spec = 0  # the wrapper's one output is the function's value
         else:
             target_spec = _check_targets(target, n_outputs, source)
         engine = _Engine(name, model, forward, layer_module, layer_name, smooth=smooth_cfg, n_steps=n_steps,
@@ -742,30 +1051,49 @@ def attribute(
         start = 0
         random = (smooth_cfg is not None or name == "gradient_shap"
                   or isinstance(baseline, str) and baseline in ("uniform", "noise"))
+        tokens = not _is_float(first)
         with (_seeded(seed, dev) if random else contextlib.nullcontext()), \
                 (contextlib.nullcontext() if engine.direct else quiet_captum()):
-            for x, y in source.batches():
-                x = x.to(dev)
+            for batch, y in source.batches():
+                x, args = layout.split(_to_device(batch, dev))
+                mask = layout.mask(args)
+                if target_fn is not None:  # labels ride along (captum expands them with the inputs)
+                    args = (*args, y.to(dev) if y is not None else torch.full((len(x),), -1, dtype=torch.long,
+                                                                            device=dev))
                 rows = slice(start, start + len(x))
-                t = _batch_targets(target_spec, forward, x, y, rows, n_outputs if neuron is None else 1)
-                b = _baseline(baseline, x, name, source, gen) if spec.baseline else None
-                maps, extras = engine.run(x, t, b)
+                t = _batch_targets(target_spec, forward, x, args, y, rows, n_outputs if neuron is None else 1)
+                if not spec.baseline:
+                    b = None
+                elif tokens:
+                    b = _token_baseline(baseline, x, mask, source, model)
+                else:
+                    b = _baseline(baseline, x, name, source, gen)
+                maps, extras = engine.run(x, t, b, args)
                 _append(parts, "maps", maps)
                 _append(parts, "targets", t)
                 if keep_inputs:
                     _append(parts, "inputs", x)
+                if mask is not None:
+                    _append(parts, "mask", mask)
                 if y is not None:
                     _append(parts, "labels", y)
                 for key in ("delta", "completeness", "n_steps"):
                     if key in extras:
                         _append(parts, key, extras[key])
-                if "logits" in extras and neuron is None:
+                if "logits" in extras and neuron is None and target_fn is None:
                     _append(parts, "predictions", extras["logits"].argmax(1))
                 start += len(x)
-    arrays = {k: v[0] if len(v) == 1 else np.concatenate(v) for k, v in parts.items()}
+    arrays = {k: _concat_rows(v) for k, v in parts.items()}
+    if tokens and spec.baseline and baseline is None:
+        baseline = "pad"
     params = {"baseline": baseline if baseline is None or isinstance(baseline, (str, int, float)) else "array",
-              "target": target if isinstance(target, (str, int)) else "per-sample", "seed": int(seed),
-              "batch_size": int(batch_size), **engine.params}
+              "target": (target if isinstance(target, (str, int)) else
+                         getattr(target, "__name__", "function") if target_fn is not None else "per-sample"),
+              "seed": int(seed), "batch_size": int(batch_size), **engine.params}
+    if layout.key is not None:
+        params["input_key"] = layout.key
+    if output is not None:
+        params["output"] = output if isinstance(output, (str, int)) else getattr(output, "__name__", "function")
     if name in ("integrated_gradients", "conductance"):
         params.update(n_steps=int(n_steps), integration=integration, tolerance=tolerance)
     if smooth_cfg is not None:
@@ -777,7 +1105,8 @@ def attribute(
         signed = False
     return Attribution(
         method=name, maps=arrays["maps"],
-        targets=None if neuron is not None else arrays["targets"], signed=signed,
+        targets=None if neuron is not None or target_fn is not None else arrays["targets"], signed=signed,
+        mask=arrays.get("mask"), tokens=_token_texts(source, arrays.get("inputs"), arrays.get("mask")),
         inputs=arrays.get("inputs"), labels=arrays.get("labels"), predictions=arrays.get("predictions"),
         index=source.index, delta=arrays.get("delta"), completeness=arrays.get("completeness"),
         n_steps=arrays.get("n_steps"), layer=layer_name if neuron is None else None, neuron=neuron_info,
@@ -787,6 +1116,49 @@ def attribute(
 
 def _append(parts: dict[str, list[np.ndarray]], key: str, value: torch.Tensor) -> None:
     parts.setdefault(key, []).append(value.detach().to("cpu").numpy())
+
+
+def _concat_rows(arrays: list[np.ndarray]) -> np.ndarray:
+    """Batches joined along rows; token axes of different lengths (per-batch padding) are padded
+    with zeros (a mask of 0, an attribution of 0) to the longest."""
+    if len(arrays) == 1:
+        return arrays[0]
+    if arrays[0].ndim >= 2 and len({a.shape[1] for a in arrays}) > 1:
+        width = max(a.shape[1] for a in arrays)
+        arrays = [np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2)) for a in arrays]
+    return np.concatenate(arrays)
+
+
+def _token_texts(source: InputBatches, ids: np.ndarray | None, mask: np.ndarray | None) -> np.ndarray | None:
+    """``[n, T]`` token strings of token-id inputs when the tokenizer is known ("" at padding)."""
+    if source.tokenizer is None or ids is None or ids.ndim != 2 or ids.dtype.kind not in "iu":
+        return None
+    flat = source.tokenizer.convert_ids_to_tokens(ids.reshape(-1).tolist())
+    out = np.array([str(t) for t in flat], dtype=str).reshape(ids.shape)
+    if mask is not None:
+        out = np.where(mask != 0, out, "")
+    return out
+
+
+def _check_integer_inputs(name: str, x: torch.Tensor, layer: str | None, neuron: Any, smooth: Any,
+                          model: nn.Module, spec: MethodSpec) -> None:
+    """Integer inputs (token ids) have no gradient: only layer attribution can explain them."""
+    if _is_float(x):
+        return
+    embeddings = [n for n, m in model.named_modules() if isinstance(m, nn.Embedding)]
+    hint = (f" Attribute to the embedding layer instead: layer={embeddings[0]!r}"
+            f"{' (embedding layers: ' + ', '.join(embeddings) + ')' if len(embeddings) > 1 else ''}."
+            if embeddings else " If they are pixel values rather than ids, convert them to float first.")
+    what = f"The inputs are integers ({x.dtype}, e.g. token ids)"
+    if layer is None and spec.layer is None:
+        raise AnalysisError(f"{what}: {name} needs gradients with respect to the inputs, and integer ids have"
+                            " none (casting ids to float would explain a number that means nothing)." + hint)
+    if neuron is not None:
+        raise AnalysisError(f"{what}: neuron attribution to integer inputs has no gradient; use a layer method.")
+    if smooth is not None or name in ("gradient_shap", "occlusion", "deeplift"):
+        raise AnalysisError(f"{what}: {name}{' with a noise tunnel' if smooth is not None else ''} perturbs the"
+                            " inputs themselves, which ids do not allow. Use integrated_gradients, saliency or"
+                            " gradient_x_input with layer=<an embedding layer>." + hint)
 
 
 def _check_layer(name: str, spec: MethodSpec, layer: str | None, neuron: Any,

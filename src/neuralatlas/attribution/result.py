@@ -13,7 +13,7 @@ import numpy as np
 from neuralatlas.errors import AnalysisError
 
 _ARRAYS = ("maps", "targets", "inputs", "labels", "predictions", "index", "delta", "completeness",
-           "n_steps")
+           "n_steps", "mask", "tokens")
 
 
 @dataclass
@@ -40,6 +40,11 @@ class Attribution:
         ``[n]`` relative completeness error ``|delta| / |F(x) - F(baseline)|``.
     n_steps : numpy.ndarray or None
         ``[n]`` integration steps each sample needed (integrated gradients).
+    mask : numpy.ndarray or None
+        ``[n, T]`` attention mask of dict inputs that have one (1 = real token).
+    tokens : numpy.ndarray or None
+        ``[n, T]`` token strings of token-id inputs, when the tokenizer was known (a
+        ``TextDataset``); ``""`` at padding.
     layer : str or None
         The layer of Grad-CAM or of layer attribution.
     neuron : tuple or None
@@ -64,6 +69,8 @@ class Attribution:
     delta: np.ndarray | None = None
     completeness: np.ndarray | None = None
     n_steps: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    tokens: np.ndarray | None = None
     layer: str | None = None
     neuron: tuple | None = None
     params: dict[str, Any] = field(default_factory=dict)
@@ -83,6 +90,31 @@ class Attribution:
         if self.layer is not None:
             return f"{base}@{self.layer}"
         return base
+
+    @property
+    def is_text(self) -> bool:
+        """Whether the inputs were token ids (maps are then per token, ``[n, T, ...]``)."""
+        return self.inputs is not None and self.inputs.ndim == 2 and self.inputs.dtype.kind in "iu"
+
+    @property
+    def token_scores(self) -> np.ndarray:
+        """``[n, T]`` one score per token: an embedding layer's maps summed over its dimension.
+
+        Summing keeps completeness: the token scores of a sample add up to the same total
+        as the maps (``F(x) - F(baseline)`` for integrated gradients). Padding positions
+        (``mask == 0``) are set to exactly 0.
+        """
+        m = np.asarray(self.maps)
+        if m.ndim == 2:
+            scores = m
+        elif m.ndim >= 3:
+            scores = m.reshape(*m.shape[:2], -1).sum(-1)
+        else:
+            raise AnalysisError(f"maps of shape {list(m.shape)} have no token axis; token scores need maps"
+                                " [n, tokens, ...] (layer attribution of an embedding layer).")
+        if self.mask is not None and self.mask.shape == scores.shape:
+            scores = np.where(self.mask != 0, scores, 0.0)
+        return scores
 
     def summary(self) -> dict[str, Any]:
         """Headline numbers: method, samples, completeness error (median, max) where known."""

@@ -21,9 +21,9 @@ import torch
 from scipy import ndimage, stats
 from torch import nn
 
-from neuralatlas.attribution.methods import InputBatches, attribute, resolve_method
+from neuralatlas.attribution.methods import InputBatches, _Layout, attribute, resolve_method
 from neuralatlas.capture.hooks import preserved
-from neuralatlas.capture.loop import pick_device
+from neuralatlas.capture.loop import _to_device, pick_device
 from neuralatlas.errors import AnalysisError, LayerError, did_you_mean
 
 MethodFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor | np.ndarray]
@@ -49,6 +49,9 @@ class SanityResult:
     maps : dict of str to numpy.ndarray
         ``"original"`` and one entry per cascading step: maps of the first few samples (for
         figures); ``inputs`` the same samples.
+    absolute : bool
+        Whether the similarities compare ``|maps|`` (summed over channels) rather than the
+        signed maps; figures show what was compared.
     """
 
     method: str
@@ -57,6 +60,7 @@ class SanityResult:
     passed: bool
     maps: dict[str, np.ndarray] = field(default_factory=dict)
     inputs: np.ndarray | None = None
+    absolute: bool = True
 
     @property
     def final_spearman(self) -> float:
@@ -68,7 +72,7 @@ class SanityResult:
 
     def summary(self) -> dict[str, Any]:
         return {"method": self.method, "passed": bool(self.passed), "threshold": self.threshold,
-                "final_spearman": self.final_spearman,
+                "final_spearman": self.final_spearman, "absolute": bool(self.absolute),
                 "steps": self.steps.to_dict(orient="records")}
 
     def save(self, directory: str | Path) -> Path:
@@ -98,7 +102,7 @@ class SanityResult:
         with np.load(directory / f"sanity_{method}.npz") as data:
             maps = {k[4:]: data[k] for k in data.files if k.startswith("map_")}
             inputs = data["inputs"] if "inputs" in data.files else None
-        return cls(method, steps, meta["threshold"], meta["passed"], maps, inputs)
+        return cls(method, steps, meta["threshold"], meta["passed"], maps, inputs, meta.get("absolute", True))
 
     def _repr_html_(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
@@ -127,20 +131,30 @@ def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def ssim_rows(a: np.ndarray, b: np.ndarray, window: int = 7) -> np.ndarray:
     """Mean structural similarity of each 2-D map in ``a`` with the same map in ``b``.
 
-    Maps ``[n, H, W]`` are first scaled to [0, 1] each (as Adebayo et al. do); a uniform
-    ``window`` (shrunk to fit small images) gives the local statistics, with the constants of
-    Wang et al. (2004).
+    Maps ``[n, H, W]`` are first scaled to [0, 1] each (as Adebayo et al. do), then compared
+    exactly as :func:`skimage.metrics.structural_similarity` does with its defaults
+    (``data_range=1``): a uniform ``window`` (7, shrunk to the largest odd size that fits
+    small maps), the sample covariance, the constants of Wang et al. (2004), and the mean
+    taken after cropping ``(window − 1) / 2`` pixels from each border. Vectorised over maps.
+    A window of 1 (a map one pixel high) uses the population covariance, where
+    scikit-image refuses.
     """
     a = _unit_scale(np.asarray(a, np.float64))
     b = _unit_scale(np.asarray(b, np.float64))
     w = int(max(1, min(window, *a.shape[1:])))
+    w -= 1 - w % 2                                   # odd, as scikit-image requires
     size = (1, w, w)
+    n_pixels = w * w
+    cov_norm = n_pixels / (n_pixels - 1) if n_pixels > 1 else 1.0
     mu_a, mu_b = ndimage.uniform_filter(a, size), ndimage.uniform_filter(b, size)
-    var_a = ndimage.uniform_filter(a * a, size) - mu_a ** 2
-    var_b = ndimage.uniform_filter(b * b, size) - mu_b ** 2
-    cov = ndimage.uniform_filter(a * b, size) - mu_a * mu_b
+    var_a = cov_norm * (ndimage.uniform_filter(a * a, size) - mu_a ** 2)
+    var_b = cov_norm * (ndimage.uniform_filter(b * b, size) - mu_b ** 2)
+    cov = cov_norm * (ndimage.uniform_filter(a * b, size) - mu_a * mu_b)
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    pad = (w - 1) // 2
+    if pad:
+        s = s[:, pad:-pad, pad:-pad]
     return s.reshape(len(s), -1).mean(1)
 
 
@@ -150,8 +164,15 @@ def _unit_scale(x: np.ndarray) -> np.ndarray:
     return (x - lo) / np.where(hi > lo, hi - lo, 1.0)
 
 
-def _as_2d(maps: np.ndarray, absolute: bool) -> np.ndarray:
-    """``[n, H, W]`` heat maps: channels summed (of |values| when ``absolute``)."""
+def _as_2d(maps: np.ndarray, absolute: bool, tokens: bool = False) -> np.ndarray:
+    """``[n, H, W]`` heat maps: channels summed (of |values| when ``absolute``).
+
+    Maps of token inputs (``[n, T, D]`` of an embedding layer) become ``[n, 1, T]`` token
+    scores: summed over the embedding first (the per-token attribution), then ``|.|``.
+    """
+    if tokens and maps.ndim >= 3:
+        t = maps.reshape(*maps.shape[:2], -1).sum(-1)
+        return (np.abs(t) if absolute else t)[:, None, :]
     m = np.abs(maps) if absolute else maps
     if m.ndim == 4:
         return m.sum(1)
@@ -260,10 +281,17 @@ def sanity_check(
     modules = dict(model.named_modules())
     with preserved(model, restore_weights=True):
         model.to(dev).eval()
-        x = x.to(dev)
+        x = _to_device(x, dev)  # a tensor or a dict of them (token ids stay integers)
+        primary = x[_Layout(x, options.get("input_key")).key] if isinstance(x, dict) else x
+        tokens = not (primary.is_floating_point() or primary.is_complex())
+        if tokens and source.pad_token_id is not None and options.get("baseline") in (None, "pad"):
+            options = {**options, "baseline": int(source.pad_token_id)}  # the batch below forgets the tokenizer
         # targets are fixed by the original model; one saliency call resolves and checks them
-        targets = attribute(model, x, "saliency", target=target, labels=None if y is None else y.numpy(),
-                            device=dev, keep_inputs=False).targets
+        # (through the same layer, output and input key: token ids have no input gradient)
+        resolve = {k: options[k] for k in ("layer", "output", "input_key") if k in options}
+        targets = (target if callable(target) else
+                   attribute(model, x, "saliency", target=target, labels=None if y is None else y.numpy(),
+                             device=dev, keep_inputs=False, **resolve).targets)
 
         def maps_now() -> np.ndarray:
             if callable(method):
@@ -274,7 +302,7 @@ def sanity_check(
                              **options).maps
 
         original = maps_now()
-        orig2d = _as_2d(original, absolute)
+        orig2d = _as_2d(original, absolute, tokens)
         rows: list[dict[str, Any]] = []
         kept = {"original": original[:keep_maps]}
         state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -287,7 +315,7 @@ def sanity_check(
                     model.load_state_dict(state)
                 _randomise(modules[layer], gen)
                 now = maps_now()
-                now2d = _as_2d(now, absolute)
+                now2d = _as_2d(now, absolute, tokens)
                 rho = spearman_rows(orig2d, now2d)
                 ss = ssim_rows(orig2d, now2d)
                 rows.append({"mode": m, "layer": layer, "spearman": float(rho.mean()),
@@ -297,6 +325,6 @@ def sanity_check(
         model.load_state_dict(state)
     steps = pd.DataFrame(rows)
     result = SanityResult(name, steps, float(threshold), False, kept,
-                          x[:keep_maps].detach().cpu().numpy())
+                          primary[:keep_maps].detach().cpu().numpy(), bool(absolute))
     result.passed = bool(result.final_spearman < threshold)
     return result

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fnmatch
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from neuralatlas.errors import CaptureError, LayerError, close_matches
+from neuralatlas.errors import CaptureError
+# re-exported: the one meaning of a layer pattern lives in neuralatlas.patterns
+from neuralatlas.patterns import expand_layers, is_pattern, layer_matches, match_pattern  # noqa: F401
 
 # How a layer's output is reduced at capture time. Channel-first maps ([B, C, ...]) reduce
 # over every axis after the channel; token sequences ([B, T, D]) over the token axis.
@@ -25,88 +26,197 @@ def layer_names(model: nn.Module) -> list[str]:
     return [name for name, _ in model.named_modules() if name]
 
 
-def resolve_layers(model: nn.Module, patterns: str | Sequence[str] | None = None) -> list[str]:
-    """Turn names and glob patterns into the model's layer names, in model order.
+def match_layer_patterns(names: Sequence[str], patterns: str | Sequence[str], *,
+                         owner: str = "the model") -> list[str]:
+    """The names (in their given order) that match any of the glob ``patterns``.
 
-    ``None`` selects every leaf module (one without children). A name or pattern that
-    matches nothing raises :class:`LayerError` listing the layers that exist.
-
-    Examples
-    --------
-    >>> resolve_layers(model, ["fc*", "conv2"])       # doctest: +SKIP
-    ['conv2', 'fc1', 'fc2']
+    ``*`` and ``?`` match within one dotted segment (``layers.*`` is ``layers.0``, not
+    ``layers.0.conv``), ``**`` across segments, ``[...]`` a character set. A pattern that
+    matches nothing raises :class:`LayerError` listing the names that exist. Every
+    framework's resolver uses this, so a pattern means the same for torch, Flax and Keras.
     """
-    modules = dict(model.named_modules())
-    names = [n for n in modules if n]
-    if patterns is None:
-        return [n for n in names if not any(True for _ in modules[n].children())]
-    if isinstance(patterns, str):
-        patterns = [patterns]
+    import re
+
+    def compile_(pattern: str) -> re.Pattern[str]:
+        out, i = [], 0
+        while i < len(pattern):
+            if pattern.startswith("**", i):
+                out.append(".*")
+                i += 2
+                continue
+            ch = pattern[i]
+            if ch == "*":
+                out.append("[^.]*")
+            elif ch == "?":
+                out.append("[^.]")
+            elif ch == "[" and "]" in pattern[i + 1:]:
+                j = pattern.index("]", i + 1)
+                body = pattern[i + 1:j]
+                out.append("[" + ("^" + re.escape(body[1:]) if body.startswith("!") else re.escape(body)) + "]")
+                i = j
+            else:
+                out.append(re.escape(ch))
+            i += 1
+        return re.compile("".join(out) + r"\Z")
+
+    names = list(names)
     chosen: set[str] = set()
-    for pattern in patterns:
-        hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    for pattern in [patterns] if isinstance(patterns, str) else list(patterns):
+        rx = compile_(pattern)
+        hits = [n for n in names if rx.match(n)]
         if not hits:
             near = close_matches(pattern, names)
             near_txt = f" Close matches: {', '.join(near)}." if near else ""
             listing = ", ".join(names) if len(names) <= 60 else ", ".join(names[:60]) + ", ..."
-            raise LayerError(
-                f"No layer of {type(model).__name__} matches {pattern!r}.{near_txt}"
-                f" Layers are named as model.named_modules() names them: {listing}"
-            )
+            raise LayerError(f"No layer of {owner} matches {pattern!r}.{near_txt} Layers: {listing}")
         chosen.update(hits)
     return [n for n in names if n in chosen]
 
 
-def select_tensor(obj: Any, selector: int | str | Callable[[Any], torch.Tensor] | None = None,
-                  what: str = "output") -> torch.Tensor:
+def resolve_layers(model: nn.Module, patterns: str | Sequence[str] | None = None) -> list[str]:
+    """Turn names and glob patterns into the model's layer names, in the order given.
+
+    ``None`` selects every leaf module (one without children), in model order. In patterns
+    ``*`` matches within one dotted segment and ``**`` across segments; each pattern expands
+    in model order. A name or pattern that matches nothing raises :class:`LayerError` listing
+    the layers that exist.
+
+    Examples
+    --------
+    >>> resolve_layers(model, ["fc*", "conv2"])       # doctest: +SKIP
+    ['fc1', 'fc2', 'conv2']
+    >>> resolve_layers(bert, "encoder.layer.*.output")  # doctest: +SKIP
+    ['encoder.layer.0.output', ..., 'encoder.layer.5.output']
+    """
+    return [name for name, _ in resolve_layer_patterns(model, patterns)]
+
+
+def resolve_layer_patterns(model: nn.Module, patterns: str | Sequence[str] | None = None
+                           ) -> list[tuple[str, bool]]:
+    """As :func:`resolve_layers`, with whether each layer was named exactly (not by a pattern).
+
+    A layer a pattern picked may be skipped when it does not run in the forward pass; one
+    named exactly may not.
+    """
+    modules = dict(model.named_modules())
+    names = [n for n in modules if n]
+    if patterns is None:
+        return [(n, False) for n in names if not any(True for _ in modules[n].children())]
+    return expand_layers(names, patterns, type(model).__name__)
+
+
+Selector = int | str | tuple | Callable[[Any], torch.Tensor] | None
+
+# Fields a model or layer output object is known to lead with: class (or token) logits, then
+# a Hugging Face encoder's hidden states. Any other mapping must have one tensor or be named.
+_DEFAULT_FIELDS = ("logits", "last_hidden_state")
+
+
+def _fields(obj: Any) -> Mapping[str, Any] | None:
+    if isinstance(obj, Mapping):
+        return obj
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    if hasattr(obj, "__dict__") and not isinstance(obj, (torch.Tensor, nn.Module)):
+        return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+    return None
+
+
+def _pick(obj: Any, step: int | str, what: str) -> Any:
+    if isinstance(obj, (tuple, list)) and isinstance(step, int):
+        if not -len(obj) <= step < len(obj):
+            raise CaptureError(f"The {what} is a {type(obj).__name__} of {len(obj)} elements;"
+                               f" index {step} is out of range.")
+        return obj[step]
+    items = _fields(obj)
+    if items is not None and isinstance(step, str):
+        if step not in items:
+            raise CaptureError(f"The {what} has no field {step!r}; fields: {list(items)}.")
+        return items[step]
+    raise CaptureError(f"Cannot pick {step!r} out of the {what} of type {type(obj).__name__};"
+                       " use an index for tuples/lists and a field name for dicts/objects.")
+
+
+def select_tensor(obj: Any, selector: Selector = None, what: str = "output") -> torch.Tensor:
     """Pick one tensor out of a module's or model's output.
 
-    Tensors pass through; ``selector`` picks an element (int), a key or attribute (str), or is a
-    function of the output. By default: the first tensor of a tuple/list, ``logits`` (or the
-    first tensor) of a mapping or dataclass-like object.
+    Tensors pass through; ``selector`` picks an element (int), a key or attribute (str), a
+    nested element (a tuple of those: ``(1, 0)`` is ``h_n`` of an LSTM's
+    ``(out, (h_n, c_n))``), or is a function of the output. By default: the first tensor of
+    a tuple/list; of a mapping or output object its ``logits``, else its
+    ``last_hidden_state``, else its only tensor.
+
+    Raises
+    ------
+    CaptureError
+        The selector does not apply, or a mapping holds several tensors and none of the
+        known fields (the message lists the keys: pass ``output=`` / ``layer_output=``).
     """
     if callable(selector):
-        return selector(obj)
-    if isinstance(obj, torch.Tensor) and selector is None:
+        picked = selector(obj)
+        if not isinstance(picked, torch.Tensor):
+            raise CaptureError(f"The selector function for the {what} returned"
+                               f" {type(picked).__name__}, not a tensor.")
+        return picked
+    if isinstance(selector, tuple):
+        for step in selector:
+            obj = _pick(obj, step, what)
+        if not isinstance(obj, torch.Tensor):
+            raise CaptureError(f"The selector {selector!r} picks a {type(obj).__name__} out of the"
+                               f" {what}, not a tensor; extend it to reach one.")
+        return obj
+    if selector is not None:
+        return select_tensor(obj, (selector,), what)
+    if isinstance(obj, torch.Tensor):
         return obj
     if isinstance(obj, (tuple, list)):
-        if isinstance(selector, int):
-            return obj[selector]
         for item in obj:
             if isinstance(item, torch.Tensor):
                 return item
-    items: Mapping[str, Any] | None = None
-    if isinstance(obj, Mapping):
-        items = obj
-    elif dataclasses.is_dataclass(obj):
-        items = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-    elif hasattr(obj, "__dict__"):
-        items = {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+    items = _fields(obj)
     if items is not None:
-        if isinstance(selector, str):
-            if selector not in items:
-                raise CaptureError(f"The {what} has no field {selector!r}; fields: {list(items)}.")
-            return items[selector]
-        if "logits" in items and isinstance(items["logits"], torch.Tensor):
-            return items["logits"]
-        for value in items.values():
-            if isinstance(value, torch.Tensor):
-                return value
+        for name in _DEFAULT_FIELDS:
+            if isinstance(items.get(name), torch.Tensor):
+                return items[name]
+        tensors = [k for k, v in items.items() if isinstance(v, torch.Tensor)]
+        if len(tensors) == 1:
+            return items[tensors[0]]
+        if tensors:
+            shapes = ", ".join(f"{k!r} {list(items[k].shape)}" for k in tensors)
+            raise CaptureError(
+                f"The {what} holds several tensors ({shapes}) and no 'logits' key, so which one"
+                " is meant is not known. Name it: output='<key>' for the model's output,"
+                " layer_output={'<layer>': '<key>'} for a layer's."
+            )
     raise CaptureError(
         f"Cannot find a tensor in the {what} of type {type(obj).__name__}; pass a selector"
-        " (an index, a field name, or a function returning the tensor)."
+        " (an index, a field name, a tuple of those, or a function returning the tensor)."
     )
 
 
-def replace_tensor(obj: Any, new: torch.Tensor, selector: int | str | None = None) -> Any:
-    """Return ``obj`` with the tensor that :func:`select_tensor` picks replaced by ``new``."""
+def replace_tensor(obj: Any, new: torch.Tensor, selector: Selector = None) -> Any:
+    """Return ``obj`` with the tensor that :func:`select_tensor` picks replaced by ``new``.
+
+    Tuples and lists are rebuilt (nested ones along a tuple selector); other containers
+    return ``None``, which leaves the forward untouched.
+    """
     if isinstance(obj, torch.Tensor):
         return new
+    if callable(selector):
+        return None  # a function's pick cannot be put back
     if isinstance(obj, (tuple, list)):
-        idx = selector if isinstance(selector, int) else next(
-            i for i, item in enumerate(obj) if isinstance(item, torch.Tensor))
+        steps = selector if isinstance(selector, tuple) else (selector,) if isinstance(selector, int) else ()
+        if steps and not isinstance(steps[0], int):
+            return None
+        idx = steps[0] if steps else next(
+            (i for i, item in enumerate(obj) if isinstance(item, torch.Tensor)), None)
+        if idx is None:
+            return None
+        inner = new if len(steps) <= 1 else replace_tensor(obj[idx], new, tuple(steps[1:]))
+        if inner is None:
+            return None
         items = list(obj)
-        items[idx] = new
+        items[idx] = inner
         return type(obj)(items) if isinstance(obj, list) else tuple(items)
     return None  # other containers: leave the forward untouched
 
@@ -162,14 +272,68 @@ class HookSet:
         self._handles.clear()
 
 
+# Evidence for the axes of a 3-D output [B, ?, ?]: modules that work on the channel axis
+# after the batch ([B, C, L]) and modules whose features are on the last axis ([B, T, D]).
+_CHANNELS_FIRST_1D = (nn.Conv1d, nn.ConvTranspose1d, nn.MaxPool1d, nn.AvgPool1d,
+                      nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d, nn.BatchNorm1d,
+                      nn.InstanceNorm1d, nn.LPPool1d, nn.Upsample)
+_FEATURES_LAST = (nn.Linear, nn.LayerNorm, nn.Embedding, nn.MultiheadAttention, nn.RNNBase,
+                  nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.TransformerEncoder,
+                  nn.TransformerDecoder, nn.Transformer, nn.RMSNorm)
+LAYOUTS = ("flat", "channels_first", "sequence", "unknown")
+_AXES_ALIASES = {"sequence": "sequence", "btd": "sequence", "tokens": "sequence",
+                 "channels_first": "channels_first", "bcl": "channels_first", "bchw": "channels_first",
+                 "bcdhw": "channels_first", "flat": "flat", "bd": "flat"}
+
+
+def parse_axes(value: str, layer: str) -> str:
+    """An ``axes=`` value as a layout name (``"sequence"``, ``"channels_first"``, ``"flat"``)."""
+    layout = _AXES_ALIASES.get(str(value).lower())
+    if layout is None:
+        raise CaptureError(f"axes={value!r} for layer {layer!r} is not a layout; use 'sequence'"
+                           " ([B, T, D], also 'BTD'), 'channels_first' ([B, C, ...], also 'BCL',"
+                           " 'BCHW') or 'flat'.")
+    return layout
+
+
+def layout_of(module: nn.Module, shape: Sequence[int], seq_len: int | None = None) -> str:
+    """The axes of one layer's (batch-first) output, from evidence only.
+
+    ``[B, D]`` is flat and ``[B, C, H, W]`` (and 5-D) channel-first. A 3-D output is a
+    sequence ``[B, T, D]`` when the module keeps features on the last axis (linear, norm,
+    embedding, attention, recurrent, Hugging Face modules) or the inputs' ``attention_mask``
+    has ``T`` positions while no channel-first module says otherwise; it is channel-first
+    ``[B, C, L]`` for 1-D convolutions, pools and batch norms. Anything else is ``"unknown"``:
+    the caller must be told (``axes=``) before any reduction over its axes.
+    """
+    if len(shape) <= 2:
+        return "flat"
+    if len(shape) >= 4:
+        return "channels_first"
+    if isinstance(module, _CHANNELS_FIRST_1D):
+        return "channels_first"
+    if isinstance(module, _FEATURES_LAST) or type(module).__module__.startswith("transformers."):
+        return "sequence"
+    if seq_len is not None and shape[1] == seq_len:
+        return "sequence"
+    return "unknown"
+
+
 class Recorder(HookSet):
-    """Forward hooks on named layers that keep each layer's output of the current forward."""
+    """Forward hooks on named layers that keep each layer's output of the current forward.
+
+    Outputs are made batch-first where the module says how (an LSTM/GRU without
+    ``batch_first``, its ``h_n``/``c_n`` states ``[layers*dirs, B, H]`` become
+    ``[B, layers*dirs, H]``, or ``[B, H]`` for a single layer); :meth:`batch_first` applies
+    the same to gradients. ``optional`` layers (picked by a pattern) may not run.
+    """
 
     def __init__(self, model: nn.Module, layers: Sequence[str], *,
                  keep_graph: bool = False,
-                 layer_output: Mapping[str, int | str] | None = None,
+                 layer_output: Mapping[str, Selector] | None = None,
                  repeated: str = "error",
-                 sink: Callable[[str, torch.Tensor], None] | None = None):
+                 sink: Callable[[str, torch.Tensor], None] | None = None,
+                 optional: Sequence[str] = ()):
         if repeated not in ("error", "first", "last"):
             raise CaptureError(f"repeated={repeated!r}; choose 'error', 'first' or 'last'.")
         self.model = model
@@ -177,38 +341,62 @@ class Recorder(HookSet):
         self.keep_graph = keep_graph
         self.layer_output = dict(layer_output or {})
         self.repeated = repeated
+        self.optional = set(optional)
         # sink(layer, tensor) consumes an output inside the hook, before a later in-place op
         # can change it; without one, outputs are kept as detached copies.
         self.sink = sink
         self.outputs: dict[str, torch.Tensor] = {}
         self.calls: dict[str, int] = {}
+        self._transposed: dict[str, tuple[bool, bool]] = {}
         self._handles: list[Any] = []
 
-    def _selector(self, layer: str) -> int | str | None:
-        for pattern, sel in self.layer_output.items():
-            if fnmatch.fnmatchcase(layer, pattern):
-                return sel
-        return None
+    def _selector(self, layer: str) -> Selector:
+        return match_pattern(self.layer_output, layer)
+
+    def batch_first(self, layer: str, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` (an output of ``layer`` or its gradient) with the batch axis first."""
+        swap, squeeze = self._transposed.get(layer, (False, False))
+        if swap:
+            tensor = tensor.transpose(0, 1)
+        return tensor.squeeze(1) if squeeze else tensor
+
+    def _note_layout(self, layer: str, module: nn.Module, output: Any, tensor: torch.Tensor) -> None:
+        if not isinstance(module, nn.RNNBase) or not isinstance(output, tuple):
+            return
+        first = output[0]
+        if isinstance(first, nn.utils.rnn.PackedSequence):
+            raise CaptureError(f"Layer {layer!r} returns a PackedSequence; its tokens are not in"
+                               " [B, T, H] order. Pad the sequence (pad_packed_sequence) in a wrapper"
+                               " module and capture that, or select h_n with layer_output=(1, 0).")
+        state = output[1] if len(output) > 1 else ()
+        states = tuple(state) if isinstance(state, (tuple, list)) else (state,)
+        if tensor is first:
+            self._transposed[layer] = (not module.batch_first, False)
+        elif any(tensor is s for s in states):  # h_n / c_n: [layers * directions, B, H], never batch-first
+            self._transposed[layer] = (True, tensor.shape[0] == 1)
 
     def _hook(self, layer: str):
         def hook(module: nn.Module, args: Any, output: Any):
             self.calls[layer] = self.calls.get(layer, 0) + 1
             if self.calls[layer] > 1 and self.repeated == "first":
                 return None
-            tensor = select_tensor(output, self._selector(layer), what=f"output of layer {layer!r}")
+            selector = self._selector(layer)
+            tensor = select_tensor(output, selector, what=f"output of layer {layer!r}")
+            if not callable(selector):  # what a function returns is taken as it is
+                self._note_layout(layer, module, output, tensor)
             if self.keep_graph and not tensor.requires_grad and tensor.is_floating_point():
                 # Nothing upstream is on the graph (integer inputs, frozen weights): start it here.
                 tensor = tensor.detach().requires_grad_(True)
             if self.sink is not None:
-                self.sink(layer, tensor)
+                self.sink(layer, self.batch_first(layer, tensor))
             if self.keep_graph:
                 self.outputs[layer] = tensor
             elif self.sink is None:
-                self.outputs[layer] = tensor.detach().clone()
+                self.outputs[layer] = self.batch_first(layer, tensor).detach().clone()
             if self.keep_graph:
                 # Later in-place ops (ReLU(inplace=True)) would otherwise change the recorded
                 # tensor and the meaning of its gradient; the network goes on with a copy.
-                return replace_tensor(output, tensor.clone(), self._selector(layer))
+                return replace_tensor(output, tensor.clone(), selector)
             return None
         return hook
 
@@ -216,8 +404,13 @@ class Recorder(HookSet):
         self.outputs.clear()
         self.calls.clear()
 
+    def missing(self) -> list[str]:
+        """Layers that did not run in the last forward."""
+        return [name for name in self.layers if name not in self.calls]
+
     def check_calls(self) -> None:
-        """Raise if a layer ran more than once in the last forward (a shared module)."""
+        """Raise if a layer ran more than once in the last forward (a shared module), or a
+        layer named exactly did not run."""
         shared = {k: v for k, v in self.calls.items() if v > 1}
         if shared and self.repeated == "error":
             detail = ", ".join(f"{k!r} ran {v} times" for k, v in shared.items())
@@ -225,13 +418,12 @@ class Recorder(HookSet):
                 f"Shared modules in one forward pass: {detail}. A single activation per sample is"
                 " ambiguous; pass repeated='first' or repeated='last' to choose a call."
             )
-        missing = [name for name in self.layers if name not in self.calls]
+        missing = [name for name in self.missing() if name not in self.optional]
         if missing:
             raise CaptureError(
                 f"Layers {missing} did not run in the forward pass (unused modules, or modules"
                 " called through a functional path); choose layers that run."
             )
-
 
 
 @contextlib.contextmanager

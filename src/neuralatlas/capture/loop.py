@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,12 +14,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuralatlas.capture.hooks import (REDUCTIONS, SPATIAL_REDUCTIONS, Recorder, preserved,
-                                       resolve_layers, select_tensor)
+from neuralatlas.capture.fingerprints import callable_fingerprint
+from neuralatlas.capture.hooks import (REDUCTIONS, SPATIAL_REDUCTIONS, Recorder,
+                                       Selector, layout_of, match_pattern, parse_axes, preserved,
+                                       resolve_layer_patterns, select_tensor)
+from neuralatlas.capture.sources import (ArraySource, DatasetSource, LoaderSource, Source, as_source,
+                                         split_batch)
 from neuralatlas.errors import CaptureError, DataError, StoreError, StoreMismatchError
 from neuralatlas.store.core import ActivationStore, chunk_rows_for
+from neuralatlas.store.safety import WriteGuard, create_atomically, half_created, report_nonfinite
 
-Target = str | int | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# The per-sample scalar whose gradient is captured: a name, a class index, or a function of
+# (output, labels) or (output, labels, inputs).
+Target = str | int | Callable[..., torch.Tensor]
 Progress = Callable[[int, int], None]
 
 
@@ -33,109 +42,9 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 
 
 # ---------------------------------------------------------------------------- data sources
-class _Source:
-    """Batches of a data set by row range, whatever form the data came in."""
-
-    n: int
-    batch_size: int
-    index: np.ndarray
-    groups: np.ndarray | None = None
-    classes: list[str] | None = None
-    name: str = "data"
-
-    def batches(self, start: int, stop: int) -> Iterator[tuple[Any, torch.Tensor]]:
-        raise NotImplementedError
-
-    def fingerprint(self) -> str:
-        return f"{self.name}:{self.n}"
-
-
-class _ArraySource(_Source):
-    def __init__(self, data: Any, batch_size: int):
-        self.data, self.n, self.batch_size = data, len(data), batch_size
-        self.index, self.groups, self.classes = data.index, data.groups, list(data.classes)
-        self.name = data.name
-
-    def batches(self, start: int, stop: int):
-        for lo in range(start, stop, self.batch_size):
-            hi = min(lo + self.batch_size, stop)
-            yield torch.from_numpy(self.data.inputs[lo:hi]), torch.from_numpy(self.data.labels[lo:hi])
-
-    def fingerprint(self) -> str:
-        return f"{self.name}:{self.data.fingerprint()}"
-
-
-class _DatasetSource(_Source):
-    def __init__(self, dataset: torch.utils.data.Dataset, batch_size: int):
-        self.dataset, self.n, self.batch_size = dataset, len(dataset), batch_size
-        self.index = np.arange(self.n)
-        self.name = type(dataset).__name__
-
-    def batches(self, start: int, stop: int):
-        subset = torch.utils.data.Subset(self.dataset, range(start, stop))
-        for batch in torch.utils.data.DataLoader(subset, batch_size=self.batch_size, shuffle=False):
-            yield _split_batch(batch)
-
-
-class _LoaderSource(_Source):
-    """A DataLoader can only be read in order: skipped rows are read but not computed."""
-
-    def __init__(self, loader: torch.utils.data.DataLoader):
-        if not isinstance(loader.sampler, torch.utils.data.SequentialSampler):
-            raise DataError(
-                "The DataLoader shuffles (or uses a custom sampler), so sample positions change"
-                " from run to run; pass a DataLoader with shuffle=False so every row keeps its index."
-            )
-        if loader.batch_size is None:
-            raise DataError("The DataLoader has no fixed batch_size (a batch_sampler was given);"
-                            " pass a DataLoader with batch_size=... so chunks align with batches.")
-        self.loader, self.batch_size = loader, loader.batch_size
-        self.n = len(loader.dataset)
-        self.index = np.arange(self.n)
-        self.name = type(loader.dataset).__name__
-        self._iter: Iterator | None = None
-        self._pos = 0
-
-    def batches(self, start: int, stop: int):
-        if self._iter is None or self._pos > start:
-            self._iter, self._pos = iter(self.loader), 0
-        while self._pos < stop:
-            inputs, labels = _split_batch(next(self._iter))
-            size = len(labels)
-            lo = self._pos
-            self._pos += size
-            if lo >= start:
-                yield inputs, labels
-
-
-def _split_batch(batch: Any) -> tuple[Any, torch.Tensor]:
-    if isinstance(batch, (tuple, list)) and len(batch) == 2:
-        inputs, labels = batch
-        return inputs, torch.as_tensor(labels)
-    raise DataError(
-        f"Each batch must be an (inputs, labels) pair; got {type(batch).__name__}"
-        + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
-        + ". Wrap the data so items are (inputs, label), where inputs are a tensor, tuple or dict."
-    )
-
-
-def as_source(data: Any, batch_size: int) -> _Source:
-    """Wrap a neuralatlas data set, a torch Dataset of (inputs, label) or a DataLoader."""
-    from neuralatlas.data.dataset import ArrayDataset
-
-    if isinstance(data, ArrayDataset):
-        return _ArraySource(data, batch_size)
-    if isinstance(data, torch.utils.data.DataLoader):
-        return _LoaderSource(data)
-    if isinstance(data, torch.utils.data.IterableDataset):
-        raise DataError("An IterableDataset has no length or stable positions; pass a map-style"
-                        " Dataset or a DataLoader over one.")
-    if isinstance(data, torch.utils.data.Dataset) or (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
-        return _DatasetSource(data, batch_size)
-    raise DataError(
-        f"Cannot capture from data of type {type(data).__name__}; pass a neuralatlas data set"
-        " (neuralatlas.data.digits()), a torch Dataset of (inputs, label) pairs, or a DataLoader."
-    )
+# The sources live in .sources; these names stay importable from here (attribution uses them).
+_Source, _ArraySource, _DatasetSource, _LoaderSource = Source, ArraySource, DatasetSource, LoaderSource
+_split_batch = split_batch
 
 
 def _to_device(x: Any, device: torch.device) -> Any:
@@ -179,36 +88,130 @@ def _shape_of(x: Any) -> str:
 
 
 # ---------------------------------------------------------------------------- targets, reductions
-def target_values(target: Target, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The scalar per sample whose gradient is captured."""
+def _takes_inputs(fn: Callable[..., Any]) -> bool:
+    """Whether a target function takes (output, labels, inputs) rather than (output, labels)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 3
+
+
+def target_values(target: Target, logits: torch.Tensor, labels: torch.Tensor,
+                  inputs: Any = None) -> torch.Tensor:
+    """The scalar per sample whose gradient is captured.
+
+    ``target`` is ``"label"``, ``"prediction"``, ``"loss"`` or a class index (these need class
+    logits ``[batch, classes]``), or a function ``f(output, labels)`` or
+    ``f(output, labels, inputs)`` returning one value per sample (reconstruction error, a
+    language-model loss, the last real token's logit).
+
+    Raises
+    ------
+    CaptureError
+        A named target on an output that is not class logits (the message shows a function
+        to pass instead), float labels for ``"label"``/``"loss"``, or a function whose result
+        is not one value per sample.
+    """
+    n = logits.shape[0]
     if callable(target):
-        return target(logits, labels)
-    if target == "label":
+        values = target(logits, labels, inputs) if _takes_inputs(target) else target(logits, labels)
+        if not isinstance(values, torch.Tensor) or tuple(values.shape) != (n,):
+            got = list(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
+            raise CaptureError(
+                f"The target function {getattr(target, '__name__', target)!r} returned {got}; it must"
+                f" return one value per sample, shape [{n}] (reduce other axes, e.g."
+                " .flatten(1).mean(1))."
+            )
+        return values
+    known = target in ("label", "prediction", "loss") or isinstance(target, (int, np.integer))
+    if not known:
+        raise CaptureError(f"Unknown target {target!r}; use 'label', 'prediction', 'loss', a class"
+                           " index, or a function (output, labels[, inputs]) -> per-sample values.")
+    if logits.dim() != 2 or (logits.shape[1] < 2 and not isinstance(target, (int, np.integer))):
+        raise CaptureError(
+            f"target={target!r} picks a class logit, but the model output has shape"
+            f" {list(logits.shape)}, not class logits [batch, classes]. Pass target= a function"
+            " (output, labels, inputs) -> one value per sample, e.g. for an autoencoder"
+            " lambda out, y, x: ((out - x) ** 2).flatten(1).mean(1), for a regression net"
+            " target=0 or lambda out, y: out[:, 0]; or pass output= to pick the logits."
+        )
+    if target in ("label", "loss"):
+        if labels.is_floating_point() or labels.dim() != 1:
+            raise CaptureError(f"target={target!r} needs integer class labels; these labels are"
+                               f" {labels.dtype} of shape {list(labels.shape)}. Pass target= a function"
+                               " (output, labels[, inputs]) -> per-sample values instead.")
         if labels.min() < 0:
-            raise CaptureError("target='label' needs labels; this data has none (label -1).")
+            raise CaptureError(f"target={target!r} needs labels; this data has none (label -1)."
+                               " Use target='prediction' or a class index.")
+    if target == "label":
         return logits.gather(1, labels.view(-1, 1)).squeeze(1)
     if target == "prediction":
         return logits.gather(1, logits.argmax(1, keepdim=True)).squeeze(1)
     if target == "loss":
         return torch.nn.functional.cross_entropy(logits, labels, reduction="none")
-    if isinstance(target, (int, np.integer)):
-        if not 0 <= int(target) < logits.shape[1]:
-            raise CaptureError(f"target={target} is out of range: the model has {logits.shape[1]}"
-                               f" outputs (0..{logits.shape[1] - 1}).")
-        return logits[:, int(target)]
-    raise CaptureError(f"Unknown target {target!r}; use 'label', 'prediction', 'loss', a class"
-                       " index, or a function (logits, labels) -> per-sample values.")
+    if not 0 <= int(target) < logits.shape[1]:
+        raise CaptureError(f"target={target} is out of range: the model has {logits.shape[1]}"
+                           f" outputs (0..{logits.shape[1] - 1}).")
+    return logits[:, int(target)]
 
 
 def _reduction_for(layer: str, reduce: str | Mapping[str, str] | None) -> str | None:
-    import fnmatch
-
     if reduce is None or isinstance(reduce, str):
         return reduce
-    for pattern, mode in reduce.items():
-        if fnmatch.fnmatchcase(layer, pattern):
-            return mode
-    return None
+    return match_pattern(reduce, layer)
+
+
+def _check_reduction(layer: str, module: nn.Module, shape: Sequence[int], layout: str,
+                     mode: str | None, rows: str, mask_len: int | None) -> str:
+    """Refuse a reduction that does not fit the layer's axes; returns the stored rows' layout."""
+    kind = type(module).__name__
+    if rows == "tokens":
+        if layout != "sequence" or (mask_len is not None and shape[1] != mask_len):
+            raise CaptureError(
+                f"rows='tokens' makes one row per token, so every layer needs a [batch, tokens,"
+                f" features] output over the inputs' {mask_len} tokens; layer {layer!r} ({kind})"
+                f" gives {list(shape)} ({layout}). Leave it out of layers=, capture it into another"
+                f" store with rows='samples', or say its axes with axes={{{layer!r}: 'sequence'}}."
+            )
+        return "flat" if len(shape) == 3 else layout
+    if mode is None or len(shape) <= 2:
+        return layout
+    if mode in SPATIAL_REDUCTIONS:
+        if layout == "sequence":
+            raise CaptureError(
+                f"reduce={mode!r} averages the spatial axes of a channel-first map [batch, channels,"
+                f" ...], but layer {layer!r} ({kind}) gives {list(shape)} = [batch, tokens,"
+                f" features], a sequence: that would mix features of each token. Use"
+                f" reduce={{{layer!r}: 'token_mean'}} (or 'token_max', 'first_token', 'last_token'),"
+                " or rows='tokens'."
+            )
+        if layout == "unknown":
+            raise CaptureError(
+                f"Layer {layer!r} ({kind}) gives a 3-D output {list(shape)}, and nothing says whether"
+                f" it is [batch, channels, length] or [batch, tokens, features]; reduce={mode!r}"
+                f" depends on it. Say so: axes={{{layer!r}: 'channels_first'}} (then 'mean'/'max'"
+                " reduce the length) or 'sequence' (then use 'token_mean' etc.)."
+            )
+        return "flat"
+    if layout == "channels_first":
+        raise CaptureError(
+            f"reduce={mode!r} reduces the token axis of [batch, tokens, features], but layer"
+            f" {layer!r} ({kind}) gives {list(shape)}, a channel-first map. Use reduce='mean' or"
+            f" 'max' for it, or axes={{{layer!r}: 'sequence'}} if its second axis really is tokens."
+        )
+    if len(shape) != 3:
+        raise CaptureError(f"reduce={mode!r} needs a [batch, tokens, features] output; layer {layer!r}"
+                           f" gives {list(shape)}.")
+    if mask_len is not None and shape[1] != mask_len and mode != "first_token":
+        raise CaptureError(
+            f"Layer {layer!r} has {shape[1]} positions but the attention_mask {mask_len}; a masked"
+            f" reduce={mode!r} cannot line them up. Capture it unreduced or with 'first_token'."
+        )
+    return "flat"
 
 
 def apply_reduction(t: torch.Tensor, mode: str | None, mask: torch.Tensor | None) -> torch.Tensor:
@@ -244,9 +247,14 @@ def capture(
     batch_size: int = 256,
     device: str | torch.device | None = None,
     reduce: str | Mapping[str, str] | None = None,
-    output: int | str | Callable[[Any], torch.Tensor] | None = None,
-    layer_output: Mapping[str, int | str] | None = None,
+    output: Selector = None,
+    layer_output: Mapping[str, Selector] | None = None,
     repeated: str = "error",
+    rows: str = "samples",
+    tokenizer: Any = None,
+    axes: str | Mapping[str, str] | None = None,
+    collate_fn: Callable[[list], Any] | None = None,
+    data_id: str | None = None,
     checkpoints: str | Path | Mapping[int, str | Path] | None = None,
     epochs: Sequence[int] | None = None,
     groups: Sequence | np.ndarray | None = None,
@@ -256,29 +264,46 @@ def capture(
     overwrite: bool = False,
     progress: Progress | None = None,
     client: Any = None,
+    verify: str = "fast",
 ) -> ActivationStore:
     """Capture the activations (and gradients) of ``layers`` over ``data`` into a zarr store.
 
-    Streams batch by batch to disk, so memory stays flat however large the data set is. A
-    capture that was interrupted resumes when called again with the same arguments; a store
-    written with other arguments is refused with the difference named.
+    Works on any ``nn.Module``: a classifier, a Hugging Face encoder or language model, a
+    regression net, an autoencoder, a recurrent net, a model returning a dict. Streams batch
+    by batch to disk, so memory stays flat however large the data set is. A capture that was
+    interrupted resumes when called again with the same arguments; a store written with other
+    arguments (another data content, another ``target``/``output`` function) is refused with
+    the difference named. Nothing is guessed: where the axes of an output or the meaning of a
+    target are not known, an error says what to pass.
 
     Parameters
     ----------
     model : torch.nn.Module
         Any module. It is left as found (hooks, mode, ``requires_grad``, weights, device).
-    data : ArrayDataset, torch Dataset of ``(inputs, label)``, or DataLoader
-        Inputs may be a tensor, a tuple (``model(*x)``) or a dict (``model(**x)``).
+    data : ArrayDataset, torch Dataset, or DataLoader
+        Items are ``(inputs, label)`` pairs, dicts of input tensors (a tokenizer's output; a
+        ``labels``/``label`` entry is taken as the label) or bare input tensors (no label).
+        Inputs may be a tensor, a tuple (``model(*x)``) or a dict (``model(**x)``). Labels may
+        be integer classes or floats (regression targets, kept as floats). A DataLoader is
+        read through its dataset in order with its ``collate_fn`` and batch size (its
+        shuffling and ``drop_last`` are not used: every row keeps its index).
     layers : str or list of str, optional
-        Names as ``model.named_modules()`` gives them; glob patterns allowed. Default: every
-        leaf module.
+        Names as ``model.named_modules()`` gives them, or glob patterns: ``*`` matches within
+        one dotted segment, ``**`` across segments (``encoder.layer.*.output`` is the block
+        outputs of a BERT, not ``encoder.layer.3.attention.output``). Kept in the order given,
+        each pattern expanded in model order. A layer a pattern picked that does not run in
+        the forward pass is skipped with a warning; one named exactly is an error. Default:
+        every leaf module.
     out : path
         The store folder (``.zarr``).
     gradients : bool
         Also record the gradient of ``target`` w.r.t. each layer's output, in the same pass.
     target : "label", "prediction", "loss", int or callable
-        The per-sample scalar for gradients: the logit of the true label, of the predicted
-        class, the cross-entropy loss, a class index, or ``f(logits, labels) -> [B]``.
+        The per-sample scalar for gradients. The names and class indices need class logits
+        ``[batch, classes]``: the logit of the true label, of the predicted class, the
+        cross-entropy loss, a class's logit (``0`` also picks a regression output). Any model:
+        a function ``f(output, labels)`` or ``f(output, labels, inputs) -> [batch]``
+        (reconstruction error, a language-model loss, the last real token's logit).
     batch_size : int
         Samples per forward pass (a DataLoader's own batch size wins).
     device : str, optional
@@ -287,19 +312,47 @@ def capture(
         Reduce layer outputs at capture time: ``"mean"``/``"max"`` over spatial axes of
         channel-first maps; ``"token_mean"``, ``"token_max"``, ``"first_token"``,
         ``"last_token"`` over the token axis of ``[B, T, D]`` outputs, honouring an
-        ``attention_mask`` in dict inputs.
-    output : int, str or callable, optional
-        Which tensor of the model's output holds the logits (default: the tensor itself, the
-        first tensor of a tuple, ``.logits`` of a mapping or output object).
-    layer_output : {pattern: int or str}, optional
-        Which tensor of a layer's tuple/object output to record (default: the first).
+        ``attention_mask`` in dict inputs. A reduction that does not fit a layer's axes (a
+        spatial mean of a token sequence) is an error naming the right one.
+    output : int, str, tuple or callable, optional
+        Which tensor of the model's output is "the output" (for predictions and targets).
+        Default: the tensor itself, the first tensor of a tuple, the ``logits`` (else
+        ``last_hidden_state``, else the only tensor) of a dict or output object; a dict of
+        several other tensors is an error listing its keys.
+    layer_output : {pattern: selector}, optional
+        Which tensor of a layer's tuple/dict output to record: an index, a key, a nested
+        selector (``(1, 0)`` is ``h_n`` of an LSTM's ``(out, (h_n, c_n))``, stored as
+        ``[B, H]``, or ``[B, layers*directions, H]``) or a function. Default: the first tensor.
     repeated : "error", "first" or "last"
         What to do with a module that runs more than once per forward (a shared module).
+    rows : "samples" or "tokens"
+        ``"samples"`` (default): one row per sample. ``"tokens"``: one row per non-padding
+        token of ``[B, T, D]`` layer outputs (padding removed by the inputs'
+        ``attention_mask``); every layer must be such a sequence. The sample table then has
+        ``sample`` (the sample's row), ``position`` (among its real tokens), ``token_id``
+        and, with ``tokenizer=``, ``token`` (text); ``index``, ``label`` and ``group`` are the
+        sample's.
+    tokenizer : optional
+        A Hugging Face tokenizer, for the ``token`` text column of token rows.
+    axes : str or {pattern: str}, optional
+        The axes of 3-D layer outputs where the module does not say: ``"sequence"``
+        (``[B, T, D]``) or ``"channels_first"`` (``[B, C, L]``). Recorded per layer in the
+        store's ``layouts`` attribute, which analyses check (gradient alignment).
+    collate_fn : callable, optional
+        For a plain Dataset of variable-length items: makes a batch of a list of items (e.g.
+        a tokenizer's padding collator). Outputs whose length varies per batch then need a
+        token reduction, ``rows="tokens"``, or padding to one length.
+    data_id : str, optional
+        A name for the data's content. By default a torch Dataset is identified by a hash of
+        its items (all of them up to 2048, else 256 evenly spaced), so other data of the same
+        length never resumes an old store; a data set with random transforms, or items that
+        cannot be hashed, needs ``data_id=`` (change it whenever the data changes).
     checkpoints : run folder or {epoch: path}, optional
         Capture once per checkpoint (per-epoch capture for the inter-epoch analyses);
         ``epochs`` picks a subset.
     groups : array-like, optional
-        A group column for the sample table (default: the data set's own groups).
+        A group column for the sample table, one value per sample (default: the data set's
+        own groups).
     classes : list of str, optional
         Class names (default: the data set's).
     compressor : None, "lz4" or "zstd"
@@ -315,19 +368,29 @@ def capture(
         store (no locks: chunks are disjoint), and a shard lost with a worker is recomputed.
         The store path must be on storage every worker sees (a network file system, or an
         object-store URL zarr understands). Needs ``neuralatlas[distributed]``.
+    verify : "fast" or "deep"
+        When resuming an existing store: ``"fast"`` lists its chunk files and recomputes the
+        rows of any that are missing; ``"deep"`` also reads every written chunk through its
+        checksum and recomputes the damaged ones.
 
     Returns
     -------
     ActivationStore
+        The sample table has ``prediction`` only where the output is class logits
+        (``[batch, classes]`` with integer labels, or as many outputs as ``classes``).
 
     Raises
     ------
     LayerError
         A layer name matches nothing (the message lists the layers that exist).
     CaptureError
-        The model fails on the data's inputs, a layer runs more than once, shapes vary.
+        The model fails on the data's inputs, a layer runs more than once, shapes vary, a
+        reduction or target does not fit the output, an output's axes are unknown.
+    DataError
+        The data cannot be read in order, batched, or fingerprinted.
     StoreError
-        ``out`` holds a store written with different arguments.
+        ``out`` holds a store written with different arguments, another capture is writing
+        to it (:class:`~neuralatlas.errors.StoreLockedError`), the disk is full or read-only.
 
     Examples
     --------
@@ -338,19 +401,32 @@ def capture(
     ...                 gradients=True, overwrite=True)
     >>> store.activations("fc1").shape
     (450, 64)
+
+    A Hugging Face encoder, one row per token of every block output::
+
+        store = capture(bert, sentences, layers="encoder.layer.*.output", rows="tokens",
+                        tokenizer=tokenizer, out="tokens.zarr")
     """
-    source = as_source(data, batch_size)
-    if client is not None and isinstance(source, _LoaderSource):
-        raise DataError("A DataLoader cannot be split across workers; pass its dataset (a map-style"
-                        " Dataset or a neuralatlas data set) and batch_size= instead.")
+    from neuralatlas.capture.foreign import capture_foreign, is_foreign
+
+    if is_foreign(model):  # Flax and Keras (even on the torch backend): the same loop, an adapter
+        return _dispatch_foreign(capture_foreign, dict(locals()))
+    source = as_source(data, batch_size, collate_fn, data_id)
     if source.n == 0:
         raise DataError("The data set is empty; nothing to capture.")
-    names = resolve_layers(model, layers)
+    if rows not in ("samples", "tokens"):
+        raise CaptureError(f"rows={rows!r}; choose 'samples' (one row per sample) or 'tokens'"
+                           " (one row per non-padding token of [B, T, D] outputs).")
+    chosen = resolve_layer_patterns(model, layers)
+    names = [name for name, _ in chosen]
     for name in names:
         mode = _reduction_for(name, reduce)
         if mode is not None and mode not in REDUCTIONS:
             raise CaptureError(f"reduce={mode!r} for layer {name!r} is not a reduction;"
                                f" choose one of {', '.join(REDUCTIONS)}.")
+        if mode is not None and rows == "tokens":
+            raise CaptureError(f"rows='tokens' keeps every token, so reduce={mode!r} (layer {name!r})"
+                               " does not apply; use rows='samples' for a reduced row per sample.")
     dev = pick_device(device)
     slots: list[int | None] = [None]
     checkpoint_paths: dict[int, Path] = {}
@@ -358,32 +434,45 @@ def capture(
         checkpoint_paths = _checkpoint_paths(checkpoints, epochs)
         slots = list(checkpoint_paths)
 
-    with preserved(model, restore_weights=checkpoints is not None):
+    if verify not in ("fast", "deep"):
+        raise CaptureError(f"verify={verify!r}; choose 'fast' (list chunk files) or 'deep' (read them).")
+    guard = WriteGuard(Path(out), gradients=gradients)  # one writer; disk full/read-only named
+    with preserved(model, restore_weights=checkpoints is not None), guard:
         model.to(dev).eval()
         if gradients:
             for p in model.parameters():
                 p.requires_grad_(False)  # only activation gradients are wanted
+        run = _CaptureRun(model, source, names, dev, gradients, target, reduce, output,
+                          layer_output, repeated, rows=rows, axes=axes, tokenizer=tokenizer,
+                          classes=classes, optional=[n for n, exact in chosen if not exact])
+        run.probe()  # drops pattern-picked layers that never run, checks axes, targets, output
         settings = {
             "model": f"{type(model).__module__}.{type(model).__qualname__}",
-            "layers": names,
+            "layers": run.layers,
             "gradients": bool(gradients),
-            "target": target if isinstance(target, (str, int)) else getattr(target, "__name__", repr(target)),
+            "target": target if isinstance(target, (str, int)) else callable_fingerprint(target),
             "reduce": reduce if not isinstance(reduce, Mapping) else dict(reduce),
-            "output": output if isinstance(output, (str, int, type(None))) else getattr(output, "__name__", "callable"),
+            "output": _selector_setting(output),
             "n_samples": source.n,
             "data": source.fingerprint(),
             "weights": (_weights_fingerprint(model) if checkpoints is None
                         else {str(e): _file_fingerprint(p) for e, p in checkpoint_paths.items()}),
         }
-        run = _CaptureRun(model, source, names, dev, gradients, target, reduce, output,
-                          layer_output, repeated)
+        # only where given, so stores made before these options resume unchanged
+        if layer_output:
+            settings["layer_output"] = {k: _selector_setting(v) for k, v in layer_output.items()}
+        if rows != "samples":
+            settings["rows"] = rows
+        if axes is not None:
+            settings["axes"] = axes if isinstance(axes, str) else dict(axes)
         store = _open_or_create(Path(out), settings, overwrite, run, slots, groups, classes,
-                                chunk_rows, compressor, checkpoint_paths)
-        total = source.n * len(slots)
+                                chunk_rows, compressor, checkpoint_paths, verify)
+        guard.store, guard.slots = store, slots
+        total = run.n_rows * len(slots)
         done_rows = 0
         for slot in slots:
             if store.is_complete("final" if slot is None else slot):
-                done_rows += source.n
+                done_rows += run.n_rows
                 continue
             run.prepare(store, slot, compressor)
             if client is not None:
@@ -394,9 +483,25 @@ def capture(
                     _load_checkpoint(model, checkpoint_paths[slot], dev)
                 done_rows = run.fill(store, slot, progress, done_rows, total)
             store.mark_complete(slot)
+        report_nonfinite(store)
     if progress is not None:
         progress(total, total)
     return store
+
+
+def _dispatch_foreign(capture_foreign: Callable[..., ActivationStore], arguments: dict[str, Any]) -> ActivationStore:
+    """Hand a Flax/Keras capture to its adapter, refusing torch-only options it does not take."""
+    import inspect
+
+    accepted = set(inspect.signature(capture_foreign).parameters)
+    defaults = {k: v.default for k, v in inspect.signature(capture).parameters.items()}
+    unsupported = [k for k, v in arguments.items()
+                   if k not in accepted and k in defaults and v is not defaults[k] and v != defaults[k]]
+    if unsupported:
+        raise CaptureError(f"{', '.join(unsupported)} {'is' if len(unsupported) == 1 else 'are'} not supported"
+                           f" for a {type(arguments['model']).__name__} (Flax/Keras) model yet; leave"
+                           f" {'it' if len(unsupported) == 1 else 'them'} at the default.")
+    return capture_foreign(**{k: v for k, v in arguments.items() if k in accepted})
 
 
 def _capture_shard(run: _CaptureRun, store_path: str, slot: int | None, checkpoint: Path | None,
@@ -440,7 +545,9 @@ def _fill_distributed(client: Any, run: _CaptureRun, store: ActivationStore, slo
 def _open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: _CaptureRun,
                     slots: list[int | None], groups: Any, classes: Sequence[str] | None,
                     chunk_rows: int | None, compressor: str | None,
-                    checkpoint_paths: Mapping[int, Path]) -> ActivationStore:
+                    checkpoint_paths: Mapping[int, Path], verify: str = "fast") -> ActivationStore:
+    if not overwrite and half_created(out):
+        overwrite = True  # stopped before its sample table was written: nothing in it to keep
     if out.exists() and not overwrite and (out / "zarr.json").exists():
         store = ActivationStore.open(out, mode="a")
         before = store.attrs.get("capture", {})
@@ -451,6 +558,7 @@ def _open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: _
                 f"{out} holds a capture made with other arguments ({'; '.join(diff)})."
                 " Pass overwrite=True to replace it, or choose another out= path."
             )
+        _repair(store, run, slots, groups, deep=verify == "deep")
         return store
     if out.exists() and not overwrite and any(out.iterdir()):
         raise StoreError(f"{out} exists and is not an activation store; choose another out= path"
@@ -458,26 +566,73 @@ def _open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: _
     if checkpoint_paths:
         _load_checkpoint(run.model, checkpoint_paths[slots[0]], run.device)
     shapes, bytes_per_row = run.probe()
-    rows = chunk_rows or chunk_rows_for(bytes_per_row, run.source.batch_size, run.source.n)
-    if rows % run.source.batch_size and isinstance(run.source, _LoaderSource):
-        raise StoreError(f"chunk_rows={rows} must be a multiple of the DataLoader's batch size"
-                         f" {run.source.batch_size}.")
-    store = ActivationStore.create(out, {
+    rows = chunk_rows or chunk_rows_for(bytes_per_row, run.row_batch, run.n_rows)
+    attrs = {
         "layers": run.layers,
         "unit_shapes": {k: list(v) for k, v in shapes.items()},
         "layer_types": {k: type(m).__name__ for k, m in run.model.named_modules() if k in shapes},
         "classes": list(classes) if classes is not None else (run.source.classes or []),
-        "n_samples": run.source.n,
+        "n_samples": run.n_rows,
         "chunk_rows": rows,
+        "rows": run.rows,
+        "layouts": run.layouts,
         "epochs": [s for s in slots if s is not None],
         "capture": settings,
         "source": "capture",
-    }, overwrite=overwrite)
-    store.plan_slots(slots)
-    group_col = groups if groups is not None else run.source.groups
-    store.write_samples(index=run.source.index, label=np.full(run.source.n, -1, np.int64),
-                        group=group_col)
-    return store
+    }
+
+    def build(path: Path) -> None:
+        store = ActivationStore.create(path, attrs)
+        store.plan_slots(slots)
+        run.write_sample_table(store, groups)
+
+    # Built in a folder beside `out` and renamed into place once its attributes and sample
+    # table are written: a kill in these first moments leaves no half-made store at `out`.
+    create_atomically(out, build, replace=overwrite)
+    return ActivationStore.open(out, mode="a")
+
+
+def _repair(store: ActivationStore, run: _CaptureRun, slots: list[int | None], groups: Any,
+            deep: bool) -> None:
+    """Before resuming: chunks marked written but missing (or, ``deep``, damaged) are marked
+    unwritten, so this capture recomputes exactly those rows."""
+    import warnings
+
+    report = store.check_integrity(deep=deep)
+    if report.ok:
+        return
+    rows: list[Any] = []
+    for p in report.problems:
+        if p.kind == "samples/label":
+            # labels are rewritten with each chunk: recomputing the chunk in the first slot mends them
+            rows.append(type(p)("acts", p.layer, slots[0], p.chunk, p.rows, p.problem, p.file))
+        elif p.kind.startswith("samples/") and run.rows == "tokens":
+            # token rows: the whole table (labels too) comes from the counting pass
+            run.write_sample_table(store, groups)
+        elif p.kind in ("samples/index", "samples/group"):
+            group_col = groups if groups is not None else run.source.groups
+            fill = np.nan if run.label_dtype is np.float64 else -1
+            store.write_samples(index=run.source.index, label=store._group["samples/label"][:]
+                                if "samples/label" not in {q.kind for q in report.problems}
+                                else np.full(store.n_samples, fill, run.label_dtype), group=group_col)
+        elif p.kind.startswith("samples/"):
+            raise StoreError(f"{report.message()} The sample column {p.kind[8:]!r} cannot be rebuilt"
+                             " by capture: pass it again through from_arrays, or capture with"
+                             " overwrite=True.")
+        else:
+            rows.append(p)
+    marked = store.invalidate(rows)
+    warnings.warn(f"{store.path}: recomputing {marked} chunk(s) marked written but "
+                  f"{'missing or damaged' if deep else 'missing'}: "
+                  + "; ".join(p.describe() for p in report.problems[:4])
+                  + ("; ..." if len(report.problems) > 4 else ""), stacklevel=3)
+
+
+def _selector_setting(selector: Selector) -> Any:
+    """A selector as the store records it: as it is, or a callable's fingerprint."""
+    if callable(selector):
+        return callable_fingerprint(selector)
+    return list(selector) if isinstance(selector, tuple) else selector
 
 
 def _checkpoint_paths(checkpoints: str | Path | Mapping[int, str | Path],
@@ -503,8 +658,9 @@ def _checkpoint_paths(checkpoints: str | Path | Mapping[int, str | Path],
 
 
 def _load_checkpoint(model: nn.Module, path: Path, device: torch.device) -> None:
-    state = torch.load(path, map_location=device, weights_only=True)
-    model.load_state_dict(state)
+    from neuralatlas.zoo.checkpoints import load_weights
+
+    load_weights(model, path, map_location=device, what=f"Checkpoint {str(path)!r}")
 
 
 def _file_fingerprint(path: Path) -> str:
@@ -525,38 +681,147 @@ def _weights_fingerprint(model: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+def _token_mask(x: Any) -> torch.Tensor:
+    """Which positions of a batch are real tokens: ``[B, T]`` bool."""
+    if isinstance(x, Mapping):
+        if "attention_mask" in x:
+            return torch.as_tensor(x["attention_mask"]).bool()
+        for key in ("input_ids", "inputs_embeds"):
+            if key in x:
+                ids = torch.as_tensor(x[key])
+                return torch.ones(ids.shape[:2], dtype=torch.bool, device=ids.device)
+    elif isinstance(x, torch.Tensor) and x.dim() in (2, 3):
+        return torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+    raise CaptureError(
+        f"rows='tokens' needs token inputs: a dict with input_ids (and an attention_mask where"
+        f" there is padding), integer ids [batch, tokens] or a sequence [batch, tokens, features];"
+        f" got {_shape_of(x)}."
+    )
+
+
+def _label_column(labels: torch.Tensor, mask: torch.Tensor | None = None) -> np.ndarray | None:
+    """The labels as a sample-table column (per token where ``mask`` is given), or None.
+
+    Integer classes stay int64 and floats float64 (regression targets, never truncated);
+    ``[B, 1]`` is squeezed; ``[B, T]`` labels (one per token) give per-token rows in token mode.
+    """
+    y = labels.detach().cpu()
+    if y.dim() == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if mask is not None:
+        m = mask.cpu()
+        if y.dim() == 2 and tuple(y.shape) == tuple(m.shape):
+            y = y[m]
+        elif y.dim() == 1:
+            y = y.repeat_interleave(m.sum(1))
+        else:
+            return None
+    elif y.dim() != 1:
+        return None
+    return y.numpy().astype(np.float64 if y.is_floating_point() else np.int64)
+
+
 class _CaptureRun:
-    """One capture's moving parts: the model under hooks, the batch loop, chunk buffers."""
+    """One capture's moving parts: the model under hooks, the batch loop, chunk buffers.
+
+    With ``rows="tokens"`` a first pass over the data counts each sample's real tokens
+    (``offsets``: the first row of every sample); a chunk of token rows is then computed from
+    the batches of the batch-size grid that overlap it, so a sample is always computed in the
+    same batch and a resumed chunk is bitwise the one it replaces.
+    """
 
     def __init__(self, model, source, layers, device, gradients, target, reduce, output,
-                 layer_output, repeated):
-        self.model, self.source, self.layers, self.device = model, source, layers, device
+                 layer_output, repeated, *, rows="samples", axes=None, tokenizer=None,
+                 classes=None, optional=()):
+        self.model, self.source, self.layers, self.device = model, source, list(layers), device
         self.gradients, self.target, self.output = gradients, target, output
-        self.modes = {name: _reduction_for(name, reduce) for name in layers}
-        self.recorder = Recorder(model, layers, keep_graph=gradients, layer_output=layer_output,
-                                 repeated=repeated, sink=self._sink)
+        self.rows, self.tokenizer = rows, tokenizer
+        self.classes = list(classes) if classes is not None else (source.classes or None)
+        self.modes = {name: _reduction_for(name, reduce) for name in self.layers}
+        if axes is None:
+            self.axes: dict[str, str] = {}
+        else:
+            given = {"**": axes} if isinstance(axes, str) else dict(axes)
+            self.axes = {name: parse_axes(v, name) for name in self.layers
+                         if (v := match_pattern(given, name)) is not None}
+        self.recorder = Recorder(model, self.layers, keep_graph=gradients, layer_output=layer_output,
+                                 repeated=repeated, sink=self._sink, optional=optional)
         self.shapes: dict[str, tuple[int, ...]] = {}
+        self.layouts: dict[str, str] = {}
         self.buffers: dict[str, np.ndarray] = {}
-        self.rows = slice(0, 0)
         self.mask: torch.Tensor | None = None
+        self.token_mask: torch.Tensor | None = None
+        self.has_prediction = False
+        self.label_dtype: type = np.int64
+        self.n_rows = source.n
+        self.row_batch = source.batch_size
+        self.offsets: np.ndarray | None = None
+        self._token_table: dict[str, np.ndarray] | None = None
+        self._probed: tuple[dict[str, tuple[int, ...]], int] | None = None
+        self._probing = False
+        self._batch_n = 0
+        self._src, self._dst = slice(0, 0), slice(0, 0)
+        self._counts: np.ndarray | None = None
+
+    def __getstate__(self):
+        # shipped to dask workers: the hooks' handles are per process
+        state = dict(self.__dict__)
+        state["buffers"] = {}
+        return state
 
     # the sink runs inside each forward hook: reduce, check shape, copy into the chunk buffer
     def _sink(self, layer: str, tensor: torch.Tensor) -> None:
-        value = apply_reduction(tensor.detach(), self.modes[layer], self.mask)
-        if layer not in self.buffers:  # probing
+        if tensor.dim() == 0 or tensor.shape[0] != self._batch_n:
+            raise CaptureError(
+                f"Layer {layer!r} gave an output of shape {list(tensor.shape)} whose first axis is not"
+                f" the batch ({self._batch_n} samples). Pick a batch-first tensor with"
+                f" layer_output={{{layer!r}: ...}} (an index, a key, a nested (i, j) selector or a"
+                " function of the layer's output)."
+            )
+        if self._probing:
+            self._learn(layer, tensor)
+        value = self._rows_of(layer, tensor.detach())
+        if self._probing:
             self.shapes[layer] = tuple(value.shape[1:])
             return
         if tuple(value.shape[1:]) != self.shapes[layer]:
             raise CaptureError(
                 f"Layer {layer!r} gave unit shape {list(value.shape[1:])} in this batch but"
-                f" {list(self.shapes[layer])} in the first; outputs of varying length need a"
-                f" reduction at capture time, e.g. reduce={{{layer!r}: 'token_mean'}}."
+                f" {list(self.shapes[layer])} in the first (the sequence length varies per batch,"
+                " e.g. padded per batch by a collate_fn). Reduce it at capture time, e.g."
+                f" reduce={{{layer!r}: 'token_mean'}}, capture rows='tokens', or pad every batch"
+                " to one length (padding='max_length')."
             )
-        self.buffers[layer][self.rows] = value.to("cpu", torch.float32).numpy()
+        self._place(self.buffers[layer], value.to("cpu", torch.float32).numpy())
 
-    def _forward(self, inputs: Any, labels: torch.Tensor, probe: bool = False):
+    def _learn(self, layer: str, tensor: torch.Tensor) -> None:
+        """Probe: the layout of a layer's output, and whether its reduction fits it."""
+        module = self.recorder_modules[layer]
+        seq_len = int(self.mask.shape[1]) if self.mask is not None else None
+        if self.rows == "tokens":
+            seq_len = int(self.token_mask.shape[1])
+        shape = tuple(tensor.shape)
+        layout = self.axes.get(layer) or layout_of(module, shape, seq_len)
+        self.layouts[layer] = _check_reduction(layer, module, shape, layout, self.modes[layer],
+                                               self.rows, seq_len)
+
+    def _rows_of(self, layer: str, t: torch.Tensor) -> torch.Tensor:
+        if self.rows == "tokens":
+            return t[self.token_mask]
+        return apply_reduction(t, self.modes[layer], self.mask)
+
+    def _place(self, buffer: np.ndarray, values: np.ndarray, per_sample: bool = False) -> None:
+        """Copy this batch's rows that fall in the current chunk into the chunk buffer."""
+        if per_sample and self._counts is not None:
+            values = np.repeat(values, self._counts, axis=0)
+        buffer[self._dst] = values[self._src]
+
+    def _forward(self, inputs: Any, labels: torch.Tensor):
         x = _to_device(inputs, self.device)
         self.mask = x.get("attention_mask") if isinstance(x, Mapping) else None
+        self._batch_n = len(labels)
+        if self.rows == "tokens":
+            self.token_mask = _token_mask(x).to(self.device)
         if self.gradients:
             x = _require_input_grad(x)
         self.recorder.reset()
@@ -572,20 +837,105 @@ class _CaptureRun:
                 " channels, dtype)."
             ) from err
         self.recorder.check_calls()
-        logits = select_tensor(out, self.output, what="model output")
-        if logits.dim() != 2:
-            raise CaptureError(f"The model output selected as logits has shape {list(logits.shape)};"
-                               " expected [batch, classes]. Pass output=... to pick the logits.")
-        return logits
+        return select_tensor(out, self.output, what="model output"), x
+
+    def _is_class_logits(self, out: torch.Tensor, labels: torch.Tensor, inputs: Any) -> bool:
+        """Whether the output is class logits, so that a prediction column means something."""
+        if out.dim() != 2 or out.shape[1] < 2 or labels.is_floating_point() or labels.dim() != 1:
+            return False
+        if self.classes:
+            return out.shape[1] == len(self.classes)
+        if isinstance(inputs, torch.Tensor) and inputs.shape == out.shape:
+            return False  # a reconstruction of the input (autoencoder), not one score per class
+        valid = labels[labels >= 0]
+        return valid.numel() == 0 or int(valid.max()) < out.shape[1]
 
     def probe(self) -> tuple[dict[str, tuple[int, ...]], int]:
-        """One forward of the first batch to learn every layer's unit shape."""
-        with self.recorder:
-            inputs, labels = next(iter(self.source.batches(0, min(self.source.batch_size, self.source.n))))
-            self._forward(inputs, labels, probe=True)
+        """One forward of the first batch: every layer's unit shape and layout, the layers
+        that run, the kind of output; the token rows' layout with ``rows="tokens"``."""
+        if self._probed is not None:
+            return self._probed
+        modules = dict(self.model.named_modules())
+        self.recorder_modules = {name: modules[name] for name in self.layers}
+        inputs, labels = next(iter(self.source.batches(0, min(self.source.batch_size, self.source.n))))
+        self._probing = True
+        try:
+            with self.recorder:
+                out, x = self._forward(inputs, labels)
+                if self.gradients:
+                    target_values(self.target, out, labels.to(self.device), x)
+        finally:
+            self._probing = False
+        skipped = self.recorder.missing()
+        if skipped:
+            warnings.warn(f"Layers {skipped} (picked by a pattern) did not run in the forward pass of"
+                          f" {type(self.model).__name__}; they are skipped.", stacklevel=3)
+            self.layers = [n for n in self.layers if n not in skipped]
+            self.recorder.layers = list(self.layers)
+            if not self.layers:
+                raise CaptureError(f"None of the layers picked ran in the forward pass: {skipped}.")
+        self.has_prediction = self._is_class_logits(out, labels, inputs)
+        self.label_dtype = np.float64 if labels.is_floating_point() else np.int64
+        if labels.dim() > 1 and not (labels.dim() == 2 and labels.shape[1] == 1) and self.rows != "tokens":
+            warnings.warn(f"The labels have shape {list(labels.shape)} (not one per sample); they"
+                          " are passed to target functions but not kept in the sample table.",
+                          stacklevel=3)
+        if self.rows == "tokens":
+            self._plan_tokens()
         shapes = {name: self.shapes[name] for name in self.layers}
         widest = max(int(np.prod(s, dtype=np.int64)) for s in shapes.values()) * 4
-        return shapes, widest * (2 if self.gradients else 1)
+        self._probed = shapes, widest * (2 if self.gradients else 1)
+        return self._probed
+
+    def _plan_tokens(self) -> None:
+        """First pass over the data: real tokens per sample, and the token rows' table."""
+        counts, cols = [], {"position": [], "token_id": [], "label": []}
+        has_ids, labelled = True, True
+        for inputs, labels in self.source.batches(0, self.source.n):
+            mask = _token_mask(inputs).cpu()
+            counts.append(mask.sum(1).numpy())
+            cols["position"].append((mask.long().cumsum(1) - 1)[mask].numpy())
+            ids = inputs.get("input_ids") if isinstance(inputs, Mapping) else (
+                inputs if isinstance(inputs, torch.Tensor) and not inputs.is_floating_point() else None)
+            has_ids = has_ids and ids is not None
+            if has_ids:
+                cols["token_id"].append(torch.as_tensor(ids).cpu()[mask].numpy().astype(np.int64))
+            y = _label_column(labels, mask)
+            labelled = labelled and y is not None
+            if labelled:
+                cols["label"].append(y)
+        counts_all = np.concatenate(counts).astype(np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(counts_all)])
+        self.n_rows = int(self.offsets[-1])
+        if self.n_rows == 0:
+            raise DataError("rows='tokens' found no real token in the data (every attention_mask is 0).")
+        self.row_batch = 1
+        sample = np.repeat(np.arange(self.source.n), counts_all)
+        table = {"sample": sample, "position": np.concatenate(cols["position"]).astype(np.int64)}
+        if has_ids:
+            table["token_id"] = np.concatenate(cols["token_id"])
+            if self.tokenizer is not None:
+                table["token"] = np.asarray(self.tokenizer.convert_ids_to_tokens(table["token_id"].tolist()),
+                                            dtype=object)
+        table["label"] = (np.concatenate(cols["label"]) if labelled
+                          else np.full(self.n_rows, -1, np.int64))
+        self._token_table = table
+
+    def write_sample_table(self, store: ActivationStore, groups: Any) -> None:
+        """The sample table of a new store: per sample, or per token row."""
+        group_col = groups if groups is not None else self.source.groups
+        if group_col is not None and len(group_col) != self.source.n:
+            raise DataError(f"groups= has {len(group_col)} values; the data has {self.source.n} samples.")
+        if self._token_table is None:
+            fill = np.nan if self.label_dtype is np.float64 else -1
+            store.write_samples(index=self.source.index, label=np.full(self.source.n, fill, self.label_dtype),
+                                group=group_col)
+            return
+        table = dict(self._token_table)
+        sample = table["sample"]
+        store.write_samples(index=np.asarray(self.source.index)[sample], label=table.pop("label"),
+                            group=None if group_col is None else np.asarray(group_col)[sample],
+                            columns=table)
 
     def prepare(self, store: ActivationStore, slot: int | None, compressor: str | None) -> None:
         """Create the slot's arrays (idempotent); done once, before any writer starts."""
@@ -593,11 +943,39 @@ class _CaptureRun:
             store.create_layer_array("acts", name, slot, compressor=compressor)
             if self.gradients:
                 store.create_layer_array("grads", name, slot, compressor=compressor)
-        store.prediction_array(slot)
+        if self.has_prediction:
+            store.prediction_array(slot)
+        store.nonfinite_array(slot, create=True)
         store.done_flags(slot, create=True)
 
     def pending_chunks(self, store: ActivationStore, slot: int | None) -> list[int]:
         return [int(c) for c in np.flatnonzero(~store.done_flags(slot)[:])]
+
+    def _chunk_batches(self, start: int, stop: int) -> Iterator[tuple[Any, torch.Tensor]]:
+        """The batches whose rows fall in ``start..stop``; sets where each batch's rows go."""
+        bs = self.source.batch_size
+        if self.offsets is None:
+            lo = start
+            for inputs, labels in self.source.batches(start, stop):
+                hi = lo + len(labels)
+                self._src, self._dst = slice(0, hi - lo), slice(lo - start, hi - start)
+                lo = hi
+                yield inputs, labels
+            return
+        first = int(np.searchsorted(self.offsets, start, side="right")) - 1
+        last = int(np.searchsorted(self.offsets, stop, side="left"))  # samples first..last-1
+        b0 = first // bs * bs
+        b1 = min(-(-last // bs) * bs, self.source.n)
+        s = b0
+        for inputs, labels in self.source.batches(b0, b1):
+            e = s + len(labels)
+            r_lo, r_hi = int(self.offsets[s]), int(self.offsets[e])
+            lo, hi = max(r_lo, start), min(r_hi, stop)
+            self._counts = np.diff(self.offsets[s:e + 1])
+            self._src, self._dst = slice(lo - r_lo, hi - r_lo), slice(lo - start, hi - start)
+            s = e
+            if hi > lo:
+                yield inputs, labels
 
     def fill(self, store: ActivationStore, slot: int | None, progress: Progress | None,
              done_rows: int, total: int, chunks: Sequence[int] | None = None) -> int:
@@ -607,52 +985,62 @@ class _CaptureRun:
         chunks of one store at once without locks.
         """
         R, n = store.chunk_rows, store.n_samples
+        if n != self.n_rows:
+            raise CaptureError(f"The data gives {self.n_rows} rows but the store at {store.path} has {n};"
+                               " the data changed since the store was made (pass overwrite=True).")
         self.shapes = {name: store.unit_shape(name) for name in self.layers}
         acts = {name: store.activations_array("acts", name, slot) for name in self.layers}
         grads = ({name: store.activations_array("grads", name, slot) for name in self.layers}
                  if self.gradients else {})
-        preds_arr = store.prediction_array(slot)
+        preds_arr = store.prediction_array(slot) if self.has_prediction else None
         done = store.done_flags(slot)
-        labels_arr = store._group["samples/label"]
+        nonfinite = store.nonfinite_array(slot)
+        # token rows: the table was written whole from the counting pass
+        labels_arr = store.sample_column("label") if self.offsets is None else None
         pending = set(self.pending_chunks(store, slot) if chunks is None else chunks)
         self.buffers = {name: np.empty((R, *s), np.float32) for name, s in self.shapes.items()}
         grad_buffers = {name: np.empty((R, *s), np.float32) for name, s in self.shapes.items()} if self.gradients else {}
         pred_buf = np.empty(R, np.int64)
-        label_buf = np.empty(R, np.int64)
+        label_buf = np.empty(R, labels_arr.dtype if labels_arr is not None else np.int64)
         with self.recorder:
             for c in range(done.shape[0]):
                 start, stop = c * R, min((c + 1) * R, n)
                 if c not in pending:
                     done_rows += stop - start if chunks is None else 0
                     continue
-                lo = 0
-                for inputs, labels in self.source.batches(start, stop):
-                    hi = lo + len(labels)
-                    self.rows = slice(lo, hi)
-                    logits = self._forward(inputs, labels)
+                got = 0
+                for inputs, labels in self._chunk_batches(start, stop):
+                    out, x = self._forward(inputs, labels)
                     labels_dev = labels.to(self.device)
                     if self.gradients:
-                        self._gradients(logits, labels_dev, grad_buffers, slice(lo, hi))
-                    pred_buf[lo:hi] = logits.argmax(1).cpu().numpy()
-                    label_buf[lo:hi] = labels.numpy()
-                    lo = hi
-                if lo != stop - start:
-                    raise CaptureError(f"The data gave {lo} samples for rows {start}..{stop - 1};"
+                        self._gradients(out, labels_dev, x, grad_buffers)
+                    if preds_arr is not None:
+                        self._place(pred_buf, out.argmax(1).cpu().numpy(), per_sample=True)
+                    if labels_arr is not None:
+                        y = _label_column(labels)
+                        self._place(label_buf, y if y is not None else np.full(len(labels), -1))
+                    got += self._dst.stop - self._dst.start
+                if got != stop - start:
+                    raise CaptureError(f"The data gave {got} rows for rows {start}..{stop - 1};"
                                        f" expected {stop - start}. Its length must not change.")
                 m = stop - start
                 for name in self.layers:
                     acts[name][start:stop] = self.buffers[name][:m]
                     if self.gradients:
                         grads[name][start:stop] = grad_buffers[name][:m]
-                preds_arr[start:stop] = pred_buf[:m]
-                labels_arr[start:stop] = label_buf[:m]
+                if preds_arr is not None:
+                    preds_arr[start:stop] = pred_buf[:m]
+                if labels_arr is not None:
+                    labels_arr[start:stop] = label_buf[:m]
+                if nonfinite is not None:  # rows with NaN/inf per layer, for analyses to name
+                    nonfinite[start:stop] = _nonfinite_rows(self.buffers, grad_buffers, self.layers, m)
                 done[c] = True  # last: a chunk counts only when everything of it is on disk
                 done_rows += m
                 if progress is not None:
                     progress(done_rows, total)
         return done_rows
 
-    def _gradients(self, logits, labels, buffers, rows) -> None:
+    def _gradients(self, out, labels, inputs, buffers) -> None:
         tensors = [self.recorder.outputs[name] for name in self.layers]
         no_graph = [name for name, t in zip(self.layers, tensors) if not t.requires_grad]
         if no_graph:
@@ -660,9 +1048,31 @@ class _CaptureRun:
                 f"Layers {no_graph} are not on the autograd graph (integer inputs and frozen"
                 " weights?); gradients cannot be captured for them. Capture them with gradients=False."
             )
-        scalar = target_values(self.target, logits, labels).sum()
+        scalar = target_values(self.target, out, labels, inputs).sum()
         grads = torch.autograd.grad(scalar, tensors, allow_unused=True)
         for name, g, t in zip(self.layers, grads, tensors):
             g = torch.zeros_like(t) if g is None else g
-            value = apply_reduction(g, self.modes[name], self.mask)
-            buffers[name][rows] = value.to("cpu", torch.float32).numpy()
+            value = self._rows_of(name, self.recorder.batch_first(name, g))
+            self._place(buffers[name], value.to("cpu", torch.float32).numpy())
+
+
+
+def _nonfinite_rows(buffers: Mapping[str, np.ndarray], grad_buffers: Mapping[str, np.ndarray],
+                    layers: Sequence[str], m: int) -> np.ndarray:
+    """``[m, n_layers]`` bool: which rows of each layer hold a NaN or inf (activation or gradient)."""
+    flags = np.zeros((m, len(layers)), bool)
+    for j, name in enumerate(layers):
+        for buf in (buffers[name], grad_buffers.get(name)):
+            if buf is not None:
+                flags[:, j] |= _bad_rows(buf[:m].reshape(m, -1))
+    return flags
+
+
+def _bad_rows(block: np.ndarray) -> np.ndarray:
+    # A row's sum is finite when all its values are (one cheap pass); rows whose sum is not
+    # are confirmed value by value, so a sum that merely overflows is not called non-finite.
+    with np.errstate(over="ignore", invalid="ignore"):
+        suspect = ~np.isfinite(block.sum(1))
+    if suspect.any():
+        suspect[suspect] = ~np.isfinite(block[suspect]).all(1)
+    return suspect

@@ -11,16 +11,22 @@ from typing import Any
 
 from neuralatlas.data.builtin import digits
 from neuralatlas.data.dataset import ArrayDataset
+from neuralatlas.data.photos import photo_patches, photos
 from neuralatlas.data.files import cifar10, fashion_mnist, image_folder, mnist
+from neuralatlas.data.text import TOPICS, TextDataset, topics
 from neuralatlas.data.toy import TOY_SETS, call_checked, circles, moons, spirals, split, toy, xor
 from neuralatlas.errors import DataError, did_you_mean
 
 __all__ = ["ArrayDataset", "circles", "cifar10", "digits", "fashion_mnist", "image_folder", "load",
-           "mnist", "moons", "spirals", "split", "toy", "xor", "SOURCES"]
+           "mnist", "moons", "photo_patches", "photos", "spirals", "split", "toy", "xor", "SOURCES",
+           "TOPICS", "TextDataset", "topics"]
 
 # name -> what it is; the keys are the names load() accepts
 SOURCES: dict[str, str] = {
     "digits": "scikit-learn's 8x8 digits, built in",
+    "photos": "the photographs inside scikit-image's and scikit-learn's wheels, built in",
+    "photo_patches": "random multi-scale crops of those photographs, generated",
+    "topics": "260 short English sentences in 4 topics (sport, food, weather, technology), built in",
     **{name: "toy 2-D set, generated" for name in TOY_SETS},
     "mnist": "MNIST from local IDX files or mnist.npz",
     "fashion_mnist": "Fashion-MNIST from local IDX files or an .npz",
@@ -32,14 +38,16 @@ _ALIASES = {"fashionmnist": "fashion_mnist", "cifar_10": "cifar10", "imagefolder
 
 
 def load(name_or_spec: str, path: str | os.PathLike | None = None,
-         **kw: Any) -> tuple[ArrayDataset, ArrayDataset]:
+         **kw: Any) -> tuple[Any, Any]:
     """Resolve a data set by name (as written in a config or on the command line).
 
     Parameters
     ----------
     name_or_spec : str
         A name from ``SOURCES`` (``"digits"``, ``"moons"``, ``"mnist"``, ...; case and ``-``
-        versus ``_`` do not matter), or ``"name:path"`` such as ``"mnist:~/data/mnist"``.
+        versus ``_`` do not matter), ``"name:path"`` such as ``"mnist:~/data/mnist"``, or
+        your own loader ``"package.module:function"`` (see :mod:`neuralatlas.data.custom`;
+        its ``train`` is ``None`` when it returns one data set).
     path : str or path-like, optional
         Where the files are, for the file-based sources (mnist, fashion_mnist, cifar10,
         image_folder). Built-in and toy sets take none.
@@ -51,7 +59,7 @@ def load(name_or_spec: str, path: str | os.PathLike | None = None,
 
     Returns
     -------
-    (train, test) : tuple of ArrayDataset
+    (train, test) : tuple of ArrayDataset (TextDataset for ``"topics"``)
 
     Raises
     ------
@@ -64,6 +72,10 @@ def load(name_or_spec: str, path: str | os.PathLike | None = None,
     >>> len(train), len(test)
     (150, 50)
     """
+    from neuralatlas.data.custom import is_import_spec, load_custom
+
+    if is_import_spec(name_or_spec):  # the user's own loader, "package.module:function"
+        return load_custom(name_or_spec, path=path, **kw)
     name, _, spec_path = name_or_spec.partition(":")
     key = name.strip().lower().replace("-", "_")
     key = _ALIASES.get(key, key)
@@ -76,11 +88,19 @@ def load(name_or_spec: str, path: str | os.PathLike | None = None,
         raise DataError(f"unknown data set {name!r}; valid names: {', '.join(SOURCES)}."
                         f"{did_you_mean(key, SOURCES)}")
 
-    if key == "digits" or key in TOY_SETS:
+    if key in ("photos", "photo_patches"):
+        if path is not None:
+            raise DataError(f"{key!r} is {SOURCES[key]}, not read from files; drop path={str(path)!r}.")
+        # one set for looking inside a pretrained model (nothing is trained on it): train = test
+        dataset = call_checked(photos if key == "photos" else photo_patches, kw, repr(key))
+        return dataset, dataset
+    if key in ("digits", "topics") or key in TOY_SETS:
         if path is not None:
             raise DataError(f"{key!r} is {SOURCES[key]}, not read from files; drop path={str(path)!r}.")
         if key == "digits":
             return call_checked(digits, kw, "'digits'")
+        if key == "topics":  # options: tokenizer (object or local model folder), max_length, padding
+            return call_checked(topics, kw, "'topics'")
         test_fraction, seed = kw.pop("test_fraction", 0.25), kw.get("seed", 0)
         return split(toy(key, **kw), test_fraction=test_fraction, seed=seed)
 

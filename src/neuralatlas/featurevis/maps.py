@@ -138,12 +138,12 @@ def _open_store(source: ActivationStore | str | Path) -> ActivationStore:
 
 
 def _match(names: Sequence[str], patterns: str | Sequence[str], where: str) -> list[str]:
-    import fnmatch
+    from neuralatlas.patterns import layer_matches
 
     pats = [patterns] if isinstance(patterns, str) else list(patterns)
     chosen: list[str] = []
     for p in pats:
-        hits = [n for n in names if fnmatch.fnmatchcase(n, p)]
+        hits = [n for n in names if layer_matches(n, p)]
         if not hits:
             from neuralatlas.errors import did_you_mean
 

@@ -120,6 +120,9 @@ def default_input_shape(model: nn.Module) -> tuple[int, ...]:
         return tuple(int(s) for s in kwargs["input_shape"])
     if spec.get("builder") == "vgg16":
         return (3, 224, 224)
+    card = getattr(model, "card", None)
+    if card is not None and hasattr(card, "input_shape"):  # a pretrained zoo model's ModelCard
+        return tuple(card.input_shape)
     raise AnalysisError(
         f"No input shape known for {type(model).__name__}; pass input_shape=(channels, height,"
         " width), e.g. (3, 32, 32).")

@@ -203,32 +203,44 @@ def sanity_curves(results: Any, *, ax=None, show_ssim: bool = True) -> Figure:
     ax.set_xticks(np.arange(len(names)))
     ax.set_xticklabels([names[0]] + [f"+{n}" for n in names[1:]] if cascading else names,
                        rotation=45, ha="right", fontsize=8)
-    ax.axhline(threshold, color="0.6", linewidth=1)
+    ax.axhline(threshold, color="0.6", linewidth=1,
+               label=f"pass threshold: Spearman < {threshold:g} when all randomised")
     ax.set_ylim(min(-0.2, ax.get_ylim()[0]), 1.05)
     ax.set_xlabel("layers randomised (top first)")
-    ax.set_ylabel("similarity to original maps")
+    compared = "|maps|" if getattr(items[0], "absolute", True) else "signed maps"
+    ax.set_ylabel(f"similarity to original ({compared})")
     if not many:
         verdict = "passes" if items[0].passed else "FAILS"
-        ax.set_title(f"Sanity check: {items[0].method} {verdict}", fontsize=10)
+        ax.set_title(f"Sanity check: {items[0].method} {verdict} (final Spearman"
+                     f" {items[0].final_spearman:.2f}; bands ±1 s.d. over samples)", fontsize=9)
     ax.legend(fontsize=7, frameon=False)
     return fig
 
 
-def sanity_maps(result: Any, *, samples: int = 3, overlay: bool = False) -> Figure:
-    """The maps of a few samples as the layers are randomised, top first (Adebayo et al. Fig. 1)."""
+def sanity_maps(result: Any, *, samples: int = 3, overlay: bool = False, signed: bool | None = None) -> Figure:
+    """The maps of a few samples as the layers are randomised, top first (Adebayo et al. Fig. 1).
+
+    By default the maps are drawn as the verdict compared them: ``|map|`` summed over
+    channels when the check used ``absolute=True`` (so sign flips, which the verdict
+    ignores, do not look like change), signed otherwise; ``signed=True`` forces signed maps.
+    """
     keys = list(result.maps)
     inputs = result.inputs
     n = min(int(samples), len(result.maps[keys[0]]))
     has_input = inputs is not None
     ncols = len(keys) + int(has_input)
+    show_signed = (not getattr(result, "absolute", True)) if signed is None else bool(signed)
     fig, axes = new_figure(n, ncols, size=(1.5 * ncols + 0.4, 1.6 * n + 0.5))
     for r in range(n):
-        heats = [heat_of(result.maps[k][r]) for k in keys]
-        signed = any(h.min() < 0 for h in heats)
+        if show_signed:
+            heats = [heat_of(result.maps[k][r]) for k in keys]
+        else:
+            heats = [heat_of(np.abs(np.asarray(result.maps[k][r]))) for k in keys]
+        signed_now = any(h.min() < 0 for h in heats)
         for c, (key, h) in enumerate(zip(keys, heats)):
             ax = axes[r, c + int(has_input)]
             hm = h / _robust_max(h)  # each map on its own scale: the shape is what changes
-            ax.imshow(hm, cmap=DIVERGING if signed else MAGNITUDE, vmin=-1 if signed else 0, vmax=1,
+            ax.imshow(hm, cmap=DIVERGING if signed_now else MAGNITUDE, vmin=-1 if signed_now else 0, vmax=1,
                       interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
@@ -241,7 +253,8 @@ def sanity_maps(result: Any, *, samples: int = 3, overlay: bool = False) -> Figu
             axes[r, 0].set_yticks([])
             if r == 0:
                 axes[r, 0].set_title("input", fontsize=7)
-    fig.suptitle(f"{result.method}: cascading randomisation", fontsize=9)
+    shown = "signed maps" if show_signed else "|map| (as the verdict compares them)"
+    fig.suptitle(f"{result.method}: cascading randomisation, {shown}", fontsize=9)
     return fig
 
 

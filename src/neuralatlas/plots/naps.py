@@ -12,11 +12,9 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from matplotlib.ticker import MaxNLocator
-
 from neuralatlas.plots.style import DISPLAY_WIDTH_IN, DIVERGING, SEQUENTIAL, new_figure, symmetric_limits
 
-__all__ = ["nap_heatmap", "nap_maps", "unit_statistics_figure"]
+__all__ = ["nap_heatmap", "nap_maps", "preferred_order", "unit_statistics_figure"]
 
 
 def _scale(values: np.ndarray, signed: bool | None = None) -> tuple[str, float, float]:
@@ -35,17 +33,48 @@ def _channel_values(values: np.ndarray) -> np.ndarray:
     return values.reshape(values.shape[0], values.shape[1], -1).mean(axis=2) if values.ndim > 2 else values
 
 
-def nap_heatmap(result: Any, layer: str, *, ax: Any = None, max_units: int = 512,
-                title: str | None = None) -> Figure:
-    """Groups (rows) × units (columns) of one layer's NAPs; conv channels spatially averaged.
+def preferred_order(values: np.ndarray) -> np.ndarray:
+    """Units ordered by the group they prefer (highest value), strongest first within a group.
 
-    Contrastive (or otherwise signed) NAPs use the diverging map on a symmetric scale.
+    ``values`` is ``[n_groups, n_units]``; returns unit indices. Units that are NaN or zero
+    in every group go last.
 
     Example
     -------
-    >>> fig = nap_heatmap(naps(store), "fc1")                              # doctest: +SKIP
+    >>> preferred_order(np.array([[0., 3., 1.], [2., 0., 5.]])).tolist()
+    [1, 2, 0]
     """
-    values = _channel_values(np.asarray(result.values(layer), dtype=np.float64))[:, :max_units]
+    v = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=-np.inf)
+    best = v.argmax(0)
+    strength = v.max(0)
+    silent = ~np.isfinite(strength) | (np.nan_to_num(np.abs(values)).max(0) == 0)
+    return np.lexsort((-np.where(np.isfinite(strength), strength, 0.0), best, silent))
+
+
+def nap_heatmap(result: Any, layer: str, *, ax: Any = None, max_units: int = 512,
+                title: str | None = None, sort: str | None = "preferred") -> Figure:
+    """Groups (rows) × units (columns) of one layer's NAPs; conv channels spatially averaged.
+
+    Contrastive (or otherwise signed) NAPs use the diverging map on a symmetric scale. With
+    ``sort="preferred"`` (default) the units are ordered by the group they respond to most
+    (:func:`preferred_order`), so each group's units form a block on the diagonal; ``None``
+    keeps the layer's own unit order. Above ``max_units``, the units with the largest
+    ``|value|`` are shown. The title says which NAPs are shown (raw, contrastive, z-scored,
+    gradient-aligned) and the sort.
+
+    Example
+    -------
+    >>> fig = nap_heatmap(contrastive_naps(naps(store)), "fc1")            # doctest: +SKIP
+    """
+    if sort not in (None, "preferred"):
+        raise ValueError(f"sort={sort!r}; use 'preferred' or None.")
+    full = _channel_values(np.asarray(result.values(layer), dtype=np.float64))
+    units = np.arange(full.shape[1])
+    if full.shape[1] > max_units:
+        units = np.sort(np.argsort(-np.nan_to_num(np.abs(full)).max(0), kind="stable")[:max_units])
+    if sort == "preferred":
+        units = units[preferred_order(full[:, units])]
+    values = full[:, units]
     cmap, lo, hi = _scale(values, signed=True if result.kind == "contrastive" else None)
     # drawn for the 6.5 in figure column; unit indices are integers
     fig, axes = new_figure(size=(min(DISPLAY_WIDTH_IN, 2.4 + 0.05 * values.shape[1]), 1.2 + 0.22 * len(result.groups)),
@@ -53,14 +82,17 @@ def nap_heatmap(result: Any, layer: str, *, ax: Any = None, max_units: int = 512
     ax = axes if ax is not None else axes[0, 0]
     im = ax.imshow(values, aspect="auto", cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
     ax.set_yticks(range(len(result.groups)), result.groups)
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
     unit = "channel" if np.asarray(result.values(layer)).ndim > 2 else "unit"
-    ax.set_xlabel(f"{unit} (first {values.shape[1]})" if values.shape[1] < result.values(layer).shape[1] else unit)
+    shown = f"{len(units)} of {full.shape[1]} {unit}s (largest |value|)" if len(units) < full.shape[1] else f"{unit}s"
+    ax.set_xlabel(shown + (f", sorted by preferred {result.by}" if sort else ""))
+    ax.set_xticks([])
     ax.set_ylabel(result.by)
-    kind = "contrastive NAP" if result.kind == "contrastive" else "NAP"
-    ax.set_title(title or f"{layer}: {kind} per {result.by}")
-    cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
-    cb.set_label("mean activation" + (" − mean of the other groups" if result.kind == "contrastive" else ""))
+    zscored = (result.reference or {}).get("normalize") == "zscore" if hasattr(result, "reference") else False
+    kind = ("z-scored contrastive NAP" if zscored else "contrastive NAP") if result.kind == "contrastive" else "NAP"
+    aligned = ", gradient-aligned" if layer in getattr(result, "aligned", ()) else ""
+    ax.set_title(title or f"{layer}: {kind} per {result.by}{aligned}")
+    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02,
+                 label="vs other groups" if result.kind == "contrastive" else "mean activation")
     return fig
 
 

@@ -285,10 +285,14 @@ def projection_quality(result: Any, *, ax: Any = None) -> Figure:
 
 
 def neuron_map(neurons: Any, values: np.ndarray | None = None, *, ax: Any = None, cmap: str = SEQUENTIAL,
-               title: str | None = None, colorbar: bool = True, label: str = "") -> Figure:
-    """A layer's neurons as points (placed by activation correlation), optionally coloured by ``values``.
+               title: str | None = None, colorbar: bool = True, label: str = "",
+               discriminative: Any = None) -> Figure:
+    """A layer's neurons as points (placed by activation correlation), coloured as in Rauber et al.
 
-    Dead (constant) neurons are drawn as grey crosses.
+    With ``discriminative`` (a :class:`~neuralatlas.analysis.discriminative.DiscriminativeNeurons`
+    of the same layer) each neuron takes the colour of the class it discriminates best, as
+    in the paper's neuron projections; with ``values`` a sequential colour scale; with
+    neither, one colour. Dead (constant) neurons are drawn as grey crosses.
 
     Example
     -------
@@ -299,7 +303,20 @@ def neuron_map(neurons: Any, values: np.ndarray | None = None, *, ax: Any = None
     pts = neurons.coordinates
     live = ~neurons.dead
     size = float(np.clip(4000.0 / max(len(pts), 1), 6.0, 60.0))
-    if values is None:
+    if discriminative is not None:
+        imp = np.asarray(discriminative.importances, np.float64)
+        if imp.shape[0] != len(pts):
+            raise ValueError(f"discriminative has {imp.shape[0]} neurons but the map has {len(pts)};"
+                             " pass the scores of the same layer.")
+        names = list(getattr(discriminative, "classes", range(imp.shape[1])))
+        best = imp.argmax(1)
+        colours = class_colors(imp.shape[1])
+        for c in np.unique(best[live]):
+            on = live & (best == c)
+            ax.scatter(pts[on, 0], pts[on, 1], s=size, color=colours[c], linewidths=0, label=str(names[c]))
+        ax.legend(fontsize="x-small", frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5),
+                  title="best class", title_fontsize="x-small")
+    elif values is None:
         ax.scatter(pts[live, 0], pts[live, 1], s=size, c="0.2", linewidths=0)
     else:
         values = np.asarray(values, np.float64)
@@ -310,7 +327,9 @@ def neuron_map(neurons: Any, values: np.ndarray | None = None, *, ax: Any = None
     if (~live).any():
         ax.scatter(pts[~live, 0], pts[~live, 1], s=size, marker="x", c="0.6", linewidths=0.8, label="dead")
     q = neurons.quality.get("trustworthiness")
+    metric = {"abs_correlation": "1 − |r|", "correlation": "1 − r"}.get(neurons.params.get("metric", ""), "")
     ax.set_title(title or f"{neurons.layer}: {neurons.n_neurons} neurons"
+                 + (f", distance {metric}" if metric else "")
                  + (f"\nT {q:.2f}" if q is not None else ""), fontsize="medium")
     ax.set_xticks([])
     ax.set_yticks([])

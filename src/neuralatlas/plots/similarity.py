@@ -16,7 +16,8 @@ from neuralatlas.plots.style import DIVERGING, SEQUENTIAL, class_colors, new_fig
 
 __all__ = ["plot_epoch_similarity", "plot_probes", "plot_similarity_matrix", "similarity_figures"]
 
-_LABELS = {"linear_cka": "linear CKA", "rbf_cka": "RBF CKA", "rsa": "RSA (Spearman ρ of RDMs)"}
+_LABELS = {"linear_cka": "linear CKA", "debiased_linear_cka": "debiased linear CKA", "rbf_cka": "RBF CKA",
+           "rsa": "RSA (Spearman ρ of RDMs)"}
 
 
 def _limits(values: np.ndarray, measure: str) -> tuple[str, float, float]:
@@ -228,7 +229,8 @@ def similarity_figures(result: Any) -> dict[str, Figure]:
     >>> figs = similarity_figures(similarity(store))   # doctest: +SKIP
     """
     figures: dict[str, Figure] = {}
-    for key, stem in (("linear_cka", "layer_cka"), ("rbf_cka", "layer_rbf_cka"), ("rsa", "layer_rsa"),
+    for key, stem in (("linear_cka", "layer_cka"), ("debiased_linear_cka", "layer_debiased_cka"),
+                      ("rbf_cka", "layer_rbf_cka"), ("rsa", "layer_rsa"),
                       ("linear_cka_vs_other", "cka_vs_other"), ("rsa_vs_other", "rsa_vs_other")):
         if key in result.matrices:
             figures[stem] = plot_similarity_matrix(result.matrices[key])

@@ -146,8 +146,9 @@ def render_architecture(ctx: SectionContext) -> str:
     parts = []
     for out in ctx.outputs:
         drawings = sorted(out.results_dir.glob("*.svg")) if out.results_dir.is_dir() else []
-        html = "".join(figure_html(p, caption=f"{out.model}: {p.stem.replace('_', ' ')}", model=out.model)
-                       for p in drawings)
+        html = "".join(_pan_zoom(p, f"{out.model}: {p.stem.replace('_', ' ')}", out.model) for p in drawings)
+        if html:
+            html += _PAN_ZOOM_ASSETS
         table = _layer_table(out.results_dir / "summary.csv", out.model)
         before = (f'<div class="na-figs na-arch">{html}</div>' if html else "") + table
         # the PNG of the drawing duplicates the SVG shown above
@@ -156,6 +157,73 @@ def render_architecture(ctx: SectionContext) -> str:
                              [f for f in out.figures if f.stem not in shown], out.pdfs, out.files)
         parts.append(analysis_block(ctx, out, before=before))
     return "".join(parts)
+
+
+# Big graphs (a transformer, an EfficientNet) are drawn at their natural size inside a
+# scrolling viewport: drag to pan, the buttons (or ctrl + wheel) to zoom, "fit" for the page width.
+_PAN_ZOOM_ASSETS = """<style>
+.na-panzoom { margin: 0 0 1rem 0; flex-basis: 100%; }
+.na-panzoom .na-pz-view { overflow: auto; max-height: 80vh; border: 1px solid #ddd; background: #fff; cursor: grab; }
+.na-panzoom .na-pz-view.na-pz-drag { cursor: grabbing; user-select: none; }
+.na-panzoom .na-pz-view img { display: block; max-width: none; }
+.na-panzoom .na-pz-bar { font-size: 0.8rem; margin: 0.2rem 0; }
+.na-panzoom .na-pz-bar button { font-size: 0.8rem; padding: 0 0.5rem; margin-right: 0.2rem; }
+</style>
+<script>
+(function () {
+  function setup(root) {
+    if (root.dataset.ready) return;
+    root.dataset.ready = "1";
+    var view = root.querySelector(".na-pz-view"), img = view.querySelector("img");
+    var label = root.querySelector(".na-pz-scale"), scale = 1;
+    function natural() { return img.naturalWidth || img.width || 800; }
+    function zoom(s) {
+      scale = Math.max(0.1, Math.min(8, s));
+      img.style.width = Math.round(natural() * scale) + "px";
+      label.textContent = Math.round(scale * 100) + "%";
+    }
+    function fit() { zoom(Math.min(1, (view.clientWidth - 4) / natural())); }
+    root.querySelectorAll("button[data-zoom]").forEach(function (b) {
+      b.addEventListener("click", function () {
+        var z = b.getAttribute("data-zoom");
+        if (z === "fit") fit(); else if (z === "1") zoom(1); else zoom(scale * parseFloat(z));
+      });
+    });
+    view.addEventListener("wheel", function (e) {
+      if (!e.ctrlKey) return;
+      e.preventDefault();
+      zoom(scale * (e.deltaY < 0 ? 1.15 : 1 / 1.15));
+    }, {passive: false});
+    var drag = null;
+    view.addEventListener("mousedown", function (e) {
+      drag = {x: e.clientX, y: e.clientY, left: view.scrollLeft, top: view.scrollTop};
+      view.classList.add("na-pz-drag"); e.preventDefault();
+    });
+    window.addEventListener("mousemove", function (e) {
+      if (!drag) return;
+      view.scrollLeft = drag.left - (e.clientX - drag.x);
+      view.scrollTop = drag.top - (e.clientY - drag.y);
+    });
+    window.addEventListener("mouseup", function () { drag = null; view.classList.remove("na-pz-drag"); });
+    if (img.complete) fit(); else img.addEventListener("load", fit);
+  }
+  document.querySelectorAll(".na-panzoom").forEach(setup);
+})();
+</script>"""
+
+
+def _pan_zoom(path: Any, caption: str, model: str) -> str:
+    """An SVG drawing in a pan/zoom viewport (its own markup: the report's click-to-enlarge of
+    ``.na-fig`` would fight the dragging)."""
+    from neuralatlas.report.components import image_uri
+
+    uri, _ = image_uri(path)
+    buttons = "".join(f'<button type="button" data-zoom="{z}">{t}</button>'
+                      for z, t in (("0.8", "−"), ("1.25", "+"), ("fit", "fit"), ("1", "1:1")))
+    return (f'<figure class="na-panzoom"{attrs(model)}><div class="na-pz-bar">{buttons}'
+            f' <span class="na-pz-scale">100%</span> <span class="na-muted">drag to pan, ctrl + wheel to zoom</span>'
+            f'</div><div class="na-pz-view"><img src="{uri}" alt="{esc(caption)}"></div>'
+            f"<figcaption>{esc(caption)}</figcaption></figure>")
 
 
 def _layer_table(path: Any, model: str) -> str:

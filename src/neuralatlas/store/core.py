@@ -29,13 +29,22 @@ import numpy as np
 import pandas as pd
 import zarr
 
-from neuralatlas.errors import LayerError, StoreError, did_you_mean
+from neuralatlas.errors import LayerError, StoreCorruptError, StoreError, did_you_mean
+from neuralatlas.store import integrity
 
 FORMAT = "neuralatlas.activations/1"
 # Uncompressed chunks write at page-cache speed; zarr's default zstd is ~10x slower here and
 # activations (floats) compress poorly. A compressor stays available as an option.
 DEFAULT_CHUNK_BYTES = 16 * 2**20
 ARRAY_CONFIG = {"write_empty_chunks": True}  # skip zarr's per-chunk "all fill value?" scan
+
+
+def writable(array: zarr.Array) -> zarr.Array:
+    """``array`` with :data:`ARRAY_CONFIG`: zarr keeps run-time config out of the metadata, so an
+    array reopened from its group would silently *delete* a chunk that becomes all fill value
+    (all-zero activations, an all-zero label chunk) — which the integrity check then reads as
+    a lost chunk. Every writer goes through this."""
+    return array.with_config(ARRAY_CONFIG)
 
 
 def _slot(epoch: int | None) -> str:
@@ -48,6 +57,14 @@ def chunk_rows_for(bytes_per_row: int, batch_size: int, n_samples: int,
     k = max(1, target_bytes // max(1, bytes_per_row * batch_size))
     rows = batch_size * k
     return int(max(1, min(rows, -(-n_samples // batch_size) * batch_size)))
+
+
+def with_checksum(compressor: Any = None) -> list[Any]:
+    """Bytes-to-bytes codecs of a store array: the compressor (if any), then zarr's crc32c
+    checksum last, so a flipped byte or a truncated chunk fails on read instead of passing."""
+    from zarr.codecs import Crc32cCodec
+
+    return [*([] if compressor is None else [compressor]), Crc32cCodec()]
 
 
 def compressor_for(name: str | None):
@@ -83,17 +100,32 @@ class ActivationStore:
 
     # ------------------------------------------------------------------ opening and making
     @classmethod
-    def open(cls, path: str | Path, mode: str = "r", storage_options: Mapping[str, Any] | None = None
-             ) -> ActivationStore:
+    def open(cls, path: str | Path, mode: str = "r", storage_options: Mapping[str, Any] | None = None,
+             check: bool | None = None) -> ActivationStore:
         """Open an existing store folder; ``mode="a"`` to add to it.
 
         ``path`` may also be a URL zarr understands through fsspec (``s3://bucket/run/acts.zarr``,
         ``gs://...``, ``file:///...``; the protocol's fsspec package installed), with
         ``storage_options`` passed to it (credentials, endpoint). Such a store is read by the
         analyses, locally or on dask workers, like a folder.
+
+        ``check`` (default: on in read mode, for local folders) checks that every chunk the
+        done flags call written is on disk (a listing; no data is read), so a deleted chunk is
+        an error rather than zeros. Damaged bytes are caught by the chunks' checksums on read.
+
+        Raises
+        ------
+        StoreError
+            No store there, or its creation was interrupted.
+        StoreCorruptError
+            A written chunk is missing, or a metadata file (``zarr.json``) is unreadable; the
+            message names the layer, epoch, rows and file, and the fix.
         """
         if is_url(path):
-            return cls._open_url(str(path), mode, storage_options)
+            store = cls._open_url(str(path), mode, storage_options)
+            if check:
+                store.check_integrity().raise_if_bad()
+            return store
         path = Path(path)
         if not (path / "zarr.json").exists():
             hint = ""
@@ -103,9 +135,22 @@ class ActivationStore:
                 f"No activation store at {path} (no zarr.json there).{hint} Create one with"
                 " neuralatlas.capture(model, data, out=...) or ActivationStore.from_arrays(...)."
             )
-        group = zarr.open_group(str(path), mode=mode)
+        try:
+            group = zarr.open_group(str(path), mode=mode)
+        except ValueError as err:  # json.JSONDecodeError and zarr's metadata errors
+            raise StoreCorruptError(
+                f"{path / 'zarr.json'} is unreadable ({err.__class__.__name__}: {err}): the store's"
+                " metadata is damaged and its layout cannot be recovered from it. Fix: rerun the"
+                " capture with overwrite=True, or restore the folder from a backup."
+            ) from None
+        except PermissionError as err:
+            raise StoreError(f"Cannot open {path}: {err.strerror} ({err.filename}). Fix the folder's"
+                             " permissions or copy the store somewhere readable.") from None
         _check_format(group, path)
-        return cls(group, path)
+        store = cls(group, path)
+        if check if check is not None else mode == "r":
+            store.check_integrity().raise_if_bad(_fix_target(path))
+        return store
 
     @classmethod
     def _open_url(cls, url: str, mode: str, storage_options: Mapping[str, Any] | None) -> ActivationStore:
@@ -148,8 +193,19 @@ class ActivationStore:
             shutil.rmtree(path)
         elif path.exists() and any(path.iterdir()):
             raise StoreError(f"{path} exists and is not empty; pass overwrite=True to replace it.")
-        group = zarr.open_group(str(path), mode="w")
-        group.attrs.update({"format": FORMAT, **_provenance(), **dict(attrs)})
+        try:
+            group = zarr.open_group(str(path), mode="w", attributes={"format": FORMAT, **_provenance(),
+                                                                     **dict(attrs)})
+        except PermissionError as err:
+            raise StoreError(f"Cannot create {path}: {err.strerror} ({err.filename}). Choose an output"
+                             " folder you can write to, or fix its permissions.") from None
+        except OSError as err:
+            import errno
+
+            if err.errno != errno.EROFS:
+                raise
+            raise StoreError(f"Cannot create {path}: the file system is read-only ({err.filename})."
+                             " Choose an output folder on a writable disk.") from None
         return cls(group, path)
 
     @classmethod
@@ -292,6 +348,44 @@ class ActivationStore:
         """Shape of one sample's activation of ``layer`` (e.g. ``(16, 8, 8)``)."""
         return tuple(self._group.attrs["unit_shapes"][self._check_layer(layer)])
 
+    # ------------------------------------------------------------------ integrity
+    def check_integrity(self, deep: bool = False) -> integrity.IntegrityReport:
+        """Check that every chunk the done flags call written is there (and, ``deep``, intact).
+
+        The cheap check lists chunk files (local folders; a URL store is only checked deep);
+        the deep one reads every written chunk through its crc32c checksum. Nothing is changed.
+
+        Returns
+        -------
+        IntegrityReport
+            ``.ok``, ``.problems`` (kind, layer, epoch, rows, file of each bad chunk),
+            ``.checksums`` (``"none"`` for a store written before checksums), ``.summary()``.
+        """
+        return integrity.check(self, deep=deep)
+
+    def verify(self, deep: bool = False) -> integrity.IntegrityReport:
+        """:meth:`check_integrity`, raising :class:`StoreCorruptError` when a chunk is bad."""
+        return self.check_integrity(deep=deep).raise_if_bad(_fix_target(self.path))
+
+    def invalidate(self, problems: Sequence[integrity.ChunkProblem]) -> int:
+        """Mark the chunks of ``problems`` unwritten (their slots incomplete), so that running the
+        same capture again recomputes exactly those rows. Returns the number of chunks marked.
+
+        A problem with a whole array (chunk -1) marks every chunk of its slot.
+        """
+        marked = 0
+        for slot in dict.fromkeys(p.epoch for p in problems if not p.kind.startswith("samples/")):
+            flags = self.done_flags(slot)
+            chunks = {p.chunk for p in problems if p.epoch == slot and not p.kind.startswith("samples/")}
+            targets = range(flags.shape[0]) if -1 in chunks else sorted(chunks)
+            for c in targets:
+                flags[c] = False
+                marked += 1
+            complete = dict(self._group.attrs.get("complete", {}))
+            complete["final" if slot is None else str(slot)] = False
+            self._group.attrs["complete"] = complete
+        return marked
+
     def has_gradients(self, layer: str, epoch: int | None = None) -> bool:
         return self._array_path("grads", self._check_layer(layer), self._resolve_epoch(epoch)) in self._group
 
@@ -331,7 +425,7 @@ class ActivationStore:
             cols["prediction"] = self._group[slot + "prediction"][:]
         frame = pd.DataFrame(cols)
         classes = self.classes  # one attribute read, not one per row
-        if "label" in frame and classes:
+        if "label" in frame and classes and frame["label"].dtype.kind in "iu":
             names = np.asarray([*classes, ""], dtype=object)
             labels = frame["label"].to_numpy()
             frame["label_name"] = names[np.where((labels >= 0) & (labels < len(classes)), labels, len(classes))]
@@ -377,7 +471,10 @@ class ActivationStore:
     # ------------------------------------------------------------------ writing (capture, importers)
     def write_samples(self, index, label, group=None, columns: Mapping[str, Sequence] | None = None) -> None:
         """Write the sample table (overwrites earlier columns of the same names)."""
-        table: dict[str, np.ndarray] = {"index": np.asarray(index, np.int64), "label": np.asarray(label, np.int64)}
+        label = np.asarray(label)
+        # float labels are regression targets: kept as floats, never truncated to classes
+        label = label.astype(np.float64 if label.dtype.kind == "f" else np.int64)
+        table: dict[str, np.ndarray] = {"index": np.asarray(index, np.int64), "label": label}
         if group is not None:
             table["group"] = _as_column(group)
         for name, values in (columns or {}).items():
@@ -395,16 +492,16 @@ class ActivationStore:
         """Create (or return the existing) array for ``layer`` with the store's chunking."""
         path = self._array_path(kind, layer, epoch)
         if path in self._group:
-            return self._group[path]
+            return writable(self._group[path])
         shape = (self.n_samples, *self.unit_shape(layer))
         return self._group.create_array(
             path, shape=shape, chunks=(self.chunk_rows, *shape[1:]), dtype=dtype,
-            compressors=compressor_for(compressor), fill_value=0, config=ARRAY_CONFIG,
+            compressors=with_checksum(compressor_for(compressor)), fill_value=0, config=ARRAY_CONFIG,
         )
 
     def activations_array(self, kind: str, layer: str, epoch: int | None) -> zarr.Array:
         """The array of ``layer`` for writing, complete or not (capture's writers use it)."""
-        return self._group[self._array_path(kind, layer, epoch)]
+        return writable(self._group[self._array_path(kind, layer, epoch)])
 
     def done_flags(self, epoch: int | None, create: bool = False) -> zarr.Array:
         """One bool per sample chunk: written or not (each flag its own chunk, so writers never clash)."""
@@ -414,8 +511,35 @@ class ActivationStore:
                 raise StoreError(f"{self.path} has no capture progress for epoch {epoch}.")
             n_chunks = -(-self.n_samples // self.chunk_rows)
             return self._group.create_array(path, shape=(n_chunks,), chunks=(1,), dtype=bool,
-                                            fill_value=False, config=ARRAY_CONFIG)
-        return self._group[path]
+                                            fill_value=False, compressors=with_checksum(),
+                                            config=ARRAY_CONFIG)
+        return writable(self._group[path])
+
+    def nonfinite_array(self, epoch: int | None, create: bool = False) -> zarr.Array | None:
+        """``[n_samples, n_layers]`` bool: rows of each layer holding NaN/inf (written by capture).
+
+        ``None`` when the store did not record it (written by an older version or an importer).
+        """
+        path = _slot(epoch) + "nonfinite"
+        if path in self._group:
+            return writable(self._group[path])
+        if not create:
+            return None
+        return self._group.create_array(path, shape=(self.n_samples, len(self.layers)),
+                                        chunks=(self.chunk_rows, len(self.layers)), dtype=bool,
+                                        fill_value=False, compressors=with_checksum(),
+                                        config=ARRAY_CONFIG)
+
+    def nonfinite_rows(self, epoch: int | None = None) -> dict[str, np.ndarray] | None:
+        """Which samples hold NaN or inf values, per layer: ``{layer: bool [n_samples]}``.
+
+        ``None`` when the store did not record it.
+        """
+        flags = self.nonfinite_array(self._resolve_epoch(epoch))
+        if flags is None:
+            return None
+        values = np.asarray(flags[:], bool)
+        return {layer: values[:, j] for j, layer in enumerate(self.layers)}
 
     def plan_slots(self, epochs: Sequence[int | None]) -> None:
         """Record which slots (final model and/or epochs) a capture will write, all unfinished."""
@@ -433,8 +557,13 @@ class ActivationStore:
         path = _slot(epoch) + "prediction"
         if path not in self._group:
             return self._group.create_array(path, shape=(self.n_samples,), chunks=(self.chunk_rows,),
-                                            dtype="int64", fill_value=-1, config=ARRAY_CONFIG)
-        return self._group[path]
+                                            dtype="int64", fill_value=-1, compressors=with_checksum(),
+                                            config=ARRAY_CONFIG)
+        return writable(self._group[path])
+
+    def sample_column(self, name: str) -> zarr.Array:
+        """A column of the sample table, for writing (capture fills labels chunk by chunk)."""
+        return writable(self._group[f"samples/{name}"])
 
     def update_attrs(self, **attrs: Any) -> None:
         self._group.attrs.update(attrs)
@@ -452,7 +581,7 @@ class ActivationStore:
         # sample-aligned chunks, so parallel writers of different chunks never share one
         rows = self._group.attrs.get("chunk_rows") or len(values)
         arr = self._group.create_array(path, shape=values.shape, chunks=(max(1, min(rows, len(values))),),
-                                       dtype=dtype, config=ARRAY_CONFIG)
+                                       dtype=dtype, compressors=with_checksum(), config=ARRAY_CONFIG)
         arr[:] = values
 
     def _array_path(self, kind: str, layer: str, epoch: int | None) -> str:
@@ -495,7 +624,7 @@ class ActivationStore:
                 f"The store {self.path} holds no {what} of {layer!r}"
                 + (" (capture with gradients=True to record them)." if kind == "grads" else ".")
             )
-        return self._group[path]
+        return CheckedArray(self._group[path], self, kind, layer, slot, path)
 
     def __reduce__(self):
         # Pickles as its path: a dask worker reopens the store on shared storage rather than
@@ -517,6 +646,109 @@ class ActivationStore:
         return (f"<div><b>ActivationStore</b> <code>{self.path}</code>: {self.n_samples} samples,"
                 f" {len(self.layers)} layers{ep}<table><tr><th>layer</th><th>unit shape</th></tr>{rows}"
                 "</table></div>")
+
+
+class CheckedArray:
+    """A store array as analyses read it: a zarr array whose read errors are named.
+
+    Everything a ``zarr.Array`` offers (``shape``, ``dtype``, ``chunks``, slicing, ``oindex``,
+    ``np.asarray``) works the same; a chunk that fails its checksum raises
+    :class:`StoreCorruptError` naming the layer, epoch, rows and file instead of a bare
+    ``ValueError`` from the codec.
+    """
+
+    def __init__(self, array: zarr.Array, store: ActivationStore, kind: str, layer: str,
+                 epoch: int | None, path: str):
+        self._array, self._store = array, store
+        self._where = (kind, layer, epoch, path)
+
+    def __getitem__(self, selection: Any) -> np.ndarray:
+        return self._guarded(lambda: self._array[selection], selection)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        values = self[...]
+        return values if dtype is None else values.astype(dtype, copy=False)
+
+    def __len__(self) -> int:
+        return self._array.shape[0]
+
+    @property
+    def oindex(self) -> _GuardedIndex:
+        return _GuardedIndex(self, self._array.oindex)
+
+    @property
+    def vindex(self) -> _GuardedIndex:
+        return _GuardedIndex(self, self._array.vindex)
+
+    @property
+    def zarr_array(self) -> zarr.Array:
+        """The underlying zarr array (reads through it are not translated)."""
+        return self._array
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_array", "_store", "_where"):
+            raise AttributeError(name)
+        return getattr(self._array, name)
+
+    def __reduce__(self):
+        kind, layer, epoch, _ = self._where
+        return (_reopen_array, (self._store, kind, layer, epoch))
+
+    def __repr__(self) -> str:
+        kind, layer, epoch, _ = self._where
+        return f"<{kind} of {layer!r} (epoch {epoch}) {self._array.shape} {self._array.dtype}>"
+
+    def _guarded(self, read: Any, selection: Any) -> np.ndarray:
+        try:
+            return read()
+        except (ValueError, OSError) as err:
+            kind, layer, epoch, path = self._where
+            rows = _rows_of(selection, self._array.shape[0])
+            problem = integrity.first_bad_chunk(self._store, kind, layer, epoch, path, rows)
+            if problem is None:
+                raise
+            raise StoreCorruptError(
+                f"A chunk of the store {self._store.path} is damaged: {problem.describe()}. Fix:"
+                f" `neuralatlas verify --repair --deep {_fix_target(self._store.path)}` (recomputes"
+                " exactly these rows), or run the same capture again with verify='deep'."
+            ) from err
+
+
+class _GuardedIndex:
+    def __init__(self, owner: CheckedArray, indexer: Any):
+        self._owner, self._indexer = owner, indexer
+
+    def __getitem__(self, selection: Any) -> np.ndarray:
+        return self._owner._guarded(lambda: self._indexer[selection], selection)
+
+
+def _reopen_array(store: ActivationStore, kind: str, layer: str, epoch: int | None) -> CheckedArray:
+    return store._read(kind, layer, epoch)
+
+
+def _rows_of(selection: Any, n: int) -> range:
+    """The sample rows a selection touches (all of them when it cannot tell)."""
+    first = selection[0] if isinstance(selection, tuple) and selection else selection
+    if isinstance(first, slice):
+        return range(*first.indices(n))
+    if isinstance(first, (int, np.integer)):
+        i = int(first) % n if n else 0
+        return range(i, i + 1)
+    try:
+        arr = np.asarray(first)
+        if arr.dtype == bool:
+            return range(0, n) if arr.shape != (n,) else range(0, n)
+        if arr.dtype.kind in "iu":
+            return sorted(set((arr.ravel() % max(n, 1)).tolist()))  # type: ignore[return-value]
+    except Exception:
+        pass
+    return range(0, n)
+
+
+def _fix_target(path: Any) -> str:
+    """What to name in a fix: the run folder when the store is a run folder's acts.zarr."""
+    p = Path(str(path))
+    return str(p.parent) if p.name == "acts.zarr" else str(p)
 
 
 class StoreURL(str):
@@ -545,6 +777,12 @@ def is_url(location: Any) -> bool:
 
 
 def _check_format(group: zarr.Group, where: Any) -> None:
+    if not dict(group.attrs):
+        raise StoreError(
+            f"{where} was left half-created (its zarr.json has no attributes: the process making it"
+            " was stopped in its first moments). Nothing was captured into it yet: run the capture"
+            " again (it starts it afresh), or delete the folder."
+        )
     if group.attrs.get("format") != FORMAT:
         raise StoreError(
             f"{where} is a zarr group but not a neuralatlas activation store"

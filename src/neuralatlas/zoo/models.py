@@ -418,40 +418,30 @@ def _describe(weights: object) -> str:
     return repr(str(weights)) if isinstance(weights, (str, os.PathLike)) else "(state dict)"
 
 
+def torch_load(path: str | os.PathLike[str], map_location: Any = "cpu", what: str = "Checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)`` whose failures name the file and the fix.
+
+    See :func:`neuralatlas.zoo.checkpoints.read_state_dict`, which this reads through.
+
+    Raises
+    ------
+    ModelError
+    """
+    from neuralatlas.zoo.checkpoints import _torch_load
+
+    return _torch_load(Path(path), map_location, trust_pickle=False, what=what)
+
+
 def _load_state_dict(weights: str | os.PathLike[str] | Mapping[str, torch.Tensor]) -> Mapping[str, Any]:
+    from neuralatlas.zoo.checkpoints import read_state_dict, unwrap_state_dict
+
     if isinstance(weights, Mapping):
-        return weights
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise ModelError(f"Weights file {str(path)!r} does not exist; pass the path of a saved state_dict.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for unreadable or unsafe files
-        raise ModelError(
-            f"Cannot load weights file {str(path)!r} with torch.load(weights_only=True): {err}"
-        ) from err
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ModelError(
-            f"Weights file {str(path)!r} holds a {type(state).__name__}, not a state_dict of tensors;"
-            " save it with torch.save(model.state_dict(), path)."
-        )
-    return state
+        return unwrap_state_dict(weights)
+    return read_state_dict(weights)
 
 
 def _load_strict(model: nn.Module, state: Mapping[str, Any], what: str, hint: str = "") -> None:
     """``load_state_dict(strict=True)`` with a message that names the keys and shapes at fault."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [f"{k}: {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-                  for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {missing[:5]}{' ...' if len(missing) > 5 else ''}")
-        if unexpected:
-            parts.append(f"unexpected keys {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
-        if mismatched:
-            parts.append(f"shape mismatches {mismatched[:5]}")
-        raise ModelError(f"{what} do not fit {type(model).__name__}: {'; '.join(parts)}. {hint}".rstrip())
-    model.load_state_dict(state, strict=True)
+    from neuralatlas.zoo.checkpoints import load_strict
+
+    load_strict(model, state, what, hint)

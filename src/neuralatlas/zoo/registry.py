@@ -13,6 +13,7 @@ from torch import nn
 
 from neuralatlas.errors import did_you_mean
 from neuralatlas.zoo.errors import ModelError
+from neuralatlas.zoo.efficientnet import efficientnet_lite0
 from neuralatlas.zoo.models import SPEC_ATTR, cnn, mlp, remember, seeded, vgg, vgg16
 
 #: Built-in model names and their builders (what ``build`` and the CLI accept).
@@ -21,7 +22,11 @@ BUILTIN_MODELS: dict[str, Callable[..., nn.Module]] = {
     "cnn": cnn,
     "vgg": vgg,
     "vgg16": vgg16,
+    "efficientnet_lite0": efficientnet_lite0,
 }
+
+#: Built-in models that come with their weights (and a ModelCard): nothing to train.
+PRETRAINED_MODELS = ("efficientnet_lite0",)
 
 
 def build(name_or_spec: str, **kwargs: Any) -> nn.Module:
@@ -229,6 +234,9 @@ def _default_input_shape(model: nn.Module) -> tuple[int, ...]:
         return tuple(int(s) for s in spec["kwargs"]["input_shape"])
     if spec.get("builder") == "vgg16":
         return (3, 224, 224)
+    card = getattr(model, "card", None)
+    if card is not None and hasattr(card, "input_shape"):
+        return tuple(card.input_shape)
     raise ModelError(
         f"No input shape known for {type(model).__name__}; pass input_shape, e.g. (3, 32, 32)."
     )

@@ -28,7 +28,8 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 
 from neuralatlas.errors import ConfigError, DataError
 from neuralatlas.zoo.errors import ModelError
-from neuralatlas.zoo.models import SPEC_ATTR, _load_strict
+from neuralatlas.zoo.checkpoints import load_weights
+from neuralatlas.zoo.models import SPEC_ATTR
 from neuralatlas.zoo.registry import build
 
 ProgressCallback = Callable[[int, int, dict[str, Any]], None]
@@ -166,10 +167,13 @@ def train(
     spec = getattr(model, SPEC_ATTR, None)
 
     tmp_root: Path | None = None
+    owner = None
     if run_path is not None:
         run_path.mkdir(parents=True, exist_ok=True)
+        remove_stale_train_folders(run_path)
         # Inside run_dir, so moving the winning try into place is a rename, not a copy.
         tmp_root = Path(tempfile.mkdtemp(prefix=".train-", dir=run_path))
+        owner = _hold_train_folder(tmp_root)
 
     rng_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
     history: list[dict[str, Any]] = []
@@ -208,6 +212,8 @@ def train(
         model.load_state_dict(initial)
         if tmp_root is not None:
             shutil.rmtree(tmp_root, ignore_errors=True)
+        if owner is not None:
+            owner.release()
         raise
     finally:
         model.to(original_device)
@@ -228,8 +234,50 @@ def train(
             })
         finally:
             shutil.rmtree(tmp_root, ignore_errors=True)
+            if owner is not None:
+                owner.release()
     return TrainResult(model=model, metrics=best["metrics"], tries=len(history), reached_target=reached,
                        run_dir=run_path, restarted_because=notes, seed=best["seed"])
+
+
+_LEGACY_STALE_S = 3600.0
+
+
+def _hold_train_folder(folder: Path) -> Any:
+    """Lock a training's scratch folder for as long as this process trains into it."""
+    from neuralatlas.store.lock import StoreLock
+
+    lock = StoreLock(folder / "owner", purpose="training")
+    lock.acquire()
+    return lock
+
+
+def remove_stale_train_folders(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Remove the ``.train-*`` scratch folders of trainings that were killed (their checkpoints
+    would otherwise stay for ever). A folder whose owner still runs is left alone; a folder of
+    an older version (no owner lock) once nothing in it changed for an hour. Returns those removed.
+    """
+    from neuralatlas.errors import StoreLockedError
+    from neuralatlas.store.lock import StoreLock, lock_path
+
+    removed = []
+    for folder in Path(run_dir).glob(".train-*"):
+        if not folder.is_dir():
+            continue
+        if lock_path(folder / "owner").exists():
+            probe = StoreLock(folder / "owner", purpose="training")
+            try:
+                probe.acquire()
+            except StoreLockedError:
+                continue  # a training in another process is using it
+            probe.release()
+        else:
+            newest = max((p.stat().st_mtime for p in folder.rglob("*")), default=folder.stat().st_mtime)
+            if time.time() - newest < _LEGACY_STALE_S:
+                continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
 
 
 def _validate(epochs: int, lr: float, batch_size: int, restarts: int, target_accuracy: float | None) -> None:
@@ -383,8 +431,13 @@ def list_checkpoints(run_dir: str | os.PathLike[str]) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def load_checkpoint(model: nn.Module, path_or_run_dir: str | os.PathLike[str], epoch: int | None = None) -> nn.Module:
+def load_checkpoint(model: nn.Module, path_or_run_dir: str | os.PathLike[str], epoch: int | None = None,
+                    *, trust_pickle: bool = False) -> nn.Module:
     """Load one epoch's weights (strictly) into ``model`` and return it.
+
+    A file may hold a plain ``state_dict``, a training script's checkpoint dict
+    (``{"state_dict": ...}``, ``{"model_state_dict": ...}``) or keys with a DDP ``module.``
+    prefix: see :mod:`neuralatlas.zoo.checkpoints`.
 
     Parameters
     ----------
@@ -394,6 +447,9 @@ def load_checkpoint(model: nn.Module, path_or_run_dir: str | os.PathLike[str], e
         A checkpoint file, a run folder or a checkpoints folder.
     epoch : int, optional
         Which epoch of a folder; ``None`` loads the last one.
+    trust_pickle : bool
+        Also read files that pickle Python objects (a whole model); runs the file's code, so
+        only for files you trust. Without it such a file is refused with the fix.
 
     Returns
     -------
@@ -424,11 +480,8 @@ def load_checkpoint(model: nn.Module, path_or_run_dir: str | os.PathLike[str], e
         if epoch not in found:
             raise ModelError(f"No checkpoint of epoch {epoch} in {str(path)!r}; epochs present: {sorted(found)}.")
         file = found[epoch]
-    first = next(model.parameters(), None)
-    state = torch.load(file, map_location=first.device if first is not None else "cpu", weights_only=True)
-    _load_strict(model, state, f"Checkpoint {str(file)!r}",
-                 hint="Was it trained with another model or other builder arguments?")
-    return model
+    return load_weights(model, file, trust_pickle=trust_pickle, what=f"Checkpoint {str(file)!r}",
+                        hint="Was it trained with another model or other builder arguments?")
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> tuple[nn.Module, list[dict[str, Any]]]:

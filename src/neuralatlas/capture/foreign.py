@@ -1,0 +1,568 @@
+"""Capture of models that are not torch modules: Flax (NNX, linen) and Keras 3.
+
+The loop here is framework-neutral: it reads batches from the same data sources as the torch
+loop (:func:`neuralatlas.capture.loop.as_source`), opens or resumes the store the same way, and
+writes the same chunks, done flags and sample table. What differs per framework lives in an
+*adapter* (:mod:`neuralatlas.capture.flax_adapter`, :mod:`neuralatlas.capture.keras_adapter`):
+it names the layers, loads a checkpoint, and turns one batch into the tapped layer outputs, their
+gradients and the logits (numpy).
+
+Layout: Flax and Keras keep conv maps channels-last (``[B, H, W, C]``). Every analysis of the
+store reads conv maps channels-first (``[C, H, W]``, as torch keeps them: a NAP channel, a pooled
+neuron, the gradient alignment), so by default (``layout="channels_first"``) outputs of rank >= 4
+are stored transposed to ``[B, C, H, W]``; the store's ``layouts`` attribute records what each
+layer was in the framework. ``layout="native"`` stores them as the framework gives them (then
+the channel axis is the last one, and channel-wise analyses would read it wrongly).
+Outputs of rank 3 (``[B, T, D]`` token sequences, 1-D conv maps) are stored as given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from neuralatlas.errors import CaptureError, DataError, ModelError, StoreError
+
+LAYOUTS = ("channels_first", "native")
+
+#: what to install for each framework
+EXTRAS = {"flax": "neuralatlas[jax]", "jax": "neuralatlas[jax]", "keras": "neuralatlas[keras]"}
+
+
+def require(module: str) -> Any:
+    """Import ``module`` or raise :class:`ModelError` naming the extra that provides it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        extra = EXTRAS.get(module.split(".")[0], "the package")
+        raise ModelError(f"{module} is not installed ({err}); install it with"
+                         f" pip install '{extra}'.") from None
+
+
+# ---------------------------------------------------------------------------- the adapter protocol
+class Adapter(Protocol):
+    """What the neutral loop needs of a framework."""
+
+    framework: str                       # "flax.nnx", "flax.linen", "keras:jax", "keras:torch"
+    model_id: str                        # module.qualname of the model class
+
+    def discover(self, inputs: Any) -> None: ...      # trace one batch: layer names, order, types
+    def layer_names(self) -> list[str]: ...           # every tappable layer, in call order
+    def leaf_names(self) -> list[str]: ...            # layers with no tappable sub-layer
+    def layer_types(self) -> dict[str, str]: ...      # layer -> class name
+    def fingerprint(self) -> str: ...                 # content hash of the current weights
+    def load_checkpoint(self, path: Path) -> None: ...  # use these weights from now on
+    def restore(self) -> contextlib.AbstractContextManager: ...  # the model left as found
+    def runner(self, spec: RunSpec) -> Runner: ...
+
+
+class Runner(Protocol):
+    def shapes(self, inputs: Any, labels: np.ndarray) -> dict[str, tuple[int, ...]]: ...
+    def __call__(self, inputs: Any, labels: np.ndarray
+                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What to tap and how: the same meaning for every adapter."""
+
+    layers: tuple[str, ...]
+    gradients: bool
+    target: Any
+    modes: Mapping[str, str | None]
+    layout: str
+    output: Any
+    layer_output: Mapping[str, int | str]
+    repeated: str
+    batch_size: int
+
+
+def layout_of(shape: Sequence[int], channels_last: bool, layout: str) -> tuple[int, ...] | None:
+    """The axis permutation that stores an output of ``shape`` (batch first), or None."""
+    if layout == "channels_first" and channels_last and len(shape) >= 4:
+        return (0, len(shape) - 1, *range(1, len(shape) - 1))
+    return None
+
+
+def selector_for(layer: str, layer_output: Mapping[str, int | str]) -> int | str | None:
+    from neuralatlas.capture.hooks import match_layer_patterns
+
+    for pattern, sel in layer_output.items():
+        try:
+            if match_layer_patterns([layer], pattern):
+                return sel
+        except KeyError:
+            continue
+    return None
+
+
+def pick(obj: Any, selector: Any, what: str, is_array: Callable[[Any], bool]) -> tuple[Any, Callable[[Any], Any]]:
+    """The array of ``obj`` that ``selector`` names and a function putting a replacement back.
+
+    Arrays pass through; tuples/lists give their first array (or ``selector``-th element);
+    mappings their ``logits`` (or ``selector`` key, else the first array).
+    """
+    if callable(selector):
+        return selector(obj), lambda new: obj
+    if is_array(obj) and selector is None:
+        return obj, lambda new: new
+    if isinstance(obj, (tuple, list)):
+        idx = selector if isinstance(selector, int) else next(
+            (i for i, v in enumerate(obj) if is_array(v)), None)
+        if idx is not None and is_array(obj[idx]):
+            def put(new, idx=idx):
+                items = list(obj)
+                items[idx] = new
+                return type(obj)(items) if isinstance(obj, list) else tuple(items)
+            return obj[idx], put
+    if isinstance(obj, Mapping):
+        key = selector if isinstance(selector, str) else (
+            "logits" if "logits" in obj else next((k for k, v in obj.items() if is_array(v)), None))
+        if key is not None and key in obj and is_array(obj[key]):
+            return obj[key], lambda new, key=key: {**obj, key: new}
+        if isinstance(selector, str):
+            raise CaptureError(f"The {what} has no field {selector!r}; fields: {list(obj)}.")
+    raise CaptureError(f"Cannot find an array in the {what} of type {type(obj).__name__}; pass a"
+                       " selector (an index, a field name, or a function returning the array).")
+
+
+class Tap:
+    """Called around every layer call while a model runs: records nesting, counts calls, and for
+    the chosen layers records (and perturbs) the output.
+
+    Adapters call :meth:`around` from their interception; the rest is framework-neutral.
+    """
+
+    def __init__(self, wanted: Sequence[str] = (), call_index: Mapping[str, int] | None = None,
+                 perturb: Callable[[str, Any], Any] | None = None,
+                 layer_output: Mapping[str, int | str] | None = None,
+                 is_array: Callable[[Any], bool] = lambda x: hasattr(x, "shape")):
+        self.wanted = set(wanted)
+        self.call_index = dict(call_index or {})
+        self.perturb = perturb
+        self.layer_output = dict(layer_output or {})
+        self.is_array = is_array
+        self.order: list[str] = []       # first call of each layer, in call order
+        self.parents: set[str] = set()   # layers during whose call another layer ran
+        self.calls: dict[str, int] = {}
+        self.outputs: dict[str, Any] = {}
+        self._stack: list[str] = []
+
+    def around(self, name: str, call: Callable[[], Any]) -> Any:
+        if not name:
+            return call()
+        if self._stack:
+            self.parents.update(self._stack)
+        if name not in self.calls:
+            self.order.append(name)
+        k = self.calls.get(name, 0)
+        self.calls[name] = k + 1
+        self._stack.append(name)
+        try:
+            out = call()
+        finally:
+            self._stack.pop()
+        if name not in self.wanted or k != self.call_index.get(name, 0):
+            return out
+        value, put = pick(out, selector_for(name, self.layer_output), f"output of layer {name!r}",
+                          self.is_array)
+        if self.perturb is not None:
+            value = self.perturb(name, value)
+            out = put(value)
+        self.outputs[name] = value
+        return out
+
+    def leaves(self) -> list[str]:
+        return [n for n in self.order if n not in self.parents]
+
+
+def call_indices(calls: Mapping[str, int], layers: Sequence[str], repeated: str) -> dict[str, int]:
+    """Which call of each layer is recorded; raises for shared layers under ``repeated='error'``."""
+    missing = [n for n in layers if n not in calls]
+    if missing:
+        raise CaptureError(f"Layers {missing} did not run in the forward pass (unused modules, or"
+                           " modules called through a functional path); choose layers that run.")
+    shared = {n: calls[n] for n in layers if calls[n] > 1}
+    if shared and repeated == "error":
+        detail = ", ".join(f"{k!r} ran {v} times" for k, v in shared.items())
+        raise CaptureError(f"Shared modules in one forward pass: {detail}. A single activation per"
+                           " sample is ambiguous; pass repeated='first' or repeated='last' to choose a call.")
+    return {n: (calls[n] - 1 if repeated == "last" else 0) for n in layers}
+
+
+# ---------------------------------------------------------------------------- detection
+def adapter_for(model: Any, *, batch_size: int = 256) -> Adapter | None:
+    """The adapter of a Flax or Keras model, or None for anything else (torch goes its own way).
+
+    Frameworks are recognised without importing them: a model can only be a Flax or Keras
+    object if that package is already imported.
+    """
+    if isinstance(model, tuple) and len(model) == 2 and _is_from(model[0], "flax"):
+        from neuralatlas.capture.flax_adapter import LinenAdapter
+
+        return LinenAdapter(model[0], model[1])
+    if _is_from(model, "flax"):
+        from flax import nnx
+
+        from neuralatlas.capture import flax_adapter
+
+        if isinstance(model, nnx.Module):
+            return flax_adapter.NNXAdapter(model)
+        import flax.linen as nn
+
+        if isinstance(model, nn.Module):
+            if model.scope is not None:  # a bound module carries its variables
+                return flax_adapter.LinenAdapter(model.clone(parent=None), model.variables)
+            return flax_adapter.LinenAdapter(model, None)
+    if _is_from(model, "keras"):
+        from neuralatlas.capture.keras_adapter import KerasAdapter
+
+        return KerasAdapter(model)
+    return None
+
+
+def _is_from(obj: Any, package: str) -> bool:
+    if package not in sys.modules:
+        return False
+    return any(getattr(c, "__module__", "").split(".")[0] == package for c in type(obj).__mro__)
+
+
+def is_foreign(model: Any) -> bool:
+    """Whether ``model`` is a Flax or Keras model (or a linen ``(module, variables)`` pair)."""
+    if isinstance(model, tuple) and len(model) == 2:
+        return _is_from(model[0], "flax")
+    return _is_from(model, "flax") or _is_from(model, "keras")
+
+
+# ---------------------------------------------------------------------------- arrays
+def to_numpy_tree(x: Any) -> Any:
+    """Batches from the data sources (torch tensors) as numpy, keeping tuples and dicts."""
+    if hasattr(x, "detach") and hasattr(x, "numpy"):
+        return x.detach().cpu().numpy()
+    if isinstance(x, Mapping):
+        return {k: to_numpy_tree(v) for k, v in x.items()}
+    if isinstance(x, (tuple, list)):
+        return type(x)(to_numpy_tree(v) for v in x)
+    return np.asarray(x)
+
+
+def pad_rows(x: Any, n: int) -> Any:
+    """Pad every array of a batch to ``n`` rows by repeating the last row (one compiled shape)."""
+    if isinstance(x, Mapping):
+        return {k: pad_rows(v, n) for k, v in x.items()}
+    if isinstance(x, (tuple, list)):
+        return type(x)(pad_rows(v, n) for v in x)
+    x = np.asarray(x)
+    if len(x) >= n:
+        return x
+    return np.concatenate([x, np.repeat(x[-1:], n - len(x), axis=0)])
+
+
+def tree_fingerprint(leaves: Iterator[tuple[str, Any]]) -> str:
+    h = hashlib.sha1()
+    for name, value in leaves:
+        h.update(name.encode())
+        arr = np.ascontiguousarray(np.asarray(value))
+        h.update(str(arr.dtype).encode() + str(arr.shape).encode())
+        h.update(arr.data if arr.size else b"")
+    return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------- params checkpoints
+def flatten_tree(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping of arrays as ``{"a/b/c": array}`` (keys in the tree's order)."""
+    out: dict[str, Any] = {}
+    if isinstance(tree, Mapping):
+        for k, v in tree.items():
+            out.update(flatten_tree(v, f"{prefix}{k}/"))
+    elif isinstance(tree, (list, tuple)):
+        for k, v in enumerate(tree):
+            out.update(flatten_tree(v, f"{prefix}{k}/"))
+    else:
+        out[prefix[:-1]] = tree
+    return out
+
+
+def load_params(path: str | Path) -> dict[str, np.ndarray]:
+    """A params checkpoint as ``{"a/b/c": array}``: ``.npz`` or flax ``.msgpack``."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    if path.suffix == ".msgpack":
+        from flax import serialization
+
+        return {k: np.asarray(v) for k, v in flatten_tree(serialization.msgpack_restore(path.read_bytes())).items()}
+    raise StoreError(f"Unknown checkpoint format {path.name}; use a .npz (keys 'a/b/c') or a"
+                     " flax .msgpack file of the params tree.")
+
+
+def check_fits(expected: Mapping[str, Any], given: Mapping[str, Any], where: Path | str) -> None:
+    """Raise naming the first path where a checkpoint does not fit the module's tree."""
+    for key, value in expected.items():
+        if key not in given:
+            raise StoreError(f"The params in {where} do not fit the module: {key!r} is missing"
+                             f" (the module has {len(expected)} arrays, the checkpoint {len(given)}).")
+        want, got = tuple(np.shape(value)), tuple(np.shape(given[key]))
+        if want != got:
+            raise StoreError(f"The params in {where} do not fit the module: {key!r} has shape"
+                             f" {list(got)}, the module expects {list(want)}.")
+    extra = [k for k in given if k not in expected]
+    if extra:
+        raise StoreError(f"The params in {where} do not fit the module: {extra[0]!r} is not a"
+                         f" parameter of it ({len(extra)} unexpected arrays).")
+
+
+# ---------------------------------------------------------------------------- the loop
+class _TypedNames:
+    """``named_modules()`` for the store opener: layer name -> an object of its class name."""
+
+    def __init__(self, types: Mapping[str, str]):
+        self._types = dict(types)
+
+    def named_modules(self):
+        for name, tname in self._types.items():
+            yield name, type(tname, (), {})()
+
+
+class _ForeignRun:
+    """The pieces ``loop._open_or_create`` needs (layers, source, probe) and the chunk writer."""
+
+    def __init__(self, adapter: Adapter, source: Any, spec: RunSpec):
+        self.adapter, self.source, self.spec = adapter, source, spec
+        self.layers = list(spec.layers)
+        self.model = _TypedNames(adapter.layer_types())
+        self.device = None
+        self._runner: Runner | None = None
+        self.layouts: dict[str, str] = {}
+
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            self._runner = self.adapter.runner(self.spec)
+        return self._runner
+
+    def first_batch(self) -> tuple[Any, np.ndarray]:
+        inputs, labels = next(iter(self.source.batches(0, min(self.source.batch_size, self.source.n))))
+        return to_numpy_tree(inputs), np.asarray(to_numpy_tree(labels))
+
+    def probe(self) -> tuple[dict[str, tuple[int, ...]], int]:
+        inputs, labels = self.first_batch()
+        shapes = self.runner.shapes(pad_rows(inputs, self.spec.batch_size), pad_rows(labels, self.spec.batch_size))
+        widest = max(int(np.prod(s, dtype=np.int64)) for s in shapes.values()) * 4
+        return shapes, widest * (2 if self.spec.gradients else 1)
+
+    def prepare(self, store: Any, slot: int | None, compressor: str | None) -> None:
+        for name in self.layers:
+            store.create_layer_array("acts", name, slot, compressor=compressor)
+            if self.spec.gradients:
+                store.create_layer_array("grads", name, slot, compressor=compressor)
+        store.prediction_array(slot)
+        store.done_flags(slot, create=True)
+
+    def fill(self, store: Any, slot: int | None, progress: Callable[[int, int], None] | None,
+             done_rows: int, total: int) -> int:
+        R, n = store.chunk_rows, store.n_samples
+        acts = {name: store.activations_array("acts", name, slot) for name in self.layers}
+        grads = ({name: store.activations_array("grads", name, slot) for name in self.layers}
+                 if self.spec.gradients else {})
+        preds_arr = store.prediction_array(slot)
+        done = store.done_flags(slot)
+        flags = done[:]
+        labels_arr = store.sample_column("label")
+        shapes = {name: store.unit_shape(name) for name in self.layers}
+        runner = self.runner
+        for c in range(done.shape[0]):
+            start, stop = c * R, min((c + 1) * R, n)
+            if flags[c]:
+                done_rows += stop - start
+                continue
+            a_buf = {k: np.empty((stop - start, *s), np.float32) for k, s in shapes.items()}
+            g_buf = {k: np.empty((stop - start, *s), np.float32) for k, s in shapes.items()} if grads else {}
+            pred_buf = np.empty(stop - start, np.int64)
+            label_buf = np.empty(stop - start, np.int64)
+            lo = 0
+            for inputs, labels in self.source.batches(start, stop):
+                x, y = to_numpy_tree(inputs), np.asarray(to_numpy_tree(labels))
+                m = len(y)
+                hi = lo + m
+                b_acts, b_grads, logits = runner(pad_rows(x, self.spec.batch_size), pad_rows(y, self.spec.batch_size))
+                for k in self.layers:
+                    value = b_acts[k][:m]
+                    if value.shape[1:] != shapes[k]:
+                        raise CaptureError(
+                            f"Layer {k!r} gave unit shape {list(value.shape[1:])} in this batch but"
+                            f" {list(shapes[k])} in the first; outputs of varying length need a"
+                            f" reduction at capture time, e.g. reduce={{{k!r}: 'token_mean'}}.")
+                    a_buf[k][lo:hi] = value
+                    if grads:
+                        g_buf[k][lo:hi] = b_grads[k][:m]
+                pred_buf[lo:hi] = np.asarray(logits)[:m].argmax(1)
+                label_buf[lo:hi] = y
+                lo = hi
+            if lo != stop - start:
+                raise CaptureError(f"The data gave {lo} samples for rows {start}..{stop - 1};"
+                                   f" expected {stop - start}. Its length must not change.")
+            for name in self.layers:
+                acts[name][start:stop] = a_buf[name]
+                if grads:
+                    grads[name][start:stop] = g_buf[name]
+            preds_arr[start:stop] = pred_buf
+            labels_arr[start:stop] = label_buf
+            done[c] = True  # last: a chunk counts only when everything of it is on disk
+            done_rows += stop - start
+            if progress is not None:
+                progress(done_rows, total)
+        return done_rows
+
+
+def checkpoint_paths(checkpoints: str | Path | Mapping[int, str | Path],
+                     epochs: Sequence[int] | None) -> dict[int, Path]:
+    """``{epoch: path}`` of parameter checkpoints: a mapping, or a folder (or run folder with a
+    ``checkpoints/`` folder) of ``epoch_<e>.npz`` / ``epoch_<e>.msgpack`` files."""
+    import re
+
+    if isinstance(checkpoints, Mapping):
+        found = {int(e): Path(p) for e, p in checkpoints.items()}
+    else:
+        folder = Path(checkpoints)
+        if (folder / "checkpoints").is_dir():
+            folder = folder / "checkpoints"
+        found = {}
+        for p in sorted(folder.glob("epoch_*")):
+            m = re.fullmatch(r"epoch_(\d+)\.(npz|msgpack|weights\.npz)", p.name)
+            if m:
+                found[int(m.group(1))] = p
+    if not found:
+        raise StoreError(f"No parameter checkpoints found in {checkpoints}; expected epoch_000.npz"
+                         " (or .msgpack) files, as neuralatlas.capture.flax_adapter.save_params writes.")
+    if epochs is not None:
+        missing = [e for e in epochs if e not in found]
+        if missing:
+            raise StoreError(f"Epochs {missing} have no checkpoint; available: {sorted(found)}.")
+        found = {e: found[e] for e in epochs}
+    for e, p in found.items():
+        if not p.exists():
+            raise StoreError(f"Checkpoint of epoch {e} is missing: {p}.")
+    return dict(sorted(found.items()))
+
+
+def capture_foreign(
+    model: Any,
+    data: Any,
+    layers: str | Sequence[str] | None = None,
+    out: str | Path = "acts.zarr",
+    *,
+    gradients: bool = False,
+    target: Any = "label",
+    batch_size: int = 256,
+    device: Any = None,
+    reduce: str | Mapping[str, str] | None = None,
+    output: Any = None,
+    layer_output: Mapping[str, int | str] | None = None,
+    repeated: str = "error",
+    checkpoints: str | Path | Mapping[int, str | Path] | None = None,
+    epochs: Sequence[int] | None = None,
+    groups: Sequence | np.ndarray | None = None,
+    classes: Sequence[str] | None = None,
+    compressor: str | None = None,
+    chunk_rows: int | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    client: Any = None,
+    layout: str = "channels_first",
+) -> Any:
+    """:func:`neuralatlas.capture` for a Flax or Keras model; ``neuralatlas.capture`` calls this.
+
+    Same arguments, store and resume as for torch. ``model`` is an ``nnx.Module``, a linen
+    ``(module, variables)`` pair (or a bound linen module, or an unbound one with
+    ``checkpoints=``), a ``keras.Model``, or an :class:`Adapter`. ``layout`` says how conv maps
+    are stored (see the module docstring; only reachable by calling this function directly).
+    ``device`` is left to the framework (JAX and Keras place arrays themselves); ``client`` is
+    not supported for these frameworks yet.
+
+    Examples
+    --------
+    >>> store = neuralatlas.capture(nnx_model, test, layers=["conv*"], gradients=True,
+    ...                             out="acts.zarr")                  # doctest: +SKIP
+    """
+    from neuralatlas.capture import loop
+    from neuralatlas.capture.hooks import REDUCTIONS, match_layer_patterns
+
+    adapter = model if hasattr(model, "runner") and hasattr(model, "discover") else adapter_for(model)
+    if adapter is None:
+        raise CaptureError(f"Cannot capture a {type(model).__name__}: expected a torch module, an"
+                           " nnx.Module, a linen (module, variables) pair or a keras.Model.")
+    if client is not None:
+        raise CaptureError("client= (distributed capture) is implemented for torch models only;"
+                           " capture a Flax or Keras model without client=.")
+    if layout not in LAYOUTS:
+        raise CaptureError(f"layout={layout!r}; choose one of {', '.join(LAYOUTS)}.")
+    if repeated not in ("error", "first", "last"):
+        raise CaptureError(f"repeated={repeated!r}; choose 'error', 'first' or 'last'.")
+    source = loop.as_source(data, batch_size)
+    if source.n == 0:
+        raise DataError("The data set is empty; nothing to capture.")
+    ckpts: dict[int, Path] = {}
+    slots: list[int | None] = [None]
+    if checkpoints is not None:
+        ckpts = checkpoint_paths(checkpoints, epochs)
+        slots = list(ckpts)
+    first_inputs, _ = next(iter(source.batches(0, min(source.batch_size, source.n))))
+    with adapter.restore():
+        adapter.discover(pad_rows(to_numpy_tree(first_inputs), source.batch_size))
+        if ckpts:
+            adapter.load_checkpoint(ckpts[slots[0]])  # also checks that the tree fits the module
+        all_names = adapter.layer_names()
+        names = (adapter.leaf_names() if layers is None
+                 else match_layer_patterns(all_names, layers, owner=adapter.model_id))
+        modes = {name: loop._reduction_for(name, reduce) for name in names}
+        for name, mode in modes.items():
+            if mode is not None and mode not in REDUCTIONS:
+                raise CaptureError(f"reduce={mode!r} for layer {name!r} is not a reduction;"
+                                   f" choose one of {', '.join(REDUCTIONS)}.")
+        spec = RunSpec(tuple(names), bool(gradients), target, modes, layout, output,
+                       dict(layer_output or {}), repeated, int(source.batch_size))
+        settings = {
+            "model": adapter.model_id,
+            "framework": adapter.framework,
+            "layers": names,
+            "gradients": bool(gradients),
+            "target": target if isinstance(target, (str, int)) else getattr(target, "__name__", repr(target)),
+            "reduce": reduce if not isinstance(reduce, Mapping) else dict(reduce),
+            "output": output if isinstance(output, (str, int, type(None))) else getattr(output, "__name__", "callable"),
+            "layout": layout,
+            "n_samples": source.n,
+            "data": source.fingerprint(),
+            "weights": (adapter.fingerprint() if not ckpts
+                        else {str(e): loop._file_fingerprint(p) for e, p in ckpts.items()}),
+        }
+        run = _ForeignRun(adapter, source, spec)
+        store = loop._open_or_create(Path(out), settings, overwrite, run, slots, groups, classes,
+                                     chunk_rows, compressor, {})
+        if "framework" not in store.attrs:
+            store.update_attrs(framework=adapter.framework,
+                               layouts=getattr(run.runner, "layouts", {}))
+        total = source.n * len(slots)
+        done_rows = 0
+        for slot in slots:
+            if store.is_complete("final" if slot is None else slot):
+                done_rows += source.n
+                continue
+            run.prepare(store, slot, compressor)
+            if slot is not None:
+                adapter.load_checkpoint(ckpts[slot])  # runners read the weights per call: no recompile
+            done_rows = run.fill(store, slot, progress, done_rows, total)
+            store.mark_complete(slot)
+    if progress is not None:
+        progress(total, total)
+    return store
