@@ -250,9 +250,9 @@ def _cell(value: Any) -> str:
     return f'<td class="num">{text}</td>' if is_number(value) else f"<td>{text}</td>"
 
 
-def table_html(table: Table, *, model: str | None = None) -> str:
+def table_html(table: Table, *, model: str | None = None, layers: Iterable[str] = ()) -> str:
     """A :class:`~neuralatlas.report.tables.Table` as HTML; rows about a layer carry ``data-layer``."""
-    head = "".join(f'<th title="{esc(c)}">{esc(n)}</th>' for c, n in zip(table.columns, readable_columns(table.columns)))
+    head = "".join(f'<th title="{esc(c)}">{esc(n)}</th>' for c, n in zip(table.columns, readable_columns(table.columns, layers)))
     body = []
     for row, layer in zip(table.rows, table.row_layers):
         body.append(f"<tr{attrs(None, layer)}>{''.join(_cell(v) for v in row)}</tr>")
@@ -261,5 +261,6 @@ def table_html(table: Table, *, model: str | None = None) -> str:
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
-def tables_html(tables: Iterable[Table], *, model: str | None = None) -> str:
-    return "".join(table_html(t, model=model) for t in tables)
+def tables_html(tables: Iterable[Table], *, model: str | None = None, layers: Iterable[str] = ()) -> str:
+    layers = list(layers)
+    return "".join(table_html(t, model=model, layers=layers) for t in tables)
