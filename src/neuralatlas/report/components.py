@@ -205,7 +205,7 @@ def _image(path: Path) -> tuple[str, tuple[int, int] | None, dict[str, Any]]:
     px = geo.get("px") or png_size(raw) or (DISPLAY_WIDTH_PX, DISPLAY_WIDTH_PX)
     # shown at its drawn size (unknown dpi: as a 2x image), at most the figure column
     shown_w = geo["width_in"] * CSS_PX_PER_IN if "width_in" in geo else px[0] / 2
-    shown_w = max(1, round(min(shown_w, DISPLAY_WIDTH_PX)))
+    shown_w = max(1, math.ceil(min(shown_w, DISPLAY_WIDTH_PX) - 1e-6))  # never below the drawn size
     shown_h = max(1, round(px[1] * shown_w / px[0]))
     raw = _encode_png(raw, round(shown_w * sink.scale))
     return sink.src(raw, "image/png"), (shown_w, shown_h), geo
