@@ -137,6 +137,8 @@ def train(
     from neuralatlas.zoo import train as train_model
 
     train_set, test_set = load(data, path=data_path)
+    if train_set is None:
+        raise typer.BadParameter(f"--data {data} returned one data set; training needs (train, test) from the loader.")
     kwargs = {"input_shape": train_set.input_shape, "n_classes": train_set.n_classes} if ":" not in model else {}
     net = build(model, seed=seed, **kwargs)
     with progress_bar(f"training {model} on {data}", total=epochs) as update:
@@ -175,6 +177,8 @@ def capture_cmd(
     model, _ = load_run(run_dir)
     train_set, test_set = load(data, path=data_path)
     dataset = test_set if split == "test" else train_set
+    if dataset is None:
+        raise typer.BadParameter(f"--data {data} returned one data set (no train split); use --split test.")
     tgt: str | int = int(target) if target.lstrip("-").isdigit() else target
     checkpoints = run_dir if per_epoch and list_checkpoints(run_dir) else None
     with _dask_client(scheduler) as client, progress_bar(f"capturing {run_dir.name}") as update:

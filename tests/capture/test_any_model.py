@@ -13,7 +13,13 @@ from torch import nn
 
 import neuralatlas as na
 from neuralatlas.capture.hooks import layer_matches, resolve_layers
-from neuralatlas.errors import AnalysisError, CaptureError, DataError, LayerError, StoreMismatchError
+from neuralatlas.errors import (
+    AnalysisError,
+    CaptureError,
+    DataError,
+    LayerError,
+    StoreMismatchError,
+)
 
 SENTENCES = ["the cat sat", "a dog barked loudly at night", "hello",
              "stocks fell sharply today", "rain again", "the old man and the sea"]
@@ -81,7 +87,7 @@ def test_minilm_token_rows_equal_a_reshape_by_hand_and_resume(minilm, tmp_path):
     data = Sentences(tok)
     layers = ["encoder.layer.0.output", "encoder.layer.5.output"]
     # 7 token rows per chunk: chunks straddle sentences and batches
-    kw = dict(layers=layers, rows="tokens", tokenizer=tok, batch_size=2, chunk_rows=7)
+    kw = {"layers": layers, "rows": "tokens", "tokenizer": tok, "batch_size": 2, "chunk_rows": 7}
     store = na.capture(model, data, out=tmp_path / "t.zarr", **kw)
     mask = data.enc["attention_mask"].bool()
     hs = _hidden_states(model, data.enc)
@@ -119,6 +125,10 @@ def test_naps_by_token_and_position_on_token_rows(minilm, tmp_path):
     np.testing.assert_allclose(by_tok.values("encoder.layer.5.output")[the],
                                acts[(table["token"] == "the").to_numpy()].mean(0), rtol=1e-5, atol=1e-6)
     assert by_tok.counts[the] == 3  # "the" twice in the last sentence, once in the first
+    # a projection coloured by any column of the token table
+    proj = na.project(store, method="pca", n=None, labels="token", quality=False)
+    names = np.asarray(proj.classes, dtype=object)[proj.labels]
+    np.testing.assert_array_equal(names, table["token"].to_numpy()[proj.rows])
 
 
 def test_minilm_reductions_check_axes(minilm, tmp_path):
@@ -211,6 +221,49 @@ def test_gpt2_blocks_and_lm_loss_gradients(gpt2, tmp_path):
         na.capture(gpt2, data, layers="transformer.h.0", gradients=True, out=tmp_path / "e.zarr", batch_size=4)
 
 
+def test_gpt2_with_no_arguments_skips_what_has_no_row_per_sample(gpt2, tmp_path):
+    with pytest.warns(UserWarning, match=r"'transformer.wpe' \[1, 9, 32\].*skipped"):
+        store = na.capture(gpt2, Ids(), out=tmp_path / "g.zarr", batch_size=6)
+    assert "transformer.wpe" not in store.layers and "lm_head" in store.layers
+    assert store.unit_shape("lm_head") == (9, 50) and "prediction" not in store.samples
+    with pytest.raises(CaptureError, match=r"'transformer.wpe' gave an output of shape \[1, 9, 32\].*not\s+the batch"):
+        na.capture(gpt2, Ids(), layers=["transformer.wpe"], out=tmp_path / "w.zarr", batch_size=6)
+
+
+def test_gpt2_token_rows_with_gradients_and_dict_labels(gpt2, tmp_path):
+    base = Ids()
+
+    class WithLabels(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(base)
+
+        def __getitem__(self, i):  # a collated dict's "labels" entry is the label, not a model input
+            return {**base[i], "labels": i % 2}
+
+    store = na.capture(gpt2, WithLabels(), layers="transformer.h.1", rows="tokens", gradients=True,
+                       target=lm_loss, out=tmp_path / "t.zarr", batch_size=4, chunk_rows=5)
+    x = {"input_ids": base.ids, "attention_mask": base.mask}
+    seen = {}
+
+    def keep(module, args, output):
+        seen["h"] = output[0] if isinstance(output, tuple) else output
+
+    handle = gpt2.transformer.h[1].register_forward_hook(keep)
+    try:
+        out = gpt2(**x).logits
+    finally:
+        handle.remove()
+    (grad,) = torch.autograd.grad(lm_loss(out, None, x).sum(), seen["h"])
+    mask = base.mask.bool()
+    np.testing.assert_allclose(np.asarray(store.activations("transformer.h.1")), seen["h"][mask].detach().numpy(),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(store.gradients("transformer.h.1")), grad[mask].numpy(), rtol=1e-4, atol=1e-7)
+    np.testing.assert_array_equal(store.samples["label"], np.repeat(np.arange(6) % 2, mask.sum(1).numpy()))
+    assert "token" not in store.samples  # no tokenizer given: ids only
+    with pytest.raises(CaptureError, match="rows='tokens' keeps every token"):
+        na.capture(gpt2, base, layers="transformer.h.1", rows="tokens", reduce="token_mean", out=tmp_path / "x.zarr")
+
+
 def test_gradient_alignment_refuses_a_token_sequence(gpt2, tmp_path):
     store = na.capture(gpt2, Ids(), layers="transformer.h.*", out=tmp_path / "g.zarr", batch_size=3,
                        gradients=True, target=lambda out, y, x: out[:, -1].logsumexp(-1))
@@ -291,7 +344,7 @@ class Recurrent(nn.Module):
 
     def forward(self, x):
         seq, _ = self.lstm(x)
-        seq2, h = self.gru(seq)
+        _, h = self.gru(seq)
         return self.head(h[-1])
 
 
@@ -399,7 +452,7 @@ def test_pattern_skips_layers_that_do_not_run_but_a_name_does_not(tmp_path):
     x = torch.randn(4, 2, 7)
     data = torch.utils.data.TensorDataset(x, torch.zeros(4, dtype=torch.long))
     model = Conv1dNet().eval()
-    with pytest.warns(UserWarning, match=r"\['unused'\].*did not run.*skipped"):
+    with pytest.warns(UserWarning, match=r"\['unused'\] \(not named exactly\) did not run.*skipped"):
         store = na.capture(model, data, layers=["head", "*"], out=tmp_path / "a.zarr", reduce={"conv": "mean",
                                                                                              "act": "mean"},
                            axes={"act": "channels_first"})
@@ -468,3 +521,41 @@ def test_resume_refused_on_another_callable(tmp_path):
         na.capture(model, data, out=tmp_path / "d.zarr", layer_output={"0": lambda o: o}, batch_size=4)
     with pytest.raises(StoreMismatchError, match="layer_output:"):
         na.capture(model, data, out=tmp_path / "d.zarr", layer_output={"0": lambda o: o + 0}, batch_size=4)
+
+
+def test_class_analyses_refuse_float_labels(tmp_path):
+    torch.manual_seed(0)
+    x = torch.randn(20, 3)
+    data = torch.utils.data.TensorDataset(x, torch.linspace(0.1, 2.0, 20))
+    store = na.capture(Regressor().eval(), data, layers="fc1", out=tmp_path / "r.zarr")
+    with pytest.raises(AnalysisError, match="floats \\(regression targets\\).*pd.qcut"):
+        na.naps(store, by="label")
+    bins = np.repeat(np.arange(4), 5)
+    result = na.naps(store, by=bins)
+    np.testing.assert_allclose(result.values("fc1")[1], np.asarray(store.activations("fc1"))[5:10].mean(0), rtol=1e-5)
+    from neuralatlas.analysis.similarity import linear_probes
+
+    with pytest.raises(AnalysisError, match="float labels \\(regression targets\\)"):
+        linear_probes(store)
+
+
+def test_builtin_text_set_token_rows_and_own_collate(minilm, tmp_path):
+    from neuralatlas.data.text import topics
+
+    model, tok = minilm
+    _, test = topics(tok)
+    few = test.subset(slice(0, 8))
+    store = na.capture(model, few, layers="encoder.layer.5.output", rows="tokens", tokenizer=tok,
+                       out=tmp_path / "t.zarr", batch_size=4)
+    lengths = few.lengths if not callable(few.lengths) else few.lengths()
+    table = store.samples
+    np.testing.assert_array_equal(table["label"], np.repeat(few.labels, lengths))
+    np.testing.assert_array_equal(table["index"], np.repeat(few.index, lengths))
+    assert list(table["label_name"][:1]) == [few.classes[few.labels[0]]]
+    # padded per batch by the data set's own collate_fn: the same sentence means
+    per_batch = na.capture(model, few.with_padding("batch"), layers="encoder.layer.5.output",
+                           reduce="token_mean", out=tmp_path / "b.zarr", batch_size=4)
+    fixed = na.capture(model, few, layers="encoder.layer.5.output", reduce="token_mean",
+                       out=tmp_path / "f.zarr", batch_size=4)
+    np.testing.assert_allclose(np.asarray(per_batch.activations("encoder.layer.5.output")),
+                               np.asarray(fixed.activations("encoder.layer.5.output")), atol=1e-5)

@@ -60,7 +60,7 @@ def stores(tmp_path_factory):
 
     _, test = digits()
     nchw = test.subset(slice(0, N))
-    nhwc = ArrayDataset(nchw.inputs.transpose(0, 2, 3, 1), nchw.labels, nchw.classes)
+    nhwc = ArrayDataset(nchw.inputs.transpose(0, 2, 3, 1), nchw.labels, nchw.classes, index=nchw.index)
     torch.manual_seed(0)
     tm = TorchCNN()
     w = converted(tm)
@@ -80,7 +80,7 @@ def stores(tmp_path_factory):
     for layer in ("conv1", "fc1", "fc2"):
         km.get_layer(layer).set_weights([w[f"{layer}/kernel"], w[f"{layer}/bias"]])
     root = tmp_path_factory.mktemp("cross")
-    kw = dict(layers=LAYERS, gradients=True, batch_size=16, overwrite=True)
+    kw = {"layers": LAYERS, "gradients": True, "batch_size": 16, "overwrite": True}
     return {"torch": na.capture(tm, nchw, out=root / "t.zarr", **kw),
             "flax": na.capture(fm, nhwc, out=root / "f.zarr", **kw),
             "keras": na.capture(km, nhwc, out=root / "k.zarr", **kw)}
@@ -98,7 +98,8 @@ def test_same_activations_and_gradients(stores, other):
                                    rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(got.sample_table()["prediction"], ref.sample_table()["prediction"])
     np.testing.assert_array_equal(got.sample_table()["label"], ref.sample_table()["label"])
-    assert got.attrs["layouts"]["conv1"] == {"framework": "channels_last", "stored": "channels_first"}
+    assert got.attrs["layouts"] == ref.attrs["layouts"] == {"conv1": "channels_first", "fc1": "flat", "fc2": "flat"}
+    assert got.attrs["framework_layouts"] == {"conv1": "channels_last"}
 
 
 @pytest.mark.parametrize("other", ["flax", "keras"])
@@ -116,3 +117,10 @@ def test_gradient_is_that_of_the_label_logit(stores):
     g = np.asarray(stores["flax"].gradients("fc2"))
     labels = stores["flax"].sample_table()["label"].to_numpy()
     np.testing.assert_array_equal(g, np.eye(10, dtype=np.float32)[labels])
+
+
+@pytest.mark.parametrize("other", ["flax", "keras"])
+def test_similarity_across_frameworks_is_identity(stores, other):
+    """Downstream analyses read these stores as torch ones: CKA of a layer with its twin is 1."""
+    cka = na.cka_matrix(stores[other], layers=LAYERS, other=stores["torch"], other_layers=LAYERS)
+    np.testing.assert_allclose(np.diag(cka.values), 1.0, atol=1e-5)

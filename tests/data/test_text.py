@@ -62,7 +62,7 @@ def test_split_is_stratified_disjoint_complete_and_fixed():
 
 
 def test_load_by_name_and_errors():
-    train, test = load("topics")
+    _, test = load("topics")
     assert isinstance(test, TextDataset) and test.classes == list(TOPICS)
     with pytest.raises(DataError, match="tokenizer"):
         test[0]  # texts without a tokenizer have no model inputs

@@ -227,3 +227,75 @@ def test_data_shorthand_and_hf_model_schema(tmp_path):
     assert cfg.data.name == "mydata:load"
     assert cfg.models[0].model.hf == tmp_path / "hf_dir" and cfg.models[0].model.task == "causal-lm"
     assert cfg.base_dir == tmp_path
+
+
+TOKENS = textwrap.dedent("""\
+    import torch
+    from torch.utils.data import Dataset
+
+
+    class Tokens(Dataset):
+        def __init__(self, n, t):
+            self.ids = torch.randint(1, 101, (n, t), generator=torch.Generator().manual_seed(0))
+
+        def __len__(self):
+            return len(self.ids)
+
+        def __getitem__(self, i):
+            return {"input_ids": self.ids[i], "attention_mask": torch.ones_like(self.ids[i])}, int(i % 2)
+
+
+    def load(n=6, t=8):
+        return Tokens(n, t)
+""")
+
+
+@pytest.mark.slow
+def test_hugging_face_folder_in_a_config(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.GPT2Config(n_layer=2, n_head=2, n_embd=32, vocab_size=101, n_positions=64)
+    torch.manual_seed(0)
+    transformers.GPT2LMHeadModel(cfg).save_pretrained(tmp_path / "gpt2")
+    (tmp_path / "tokdata.py").write_text(TOKENS)
+    (tmp_path / "run.yaml").write_text(textwrap.dedent(f"""\
+        out: {tmp_path / "out"}
+        data: "tokdata:load"
+        models:
+          - name: gpt2
+            model: {{hf: gpt2, task: causal-lm}}
+            layers: [transformer.h.0]
+        capture: {{gradients: false, output: logits, rows: tokens}}
+        analyses:
+          architecture: {{}}
+        report: {{html: false}}
+    """))
+    # pretrained: loaded, not trained (one data set is enough); the architecture runs on two real
+    # samples of the user's data (dict inputs, integer ids)
+    result = run(tmp_path / "run.yaml")
+    summary = result.summaries["gpt2"]
+    assert summary["train"] == {"loaded": str(tmp_path / "gpt2")}
+    t, d, vocab = 8, 32, 101
+    block = t * d * 3 * d + 2 * t * t * d + t * d * d + 2 * t * d * 4 * d
+    assert summary["architecture"]["total_macs"] == 2 * block + t * d * vocab
+    # capture: one row per token (rows: tokens from the YAML), equal to the model's own hidden states
+    from neuralatlas.store import ActivationStore
+    from neuralatlas.zoo.hf import hf_model
+
+    acts = np.asarray(ActivationStore.open(result.out / "gpt2" / "acts.zarr").activations("transformer.h.0")[:])
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import tokdata
+
+        data = tokdata.load()
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("tokdata", None)
+    ids = torch.stack([data[i][0]["input_ids"] for i in range(len(data))])
+    with torch.no_grad():
+        hidden = hf_model(tmp_path / "gpt2", task="causal-lm")(input_ids=ids, output_hidden_states=True).hidden_states
+    np.testing.assert_allclose(acts, hidden[1].reshape(-1, d).numpy(), rtol=1e-4, atol=1e-5)
+    # a wrong task names the line
+    text = (tmp_path / "run.yaml").read_text().replace("causal-lm", "causal-llm")
+    (tmp_path / "run.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r"run\.yaml:5: .*Unknown Hugging Face task 'causal-llm'"):
+        Pipeline(load_config(tmp_path / "run.yaml")).validate()

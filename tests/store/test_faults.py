@@ -176,7 +176,7 @@ def test_damaged_chunk_fails_its_checksum_on_read_and_deep_capture_mends_it(fini
 
 def test_garbage_zarr_json_names_the_file_and_the_fix(finished):
     (finished / "zarr.json").write_text("{not json")
-    with pytest.raises(StoreCorruptError, match=r"acts.zarr/zarr.json is unreadable.*--overwrite"):
+    with pytest.raises(StoreCorruptError, match=r"acts.zarr/zarr.json is unreadable.*overwrite=True"):
         na.ActivationStore.open(finished)
     with pytest.raises(StoreCorruptError, match="zarr.json is unreadable"):
         capture_again(finished)  # never silently replaced: the user decides
@@ -336,3 +336,21 @@ def test_nan_inputs_are_counted_per_layer_and_warned(tmp_path):
         from neuralatlas.analysis.similarity import cka_matrix
 
         cka_matrix(store, layers=["fc1", "fc2"])
+
+
+def test_a_capture_without_predictions_is_not_called_damaged(tmp_path):
+    import torch
+    from torch import nn
+
+    from neuralatlas.data import digits
+
+    _, test = digits()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 1)).eval()   # one output: no class prediction
+    store = na.capture(model, test.subset(slice(0, N)), out=tmp_path / "r.zarr", batch_size=BATCH,
+                       chunk_rows=ROWS)
+    assert "prediction" not in store.samples and store.check_integrity().ok
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        na.capture(model, test.subset(slice(0, N)), out=tmp_path / "r.zarr", batch_size=BATCH,
+                   chunk_rows=ROWS)

@@ -408,6 +408,12 @@ def group_codes(table: pd.DataFrame, by: str | Sequence | np.ndarray, groups: Se
             values = np.where(valid, values, None)
         elif by in table:
             values = np.asarray(table[by])
+            if by == "label" and values.dtype.kind == "f" and not np.array_equal(values[~np.isnan(values)],
+                                                                                 np.round(values[~np.isnan(values)])):
+                raise AnalysisError(
+                    "The labels are floats (regression targets), not classes: grouping by them would make"
+                    " a group per value. Bin them into groups and pass by=array, e.g."
+                    " by=pd.qcut(store.samples['label'], 4, labels=False), or group by another column.")
             if by in ("label", "prediction"):
                 names_source = classes
         else:
@@ -793,7 +799,9 @@ def naps(
                     f" shape {store.unit_shape(flat[0])}. Leave it out of layers=, or use align=None.")
         # A [T, D] token sequence (or a 3-D output whose axes capture could not tell) is not a
         # channel-first map: shifting it by its gradient would move features, not positions.
-        layouts = store.attrs.get("layouts", {})
+        # torch captures record a layout name per layer; Flax/Keras captures {"framework", "stored"}
+        layouts = {k: v.get("stored", "channels_first") if isinstance(v, dict) else v
+                   for k, v in store.attrs.get("layouts", {}).items()}
         not_maps = [layer for layer in spatial if layouts.get(layer, "channels_first") != "channels_first"]
         named_bad = [layer for layer in not_maps if layers is not None and layer in (
             {layers} if isinstance(layers, str) else set(layers))]
@@ -801,8 +809,8 @@ def naps(
             layer = named_bad[0]
             raise AnalysisError(
                 f"Gradient alignment shifts channel-first maps [C, *spatial], but {layer!r} has unit shape"
-                f" {store.unit_shape(layer)} stored as {layouts[layer]!r} ([tokens, features] for a"
-                " sequence). Use align=None, or capture it with reduce='token_mean' (or rows='tokens').")
+                f" {store.unit_shape(layer)} stored as {layouts[layer]!r} (a sequence is [tokens, features])."
+                " Use align=None, or capture it with reduce='token_mean' (or rows='tokens').")
         to_align = [layer for layer in spatial if layer not in not_maps]
         lacking = [layer for layer in to_align if not store.has_gradients(layer, epoch)]
         if lacking:

@@ -169,7 +169,7 @@ class _Source:
 
 
 class _StoreSource(_Source):
-    def __init__(self, store: Any, inputs: np.ndarray | None = None):
+    def __init__(self, store: Any, inputs: np.ndarray | None = None, by: str | None = None):
         self.store = store
         self.where = f"the store {store.path}"
         self.layers = list(store.layers)
@@ -190,6 +190,10 @@ class _StoreSource(_Source):
         self.labels = np.asarray(table["label"], np.int64) if "label" in table else np.full(self.n_samples, -1)
         self.index = np.asarray(table["index"], np.int64) if "index" in table else np.arange(self.n_samples)
         self.classes = list(store.classes) or [str(c) for c in np.unique(self.labels[self.labels >= 0])]
+        if by is not None:  # colour (and stratify) by any sample-table column: token, position, ...
+            from neuralatlas.analysis.naps import group_codes
+
+            self.labels, self.classes, _ = group_codes(table, by)
 
     def final_epoch(self) -> int | None:
         return self.store._resolve_epoch(None)
@@ -252,7 +256,7 @@ def _source(data: Any, *, labels: Any = None, predictions: Any = None, classes: 
     if isinstance(data, (str, Path)):
         data = ActivationStore.locate(data)
     if isinstance(data, ActivationStore):
-        return _StoreSource(data, inputs=inputs)
+        return _StoreSource(data, inputs=inputs, by=labels if isinstance(labels, str) else None)
     if isinstance(data, Mapping):
         return _ArraySource(data, labels, predictions, classes, inputs)
     if isinstance(data, np.ndarray):
@@ -802,7 +806,9 @@ def project(
     inputs : array [n_samples, ...], optional
         The raw inputs of the stored samples: projected as the pseudo-layer ``"input"``.
     labels, predictions, classes : optional
-        The sample table, for ``data`` given as arrays.
+        The sample table, for ``data`` given as arrays. For a store, ``labels`` may name a
+        sample-table column to colour (and stratify) by instead of ``label``: ``"token"``,
+        ``"position"``, ``"group"``, ...
     memory_limit, client
         ``method="pca"`` with ``n=None`` on a store is out of core: the principal axes come
         from the layer's covariance, streamed over every sample in blocks that fit

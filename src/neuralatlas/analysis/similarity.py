@@ -1207,6 +1207,10 @@ def linear_probes(store: Any, layers: Sequence[str] | str | None = None, *, epoc
     y_all = np.asarray(store.samples["label"] if labels is None else labels)
     if y_all.shape != (store.n_samples,):
         raise AnalysisError(f"labels have shape {y_all.shape}; the store has {store.n_samples} samples.")
+    if labels is None and y_all.dtype.kind == "f" and not np.array_equal(y_all, np.round(y_all)):
+        raise AnalysisError(f"The store {store.path} has float labels (regression targets); a linear probe"
+                            " classifies. Pass labels= classes (e.g. binned targets, or the token"
+                            " rows' position column).")
     if labels is None and np.all(y_all < 0):
         raise AnalysisError(f"The store {store.path} has no labels (all -1); pass labels=... or capture"
                             " a labelled data set to run linear probes.")

@@ -81,7 +81,7 @@ def repeated_runs(graph: ArchitectureGraph, min_repeat: int = 2) -> list[list[st
             last_node[prefix] = i
     runs: list[list[str]] = []
     taken: set[str] = set()
-    for parent, names in children.items():
+    for names in children.values():
         containers = [c for c in names if not rows_by_name[c]["is_leaf"] and rows_by_name[c]["calls"] == 1
                       and c in first_node]
         i = 0
@@ -163,11 +163,14 @@ def collapse_depth(graph: ArchitectureGraph, depth: int) -> ArchitectureGraph:
             nodes.append(n)
             continue
         if g in merged:
-            merged[g].macs += n.macs
+            if g not in rows:
+                merged[g].macs += n.macs
             continue
         row = rows.get(g, {})
+        # the module table's count: complete (functions run inside hooks-traced modules too)
+        macs = int(row["macs"]) if "macs" in row else n.macs
         m = Node(g, g, "module", row.get("type", "?"), row.get("output_shape"), int(row.get("params_total", 0)),
-                 n.macs, 1, 1, row.get("parent", ""))
+                 macs, 1, 1, row.get("parent", ""))
         # the box stands for N blocks when it lies in a repeated block (not when it holds the run)
         for run in runs:
             if _inside(g, run[0]):

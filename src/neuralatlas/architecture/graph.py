@@ -187,7 +187,7 @@ def _example(model: nn.Module, example_input: Any, input_shape: Sequence[int] | 
                 " e.g. torch.zeros(1, 3, 32, 32)) or input_shape=(3, 32, 32).")
     shape = (2, *(int(s) for s in input_shape))
     if input_dtype is not None:
-        dtype = getattr(torch, input_dtype) if isinstance(input_dtype, str) else input_dtype
+        dtype = getattr(torch, input_dtype, None) if isinstance(input_dtype, str) else input_dtype
         if not isinstance(dtype, torch.dtype):
             raise AnalysisError(f"input_dtype={input_dtype!r} is not a torch dtype; use e.g. 'long' or 'float32'.")
     elif hf_input == "input_ids" or (hf_input is None and _takes_ids(model)):
@@ -623,11 +623,15 @@ class ArchitectureGraph:
 
         return render_file(self, path, Path(path).suffix.lstrip(".").lower() or "svg", rankdir=rankdir)
 
-    def to_html(self, engine: str = "auto") -> str:
-        """An HTML fragment: the SVG where clicking a layer copies its name to the clipboard."""
+    def to_html(self, engine: str = "auto", depth: int | str | None = None, layout: str = "auto") -> str:
+        """An HTML fragment: the SVG where clicking a layer copies its name to the clipboard.
+
+        Drawn as :meth:`view` chooses (a big model collapsed to fit, wide), unless ``depth``
+        or ``layout`` say otherwise."""
         from neuralatlas.architecture.render import to_html
 
-        return to_html(self, engine=engine)
+        graph, chosen = self.view(depth, layout)
+        return to_html(graph, engine=engine, layout=chosen)
 
     def _repr_html_(self) -> str:
         return self.to_html()

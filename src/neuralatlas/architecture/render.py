@@ -375,12 +375,12 @@ _SCRIPT = """
 """
 
 
-def to_html(graph: ArchitectureGraph, engine: str = "auto") -> str:
+def to_html(graph: ArchitectureGraph, engine: str = "auto", layout: str = "tall") -> str:
     """An HTML fragment: the drawing, where a click on a layer copies its name.
 
     The fragment is self-contained (inline SVG, style and script), ready for the report.
     """
-    svg = to_svg(graph, engine=engine)
+    svg = to_svg(graph, engine=engine, layout=layout)
     svg = svg[svg.find("<svg"):]  # drop the XML prolog and DOCTYPE for inline use
     root = f"na-arch-{uuid.uuid4().hex[:8]}"
     dom = _dom_ids(graph)

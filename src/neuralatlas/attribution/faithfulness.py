@@ -208,6 +208,11 @@ def deletion_curves(
     source = InputBatches(inputs, labels, 1 << 30)
     n = source.n if n_samples is None else min(source.n, int(n_samples))
     x, y = next(source.batches(0, n))
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        what = "dict" if not isinstance(x, torch.Tensor) else f"integer ({x.dtype})"
+        raise AnalysisError(f"Deletion/insertion curves replace input values by a baseline, step by step; these"
+                            f" inputs are {what} (token ids?), which cannot be partly deleted that way. Compare"
+                            " token attributions with their completeness error and sanity_check instead.")
     dev = pick_device(device)
     with preserved(model):
         model.to(dev).eval()

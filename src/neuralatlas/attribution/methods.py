@@ -996,6 +996,13 @@ def attribute(
     >>> attribute(gpt2, batch, "ig", layer="transformer.wte", output=last_token_logits,  # doctest: +SKIP
     ...           target="prediction", baseline=tok.eos_token_id)
     """
+    from neuralatlas.capture.foreign import is_foreign
+
+    if is_foreign(model):  # Flax / Keras-on-JAX: jax.grad, the same Attribution result
+        from neuralatlas.attribution.jax_methods import attribute_jax
+
+        return attribute_jax(model, inputs, method, target, baseline, labels=labels, n_steps=n_steps,
+                             batch_size=batch_size, output=output, keep_inputs=keep_inputs)
     name = resolve_method(method)
     spec = METHODS[name]
     smooth_cfg = _smooth_settings(smooth, name)
@@ -1155,7 +1162,7 @@ def _check_integer_inputs(name: str, x: torch.Tensor, layer: str | None, neuron:
                             " none (casting ids to float would explain a number that means nothing)." + hint)
     if neuron is not None:
         raise AnalysisError(f"{what}: neuron attribution to integer inputs has no gradient; use a layer method.")
-    if smooth is not None or name in ("gradient_shap", "occlusion", "deeplift"):
+    if smooth is not None or name in ("gradient_shap", "occlusion", "deeplift", "conductance"):
         raise AnalysisError(f"{what}: {name}{' with a noise tunnel' if smooth is not None else ''} perturbs the"
                             " inputs themselves, which ids do not allow. Use integrated_gradients, saliency or"
                             " gradient_x_input with layer=<an embedding layer>." + hint)

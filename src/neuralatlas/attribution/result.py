@@ -172,7 +172,12 @@ class Attribution:
 
     def _repr_html_(self) -> str:
         rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in self.summary().items())
-        return f"<div><b>Attribution</b><table>{rows}</table></div>"
+        tokens = ""
+        if self.tokens is not None:  # text: the first sentences as a token heat map
+            from neuralatlas.plots.attribution import token_heatmap_html
+
+            tokens = token_heatmap_html(self, samples=4)
+        return f"<div><b>Attribution</b><table>{rows}</table>{tokens}</div>"
 
     def __repr__(self) -> str:
         extra = ""

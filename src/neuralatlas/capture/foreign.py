@@ -93,16 +93,30 @@ def layout_of(shape: Sequence[int], channels_last: bool, layout: str) -> tuple[i
     return None
 
 
-def selector_for(layer: str, layer_output: Mapping[str, int | str]) -> int | str | None:
-    from neuralatlas.capture.hooks import match_layer_patterns
+def stored_layout(rank: int, channels_last: bool, transposed: bool) -> tuple[str, tuple[int, ...]]:
+    """The layout name the store records for an output of ``rank`` (batch included), and the
+    axes a spatial reduction averages over, as stored.
 
-    for pattern, sel in layer_output.items():
-        try:
-            if match_layer_patterns([layer], pattern):
-                return sel
-        except KeyError:
-            continue
-    return None
+    Names as the torch capture uses them (``store.attrs["layouts"]``, read by the analyses):
+    ``"flat"``, ``"channels_first"``, ``"sequence"`` (``[B, T, D]``: positions, then features:
+    also a channels-last 1-D conv map) and ``"channels_last"`` (maps kept as the framework
+    gives them with ``layout="native"``; analyses treat those as not channel-first).
+    """
+    if rank <= 2:
+        return "flat", ()
+    if not channels_last:
+        return "channels_first", tuple(range(2, rank))
+    if rank == 3:
+        return "sequence", (1,)
+    if transposed:
+        return "channels_first", tuple(range(2, rank))
+    return "channels_last", tuple(range(1, rank - 1))
+
+
+def selector_for(layer: str, layer_output: Mapping[str, int | str]) -> int | str | None:
+    from neuralatlas.patterns import match_pattern
+
+    return match_pattern(layer_output, layer)
 
 
 def pick(obj: Any, selector: Any, what: str, is_array: Callable[[Any], bool]) -> tuple[Any, Callable[[Any], Any]]:
@@ -343,7 +357,14 @@ class _ForeignRun:
         self.model = _TypedNames(adapter.layer_types())
         self.device = None
         self._runner: Runner | None = None
+        # what loop._open_or_create and loop._repair read of a run
         self.layouts: dict[str, str] = {}
+        self.rows = "samples"
+        self.n_rows = source.n
+        self.row_batch = spec.batch_size
+        self.label_dtype: type = np.int64
+        self.has_prediction = False
+        self.probed: tuple[dict[str, tuple[int, ...]], int] | None = None
 
     @property
     def runner(self) -> Runner:
@@ -356,17 +377,41 @@ class _ForeignRun:
         return to_numpy_tree(inputs), np.asarray(to_numpy_tree(labels))
 
     def probe(self) -> tuple[dict[str, tuple[int, ...]], int]:
+        """Unit shapes and layouts of the layers, the kind of labels and output (no compute for JAX)."""
+        if self.probed is not None:
+            return self.probed
         inputs, labels = self.first_batch()
+        self.label_dtype = np.float64 if np.issubdtype(labels.dtype, np.floating) else np.int64
+        if self.spec.gradients and self.label_dtype is np.float64 and self.spec.target in ("label", "loss"):
+            raise CaptureError(f"target={self.spec.target!r} needs integer class labels; these labels are"
+                               " floats (regression targets). Pass a function target=f(logits, labels).")
         shapes = self.runner.shapes(pad_rows(inputs, self.spec.batch_size), pad_rows(labels, self.spec.batch_size))
+        native = getattr(self.runner, "layouts", {})
+        self.layouts = {n: "flat" if len(s) <= 1 else native.get(n, "unknown") for n, s in shapes.items()}
+        n_classes = int(getattr(self.runner, "n_classes", 0))
+        classes = self.source.classes
+        self.has_prediction = (n_classes >= 2 and self.label_dtype is np.int64 and labels.ndim == 1
+                               and (not classes or n_classes == len(classes)))
         widest = max(int(np.prod(s, dtype=np.int64)) for s in shapes.values()) * 4
-        return shapes, widest * (2 if self.spec.gradients else 1)
+        self.probed = shapes, widest * (2 if self.spec.gradients else 1)
+        return self.probed
+
+    def write_sample_table(self, store: Any, groups: Any) -> None:
+        group_col = groups if groups is not None else self.source.groups
+        if group_col is not None and len(group_col) != self.source.n:
+            raise DataError(f"groups= has {len(group_col)} values; the data has {self.source.n} samples.")
+        fill = np.nan if self.label_dtype is np.float64 else -1
+        store.write_samples(index=self.source.index, label=np.full(self.source.n, fill, self.label_dtype),
+                            group=group_col)
 
     def prepare(self, store: Any, slot: int | None, compressor: str | None) -> None:
         for name in self.layers:
             store.create_layer_array("acts", name, slot, compressor=compressor)
             if self.spec.gradients:
                 store.create_layer_array("grads", name, slot, compressor=compressor)
-        store.prediction_array(slot)
+        if self.has_prediction:
+            store.prediction_array(slot)
+        store.nonfinite_array(slot, create=True)
         store.done_flags(slot, create=True)
 
     def fill(self, store: Any, slot: int | None, progress: Callable[[int, int], None] | None,
@@ -375,7 +420,10 @@ class _ForeignRun:
         acts = {name: store.activations_array("acts", name, slot) for name in self.layers}
         grads = ({name: store.activations_array("grads", name, slot) for name in self.layers}
                  if self.spec.gradients else {})
-        preds_arr = store.prediction_array(slot)
+        from neuralatlas.capture.loop import _nonfinite_rows
+
+        preds_arr = store.prediction_array(slot) if self.has_prediction else None
+        nonfinite = store.nonfinite_array(slot)
         done = store.done_flags(slot)
         flags = done[:]
         labels_arr = store.sample_column("label")
@@ -389,7 +437,7 @@ class _ForeignRun:
             a_buf = {k: np.empty((stop - start, *s), np.float32) for k, s in shapes.items()}
             g_buf = {k: np.empty((stop - start, *s), np.float32) for k, s in shapes.items()} if grads else {}
             pred_buf = np.empty(stop - start, np.int64)
-            label_buf = np.empty(stop - start, np.int64)
+            label_buf = np.empty(stop - start, self.label_dtype)
             lo = 0
             for inputs, labels in self.source.batches(start, stop):
                 x, y = to_numpy_tree(inputs), np.asarray(to_numpy_tree(labels))
@@ -406,7 +454,8 @@ class _ForeignRun:
                     a_buf[k][lo:hi] = value
                     if grads:
                         g_buf[k][lo:hi] = b_grads[k][:m]
-                pred_buf[lo:hi] = np.asarray(logits)[:m].argmax(1)
+                if self.has_prediction:
+                    pred_buf[lo:hi] = np.asarray(logits)[:m].argmax(1)
                 label_buf[lo:hi] = y
                 lo = hi
             if lo != stop - start:
@@ -416,7 +465,10 @@ class _ForeignRun:
                 acts[name][start:stop] = a_buf[name]
                 if grads:
                     grads[name][start:stop] = g_buf[name]
-            preds_arr[start:stop] = pred_buf
+            if preds_arr is not None:
+                preds_arr[start:stop] = pred_buf
+            if nonfinite is not None:  # rows with NaN/inf per layer, for analyses to name
+                nonfinite[start:stop] = _nonfinite_rows(a_buf, g_buf, self.layers, stop - start)
             labels_arr[start:stop] = label_buf
             done[c] = True  # last: a chunk counts only when everything of it is on disk
             done_rows += stop - start
@@ -496,7 +548,11 @@ def capture_foreign(
     ...                             out="acts.zarr")                  # doctest: +SKIP
     """
     from neuralatlas.capture import loop
-    from neuralatlas.capture.hooks import REDUCTIONS, match_layer_patterns
+    from neuralatlas.capture.fingerprints import callable_fingerprint
+    from neuralatlas.capture.hooks import REDUCTIONS
+    from neuralatlas.errors import LayerError
+    from neuralatlas.patterns import expand_layers
+    from neuralatlas.store.safety import WriteGuard, report_nonfinite
 
     adapter = model if hasattr(model, "runner") and hasattr(model, "discover") else adapter_for(model)
     if adapter is None:
@@ -518,13 +574,18 @@ def capture_foreign(
         ckpts = checkpoint_paths(checkpoints, epochs)
         slots = list(ckpts)
     first_inputs, _ = next(iter(source.batches(0, min(source.batch_size, source.n))))
-    with adapter.restore():
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(adapter.restore())
         adapter.discover(pad_rows(to_numpy_tree(first_inputs), source.batch_size))
         if ckpts:
-            adapter.load_checkpoint(ckpts[slots[0]])  # also checks that the tree fits the module
+            adapter.load_checkpoint(next(iter(ckpts.values())))  # also checks that the tree fits the module
         all_names = adapter.layer_names()
-        names = (adapter.leaf_names() if layers is None
-                 else match_layer_patterns(all_names, layers, owner=adapter.model_id))
+        try:
+            names = (adapter.leaf_names() if layers is None
+                     else [n for n, _ in expand_layers(all_names, layers, adapter.model_id)])
+        except LayerError as err:  # the shared message speaks of torch's named_modules()
+            raise LayerError(str(err.args[0]).replace("as model.named_modules() names them",
+                                                      f"as {adapter.framework} names them")) from None
         modes = {name: loop._reduction_for(name, reduce) for name in names}
         for name, mode in modes.items():
             if mode is not None and mode not in REDUCTIONS:
@@ -537,9 +598,9 @@ def capture_foreign(
             "framework": adapter.framework,
             "layers": names,
             "gradients": bool(gradients),
-            "target": target if isinstance(target, (str, int)) else getattr(target, "__name__", repr(target)),
+            "target": target if isinstance(target, (str, int)) else callable_fingerprint(target),
             "reduce": reduce if not isinstance(reduce, Mapping) else dict(reduce),
-            "output": output if isinstance(output, (str, int, type(None))) else getattr(output, "__name__", "callable"),
+            "output": output if isinstance(output, (str, int, type(None))) else callable_fingerprint(output),
             "layout": layout,
             "n_samples": source.n,
             "data": source.fingerprint(),
@@ -547,22 +608,29 @@ def capture_foreign(
                         else {str(e): loop._file_fingerprint(p) for e, p in ckpts.items()}),
         }
         run = _ForeignRun(adapter, source, spec)
-        store = loop._open_or_create(Path(out), settings, overwrite, run, slots, groups, classes,
+        # one writer at a time; a full disk or a read-only folder is named
+        guard = stack.enter_context(WriteGuard(Path(out), gradients=gradients))
+        # the store opener needs only layers, source, probe() and model.named_modules() of a run
+        store = loop._open_or_create(Path(out), settings, overwrite, run, slots, groups, classes,  # type: ignore[arg-type]
                                      chunk_rows, compressor, {})
+        guard.store, guard.slots = store, slots
+        if run.probed is None:  # a resumed store: learn the labels' and output's kind all the same
+            run.probe()
         if "framework" not in store.attrs:
             store.update_attrs(framework=adapter.framework,
-                               layouts=getattr(run.runner, "layouts", {}))
+                               framework_layouts=getattr(run.runner, "framework_layouts", {}))
         total = source.n * len(slots)
         done_rows = 0
         for slot in slots:
-            if store.is_complete("final" if slot is None else slot):
+            if store.is_complete("final" if slot is None else slot):  # type: ignore[arg-type]
                 done_rows += source.n
                 continue
             run.prepare(store, slot, compressor)
             if slot is not None:
-                adapter.load_checkpoint(ckpts[slot])  # runners read the weights per call: no recompile
+                adapter.load_checkpoint(ckpts[int(slot)])  # runners read the weights per call: no recompile
             done_rows = run.fill(store, slot, progress, done_rows, total)
             store.mark_complete(slot)
+        report_nonfinite(store)
     if progress is not None:
         progress(total, total)
     return store

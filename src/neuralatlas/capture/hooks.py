@@ -26,53 +26,6 @@ def layer_names(model: nn.Module) -> list[str]:
     return [name for name, _ in model.named_modules() if name]
 
 
-def match_layer_patterns(names: Sequence[str], patterns: str | Sequence[str], *,
-                         owner: str = "the model") -> list[str]:
-    """The names (in their given order) that match any of the glob ``patterns``.
-
-    ``*`` and ``?`` match within one dotted segment (``layers.*`` is ``layers.0``, not
-    ``layers.0.conv``), ``**`` across segments, ``[...]`` a character set. A pattern that
-    matches nothing raises :class:`LayerError` listing the names that exist. Every
-    framework's resolver uses this, so a pattern means the same for torch, Flax and Keras.
-    """
-    import re
-
-    def compile_(pattern: str) -> re.Pattern[str]:
-        out, i = [], 0
-        while i < len(pattern):
-            if pattern.startswith("**", i):
-                out.append(".*")
-                i += 2
-                continue
-            ch = pattern[i]
-            if ch == "*":
-                out.append("[^.]*")
-            elif ch == "?":
-                out.append("[^.]")
-            elif ch == "[" and "]" in pattern[i + 1:]:
-                j = pattern.index("]", i + 1)
-                body = pattern[i + 1:j]
-                out.append("[" + ("^" + re.escape(body[1:]) if body.startswith("!") else re.escape(body)) + "]")
-                i = j
-            else:
-                out.append(re.escape(ch))
-            i += 1
-        return re.compile("".join(out) + r"\Z")
-
-    names = list(names)
-    chosen: set[str] = set()
-    for pattern in [patterns] if isinstance(patterns, str) else list(patterns):
-        rx = compile_(pattern)
-        hits = [n for n in names if rx.match(n)]
-        if not hits:
-            near = close_matches(pattern, names)
-            near_txt = f" Close matches: {', '.join(near)}." if near else ""
-            listing = ", ".join(names) if len(names) <= 60 else ", ".join(names[:60]) + ", ..."
-            raise LayerError(f"No layer of {owner} matches {pattern!r}.{near_txt} Layers: {listing}")
-        chosen.update(hits)
-    return [n for n in names if n in chosen]
-
-
 def resolve_layers(model: nn.Module, patterns: str | Sequence[str] | None = None) -> list[str]:
     """Turn names and glob patterns into the model's layer names, in the order given.
 
@@ -308,6 +261,8 @@ def layout_of(module: nn.Module, shape: Sequence[int], seq_len: int | None = Non
     """
     if len(shape) <= 2:
         return "flat"
+    if len(shape) == 4 and seq_len is not None and shape[2] == shape[3] == seq_len:
+        return "unknown"  # attention weights [B, heads, T, T], not a feature map
     if len(shape) >= 4:
         return "channels_first"
     if isinstance(module, _CHANNELS_FIRST_1D):

@@ -20,8 +20,18 @@ from typing import Any
 
 import numpy as np
 
-from neuralatlas.capture.foreign import (RunSpec, Tap, call_indices, check_fits, layout_of, load_params, pick,
-                                         require, tree_fingerprint)
+from neuralatlas.capture.foreign import (
+    RunSpec,
+    Tap,
+    call_indices,
+    check_fits,
+    layout_of,
+    load_params,
+    pick,
+    require,
+    stored_layout,
+    tree_fingerprint,
+)
 from neuralatlas.errors import CaptureError, ModelError
 
 keras = require("keras")
@@ -51,7 +61,8 @@ def save_weights(path: str | Path, model: Any) -> Path:
     """Write a Keras model's variables as ``.npz`` keyed by ``variable.path`` (a checkpoint)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **{v.path: np.asarray(keras.ops.convert_to_numpy(v.value)) for v in model.variables})
+    np.savez(path, **{v.path: np.asarray(keras.ops.convert_to_numpy(v.value))  # type: ignore[arg-type]
+                      for v in model.variables})
     return path
 
 
@@ -188,9 +199,10 @@ class KerasAdapter:
     def runner(self, spec: RunSpec) -> Any:
         if self.backend == "jax":
             from neuralatlas.capture.flax_adapter import _FlaxRunner
-            from neuralatlas.capture.jax_ops import JaxRunner
+            from neuralatlas.capture.jax_ops import Identity, JaxRunner
 
-            return _FlaxRunner(JaxRunner(self.apply_jax, lambda: self._weights, spec, self.channels_last))
+            return _FlaxRunner(JaxRunner(self.apply_jax, lambda: self._weights, spec, self.channels_last,
+                                         cache_key=("keras", Identity(self.model))))
         return _TorchKerasRunner(self, spec)
 
     def logits_fn(self):
@@ -217,7 +229,9 @@ class _TorchKerasRunner:
 
     def __init__(self, adapter: KerasAdapter, spec: RunSpec):
         self.adapter, self.spec = adapter, spec
-        self.layouts: dict[str, dict[str, str]] = {}
+        self.layouts: dict[str, str] = {}
+        self.framework_layouts: dict[str, str] = {}
+        self.n_classes = 0
         self.indices = call_indices(adapter._calls, spec.layers, spec.repeated)
 
     def _forward(self, inputs: Any, labels: np.ndarray):
@@ -242,21 +256,26 @@ class _TorchKerasRunner:
         with torch.set_grad_enabled(spec.gradients), self.adapter.tapped(tap):
             out = _call(self.adapter.model, x, self.adapter._kwargs())
         logits = pick(out, spec.output, "model output", lambda v: isinstance(v, torch.Tensor))[0]
+        self.n_classes = int(logits.shape[1]) if logits.dim() == 2 else 0
         if logits.dim() != 2:
             raise CaptureError(f"The model output selected as logits has shape {list(logits.shape)};"
                                " expected [batch, classes]. Pass output=... to pick the logits.")
         mask = x.get("attention_mask") if isinstance(x, Mapping) else None
 
         def post(name: str, t: Any) -> np.ndarray:
-            perm = layout_of(tuple(t.shape), self.adapter.channels_last(name), spec.layout)
-            if t.dim() >= 4 and self.adapter.channels_last(name):
-                self.layouts[name] = {"framework": "channels_last",
-                                      "stored": "channels_first" if perm else "channels_last"}
+            last = self.adapter.channels_last(name)
+            perm = layout_of(tuple(t.shape), last, spec.layout)
+            self.layouts[name], spatial = stored_layout(t.dim(), last, perm is not None)
+            if t.dim() >= 4 and last:
+                self.framework_layouts[name] = "channels_last"
             if perm is not None:
                 t = t.permute(*perm)
-            elif t.dim() >= 4 and self.adapter.channels_last(name) and spec.modes.get(name) in ("mean", "max"):
-                t = t.movedim(-1, 1)  # native layout: reduce over the spatial axes all the same
-            return apply_reduction(t.detach(), spec.modes.get(name), mask).to("cpu", torch.float32).numpy()
+            t, mode = t.detach(), spec.modes.get(name)
+            if mode in ("mean", "max") and spatial:
+                t = t.mean(dim=spatial) if mode == "mean" else t.amax(dim=spatial)
+            elif mode is not None:
+                t = apply_reduction(t, mode, mask)
+            return t.to("cpu", torch.float32).numpy()
 
         acts = {n: post(n, tap.outputs[n]) for n in spec.layers}
         grads: dict[str, np.ndarray] = {}

@@ -280,6 +280,8 @@ def capture(
     ----------
     model : torch.nn.Module
         Any module. It is left as found (hooks, mode, ``requires_grad``, weights, device).
+        Flax (an ``nnx.Module``, a linen ``(module, variables)`` pair) and Keras 3 models go
+        through :func:`neuralatlas.capture.foreign.capture_foreign` with the same arguments.
     data : ArrayDataset, torch Dataset, or DataLoader
         Items are ``(inputs, label)`` pairs, dicts of input tensors (a tokenizer's output; a
         ``labels``/``label`` entry is taken as the label) or bare input tensors (no label).
@@ -340,8 +342,10 @@ def capture(
         store's ``layouts`` attribute, which analyses check (gradient alignment).
     collate_fn : callable, optional
         For a plain Dataset of variable-length items: makes a batch of a list of items (e.g.
-        a tokenizer's padding collator). Outputs whose length varies per batch then need a
-        token reduction, ``rows="tokens"``, or padding to one length.
+        a tokenizer's padding collator; default: the data set's own ``collate_fn`` attribute,
+        as :func:`neuralatlas.data.text.topics` sets with ``padding="batch"``). Outputs whose
+        length varies per batch then need a token reduction, ``rows="tokens"``, or padding to
+        one length.
     data_id : str, optional
         A name for the data's content. By default a torch Dataset is identified by a hash of
         its items (all of them up to 2048, else 256 evenly spaced), so other data of the same
@@ -576,6 +580,7 @@ def _open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: _
         "chunk_rows": rows,
         "rows": run.rows,
         "layouts": run.layouts,
+        "has_prediction": run.has_prediction,
         "epochs": [s for s in slots if s is not None],
         "capture": settings,
         "source": "capture",
@@ -603,12 +608,12 @@ def _repair(store: ActivationStore, run: _CaptureRun, slots: list[int | None], g
         return
     rows: list[Any] = []
     for p in report.problems:
-        if p.kind == "samples/label":
-            # labels are rewritten with each chunk: recomputing the chunk in the first slot mends them
-            rows.append(type(p)("acts", p.layer, slots[0], p.chunk, p.rows, p.problem, p.file))
-        elif p.kind.startswith("samples/") and run.rows == "tokens":
+        if p.kind.startswith("samples/") and run.rows == "tokens":
             # token rows: the whole table (labels too) comes from the counting pass
             run.write_sample_table(store, groups)
+        elif p.kind == "samples/label":
+            # labels are rewritten with each chunk: recomputing the chunk in the first slot mends them
+            rows.append(type(p)("acts", p.layer, slots[0], p.chunk, p.rows, p.problem, p.file))
         elif p.kind in ("samples/index", "samples/group"):
             group_col = groups if groups is not None else run.source.groups
             fill = np.nan if run.label_dtype is np.float64 else -1
@@ -759,6 +764,7 @@ class _CaptureRun:
         self._token_table: dict[str, np.ndarray] | None = None
         self._probed: tuple[dict[str, tuple[int, ...]], int] | None = None
         self._probing = False
+        self._not_per_sample: dict[str, list[int]] = {}
         self._batch_n = 0
         self._src, self._dst = slice(0, 0), slice(0, 0)
         self._counts: np.ndarray | None = None
@@ -772,6 +778,11 @@ class _CaptureRun:
     # the sink runs inside each forward hook: reduce, check shape, copy into the chunk buffer
     def _sink(self, layer: str, tensor: torch.Tensor) -> None:
         if tensor.dim() == 0 or tensor.shape[0] != self._batch_n:
+            if self._probing and layer in self.recorder.optional:
+                # picked by a pattern (or as a leaf), not named: a broadcast output such as a
+                # position embedding [1, T, D] has no row per sample; leave it out, say so
+                self._not_per_sample[layer] = list(tensor.shape)
+                return
             raise CaptureError(
                 f"Layer {layer!r} gave an output of shape {list(tensor.shape)} whose first axis is not"
                 f" the batch ({self._batch_n} samples). Pick a batch-first tensor with"
@@ -798,7 +809,7 @@ class _CaptureRun:
         """Probe: the layout of a layer's output, and whether its reduction fits it."""
         module = self.recorder_modules[layer]
         seq_len = int(self.mask.shape[1]) if self.mask is not None else None
-        if self.rows == "tokens":
+        if self.rows == "tokens" and self.token_mask is not None:
             seq_len = int(self.token_mask.shape[1])
         shape = tuple(tensor.shape)
         layout = self.axes.get(layer) or layout_of(module, shape, seq_len)
@@ -868,12 +879,19 @@ class _CaptureRun:
             self._probing = False
         skipped = self.recorder.missing()
         if skipped:
-            warnings.warn(f"Layers {skipped} (picked by a pattern) did not run in the forward pass of"
+            warnings.warn(f"Layers {skipped} (not named exactly) did not run in the forward pass of"
                           f" {type(self.model).__name__}; they are skipped.", stacklevel=3)
-            self.layers = [n for n in self.layers if n not in skipped]
+        if self._not_per_sample:
+            shapes = ", ".join(f"{k!r} {v}" for k, v in self._not_per_sample.items())
+            warnings.warn(f"Layers not named exactly give outputs without a row per sample ({shapes};"
+                          f" the batch has {len(labels)}); they are skipped.", stacklevel=3)
+        dropped = set(skipped) | set(self._not_per_sample)
+        if dropped:
+            self.layers = [n for n in self.layers if n not in dropped]
             self.recorder.layers = list(self.layers)
             if not self.layers:
-                raise CaptureError(f"None of the layers picked ran in the forward pass: {skipped}.")
+                raise CaptureError(f"None of the layers picked can be captured: {sorted(dropped)} did not"
+                                   " run or have no row per sample.")
         self.has_prediction = self._is_class_logits(out, labels, inputs)
         self.label_dtype = np.float64 if labels.is_floating_point() else np.int64
         if labels.dim() > 1 and not (labels.dim() == 2 and labels.shape[1] == 1) and self.rows != "tokens":
@@ -889,7 +907,8 @@ class _CaptureRun:
 
     def _plan_tokens(self) -> None:
         """First pass over the data: real tokens per sample, and the token rows' table."""
-        counts, cols = [], {"position": [], "token_id": [], "label": []}
+        counts: list[np.ndarray] = []
+        cols: dict[str, list[np.ndarray]] = {"position": [], "token_id": [], "label": []}
         has_ids, labelled = True, True
         for inputs, labels in self.source.batches(0, self.source.n):
             mask = _token_mask(inputs).cpu()
@@ -945,6 +964,9 @@ class _CaptureRun:
                 store.create_layer_array("grads", name, slot, compressor=compressor)
         if self.has_prediction:
             store.prediction_array(slot)
+        # recorded so the integrity check knows a missing prediction array is by design
+        # (the output is not class logits), not a lost one
+        store.update_attrs(has_prediction=bool(self.has_prediction))
         store.nonfinite_array(slot, create=True)
         store.done_flags(slot, create=True)
 

@@ -59,10 +59,14 @@ class ArraySource(Source):
 class DatasetSource(Source):
     """A map-style Dataset read in order, items collated by ``collate_fn`` (torch's default)."""
 
+    num_workers: int = 0  # a DataLoader's own, when read through one
+
     def __init__(self, dataset: torch.utils.data.Dataset, batch_size: int,
                  collate_fn: Callable[[list], Any] | None = None, data_id: str | None = None):
         self.dataset, self.n, self.batch_size = dataset, len(dataset), batch_size
-        self.collate_fn = collate_fn
+        # a data set that brings its own batching (TextDataset(padding="batch").collate_fn) uses it
+        own = getattr(dataset, "collate_fn", None)
+        self.collate_fn = collate_fn if collate_fn is not None else (own if callable(own) else None)
         self.data_id = data_id
         self.index = np.arange(self.n)
         self.name = type(dataset).__name__
@@ -77,19 +81,27 @@ class DatasetSource(Source):
 
     def batches(self, start: int, stop: int):
         collate = self.collate_fn or torch.utils.data.default_collate
-        for lo in range(start, stop, self.batch_size):
-            items = [self.dataset[i] for i in range(lo, min(lo + self.batch_size, stop))]
+        subset = torch.utils.data.Subset(self.dataset, range(start, stop))
+        loader = torch.utils.data.DataLoader(subset, batch_size=self.batch_size, shuffle=False,
+                                             collate_fn=collate, num_workers=self.num_workers)
+        lo = start
+        batches = iter(loader)
+        while True:
             try:
-                batch = collate(items)
+                batch = next(batches)
+            except StopIteration:
+                return
             except RuntimeError as err:
                 if self.collate_fn is not None or "equal size" not in str(err) and "same size" not in str(err):
                     raise
+                hi = min(lo + self.batch_size, stop) - 1
                 raise DataError(
-                    f"Items {lo}..{lo + len(items) - 1} of the {self.name} have different sizes and"
-                    f" cannot be stacked into one batch ({err}). Pass collate_fn= (e.g. a tokenizer's"
-                    " padding collator, or transformers.DataCollatorWithPadding(tokenizer)) to pad"
-                    " each batch, or pad every item to one length."
+                    f"Items {lo}..{hi} of the {self.name} have different sizes and cannot be"
+                    f" stacked into one batch ({str(err).splitlines()[-1]}). Pass collate_fn= (e.g. a"
+                    " tokenizer's padding collator, or transformers.DataCollatorWithPadding(tokenizer))"
+                    " to pad each batch, or pad every item to one length."
                 ) from None
+            lo += self.batch_size
             yield split_batch(batch)
 
     def fingerprint(self) -> str:
@@ -113,6 +125,7 @@ class LoaderSource(DatasetSource):
             raise DataError("The DataLoader reads an IterableDataset, which has no length or stable"
                             " positions; pass a map-style Dataset (or a DataLoader over one).")
         super().__init__(loader.dataset, loader.batch_size or batch_size, loader.collate_fn, data_id)
+        self.num_workers = loader.num_workers  # the user's choice of parallel loading is kept
 
 
 def _batch_len(x: Any) -> int | None:

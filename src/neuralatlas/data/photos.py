@@ -46,17 +46,15 @@ PHOTO_FILES: dict[str, tuple[str, str]] = {
 
 
 def _folder(package: str) -> str:
-    try:
-        if package == "skimage":
-            import skimage
+    # find_spec locates the package without importing it (importing sklearn takes seconds)
+    import importlib.util
 
-            return os.path.join(os.path.dirname(skimage.__file__), "data")
-        import sklearn
-
-        return os.path.join(os.path.dirname(sklearn.__file__), "datasets", "images")
-    except ImportError as err:
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
         hint = "pip install 'neuralatlas[pretrained]'" if package == "skimage" else "pip install scikit-learn"
-        raise DataError(f"The bundled photos need {package} ({hint}).") from err
+        raise DataError(f"The bundled photos need {package} ({hint}).")
+    root = os.path.dirname(spec.origin)
+    return os.path.join(root, "data") if package == "skimage" else os.path.join(root, "datasets", "images")
 
 
 @lru_cache(maxsize=32)
@@ -90,16 +88,6 @@ def _names(names: Sequence[str] | None) -> list[str]:
     for n in chosen:
         photo(n)  # raises for unknown names
     return chosen
-
-
-def _resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    import torch
-    import torch.nn.functional as F
-
-    t = torch.from_numpy(np.ascontiguousarray(x))[None]
-    shrink = size[0] < t.shape[-2]
-    return F.interpolate(t, size=size, mode="bilinear", align_corners=False,
-                         antialias=shrink)[0].clamp(0, 1).numpy()
 
 
 def _chw(img: np.ndarray) -> np.ndarray:
@@ -145,11 +133,15 @@ def photos(size: int = 224, names: Sequence[str] | None = None, resize: int | No
     for i, n in enumerate(chosen):
         img = photo(n)
         h, w = img.shape[:2]
-        scale = short_side / min(h, w)
-        nh, nw = max(side, round(h * scale)), max(side, round(w * scale))
-        x = _resize(_chw(img), (nh, nw))
-        top, left = (nh - side) // 2, (nw - side) // 2
-        out[i] = x[:, top:top + side, left:left + side]
+        # shorter side -> short_side, centre crop of side x side, in one PIL resize (box =
+        # the source region of the crop); PIL's bilinear filter antialiases when shrinking
+        crop = min(h, w) * side / short_side
+        top, left = (h - crop) / 2, (w - crop) / 2
+        from PIL import Image
+
+        pic = Image.fromarray(img).resize((side, side), Image.Resampling.BILINEAR,
+                                          box=(left, top, left + crop, top + crop))
+        out[i] = np.asarray(pic, dtype=np.float32).transpose(2, 0, 1) / 255.0
         grey = bool(np.all(img[..., 0] == img[..., 1]) and np.all(img[..., 1] == img[..., 2]))
         groups.append("grey" if grey else "colour")
     return ArrayDataset(out, np.arange(len(chosen)), chosen, groups=np.asarray(groups), name=f"photos:{side}")
@@ -201,17 +193,21 @@ def photo_patches(n: int = 384, size: int = 112, scales: Sequence[float] = (0.2,
     out = np.empty((count, 3, side, side), dtype=np.float32)
     boxes = np.empty((count, 3), dtype=np.int64)
     drawn = np.empty(count, dtype=np.float32)
-    cache: dict[int, np.ndarray] = {}
+    from PIL import Image
+
+    cache: dict[int, Image.Image] = {}
     for i, p in enumerate(order):
         if p not in cache:
-            cache[p] = _chw(photo(chosen[p]))
+            cache[p] = Image.fromarray(photo(chosen[p]))
         img = cache[p]
-        h, w = img.shape[1:]
+        w, h = img.size
         s = scale_list[int(rng.integers(len(scale_list)))]
         crop = max(8, int(round(s * min(h, w))))
         top = int(rng.integers(0, h - crop + 1))
         left = int(rng.integers(0, w - crop + 1))
-        out[i] = _resize(img[:, top:top + crop, left:left + crop], (side, side))
+        # PIL's bilinear filter widens its support when shrinking (antialiased), on uint8: fast
+        patch = img.resize((side, side), Image.Resampling.BILINEAR, box=(left, top, left + crop, top + crop))
+        out[i] = np.asarray(patch, dtype=np.float32).transpose(2, 0, 1) / 255.0
         boxes[i] = (top, left, crop)
         drawn[i] = s
     return ArrayDataset(out, order.astype(np.int64), chosen, groups=np.asarray([f"{s:g}" for s in drawn]),

@@ -339,7 +339,7 @@ def topics(tokenizer: Any = None, *, max_length: int | None = None, padding: str
     test_rows = []
     for c in range(len(TOPICS)):
         rows = np.flatnonzero(labels == c)
-        test_rows.append(rng.permutation(rows)[:int(round(len(rows) * test_fraction))])
+        test_rows.append(rng.permutation(rows)[:round(len(rows) * test_fraction)])
     test_idx = np.sort(np.concatenate(test_rows))
     train_idx = np.setdiff1d(np.arange(len(texts)), test_idx)
     return full.subset(train_idx), full.subset(test_idx)

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
+import numpy as np
 import torch
 
 from neuralatlas.errors import AnalysisError
@@ -314,6 +316,69 @@ def class_logit(classes: Units, layer: str | None = None) -> Objective:
                      _labels("class ", us, seq))
 
 
+def direction(layer: str, vectors: Any, *, cosine: bool = False) -> Objective:
+    """Activation along a direction of ``layer``'s space, e.g. a probe's weights or a NAP contrast.
+
+    For a conv map ``[B, C, H, W]`` the mean over positions of ``<a[:, :, y, x], v>`` with
+    ``v`` the unit vector of ``vectors`` (Olah et al.'s ``direction``; Lucid's
+    ``objectives.direction`` is the same dot product); for dense ``[B, C]`` simply
+    ``<a, v>``; for tokens ``[B, T, C]`` the mean over tokens. With ``cosine=True`` the
+    cosine of the angle between ``a`` and ``v`` instead (Lucent's choice), which rewards the
+    direction without rewarding a large activation.
+
+    Parameters
+    ----------
+    layer : str
+        A name from ``model.named_modules()``.
+    vectors : array ``[C]`` or ``[K, C]``
+        One direction, or ``K`` directions (``K`` images, image ``k`` for direction ``k``).
+        Each is normalised to unit length; a zero vector is refused.
+    cosine : bool
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> obj = direction("fc1", np.eye(64)[:3])    # three images, one per basis direction
+    >>> obj.n_images
+    3
+    """
+    v = torch.as_tensor(np.asarray(vectors, dtype=np.float32))
+    seq = v.dim() == 2
+    if v.dim() not in (1, 2) or v.shape[-1] < 1:
+        raise AnalysisError(f"direction() takes a vector [C] or a stack [K, C], got shape {tuple(v.shape)}.")
+    v2 = v[None] if not seq else v
+    norms = v2.norm(dim=1)
+    if not torch.all(torch.isfinite(v2)) or torch.any(norms == 0):
+        raise AnalysisError("direction() got a zero or non-finite vector; a direction needs a finite, non-zero vector.")
+    unit = v2 / norms[:, None]
+    size = unit.shape[1]
+
+    def fn(t: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        a = _get(t, layer)
+        if a.dim() == 3:  # [B, T, D] -> [B, D, T]
+            a = a.transpose(1, 2)
+        if a.shape[1] != size:
+            raise AnalysisError(f"The direction has {size} components but layer {layer!r} has"
+                                f" {a.shape[1]} channels; give a vector of length {a.shape[1]}.")
+        flat = a.flatten(2) if a.dim() > 2 else a[:, :, None]        # [B, C, P]
+        u = unit.to(a)
+        if seq:
+            if a.shape[0] != len(u):
+                raise AnalysisError(f"{len(u)} directions but {a.shape[0]} images; one image per direction.")
+            w = u[:, :, None]                                          # image i, direction i
+        else:
+            w = u[0][None, :, None]
+        dots = (flat * w).sum(1)                                       # [B, P]
+        if cosine:
+            dots = dots / (flat.norm(dim=1) + 1e-8)
+        return dots.mean(1)
+
+    n = len(unit) if seq else 1
+    labels = [f"{layer}:dir{k}" for k in range(n)] if seq else None
+    kind = "cosine" if cosine else "direction"
+    return Objective(fn, [layer], f"{kind}({layer}{'' if not seq else f', {n} vectors'})", n, labels)
+
+
 def layer(name: str) -> Objective:
     """The DeepDream objective: the mean squared activation of a whole layer.
 
@@ -430,5 +495,5 @@ def as_objective(spec: Objective | str) -> Objective:
         " 'layer:LAYER' or 'neuron:LAYER:UNIT', or build one with neuralatlas.objectives.")
 
 
-__all__ = ["INPUT", "OUTPUT", "Objective", "as_objective", "channel", "class_logit", "diversity",
+__all__ = ["INPUT", "OUTPUT", "Objective", "as_objective", "channel", "class_logit", "direction", "diversity",
            "l1", "l2", "layer", "neuron", "total_variation"]

@@ -6,7 +6,8 @@ One module per analysis; the figure functions are re-exported here.
 from __future__ import annotations
 
 from neuralatlas.plots.style import class_colors, save_figure, symmetric_limits
-from neuralatlas.plots.featurevis import dream_comparison, feature_map_grid, filter_grid, objective_trace, optimized_images
+from neuralatlas.plots.featurevis import (dream_comparison, feature_map_grid, filter_grid, objective_trace,
+                                         optimized_images, unit_card_figure)
 from neuralatlas.plots.architecture import layer_costs
 from neuralatlas.plots.naps import nap_heatmap, nap_maps, unit_statistics_figure
 from neuralatlas.plots.topomap import layout_quality_figure, topomap_image, topomap_layout, topomap_overview
@@ -15,10 +16,12 @@ from neuralatlas.plots.projection import inter_epoch_evolution, inter_layer_evol
 from neuralatlas.plots.discriminative import compare_projections, discriminative_map, importance_agreement_plot
 from neuralatlas.plots.toy import decision_regions, neuron_heatmaps
 from neuralatlas.plots.attribution import attribution_grid, faithfulness_curves, sanity_curves, sanity_maps
+from neuralatlas.plots.attribution import token_heatmap, token_heatmap_html
 from neuralatlas.plots.adversarial import adversarial_grid, robustness_plot
 
 __all__ = ["class_colors", "save_figure", "symmetric_limits"]
-__all__ += ["dream_comparison", "feature_map_grid", "filter_grid", "objective_trace", "optimized_images"]
+__all__ += ["dream_comparison", "feature_map_grid", "filter_grid", "objective_trace", "optimized_images",
+            "unit_card_figure"]
 __all__ += ["layer_costs"]
 __all__ += ["nap_heatmap", "nap_maps", "unit_statistics_figure", "layout_quality_figure", "topomap_image", "topomap_layout", "topomap_overview"]
 __all__ += ["plot_epoch_similarity", "plot_probes", "plot_similarity_matrix", "similarity_figures"]
@@ -26,3 +29,4 @@ __all__ += ["inter_epoch_evolution", "inter_layer_evolution", "neuron_map", "pro
 __all__ += ["compare_projections", "discriminative_map", "importance_agreement_plot"]
 __all__ += ["decision_regions", "neuron_heatmaps"]
 __all__ += ["attribution_grid", "faithfulness_curves", "sanity_curves", "sanity_maps", "adversarial_grid", "robustness_plot"]
+__all__ += ["token_heatmap", "token_heatmap_html"]

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from neuralatlas.errors import AnalysisError
 from neuralatlas.plots.style import DIVERGING, MAGNITUDE, class_colors, new_figure
 
 
@@ -286,4 +287,227 @@ def faithfulness_curves(result: Any, *, ax=None) -> Figure:
         a.set_title(f"{mode.capitalize()} (AUC, {better} is better)", fontsize=10)
         a.set_xlim(0, 1)
         a.legend(fontsize=7, frameon=False)
+    return fig
+
+
+# ---------------------------------------------------------------------------- tokens (text)
+_SPACE_MARKERS = ("Ġ", "▁")  # byte-level BPE (GPT-2, RoBERTa) and SentencePiece word starts
+
+
+def token_rows(result: Any, *, samples: int | Sequence[int] = 8, merge: bool = True,
+               tokenizer: Any = None, classes: Sequence[str] | None = None
+               ) -> list[tuple[str, list[tuple[str, float]]]]:
+    """``[(caption, [(token, score), ...]), ...]`` for the chosen samples, padding dropped.
+
+    Scores are :attr:`Attribution.token_scores` (an embedding layer's maps summed over its
+    dimension). With ``merge`` a word split into sub-word pieces is shown as one word whose
+    score is the sum of its pieces' (sums keep completeness): WordPiece continuations
+    (``##ing``) join the piece before them, and with byte-level BPE / SentencePiece a piece
+    that does not start a word (no ``Ġ`` / ``▁``) joins the one before; the markers are
+    dropped. Special tokens ([CLS], [SEP], <|endoftext|>) stay as they are. ``merge=False``
+    shows every token exactly as the tokenizer wrote it.
+    """
+    scores = np.asarray(result.token_scores, np.float64)
+    tokens = getattr(result, "tokens", None)
+    if tokens is None:
+        if tokenizer is None or getattr(result, "inputs", None) is None:
+            raise AnalysisError("These attributions carry no token strings; pass tokenizer=... (the one that"
+                             " made the ids), or attribute a TextDataset so the tokens are kept.")
+        ids = np.asarray(result.inputs)
+        tokens = np.array(tokenizer.convert_ids_to_tokens(ids.reshape(-1).tolist()), dtype=str).reshape(ids.shape)
+    tokens = np.asarray(tokens)
+    n = len(scores)
+    rows = list(range(min(int(samples), n))) if isinstance(samples, (int, np.integer)) else [int(i) for i in samples]
+    mask = getattr(result, "mask", None)
+    labels = getattr(result, "labels", None)
+    out = []
+    for r in rows:
+        keep = np.ones(scores.shape[1], bool) if mask is None else np.asarray(mask[r]) != 0
+        keep &= tokens[r] != ""
+        pieces = [(str(t), float(s)) for t, s in zip(tokens[r][keep], scores[r][keep])]
+        caption = f"sample {r}"
+        if labels is not None and r < len(labels):
+            lab = int(labels[r])
+            caption += f" · {classes[lab] if classes is not None and 0 <= lab < len(classes) else lab}"
+        out.append((caption, _merge_pieces(pieces) if merge else pieces))
+    return out
+
+
+def _is_special(token: str) -> bool:
+    return (token.startswith("[") and token.endswith("]")) or (token.startswith("<") and token.endswith(">"))
+
+
+def _merge_pieces(pieces: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    markers = any(t.startswith(_SPACE_MARKERS) for t, _ in pieces)
+    words: list[list[Any]] = []
+    for token, score in pieces:
+        special = _is_special(token)
+        if token.startswith("##") and words and not _is_special(words[-1][0]):
+            words[-1][0] += token[2:]
+            words[-1][1] += score
+        elif (markers and not special and words and not _is_special(words[-1][0])
+              and not token.startswith(_SPACE_MARKERS)):
+            words[-1][0] += token
+            words[-1][1] += score
+        else:
+            words.append([token.lstrip("".join(_SPACE_MARKERS)) or token, score])
+    return [(w, s) for w, s in words]
+
+
+def _token_scale(rows: list[tuple[str, list[tuple[str, float]]]], signed: bool,
+                 vmax: float | None) -> tuple[float, float]:
+    values = np.array([s for _, toks in rows for _, s in toks], np.float64)
+    top = float(vmax) if vmax is not None else _robust_max(values, 100.0) if values.size else 1.0
+    return (-top, top) if signed else (0.0, top)
+
+
+def token_heatmap(result: Any, *, ax=None, samples: int | Sequence[int] = 8, merge: bool = True,
+                  tokenizer: Any = None, classes: Sequence[str] | None = None, wrap: int = 72,
+                  fontsize: float = 10.0, vmax: float | None = None, title: str | None = None) -> Figure:
+    """Sentences as rows of tokens, each token's box coloured by its attribution.
+
+    Parameters
+    ----------
+    result : Attribution
+        Token attributions (layer attribution of an embedding layer, ``[n, T, D]`` maps or
+        ``[n, T]`` scores), with ``tokens`` kept or a ``tokenizer`` given.
+    ax : matplotlib Axes, optional
+        Draw into this axes (its figure is returned).
+    samples : int or sequence of int
+        How many samples (the first ones) or which rows.
+    merge : bool
+        Show words, with sub-word pieces merged and their scores summed (see
+        :func:`token_rows`); ``False`` shows the tokens exactly as the tokenizer wrote them.
+    tokenizer, classes
+        To turn ids into tokens when the result has none; class names for the captions.
+    wrap : int
+        Characters per line: longer sentences continue on the next line.
+    fontsize : float
+        Text size (points); the figure is sized to fit it.
+    vmax : float, optional
+        Top of the colour scale; default the largest ``|score|`` shown. One scale for all rows,
+        diverging and centred on 0 for signed methods (``plots.style.DIVERGING``), from 0 for
+        unsigned ones (``MAGNITUDE``).
+    title : str, optional
+        Default: the result's name (method and layer).
+
+    Returns
+    -------
+    Figure
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Rectangle
+
+    rows = token_rows(result, samples=samples, merge=merge, tokenizer=tokenizer, classes=classes)
+    signed = bool(getattr(result, "signed", True))
+    lo, hi = _token_scale(rows, signed, vmax)
+    norm = Normalize(lo, hi)
+    cmap = plt.get_cmap(DIVERGING if signed else MAGNITUDE)
+    wrap = max(8, int(wrap))
+    # lay out in character cells of a monospace font: positions are exact without a renderer
+    placed: list[tuple[int, float, str, float]] = []  # (line, column, token, score)
+    captions: list[tuple[int, str]] = []
+    line = 0
+    for caption, toks in rows:
+        captions.append((line, caption))
+        line += 1
+        col = 0.0
+        for tok, score in toks:
+            width = len(tok)
+            if col > 0 and col + width > wrap:
+                line, col = line + 1, 0.0
+            placed.append((line, col, tok, score))
+            col += width + 1
+        line += 1
+    n_lines = max(1, line)
+    char_w, line_h = 0.6 * fontsize / 72, 1.7 * fontsize / 72  # inches per character cell / per line
+    if ax is None:
+        fig = plt.figure(figsize=(wrap * char_w + 1.4, n_lines * line_h + 0.9))
+        ax = fig.add_axes((0.02, 0.02, (wrap * char_w) / (wrap * char_w + 1.4), 0.96 - 0.5 / (n_lines * line_h + 0.9)))
+    fig = ax.figure
+    ax.set_xlim(-0.5, wrap + 0.5)
+    ax.set_ylim(n_lines, 0)
+    ax.axis("off")
+    for ln, caption in captions:
+        ax.text(0, ln + 0.5, caption, va="center", ha="left", fontsize=fontsize * 0.8, color="0.35")
+    for ln, col, tok, score in placed:
+        ax.add_patch(Rectangle((col - 0.1, ln + 0.1), len(tok) + 0.2, 0.8, facecolor=cmap(norm(score)),
+                               edgecolor="none"))
+        ax.text(col, ln + 0.5, tok, va="center", ha="left", fontsize=fontsize, family="monospace",
+                color="white" if abs(norm(score) - (0.5 if signed else 0.0)) > (0.35 if signed else 0.7) else "black")
+    mappable = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    bar = fig.colorbar(mappable, ax=ax, fraction=0.03, pad=0.01)
+    # short: a long vertical label would stretch the figure (the title names the method)
+    bar.set_label(f"score per {'word' if merge else 'token'}", fontsize=fontsize * 0.8)
+    title = title if title is not None else getattr(result, "name", None)
+    if title:
+        ax.set_title(title, fontsize=fontsize)
+    return fig
+
+
+def token_heatmap_html(result: Any, *, samples: int | Sequence[int] = 8, merge: bool = True,
+                       tokenizer: Any = None, classes: Sequence[str] | None = None,
+                       vmax: float | None = None) -> str:
+    """The token heat map as HTML: one ``<p>`` per sentence of ``<span>`` tokens on coloured backgrounds.
+
+    Same rows, merging and colour scale as :func:`token_heatmap`; token text is escaped, and
+    each span's ``title`` holds its score. For embedding in the report or a notebook.
+    """
+    import html
+
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize, to_hex
+
+    rows = token_rows(result, samples=samples, merge=merge, tokenizer=tokenizer, classes=classes)
+    signed = bool(getattr(result, "signed", True))
+    lo, hi = _token_scale(rows, signed, vmax)
+    norm = Normalize(lo, hi)
+    cmap = plt.get_cmap(DIVERGING if signed else MAGNITUDE)
+    parts = ['<div class="na-tokens">']
+    for caption, toks in rows:
+        spans = []
+        for tok, score in toks:
+            v = float(norm(score))
+            dark = abs(v - (0.5 if signed else 0.0)) > (0.35 if signed else 0.7)
+            spans.append(f'<span style="background:{to_hex(cmap(v))};color:{"#fff" if dark else "#000"};'
+                         f'padding:0 2px;border-radius:2px" title="{score:+.4g}">{html.escape(tok)}</span>')
+        parts.append(f'<p><small style="color:#666">{html.escape(caption)}</small> {" ".join(spans)}</p>')
+    scale = f"{lo:+.3g} … {hi:+.3g}" if signed else f"0 … {hi:.3g}"
+    parts.append(f'<p><small style="color:#666">colour scale {html.escape(scale)}'
+                 f' ({"blue negative, red positive" if signed else "darker = larger"})</small></p></div>')
+    return "".join(parts)
+
+
+def photo_attribution_grid(result: Any, *, alpha: float = 0.55, size: float = 1.9) -> Figure:
+    """Photos (rows) with each method's map over them (columns), titled by the predictions.
+
+    ``result`` is a :class:`~neuralatlas.attribution.photos.PhotoAttribution`. Each map is
+    ``|map|`` summed over colour channels, scaled by its own 99.5th percentile, drawn with
+    a sequential colour map over the photo (the photo as the model saw it, in [0, 1]).
+    """
+    import matplotlib.pyplot as plt
+
+    methods = list(result.results)
+    n = len(result.inputs)
+    fig = Figure(figsize=(size * (len(methods) + 1), size * n + 0.4), layout="constrained")
+    axes = fig.subplots(n, len(methods) + 1, squeeze=False)
+    cmap = plt.get_cmap("inferno")
+    for i in range(n):
+        photo = np.moveaxis(np.clip(result.inputs[i], 0, 1), 0, -1)
+        ax = axes[i, 0]
+        ax.imshow(photo)
+        guesses = "\n".join(f"{c[:20]} {p:.0%}" for c, p in result.top[i][:2])
+        ax.set_title(f"{result.names[i]}\n{guesses}", fontsize=7)
+        for j, m in enumerate(methods):
+            heat = np.abs(heat_of(result.results[m].maps[i]))
+            heat = heat / (np.percentile(heat, 99.5) + 1e-12)
+            ax = axes[i, j + 1]
+            ax.imshow(photo)
+            ax.imshow(np.clip(heat, 0, 1), cmap=cmap, alpha=alpha, vmin=0, vmax=1)
+            if i == 0:
+                ax.set_title(m.replace("_", " "), fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
     return fig

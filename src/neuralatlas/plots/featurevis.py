@@ -221,3 +221,51 @@ def feature_map_grid(maps: Any, layer: str | None = None, *, max_channels: int =
 
 
 __all__ = ["dream_comparison", "feature_map_grid", "filter_grid", "objective_trace", "optimized_images"]
+
+
+def unit_card_figure(card: Any, *, size: float = 1.6) -> Figure:
+    """A unit card (:class:`~neuralatlas.featurevis.units.UnitCard`): feature visualisation,
+    top-k patches with their receptive-field boxes, the crops, the histogram, the classes.
+
+    Example
+    -------
+    >>> fig = unit_card_figure(unit_card(model, store, "blocks.8", 5))     # doctest: +SKIP
+    """
+    from matplotlib.patches import Rectangle
+
+    k = len(card.patches)
+    half = max(1, math.ceil(k / 2))
+    cols = 2 + half
+    fig = Figure(figsize=(size * cols + 1.0, size * 4 + 0.6), layout="constrained")
+    grid = fig.add_gridspec(4, cols)
+    ax = fig.add_subplot(grid[0:2, 0:2])
+    _show_image(ax, card.image)
+    ax.set_title(f"feature visualisation\nvalue {card.value:.3g} = {card.ratio:.2f} x best patch", fontsize=8)
+    for i in range(k):
+        pax = fig.add_subplot(grid[i // half, 2 + i % half])
+        _show_image(pax, card.patches[i])
+        t, lft, b, r = (int(v) for v in card.boxes[i])
+        pax.add_patch(Rectangle((lft - 0.5, t - 0.5), r - lft, b - t, fill=False, edgecolor="#ffcc00", lw=1.2))
+        pax.set_title(f"#{int(card.top_index[i])}: {float(card.top_values[i]):.3g}", fontsize=7)
+        cax = fig.add_subplot(grid[2 + i // half, 2 + i % half])
+        _show_image(cax, card.crops[i])
+        if i == 0:
+            cax.set_title("receptive-field crops", fontsize=7, loc="left")
+    hax = fig.add_subplot(grid[2, 0:2])
+    edges = np.asarray(card.hist_edges)
+    hax.bar(edges[:-1], card.hist_counts, width=np.diff(edges), align="edge", color="#8da0cb")
+    hax.axvline(card.best_natural, color="#e78ac3", lw=1, label="best patch")
+    if card.value <= edges[-1] * 3:
+        hax.axvline(card.value, color="#fc8d62", lw=1.2, label="feature vis.")
+    hax.set_yscale("log")
+    hax.set_xlabel("mean activation over the data set", fontsize=7)
+    hax.tick_params(labelsize=6)
+    hax.legend(fontsize=6, frameon=False)
+    bax = fig.add_subplot(grid[3, 0:2])
+    n = len(card.class_names)
+    bax.barh(np.arange(n)[::-1], card.class_effects, color="#66c2a5")
+    bax.set_yticks(np.arange(n)[::-1], [str(c)[:22] for c in card.class_names], fontsize=6)
+    bax.set_xlabel("logit drop when ablated (minus mean)", fontsize=7)
+    bax.tick_params(axis="x", labelsize=6)
+    fig.suptitle(f"unit {card.layer}:{card.channel}", fontsize=10)
+    return fig

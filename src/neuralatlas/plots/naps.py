@@ -91,8 +91,8 @@ def nap_heatmap(result: Any, layer: str, *, ax: Any = None, max_units: int = 512
     kind = ("z-scored contrastive NAP" if zscored else "contrastive NAP") if result.kind == "contrastive" else "NAP"
     aligned = ", gradient-aligned" if layer in getattr(result, "aligned", ()) else ""
     ax.set_title(title or f"{layer}: {kind} per {result.by}{aligned}")
-    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02,
-                 label="vs other groups" if result.kind == "contrastive" else "mean activation")
+    cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+    cb.set_label("mean activation" + (" − mean of the other groups" if result.kind == "contrastive" else ""))
     return fig
 
 

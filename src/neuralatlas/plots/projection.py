@@ -34,7 +34,7 @@ def _point_size(n: int) -> float:
 
 
 def _colors(result: Any) -> np.ndarray:
-    k = max(len(result.classes), int(result.labels.max()) + 1 if len(result.labels) else 1)
+    k = max(1, len(result.classes), int(result.labels.max()) + 1 if len(result.labels) else 1)
     return class_colors(k)
 
 

@@ -53,13 +53,16 @@ def _rounded(xy: np.ndarray) -> list[float]:
     return np.round(np.asarray(xy, np.float64), decimals).reshape(-1).tolist()
 
 
-def projection_payload(proj: Any, model: str, images: np.ndarray | None = None) -> dict[str, Any]:
+def projection_payload(proj: Any, model: str, images: np.ndarray | None = None,
+                       texts: list[str] | None = None) -> dict[str, Any]:
     """What the page's script needs to draw one model's projection (see ``report.js``).
 
     Keys: ``model``, ``method``, ``layers``, ``epochs`` (``null`` = final model),
     ``classes``, ``labels``, ``index``, ``pred`` (``{epoch or "final": [n]}``),
     ``keys`` (``[[layer, epoch], ...]``) with ``xy`` (flat coordinates) and ``quality``
-    (scores) aligned to them, ``sprite`` (thumbnail sheet, or null).
+    (scores) aligned to them, ``sprite`` (thumbnail sheet, or null), ``texts`` (the
+    sentence, or the token in context, of each point; null for non-text data), wrapped
+    with newlines every ~60 characters.
     """
     n = len(proj.labels)
     keep = np.arange(n)
@@ -82,7 +85,15 @@ def projection_payload(proj: Any, model: str, images: np.ndarray | None = None) 
         "quality": [{s: (round(float(v), 4) if v is not None and math.isfinite(v) else None)
                      for s, v in proj.quality.get(k, {}).items()} for k in keys],
         "sprite": sprite(images[keep]) if images is not None and len(keep) <= MAX_THUMBNAILS else None,
+        "texts": [_wrapped(texts[int(i)]) for i in keep] if texts is not None else None,
     }
+
+
+def _wrapped(text: str, width: int = 60) -> str:
+    import textwrap
+
+    # lines split at spaces only, so joining them with spaces gives the text back
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False, break_long_words=False)) or text
 
 
 def projection_widget(payload: dict[str, Any], class_colors: list[str]) -> str:
@@ -98,6 +109,7 @@ def projection_widget(payload: dict[str, Any], class_colors: list[str]) -> str:
                   f' step="1" value="{max(0, n_layers - 1)}"{" disabled" if n_layers < 2 else ""}>'
                   ' <output class="na-proj-layer-name"></output></label>')
     note = ("hover a point for its image, label and prediction" if payload.get("sprite")
+            else "hover a point for its text, label and prediction" if payload.get("texts")
             else "hover a point for its label and prediction")
     return (f'<div class="na-proj"{attrs(payload["model"])}>'
             f'<div class="na-proj-controls">{layer_ctrl}{epoch_ctrl}'
@@ -129,10 +141,21 @@ def _interactive(ctx: SectionContext, out: AnalysisOutput) -> str:
     proj = load_projection(out.results_dir)
     if proj is None or not proj.coordinates:
         return ""
-    images = None
+    images = texts = None
     if ctx.images is not None:
-        images = ctx.images.by_index(proj.index)
-        if images is None and ctx.images.note:
+        store = _model_store(ctx, out.model)
+        texts = ctx.images.texts(store, proj.rows, proj.index)
+        if texts is None:  # text data shows its sentences instead of thumbnails
+            images = ctx.images.by_index(proj.index)
+        if texts is None and images is None and ctx.images.note:
             ctx.notes.append(f"{out.model}: {ctx.images.note}")
-    payload = projection_payload(proj, out.model, images)
+    payload = projection_payload(proj, out.model, images, texts)
     return projection_widget(payload, _hex_colors(len(payload["classes"])))
+
+
+def _model_store(ctx: SectionContext, model: str) -> Path | None:
+    try:
+        info = ctx.model(model).store
+    except Exception:  # noqa: BLE001 - no store known: texts come from the data set, if at all
+        return None
+    return None if info is None else Path(info.path)

@@ -340,3 +340,32 @@ def training_plot(model: ModelInfo) -> str:
         "margin": {"l": 50, "r": 50, "t": 35, "b": 40},
     }
     return plot_html(traces, layout, model=model.name, height=300, cls="na-training")
+
+
+# ---------------------------------------------------------------------------- pretrained ImageNet model
+_UNIT_CARDS_NOTE = (
+    "<p class=\"na-muted\">Each card: the channel's feature visualisation (Fourier image, colour"
+    " decorrelation, transformation robustness) and its activation as a multiple of the best natural"
+    " patch's (the same objective: the channel's mean over positions); the top patches of the"
+    " captured data set with the effective receptive field of the channel's strongest position"
+    " (pixels whose |gradient| exceeds 5&nbsp;% of the peak) and those crops; the histogram of the"
+    " activation over the data set; the classes whose logits drop most when the channel is zeroed on"
+    " its top patches (minus the mean drop).</p>")
+
+
+@register_section("unit_cards", title="Unit cards (Microscope view)", order=62)
+def render_unit_cards(ctx: SectionContext) -> str:
+    """The method note, then each model's card table and card figures."""
+    return _UNIT_CARDS_NOTE + "".join(analysis_block(ctx, out) for out in ctx.outputs)
+
+
+@register_section("photo_attribution", title="Attribution on photos", order=52)
+def render_photo_attribution(ctx: SectionContext) -> str:
+    note = ("<p class=\"na-muted\">Maps explain each photo's predicted class (top predictions with their"
+            " probabilities above each row), drawn over the photo as the model saw it.</p>")
+    return note + "".join(analysis_block(ctx, out) for out in ctx.outputs)
+
+
+@register_section("deepdream", title="DeepDream", order=64)
+def render_deepdream(ctx: SectionContext) -> str:
+    return "".join(analysis_block(ctx, out) for out in ctx.outputs)

@@ -1,4 +1,4 @@
-"""Sample images for hover thumbnails: found through the run's data set, packed in one sprite.
+"""Sample images (or texts) for hover thumbnails: found through the run's data set, packed in one sprite.
 
 The store keeps each sample's ``index`` (its position in the original data set); the run's
 ``config.yaml`` names the data set. The report reloads it (built-in sets load in
@@ -83,6 +83,10 @@ class SampleImages:
         data = self.dataset()
         if data is None:
             return None
+        if getattr(data, "inputs", None) is None:  # text (or other non-array) data: no images
+            if getattr(data, "texts", None) is None:
+                self.note = f"the data set {getattr(data, 'name', '')!r} has no input arrays; no thumbnails"
+            return None
         inputs = np.asarray(data.inputs)
         if inputs.ndim != 4 or inputs.shape[1] not in (1, 3):
             self.note = f"inputs of shape {inputs.shape[1:]} are not images; no thumbnails"
@@ -97,6 +101,81 @@ class SampleImages:
                          f" {getattr(data, 'name', '')!r}; no thumbnails")
             return None
         return inputs[order[pos]]
+
+
+    def texts(self, store_path: Path | None, rows: np.ndarray, index: np.ndarray) -> list[str] | None:
+        """The text of each projected point, or None when the run's data is not text.
+
+        Where it comes from (see CONTRIBUTING.md, "Text data"): token rows of the store
+        (sample-table columns ``sample``, ``position``, ``token``) show the token in its
+        context, built from the neighbouring token rows of the same sample; sample rows show
+        the sentence, from the sample table's ``text`` column, else from the run's data set
+        (a data set with ``texts``, such as ``neuralatlas.data.topics``), matched by ``index``.
+        """
+        table = _store_table(store_path) if store_path is not None else None
+        rows = np.asarray(rows, dtype=np.int64)
+        if table is not None and (len(rows) and rows.max() >= len(table) or "index" in table.columns
+                                  and not np.array_equal(table["index"].to_numpy()[rows], np.asarray(index))):
+            table = None  # the projection came from another store: its rows do not name these samples
+        if table is not None and {"sample", "position"} <= set(table.columns):  # token rows
+            if "token" not in table.columns:
+                tok = getattr(self.dataset(), "tokenizer", None)
+                if "token_id" not in table.columns or tok is None:
+                    return None  # a token row's index is not a sentence's: never guess one
+                table = table.assign(token=tok.convert_ids_to_tokens(table["token_id"].astype(int).tolist()))
+            return tokens_in_context(table, rows)
+        if table is not None and "text" in table.columns:
+            return [str(t) for t in table["text"].to_numpy()[rows]]
+        data = self.dataset()
+        texts = getattr(data, "texts", None) if data is not None else None
+        if texts is None:
+            return None
+        have = np.asarray(data.index, dtype=np.int64)
+        lookup = {int(i): k for k, i in enumerate(have)}
+        wanted = np.asarray(index, dtype=np.int64)
+        missing = [int(i) for i in wanted if int(i) not in lookup]
+        if missing:
+            self.note = (f"{len(missing)} projected samples are not in the data set {getattr(data, 'name', '')!r}"
+                         f" (e.g. index {missing[0]}); no texts on hover")
+            return None
+        return [str(texts[lookup[int(i)]]) for i in wanted]
+
+
+CONTEXT_TOKENS = 6  # tokens shown on each side of a token row's token
+
+
+def tokens_in_context(table: Any, rows: np.ndarray, context: int = CONTEXT_TOKENS) -> list[str]:
+    """``"… ran the [marathon] in just …"`` for each token row: its token in brackets, with the
+    tokens around it in the same sample (from the sample table's ``sample``, ``position`` and
+    ``token`` columns)."""
+    sample = table["sample"].to_numpy()
+    position = table["position"].to_numpy()
+    token = table["token"].astype(str).to_numpy()
+    order = np.lexsort((position, sample))
+    where = np.empty(len(order), np.int64)
+    where[order] = np.arange(len(order))
+    out = []
+    for r in np.asarray(rows, dtype=np.int64):
+        k = where[r]
+        lo, hi = k, k
+        while lo > 0 and sample[order[lo - 1]] == sample[r] and k - lo < context:
+            lo -= 1
+        while hi + 1 < len(order) and sample[order[hi + 1]] == sample[r] and hi - k < context:
+            hi += 1
+        words = [f"[{token[order[j]]}]" if j == k else token[order[j]] for j in range(lo, hi + 1)]
+        starts = lo == 0 or sample[order[lo - 1]] != sample[r]
+        ends = hi + 1 == len(order) or sample[order[hi + 1]] != sample[r]
+        out.append(("" if starts else "… ") + " ".join(words) + ("" if ends else " …"))
+    return out
+
+
+def _store_table(store_path: Path) -> Any:
+    from neuralatlas.store import ActivationStore
+
+    try:
+        return ActivationStore.open(store_path).samples
+    except Exception:  # noqa: BLE001 - an unreadable store only costs the hover texts
+        return None
 
 
 def _store_index(store_path: Path) -> np.ndarray | None:

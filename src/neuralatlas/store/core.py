@@ -286,10 +286,16 @@ class ActivationStore:
                         f"gradients of {name!r} have shape {list(np.shape(g))},"
                         f" activations {[n, *shapes[name]]}: they must match."
                     )
-        labels_arr = np.full(n, -1, np.int64) if labels is None else np.asarray(labels, np.int64)
+        labels_arr = np.full(n, -1, np.int64) if labels is None else np.asarray(labels)
+        # float labels with fractions are regression targets and stay floats (never truncated);
+        # whole numbers are class indices, as before
+        fractional = labels_arr.dtype.kind == "f" and not np.array_equal(labels_arr, np.round(labels_arr))
+        labels_arr = labels_arr.astype(np.float64 if fractional else np.int64)
         if labels_arr.shape != (n,):
             raise StoreError(f"labels have shape {labels_arr.shape}, expected ({n},).")
-        if classes is None:
+        if classes is None and labels_arr.dtype.kind == "f":
+            classes = []
+        elif classes is None:
             k = int(labels_arr.max()) + 1 if n and labels_arr.max() >= 0 else 0
             classes = [str(i) for i in range(k)]
         bytes_per_row = max(int(np.prod(s, dtype=np.int64)) * 4 for s in shapes.values())
@@ -628,10 +634,11 @@ class ActivationStore:
 
     def __reduce__(self):
         # Pickles as its path: a dask worker reopens the store on shared storage rather than
-        # receiving a copy of the zarr group's state.
+        # receiving a copy of the zarr group's state. The chunk listing was checked where the
+        # store was opened; each worker task would otherwise list it again.
         if isinstance(self.path, StoreURL):
-            return (ActivationStore.open, (str(self.path), "r", self._storage_options))
-        return (ActivationStore.open, (str(self.path.absolute()),))
+            return (ActivationStore.open, (str(self.path), "r", self._storage_options, False))
+        return (ActivationStore.open, (str(self.path.absolute()), "r", None, False))
 
     def __repr__(self) -> str:
         ep = f", epochs={self.epochs}" if self.epochs else ""
@@ -736,13 +743,13 @@ def _rows_of(selection: Any, n: int) -> range:
         return range(i, i + 1)
     try:
         arr = np.asarray(first)
-        if arr.dtype == bool:
-            return range(0, n) if arr.shape != (n,) else range(0, n)
-        if arr.dtype.kind in "iu":
-            return sorted(set((arr.ravel() % max(n, 1)).tolist()))  # type: ignore[return-value]
-    except Exception:
-        pass
-    return range(0, n)
+    except (TypeError, ValueError):
+        return range(n)
+    if arr.dtype == bool and arr.shape == (n,):
+        return np.flatnonzero(arr).tolist()  # type: ignore[return-value]
+    if arr.dtype.kind in "iu":
+        return sorted(set((arr.ravel() % max(n, 1)).tolist()))  # type: ignore[return-value]
+    return range(n)
 
 
 def _fix_target(path: Any) -> str:

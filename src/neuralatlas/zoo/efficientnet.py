@@ -347,7 +347,8 @@ def efficientnet_lite0(pretrained: bool = True, n_classes: int = 1000, dropout: 
                   " TensorFlow TPU repository's EfficientNet-Lite0); class names from torchvision's"
                   " category list")
     classes = imagenet_classes() if int(n_classes) == 1000 else [str(i) for i in range(int(n_classes))]
-    model.card = ModelCard("efficientnet_lite0", classes, 224, 256, LITE0_MEAN, LITE0_STD, (0.0, 1.0), source)
+    model.card = ModelCard("efficientnet_lite0", classes, 224, 256, LITE0_MEAN, LITE0_STD, (0.0, 1.0), source,
+                           extra={"cam_layer": "head.act"})  # pytorch-grad-cam's features[-1]
     remember(model, "efficientnet_lite0", dict(pretrained=pretrained, n_classes=n_classes, dropout=dropout), seed)
     return model.eval()
 

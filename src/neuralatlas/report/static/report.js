@@ -311,6 +311,13 @@
 
   function hideHover() { hoverBox.hidden = true; }
 
+  // the sentence (or token in context) of a text point, on lines of its own (already wrapped;
+  // the hover box sets textContent, so the text needs no escaping)
+  function hoverText(d, p) {
+    if (!d.texts || d.texts[p] === undefined || d.texts[p] === null) { return ""; }
+    return "\n" + String(d.texts[p]);
+  }
+
   /* ------------------------------------------------------------------ projections */
   function Projection(el) {
     var d = readJSON(el.querySelector(".na-proj-data"));
@@ -365,7 +372,7 @@
           y[j] = xy[2 * p + 1];
           sym[j] = pr >= 0 && pr !== label ? "x" : "circle";
           text[j] = "sample " + d.index[p] + " · label " + (d.classes[label] !== undefined ? d.classes[label] : label) +
-            " · predicted " + (pr >= 0 ? d.classes[pr] : "?");
+            " · predicted " + (pr >= 0 ? d.classes[pr] : "?") + hoverText(d, p);
           cd[j] = p;
         }
         return {

@@ -1,0 +1,159 @@
+"""Attribution on photographs for an ImageNet classifier: the predicted class explained.
+
+Each photo is explained for the class the model predicts (``target="prediction"``), with
+saliency, integrated gradients, SmoothGrad and Grad-CAM by default. Grad-CAM reads the
+layer a model card names (``card.extra["cam_layer"]``: for EfficientNet-Lite0 ``head.act``,
+the output of the last block's activation, pytorch-grad-cam's convention for EfficientNets:
+``model.features[-1]``), else :func:`attribute`'s default (the last convolution).
+
+Zoo models normalise their own input, so the maps are over the [0, 1] photo itself and
+figures draw them over the photo as the model saw it (no de-normalisation to forget).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from neuralatlas.attribution.methods import attribute, resolve_method
+from neuralatlas.attribution.result import Attribution
+from neuralatlas.errors import AnalysisError
+
+DEFAULT_METHODS = ("saliency", "integrated_gradients", "smoothgrad", "grad_cam")
+
+
+@dataclass
+class PhotoAttribution:
+    """Maps of several methods over the same photos, with the model's top-k predictions.
+
+    Attributes
+    ----------
+    results : dict of str to Attribution
+    inputs : numpy.ndarray
+        ``[n, 3, H, W]`` the photos in [0, 1].
+    names : list of str
+        Photo names.
+    top : list of list of (class name, probability)
+        The ``k`` likeliest classes per photo; maps explain the first.
+    settings : dict
+    """
+
+    results: dict[str, Attribution]
+    inputs: np.ndarray
+    names: list[str]
+    top: list[list[tuple[str, float]]]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def figure(self, **kwargs: Any) -> Any:
+        from neuralatlas.plots.attribution import photo_attribution_grid
+
+        return photo_attribution_grid(self, **kwargs)
+
+    def summary(self) -> dict[str, Any]:
+        return {"photos": {n: [[c, round(p, 4)] for c, p in t] for n, t in zip(self.names, self.top)},
+                "methods": list(self.results), **{k: v for k, v in self.settings.items() if k != "top_k"}}
+
+    def save(self, directory: str | Path) -> Path:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        for name, res in self.results.items():
+            res.save(d, name)
+        np.save(d / "photos.npy", self.inputs)
+        meta = {"names": self.names, "top": self.top, "settings": self.settings, "methods": list(self.results)}
+        (d / "photos.json").write_text(json.dumps(meta, indent=2))
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path) -> PhotoAttribution:
+        d = Path(directory)
+        if not (d / "photos.json").is_file():
+            raise AnalysisError(f"No photo attribution in {str(d)!r}; write one with attribute_photos(...).save(d).")
+        meta = json.loads((d / "photos.json").read_text())
+        results = {m: Attribution.load(d, m) for m in meta["methods"]}
+        top = [[(str(c), float(p)) for c, p in t] for t in meta["top"]]
+        return cls(results, np.load(d / "photos.npy"), meta["names"], top, meta.get("settings", {}))
+
+
+def attribute_photos(model: nn.Module, data: Any, methods: tuple[str, ...] | list[str] = DEFAULT_METHODS, *,
+                     n_steps: int = 32, smooth_samples: int = 16, smooth_noise: float = 0.15,
+                     cam_layer: str | None = None, top_k: int = 3, classes: list[str] | None = None,
+                     seed: int = 0, device: Any = None) -> PhotoAttribution:
+    """Explain the predicted class of each photo with several methods.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An image classifier taking [0, 1] RGB (zoo models with a card normalise themselves).
+    data : ArrayDataset
+        Photos ``[n, 3, H, W]`` (e.g. :func:`neuralatlas.data.photos`); ``classes`` name them.
+    methods : sequence of str
+        Names of :func:`attribute`; ``"smoothgrad"`` uses ``smooth_samples`` noisy copies.
+    n_steps : int
+        Integrated-gradient steps (Gauss-Legendre; completeness is reported).
+    smooth_samples, smooth_noise : int, float
+        SmoothGrad's copies and noise (share of the value range).
+    cam_layer : str, optional
+        Grad-CAM's layer; default the card's ``cam_layer``, else the last convolution.
+    top_k : int
+        Predictions listed per photo.
+    classes : list of str, optional
+        Class names of the logits; default the model card's.
+    seed : int
+
+    Returns
+    -------
+    PhotoAttribution
+    """
+    from neuralatlas.zoo.efficientnet import model_card
+
+    card = model_card(model)
+    names = classes or (list(card.classes) if card is not None else None)
+    if names is None:
+        raise AnalysisError("No class names: pass classes=[...] or use a zoo model with a card.")
+    inputs = np.asarray(data.inputs, dtype=np.float32)
+    if inputs.ndim != 4 or inputs.shape[1] != 3:
+        raise AnalysisError(f"attribute_photos needs RGB images [n, 3, H, W], got {inputs.shape}.")
+    layer = cam_layer or (card.extra.get("cam_layer") if card is not None else None)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits = model(torch.from_numpy(inputs).to(next(model.parameters()).device)).float().cpu()
+    finally:
+        model.train(was_training)
+    if logits.shape[-1] != len(names):
+        raise AnalysisError(f"The model gives {logits.shape[-1]} logits but {len(names)} class names were given.")
+    p = torch.softmax(logits, -1)
+    vals, idx = p.topk(int(top_k), -1)
+    top = [[(names[int(i)], float(v)) for v, i in zip(vr, ir)] for vr, ir in zip(vals, idx)]
+    results: dict[str, Attribution] = {}
+    for m in methods:
+        key = resolve_method(m)
+        opts: dict[str, Any] = {}
+        if key == "integrated_gradients":
+            opts["n_steps"] = int(n_steps)
+        elif key == "smoothgrad":
+            opts["smooth"] = {"samples": int(smooth_samples), "noise": float(smooth_noise)}
+        elif key in ("grad_cam", "guided_grad_cam") and layer is not None:
+            opts["layer"] = layer
+        results[key] = attribute(model, torch.from_numpy(inputs), key, target="prediction", seed=seed,
+                                 device=device, batch_size=8, **opts)
+    settings = {"n_steps": int(n_steps), "smooth_samples": int(smooth_samples), "smooth_noise": float(smooth_noise),
+                "cam_layer": results["grad_cam"].layer if "grad_cam" in results else layer, "seed": int(seed)}
+    return PhotoAttribution(results, inputs, [str(data.classes[int(y)]) for y in data.labels], top, settings)
+
+
+def cam_peak(cam: np.ndarray) -> tuple[int, int]:
+    """(row, column) of a Grad-CAM map's maximum (``[1, H, W]`` or ``[H, W]``)."""
+    m = np.asarray(cam).reshape(np.asarray(cam).shape[-2:]) if np.asarray(cam).ndim > 2 else np.asarray(cam)
+    r, c = np.unravel_index(int(np.argmax(m)), m.shape)
+    return int(r), int(c)
+
+
+__all__ = ["DEFAULT_METHODS", "PhotoAttribution", "attribute_photos", "cam_peak"]
