@@ -532,15 +532,25 @@ def _fill_distributed(client: Any, run: _CaptureRun, store: ActivationStore, slo
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
     n_shards = min(len(pending), 4 * n_workers)  # a few shards per worker balance the load
     shards = [list(map(int, part)) for part in np.array_split(np.asarray(pending, int), n_shards) if len(part)]
-    [remote_run] = client.scatter([run], broadcast=True)
+    import uuid
+
+    # Keys unique to this call: a capture interrupted a moment ago may still have its futures
+    # and its scattered run being forgotten by the scheduler under the same content-hashed
+    # names, and a resume that reused them lost its dependencies ("lost dependencies").
+    call = uuid.uuid4().hex[:8]
+    [remote_run] = client.scatter([run], broadcast=True, hash=False)
     futures = [client.submit(_capture_shard, remote_run, str(store.path), slot, checkpoint, device, shard,
-                             key=f"neuralatlas-capture-{store.path.name}-{slot}-{shard[0]}", pure=False)
+                             key=f"neuralatlas-capture-{store.path.name}-{slot}-{shard[0]}-{call}", pure=False)
                for shard in shards]
-    for future in as_completed(futures):
-        chunks = future.result()
-        done_rows += sum(min(store.chunk_rows, store.n_samples - c * store.chunk_rows) for c in chunks)
-        if progress is not None:
-            progress(done_rows, total)
+    try:
+        for future in as_completed(futures):
+            chunks = future.result()
+            done_rows += sum(min(store.chunk_rows, store.n_samples - c * store.chunk_rows) for c in chunks)
+            if progress is not None:
+                progress(done_rows, total)
+    except BaseException:
+        client.cancel(futures)  # a stopped capture leaves no shards running behind it
+        raise
     if not store.done_flags(slot)[:].all():
         raise StoreError(f"Some chunks of {store.path} were not written by the workers; run the"
                          " same capture again to finish them.")
