@@ -505,8 +505,10 @@ def run_attribution(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str
     if "methods" not in params:  # Grad-CAM needs a conv layer
         convs = conv_layers(ctx.model)
         params["methods"] = ["saliency", "integrated_gradients"] + (["grad_cam"] if convs else ["gradient_x_input"])
-    return attribute_run(ctx.run_dir, data=ctx.run.data.name, data_path=ctx.run.data.path,
-                         split=ctx.run.capture.split, progress=reporter.progress, **params)
+    # the data the run loaded (its own loader, options, tokenizer) and the model it built or
+    # loaded (a Hugging Face folder cannot be rebuilt from the run folder)
+    return attribute_run(ctx.run_dir, data=ctx.data, split=ctx.capture_config.split, model=ctx.model,
+                         progress=reporter.progress, **params)
 
 
 def run_adversarial(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
