@@ -1,18 +1,29 @@
-"""Capture speed and memory, side by side in one run.
+"""Capture and store speed, side by side in one run, interleaved, one thread on every side.
 
-    .venv/bin/python benchmarks/capture.py [--quick] [--n 20000]
+    .venv/bin/python benchmarks/capture.py [--quick] [--n 20000] [--repeat 5] [--device cpu]
 
-Prints, for every layer of the digits CNN:
-  1. capture streamed to disk vs a bare forward pass           (goal <= 1.5x)
-     and plain hooks that keep everything in RAM (the usual notebook way), for reference;
-  2. peak memory of a capture of n/10 vs n samples, each in a fresh process (goal: within 10%);
-  3. store write throughput vs np.save of the same bytes        (goal >= 0.7x).
+Prints, for every layer of the digits CNN (inputs upsampled to ``--n`` samples):
+  1. capture through the public API (``neuralatlas.capture`` into a fresh store folder, the
+     checksum codec on) vs a bare forward pass (goal <= 1.3x), and the peers: captum
+     ``LayerActivation`` over all layers into RAM (documented default use: one call per batch),
+     plain forward hooks into preallocated numpy (the tuned in-RAM way), the same followed by
+     ``np.save`` per layer (a to-disk peer), TorchLens ``extract_dataset`` to disk;
+  2. the same with gradients vs a bare forward+backward (goal <= 1.5x) and hooks that keep
+     activations and their gradients in preallocated RAM;
+  3. peak RSS less the RSS after imports, data and model (each capture in a fresh process),
+     at n/10 and n samples (goal: flat), and of the in-RAM peers at n;
+  4. store write and read of 256 MiB vs ``np.save`` / ``np.fromfile`` of the same bytes
+     (goals >= 0.8x), the store API (direct chunk files) beside zarr's own ``__setitem__`` /
+     ``__getitem__`` on the same arrays, and the cost of the crc32c checksum codec.
+Every figure is the min and the median of ``--repeat`` interleaved rounds, with the 1-minute
+load average beside it: on a shared machine the ratios of minima are the figures to trust.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -20,20 +31,28 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from timing import best
+from timing import interleaved, pin_threads, ratio_line
+
+THREADS = pin_threads(1)
 
 
 def _data(n: int):
     from neuralatlas.data import ArrayDataset, digits
 
-    train, test = digits()
+    train, _ = digits()
     rng = np.random.default_rng(0)
     pick = rng.integers(0, len(train), n)
     inputs = np.clip(train.inputs[pick] + rng.normal(0, 0.02, (n, 1, 8, 8)), 0, 1).astype(np.float32)
     return ArrayDataset(inputs, train.labels[pick], train.classes, name=f"digits-x{n}")
 
 
-def speed(n: int, batch: int, repeat: int, tmp: Path) -> dict:
+def _fresh(tmp: Path, name: str) -> Path:
+    path = tmp / name
+    shutil.rmtree(path, ignore_errors=True)  # untimed: each timed capture writes a new folder
+    return path
+
+
+def speed(n: int, batch: int, repeat: int, tmp: Path, device: str, torchlens: bool) -> dict:
     import torch
 
     import neuralatlas as na
@@ -42,118 +61,277 @@ def speed(n: int, batch: int, repeat: int, tmp: Path) -> dict:
 
     torch.manual_seed(0)
     data = _data(n)
-    model = build("cnn", seed=0).eval()
+    dev = torch.device(device)
+    model = build("cnn", seed=0).eval().to(dev)
     layers = resolve_layers(model, None)
-    x = torch.from_numpy(data.inputs)
+    modules = dict(model.named_modules())
+    x = torch.from_numpy(data.inputs).to(dev)
+    y = torch.from_numpy(data.labels).to(dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    shapes: dict[str, tuple[int, ...]] = {}
+    hs = [modules[k].register_forward_hook(lambda m, i, o, k=k: shapes.__setitem__(k, tuple(o.shape[1:])))
+          for k in layers]
+    with torch.no_grad():
+        model(x[:2])
+    for h in hs:
+        h.remove()
+    nbytes = sum(int(np.prod(s)) * 4 * n for s in shapes.values())
 
     def bare():
         with torch.no_grad():
             for lo in range(0, n, batch):
-                model(x[lo:lo + batch]).argmax(1)
+                model(x[lo:lo + batch]).argmax(1).cpu()
+        sync()
 
-    def hooks_in_ram():
-        kept = {name: [] for name in layers}
-        modules = dict(model.named_modules())
-        handles = [modules[name].register_forward_hook(
-            lambda m, i, o, name=name: kept[name].append(o.detach().clone())) for name in layers]
+    def bare_fwd_bwd():
+        for lo in range(0, n, batch):
+            xb = x[lo:lo + batch].detach().requires_grad_(True)
+            out = model(xb)
+            torch.autograd.grad(out.gather(1, y[lo:lo + batch, None]).sum(), xb)
+        sync()
+
+    def hooks_ram(grads: bool = False):
+        kept = {k: np.empty((n, *s), np.float32) for k, s in shapes.items()}
+        gkept = {k: np.empty((n, *s), np.float32) for k, s in shapes.items()} if grads else {}
+        where = [0, 0]
+        outs: dict[str, torch.Tensor] = {}
+
+        def hook(m, i, o, k):
+            outs[k] = o
+            kept[k][where[0]:where[1]] = o.detach().cpu().numpy()
+
+        handles = [modules[k].register_forward_hook(lambda m, i, o, k=k: hook(m, i, o, k)) for k in layers]
         try:
-            with torch.no_grad():
-                for lo in range(0, n, batch):
-                    model(x[lo:lo + batch])
-            return {k: torch.cat(v).numpy() for k, v in kept.items()}
+            for lo in range(0, n, batch):
+                where[:] = [lo, min(lo + batch, n)]
+                with torch.set_grad_enabled(grads):
+                    xb = x[lo:lo + batch].detach().requires_grad_(grads)
+                    out = model(xb)
+                    if grads:
+                        gs = torch.autograd.grad(out.gather(1, y[lo:lo + batch, None]).sum(),
+                                                 [outs[k] for k in layers])
+                        for k, g in zip(layers, gs):
+                            gkept[k][lo:lo + batch] = g.cpu().numpy()
+            sync()
+            return kept
         finally:
             for h in handles:
                 h.remove()
 
-    def ours():
-        na.capture(model, data, layers=layers, out=tmp / "bench.zarr", batch_size=batch, overwrite=True)
+    def hooks_npsave():
+        kept = hooks_ram()
+        folder = _fresh(tmp, "npsave")
+        folder.mkdir()
+        for k, v in kept.items():
+            np.save(folder / f"{k}.npy", v)
 
-    bare(), ours()  # warm up: threads, allocator, zarr
-    t_bare = best(bare, repeat)
-    t_ram = best(hooks_in_ram, repeat)
-    t_ours = best(ours, repeat)
-    store = na.ActivationStore.open(tmp / "bench.zarr")
-    stored = sum(int(np.prod(store.unit_shape(name))) * 4 * n for name in layers)
-    return {"bare_s": t_bare, "ram_hooks_s": t_ram, "capture_s": t_ours, "bytes": stored}
+    def captum_ram():
+        from captum.attr import LayerActivation
+
+        la = LayerActivation(model, [modules[k] for k in layers])
+        kept: list[list[torch.Tensor]] = [[] for _ in layers]
+        for lo in range(0, n, batch):
+            for store, t in zip(kept, la.attribute(x[lo:lo + batch])):
+                store.append(t.detach().cpu())
+        return [torch.cat(v).numpy() for v in kept]
+
+    def ours(grads: bool = False):
+        na.capture(model, data, layers=layers, out=_fresh(tmp, "ours.zarr"), batch_size=batch,
+                   gradients=grads, device=dev)
+
+    sides = {"bare forward": bare, "neuralatlas capture -> store": ours,
+             "captum LayerActivation -> RAM": captum_ram, "hooks -> preallocated RAM": hooks_ram,
+             "hooks -> RAM -> np.save per layer": hooks_npsave}
+    if torchlens:
+        sides["TorchLens extract_dataset -> disk"] = lambda: _torchlens(model, x, layers, batch, tmp)
+    for fn in sides.values():  # warm up every side (threads, allocator, imports, zarr)
+        try:
+            fn()
+        except Exception as err:  # noqa: BLE001 - a peer that breaks here is reported, not fatal
+            print(f"   (a side failed in warm-up and is left out: {type(err).__name__}: {err})")
+            sides = {k: f for k, f in sides.items() if f is not fn}
+    fwd = interleaved(sides, repeat)
+    grad_sides = {"bare forward+backward": bare_fwd_bwd, "neuralatlas capture with gradients": lambda: ours(True),
+                  "hooks fwd+grad -> preallocated RAM": lambda: hooks_ram(True)}
+    for fn in grad_sides.values():
+        fn()
+    bwd = interleaved(grad_sides, repeat)
+    return {"fwd": fwd, "bwd": bwd, "bytes": nbytes}
 
 
-def peak_memory(n: int, batch: int, tmp: Path) -> int:
-    """Peak RSS (bytes) of a fresh process that captures n samples."""
+def _torchlens(model, x, layers, batch, tmp):
+    import torchlens
+
+    # module selectors: TorchLens's own names are op labels; its default checksums ("fast") on
+    return torchlens.extract_dataset(model, x, {k: torchlens.module(k) for k in layers}, batch_size=batch,
+                                     output_dir=_fresh(tmp, "tl"), progress=False)
+
+
+def peak_memory(n: int, batch: int, tmp: Path, side: str, gradients: bool = False) -> int:
+    """Peak RSS growth (bytes) of a fresh process doing ``side`` on n samples, over its RSS
+    after imports, data and model (all measured in that process)."""
     code = f"""
-import resource, sys
+import os, sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
+import numpy as np, torch
+torch.set_num_threads(1)
 from capture import _data
 import neuralatlas as na
+from neuralatlas.capture import resolve_layers
 from neuralatlas.zoo import build
+import captum.attr
 model = build("cnn", seed=0).eval()
 data = _data({n})
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-na.capture(model, data, out={str(tmp / f'mem{n}.zarr')!r}, batch_size={batch}, overwrite=True)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, base * 1024, data.inputs.nbytes)
+layers = resolve_layers(model, None)
+x = torch.from_numpy(data.inputs)
+with torch.no_grad():
+    model(x[:{batch}])
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+import gc; gc.collect()
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the RSS now
+base = status("VmRSS")
+side = {side!r}
+if side == "ours":
+    na.capture(model, data, out={str(tmp / f'mem{n}.zarr')!r}, batch_size={batch}, overwrite=True,
+               gradients={gradients})
+elif side == "captum":
+    la = captum.attr.LayerActivation(model, [dict(model.named_modules())[k] for k in layers])
+    kept = [[] for _ in layers]
+    for lo in range(0, {n}, {batch}):
+        for s, t in zip(kept, la.attribute(x[lo:lo + {batch}])):
+            s.append(t.detach())
+    out = [torch.cat(v).numpy() for v in kept]
+print(status("VmHWM") - base)
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    peak, base, inputs = map(int, result.stdout.split())
-    return peak - inputs  # the inputs themselves grow with n; the capture must not
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return int(result.stdout.split()[-1])
 
 
-def write_throughput(mb: int, tmp: Path) -> dict:
-    from neuralatlas.store.core import ARRAY_CONFIG
+def store_io(mb: int, repeat: int, tmp: Path) -> dict:
+    """Write and read ``mb`` MiB of one float32 layer: the store API vs np.save / np.fromfile."""
     import zarr
 
-    rows = mb * 2**20 // (4096 * 4)
-    block = np.maximum(np.random.default_rng(0).normal(size=(rows, 4096)), 0).astype(np.float32)
-    chunk = 1024
+    import neuralatlas as na
+    from neuralatlas.capture.writer import ChunkWriter
+    from neuralatlas.store.core import ARRAY_CONFIG, chunk_rows_for
+
+    units = 4096
+    rows = mb * 2**20 // (units * 4)
+    block = np.maximum(np.random.default_rng(0).normal(size=(rows, units)), 0).astype(np.float32)
+    chunk = chunk_rows_for(units * 4, 1, rows)
+    store = na.ActivationStore.from_arrays(tmp / "io.zarr", {"layer": block}, chunk_rows=chunk)
+    arr = store.activations_array("acts", "layer", None)
+    done = store.done_flags(None)
+    group = zarr.open_group(str(tmp / "plain.zarr"), mode="w")
+    plain = {crc: group.create_array(f"crc{int(crc)}", shape=block.shape, chunks=(chunk, units), dtype="float32",
+                                     compressors=[zarr.codecs.Crc32cCodec()] if crc else None,
+                                     fill_value=0, config=ARRAY_CONFIG) for crc in (False, True)}
 
     def npsave():
         np.save(tmp / "plain.npy", block)
 
-    def zarr_write():
-        group = zarr.open_group(str(tmp / "tp.zarr"), mode="w")
-        arr = group.create_array("a", shape=block.shape, chunks=(chunk, 4096), dtype="float32",
-                                 compressors=None, config=ARRAY_CONFIG)
-        for lo in range(0, rows, chunk):
-            arr[lo:lo + chunk] = block[lo:lo + chunk]
+    def store_write():  # the capture's writer: chunks of buffers handed to the background thread
+        with ChunkWriter({"a": arr}, done, chunk) as w:
+            for c, lo in enumerate(range(0, rows, chunk)):
+                bufs = w.acquire()
+                bufs["a"][:min(chunk, rows - lo)] = block[lo:lo + chunk]
+                w.submit(c, bufs, min(chunk, rows - lo))
+                w.commit()
 
-    def zarr_default():
-        group = zarr.open_group(str(tmp / "td.zarr"), mode="w")
-        arr = group.create_array("a", shape=block.shape, chunks=(chunk, 4096), dtype="float32")
-        for lo in range(0, rows, chunk):
-            arr[lo:lo + chunk] = block[lo:lo + chunk]
+    def from_arrays():
+        na.ActivationStore.from_arrays(tmp / "fa.zarr", {"layer": block}, chunk_rows=chunk, overwrite=True)
 
-    npsave(), zarr_write()
-    return {"bytes": block.nbytes, "npsave_s": best(npsave, 3), "store_s": best(zarr_write, 3),
-            "zarr_default_s": best(zarr_default, 2)}
+    def zarr_write(crc: bool):
+        def run():
+            a = plain[crc]
+            for lo in range(0, rows, chunk):
+                a[lo:lo + chunk] = block[lo:lo + chunk]
+        return run
+
+    block.tofile(tmp / "plain.bin")
+    out = np.empty_like(block)
+    write = interleaved({"np.save": npsave, "store write (capture writer)": store_write,
+                         "ActivationStore.from_arrays": from_arrays,
+                         "zarr __setitem__, crc32c": zarr_write(True),
+                         "zarr __setitem__, no checksum": zarr_write(False)}, repeat)
+    for crc in (False, True):
+        zarr_write(crc)()
+    read = interleaved({"np.fromfile": lambda: np.fromfile(tmp / "plain.bin", np.float32),
+                        "store.read (new array)": lambda: store.read("layer"),
+                        "store.read (into a buffer)": lambda: store.read("layer", out=out),
+                        "store.iter_chunks": lambda: [b for _, b in store.iter_chunks("layer")],
+                        "np.asarray(zarr array), crc32c": lambda: np.asarray(arr[:]),
+                        "np.asarray(zarr array), no checksum": lambda: np.asarray(plain[False][:])}, repeat)
+    return {"bytes": block.nbytes, "chunk_rows": chunk, "write": write, "read": read}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args()
     n = 2_000 if args.quick else args.n
+    repeat = 2 if args.quick else args.repeat
     tmp = Path(tempfile.mkdtemp(prefix="na-bench-"))
+    print(f"threads: 1 on every side (torch.set_num_threads(1), OMP/MKL/OpenBLAS=1); device {args.device};"
+          f" load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     try:
-        s = speed(n, args.batch, 1 if args.quick else 3, tmp)
-        print(f"capture, every layer of the digits CNN, {n} samples, batch {args.batch}:")
-        print(f"  bare forward            {s['bare_s']:.3f} s")
-        print(f"  hooks into RAM          {s['ram_hooks_s']:.3f} s  ({s['ram_hooks_s'] / s['bare_s']:.2f}x bare)")
-        print(f"  neuralatlas -> zarr     {s['capture_s']:.3f} s  ({s['capture_s'] / s['bare_s']:.2f}x bare;"
-              f" goal <= 1.5x)  {s['bytes'] / 2**20:.0f} MiB written")
-        small, large = n // 10, n
-        m_small, m_large = peak_memory(small, args.batch, tmp), peak_memory(large, args.batch, tmp)
-        print("peak memory (RSS less the input array), fresh process each:")
-        print(f"  {small:>6} samples  {m_small / 2**20:7.0f} MiB")
-        print(f"  {large:>6} samples  {m_large / 2**20:7.0f} MiB  ({m_large / m_small:.2f}x; goal within 10%)")
-        w = write_throughput(64 if args.quick else 512, tmp)
-        gbps = lambda t: w["bytes"] / t / 1e9  # noqa: E731
-        print(f"store write, {w['bytes'] / 2**20:.0f} MiB float32 in 1024-row chunks:")
-        print(f"  np.save                 {gbps(w['npsave_s']):.2f} GB/s")
-        print(f"  neuralatlas store       {gbps(w['store_s']):.2f} GB/s  ({w['npsave_s'] / w['store_s']:.2f}x np.save; goal >= 0.7x)")
-        print(f"  zarr defaults (zstd)    {gbps(w['zarr_default_s']):.2f} GB/s  ({w['npsave_s'] / w['zarr_default_s']:.2f}x np.save)")
+        s = speed(n, args.batch, repeat, tmp, args.device, torchlens=not args.quick)
+        print(f"\n1. capture, every layer of the digits CNN, {n:,} samples, batch {args.batch},"
+              f" {s['bytes'] / 2**20:.0f} MiB of activations:")
+        for name, t in s["fwd"].items():
+            print(f"   {name:<38s} {t}  ({t.min / s['fwd']['bare forward'].min:.2f}x bare)")
+        f = s["fwd"]
+        print(ratio_line("capture / bare forward", f["neuralatlas capture -> store"], f["bare forward"], "<= 1.3x"))
+        if "captum LayerActivation -> RAM" in f:
+            print(ratio_line("capture / captum LayerActivation (RAM)", f["neuralatlas capture -> store"],
+                             f["captum LayerActivation -> RAM"]))
+        print("\n2. with gradients:")
+        b = s["bwd"]
+        for name, t in b.items():
+            print(f"   {name:<38s} {t}  ({t.min / b['bare forward+backward'].min:.2f}x bare fwd+bwd)")
+        print(ratio_line("capture with gradients / bare fwd+bwd", b["neuralatlas capture with gradients"],
+                         b["bare forward+backward"], "<= 1.5x"))
+        small, large = max(n // 4, args.batch), n  # n/4: both sizes span several chunks
+        mem = {"ours": [peak_memory(small, args.batch, tmp, "ours"), peak_memory(large, args.batch, tmp, "ours")],
+               "ours_grads": 0 if args.quick else peak_memory(large, args.batch, tmp, "ours", gradients=True),
+               "captum": 0 if args.quick else peak_memory(large, args.batch, tmp, "captum")}
+        print("\n3. peak RSS growth over the process after imports + data + model (fresh process each):")
+        print(f"   neuralatlas capture {small:>7,} samples  {mem['ours'][0] / 2**20:7.0f} MiB")
+        print(f"   neuralatlas capture {large:>7,} samples  {mem['ours'][1] / 2**20:7.0f} MiB"
+              f"  ({mem['ours'][1] / max(mem['ours'][0], 1):.2f}x; goal flat)")
+        print(f"   ... with gradients  {large:>7,} samples  {mem['ours_grads'] / 2**20:7.0f} MiB")
+        print(f"   captum -> RAM       {large:>7,} samples  {mem['captum'] / 2**20:7.0f} MiB"
+              f"  (the activations themselves: {s['bytes'] / 2**20:.0f} MiB)")
+        print(f"-> capture peak RSS growth {large:,} vs {small:,} samples: {mem['ours'][1] / max(mem['ours'][0], 1):.2f}x")
+        io = store_io(64 if args.quick else 256, 3 if args.quick else max(args.repeat, 5), tmp)
+        print(f"\n4. store I/O, {io['bytes'] / 2**20:.0f} MiB float32 [{io['bytes'] // 16384} x 4096],"
+              f" chunks of {io['chunk_rows']} rows, page cache warm:")
+        for kind, floor in (("write", "np.save"), ("read", "np.fromfile")):
+            for name, t in io[kind].items():
+                print(f"   {name:<38s} {t}  {io['bytes'] / t.min / 1e9:5.2f} GB/s"
+                      f"  ({io[kind][floor].min / t.min:.2f}x {floor})")
+        w, r = io["write"], io["read"]
+        print(f"-> store write / np.save: {w['np.save'].min / w['store write (capture writer)'].min:.2f}x throughput"
+              f" (goal >= 0.8x)  [load {w['np.save'].load:.1f}]")
+        print(f"-> store read / np.fromfile: {r['np.fromfile'].min / r['store.read (new array)'].min:.2f}x throughput"
+              f" (goal >= 0.8x)  [load {r['np.fromfile'].load:.1f}]")
+        print(f"-> crc32c codec cost through zarr: write {w['zarr __setitem__, crc32c'].min / w['zarr __setitem__, no checksum'].min:.2f}x,"
+              f" read {r['np.asarray(zarr array), crc32c'].min / r['np.asarray(zarr array), no checksum'].min:.2f}x"
+              " the time without it")
         if args.json:
-            args.json.write_text(json.dumps({"speed": s, "memory": [m_small, m_large], "write": w}, indent=2))
+            def plain(d):
+                return {k: (vars(v) | {"value": None} if hasattr(v, "times") else v) for k, v in d.items()}
+            args.json.write_text(json.dumps({"fwd": plain(s["fwd"]), "bwd": plain(s["bwd"]), "memory": mem,
+                                             "write": plain(w), "read": plain(r)}, indent=2, default=str))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

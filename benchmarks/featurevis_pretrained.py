@@ -7,7 +7,7 @@
    Adam) vs one bare forward+backward of the same batch through the model (the floor: what
    any activation maximisation must pay per step).
 
-Run: .venv/bin/python benchmarks/featurevis_pretrained.py [--size 112] [--steps 16] [--layer blocks.8]
+Run: .venv/bin/python benchmarks/featurevis_pretrained.py [--size 112] [--steps 16] [--layer blocks.8] [--quick]
 """
 
 from __future__ import annotations
@@ -31,11 +31,14 @@ def main() -> None:
     ap.add_argument("--channels", type=int, default=32)
     ap.add_argument("--layer", default="blocks.8")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 4 channels, 2 steps, 48 px")
     args = ap.parse_args()
+    if args.quick:
+        args.channels, args.steps, args.size = 4, 2, 48
     model = efficientnet_lite0()
     shape = (3, args.size, args.size)
     chans = list(range(args.channels))
-    kw = dict(input_shape=shape, steps=args.steps, device=args.device)
+    kw = {"input_shape": shape, "steps": args.steps, "device": args.device}
 
     t = time.perf_counter()
     batched = visualize_feature(model, O.channel(args.layer, chans), **kw)
@@ -53,13 +56,13 @@ def main() -> None:
     per_step = one.settings["seconds"] / 3
     x = torch.rand(args.channels, *shape, requires_grad=True)
     obj = O.channel(args.layer, chans)
-    with prepared(model, obj.keys, args.device) as (taps, dev, dtype):
+    with prepared(model, obj.keys, args.device) as (taps, dev, _dtype):
         xd = x.detach().to(dev).requires_grad_(True)
         times = []
         for _ in range(3):
             t = time.perf_counter()
             v = obj(taps.run(xd))
-            (g,) = torch.autograd.grad(v.sum(), xd)
+            (_g,) = torch.autograd.grad(v.sum(), xd)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t)

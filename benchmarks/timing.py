@@ -28,3 +28,67 @@ def race(fns: Mapping[str, Callable[[], Any]], repeat: int) -> dict[str, tuple[f
             if name not in results or took < results[name][0]:
                 results[name] = (took, value)
     return results
+
+
+def pin_threads(n: int = 1) -> int:
+    """Use ``n`` threads in every library that reads the usual variables (and torch), so that
+    every side of a comparison runs on the same cores; returns ``n`` for the printout."""
+    import os
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(var, str(n))
+    try:
+        import torch
+
+        torch.set_num_threads(n)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)
+    except ImportError:  # pragma: no cover
+        pass
+    return n
+
+
+class Timing:
+    """The times of one side of a comparison: min, median, and the machine's load meanwhile."""
+
+    def __init__(self, times: list[float], loads: list[float], value: Any = None):
+        import statistics
+
+        self.times, self.loads, self.value = times, loads, value
+        self.min = min(times)
+        self.median = statistics.median(times)
+        self.load = sum(loads) / len(loads)
+
+    def __str__(self) -> str:
+        return f"min {self.min:8.4f} s  median {self.median:8.4f} s  (n={len(self.times)}, load {self.load:.1f})"
+
+
+def interleaved(fns: Mapping[str, Callable[[], Any]], repeat: int, setup: Callable[[], Any] | None = None
+                ) -> dict[str, Timing]:
+    """Run every side once per round, ``repeat`` rounds, the order rotating each round, so
+    that load spikes hit all sides alike; ``setup`` runs before each call, untimed."""
+    import os
+
+    names = list(fns)
+    times: dict[str, list[float]] = {k: [] for k in names}
+    loads: dict[str, list[float]] = {k: [] for k in names}
+    values: dict[str, Any] = {}
+    for r in range(repeat):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            if setup is not None:
+                setup()
+            t = time.perf_counter()
+            values[name] = fns[name]()
+            times[name].append(time.perf_counter() - t)
+            loads[name].append(os.getloadavg()[0])
+    return {k: Timing(times[k], loads[k], values.get(k)) for k in names}
+
+
+def ratio_line(label: str, ours: Timing, peer: Timing, goal: str = "") -> str:
+    """A headline line ("-> ..."): ratio of minima, and of medians, with the load."""
+    return (f"-> {label}: {ours.min / peer.min:.2f}x (min), {ours.median / peer.median:.2f}x (median)"
+            f"{'; goal ' + goal if goal else ''}  [load {max(ours.load, peer.load):.1f}]")

@@ -60,6 +60,8 @@ _EXPORTS: dict[str, str] = {
     "efficientnet_lite0": "neuralatlas.zoo",
     "photos": "neuralatlas.data.photos",
     "photo_patches": "neuralatlas.data.photos",
+    "topics": "neuralatlas.data.text",
+    "TextDataset": "neuralatlas.data.text",
     "unit_card": "neuralatlas.featurevis.units",
     "UnitCard": "neuralatlas.featurevis.units",
 }

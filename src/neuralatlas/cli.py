@@ -91,22 +91,22 @@ def progress_bar(description: str, total: int | None = None) -> Iterator[Callabl
 @app.command()
 @friendly_errors
 def layers(
-    model: Annotated[str, typer.Argument(help="A built-in model (mlp, cnn, vgg, vgg16) or 'package.module:function'.")],
-    input_shape: Annotated[Optional[str], typer.Option(help="Input shape of one sample, e.g. 1,8,8 (default: the model's).")] = None,
+    model: Annotated[str, typer.Argument(help="A built-in model (mlp, cnn, vgg, vgg16), 'package.module:function', a run folder or a Hugging Face model folder.")],
+    input_shape: Annotated[Optional[str], typer.Option(help="Input shape of one sample, e.g. 1,8,8, or 16 (tokens) for a text model (default: the model's).")] = None,
+    input_dtype: Annotated[Optional[str], typer.Option(help="dtype of the example input, e.g. long for token ids (default: long when the first layer is an embedding).")] = None,
 ) -> None:
     """List a model's layers with the names capture uses, their types and output shapes."""
-    from neuralatlas.zoo import build, layer_table
+    from neuralatlas.architecture import architecture as build_graph
+    from neuralatlas.architecture import format_shape
 
-    net = build(model)
-    shape = _parse_shape(input_shape) if input_shape else getattr(net, "_neuralatlas_spec", {}).get("input_shape")
-    if shape is None:
-        raise typer.BadParameter("this model does not say its input shape; pass --input-shape C,H,W")
-    table = Table(title=f"{model}: layers (input {tuple(shape)})")
+    net, _ = _model_arg(model)
+    graph = build_graph(net, input_shape=_parse_shape(input_shape) if input_shape else None,
+                        input_dtype=input_dtype)
+    table = Table(title=f"{model}: layers (input {format_shape(graph.input_shape)})")
     for col in ("name", "type", "output shape", "parameters"):
         table.add_column(col, justify="right" if col == "parameters" else "left")
-    for row in layer_table(net, tuple(shape)):
-        table.add_row(row["name"], row["type"], str(tuple(row["output_shape"])) if row["output_shape"] else "-",
-                      f"{row['n_params']:,}")
+    for row in graph.modules:
+        table.add_row(row["name"], row["type"], format_shape(row["output_shape"]), f"{row['params']:,}")
     stdout.print(table)
 
 
@@ -378,7 +378,7 @@ def featurevis(
     units: Annotated[Optional[str], typer.Option(help="Channels or classes: 0,3,5 or 0-15 or all.")] = None,
     steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 256,
     param: Annotated[str, typer.Option(help="Image parameterisation: fourier or pixel.")] = "fourier",
-    lr: float = 0.05,
+    lr: Annotated[Optional[float], typer.Option(help="Adam's rate (default by image size: 0.2 under 16 px, else 0.05).")] = None,
     seed: int = 0,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: CUDA when present).")] = None,
     filters: Annotated[bool, typer.Option(help="Also draw the kernels of --layer (or the first conv layer).")] = False,

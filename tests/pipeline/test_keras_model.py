@@ -39,6 +39,7 @@ def test_keras_file_runs_through_the_pipeline(tmp_path):
           batch_size: 32
         analyses:
           naps: {{}}
+          architecture: {{}}
         report:
           html: false
     """))
@@ -51,3 +52,8 @@ def test_keras_file_runs_through_the_pipeline(tmp_path):
     np.testing.assert_allclose(np.asarray(store.activations("dense2")),
                                np.asarray(model(test.inputs[:60])), rtol=1e-5, atol=1e-5)
     assert (tmp_path / "run" / "keras" / "results" / "naps").is_dir()
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "run" / "keras" / "results" / "architecture" / "summary.csv")
+    assert list(table["name"]) == ["flat", "dense1", "dense2"]
+    assert int(table["params"].sum()) == model.count_params()

@@ -22,6 +22,9 @@ FAKE_SUMMARY = {
 }
 
 
+PHOTO_ONLY = ("unit_cards", "photo_attribution", "deepdream")
+
+
 @dataclass
 class ReportRun:
     out: Path            # the pipeline's run folder
@@ -60,7 +63,9 @@ def report_run(tmp_path_factory) -> ReportRun:
         "data": {"name": "digits"},
         "models": [{"name": "mlp", "model": "mlp", "train": {"epochs": 2, "batch_size": 128}}],
         "capture": {"n": 200, "per_epoch": True},
-        "analyses": {name: {} for name in ANALYSES},
+        # every analysis but those for pretrained ImageNet models (unit cards, photo
+        # attribution, deep dream need a model with a class card and named units)
+        "analyses": {name: {} for name in ANALYSES if name not in PHOTO_ONLY},
         "report": {"html": False},
     }
     run_pipeline(config)

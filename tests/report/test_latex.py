@@ -95,7 +95,7 @@ def test_every_figure_is_exported_as_pdf_and_included(report_run, export):
         assert rf"\input{{tables/{table.stem}}}" in text
     assert r"\usepackage{booktabs}" in text
     # text is escaped (file names inside \includegraphics keep their underscores)
-    captions = re.findall(r"\\(?:caption|section|subsection\*?)\{(.*?)\}(?:\\end|$)", text, flags=re.M)
+    captions = re.findall(r"\\(?:caption|section|subsection\*?)\{((?:[^{}]|\{[^{}]*\})*)\}", text)
     assert any("Fake probe" in c for c in captions)       # an analysis nobody registered, in words
     for arg in captions:
         assert not re.search(r"(?<!\\)[_%&#]", arg), arg
@@ -135,10 +135,12 @@ def test_every_float_has_a_described_caption_and_a_label(report_run, export):
             labels.append(label)
             words = caption.replace(r"\_", "_")
             assert len(words.split()) >= 4, caption
-            assert not any(words.strip(". ").endswith(stem) or f": {stem}" in words for stem in stems), caption
+            # not the file name, nor the old "model, analysis: file" caption
+            assert not any(words.strip(". ") == stem or words.strip(". ").endswith(f": {stem}") for stem in stems), caption
     assert len(labels) == len(set(labels)), "labels are unique"
     # column headers are words, not key paths
-    assert r"$\cdot$" not in "".join(p.read_text() for p in (out / "tables").glob("*.tex"))
+    headers = [p.read_text().split(r"\toprule", 1)[1].split(r"\midrule", 1)[0] for p in (out / "tables").glob("*.tex")]
+    assert headers and not [h for h in headers if r"$\cdot$" in h], "headers are words, not key paths"
     assert r"\usepackage{siunitx}" in text and "S[table-format=" in (out / "tables" / "accuracy_mlp.tex").read_text()
 
 
@@ -160,3 +162,4 @@ def test_readable_columns():
     assert readable_columns(["layer", "layers · dead_fraction", "layers · neighborhood_hit"]) == \
         ["layer", "dead fraction", "neighbourhood hit"]
     assert readable_columns(["a · value", "b · value"]) == ["a: value", "b: value"]
+    assert readable_columns(["layer", "relu_fc1", "x · unit_shape"], ["relu_fc1"]) == ["layer", "relu_fc1", "unit shape"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import re
 import warnings
 from html.parser import HTMLParser
@@ -110,7 +111,7 @@ def test_generic_section_shows_summary_numbers_and_figures(report_run):
         drawn_in = original.width / original.info["dpi"][0]
     w, h = Image.open(io.BytesIO(base64.b64decode(png.group(1)))).size
     shown = int(png.group(2))
-    assert shown == round(drawn_in * 96)
+    assert shown == math.ceil(drawn_in * 96 - 1e-6)
     assert w == min(original.width, round(1.25 * shown))
     assert int(png.group(3)) == pytest.approx(shown * h / w, abs=1)
     assert "data:image/svg+xml;base64," in section

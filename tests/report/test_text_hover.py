@@ -122,3 +122,28 @@ def test_token_rows_without_token_text_use_the_tokenizer_or_show_nothing(text_sp
     assert with_tok.texts(store.path, np.array([1]), np.array([7])) == [" ".join([words[0], f"[{words[1]}]", *words[2:]])]
     without = SampleImages(SimpleNamespace(config={}), data=None)
     assert without.texts(store.path, np.array([1]), np.array([7])) is None
+
+
+def test_token_row_projection_hovers_with_the_token_in_its_sentence(text_splits, tmp_path):
+    from neuralatlas import capture
+    from neuralatlas.analysis.projection import Projection, project
+    from neuralatlas.report import write_report
+
+    _, test = text_splits
+    few = test.subset(slice(0, 6))
+    store = capture(Bag().eval(), few, layers=["emb"], out=tmp_path / "acts.zarr", rows="tokens",
+                    tokenizer=few.tokenizer, batch_size=3)
+    table = store.samples
+    assert len(table) == int(few.lengths.sum())
+    project(store, layers=["emb"], method="pca", n=None).save(tmp_path / "results" / "projection")
+    payload = _payload(write_report(tmp_path, data=None).read_text())
+    assert payload["texts"] is not None and len(payload["texts"]) == len(table)
+    proj = Projection.load(tmp_path / "results" / "projection")
+    for i in range(0, len(proj.rows), 5):  # expected from the tokenizer, not from the sample table
+        r = proj.rows[i]
+        sample, pos = int(table["sample"][r]), int(table["position"][r])
+        toks = few.tokens(sample)
+        lo, hi = max(0, pos - 6), min(len(toks), pos + 7)
+        expected = (("" if lo == 0 else "… ") + " ".join(f"[{t}]" if j == pos else t for j, t in
+                                                        enumerate(toks[lo:hi], lo)) + ("" if hi == len(toks) else " …"))
+        assert " ".join(payload["texts"][i].split("\n")) == expected

@@ -336,3 +336,21 @@ def test_nan_inputs_are_counted_per_layer_and_warned(tmp_path):
         from neuralatlas.analysis.similarity import cka_matrix
 
         cka_matrix(store, layers=["fc1", "fc2"])
+
+
+def test_a_capture_without_predictions_is_not_called_damaged(tmp_path):
+    import torch
+    from torch import nn
+
+    from neuralatlas.data import digits
+
+    _, test = digits()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 1)).eval()   # one output: no class prediction
+    store = na.capture(model, test.subset(slice(0, N)), out=tmp_path / "r.zarr", batch_size=BATCH,
+                       chunk_rows=ROWS)
+    assert "prediction" not in store.samples and store.check_integrity().ok
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        na.capture(model, test.subset(slice(0, N)), out=tmp_path / "r.zarr", batch_size=BATCH,
+                   chunk_rows=ROWS)

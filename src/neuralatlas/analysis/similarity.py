@@ -64,6 +64,7 @@ import pandas as pd
 from neuralatlas.analysis.streaming import (BlockReduction, block_rows, default_memory_limit, flatten_samples,
                                             format_bytes, parse_memory_limit, pooled_shape, reduce_blocks)
 from neuralatlas.errors import AnalysisError, LayerError, StoreError, did_you_mean
+from neuralatlas.store.core import read_rows
 
 __all__ = [
     "ProbeResult",
@@ -134,7 +135,7 @@ class _Source:
         if self.store is not None:
             if self._array is None:
                 self._array = self.store.activations(self.layer, self.epoch)
-            return self._flat(self._array[rows])
+            return self._flat(read_rows(self._array, rows))
         return self._flat(self.array[rows])
 
     def __getstate__(self) -> dict[str, Any]:

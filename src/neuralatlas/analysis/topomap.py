@@ -303,7 +303,9 @@ def _pca2(X: np.ndarray) -> np.ndarray:
 
 
 def _embed_umap(X: np.ndarray, seed: int, n_neighbors: int) -> np.ndarray:
-    import umap
+    from neuralatlas.analysis._umap import import_umap
+
+    umap = import_umap()  # numba compiled once per machine, not per process
 
     n = len(X)
     if n < 6:

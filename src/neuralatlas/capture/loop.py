@@ -20,6 +20,7 @@ from neuralatlas.capture.hooks import (REDUCTIONS, SPATIAL_REDUCTIONS, Recorder,
                                        resolve_layer_patterns, select_tensor)
 from neuralatlas.capture.sources import (ArraySource, DatasetSource, LoaderSource, Source, as_source,
                                          split_batch)
+from neuralatlas.capture.writer import ChunkWriter
 from neuralatlas.errors import CaptureError, DataError, StoreError, StoreMismatchError
 from neuralatlas.store.core import ActivationStore, chunk_rows_for
 from neuralatlas.store.safety import WriteGuard, create_atomically, half_created, report_nonfinite
@@ -531,15 +532,25 @@ def _fill_distributed(client: Any, run: _CaptureRun, store: ActivationStore, slo
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
     n_shards = min(len(pending), 4 * n_workers)  # a few shards per worker balance the load
     shards = [list(map(int, part)) for part in np.array_split(np.asarray(pending, int), n_shards) if len(part)]
-    [remote_run] = client.scatter([run], broadcast=True)
+    import uuid
+
+    # Keys unique to this call: a capture interrupted a moment ago may still have its futures
+    # and its scattered run being forgotten by the scheduler under the same content-hashed
+    # names, and a resume that reused them lost its dependencies ("lost dependencies").
+    call = uuid.uuid4().hex[:8]
+    [remote_run] = client.scatter([run], broadcast=True, hash=False)
     futures = [client.submit(_capture_shard, remote_run, str(store.path), slot, checkpoint, device, shard,
-                             key=f"neuralatlas-capture-{store.path.name}-{slot}-{shard[0]}", pure=False)
+                             key=f"neuralatlas-capture-{store.path.name}-{slot}-{shard[0]}-{call}", pure=False)
                for shard in shards]
-    for future in as_completed(futures):
-        chunks = future.result()
-        done_rows += sum(min(store.chunk_rows, store.n_samples - c * store.chunk_rows) for c in chunks)
-        if progress is not None:
-            progress(done_rows, total)
+    try:
+        for future in as_completed(futures):
+            chunks = future.result()
+            done_rows += sum(min(store.chunk_rows, store.n_samples - c * store.chunk_rows) for c in chunks)
+            if progress is not None:
+                progress(done_rows, total)
+    except BaseException:
+        client.cancel(futures)  # a stopped capture leaves no shards running behind it
+        raise
     if not store.done_flags(slot)[:].all():
         raise StoreError(f"Some chunks of {store.path} were not written by the workers; run the"
                          " same capture again to finish them.")
@@ -724,6 +735,15 @@ def _label_column(labels: torch.Tensor, mask: torch.Tensor | None = None) -> np.
     elif y.dim() != 1:
         return None
     return y.numpy().astype(np.float64 if y.is_floating_point() else np.int64)
+
+
+def _report(writer: ChunkWriter, done_rows: int, total: int, progress: Progress | None) -> int:
+    """Flag the chunks the writer finished since the last call and report them (rows on disk)."""
+    for rows in writer.commit():
+        done_rows += rows
+        if progress is not None:
+            progress(done_rows, total)
+    return done_rows
 
 
 class _CaptureRun:
@@ -1020,16 +1040,24 @@ class _CaptureRun:
         # token rows: the table was written whole from the counting pass
         labels_arr = store.sample_column("label") if self.offsets is None else None
         pending = set(self.pending_chunks(store, slot) if chunks is None else chunks)
-        self.buffers = {name: np.empty((R, *s), np.float32) for name, s in self.shapes.items()}
-        grad_buffers = {name: np.empty((R, *s), np.float32) for name, s in self.shapes.items()} if self.gradients else {}
-        pred_buf = np.empty(R, np.int64)
-        label_buf = np.empty(R, labels_arr.dtype if labels_arr is not None else np.int64)
-        with self.recorder:
+        arrays: dict[Any, Any] = {("acts", name): a for name, a in acts.items()}
+        arrays.update({("grads", name): a for name, a in grads.items()})
+        for key, arr in (("prediction", preds_arr), ("label", labels_arr), ("nonfinite", nonfinite)):
+            if arr is not None:
+                arrays[key] = arr
+        # chunk buffers are allocated once (two sets) and reused; a thread writes one set while
+        # the forward passes fill the other (capture/writer.py); a chunk's done flag is set only
+        # after all of its arrays are written
+        with ChunkWriter(arrays, done, R) as writer, self.recorder:
             for c in range(done.shape[0]):
                 start, stop = c * R, min((c + 1) * R, n)
                 if c not in pending:
                     done_rows += stop - start if chunks is None else 0
                     continue
+                bufs = writer.acquire()
+                self.buffers = {name: bufs[("acts", name)] for name in self.layers}
+                grad_buffers = {name: bufs[("grads", name)] for name in grads}
+                pred_buf, label_buf = bufs.get("prediction"), bufs.get("label")
                 got = 0
                 for inputs, labels in self._chunk_batches(start, stop):
                     out, x = self._forward(inputs, labels)
@@ -1046,18 +1074,12 @@ class _CaptureRun:
                     raise CaptureError(f"The data gave {got} rows for rows {start}..{stop - 1};"
                                        f" expected {stop - start}. Its length must not change.")
                 m = stop - start
-                for name in self.layers:
-                    acts[name][start:stop] = self.buffers[name][:m]
-                    if self.gradients:
-                        grads[name][start:stop] = grad_buffers[name][:m]
-                if preds_arr is not None:
-                    preds_arr[start:stop] = pred_buf[:m]
-                if labels_arr is not None:
-                    labels_arr[start:stop] = label_buf[:m]
                 if nonfinite is not None:  # rows with NaN/inf per layer, for analyses to name
-                    nonfinite[start:stop] = _nonfinite_rows(self.buffers, grad_buffers, self.layers, m)
-                done[c] = True  # last: a chunk counts only when everything of it is on disk
-                done_rows += m
+                    bufs["nonfinite"][:m] = _nonfinite_rows(self.buffers, grad_buffers, self.layers, m)
+                writer.submit(c, bufs, m)
+                done_rows = _report(writer, done_rows, total, progress)
+            for rows in writer.close():
+                done_rows += rows
                 if progress is not None:
                     progress(done_rows, total)
         return done_rows

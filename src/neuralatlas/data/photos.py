@@ -202,7 +202,7 @@ def photo_patches(n: int = 384, size: int = 112, scales: Sequence[float] = (0.2,
         img = cache[p]
         w, h = img.size
         s = scale_list[int(rng.integers(len(scale_list)))]
-        crop = max(8, int(round(s * min(h, w))))
+        crop = max(8, round(s * min(h, w)))
         top = int(rng.integers(0, h - crop + 1))
         left = int(rng.integers(0, w - crop + 1))
         # PIL's bilinear filter widens its support when shrinking (antialiased), on uint8: fast

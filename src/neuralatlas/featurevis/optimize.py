@@ -121,7 +121,7 @@ def visualize_feature(
     decorrelate: bool = True,
     transforms: str | Sequence[Transform | Callable] | None = "default",
     steps: int = 256,
-    lr: float = 0.05,
+    lr: float | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
     value_range: tuple[float, float] = (0.0, 1.0),
@@ -163,8 +163,13 @@ def visualize_feature(
         by image size (:func:`transforms.default_transforms`: ``jitter(1)`` on 8×8).
     steps : int
         Optimisation steps (Adam).
-    lr : float
-        Adam's learning rate.
+    lr : float, optional
+        Adam's learning rate. Default by image size, measured: 0.2 under 16 px (on the 8×8
+        digits CNN, 96 steps at 0.05 reach 1.06× the best test digit's logit and 0.2 reaches
+        1.24×, against a 1.30× plateau at 256–512 steps for any rate; conv2 channels plateau
+        at 1.43× from 96 steps at 0.2), 0.05 from 16 px up (Lucid's rate for ImageNet models:
+        on EfficientNet-Lite0 at 64–112 px, 24–64 steps already beat the best natural patch
+        2–9×).
     seed : int
         Seeds the initial image and the transforms; the same seed gives the same images.
     device : str, optional
@@ -217,6 +222,8 @@ def visualize_feature(
     if int(steps) < 1:
         raise AnalysisError(f"steps must be at least 1, got {steps!r}.")
     c, h, w = shape
+    if lr is None:
+        lr = 0.2 if min(h, w) < 16 else 0.05
     pipeline = _transforms(transforms, h, w)
     image_param = make_param(param, (n, c, h, w), seed=seed, decorrelate=decorrelate,
                              value_range=(lo, hi))

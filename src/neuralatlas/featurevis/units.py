@@ -286,7 +286,7 @@ def class_effects(model: nn.Module, layer: str, channel: int, images: torch.Tens
 
 # ---------------------------------------------------------------------------- the cards
 def unit_cards(model: nn.Module, store: Any, layer: str, channels: Sequence[int], *, data: Any = None,
-               k: int = 8, steps: int = 256, lr: float = 0.05, seed: int = 0, n_classes: int = 5,
+               k: int = 8, steps: int = 256, lr: float | None = None, seed: int = 0, n_classes: int = 5,
                bins: int = 40, crop_size: int = 64, rf_threshold: float = 0.05,
                featurevis: Any = None, device: Any = None, progress: Progress | None = None) -> list[UnitCard]:
     """Unit cards of several channels of one layer; their feature visualisations in one batch.
@@ -363,6 +363,8 @@ def unit_cards(model: nn.Module, store: Any, layer: str, channels: Sequence[int]
         _, positions, boxes = receptive_fields(model, layer, c, patches, rf_threshold, device)
         crops = np.stack([_crop(p, b, int(crop_size)) for p, b in zip(patches.numpy(), boxes)])
         effects = class_effects(model, layer, c, patches, device)
+        if names is None and len(store.classes) == len(effects):
+            names = list(store.classes)  # a model without a card: the data's class names
         top = np.argsort(-effects, kind="stable")[: int(n_classes)]
         counts, edges = np.histogram(v, bins=int(bins))
         value = float(featurevis.values[i])
@@ -400,5 +402,32 @@ def unit_card(model: nn.Module, store: Any, layer: str, channel: int, **kwargs: 
     return unit_cards(model, store, layer, [int(channel)], **kwargs)[0]
 
 
-__all__ = ["UnitCard", "channel_values", "class_effects", "data_of_store", "receptive_fields", "unit_card",
+__all__ = ["UnitCard", "best_natural", "channel_values", "class_effects", "data_of_store", "receptive_fields", "unit_card",
            "unit_cards"]
+
+
+def best_natural(model: nn.Module, objective: Any, data: Any, *, batch_size: int = 64,
+                 device: Any = None) -> np.ndarray:
+    """``[n_images]`` the largest value each image's objective reaches on a real data set.
+
+    For one-unit-per-image objectives (``channel(layer, units)``, ``class_logit(units)``,
+    ``direction``): image ``i``'s objective evaluated on every sample, maximised over the
+    samples. Divide a feature visualisation's values by it to see whether the optimiser
+    beat the data (regularisers reading the image are evaluated on the sample too).
+    """
+    from neuralatlas.featurevis.objectives import INPUT, as_objective
+
+    objective = as_objective(objective)
+    n = objective.n_images or 1
+    x_all = np.asarray(data.inputs if hasattr(data, "inputs") else np.stack([data[i][0] for i in range(len(data))]))
+    best = torch.full((n,), -torch.inf, dtype=torch.float64)
+    with prepared(model, objective.keys, device) as (taps, dev, dtype), torch.no_grad():
+        for lo in range(0, len(x_all), int(batch_size)):
+            x = torch.as_tensor(x_all[lo:lo + int(batch_size)]).to(dev, dtype)
+            tensors = taps.run(x)
+            tensors[INPUT] = x
+            for r in range(len(x)):
+                # sample r as every image of an n-image batch: entry i is image i's objective on r
+                batch = {k: v[r:r + 1].expand(n, *v.shape[1:]) for k, v in tensors.items()}
+                best = torch.maximum(best, objective(batch).double().cpu())
+    return best.numpy()

@@ -15,7 +15,8 @@ from matplotlib.ticker import LogLocator
 from neuralatlas.plots.style import new_figure
 
 
-def layer_costs(summary: Any, *, log: bool = True, only_costly: bool = True) -> Figure:
+def layer_costs(summary: Any, *, log: bool = True, only_costly: bool = True,
+                depth: int | None = None) -> Figure:
     """Two bar charts, one bar per leaf layer (named as ``named_modules()`` names it):
     parameters and multiply-accumulates per sample.
 
@@ -27,12 +28,26 @@ def layer_costs(summary: Any, *, log: bool = True, only_costly: bool = True) -> 
         Logarithmic axes (layer costs span orders of magnitude).
     only_costly : bool
         Leave out layers with neither parameters nor MACs (activations, pools).
+    depth : int, optional
+        One bar per module of ``depth`` name segments (a block: its parameters and MACs,
+        attention matmuls included) and per shallower leaf, instead of one per leaf — for big
+        models.
 
     Example
     -------
     >>> fig = layer_costs(summary(model))       # doctest: +SKIP
     """
     table = summary.table
+    if depth is not None:
+        # blocks at ``depth`` with everything inside them; shallower modules with what they
+        # hold themselves (a conv subclass with a padding child keeps its own weight)
+        segments = table.name.str.count(r"\.") + 1
+        child_macs = table.groupby("parent").macs.sum()
+        own_macs = table.macs - table.name.map(child_macs).fillna(0).astype(int)
+        at = segments == int(depth)
+        above = segments < int(depth)
+        table = table.assign(is_leaf=at | above, params=table.params_total.where(at, table.params),
+                             macs=table.macs.where(at, own_macs))[at | above]
     leaves = table[table.is_leaf & (table.calls > 0)]
     if only_costly:
         leaves = leaves[(leaves.params > 0) | (leaves.macs > 0)]

@@ -205,7 +205,7 @@ def _image(path: Path) -> tuple[str, tuple[int, int] | None, dict[str, Any]]:
     px = geo.get("px") or png_size(raw) or (DISPLAY_WIDTH_PX, DISPLAY_WIDTH_PX)
     # shown at its drawn size (unknown dpi: as a 2x image), at most the figure column
     shown_w = geo["width_in"] * CSS_PX_PER_IN if "width_in" in geo else px[0] / 2
-    shown_w = max(1, round(min(shown_w, DISPLAY_WIDTH_PX)))
+    shown_w = max(1, math.ceil(min(shown_w, DISPLAY_WIDTH_PX) - 1e-6))  # never below the drawn size
     shown_h = max(1, round(px[1] * shown_w / px[0]))
     raw = _encode_png(raw, round(shown_w * sink.scale))
     return sink.src(raw, "image/png"), (shown_w, shown_h), geo
@@ -250,9 +250,9 @@ def _cell(value: Any) -> str:
     return f'<td class="num">{text}</td>' if is_number(value) else f"<td>{text}</td>"
 
 
-def table_html(table: Table, *, model: str | None = None) -> str:
+def table_html(table: Table, *, model: str | None = None, layers: Iterable[str] = ()) -> str:
     """A :class:`~neuralatlas.report.tables.Table` as HTML; rows about a layer carry ``data-layer``."""
-    head = "".join(f'<th title="{esc(c)}">{esc(n)}</th>' for c, n in zip(table.columns, readable_columns(table.columns)))
+    head = "".join(f'<th title="{esc(c)}">{esc(n)}</th>' for c, n in zip(table.columns, readable_columns(table.columns, layers)))
     body = []
     for row, layer in zip(table.rows, table.row_layers):
         body.append(f"<tr{attrs(None, layer)}>{''.join(_cell(v) for v in row)}</tr>")
@@ -261,5 +261,6 @@ def table_html(table: Table, *, model: str | None = None) -> str:
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
-def tables_html(tables: Iterable[Table], *, model: str | None = None) -> str:
-    return "".join(table_html(t, model=model) for t in tables)
+def tables_html(tables: Iterable[Table], *, model: str | None = None, layers: Iterable[str] = ()) -> str:
+    layers = list(layers)
+    return "".join(table_html(t, model=model, layers=layers) for t in tables)

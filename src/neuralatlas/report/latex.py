@@ -117,7 +117,7 @@ def _si_format(cells: list[str]) -> str:
     return fmt
 
 
-def tabular(table: Table, *, readable: bool = True) -> str:
+def tabular(table: Table, *, readable: bool = True, layers: list[str] | tuple[str, ...] = ()) -> str:
     """A booktabs ``tabular`` of a :class:`~neuralatlas.report.tables.Table`; numeric columns are
     siunitx ``S`` columns, aligned on the decimal marker."""
     align, numeric = [], []
@@ -130,7 +130,7 @@ def tabular(table: Table, *, readable: bool = True) -> str:
             align.append(f"S[table-format={_si_format(formatted)}]")
         else:
             align.append("l")
-    names = readable_columns(list(table.columns)) if readable else list(table.columns)
+    names = readable_columns(list(table.columns), layers) if readable else list(table.columns)
     head = [("{" + latex_escape(c) + "}") if num else latex_escape(c) for c, num in zip(names, numeric)]
     lines = [rf"\begin{{tabular}}{{{''.join(align)}}}", r"\toprule", " & ".join(head) + r" \\", r"\midrule"]
     for row in table.rows:
@@ -224,7 +224,7 @@ def export_latex(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
             if output.summary:
                 for k, table in enumerate(summary_table(output.summary, model.layers)):
                     stem = f"{_safe(model.name)}_{_safe(analysis)}_{k}"
-                    name = _write_table(out, stem, table)
+                    name = _write_table(out, stem, table, model.layers)
                     what = (f"{table.title.replace('_', ' ')} ({_columns_phrase(table)})" if table.title
                             else _columns_phrase(table))
                     caption = f"{model.name}, {section_title(analysis).lower()}: {what}."
@@ -291,10 +291,10 @@ def _run_overview(run: RunInfo) -> str:
             + tabular(table) + r"\end{table}")
 
 
-def _write_table(out: Path, stem: str, table: Table) -> str:
+def _write_table(out: Path, stem: str, table: Table, layers: list[str] | tuple[str, ...] = ()) -> str:
     path = out / "tables" / f"{stem}.tex"
     header = f"% {latex_escape(table.title) or stem} (neuralatlas)\n"
-    path.write_text(header + tabular(table), encoding="utf-8")
+    path.write_text(header + tabular(table, layers=layers), encoding="utf-8")
     return f"tables/{stem}"
 
 

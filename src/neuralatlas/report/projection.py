@@ -92,7 +92,8 @@ def projection_payload(proj: Any, model: str, images: np.ndarray | None = None,
 def _wrapped(text: str, width: int = 60) -> str:
     import textwrap
 
-    return "\n".join(textwrap.wrap(text, width)) or text
+    # lines split at spaces only, so joining them with spaces gives the text back
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False, break_long_words=False)) or text
 
 
 def projection_widget(payload: dict[str, Any], class_colors: list[str]) -> str:

@@ -122,7 +122,7 @@ def analysis_block(ctx: SectionContext, out: AnalysisOutput, *, before: str = ""
     """
     model = ctx.model(out.model)
     layers = model.layers
-    tables = tables_html(summary_table(out.summary, layers), model=out.model) if out.summary else ""
+    tables = tables_html(summary_table(out.summary, layers), model=out.model, layers=layers) if out.summary else ""
     figures = []
     for path in depth_order(out.figures, layers, out.figures_dir):
         rel = path.relative_to(out.figures_dir)

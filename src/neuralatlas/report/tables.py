@@ -45,9 +45,10 @@ _WORDS = {"neighborhood_hit": "neighbourhood hit", "dead_fraction": "dead fracti
           "eps": "ε", "macs": "MACs", "n": "n"}
 
 
-def readable_columns(columns: list[str]) -> list[str]:
+def readable_columns(columns: list[str], keep: Iterable[str] = ()) -> list[str]:
     """``layers · dead_fraction`` → ``dead fraction``: the last part of each key path, in words;
-    a longer part of the path only where the last parts alone would repeat.
+    a longer part of the path only where the last parts alone would repeat. Names in ``keep``
+    (the model's layers) stay as they are: ``relu_fc1`` is a name, not two words.
 
     Example
     -------
@@ -56,8 +57,10 @@ def readable_columns(columns: list[str]) -> list[str]:
     """
     parts = [[p.strip() for p in str(c).split("·")] for c in columns]
 
+    kept = set(keep)
+
     def words(p: str) -> str:
-        return _WORDS.get(p, p.replace("_", " "))
+        return p if p in kept else _WORDS.get(p, p.replace("_", " "))
 
     last = [words(p[-1]) for p in parts]
     return [f"{words(p[-2])}: {name}" if last.count(name) > 1 and len(p) > 1 else name

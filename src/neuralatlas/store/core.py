@@ -447,7 +447,17 @@ class ActivationStore:
         step = rows or self.chunk_rows
         for start in range(0, arr.shape[0], step):
             sl = slice(start, min(start + step, arr.shape[0]))
-            yield sl, arr[sl]
+            yield sl, read_rows(arr, sl)
+
+    def read(self, layer: str, rows: slice | None = None, kind: str = "acts", epoch: int | None = None,
+             out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``rows`` (default: all) of ``layer``'s activations (``kind="grads"``: gradients).
+
+        The same values as ``np.asarray(store.activations(layer)[rows])``, read whole chunk
+        by whole chunk straight into the result (or ``out``), checksums checked, without
+        zarr's per-chunk overhead (see :mod:`neuralatlas.store.chunkio`).
+        """
+        return read_rows(self._read(kind, layer, epoch), rows if rows is not None else slice(None), out)
 
     def nbytes(self) -> int:
         """Bytes on disk (in the object store, for a URL)."""
@@ -576,9 +586,21 @@ class ActivationStore:
 
     # ------------------------------------------------------------------ internals
     def _write_whole(self, kind: str, layer: str, values: np.ndarray, epoch: int | None) -> None:
+        from neuralatlas.store.chunkio import ChunkFile
+
         arr = self.create_layer_array(kind, layer, epoch)
-        for start in range(0, len(values), self.chunk_rows):
-            arr[start:start + self.chunk_rows] = values[start:start + self.chunk_rows]
+        direct = ChunkFile.for_array(arr)
+        R = self.chunk_rows
+        for c, start in enumerate(range(0, len(values), R)):
+            block = values[start:start + R]
+            if direct is None:
+                arr[start:start + R] = block
+            elif len(block) == R and block.flags.c_contiguous:
+                direct.write(c, block)  # the caller's memory, no copy
+            else:  # the short last chunk (or a strided view): through a padded scratch chunk
+                scratch = np.empty(direct.chunk_shape, direct.dtype)
+                scratch[:len(block)] = block
+                direct.write(c, direct.pad(c, scratch))
 
     def _write_vector(self, path: str, values: np.ndarray) -> None:
         if path in self._group:
@@ -634,10 +656,11 @@ class ActivationStore:
 
     def __reduce__(self):
         # Pickles as its path: a dask worker reopens the store on shared storage rather than
-        # receiving a copy of the zarr group's state.
+        # receiving a copy of the zarr group's state. The chunk listing was checked where the
+        # store was opened; each worker task would otherwise list it again.
         if isinstance(self.path, StoreURL):
-            return (ActivationStore.open, (str(self.path), "r", self._storage_options))
-        return (ActivationStore.open, (str(self.path.absolute()),))
+            return (ActivationStore.open, (str(self.path), "r", self._storage_options, False))
+        return (ActivationStore.open, (str(self.path.absolute()), "r", None, False))
 
     def __repr__(self) -> str:
         ep = f", epochs={self.epochs}" if self.epochs else ""
@@ -742,13 +765,13 @@ def _rows_of(selection: Any, n: int) -> range:
         return range(i, i + 1)
     try:
         arr = np.asarray(first)
-        if arr.dtype == bool:
-            return range(0, n) if arr.shape != (n,) else range(0, n)
-        if arr.dtype.kind in "iu":
-            return sorted(set((arr.ravel() % max(n, 1)).tolist()))  # type: ignore[return-value]
-    except Exception:
-        pass
-    return range(0, n)
+    except (TypeError, ValueError):
+        return range(n)
+    if arr.dtype == bool and arr.shape == (n,):
+        return np.flatnonzero(arr).tolist()  # type: ignore[return-value]
+    if arr.dtype.kind in "iu":
+        return sorted(set((arr.ravel() % max(n, 1)).tolist()))  # type: ignore[return-value]
+    return range(n)
 
 
 def _fix_target(path: Any) -> str:
@@ -814,6 +837,24 @@ def _provenance() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             pass
     return {"versions": versions, "python": platform.python_version()}
+
+
+def read_rows(array: zarr.Array, rows: slice, out: np.ndarray | None = None) -> np.ndarray:
+    """``array[rows]`` as a numpy array: direct chunk reads where the array qualifies
+    (:meth:`~neuralatlas.store.chunkio.ChunkFile.for_array`), zarr's own read otherwise."""
+    from neuralatlas.store.chunkio import ChunkFile
+
+    start, stop, step = rows.indices(array.shape[0])
+    direct = ChunkFile.for_array(getattr(array, "zarr_array", array)) if step == 1 else None
+    if direct is None:
+        block = np.asarray(array[rows])
+        if out is not None:
+            out[...] = block
+            return out
+        return block
+    if isinstance(array, CheckedArray):  # a damaged chunk is named as zarr's reads name it
+        return array._guarded(lambda: direct.read_rows(start, max(start, stop), out), rows)
+    return direct.read_rows(start, max(start, stop), out)
 
 
 def read_json(path: Path) -> Any:

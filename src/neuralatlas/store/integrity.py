@@ -198,9 +198,10 @@ def _arrays(store: ActivationStore, slot: int | None) -> Iterator[tuple[str, str
         if want_grads or _exists(store, path):
             yield "grads", layer, path
     path = _slot(slot) + "prediction"
-    # a capture writes predictions only where the output is class logits (attr has_prediction)
-    if _exists(store, path) or (store._group.attrs.get("source") == "capture"
-                                and store._group.attrs.get("has_prediction", True)):
+    # a capture writes predictions only where the output is class logits (attr has_prediction;
+    # stores from before that attr: expected where any slot has them)
+    if (store._group.attrs.get("has_prediction") is True
+            or any(_exists(store, _slot(s) + "prediction") for s in dict.fromkeys([slot, *_slots(store)]))):
         yield "prediction", None, path
 
 

@@ -349,7 +349,7 @@ def efficientnet_lite0(pretrained: bool = True, n_classes: int = 1000, dropout: 
     classes = imagenet_classes() if int(n_classes) == 1000 else [str(i) for i in range(int(n_classes))]
     model.card = ModelCard("efficientnet_lite0", classes, 224, 256, LITE0_MEAN, LITE0_STD, (0.0, 1.0), source,
                            extra={"cam_layer": "head.act"})  # pytorch-grad-cam's features[-1]
-    remember(model, "efficientnet_lite0", dict(pretrained=pretrained, n_classes=n_classes, dropout=dropout), seed)
+    remember(model, "efficientnet_lite0", {"pretrained": pretrained, "n_classes": n_classes, "dropout": dropout}, seed)
     return model.eval()
 
 
@@ -359,5 +359,16 @@ def model_card(model: nn.Module) -> ModelCard | None:
     return card if isinstance(card, ModelCard) else None
 
 
-__all__ = ["Conv2dSame", "EfficientNetLite", "LITE0_MEAN", "LITE0_STD", "LITE0_STAGES", "ModelCard",
-           "efficientnet_lite0", "imagenet_classes", "lite0_weights_path", "model_card", "rename_state_dict"]
+__all__ = [
+    "LITE0_MEAN",
+    "LITE0_STAGES",
+    "LITE0_STD",
+    "Conv2dSame",
+    "EfficientNetLite",
+    "ModelCard",
+    "efficientnet_lite0",
+    "imagenet_classes",
+    "lite0_weights_path",
+    "model_card",
+    "rename_state_dict",
+]

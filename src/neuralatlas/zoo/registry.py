@@ -22,11 +22,12 @@ BUILTIN_MODELS: dict[str, Callable[..., nn.Module]] = {
     "cnn": cnn,
     "vgg": vgg,
     "vgg16": vgg16,
-    "efficientnet_lite0": efficientnet_lite0,
 }
 
 #: Built-in models that come with their weights (and a ModelCard): nothing to train.
-PRETRAINED_MODELS = ("efficientnet_lite0",)
+PRETRAINED_MODELS: dict[str, Callable[..., nn.Module]] = {
+    "efficientnet_lite0": efficientnet_lite0,
+}
 
 
 def build(name_or_spec: str, **kwargs: Any) -> nn.Module:
@@ -64,14 +65,15 @@ def build(name_or_spec: str, **kwargs: Any) -> nn.Module:
     """
     if not isinstance(name_or_spec, str):
         raise ModelError(f"A model is named by a string, got {type(name_or_spec).__name__}.")
-    if name_or_spec in BUILTIN_MODELS:
-        builder = BUILTIN_MODELS[name_or_spec]
+    if name_or_spec in BUILTIN_MODELS or name_or_spec in PRETRAINED_MODELS:
+        builder = BUILTIN_MODELS.get(name_or_spec) or PRETRAINED_MODELS[name_or_spec]
         _check_arguments(builder, kwargs, name_or_spec)
         return builder(**kwargs)
     if ":" not in name_or_spec:
         raise ModelError(
-            f"Unknown model {name_or_spec!r}; built-in models are {sorted(BUILTIN_MODELS)}."
-            + did_you_mean(name_or_spec, BUILTIN_MODELS)
+            f"Unknown model {name_or_spec!r}; built-in models are {sorted(BUILTIN_MODELS)},"
+            f" pretrained ones {sorted(PRETRAINED_MODELS)}."
+            + did_you_mean(name_or_spec, [*BUILTIN_MODELS, *PRETRAINED_MODELS])
             + " For your own model pass 'package.module:function'."
         )
     builder = _resolve(name_or_spec)

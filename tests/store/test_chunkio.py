@@ -1,0 +1,106 @@
+"""Direct chunk files: the same bytes zarr writes, read back by plain zarr, checksums checked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+import zarr.codecs
+
+from neuralatlas.errors import StoreError
+from neuralatlas.store.chunkio import ChunkChecksumError, ChunkFile
+
+
+def _pair(tmp_path, shape, chunk, dtype, crc=True, fill=0):
+    made = []
+    for name in ("zarr", "direct"):
+        g = zarr.open_group(str(tmp_path / f"{name}.zarr"), mode="w")
+        made.append(g.create_array("acts/x", shape=shape, chunks=(chunk, *shape[1:]), dtype=dtype,
+                                   compressors=[zarr.codecs.Crc32cCodec()] if crc else None,
+                                   fill_value=fill, config={"write_empty_chunks": True}))
+    return made
+
+
+@pytest.mark.parametrize("dtype,crc", [("float32", True), ("float32", False), ("int64", True), ("bool", True)])
+def test_direct_chunks_are_byte_identical_to_zarr(tmp_path, dtype, crc):
+    shape, chunk = (23, 3, 4), 5  # a short last chunk (3 rows), padded with the fill value
+    via_zarr, direct = _pair(tmp_path, shape, chunk, dtype, crc, fill=0)
+    rng = np.random.default_rng(0)
+    values = (rng.normal(size=shape) * 100).astype(dtype)
+    via_zarr[:] = values
+    f = ChunkFile.for_array(direct)
+    assert f is not None and f.checksum == crc
+    block = np.empty(f.chunk_shape, f.dtype)
+    block[...] = 7  # garbage beyond the end: pad() must clear it as zarr pads
+    for c in range(f.n_chunks):
+        m = f.rows(c)
+        block[:m] = values[c * chunk:c * chunk + m]
+        f.write(c, f.pad(c, block))
+    zpath, dpath = tmp_path / "zarr.zarr" / "acts" / "x", tmp_path / "direct.zarr" / "acts" / "x"
+    zfiles = sorted(p.relative_to(zpath) for p in zpath.rglob("*") if p.is_file())
+    dfiles = sorted(p.relative_to(dpath) for p in dpath.rglob("*") if p.is_file())
+    assert zfiles == dfiles and len(zfiles) == f.n_chunks + 1  # chunks + zarr.json, no .partial left
+    for rel in zfiles:
+        assert (zpath / rel).read_bytes() == (dpath / rel).read_bytes(), rel
+    reread = zarr.open_array(str(tmp_path / "direct.zarr"), path="acts/x", mode="r")
+    np.testing.assert_array_equal(reread[:], values)
+
+
+def test_read_rows_matches_zarr_for_any_slice(tmp_path):
+    via_zarr, _ = _pair(tmp_path, (50, 6), 8, "float32")
+    values = np.random.default_rng(1).normal(size=(50, 6)).astype(np.float32)
+    via_zarr[:] = values
+    f = ChunkFile.for_array(via_zarr)
+    for a, b in [(0, 50), (0, 8), (3, 4), (7, 9), (8, 48), (45, 50), (10, 10), (49, 60)]:
+        np.testing.assert_array_equal(f.read_rows(a, b), values[a:b])
+    out = np.zeros((16, 6), np.float32)
+    assert f.read_rows(16, 32, out) is out
+    np.testing.assert_array_equal(out, values[16:32])
+
+
+def test_unwritten_chunk_reads_as_fill_value(tmp_path):
+    via_zarr, _ = _pair(tmp_path, (10, 2), 5, "float32", fill=0)
+    via_zarr[0:5] = 1.0
+    f = ChunkFile.for_array(via_zarr)
+    np.testing.assert_array_equal(f.read_rows(0, 10), via_zarr[:])
+
+
+def test_damaged_chunk_fails_its_checksum(tmp_path):
+    via_zarr, _ = _pair(tmp_path, (10, 4), 5, "float32")
+    via_zarr[:] = np.arange(40, dtype=np.float32).reshape(10, 4)
+    f = ChunkFile.for_array(via_zarr)
+    path = f.path(1)
+    raw = bytearray(path.read_bytes())
+    raw[3] ^= 0x10
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ChunkChecksumError, match="CRC-32C"):
+        f.read_rows(0, 10)
+    path.write_bytes(bytes(raw[:-9]))
+    with pytest.raises(StoreError, match="truncated"):
+        f.read_rows(5, 10)
+
+
+def test_arrays_it_cannot_reproduce_are_left_to_zarr(tmp_path):
+    g = zarr.open_group(str(tmp_path / "o.zarr"), mode="w")
+    compressed = g.create_array("c", shape=(10, 4), chunks=(5, 4), dtype="float32",
+                                compressors=[zarr.codecs.BloscCodec(cname="lz4")])
+    two_axes = g.create_array("t", shape=(10, 4), chunks=(5, 2), dtype="float32", compressors=None)
+    big_endian = g.create_array("b", shape=(10, 4), chunks=(5, 4), dtype=">f4",
+                                serializer=zarr.codecs.BytesCodec(endian="big"), compressors=None)
+    assert ChunkFile.for_array(compressed) is None
+    assert ChunkFile.for_array(two_axes) is None
+    assert ChunkFile.for_array(big_endian) is None
+
+
+def test_store_read_equals_zarr_read(tmp_path):
+    import neuralatlas as na
+
+    rng = np.random.default_rng(2)
+    acts = {"a": rng.normal(size=(37, 3, 2)).astype(np.float32), "b": rng.normal(size=(37, 5)).astype(np.float32)}
+    store = na.ActivationStore.from_arrays(tmp_path / "s.zarr", acts, labels=rng.integers(0, 3, 37),
+                                           chunk_rows=8)
+    for layer, values in acts.items():
+        np.testing.assert_array_equal(store.read(layer), np.asarray(store.activations(layer)))
+        np.testing.assert_array_equal(store.read(layer, slice(5, 21)), values[5:21])
+        blocks = [block for _, block in store.iter_chunks(layer)]
+        np.testing.assert_array_equal(np.concatenate(blocks), values)
