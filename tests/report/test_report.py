@@ -100,7 +100,7 @@ def test_generic_section_shows_summary_numbers_and_figures(report_run):
         assert cells == pytest.approx(values, rel=5e-4)
     assert "0.7188" in section                                   # overall, 4 significant digits
     assert "probe_v1 &amp; 50% &lt;check&gt;" in section          # text is escaped
-    # the PNG shown at its drawn size (inches x 96 px) with its layer, encoded at 1.25x that,
+    # the PNG shown at its drawn size (inches x 96 px) with its layer, encoded at IMAGE_SCALE x that,
     # the SVG as a vector image
     png = re.search(r'<figure class="na-fig" data-model="mlp" data-layer="fc1"><img src="data:image/png;base64,'
                     r'([^"]+)" width="(\d+)" height="(\d+)"', section)
@@ -112,7 +112,9 @@ def test_generic_section_shows_summary_numbers_and_figures(report_run):
     w, h = Image.open(io.BytesIO(base64.b64decode(png.group(1)))).size
     shown = int(png.group(2))
     assert shown == math.ceil(drawn_in * 96 - 1e-6)
-    assert w == min(original.width, round(1.25 * shown))
+    from neuralatlas.report.components import IMAGE_SCALE
+
+    assert w == min(original.width, round(IMAGE_SCALE * shown))
     assert int(png.group(3)) == pytest.approx(shown * h / w, abs=1)
     assert "data:image/svg+xml;base64," in section
 

@@ -96,7 +96,7 @@ CSS_PX_PER_IN = 96
 # neuralatlas.plots.style.DISPLAY_WIDTH_IN (6.5 in) plus the 0.1 in padding on each side that
 # saving with a tight bounding box adds, and a little slack: 6.75 in = 648 px
 DISPLAY_WIDTH_PX = 648
-IMAGE_SCALE = 1.25       # inline: 8 pt text ~13 px high; a two-model digits run ~4 MB
+IMAGE_SCALE = 1.15       # inline: 8 pt text ~12 px high; the demo page (3 models) stays under 6 MB
 IMAGE_SCALE_FILES = 2.0  # side files cost the page nothing: sharp on HiDPI screens
 
 

@@ -261,8 +261,11 @@ def render_run_summary(run: RunInfo) -> str:
                        f"<pre>{esc(yaml.safe_dump(run.config, sort_keys=False))}</pre></details>")
     data = (run.config or {}).get("data") or {}
     capture = (run.config or {}).get("capture") or {}
+    entries = {m.get("name"): m for m in (run.config or {}).get("models") or [] if isinstance(m, dict)}
     for model in run.models:
-        parts.append(_model_card(model, data, capture))
+        # a model entry may bring its own data and capture settings (a pretrained model)
+        own = entries.get(model.name) or {}
+        parts.append(_model_card(model, own.get("data") or data, {**capture, **(own.get("capture") or {})}))
     return config_text + f'<div class="na-cards">{"".join(parts)}</div>'
 
 
