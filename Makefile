@@ -40,6 +40,7 @@ test-fast: $(TSTAMP) sysdeps
 
 sysdeps:
 	@missing=""; for b in $(SYSDEPS_BIN); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	case "$(SYSDEPS_PKG)" in *texlive-science*) kpsewhich siunitx.sty >/dev/null 2>&1 || missing="$$missing siunitx";; esac; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "installing system packages for:$$missing"; \
