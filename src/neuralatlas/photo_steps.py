@@ -109,6 +109,13 @@ def run_photo_attribution(ctx: Any, params: dict[str, Any], reporter: Any) -> di
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     for name, top in zip(res.names, res.top):
         reporter.message(f"{name}: " + ", ".join(f"{c} {p:.0%}" for c, p in top))
+    ig = res.results.get("integrated_gradients") if hasattr(res, "results") else None
+    if ig is not None and ig.summary().get("completeness_max") is not None:
+        worst = float(ig.summary()["completeness_max"])
+        summary["integrated_gradients_completeness_max"] = worst
+        if worst > 0.05:  # the maps do not yet add up to F(x) - F(baseline): say so, never hide it
+            reporter.message(f"integrated gradients on the photos: completeness error up to {worst:.0%} at"
+                             f" {int(params.get('n_steps', 16))} steps; raise n_steps for maps that add up")
     if params.get("sanity", True):
         from neuralatlas.attribution import sanity_check
         from neuralatlas.plots import sanity_curves
