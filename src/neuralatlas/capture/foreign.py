@@ -497,15 +497,9 @@ def checkpoint_paths(checkpoints: str | Path | Mapping[int, str | Path],
     if not found:
         raise StoreError(f"No parameter checkpoints found in {checkpoints}; expected epoch_000.npz"
                          " (or .msgpack) files, as neuralatlas.capture.flax_adapter.save_params writes.")
-    if epochs is not None:
-        missing = [e for e in epochs if e not in found]
-        if missing:
-            raise StoreError(f"Epochs {missing} have no checkpoint; available: {sorted(found)}.")
-        found = {e: found[e] for e in epochs}
-    for e, p in found.items():
-        if not p.exists():
-            raise StoreError(f"Checkpoint of epoch {e} is missing: {p}.")
-    return dict(sorted(found.items()))
+    from neuralatlas.capture.loop import select_epochs
+
+    return select_epochs(found, epochs)
 
 
 def capture_foreign(

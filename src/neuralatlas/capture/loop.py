@@ -662,6 +662,15 @@ def _checkpoint_paths(checkpoints: str | Path | Mapping[int, str | Path],
     if not found:
         raise StoreError(f"No checkpoints found in {checkpoints}; expected"
                          " checkpoints/epoch_000.pt ... as written by neuralatlas.zoo.train.")
+    return select_epochs(found, epochs)
+
+
+def select_epochs(found: Mapping[int, Path], epochs: Sequence[int] | None) -> dict[int, Path]:
+    """The checkpoints of ``epochs`` (all when ``None``), in epoch order; each must exist.
+
+    Shared by the torch capture and the Flax/Keras one (:mod:`neuralatlas.capture.foreign`).
+    """
+    found = dict(found)
     if epochs is not None:
         missing = [e for e in epochs if e not in found]
         if missing:
