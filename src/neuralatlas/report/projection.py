@@ -108,15 +108,19 @@ def projection_widget(payload: dict[str, Any], class_colors: list[str]) -> str:
     layer_ctrl = (f'<label>layer <input type="range" class="na-proj-layer" min="0" max="{max(0, n_layers - 1)}"'
                   f' step="1" value="{max(0, n_layers - 1)}"{" disabled" if n_layers < 2 else ""}>'
                   ' <output class="na-proj-layer-name"></output></label>')
-    note = ("hover a point for its image, label and prediction" if payload.get("sprite")
-            else "hover a point for its text, label and prediction" if payload.get("texts")
-            else "hover a point for its label and prediction")
+    predicted = bool(payload.get("pred"))  # a store of class logits; an encoder or a regression has none
+    what = "label and prediction" if predicted else "label"
+    note = (f"hover a point for its image, {what}" if payload.get("sprite")
+            else f"hover a point for its text, {what}" if payload.get("texts")
+            else f"hover a point for its {what}")
+    if predicted:
+        note += "; × marks a misclassified sample"
     return (f'<div class="na-proj"{attrs(payload["model"])}>'
             f'<div class="na-proj-controls">{layer_ctrl}{epoch_ctrl}'
             f'<span class="na-proj-score"></span></div>'
             f'<div class="na-plot na-proj-plot" style="min-height:520px"></div>'
             f'<p class="na-muted">{esc(payload["method"])} of {len(payload["labels"])} samples; '
-            f"{esc(note)}; × marks a misclassified sample; click a class in the legend to hide it.</p>"
+            f"{esc(note)}; click a class in the legend to hide it.</p>"
             f'{json_script(payload, cls="na-proj-data")}</div>')
 
 
