@@ -26,6 +26,7 @@ from captum._utils.gradient import compute_gradients
 from neuralatlas.attribution.integrated import (completeness, integrated_gradients, relative_error,
                                                 rows_per_pass, summed_gradients, target_scores)
 from neuralatlas.attribution.result import Attribution
+from neuralatlas.capture.fingerprints import positional_count
 from neuralatlas.capture.hooks import preserved, replace_tensor, select_tensor
 from neuralatlas.capture.loop import _to_device, as_source, call_model, pick_device
 from neuralatlas.errors import AnalysisError, LayerError, did_you_mean
@@ -280,23 +281,10 @@ class _Layout:
         return extras[self.keys.index("attention_mask")]
 
 
-def _positional(fn: Callable, most: int) -> int:
-    """How many positional arguments ``fn`` takes, up to ``most`` (``*args`` takes all)."""
-    import inspect
-
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        return most
-    if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return most
-    return min(most, sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params))
-
-
 def select_output(out: Any, output: Any, inputs: Any) -> Any:
     """The model's output as ``output=`` asks: a key/index of it, or ``output(out[, inputs])``."""
     if callable(output):
-        return output(out, inputs) if _positional(output, 2) >= 2 else output(out)
+        return output(out, inputs) if positional_count(output, 2) >= 2 else output(out)
     return select_tensor(out, output, what="model output")
 
 
@@ -322,7 +310,7 @@ class _Forward(nn.Module):
         if self.output is not None:
             out = select_output(out, self.output, inputs)
         labels = rest[n] if len(rest) > n else None
-        k = _positional(self.target_fn, 3)
+        k = positional_count(self.target_fn, 3)
         value = self.target_fn(*(out, labels, inputs)[:max(1, k)])
         if not isinstance(value, torch.Tensor) or value.numel() != len(primary):
             shape = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__

@@ -178,3 +178,21 @@ def _hash_loose(h: Any, value: Any, depth: int) -> None:
             hash_value(h, value)
         except DataError:
             h.update(type(value).__qualname__.encode())
+
+
+def positional_count(fn: Any, most: int, unknown: int | None = None) -> int:
+    """How many positional arguments ``fn`` takes, up to ``most`` (``*args`` takes all).
+
+    ``unknown`` is the answer when the signature cannot be read (default ``most``). Capture
+    and attribution both use it to call a user's target/output function with the arguments
+    it accepts (``(output, labels)`` or ``(output, labels, inputs)``).
+    """
+    import inspect
+
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return most if unknown is None else unknown
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return most
+    return min(most, sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params))

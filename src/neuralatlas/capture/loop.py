@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -14,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuralatlas.capture.fingerprints import callable_fingerprint
+from neuralatlas.capture.fingerprints import callable_fingerprint, positional_count
 from neuralatlas.capture.hooks import (REDUCTIONS, SPATIAL_REDUCTIONS, Recorder,
                                        Selector, layout_of, match_pattern, parse_axes, preserved,
                                        resolve_layer_patterns, select_tensor)
@@ -91,14 +90,7 @@ def _shape_of(x: Any) -> str:
 # ---------------------------------------------------------------------------- targets, reductions
 def _takes_inputs(fn: Callable[..., Any]) -> bool:
     """Whether a target function takes (output, labels, inputs) rather than (output, labels)."""
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return True
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= 3
+    return positional_count(fn, 3, unknown=0) >= 3
 
 
 def target_values(target: Target, logits: torch.Tensor, labels: torch.Tensor,

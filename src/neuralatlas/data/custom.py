@@ -29,30 +29,11 @@ from neuralatlas.errors import DataError
 
 def resolve_spec(spec: str, what: str = "data loader") -> Callable[..., Any]:
     """The callable named by ``"package.module:function"`` (``function`` may be dotted)."""
-    import importlib
+    from neuralatlas.specs import resolve_callable
 
-    module_name, _, attr_path = spec.partition(":")
-    if not module_name or not attr_path:
-        raise DataError(f"{what} {spec!r} must look like 'package.module:function'.")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        raise DataError(
-            f"Cannot import module {module_name!r} of {what} {spec!r} ({err}). Put the module next to"
-            " the config file (its folder is on sys.path during a run), install it, or add its"
-            " folder to PYTHONPATH.") from err
-    obj: Any = module
-    for part in attr_path.split("."):
-        if not hasattr(obj, part):
-            from neuralatlas.errors import did_you_mean
-
-            public = [n for n in dir(obj) if not n.startswith("_")]
-            raise DataError(f"Module {module_name!r} has no attribute {attr_path!r} ({what} {spec!r})."
-                            + did_you_mean(part, public))
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise DataError(f"{spec!r} names a {type(obj).__name__}, not a function that loads data.")
-    return obj
+    return resolve_callable(spec, error=DataError, what=what, makes="that loads data",
+                            import_hint=". Put the module next to the config file (its folder is on"
+                                        " sys.path during a run), install it, or add its folder to PYTHONPATH.")
 
 
 def _check_dataset(ds: Any, spec: str, which: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -90,28 +89,10 @@ def build(name_or_spec: str, **kwargs: Any) -> nn.Module:
 
 
 def _resolve(spec: str) -> Callable[..., Any]:
-    module_name, _, attr_path = spec.partition(":")
-    if not module_name or not attr_path:
-        raise ModelError(f"Model spec {spec!r} must look like 'package.module:function'.")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        raise ModelError(
-            f"Cannot import module {module_name!r} of model spec {spec!r} ({err});"
-            " install it or add its folder to PYTHONPATH."
-        ) from err
-    obj: Any = module
-    for part in attr_path.split("."):
-        if not hasattr(obj, part):
-            public = [n for n in dir(obj) if not n.startswith("_")]
-            raise ModelError(
-                f"Module {module_name!r} has no attribute {attr_path!r} (model spec {spec!r})."
-                + did_you_mean(part, public)
-            )
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise ModelError(f"{spec!r} names an object of type {type(obj).__name__}, not a function or class that builds a model.")
-    return obj
+    from neuralatlas.specs import resolve_callable
+
+    return resolve_callable(spec, error=ModelError, what="model spec", makes="or class that builds a model",
+                            import_hint="; install it or add its folder to PYTHONPATH.")
 
 
 def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
