@@ -206,19 +206,32 @@ def _values_equal(a: Any, b: Any) -> bool:
         return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-6, abs_tol=0.0)
     if hasattr(a, "equals") and callable(a.equals) and type(a) is type(b):  # DataFrame, Series
         return bool(a.equals(b))
+    if dataclasses.is_dataclass(a) and not isinstance(a, type):  # a dataclass of arrays has an ambiguous ==
+        return type(a) is type(b) and _values_equal(_fields(a), _fields(b))
     return bool(a == b)
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    return dict(vars(obj))
 
 
 class Result:
     """Mixin for every analysis result: ``save``/``load``/``summary`` given, the rest derived.
 
-    Subclasses set ``kind`` (the format tag of their files) and implement ``save(directory)
-    -> directory``, the classmethod ``load(directory)`` and ``summary() -> dict``. They may
-    override ``to_frame()`` (default: the summary as one row) and ``_html_title``.
+    Subclasses set ``kind`` (the format tag of their files, a class attribute: an instance
+    attribute of the same name, such as NAPs' ``"contrastive"``, does not change the tag) and
+    implement ``save(directory) -> directory``, the classmethod ``load(directory)`` and
+    ``summary() -> dict``. They may override ``to_frame()`` (default: the summary as one row)
+    and ``_html_title``. :meth:`equals` compares every attribute, private ones included
+    (results keep their arrays in ``_values`` and the like); caches named in
+    ``_equals_ignore`` are skipped.
     """
 
     kind: ClassVar[str] = "result"
     format_version: ClassVar[int] = 1
+    _equals_ignore: ClassVar[frozenset[str]] = frozenset()
 
     # -- implemented by each result ---------------------------------------------------
     def save(self, directory: str | os.PathLike[str]) -> Path:
@@ -241,7 +254,17 @@ class Result:
 
     def write_summary(self, directory: str | os.PathLike[str], name: str = "summary.json") -> Path:
         """Write :meth:`summary` into ``directory/name`` with this result's format tag."""
-        return write_json(Path(directory) / name, self.summary_json(), kind=self.kind, version=self.format_version)
+        return self.write_json(Path(directory) / name, self.summary_json())
+
+    def write_json(self, path: str | os.PathLike[str], payload: Mapping[str, Any]) -> Path:
+        """:func:`write_json` with this result's format tag (the class's ``kind`` and version)."""
+        cls = type(self)
+        return write_json(path, payload, kind=cls.kind, version=cls.format_version)
+
+    @classmethod
+    def read_json(cls, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """:func:`read_json` requiring this class's format tag (untagged files of older runs pass)."""
+        return read_json(path, kind=cls.kind, version=cls.format_version)
 
     def to_frame(self) -> Any:
         """The result as a pandas DataFrame (default: the scalar entries of the summary as one row)."""
@@ -249,6 +272,14 @@ class Result:
 
         flat = {k: v for k, v in self.summary_json().items() if not isinstance(v, (dict, list))}
         return pd.DataFrame([flat])
+
+    def table(self) -> Any:
+        """Deprecated alias of :meth:`to_frame` (the one name for a result's table)."""
+        import warnings
+
+        warnings.warn(f"{type(self).__name__}.table() is deprecated since 0.2; use .to_frame() "
+                      "(the old name goes in the next release)", DeprecationWarning, stacklevel=2)
+        return self.to_frame()
 
     @property
     def _html_title(self) -> str:
@@ -271,12 +302,9 @@ class Result:
         """Whether ``other`` is the same kind of result holding the same values (arrays to 1e-6)."""
         if type(other) is not type(self):
             return False
-        mine = vars(self) if not dataclasses.is_dataclass(self) else {
-            f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        theirs = vars(other) if not dataclasses.is_dataclass(other) else {
-            f.name: getattr(other, f.name) for f in dataclasses.fields(other)}
-        mine = {k: v for k, v in mine.items() if not k.startswith("_")}
-        theirs = {k: v for k, v in theirs.items() if not k.startswith("_")}
+        skip = type(self)._equals_ignore
+        mine = {k: v for k, v in _fields(self).items() if k not in skip}
+        theirs = {k: v for k, v in _fields(other).items() if k not in skip}
         return _values_equal(mine, theirs)
 
 
