@@ -404,10 +404,10 @@ def projection(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: An
         nproj.save(results_dir / "neurons")
         found = {}
         for how in methods:
-            found[how] = discriminative_neurons(store, layer, method=how, n=n, seed=seed,
+            found[how] = discriminative_neurons(store, layer, method=how, n_samples=n, seed=seed,
                                                 n_jobs=-1 if n_jobs is None else n_jobs,
                                                 **(streaming if how == "anova" else {}))
-            found[how].save(results_dir / "neurons")
+            found[how].save(results_dir / "neurons" / f"discriminative_{file_stem(layer)}_{how}")
         stem = file_stem(nproj.layer)
         _save(neuron_map(nproj, discriminative=found[methods[0]]), figures_dir / f"neurons_{stem}")
         for how, imp in found.items():
