@@ -124,7 +124,7 @@ def run_photo_attribution(ctx: Any, params: dict[str, Any], reporter: Any) -> di
         layers = params.get("sanity_layers", ["fc", "head.conv", "blocks.12.project_conv", "blocks.4.project_conv"])
         check = sanity_check(ctx.model, data, "saliency", target="prediction", mode="cascading", layers=layers,
                              n_samples=len(data))
-        check.save(results_dir)
+        check.save(results_dir / "sanity_saliency")
         _save(sanity_curves(check), figures_dir / "sanity_saliency", formats=("png",))
         summary["sanity"] = {**check.summary(), "seconds": round(time.perf_counter() - t1, 2)}
     return _write_summary(results_dir, summary)

@@ -23,7 +23,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -42,12 +42,13 @@ class ResultFormatError(NeuralAtlasError):
 
 
 # --------------------------------------------------------------------------------- JSON
-def jsonable(value: Any) -> Any:
+def jsonable(value: Any, default: Callable[[Any], Any] | None = None) -> Any:
     """``value`` as plain JSON types: numpy to Python, NaN and infinity to ``None``.
 
-    Dicts (keys become strings), lists, tuples, numpy arrays and scalars, paths, dataclasses
-    and objects with a ``summary()`` are converted; anything else is a ``TypeError`` (a
-    ``repr`` in a results file would look like data and not be).
+    Dicts (keys become strings), lists, tuples, numpy arrays and scalars, paths and dataclasses
+    are converted; anything else is a ``TypeError`` (a ``repr`` in a results file would look
+    like data and not be), unless ``default`` converts it: settings that record what was
+    used (a baseline tensor, a callable target) pass ``default=repr`` on purpose.
 
     Examples
     --------
@@ -64,20 +65,22 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, np.bool_):
         return bool(value)
     if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
+        return jsonable(value.tolist(), default)
     if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v, default) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
-        return [jsonable(v) for v in items]
+        return [jsonable(v, default) for v in items]
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if isinstance(value, np.generic):
-        return jsonable(value.item())
+        return jsonable(value.item(), default)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return jsonable({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+        return jsonable({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, default)
     if isinstance(value, complex):
         raise TypeError(f"a complex number ({value!r}) has no JSON form; store its real and imaginary parts")
+    if default is not None:
+        return jsonable(default(value))
     raise TypeError(f"{type(value).__name__} is not JSON-able: convert it (to a number, a string or a list) "
                     "before writing it to a results file")
 
@@ -302,10 +305,16 @@ class Result:
         """Whether ``other`` is the same kind of result holding the same values (arrays to 1e-6)."""
         if type(other) is not type(self):
             return False
+        return _values_equal(self._equals_state(), other._equals_state())  # type: ignore[attr-defined]
+
+    def _equals_state(self) -> dict[str, Any]:
+        """What :meth:`equals` compares: every attribute but the caches in ``_equals_ignore``.
+
+        A result whose settings hold objects that are saved as text (a tensor baseline kept
+        as its ``repr``) overrides this to compare them as written.
+        """
         skip = type(self)._equals_ignore
-        mine = {k: v for k, v in _fields(self).items() if k not in skip}
-        theirs = {k: v for k, v in _fields(other).items() if k not in skip}
-        return _values_equal(mine, theirs)
+        return {k: v for k, v in _fields(self).items() if k not in skip}
 
 
 def result_classes() -> list[type[Result]]:

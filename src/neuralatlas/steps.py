@@ -9,7 +9,6 @@ result object and its summary (a JSON-able dict).
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,18 +50,11 @@ def _dirs(run_dir: Path, name: str) -> tuple[Path, Path]:
 
 
 def _write_summary(results: Path, summary: dict[str, Any]) -> dict[str, Any]:
-    (results / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default))
+    from neuralatlas.results import jsonable, write_json
+
+    # strict JSON (NaN is null); other objects as text, as before
+    write_json(results / "summary.json", jsonable(summary, default=str), kind=f"{results.name}_summary")
     return summary
-
-
-def _json_default(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 # ---------------------------------------------------------------------------- NAPs, topomaps
@@ -166,7 +158,9 @@ def topomap(run_dir: Path, *, layout: str = "umap", contrastive: bool = False, w
         for layer, why in maps.skipped.items():
             if message is not None:
                 message(f"topomap skipped {layer}: {why}")
-    (results_root / "quality.json").write_text(json.dumps(quality, indent=1, default=float))
+    from neuralatlas.results import write_json
+
+    write_json(results_root / "quality.json", quality, kind="topomap_quality")  # strict: NaN is null
     if len(methods) > 1:
         for layer in next(iter(quality.values())):
             per_method = {m: q[layer] for m, q in quality.items() if layer in q}
