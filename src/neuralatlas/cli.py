@@ -445,7 +445,7 @@ def dream(
     write_image(target, result.image, scale=scale if target.suffix.lower() != ".npy" else 1)
     figure_stem = target.with_name(f"{target.stem}_comparison")
     if run_dir is not None:
-        result.save(run_dir / "results" / "dream", image.stem)
+        result.save(run_dir / "results" / "dream" / image.stem)  # one folder per result
         figure_stem = run_dir / "figures" / "dream" / image.stem
     save_figure(dream_comparison(result), figure_stem)
     save_figure(objective_trace(result), figure_stem.with_name(figure_stem.name + "_trace"))

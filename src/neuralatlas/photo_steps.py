@@ -53,7 +53,7 @@ def unit_cards_step(run_dir: Path, model: Any, store: Any, data: Any, *,
         cards = unit_cards(model, store, layer, list(channels), data=data, k=k, steps=steps, lr=lr, seed=seed,
                            progress=progress)
         for card in cards:
-            card.save(results_dir)
+            card.save(results_dir / card.stem)
             _save(card.figure(), figures_dir / f"unit_{layer.replace('.', '_')}_{card.channel}", formats=("png",))
             message(f"featurevis {card.name}: {card.value:.3g} = {card.ratio:.2f} x best natural patch"
                     f" ({card.best_natural:.3g}); drives {', '.join(card.class_names[:3])}")

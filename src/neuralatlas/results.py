@@ -190,6 +190,25 @@ def safe_name(name: object) -> str:
     return text
 
 
+def files_of(owner: str, directory: str | os.PathLike[str], stem: str, name: str | None = None) -> Path:
+    """Where a result's files are: ``directory/stem`` (add ``.npz``/``.json``), the protocol's layout.
+
+    ``name`` is the deprecated second argument of older ``load(directory, name)`` calls: it
+    warns and finds ``directory/name/stem`` (a folder per result) or, from older runs, the
+    flat ``directory/name.*`` files several results once shared.
+    """
+    directory = Path(directory)
+    if name is None:
+        return directory / stem
+    import warnings
+
+    warnings.warn(f"{owner}.load(directory, {name!r}) is deprecated since 0.2: every result has a folder of its "
+                  f"own; use {owner}.load(directory / {name!r})", DeprecationWarning, stacklevel=3)
+    if (directory / name / f"{stem}.json").is_file():
+        return directory / name / stem
+    return directory / name
+
+
 # -------------------------------------------------------------------------------- protocol
 def _values_equal(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):

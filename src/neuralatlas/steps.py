@@ -248,6 +248,7 @@ def featurevis(run_dir: Path, model: Any, *, layer: str | None = None, units: Se
     from neuralatlas.featurevis import objectives as O
     from neuralatlas.featurevis.taps import default_input_shape, layer_width
     from neuralatlas.plots import feature_map_grid, filter_grid, objective_trace, optimized_images
+    from neuralatlas.results import safe_name
 
     model.eval()
     shape = default_input_shape(model)
@@ -257,7 +258,7 @@ def featurevis(run_dir: Path, model: Any, *, layer: str | None = None, units: Se
     results_dir, figures_dir = _dirs(run_dir, "featurevis")
     result = visualize_feature(model, objective, steps=steps, param=param, lr=lr, seed=seed,
                                device=device, progress=progress)
-    result.save(results_dir, name)
+    result.save(results_dir / safe_name(name))
     _save(optimized_images(result), figures_dir / f"{file_stem(name)}_images")
     _save(objective_trace(result), figures_dir / f"{file_stem(name)}_trace")
     summary: dict[str, Any] = {"objective": name, "units": len(chosen),
@@ -276,12 +277,12 @@ def featurevis(run_dir: Path, model: Any, *, layer: str | None = None, units: Se
         convs = conv_layers(model)
         if convs:
             f = kernels(model, layer if layer in convs else None)
-            f.save(results_dir)
+            f.save(results_dir / f"filters_{safe_name(f.layer)}")
             _save(filter_grid(f), figures_dir / f"filters_{file_stem(f.layer)}")
             summary["filters"] = f.layer
     if maps is not None:
         fm = feature_maps(Path(run_dir), layers=maps_layers, sample=maps, data=data)
-        fm.save(results_dir, f"feature_maps_{maps}")
+        fm.save(results_dir / f"feature_maps_{maps}")
         for lyr in fm.layers:
             _save(feature_map_grid(fm, lyr), figures_dir / f"feature_maps_{maps}_{file_stem(lyr)}")
         summary["feature_maps"] = {"sample": maps, "layers": list(fm.layers)}
