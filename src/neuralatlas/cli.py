@@ -533,7 +533,7 @@ def toy(
         net = toy_network(data, hidden=widths, activation=activation, epochs=epochs, restarts=restarts,
                           target_accuracy=target_accuracy, seed=seed, resolution=resolution, run_dir=run_dir,
                           progress=lambda e, n, m: update(e, n))
-    written = net.save(run_dir)
+    written = net.save_run(run_dir)
     colour = "red" if net.reached_target is False else "green"
     console.print(f"[{colour}]{net.status}[/]", highlight=False)
     console.print(f"{len(written)} files → {run_dir / 'figures' / 'toy'} (PNG + PDF), {run_dir / 'results' / 'toy'}")
