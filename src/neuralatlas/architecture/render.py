@@ -385,7 +385,8 @@ def to_html(graph: ArchitectureGraph, engine: str = "auto", layout: str = "tall"
     root = f"na-arch-{uuid.uuid4().hex[:8]}"
     dom = _dom_ids(graph)
     names = {dom[n.id]: n.name for n in graph.nodes if n.kind == "module"}
-    script = _SCRIPT % {"root": root, "names": json.dumps(names)}
+    # "<" as \u003c: a layer named "</script><img ...>" must not end the script and run as HTML
+    script = _SCRIPT % {"root": root, "names": json.dumps(names).replace("<", "\\u003c")}
     style = (f"#{root} {{position: relative; overflow: auto; max-width: 100%;}}"
              f" #{root} g.na-layer:hover polygon, #{root} g.na-layer:hover path,"
              f" #{root} g.na-layer:hover rect {{stroke: #c00; stroke-width: 2;}}"
