@@ -10,7 +10,7 @@ What ``neuralatlas attack RUN_DIR`` does, callable from Python::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,8 @@ from neuralatlas.adversarial.representations import capture_adversarial
 from neuralatlas.attribution.runfolder import load_run_data
 from neuralatlas.errors import AnalysisError
 from neuralatlas.results import write_json
+from neuralatlas.vocabulary import Progress
 
-Progress = Callable[[int, int], None]
 
 
 def attack_run(

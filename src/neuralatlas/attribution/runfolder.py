@@ -15,7 +15,7 @@ delete pixels, are skipped (the summary says so).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,8 @@ from neuralatlas.attribution.methods import attribute, resolve_method
 from neuralatlas.attribution.sanity import sanity_check
 from neuralatlas.errors import AnalysisError, DataError
 from neuralatlas.results import safe_name, write_json
+from neuralatlas.vocabulary import Progress
 
-Progress = Callable[[int, int], None]
 
 
 def load_run_data(run_dir: str | Path, data: Any = "digits", data_path: str | Path | None = None,
