@@ -154,8 +154,8 @@ def test_streamed_anova_equals_in_memory_and_on_a_cluster(small_chunks, arrays, 
     raw = streamed_anova_importances(small_chunks, "conv", normalise=False, memory_limit=TINY)
     np.testing.assert_allclose(raw, expected, rtol=1e-6)
     # the public entry point streams for n=None, locally and on the cluster
-    local = discriminative_neurons(small_chunks, "offset", method="anova", n=None, memory_limit=TINY)
-    remote = discriminative_neurons(small_chunks, "offset", method="anova", n=None, memory_limit=TINY,
+    local = discriminative_neurons(small_chunks, "offset", method="anova", n_samples=None, memory_limit=TINY)
+    remote = discriminative_neurons(small_chunks, "offset", method="anova", n_samples=None, memory_limit=TINY,
                                     client=client)
     reference = anova_importances(arrays["offset"], arrays["labels"], 4)
     np.testing.assert_allclose(local.importances, reference, rtol=1e-5, atol=1e-9)
