@@ -44,7 +44,7 @@ def test_planted_channel_in_a_conv_store_ranks_first(tmp_path):
     maps[:, 4] += (y == 1)[:, None, None] * 1.5                     # channel 4 lights up for class 1
     store = ActivationStore.from_arrays(tmp_path / "acts.zarr", {"conv": maps}, y, classes=["a", "b", "c"])
     for method in ("trees", "anova"):
-        res = discriminative_neurons(store, "conv", method=method, n=150, n_estimators=50, n_jobs=1)
+        res = discriminative_neurons(store, "conv", method=method, n_samples=150, n_estimators=50, n_jobs=1)
         assert res.importances.shape == (6, 3)                       # one neuron per channel
         assert res.top("b", 1)[0] == 4
     table = res.table()

@@ -205,3 +205,25 @@ def test_one_source_for_stores_and_arrays(store):
     np.testing.assert_array_equal(from_store.read("fc1", None, rows), from_arrays.read("fc1", None, rows))
     with pytest.raises(LayerError, match="layers=\\[\\] selects no layer of the arrays given"):
         from_arrays.resolve_layers([])
+
+
+def test_similarity_speaks_the_same_vocabulary(store):
+    from neuralatlas.analysis.similarity import rbf_cka, similarity
+
+    x = np.asarray(store.activations("fc1")).reshape(N, -1)
+    y = np.asarray(store.activations("fc2")).reshape(N, -1)
+    # the old subsample= meant "up to": it maps onto AtMost, with a DeprecationWarning
+    with pytest.warns(DeprecationWarning, match=r"rbf_cka\(subsample=\.\.\.\) is deprecated.*n_samples="):
+        old = rbf_cka(x, y, subsample=5000)
+    assert old == rbf_cka(x, y, n_samples=AtMost(5000)) == rbf_cka(x, y, n_samples=None)
+    assert rbf_cka(x, y, n_samples=30, seed=2) == rbf_cka(x, y, n_samples=30, seed=2)
+    with pytest.raises(AnalysisError, match=f"n=5000 samples asked for, but the data compared holds only {N}"):
+        rbf_cka(x, y, n_samples=5000)
+    with pytest.warns(DeprecationWarning, match=r"linear_probes\(max_samples=\.\.\.\)"):
+        probes = linear_probes(store, ["fc1"], cv=2, max_samples=40)
+    assert probes.n_samples == 40
+    # epochs is a selection: None is no epoch×epoch matrix; the old True/False still work, deprecated
+    result = similarity(store, layers=["fc2", "fc1"], epochs=None, rbf=False, rsa=False, probes=False)
+    assert list(result.matrices) == ["linear_cka"] and result.info["layers"] == ["fc2", "fc1"]
+    with pytest.warns(DeprecationWarning, match=r"similarity\(epochs=False\) is deprecated.*epochs=None"):
+        similarity(store, epochs=False, rbf=False, rsa=False, probes=False)

@@ -9,13 +9,16 @@ from typing import Any
 
 import numpy as np
 
-from neuralatlas.analysis.sources import POOLS as POOLS  # re-exported: similarity.POOLS
 from neuralatlas.analysis.sources import (
+    DEFAULT_N_SAMPLES,
+    AtMost,
     check_pool,
     open_store,
     random_subset,
     resolve_layers,
+    resolve_sample_count,
 )
+from neuralatlas.analysis.sources import POOLS as POOLS  # re-exported: similarity.POOLS
 from neuralatlas.analysis.streaming import (
     block_rows,
     flatten_samples,
@@ -26,7 +29,8 @@ from neuralatlas.store.core import read_rows
 
 MiB = 2**20
 RSA_METRICS = ("correlation", "euclidean", "sqeuclidean", "cosine")
-DEFAULT_SUBSAMPLE = 2000
+DEFAULT_SUBSAMPLE = DEFAULT_N_SAMPLES
+"""Up to 2,000 samples for the subsampled measures (RBF/debiased CKA, RSA, the Gram fallback)."""
 ProgressFn = Callable[[int, int], None]
 
 
@@ -177,11 +181,23 @@ def _block_rows(n: int, bytes_per_row: int, budget: int, chunk_rows: int, rows: 
 _subsample_index = random_subset
 
 
+def _old_cap(value: Any) -> Any:
+    """The deprecated ``subsample=``/``max_samples=`` were caps ("up to"): the same as ``AtMost``."""
+    if value is None or isinstance(value, AtMost):
+        return value
+    return AtMost(int(value))
+
+
+def _requested(n_samples: Any, n: int) -> int:
+    """Samples asked of the ``n`` there are, by the one rule (None: all; AtMost(k): up to k; int: exactly)."""
+    return resolve_sample_count(n_samples, n, where="the data compared", name="n_samples")
+
+
 def _subsample_size(n: int, requested: int, widths: Sequence[int], n_kept: int, budget: int,
                     per_value: int = 8) -> int:
     """Largest m ≤ requested so that one gathered block plus ``n_kept`` m×m matrices fit."""
     if requested < 2:
-        raise AnalysisError(f"subsample={requested} must be at least 2 samples.")
+        raise AnalysisError(f"n_samples={requested} must be at least 2 samples.")
     m = min(n, int(requested))
     widest = max(widths)
     while m > 2 and m * widest * 12 + n_kept * m * m * per_value > budget:
