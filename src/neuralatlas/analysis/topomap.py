@@ -800,11 +800,12 @@ def topomaps(result: Any, layers: str | Sequence[str] | None = None, method: str
     >>> maps.images["conv2"].shape
     (10, 64, 64)
     """
-    from neuralatlas.analysis.naps import NAPs, _resolve_layers
+    from neuralatlas.analysis.naps import NAPs
+    from neuralatlas.analysis.sources import resolve_layers
 
     if not isinstance(result, NAPs):
         raise AnalysisError(f"topomaps needs a NAPs result (neuralatlas.naps); got {type(result).__name__}.")
-    chosen = _resolve_layers(result.layers, layers)
+    chosen = resolve_layers(result, layers)
     coords, values, images, quality, skipped = {}, {}, {}, {}, {}
     for i, layer in enumerate(chosen):
         v = result.values(layer)

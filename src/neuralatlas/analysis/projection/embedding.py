@@ -11,7 +11,6 @@ from scipy.linalg import orthogonal_procrustes
 
 from neuralatlas.analysis.projection.result import Projection
 from neuralatlas.analysis.projection.sources import (
-    DEFAULT_N,
     METHODS,
     Key,
     Progress,
@@ -21,6 +20,7 @@ from neuralatlas.analysis.projection.sources import (
     stratified_subset,
 )
 from neuralatlas.analysis.quality import neighborhood_hit, trustworthiness
+from neuralatlas.analysis.sources import DEFAULT_N_SAMPLES, AtMost
 from neuralatlas.analysis.streaming import (
     BlockReduction,
     block_rows,
@@ -28,6 +28,7 @@ from neuralatlas.analysis.streaming import (
     reduce_blocks,
 )
 from neuralatlas.errors import AnalysisError
+from neuralatlas.vocabulary import renamed_parameter
 
 # An embedding handed to openTSNE as initialisation is rescaled to this standard deviation:
 # openTSNE's own PCA/spectral initialisations use it, larger spreads converge poorly.
@@ -240,12 +241,13 @@ def _plan(layers: list[str], epochs: list[int | None]) -> list[tuple[Key, Key | 
     return plan
 
 
+@renamed_parameter("n", "n_samples")
 def project(
     data: Any,
     layers: str | Sequence[str] | None = None,
     epochs: int | str | Sequence[int] | None = None,
     method: str = "tsne",
-    n: int | None = DEFAULT_N,
+    n_samples: int | AtMost | None = DEFAULT_N_SAMPLES,
     align: bool = True,
     seed: int = 0,
     *,
@@ -275,10 +277,11 @@ def project(
     epochs : None, int, list of int, or "all"
         ``None``: the final model. A list or ``"all"`` needs a store captured per epoch.
     method : "tsne", "umap" or "pca"
-    n : int or None
-        Samples in the subset (stratified by class, seeded). The default takes at most
-        2,000 (all of a smaller store); an explicit ``n`` larger than the store is an
-        error; ``None`` takes every sample.
+    n_samples : int, AtMost or None
+        Samples in the subset (stratified by class, seeded). The default,
+        ``AtMost(2000)``, takes up to 2,000 (all of a smaller store); an ``int`` takes
+        exactly that many (more than the store holds is an error); ``None`` takes every
+        sample. (``n=`` is the old name, deprecated.)
     align : bool
         Start each embedding from its predecessor in the sequence and rotate/reflect it onto
         that predecessor (orthogonal Procrustes). ``False``: independent embeddings.
@@ -297,7 +300,7 @@ def project(
         sample-table column to colour (and stratify) by instead of ``label``: ``"token"``,
         ``"position"``, ``"group"``, ...
     memory_limit, client
-        ``method="pca"`` with ``n=None`` on a store is out of core: the principal axes come
+        ``method="pca"`` with ``n_samples=None`` on a store is out of core: the principal axes come
         from the layer's covariance, streamed over every sample in blocks that fit
         ``memory_limit`` (or on a dask cluster, ``client=``), and every sample is projected
         in a second streamed pass. Quality scores are then measured on a stratified subset
@@ -316,7 +319,7 @@ def project(
     StoreError
         Epochs asked for from a store without per-epoch activations, or unknown epochs.
     AnalysisError
-        ``n`` larger than the store, an unknown method, too few samples.
+        ``n_samples`` larger than the store, an unknown method, too few samples.
 
     Example
     -------
@@ -329,13 +332,13 @@ def project(
     src = _source(data, labels=labels, predictions=predictions, classes=classes, inputs=inputs)
     names = src.resolve_layers(layers)
     slots = src.resolve_epochs(epochs)
-    rows = src.subset(n, seed)
+    rows = src.subset(n_samples, seed)
     if len(rows) < max(5, k + 1):
-        raise AnalysisError(f"{len(rows)} samples are too few to project; use n >= {max(5, k + 1)}.")
+        raise AnalysisError(f"{len(rows)} samples are too few to project; use n_samples >= {max(5, k + 1)}.")
     sub_labels = src.labels[rows]
 
-    streamed = method == "pca" and n is None and isinstance(src, _StoreSource)
-    scored = stratified_subset(src.labels, min(DEFAULT_N, src.n_samples), seed) if streamed else rows
+    streamed = method == "pca" and n_samples is None and isinstance(src, _StoreSource)
+    scored = stratified_subset(src.labels, DEFAULT_N_SAMPLES.of(src.n_samples), seed) if streamed else rows
     plan = _plan(names, slots)
     coords: dict[Key, np.ndarray] = {}
     scores: dict[Key, dict[str, float]] = {}

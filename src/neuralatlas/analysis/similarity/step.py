@@ -27,7 +27,7 @@ def save_figures(result: SimilarityResult, directory: str | Path,
 
 
 _STEP_PARAMS = {"layers", "other", "other_layers", "epoch", "epochs", "rbf", "rsa", "probes", "pool",
-                "subsample", "metric", "cv", "max_features", "seed", "memory_limit"}
+                "n_samples", "subsample", "metric", "cv", "max_features", "seed", "memory_limit"}
 
 
 def run_similarity(ctx: Any, params: Mapping[str, Any], reporter: Any = None) -> dict[str, Any]:
