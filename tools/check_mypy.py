@@ -51,7 +51,7 @@ class MypyOutputError(RuntimeError):
 
 
 def normalise(line: str) -> str | None:
-    """The baseline form of one line of mypy output, or None when it is not an error.
+    r"""The baseline form of one line of mypy output, or None when it is not an error.
 
     Parameters
     ----------
@@ -67,7 +67,7 @@ def normalise(line: str) -> str | None:
 
     Examples
     --------
-    >>> normalise('src\\\\pkg\\\\a.py:12:5: error: Name "x" already defined on line 3  [no-redef]')
+    >>> normalise('src\\pkg\\a.py:12:5: error: Name "x" already defined on line 3  [no-redef]')
     'src/pkg/a.py: Name "x" already defined on line N  [no-redef]'
     >>> normalise("src/a.py:3: note: See https://mypy.readthedocs.io") is None
     True

@@ -21,7 +21,7 @@ def cm():
 
 
 RUN_A = """\
-src/neuralatlas/a.py:10: error: Incompatible types in assignment (expression has type "int", variable has type "str")  [assignment]
+src/neuralatlas/a.py:10: error: Incompatible types in assignment (expression has type "int")  [assignment]
 src/neuralatlas/a.py:10: note: See https://mypy.readthedocs.io/en/stable/_refs.html
 src/neuralatlas/a.py:40:12: error: Item "None" of "X | None" has no attribute "y"  [union-attr]
 src/neuralatlas/a.py:55:12: error: Item "None" of "X | None" has no attribute "y"  [union-attr]
