@@ -177,7 +177,13 @@ class NAPs(Result):
 
     Examples
     --------
-    >>> result = naps(store, by="label")                        # doctest: +SKIP
+    >>> from neuralatlas import capture
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> store = capture(build("cnn", seed=0).eval(), test.subset(slice(0, 100)), out="acts.zarr",
+    ...                 gradients=True, target="label")
+    >>> result = naps(store, by="label")
     >>> result.values("conv2").shape                             # [n_groups, C, H, W]
     (10, 32, 4, 4)
     """
@@ -733,8 +739,14 @@ def naps(
 
     Example
     -------
-    >>> result = naps(store, by="label", layers="conv*", align="gradient")  # doctest: +SKIP
-    >>> result.values("conv2").shape, result.counts.sum() == store.n_samples
+    >>> from neuralatlas import capture
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> store = capture(build("cnn", seed=0).eval(), test.subset(slice(0, 100)), out="acts.zarr",
+    ...                 gradients=True, target="label")
+    >>> result = naps(store, by="label", layers="conv*", align="gradient")
+    >>> result.values("conv2").shape, int(result.counts.sum()) == store.n_samples
     ((10, 32, 4, 4), True)
     """
     store = _open(store)
@@ -820,9 +832,15 @@ def unit_statistics(store: Any, layers: str | Sequence[str] | None = None, *, ep
 
     Example
     -------
-    >>> stats = unit_statistics(store, "relu*")                     # doctest: +SKIP
-    >>> stats["relu1"].summary()["dead_fraction"]
-    0.03
+    >>> from neuralatlas import capture
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> store = capture(build("cnn", seed=0).eval(), test.subset(slice(0, 100)), out="acts.zarr",
+    ...                 gradients=True, target="label")
+    >>> stats = unit_statistics(store, "relu*")
+    >>> sorted(stats), 0.0 <= stats["relu1"].summary()["dead_fraction"] <= 1.0
+    (['relu1', 'relu2', 'relu_fc1'], True)
     """
     store = _open(store)
     everyone = np.zeros(store.n_samples, np.int64)
@@ -859,7 +877,13 @@ def contrastive_naps(result: Any, groups: Sequence | None = None, weight_by_size
 
     Example
     -------
-    >>> c = contrastive_naps(naps(store), weight_by_size=True)        # doctest: +SKIP
+    >>> from neuralatlas import capture
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> store = capture(build("cnn", seed=0).eval(), test.subset(slice(0, 100)), out="acts.zarr",
+    ...                 gradients=True, target="label")
+    >>> c = contrastive_naps(naps(store), weight_by_size=True)
     >>> np.allclose(np.tensordot(c.reference["weights"], c.values("fc1"), 1), 0, atol=1e-5)
     True
     """

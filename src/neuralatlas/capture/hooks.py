@@ -388,9 +388,13 @@ def hooks(model: nn.Module, layers: str | Sequence[str] | None = None,
 
     Examples
     --------
-    >>> with hooks(model, ["fc1"]) as recorded:          # doctest: +SKIP
-    ...     model(x)
+    >>> import torch
+    >>> from neuralatlas.zoo import mlp
+    >>> model = mlp()
+    >>> with hooks(model, ["fc1"]) as recorded:
+    ...     _ = model(torch.zeros(4, 1, 8, 8))
     >>> recorded.outputs["fc1"].shape
+    torch.Size([4, 64])
     """
     names = resolve_layers(model, layers)
     with preserved(model), Recorder(model, names, **kwargs) as rec:

@@ -141,7 +141,13 @@ def feature_maps(
 
     Example
     -------
-    >>> fm = feature_maps(run.store, sample=3, data=test)       # doctest: +SKIP
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> model = build("cnn", seed=0).eval()                       # untrained: fast, still a CNN
+    >>> from neuralatlas import capture
+    >>> store = capture(model, test.subset(slice(0, 32)), out="acts.zarr")
+    >>> fm = feature_maps(store, sample=3, data=test)
     >>> fm.maps["conv1"].shape
     (16, 8, 8)
     """
