@@ -970,8 +970,10 @@ def attribute(
     --------
     >>> from neuralatlas.data import digits
     >>> train, test = digits()
-    >>> ig = attribute(model, test.subset(slice(0, 64)), "integrated_gradients")   # doctest: +SKIP
-    >>> ig.maps.shape, ig.summary()["completeness_max"] < 0.05
+    >>> from neuralatlas.zoo import cnn
+    >>> model = cnn()
+    >>> ig = attribute(model, test.subset(slice(0, 64)), "integrated_gradients")
+    >>> ig.maps.shape, ig.summary()["completeness_median"] < 0.05      # sum of map = F(x) - F(baseline)
     ((64, 1, 8, 8), True)
     >>> cam = attribute(model, test, "grad_cam", layer="conv2")                    # doctest: +SKIP
     >>> unit = attribute(model, test, "saliency", neuron=("fc1", 17))              # doctest: +SKIP

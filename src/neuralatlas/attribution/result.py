@@ -54,8 +54,14 @@ class Attribution(Result):
 
     Examples
     --------
-    >>> result = neuralatlas.attribute(model, test, method="saliency")   # doctest: +SKIP
+    >>> import neuralatlas
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> model = build("cnn", seed=0).eval()                       # untrained: fast, still a CNN
+    >>> result = neuralatlas.attribute(model, test.subset(slice(0, 32)), method="saliency")
     >>> result.maps.shape, result.summary()["method"]
+    ((32, 1, 8, 8), 'saliency')
     """
 
     method: str

@@ -212,7 +212,8 @@ def visualize_feature(
     Example
     -------
     >>> from neuralatlas.featurevis import objectives as O
-    >>> res = visualize_feature(model, O.class_logit(range(10)), steps=128)   # doctest: +SKIP
+    >>> from neuralatlas.zoo import cnn
+    >>> res = visualize_feature(cnn(), O.class_logit(range(10)), steps=16)   # few steps: a fast example
     >>> res.images.shape
     (10, 1, 8, 8)
     """

@@ -419,7 +419,7 @@ def unit_card(model: nn.Module, store: Any, layer: str, channel: int, **kwargs: 
     Example
     -------
     >>> card = unit_card(model, store, "blocks.8", channel=5)        # doctest: +SKIP
-    >>> card.ratio > 1, card.class_names[:3]
+    >>> card.ratio > 1, card.class_names[:3]                                    # doctest: +SKIP
     >>> card.figure().savefig("blocks8_5.png")                       # doctest: +SKIP
     """
     return unit_cards(model, store, layer, [int(channel)], **kwargs)[0]
