@@ -11,15 +11,19 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import pkgutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-import neuralatlas
-from neuralatlas.errors import ModelError
-from neuralatlas.results import FORMAT_KEY, Result, result_classes
+# Keras reads its backend once, on import (as in test_doctests): the adapters import with jax
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import neuralatlas  # noqa: E402
+from neuralatlas.errors import ModelError  # noqa: E402
+from neuralatlas.results import FORMAT_KEY, Result, result_classes  # noqa: E402
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 EXAMPLE_DIR = Path(__file__).parent / "result_examples"
