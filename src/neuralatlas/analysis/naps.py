@@ -23,13 +23,14 @@ Activations are channels-first (``[C, H, W]``, ``[C, T]``) as PyTorch and the st
 
 from __future__ import annotations
 
-import json
+import html
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from neuralatlas.analysis import _kernels
@@ -43,6 +44,7 @@ from neuralatlas.analysis.streaming import (
     reduce_blocks,
 )
 from neuralatlas.errors import AnalysisError, LayerError, StoreError, did_you_mean
+from neuralatlas.results import Result
 from neuralatlas.store.core import read_rows
 
 __all__ = ["NAPs", "UnitStatistics", "align_by_gradient", "contrastive_naps", "naps", "unit_statistics"]
@@ -57,7 +59,7 @@ Progress = Callable[[int, int], None]
 
 # ---------------------------------------------------------------------------- unit statistics
 @dataclass
-class UnitStatistics:
+class UnitStatistics(Result):
     """How the units of one layer behave over all samples (from the NAP pass).
 
     A unit is one element of the layer's output (a channel at one position for conv maps).
@@ -83,6 +85,8 @@ class UnitStatistics:
     max: np.ndarray
     active_fraction: np.ndarray
     threshold: float = 0.0
+
+    kind = "unit_statistics"
 
     @property
     def dead(self) -> np.ndarray:
@@ -123,9 +127,33 @@ class UnitStatistics:
             out["dead_channel_fraction"] = float(dead_channels.mean())
         return out
 
+    def save(self, directory: str | Path) -> Path:
+        """Write ``unit_statistics.json`` and ``statistics.npz`` into ``directory``; return it."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        np.savez(directory / "statistics.npz", mean=self.mean, min=self.min, max=self.max,
+                 active_fraction=self.active_fraction)
+        self.write_json(directory / "unit_statistics.json",
+                        {"layer": self.layer, "unit_shape": list(self.unit_shape), "n_samples": self.n_samples,
+                         "threshold": self.threshold, "summary": self.summary()})
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> UnitStatistics:
+        """Read unit statistics written by :meth:`save`."""
+        directory = Path(directory)
+        meta_file = directory / "unit_statistics.json"
+        if not meta_file.is_file():
+            raise StoreError(f"No unit statistics in {directory} (no unit_statistics.json); write them with"
+                             " naps(store).statistics(layer).save(dir).")
+        meta = cls.read_json(meta_file)
+        with np.load(directory / "statistics.npz") as f:
+            return cls(meta["layer"], tuple(meta["unit_shape"]), int(meta["n_samples"]), f["mean"], f["min"],
+                       f["max"], f["active_fraction"], float(meta["threshold"]))
+
 
 # ---------------------------------------------------------------------------- the result
-class NAPs:
+class NAPs(Result):
     """Neuron Activation Profiles of some layers for some groups of samples.
 
     Made by :func:`naps` (or :func:`contrastive_naps`); saved with :meth:`save` and read back
@@ -149,10 +177,18 @@ class NAPs:
 
     Examples
     --------
-    >>> result = naps(store, by="label")                        # doctest: +SKIP
+    >>> from neuralatlas import capture
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> store = capture(build("cnn", seed=0).eval(), test.subset(slice(0, 100)), out="acts.zarr",
+    ...                 gradients=True, target="label")
+    >>> result = naps(store, by="label")
     >>> result.values("conv2").shape                             # [n_groups, C, H, W]
     (10, 32, 4, 4)
     """
+
+    kind = "naps"  # the format tag of the files; an instance's ``kind`` ("naps"/"contrastive") shadows it
 
     def __init__(self, groups: Sequence[str], counts: np.ndarray, values: Mapping[str, np.ndarray],
                  *, std: Mapping[str, np.ndarray] | None = None,
@@ -225,6 +261,12 @@ class NAPs:
                        for layer in self.layers},
         }
 
+    def to_frame(self) -> pd.DataFrame:
+        """One row per layer: unit shape, aligned, and the unit statistics where computed."""
+        rows = [{"layer": layer, "aligned": layer in self.aligned, **info}
+                for layer, info in self.summary_json()["layers"].items()]
+        return pd.DataFrame(rows).set_index("layer") if rows else pd.DataFrame()
+
     # ------------------------------------------------------------------ files
     def save(self, directory: str | Path) -> Path:
         """Write ``naps.json``, ``values.npz`` (+ ``std.npz``, ``statistics.npz``), ``summary.json``.
@@ -252,8 +294,8 @@ class NAPs:
                 for field in ("mean", "min", "max", "active_fraction"):
                     arrays[f"{keys[layer]}_{field}"] = getattr(s, field)
             np.savez(directory / "statistics.npz", **arrays)
-        (directory / "naps.json").write_text(json.dumps(meta, indent=1))
-        (directory / "summary.json").write_text(json.dumps(self.summary(), indent=1))
+        self.write_json(directory / "naps.json", meta)
+        self.write_summary(directory)
         return directory
 
     @classmethod
@@ -264,7 +306,7 @@ class NAPs:
         if not meta_file.exists():
             raise StoreError(f"No NAPs in {directory} (no naps.json). Compute them with"
                              " neuralatlas.naps(store).save(dir) or `neuralatlas naps RUN_DIR`.")
-        meta = json.loads(meta_file.read_text())
+        meta = cls.read_json(meta_file)
         if meta.get("format") != FORMAT:
             raise StoreError(f"{meta_file} is not a NAPs file (format {meta.get('format')!r}, expected {FORMAT!r}).")
         layers = meta["layers"]
@@ -294,15 +336,16 @@ class NAPs:
                 f" layers={self.layers})")
 
     def _repr_html_(self) -> str:
+        esc = html.escape  # layer and group names may hold any text
         rows = []
         for layer in self.layers:
             s = self._statistics.get(layer)
             extra = (f"<td>{s.summary()['dead_fraction']:.1%}</td><td>{s.sparsity:.1%}</td>" if s
                      else "<td></td><td></td>")
-            rows.append(f"<tr><td><code>{layer}</code></td><td>{self.unit_shape(layer)}</td>"
+            rows.append(f"<tr><td><code>{esc(layer)}</code></td><td>{self.unit_shape(layer)}</td>"
                         f"<td>{'yes' if layer in self.aligned else ''}</td>{extra}</tr>")
-        groups = ", ".join(f"{g} ({c})" for g, c in zip(self.groups, self.counts))
-        return (f"<div><b>NAPs</b> ({self.kind}, by <code>{self.by}</code>): {groups}"
+        groups = esc(", ".join(f"{g} ({c})" for g, c in zip(self.groups, self.counts)))
+        return (f"<div><b>NAPs</b> ({esc(self.kind)}, by <code>{esc(self.by)}</code>): {groups}"
                 "<table><tr><th>layer</th><th>unit shape</th><th>aligned</th><th>dead</th>"
                 f"<th>sparsity</th></tr>{''.join(rows)}</table></div>")
 
@@ -696,8 +739,14 @@ def naps(
 
     Example
     -------
-    >>> result = naps(store, by="label", layers="conv*", align="gradient")  # doctest: +SKIP
-    >>> result.values("conv2").shape, result.counts.sum() == store.n_samples
+    >>> from neuralatlas import capture
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> store = capture(build("cnn", seed=0).eval(), test.subset(slice(0, 100)), out="acts.zarr",
+    ...                 gradients=True, target="label")
+    >>> result = naps(store, by="label", layers="conv*", align="gradient")
+    >>> result.values("conv2").shape, int(result.counts.sum()) == store.n_samples
     ((10, 32, 4, 4), True)
     """
     store = _open(store)
@@ -783,9 +832,15 @@ def unit_statistics(store: Any, layers: str | Sequence[str] | None = None, *, ep
 
     Example
     -------
-    >>> stats = unit_statistics(store, "relu*")                     # doctest: +SKIP
-    >>> stats["relu1"].summary()["dead_fraction"]
-    0.03
+    >>> from neuralatlas import capture
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> store = capture(build("cnn", seed=0).eval(), test.subset(slice(0, 100)), out="acts.zarr",
+    ...                 gradients=True, target="label")
+    >>> stats = unit_statistics(store, "relu*")
+    >>> sorted(stats), 0.0 <= stats["relu1"].summary()["dead_fraction"] <= 1.0
+    (['relu1', 'relu2', 'relu_fc1'], True)
     """
     store = _open(store)
     everyone = np.zeros(store.n_samples, np.int64)
@@ -822,7 +877,13 @@ def contrastive_naps(result: Any, groups: Sequence | None = None, weight_by_size
 
     Example
     -------
-    >>> c = contrastive_naps(naps(store), weight_by_size=True)        # doctest: +SKIP
+    >>> from neuralatlas import capture
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> store = capture(build("cnn", seed=0).eval(), test.subset(slice(0, 100)), out="acts.zarr",
+    ...                 gradients=True, target="label")
+    >>> c = contrastive_naps(naps(store), weight_by_size=True)
     >>> np.allclose(np.tensordot(c.reference["weights"], c.values("fc1"), 1), 0, atol=1e-5)
     True
     """
