@@ -202,7 +202,7 @@ class Projection(Result):
         keys = [(k[0], _epoch(k[1])) for k in meta["keys"]]
         return cls(dict(zip(keys, arrays["coordinates"])), rows=arrays["rows"], index=arrays["index"],
                    labels=arrays["labels"], predictions=dict(zip(meta["prediction_epochs"], arrays["predictions"])),
-                   quality=dict(zip(keys, meta["quality"])), classes=meta["classes"], method=meta["method"],
+                   quality=dict(zip(keys, map(_scores, meta["quality"]))), classes=meta["classes"], method=meta["method"],
                    params=meta["params"])
 
     def __repr__(self) -> str:
@@ -219,6 +219,11 @@ def _epoch(value: Any) -> int | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     return int(value)
+
+
+def _scores(values: Mapping[str, Any]) -> dict[str, float]:
+    """Quality scores as read back: strict JSON wrote an undefined score (NaN) as null."""
+    return {k: float("nan") if v is None else v for k, v in values.items()}
 
 
 def _jsonable(value: Any) -> Any:
@@ -323,7 +328,7 @@ class NeuronProjection(Result):
         meta = read_json(json_path, kind=cls.kind, version=cls.format_version)
         with np.load(json_path.with_suffix(".npz")) as npz:
             return cls(npz["coordinates"], dead=npz["dead"], layer=meta["layer"], epoch=meta["epoch"],
-                       quality=meta["quality"], method=meta["method"], params=meta["params"])
+                       quality=_scores(meta["quality"]), method=meta["method"], params=meta["params"])
 
     def __repr__(self) -> str:
         return f"NeuronProjection(layer={self.layer!r}, n_neurons={self.n_neurons}, method={self.method!r})"

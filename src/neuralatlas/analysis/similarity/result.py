@@ -164,7 +164,7 @@ class ProbeResult(Result):
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ProbeResult:
         return cls(list(data["layers"]), np.asarray(data["accuracy"], float), np.asarray(data["std"], float),
-                   list(data["n_features"]), list(data["n_components"]), float(data["chance"]),
+                   list(data["n_features"]), list(data["n_components"]), float("nan") if data["chance"] is None else float(data["chance"]),
                    int(data["cv"]), int(data["n_samples"]), int(data.get("seed", 0)), data.get("name", ""))
 
     def _repr_html_(self) -> str:
@@ -286,8 +286,8 @@ class SimilarityResult(Result):
             matrices = {key: SimilarityMatrix._from_meta(arrays[m["array"]], m) for key, m in meta.items()}
         probes = (read_json(directory / "probes.json", kind=cls.kind, version=version)
                   if (directory / "probes.json").exists() else {})
-        summary = (read_json(directory / "summary.json", kind=cls.kind, version=version)
-                   if (directory / "summary.json").exists() else {})
+        # the summary's kind is not required: a run-folder step may rewrite it with its own tag
+        summary = read_json(directory / "summary.json") if (directory / "summary.json").exists() else {}
         info = {k: summary[k] for k in ("store", "other", "n_samples", "layers", "settings") if k in summary}
         return cls(matrices,
                    ProbeResult.from_json(probes["probes"]) if "probes" in probes else None,
