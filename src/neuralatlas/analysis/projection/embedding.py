@@ -258,6 +258,7 @@ def project(
     k: int = 6,
     inputs: np.ndarray | None = None,
     labels: np.ndarray | None = None,
+    by: str | None = None,
     predictions: np.ndarray | None = None,
     classes: Sequence[str] | None = None,
     settings: Mapping[str, Any] | None = None,
@@ -296,9 +297,11 @@ def project(
     inputs : array [n_samples, ...], optional
         The raw inputs of the stored samples: projected as the pseudo-layer ``"input"``.
     labels, predictions, classes : optional
-        The sample table, for ``data`` given as arrays. For a store, ``labels`` may name a
-        sample-table column to colour (and stratify) by instead of ``label``: ``"token"``,
-        ``"position"``, ``"group"``, ...
+        The sample table, for ``data`` given as arrays.
+    by : str, optional
+        For a store: the sample-table column to colour (and stratify) by instead of
+        ``label``: ``"token"``, ``"position"``, ``"group"``, ... (``labels="token"`` is the
+        old spelling, deprecated).
     memory_limit, client
         ``method="pca"`` with ``n_samples=None`` on a store is out of core: the principal axes come
         from the layer's covariance, streamed over every sample in blocks that fit
@@ -329,7 +332,11 @@ def project(
     """
     if method not in METHODS:
         raise AnalysisError(f"method={method!r} is not known; choose one of {', '.join(METHODS)}.")
-    src = _source(data, labels=labels, predictions=predictions, classes=classes, inputs=inputs)
+    if isinstance(labels, str):
+        warnings.warn(f"project(labels={labels!r}) is deprecated since 0.2: grouping is by=; use by={labels!r}",
+                      DeprecationWarning, stacklevel=3)
+        labels, by = None, labels
+    src = _source(data, labels=labels, predictions=predictions, classes=classes, inputs=inputs, by=by)
     names = src.resolve_layers(layers)
     slots = src.resolve_epochs(epochs)
     rows = src.subset(n_samples, seed)
