@@ -40,9 +40,12 @@ CAPTIONS: dict[str, list[tuple[str, str]]] = {
         ("*", "Topographic map of {layer}."),
     ],
     "projection": [
-        ("layers_*", "Two-dimensional embedding of every layer ({epoch}) with each {row}'s trail through"
-                     " the layers{rings}."),
-        ("epochs_*", "Embedding of {layer} at each captured epoch, with each {row}'s trail over training{rings}."),
+        ("layers_*", "Two-dimensional embedding of every layer ({epoch}), one panel per layer on shared"
+                     " axes, each line a {row}'s move from the previous layer{rings}."),
+        ("epochs_*", "Embedding of {layer} at each captured epoch, one panel per epoch on shared axes,"
+                     " each line a {row}'s move over training{rings}."),
+        ("trails_*", "Trails as small multiples ({rest}): one panel per step on shared axes, each line a"
+                     " {row}'s move from the previous step{rings}."),
         ("quality", "Neighbourhood hit and trustworthiness of the embedding, per layer and epoch."),
         ("neurons_*", "Neuron projection of {layer}: units close together respond alike across samples."),
         ("compare_*", "Neuron projection of {layer} beside the importance of each unit per class ({method})."),
