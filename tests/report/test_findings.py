@@ -127,7 +127,7 @@ def test_token_stores_are_worded_as_tokens_and_positions_not_classes(tmp_path):
     topo = describe("topomap", "som/overview", layers=layers, **caption_fields(model, "topomap"))
     assert "and position (columns)" in topo
     proj = describe("projection", "layers_final", layers=layers, **caption_fields(model, "projection"))
-    assert "each token's trail" in proj and "misclassified" not in proj
+    assert "a token's move" in proj and "misclassified" not in proj
     # a sample store grouped by label keeps "class" and the rings, and adds no NAP sentence
     model.store.attrs.update(rows="samples", has_prediction=True)
     model.analyses["naps"].summary["by"] = "label"
