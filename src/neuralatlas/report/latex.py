@@ -347,12 +347,9 @@ def _figure_floats(figures: list[tuple[Path, str, str, float | None]]) -> list[s
 
 
 def _architecture_pdf(output: Any, dest: Path) -> Path | None:
-    """The layer graph as a vector PDF drawn by Graphviz (None without ``dot`` or a saved graph)."""
+    """The layer graph as a vector PDF, drawn by Graphviz or, without ``dot``, by the built-in
+    layout in matplotlib (None without a saved graph)."""
     if not (output.results_dir / "graph.json").is_file():
-        return None
-    from neuralatlas.architecture import dot_available
-
-    if not dot_available():
         return None
     from neuralatlas.architecture.graph import ArchitectureGraph
 
