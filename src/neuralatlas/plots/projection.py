@@ -330,7 +330,9 @@ def inter_epoch_evolution(result: Any, layer: str | None = None, *, bundle: bool
 
 
 def projection_quality(result: Any, *, ax: Any = None) -> Figure:
-    """Neighbourhood hit and trustworthiness per layer, one line per epoch.
+    """Neighbourhood hit and trustworthiness per layer, one line per epoch; where the projection
+    was run with ``seeds > 1`` the neighbourhood hit carries the range (bar) and mean (tick)
+    over the seeds.
 
     Example
     -------
@@ -351,11 +353,24 @@ def projection_quality(result: Any, *, ax: Any = None) -> Figure:
             panel.plot(rows["layer"], rows[score], marker="o", color=colour,
                        label="final" if e is None else f"epoch {e}",
                        ls="-" if ax is None or score == "neighborhood_hit" else "--")
+            if score == "neighborhood_hit" and "nh_min" in rows and rows["nh_min"].notna().any():
+                # the spread over independent t-SNE/UMAP runs: differences smaller than these
+                # bars are noise, not a better layer
+                spread = rows[rows["nh_min"].notna()]
+                k = int(spread["nh_seeds"].max())
+                idx = [list(rows["layer"]).index(v) for v in spread["layer"]]
+                panel.vlines(idx, spread["nh_min"], spread["nh_max"], color=colour, lw=1.2, zorder=3)
+                panel.scatter(idx, spread["nh_mean"], marker="_", s=90, color=colour, zorder=4,
+                              label=f"mean, range over {k} seeds")
         panel.set_ylabel(name)
         panel.tick_params(axis="x", rotation=45, labelsize=8)
         panel.grid(alpha=0.3)
     if len(epochs) > 1:
         panels[-1].legend(fontsize=8, frameon=False, ncol=1 + len(epochs) // 6)
+    if "nh_min" in table and table["nh_min"].notna().any():
+        # say what the bars are, on the panel that has them
+        handles = [h for h in panels[0].get_legend_handles_labels()[0] if "seeds" in h.get_label()]
+        panels[0].legend(handles=handles[:1], fontsize=8, frameon=False, loc="best")
     return fig
 
 

@@ -86,6 +86,16 @@ def _last_epoch_hits(summary: dict[str, Any]) -> dict[str, float]:
             if s.get("epoch") == last and isinstance(s.get("neighborhood_hit"), (int, float))}
 
 
+def _last_epoch_spread(summary: dict[str, Any]) -> dict[str, tuple[float, float, int]]:
+    """{layer: (min, max, seeds)} of the last epoch's neighbourhood hit over seeds (where run)."""
+    scores = [s for s in summary.get("scores", []) if isinstance(s, dict) and "nh_min" in s]
+    last = max((s.get("epoch") for s in summary.get("scores", []) if isinstance(s, dict)
+                and s.get("epoch") is not None), default=None)
+    return {s["layer"]: (float(s["nh_min"]), float(s["nh_max"]), int(s.get("nh_seeds", 0)))
+            for s in scores if s.get("epoch") == last and isinstance(s.get("nh_min"), (int, float))
+            and s["nh_min"] == s["nh_min"]}  # NaN where a layer had no extra seeds
+
+
 def token_rows(model: ModelInfo) -> bool:
     """Whether the model's store has a row per token (``rows="tokens"``): its points are
     tokens, each labelled with its sentence's class, and positions are not classes."""
@@ -124,6 +134,15 @@ def model_findings(model: ModelInfo) -> list[Finding]:
             text = (f"{who} separate first at {first} (neighbourhood hit {value:.3f} in the"
                     f" {proj.get('method', 'projection')} map, within {1 - NEAR_BEST:.0%} of the best, {best}"
                     f" {top:.3f}).")
+            spread = _last_epoch_spread(proj)
+            if first in spread and best in spread and first != best:
+                (lo1, hi1, k), (lo2, hi2, _) = spread[first], spread[best]
+                text += (f" Over {k} seeds the hit spans {lo1:.3f}–{hi1:.3f} at {first} and {lo2:.3f}–{hi2:.3f}"
+                         f" at {best}" + ("; the ranges overlap: the difference is within the embedding's noise."
+                                          if lo2 <= hi1 else "."))
+            elif first in spread:
+                lo1, hi1, k = spread[first]
+                text += f" Over {k} seeds the hit spans {lo1:.3f}–{hi1:.3f}."
             base = [v for v in views if v in hits]
             if base:
                 b = hits[base[0]]
