@@ -19,14 +19,14 @@ from matplotlib.lines import Line2D
 from neuralatlas.plots.style import DISPLAY_WIDTH_IN, SEQUENTIAL, class_colors, new_figure
 
 __all__ = [
-    "inter_epoch_evolution",
-    "inter_layer_evolution",
-    "neuron_map",
+    "projection_epoch_evolution", "inter_epoch_evolution",
+    "projection_layer_evolution", "inter_layer_evolution",
+    "projection_neuron_map", "neuron_map",
     "projection_quality",
     "projection_scatter",
     "projection_sequence",
     "projection_trails",
-    "trail_image",
+    "projection_trail_image", "trail_image",
 ]
 
 
@@ -141,7 +141,7 @@ def _trail_segments(paths: np.ndarray, labels: np.ndarray, colors: np.ndarray, d
     return segs, rgba
 
 
-def trail_image(result: Any, along: str = "layers", *, layer: str | None = None, epoch: int | None | str = "any",
+def projection_trail_image(result: Any, along: str = "layers", *, layer: str | None = None, epoch: int | None | str = "any",
                 bundle: bool = False, paths: tuple[np.ndarray, np.ndarray] | None = None, ax: Any = None,
                 alpha: float | None = None, linewidth: float = 0.6, show_points: bool = True,
                 bundle_options: dict[str, Any] | None = None) -> Figure:
@@ -304,7 +304,7 @@ def _evolution(result: Any, along: str, layer: str | None, epoch: int | None | s
     return fig
 
 
-def inter_layer_evolution(result: Any, *, epoch: int | None | str = "any", bundle: bool = False,
+def projection_layer_evolution(result: Any, *, epoch: int | None | str = "any", bundle: bool = False,
                           bundle_options: dict[str, Any] | None = None, thumb: float = 2.0) -> Figure:
     """Every layer's embedding, one panel per layer on shared axes, with each sample's move
     from the previous layer (:func:`projection_trails`); with ``bundle=True`` the bundled
@@ -317,7 +317,7 @@ def inter_layer_evolution(result: Any, *, epoch: int | None | str = "any", bundl
     return _evolution(result, "layers", None, epoch, bundle, bundle_options, thumb)
 
 
-def inter_epoch_evolution(result: Any, layer: str | None = None, *, bundle: bool = False,
+def projection_epoch_evolution(result: Any, layer: str | None = None, *, bundle: bool = False,
                           bundle_options: dict[str, Any] | None = None, thumb: float = 2.0) -> Figure:
     """One layer's embedding at every epoch, one panel per epoch on shared axes, with each
     sample's move from the previous epoch; with ``bundle=True`` the bundled trail image below.
@@ -374,7 +374,7 @@ def projection_quality(result: Any, *, ax: Any = None) -> Figure:
     return fig
 
 
-def neuron_map(neurons: Any, values: np.ndarray | None = None, *, ax: Any = None, cmap: str = SEQUENTIAL,
+def projection_neuron_map(neurons: Any, values: np.ndarray | None = None, *, ax: Any = None, cmap: str = SEQUENTIAL,
                title: str | None = None, colorbar: bool = True, label: str = "",
                discriminative: Any = None) -> Figure:
     """A layer's neurons as points (placed by activation correlation), coloured as in Rauber et al.
@@ -425,3 +425,11 @@ def neuron_map(neurons: Any, values: np.ndarray | None = None, *, ax: Any = None
     ax.set_yticks([])
     ax.set_aspect("equal", adjustable="datalim")
     return fig
+
+
+# The names before issue 14's <analysis>_<what> rule, for imports from this module (the
+# package-level names, neuralatlas.plots.<old>, warn: see neuralatlas/plots/__init__.py).
+trail_image = projection_trail_image
+inter_layer_evolution = projection_layer_evolution
+inter_epoch_evolution = projection_epoch_evolution
+neuron_map = projection_neuron_map
