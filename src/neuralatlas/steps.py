@@ -359,9 +359,14 @@ def projection(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: An
                neurons: Sequence[str] | None = None, discriminative: str = "both", n_jobs: int | None = None,
                memory_limit: int | str | None = None, client: Any = None,
                progress: Progress = None, message: Callable[[str], None] | None = None,
-               ) -> tuple[Any, dict[str, Any]]:
+               seeds: int = 3) -> tuple[Any, dict[str, Any]]:
     """Projections of hidden activity with the evolution figures; for each layer in ``neurons``
     also the neuron projection and its discriminative maps (trees, ANOVA F or both).
+
+    ``seeds`` (default 3): the last epoch's layers are embedded ``seeds`` times, and the quality
+    figure and the findings give the neighbourhood hit's range over them (t-SNE noise can be
+    as large as the differences between layers); it costs ``seeds − 1`` more t-SNE/UMAP runs
+    per layer. ``seeds=1`` for one run.
 
     ``n=0`` means every sample: PCA projections, neuron correlations and ANOVA scores then
     stream over the store (``memory_limit``, ``client``)."""
@@ -378,7 +383,7 @@ def projection(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: An
     n = DEFAULT_N if n is None else (None if n == 0 else n)
     streaming = dict(memory_limit=memory_limit, client=client)
     result = project(store, layers=layers or None, epochs=epochs, method=method, n=n, align=align, seed=seed,
-                     n_jobs=n_jobs, progress=progress, **streaming)
+                     n_jobs=n_jobs, progress=progress, seeds=seeds, **streaming)
     results_dir, figures_dir = _dirs(run_dir, "projection")
     result.save(results_dir)
     ep = result.epochs

@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from neuralatlas.report.captions import describe
+from neuralatlas.report.captions import caption_fields, describe
 from neuralatlas.report.collect import ModelInfo, ReportError, RunInfo, depth_order, read_run
 from neuralatlas.report.sections import section_title
 from neuralatlas.report.tables import Table, is_number, readable_columns, summary_table
@@ -240,7 +240,8 @@ def export_latex(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
                 dest = out / "figures" / _safe(model.name) / _safe(analysis) / _safe_path(rel)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, dest)
-                caption = describe(analysis, rel.with_suffix(""), layers=model.layers, model=model.name)
+                caption = describe(analysis, rel.with_suffix(""), layers=model.layers, model=model.name,
+                                   **caption_fields(model, analysis))
                 label = "fig:" + _safe(f"{model.name}-{analysis}-{rel.with_suffix('').as_posix()}")
                 figures.append((dest.relative_to(out), caption, label, _width_in(src)))
             body.extend(_figure_floats(figures))
@@ -346,12 +347,9 @@ def _figure_floats(figures: list[tuple[Path, str, str, float | None]]) -> list[s
 
 
 def _architecture_pdf(output: Any, dest: Path) -> Path | None:
-    """The layer graph as a vector PDF drawn by Graphviz (None without ``dot`` or a saved graph)."""
+    """The layer graph as a vector PDF, drawn by Graphviz or, without ``dot``, by the built-in
+    layout in matplotlib (None without a saved graph)."""
     if not (output.results_dir / "graph.json").is_file():
-        return None
-    from neuralatlas.architecture import dot_available
-
-    if not dot_available():
         return None
     from neuralatlas.architecture.graph import ArchitectureGraph
 
