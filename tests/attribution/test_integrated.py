@@ -61,3 +61,17 @@ def test_integrated_gradients_complete_on_a_linear_model() -> None:
     out = integrated_gradients(lin, x, t, torch.zeros(1, 6, dtype=torch.float64), n_steps=3)
     torch.testing.assert_close(out.maps, x * lin.weight.detach()[t])
     assert float(out.relative.max()) < 1e-10
+
+
+@pytest.mark.parametrize("method", ["saliency", "integrated_gradients"])
+def test_attribute_leaves_the_model_as_found(method: str) -> None:
+    # the restore now touches only what changed: a training model with one frozen layer
+    from neuralatlas.attribution import attribute
+
+    model = _model().float().train()
+    model[0].weight.requires_grad_(False)
+    model[3].eval()                                  # a mixed state, restored as it was
+    x = torch.randn(4, 1, 5, 5)
+    attribute(model, x, method, target=[0, 1, 2, 0], n_steps=4, keep_inputs=False)
+    assert [m.training for m in model.modules()] == [True, True, True, True, False]
+    assert [p.requires_grad for p in model.parameters()] == [False, True, True, True]

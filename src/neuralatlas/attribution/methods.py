@@ -1010,7 +1010,8 @@ def attribute(
         params = list(model.parameters())
         if params and params[0].device != dev:
             model.to(dev)  # .to walks every tensor: skipped when the model is there already
-        model.eval()
+        if any(m.training for m in model.modules()):  # eval() sets every module's flag anew
+            model.eval()
         for p in params:
             if p.requires_grad:
                 p.requires_grad_(False)  # input gradients only: weight gradients are never needed
