@@ -188,9 +188,12 @@ def peak_memory(n: int, batch: int, tmp: Path, side: str, gradients: bool = Fals
     return run_fresh(n, batch, tmp, side, gradients)[0]
 
 
-def run_fresh(n: int, batch: int, tmp: Path, side: str, gradients: bool = False) -> tuple[int, float, float]:
-    """In a fresh process: peak RSS growth (bytes) of ``side`` on n samples, its seconds, and
-    the seconds of a bare forward over the same samples timed just before it."""
+def run_fresh(n: int, batch: int, tmp: Path, side: str, gradients: bool = False,
+              floor: bool = False) -> tuple[int, float, float, float]:
+    """In a fresh process: peak RSS growth (bytes) of ``side`` on n samples, its seconds, the
+    seconds of a bare forward over the same samples timed just before it, and (``floor``) of
+    writing as many bytes as the capture's store holds to one new file in 16 MiB writes (the
+    disk's own speed at that size; dirty pages flushed, untimed, before it and the capture)."""
     code = f"""
 import os, sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
@@ -216,6 +219,21 @@ def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024
+disk = 0.0
+if {floor!r}:
+    piece = np.ones(2**22, np.float32)
+    nbytes = sum(int(np.prod(s)) for s in na.capture(model, data.subset(slice(0, 2)), layers=layers,
+                 out={str(tmp / 'shape.zarr')!r}, overwrite=True).attrs["unit_shapes"].values()) * 4 * {n}
+    os.sync()
+    t0 = time.perf_counter()
+    with open({str(tmp / 'floor.bin')!r}, "wb") as f:
+        for _ in range(-(-nbytes // piece.nbytes)):
+            f.write(piece)
+    disk = time.perf_counter() - t0
+    os.remove({str(tmp / 'floor.bin')!r})
+if side == "ours":  # a warm process (imports, zarr, first-capture costs), as for the other sizes
+    na.capture(model, data.subset(slice(0, {batch})), out={str(tmp / 'warm.zarr')!r}, overwrite=True)
+os.sync()
 import gc; gc.collect()
 open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the RSS now
 base = status("VmRSS")
@@ -232,24 +250,27 @@ elif side == "captum":
             s.append(t.detach())
     out = [torch.cat(v).numpy() for v in kept]
 took = time.perf_counter() - t0
-print(status("VmHWM") - base, took, bare)
+print(status("VmHWM") - base, took, bare, disk)
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
-    rss, took, bare = result.stdout.split()[-3:]
-    shutil.rmtree(tmp / f"mem{n}.zarr", ignore_errors=True)
-    return int(rss), float(took), float(bare)
+    rss, took, bare, disk = result.stdout.split()[-4:]
+    for name in (f"mem{n}.zarr", "warm.zarr", "shape.zarr"):
+        shutil.rmtree(tmp / name, ignore_errors=True)
+    return int(rss), float(took), float(bare), float(disk)
 
 
-def scale(sizes: list[int], batch: int, tmp: Path) -> list[tuple[int, int, float, float]]:
-    """The cost curve: capture of every layer at each size, each in a fresh process (one
-    round each: at 200,000 samples the store is 2.8 GB), with a bare forward timed beside it."""
+def scale(sizes: list[int], batch: int, tmp: Path) -> list[tuple[int, int, float, float, float]]:
+    """The cost curve: capture of every layer at each size, each in a fresh (warmed) process,
+    one round each (at 200,000 samples the store is 2.8 GB), with a bare forward and a plain
+    write of the same bytes (the disk floor) timed in the same process."""
     rows = []
     for n in sizes:
-        rss, took, bare = run_fresh(n, batch, tmp, "ours")
-        rows.append((n, rss, took, bare))
+        rss, took, bare, disk = run_fresh(n, batch, tmp, "ours", floor=True)
+        rows.append((n, rss, took, bare, disk))
         print(f"   {n:>9,} samples  capture {took:8.2f} s  {took / n * 1e6:7.1f} us/sample"
-              f"  bare forward {bare:7.2f} s ({took / bare:4.2f}x)  peak RSS growth {rss / 2**20:6.0f} MiB"
+              f"  bare forward {bare:7.2f} s ({took / bare:4.2f}x)  write of the same bytes {disk:7.2f} s"
+              f"  (bare + write {took / (bare + disk):4.2f}x)  peak RSS growth {rss / 2**20:6.0f} MiB"
               f"  [load {os.getloadavg()[0]:.1f}]", flush=True)
     return rows
 
@@ -356,9 +377,11 @@ def main() -> None:
         if args.only_scale or (args.scale and not args.quick):
             print("\n5. scale: the same capture (every layer, CPU), each size in a fresh process, one round:")
             rows = scale([2_000, 20_000, 200_000], args.batch, tmp)
-            (n0, rss0, t0, _), (n1, rss1, t1, b1) = rows[0], rows[-1]
+            # RSS compared from 20,000 on: at 2,000 the chunk buffers are smaller (a chunk holds n rows)
+            (n0, rss0, t0, _, _), (n1, rss1, t1, b1, d1) = rows[1], rows[-1]
             print(f"-> capture time per sample {n1:,} vs {n0:,} samples: {t1 / n1 / (t0 / n0):.2f}x;"
-                  f" {t1 / b1:.2f}x a bare forward at {n1:,}; peak RSS growth {rss1 / max(rss0, 1):.2f}x"
+                  f" at {n1:,}: {t1 / b1:.2f}x a bare forward, {t1 / (b1 + d1):.2f}x bare forward + a plain"
+                  f" write of the same bytes; peak RSS growth {n1:,} vs {n0:,}: {rss1 / max(rss0, 1):.2f}x"
                   f"  [load {os.getloadavg()[0]:.1f}]")
             if args.only_scale:
                 return
@@ -382,7 +405,8 @@ def main() -> None:
         mem = {"ours": [peak_memory(small, args.batch, tmp, "ours"), peak_memory(large, args.batch, tmp, "ours")],
                "ours_grads": 0 if args.quick else peak_memory(large, args.batch, tmp, "ours", gradients=True),
                "captum": 0 if args.quick else peak_memory(large, args.batch, tmp, "captum")}
-        print("\n3. peak RSS growth over the process after imports + data + model (fresh process each):")
+        print("\n3. peak RSS growth over the process after imports + data + model + a one-batch warm-up capture"
+              " (fresh process each):")
         print(f"   neuralatlas capture {small:>7,} samples  {mem['ours'][0] / 2**20:7.0f} MiB")
         print(f"   neuralatlas capture {large:>7,} samples  {mem['ours'][1] / 2**20:7.0f} MiB"
               f"  ({mem['ours'][1] / max(mem['ours'][0], 1):.2f}x; goal flat)")
