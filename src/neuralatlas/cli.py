@@ -445,7 +445,7 @@ def dream(
     write_image(target, result.image, scale=scale if target.suffix.lower() != ".npy" else 1)
     figure_stem = target.with_name(f"{target.stem}_comparison")
     if run_dir is not None:
-        result.save(run_dir / "results" / "dream", image.stem)
+        result.save(run_dir / "results" / "dream" / image.stem)  # one folder per result
         figure_stem = run_dir / "figures" / "dream" / image.stem
     save_figure(dream_comparison(result), figure_stem)
     save_figure(objective_trace(result), figure_stem.with_name(figure_stem.name + "_trace"))
@@ -533,7 +533,7 @@ def toy(
         net = toy_network(data, hidden=widths, activation=activation, epochs=epochs, restarts=restarts,
                           target_accuracy=target_accuracy, seed=seed, resolution=resolution, run_dir=run_dir,
                           progress=lambda e, n, m: update(e, n))
-    written = net.save(run_dir)
+    written = net.save_run(run_dir)
     colour = "red" if net.reached_target is False else "green"
     console.print(f"[{colour}]{net.status}[/]", highlight=False)
     console.print(f"{len(written)} files → {run_dir / 'figures' / 'toy'} (PNG + PDF), {run_dir / 'results' / 'toy'}")

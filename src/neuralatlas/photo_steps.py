@@ -53,7 +53,7 @@ def unit_cards_step(run_dir: Path, model: Any, store: Any, data: Any, *,
         cards = unit_cards(model, store, layer, list(channels), data=data, k=k, steps=steps, lr=lr, seed=seed,
                            progress=progress)
         for card in cards:
-            card.save(results_dir)
+            card.save(results_dir / card.stem)
             _save(card.figure(), figures_dir / f"unit_{layer.replace('.', '_')}_{card.channel}", formats=("png",))
             message(f"featurevis {card.name}: {card.value:.3g} = {card.ratio:.2f} x best natural patch"
                     f" ({card.best_natural:.3g}); drives {', '.join(card.class_names[:3])}")
@@ -124,7 +124,7 @@ def run_photo_attribution(ctx: Any, params: dict[str, Any], reporter: Any) -> di
         layers = params.get("sanity_layers", ["fc", "head.conv", "blocks.12.project_conv", "blocks.4.project_conv"])
         check = sanity_check(ctx.model, data, "saliency", target="prediction", mode="cascading", layers=layers,
                              n_samples=len(data))
-        check.save(results_dir)
+        check.save(results_dir / "sanity_saliency")
         _save(sanity_curves(check), figures_dir / "sanity_saliency", formats=("png",))
         summary["sanity"] = {**check.summary(), "seconds": round(time.perf_counter() - t1, 2)}
     return _write_summary(results_dir, summary)

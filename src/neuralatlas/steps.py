@@ -9,7 +9,6 @@ result object and its summary (a JSON-able dict).
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,18 +50,11 @@ def _dirs(run_dir: Path, name: str) -> tuple[Path, Path]:
 
 
 def _write_summary(results: Path, summary: dict[str, Any]) -> dict[str, Any]:
-    (results / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default))
+    from neuralatlas.results import jsonable, write_json
+
+    # strict JSON (NaN is null); other objects as text, as before
+    write_json(results / "summary.json", jsonable(summary, default=str), kind=f"{results.name}_summary")
     return summary
-
-
-def _json_default(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 # ---------------------------------------------------------------------------- NAPs, topomaps
@@ -166,7 +158,9 @@ def topomap(run_dir: Path, *, layout: str = "umap", contrastive: bool = False, w
         for layer, why in maps.skipped.items():
             if message is not None:
                 message(f"topomap skipped {layer}: {why}")
-    (results_root / "quality.json").write_text(json.dumps(quality, indent=1, default=float))
+    from neuralatlas.results import write_json
+
+    write_json(results_root / "quality.json", quality, kind="topomap_quality")  # strict: NaN is null
     if len(methods) > 1:
         for layer in next(iter(quality.values())):
             per_method = {m: q[layer] for m, q in quality.items() if layer in q}
@@ -254,6 +248,7 @@ def featurevis(run_dir: Path, model: Any, *, layer: str | None = None, units: Se
     from neuralatlas.featurevis import objectives as O
     from neuralatlas.featurevis.taps import default_input_shape, layer_width
     from neuralatlas.plots import feature_map_grid, filter_grid, objective_trace, optimized_images
+    from neuralatlas.results import safe_name
 
     model.eval()
     shape = default_input_shape(model)
@@ -263,7 +258,7 @@ def featurevis(run_dir: Path, model: Any, *, layer: str | None = None, units: Se
     results_dir, figures_dir = _dirs(run_dir, "featurevis")
     result = visualize_feature(model, objective, steps=steps, param=param, lr=lr, seed=seed,
                                device=device, progress=progress)
-    result.save(results_dir, name)
+    result.save(results_dir / safe_name(name))
     _save(optimized_images(result), figures_dir / f"{file_stem(name)}_images")
     _save(objective_trace(result), figures_dir / f"{file_stem(name)}_trace")
     summary: dict[str, Any] = {"objective": name, "units": len(chosen),
@@ -282,12 +277,12 @@ def featurevis(run_dir: Path, model: Any, *, layer: str | None = None, units: Se
         convs = conv_layers(model)
         if convs:
             f = kernels(model, layer if layer in convs else None)
-            f.save(results_dir)
+            f.save(results_dir / f"filters_{safe_name(f.layer)}")
             _save(filter_grid(f), figures_dir / f"filters_{file_stem(f.layer)}")
             summary["filters"] = f.layer
     if maps is not None:
         fm = feature_maps(Path(run_dir), layers=maps_layers, sample=maps, data=data)
-        fm.save(results_dir, f"feature_maps_{maps}")
+        fm.save(results_dir / f"feature_maps_{maps}")
         for lyr in fm.layers:
             _save(feature_map_grid(fm, lyr), figures_dir / f"feature_maps_{maps}_{file_stem(lyr)}")
         summary["feature_maps"] = {"sample": maps, "layers": list(fm.layers)}
@@ -404,10 +399,10 @@ def projection(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: An
         nproj.save(results_dir / "neurons")
         found = {}
         for how in methods:
-            found[how] = discriminative_neurons(store, layer, method=how, n=n, seed=seed,
+            found[how] = discriminative_neurons(store, layer, method=how, n_samples=n, seed=seed,
                                                 n_jobs=-1 if n_jobs is None else n_jobs,
                                                 **(streaming if how == "anova" else {}))
-            found[how].save(results_dir / "neurons")
+            found[how].save(results_dir / "neurons" / f"discriminative_{file_stem(layer)}_{how}")
         stem = file_stem(nproj.layer)
         _save(neuron_map(nproj, discriminative=found[methods[0]]), figures_dir / f"neurons_{stem}")
         for how, imp in found.items():

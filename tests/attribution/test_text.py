@@ -379,7 +379,7 @@ def test_run_folder_attribution_of_text_draws_token_heat_maps(text, tmp_path):
     assert (figures / "tokens_integrated_gradients.png").exists() and (figures / "tokens_saliency.png").exists()
     assert not (figures / "grid.png").exists() and (figures / "sanity_integrated_gradients.png").exists()
     assert not (figures / "sanity_maps_integrated_gradients.png").exists()  # [T, D] maps as images say nothing
-    saved = Attribution.load(tmp_path / "results" / "attribution", "integrated_gradients@emb")
+    saved = Attribution.load(tmp_path / "results" / "attribution" / "integrated_gradients_emb")  # its own folder
     assert saved.tokens is not None and saved.is_text
     with pytest.raises(Exception, match="tokenizer"):
         from neuralatlas.data import topics

@@ -22,7 +22,7 @@ from neuralatlas.errors import StoreError
 from neuralatlas.store.chunkio import ChunkFile
 from neuralatlas.zoo import build
 
-CHUNKED = ("acts", "grads", "prediction", "samples/label")
+CHUNKED = ("acts", "grads", "prediction", "samples/label", "done")
 
 
 @pytest.fixture(params=["thread", "sync"])

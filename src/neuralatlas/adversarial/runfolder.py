@@ -3,14 +3,13 @@
 What ``neuralatlas attack RUN_DIR`` does, callable from Python::
 
     RUN_DIR/adversarial.zarr             clean + adversarial activations, group column (optional)
-    RUN_DIR/results/adversarial/         robustness_<method>_<norm>.csv/.json, <method>_<norm>_eps<e>.npz/.json,
+    RUN_DIR/results/adversarial/         robustness.csv/.json (the curve), <method>_<norm>_eps<e>/ (each attack),
                                          summary.json
     RUN_DIR/figures/adversarial/         robustness, grid_eps<e> (0.05 written 0p05)
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from neuralatlas.adversarial.attacks import robustness_curve
 from neuralatlas.adversarial.representations import capture_adversarial
 from neuralatlas.attribution.runfolder import load_run_data
 from neuralatlas.errors import AnalysisError
+from neuralatlas.results import write_json
 
 Progress = Callable[[int, int], None]
 
@@ -69,14 +69,13 @@ def attack_run(
         progress(len(eps), total)
     results_dir = run_dir / "results" / "adversarial"
     figures_dir = run_dir / "figures" / "adversarial"
-    curve.save(results_dir)
+    curve.save(results_dir)  # the curve, and each attack in its own folder <method>_<norm>_eps<eps>/
     import matplotlib.pyplot as plt
 
     fig = robustness_plot(curve)
     save_figure(fig, figures_dir / "robustness")
     plt.close(fig)
     for res in curve.results:
-        res.save(results_dir)
         fig = adversarial_grid(res, samples=6, classes=dataset.classes)
         save_figure(fig, figures_dir / f"grid_eps{res.eps:g}".replace(".", "p"))  # no dot: it is no suffix
         plt.close(fig)
@@ -96,5 +95,5 @@ def attack_run(
         if progress is not None:
             progress(total, total)
     curve.results.clear()
-    (results_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(results_dir / "summary.json", summary, kind="adversarial_summary")
     return summary

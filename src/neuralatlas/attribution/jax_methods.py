@@ -178,16 +178,15 @@ def attribution_step(run_dir: str | Path, model: Any, data: Any,
                      samples: int = 6, target: str | int = "label", n_steps: int = 50) -> dict[str, Any]:
     """The run folder's attribution section for a JAX model: results, grid figure, summary.
 
-    Writes ``results/attribution/<method>.npz/.json`` and ``summary.json`` and
+    Writes ``results/attribution/<method>/attribution.npz/.json`` and ``summary.json`` and
     ``figures/attribution/grid``, as ``neuralatlas attribute`` does for torch models (without
     the torch-only sanity checks and deletion curves).
     """
-    import json
-
     import matplotlib.pyplot as plt
 
     from neuralatlas.plots import save_figure
     from neuralatlas.plots.attribution import attribution_grid
+    from neuralatlas.results import safe_name, write_json
 
     run_dir = Path(run_dir)
     results, figures = run_dir / "results" / "attribution", run_dir / "figures" / "attribution"
@@ -196,10 +195,10 @@ def attribution_step(run_dir: str | Path, model: Any, data: Any,
     shown = [attribute_jax(model, few, m, target=target, n_steps=n_steps) for m in methods]
     summary: dict[str, Any] = {"n_samples": len(few), "target": target, "methods": {}}
     for res in shown:
-        res.save(results)
+        res.save(results / safe_name(res.name))
         summary["methods"][res.method] = {k: v for k, v in res.summary().items() if k not in ("method", "name")}
     fig = attribution_grid(shown, samples=samples, classes=getattr(data, "classes", None))
     save_figure(fig, figures / "grid")
     plt.close(fig)
-    (results / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(results / "summary.json", summary, kind="attribution_summary")
     return summary

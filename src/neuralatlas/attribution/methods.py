@@ -30,6 +30,7 @@ from neuralatlas.capture.fingerprints import positional_count
 from neuralatlas.capture.hooks import preserved, replace_tensor, select_tensor
 from neuralatlas.capture.loop import _to_device, as_source, call_model, pick_device
 from neuralatlas.errors import AnalysisError, LayerError, did_you_mean
+from neuralatlas.vocabulary import renamed_parameter
 
 Target = str | int | Sequence[int] | np.ndarray | torch.Tensor
 Neuron = tuple[str, int | Sequence[int]]
@@ -609,13 +610,13 @@ class _Engine:
 
     def __init__(self, name: str, model: nn.Module, forward: nn.Module, layer: nn.Module | None,
                  layer_name: str | None, *, smooth: dict | None, n_steps: int, integration: str,
-                 internal_batch_size: Any, tolerance: float | None, max_steps: int, n_samples: int,
+                 internal_batch_size: Any, tolerance: float | None, max_steps: int, n_draws: int,
                  window: Any, stride: Any, relu: bool, value_range: tuple[float, float] | None):
         self.name, self.model, self.forward, self.layer, self.layer_name = name, model, forward, layer, layer_name
         self.smooth, self.value_range = smooth, value_range
         self.n_steps, self.integration, self.ibs = int(n_steps), integration, internal_batch_size
         self.tolerance, self.max_steps = tolerance, int(max_steps)
-        self.n_samples, self.window, self.stride, self.relu = int(n_samples), window, stride, relu
+        self.n_draws, self.window, self.stride, self.relu = int(n_draws), window, stride, relu
         self.params: dict[str, Any] = {}
         self.args: tuple[torch.Tensor, ...] = ()
         spec = METHODS[name]
@@ -713,7 +714,7 @@ class _Engine:
         if name == "deeplift":
             return {"baselines": baseline.expand_as(x) if len(baseline) == 1 else baseline}
         if name == "gradient_shap":
-            return {"baselines": baseline, "n_samples": self.n_samples}
+            return {"baselines": baseline, "n_samples": self.n_draws}  # captum's own keyword
         if name == "occlusion":
             window, stride = self._window(x)
             ppe = max(1, self._rows(x) // len(x))
@@ -821,6 +822,7 @@ def _seeded(seed: int, device: torch.device) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------- the public call
+@renamed_parameter("n_samples", "n_draws")  # n_samples means data samples everywhere else
 def attribute(
     model: nn.Module,
     inputs: Any,
@@ -837,7 +839,7 @@ def attribute(
     internal_batch_size: int | str | None = "auto",
     tolerance: float | None = None,
     max_steps: int = 1024,
-    n_samples: int = 20,
+    n_draws: int = 20,
     window: int | Sequence[int] | None = None,
     stride: int | Sequence[int] | None = None,
     relu: bool = True,
@@ -907,8 +909,10 @@ def attribute(
         Integrated gradients: steps, captum's approximation, rows per pass (``"auto"`` picks
         them from measured cost and free memory), the largest acceptable relative completeness
         error (steps are doubled for samples above it, up to ``max_steps``).
-    n_samples : int
-        GradientSHAP samples per input.
+    n_draws : int
+        GradientSHAP's random draws (baseline and noise) per input. (Was ``n_samples``, which
+        still works for one release with a ``DeprecationWarning``: ``n_samples`` means data
+        samples everywhere else.)
     window, stride : int or sequence, optional
         Occlusion window and stride over the spatial axes (default ~1/8 of the image, stride
         half the window); a window covers all channels of a pixel.
@@ -1041,7 +1045,7 @@ def attribute(
             target_spec = _check_targets(target, n_outputs, source)
         engine = _Engine(name, model, forward, layer_module, layer_name, smooth=smooth_cfg, n_steps=n_steps,
                          integration=integration, internal_batch_size=internal_batch_size, tolerance=tolerance,
-                         max_steps=max_steps, n_samples=n_samples, window=window, stride=stride, relu=relu,
+                         max_steps=max_steps, n_draws=n_draws, window=window, stride=stride, relu=relu,
                          value_range=source.value_range() if smooth_cfg is not None else None)
         gen = torch.Generator().manual_seed(int(seed))
         parts: dict[str, list[np.ndarray]] = {}
@@ -1096,7 +1100,7 @@ def attribute(
     if smooth_cfg is not None:
         params["smooth"] = smooth_cfg
     if name == "gradient_shap":
-        params["n_samples"] = int(n_samples)
+        params["n_draws"] = int(n_draws)
     signed = spec.signed and not (smooth_cfg is not None and smooth_cfg["kind"] != "smoothgrad")
     if name == "saliency" and layer_name is None:
         signed = False

@@ -3,8 +3,8 @@
 What ``neuralatlas attribute RUN_DIR`` does, callable from Python::
 
     RUN_DIR/attributions.zarr            maps of every sample, one array per method (resumable)
-    RUN_DIR/results/attribution/         <method>.npz/.json of the figure samples, faithfulness.*,
-                                         sanity_<method>.*, summary.json
+    RUN_DIR/results/attribution/         <method>/ (the figure samples' maps), faithfulness/,
+                                         sanity_<method>/ (one folder per result), summary.json
     RUN_DIR/figures/attribution/         grid, faithfulness, sanity_<method>, sanity_maps_<method>
 
 Text (a ``TextDataset``: token ids, not pixels): every method attributes to the embedding
@@ -15,7 +15,6 @@ delete pixels, are skipped (the summary says so).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from neuralatlas.attribution.faithfulness import deletion_curves
 from neuralatlas.attribution.methods import attribute, resolve_method
 from neuralatlas.attribution.sanity import sanity_check
 from neuralatlas.errors import AnalysisError, DataError
+from neuralatlas.results import safe_name, write_json
 
 Progress = Callable[[int, int], None]
 
@@ -166,7 +166,7 @@ def attribute_run(
     shown = [attribute(model, few.subset(slice(0, min(len(few), figure_samples))), m, target=target,
                        device=device, **options.get(m, {})) for m in names]
     for res in shown:
-        res.save(results_dir)
+        res.save(results_dir / safe_name(res.name))
     if text:
         from neuralatlas.plots.attribution import token_heatmap
 
@@ -200,7 +200,7 @@ def attribute_run(
         input_space = [m for m, res in zip(names, shown) if res.maps.shape[1:] in (tuple(dataset.input_shape),
                                                                                    (1, *dataset.input_shape[1:]))]
         faith = deletion_curves(model, check, input_space, target=target, device=device)
-        faith.save(results_dir)
+        faith.save(results_dir / "faithfulness")
         fig = faithfulness_curves(faith)
         save_figure(fig, figures_dir / "faithfulness")
         plt.close(fig)
@@ -216,7 +216,7 @@ def attribute_run(
             if text:  # a transformer has ~100 modules with weights: randomise a spread of them, top down
                 kw.update(layers=spread_layers(model, SANITY_TEXT_LAYERS), mode="cascading")
             result = sanity_check(model, check, m, target=target, device=device, **kw)
-            result.save(results_dir)
+            result.save(results_dir / f"sanity_{safe_name(m)}")
             figs = [(f"sanity_{m}", sanity_curves(result))]
             if not text:  # [T, D] embedding maps drawn as images say nothing; the curves do
                 figs.append((f"sanity_maps_{m}", sanity_maps(result)))
@@ -225,7 +225,7 @@ def attribute_run(
                 plt.close(fig)
             summary["methods"].setdefault(method_key(m, options.get(m, {}).get("layer")), {}).update(
                 sanity_passed=result.passed, sanity_final_spearman=result.final_spearman)
-    (results_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(results_dir / "summary.json", summary, kind="attribution_summary")
     return summary
 
 

@@ -5,7 +5,7 @@ One module per analysis; the figure functions are re-exported here.
 
 from __future__ import annotations
 
-from neuralatlas.plots.style import class_colors, save_figure, symmetric_limits
+from neuralatlas.plots.style import class_colors, figure_style, save_figure, symmetric_limits
 from neuralatlas.plots.featurevis import (dream_comparison, feature_map_grid, filter_grid, objective_trace,
                                          optimized_images, unit_card_figure)
 from neuralatlas.plots.architecture import layer_costs
@@ -19,7 +19,7 @@ from neuralatlas.plots.attribution import attribution_grid, faithfulness_curves,
 from neuralatlas.plots.attribution import token_heatmap, token_heatmap_html
 from neuralatlas.plots.adversarial import adversarial_grid, robustness_plot
 
-__all__ = ["class_colors", "save_figure", "symmetric_limits"]
+__all__ = ["class_colors", "figure_style", "save_figure", "symmetric_limits"]
 __all__ += ["dream_comparison", "feature_map_grid", "filter_grid", "objective_trace", "optimized_images",
             "unit_card_figure"]
 __all__ += ["layer_costs"]

@@ -1,8 +1,9 @@
-"""Shared figure conventions: colour maps, class colours, and saving figures to files."""
+"""Shared figure conventions: colour maps, class colours, type styles, saving figures to files."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -22,6 +23,65 @@ STYLE = {
     "axes.titleweight": "normal", "savefig.dpi": 200,
 }
 plt.rcParams.update(STYLE)
+
+# The LaTeX export's body text is pdflatex's default, Computer Modern Roman at 10 pt, on A4 with
+# 2 cm margins (a 17 cm = 6.69 in text width). Figures saved at DISPLAY_WIDTH_IN (6.5 in) are
+# included at their own size there, so a font size set here is the size read on the page.
+# matplotlib ships the BaKoMa TrueType Computer Modern (cmr10.ttf) in mpl-data; it has no
+# minus, multiplication or >= glyphs, so DejaVu Serif is the fallback for those characters and
+# tick labels go through mathtext (whose "cm" fontset draws the minus sign in Computer Modern).
+PAPER_STYLE = {
+    **STYLE,
+    "font.family": ["cmr10", "DejaVu Serif"], "font.serif": ["cmr10", "DejaVu Serif", "serif"],
+    "mathtext.fontset": "cm", "axes.formatter.use_mathtext": True, "axes.unicode_minus": True,
+    "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "xtick.labelsize": 8,
+    "ytick.labelsize": 8, "legend.fontsize": 8, "figure.titlesize": 9,
+    # TrueType (Type 42) embedding keeps the PDF's text searchable and names the font (Cmr10)
+    "pdf.fonttype": 42,
+}
+FIGURE_STYLES = {"report": STYLE, "paper": PAPER_STYLE}
+PAPER_TEXT_WIDTH_IN = 17.0 / 2.54
+
+
+@contextlib.contextmanager
+def figure_style(target: str = "report") -> Iterator[dict]:
+    """Draw figures for where they are shown: ``"report"`` (the HTML report) or ``"paper"``.
+
+    Parameters
+    ----------
+    target : {"report", "paper"}
+        ``"report"`` is the package's default type style (DejaVu Serif, 8-9 pt), the one set
+        when :mod:`neuralatlas.plots` is imported. ``"paper"`` matches the LaTeX export's body
+        text: Computer Modern (``cmr10``, with ``mathtext.fontset="cm"`` and mathtext tick labels
+        so minus signs are Computer Modern too) at 9 pt for labels and titles and 8 pt for
+        ticks and legends, which is their size on the page because the export includes figures
+        at their own width (at most :data:`PAPER_TEXT_WIDTH_IN`).
+
+    Yields
+    ------
+    dict
+        The rcParams applied (a copy).
+
+    Notes
+    -----
+    matplotlib resolves a text's font family when the text is created and its math font when
+    it is drawn, so create *and* save a figure inside the block; the previous rcParams come
+    back on exit, error or not.
+
+    Examples
+    --------
+    >>> with figure_style("paper"):          # doctest: +SKIP
+    ...     fig = nap_heatmap(naps)
+    ...     save_figure(fig, "naps", formats=("pdf",))
+    """
+    from neuralatlas.errors import ConfigError
+
+    if target not in FIGURE_STYLES:
+        raise ConfigError(f"figure_style: unknown target {target!r}; use one of "
+                          f"{sorted(FIGURE_STYLES)} ('report' for the HTML report, 'paper' for LaTeX)")
+    rc = dict(FIGURE_STYLES[target])
+    with plt.rc_context(rc):
+        yield dict(rc)
 
 DIVERGING = "RdBu_r"      # signed values (contrastive NAPs, gradients, signed attributions)
 SEQUENTIAL = "viridis"    # non-negative values (activations, importances)

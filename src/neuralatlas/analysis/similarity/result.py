@@ -1,0 +1,237 @@
+"""The similarity results: matrices (CKA, RSA), probes, and everything of one run."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from neuralatlas.errors import AnalysisError, LayerError, did_you_mean
+
+
+@dataclass
+class SimilarityMatrix:
+    """A matrix of similarities: rows and columns are layers (or epochs) of one or two stores.
+
+    Attributes
+    ----------
+    values : ndarray ``[len(rows), len(cols)]``
+    rows, cols : list of str
+        Labels of the rows and columns (layer names, or ``"epoch 3"``).
+    measure : str
+        ``"linear_cka"``, ``"debiased_linear_cka"``, ``"rbf_cka"`` or ``"rsa"``.
+    row_axis, col_axis : str
+        What the labels are (``"layer"``, ``"epoch"``, or a model/run name).
+    title : str
+    notes : list of str
+        How values were estimated when not exact (subsamples, fallbacks).
+    method : str
+        How they were computed: ``"feature"`` (streamed feature space), ``"gram"`` (n×n
+        Grams of every sample), ``"gram-subsample"``, or a combination joined by ``+``.
+    """
+
+    values: np.ndarray
+    rows: list[str]
+    cols: list[str]
+    measure: str
+    row_axis: str = "layer"
+    col_axis: str = "layer"
+    title: str = ""
+    notes: list[str] = field(default_factory=list)
+    method: str = ""
+
+    def to_frame(self) -> pd.DataFrame:
+        """The matrix as a labelled DataFrame."""
+        return pd.DataFrame(self.values, index=pd.Index(self.rows, name=self.row_axis),
+                            columns=pd.Index(self.cols, name=self.col_axis))
+
+    def __getitem__(self, key: tuple[str, str]) -> float:
+        r, c = key
+        for label, labels in ((r, self.rows), (c, self.cols)):
+            if label not in labels:
+                raise LayerError(f"{label!r} is not a row/column of this matrix.{did_you_mean(str(label), labels)}"
+                                 f" Labels: {', '.join(labels)}.")
+        return float(self.values[self.rows.index(r), self.cols.index(c)])
+
+    def _repr_html_(self) -> str:
+        return f"<b>{self.title or self.measure}</b>" + self.to_frame().round(3).to_html()
+
+    def as_json(self) -> dict[str, Any]:
+        return {"measure": self.measure, "rows": list(self.rows), "cols": list(self.cols),
+                "row_axis": self.row_axis, "col_axis": self.col_axis, "title": self.title,
+                "notes": list(self.notes), "method": self.method}
+
+
+# ============================================================================ probes
+@dataclass
+class ProbeResult:
+    """Cross-validated linear-probe accuracy per layer.
+
+    Attributes
+    ----------
+    layers : list of str
+        In model order (depth).
+    accuracy, std : ndarray
+        Mean and standard deviation over the folds.
+    n_features : list of int
+        Width of each layer (after pooling).
+    n_components : list of int or None
+        PCA components the probe saw (None: no reduction).
+    chance : float
+        Accuracy of always guessing the most frequent class.
+    cv, n_samples, seed : int
+    """
+
+    layers: list[str]
+    accuracy: np.ndarray
+    std: np.ndarray
+    n_features: list[int]
+    n_components: list[int | None]
+    chance: float
+    cv: int
+    n_samples: int
+    seed: int = 0
+    name: str = ""
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"layer": self.layers, "accuracy": self.accuracy, "std": self.std,
+                             "n_features": self.n_features, "n_components": self.n_components})
+
+    def __getitem__(self, layer: str) -> float:
+        if layer not in self.layers:
+            raise LayerError(f"No probe of {layer!r}.{did_you_mean(layer, self.layers)}"
+                             f" Layers probed: {', '.join(self.layers)}.")
+        return float(self.accuracy[self.layers.index(layer)])
+
+    def as_json(self) -> dict[str, Any]:
+        return {"layers": list(self.layers), "accuracy": [float(a) for a in self.accuracy],
+                "std": [float(s) for s in self.std], "n_features": [int(k) for k in self.n_features],
+                "n_components": [None if c is None else int(c) for c in self.n_components],
+                "chance": float(self.chance), "cv": int(self.cv), "n_samples": int(self.n_samples),
+                "seed": int(self.seed), "name": self.name}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProbeResult:
+        return cls(list(data["layers"]), np.asarray(data["accuracy"], float), np.asarray(data["std"], float),
+                   list(data["n_features"]), list(data["n_components"]), float(data["chance"]),
+                   int(data["cv"]), int(data["n_samples"]), int(data.get("seed", 0)), data.get("name", ""))
+
+    def _repr_html_(self) -> str:
+        return "<b>linear probes</b>" + self.to_frame().round(3).to_html(index=False)
+
+
+# ============================================================================ the whole analysis
+@dataclass
+class SimilarityResult:
+    """Everything :func:`similarity` computed for a run: named matrices and probes.
+
+    Attributes
+    ----------
+    matrices : dict of str to SimilarityMatrix
+        ``"linear_cka"``, ``"rbf_cka"``, ``"rsa"`` (layer × layer), ``"epoch_cka/<layer>"``
+        (epoch × epoch), ``"linear_cka_vs_other"`` and ``"rsa_vs_other"`` (model vs model).
+    probes : ProbeResult or None
+    other_probes : ProbeResult or None
+        Probes of the other model, when one was compared.
+    info : dict
+        Store paths, sample count, settings.
+    """
+
+    matrices: dict[str, SimilarityMatrix] = field(default_factory=dict)
+    probes: ProbeResult | None = None
+    other_probes: ProbeResult | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def epoch_matrices(self) -> dict[str, SimilarityMatrix]:
+        """The epoch×epoch matrices by layer name."""
+        return {k.split("/", 1)[1]: m for k, m in self.matrices.items() if k.startswith("epoch_cka/")}
+
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers (JSON-ready): adjacent-layer CKA, epoch change, probes, best matches."""
+        out: dict[str, Any] = {**self.info}
+        lin = self.matrices.get("linear_cka")
+        if lin is not None:
+            out["adjacent_layer_cka"] = {f"{a} → {b}": _num(lin.values[i, i + 1])
+                                         for i, (a, b) in enumerate(zip(lin.rows, lin.rows[1:]))}
+        for key in ("rbf_cka", "rsa"):
+            mat = self.matrices.get(key)
+            if mat is not None and len(mat.rows) > 1:
+                off = mat.values[~np.eye(len(mat.rows), dtype=bool)]
+                out[f"{key}_mean_between_layers"] = _num(np.nanmean(off)) if np.isfinite(off).any() else None
+        epochs = self.epoch_matrices
+        if epochs:
+            out["cka_first_vs_last_epoch"] = {layer: _num(m.values[0, -1]) for layer, m in epochs.items()}
+        for key in ("linear_cka_vs_other", "rsa_vs_other"):
+            cross = self.matrices.get(key)
+            if cross is not None:
+                best = {}
+                for i, layer in enumerate(cross.rows):
+                    row = cross.values[i]
+                    if np.isfinite(row).any():
+                        j = int(np.nanargmax(row))
+                        best[layer] = {"layer": cross.cols[j], "value": _num(row[j])}
+                out[f"{key}_best_match"] = best
+        for key, probes in (("probe_accuracy", self.probes), ("other_probe_accuracy", self.other_probes)):
+            if probes is not None:
+                out[key] = {layer: _num(a) for layer, a in zip(probes.layers, probes.accuracy)}
+                out[key.replace("accuracy", "chance")] = _num(probes.chance)
+        notes = sorted({note for m in self.matrices.values() for note in m.notes})
+        if notes:
+            out["notes"] = notes
+        return out
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``matrices.npz``, ``matrices.json``, ``probes.json`` and ``summary.json``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays = {f"m{i}": m.values for i, m in enumerate(self.matrices.values())}
+        meta = {key: {**m.as_json(), "array": f"m{i}"} for i, (key, m) in enumerate(self.matrices.items())}
+        np.savez(directory / "matrices.npz", **arrays)
+        (directory / "matrices.json").write_text(json.dumps(meta, indent=2))
+        probes = {k: p.as_json() for k, p in (("probes", self.probes), ("other_probes", self.other_probes))
+                  if p is not None}
+        (directory / "probes.json").write_text(json.dumps(probes, indent=2))
+        (directory / "summary.json").write_text(json.dumps(self.summary(), indent=2, ensure_ascii=False))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> SimilarityResult:
+        """Read what :meth:`save` wrote."""
+        directory = Path(directory)
+        if not (directory / "matrices.json").exists():
+            raise AnalysisError(f"No similarity results in {directory} (no matrices.json); run"
+                                " `neuralatlas similarity RUN_DIR` or similarity(...).save(dir) first.")
+        meta = json.loads((directory / "matrices.json").read_text())
+        with np.load(directory / "matrices.npz") as arrays:
+            matrices = {key: SimilarityMatrix(arrays[m["array"]], list(m["rows"]), list(m["cols"]), m["measure"],
+                                              m["row_axis"], m["col_axis"], m["title"], list(m["notes"]),
+                                              m.get("method", ""))
+                        for key, m in meta.items()}
+        probes = json.loads((directory / "probes.json").read_text()) if (directory / "probes.json").exists() else {}
+        summary = json.loads((directory / "summary.json").read_text()) if (directory / "summary.json").exists() else {}
+        info = {k: summary[k] for k in ("store", "other", "n_samples", "layers", "settings") if k in summary}
+        return cls(matrices,
+                   ProbeResult.from_json(probes["probes"]) if "probes" in probes else None,
+                   ProbeResult.from_json(probes["other_probes"]) if "other_probes" in probes else None,
+                   info)
+
+    def _repr_html_(self) -> str:
+        parts = [f"<div><b>Similarity</b> ({self.info.get('n_samples', '?')} samples):"
+                 f" {', '.join(self.matrices)}</div>"]
+        if "linear_cka" in self.matrices:
+            parts.append(self.matrices["linear_cka"]._repr_html_())
+        if self.probes is not None:
+            parts.append(self.probes._repr_html_())
+        return "".join(parts)
+
+
+def _num(x: Any) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
