@@ -102,23 +102,6 @@ class ModelConfig(_Strict):
         return v
 
 
-def _renamed_keys(section: str, data: Any, renames: dict[str, str]) -> Any:
-    """Old YAML keys keep working for one release: ``n`` is ``n_samples`` (with a DeprecationWarning)."""
-    if not isinstance(data, dict):
-        return data
-    data = dict(data)
-    for old, new in renames.items():
-        if old in data:
-            if new in data:
-                raise ValueError(f"give {new!r} only ({old!r} is its old name)")
-            import warnings
-
-            warnings.warn(f"{section}.{old} is deprecated since 0.2; write {section}.{new} (null or 'all': every "
-                          "sample)", DeprecationWarning, stacklevel=2)
-            data[new] = data.pop(old)
-    return data
-
-
 class CaptureConfig(_Strict):
     split: Literal["test", "train"] = "test"
     n_samples: int | None = Field(None, ge=1, description="the first n_samples samples of the split; null or 'all': every sample (default)")
@@ -133,23 +116,31 @@ class CaptureConfig(_Strict):
     repeated: Literal["error", "first", "last"] = "error"
     rows: Literal["samples", "tokens"] | None = Field(None, description="tokens: one row per non-padding token of [B, T, D] layers")
 
-    @model_validator(mode="before")
+    n: int | None = Field(None, ge=1, description="deprecated: n_samples", exclude=True)
+
+    @field_validator("n_samples", mode="before")
     @classmethod
-    def _old_names(cls, v: Any) -> Any:
-        v = _renamed_keys("capture", v, {"n": "n_samples"})
-        if isinstance(v, dict) and isinstance(v.get("n_samples"), str):
+    def _all_words(cls, v: Any) -> Any:
+        if isinstance(v, str):
             from neuralatlas.vocabulary import resolve_n_samples
 
             try:
-                v = {**v, "n_samples": resolve_n_samples(v["n_samples"])}
+                return resolve_n_samples(v)
             except NeuralAtlasError as err:
                 raise ValueError(str(err)) from None
         return v
 
-    @property
-    def n(self) -> int | None:
-        """The old name of :attr:`n_samples` (read only)."""
-        return self.n_samples
+    @model_validator(mode="after")
+    def _old_names(self) -> CaptureConfig:
+        if self.n is not None:  # the old name, for one release
+            if "n_samples" in self.model_fields_set:
+                raise ValueError("give 'n_samples' only ('n' is its old name)")
+            import warnings
+
+            warnings.warn("capture.n is deprecated since 0.2; write capture.n_samples (null or 'all': every "
+                          "sample)", DeprecationWarning, stacklevel=2)
+            self.n_samples, self.n = self.n, None
+        return self
 
     def capture_kwargs(self) -> dict[str, Any]:
         """The settings that go to :func:`neuralatlas.capture` as they are (``rows`` only when set)."""
@@ -165,7 +156,10 @@ class CaptureConfig(_Strict):
 
 def merged_capture(run: CaptureConfig, own: dict[str, Any]) -> CaptureConfig:
     """A model's capture settings (``models[].capture``) over the run's."""
-    return CaptureConfig.model_validate({**run.model_dump(), **_renamed_keys("models[].capture", own, {"n": "n_samples"})})
+    own = dict(own)
+    if "n" in own:  # the old name: it replaces the run's n_samples
+        own.setdefault("n_samples", own.pop("n"))
+    return CaptureConfig.model_validate({**run.model_dump(), **own})
 
 
 class ReportConfig(_Strict):
