@@ -265,6 +265,7 @@ def project(
     memory_limit: int | str | None = None,
     client: Any = None,
     progress: Progress | None = None,
+    seeds: int = 1,
 ) -> Projection:
     """Embed the activations of layers (and epochs) for one class-stratified sample subset.
 
@@ -310,6 +311,14 @@ def project(
         of at most 2,000 samples. See :func:`neuralatlas.analysis.streaming.reduce_blocks`.
     progress : callable(done, total), optional
         Called after every embedding.
+    seeds : int
+        t-SNE and UMAP are random: differences of neighbourhood hit between layers can be as
+        small as the spread between runs. With ``seeds > 1`` every layer of the last epoch is
+        embedded ``seeds − 1`` more times, independently (seeds ``seed + 1, ...``, no
+        initialisation from a neighbour), on the same samples, and its quality gets
+        ``nh_mean``, ``nh_min``, ``nh_max`` over the ``seeds`` runs (the kept, aligned
+        embedding among them) and ``nh_seeds``. The coordinates are those of the kept run.
+        It costs ``seeds − 1`` more embeddings per layer. PCA is deterministic: no extra runs.
 
     Returns
     -------
@@ -332,6 +341,8 @@ def project(
     """
     if method not in METHODS:
         raise AnalysisError(f"method={method!r} is not known; choose one of {', '.join(METHODS)}.")
+    if int(seeds) != seeds or seeds < 1:
+        raise AnalysisError(f"seeds={seeds!r}: give 1 (one embedding) or more (a spread of neighbourhood hit).")
     if isinstance(labels, str):
         warnings.warn(f"project(labels={labels!r}) is deprecated since 0.2: grouping is by=; use by={labels!r}",
                       DeprecationWarning, stacklevel=3)
@@ -385,13 +396,28 @@ def project(
         if progress is not None:
             progress(step, len(plan))
 
+    if seeds > 1 and quality and method != "pca" and not streamed:
+        last = slots[-1]
+        for layer in names:
+            key = (layer, last)
+            if key not in scores:
+                continue
+            features = _reduce(_flatten(src.read(layer, last, rows), None), pca_dims, seed)
+            hits = [scores[key]["neighborhood_hit"]]
+            for extra in range(1, seeds):
+                y = embed(features, method, seed=seed + extra, perplexity=perplexity, n_jobs=n_jobs,
+                          pca_dims=None, settings=settings)
+                hits.append(neighborhood_hit(y, sub_labels, k=k))
+            scores[key].update(nh_mean=float(np.mean(hits)), nh_min=float(np.min(hits)),
+                               nh_max=float(np.max(hits)), nh_seeds=int(seeds))
+
     preds = {}
     for e in slots:
         p = src.predictions(e)
         if p is not None:
             preds[e] = p[rows]
     params = {"n": int(len(rows)), "seed": int(seed), "align": bool(align), "perplexity": float(perplexity),
-              "pca_dims": pca_dims, "k": int(k), "source": src.where}
+              "pca_dims": pca_dims, "k": int(k), "source": src.where, "seeds": int(seeds)}
     if streamed:
         params["streamed"] = True
         params["quality_n"] = int(len(scored))
