@@ -103,6 +103,7 @@ def test_naps_refuse_a_memory_limit_below_one_row(small_chunks):
         naps(small_chunks, memory_limit=100)
 
 
+@pytest.mark.slow  # starts a dask cluster
 def test_naps_on_a_cluster_equal_local(small_chunks, client):
     local = naps(small_chunks, by="label", align="gradient", memory_limit=TINY)
     remote = naps(small_chunks, by="label", align="gradient", memory_limit=TINY, client=client)
@@ -144,6 +145,7 @@ def test_linear_cka_streamed_and_on_a_cluster_equal_the_in_memory_form(small_chu
 
 
 # ---------------------------------------------------------------------------- discriminative, PCA, neurons
+@pytest.mark.slow  # starts a dask cluster
 def test_streamed_anova_equals_in_memory_and_on_a_cluster(small_chunks, arrays, client):
     from neuralatlas.analysis.discriminative import anova_importances, discriminative_neurons
 

@@ -105,6 +105,7 @@ def test_aligned_sequence_follows_a_reflected_layer(final_store, labels, tmp_pat
     assert np.abs(independent["b"] - independent["a"]).max() > 1e-3
 
 
+@pytest.mark.slow  # two full t-SNE sequences
 def test_tsne_sequence_same_seed_same_coordinates(final_store):
     kwargs = dict(layers=["a", "b"], method="tsne", n_samples=100, seed=7, n_jobs=1)
     one, two = project(final_store, **kwargs), project(final_store, **kwargs)
@@ -306,6 +307,7 @@ def test_projection_figures(epoch_store):
         plt.close(f)
 
 
+@pytest.mark.slow  # the CLI end to end (t-SNE, figures)
 def test_cli_project_writes_results_and_figures(epoch_store, tmp_path):
     import shutil
 
