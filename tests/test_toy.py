@@ -105,7 +105,7 @@ def test_save_writes_png_and_pdf_and_a_summary(nets, tmp_path):
     import json
 
     net = nets("circles")
-    written = net.save(tmp_path)
+    written = net.save_run(tmp_path)
     names = {p.name for p in written}
     for stem in ("decision_regions", "neurons_tanh1"):
         assert {f"{stem}.png", f"{stem}.pdf"} <= names

@@ -23,7 +23,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -42,12 +42,13 @@ class ResultFormatError(NeuralAtlasError):
 
 
 # --------------------------------------------------------------------------------- JSON
-def jsonable(value: Any) -> Any:
+def jsonable(value: Any, default: Callable[[Any], Any] | None = None) -> Any:
     """``value`` as plain JSON types: numpy to Python, NaN and infinity to ``None``.
 
-    Dicts (keys become strings), lists, tuples, numpy arrays and scalars, paths, dataclasses
-    and objects with a ``summary()`` are converted; anything else is a ``TypeError`` (a
-    ``repr`` in a results file would look like data and not be).
+    Dicts (keys become strings), lists, tuples, numpy arrays and scalars, paths and dataclasses
+    are converted; anything else is a ``TypeError`` (a ``repr`` in a results file would look
+    like data and not be), unless ``default`` converts it: settings that record what was
+    used (a baseline tensor, a callable target) pass ``default=repr`` on purpose.
 
     Examples
     --------
@@ -64,20 +65,22 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, np.bool_):
         return bool(value)
     if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
+        return jsonable(value.tolist(), default)
     if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v, default) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
-        return [jsonable(v) for v in items]
+        return [jsonable(v, default) for v in items]
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if isinstance(value, np.generic):
-        return jsonable(value.item())
+        return jsonable(value.item(), default)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return jsonable({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+        return jsonable({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, default)
     if isinstance(value, complex):
         raise TypeError(f"a complex number ({value!r}) has no JSON form; store its real and imaginary parts")
+    if default is not None:
+        return jsonable(default(value))
     raise TypeError(f"{type(value).__name__} is not JSON-able: convert it (to a number, a string or a list) "
                     "before writing it to a results file")
 
@@ -187,6 +190,25 @@ def safe_name(name: object) -> str:
     return text
 
 
+def files_of(owner: str, directory: str | os.PathLike[str], stem: str, name: str | None = None) -> Path:
+    """Where a result's files are: ``directory/stem`` (add ``.npz``/``.json``), the protocol's layout.
+
+    ``name`` is the deprecated second argument of older ``load(directory, name)`` calls: it
+    warns and finds ``directory/name/stem`` (a folder per result) or, from older runs, the
+    flat ``directory/name.*`` files several results once shared.
+    """
+    directory = Path(directory)
+    if name is None:
+        return directory / stem
+    import warnings
+
+    warnings.warn(f"{owner}.load(directory, {name!r}) is deprecated since 0.2: every result has a folder of its "
+                  f"own; use {owner}.load(directory / {name!r})", DeprecationWarning, stacklevel=3)
+    if (directory / name / f"{stem}.json").is_file():
+        return directory / name / stem
+    return directory / name
+
+
 # -------------------------------------------------------------------------------- protocol
 def _values_equal(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
@@ -206,19 +228,32 @@ def _values_equal(a: Any, b: Any) -> bool:
         return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-6, abs_tol=0.0)
     if hasattr(a, "equals") and callable(a.equals) and type(a) is type(b):  # DataFrame, Series
         return bool(a.equals(b))
+    if dataclasses.is_dataclass(a) and not isinstance(a, type):  # a dataclass of arrays has an ambiguous ==
+        return type(a) is type(b) and _values_equal(_fields(a), _fields(b))
     return bool(a == b)
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    return dict(vars(obj))
 
 
 class Result:
     """Mixin for every analysis result: ``save``/``load``/``summary`` given, the rest derived.
 
-    Subclasses set ``kind`` (the format tag of their files) and implement ``save(directory)
-    -> directory``, the classmethod ``load(directory)`` and ``summary() -> dict``. They may
-    override ``to_frame()`` (default: the summary as one row) and ``_html_title``.
+    Subclasses set ``kind`` (the format tag of their files, a class attribute: an instance
+    attribute of the same name, such as NAPs' ``"contrastive"``, does not change the tag) and
+    implement ``save(directory) -> directory``, the classmethod ``load(directory)`` and
+    ``summary() -> dict``. They may override ``to_frame()`` (default: the summary as one row)
+    and ``_html_title``. :meth:`equals` compares every attribute, private ones included
+    (results keep their arrays in ``_values`` and the like); caches named in
+    ``_equals_ignore`` are skipped.
     """
 
     kind: ClassVar[str] = "result"
     format_version: ClassVar[int] = 1
+    _equals_ignore: ClassVar[frozenset[str]] = frozenset()
 
     # -- implemented by each result ---------------------------------------------------
     def save(self, directory: str | os.PathLike[str]) -> Path:
@@ -241,7 +276,17 @@ class Result:
 
     def write_summary(self, directory: str | os.PathLike[str], name: str = "summary.json") -> Path:
         """Write :meth:`summary` into ``directory/name`` with this result's format tag."""
-        return write_json(Path(directory) / name, self.summary_json(), kind=self.kind, version=self.format_version)
+        return self.write_json(Path(directory) / name, self.summary_json())
+
+    def write_json(self, path: str | os.PathLike[str], payload: Mapping[str, Any]) -> Path:
+        """:func:`write_json` with this result's format tag (the class's ``kind`` and version)."""
+        cls = type(self)
+        return write_json(path, payload, kind=cls.kind, version=cls.format_version)
+
+    @classmethod
+    def read_json(cls, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """:func:`read_json` requiring this class's format tag (untagged files of older runs pass)."""
+        return read_json(path, kind=cls.kind, version=cls.format_version)
 
     def to_frame(self) -> Any:
         """The result as a pandas DataFrame (default: the scalar entries of the summary as one row)."""
@@ -249,6 +294,14 @@ class Result:
 
         flat = {k: v for k, v in self.summary_json().items() if not isinstance(v, (dict, list))}
         return pd.DataFrame([flat])
+
+    def table(self) -> Any:
+        """Deprecated alias of :meth:`to_frame` (the one name for a result's table)."""
+        import warnings
+
+        warnings.warn(f"{type(self).__name__}.table() is deprecated since 0.2; use .to_frame() "
+                      "(the old name goes in the next release)", DeprecationWarning, stacklevel=2)
+        return self.to_frame()
 
     @property
     def _html_title(self) -> str:
@@ -271,13 +324,16 @@ class Result:
         """Whether ``other`` is the same kind of result holding the same values (arrays to 1e-6)."""
         if type(other) is not type(self):
             return False
-        mine = vars(self) if not dataclasses.is_dataclass(self) else {
-            f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        theirs = vars(other) if not dataclasses.is_dataclass(other) else {
-            f.name: getattr(other, f.name) for f in dataclasses.fields(other)}
-        mine = {k: v for k, v in mine.items() if not k.startswith("_")}
-        theirs = {k: v for k, v in theirs.items() if not k.startswith("_")}
-        return _values_equal(mine, theirs)
+        return _values_equal(self._equals_state(), other._equals_state())  # type: ignore[attr-defined]
+
+    def _equals_state(self) -> dict[str, Any]:
+        """What :meth:`equals` compares: every attribute but the caches in ``_equals_ignore``.
+
+        A result whose settings hold objects that are saved as text (a tensor baseline kept
+        as its ``repr``) overrides this to compare them as written.
+        """
+        skip = type(self)._equals_ignore
+        return {k: v for k, v in _fields(self).items() if k not in skip}
 
 
 def result_classes() -> list[type[Result]]:

@@ -21,7 +21,6 @@ Example
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from neuralatlas.errors import ConfigError, did_you_mean
+from neuralatlas.errors import AnalysisError, ConfigError, did_you_mean
+from neuralatlas.results import Result
 
 #: Per data set: a network that learns it in seconds on a CPU, and the accuracy that counts
 #: as learned (xor's noisy points straddle the axes, so ~95 % is its ceiling).
@@ -46,7 +46,7 @@ EXTENT = (-1.25, 1.25)
 
 
 @dataclass
-class ToyNetwork:
+class ToyNetwork(Result):
     """A trained toy MLP and its hidden neurons evaluated over the input plane.
 
     Attributes
@@ -88,6 +88,8 @@ class ToyNetwork:
     target_accuracy: float | None = None
     reached_target: bool | None = None
     run_dir: Path | None = None
+
+    kind = "toy"
 
     @property
     def classes(self) -> list[str]:
@@ -140,8 +142,76 @@ class ToyNetwork:
             figs[f"neurons_{layer}"] = neuron_heatmaps(self, layer=layer)
         return figs
 
-    def save(self, run_dir: str | os.PathLike[str]) -> list[Path]:
-        """Write ``results/toy/`` (summary.json, grids.npz) and ``figures/toy/`` (PNG + PDF).
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``summary.json``, ``grids.npz``, ``toy.json``, ``data.npz`` and ``model.pt`` into ``directory``.
+
+        Everything :meth:`load` needs to give the network back (the model as its zoo spec and
+        weights). Returns the directory. A run folder's ``results/toy/`` and figures:
+        :meth:`save_run`.
+        """
+        import torch
+
+        from neuralatlas.zoo.models import SPEC_ATTR
+
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        self.write_summary(d)
+        np.savez(d / "grids.npz", xs=self.xs, ys=self.ys, probabilities=self.probabilities,
+                 **{f"act_{k}": v for k, v in self.activations.items()})
+        sets = {f"{part}_{k}": getattr(getattr(self, part), k) for part in ("train", "test")
+                for k in ("inputs", "labels", "index")}
+        np.savez(d / "data.npz", **sets)
+        spec = getattr(self.model, SPEC_ATTR, None)
+        torch.save(self.model.state_dict(), d / "model.pt")
+        self.write_json(d / "toy.json", {
+            "data": self.data, "spec": spec, "classes": self.classes, "layers": self.hidden_layers,
+            "metrics": self.metrics, "tries": self.tries, "restarted_because": self.restarted_because,
+            "target_accuracy": self.target_accuracy, "reached_target": self.reached_target,
+            "run_dir": None if self.run_dir is None else str(self.run_dir),
+            "train_name": self.train.name, "test_name": self.test.name})
+        return d
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> ToyNetwork:
+        """Read what :meth:`save` wrote: the model rebuilt from its zoo spec, with its weights."""
+        import torch
+
+        from neuralatlas.data.dataset import ArrayDataset
+        from neuralatlas.zoo import build
+
+        d = Path(directory)
+        if not (d / "toy.json").is_file():
+            raise AnalysisError(f"No toy network in {d} (no toy.json); write one with toy_network(...).save(dir)"
+                                " (a folder written by an older save(run_dir) holds only the summary and grids).")
+        meta = cls.read_json(d / "toy.json")
+        if not meta.get("spec"):
+            raise AnalysisError(f"{d / 'toy.json'} does not say how the model was built (no zoo spec).")
+        spec = meta["spec"]
+        model = build(spec["builder"], **spec["kwargs"], seed=spec.get("seed", 0))
+        model.load_state_dict(torch.load(d / "model.pt", weights_only=True))
+        model.eval()
+        with np.load(d / "data.npz") as f:
+            sets = {part: ArrayDataset(f[f"{part}_inputs"], f[f"{part}_labels"], meta["classes"],
+                                       index=f[f"{part}_index"], name=meta[f"{part}_name"])
+                    for part in ("train", "test")}
+        with np.load(d / "grids.npz") as g:
+            acts = {layer: g[f"act_{layer}"] for layer in meta["layers"]}
+            xs, ys, probs = g["xs"], g["ys"], g["probabilities"]
+        return cls(meta["data"], model, sets["train"], sets["test"], xs, ys, acts, probs, meta["metrics"],
+                   meta["tries"], meta["restarted_because"], meta["target_accuracy"], meta["reached_target"],
+                   None if meta["run_dir"] is None else Path(meta["run_dir"]))
+
+    def _equals_state(self) -> dict[str, Any]:
+        # a module compares by its weights; metrics as written (NaN loss is null on disk)
+        from neuralatlas.results import jsonable
+
+        state = super()._equals_state()
+        state["model"] = {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
+        state["metrics"] = jsonable(self.metrics)
+        return state
+
+    def save_run(self, run_dir: str | os.PathLike[str]) -> list[Path]:
+        """Write ``results/toy/`` (:meth:`save`) and ``figures/toy/`` (PNG + PDF) of a run folder.
 
         Returns the files written.
         """
@@ -151,11 +221,8 @@ class ToyNetwork:
 
         run_dir = Path(run_dir)
         results, figures = run_dir / "results" / "toy", run_dir / "figures" / "toy"
-        results.mkdir(parents=True, exist_ok=True)
-        written = [results / "summary.json", results / "grids.npz"]
-        written[0].write_text(json.dumps(self.summary(), indent=2))
-        np.savez(written[1], xs=self.xs, ys=self.ys, probabilities=self.probabilities,
-                 **{f"act_{k}": v for k, v in self.activations.items()})
+        self.save(results)
+        written = sorted(p for p in results.iterdir() if p.is_file())
         for name, fig in self.figures().items():
             written += save_figure(fig, figures / name)
             plt.close(fig)

@@ -73,7 +73,7 @@ def test_capture_clean_and_adversarial_into_one_store(model_and_data, tmp_path):
     assert table["group"].tolist() == ["clean"] * 40 + ["adversarial"] * 40
     np.testing.assert_array_equal(table["index"][:40], table["index"][40:])
     np.testing.assert_array_equal(table["prediction"][40:], res.adv_pred)
-    res.save(tmp_path / "results")
+    res.save(tmp_path / "results" / res.stem)
     back = AttackResult.load(tmp_path / "results" / "pgd_linf_eps0.1")
     np.testing.assert_array_equal(back.adversarial, res.adversarial)
 

@@ -44,10 +44,10 @@ def test_planted_channel_in_a_conv_store_ranks_first(tmp_path):
     maps[:, 4] += (y == 1)[:, None, None] * 1.5                     # channel 4 lights up for class 1
     store = ActivationStore.from_arrays(tmp_path / "acts.zarr", {"conv": maps}, y, classes=["a", "b", "c"])
     for method in ("trees", "anova"):
-        res = discriminative_neurons(store, "conv", method=method, n=150, n_estimators=50, n_jobs=1)
+        res = discriminative_neurons(store, "conv", method=method, n_samples=150, n_estimators=50, n_jobs=1)
         assert res.importances.shape == (6, 3)                       # one neuron per channel
         assert res.top("b", 1)[0] == 4
-    table = res.table()
+    table = res.to_frame()
     assert table.loc[4, "best_class"] == "b" and list(table.columns[-3:]) == ["a", "b", "c"]
     back = DiscriminativeNeurons.load(res.save(tmp_path / "out"))
     np.testing.assert_array_equal(back.importances, res.importances)
@@ -126,3 +126,14 @@ def test_discriminative_figures(tmp_path):
         discriminative_map(neurons, np.ones((3, 4)))
     for f in figs:
         plt.close(f)
+
+
+def test_old_sample_count_keyword_and_table_still_work_with_a_warning():
+    x, y = _planted(n=120, seed=1)
+    with pytest.warns(DeprecationWarning, match="use n_samples"):
+        old = discriminative_neurons({"fc": x}, "fc", labels=y, method="anova", n=60)
+    new = discriminative_neurons({"fc": x}, "fc", labels=y, method="anova", n_samples=60)
+    np.testing.assert_array_equal(old.importances, new.importances)
+    assert new.params["n_samples"] == 60
+    with pytest.warns(DeprecationWarning, match="to_frame"):
+        assert old.table().equals(old.to_frame())

@@ -256,8 +256,8 @@ def test_without_graphviz_the_error_says_how_to_install(monkeypatch):
 
 def test_save_load_round_trip(tmp_path):
     graph = architecture(SmallResNet(), torch.zeros(1, 3, 16, 16))
-    written = graph.save(tmp_path)
-    assert {p.name for p in written} >= {"graph.json", "summary.csv", "summary.txt", "architecture.svg"}
+    assert graph.save(tmp_path) == tmp_path
+    assert {p.name for p in tmp_path.iterdir()} >= {"graph.json", "summary.csv", "summary.txt", "architecture.svg"}
     back = ArchitectureGraph.load(tmp_path)
     assert back.module_names == graph.module_names and back.edges == graph.edges
     assert back.node("layer1.1.conv2").output_shape == (16, 8, 8)

@@ -20,7 +20,7 @@ def test_integrated_gradients_beat_random(curves):
     assert curves.beats_random("integrated_gradients") == {"deletion": True, "insertion": True}
     auc = curves.auc("deletion")
     assert auc["integrated_gradients"] < 0.6 * auc["random"]
-    assert set(curves.table()["method"]) == {"integrated_gradients", "saliency", "random"}
+    assert set(curves.to_frame()["method"]) == {"integrated_gradients", "saliency", "random"}
 
 
 def test_curves_start_and_end_at_the_right_scores(trained_cnn_run, curves):

@@ -161,6 +161,17 @@ def test_smoothgrad_and_gradient_shap_are_seeded(small_cnn, batch):
     assert attribute(small_cnn, x, "ig", labels=y.numpy(), smooth=2, n_steps=4).name == "smoothgrad(integrated_gradients)"
 
 
+def test_gradient_shap_draws_are_n_draws_and_the_old_keyword_warns(small_cnn, batch):
+    x, y = batch
+    new = attribute(small_cnn, x, "gradient_shap", labels=y.numpy(), seed=3, n_draws=4)
+    assert new.params["n_draws"] == 4 and "n_samples" not in new.params
+    with pytest.warns(DeprecationWarning, match="use n_draws"):
+        old = attribute(small_cnn, x, "gradient_shap", labels=y.numpy(), seed=3, n_samples=4)
+    np.testing.assert_array_equal(old.maps, new.maps)
+    more = attribute(small_cnn, x, "gradient_shap", labels=y.numpy(), seed=3, n_draws=8)
+    assert not np.allclose(more.maps, new.maps)  # the count reaches captum
+
+
 def test_data_set_input_and_prediction_target(small_cnn, digits_data):
     _, test = digits_data
     sub = test.subset(slice(0, 40))

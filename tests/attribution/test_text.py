@@ -78,6 +78,7 @@ def _encoded(ds):
 
 
 # ---------------------------------------------------------------------------- MiniLM classifier
+@pytest.mark.slow  # IG through the real MiniLM
 def test_minilm_layer_ig_equals_captum_and_is_complete(classifier, text):
     from captum.attr import LayerIntegratedGradients
 
@@ -106,6 +107,7 @@ def test_minilm_layer_ig_equals_captum_and_is_complete(classifier, text):
     assert res.params["baseline"] == "pad" and res.targets.tolist() == few.labels.tolist()
 
 
+@pytest.mark.slow  # IG through the real MiniLM
 def test_minilm_tolerance_and_trapezoid_correction(classifier, text):
     from captum.attr import LayerIntegratedGradients
 
@@ -377,7 +379,7 @@ def test_run_folder_attribution_of_text_draws_token_heat_maps(text, tmp_path):
     assert (figures / "tokens_integrated_gradients.png").exists() and (figures / "tokens_saliency.png").exists()
     assert not (figures / "grid.png").exists() and (figures / "sanity_integrated_gradients.png").exists()
     assert not (figures / "sanity_maps_integrated_gradients.png").exists()  # [T, D] maps as images say nothing
-    saved = Attribution.load(tmp_path / "results" / "attribution", "integrated_gradients@emb")
+    saved = Attribution.load(tmp_path / "results" / "attribution" / "integrated_gradients_emb")  # its own folder
     assert saved.tokens is not None and saved.is_text
     with pytest.raises(Exception, match="tokenizer"):
         from neuralatlas.data import topics

@@ -182,6 +182,7 @@ def test_interrupted_capture_resumes_to_identical_store(small, tmp_path):
     assert resumed.samples.equals(full.samples)
 
 
+@pytest.mark.slow  # kills a capture subprocess and resumes it
 def test_killed_process_resumes(tmp_path):
     """A real SIGKILL in the middle of a capture; the rerun finishes only what is missing."""
     script = textwrap.dedent(f"""

@@ -25,19 +25,20 @@ def run_copy(tmp_path, trained_cnn_run):
     return run
 
 
+@pytest.mark.slow  # trains a run and visualises it through the CLI
 def test_featurevis_command(run_copy):
     result = CliRunner().invoke(app, ["featurevis", str(run_copy), "--layer", "conv2", "--units", "0-3,7",
                                       "--steps", "8", "--filters", "--maps", "2", "--maps-layer", "conv1",
                                       "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    res = FeatureVisResult.load(run_copy / "results" / "featurevis", "conv2")
+    res = FeatureVisResult.load(run_copy / "results" / "featurevis" / "conv2")
     assert res.labels == ["conv2:0", "conv2:1", "conv2:2", "conv2:3", "conv2:7"]
     figures = run_copy / "figures" / "featurevis"
     for stem in ("conv2_images", "conv2_trace", "filters_conv2", "feature_maps_2_conv1"):
         assert (figures / f"{stem}.png").is_file() and (figures / f"{stem}.pdf").is_file()
     result = CliRunner().invoke(app, ["featurevis", str(run_copy), "--steps", "4", "--units", "all"])
     assert result.exit_code == 0, result.output
-    meta = json.loads((run_copy / "results" / "featurevis" / "logits.json").read_text())
+    meta = json.loads((run_copy / "results" / "featurevis" / "logits" / "featurevis.json").read_text())
     assert len(meta["labels"]) == 10
 
 
@@ -55,7 +56,7 @@ def test_dream_command(tmp_path, run_copy, trained_cnn_run):
     assert result.exit_code == 0, result.output
     dreamed = read_image(tmp_path / "d.png")
     assert dreamed.shape == (1, 256, 256)  # enlarged 32x for viewing
-    assert (run_copy / "results" / "dream" / "digit.npz").is_file()
+    assert (run_copy / "results" / "dream" / "digit" / "dream.npz").is_file()
     assert (run_copy / "figures" / "dream" / "digit.png").is_file()
     assert np.isfinite(dreamed).all()
 

@@ -134,12 +134,14 @@ def test_rgb_images_on_a_vgg_with_default_transforms():
 
 def test_results_save_and_load(tmp_path, trained_cnn_run):
     res = visualize_feature(trained_cnn_run.model, "logit:4", steps=3)
-    res.save(tmp_path, "logit4")
-    back = FeatureVisResult.load(tmp_path, "logit4")
+    assert res.save(tmp_path / "logit4") == tmp_path / "logit4"
+    back = FeatureVisResult.load(tmp_path / "logit4")
     assert np.array_equal(back.images, res.images) and back.labels == res.labels
     assert back.settings["steps"] == 3
     with pytest.raises(AnalysisError, match="missing"):
-        FeatureVisResult.load(tmp_path, "nothing")
+        FeatureVisResult.load(tmp_path / "nothing")
+    with pytest.warns(DeprecationWarning, match="own"):  # the old (directory, name) call still reads it
+        assert FeatureVisResult.load(tmp_path, "logit4").equals(back)
 
 
 def test_bad_layer_and_missing_shape_are_explained(trained_cnn_run):

@@ -63,8 +63,8 @@ def test_card_contents_match_the_store(setup):
 
 def test_save_load_and_figure(setup, tmp_path):
     *_, cards = setup
-    path = cards[0].save(tmp_path)
-    back = UnitCard.load(tmp_path, path.stem)
+    path = cards[0].save(tmp_path / cards[0].stem)
+    back = UnitCard.load(path)
     assert back.name == cards[0].name and np.array_equal(back.patches, cards[0].patches)
     assert back.class_names == cards[0].class_names and back.ratio == pytest.approx(cards[0].ratio)
     fig = back.figure()

@@ -8,7 +8,7 @@ ball); this one follows the paper for both norms.
 
 from __future__ import annotations
 
-import json
+import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +23,14 @@ from neuralatlas.attribution.methods import InputBatches, quiet_captum
 from neuralatlas.capture.hooks import preserved, select_tensor
 from neuralatlas.capture.loop import call_model, pick_device
 from neuralatlas.errors import AnalysisError, did_you_mean
+from neuralatlas.results import Result
 
 ATTACKS = ("fgsm", "pgd")
 NORMS = ("linf", "l2")
 
 
 @dataclass
-class AttackResult:
+class AttackResult(Result):
     """Clean and adversarial inputs with the model's predictions on both.
 
     Attributes
@@ -60,8 +61,15 @@ class AttackResult:
     classes: list[str] | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
+    kind = "attack"
+
     def __len__(self) -> int:
         return len(self.clean)
+
+    @property
+    def stem(self) -> str:
+        """A folder name for this attack, e.g. ``pgd_linf_eps0.1`` (what run folders use)."""
+        return f"{self.method}_{self.norm}_eps{self.eps:g}"
 
     @property
     def perturbation(self) -> np.ndarray:
@@ -111,31 +119,42 @@ class AttackResult:
                             groups=np.array(["clean"] * n + ["adversarial"] * n), name=name)
 
     def summary(self) -> dict[str, Any]:
+        """Attack, size, accuracies before and after, success rate, mean perturbation, settings."""
         return {"method": self.method, "norm": self.norm, "eps": self.eps, "n_samples": len(self),
                 "clean_accuracy": self.clean_accuracy, "adversarial_accuracy": self.adversarial_accuracy,
                 "success_rate": self.success_rate, "mean_norm": float(self.norms().mean()) if len(self) else 0.0,
                 "targeted": self.target_class is not None, **self.params}
 
-    def save(self, directory: str | Path, name: str | None = None) -> Path:
+    def save(self, directory: str | Path) -> Path:
+        """Write ``attack.npz`` (inputs, predictions) and ``attack.json`` into ``directory``; return it.
+
+        Run folders use ``results/adversarial/<result.stem>/``.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        stem = name or f"{self.method}_{self.norm}_eps{self.eps:g}"
         arrays = {k: getattr(self, k) for k in ("clean", "adversarial", "labels", "clean_pred", "adv_pred", "index")}
         if self.target_class is not None:
             arrays["target_class"] = self.target_class
-        np.savez_compressed(directory / f"{stem}.npz", **arrays)
-        (directory / f"{stem}.json").write_text(json.dumps({**self.summary(), "classes": self.classes}, indent=2))
-        return directory / f"{stem}.npz"
+        np.savez_compressed(directory / "attack.npz", **arrays)
+        self.write_json(directory / "attack.json", {**self.summary(), "classes": self.classes, "params": self.params})
+        return directory
 
     @classmethod
     def load(cls, path: str | Path) -> AttackResult:
-        """Read what :meth:`save` wrote, from ``<stem>.npz``, ``<stem>.json`` or the stem."""
+        """Read what :meth:`save` wrote (or an older run's ``<stem>.npz`` / ``<stem>.json`` / stem)."""
         path = Path(path)
-        stem = str(path.with_suffix("")) if path.suffix in (".npz", ".json") else str(path)
-        meta = json.loads(Path(stem + ".json").read_text())
+        if (path / "attack.json").is_file():
+            stem = str(path / "attack")
+        else:
+            stem = str(path.with_suffix("")) if path.suffix in (".npz", ".json") else str(path)
+        if not Path(stem + ".json").is_file():
+            raise AnalysisError(f"No saved attack at {path} (no attack.json); write one with attack(...).save(folder).")
+        meta = cls.read_json(stem + ".json")
         with np.load(stem + ".npz") as data:
             arrays = {k: data[k] for k in data.files}
-        params = {k: v for k, v in meta.items() if k in ("steps", "step_size", "random_start", "bounds", "seed")}
+        params = meta.get("params")
+        if params is None:  # older files: the settings were only in the summary
+            params = {k: v for k, v in meta.items() if k in ("steps", "step_size", "random_start", "bounds", "seed")}
         return cls(meta["method"], meta["norm"], meta["eps"], classes=meta.get("classes"), params=params, **arrays)
 
     def __repr__(self) -> str:
@@ -222,8 +241,12 @@ def attack(
 
     Examples
     --------
-    >>> result = attack(model, test, "pgd", eps=0.1)            # doctest: +SKIP
-    >>> result.adversarial_accuracy < result.clean_accuracy
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> model = build("cnn", seed=0).eval()                       # untrained: fast, still a CNN
+    >>> result = attack(model, test.subset(slice(0, 32)), "pgd", eps=0.1)
+    >>> result.adversarial_accuracy <= result.clean_accuracy
     True
     """
     m, nm = _check(method, norm, eps)
@@ -365,33 +388,55 @@ def _pgd(model, x, y, eps, norm, steps, step, random_start, target_class, lim, o
 
 
 @dataclass
-class RobustnessCurve:
-    """Accuracy and attack success rate against the perturbation size."""
+class RobustnessCurve(Result):
+    """Accuracy and attack success rate against the perturbation size.
+
+    ``table`` is the curve (one row per ``eps``); ``results`` the attacks kept (``keep=True``).
+    """
 
     method: str
     norm: str
-    table: pd.DataFrame
+    table: pd.DataFrame  # a field: on a curve, ``table`` is the data, not the deprecated method
     results: list[AttackResult] = field(default_factory=list, repr=False)
 
+    kind = "robustness"
+
     def summary(self) -> dict[str, Any]:
+        """Attack, norm and the curve's rows."""
         return {"method": self.method, "norm": self.norm, "curve": self.table.to_dict(orient="records")}
 
+    def to_frame(self) -> pd.DataFrame:
+        """The curve: one row per perturbation size."""
+        return self.table.copy()
+
     def save(self, directory: str | Path) -> Path:
+        """Write ``robustness.json``, ``robustness.csv`` and each kept attack in ``<attack.stem>/``; return it."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        stem = f"robustness_{self.method}_{self.norm}"
-        self.table.to_csv(directory / f"{stem}.csv", index=False)
-        (directory / f"{stem}.json").write_text(json.dumps(self.summary(), indent=2))
-        return directory / f"{stem}.json"
+        self.table.to_csv(directory / "robustness.csv", index=False)
+        self.write_json(directory / "robustness.json",
+                        {**self.summary(), "attacks": [res.stem for res in self.results]})
+        for res in self.results:
+            res.save(directory / res.stem)
+        return directory
 
     @classmethod
     def load(cls, path: str | Path) -> RobustnessCurve:
-        meta = json.loads(Path(path).with_suffix(".json").read_text())
-        return cls(meta["method"], meta["norm"], pd.DataFrame(meta["curve"]))
+        """Read what :meth:`save` wrote (or an older run's ``robustness_<method>_<norm>.json``)."""
+        path = Path(path)
+        meta_file = path / "robustness.json" if path.is_dir() else path.with_suffix(".json")
+        if not meta_file.is_file():
+            raise AnalysisError(f"No robustness curve at {path} (no robustness.json); write one with"
+                                " robustness_curve(...).save(folder).")
+        meta = cls.read_json(meta_file)
+        csv = meta_file.with_suffix(".csv")
+        table = pd.read_csv(csv) if csv.is_file() else pd.DataFrame(meta["curve"])
+        results = [AttackResult.load(meta_file.parent / stem) for stem in meta.get("attacks", [])]
+        return cls(meta["method"], meta["norm"], table, results)
 
     def _repr_html_(self) -> str:
-        return (f"<div><b>Robustness to {self.method} ({self.norm})</b>"
-                f"{self.table.to_html(index=False, float_format='%.3f')}</div>")
+        return (f"<div><b>Robustness to {html.escape(self.method)} ({html.escape(self.norm)})</b>"
+                f"{self.table.to_html(index=False, float_format='%.3f', escape=True)}</div>")
 
 
 def robustness_curve(model: nn.Module, inputs: Any, eps: Sequence[float] = (0.0, 0.05, 0.1, 0.2, 0.3),
@@ -402,8 +447,13 @@ def robustness_curve(model: nn.Module, inputs: Any, eps: Sequence[float] = (0.0,
 
     Examples
     --------
-    >>> curve = robustness_curve(model, test, eps=[0, 0.05, 0.1, 0.2])   # doctest: +SKIP
-    >>> curve.table[["eps", "accuracy", "success_rate"]]
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> model = build("cnn", seed=0).eval()                       # untrained: fast, still a CNN
+    >>> curve = robustness_curve(model, test.subset(slice(0, 32)), eps=[0, 0.05, 0.1])
+    >>> curve.table["eps"].tolist(), bool(curve.table["accuracy"].is_monotonic_decreasing)
+    ([0.0, 0.05, 0.1], True)
     """
     rows, kept = [], []
     norm = kwargs.get("norm", "linf")

@@ -16,7 +16,6 @@ preview. Importances are normalised so each class's column sums to 1.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from neuralatlas.analysis.projection import DEFAULT_N, _epoch, _flatten, _jsonable, _safe, _source
-from neuralatlas.errors import AnalysisError
+from neuralatlas.analysis.projection import _epoch
+from neuralatlas.analysis.sources import DEFAULT_N_SAMPLES, AtMost, flatten, open_source
+from neuralatlas.errors import AnalysisError, StoreError
+from neuralatlas.results import Result
+from neuralatlas.vocabulary import renamed_parameter
 
 __all__ = [
     "DISCRIMINATIVE_METHODS",
@@ -55,7 +57,7 @@ def _check(x: np.ndarray, y: np.ndarray, n_classes: int | None) -> tuple[np.ndar
         missing = np.flatnonzero(present[:k] == 0).tolist()
         raise AnalysisError(
             f"Classes {missing} have no samples in the subset (or labels exceed n_classes={k});"
-            " use more samples (n=...) or check the labels."
+            " use more samples (n_samples=...) or check the labels."
         )
     return x, y, k
 
@@ -210,7 +212,7 @@ def importance_agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide((ra * rb).sum(0), denom, out=np.full(a.shape[1], np.nan), where=denom > 0)
 
 
-class DiscriminativeNeurons:
+class DiscriminativeNeurons(Result):
     """Per neuron and class, how well the neuron separates the class from the rest.
 
     Attributes
@@ -223,6 +225,8 @@ class DiscriminativeNeurons:
     method : "trees" or "anova"
     params : dict
     """
+
+    kind = "discriminative"
 
     def __init__(self, importances: np.ndarray, *, classes: Sequence[str], layer: str, epoch: int | None = None,
                  method: str = "trees", params: dict[str, Any] | None = None):
@@ -261,7 +265,16 @@ class DiscriminativeNeurons:
         """Spearman correlation with another importance matrix, per class."""
         return pd.Series(importance_agreement(self.importances, other), index=self.classes, name="spearman")
 
-    def table(self) -> pd.DataFrame:
+    def summary(self) -> dict[str, Any]:
+        """Layer, method, epoch, sizes, and per class the best neuron and its importance."""
+        top = self.importances.argmax(0) if self.importances.size else np.zeros(0, int)
+        return {"layer": self.layer, "method": self.method, "epoch": self.epoch,
+                "n_neurons": int(self.importances.shape[0]), "n_classes": int(self.importances.shape[1]),
+                "best_neuron": {c: int(i) for c, i in zip(self.classes, top)},
+                "best_importance": {c: float(self.importances[i, j]) for j, (c, i) in enumerate(zip(self.classes, top))},
+                "params": self.params}
+
+    def to_frame(self) -> pd.DataFrame:
         """One row per neuron: best class, strength, and every class's importance."""
         frame = pd.DataFrame(self.importances, columns=self.classes)
         frame.insert(0, "strength", self.strength)
@@ -270,19 +283,25 @@ class DiscriminativeNeurons:
         return frame
 
     def save(self, directory: str | Path) -> Path:
+        """Write ``discriminative.npz`` (importances) and ``discriminative.json`` into ``directory``; return it."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        stem = f"discriminative_{_safe(self.layer)}_{self.method}" + ("" if self.epoch is None else f"_epoch{self.epoch}")
-        np.savez(directory / f"{stem}.npz", importances=self.importances)
+        np.savez(directory / "discriminative.npz", importances=self.importances)
         meta = {"classes": self.classes, "layer": self.layer, "epoch": self.epoch, "method": self.method,
                 "params": self.params}
-        (directory / f"{stem}.json").write_text(json.dumps(_jsonable(meta), indent=1))
-        return directory / f"{stem}.npz"
+        self.write_json(directory / "discriminative.json", meta)
+        return directory
 
     @classmethod
-    def load(cls, path: str | Path) -> DiscriminativeNeurons:
-        path = Path(path)
-        meta = json.loads(path.with_suffix(".json").read_text())
+    def load(cls, directory: str | Path) -> DiscriminativeNeurons:
+        """Read what :meth:`save` wrote (or, from older runs, a ``discriminative_*.npz`` file)."""
+        path = Path(directory)
+        if path.is_dir():
+            path = path / "discriminative.npz"
+        if not path.with_suffix(".json").is_file():
+            raise StoreError(f"No discriminative neurons at {directory} (no {path.with_suffix('.json').name}); "
+                             "write them with discriminative_neurons(...).save(dir).")
+        meta = cls.read_json(path.with_suffix(".json"))
         with np.load(path) as npz:
             return cls(npz["importances"], **meta)
 
@@ -291,8 +310,9 @@ class DiscriminativeNeurons:
                 f" n_neurons={self.importances.shape[0]}, n_classes={self.importances.shape[1]})")
 
 
+@renamed_parameter("n", "n_samples")
 def discriminative_neurons(data: Any, layer: str | None = None, *, epoch: int | None = None, method: str = "trees",
-                           n: int | None = DEFAULT_N, seed: int = 0, pool: str = "mean", n_estimators: int = 100,
+                           n_samples: int | AtMost | None = DEFAULT_N_SAMPLES, seed: int = 0, pool: str = "mean", n_estimators: int = 100,
                            n_jobs: int = -1, labels: np.ndarray | None = None,
                            classes: Sequence[str] | None = None, memory_limit: int | str | None = None,
                            client: Any = None) -> DiscriminativeNeurons:
@@ -308,18 +328,19 @@ def discriminative_neurons(data: Any, layer: str | None = None, *, epoch: int | 
         Checkpoint epoch; ``None`` for the final model.
     method : "trees" or "anova"
         Extremely randomised trees one-vs-rest (Rauber et al.), or the fast ANOVA F.
-    n : int or None
-        Samples used (class-stratified, seeded; the same subset :func:`project` draws).
-        ``None``: every sample. With ``method="anova"`` on a store that is one streamed
+    n_samples : int, AtMost or None
+        Samples used (class-stratified, seeded; the same subset :func:`project` draws;
+        the default ``AtMost(2000)`` is up to 2,000). ``None``: every sample. (``n=`` is
+        the old name, deprecated.) With ``method="anova"`` on a store that is one streamed
         pass in bounded memory (``memory_limit=``, ``client=`` as for :func:`naps`); the
-        trees need their samples in memory, so keep ``n`` to what fits.
+        trees need their samples in memory, so keep ``n_samples`` to what fits.
     seed : int
     pool : "mean" or "max"
         Conv layers: a channel is a neuron, its map pooled over space.
     n_estimators, n_jobs
         Forest size and threads (trees only).
     memory_limit, client
-        For the streamed ANOVA (``n=None`` on a store).
+        For the streamed ANOVA (``n_samples=None`` on a store).
 
     Returns
     -------
@@ -337,7 +358,7 @@ def discriminative_neurons(data: Any, layer: str | None = None, *, epoch: int | 
     """
     if method not in DISCRIMINATIVE_METHODS:
         raise AnalysisError(f"method={method!r} is not known; choose 'trees' or 'anova'.")
-    src = _source(data, labels=labels, classes=classes)
+    src = open_source(data, labels=labels, classes=classes)
     if layer is None:
         if len(src.layers) != 1:
             raise AnalysisError(f"Name the layer (layer=...); layers: {', '.join(src.layers)}.")
@@ -345,14 +366,14 @@ def discriminative_neurons(data: Any, layer: str | None = None, *, epoch: int | 
     name = src.resolve_layers([layer])[0]
     slot = src.resolve_epochs([epoch])[0] if epoch is not None else src.final_epoch()
     store = getattr(src, "store", None)
-    if method == "anova" and n is None and store is not None and not src.epoch_invariant(name):
+    if method == "anova" and n_samples is None and store is not None and not src.epoch_invariant(name):
         imp = streamed_anova_importances(store, name, epoch=slot, pool=pool, memory_limit=memory_limit,
                                          client=client)
         return DiscriminativeNeurons(imp, classes=src.classes, layer=name, epoch=slot, method=method,
-                                     params={"n": int(store.n_samples), "seed": int(seed), "pool": pool,
+                                     params={"n_samples": int(store.n_samples), "seed": int(seed), "pool": pool,
                                              "n_estimators": int(n_estimators), "streamed": True})
-    rows = src.subset(n, seed)
-    x = _flatten(src.read(name, slot, rows), pool)
+    rows = src.subset(n_samples, seed)
+    x = flatten(src.read(name, slot, rows), pool)
     y = src.labels[rows]
     k = len(src.classes) or None
     if method == "trees":
@@ -361,5 +382,5 @@ def discriminative_neurons(data: Any, layer: str | None = None, *, epoch: int | 
         imp = anova_importances(x, y, k)
     return DiscriminativeNeurons(imp, classes=src.classes or [str(i) for i in range(imp.shape[1])], layer=name,
                                  epoch=slot, method=method,
-                                 params={"n": int(len(rows)), "seed": int(seed), "pool": pool,
+                                 params={"n_samples": int(len(rows)), "seed": int(seed), "pool": pool,
                                          "n_estimators": int(n_estimators)})

@@ -28,7 +28,6 @@ trustworthiness, each next to the same score of a random layout.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -40,6 +39,7 @@ from scipy.spatial import Delaunay, QhullError, cKDTree
 from scipy.spatial.distance import cdist, pdist
 
 from neuralatlas.errors import AnalysisError, LayerError, StoreError, did_you_mean
+from neuralatlas.results import Result
 
 __all__ = ["METHODS", "TopomapLayout", "Topomaps", "assign_to_sites", "disc_sites", "grid_sites",
            "layout_quality", "map_similarity", "spread_disc", "sums_to_zero", "topomaps", "unit_profiles", "unit_values"]
@@ -429,9 +429,11 @@ class TopomapLayout:
 
     Example
     -------
-    >>> profiles = unit_profiles(result.values("conv2"))                # doctest: +SKIP
-    >>> layout = TopomapLayout(method="grid", seed=0).fit(profiles)
-    >>> images = layout.transform(unit_values(result.values("conv2")))   # [groups, 64, 64]
+    >>> rng = np.random.default_rng(0)
+    >>> values = rng.normal(size=(10, 32, 4, 4))                         # NAPs of a conv layer
+    >>> layout = TopomapLayout(method="grid", seed=0).fit(unit_profiles(values))
+    >>> layout.transform(unit_values(values)).shape                      # [groups, 64, 64]
+    (10, 64, 64)
     """
 
     def __init__(self, method: str = "umap", seed: int = 0, *, spread: bool | None = None,
@@ -656,7 +658,7 @@ def map_similarity(images: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------------- topomaps of NAPs
-class Topomaps:
+class Topomaps(Result):
     """Topographic maps of several layers for the groups of a NAPs result.
 
     Attributes
@@ -673,6 +675,8 @@ class Topomaps:
         ``[n_groups, res, res]`` (NaN outside the map), layout quality (:func:`layout_quality`
         plus ``map_similarity``).
     """
+
+    kind = "topomaps"  # the format tag; an instance's ``kind`` ("naps"/"contrastive") shadows it
 
     def __init__(self, method: str, seed: int, groups: Sequence[str], kind: str,
                  coordinates: Mapping[str, np.ndarray], values: Mapping[str, np.ndarray],
@@ -718,10 +722,9 @@ class Topomaps:
             arrays[f"{k}_values"] = self.values[layer]
             arrays[f"{k}_images"] = self.images[layer]
         np.savez(directory / "arrays.npz", **arrays)
-        meta = {"format": FORMAT, "layers": self.layers, **self.summary()}
-        text = json.dumps(meta, indent=1, default=_json_default)
-        (directory / "topomaps.json").write_text(text)
-        (directory / "summary.json").write_text(json.dumps(self.summary(), indent=1, default=_json_default))
+        # strict JSON: an undefined quality (NaN trustworthiness of a degenerate layout) is null
+        self.write_json(directory / "topomaps.json", {"format": FORMAT, "layers": self.layers, **self.summary()})
+        self.write_summary(directory)
         return directory
 
     @classmethod
@@ -732,7 +735,7 @@ class Topomaps:
         if not meta_file.exists():
             raise StoreError(f"No topomaps in {directory} (no topomaps.json); make them with"
                              " neuralatlas.analysis.topomap.topomaps(naps).save(dir) or `neuralatlas topomap RUN_DIR`.")
-        meta = json.loads(meta_file.read_text())
+        meta = cls.read_json(meta_file)
         if meta.get("format") != FORMAT:
             raise StoreError(f"{meta_file} is not a topomaps file (format {meta.get('format')!r}).")
         coords, values, images = {}, {}, {}
@@ -741,17 +744,22 @@ class Topomaps:
                 coords[layer] = f[f"l{i}_coordinates"]
                 values[layer] = f[f"l{i}_values"]
                 images[layer] = f[f"l{i}_images"]
+        # null in a quality entry was a NaN (undefined) measure: a number again, as before saving
+        quality = {layer: {k: float("nan") if v is None else v for k, v in q.items()}
+                   for layer, q in meta["quality"].items()}
         return cls(meta["method"], meta["seed"], meta["groups"], meta["kind"], coords, values, images,
-                   meta["quality"], meta.get("skipped"), meta.get("options"))
+                   quality, meta.get("skipped"), meta.get("options"))
+
+    def to_frame(self) -> Any:
+        """One row per layer (a DataFrame): its layout quality measures (skipped layers with the reason)."""
+        import pandas as pd
+
+        rows = [{"layer": layer, **q} for layer, q in self.quality.items()]
+        rows += [{"layer": layer, "skipped": why} for layer, why in self.skipped.items()]
+        return pd.DataFrame(rows).set_index("layer") if rows else pd.DataFrame()
 
     def __repr__(self) -> str:
         return f"Topomaps(method={self.method!r}, kind={self.kind!r}, layers={self.layers}, groups={len(self.groups)})"
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 MIN_UNITS = 16
@@ -790,15 +798,22 @@ def topomaps(result: Any, layers: str | Sequence[str] | None = None, method: str
 
     Example
     -------
-    >>> maps = topomaps(contrastive_naps(naps(store)), method="umap")   # doctest: +SKIP
+    >>> from neuralatlas import capture
+    >>> from neuralatlas.analysis.naps import contrastive_naps, naps
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> store = capture(build("cnn", seed=0).eval(), test.subset(slice(0, 100)), out="acts.zarr")
+    >>> maps = topomaps(contrastive_naps(naps(store, layers="conv2")), method="grid")
     >>> maps.images["conv2"].shape
     (10, 64, 64)
     """
-    from neuralatlas.analysis.naps import NAPs, _resolve_layers
+    from neuralatlas.analysis.naps import NAPs
+    from neuralatlas.analysis.sources import resolve_layers
 
     if not isinstance(result, NAPs):
         raise AnalysisError(f"topomaps needs a NAPs result (neuralatlas.naps); got {type(result).__name__}.")
-    chosen = _resolve_layers(result.layers, layers)
+    chosen = resolve_layers(result, layers)
     coords, values, images, quality, skipped = {}, {}, {}, {}, {}
     for i, layer in enumerate(chosen):
         v = result.values(layer)

@@ -11,7 +11,6 @@ twice (a shared module) gets one node per call, joined by a dashed "shared" edge
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from neuralatlas.architecture.costs import COUNTED_FUNCTIONS, RULE_TYPES, functi
 from neuralatlas.capture.hooks import preserved
 from neuralatlas.capture.loop import call_model, pick_device
 from neuralatlas.errors import AnalysisError, CaptureError
+from neuralatlas.results import Result
 
 _SPEC_ATTR = "_neuralatlas_spec"
 
@@ -496,7 +496,7 @@ def _require_grad(x: Any) -> Any:
 
 
 @dataclass
-class ArchitectureGraph:
+class ArchitectureGraph(Result):
     """A model's graph: nodes named as ``named_modules()`` names them, edges, and a module table.
 
     Attributes
@@ -521,7 +521,9 @@ class ArchitectureGraph:
 
     Example
     -------
-    >>> g = architecture(model, torch.zeros(1, 1, 8, 8))     # doctest: +SKIP
+    >>> import torch
+    >>> from neuralatlas.zoo import cnn
+    >>> g = architecture(cnn(), torch.zeros(1, 1, 8, 8))
     >>> g.module_names[:3]
     ['conv1', 'relu1', 'pool1']
     >>> svg = g.to_svg()
@@ -538,6 +540,8 @@ class ArchitectureGraph:
     trainable_params: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     total_macs: int | None = None
+
+    kind = "architecture"
 
     @property
     def module_names(self) -> list[str]:
@@ -562,7 +566,8 @@ class ArchitectureGraph:
     def summary(self, depth: int | None = None, repeats: bool = False):
         """The torchinfo-like table: :class:`~neuralatlas.architecture.table.ModelSummary`.
 
-        ``depth`` keeps rows of at most that many name segments; ``repeats=True`` shows a run
+        It is the result protocol's summary too: a dict of the headline numbers (strict
+        JSON), that prints as the table and carries it as ``.table``. ``depth`` keeps rows of at most that many name segments; ``repeats=True`` shows a run
         of identical consecutive blocks as one row (numbers per block, ``×N``). Totals are
         always those of the whole model.
         """
@@ -634,17 +639,22 @@ class ArchitectureGraph:
         return to_html(graph, engine=engine, layout=chosen)
 
     def _repr_html_(self) -> str:
-        return self.to_html()
+        return self.to_html()  # names in the SVG are escaped by the renderer
+
+    def to_frame(self, depth: int | None = None, repeats: bool = False) -> Any:
+        """The module table (a DataFrame, one row per named module), as :meth:`summary` cuts it."""
+        return self.summary(depth=depth, repeats=repeats).to_frame()
 
     def to_json(self) -> dict[str, Any]:
         """Nodes, edges and the module table as plain JSON-able data (for the report)."""
         return {
-            "model_type": self.model_type, "method": self.method, "input_shape": _jsonable(self.input_shape),
+            "model_type": self.model_type, "method": self.method, "input_shape": _shape_json(self.input_shape),
             "fx_error": self.fx_error, "total_params": self.total_params,
             "trainable_params": self.trainable_params, "total_macs": self.total_macs,
-            "nodes": [{**asdict(n), "output_shape": _jsonable(n.output_shape)} for n in self.nodes],
+            "nodes": [{**asdict(n), "output_shape": _shape_json(n.output_shape)} for n in self.nodes],
             "edges": [list(e) for e in self.edges],
-            "modules": [{**r, "output_shape": _jsonable(r["output_shape"])} for r in self.modules],
+            "modules": [{**r, "output_shape": _shape_json(r["output_shape"])} for r in self.modules],
+            "extra": self.extra,
         }
 
     @classmethod
@@ -654,7 +664,7 @@ class ArchitectureGraph:
         return cls(nodes, [tuple(e) for e in data["edges"]], modules, data.get("method", "fx"),
                    data.get("model_type", ""), _unjson(data.get("input_shape")), data.get("fx_error"),
                    int(data.get("total_params", 0)), int(data.get("trainable_params", 0)),
-                   total_macs=data.get("total_macs"))
+                   extra=dict(data.get("extra") or {}), total_macs=data.get("total_macs"))
 
     def view(self, depth: int | str | None = None, layout: str = "auto",
              max_nodes: int = 40) -> tuple[ArchitectureGraph, str]:
@@ -675,9 +685,9 @@ class ArchitectureGraph:
         return graph, layout
 
     def save(self, directory: str | Path, *, depth: int | str | None = None, layout: str = "auto",
-             max_nodes: int = 40) -> list[Path]:
+             max_nodes: int = 40) -> Path:
         """Write ``graph.json`` (the full graph), ``summary.csv``, ``summary.txt`` and
-        ``architecture.svg`` into ``directory`` (a PNG: :meth:`to_png`).
+        ``architecture.svg`` into ``directory`` (a PNG: :meth:`to_png`); return the directory.
 
         The drawing is :meth:`view`'s: a big model's repeated blocks are drawn once (×N) and its
         nesting cut to fit ``max_nodes`` boxes, laid out to use the page width; ``summary.txt``
@@ -686,14 +696,14 @@ class ArchitectureGraph:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         written = [d / "graph.json", d / "summary.csv", d / "summary.txt", d / "architecture.svg"]
-        written[0].write_text(json.dumps(self.to_json(), indent=1))
+        self.write_json(written[0], self.to_json())
         summary = self.summary()
         summary.table.to_csv(written[1], index=False)
         graph, chosen = self.view(depth, layout, max_nodes)
         text = self.summary(repeats=True) if graph is not self else summary
         written[2].write_text(str(text) + "\n")
         written[3].write_text(graph.to_svg(layout=chosen))
-        return written
+        return d
 
     @classmethod
     def load(cls, directory: str | Path) -> ArchitectureGraph:
@@ -701,7 +711,7 @@ class ArchitectureGraph:
         path = Path(directory) / "graph.json"
         if not path.is_file():
             raise AnalysisError(f"No architecture graph at {str(path)!r}; write one with architecture(model).save(dir).")
-        return cls.from_json(json.loads(path.read_text()))
+        return cls.from_json(cls.read_json(path))
 
     def __repr__(self) -> str:
         n_mod = sum(1 for n in self.nodes if n.kind == "module")
@@ -709,11 +719,12 @@ class ArchitectureGraph:
                 f" params={self.total_params:,}, traced with {self.method})")
 
 
-def _jsonable(shape: Shape) -> Any:
+def _shape_json(shape: Shape) -> Any:
+    # a tuple is one output's shape, a list several outputs: JSON keeps them apart as {"t": [...]}
     if isinstance(shape, tuple):
         return {"t": list(shape)}
     if isinstance(shape, list):
-        return [_jsonable(s) for s in shape]
+        return [_shape_json(s) for s in shape]
     return shape
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import html
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+from neuralatlas.errors import AnalysisError
+from neuralatlas.results import Result
 
 if TYPE_CHECKING:
     from neuralatlas.architecture.graph import ArchitectureGraph
@@ -36,11 +41,13 @@ def _human(n: float) -> str:
     return f"{n:.0f}"
 
 
-@dataclass
-class ModelSummary:
+class ModelSummary(Result, dict):
     """Per-layer output shapes, parameters and multiply-accumulates.
 
     ``str(summary)`` is the text table; :attr:`table` (also :meth:`to_frame`) the DataFrame.
+    As a dict it holds the headline numbers (model type, totals, input shape, rows): it is
+    what :meth:`ArchitectureGraph.summary` returns, so that summary is strict JSON as the
+    result protocol asks, and still the torchinfo-like table people print.
 
     Attributes
     ----------
@@ -56,12 +63,54 @@ class ModelSummary:
     model_type : str
     """
 
-    table: pd.DataFrame
-    total_params: int
-    trainable_params: int
-    total_macs: int
-    input_shape: Any = None
-    model_type: str = ""
+    kind = "model_summary"
+
+    def __init__(self, table: pd.DataFrame, total_params: int, trainable_params: int, total_macs: int,
+                 input_shape: Any = None, model_type: str = ""):
+        self.table = table
+        self.total_params, self.trainable_params, self.total_macs = total_params, trainable_params, total_macs
+        self.input_shape, self.model_type = input_shape, model_type
+        dict.__init__(self, model_type=model_type, total_params=int(total_params),
+                      trainable_params=int(trainable_params), total_macs=int(total_macs),
+                      input_shape=format_shape(input_shape), layers=int(len(table)))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ModelSummary) and self.equals(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def summary(self) -> dict[str, Any]:
+        """The headline numbers (this dict, as a plain dict)."""
+        return dict(self)
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``model_summary.json`` (totals and every row) and ``summary.txt`` into ``directory``; return it."""
+        from neuralatlas.architecture.graph import _shape_json
+
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        rows = [{**r, "output_shape": _shape_json(r["output_shape"])} for r in self.table.to_dict(orient="records")]
+        self.write_json(d / "model_summary.json", {
+            "summary": self.summary(), "columns": list(self.table.columns), "rows": rows,
+            "total_params": self.total_params, "trainable_params": self.trainable_params,
+            "total_macs": self.total_macs, "input_shape": _shape_json(self.input_shape),
+            "model_type": self.model_type})
+        (d / "summary.txt").write_text(str(self) + "\n")
+        return d
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> ModelSummary:
+        """Read what :meth:`save` wrote."""
+        from neuralatlas.architecture.graph import _unjson
+
+        path = Path(directory) / "model_summary.json"
+        if not path.is_file():
+            raise AnalysisError(f"No model summary at {str(path)!r}; write one with summary(model).save(dir).")
+        meta = cls.read_json(path)
+        rows = [{**r, "output_shape": _unjson(r["output_shape"])} for r in meta["rows"]]
+        table = pd.DataFrame(rows, columns=meta["columns"])
+        return cls(table, meta["total_params"], meta["trainable_params"], meta["total_macs"],
+                   _unjson(meta["input_shape"]), meta["model_type"])
 
     @classmethod
     def from_graph(cls, graph: ArchitectureGraph, depth: int | None = None,
@@ -125,7 +174,9 @@ class ModelSummary:
 
     def _repr_html_(self) -> str:
         frame = self.table.assign(output_shape=self.table.output_shape.map(format_shape))
-        return frame.to_html(index=False) + f"<p>{self.total_params:,} parameters, {self.total_macs:,} MACs per sample</p>"
+        return (frame.to_html(index=False, escape=True)  # layer names may hold any text
+                + f"<p>{html.escape(self.model_type)}: {self.total_params:,} parameters,"
+                f" {self.total_macs:,} MACs per sample</p>")
 
     def __repr__(self) -> str:
         return str(self)

@@ -8,7 +8,6 @@ the score rise fast (large area). A random ordering is the reference every metho
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +23,14 @@ from neuralatlas.attribution.result import Attribution
 from neuralatlas.capture.hooks import preserved
 from neuralatlas.capture.loop import pick_device
 from neuralatlas.errors import AnalysisError
+from neuralatlas.results import Result
 
 RANDOM = "random"
 MODES = ("deletion", "insertion")
 
 
 @dataclass
-class FaithfulnessResult:
+class FaithfulnessResult(Result):
     """Deletion and insertion curves per method, with their areas.
 
     Attributes
@@ -48,6 +48,8 @@ class FaithfulnessResult:
     score: str = "probability"
     params: dict[str, Any] = field(default_factory=dict)
 
+    kind = "faithfulness"
+
     @property
     def methods(self) -> list[str]:
         return list(next(iter(self.curves.values())))
@@ -61,7 +63,7 @@ class FaithfulnessResult:
             raise AnalysisError(f"mode {mode!r} was not computed; computed: {', '.join(self.curves)}.")
         return {m: float(np.trapezoid(c.mean(0), self.fractions)) for m, c in self.curves[mode].items()}
 
-    def table(self) -> pd.DataFrame:
+    def to_frame(self) -> pd.DataFrame:
         """One row per method: deletion AUC (lower is better), insertion AUC (higher is better)."""
         frame = pd.DataFrame({f"{mode}_auc": self.auc(mode) for mode in self.curves})
         frame.index.name = "method"
@@ -78,21 +80,27 @@ class FaithfulnessResult:
         return out
 
     def summary(self) -> dict[str, Any]:
+        """Score, steps, the settings and the area under each mean curve."""
         return {"score": self.score, "steps": len(self.fractions) - 1, **self.params,
                 "auc": {mode: self.auc(mode) for mode in self.curves}}
 
     def save(self, directory: str | Path) -> Path:
+        """Write ``faithfulness.json`` and ``faithfulness.npz`` (the curves) into ``directory``; return it."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         arrays = {f"{mode}__{m}": c for mode, per in self.curves.items() for m, c in per.items()}
         np.savez_compressed(directory / "faithfulness.npz", fractions=self.fractions, **arrays)
-        (directory / "faithfulness.json").write_text(json.dumps(self.summary(), indent=2))
-        return directory / "faithfulness.json"
+        self.write_json(directory / "faithfulness.json", self.summary())
+        return directory
 
     @classmethod
     def load(cls, directory: str | Path) -> FaithfulnessResult:
+        """Read what :meth:`save` wrote."""
         directory = Path(directory)
-        meta = json.loads((directory / "faithfulness.json").read_text())
+        if not (directory / "faithfulness.json").is_file():
+            raise AnalysisError(f"No faithfulness curves in {directory} (no faithfulness.json); write them with"
+                                " deletion_curves(...).save(folder).")
+        meta = cls.read_json(directory / "faithfulness.json")
         curves: dict[str, dict[str, np.ndarray]] = {}
         with np.load(directory / "faithfulness.npz") as data:
             fractions = data["fractions"]
@@ -104,7 +112,8 @@ class FaithfulnessResult:
         return cls(fractions, curves, meta.get("score", "probability"), params)
 
     def _repr_html_(self) -> str:
-        return f"<div><b>Faithfulness</b>{self.table().to_html(index=False, float_format='%.3f')}</div>"
+        table = self.to_frame().to_html(index=False, float_format="%.3f", escape=True)  # method names are text
+        return f"<div><b>Faithfulness</b>{table}</div>"
 
 
 def _importance(maps: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
@@ -193,8 +202,13 @@ def deletion_curves(
 
     Examples
     --------
-    >>> result = deletion_curves(model, test.subset(slice(0, 64)), ["integrated_gradients", "saliency"])  # doctest: +SKIP
-    >>> result.table()
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> model = build("cnn", seed=0).eval()                       # untrained: fast, still a CNN
+    >>> result = deletion_curves(model, test.subset(slice(0, 32)), ["integrated_gradients", "saliency"])
+    >>> result.to_frame()["method"].tolist()                        # with a random ranking to compare
+    ['integrated_gradients', 'saliency', 'random']
     """
     modes = [modes] if isinstance(modes, str) else list(modes)
     if not modes or any(m not in MODES for m in modes):

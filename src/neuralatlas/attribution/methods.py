@@ -30,6 +30,7 @@ from neuralatlas.capture.fingerprints import positional_count
 from neuralatlas.capture.hooks import preserved, replace_tensor, select_tensor
 from neuralatlas.capture.loop import _to_device, as_source, call_model, pick_device
 from neuralatlas.errors import AnalysisError, LayerError, did_you_mean
+from neuralatlas.vocabulary import renamed_parameter
 
 Target = str | int | Sequence[int] | np.ndarray | torch.Tensor
 Neuron = tuple[str, int | Sequence[int]]
@@ -609,20 +610,23 @@ class _Engine:
 
     def __init__(self, name: str, model: nn.Module, forward: nn.Module, layer: nn.Module | None,
                  layer_name: str | None, *, smooth: dict | None, n_steps: int, integration: str,
-                 internal_batch_size: Any, tolerance: float | None, max_steps: int, n_samples: int,
+                 internal_batch_size: Any, tolerance: float | None, max_steps: int, n_draws: int,
                  window: Any, stride: Any, relu: bool, value_range: tuple[float, float] | None):
         self.name, self.model, self.forward, self.layer, self.layer_name = name, model, forward, layer, layer_name
         self.smooth, self.value_range = smooth, value_range
         self.n_steps, self.integration, self.ibs = int(n_steps), integration, internal_batch_size
         self.tolerance, self.max_steps = tolerance, int(max_steps)
-        self.n_samples, self.window, self.stride, self.relu = int(n_samples), window, stride, relu
+        self.n_draws, self.window, self.stride, self.relu = int(n_draws), window, stride, relu
         self.params: dict[str, Any] = {}
         self.args: tuple[torch.Tensor, ...] = ()
         spec = METHODS[name]
         self.layer_attribution = layer is not None and spec.layer is None
         # saliency without noise tunnel or layer runs its own plain gradient (see run)
         self.direct = name == "saliency" and smooth is None and not self.layer_attribution
-        self.captum = None if self.direct else self._captum(name, spec, forward, layer)
+        # integrated gradients without a noise tunnel runs integrated_gradients (its own path
+        # integral, or captum's layer IG made there): no captum object to build per call
+        own_ig = name == "integrated_gradients" and smooth is None
+        self.captum = None if self.direct or own_ig else self._captum(name, spec, forward, layer)
         # one backward root instead of one per row (see summed_gradients): same numbers, faster.
         # DeepLift differentiates a forward of its own making (no arguments): left to captum.
         for obj in (self.captum, getattr(self.captum, "guided_backprop", None)):
@@ -713,7 +717,7 @@ class _Engine:
         if name == "deeplift":
             return {"baselines": baseline.expand_as(x) if len(baseline) == 1 else baseline}
         if name == "gradient_shap":
-            return {"baselines": baseline, "n_samples": self.n_samples}
+            return {"baselines": baseline, "n_samples": self.n_draws}  # captum's own keyword
         if name == "occlusion":
             window, stride = self._window(x)
             ppe = max(1, self._rows(x) // len(x))
@@ -821,6 +825,7 @@ def _seeded(seed: int, device: torch.device) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------- the public call
+@renamed_parameter("n_samples", "n_draws")  # n_samples means data samples everywhere else
 def attribute(
     model: nn.Module,
     inputs: Any,
@@ -837,7 +842,7 @@ def attribute(
     internal_batch_size: int | str | None = "auto",
     tolerance: float | None = None,
     max_steps: int = 1024,
-    n_samples: int = 20,
+    n_draws: int = 20,
     window: int | Sequence[int] | None = None,
     stride: int | Sequence[int] | None = None,
     relu: bool = True,
@@ -907,8 +912,10 @@ def attribute(
         Integrated gradients: steps, captum's approximation, rows per pass (``"auto"`` picks
         them from measured cost and free memory), the largest acceptable relative completeness
         error (steps are doubled for samples above it, up to ``max_steps``).
-    n_samples : int
-        GradientSHAP samples per input.
+    n_draws : int
+        GradientSHAP's random draws (baseline and noise) per input. (Was ``n_samples``, which
+        still works for one release with a ``DeprecationWarning``: ``n_samples`` means data
+        samples everywhere else.)
     window, stride : int or sequence, optional
         Occlusion window and stride over the spatial axes (default ~1/8 of the image, stride
         half the window); a window covers all channels of a pixel.
@@ -966,8 +973,10 @@ def attribute(
     --------
     >>> from neuralatlas.data import digits
     >>> train, test = digits()
-    >>> ig = attribute(model, test.subset(slice(0, 64)), "integrated_gradients")   # doctest: +SKIP
-    >>> ig.maps.shape, ig.summary()["completeness_max"] < 0.05
+    >>> from neuralatlas.zoo import cnn
+    >>> model = cnn()
+    >>> ig = attribute(model, test.subset(slice(0, 64)), "integrated_gradients")
+    >>> ig.maps.shape, ig.summary()["completeness_median"] < 0.05      # sum of map = F(x) - F(baseline)
     ((64, 1, 8, 8), True)
     >>> cam = attribute(model, test, "grad_cam", layer="conv2")                    # doctest: +SKIP
     >>> unit = attribute(model, test, "saliency", neuron=("fc1", 17))              # doctest: +SKIP
@@ -1007,7 +1016,8 @@ def attribute(
         params = list(model.parameters())
         if params and params[0].device != dev:
             model.to(dev)  # .to walks every tensor: skipped when the model is there already
-        model.eval()
+        if any(m.training for m in model.modules()):  # eval() sets every module's flag anew
+            model.eval()
         for p in params:
             if p.requires_grad:
                 p.requires_grad_(False)  # input gradients only: weight gradients are never needed
@@ -1039,7 +1049,7 @@ def attribute(
             target_spec = _check_targets(target, n_outputs, source)
         engine = _Engine(name, model, forward, layer_module, layer_name, smooth=smooth_cfg, n_steps=n_steps,
                          integration=integration, internal_batch_size=internal_batch_size, tolerance=tolerance,
-                         max_steps=max_steps, n_samples=n_samples, window=window, stride=stride, relu=relu,
+                         max_steps=max_steps, n_draws=n_draws, window=window, stride=stride, relu=relu,
                          value_range=source.value_range() if smooth_cfg is not None else None)
         gen = torch.Generator().manual_seed(int(seed))
         parts: dict[str, list[np.ndarray]] = {}
@@ -1094,7 +1104,7 @@ def attribute(
     if smooth_cfg is not None:
         params["smooth"] = smooth_cfg
     if name == "gradient_shap":
-        params["n_samples"] = int(n_samples)
+        params["n_draws"] = int(n_draws)
     signed = spec.signed and not (smooth_cfg is not None and smooth_cfg["kind"] != "smoothgrad")
     if name == "saliency" and layer_name is None:
         signed = False

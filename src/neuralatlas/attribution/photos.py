@@ -12,7 +12,8 @@ figures draw them over the photo as the model saw it (no de-normalisation to for
 
 from __future__ import annotations
 
-import json
+import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,13 @@ from torch import nn
 from neuralatlas.attribution.methods import attribute, resolve_method
 from neuralatlas.attribution.result import Attribution
 from neuralatlas.errors import AnalysisError
+from neuralatlas.results import Result, safe_name
 
 DEFAULT_METHODS = ("saliency", "integrated_gradients", "smoothgrad", "grad_cam")
 
 
 @dataclass
-class PhotoAttribution:
+class PhotoAttribution(Result):
     """Maps of several methods over the same photos, with the model's top-k predictions.
 
     Attributes
@@ -50,32 +52,47 @@ class PhotoAttribution:
     top: list[list[tuple[str, float]]]
     settings: dict[str, Any] = field(default_factory=dict)
 
+    kind = "photo_attribution"
+
     def figure(self, **kwargs: Any) -> Any:
         from neuralatlas.plots.attribution import photo_attribution_grid
 
         return photo_attribution_grid(self, **kwargs)
 
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{html.escape(', '.join(f'{c} {p:.0%}' for c, p in t))}</td></tr>"
+                       for n, t in zip(self.names, self.top))
+        return (f"<div><b>PhotoAttribution</b> ({html.escape(', '.join(self.results))})"
+                f"<table><tr><th>photo</th><th>top classes</th></tr>{rows}</table></div>")
+
     def summary(self) -> dict[str, Any]:
+        """The top classes per photo, the methods and the settings."""
         return {"photos": {n: [[c, round(p, 4)] for c, p in t] for n, t in zip(self.names, self.top)},
                 "methods": list(self.results), **{k: v for k, v in self.settings.items() if k != "top_k"}}
 
     def save(self, directory: str | Path) -> Path:
+        """Write ``photos.json``, ``photos.npy`` and one folder per method (``<safe_name(method)>/``); return it."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         for name, res in self.results.items():
-            res.save(d, name)
+            res.save(d / safe_name(name))
         np.save(d / "photos.npy", self.inputs)
         meta = {"names": self.names, "top": self.top, "settings": self.settings, "methods": list(self.results)}
-        (d / "photos.json").write_text(json.dumps(meta, indent=2))
+        self.write_json(d / "photos.json", meta)
         return d
 
     @classmethod
     def load(cls, directory: str | Path) -> PhotoAttribution:
+        """Read what :meth:`save` wrote (also the flat ``<method>.npz`` files of older runs)."""
         d = Path(directory)
         if not (d / "photos.json").is_file():
             raise AnalysisError(f"No photo attribution in {str(d)!r}; write one with attribute_photos(...).save(d).")
-        meta = json.loads((d / "photos.json").read_text())
-        results = {m: Attribution.load(d, m) for m in meta["methods"]}
+        meta = cls.read_json(d / "photos.json")
+        results = {}
+        for m in meta["methods"]:
+            folder = d / safe_name(m)
+            old = d / (re.sub(r"[^A-Za-z0-9_.-]+", "_", m).strip("_") + ".npz")  # before one folder per result
+            results[m] = Attribution.load(folder if folder.is_dir() else old)
         top = [[(str(c), float(p)) for c, p in t] for t in meta["top"]]
         return cls(results, np.load(d / "photos.npy"), meta["names"], top, meta.get("settings", {}))
 

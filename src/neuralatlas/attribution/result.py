@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import re
+import html
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,13 +10,14 @@ from typing import Any
 import numpy as np
 
 from neuralatlas.errors import AnalysisError
+from neuralatlas.results import Result, jsonable
 
 _ARRAYS = ("maps", "targets", "inputs", "labels", "predictions", "index", "delta", "completeness",
            "n_steps", "mask", "tokens")
 
 
 @dataclass
-class Attribution:
+class Attribution(Result):
     """Attribution maps of one method over a set of inputs.
 
     Attributes
@@ -54,8 +54,14 @@ class Attribution:
 
     Examples
     --------
-    >>> result = neuralatlas.attribute(model, test, method="saliency")   # doctest: +SKIP
+    >>> import neuralatlas
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> model = build("cnn", seed=0).eval()                       # untrained: fast, still a CNN
+    >>> result = neuralatlas.attribute(model, test.subset(slice(0, 32)), method="saliency")
     >>> result.maps.shape, result.summary()["method"]
+    ((32, 1, 8, 8), 'saliency')
     """
 
     method: str
@@ -74,6 +80,8 @@ class Attribution:
     layer: str | None = None
     neuron: tuple | None = None
     params: dict[str, Any] = field(default_factory=dict)
+
+    kind = "attribution"
 
     def __len__(self) -> int:
         return len(self.maps)
@@ -130,38 +138,38 @@ class Attribution:
         return out
 
     # ------------------------------------------------------------------ persistence
-    def save(self, directory: str | Path, name: str | None = None) -> Path:
-        """Write ``<name>.npz`` (arrays) and ``<name>.json`` (settings) into ``directory``.
+    def save(self, directory: str | Path) -> Path:
+        """Write ``attribution.npz`` (arrays) and ``attribution.json`` (settings) into ``directory``; return it.
 
-        ``name`` defaults to a file-safe form of :attr:`name`. Returns the ``.npz`` path.
+        The caller picks the folder, e.g. ``results/attribution/<safe_name(result.name)>/``.
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        stem = _safe(name or self.name)
         arrays = {k: getattr(self, k) for k in _ARRAYS if getattr(self, k) is not None}
-        np.savez_compressed(directory / f"{stem}.npz", **arrays)
-        meta = {"method": self.method, "signed": self.signed, "layer": self.layer,
+        np.savez_compressed(directory / "attribution.npz", **arrays)
+        self.write_json(directory / "attribution.json", self._meta())
+        return directory
+
+    def _meta(self) -> dict[str, Any]:
+        # settings record what was used: a tensor baseline or a callable target is kept as its repr
+        return {"method": self.method, "signed": self.signed, "layer": self.layer,
                 "neuron": list(self.neuron) if self.neuron is not None else None,
-                "params": _jsonable(self.params), "summary": self.summary()}
-        (directory / f"{stem}.json").write_text(json.dumps(meta, indent=2))
-        return directory / f"{stem}.npz"
+                "params": jsonable(self.params, default=repr), "summary": self.summary()}
 
     @classmethod
-    def load(cls, directory: str | Path, name: str | None = None) -> Attribution:
-        """Read back what :meth:`save` wrote; ``name`` picks one when the folder holds several."""
-        directory = Path(directory)
-        stems = sorted(p.stem for p in directory.glob("*.npz") if (directory / f"{p.stem}.json").exists())
-        if name is None:
-            if len(stems) != 1:
-                raise AnalysisError(f"{directory} holds {len(stems)} saved attributions ({', '.join(stems) or 'none'});"
-                                    " pass name=... to pick one.")
-            stem = stems[0]
-        else:
-            stem = _safe(name)
-            if stem not in stems:
-                raise AnalysisError(f"No saved attribution {name!r} in {directory}; saved: {', '.join(stems) or 'none'}.")
-        meta = json.loads((directory / f"{stem}.json").read_text())
-        with np.load(directory / f"{stem}.npz", allow_pickle=False) as data:
+    def load(cls, directory: str | Path) -> Attribution:
+        """Read back what :meth:`save` wrote.
+
+        ``directory`` may also be the ``<name>.npz`` file an older neuralatlas wrote beside others.
+        """
+        path = Path(directory)
+        npz = path / "attribution.npz" if path.is_dir() else path.with_suffix(".npz")
+        if not npz.is_file() or not npz.with_suffix(".json").is_file():
+            found = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+            raise AnalysisError(f"No saved attribution at {path} (no attribution.npz + attribution.json; it holds "
+                                f"{', '.join(found[:8]) or 'nothing'}); write one with attribute(...).save(folder).")
+        meta = cls.read_json(npz.with_suffix(".json"))
+        with np.load(npz, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         neuron = meta.get("neuron")
         if neuron is not None:
@@ -170,8 +178,13 @@ class Attribution:
         return cls(method=meta["method"], signed=meta["signed"], layer=meta.get("layer"), neuron=neuron,
                    params=meta.get("params", {}), **arrays)
 
+    def _equals_state(self) -> dict[str, Any]:
+        # settings compare as written to disk (a tensor baseline as its repr)
+        return {**super()._equals_state(), "params": jsonable(self.params, default=repr)}
+
     def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in self.summary().items())
+        rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+                       for k, v in self.summary_json().items())
         tokens = ""
         if self.tokens is not None:  # text: the first sentences as a token heat map
             from neuralatlas.plots.attribution import token_heatmap_html
@@ -190,17 +203,3 @@ def _unit_text(unit: Any) -> str:
     return "_".join(map(str, unit)) if isinstance(unit, (tuple, list)) else str(unit)
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return repr(value)

@@ -9,7 +9,7 @@ method whose maps stay similar once every layer is random fails.
 
 from __future__ import annotations
 
-import json
+import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +25,14 @@ from neuralatlas.attribution.methods import InputBatches, _Layout, attribute, re
 from neuralatlas.capture.hooks import preserved
 from neuralatlas.capture.loop import _to_device, pick_device
 from neuralatlas.errors import AnalysisError, LayerError, did_you_mean
+from neuralatlas.results import Result
 
 MethodFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor | np.ndarray]
 MODES = ("cascading", "independent")
 
 
 @dataclass
-class SanityResult:
+class SanityResult(Result):
     """Similarity of maps of the original and randomised models, per randomisation step.
 
     Attributes
@@ -62,6 +63,8 @@ class SanityResult:
     inputs: np.ndarray | None = None
     absolute: bool = True
 
+    kind = "sanity"
+
     @property
     def final_spearman(self) -> float:
         """Mean Spearman correlation with every layer randomised (the decisive number)."""
@@ -71,44 +74,52 @@ class SanityResult:
         return float(self.steps["spearman"].min())
 
     def summary(self) -> dict[str, Any]:
+        """Verdict, threshold, the decisive Spearman correlation and every step."""
         return {"method": self.method, "passed": bool(self.passed), "threshold": self.threshold,
                 "final_spearman": self.final_spearman, "absolute": bool(self.absolute),
                 "steps": self.steps.to_dict(orient="records")}
 
+    def to_frame(self) -> pd.DataFrame:
+        """The steps: one row per randomisation step."""
+        return self.steps.copy()
+
     def save(self, directory: str | Path) -> Path:
+        """Write ``sanity.json``, ``sanity.csv`` (steps) and ``sanity.npz`` (maps) into ``directory``; return it."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        stem = f"sanity_{self.method}"
-        self.steps.to_csv(directory / f"{stem}.csv", index=False)
-        (directory / f"{stem}.json").write_text(json.dumps(self.summary(), indent=2))
+        self.steps.to_csv(directory / "sanity.csv", index=False)
+        self.write_json(directory / "sanity.json", self.summary())
         arrays = {f"map_{k}": v for k, v in self.maps.items()}
         if self.inputs is not None:
             arrays["inputs"] = self.inputs
-        np.savez_compressed(directory / f"{stem}.npz", **arrays)
-        return directory / f"{stem}.json"
+        np.savez_compressed(directory / "sanity.npz", **arrays)
+        return directory
 
     @classmethod
-    def load(cls, directory: str | Path, method: str | None = None) -> SanityResult:
+    def load(cls, directory: str | Path) -> SanityResult:
+        """Read what :meth:`save` wrote (or the one ``sanity_<method>.*`` of an older run's folder)."""
         directory = Path(directory)
-        found = sorted(p.stem[len("sanity_"):] for p in directory.glob("sanity_*.json"))
-        if method is None:
-            if len(found) != 1:
-                raise AnalysisError(f"{directory} holds sanity checks of {found or 'no method'}; pass method=...")
-            method = found[0]
-        if method not in found:
-            raise AnalysisError(f"No sanity check of {method!r} in {directory}; found {found or 'none'}.")
-        meta = json.loads((directory / f"sanity_{method}.json").read_text())
-        steps = pd.read_csv(directory / f"sanity_{method}.csv")
-        with np.load(directory / f"sanity_{method}.npz") as data:
+        stem = "sanity"
+        if not (directory / "sanity.json").is_file():
+            older = sorted(directory.glob("sanity_*.json"))  # before one folder per result
+            if len(older) != 1:
+                raise AnalysisError(f"No sanity check in {directory} (no sanity.json"
+                                    + (f"; older files of {len(older)} methods: load their folder" if older else "")
+                                    + "); write one with sanity_check(...).save(folder).")
+            stem = older[0].stem
+        meta = cls.read_json(directory / f"{stem}.json")
+        steps = pd.read_csv(directory / f"{stem}.csv")
+        with np.load(directory / f"{stem}.npz") as data:
             maps = {k[4:]: data[k] for k in data.files if k.startswith("map_")}
             inputs = data["inputs"] if "inputs" in data.files else None
-        return cls(method, steps, meta["threshold"], meta["passed"], maps, inputs, meta.get("absolute", True))
+        return cls(meta["method"], steps, meta["threshold"], meta["passed"], maps, inputs,
+                   meta.get("absolute", True))
 
     def _repr_html_(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
-        return (f"<div><b>Sanity check of {self.method}</b>: {verdict} (final Spearman"
+        return (f"<div><b>Sanity check of {html.escape(self.method)}</b>: {verdict} (final Spearman"
                 f" {self.final_spearman:.2f}, threshold {self.threshold})"
-                f"{self.steps.to_html(index=False, float_format='%.3f')}</div>")
+                f"{self.steps.to_html(index=False, float_format='%.3f', escape=True)}</div>")
 
 
 def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -256,8 +267,13 @@ def sanity_check(
 
     Examples
     --------
-    >>> result = sanity_check(model, test, "saliency")            # doctest: +SKIP
-    >>> result.passed, result.steps[["mode", "layer", "spearman"]]
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> model = build("cnn", seed=0).eval()                       # untrained: fast, still a CNN
+    >>> result = sanity_check(model, test.subset(slice(0, 32)), "saliency")
+    >>> result.steps["mode"].unique().tolist(), result.steps["layer"].tolist()[:4]
+    (['cascading', 'independent'], ['out', 'fc1', 'conv2', 'conv1'])
     """
     modes = [mode] if isinstance(mode, str) else list(mode)
     bad = [m for m in modes if m not in MODES]

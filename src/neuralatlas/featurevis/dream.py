@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -19,12 +18,13 @@ from neuralatlas.errors import AnalysisError
 from neuralatlas.featurevis import objectives as obj
 from neuralatlas.featurevis.objectives import INPUT, Objective, as_objective
 from neuralatlas.featurevis.taps import as_batch, prepared
+from neuralatlas.results import Result, files_of
+from neuralatlas.vocabulary import Progress
 
-Progress = Callable[[int, int], None]
 
 
 @dataclass
-class DreamResult:
+class DreamResult(Result):
     """A dreamed image (or batch) beside the original.
 
     Attributes
@@ -48,31 +48,43 @@ class DreamResult:
     objective: str
     settings: dict[str, Any] = field(default_factory=dict)
 
+    kind = "dream"
+
     @property
     def image(self) -> np.ndarray:
         """The first dreamed image ``[C, H, W]``."""
         return self.images[0]
 
-    def save(self, directory: str | Path, name: str = "dream") -> Path:
-        """Write ``<name>.npz`` (images, original, trace) and ``<name>.json``."""
+    def summary(self) -> dict[str, Any]:
+        """Objective, image size, octaves and the objective's first and last value per image."""
+        first = self.trace[0] if len(self.trace) else np.zeros(0)
+        last = self.trace[-1] if len(self.trace) else np.zeros(0)
+        return {"objective": self.objective, "images": int(len(self.images)),
+                "image_shape": list(self.images.shape[1:]), "octave_sizes": [list(s) for s in self.octave_sizes],
+                "steps": int(len(self.trace)), "objective_first": [float(v) for v in first],
+                "objective_last": [float(v) for v in last], "settings": self.settings}
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``dream.npz`` (images, original, trace) and ``dream.json`` into ``directory``; return it."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(d / f"{name}.npz", images=self.images, original=self.original, trace=self.trace)
+        np.savez_compressed(d / "dream.npz", images=self.images, original=self.original, trace=self.trace)
         meta = {"octave_sizes": [list(s) for s in self.octave_sizes], "objective": self.objective,
-                "settings": self.settings}
-        (d / f"{name}.json").write_text(json.dumps(meta, indent=2))
-        return d / f"{name}.npz"
+                "settings": self.settings, "summary": self.summary()}
+        self.write_json(d / "dream.json", meta)
+        return d
 
     @classmethod
-    def load(cls, directory: str | Path, name: str = "dream") -> DreamResult:
-        """Read what :meth:`save` wrote."""
-        d = Path(directory)
-        if not (d / f"{name}.npz").is_file():
-            raise AnalysisError(f"No DeepDream result {name!r} in {str(d)!r}; run deepdream(...).save(directory).")
-        a = np.load(d / f"{name}.npz")
-        meta = json.loads((d / f"{name}.json").read_text())
-        return cls(a["images"], a["original"], a["trace"], [tuple(s) for s in meta["octave_sizes"]],
-                   meta["objective"], meta.get("settings", {}))
+    def load(cls, directory: str | Path, name: str | None = None) -> DreamResult:
+        """Read what :meth:`save` wrote (``name`` is deprecated: load ``directory / name``)."""
+        stem = files_of(cls.__name__, directory, "dream", name)
+        if not stem.with_suffix(".npz").is_file():
+            raise AnalysisError(f"No DeepDream result in {str(stem.parent)!r}: {stem.name}.npz is missing;"
+                                " run deepdream(...).save(directory).")
+        meta = cls.read_json(stem.with_suffix(".json"))
+        with np.load(stem.with_suffix(".npz")) as a:
+            return cls(a["images"], a["original"], a["trace"], [tuple(s) for s in meta["octave_sizes"]],
+                       meta["objective"], meta.get("settings", {}))
 
 
 def octave_sizes(height: int, width: int, octaves: int, octave_scale: float,
@@ -174,7 +186,11 @@ def deepdream(
 
     Example
     -------
-    >>> res = deepdream(model, x_test[0], "conv2", octaves=1, steps=30)   # doctest: +SKIP
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> model = build("cnn", seed=0).eval()                       # untrained: fast, still a CNN
+    >>> res = deepdream(model, test.inputs[0], "conv2", octaves=1, steps=30)
     >>> res.image.shape
     (1, 8, 8)
     """

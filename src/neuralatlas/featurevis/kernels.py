@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torch import nn
 
 from neuralatlas.capture.hooks import resolve_layers
 from neuralatlas.errors import AnalysisError, LayerError
+from neuralatlas.results import Result, files_of, safe_name
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
 @dataclass
-class Filters:
+class Filters(Result):
     """The kernels of one conv layer.
 
     Attributes
@@ -33,6 +34,8 @@ class Filters:
     layer: str
     weights: np.ndarray
     layer_type: str = "Conv2d"
+
+    kind = "filters"
 
     @property
     def is_image_like(self) -> bool:
@@ -52,19 +55,40 @@ class Filters:
         m = float(np.abs(self.weights).max()) or 1.0
         return np.transpose(0.5 + 0.5 * self.weights / m, (0, 2, 3, 1))
 
-    def save(self, directory: str | Path, name: str | None = None) -> Path:
+    def summary(self) -> dict[str, Any]:
+        """Layer, type, kernel shape and the weights' range."""
+        w = self.weights
+        return {"layer": self.layer, "layer_type": self.layer_type, "shape": list(w.shape),
+                "min": float(w.min()) if w.size else 0.0, "max": float(w.max()) if w.size else 0.0,
+                "mean_abs": float(np.abs(w).mean()) if w.size else 0.0}
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``filters.npz`` (weights) and ``filters.json`` into ``directory``; return it.
+
+        Run folders use ``results/featurevis/filters_<safe_name(layer)>/``.
+        """
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        stem = name or f"filters_{self.layer}"
-        np.savez_compressed(d / f"{stem}.npz", weights=self.weights)
-        (d / f"{stem}.json").write_text(json.dumps({"layer": self.layer, "layer_type": self.layer_type}))
-        return d / f"{stem}.npz"
+        np.savez_compressed(d / "filters.npz", weights=self.weights)
+        self.write_json(d / "filters.json", {"layer": self.layer, "layer_type": self.layer_type})
+        return d
 
     @classmethod
-    def load(cls, directory: str | Path, layer: str) -> Filters:
-        d = Path(directory)
-        meta = json.loads((d / f"filters_{layer}.json").read_text())
-        return cls(meta["layer"], np.load(d / f"filters_{layer}.npz")["weights"], meta["layer_type"])
+    def load(cls, directory: str | Path, layer: str | None = None) -> Filters:
+        """Read what :meth:`save` wrote.
+
+        ``layer`` is deprecated: it reads ``directory/filters_<layer>/`` or an older run's flat
+        ``directory/filters_<layer>.npz``.
+        """
+        stem = files_of(cls.__name__, directory, "filters", None if layer is None else f"filters_{safe_name(layer)}")
+        if layer is not None and not stem.with_suffix(".json").is_file():
+            stem = Path(directory) / f"filters_{layer}"  # the unescaped name older runs used
+        if not stem.with_suffix(".json").is_file():
+            raise AnalysisError(f"No filters in {str(stem.parent)!r}: {stem.name}.json is missing;"
+                                " write them with filters(model, layer).save(directory).")
+        meta = cls.read_json(stem.with_suffix(".json"))
+        with np.load(stem.with_suffix(".npz")) as a:
+            return cls(meta["layer"], a["weights"], meta["layer_type"])
 
 
 def conv_layers(model: nn.Module) -> list[str]:
@@ -92,7 +116,8 @@ def filters(model: nn.Module, layer: str | None = None) -> Filters:
 
     Example
     -------
-    >>> f = filters(model)                 # doctest: +SKIP
+    >>> from neuralatlas.zoo import cnn
+    >>> f = filters(cnn())
     >>> f.layer, f.weights.shape
     ('conv1', (16, 1, 3, 3))
     """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +13,12 @@ import torch
 from torch import nn
 
 from neuralatlas.errors import AnalysisError, LayerError
+from neuralatlas.results import Result, files_of
 from neuralatlas.store.core import ActivationStore
 
 
 @dataclass
-class FeatureMaps:
+class FeatureMaps(Result):
     """The feature maps of one input.
 
     Attributes
@@ -41,28 +42,50 @@ class FeatureMaps:
     source: str = "model"
     extra: dict[str, Any] = field(default_factory=dict)
 
+    kind = "feature_maps"
+
     @property
     def layers(self) -> list[str]:
         return list(self.maps)
 
-    def save(self, directory: str | Path, name: str = "feature_maps") -> Path:
+    def summary(self) -> dict[str, Any]:
+        """Sample, label, source, and per layer the maps' shape and range."""
+        return {"sample": self.sample, "label": self.label, "source": self.source,
+                "layers": {k: {"shape": list(v.shape), "min": float(v.min()) if v.size else 0.0,
+                               "max": float(v.max()) if v.size else 0.0} for k, v in self.maps.items()}}
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``feature_maps.npz`` and ``feature_maps.json`` into ``directory``; return it."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        arrays = {f"map:{k}": v for k, v in self.maps.items()}
+        # arrays keyed by position: a layer name may hold any character
+        arrays = {f"map{i}": v for i, v in enumerate(self.maps.values())}
         if self.input is not None:
             arrays["input"] = self.input
-        np.savez_compressed(d / f"{name}.npz", **arrays)
-        (d / f"{name}.json").write_text(json.dumps({"layers": self.layers, "sample": self.sample,
-                                                    "label": self.label, "source": self.source}))
-        return d / f"{name}.npz"
+        np.savez_compressed(d / "feature_maps.npz", **arrays)
+        self.write_json(d / "feature_maps.json", {"layers": self.layers, "sample": self.sample, "label": self.label,
+                                                  "source": self.source, "extra": self.extra})
+        return d
 
     @classmethod
-    def load(cls, directory: str | Path, name: str = "feature_maps") -> FeatureMaps:
-        d = Path(directory)
-        a = np.load(d / f"{name}.npz")
-        meta = json.loads((d / f"{name}.json").read_text())
-        return cls({k: a[f"map:{k}"] for k in meta["layers"]}, a["input"] if "input" in a else None,
-                   meta["sample"], meta.get("label"), meta.get("source", "model"))
+    def load(cls, directory: str | Path, name: str | None = None) -> FeatureMaps:
+        """Read what :meth:`save` wrote (``name`` is deprecated: load ``directory / name``)."""
+        stem = files_of(cls.__name__, directory, "feature_maps", name)
+        if not stem.with_suffix(".json").is_file():
+            raise AnalysisError(f"No feature maps in {str(stem.parent)!r}: {stem.name}.json is missing;"
+                                " write them with feature_maps(...).save(directory).")
+        meta = cls.read_json(stem.with_suffix(".json"))
+        with np.load(stem.with_suffix(".npz")) as a:
+            maps = {k: a[f"map{i}"] if f"map{i}" in a.files else a[f"map:{k}"]  # map:<layer>: older files
+                    for i, k in enumerate(meta["layers"])}
+            inputs = a["input"] if "input" in a.files else None
+        return cls(maps, inputs, meta["sample"], meta.get("label"), meta.get("source", "model"), meta.get("extra", {}))
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><td><code>{html.escape(k)}</code></td><td>{list(v.shape)}</td></tr>"
+                       for k, v in self.maps.items())
+        return (f"<div><b>FeatureMaps</b> of sample {self.sample} ({html.escape(str(self.label))})"
+                f"<table>{rows}</table></div>")
 
 
 _MAP_MODULES = (nn.Conv2d, nn.ConvTranspose2d)
@@ -118,7 +141,13 @@ def feature_maps(
 
     Example
     -------
-    >>> fm = feature_maps(run.store, sample=3, data=test)       # doctest: +SKIP
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> model = build("cnn", seed=0).eval()                       # untrained: fast, still a CNN
+    >>> from neuralatlas import capture
+    >>> store = capture(model, test.subset(slice(0, 32)), out="acts.zarr")
+    >>> fm = feature_maps(store, sample=3, data=test)
     >>> fm.maps["conv1"].shape
     (16, 8, 8)
     """
@@ -138,19 +167,10 @@ def _open_store(source: ActivationStore | str | Path) -> ActivationStore:
 
 
 def _match(names: Sequence[str], patterns: str | Sequence[str], where: str) -> list[str]:
-    from neuralatlas.patterns import layer_matches
+    """Layers of ``names`` by the package's one selection rule (order given; ``[]`` an error)."""
+    from neuralatlas.patterns import select_layers
 
-    pats = [patterns] if isinstance(patterns, str) else list(patterns)
-    chosen: list[str] = []
-    for p in pats:
-        hits = [n for n in names if layer_matches(n, p)]
-        if not hits:
-            from neuralatlas.errors import did_you_mean
-
-            raise LayerError(f"No layer of {where} matches {p!r}.{did_you_mean(p, names)}"
-                             f" Layers: {', '.join(names)}.")
-        chosen += [h for h in hits if h not in chosen]
-    return [n for n in names if n in chosen]
+    return select_layers(names, patterns, where)
 
 
 def _from_store(store: ActivationStore, inputs: Any, layers: Any, sample: int, epoch: int | None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -20,12 +19,13 @@ from neuralatlas.featurevis.objectives import INPUT, Objective, as_objective
 from neuralatlas.featurevis.param import make_param
 from neuralatlas.featurevis.taps import default_input_shape, prepared
 from neuralatlas.featurevis.transforms import Transform, compose, default_transforms, resize
+from neuralatlas.results import Result, files_of
+from neuralatlas.vocabulary import Progress
 
-Progress = Callable[[int, int], None]
 
 
 @dataclass
-class FeatureVisResult:
+class FeatureVisResult(Result):
     """Images optimised for an objective, with the objective's trace.
 
     Attributes
@@ -55,30 +55,38 @@ class FeatureVisResult:
     layers: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
 
+    kind = "featurevis"
+
     def __len__(self) -> int:
         return len(self.images)
 
-    def save(self, directory: str | Path, name: str = "featurevis") -> Path:
-        """Write ``<name>.npz`` (images, trace, values) and ``<name>.json`` (the rest)."""
+    def summary(self) -> dict[str, Any]:
+        """Objective, layers, and the final value of each image by its label."""
+        return {"objective": self.objective, "layers": self.layers, "images": len(self),
+                "values": {label: float(v) for label, v in zip(self.labels, self.values)},
+                "steps": int(self.trace.shape[0]) if self.trace.ndim else 0, "settings": self.settings}
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``featurevis.npz`` (images, trace, values) and ``featurevis.json`` into ``directory``; return it."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(d / f"{name}.npz", images=self.images, trace=self.trace, values=self.values)
+        np.savez_compressed(d / "featurevis.npz", images=self.images, trace=self.trace, values=self.values)
         meta = {"labels": self.labels, "objective": self.objective, "layers": self.layers,
                 "settings": self.settings, "values": [float(v) for v in self.values]}
-        (d / f"{name}.json").write_text(json.dumps(meta, indent=2))
-        return d / f"{name}.npz"
+        self.write_json(d / "featurevis.json", meta)
+        return d
 
     @classmethod
-    def load(cls, directory: str | Path, name: str = "featurevis") -> FeatureVisResult:
-        """Read what :meth:`save` wrote."""
-        d = Path(directory)
-        if not (d / f"{name}.npz").is_file():
-            raise AnalysisError(f"No feature visualisation {name!r} in {str(d)!r}: {name}.npz is missing;"
+    def load(cls, directory: str | Path, name: str | None = None) -> FeatureVisResult:
+        """Read what :meth:`save` wrote (``name`` is deprecated: load ``directory / name``)."""
+        stem = files_of(cls.__name__, directory, "featurevis", name)
+        if not stem.with_suffix(".npz").is_file():
+            raise AnalysisError(f"No feature visualisation in {str(stem.parent)!r}: {stem.name}.npz is missing;"
                                 " run visualize_feature(...).save(directory) first.")
-        arrays = np.load(d / f"{name}.npz")
-        meta = json.loads((d / f"{name}.json").read_text())
-        return cls(arrays["images"], arrays["trace"], arrays["values"], meta["labels"],
-                   meta["objective"], meta.get("layers", []), meta.get("settings", {}))
+        meta = cls.read_json(stem.with_suffix(".json"))
+        with np.load(stem.with_suffix(".npz")) as arrays:
+            return cls(arrays["images"], arrays["trace"], arrays["values"], meta["labels"],
+                       meta["objective"], meta.get("layers", []), meta.get("settings", {}))
 
     def __repr__(self) -> str:
         return (f"FeatureVisResult({self.objective!r}, images={tuple(self.images.shape)},"
@@ -204,7 +212,8 @@ def visualize_feature(
     Example
     -------
     >>> from neuralatlas.featurevis import objectives as O
-    >>> res = visualize_feature(model, O.class_logit(range(10)), steps=128)   # doctest: +SKIP
+    >>> from neuralatlas.zoo import cnn
+    >>> res = visualize_feature(cnn(), O.class_logit(range(10)), steps=16)   # few steps: a fast example
     >>> res.images.shape
     (10, 1, 8, 8)
     """

@@ -29,8 +29,9 @@ How each is measured
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+import html
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,15 +42,16 @@ from torch import nn
 
 from neuralatlas.errors import AnalysisError
 from neuralatlas.featurevis.taps import as_batch, prepared
+from neuralatlas.results import Result, files_of, jsonable, safe_name
+from neuralatlas.vocabulary import Progress
 
-Progress = Callable[[int, int], None]
 
 _ARRAYS = ("image", "trace", "top_index", "top_values", "patches", "positions", "boxes", "crops",
            "hist_counts", "hist_edges", "class_effects", "class_ids")
 
 
 @dataclass
-class UnitCard:
+class UnitCard(Result):
     """Everything a unit card shows; :meth:`figure` draws it, :meth:`save`/:meth:`load` keep it.
 
     Attributes
@@ -104,11 +106,24 @@ class UnitCard:
     class_names: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
 
+    kind = "unit_card"
+
     @property
     def name(self) -> str:
         return f"{self.layer}:{self.channel}"
 
+    @property
+    def stem(self) -> str:
+        """A folder name for the card, e.g. ``unit_blocks_4_conv_3`` (what run folders use)."""
+        return f"unit_{safe_name(self.layer.replace('.', '_'))}_{self.channel}"
+
+    def _repr_html_(self) -> str:
+        return (f"<div><b>UnitCard</b> <code>{html.escape(self.name)}</code>: value {float(self.value):.3g},"
+                f" ratio to the best natural patch {float(self.ratio):.2f}; drives"
+                f" {html.escape(', '.join(map(str, self.class_names[:5])))}</div>")
+
     def summary(self) -> dict[str, Any]:
+        """Unit, its optimised value, the best natural value, their ratio, the classes it drives."""
         return {"unit": self.name, "value": round(float(self.value), 4),
                 "best_natural": round(float(self.best_natural), 4), "ratio": round(float(self.ratio), 3),
                 "top_classes": list(self.class_names[:5])}
@@ -118,31 +133,39 @@ class UnitCard:
 
         return unit_card_figure(self, size=size)
 
-    def save(self, directory: str | Path, name: str | None = None) -> Path:
-        """Write ``<name>.npz`` (the arrays) and ``<name>.json`` (the rest)."""
+    def save(self, directory: str | Path) -> Path:
+        """Write ``unit.npz`` (the arrays) and ``unit.json`` (the rest) into ``directory``; return it.
+
+        Run folders use ``results/unit_cards/<card.stem>/``.
+        """
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        stem = name or f"unit_{self.layer.replace('.', '_')}_{self.channel}"
-        np.savez_compressed(d / f"{stem}.npz", **{k: getattr(self, k) for k in _ARRAYS if k not in
-                                                  ("hist_counts", "hist_edges")},
+        np.savez_compressed(d / "unit.npz", **{k: getattr(self, k) for k in _ARRAYS if k not in
+                                               ("hist_counts", "hist_edges")},
                             hist_counts=self.hist_counts, hist_edges=self.hist_edges)
         meta = {"layer": self.layer, "channel": int(self.channel), "value": float(self.value),
                 "best_natural": float(self.best_natural), "ratio": float(self.ratio),
-                "class_names": list(self.class_names), "settings": self.settings}
-        (d / f"{stem}.json").write_text(json.dumps(meta, indent=2, default=str))
-        return d / f"{stem}.npz"
+                "class_names": list(self.class_names), "settings": jsonable(self.settings, default=str)}
+        self.write_json(d / "unit.json", meta)
+        return d
 
     @classmethod
-    def load(cls, directory: str | Path, name: str) -> UnitCard:
-        """Read what :meth:`save` wrote (``name`` without extension)."""
-        d = Path(directory)
-        if not (d / f"{name}.npz").is_file():
-            raise AnalysisError(f"No unit card {name!r} in {str(d)!r}; write one with unit_card(...).save(directory).")
-        arrays = np.load(d / f"{name}.npz")
-        meta = json.loads((d / f"{name}.json").read_text())
-        return cls(layer=meta["layer"], channel=meta["channel"], value=meta["value"],
-                   best_natural=meta["best_natural"], ratio=meta["ratio"], class_names=meta["class_names"],
-                   settings=meta.get("settings", {}), **{k: arrays[k] for k in _ARRAYS})
+    def load(cls, directory: str | Path, name: str | None = None) -> UnitCard:
+        """Read what :meth:`save` wrote (``name`` is deprecated: load ``directory / name``)."""
+        stem = files_of(cls.__name__, directory, "unit", name)
+        if not stem.with_suffix(".npz").is_file():
+            raise AnalysisError(f"No unit card in {str(stem.parent)!r} ({stem.name}.npz is missing); write one with"
+                                " unit_card(...).save(directory).")
+        meta = cls.read_json(stem.with_suffix(".json"))
+        with np.load(stem.with_suffix(".npz")) as arrays:
+            loaded = {k: arrays[k] for k in _ARRAYS}
+
+        def number(key: str) -> float:  # null in strict JSON was a NaN (a ratio to a best of 0)
+            return math.nan if meta[key] is None else float(meta[key])
+
+        return cls(layer=meta["layer"], channel=meta["channel"], value=number("value"),
+                   best_natural=number("best_natural"), ratio=number("ratio"), class_names=meta["class_names"],
+                   settings=meta.get("settings", {}), **loaded)
 
     def __repr__(self) -> str:
         return (f"UnitCard({self.name!r}, ratio={self.ratio:.2f}, top={self.top_values[:3].round(3).tolist()},"
@@ -396,7 +419,7 @@ def unit_card(model: nn.Module, store: Any, layer: str, channel: int, **kwargs: 
     Example
     -------
     >>> card = unit_card(model, store, "blocks.8", channel=5)        # doctest: +SKIP
-    >>> card.ratio > 1, card.class_names[:3]
+    >>> card.ratio > 1, card.class_names[:3]                                    # doctest: +SKIP
     >>> card.figure().savefig("blocks8_5.png")                       # doctest: +SKIP
     """
     return unit_cards(model, store, layer, [int(channel)], **kwargs)[0]

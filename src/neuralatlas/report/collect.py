@@ -89,7 +89,7 @@ class RunInfo:
     def analysis_names(self) -> list[str]:
         """Every analysis found in any model, in the pipeline's order, then alphabetically."""
         try:
-            from neuralatlas.pipeline import ANALYSES
+            from neuralatlas.steps.registry import ANALYSES
             known = list(ANALYSES)
         except ImportError:  # pragma: no cover - the pipeline is part of the package
             known = []
@@ -254,9 +254,14 @@ def _read_json(path: Path) -> Any:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ReportError(f"{path} is not valid JSON ({err}); rerun the step that wrote it.") from None
+    if isinstance(data, dict):  # the result protocol's format tag is provenance, not a number to show
+        from neuralatlas.results import FORMAT_KEY
+
+        data.pop(FORMAT_KEY, None)
+    return data
 
 
 def _read_yaml(path: Path) -> dict[str, Any] | None:

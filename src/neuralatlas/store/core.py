@@ -86,11 +86,16 @@ class ActivationStore:
 
     Examples
     --------
-    >>> store = ActivationStore.open("runs/demo/mlp/acts.zarr")      # doctest: +SKIP
+    >>> from neuralatlas import capture
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import mlp
+    >>> train, test = digits()
+    >>> _ = capture(mlp(), test.subset(slice(0, 32)), out="acts.zarr")
+    >>> store = ActivationStore.open("acts.zarr")
     >>> store.layers
-    ['fc1', 'relu1', 'fc2', 'relu2', 'out']
+    ['flatten', 'fc1', 'relu1', 'fc2', 'relu2', 'out']
     >>> np.asarray(store.activations("fc1")).shape
-    (450, 64)
+    (32, 64)
     """
 
     def __init__(self, group: zarr.Group, path: Path | StoreURL):
