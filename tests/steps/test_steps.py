@@ -41,9 +41,8 @@ def test_a_step_saves_png_only_by_default_and_pdf_on_request(run):
     with figure_formats(["png", "pdf"]):
         naps.step(run)
     assert _files(figures, ".pdf") == [p.replace(".png", ".pdf") for p in pngs]
-    with pytest.raises(ConfigError, match="'jpeg'"):
-        with figure_formats(["jpeg"]):
-            pass
+    with pytest.raises(ConfigError, match="'jpeg'"), figure_formats(["jpeg"]):
+        pass
 
 
 def test_figures_redraws_the_saved_result_in_any_format(run, tmp_path):

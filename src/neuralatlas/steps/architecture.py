@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from neuralatlas.errors import AnalysisError
-from neuralatlas.steps._common import callable_module, checked_params, save, write_summary
+from neuralatlas.steps._common import (
+    callable_module,
+    checked_params,
+    save,
+    write_summary,
+)
 
 NAME = "architecture"
 
@@ -50,7 +55,7 @@ def _compute(run_dir: Path, model: Any, *, input_shape: Sequence[int] | None = N
         graph.to_png(figures_dir / "architecture.png", rankdir=rankdir)
     frame = table.table if hasattr(table, "table") else None
     summary = {"method": graph.method, "graphviz": dot_available(),
-               "layers": int(len(frame)) if frame is not None else None,
+               "layers": len(frame) if frame is not None else None,
                # the table's own totals: its macs column holds containers' sums beside their leaves
                "total_params": int(table.total_params), "total_macs": int(table.total_macs)}
     return graph, write_summary(target, summary) if out is None else summary

@@ -131,10 +131,19 @@ def attribute_run(
     from neuralatlas.attribution.dataset import attribute_dataset, method_key
     from neuralatlas.attribution.faithfulness import deletion_curves
     from neuralatlas.attribution.methods import attribute, resolve_method
-    from neuralatlas.attribution.runfolder import SANITY_TEXT_LAYERS, embedding_layer, spread_layers
+    from neuralatlas.attribution.runfolder import (
+        SANITY_TEXT_LAYERS,
+        embedding_layer,
+        spread_layers,
+    )
     from neuralatlas.attribution.sanity import sanity_check
     from neuralatlas.data.text import TextDataset
-    from neuralatlas.plots.attribution import attribution_grid, faithfulness_curves, sanity_curves, sanity_maps
+    from neuralatlas.plots.attribution import (
+        attribution_grid,
+        faithfulness_curves,
+        sanity_curves,
+        sanity_maps,
+    )
 
     run_dir = Path(run_dir)
     names = [resolve_method(m) for m in methods]

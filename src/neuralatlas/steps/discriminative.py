@@ -34,7 +34,7 @@ def step(run_dir: Path, layer: str, *, how: str = "both", method: str = "tsne", 
         raise AnalysisError(f"discriminative={how!r} is not known; choose trees, anova or both.")
     store = run_store(run_dir)
     results_dir = Path(run_dir) / "results" / "projection" / "neurons"
-    streaming = dict(memory_limit=memory_limit, client=client)
+    streaming = {"memory_limit": memory_limit, "client": client}
     nproj = neuron_projection(store, layer, method=method, n=n_samples, seed=seed, n_jobs=n_jobs, **streaming)
     nproj.save(results_dir)
     found = {}
@@ -62,7 +62,11 @@ def agreement_summary(found: dict[str, Any]) -> dict[str, float] | None:
 
 def figures(result: tuple[Any, dict[str, Any]], figures_dir: Path, formats: Sequence[str] | None = None) -> int:
     """The neuron map and the discriminative figures of ``(NeuronProjection, {how: DiscriminativeNeurons})``."""
-    from neuralatlas.plots.discriminative import compare_projections, discriminative_map, importance_agreement_plot
+    from neuralatlas.plots.discriminative import (
+        compare_projections,
+        discriminative_map,
+        importance_agreement_plot,
+    )
     from neuralatlas.plots.projection import neuron_map
 
     nproj, found = result

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from neuralatlas.results import safe_name
-from neuralatlas.steps._common import callable_module, checked_params, dirs, file_stem, save, write_summary
+from neuralatlas.steps._common import (
+    callable_module,
+    checked_params,
+    dirs,
+    file_stem,
+    save,
+    write_summary,
+)
 from neuralatlas.vocabulary import Progress
 
 NAME = "featurevis"
@@ -99,7 +106,12 @@ def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None
     (file names from ``name``, the objective: ``logits`` or the layer), filter grid, feature maps."""
     from neuralatlas.featurevis.kernels import Filters
     from neuralatlas.featurevis.maps import FeatureMaps
-    from neuralatlas.plots import feature_map_grid, filter_grid, objective_trace, optimized_images
+    from neuralatlas.plots import (
+        feature_map_grid,
+        filter_grid,
+        objective_trace,
+        optimized_images,
+    )
 
     figures_dir = Path(figures_dir)
     if isinstance(result, dict):

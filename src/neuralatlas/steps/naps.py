@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from neuralatlas.errors import AnalysisError
-from neuralatlas.steps._common import callable_module, checked_params, dirs, file_stem, run_store, save
+from neuralatlas.steps._common import (
+    callable_module,
+    checked_params,
+    dirs,
+    file_stem,
+    run_store,
+    save,
+)
 from neuralatlas.vocabulary import Progress
 
 NAME = "naps"

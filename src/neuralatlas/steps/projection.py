@@ -13,7 +13,15 @@ from typing import Any
 
 from neuralatlas.errors import AnalysisError
 from neuralatlas.steps import discriminative as _discriminative
-from neuralatlas.steps._common import callable_module, checked_params, dirs, file_stem, run_store, save, write_summary
+from neuralatlas.steps._common import (
+    callable_module,
+    checked_params,
+    dirs,
+    file_stem,
+    run_store,
+    save,
+    write_summary,
+)
 from neuralatlas.vocabulary import Progress, renamed_parameter, resolve_n_samples
 
 NAME = "projection"
@@ -44,7 +52,7 @@ def _compute(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: Any 
         raise AnalysisError(f"discriminative={discriminative!r} is not known; choose trees, anova or both.")
     store = run_store(run_dir)
     n = DEFAULT_N if isinstance(n_samples, str) and n_samples == "default" else _samples(n_samples)
-    streaming = dict(memory_limit=memory_limit, client=client)
+    streaming = {"memory_limit": memory_limit, "client": client}
     result = project(store, layers=layers or None, epochs=epochs, method=method, n=n, align=align, seed=seed,
                      n_jobs=n_jobs, progress=progress, **streaming)
     results_dir, figures_dir = dirs(run_dir, NAME)
@@ -97,8 +105,12 @@ def load(results_dir: Path) -> Any:
 def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None, *, bundle: bool = True) -> int:
     """The evolution figures (over layers and epochs) and the quality figure of a :class:`Projection`
     (and the neuron maps too, given :func:`load`'s pair)."""
-    from neuralatlas.plots.projection import inter_epoch_evolution, inter_layer_evolution, projection_quality, \
-        projection_scatter
+    from neuralatlas.plots.projection import (
+        inter_epoch_evolution,
+        inter_layer_evolution,
+        projection_quality,
+        projection_scatter,
+    )
 
     figures_dir = Path(figures_dir)
     if isinstance(result, tuple):

@@ -14,7 +14,15 @@ from typing import Any
 from neuralatlas.errors import AnalysisError
 from neuralatlas.patterns import layer_matches
 from neuralatlas.results import write_json
-from neuralatlas.steps._common import callable_module, checked_params, dirs, file_stem, run_store, save, write_summary
+from neuralatlas.steps._common import (
+    callable_module,
+    checked_params,
+    dirs,
+    file_stem,
+    run_store,
+    save,
+    write_summary,
+)
 from neuralatlas.vocabulary import Progress
 
 NAME = "topomap"
