@@ -11,7 +11,7 @@ TSTAMP := $(VENV)/.installed-test
 SYSDEPS_BIN := dot chromium pdflatex
 SYSDEPS_PKG := graphviz chromium texlive-latex-base texlive-latex-recommended texlive-fonts-recommended texlive-science
 
-.PHONY: demo test test-fast bench install clean sysdeps
+.PHONY: demo test test-fast lint bench install clean sysdeps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,14 @@ demo: $(STAMP)
 	@$(MAKE) --no-print-directory sysdeps SYSDEPS_BIN=dot SYSDEPS_PKG=graphviz
 	$(BIN)/neuralatlas demo --out runs/demo
 
-test: $(TSTAMP) sysdeps
+# The whole suite, after the linters (CI runs this, through .ci/run).
+test: lint sysdeps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff (rules in pyproject.toml), then mypy against tools/mypy-baseline.txt, which may only shrink.
+lint: $(TSTAMP)
+	$(BIN)/ruff check src tests tools benchmarks examples
+	$(BIN)/python tools/check_mypy.py
 
 # The edit-test loop: everything but the end-to-end tests marked slow (make test runs all).
 test-fast: $(TSTAMP) sysdeps
@@ -52,4 +58,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -84,7 +84,7 @@ phase("naps by token")
 steps.projection.step(sentences_dir, method="tsne")  # sentences coloured by topic, block by block
 phase("sentence projection")
 # token rows coloured by any sample-table column: here their position in the sentence
-positions = na.project(tokens, layers=layers, method="pca", labels="position", n=1500)
+positions = na.project(tokens, layers=layers, method="pca", by="position", n_samples=1500)
 positions.save(tokens_dir / "results" / "projection")
 save_figure(inter_layer_evolution(positions), tokens_dir / "figures" / "projection" / "layers_final", layer="all")
 save_figure(projection_quality(positions), tokens_dir / "figures" / "projection" / "quality", layer="all")

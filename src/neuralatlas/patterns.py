@@ -11,9 +11,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from neuralatlas.errors import LayerError, close_matches
+from neuralatlas.errors import LayerError, close_matches, did_you_mean
 
-__all__ = ["expand_layers", "is_pattern", "layer_matches", "match_pattern"]
+__all__ = ["expand_layers", "is_pattern", "layer_matches", "match_pattern", "select_layers"]
 
 
 def is_pattern(name: str) -> bool:
@@ -95,6 +95,9 @@ def expand_layers(names: Sequence[str], patterns: str | Sequence[str], where: st
     """
     if isinstance(patterns, str):
         patterns = [patterns]
+    patterns = list(patterns)
+    if not patterns:
+        raise LayerError(empty_selection(where))
     chosen: dict[str, bool] = {}
     for pattern in patterns:
         hits = [n for n in names if layer_matches(n, pattern)]
@@ -115,3 +118,63 @@ def expand_layers(names: Sequence[str], patterns: str | Sequence[str], where: st
             else:
                 chosen[n] = exact
     return list(chosen.items())
+
+
+def empty_selection(where: str) -> str:
+    """The one message for ``layers=[]``: an empty selection is an error, never an empty result."""
+    return (f"layers=[] selects no layer of {where}: pass layers=None for every layer, or name the layers"
+            " (names or patterns such as 'fc*').")
+
+
+def select_layers(names: Sequence[str], layers: str | Sequence[str] | None, where: str, *,
+                  listed_as: str = "Layers stored") -> list[str]:
+    """The one layer-selection rule: ``None`` is every layer of ``names`` in their order; a list keeps its order.
+
+    Each name or pattern (``*`` within a dotted segment, ``**`` across) is expanded in the
+    order of ``names``; a layer met twice is kept once, where it was first given. An exact
+    name is looked up before pattern matching (a layer may be called ``blocks[0]``).
+
+    Parameters
+    ----------
+    names : sequence of str
+        The layers there are (a store's, a result's), in their own order.
+    layers : str, sequence of str, or None
+        The selection.
+    where : str
+        What holds ``names``, for the messages (``"the store runs/x/acts.zarr"``).
+    listed_as : str
+        How the list of existing layers is introduced in the message.
+
+    Raises
+    ------
+    LayerError
+        ``layers=[]`` (an empty selection is a mistake, not a request for nothing), or a name
+        or pattern that matches no layer (the message lists what exists).
+
+    Examples
+    --------
+    >>> select_layers(["fc1", "relu1", "fc2"], ["fc2", "fc1"], "the model")
+    ['fc2', 'fc1']
+    >>> select_layers(["fc1", "relu1", "fc2"], "fc*", "the model")
+    ['fc1', 'fc2']
+    """
+    names = list(names)
+    if layers is None:
+        return names
+    patterns = [layers] if isinstance(layers, str) else list(layers)
+    if not patterns:
+        raise LayerError(empty_selection(where))
+    chosen: list[str] = []
+    for pattern in patterns:
+        if not isinstance(pattern, str):
+            raise LayerError(f"Layers are named by strings; got {pattern!r} ({type(pattern).__name__}) in"
+                             f" layers={layers!r}.")
+        hits = [pattern] if pattern in names else [n for n in names if layer_matches(n, pattern)]
+        if not hits:
+            spans = ("" if not is_pattern(pattern) or "**" in pattern or "." not in pattern else
+                     " (in patterns * stays within one dotted segment; ** crosses segments)")
+            listing = ", ".join(names) if len(names) <= 60 else ", ".join(names[:60]) + ", ..."
+            raise LayerError(f"Layer {pattern!r} is not in {where}{spans}.{did_you_mean(pattern, names)}"
+                             f" {listed_as}: {listing}.")
+        chosen.extend(h for h in hits if h not in chosen)
+    return chosen

@@ -593,7 +593,7 @@ def run(config: RunConfig | str | Path | dict[str, Any], **kwargs: Any) -> RunRe
     Examples
     --------
     >>> result = run("examples/digits.yaml")            # doctest: +SKIP
-    >>> result.report
+    >>> result.report                                                           # doctest: +SKIP
     PosixPath('runs/digits/report.html')
     """
     from neuralatlas.config import load_config

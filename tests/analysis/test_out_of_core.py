@@ -103,6 +103,7 @@ def test_naps_refuse_a_memory_limit_below_one_row(small_chunks):
         naps(small_chunks, memory_limit=100)
 
 
+@pytest.mark.slow  # starts a dask cluster
 def test_naps_on_a_cluster_equal_local(small_chunks, client):
     local = naps(small_chunks, by="label", align="gradient", memory_limit=TINY)
     remote = naps(small_chunks, by="label", align="gradient", memory_limit=TINY, client=client)
@@ -144,6 +145,7 @@ def test_linear_cka_streamed_and_on_a_cluster_equal_the_in_memory_form(small_chu
 
 
 # ---------------------------------------------------------------------------- discriminative, PCA, neurons
+@pytest.mark.slow  # starts a dask cluster
 def test_streamed_anova_equals_in_memory_and_on_a_cluster(small_chunks, arrays, client):
     from neuralatlas.analysis.discriminative import anova_importances, discriminative_neurons
 
@@ -171,7 +173,7 @@ def test_streamed_pca_projection_equals_sklearn_on_all_samples(small_chunks, arr
     x = arrays["conv"].reshape(N, -1).astype(np.float64)
     expected = PCA(2, svd_solver="full").fit_transform(x)
     for kwargs in ({}, {"client": client}):
-        result = project(small_chunks, layers=["conv"], method="pca", n=None, memory_limit=100_000, **kwargs)
+        result = project(small_chunks, layers=["conv"], method="pca", n_samples=None, memory_limit=100_000, **kwargs)
         y = result["conv"]
         assert y.shape == (N, 2) and result.params["streamed"]
         # the same axes up to sign
@@ -188,8 +190,8 @@ def test_streamed_neuron_map_equals_the_in_memory_one(small_chunks, arrays):
     factor, dead_streamed = correlation_factor(x.mean(0), np.cov(x, rowvar=False, bias=True))
     np.testing.assert_array_equal(dead, dead_streamed)
     np.testing.assert_allclose(factor @ factor.T, profiles @ profiles.T, atol=1e-9)
-    streamed = neuron_projection(small_chunks, "conv", method="pca", n=None, pool=None, memory_limit=100_000)
-    in_memory = neuron_projection({"conv": arrays["conv"]}, "conv", method="pca", n=None, pool=None,
+    streamed = neuron_projection(small_chunks, "conv", method="pca", n_samples=None, pool=None, memory_limit=100_000)
+    in_memory = neuron_projection({"conv": arrays["conv"]}, "conv", method="pca", n_samples=None, pool=None,
                                   labels=arrays["labels"])
     a, b = streamed.coordinates, in_memory.coordinates
     signs = np.sign((a * b).sum(0))

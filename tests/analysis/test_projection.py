@@ -65,7 +65,7 @@ def test_stratified_subset_keeps_class_shares_and_is_seeded(labels):
 
 
 def test_subset_is_identical_across_layers_and_epochs(epoch_store, labels):
-    res = project(epoch_store, layers=["a", "b"], epochs="all", method="pca", n=120, seed=5, align=False)
+    res = project(epoch_store, layers=["a", "b"], epochs="all", method="pca", n_samples=120, seed=5, align=False)
     np.testing.assert_array_equal(res.rows, stratified_subset(labels, 120, seed=5))
     np.testing.assert_array_equal(res.labels, labels[res.rows])
     # each embedding is the PCA of exactly those rows of its own (layer, epoch)
@@ -74,7 +74,7 @@ def test_subset_is_identical_across_layers_and_epochs(epoch_store, labels):
         direct = embed(x, "pca", seed=5)
         np.testing.assert_allclose(procrustes_align(coords, direct), direct, atol=1e-4)   # float32 data
     # another call with other layers draws the very same samples
-    other = project(epoch_store, layers=["b"], epochs=[1], method="pca", n=120, seed=5)
+    other = project(epoch_store, layers=["b"], epochs=[1], method="pca", n_samples=120, seed=5)
     np.testing.assert_array_equal(other.rows, res.rows)
     np.testing.assert_allclose(other["b", 1], res["b", 1] - res["b", 1].mean(0), atol=1e-6)
 
@@ -99,14 +99,15 @@ def test_aligned_sequence_follows_a_reflected_layer(final_store, labels, tmp_pat
     a = np.asarray(final_store.activations("a"))
     q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(16, 16)))
     q[:, 0] *= -1
-    res = project({"a": a, "b": a @ q}, labels=labels, method="pca", n=None)
+    res = project({"a": a, "b": a @ q}, labels=labels, method="pca", n_samples=None)
     np.testing.assert_allclose(res["b"], res["a"], atol=1e-6)
-    independent = project({"a": a, "b": a @ q}, labels=labels, method="pca", n=None, align=False)
+    independent = project({"a": a, "b": a @ q}, labels=labels, method="pca", n_samples=None, align=False)
     assert np.abs(independent["b"] - independent["a"]).max() > 1e-3
 
 
+@pytest.mark.slow  # two full t-SNE sequences
 def test_tsne_sequence_same_seed_same_coordinates(final_store):
-    kwargs = dict(layers=["a", "b"], method="tsne", n=100, seed=7, n_jobs=1)
+    kwargs = dict(layers=["a", "b"], method="tsne", n_samples=100, seed=7, n_jobs=1)
     one, two = project(final_store, **kwargs), project(final_store, **kwargs)
     for key in one.coordinates:
         np.testing.assert_array_equal(one.coordinates[key], two.coordinates[key])
@@ -119,7 +120,7 @@ def test_tsne_sequence_same_seed_same_coordinates(final_store):
 
 @pytest.mark.slow
 def test_umap_sequence_is_seeded_and_aligned(final_store):
-    kwargs = dict(layers=["a", "b"], method="umap", n=80, seed=0)
+    kwargs = dict(layers=["a", "b"], method="umap", n_samples=80, seed=0)
     one, two = project(final_store, **kwargs), project(final_store, **kwargs)
     np.testing.assert_array_equal(one["b"], two["b"])
     assert one.quality["b", None]["neighborhood_hit"] > 0.9
@@ -134,7 +135,7 @@ def test_tsne_settings_pick_the_gradient_method_by_size():
 # ---------------------------------------------------------------------------- inputs and results
 def test_raw_input_pseudo_layer_and_conv_flattening(final_store, labels):
     raw = np.random.default_rng(3).normal(size=(N, 1, 4, 4)).astype(np.float32)
-    res = project(final_store, layers=["input", "b"], method="pca", inputs=raw, n=60)
+    res = project(final_store, layers=["input", "b"], method="pca", inputs=raw, n_samples=60)
     assert res.layers == ["input", "b"]
     assert res["input"].shape == (60, 2)
     with pytest.raises(AnalysisError, match="inputs has 10 rows but the store holds 240"):
@@ -143,13 +144,13 @@ def test_raw_input_pseudo_layer_and_conv_flattening(final_store, labels):
 
 
 def test_glob_layers_and_final_epoch_of_a_per_epoch_store(epoch_store):
-    res = project(epoch_store, layers="[ab]", method="pca", n=50)
+    res = project(epoch_store, layers="[ab]", method="pca", n_samples=50)
     assert res.layers == ["a", "b"] and res.epochs == [2]            # final = last captured epoch
     assert set(res.predictions) == {2}
 
 
 def test_save_and_load_round_trip(epoch_store, tmp_path):
-    res = project(epoch_store, layers=["a", "b"], epochs=[0, 2], method="pca", n=80)
+    res = project(epoch_store, layers=["a", "b"], epochs=[0, 2], method="pca", n_samples=80)
     res.save(tmp_path / "results" / "projection")
     back = Projection.load(tmp_path)                                  # a run folder works too
     assert back.layers == res.layers and back.epochs == res.epochs and back.method == "pca"
@@ -166,14 +167,14 @@ def test_bad_input_gets_clear_errors(epoch_store, final_store):
     with pytest.raises(LayerError, match=r"'fc9' is not in .*Layers available: a, b, conv"):
         project(epoch_store, layers=["fc9"], method="pca")
     with pytest.raises(AnalysisError, match="n=500 samples asked for, but .* holds only 240"):
-        project(epoch_store, layers=["a"], method="pca", n=500)
+        project(epoch_store, layers=["a"], method="pca", n_samples=500)
     with pytest.raises(StoreError, match="no per-epoch activations.*checkpoints=RUN_DIR"):
         project(final_store, epochs="all", method="pca")
     with pytest.raises(StoreError, match=r"Epoch\(s\) \[7\] not in .*epochs captured: 0, 1, 2"):
         project(epoch_store, epochs=[7], method="pca")
     with pytest.raises(AnalysisError, match="method='mds' is not known"):
         project(epoch_store, method="mds")
-    res = project(final_store, layers=["a"], method="pca", n=50)
+    res = project(final_store, layers=["a"], method="pca", n_samples=50)
     with pytest.raises(StoreError, match="inter-epoch sequence needs two or more"):
         res.sequence("epochs", layer="a")
     with pytest.raises(AnalysisError, match="need labels"):
@@ -273,7 +274,7 @@ def test_neuron_projection_trustworthiness_is_against_its_own_distance(labels):
 
 
 def test_neuron_projection_pools_conv_channels(epoch_store):
-    res = neuron_projection(epoch_store, "conv", epoch=1, method="pca", n=100)
+    res = neuron_projection(epoch_store, "conv", epoch=1, method="pca", n_samples=100)
     assert res.n_neurons == 5 and res.epoch == 1
     with pytest.raises(AnalysisError, match="at least 5 are needed"):
         neuron_projection({"fc": np.zeros((20, 3))}, "fc", labels=np.arange(20) % 2, method="pca")
@@ -286,15 +287,15 @@ def test_projection_figures(epoch_store):
 
     from neuralatlas.plots import projection as figs
 
-    res = project(epoch_store, layers=["a", "b"], epochs="all", method="pca", n=100)
-    neurons = neuron_projection(epoch_store, "a", method="pca", n=100)
+    res = project(epoch_store, layers=["a", "b"], epochs="all", method="pca", n_samples=100)
+    neurons = neuron_projection(epoch_store, "a", method="pca", n_samples=100)
     made = [figs.projection_scatter(res, "b", 2), figs.projection_sequence(res, "layers", epoch=0),
             figs.inter_layer_evolution(res, epoch=2, bundle=True), figs.inter_epoch_evolution(res, "b"),
             figs.trail_image(res, "epochs", layer="a"), figs.projection_quality(res),
             figs.neuron_map(neurons, np.arange(neurons.n_neurons))]
     from neuralatlas.analysis.discriminative import discriminative_neurons
 
-    scores = discriminative_neurons(epoch_store, "a", method="anova", n=100)
+    scores = discriminative_neurons(epoch_store, "a", method="anova", n_samples=100)
     by_class = figs.neuron_map(neurons, discriminative=scores)
     legend = [t.get_text() for t in by_class.axes[0].get_legend().get_texts()]
     assert set(legend) == {scores.classes[c] for c in np.unique(scores.best_class[~neurons.dead])}
@@ -306,6 +307,7 @@ def test_projection_figures(epoch_store):
         plt.close(f)
 
 
+@pytest.mark.slow  # the CLI end to end (t-SNE, figures)
 def test_cli_project_writes_results_and_figures(epoch_store, tmp_path):
     import shutil
 
@@ -341,12 +343,12 @@ def test_digits_mlp_separates_classes_with_depth_and_training(trained_mlp_run, c
     store = run.store
     first, last = store.epochs[0], store.epochs[-1]
     raw = run.test.inputs
-    res = project(store, layers=["input", "relu1", "relu2"], epochs=[first, last], method="pca", n=None,
+    res = project(store, layers=["input", "relu1", "relu2"], epochs=[first, last], method="pca", n_samples=None,
                   inputs=raw)
     nh = {key: q["neighborhood_hit"] for key, q in res.quality.items()}
     nh_tsne = {}
     for layers, epochs in ((["input", "relu1", "relu2"], [last]), (["relu2"], [first])):
-        tsne = project(store, layers=layers, epochs=epochs, method="tsne", n=None, n_jobs=1, inputs=raw)
+        tsne = project(store, layers=layers, epochs=epochs, method="tsne", n_samples=None, n_jobs=1, inputs=raw)
         nh_tsne.update({key: q["neighborhood_hit"] for key, q in tsne.quality.items()})
     with capsys.disabled():
         print(f"\nneighbourhood hit (k=6) on {res.n} digits test samples, digits MLP (Rauber et al. 2017):")

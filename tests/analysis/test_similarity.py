@@ -162,11 +162,11 @@ def test_too_wide_layers_fall_back_to_the_gram_form(tmp_path):
     assert m.values[0, 1] == pytest.approx(gram_cka(x, y), rel=1e-6)
     # neither fits: a seeded subsample, said so in a warning and in the notes
     with pytest.warns(SimilarityWarning, match="subsample|of 60 samples"):
-        est = cka_matrix(store, memory_limit=100_000, subsample=40, seed=1)
+        est = cka_matrix(store, memory_limit=100_000, n_samples=40, seed=1)
     assert "gram-subsample" in est.method and est.notes
     assert 0 < est.values[0, 1] <= 1
     with pytest.warns(SimilarityWarning):
-        again = cka_matrix(store, memory_limit=100_000, subsample=40, seed=1)
+        again = cka_matrix(store, memory_limit=100_000, n_samples=40, seed=1)
     np.testing.assert_array_equal(est.values, again.values)
 
 
@@ -244,7 +244,7 @@ def test_rsa_of_identical_representations_is_one_and_matches_scipy():
     assert rsa(x, y, metric="euclidean") == pytest.approx(
         spearmanr(pdist(x), pdist(y)).statistic, rel=1e-10)
     # a seeded subsample: same seed, same value
-    assert rsa(x, y, subsample=50, seed=3) == rsa(x, y, subsample=50, seed=3)
+    assert rsa(x, y, n_samples=50, seed=3) == rsa(x, y, n_samples=50, seed=3)
 
 
 def test_rsa_matrix(layered_store):
@@ -292,7 +292,7 @@ def test_similarity_result_save_load_figures(trained_mlp_run, tmp_path):
 
     from neuralatlas.plots.similarity import similarity_figures
 
-    result = similarity(trained_mlp_run.store, other=trained_mlp_run.store, rbf=True, subsample=300)
+    result = similarity(trained_mlp_run.store, other=trained_mlp_run.store, rbf=True, n_samples=300)
     layers = trained_mlp_run.store.layers
     assert set(result.matrices) >= {"linear_cka", "rbf_cka", "rsa", "linear_cka_vs_other", "rsa_vs_other"}
     assert set(result.epoch_matrices) == set(layers)
@@ -329,7 +329,7 @@ def test_pipeline_step(trained_mlp_run, tmp_path):
 
     ctx = SimpleNamespace(store=trained_mlp_run.store, results_dir=folder("results"), figures_dir=folder("figures"))
     calls = []
-    summary = run_similarity(ctx, {"rbf": False, "epochs": False, "layers": ["flatten", "relu1", "out"]},
+    summary = run_similarity(ctx, {"rbf": False, "epochs": None, "layers": ["flatten", "relu1", "out"]},
                              SimpleNamespace(progress=lambda d, t: calls.append((d, t))))
     assert set(summary["probe_accuracy"]) == {"flatten", "relu1", "out"}
     assert (tmp_path / "results" / "similarity" / "summary.json").exists()

@@ -226,6 +226,7 @@ def test_trained_cnn_class_maps_differ_more_than_untrained(trained_cnn_run, untr
     assert len([a for a in fig.axes if a.images]) == 10
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_a_numpy_only_user_never_imports_torch(tmp_path):
     code = textwrap.dedent(f"""
         import sys

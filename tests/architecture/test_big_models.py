@@ -92,6 +92,7 @@ def minilm():
     return hf_model(os.path.join(os.path.dirname(minilm_pkg.__file__), "model"))
 
 
+@pytest.mark.slow  # the real MiniLM
 def test_minilm_macs_and_collapsed_view(minilm):
     tokens, d, ffn = 10, 384, 1536
     g = architecture(minilm, input_shape=(tokens,))
@@ -182,6 +183,7 @@ def test_save_draws_the_readable_view(tmp_path):
         g.collapsed(depth=0)
 
 
+@pytest.mark.slow  # the CLI on a Hugging Face folder
 def test_cli_draws_a_hugging_face_folder(tmp_path):
     from typer.testing import CliRunner
 

@@ -21,6 +21,7 @@ def run_dir(trained_cnn_run, tmp_path):
     return run
 
 
+@pytest.mark.slow  # trains a run and attributes it through the CLI
 def test_attribute_command(run_dir):
     result = CliRunner().invoke(app, ["attribute", str(run_dir), "-m", "saliency", "-m", "ig", "--samples", "40",
                                       "--n-steps", "16"])

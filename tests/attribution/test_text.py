@@ -78,6 +78,7 @@ def _encoded(ds):
 
 
 # ---------------------------------------------------------------------------- MiniLM classifier
+@pytest.mark.slow  # IG through the real MiniLM
 def test_minilm_layer_ig_equals_captum_and_is_complete(classifier, text):
     from captum.attr import LayerIntegratedGradients
 
@@ -106,6 +107,7 @@ def test_minilm_layer_ig_equals_captum_and_is_complete(classifier, text):
     assert res.params["baseline"] == "pad" and res.targets.tolist() == few.labels.tolist()
 
 
+@pytest.mark.slow  # IG through the real MiniLM
 def test_minilm_tolerance_and_trapezoid_correction(classifier, text):
     from captum.attr import LayerIntegratedGradients
 

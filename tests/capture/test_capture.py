@@ -182,6 +182,7 @@ def test_interrupted_capture_resumes_to_identical_store(small, tmp_path):
     assert resumed.samples.equals(full.samples)
 
 
+@pytest.mark.slow  # kills a capture subprocess and resumes it
 def test_killed_process_resumes(tmp_path):
     """A real SIGKILL in the middle of a capture; the rerun finishes only what is missing."""
     script = textwrap.dedent(f"""
@@ -380,3 +381,54 @@ def test_device_selection_on_this_machine():
     if not torch.cuda.is_available():
         with pytest.raises(CaptureError, match="CUDA is not available"):
             pick_device("cuda")
+
+
+class _LateInplace(nn.Module):
+    """Changes its input in place from its second call on: an in-place op the first
+    (probing) forward does not show, so the capture must notice it on a later batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return x.relu_() if self.calls > 2 else x.relu()
+
+
+def test_gradients_of_a_layer_changed_in_place_only_on_later_batches(tmp_path, small):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), _LateInplace(), nn.Flatten(),
+                          nn.Linear(256, 10)).eval()
+    store = na.capture(model, small, layers=["0", "3"], out=tmp_path / "late.zarr", gradients=True,
+                       batch_size=16)
+    x = torch.from_numpy(small.inputs)
+    c = model[0](x)
+    logits = model[3](model[2](torch.relu(c)))
+    g = torch.autograd.grad(logits.gather(1, torch.from_numpy(small.labels)[:, None]).sum(), c)[0]
+    np.testing.assert_allclose(np.asarray(store.activations("0")), c.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(store.gradients("0")), g.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_recorder_clones_only_outputs_changed_in_place(small):
+    model = nn.Sequential(nn.Linear(64, 8), nn.ReLU(inplace=True), nn.Linear(8, 3))
+    x = torch.from_numpy(small.inputs[:5]).flatten(1).requires_grad_(True)
+    from neuralatlas.capture.hooks import Recorder
+
+    with Recorder(model, ["0", "2"], keep_graph=True) as rec:
+        model(x)
+        assert rec.mutated() == ["0"] and rec.clone == {"0"}
+        rec.reset()
+        model(x)
+        assert rec.mutated() == []  # cloned now: the ReLU changes the copy
+    assert rec.outputs["0"].min() < 0
+
+
+def test_a_target_that_changes_outputs_in_place_is_refused(tmp_path, small):
+    model = build("cnn", seed=0).eval()
+
+    def target(out, labels):
+        return out.relu_()[:, 0]
+
+    with pytest.raises(CaptureError, match="in place"):
+        na.capture(model, small, layers=["out"], out=tmp_path / "t.zarr", gradients=True, target=target)

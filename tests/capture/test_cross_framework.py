@@ -10,6 +10,8 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import numpy as np
 import pytest
+
+pytestmark = pytest.mark.slow  # builds and captures the same network in torch, Flax and Keras
 import torch
 from torch import nn
 

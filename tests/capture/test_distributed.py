@@ -9,6 +9,8 @@ import threading
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # each test runs a dask cluster of worker processes
+
 import neuralatlas as na
 from neuralatlas.zoo import build
 

@@ -7,6 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
@@ -15,6 +17,7 @@ def run(code: str) -> subprocess.CompletedProcess:
                           timeout=120, env={"PYTHONPATH": SRC, "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
 
 
+@pytest.mark.slow  # fresh interpreters, one per import
 def test_import_never_pulls_in_jax_flax_keras():
     result = run("""
         import sys
@@ -29,6 +32,7 @@ def test_import_never_pulls_in_jax_flax_keras():
     assert result.stdout.strip() == "[]"
 
 
+@pytest.mark.slow  # fresh interpreters with extras hidden
 def test_missing_extra_names_it():
     result = run("""
         import sys

@@ -129,6 +129,7 @@ TORCH_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a fresh interpreter with Keras on torch
 def test_torch_backend_in_subprocess(tmp_path):
     env = {**os.environ, "PYTHONPATH": SRC, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-c", TORCH_SCRIPT, str(tmp_path)], capture_output=True, check=False,

@@ -22,7 +22,7 @@ from neuralatlas.errors import StoreError
 from neuralatlas.store.chunkio import ChunkFile
 from neuralatlas.zoo import build
 
-CHUNKED = ("acts", "grads", "prediction", "samples/label")
+CHUNKED = ("acts", "grads", "prediction", "samples/label", "done")
 
 
 @pytest.fixture(params=["thread", "sync"])
@@ -118,6 +118,7 @@ def test_writer_error_reaches_the_producer_while_it_waits(tmp_path):
     assert done[:].tolist() == [True, False, False, False]
 
 
+@pytest.mark.slow  # kills a writer subprocess mid-chunk
 @pytest.mark.parametrize("mode", ["thread", "sync"])
 def test_process_killed_in_the_middle_of_a_chunk_write_resumes_correctly(tmp_path, mode):
     """SIGKILL while a chunk file is half written: that chunk is not marked done, the resume

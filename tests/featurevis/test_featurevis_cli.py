@@ -25,6 +25,7 @@ def run_copy(tmp_path, trained_cnn_run):
     return run
 
 
+@pytest.mark.slow  # trains a run and visualises it through the CLI
 def test_featurevis_command(run_copy):
     result = CliRunner().invoke(app, ["featurevis", str(run_copy), "--layer", "conv2", "--units", "0-3,7",
                                       "--steps", "8", "--filters", "--maps", "2", "--maps-layer", "conv1",

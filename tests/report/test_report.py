@@ -168,6 +168,7 @@ def test_report_of_one_model_folder_and_errors(report_run, tmp_path):
         write_report(tmp_path / "nowhere")
 
 
+@pytest.mark.slow  # writes the report three times
 def test_registered_section_plugs_in_and_a_broken_one_is_contained(report_run, tmp_path):
     from neuralatlas.report import SECTIONS, analysis_block, register_section, write_report
 

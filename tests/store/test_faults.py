@@ -202,6 +202,7 @@ def test_store_without_checksums_still_opens_and_says_so(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------------- kills
+@pytest.mark.slow  # kills capture subprocesses
 def test_kill_in_the_creation_window_leaves_no_half_store(job, tmp_path, reference):
     out, barrier = tmp_path / "acts.zarr", tmp_path / "created"
     start_and_kill(job, out, barrier, NEURALATLAS_TEST_PAUSE=f"created:{barrier}")
@@ -229,6 +230,7 @@ def test_store_left_half_created_by_an_older_version_is_started_afresh(tmp_path,
     assert_same(capture_again(empty), reference)
 
 
+@pytest.mark.slow  # kills a capture subprocess
 def test_kill_mid_chunk_resumes_to_the_same_store(job, tmp_path, reference):
     out, barrier = tmp_path / "acts.zarr", tmp_path / "paused"
     # forward 1 is the shape probe; 2-3 are chunk 0, 4-5 chunk 1: stop inside chunk 1
@@ -242,6 +244,7 @@ def test_kill_mid_chunk_resumes_to_the_same_store(job, tmp_path, reference):
     assert_same(na.ActivationStore.open(out), reference)
 
 
+@pytest.mark.slow  # two capture subprocesses racing
 def test_two_captures_at_once_one_is_told_who_writes(job, tmp_path, reference):
     out, barrier = tmp_path / "acts.zarr", tmp_path / "paused"
     proc = subprocess.Popen([sys.executable, str(job), str(out)], env=_env(PAUSE_AT_FORWARD=f"4:{barrier}"),

@@ -73,6 +73,7 @@ def test_errors_name_the_problem(tmp_path, arrays):
                                   arrays["dense"])
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_store_use_does_not_import_torch(tmp_path):
     code = f"""
 import sys, numpy as np

@@ -68,6 +68,7 @@ JOB = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # kills a training subprocess
 def test_killed_training_leaves_its_scratch_folder_only_until_the_next_train(tmp_path):
     job, out, barrier = tmp_path / "job.py", tmp_path / "run", tmp_path / "paused"
     job.write_text(JOB)

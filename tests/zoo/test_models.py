@@ -238,6 +238,7 @@ def vgg16_file(tmp_path_factory):
     return model, path
 
 
+@pytest.mark.slow  # builds VGG16 (138 M parameters)
 def test_vgg16_weights_round_trip(vgg16_file):
     original, path = vgg16_file
     loaded = vgg16(weights=path).eval()

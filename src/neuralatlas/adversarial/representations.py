@@ -50,8 +50,13 @@ def capture_adversarial(
 
     Examples
     --------
-    >>> store = capture_adversarial(model, test, "runs/demo/adversarial.zarr", eps=0.1)   # doctest: +SKIP
-    >>> store.samples.groupby("group").size()
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> model = build("cnn", seed=0).eval()                       # untrained: fast, still a CNN
+    >>> store = capture_adversarial(model, test.subset(slice(0, 32)), "adversarial.zarr", eps=0.1)
+    >>> store.samples.groupby("group").size().to_dict()
+    {'adversarial': 32, 'clean': 32}
     """
     from neuralatlas.capture import capture
 

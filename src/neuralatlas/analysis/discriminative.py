@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from neuralatlas.analysis.projection import DEFAULT_N, _epoch, _flatten, _source
+from neuralatlas.analysis.projection import _epoch
+from neuralatlas.analysis.sources import DEFAULT_N_SAMPLES, AtMost, flatten, open_source
 from neuralatlas.errors import AnalysisError, StoreError
 from neuralatlas.results import Result
 from neuralatlas.vocabulary import renamed_parameter
@@ -56,7 +57,7 @@ def _check(x: np.ndarray, y: np.ndarray, n_classes: int | None) -> tuple[np.ndar
         missing = np.flatnonzero(present[:k] == 0).tolist()
         raise AnalysisError(
             f"Classes {missing} have no samples in the subset (or labels exceed n_classes={k});"
-            " use more samples (n=...) or check the labels."
+            " use more samples (n_samples=...) or check the labels."
         )
     return x, y, k
 
@@ -311,7 +312,7 @@ class DiscriminativeNeurons(Result):
 
 @renamed_parameter("n", "n_samples")
 def discriminative_neurons(data: Any, layer: str | None = None, *, epoch: int | None = None, method: str = "trees",
-                           n_samples: int | None = DEFAULT_N, seed: int = 0, pool: str = "mean", n_estimators: int = 100,
+                           n_samples: int | AtMost | None = DEFAULT_N_SAMPLES, seed: int = 0, pool: str = "mean", n_estimators: int = 100,
                            n_jobs: int = -1, labels: np.ndarray | None = None,
                            classes: Sequence[str] | None = None, memory_limit: int | str | None = None,
                            client: Any = None) -> DiscriminativeNeurons:
@@ -327,12 +328,12 @@ def discriminative_neurons(data: Any, layer: str | None = None, *, epoch: int | 
         Checkpoint epoch; ``None`` for the final model.
     method : "trees" or "anova"
         Extremely randomised trees one-vs-rest (Rauber et al.), or the fast ANOVA F.
-    n_samples : int or None
-        Samples used (class-stratified, seeded; the same subset :func:`project` draws).
-        ``None``: every sample. With ``method="anova"`` on a store that is one streamed
+    n_samples : int, AtMost or None
+        Samples used (class-stratified, seeded; the same subset :func:`project` draws;
+        the default ``AtMost(2000)`` is up to 2,000). ``None``: every sample. (``n=`` is
+        the old name, deprecated.) With ``method="anova"`` on a store that is one streamed
         pass in bounded memory (``memory_limit=``, ``client=`` as for :func:`naps`); the
-        trees need their samples in memory, so keep ``n_samples`` to what fits. (Was ``n``,
-        which still works for one release.)
+        trees need their samples in memory, so keep ``n_samples`` to what fits.
     seed : int
     pool : "mean" or "max"
         Conv layers: a channel is a neuron, its map pooled over space.
@@ -357,7 +358,7 @@ def discriminative_neurons(data: Any, layer: str | None = None, *, epoch: int | 
     """
     if method not in DISCRIMINATIVE_METHODS:
         raise AnalysisError(f"method={method!r} is not known; choose 'trees' or 'anova'.")
-    src = _source(data, labels=labels, classes=classes)
+    src = open_source(data, labels=labels, classes=classes)
     if layer is None:
         if len(src.layers) != 1:
             raise AnalysisError(f"Name the layer (layer=...); layers: {', '.join(src.layers)}.")
@@ -365,15 +366,14 @@ def discriminative_neurons(data: Any, layer: str | None = None, *, epoch: int | 
     name = src.resolve_layers([layer])[0]
     slot = src.resolve_epochs([epoch])[0] if epoch is not None else src.final_epoch()
     store = getattr(src, "store", None)
-    n = n_samples
-    if method == "anova" and n is None and store is not None and not src.epoch_invariant(name):
+    if method == "anova" and n_samples is None and store is not None and not src.epoch_invariant(name):
         imp = streamed_anova_importances(store, name, epoch=slot, pool=pool, memory_limit=memory_limit,
                                          client=client)
         return DiscriminativeNeurons(imp, classes=src.classes, layer=name, epoch=slot, method=method,
                                      params={"n_samples": int(store.n_samples), "seed": int(seed), "pool": pool,
                                              "n_estimators": int(n_estimators), "streamed": True})
-    rows = src.subset(n, seed)
-    x = _flatten(src.read(name, slot, rows), pool)
+    rows = src.subset(n_samples, seed)
+    x = flatten(src.read(name, slot, rows), pool)
     y = src.labels[rows]
     k = len(src.classes) or None
     if method == "trees":

@@ -24,7 +24,7 @@ Activations are channels-first (``[C, H, W]``, ``[C, T]``) as PyTorch and the st
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,12 +34,19 @@ import pandas as pd
 import scipy.sparse as sp
 
 from neuralatlas.analysis import _kernels
-from neuralatlas.analysis.streaming import (BlockReduction, block_rows, flatten_samples, parse_memory_limit,
-                                            pooled_shape, reduce_blocks)
+from neuralatlas.analysis.sources import _named_values, group_codes, resolve_layers  # noqa: F401
+from neuralatlas.analysis.streaming import (
+    BlockReduction,
+    block_rows,
+    flatten_samples,
+    parse_memory_limit,
+    pooled_shape,
+    reduce_blocks,
+)
 from neuralatlas.errors import AnalysisError, LayerError, StoreError, did_you_mean
-from neuralatlas.patterns import layer_matches
 from neuralatlas.results import Result
 from neuralatlas.store.core import read_rows
+from neuralatlas.vocabulary import Progress
 
 __all__ = ["NAPs", "UnitStatistics", "align_by_gradient", "contrastive_naps", "naps", "unit_statistics"]
 
@@ -48,7 +55,6 @@ FORMAT = "neuralatlas.naps/1"
 # CPU cache across the several passes each slice takes, large enough that the per-slice Python
 # overhead stays small (measured: 2-4 MiB best, 16 MiB ~2x slower, 512 KiB ~1.6x slower).
 _CACHE_BYTES = 2**21
-Progress = Callable[[int, int], None]
 
 
 # ---------------------------------------------------------------------------- unit statistics
@@ -171,7 +177,13 @@ class NAPs(Result):
 
     Examples
     --------
-    >>> result = naps(store, by="label")                        # doctest: +SKIP
+    >>> from neuralatlas import capture
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> store = capture(build("cnn", seed=0).eval(), test.subset(slice(0, 100)), out="acts.zarr",
+    ...                 gradients=True, target="label")
+    >>> result = naps(store, by="label")
     >>> result.values("conv2").shape                             # [n_groups, C, H, W]
     (10, 32, 4, 4)
     """
@@ -399,95 +411,8 @@ def align_by_gradient(activations: np.ndarray, gradients: np.ndarray) -> np.ndar
 
 # ---------------------------------------------------------------------------- grouping
 def _resolve_layers(available: Sequence[str], layers: str | Sequence[str] | None) -> list[str]:
-    if layers is None:
-        return list(available)
-    patterns = [layers] if isinstance(layers, str) else list(layers)
-    chosen: list[str] = []
-    for pattern in patterns:
-        hits = [name for name in available if layer_matches(name, pattern)]
-        if not hits:
-            raise LayerError(f"Layer {pattern!r} matches no layer of the store.{did_you_mean(pattern, available)}"
-                             f" Layers stored: {', '.join(available)}.")
-        chosen.extend(h for h in hits if h not in chosen)
-    return chosen
-
-
-def _named_values(values: np.ndarray, names: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
-    """Sorted unique values and their display names (class names for class indices)."""
-    uniq = np.unique(values)
-    if names is not None and uniq.dtype.kind in "iu":
-        shown = [names[int(v)] if 0 <= int(v) < len(names) else str(v) for v in uniq]
-    else:
-        shown = [str(v) for v in uniq]
-    return uniq, shown
-
-
-def group_codes(table: pd.DataFrame, by: str | Sequence | np.ndarray, groups: Sequence | None = None,
-                classes: Sequence[str] | None = None) -> tuple[np.ndarray, list[str], str]:
-    """Group index of every sample (-1: in no chosen group), the group names, and the grouping's name.
-
-    ``by`` is a sample-table column, ``"correct"`` (label == prediction: "correct"/"wrong"), or
-    an array with one value per sample. Label and prediction values of -1 (unlabelled) belong
-    to no group. ``groups`` picks and orders groups (by name or value).
-    """
-    n = len(table)
-    names_source: Sequence[str] | None = None
-    if isinstance(by, str):
-        name = by
-        if by == "correct":
-            missing = [c for c in ("label", "prediction") if c not in table]
-            if missing:
-                raise AnalysisError(f"by='correct' needs the columns label and prediction; the sample table"
-                                    f" has no {', '.join(missing)} (capture the model to record predictions).")
-            ok = np.asarray(table["label"]) == np.asarray(table["prediction"])
-            values = np.where(ok, "correct", "wrong").astype(object)
-            valid = (np.asarray(table["label"]) >= 0) & (np.asarray(table["prediction"]) >= 0)
-            values = np.where(valid, values, None)
-        elif by in table:
-            values = np.asarray(table[by])
-            if by == "label" and values.dtype.kind == "f" and not np.array_equal(values[~np.isnan(values)],
-                                                                                 np.round(values[~np.isnan(values)])):
-                raise AnalysisError(
-                    "The labels are floats (regression targets), not classes: grouping by them would make"
-                    " a group per value. Bin them into groups and pass by=array, e.g."
-                    " by=pd.qcut(store.samples['label'], 4, labels=False), or group by another column.")
-            if by in ("label", "prediction"):
-                names_source = classes
-        else:
-            columns = [c for c in table.columns if c != "label_name"] + ["correct"]
-            raise AnalysisError(f"Cannot group by {by!r}: the sample table has no such column."
-                                f"{did_you_mean(by, columns)} Columns: {', '.join(columns)}"
-                                " (or pass an array with one value per sample).")
-    else:
-        name = "custom"
-        values = np.asarray(by)
-        if values.shape != (n,):
-            raise AnalysisError(f"by= has shape {values.shape}; a grouping array needs one value per sample ({n},).")
-    valid = ~pd.isna(values) if values.dtype == object else np.ones(n, bool)
-    if name in ("label", "prediction"):
-        valid &= values.astype(np.int64) >= 0
-    if values.dtype == object:
-        values = np.where(valid, values, "").astype(str)
-    if not valid.any():
-        raise AnalysisError(f"No sample has a value in {name!r} (all unlabelled); group by another column.")
-    uniq, shown = _named_values(values[valid], names_source)
-    position = np.searchsorted(uniq, values)
-    position = np.clip(position, 0, len(uniq) - 1)
-    codes = np.where(valid & (uniq[position] == values), position, -1)
-    if groups is not None:
-        wanted = list(dict.fromkeys(groups))
-        order = []
-        for g in wanted:
-            hit = [i for i, (u, s) in enumerate(zip(uniq, shown)) if s == str(g) or str(u) == str(g)]
-            if not hit:
-                raise AnalysisError(f"Group {g!r} has no samples in {name!r}.{did_you_mean(str(g), shown)}"
-                                    f" Groups with samples: {', '.join(shown)}.")
-            order.append(hit[0])
-        remap = np.full(len(uniq), -1, np.int64)
-        remap[order] = np.arange(len(order))
-        codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
-        shown = [shown[i] for i in order]
-    return codes.astype(np.int64), shown, name
+    """Layers of ``available`` by the package's one rule (:func:`neuralatlas.analysis.sources.resolve_layers`)."""
+    return resolve_layers(list(available), layers, where="the store")
 
 
 # ---------------------------------------------------------------------------- streaming
@@ -814,12 +739,18 @@ def naps(
 
     Example
     -------
-    >>> result = naps(store, by="label", layers="conv*", align="gradient")  # doctest: +SKIP
-    >>> result.values("conv2").shape, result.counts.sum() == store.n_samples
+    >>> from neuralatlas import capture
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> store = capture(build("cnn", seed=0).eval(), test.subset(slice(0, 100)), out="acts.zarr",
+    ...                 gradients=True, target="label")
+    >>> result = naps(store, by="label", layers="conv*", align="gradient")
+    >>> result.values("conv2").shape, int(result.counts.sum()) == store.n_samples
     ((10, 32, 4, 4), True)
     """
     store = _open(store)
-    chosen = _resolve_layers(store.layers, layers)
+    chosen = resolve_layers(store, layers)
     if align not in (None, "gradient"):
         raise AnalysisError(f"align={align!r} is not a known alignment; use None or 'gradient'.")
     to_align: list[str] = []
@@ -901,9 +832,15 @@ def unit_statistics(store: Any, layers: str | Sequence[str] | None = None, *, ep
 
     Example
     -------
-    >>> stats = unit_statistics(store, "relu*")                     # doctest: +SKIP
-    >>> stats["relu1"].summary()["dead_fraction"]
-    0.03
+    >>> from neuralatlas import capture
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> store = capture(build("cnn", seed=0).eval(), test.subset(slice(0, 100)), out="acts.zarr",
+    ...                 gradients=True, target="label")
+    >>> stats = unit_statistics(store, "relu*")
+    >>> sorted(stats), 0.0 <= stats["relu1"].summary()["dead_fraction"] <= 1.0
+    (['relu1', 'relu2', 'relu_fc1'], True)
     """
     store = _open(store)
     everyone = np.zeros(store.n_samples, np.int64)
@@ -940,7 +877,13 @@ def contrastive_naps(result: Any, groups: Sequence | None = None, weight_by_size
 
     Example
     -------
-    >>> c = contrastive_naps(naps(store), weight_by_size=True)        # doctest: +SKIP
+    >>> from neuralatlas import capture
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> store = capture(build("cnn", seed=0).eval(), test.subset(slice(0, 100)), out="acts.zarr",
+    ...                 gradients=True, target="label")
+    >>> c = contrastive_naps(naps(store), weight_by_size=True)
     >>> np.allclose(np.tensordot(c.reference["weights"], c.values("fc1"), 1), 0, atol=1e-5)
     True
     """

@@ -429,9 +429,11 @@ class TopomapLayout:
 
     Example
     -------
-    >>> profiles = unit_profiles(result.values("conv2"))                # doctest: +SKIP
-    >>> layout = TopomapLayout(method="grid", seed=0).fit(profiles)
-    >>> images = layout.transform(unit_values(result.values("conv2")))   # [groups, 64, 64]
+    >>> rng = np.random.default_rng(0)
+    >>> values = rng.normal(size=(10, 32, 4, 4))                         # NAPs of a conv layer
+    >>> layout = TopomapLayout(method="grid", seed=0).fit(unit_profiles(values))
+    >>> layout.transform(unit_values(values)).shape                      # [groups, 64, 64]
+    (10, 64, 64)
     """
 
     def __init__(self, method: str = "umap", seed: int = 0, *, spread: bool | None = None,
@@ -796,15 +798,22 @@ def topomaps(result: Any, layers: str | Sequence[str] | None = None, method: str
 
     Example
     -------
-    >>> maps = topomaps(contrastive_naps(naps(store)), method="umap")   # doctest: +SKIP
+    >>> from neuralatlas import capture
+    >>> from neuralatlas.analysis.naps import contrastive_naps, naps
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> store = capture(build("cnn", seed=0).eval(), test.subset(slice(0, 100)), out="acts.zarr")
+    >>> maps = topomaps(contrastive_naps(naps(store, layers="conv2")), method="grid")
     >>> maps.images["conv2"].shape
     (10, 64, 64)
     """
-    from neuralatlas.analysis.naps import NAPs, _resolve_layers
+    from neuralatlas.analysis.naps import NAPs
+    from neuralatlas.analysis.sources import resolve_layers
 
     if not isinstance(result, NAPs):
         raise AnalysisError(f"topomaps needs a NAPs result (neuralatlas.naps); got {type(result).__name__}.")
-    chosen = _resolve_layers(result.layers, layers)
+    chosen = resolve_layers(result, layers)
     coords, values, images, quality, skipped = {}, {}, {}, {}, {}
     for i, layer in enumerate(chosen):
         v = result.values(layer)

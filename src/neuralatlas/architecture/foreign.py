@@ -11,7 +11,6 @@ kernel size × output positions). :func:`framework_summary` is the framework's o
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -169,5 +168,7 @@ def save_architecture(run_dir: str | Path, model: Any, example: Any) -> dict[str
     (target / "framework_summary.txt").write_text(text + "\n")
     out = {"method": summary.model_type.split(":")[0] + " trace", "layers": len(summary.table),
            "total_params": summary.total_params, "total_macs": summary.total_macs}
-    (target / "summary.json").write_text(json.dumps(out, indent=1))
+    from neuralatlas.results import write_json
+
+    write_json(target / "summary.json", out, kind="architecture_summary")
     return out

@@ -521,7 +521,9 @@ class ArchitectureGraph(Result):
 
     Example
     -------
-    >>> g = architecture(model, torch.zeros(1, 1, 8, 8))     # doctest: +SKIP
+    >>> import torch
+    >>> from neuralatlas.zoo import cnn
+    >>> g = architecture(cnn(), torch.zeros(1, 1, 8, 8))
     >>> g.module_names[:3]
     ['conv1', 'relu1', 'pool1']
     >>> svg = g.to_svg()

@@ -100,9 +100,13 @@ def attribute_dataset(
 
     Examples
     --------
-    >>> store = attribute_dataset(model, test, ["saliency", "ig"], out=run / "attributions.zarr")  # doctest: +SKIP
-    >>> store.activations("integrated_gradients").shape
-    (450, 1, 8, 8)
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> model = build("cnn", seed=0).eval()                       # untrained: fast, still a CNN
+    >>> store = attribute_dataset(model, test.subset(slice(0, 32)), ["saliency", "ig"], out="attributions.zarr")
+    >>> store.layers, store.activations("integrated_gradients").shape
+    (['saliency', 'integrated_gradients'], (32, 1, 8, 8))
     """
     names = [resolve_method(m) for m in ([methods] if isinstance(methods, str) else methods)]
     if not names:

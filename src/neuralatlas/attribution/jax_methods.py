@@ -13,8 +13,8 @@ Maps of image inputs (``[n, H, W, C]`` in Flax and Keras) are returned channels-
 Examples
 --------
 >>> from neuralatlas.attribution.jax_methods import attribute_jax       # doctest: +SKIP
->>> ig = attribute_jax(nnx_model, test_nhwc, "integrated_gradients", n_steps=32)
->>> ig.summary()["completeness_max"] < 0.05
+>>> ig = attribute_jax(nnx_model, test_nhwc, "integrated_gradients", n_steps=32) # doctest: +SKIP
+>>> ig.summary()["completeness_max"] < 0.05                                     # doctest: +SKIP
 True
 """
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from neuralatlas.errors import AnalysisError
-from neuralatlas.results import Result, jsonable, safe_name
+from neuralatlas.results import Result, jsonable
 
 _ARRAYS = ("maps", "targets", "inputs", "labels", "predictions", "index", "delta", "completeness",
            "n_steps", "mask", "tokens")
@@ -54,8 +54,14 @@ class Attribution(Result):
 
     Examples
     --------
-    >>> result = neuralatlas.attribute(model, test, method="saliency")   # doctest: +SKIP
+    >>> import neuralatlas
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> model = build("cnn", seed=0).eval()                       # untrained: fast, still a CNN
+    >>> result = neuralatlas.attribute(model, test.subset(slice(0, 32)), method="saliency")
     >>> result.maps.shape, result.summary()["method"]
+    ((32, 1, 8, 8), 'saliency')
     """
 
     method: str

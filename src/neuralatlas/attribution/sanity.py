@@ -267,8 +267,13 @@ def sanity_check(
 
     Examples
     --------
-    >>> result = sanity_check(model, test, "saliency")            # doctest: +SKIP
-    >>> result.passed, result.steps[["mode", "layer", "spearman"]]
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> model = build("cnn", seed=0).eval()                       # untrained: fast, still a CNN
+    >>> result = sanity_check(model, test.subset(slice(0, 32)), "saliency")
+    >>> result.steps["mode"].unique().tolist(), result.steps["layer"].tolist()[:4]
+    (['cascading', 'independent'], ['out', 'fc1', 'conv2', 'conv1'])
     """
     modes = [mode] if isinstance(mode, str) else list(mode)
     bad = [m for m in modes if m not in MODES]

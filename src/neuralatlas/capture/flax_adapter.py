@@ -12,8 +12,8 @@ flax msgpack files of the tree, as :func:`save_params` writes them.
 Examples
 --------
 >>> from flax import nnx                                           # doctest: +SKIP
->>> store = neuralatlas.capture(model, test, layers=["conv*", "head"], gradients=True)
->>> store = neuralatlas.capture((linen_module, variables), test, out="acts.zarr")
+>>> store = neuralatlas.capture(model, test, layers=["conv*", "head"], gradients=True) # doctest: +SKIP
+>>> store = neuralatlas.capture((linen_module, variables), test, out="acts.zarr") # doctest: +SKIP
 """
 
 from __future__ import annotations

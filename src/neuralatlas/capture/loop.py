@@ -854,20 +854,25 @@ class _CaptureRun:
         self._batch_n = len(labels)
         if self.rows == "tokens":
             self.token_mask = _token_mask(x).to(self.device)
-        if self.gradients:
-            x = _require_input_grad(x)
-        self.recorder.reset()
-        try:
-            with torch.set_grad_enabled(self.gradients):
-                out = call_model(self.model, x)
-        except (RuntimeError, TypeError, ValueError, IndexError) as err:
-            if isinstance(err, CaptureError):
-                raise
-            raise CaptureError(
-                f"{type(self.model).__name__} failed on a batch of inputs of shape {_shape_of(x)}:"
-                f" {err}. Check that the data matches what the model expects (input shape,"
-                " channels, dtype)."
-            ) from err
+        given = x
+        for _ in range(2):
+            x = _require_input_grad(given) if self.gradients else given
+            self.recorder.reset()
+            try:
+                with torch.set_grad_enabled(self.gradients):
+                    out = call_model(self.model, x)
+            except (RuntimeError, TypeError, ValueError, IndexError) as err:
+                if isinstance(err, CaptureError):
+                    raise
+                raise CaptureError(
+                    f"{type(self.model).__name__} failed on a batch of inputs of shape {_shape_of(x)}:"
+                    f" {err}. Check that the data matches what the model expects (input shape,"
+                    " channels, dtype)."
+                ) from err
+            # with gradients, recorded outputs are not copied unless an in-place op changes
+            # them; where one did, those layers are cloned from now on and the batch is run again
+            if not (self.gradients and self.recorder.mutated()):
+                break
         self.recorder.check_calls()
         return select_tensor(out, self.output, what="model output"), x
 
@@ -1094,6 +1099,13 @@ class _CaptureRun:
                 " weights?); gradients cannot be captured for them. Capture them with gradients=False."
             )
         scalar = target_values(self.target, out, labels, inputs).sum()
+        changed = self.recorder.mutated()
+        if changed:  # the target function changed a layer's output in place
+            raise CaptureError(
+                f"The target changed the outputs of layers {changed} in place, so their gradients"
+                " would be those of other values. Make the target function work on copies"
+                " (no in-place ops such as .relu_() or +=)."
+            )
         grads = torch.autograd.grad(scalar, tensors, allow_unused=True)
         for name, g, t in zip(self.layers, grads, tensors):
             g = torch.zeros_like(t) if g is None else g

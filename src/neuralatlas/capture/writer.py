@@ -96,6 +96,12 @@ class ChunkWriter:
             threaded = background_writes()
         self.arrays = dict(arrays)
         self.done = done  # set by the caller's thread only (commit), never by the writer
+        # a flag is one 1-byte chunk: written as its file directly (the bytes zarr writes),
+        # not through a round trip into zarr's event loop per chunk
+        self._done_file = ChunkFile.for_array(done) if direct else None
+        if self._done_file is not None and self._done_file.chunk_shape != (1,):
+            self._done_file = None
+        self._true = np.ones(1, bool)
         self.chunk_rows = int(chunk_rows)
         self.files = {key: (ChunkFile.for_array(arr) if direct else None) for key, arr in self.arrays.items()}
         for key, f in self.files.items():
@@ -245,7 +251,10 @@ class ChunkWriter:
         with self._lock:
             items, self._unflagged = self._unflagged, []
         for chunk, _ in items:
-            self.done[chunk] = True
+            if self._done_file is not None:
+                self._done_file.write(chunk, self._true)
+            else:
+                self.done[chunk] = True
             self.written_rows += _
             self.written_chunks.append(chunk)
         return [rows for _, rows in items]

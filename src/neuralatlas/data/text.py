@@ -94,9 +94,9 @@ class TextDataset:
 
     Examples
     --------
-    >>> from neuralatlas.data import topics
+    >>> from neuralatlas.data import topics                                     # doctest: +SKIP
     >>> train, test = topics(tokenizer=tok)                     # doctest: +SKIP
-    >>> item, label = test[0]
+    >>> item, label = test[0]                                                   # doctest: +SKIP
     >>> sorted(item), test.texts[0], test.classes[label]        # doctest: +SKIP
     (['attention_mask', 'input_ids'], 'Our local team ...', 'sport')
     >>> loader = test.with_padding("batch").loader(batch_size=32)  # doctest: +SKIP

@@ -19,8 +19,8 @@ from neuralatlas.featurevis import objectives as obj
 from neuralatlas.featurevis.objectives import INPUT, Objective, as_objective
 from neuralatlas.featurevis.taps import as_batch, prepared
 from neuralatlas.results import Result, files_of
+from neuralatlas.vocabulary import Progress
 
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -186,7 +186,11 @@ def deepdream(
 
     Example
     -------
-    >>> res = deepdream(model, x_test[0], "conv2", octaves=1, steps=30)   # doctest: +SKIP
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> model = build("cnn", seed=0).eval()                       # untrained: fast, still a CNN
+    >>> res = deepdream(model, test.inputs[0], "conv2", octaves=1, steps=30)
     >>> res.image.shape
     (1, 8, 8)
     """

@@ -116,7 +116,8 @@ def filters(model: nn.Module, layer: str | None = None) -> Filters:
 
     Example
     -------
-    >>> f = filters(model)                 # doctest: +SKIP
+    >>> from neuralatlas.zoo import cnn
+    >>> f = filters(cnn())
     >>> f.layer, f.weights.shape
     ('conv1', (16, 1, 3, 3))
     """

@@ -141,7 +141,13 @@ def feature_maps(
 
     Example
     -------
-    >>> fm = feature_maps(run.store, sample=3, data=test)       # doctest: +SKIP
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import build
+    >>> train, test = digits()
+    >>> model = build("cnn", seed=0).eval()                       # untrained: fast, still a CNN
+    >>> from neuralatlas import capture
+    >>> store = capture(model, test.subset(slice(0, 32)), out="acts.zarr")
+    >>> fm = feature_maps(store, sample=3, data=test)
     >>> fm.maps["conv1"].shape
     (16, 8, 8)
     """
@@ -161,19 +167,10 @@ def _open_store(source: ActivationStore | str | Path) -> ActivationStore:
 
 
 def _match(names: Sequence[str], patterns: str | Sequence[str], where: str) -> list[str]:
-    from neuralatlas.patterns import layer_matches
+    """Layers of ``names`` by the package's one selection rule (order given; ``[]`` an error)."""
+    from neuralatlas.patterns import select_layers
 
-    pats = [patterns] if isinstance(patterns, str) else list(patterns)
-    chosen: list[str] = []
-    for p in pats:
-        hits = [n for n in names if layer_matches(n, p)]
-        if not hits:
-            from neuralatlas.errors import did_you_mean
-
-            raise LayerError(f"No layer of {where} matches {p!r}.{did_you_mean(p, names)}"
-                             f" Layers: {', '.join(names)}.")
-        chosen += [h for h in hits if h not in chosen]
-    return [n for n in names if n in chosen]
+    return select_layers(names, patterns, where)
 
 
 def _from_store(store: ActivationStore, inputs: Any, layers: Any, sample: int, epoch: int | None,

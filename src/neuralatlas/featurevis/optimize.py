@@ -20,8 +20,8 @@ from neuralatlas.featurevis.param import make_param
 from neuralatlas.featurevis.taps import default_input_shape, prepared
 from neuralatlas.featurevis.transforms import Transform, compose, default_transforms, resize
 from neuralatlas.results import Result, files_of
+from neuralatlas.vocabulary import Progress
 
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -212,7 +212,8 @@ def visualize_feature(
     Example
     -------
     >>> from neuralatlas.featurevis import objectives as O
-    >>> res = visualize_feature(model, O.class_logit(range(10)), steps=128)   # doctest: +SKIP
+    >>> from neuralatlas.zoo import cnn
+    >>> res = visualize_feature(cnn(), O.class_logit(range(10)), steps=16)   # few steps: a fast example
     >>> res.images.shape
     (10, 1, 8, 8)
     """

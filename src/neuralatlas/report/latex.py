@@ -25,7 +25,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from neuralatlas.report.captions import describe
+from neuralatlas.report.captions import caption_fields, describe
 from neuralatlas.report.collect import ModelInfo, ReportError, RunInfo, depth_order, read_run
 from neuralatlas.report.sections import section_title
 from neuralatlas.report.tables import Table, is_number, readable_columns, summary_table
@@ -206,7 +206,7 @@ def export_latex(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
     import tempfile
 
     scratch = tempfile.TemporaryDirectory(prefix="neuralatlas-latex-")
-    drawing = Path(scratch.name)  # PDFs drawn from the results, copied into out/figures like the rest
+    redrawn = Path(scratch.name)  # PDFs drawn from the results, copied into out/figures like the rest
 
     body.append(r"\section{Run}")
     body.append(_run_overview(run))
@@ -243,7 +243,7 @@ def export_latex(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
                     figures.append((drawing.relative_to(out), f"{model.name}: the model's layer graph (vector).",
                                     f"fig:{_safe(model.name)}-architecture-graph", _width_in(drawing)))
             files = _figure_files(output)
-            drawn = _drawn_pdfs(output, drawing / _safe(model.name) / _safe(analysis), files)
+            drawn = _drawn_pdfs(output, redrawn / _safe(model.name) / _safe(analysis), files)
             for src in depth_order(files, model.layers, output.figures_dir):
                 rel = src.relative_to(output.figures_dir)
                 src = drawn.get(rel.with_suffix(""), src)  # the PDF drawn from the results for a PNG-only figure
@@ -251,7 +251,8 @@ def export_latex(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
                 dest = out / "figures" / _safe(model.name) / _safe(analysis) / _safe_path(rel)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, dest)
-                caption = describe(analysis, rel.with_suffix(""), layers=model.layers, model=model.name)
+                caption = describe(analysis, rel.with_suffix(""), layers=model.layers, model=model.name,
+                                   **caption_fields(model, analysis))
                 label = "fig:" + _safe(f"{model.name}-{analysis}-{rel.with_suffix('').as_posix()}")
                 figures.append((dest.relative_to(out), caption, label, _width_in(src)))
             body.extend(_figure_floats(figures))
@@ -391,12 +392,9 @@ def _figure_floats(figures: list[tuple[Path, str, str, float | None]]) -> list[s
 
 
 def _architecture_pdf(output: Any, dest: Path) -> Path | None:
-    """The layer graph as a vector PDF drawn by Graphviz (None without ``dot`` or a saved graph)."""
+    """The layer graph as a vector PDF, drawn by Graphviz or, without ``dot``, by the built-in
+    layout in matplotlib (None without a saved graph)."""
     if not (output.results_dir / "graph.json").is_file():
-        return None
-    from neuralatlas.architecture import dot_available
-
-    if not dot_available():
         return None
     from neuralatlas.architecture.graph import ArchitectureGraph
 

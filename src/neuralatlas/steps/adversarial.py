@@ -105,10 +105,10 @@ def load(results_dir: Path) -> Any:
 def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None, *,
             classes: Sequence[str] | None = None) -> int:
     """The robustness curve and one grid of clean/perturbation/adversarial examples per eps."""
-    from neuralatlas.plots.adversarial import adversarial_grid, robustness_plot
+    from neuralatlas.plots.adversarial import adversarial_grid, adversarial_robustness
 
     figures_dir = Path(figures_dir)
-    written = save(robustness_plot(result), figures_dir / "robustness", formats)
+    written = save(adversarial_robustness(result), figures_dir / "robustness", formats)
     for res in result.results:
         written += save(adversarial_grid(res, samples=6, classes=classes),
                         figures_dir / f"grid_eps{res.eps:g}".replace(".", "p"), formats)  # no dot: it is no suffix

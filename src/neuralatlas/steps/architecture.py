@@ -1,7 +1,7 @@
 """The architecture step: the model's graph (SVG, JSON), its summary table and the layer-cost figure.
 
 Writes ``RUN_DIR/results/architecture/`` (graph, summary table, ``summary.json``) and
-``RUN_DIR/figures/architecture/`` (``layer_costs``, and ``architecture.png`` with Graphviz).
+``RUN_DIR/figures/architecture/`` (``architecture_costs``, and ``architecture.png`` with Graphviz).
 """
 
 from __future__ import annotations
@@ -74,11 +74,11 @@ def step(run_dir: Path, model: Any, **params: Any) -> Any:
 
 
 def _layer_costs_figure(table: Any, depth: int | str | None) -> Any:
-    from neuralatlas.plots import layer_costs
+    from neuralatlas.plots import architecture_costs
 
     frame = getattr(table, "table", None)
     costs_depth = depth if isinstance(depth, int) else (_costs_depth(frame) if frame is not None else None)
-    return layer_costs(table, depth=costs_depth)
+    return architecture_costs(table, depth=costs_depth)
 
 
 def _costs_depth(frame: Any, max_bars: int = 40) -> int | None:

@@ -63,22 +63,22 @@ def agreement_summary(found: dict[str, Any]) -> dict[str, float] | None:
 def figures(result: tuple[Any, dict[str, Any]], figures_dir: Path, formats: Sequence[str] | None = None) -> int:
     """The neuron map and the discriminative figures of ``(NeuronProjection, {how: DiscriminativeNeurons})``."""
     from neuralatlas.plots.discriminative import (
-        compare_projections,
+        discriminative_agreement,
+        discriminative_compare,
         discriminative_map,
-        importance_agreement_plot,
     )
-    from neuralatlas.plots.projection import neuron_map
+    from neuralatlas.plots.projection import projection_neuron_map
 
     nproj, found = result
     figures_dir = Path(figures_dir)
     stem = file_stem(nproj.layer)
     first = next(iter(found.values()), None)
-    written = save(neuron_map(nproj, discriminative=first), figures_dir / f"neurons_{stem}", formats)
+    written = save(projection_neuron_map(nproj, discriminative=first), figures_dir / f"neurons_{stem}", formats)
     for how, imp in found.items():
-        written += save(compare_projections(nproj, imp), figures_dir / f"compare_{stem}_{how}", formats)
+        written += save(discriminative_compare(nproj, imp), figures_dir / f"compare_{stem}_{how}", formats)
         written += save(discriminative_map(nproj, imp), figures_dir / f"discriminative_{stem}_{how}", formats)
     if len(found) == 2:
-        written += save(importance_agreement_plot(found["trees"].agreement(found["anova"])),
+        written += save(discriminative_agreement(found["trees"].agreement(found["anova"])),
                         figures_dir / f"agreement_{stem}", formats)
     return written
 

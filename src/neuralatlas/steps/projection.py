@@ -45,7 +45,8 @@ def _compute(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: Any 
              n_samples: Any = "default", seed: int = 0, align: bool = True, bundle: bool = True,
              neurons: Sequence[str] | None = None, discriminative: str = "both", n_jobs: int | None = None,
              memory_limit: int | str | None = None, client: Any = None,
-             progress: Progress = None, message: Callable[[str], None] | None = None) -> tuple[Any, dict[str, Any]]:
+             progress: Progress = None, message: Callable[[str], None] | None = None,
+             seeds: int = 3) -> tuple[Any, dict[str, Any]]:
     from neuralatlas.analysis.projection import DEFAULT_N, project
 
     if discriminative not in _discriminative.HOWS:
@@ -54,7 +55,7 @@ def _compute(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: Any 
     n = DEFAULT_N if isinstance(n_samples, str) and n_samples == "default" else _samples(n_samples)
     streaming = {"memory_limit": memory_limit, "client": client}
     result = project(store, layers=layers or None, epochs=epochs, method=method, n=n, align=align, seed=seed,
-                     n_jobs=n_jobs, progress=progress, **streaming)
+                     n_jobs=n_jobs, progress=progress, seeds=seeds, **streaming)
     results_dir, figures_dir = dirs(run_dir, NAME)
     result.save(results_dir)
     figures(result, figures_dir, bundle=bundle)
@@ -77,8 +78,10 @@ def step(run_dir: Path, **params: Any) -> Any:
     neuron correlations and ANOVA scores then stream over the store with ``memory_limit``
     and ``client``), ``seed``, ``align``, ``bundle``, ``neurons`` (layers whose neuron maps
     and discriminative neurons to draw), ``discriminative`` (``trees``, ``anova``, ``both``),
-    ``n_jobs``, ``progress``, ``message``. The old ``n`` (0 = all) still works, with a
-    DeprecationWarning.
+    ``n_jobs``, ``progress``, ``message``, ``seeds`` (default 3: the last epoch's layers are
+    embedded ``seeds`` times and the quality figure and findings give the neighbourhood hit's
+    range over them; ``seeds − 1`` more t-SNE/UMAP runs per layer; 1 for one run). The old
+    ``n`` (0 = all) still works, with a DeprecationWarning.
     """
     return _compute(run_dir, **params)[0]
 
@@ -106,8 +109,8 @@ def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None
     """The evolution figures (over layers and epochs) and the quality figure of a :class:`Projection`
     (and the neuron maps too, given :func:`load`'s pair)."""
     from neuralatlas.plots.projection import (
-        inter_epoch_evolution,
-        inter_layer_evolution,
+        projection_epoch_evolution,
+        projection_layer_evolution,
         projection_quality,
         projection_scatter,
     )
@@ -121,11 +124,11 @@ def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None
     ep = result.epochs
     if len(result.layers) > 1:
         for e in dict.fromkeys([ep[0], ep[-1]]):
-            written += save(inter_layer_evolution(result, epoch=e, bundle=bundle),
+            written += save(projection_layer_evolution(result, epoch=e, bundle=bundle),
                             figures_dir / f"layers_{'final' if e is None else f'epoch{e}'}", formats, layer="all")
     if len(ep) > 1:
         for layer in result.layers:
-            written += save(inter_epoch_evolution(result, layer, bundle=bundle),
+            written += save(projection_epoch_evolution(result, layer, bundle=bundle),
                             figures_dir / f"epochs_{file_stem(layer)}", formats, layer=layer)
     if len(result.layers) == 1 and len(ep) == 1:
         written += save(projection_scatter(result), figures_dir / file_stem(result.layers[0]), formats)

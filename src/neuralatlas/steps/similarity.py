@@ -17,7 +17,7 @@ NAME = "similarity"
 
 #: The keyword arguments of :func:`neuralatlas.analysis.similarity.similarity` a config may set.
 PARAMS = {"layers", "other", "other_layers", "epoch", "epochs", "rbf", "rsa", "probes", "pool",
-          "subsample", "metric", "cv", "max_features", "seed", "memory_limit"}
+          "n_samples", "subsample", "metric", "cv", "max_features", "seed", "memory_limit"}
 
 
 def step(run_dir: Path, *, other: Any = None, progress: Progress = None, client: Any = None,

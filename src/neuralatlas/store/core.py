@@ -86,17 +86,25 @@ class ActivationStore:
 
     Examples
     --------
-    >>> store = ActivationStore.open("runs/demo/mlp/acts.zarr")      # doctest: +SKIP
+    >>> from neuralatlas import capture
+    >>> from neuralatlas.data import digits
+    >>> from neuralatlas.zoo import mlp
+    >>> train, test = digits()
+    >>> _ = capture(mlp(), test.subset(slice(0, 32)), out="acts.zarr")
+    >>> store = ActivationStore.open("acts.zarr")
     >>> store.layers
-    ['fc1', 'relu1', 'fc2', 'relu2', 'out']
+    ['flatten', 'fc1', 'relu1', 'fc2', 'relu2', 'out']
     >>> np.asarray(store.activations("fc1")).shape
-    (450, 64)
+    (32, 64)
     """
 
     def __init__(self, group: zarr.Group, path: Path | StoreURL):
         self._group = group
         self.path = path
         self._storage_options: dict[str, Any] = {}
+        # layer arrays this object created or opened for writing: a capture asks for each
+        # several times (prepare, then each fill), and every zarr open reads its metadata
+        self._writing: dict[str, zarr.Array] = {}
 
     # ------------------------------------------------------------------ opening and making
     @classmethod
@@ -507,17 +515,23 @@ class ActivationStore:
                            compressor: str | None = None) -> zarr.Array:
         """Create (or return the existing) array for ``layer`` with the store's chunking."""
         path = self._array_path(kind, layer, epoch)
+        if path in self._writing:
+            return self._writing[path]
         if path in self._group:
-            return writable(self._group[path])
+            return self.activations_array(kind, layer, epoch)
         shape = (self.n_samples, *self.unit_shape(layer))
-        return self._group.create_array(
+        self._writing[path] = self._group.create_array(
             path, shape=shape, chunks=(self.chunk_rows, *shape[1:]), dtype=dtype,
             compressors=with_checksum(compressor_for(compressor)), fill_value=0, config=ARRAY_CONFIG,
         )
+        return self._writing[path]
 
     def activations_array(self, kind: str, layer: str, epoch: int | None) -> zarr.Array:
         """The array of ``layer`` for writing, complete or not (capture's writers use it)."""
-        return writable(self._group[self._array_path(kind, layer, epoch)])
+        path = self._array_path(kind, layer, epoch)
+        if path not in self._writing:
+            self._writing[path] = writable(self._group[path])
+        return self._writing[path]
 
     def done_flags(self, epoch: int | None, create: bool = False) -> zarr.Array:
         """One bool per sample chunk: written or not (each flag its own chunk, so writers never clash)."""

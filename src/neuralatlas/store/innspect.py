@@ -90,7 +90,7 @@ def read_innspect_corpus(corpus_csv: str | Path, *, channels_last: bool = True,
     Example
     -------
     >>> data = read_innspect_corpus("mnist_corpus/corpus.csv")         # doctest: +SKIP
-    >>> store = neuralatlas.capture(model, data, out="acts.zarr", gradients=True)
+    >>> store = neuralatlas.capture(model, data, out="acts.zarr", gradients=True) # doctest: +SKIP
     """
     folder, files, groups, labels = _read_corpus_csv(corpus_csv)
     inputs, sample_groups, sample_labels = [], [], []
@@ -172,7 +172,7 @@ def import_innspect_output(folder: str | Path, out: str | Path, *,
     Example
     -------
     >>> store = import_innspect_output("processed/MNIST_CNN", out="run/acts.zarr")  # doctest: +SKIP
-    >>> naps(store, by="group").values("layer000").shape
+    >>> naps(store, by="group").values("layer000").shape                        # doctest: +SKIP
     (10, 32, 26, 26)
     """
     folder = Path(folder)

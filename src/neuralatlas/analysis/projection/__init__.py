@@ -28,17 +28,44 @@ against scikit-learn.
 
 from __future__ import annotations
 
-from neuralatlas.analysis.projection.embedding import (PCA_ABOVE, PCA_COMPONENTS, embed, procrustes_align,
-                                                       project, streamed_pca, tsne_settings, tsne_threads)
-from neuralatlas.analysis.projection.neurons import (NEURON_METRICS, classical_scaling, correlation_factor,
-                                                     correlation_profiles, neuron_distance, neuron_projection)
-from neuralatlas.analysis.projection.result import Key, NeuronProjection, Projection
-from neuralatlas.analysis.projection.sources import DEFAULT_N, INPUT, METHODS, layer_matrix, stratified_subset
-from neuralatlas.analysis.projection.trails import bundle_trails, smooth_trails
+from neuralatlas.analysis.projection.embedding import (
+                                                       PCA_ABOVE,
+                                                       PCA_COMPONENTS,
+                                                       embed,
+                                                       procrustes_align,
+                                                       project,
+                                                       streamed_pca,
+                                                       tsne_settings,
+                                                       tsne_threads,
+)
+from neuralatlas.analysis.projection.neurons import (
+                                                       NEURON_METRICS,
+                                                       classical_scaling,
+                                                       correlation_factor,
+                                                       correlation_profiles,
+                                                       neuron_distance,
+                                                       neuron_projection,
+)
 
 # private names other modules imported from here before the split; kept for them
-from neuralatlas.analysis.projection.result import _epoch, _jsonable, _safe  # noqa: F401,I001
-from neuralatlas.analysis.projection.sources import _flatten, _source  # noqa: F401
+from neuralatlas.analysis.projection.result import (  # noqa: F401,I001
+                                                       Key,
+                                                       NeuronProjection,
+                                                       Projection,
+                                                       _epoch,
+                                                       _jsonable,
+                                                       _safe,
+)
+from neuralatlas.analysis.projection.sources import (  # noqa: F401
+                                                       DEFAULT_N,
+                                                       INPUT,
+                                                       METHODS,
+                                                       _flatten,
+                                                       _source,
+                                                       layer_matrix,
+                                                       stratified_subset,
+)
+from neuralatlas.analysis.projection.trails import bundle_trails, smooth_trails
 
 __all__ = [
     "DEFAULT_N",

@@ -11,7 +11,6 @@ from scipy.linalg import orthogonal_procrustes
 
 from neuralatlas.analysis.projection.result import Projection
 from neuralatlas.analysis.projection.sources import (
-    DEFAULT_N,
     METHODS,
     Key,
     Progress,
@@ -21,6 +20,7 @@ from neuralatlas.analysis.projection.sources import (
     stratified_subset,
 )
 from neuralatlas.analysis.quality import neighborhood_hit, trustworthiness
+from neuralatlas.analysis.sources import DEFAULT_N_SAMPLES, AtMost
 from neuralatlas.analysis.streaming import (
     BlockReduction,
     block_rows,
@@ -28,6 +28,7 @@ from neuralatlas.analysis.streaming import (
     reduce_blocks,
 )
 from neuralatlas.errors import AnalysisError
+from neuralatlas.vocabulary import renamed_parameter
 
 # An embedding handed to openTSNE as initialisation is rescaled to this standard deviation:
 # openTSNE's own PCA/spectral initialisations use it, larger spreads converge poorly.
@@ -240,12 +241,13 @@ def _plan(layers: list[str], epochs: list[int | None]) -> list[tuple[Key, Key | 
     return plan
 
 
+@renamed_parameter("n", "n_samples")
 def project(
     data: Any,
     layers: str | Sequence[str] | None = None,
     epochs: int | str | Sequence[int] | None = None,
     method: str = "tsne",
-    n: int | None = DEFAULT_N,
+    n_samples: int | AtMost | None = DEFAULT_N_SAMPLES,
     align: bool = True,
     seed: int = 0,
     *,
@@ -256,12 +258,14 @@ def project(
     k: int = 6,
     inputs: np.ndarray | None = None,
     labels: np.ndarray | None = None,
+    by: str | None = None,
     predictions: np.ndarray | None = None,
     classes: Sequence[str] | None = None,
     settings: Mapping[str, Any] | None = None,
     memory_limit: int | str | None = None,
     client: Any = None,
     progress: Progress | None = None,
+    seeds: int = 1,
 ) -> Projection:
     """Embed the activations of layers (and epochs) for one class-stratified sample subset.
 
@@ -275,10 +279,11 @@ def project(
     epochs : None, int, list of int, or "all"
         ``None``: the final model. A list or ``"all"`` needs a store captured per epoch.
     method : "tsne", "umap" or "pca"
-    n : int or None
-        Samples in the subset (stratified by class, seeded). The default takes at most
-        2,000 (all of a smaller store); an explicit ``n`` larger than the store is an
-        error; ``None`` takes every sample.
+    n_samples : int, AtMost or None
+        Samples in the subset (stratified by class, seeded). The default,
+        ``AtMost(2000)``, takes up to 2,000 (all of a smaller store); an ``int`` takes
+        exactly that many (more than the store holds is an error); ``None`` takes every
+        sample. (``n=`` is the old name, deprecated.)
     align : bool
         Start each embedding from its predecessor in the sequence and rotate/reflect it onto
         that predecessor (orthogonal Procrustes). ``False``: independent embeddings.
@@ -293,17 +298,27 @@ def project(
     inputs : array [n_samples, ...], optional
         The raw inputs of the stored samples: projected as the pseudo-layer ``"input"``.
     labels, predictions, classes : optional
-        The sample table, for ``data`` given as arrays. For a store, ``labels`` may name a
-        sample-table column to colour (and stratify) by instead of ``label``: ``"token"``,
-        ``"position"``, ``"group"``, ...
+        The sample table, for ``data`` given as arrays.
+    by : str, optional
+        For a store: the sample-table column to colour (and stratify) by instead of
+        ``label``: ``"token"``, ``"position"``, ``"group"``, ... (``labels="token"`` is the
+        old spelling, deprecated).
     memory_limit, client
-        ``method="pca"`` with ``n=None`` on a store is out of core: the principal axes come
+        ``method="pca"`` with ``n_samples=None`` on a store is out of core: the principal axes come
         from the layer's covariance, streamed over every sample in blocks that fit
         ``memory_limit`` (or on a dask cluster, ``client=``), and every sample is projected
         in a second streamed pass. Quality scores are then measured on a stratified subset
         of at most 2,000 samples. See :func:`neuralatlas.analysis.streaming.reduce_blocks`.
     progress : callable(done, total), optional
         Called after every embedding.
+    seeds : int
+        t-SNE and UMAP are random: differences of neighbourhood hit between layers can be as
+        small as the spread between runs. With ``seeds > 1`` every layer of the last epoch is
+        embedded ``seeds − 1`` more times, independently (seeds ``seed + 1, ...``, no
+        initialisation from a neighbour), on the same samples, and its quality gets
+        ``nh_mean``, ``nh_min``, ``nh_max`` over the ``seeds`` runs (the kept, aligned
+        embedding among them) and ``nh_seeds``. The coordinates are those of the kept run.
+        It costs ``seeds − 1`` more embeddings per layer. PCA is deterministic: no extra runs.
 
     Returns
     -------
@@ -316,7 +331,7 @@ def project(
     StoreError
         Epochs asked for from a store without per-epoch activations, or unknown epochs.
     AnalysisError
-        ``n`` larger than the store, an unknown method, too few samples.
+        ``n_samples`` larger than the store, an unknown method, too few samples.
 
     Example
     -------
@@ -326,16 +341,22 @@ def project(
     """
     if method not in METHODS:
         raise AnalysisError(f"method={method!r} is not known; choose one of {', '.join(METHODS)}.")
-    src = _source(data, labels=labels, predictions=predictions, classes=classes, inputs=inputs)
+    if int(seeds) != seeds or seeds < 1:
+        raise AnalysisError(f"seeds={seeds!r}: give 1 (one embedding) or more (a spread of neighbourhood hit).")
+    if isinstance(labels, str):
+        warnings.warn(f"project(labels={labels!r}) is deprecated since 0.2: grouping is by=; use by={labels!r}",
+                      DeprecationWarning, stacklevel=3)
+        labels, by = None, labels
+    src = _source(data, labels=labels, predictions=predictions, classes=classes, inputs=inputs, by=by)
     names = src.resolve_layers(layers)
     slots = src.resolve_epochs(epochs)
-    rows = src.subset(n, seed)
+    rows = src.subset(n_samples, seed)
     if len(rows) < max(5, k + 1):
-        raise AnalysisError(f"{len(rows)} samples are too few to project; use n >= {max(5, k + 1)}.")
+        raise AnalysisError(f"{len(rows)} samples are too few to project; use n_samples >= {max(5, k + 1)}.")
     sub_labels = src.labels[rows]
 
-    streamed = method == "pca" and n is None and isinstance(src, _StoreSource)
-    scored = stratified_subset(src.labels, min(DEFAULT_N, src.n_samples), seed) if streamed else rows
+    streamed = method == "pca" and n_samples is None and isinstance(src, _StoreSource)
+    scored = stratified_subset(src.labels, DEFAULT_N_SAMPLES.of(src.n_samples), seed) if streamed else rows
     plan = _plan(names, slots)
     coords: dict[Key, np.ndarray] = {}
     scores: dict[Key, dict[str, float]] = {}
@@ -375,13 +396,28 @@ def project(
         if progress is not None:
             progress(step, len(plan))
 
+    if seeds > 1 and quality and method != "pca" and not streamed:
+        last = slots[-1]
+        for layer in names:
+            key = (layer, last)
+            if key not in scores:
+                continue
+            features = _reduce(_flatten(src.read(layer, last, rows), None), pca_dims, seed)
+            hits = [scores[key]["neighborhood_hit"]]
+            for extra in range(1, seeds):
+                y = embed(features, method, seed=seed + extra, perplexity=perplexity, n_jobs=n_jobs,
+                          pca_dims=None, settings=settings)
+                hits.append(neighborhood_hit(y, sub_labels, k=k))
+            scores[key].update(nh_mean=float(np.mean(hits)), nh_min=float(np.min(hits)),
+                               nh_max=float(np.max(hits)), nh_seeds=int(seeds))
+
     preds = {}
     for e in slots:
         p = src.predictions(e)
         if p is not None:
             preds[e] = p[rows]
     params = {"n": int(len(rows)), "seed": int(seed), "align": bool(align), "perplexity": float(perplexity),
-              "pca_dims": pca_dims, "k": int(k), "source": src.where}
+              "pca_dims": pca_dims, "k": int(k), "source": src.where, "seeds": int(seeds)}
     if streamed:
         params["streamed"] = True
         params["quality_n"] = int(len(scored))

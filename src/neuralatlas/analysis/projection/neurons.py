@@ -9,17 +9,18 @@ import numpy as np
 from neuralatlas.analysis.projection.embedding import embed
 from neuralatlas.analysis.projection.result import NeuronProjection
 from neuralatlas.analysis.projection.sources import (
-    DEFAULT_N,
     METHODS,
     _flatten,
     _source,
     _StoreSource,
 )
 from neuralatlas.analysis.quality import trustworthiness
+from neuralatlas.analysis.sources import DEFAULT_N_SAMPLES, AtMost
 from neuralatlas.analysis.streaming import (
     pooled_shape,
 )
 from neuralatlas.errors import AnalysisError
+from neuralatlas.vocabulary import renamed_parameter
 
 
 def correlation_profiles(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -70,8 +71,10 @@ def correlation_factor(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, n
 NEURON_METRICS = ("abs_correlation", "correlation")
 
 
+@renamed_parameter("n", "n_samples")
 def neuron_projection(data: Any, layer: str, *, epoch: int | None = None, method: str = "tsne",
-                      n: int | None = DEFAULT_N, seed: int = 0, pool: str = "mean", perplexity: float = 30.0,
+                      n_samples: int | AtMost | None = DEFAULT_N_SAMPLES, seed: int = 0,
+                      pool: str = "mean", perplexity: float = 30.0,
                       n_jobs: int | None = None, inputs: np.ndarray | None = None,
                       labels: np.ndarray | None = None, memory_limit: int | str | None = None,
                       client: Any = None, metric: str = "abs_correlation") -> NeuronProjection:
@@ -94,8 +97,8 @@ def neuron_projection(data: Any, layer: str, *, epoch: int | None = None, method
         t-SNE and UMAP use the distance directly; "pca" is classical (Torgerson) scaling of
         the same distance, which for ``metric="correlation"`` is the PCA of the
         standardised profiles.
-    n : int or None
-        Samples describing each neuron (same rules as :func:`project`). ``None`` on a
+    n_samples : int, AtMost or None
+        Samples describing each neuron (same rules as :func:`project`; ``n=`` is the old name). ``None`` on a
         store: every sample, out of core: the neuron correlations come from the layer's
         covariance, streamed in blocks that fit ``memory_limit`` (or on a dask cluster with
         ``client=``); the result equals the in-memory one.
@@ -127,7 +130,7 @@ def neuron_projection(data: Any, layer: str, *, epoch: int | None = None, method
     src = _source(data, labels=labels, inputs=inputs)
     name = src.resolve_layers([layer])[0]
     slot = src.resolve_epochs([epoch])[0] if epoch is not None else src.final_epoch()
-    if n is None and isinstance(src, _StoreSource) and not src.epoch_invariant(name):
+    if n_samples is None and isinstance(src, _StoreSource) and not src.epoch_invariant(name):
         from neuralatlas.analysis.similarity import layer_covariance
 
         n_neurons = int(np.prod(pooled_shape(src.store.unit_shape(name), pool)))
@@ -138,7 +141,7 @@ def neuron_projection(data: Any, layer: str, *, epoch: int | None = None, method
         profiles, dead = correlation_factor(mean, cov)
         rows = np.arange(src.n_samples)
     else:
-        rows = src.subset(n, seed)
+        rows = src.subset(n_samples, seed)
         matrix = _flatten(src.read(name, slot, rows), pool)
         if matrix.shape[1] < 5:
             raise AnalysisError(f"Layer {name!r} has {matrix.shape[1]} neurons; at least 5 are needed for a neuron map.")

@@ -21,17 +21,21 @@ from neuralatlas.analysis.similarity.sources import (
     _check_n,
     _check_pool,
     _layer_sources,
+    _old_cap,
+    _requested,
     _resolve_layers,
     _Source,
     _store_name,
     _subsample_index,
     _subsample_size,
 )
+from neuralatlas.analysis.sources import resolve_epochs
 from neuralatlas.analysis.streaming import (
     format_bytes,
     parse_memory_limit,
 )
 from neuralatlas.errors import AnalysisError, StoreError
+from neuralatlas.vocabulary import Epochs, renamed_parameter
 
 
 def _unbiased_centring(k: np.ndarray) -> np.ndarray:
@@ -104,7 +108,7 @@ CKA_METHODS = ("auto", "feature", "gram")
 
 def _cka(row_sources: Sequence[_Source], col_sources: Sequence[_Source], *, kernel: str = "linear",
          method: str = "auto", memory_limit: int | str | None = None, rows: int | None = None,
-         subsample: int = DEFAULT_SUBSAMPLE, threshold: float = 1.0, seed: int = 0,
+         n_samples: Any = DEFAULT_SUBSAMPLE, threshold: float = 1.0, seed: int = 0,
          progress: ProgressFn | None = None, client: Any = None,
          debiased: bool = False) -> tuple[np.ndarray, str, list[str]]:
     """CKA between every row source and every column source; returns (values, method, notes).
@@ -132,6 +136,7 @@ def _cka(row_sources: Sequence[_Source], col_sources: Sequence[_Source], *, kern
             unique[s.key] = len(sources)
             sources.append(s)
     n = _check_n(sources)
+    subsample = _requested(n_samples, n)
     ri = [unique[s.key] for s in row_sources]
     ci = [unique[s.key] for s in col_sources]
     pairs = {(i, j) for i in ri for j in ci} | {(i, i) for i in (*ri, *ci)}
@@ -220,7 +225,7 @@ def linear_cka(x: Any, y: Any, *, pool: str | None = None, method: str = "auto",
         None flattens conv maps; "mean"/"max" pool them over the spatial axes (channels first).
     method : {"auto", "feature", "gram"}
         ``"feature"`` streams ``XᵀX``, ``YᵀY``, ``YᵀX`` (O(d²) memory); ``"gram"`` uses the
-        n×n Gram matrices (O(n²) memory; a subsample when n > ``DEFAULT_SUBSAMPLE``);
+        n×n Gram matrices (O(n²) memory; a subsample when n > 2,000);
         ``"auto"`` takes the cheaper exact one. All give the same value.
     memory_limit : int or str, optional
         Bytes for accumulators and row blocks (default: a quarter of the free memory).
@@ -257,7 +262,8 @@ def linear_cka(x: Any, y: Any, *, pool: str | None = None, method: str = "auto",
     return float(values[0, 0])
 
 
-def rbf_cka(x: Any, y: Any, *, threshold: float = 1.0, subsample: int = DEFAULT_SUBSAMPLE,
+@renamed_parameter("subsample", "n_samples", transform=_old_cap)
+def rbf_cka(x: Any, y: Any, *, threshold: float = 1.0, n_samples: Any = DEFAULT_SUBSAMPLE,
             seed: int = 0, pool: str | None = None, memory_limit: int | str | None = None) -> float:
     """CKA with Gaussian (RBF) kernels, on a seeded subsample of the samples.
 
@@ -269,8 +275,11 @@ def rbf_cka(x: Any, y: Any, *, threshold: float = 1.0, subsample: int = DEFAULT_
     x, y : array-like ``[n_samples, *unit_shape]``
     threshold : float
         Bandwidth as a multiple of the median distance.
-    subsample : int
-        Samples used (the n×n Gram matrices cost ``8·m²`` bytes each); all when n ≤ subsample.
+    n_samples : AtMost, int or None
+        Samples used (the n×n Gram matrices cost ``8·m²`` bytes each): ``AtMost(2000)``
+        (default) up to 2,000, an ``int`` exactly that many, ``None`` every sample; fewer
+        when they do not fit ``memory_limit`` (with a warning). ``subsample=`` is the old
+        name (deprecated; it meant "up to").
     seed : int
         Seed of the subsample; the same seed gives the same value.
     pool, memory_limit
@@ -288,16 +297,17 @@ def rbf_cka(x: Any, y: Any, *, threshold: float = 1.0, subsample: int = DEFAULT_
     """
     pool = _check_pool(pool)
     sx, sy = _array_source(x, "x", pool), _array_source(y, "y", pool)
-    values, _, _ = _cka([sx], [sy], kernel="rbf", memory_limit=memory_limit, subsample=subsample,
+    values, _, _ = _cka([sx], [sy], kernel="rbf", memory_limit=memory_limit, n_samples=n_samples,
                      threshold=threshold, seed=seed)
     return float(values[0, 0])
 
 
+@renamed_parameter("subsample", "n_samples", transform=_old_cap)
 def cka_matrix(store: Any, layers: Sequence[str] | str | None = None, *, epoch: int | None = None,
                other: Any = None, other_layers: Sequence[str] | str | None = None,
                other_epoch: int | None = None, kernel: str = "linear", method: str = "auto",
                pool: str | None = None, memory_limit: int | str | None = None, rows: int | None = None,
-               subsample: int = DEFAULT_SUBSAMPLE, threshold: float = 1.0, seed: int = 0,
+               n_samples: Any = DEFAULT_SUBSAMPLE, threshold: float = 1.0, seed: int = 0,
                progress: ProgressFn | None = None, client: Any = None,
                debiased: bool = False) -> SimilarityMatrix:
     """CKA between every pair of layers of a store, or between the layers of two stores.
@@ -327,8 +337,9 @@ def cka_matrix(store: Any, layers: Sequence[str] | str | None = None, *, epoch: 
         Bytes (default: a quarter of the free memory); decides the rows per block.
     rows : int, optional
         Rows per block, overriding ``memory_limit``'s choice.
-    subsample, threshold, seed
-        For RBF CKA and for the Gram-form fallback of very wide layers.
+    n_samples, threshold, seed
+        For RBF CKA and for the Gram-form fallback of very wide layers (see :func:`rbf_cka`;
+        ``subsample=`` is the old name of ``n_samples``).
     debiased : bool
         Debiased CKA (Kornblith et al. 2019) beside the default biased one; see
         :func:`linear_cka`.
@@ -362,17 +373,18 @@ def cka_matrix(store: Any, layers: Sequence[str] | str | None = None, *, epoch: 
              else f"{name} CKA: {_store_name(store)} vs {col_axis}")
     values, used, notes = _cka(row_sources, col_sources, kernel=kernel, method=method,
                                memory_limit=memory_limit, rows=rows, client=client,
-                         subsample=subsample, threshold=threshold, seed=seed, progress=progress,
+                         n_samples=n_samples, threshold=threshold, seed=seed, progress=progress,
                          debiased=debiased)
     return SimilarityMatrix(values, [s.layer for s in row_sources], [s.layer for s in col_sources],
                             ("debiased_" if debiased else "") + f"{kernel}_cka",
                             "layer" if other is None else _store_name(store), col_axis, title, notes, used)
 
 
-def epoch_cka_matrix(store: Any, layer: str, epochs: Sequence[int] | None = None, *,
+@renamed_parameter("subsample", "n_samples", transform=_old_cap)
+def epoch_cka_matrix(store: Any, layer: str, epochs: Epochs = None, *,
                      kernel: str = "linear", method: str = "auto", pool: str | None = None,
                      memory_limit: int | str | None = None, rows: int | None = None,
-                     subsample: int = DEFAULT_SUBSAMPLE, threshold: float = 1.0, seed: int = 0,
+                     n_samples: Any = DEFAULT_SUBSAMPLE, threshold: float = 1.0, seed: int = 0,
                      progress: ProgressFn | None = None, client: Any = None) -> SimilarityMatrix:
     """CKA of one layer between every pair of training epochs (how the layer changed).
 
@@ -381,9 +393,9 @@ def epoch_cka_matrix(store: Any, layer: str, epochs: Sequence[int] | None = None
     store : ActivationStore or path
         A per-epoch capture (``capture(..., checkpoints=RUN_DIR)``).
     layer : str
-    epochs : sequence of int, optional
-        Default: every epoch captured.
-    kernel, method, pool, memory_limit, rows, subsample, threshold, seed, progress, client
+    epochs : None, "all", "last", int or list of int
+        A selection of captured epochs; default (None): every epoch captured.
+    kernel, method, pool, memory_limit, rows, n_samples, threshold, seed, progress, client
         As in :func:`cka_matrix`.
 
     Returns
@@ -413,17 +425,15 @@ def epoch_cka_matrix(store: Any, layer: str, epochs: Sequence[int] | None = None
     if not available:
         raise StoreError(f"The store {store.path} has no per-epoch activations; capture with"
                          " checkpoints=RUN_DIR (`neuralatlas capture --per-epoch`) to compare epochs.")
-    chosen = list(available) if epochs is None else [int(e) for e in epochs]
-    missing = [e for e in chosen if e not in available]
-    if missing:
-        raise StoreError(f"Epoch(s) {missing} are not in the store {store.path}; epochs captured:"
-                         f" {', '.join(map(str, available))}.")
+    # None is every epoch here (the matrix compares epochs); any other selection by the one rule
+    chosen = [int(e) for e in resolve_epochs(available, "all" if epochs is None else epochs,
+                                             where=f"the store {store.path}")]
     sources = [_Source(label=f"{layer}@{e}", n=store.n_samples, unit_shape=tuple(store.unit_shape(layer)),
                        pool=pool, store=store, layer=layer, epoch=e, chunk_rows=store.chunk_rows)
                for e in chosen]
     values, used, notes = _cka(sources, sources, kernel=kernel, method=method,
                                memory_limit=memory_limit, rows=rows, client=client,
-                         subsample=subsample, threshold=threshold, seed=seed, progress=progress)
+                         n_samples=n_samples, threshold=threshold, seed=seed, progress=progress)
     labels = [f"epoch {e}" for e in chosen]
     return SimilarityMatrix(values, labels, labels, f"{kernel}_cka", "epoch", "epoch",
                             f"{layer}: {'linear' if kernel == 'linear' else 'RBF'} CKA between epochs", notes, used)

@@ -15,20 +15,28 @@ from neuralatlas.analysis.similarity.sources import (
     _as_store,
     _block_rows,
     _check_pool,
+    _old_cap,
     _store_name,
     _store_sources,
     _subsample_index,
 )
+from neuralatlas.analysis.sources import AtMost, resolve_sample_count
 from neuralatlas.analysis.streaming import (
     format_bytes,
     parse_memory_limit,
 )
 from neuralatlas.errors import AnalysisError
+from neuralatlas.vocabulary import renamed_parameter
 
 
+DEFAULT_PROBE_SAMPLES = AtMost(10_000)
+"""Up to 10,000 samples per probe (a seeded random subset)."""
+
+
+@renamed_parameter("max_samples", "n_samples", transform=_old_cap)
 def linear_probes(store: Any, layers: Sequence[str] | str | None = None, *, epoch: int | None = None,
                   labels: Sequence[int] | np.ndarray | None = None, cv: int = 5, seed: int = 0,
-                  max_features: int = 128, max_samples: int = 10000, C: float = 1.0,
+                  max_features: int = 128, n_samples: Any = DEFAULT_PROBE_SAMPLES, C: float = 1.0,
                   pool: str | None = None, memory_limit: int | str | None = None,
                   progress: ProgressFn | None = None) -> ProbeResult:
     """Cross-validated logistic-regression accuracy of each layer's activations.
@@ -56,8 +64,10 @@ def linear_probes(store: Any, layers: Sequence[str] | str | None = None, *, epoc
         Seeds the folds, the sample subset and the PCA; the same seed gives the same result.
     max_features : int
         Layers wider than this are PCA-reduced to it first.
-    max_samples : int
-        At most this many samples (a seeded, stratification-free random subset).
+    n_samples : AtMost, int or None
+        Samples probed (a seeded, stratification-free random subset): ``AtMost(10000)``
+        (default) up to 10,000, an ``int`` exactly that many, ``None`` all.
+        ``max_samples=`` is the old name (deprecated; it meant "up to").
     C : float
         Inverse L2 regularisation strength of the logistic regression.
     pool, memory_limit, progress
@@ -103,7 +113,7 @@ def linear_probes(store: Any, layers: Sequence[str] | str | None = None, *, epoc
     if int(cv) < 2:
         raise AnalysisError(f"cv={cv} must be at least 2 folds.")
     n = store.n_samples
-    m = min(n, int(max_samples))
+    m = resolve_sample_count(n_samples, n, where=f"the store {store.path}")
     widest = max(s.width for s in sources)
     # one layer's subset is in memory at a time (float32 plus the scaler's float64 copy)
     fit = max(2, budget // max(1, widest * 20))

@@ -17,6 +17,8 @@ from neuralatlas.analysis.similarity.sources import (
     _check_n,
     _check_pool,
     _layer_sources,
+    _old_cap,
+    _requested,
     _Source,
     _store_name,
     _subsample_index,
@@ -26,6 +28,7 @@ from neuralatlas.analysis.streaming import (
     parse_memory_limit,
 )
 from neuralatlas.errors import AnalysisError
+from neuralatlas.vocabulary import renamed_parameter
 
 
 # ============================================================================ RSA
@@ -79,7 +82,8 @@ def _spearman_matrix(rows: Sequence[np.ndarray], cols: Sequence[np.ndarray]) -> 
     return np.clip(a @ b.T, -1.0, 1.0)
 
 
-def rsa(x: Any, y: Any, *, metric: str = "correlation", subsample: int = DEFAULT_SUBSAMPLE,
+@renamed_parameter("subsample", "n_samples", transform=_old_cap)
+def rsa(x: Any, y: Any, *, metric: str = "correlation", n_samples: Any = DEFAULT_SUBSAMPLE,
         seed: int = 0, pool: str | None = None) -> float:
     """Representational similarity: Spearman correlation between the two RDMs' upper triangles.
 
@@ -88,8 +92,10 @@ def rsa(x: Any, y: Any, *, metric: str = "correlation", subsample: int = DEFAULT
     x, y : array-like ``[n_samples, *unit_shape]``
     metric : str
         Dissimilarity of :func:`rdm` (default ``"correlation"``).
-    subsample : int
-        Samples used (an RDM has n·(n−1)/2 entries); all when n ≤ subsample.
+    n_samples : AtMost, int or None
+        Samples used (an RDM has n·(n−1)/2 entries): ``AtMost(2000)`` (default) up to
+        2,000, an ``int`` exactly that many, ``None`` every sample. ``subsample=`` is the old
+        name (deprecated; it meant "up to").
     seed : int
     pool : {None, "mean", "max"}
 
@@ -105,11 +111,11 @@ def rsa(x: Any, y: Any, *, metric: str = "correlation", subsample: int = DEFAULT
     """
     pool = _check_pool(pool)
     sx, sy = _array_source(x, "x", pool), _array_source(y, "y", pool)
-    values, _ = _rsa([sx], [sy], metric=metric, subsample=subsample, seed=seed, memory_limit=None)
+    values, _ = _rsa([sx], [sy], metric=metric, n_samples=n_samples, seed=seed, memory_limit=None)
     return float(values[0, 0])
 
 
-def _rsa(row_sources: Sequence[_Source], col_sources: Sequence[_Source], *, metric: str, subsample: int,
+def _rsa(row_sources: Sequence[_Source], col_sources: Sequence[_Source], *, metric: str, n_samples: Any,
          seed: int, memory_limit: int | str | None,
          progress: ProgressFn | None = None) -> tuple[np.ndarray, list[str]]:
     if metric not in RSA_METRICS:
@@ -122,6 +128,7 @@ def _rsa(row_sources: Sequence[_Source], col_sources: Sequence[_Source], *, metr
             unique[s.key] = len(sources)
             sources.append(s)
     n = _check_n(sources)
+    subsample = _requested(n_samples, n)
     # one condensed RDM (m²/2 float64) is kept per layer, plus one gathered block
     m = _subsample_size(n, subsample, [s.width for s in sources], len(sources), budget, per_value=4)
     index = _subsample_index(n, m, seed)
@@ -139,10 +146,11 @@ def _rsa(row_sources: Sequence[_Source], col_sources: Sequence[_Source], *, metr
     return values, notes
 
 
+@renamed_parameter("subsample", "n_samples", transform=_old_cap)
 def rsa_matrix(store: Any, layers: Sequence[str] | str | None = None, *, epoch: int | None = None,
                other: Any = None, other_layers: Sequence[str] | str | None = None,
                other_epoch: int | None = None, metric: str = "correlation",
-               subsample: int = DEFAULT_SUBSAMPLE, seed: int = 0, pool: str | None = None,
+               n_samples: Any = DEFAULT_SUBSAMPLE, seed: int = 0, pool: str | None = None,
                memory_limit: int | str | None = None,
                progress: ProgressFn | None = None) -> SimilarityMatrix:
     """RSA between every pair of layers of a store (or of two stores of the same samples).
@@ -162,7 +170,7 @@ def rsa_matrix(store: Any, layers: Sequence[str] | str | None = None, *, epoch: 
                                                                other_epoch, pool)
     title = (f"RSA between layers ({metric} RDMs, Spearman)" if other is None
              else f"RSA: {_store_name(store)} vs {col_axis}")
-    values, notes = _rsa(row_sources, col_sources, metric=metric, subsample=subsample, seed=seed,
+    values, notes = _rsa(row_sources, col_sources, metric=metric, n_samples=n_samples, seed=seed,
                          memory_limit=memory_limit, progress=progress)
     return SimilarityMatrix(values, [s.layer for s in row_sources], [s.layer for s in col_sources], "rsa",
                             "layer" if other is None else _store_name(store), col_axis, title, notes,

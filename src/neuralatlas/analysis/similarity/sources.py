@@ -9,18 +9,28 @@ from typing import Any
 
 import numpy as np
 
+from neuralatlas.analysis.sources import (
+    DEFAULT_N_SAMPLES,
+    AtMost,
+    check_pool,
+    open_store,
+    random_subset,
+    resolve_layers,
+    resolve_sample_count,
+)
+from neuralatlas.analysis.sources import POOLS as POOLS  # re-exported: similarity.POOLS
 from neuralatlas.analysis.streaming import (
     block_rows,
     flatten_samples,
     pooled_shape,
 )
-from neuralatlas.errors import AnalysisError, LayerError, did_you_mean
+from neuralatlas.errors import AnalysisError
 from neuralatlas.store.core import read_rows
 
 MiB = 2**20
-POOLS = (None, "mean", "max")
 RSA_METRICS = ("correlation", "euclidean", "sqeuclidean", "cosine")
-DEFAULT_SUBSAMPLE = 2000
+DEFAULT_SUBSAMPLE = DEFAULT_N_SAMPLES
+"""Up to 2,000 samples for the subsampled measures (RBF/debiased CKA, RSA, the Gram fallback)."""
 ProgressFn = Callable[[int, int], None]
 
 
@@ -93,11 +103,7 @@ class _Source:
         return out
 
 
-def _check_pool(pool: str | None) -> str | None:
-    if pool not in POOLS:
-        raise AnalysisError(f"pool={pool!r} is not known; choose None (flatten), 'mean' or 'max'"
-                            " (over the spatial axes of channels-first conv maps).")
-    return pool
+_check_pool = check_pool  # the data-access layer's rule (kept under its old private name)
 
 
 def _array_source(x: Any, what: str, pool: str | None) -> _Source:
@@ -124,35 +130,11 @@ def _store_sources(store: Any, layers: Sequence[str] | str | None, epoch: int | 
 
 
 def _resolve_layers(store: Any, layers: Sequence[str] | str | None) -> list[str]:
-    """Layer names of ``store`` in model order; glob patterns allowed; unknown names raise."""
-    from neuralatlas.patterns import layer_matches
-
-    available = store.layers
-    if layers is None:
-        return list(available)
-    patterns = [layers] if isinstance(layers, str) else list(layers)
-    chosen: list[str] = []
-    for pattern in patterns:
-        matches = [name for name in available if layer_matches(name, pattern)] \
-            if any(ch in pattern for ch in "*?[") else [pattern] if pattern in available else []
-        if not matches:
-            raise LayerError(
-                f"Layer {pattern!r} is not in the store {store.path}.{did_you_mean(pattern, available)}"
-                f" Layers stored: {', '.join(available)}."
-            )
-        chosen.extend(m for m in matches if m not in chosen)
-    return [name for name in available if name in chosen]
+    """Layer names of ``store`` by the package's one rule (:func:`neuralatlas.analysis.sources.resolve_layers`)."""
+    return resolve_layers(store, layers)
 
 
-def _as_store(store: Any, what: str = "store") -> Any:
-    from neuralatlas.store import ActivationStore
-
-    if isinstance(store, ActivationStore):
-        return store
-    if isinstance(store, (str, Path)):
-        return ActivationStore.locate(store)
-    raise AnalysisError(f"{what} must be an ActivationStore or the path of one (or of a run folder);"
-                        f" got {type(store).__name__}.")
+_as_store = open_store  # the data-access layer's opener (kept under its old private name)
 
 
 def check_same_samples(store: Any, other: Any) -> None:
@@ -196,17 +178,26 @@ def _block_rows(n: int, bytes_per_row: int, budget: int, chunk_rows: int, rows: 
     return block_rows(n, bytes_per_row, max(budget, bytes_per_row), chunk_rows, rows)
 
 
-def _subsample_index(n: int, m: int, seed: int) -> np.ndarray:
-    if m >= n:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False))
+_subsample_index = random_subset
+
+
+def _old_cap(value: Any) -> Any:
+    """The deprecated ``subsample=``/``max_samples=`` were caps ("up to"): the same as ``AtMost``."""
+    if value is None or isinstance(value, AtMost):
+        return value
+    return AtMost(int(value))
+
+
+def _requested(n_samples: Any, n: int) -> int:
+    """Samples asked of the ``n`` there are, by the one rule (None: all; AtMost(k): up to k; int: exactly)."""
+    return resolve_sample_count(n_samples, n, where="the data compared", name="n_samples")
 
 
 def _subsample_size(n: int, requested: int, widths: Sequence[int], n_kept: int, budget: int,
                     per_value: int = 8) -> int:
     """Largest m ≤ requested so that one gathered block plus ``n_kept`` m×m matrices fit."""
     if requested < 2:
-        raise AnalysisError(f"subsample={requested} must be at least 2 samples.")
+        raise AnalysisError(f"n_samples={requested} must be at least 2 samples.")
     m = min(n, int(requested))
     widest = max(widths)
     while m > 2 and m * widest * 12 + n_kept * m * m * per_value > budget:
