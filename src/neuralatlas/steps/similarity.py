@@ -16,7 +16,7 @@ from neuralatlas.vocabulary import Progress
 NAME = "similarity"
 
 #: The keyword arguments of :func:`neuralatlas.analysis.similarity.similarity` a config may set.
-PARAMS = {"layers", "other", "other_layers", "epoch", "epochs", "rbf", "rsa", "probes", "pool",
+PARAMS = {"layers", "other", "other_layers", "epoch", "epochs", "rbf", "rsa", "probes", "debiased", "pool",
           "n_samples", "subsample", "metric", "cv", "max_features", "seed", "memory_limit"}
 
 
