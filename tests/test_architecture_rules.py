@@ -60,7 +60,6 @@ KNOWN_CYCLES = [
     {"neuralatlas.capture.foreign", "neuralatlas.capture.keras_adapter", "neuralatlas.capture.loop"},
     {"neuralatlas.architecture.collapse", "neuralatlas.architecture.graph", "neuralatlas.architecture.render",
      "neuralatlas.architecture.table"},
-    {"neuralatlas.data", "neuralatlas.data.custom"},
     {"neuralatlas.report.captions", "neuralatlas.report.sections"},
 ]
 
