@@ -287,9 +287,12 @@ def _drawn_pdfs(output: Any, scratch: Path, files: list[Path]) -> dict[Path, Pat
 
     paper = getattr(style, "figure_style", None)
     try:
+        from neuralatlas.steps._common import read_figure_settings
+
         result = module.load(output.results_dir)
+        settings = read_figure_settings(output.results_dir)  # the run's figure options (heat map kind …)
         with paper("paper") if paper is not None else contextlib.nullcontext():
-            module.figures(result, scratch, ("pdf",))
+            module.figures(result, scratch, ("pdf",), **settings)
     except Exception:  # noqa: BLE001 - a result that does not load back keeps its PNG in the export
         return {}
     wanted = {p.relative_to(output.figures_dir).with_suffix("") for p in png_only}

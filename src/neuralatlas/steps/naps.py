@@ -18,6 +18,7 @@ from neuralatlas.steps._common import (
     file_stem,
     run_store,
     save,
+    write_figure_settings,
 )
 from neuralatlas.vocabulary import Progress
 
@@ -61,6 +62,7 @@ def step(run_dir: Path, *, by: str = "label", align: str | None = "auto",
                      memory_limit=memory_limit, client=client, progress=progress)
     results_dir, figures_dir = dirs(run_dir, NAME)
     result.save(results_dir)
+    write_figure_settings(results_dir, heatmap=heatmap)
     if figures:
         draw(result, figures_dir, heatmap=heatmap)
     return result

@@ -20,6 +20,7 @@ from neuralatlas.steps._common import (
     file_stem,
     run_store,
     save,
+    write_figure_settings,
     write_summary,
 )
 from neuralatlas.vocabulary import Progress, renamed_parameter, resolve_n_samples
@@ -58,6 +59,7 @@ def _compute(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: Any 
                      n_jobs=n_jobs, progress=progress, seeds=seeds, **streaming)
     results_dir, figures_dir = dirs(run_dir, NAME)
     result.save(results_dir)
+    write_figure_settings(results_dir, bundle=bundle)
     figures(result, figures_dir, bundle=bundle)
     summary = _input_baseline(result.summary(), store, result.layers)
     for layer in neurons or []:

@@ -21,6 +21,7 @@ from neuralatlas.steps._common import (
     file_stem,
     run_store,
     save,
+    write_figure_settings,
     write_summary,
 )
 from neuralatlas.vocabulary import Progress
@@ -82,6 +83,7 @@ def step(run_dir: Path, *, layout: str = "umap", contrastive: bool = False, weig
             save(topomap_layout_quality(per_method, title=f"{layer}: layout quality (Spearman)"),
                  figures_root / f"quality_{file_stem(layer)}")
     write_summary(results_root, summary(found, contrastive))
+    write_figure_settings(results_root, groups=chosen)
     return found
 
 
