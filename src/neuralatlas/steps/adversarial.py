@@ -83,7 +83,7 @@ def attack_run(
             chosen = ActivationStore.open(acts).layers
         store = capture_adversarial(model, dataset, run_dir / "adversarial.zarr", result=curve.results[-1],
                                     layers=chosen, device=device, overwrite=overwrite, batch_size=batch_size)
-        summary["store"] = {"path": str(store.path.relative_to(run_dir)), "eps": curve.results[-1].eps,
+        summary["store"] = {"path": Path(str(store.path)).relative_to(run_dir).as_posix(), "eps": curve.results[-1].eps,
                             "layers": store.layers, "n_samples": store.n_samples}
         if progress is not None:
             progress(total, total)

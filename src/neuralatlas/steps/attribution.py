@@ -186,7 +186,7 @@ def attribute_run(
 
     samples_table = store.samples
     summary: dict[str, Any] = {
-        "store": str(store.path.relative_to(run_dir)), "n_samples": store.n_samples, "split": split,
+        "store": Path(str(store.path)).relative_to(run_dir).as_posix(), "n_samples": store.n_samples, "split": split,
         "methods": {}, "target": target if not callable(target) else getattr(target, "__name__", "function"),
     }
     if text:

@@ -24,8 +24,8 @@ def step(run_dir: Path, layer: str, *, how: str = "both", method: str = "tsne", 
          message: Callable[[str], None] | None = None) -> tuple[Any, dict[str, Any]]:
     """The neuron projection of ``layer`` and its discriminative neurons, saved with their figures.
 
-    ``n_samples`` is what :func:`neuralatlas.analysis.projection.neuron_projection` takes as
-    ``n`` (None: every sample, streamed). Returns ``(NeuronProjection, {how: DiscriminativeNeurons})``.
+    ``n_samples`` as :func:`neuralatlas.analysis.projection.neuron_projection` takes it (None:
+    every sample, streamed). Returns ``(NeuronProjection, {how: DiscriminativeNeurons})``.
     """
     from neuralatlas.analysis.discriminative import discriminative_neurons
     from neuralatlas.analysis.projection import neuron_projection
@@ -35,7 +35,7 @@ def step(run_dir: Path, layer: str, *, how: str = "both", method: str = "tsne", 
     store = run_store(run_dir)
     results_dir = Path(run_dir) / "results" / "projection" / "neurons"
     streaming = {"memory_limit": memory_limit, "client": client}
-    nproj = neuron_projection(store, layer, method=method, n=n_samples, seed=seed, n_jobs=n_jobs, **streaming)
+    nproj = neuron_projection(store, layer, method=method, n_samples=n_samples, seed=seed, n_jobs=n_jobs, **streaming)
     nproj.save(results_dir)
     found = {}
     for m in (["trees", "anova"] if how == "both" else [how]):

@@ -36,9 +36,10 @@ def _old_n(value: Any) -> Any:
 
 
 def _samples(value: Any) -> Any:
-    from neuralatlas.analysis.projection import DEFAULT_N
+    """``n_samples`` by the one rule (None or "all": every sample), an ``AtMost`` cap kept as it is."""
+    from neuralatlas.analysis.sources import AtMost
 
-    return value if value is DEFAULT_N else resolve_n_samples(value)
+    return value if isinstance(value, AtMost) else resolve_n_samples(value)
 
 
 @renamed_parameter("n", "n_samples", transform=_old_n)
@@ -55,7 +56,7 @@ def _compute(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: Any 
     store = run_store(run_dir)
     n = DEFAULT_N if isinstance(n_samples, str) and n_samples == "default" else _samples(n_samples)
     streaming = {"memory_limit": memory_limit, "client": client}
-    result = project(store, layers=layers or None, epochs=epochs, method=method, n=n, align=align, seed=seed,
+    result = project(store, layers=layers or None, epochs=epochs, method=method, n_samples=n, align=align, seed=seed,
                      n_jobs=n_jobs, progress=progress, seeds=seeds, **streaming)
     results_dir, figures_dir = dirs(run_dir, NAME)
     result.save(results_dir)
