@@ -189,8 +189,18 @@ def run(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
 
     ``epochs`` takes what :func:`neuralatlas.project` takes, and ``"first-middle-last"``.
     """
-    old = {k: params[k] for k in ("n",) if k in params}  # the old name: renamed_parameter warns and converts
-    params = {**checked_params(NAME, _compute, {k: v for k, v in params.items() if k not in old}), **old}
+    params = dict(params)
+    if "n" in params:  # the old name in a config, for one release
+        import warnings
+
+        if "n_samples" in params:
+            from neuralatlas.errors import ConfigError
+
+            raise ConfigError("analyses.projection: give n_samples only (n is its old name)")
+        warnings.warn("analyses.projection.n is deprecated since 0.2; write n_samples (null or 'all': every sample;"
+                      " the old n: 0)", DeprecationWarning, stacklevel=2)
+        params["n_samples"] = _old_n(params.pop("n"))
+    params = checked_params(NAME, _compute, params)
     if "neurons" not in params:
         store = ctx.store
         hidden = [name for name in store.layers[:-1] if len(store.unit_shape(name)) in (1, 3)]
