@@ -14,9 +14,7 @@ def __getattr__(name: str) -> Any:
     if name == "attack_run":
         warnings.warn("neuralatlas.adversarial.runfolder.attack_run is deprecated since 0.2; use "
                       "neuralatlas.steps.adversarial.attack_run", DeprecationWarning, stacklevel=2)
-        from neuralatlas.steps.adversarial import (
-            attack_run,  # deprecated shim: upward import, until 0.3
-        )
+        from neuralatlas.steps.adversarial import attack_run  # deprecated shim: upward import, until 0.3
 
         return attack_run
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

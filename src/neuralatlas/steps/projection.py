@@ -30,15 +30,16 @@ NAME = "projection"
 
 def _old_n(value: Any) -> Any:
     """The old ``n``: None was the default subset, 0 every sample."""
-    from neuralatlas.analysis.projection import DEFAULT_N
+    from neuralatlas.analysis.sources import DEFAULT_N_SAMPLES
 
-    return DEFAULT_N if value is None else (None if value == 0 else value)
+    return DEFAULT_N_SAMPLES if value is None else (None if value == 0 else value)
 
 
 def _samples(value: Any) -> Any:
-    """``n_samples`` by the one rule (None or "all": every sample), an ``AtMost`` cap kept as it is."""
-    from neuralatlas.analysis.sources import AtMost
+    from neuralatlas.analysis.sources import DEFAULT_N_SAMPLES, AtMost
 
+    if isinstance(value, str) and value == "default":
+        return DEFAULT_N_SAMPLES
     return value if isinstance(value, AtMost) else resolve_n_samples(value)
 
 
@@ -49,15 +50,15 @@ def _compute(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: Any 
              memory_limit: int | str | None = None, client: Any = None,
              progress: Progress = None, message: Callable[[str], None] | None = None,
              seeds: int = 3) -> tuple[Any, dict[str, Any]]:
-    from neuralatlas.analysis.projection import DEFAULT_N, project
+    from neuralatlas.analysis.projection import project
 
     if discriminative not in _discriminative.HOWS:
         raise AnalysisError(f"discriminative={discriminative!r} is not known; choose trees, anova or both.")
     store = run_store(run_dir)
-    n = DEFAULT_N if isinstance(n_samples, str) and n_samples == "default" else _samples(n_samples)
-    streaming = {"memory_limit": memory_limit, "client": client}
-    result = project(store, layers=layers or None, epochs=epochs, method=method, n_samples=n, align=align, seed=seed,
-                     n_jobs=n_jobs, progress=progress, seeds=seeds, **streaming)
+    n = _samples(n_samples)
+    streaming = dict(memory_limit=memory_limit, client=client)
+    result = project(store, layers=layers or None, epochs=epochs, method=method, n_samples=n, align=align,
+                     seed=seed, n_jobs=n_jobs, progress=progress, seeds=seeds, **streaming)
     results_dir, figures_dir = dirs(run_dir, NAME)
     result.save(results_dir)
     write_figure_settings(results_dir, bundle=bundle)
@@ -82,8 +83,9 @@ def step(run_dir: Path, **params: Any) -> Any:
     and ``client``), ``seed``, ``align``, ``bundle``, ``neurons`` (layers whose neuron maps
     and discriminative neurons to draw), ``discriminative`` (``trees``, ``anova``, ``both``),
     ``n_jobs``, ``progress``, ``message``, ``seeds`` (default 3: the last epoch's layers are
-    embedded ``seeds`` times and the quality figure and findings give the neighbourhood hit's
-    range over them; ``seeds − 1`` more t-SNE/UMAP runs per layer; 1 for one run). The old
+    embedded ``seeds`` times and the quality figure and the findings give the neighbourhood
+    hit's range over them, since t-SNE noise can be as large as the differences between
+    layers; it costs ``seeds - 1`` more t-SNE/UMAP runs per layer; 1 for one run). The old
     ``n`` (0 = all) still works, with a DeprecationWarning.
     """
     return _compute(run_dir, **params)[0]
