@@ -104,3 +104,33 @@ def test_store_read_equals_zarr_read(tmp_path):
         np.testing.assert_array_equal(store.read(layer, slice(5, 21)), values[5:21])
         blocks = [block for _, block in store.iter_chunks(layer)]
         np.testing.assert_array_equal(np.concatenate(blocks), values)
+
+
+def test_an_atomic_write_that_dies_midway_leaves_the_old_chunk(tmp_path, monkeypatch):
+    """The done flags are written atomically: a process dying between opening the file and
+    writing it (here: the write raises) leaves the previous flag readable, not an empty file."""
+    import os
+
+    flags = zarr.create_array(tmp_path / "done.zarr", shape=(4,), chunks=(1,), dtype=bool, fill_value=False,
+                              compressors=[zarr.codecs.Crc32cCodec()], config={"write_empty_chunks": True})
+    flags[:] = False
+    f = ChunkFile.for_array(flags)
+    f.write_atomic(2, np.ones(1, bool))
+    assert flags[:].tolist() == [False, False, True, False]
+
+    def dies(fd, parts):
+        raise OSError("killed")
+
+    monkeypatch.setattr(os, "writev", dies)
+    with pytest.raises(OSError, match="killed"):
+        f.write_atomic(1, np.ones(1, bool))
+    with pytest.raises(OSError, match="killed"):
+        f.write_atomic(2, np.zeros(1, bool))
+    monkeypatch.undo()
+    assert flags[:].tolist() == [False, False, True, False]  # both files as they were, readable
+    with pytest.raises(OSError, match="killed"):  # the non-atomic data path is torn instead
+        monkeypatch.setattr(os, "writev", dies)
+        f.write(3, np.ones(1, bool))
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="checksum"):  # what the kill -9 test once met on a flag
+        flags[:]

@@ -252,7 +252,9 @@ class ChunkWriter:
             items, self._unflagged = self._unflagged, []
         for chunk, _ in items:
             if self._done_file is not None:
-                self._done_file.write(chunk, self._true)
+                # atomic: a flag file killed half-written (opened, truncated, not yet written)
+                # made the store's done flags unreadable (found by the kill -9 test)
+                self._done_file.write_atomic(chunk, self._true)
             else:
                 self.done[chunk] = True
             self.written_rows += _

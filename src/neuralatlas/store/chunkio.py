@@ -117,6 +117,17 @@ class ChunkFile:
         Rows past the end of the array (in the last chunk) must hold the fill value, as zarr
         pads them; :meth:`pad` does that in place.
         """
+        self._write(index, block, atomic=False)
+
+    def write_atomic(self, index: int, block: np.ndarray) -> None:
+        """:meth:`write` through a temporary file renamed over the chunk.
+
+        A reader (or a process killed mid-write) sees the old file or the new one, never a
+        torn one: for the done flags, the commit record the data chunks rely on.
+        """
+        self._write(index, block, atomic=True)
+
+    def _write(self, index: int, block: np.ndarray, *, atomic: bool) -> None:
         if not 0 <= index < self.n_chunks:
             raise StoreError(f"chunk {index} is out of range: the array has {self.n_chunks} chunks.")
         if block.shape != self.chunk_shape or block.dtype != self.dtype or not block.flags.c_contiguous:
@@ -136,6 +147,9 @@ class ChunkFile:
         # chunk is read only after its done flag is set, which happens after this write, and
         # a torn file left by a killed writer belongs to a chunk not flagged done (rewritten on
         # resume) and fails its checksum if read.
+        final = target
+        if atomic:
+            target = target.with_name(f".{target.name}.tmp-{os.getpid()}")
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             # one system call for data and checksum: each call releases and retakes the GIL,
@@ -148,6 +162,8 @@ class ChunkFile:
                     rest = rest[os.write(fd, rest):]
         finally:
             os.close(fd)
+        if atomic:
+            os.replace(target, final)
 
     def pad(self, index: int, block: np.ndarray) -> np.ndarray:
         """Set the rows of ``block`` past the array's end to the fill value (the last chunk)."""
