@@ -131,6 +131,7 @@ def test_unknown_data_set_is_a_clear_error():
         toy_network("moon")
 
 
+@pytest.mark.slow  # the CLI end to end
 def test_cli_toy(tmp_path):
     from typer.testing import CliRunner
 

@@ -216,6 +216,7 @@ def test_bad_input_gets_a_clear_error(random_store, tmp_path):
         contrastive_naps(contrastive_naps(naps(store, layers="dense")))
 
 
+@pytest.mark.slow  # trains, captures and runs the step end to end
 def test_run_folder_heatmaps_default_to_contrastive_sorted_and_gradient_aligned(tmp_path):
     """The heat map shows contrastive NAPs, units sorted by preferred class, conv layers
     aligned by gradient when the store has gradients, and its title says so."""

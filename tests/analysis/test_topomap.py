@@ -259,6 +259,7 @@ def test_a_numpy_only_user_never_imports_torch(tmp_path):
     assert "ok" in done.stdout
 
 
+@pytest.mark.slow  # trains and runs the CLI end to end
 def test_cli_naps_and_topomap_write_results_and_figures(tmp_path):
     from typer.testing import CliRunner
 

@@ -52,7 +52,9 @@ def test_saliency_equals_autograd(small_cnn, batch):
 
 
 @pytest.mark.parametrize("rule,n_steps", [("gausslegendre", 50), ("riemann_trapezoid", 40)])
-@pytest.mark.parametrize("internal_batch_size", ["auto", None, 70])
+# the other two batch sizes run the same arithmetic again; "auto" keeps it in the fast loop
+@pytest.mark.parametrize("internal_batch_size", ["auto", pytest.param(None, marks=pytest.mark.slow),
+                                                 pytest.param(70, marks=pytest.mark.slow)])
 def test_integrated_gradients_equal_plain_torch_sum(small_cnn, batch, rule, n_steps, internal_batch_size):
     x, y = batch
     baseline = torch.full_like(x[:1], 0.25)
