@@ -1,6 +1,7 @@
 """Capture and store speed, side by side in one run, interleaved, one thread on every side.
 
-    .venv/bin/python benchmarks/capture.py [--quick] [--n 20000] [--repeat 5] [--device cpu]
+    .venv/bin/python benchmarks/capture.py [--quick] [--n 20000] [--repeat 5] [--device cpu] [--scale]
+    .venv/bin/python benchmarks/capture.py --only-scale      # only the cost curve (5.)
 
 Prints, for every layer of the digits CNN (inputs upsampled to ``--n`` samples):
   1. capture through the public API (``neuralatlas.capture`` into a fresh store folder, the
@@ -14,7 +15,11 @@ Prints, for every layer of the digits CNN (inputs upsampled to ``--n`` samples):
      at n/10 and n samples (goal: flat), and of the in-RAM peers at n;
   4. store write and read of 256 MiB vs ``np.save`` / ``np.fromfile`` of the same bytes
      (goals >= 0.8x), the store API (direct chunk files) beside zarr's own ``__setitem__`` /
-     ``__getitem__`` on the same arrays, and the cost of the crc32c checksum codec.
+     ``__getitem__`` on the same arrays, and the cost of the crc32c checksum codec; every
+     writing side writes new files (old ones removed untimed, as for the captures);
+  5. with ``--scale``: the cost curve, capture at 2,000 / 20,000 / 200,000 samples (2.8 GB of
+     store at the largest, in the temporary folder, removed after), time per sample, the
+     ratio to a bare forward timed in the same process, and peak RSS growth.
 Every figure is the min and the median of ``--repeat`` interleaved rounds, with the 1-minute
 load average beside it: on a shared machine the ratios of minima are the figures to trust.
 """
@@ -120,7 +125,7 @@ def speed(n: int, batch: int, repeat: int, tmp: Path, device: str, torchlens: bo
 
     def hooks_npsave():
         kept = hooks_ram()
-        folder = _fresh(tmp, "npsave")
+        folder = tmp / "npsave"
         folder.mkdir()
         for k, v in kept.items():
             np.save(folder / f"{k}.npy", v)
@@ -136,26 +141,36 @@ def speed(n: int, batch: int, repeat: int, tmp: Path, device: str, torchlens: bo
         return [torch.cat(v).numpy() for v in kept]
 
     def ours(grads: bool = False):
-        na.capture(model, data, layers=layers, out=_fresh(tmp, "ours.zarr"), batch_size=batch,
+        na.capture(model, data, layers=layers, out=tmp / "ours.zarr", batch_size=batch,
                    gradients=grads, device=dev)
+
+    # every side that writes starts from no files, the old ones removed untimed (removing a
+    # store's 300 MB is not part of a capture; on this disk, mounted with `discard`, it took
+    # up to 1 s and was inside the timed capture until now)
+    fresh = {"neuralatlas capture -> store": lambda: _fresh(tmp, "ours.zarr"),
+             "hooks -> RAM -> np.save per layer": lambda: _fresh(tmp, "npsave"),
+             "TorchLens extract_dataset -> disk": lambda: _fresh(tmp, "tl"),
+             "neuralatlas capture with gradients": lambda: _fresh(tmp, "ours.zarr")}
 
     sides = {"bare forward": bare, "neuralatlas capture -> store": ours,
              "captum LayerActivation -> RAM": captum_ram, "hooks -> preallocated RAM": hooks_ram,
              "hooks -> RAM -> np.save per layer": hooks_npsave}
     if torchlens:
         sides["TorchLens extract_dataset -> disk"] = lambda: _torchlens(model, x, layers, batch, tmp)
-    for fn in sides.values():  # warm up every side (threads, allocator, imports, zarr)
+    for name, fn in sides.items():  # warm up every side (threads, allocator, imports, zarr)
         try:
+            fresh.get(name, lambda: None)()
             fn()
         except Exception as err:  # noqa: BLE001 - a peer that breaks here is reported, not fatal
             print(f"   (a side failed in warm-up and is left out: {type(err).__name__}: {err})")
             sides = {k: f for k, f in sides.items() if f is not fn}
-    fwd = interleaved(sides, repeat)
+    fwd = interleaved(sides, repeat, setup=fresh)
     grad_sides = {"bare forward+backward": bare_fwd_bwd, "neuralatlas capture with gradients": lambda: ours(True),
                   "hooks fwd+grad -> preallocated RAM": lambda: hooks_ram(True)}
-    for fn in grad_sides.values():
+    for name, fn in grad_sides.items():
+        fresh.get(name, lambda: None)()
         fn()
-    bwd = interleaved(grad_sides, repeat)
+    bwd = interleaved(grad_sides, repeat, setup=fresh)
     return {"fwd": fwd, "bwd": bwd, "bytes": nbytes}
 
 
@@ -164,12 +179,21 @@ def _torchlens(model, x, layers, batch, tmp):
 
     # module selectors: TorchLens's own names are op labels; its default checksums ("fast") on
     return torchlens.extract_dataset(model, x, {k: torchlens.module(k) for k in layers}, batch_size=batch,
-                                     output_dir=_fresh(tmp, "tl"), progress=False)
+                                     output_dir=tmp / "tl", progress=False)
 
 
 def peak_memory(n: int, batch: int, tmp: Path, side: str, gradients: bool = False) -> int:
     """Peak RSS growth (bytes) of a fresh process doing ``side`` on n samples, over its RSS
     after imports, data and model (all measured in that process)."""
+    return run_fresh(n, batch, tmp, side, gradients)[0]
+
+
+def run_fresh(n: int, batch: int, tmp: Path, side: str, gradients: bool = False,
+              floor: bool = False) -> tuple[int, float, float, float]:
+    """In a fresh process: peak RSS growth (bytes) of ``side`` on n samples, its seconds, the
+    seconds of a bare forward over the same samples timed just before it, and (``floor``) of
+    writing as many bytes as the capture's store holds to one new file in 16 MiB writes (the
+    disk's own speed at that size; dirty pages flushed, untimed, before it and the capture)."""
     code = f"""
 import os, sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
@@ -184,16 +208,37 @@ model = build("cnn", seed=0).eval()
 data = _data({n})
 layers = resolve_layers(model, None)
 x = torch.from_numpy(data.inputs)
+import time
 with torch.no_grad():
     model(x[:{batch}])
+    t0 = time.perf_counter()
+    for lo in range(0, {n}, {batch}):
+        model(x[lo:lo + {batch}]).argmax(1)
+    bare = time.perf_counter() - t0
 def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024
+disk = 0.0
+if {floor!r}:
+    piece = np.ones(2**22, np.float32)
+    nbytes = sum(int(np.prod(s)) for s in na.capture(model, data.subset(slice(0, 2)), layers=layers,
+                 out={str(tmp / 'shape.zarr')!r}, overwrite=True).attrs["unit_shapes"].values()) * 4 * {n}
+    os.sync()
+    t0 = time.perf_counter()
+    with open({str(tmp / 'floor.bin')!r}, "wb") as f:
+        for _ in range(-(-nbytes // piece.nbytes)):
+            f.write(piece)
+    disk = time.perf_counter() - t0
+    os.remove({str(tmp / 'floor.bin')!r})
+if side == "ours":  # a warm process (imports, zarr, first-capture costs), as for the other sizes
+    na.capture(model, data.subset(slice(0, {batch})), out={str(tmp / 'warm.zarr')!r}, overwrite=True)
+os.sync()
 import gc; gc.collect()
 open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the RSS now
 base = status("VmRSS")
 side = {side!r}
+t0 = time.perf_counter()
 if side == "ours":
     na.capture(model, data, out={str(tmp / f'mem{n}.zarr')!r}, batch_size={batch}, overwrite=True,
                gradients={gradients})
@@ -204,11 +249,30 @@ elif side == "captum":
         for s, t in zip(kept, la.attribute(x[lo:lo + {batch}])):
             s.append(t.detach())
     out = [torch.cat(v).numpy() for v in kept]
-print(status("VmHWM") - base)
+took = time.perf_counter() - t0
+print(status("VmHWM") - base, took, bare, disk)
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
-    return int(result.stdout.split()[-1])
+    rss, took, bare, disk = result.stdout.split()[-4:]
+    for name in (f"mem{n}.zarr", "warm.zarr", "shape.zarr"):
+        shutil.rmtree(tmp / name, ignore_errors=True)
+    return int(rss), float(took), float(bare), float(disk)
+
+
+def scale(sizes: list[int], batch: int, tmp: Path) -> list[tuple[int, int, float, float, float]]:
+    """The cost curve: capture of every layer at each size, each in a fresh (warmed) process,
+    one round each (at 200,000 samples the store is 2.8 GB), with a bare forward and a plain
+    write of the same bytes (the disk floor) timed in the same process."""
+    rows = []
+    for n in sizes:
+        rss, took, bare, disk = run_fresh(n, batch, tmp, "ours", floor=True)
+        rows.append((n, rss, took, bare, disk))
+        print(f"   {n:>9,} samples  capture {took:8.2f} s  {took / n * 1e6:7.1f} us/sample"
+              f"  bare forward {bare:7.2f} s ({took / bare:4.2f}x)  write of the same bytes {disk:7.2f} s"
+              f"  (bare + write {took / (bare + disk):4.2f}x)  peak RSS growth {rss / 2**20:6.0f} MiB"
+              f"  [load {os.getloadavg()[0]:.1f}]", flush=True)
+    return rows
 
 
 def store_io(mb: int, repeat: int, tmp: Path) -> dict:
@@ -242,8 +306,13 @@ def store_io(mb: int, repeat: int, tmp: Path) -> dict:
                 w.submit(c, bufs, min(chunk, rows - lo))
                 w.commit()
 
+    direct = store.create_layer_array("grads", "layer", None)  # a second array of the same shape
+
+    def store_direct():  # the store's write of a caller's array: whole chunks from its memory, crc32c on
+        store._write_whole("grads", "layer", block, None)
+
     def from_arrays():
-        na.ActivationStore.from_arrays(tmp / "fa.zarr", {"layer": block}, chunk_rows=chunk, overwrite=True)
+        na.ActivationStore.from_arrays(tmp / "fa.zarr", {"layer": block}, chunk_rows=chunk)
 
     def zarr_write(crc: bool):
         def run():
@@ -252,12 +321,29 @@ def store_io(mb: int, repeat: int, tmp: Path) -> dict:
                 a[lo:lo + chunk] = block[lo:lo + chunk]
         return run
 
+    def gone(path: Path):
+        def remove():
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        return remove
+
+    # every side writes new files (the old ones removed untimed): rewriting a file's existing
+    # pages in the page cache costs a fraction of writing a new one, so sides that overwrote
+    # would not compare with sides that create
+    fresh = {"np.save": gone(tmp / "plain.npy"), "store write (capture writer)": gone(tmp / "io.zarr" / arr.path / "c"),
+             "store write (caller's array, direct)": gone(tmp / "io.zarr" / direct.path / "c"),
+             "ActivationStore.from_arrays": gone(tmp / "fa.zarr"),
+             "zarr __setitem__, crc32c": gone(tmp / "plain.zarr" / "crc1" / "c"),
+             "zarr __setitem__, no checksum": gone(tmp / "plain.zarr" / "crc0" / "c")}
     block.tofile(tmp / "plain.bin")
     out = np.empty_like(block)
     write = interleaved({"np.save": npsave, "store write (capture writer)": store_write,
+                         "store write (caller's array, direct)": store_direct,
                          "ActivationStore.from_arrays": from_arrays,
                          "zarr __setitem__, crc32c": zarr_write(True),
-                         "zarr __setitem__, no checksum": zarr_write(False)}, repeat)
+                         "zarr __setitem__, no checksum": zarr_write(False)}, repeat, setup=fresh)
     for crc in (False, True):
         zarr_write(crc)()
     read = interleaved({"np.fromfile": lambda: np.fromfile(tmp / "plain.bin", np.float32),
@@ -276,6 +362,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--scale", action="store_true",
+                        help="also the cost curve at 2,000 / 20,000 / 200,000 samples (needs ~3 GB of disk in"
+                             " the temporary folder; not with --quick)")
+    parser.add_argument("--only-scale", action="store_true", help="only the cost curve")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args()
     n = 2_000 if args.quick else args.n
@@ -284,6 +374,17 @@ def main() -> None:
     print(f"threads: 1 on every side (torch.set_num_threads(1), OMP/MKL/OpenBLAS=1); device {args.device};"
           f" load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     try:
+        if args.only_scale or (args.scale and not args.quick):
+            print("\n5. scale: the same capture (every layer, CPU), each size in a fresh process, one round:")
+            rows = scale([2_000, 20_000, 200_000], args.batch, tmp)
+            # RSS compared from 20,000 on: at 2,000 the chunk buffers are smaller (a chunk holds n rows)
+            (n0, rss0, t0, _, _), (n1, rss1, t1, b1, d1) = rows[1], rows[-1]
+            print(f"-> capture time per sample {n1:,} vs {n0:,} samples: {t1 / n1 / (t0 / n0):.2f}x;"
+                  f" at {n1:,}: {t1 / b1:.2f}x a bare forward, {t1 / (b1 + d1):.2f}x bare forward + a plain"
+                  f" write of the same bytes; peak RSS growth {n1:,} vs {n0:,}: {rss1 / max(rss0, 1):.2f}x"
+                  f"  [load {os.getloadavg()[0]:.1f}]")
+            if args.only_scale:
+                return
         s = speed(n, args.batch, repeat, tmp, args.device, torchlens=not args.quick)
         print(f"\n1. capture, every layer of the digits CNN, {n:,} samples, batch {args.batch},"
               f" {s['bytes'] / 2**20:.0f} MiB of activations:")
@@ -304,7 +405,8 @@ def main() -> None:
         mem = {"ours": [peak_memory(small, args.batch, tmp, "ours"), peak_memory(large, args.batch, tmp, "ours")],
                "ours_grads": 0 if args.quick else peak_memory(large, args.batch, tmp, "ours", gradients=True),
                "captum": 0 if args.quick else peak_memory(large, args.batch, tmp, "captum")}
-        print("\n3. peak RSS growth over the process after imports + data + model (fresh process each):")
+        print("\n3. peak RSS growth over the process after imports + data + model + a one-batch warm-up capture"
+              " (fresh process each):")
         print(f"   neuralatlas capture {small:>7,} samples  {mem['ours'][0] / 2**20:7.0f} MiB")
         print(f"   neuralatlas capture {large:>7,} samples  {mem['ours'][1] / 2**20:7.0f} MiB"
               f"  ({mem['ours'][1] / max(mem['ours'][0], 1):.2f}x; goal flat)")
@@ -320,7 +422,9 @@ def main() -> None:
                 print(f"   {name:<38s} {t}  {io['bytes'] / t.min / 1e9:5.2f} GB/s"
                       f"  ({io[kind][floor].min / t.min:.2f}x {floor})")
         w, r = io["write"], io["read"]
-        print(f"-> store write / np.save: {w['np.save'].min / w['store write (capture writer)'].min:.2f}x throughput"
+        print(f"-> store write / np.save: {w['np.save'].min / w['store write (caller' + chr(39) + 's array, direct)'].min:.2f}x"
+              f" throughput from the caller's array, {w['np.save'].min / w['store write (capture writer)'].min:.2f}x"
+              " through the capture's writer (its chunk buffers filled by a copy first)"
               f" (goal >= 0.8x)  [load {w['np.save'].load:.1f}]")
         print(f"-> store read / np.fromfile: {r['np.fromfile'].min / r['store.read (new array)'].min:.2f}x throughput"
               f" (goal >= 0.8x)  [load {r['np.fromfile'].load:.1f}]")

@@ -182,6 +182,13 @@ def naps_at_scale(size_gb: float, budget: int, cluster: bool, repeat: int, where
           f" time: {'met' if ratio >= 1 / 1.3 else 'missed'}); store read {read / best['read']['seconds']:.2f}x;"
           f" peak RSS {best['naps']['peak_rss'] / budget:.0%} of the budget"
           f" ({'met' if best['naps']['peak_rss'] <= budget else 'missed'})")
+    if "naps-cluster" in best:
+        one, two = best["naps"]["seconds"], best["naps-cluster"]["seconds"]
+        workers = 2
+        print(f"-> NAPs on a LocalCluster of {workers} single-threaded workers: {one / two:.2f}x the speed of one"
+              f" process; throughput per worker {nbytes / two / workers / 1e9:.2f} GB/s vs one process"
+              f" {nbytes / one / 1e9:.2f} GB/s ({one / two / workers:.2f}x per worker; 1.0 = linear scaling)"
+              f"  [load {max(best['naps']['load'], best['naps-cluster']['load']):.1f} on {os.cpu_count()} cores]")
     shutil.rmtree(path, ignore_errors=True)
 
 

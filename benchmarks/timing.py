@@ -67,10 +67,12 @@ class Timing:
         return f"min {self.min:8.4f} s  median {self.median:8.4f} s  (n={len(self.times)}, load {self.load:.1f})"
 
 
-def interleaved(fns: Mapping[str, Callable[[], Any]], repeat: int, setup: Callable[[], Any] | None = None
+def interleaved(fns: Mapping[str, Callable[[], Any]], repeat: int,
+                setup: Callable[[], Any] | Mapping[str, Callable[[], Any]] | None = None
                 ) -> dict[str, Timing]:
     """Run every side once per round, ``repeat`` rounds, the order rotating each round, so
-    that load spikes hit all sides alike; ``setup`` runs before each call, untimed."""
+    that load spikes hit all sides alike; ``setup`` (one callable, or one per side name) runs
+    before each call, untimed."""
     import os
 
     names = list(fns)
@@ -79,8 +81,9 @@ def interleaved(fns: Mapping[str, Callable[[], Any]], repeat: int, setup: Callab
     values: dict[str, Any] = {}
     for r in range(repeat):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            if setup is not None:
-                setup()
+            prepare = setup.get(name) if isinstance(setup, Mapping) else setup
+            if prepare is not None:
+                prepare()
             t = time.perf_counter()
             values[name] = fns[name]()
             times[name].append(time.perf_counter() - t)

@@ -26,7 +26,7 @@ from flax import nnx
 import neuralatlas as na
 from neuralatlas import steps
 from neuralatlas.architecture.foreign import save_architecture
-from neuralatlas.attribution.jax_methods import attribution_step
+from neuralatlas.steps.attribution import jax_step as attribution_step
 from neuralatlas.capture.flax_adapter import save_params
 from neuralatlas.data import digits
 from neuralatlas.data.dataset import ArrayDataset
@@ -95,8 +95,8 @@ def main(out: Path) -> None:
     print("layers:", store.layers, "epochs:", store.epochs, "layouts:", store.attrs["layouts"])
 
     # The analyses every run gets, on the final epoch and across epochs.
-    steps.naps(out, epoch=EPOCHS)
-    steps.projection(out, layers=["conv2", "fc1", "out"], epochs="all", method="pca", n=300, neurons=[])
+    steps.naps.step(out, epoch=EPOCHS)
+    steps.projection.step(out, layers=["conv2", "fc1", "out"], epochs="all", method="pca", n_samples=300, neurons=[])
     save_architecture(out, model, test_set.inputs[:2])
     attribution_step(out, model, test_set, ["saliency", "integrated_gradients"], n_steps=32)
     report = na.write_report(out, data=(train_set, test_set))

@@ -30,7 +30,6 @@ from transformers import AutoModel, AutoTokenizer
 
 import neuralatlas as na
 from neuralatlas import steps
-from neuralatlas.analysis.similarity import save_figures, similarity
 from neuralatlas.data import topics
 from neuralatlas.data.text import TOPICS, TextDataset, topic_sentences
 from neuralatlas.plots import save_figure, token_heatmap
@@ -77,24 +76,23 @@ phase("capture")
 print(f"captured {sentences.n_samples} sentences and {tokens.n_samples} tokens from {len(layers)} blocks")
 
 # ---------------------------------------------------------------- NAPs, projections
-steps.naps(sentences_dir, by="label")            # each block's mean activity per topic
-steps.naps(tokens_dir, by="position")            # ... and per token position
+steps.naps.step(sentences_dir, by="label")       # each block's mean activity per topic
+steps.naps.step(tokens_dir, by="position")       # ... and per token position
 phase("naps")
 by_token = na.naps(tokens, by="token", layers=layers[-1:])  # every distinct token (no figure: hundreds)
 phase("naps by token")
-steps.projection(sentences_dir, method="tsne")   # sentences coloured by topic, block by block
+steps.projection.step(sentences_dir, method="tsne")  # sentences coloured by topic, block by block
 phase("sentence projection")
 # token rows coloured by any sample-table column: here their position in the sentence
-positions = na.project(tokens, layers=layers, method="pca", labels="position", n=1500)
+positions = na.project(tokens, layers=layers, method="pca", by="position", n_samples=1500)
 positions.save(tokens_dir / "results" / "projection")
 save_figure(inter_layer_evolution(positions), tokens_dir / "figures" / "projection" / "layers_final", layer="all")
 save_figure(projection_quality(positions), tokens_dir / "figures" / "projection" / "quality", layer="all")
 phase("token projection")
 
 # ---------------------------------------------------------------- CKA between blocks, probes by block
-sim = similarity(sentences, rbf=False, rsa=False)  # linear CKA + topic probes (5-fold, stratified)
-sim.save(sentences_dir / "results" / "similarity")
-save_figures(sim, sentences_dir / "figures" / "similarity")
+# linear CKA + topic probes (5-fold, stratified), saved with its figures
+sim = steps.similarity.step(sentences_dir, rbf=False, rsa=False)
 phase("similarity")
 position_probes = na.linear_probes(tokens, labels=tokens.samples["position"])
 (tokens_dir / "results" / "probes").mkdir(parents=True, exist_ok=True)

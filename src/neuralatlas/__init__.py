@@ -32,7 +32,7 @@ _EXPORTS: dict[str, str] = {
     "TopomapLayout": "neuralatlas.analysis.topomap",
     "topomaps": "neuralatlas.analysis.topomap",
     "import_innspect_output": "neuralatlas.store",
-    "import_innspect_corpus": "neuralatlas.store",
+    "import_innspect_corpus": "neuralatlas.capture.innspect",
     "linear_cka": "neuralatlas.analysis.similarity",
     "cka_matrix": "neuralatlas.analysis.similarity",
     "rsa": "neuralatlas.analysis.similarity",

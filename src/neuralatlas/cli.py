@@ -87,6 +87,30 @@ def progress_bar(description: str, total: int | None = None) -> Iterator[Callabl
         yield update
 
 
+def _figures_as_before() -> Any:
+    """The analysis commands write PNG and PDF, as they always have; ``neuralatlas run`` writes
+    PNG only unless asked (``--pdf``)."""
+    from neuralatlas.steps import figure_formats
+
+    return figure_formats(("png", "pdf"))
+
+
+def _n_samples(value: str | None, old: int | None = None, *, old_flag: str = "--n") -> int | None:
+    """``--n-samples`` (``all`` or omitted: every sample); the old flag still works, with a warning."""
+    import warnings
+
+    from neuralatlas.vocabulary import resolve_n_samples
+
+    if old is not None:
+        if value is not None:
+            raise typer.BadParameter(f"give --n-samples only ({old_flag} is its old name)")
+        warnings.warn(f"{old_flag} is deprecated since 0.2; use --n-samples (all: every sample)", DeprecationWarning,
+                      stacklevel=2)
+        console.print(f"[yellow]{old_flag} is deprecated: use --n-samples (all: every sample)[/]")
+        return None if old == 0 else old
+    return resolve_n_samples(value, name="--n-samples")
+
+
 # ---------------------------------------------------------------------------- foundation
 @app.command()
 @friendly_errors
@@ -298,12 +322,15 @@ def run_cmd(
     only: Annotated[Optional[list[str]], typer.Option(help="Run only this step (train, capture, an analysis, report); repeatable.")] = None,
     force: Annotated[Optional[list[str]], typer.Option(help="Rerun this step even if cached; repeatable.")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="Address of a dask scheduler: capture and analyses run on its workers.")] = None,
+    pdf: Annotated[bool, typer.Option("--pdf", help="Also save every figure as PDF (default: PNG only, what the report shows; `neuralatlas export --latex` draws its PDFs from the results).")] = False,
 ) -> None:
     """Run a configuration: train or load → capture → analyses → report, redoing only what changed."""
     from neuralatlas.config import load_config
     from neuralatlas.pipeline import Pipeline
 
     cfg = load_config(config)
+    if pdf:
+        cfg.report.pdf = True
     with _dask_client(scheduler) as client:
         _run_pipeline(Pipeline(cfg, only=only, force=force or (), reporter=_RichReporter(), client=client))
 
@@ -401,10 +428,10 @@ def featurevis(
 
         with contextlib.suppress(NeuralAtlasError):
             dataset = load(data)[1]
-    with progress_bar(f"optimising {len(chosen)} images of {name}", total=steps) as update:
-        result, _ = run_steps.featurevis(run_dir, model, layer=layer, units=chosen, steps=steps, param=param, lr=lr,
-                                     seed=seed, device=device, filters=filters, maps=maps,
-                                     maps_layers=maps_layer, data=dataset, progress=update)
+    with _figures_as_before(), progress_bar(f"optimising {len(chosen)} images of {name}", total=steps) as update:
+        result = run_steps.featurevis.step(run_dir, model, layer=layer, units=chosen, steps=steps, param=param, lr=lr,
+                                           seed=seed, device=device, filters=filters, maps=maps,
+                                           maps_layers=maps_layer, data=dataset, progress=update)
     results_dir, figures_dir = run_dir / "results" / "featurevis", run_dir / "figures" / "featurevis"
     values = ", ".join(f"{label} {value:.3g}" for label, value in zip(result.labels[:8], result.values[:8]))
     console.print(f"{len(chosen)} images of {name} in {result.settings['seconds']:.1f} s on"
@@ -427,28 +454,14 @@ def dream(
     out: Annotated[Optional[Path], typer.Option(help="Where to write the dreamed image (default IMAGE_dream.png beside IMAGE).")] = None,
 ) -> None:
     """DeepDream: amplify what LAYER sees in IMAGE, over octaves, and write the result."""
-    from neuralatlas.featurevis import deepdream
-    from neuralatlas.featurevis.images import read_image, write_image
-    from neuralatlas.featurevis.taps import default_input_shape
-    from neuralatlas.plots import dream_comparison, objective_trace, save_figure
+    from neuralatlas.steps import dream as dream_step
 
     net, run_dir = _model_arg(model)
-    net.eval()
-    channels = default_input_shape(net)[0] if hasattr(net, "_neuralatlas_spec") else None
-    picture = read_image(image, channels=channels)
     total = octaves * steps
-    with progress_bar(f"dreaming {', '.join(layer)}", total=total) as update:
-        result = deepdream(net, picture, layer, octaves=octaves, octave_scale=octave_scale, steps=steps,
-                           step_size=step_size, seed=seed, device=device, progress=update)
-    target = out or image.with_name(f"{image.stem}_dream.png")
-    scale = max(1, 256 // max(picture.shape[1:]))
-    write_image(target, result.image, scale=scale if target.suffix.lower() != ".npy" else 1)
-    figure_stem = target.with_name(f"{target.stem}_comparison")
-    if run_dir is not None:
-        result.save(run_dir / "results" / "dream" / image.stem)  # one folder per result
-        figure_stem = run_dir / "figures" / "dream" / image.stem
-    save_figure(dream_comparison(result), figure_stem)
-    save_figure(objective_trace(result), figure_stem.with_name(figure_stem.name + "_trace"))
+    with _figures_as_before(), progress_bar(f"dreaming {', '.join(layer)}", total=total) as update:
+        result, target, figure_stem = dream_step.step(
+            image, net, layer, run_dir=run_dir, out=out, octaves=octaves, octave_scale=octave_scale, steps=steps,
+            step_size=step_size, seed=seed, device=device, progress=update)
     console.print(f"objective {result.trace[0].mean():.3g} → {result.trace[-1].mean():.3g} over"
                   f" {len(result.octave_sizes)} octave(s) {result.octave_sizes}; wrote {target}"
                   f" and {figure_stem}.png")
@@ -478,9 +491,10 @@ def architecture(
     shape = _parse_shape(input_shape) if input_shape else None
     chosen_depth: int | str | None = int(depth) if depth and depth.isdigit() else depth
     target = out or (run_dir / "results" / "architecture" if run_dir else Path("architecture") / Path(model).name.replace(":", "_"))
-    graph, _ = run_steps.architecture(run_dir or target, net, input_shape=shape, rankdir=rankdir,
-                                      out=None if run_dir and out is None else target, depth=chosen_depth,
-                                      layout=layout, input_dtype=input_dtype)
+    with _figures_as_before():
+        graph = run_steps.architecture.step(run_dir or target, net, input_shape=shape, rankdir=rankdir,
+                                            out=None if run_dir and out is None else target, depth=chosen_depth,
+                                            layout=layout, input_dtype=input_dtype)
     view, _ = graph.view(chosen_depth, layout)
     text = graph.summary(repeats=True) if view is not graph else graph.summary()
     stdout.print(str(text), highlight=False, markup=False)
@@ -563,10 +577,10 @@ def naps_cmd(
     """
     from neuralatlas import steps as run_steps
 
-    with _dask_client(scheduler) as client, progress_bar(f"NAPs by {by}") as update:
-        result, _ = run_steps.naps(run_dir, by=by, layers=layers or None,
-                                   align=None if align in ("none", "None") else align, epoch=epoch,
-                                   figures=figures, memory_limit=memory_limit, client=client, progress=update)
+    with _dask_client(scheduler) as client, _figures_as_before(), progress_bar(f"NAPs by {by}") as update:
+        result = run_steps.naps.step(run_dir, by=by, layers=layers or None,
+                                     align=None if align in ("none", "None") else align, epoch=epoch,
+                                     figures=figures, memory_limit=memory_limit, client=client, progress=update)
     results_dir, figures_dir = run_dir / "results" / "naps", run_dir / "figures" / "naps"
     table = Table(title=f"NAPs by {result.by}: {len(result.groups)} groups, {int(result.counts.sum())} samples")
     for col in ("layer", "unit shape", "aligned", "dead", "always on", "sparsity"):
@@ -601,12 +615,13 @@ def topomap_cmd(
     """
     from neuralatlas import steps as run_steps
 
-    with progress_bar(f"{layout} topomaps") as update:
-        all_quality, _ = run_steps.topomap(
+    with _figures_as_before(), progress_bar(f"{layout} topomaps") as update:
+        found = run_steps.topomap.step(
             run_dir, layout=layout, contrastive=contrastive, weight_by_size=weight_by_size, zscore=zscore,
             groups=[g.strip() for g in groups.split(",")] if groups else None, by=by, layers=layers or None,
             seed=seed, resolution=resolution, individual=individual, progress=update,
             message=lambda text: console.print(f"[yellow]{text}[/]"))
+    all_quality = {method: maps.quality for method, maps in found.items()}
     results_root, figures_root = run_dir / "results" / "topomap", run_dir / "figures" / "topomap"
     table = Table(title=f"{'contrastive ' if contrastive else ''}topomaps: layout quality (random layout in brackets)")
     for col in ("layout", "layer", "units", "Spearman", "kNN kept", "trustworthiness", "map similarity"):
@@ -648,17 +663,16 @@ def similarity_cmd(
     Writes RUN_DIR/results/similarity/ (matrices.npz, matrices.json, probes.json, summary.json)
     and RUN_DIR/figures/similarity/ (PNG + PDF).
     """
-    from neuralatlas.analysis.similarity import save_figures, similarity
+    from neuralatlas.steps import similarity as similarity_step
 
     store = _run_store(run_dir)
-    other_store = _run_store(other) if other is not None else None
-    with _dask_client(scheduler) as client, progress_bar(f"similarity of {run_dir.name}") as update:
-        result = similarity(store, other=other_store, layers=layers or None, epoch=epoch, epochs=epochs,
-                            rbf=rbf, rsa=rsa, probes=probes, pool=pool, subsample=subsample,
-                            memory_limit=memory_limit, client=client, seed=seed, progress=update)
+    with _dask_client(scheduler) as client, _figures_as_before() as formats, \
+            progress_bar(f"similarity of {run_dir.name}") as update:
+        result = similarity_step.step(run_dir, other=other, layers=layers or None, epoch=epoch, epochs=epochs,
+                                      rbf=rbf, rsa=rsa, probes=probes, pool=pool, subsample=subsample,
+                                      memory_limit=memory_limit, client=client, seed=seed, progress=update)
     results_dir, figures_dir = run_dir / "results" / "similarity", run_dir / "figures" / "similarity"
-    result.save(results_dir)
-    written = save_figures(result, figures_dir)
+    written = [p for p in figures_dir.iterdir() if p.suffix.lstrip(".") in formats]
     lin = result.matrices["linear_cka"]
     table = Table(title=f"similarity of {run_dir.name}: {store.n_samples} samples")
     for col in ("layer", "CKA with next layer", "probe accuracy"):
@@ -692,7 +706,8 @@ def project_cmd(
     layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", "--layers", help="Layer name or glob, in the order to follow; repeat for more. Default: every layer.")] = None,
     epochs: Annotated[Optional[str], typer.Option(help="'all', 'last' (default: the final model) or epochs like 0,4,8; needs a per-epoch store.")] = None,
     method: Annotated[str, typer.Option(help="tsne, umap or pca.")] = "tsne",
-    n: Annotated[Optional[int], typer.Option(help="Samples in the subset, stratified by class (default: at most 2,000; 0: every sample, streamed for --method pca).")] = None,
+    n_samples: Annotated[Optional[str], typer.Option("--n-samples", help="Samples in the subset, stratified by class (default: at most 2,000; all: every sample, streamed for --method pca).")] = None,
+    n: Annotated[Optional[int], typer.Option("--n", hidden=True, help="Deprecated: --n-samples (0 was every sample).")] = None,
     seed: int = 0,
     align: Annotated[bool, typer.Option(help="Initialise each projection from the previous one and Procrustes-align it.")] = True,
     bundle: Annotated[bool, typer.Option(help="Kernel-density bundling of the trail images.")] = True,
@@ -709,12 +724,12 @@ def project_cmd(
     epochs with trails, quality, neuron and discriminative maps; PNG and PDF).
     """
     from neuralatlas import steps as run_steps
-    from neuralatlas.analysis.projection import DEFAULT_N
 
-    with _dask_client(scheduler) as client, progress_bar(f"{method} projections") as update:
-        result, _ = run_steps.projection(
+    chosen = {} if n_samples is None and n is None else {"n_samples": _n_samples(n_samples, n)}
+    with _dask_client(scheduler) as client, _figures_as_before(), progress_bar(f"{method} projections") as update:
+        result = run_steps.projection.step(
             run_dir, layers=layers or None, epochs=_parse_epochs(epochs), method=method,
-            n=DEFAULT_N if n is None else n, seed=seed, align=align, bundle=bundle, neurons=neurons,
+            **chosen, seed=seed, align=align, bundle=bundle, neurons=neurons,
             discriminative=discriminative, n_jobs=n_jobs, memory_limit=memory_limit, client=client,
             progress=update, message=console.print)
     results_dir, figures_dir = run_dir / "results" / "projection", run_dir / "figures" / "projection"
@@ -734,7 +749,8 @@ def project_cmd(
 def attribute_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder made by `neuralatlas train` (model.json, checkpoints/).")],
     methods: Annotated[Optional[list[str]], typer.Option("--method", "-m", help="saliency, gradient_x_input, integrated_gradients (ig), smoothgrad, deeplift, gradient_shap, occlusion, guided_backprop, deconvolution, grad_cam, guided_grad_cam; repeat for more. Default: saliency, integrated_gradients, grad_cam.")] = None,
-    samples: Annotated[Optional[int], typer.Option(help="Attribute only the first N samples of the split (default: all).")] = None,
+    n_samples: Annotated[Optional[str], typer.Option("--n-samples", help="Attribute only the first N samples of the split (default or all: every sample).")] = None,
+    samples: Annotated[Optional[int], typer.Option("--samples", hidden=True, help="Deprecated: --n-samples.")] = None,
     data: str = "digits",
     data_path: Optional[Path] = None,
     split: Annotated[str, typer.Option(help="test or train")] = "test",
@@ -752,12 +768,13 @@ def attribute_cmd(
     summary.json) and RUN_DIR/figures/attribution/ (comparison grid, deletion/insertion curves,
     sanity-check curves and maps; PNG and PDF).
     """
-    from neuralatlas.attribution.runfolder import attribute_run
+    from neuralatlas.steps.attribution import attribute_run
 
     tgt: str | int = int(target) if target.lstrip("-").isdigit() else target
     chosen = methods or ["saliency", "integrated_gradients", "grad_cam"]
-    with progress_bar(f"attributing {run_dir.name} ({', '.join(chosen)})") as update:
-        summary = attribute_run(run_dir, chosen, data=data, data_path=data_path, split=split, samples=samples,
+    count = _n_samples(n_samples, samples, old_flag="--samples")
+    with _figures_as_before(), progress_bar(f"attributing {run_dir.name} ({', '.join(chosen)})") as update:
+        summary = attribute_run(run_dir, chosen, data=data, data_path=data_path, split=split, samples=count,
                                 target=tgt, n_steps=n_steps, sanity=sanity, faithfulness=faithfulness,
                                 batch_size=batch_size, device=device, overwrite=overwrite, progress=update)
     table = Table(title=f"Attribution of {summary['n_samples']} samples ({split} split) → {summary['store']}")
@@ -784,7 +801,8 @@ def attack_cmd(
     norm: Annotated[str, typer.Option(help="linf or l2 (PGD).")] = "linf",
     steps: Annotated[int, typer.Option(help="PGD iterations.")] = 10,
     target_class: Annotated[Optional[int], typer.Option(help="Push every sample towards this class (targeted attack).")] = None,
-    samples: Annotated[Optional[int], typer.Option(help="Attack only the first N samples of the split (default: all).")] = None,
+    n_samples: Annotated[Optional[str], typer.Option("--n-samples", help="Attack only the first N samples of the split (default or all: every sample).")] = None,
+    samples: Annotated[Optional[int], typer.Option("--samples", hidden=True, help="Deprecated: --n-samples.")] = None,
     data: str = "digits",
     data_path: Optional[Path] = None,
     split: Annotated[str, typer.Option(help="test or train")] = "test",
@@ -801,12 +819,13 @@ def attack_cmd(
     RUN_DIR/figures/adversarial/ (robustness curve, clean/perturbation/adversarial grids) and,
     with --capture, RUN_DIR/adversarial.zarr for NAPs, projections and the report.
     """
-    from neuralatlas.adversarial.runfolder import attack_run
+    from neuralatlas.steps.adversarial import attack_run
 
     sizes = eps or [0.05, 0.1, 0.2]
-    with progress_bar(f"{method} on {run_dir.name}") as update:
+    count = _n_samples(n_samples, samples, old_flag="--samples")
+    with _figures_as_before(), progress_bar(f"{method} on {run_dir.name}") as update:
         summary = attack_run(run_dir, method, sizes, norm=norm, steps=steps, target_class=target_class, data=data,
-                             data_path=data_path, split=split, samples=samples, capture=capture, layers=layers,
+                             data_path=data_path, split=split, samples=count, capture=capture, layers=layers,
                              batch_size=batch_size, device=device, seed=seed, overwrite=overwrite, progress=update)
     table = Table(title=f"{method.upper()} ({norm}) on {summary['n_samples']} samples")
     for col in ("eps", "accuracy", "success rate"):

@@ -13,7 +13,7 @@ Example ``run.yaml``::
     capture: {gradients: true, per_epoch: true}
     analyses:
       naps: {by: label}
-      projection: {method: tsne, n: 450}
+      projection: {method: tsne, n_samples: 450}   # all: every sample
 
 Your own code sits beside the YAML (the file's folder is on ``sys.path`` during the run)::
 
@@ -35,7 +35,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from neuralatlas.errors import ConfigError, did_you_mean
+from neuralatlas.errors import ConfigError, NeuralAtlasError, did_you_mean
 
 
 class _Strict(BaseModel):
@@ -104,7 +104,7 @@ class ModelConfig(_Strict):
 
 class CaptureConfig(_Strict):
     split: Literal["test", "train"] = "test"
-    n: int | None = Field(None, ge=1, description="first n samples of the split; default all")
+    n_samples: int | None = Field(None, ge=1, description="the first n_samples samples of the split; null or 'all': every sample (default)")
     gradients: bool = True
     target: str | int = "label"
     per_epoch: bool = True
@@ -115,6 +115,32 @@ class CaptureConfig(_Strict):
         None, description="{layer pattern: index, key, or a path like [1, 0]} for layers returning tuples/dicts")
     repeated: Literal["error", "first", "last"] = "error"
     rows: Literal["samples", "tokens"] | None = Field(None, description="tokens: one row per non-padding token of [B, T, D] layers")
+
+    n: int | None = Field(None, ge=1, description="deprecated: n_samples", exclude=True)
+
+    @field_validator("n_samples", mode="before")
+    @classmethod
+    def _all_words(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            from neuralatlas.vocabulary import resolve_n_samples
+
+            try:
+                return resolve_n_samples(v)
+            except NeuralAtlasError as err:
+                raise ValueError(str(err)) from None
+        return v
+
+    @model_validator(mode="after")
+    def _old_names(self) -> CaptureConfig:
+        if self.n is not None:  # the old name, for one release
+            if "n_samples" in self.model_fields_set:
+                raise ValueError("give 'n_samples' only ('n' is its old name)")
+            import warnings
+
+            warnings.warn("capture.n is deprecated since 0.2; write capture.n_samples (null or 'all': every "
+                          "sample)", DeprecationWarning, stacklevel=2)
+            self.n_samples, self.n = self.n, None
+        return self
 
     def capture_kwargs(self) -> dict[str, Any]:
         """The settings that go to :func:`neuralatlas.capture` as they are (``rows`` only when set)."""
@@ -128,9 +154,19 @@ class CaptureConfig(_Strict):
         return kwargs
 
 
+def merged_capture(run: CaptureConfig, own: dict[str, Any]) -> CaptureConfig:
+    """A model's capture settings (``models[].capture``) over the run's."""
+    own = dict(own)
+    if "n" in own:  # the old name: it replaces the run's n_samples
+        own.setdefault("n_samples", own.pop("n"))
+    return CaptureConfig.model_validate({**run.model_dump(), **own})
+
+
 class ReportConfig(_Strict):
     html: bool = True
     latex: bool = False
+    pdf: bool = Field(False, description="also save every figure as PDF at run time (the report needs PNG only;"
+                                         " the LaTeX export draws its PDFs from the results)")
 
 
 class RunConfig(_Strict):
@@ -180,7 +216,7 @@ def load_config(source: str | Path | dict[str, Any], *, base_dir: Path | None = 
     ------
     ConfigError
     """
-    from neuralatlas.pipeline import ANALYSES
+    from neuralatlas.steps.registry import ANALYSES
 
     text, where = None, "config"
     if isinstance(source, dict):
@@ -211,7 +247,7 @@ def load_config(source: str | Path | dict[str, Any], *, base_dir: Path | None = 
     for i, m in enumerate(config.models):
         if m.capture is not None:
             try:
-                CaptureConfig.model_validate({**config.capture.model_dump(), **m.capture})
+                merged_capture(config.capture, m.capture)
             except ValidationError as err:
                 raise ConfigError(_explain(err, text, f"{where} (models.{i}.capture)")) from None
     unknown = [name for name in config.analyses if name not in ANALYSES]

@@ -28,23 +28,9 @@ from typing import Any
 
 from neuralatlas.config import ModelConfig, RunConfig, dump_config
 from neuralatlas.errors import ConfigError, NeuralAtlasError, StoreMismatchError
-
-# name -> "module:function" of the step that runs it; steps run in this order.
-# A step function is ``fn(ctx: ModelRun, params: dict, progress) -> dict`` (its summary).
-ANALYSES: dict[str, str | Callable[..., dict[str, Any]]] = {
-    "architecture": "neuralatlas.steps:run_architecture",
-    "naps": "neuralatlas.steps:run_naps",
-    "topomap": "neuralatlas.steps:run_topomap",
-    "projection": "neuralatlas.steps:run_projection",
-    "similarity": "neuralatlas.steps:run_similarity",
-    "featurevis": "neuralatlas.steps:run_featurevis",
-    "attribution": "neuralatlas.steps:run_attribution",
-    "adversarial": "neuralatlas.steps:run_adversarial",
-    # for a pretrained ImageNet model (models[].kind: pretrained)
-    "unit_cards": "neuralatlas.photo_steps:run_unit_cards",
-    "photo_attribution": "neuralatlas.photo_steps:run_photo_attribution",
-    "deepdream": "neuralatlas.photo_steps:run_deepdream",
-}
+# The analyses, in the order they run (name -> the step's pipeline adapter), live with the
+# steps so that config, pipeline and report read them without an import circle.
+from neuralatlas.steps.registry import ANALYSES, resolve
 
 STATE_FILE = ".neuralatlas/steps.json"
 # Outputs of analyses beside results/ and figures/, stamped with them (a deleted one reruns the step).
@@ -89,11 +75,11 @@ class ModelRun:
     @property
     def capture_config(self) -> Any:
         """The run's capture settings, with this model's own (``models[].capture``) over them."""
-        from neuralatlas.config import CaptureConfig
+        from neuralatlas.config import merged_capture
 
         if self.config.capture is None:
             return self.run.capture
-        return CaptureConfig.model_validate({**self.run.capture.model_dump(), **self.config.capture})
+        return merged_capture(self.run.capture, self.config.capture)
 
     @property
     def capture_data(self) -> Any:
@@ -103,7 +89,7 @@ class ModelRun:
             raise ConfigError(f"{self.run.where('capture', 'split')}: capture.split is 'train' but the data"
                               f" loader {self.run.data.name!r} returned one data set; use split: test,"
                               " or return (train, test).")
-        n = self.capture_config.n
+        n = self.capture_config.n_samples
         if n is None or n >= len(data):
             return data
         if hasattr(data, "subset"):
@@ -286,6 +272,14 @@ def _with_config_path(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _capture_settings(capture: Any) -> dict[str, Any]:
+    """The capture settings as hashed for the capture step's key (``n_samples`` under its old
+    name ``n``, so stores captured before the rename are not rebuilt)."""
+    settings = capture.model_dump()
+    settings["n"] = settings.pop("n_samples", None)
+    return settings
+
+
 def _hash(*parts: Any) -> str:
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -401,7 +395,7 @@ class Pipeline:
             except LayerError as err:
                 raise ConfigError(f"{cfg.where('models', i, 'layers')}: {err}") from None
         self._validate_capture()
-        from neuralatlas.steps import validate_params
+        from neuralatlas.steps.registry import validate_params
 
         for i, mcfg in enumerate(cfg.models):
             own = mcfg.analyses is not None
@@ -437,8 +431,18 @@ class Pipeline:
 
     @_with_config_path
     def run(self) -> RunResult:
-        """Run every step in order; returns what ran, what was cached, and where things are."""
+        """Run every step in order; returns what ran, what was cached, and where things are.
 
+        Figures are saved as PNG (what the report shows); ``report: {pdf: true}`` in the config
+        (``neuralatlas run --pdf``) saves PDFs beside them. The LaTeX export draws the PDFs it
+        needs from the saved results either way.
+        """
+        from neuralatlas.steps import figure_formats
+
+        with figure_formats(("png", "pdf") if self.config.report.pdf else ("png",)):
+            return self._run()
+
+    def _run(self) -> RunResult:
         self.validate()
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.yaml").write_text(dump_config(self.config))
@@ -458,13 +462,10 @@ class Pipeline:
                 lambda: self._train(ctx), outputs=lambda trained=trained: trained)
             capture_key, model_summary["capture"] = self._step(
                 f"{mcfg.name}/capture", "capture",
-                _hash("capture", train_key, mcfg.layers, ctx.capture_config.model_dump()),
+                _hash("capture", train_key, mcfg.layers, _capture_settings(ctx.capture_config)),
                 lambda: self._capture(ctx), outputs=lambda run_dir=ctx.run_dir: [run_dir / "acts.zarr"])
             for name, params in self._analyses(mcfg):
-                fn = ANALYSES[name]
-                if isinstance(fn, str):
-                    module, _, func = fn.partition(":")
-                    fn = getattr(importlib.import_module(module), func)
+                fn = resolve(name)
                 key, model_summary[name] = self._step(
                     f"{mcfg.name}/{name}", name, _hash(name, capture_key, params),
                     lambda fn=fn, params=params: fn(ctx, params, self.reporter),

@@ -227,3 +227,18 @@ def test_similarity_speaks_the_same_vocabulary(store):
     assert list(result.matrices) == ["linear_cka"] and result.info["layers"] == ["fc2", "fc1"]
     with pytest.warns(DeprecationWarning, match=r"similarity\(epochs=False\) is deprecated.*epochs=None"):
         similarity(store, epochs=False, rbf=False, rsa=False, probes=False)
+
+
+def test_samples_are_grouped_by_a_column_with_by(tmp_path):
+    rng = np.random.default_rng(2)
+    group = np.repeat(["left", "right"], 20)
+    store = ActivationStore.from_arrays(tmp_path / "g.zarr", {"fc": rng.normal(size=(40, 6)).astype(np.float32)},
+                                        np.tile([0, 1], 20), group)
+    res = project(store, method="pca", by="group", quality=False, n_samples=None)
+    assert res.classes == ["left", "right"]
+    np.testing.assert_array_equal(res.labels, (group == "right").astype(int))
+    with pytest.warns(DeprecationWarning, match=r"project\(labels='group'\) is deprecated.*by='group'"):
+        old = project(store, method="pca", labels="group", quality=False, n_samples=None)
+    np.testing.assert_array_equal(old.labels, res.labels)
+    with pytest.raises(AnalysisError, match="by='group' names a sample-table column, which arrays do not have"):
+        project({"fc": np.zeros((40, 6))}, labels=np.zeros(40), by="group", method="pca")

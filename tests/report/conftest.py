@@ -8,10 +8,14 @@ interactive projection and the LaTeX export all have something to show.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# the helpers beside the tests (_na_pdf, _na_browser) import by name under --import-mode=importlib
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 FAKE = "fake_probe"
 FAKE_SUMMARY = {

@@ -9,37 +9,15 @@ URL, hovers a projection point with a real mouse event and moves the layer slide
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
+import _na_browser  # tests/report/ (on sys.path through its conftest)
 import pytest
 
 pytestmark = pytest.mark.browser
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-CHROMIUM = _chromium()
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="headless Chromium not installed (Debian: apt-get install -y chromium); .ci/run installs it",
-)
-
-
-def _run_chromium(args: list[str], profile: Path, timeout: int = 180) -> subprocess.CompletedProcess:
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-           "--no-first-run", "--disable-extensions", "--disable-background-networking",
-           "--host-resolver-rules=MAP * ~NOTFOUND",  # offline: nothing resolves
-           f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
-           "--virtual-time-budget=15000", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+CHROMIUM, needs_chromium, _run_chromium = _na_browser.CHROMIUM, _na_browser.needs_chromium, _na_browser.run_chromium
 
 
 def _payloads(path: Path) -> list[dict]:

@@ -102,3 +102,36 @@ def test_a_figure_nobody_described_gets_a_sentence_not_its_file_name():
     assert text != "probe_fc1" and "probe_fc1" not in text and "layer fc1" in text
     register_caption("my_analysis", "probe_*", "Probe accuracy of {layer}.")
     assert describe("my_analysis", "probe_fc1", layers=["fc1"], model="mlp") == "mlp: Probe accuracy of fc1."
+
+
+def test_token_stores_are_worded_as_tokens_and_positions_not_classes(tmp_path):
+    from neuralatlas.report.captions import caption_fields
+
+    layers = ["emb", "mix"]
+    scores = [{"layer": "emb", "epoch": None, "neighborhood_hit": 0.3},
+              {"layer": "mix", "epoch": None, "neighborhood_hit": 0.6}]
+    model = _model(tmp_path, layers, {
+        "projection": {"method": "pca", "layers": layers, "scores": scores},
+        "naps": {"by": "position", "groups": [str(i) for i in range(16)]},
+        "topomap": {"groups": [str(i) for i in range(16)], "options": {}},
+    })
+    model.metrics = None
+    model.store.attrs.update(rows="tokens", has_prediction=False)
+    found = {f.topic: f.text for f in model_findings(model)}
+    assert found["projection"].startswith("The tokens' classes (each token labelled with its sentence's)"
+                                          " separate first at mix")
+    assert "by position (16 positions: 0, 1, 2, 3, 4, 5, …), not by class" in found["naps"]
+    # captions: the NAPs' and topomaps' groups are positions; points are tokens, with no rings
+    naps = describe("naps", "emb_heatmap", layers=layers, **caption_fields(model, "naps"))
+    assert "each position's mean activation" in naps and "class" not in naps
+    topo = describe("topomap", "som/overview", layers=layers, **caption_fields(model, "topomap"))
+    assert "and position (columns)" in topo
+    proj = describe("projection", "layers_final", layers=layers, **caption_fields(model, "projection"))
+    assert "a token's move" in proj and "misclassified" not in proj
+    # a sample store grouped by label keeps "class" and the rings, and adds no NAP sentence
+    model.store.attrs.update(rows="samples", has_prediction=True)
+    model.analyses["naps"].summary["by"] = "label"
+    assert "naps" not in {f.topic for f in model_findings(model)}
+    assert "each class's" in describe("naps", "emb_heatmap", layers=layers, **caption_fields(model, "naps"))
+    assert "rings mark misclassified samples" in describe("projection", "layers_final", layers=layers,
+                                                          **caption_fields(model, "projection"))

@@ -57,10 +57,11 @@ def test_report_is_one_self_contained_file(report_run):
     assert not re.search(r"\* plotly\.js v\d", text)
 
 
-def test_report_is_fast_and_light(report_run):
+def test_report_is_light(report_run):
+    # Its speed is printed, not asserted: a wall-clock bound fails on a loaded machine and
+    # proves nothing on a quiet one (benchmarks/report.py measures it side by side).
     size = report_run.report.stat().st_size
     print(f"report written in {report_run.seconds:.2f} s; {size / 2**20:.2f} MiB")
-    assert report_run.seconds < 20  # typically ~0.5 s; generous for a loaded 2-core machine
     # every analysis' figures of a small run, encoded for the size they are shown at
     assert size < 6 * 2**20
 

@@ -1,99 +1,20 @@
-"""Adversarial examples of a run folder: robustness curve, example grids, and a store of both.
+"""Moved: the adversarial run-folder step is :mod:`neuralatlas.steps.adversarial` (since 0.2).
 
-What ``neuralatlas attack RUN_DIR`` does, callable from Python::
-
-    RUN_DIR/adversarial.zarr             clean + adversarial activations, group column (optional)
-    RUN_DIR/results/adversarial/         robustness.csv/.json (the curve), <method>_<norm>_eps<e>/ (each attack),
-                                         summary.json
-    RUN_DIR/figures/adversarial/         robustness, grid_eps<e> (0.05 written 0p05)
+``from neuralatlas.adversarial.runfolder import attack_run`` keeps working for one release,
+with a DeprecationWarning.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from pathlib import Path
+import warnings
 from typing import Any
 
-from neuralatlas.adversarial.attacks import robustness_curve
-from neuralatlas.adversarial.representations import capture_adversarial
-from neuralatlas.attribution.runfolder import load_run_data
-from neuralatlas.errors import AnalysisError
-from neuralatlas.results import write_json
 
-Progress = Callable[[int, int], None]
+def __getattr__(name: str) -> Any:
+    if name == "attack_run":
+        warnings.warn("neuralatlas.adversarial.runfolder.attack_run is deprecated since 0.2; use "
+                      "neuralatlas.steps.adversarial.attack_run", DeprecationWarning, stacklevel=2)
+        from neuralatlas.steps.adversarial import attack_run  # deprecated shim: upward import, until 0.3
 
-
-def attack_run(
-    run_dir: str | Path,
-    method: str = "pgd",
-    eps: Sequence[float] = (0.05, 0.1, 0.2),
-    *,
-    norm: str = "linf",
-    steps: int = 10,
-    target_class: int | None = None,
-    data: str = "digits",
-    data_path: str | Path | None = None,
-    split: str = "test",
-    samples: int | None = None,
-    capture: bool = True,
-    layers: Sequence[str] | None = None,
-    batch_size: int = 256,
-    device: str | None = None,
-    seed: int = 0,
-    overwrite: bool = False,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Attack a run's data set at each ``eps``, save results and figures; returns the summary.
-
-    With ``capture``, clean and adversarial inputs of the largest ``eps`` are captured into
-    ``RUN_DIR/adversarial.zarr`` (a ``group`` column says which), on ``layers`` (default: the
-    layers of ``RUN_DIR/acts.zarr`` when it exists, else every leaf layer).
-
-    Examples
-    --------
-    >>> summary = attack_run("runs/digits", "pgd", eps=[0.05, 0.1])     # doctest: +SKIP
-    """
-    from neuralatlas.plots import save_figure
-    from neuralatlas.plots.adversarial import adversarial_grid, robustness_plot
-
-    run_dir = Path(run_dir)
-    eps = [float(e) for e in eps]
-    if not eps:
-        raise AnalysisError("eps is empty; give at least one perturbation size, e.g. --eps 0.1.")
-    model, dataset = load_run_data(run_dir, data, data_path, split, samples)
-    total = len(eps) + int(capture)
-    kwargs = dict(norm=norm, steps=steps, target_class=target_class, batch_size=batch_size, device=device,
-                  seed=seed)
-    curve = robustness_curve(model, dataset, eps, method, keep=True, **kwargs)
-    if progress is not None:
-        progress(len(eps), total)
-    results_dir = run_dir / "results" / "adversarial"
-    figures_dir = run_dir / "figures" / "adversarial"
-    curve.save(results_dir)  # the curve, and each attack in its own folder <method>_<norm>_eps<eps>/
-    import matplotlib.pyplot as plt
-
-    fig = robustness_plot(curve)
-    save_figure(fig, figures_dir / "robustness")
-    plt.close(fig)
-    for res in curve.results:
-        fig = adversarial_grid(res, samples=6, classes=dataset.classes)
-        save_figure(fig, figures_dir / f"grid_eps{res.eps:g}".replace(".", "p"))  # no dot: it is no suffix
-        plt.close(fig)
-    summary: dict[str, Any] = {"method": method, "norm": norm, "n_samples": len(dataset), "split": split,
-                               "curve": curve.table.to_dict(orient="records")}
-    if capture:
-        chosen = layers
-        acts = run_dir / "acts.zarr"
-        if chosen is None and (acts / "zarr.json").exists():
-            from neuralatlas.store import ActivationStore
-
-            chosen = ActivationStore.open(acts).layers
-        store = capture_adversarial(model, dataset, run_dir / "adversarial.zarr", result=curve.results[-1],
-                                    layers=chosen, device=device, overwrite=overwrite, batch_size=batch_size)
-        summary["store"] = {"path": str(store.path.relative_to(run_dir)), "eps": curve.results[-1].eps,
-                            "layers": store.layers, "n_samples": store.n_samples}
-        if progress is not None:
-            progress(total, total)
-    curve.results.clear()
-    write_json(results_dir / "summary.json", summary, kind="adversarial_summary")
-    return summary
+        return attack_run
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

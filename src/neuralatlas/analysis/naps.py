@@ -24,7 +24,7 @@ Activations are channels-first (``[C, H, W]``, ``[C, T]``) as PyTorch and the st
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from neuralatlas.analysis.streaming import (
 from neuralatlas.errors import AnalysisError, LayerError, StoreError, did_you_mean
 from neuralatlas.results import Result
 from neuralatlas.store.core import read_rows
+from neuralatlas.vocabulary import Progress
 
 __all__ = ["NAPs", "UnitStatistics", "align_by_gradient", "contrastive_naps", "naps", "unit_statistics"]
 
@@ -54,7 +55,6 @@ FORMAT = "neuralatlas.naps/1"
 # CPU cache across the several passes each slice takes, large enough that the per-slice Python
 # overhead stays small (measured: 2-4 MiB best, 16 MiB ~2x slower, 512 KiB ~1.6x slower).
 _CACHE_BYTES = 2**21
-Progress = Callable[[int, int], None]
 
 
 # ---------------------------------------------------------------------------- unit statistics

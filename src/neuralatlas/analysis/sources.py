@@ -506,14 +506,18 @@ class ArraySource(ActivationSource):
 
 
 def open_source(data: Any, *, labels: Any = None, predictions: Any = None, classes: Sequence[str] | None = None,
-                inputs: np.ndarray | None = None) -> ActivationSource:
+                inputs: np.ndarray | None = None, by: str | None = None) -> ActivationSource:
     """An :class:`ActivationSource` for a store, a run folder, ``{layer: array}`` or one array.
 
     Parameters
     ----------
     data : ActivationStore, path, mapping of arrays, ndarray, or ActivationSource
-    labels : array or str, optional
-        Arrays: one class per sample (required). A store: a sample-table column to group by.
+    labels : array, optional
+        Arrays: one class per sample (required).
+    by : str, optional
+        A store: the sample-table column that groups (colours, stratifies) the samples
+        instead of ``label`` (``"token"``, ``"position"``, ``"group"`` …). A string given as
+        ``labels`` is read as ``by`` (the old spelling).
     predictions, classes : optional
         Arrays: the predicted classes and the class names.
     inputs : array, optional
@@ -531,7 +535,12 @@ def open_source(data: Any, *, labels: Any = None, predictions: Any = None, class
     if isinstance(data, (str, os.PathLike)):
         data = open_store(data, "data")
     if isinstance(data, ActivationStore):
-        return StoreSource(data, inputs=inputs, by=labels if isinstance(labels, str) else None)
+        if by is None and isinstance(labels, str):
+            by = labels
+        return StoreSource(data, inputs=inputs, by=by)
+    if by is not None:
+        raise AnalysisError(f"by={by!r} names a sample-table column, which arrays do not have; pass labels= "
+                            "(one group per sample) with arrays.")
     if isinstance(data, Mapping):
         return ArraySource(data, labels, predictions, classes, inputs)
     if isinstance(data, np.ndarray):

@@ -11,7 +11,6 @@ kernel size × output positions). :func:`framework_summary` is the framework's o
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -154,12 +153,8 @@ def framework_summary(model: Any, example: Any) -> str:
 
 
 def save_architecture(run_dir: str | Path, model: Any, example: Any) -> dict[str, Any]:
-    """``results/architecture/{summary.csv, summary.txt, framework_summary.txt, summary.json}`` and
-    the layer-cost figure, as the architecture step writes them for torch models (no graph drawing)."""
-    import matplotlib.pyplot as plt
-
-    from neuralatlas.plots import layer_costs, save_figure
-
+    """``results/architecture/{summary.csv, summary.txt, framework_summary.txt, summary.json}``, as the
+    architecture step writes them for torch models (no graph drawing; the step draws the layer costs)."""
     run_dir = Path(run_dir)
     target = run_dir / "results" / "architecture"
     target.mkdir(parents=True, exist_ok=True)
@@ -171,10 +166,9 @@ def save_architecture(run_dir: str | Path, model: Any, example: Any) -> dict[str
     except (ImportError, TypeError, ValueError, RuntimeError, AttributeError) as err:  # a bonus, never a failure
         text = f"(the framework's summary failed: {err})"
     (target / "framework_summary.txt").write_text(text + "\n")
-    fig = layer_costs(summary)
-    save_figure(fig, run_dir / "figures" / "architecture" / "layer_costs")
-    plt.close(fig)
     out = {"method": summary.model_type.split(":")[0] + " trace", "layers": len(summary.table),
            "total_params": summary.total_params, "total_macs": summary.total_macs}
-    (target / "summary.json").write_text(json.dumps(out, indent=1))
+    from neuralatlas.results import write_json
+
+    write_json(target / "summary.json", out, kind="architecture_summary")
     return out

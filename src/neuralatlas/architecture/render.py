@@ -13,8 +13,9 @@ import json
 import shutil
 import subprocess
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from neuralatlas.architecture.table import format_shape
 from neuralatlas.errors import AnalysisError
@@ -212,15 +213,21 @@ def to_svg(graph: ArchitectureGraph, engine: str = "auto", rankdir: str = "TB", 
 
 def render_file(graph: ArchitectureGraph, path: str | Path, fmt: str, rankdir: str = "TB",
                 dpi: int = 150, layout: str = "tall") -> Path:
-    """Write the drawing in ``fmt`` (svg, png, pdf or dot) to ``path``."""
+    """Write the drawing in ``fmt`` (svg, png, pdf or dot) to ``path``.
+
+    PNG needs Graphviz's ``dot``; PDF comes from ``dot`` when it is installed, otherwise from
+    the built-in layout drawn by matplotlib (:func:`builtin_figure`), vector either way."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "dot":
         path.write_text(to_dot(graph, rankdir))
     elif fmt == "svg":
         path.write_text(to_svg(graph, rankdir=rankdir, layout=layout))
-    elif fmt in ("png", "pdf"):
+    elif fmt == "png" or (fmt == "pdf" and dot_available()):
         path.write_bytes(_run_dot(to_dot(graph, rankdir), fmt, dpi if fmt == "png" else None))
+    elif fmt == "pdf":
+        # no Graphviz: the built-in layout (the HTML view's) drawn by matplotlib, still vector
+        builtin_figure(graph, layout=layout).savefig(path, format="pdf")
     else:
         raise AnalysisError(f"Cannot draw the graph as {fmt!r}; use a path ending in .svg, .png, .pdf or .dot.")
     return path
@@ -230,15 +237,20 @@ def render_file(graph: ArchitectureGraph, path: str | Path, fmt: str, rankdir: s
 _W, _H, _GAP_X, _GAP_Y, _MARGIN = 190, 46, 24, 30, 16
 
 
-def builtin_svg(graph: ArchitectureGraph, layout: str = "tall", width: int = 1400) -> str:
-    """A layered drawing in plain SVG, for machines without Graphviz.
+@dataclass
+class _Drawing:
+    """The built-in layout in drawing units (px, y down): what the SVG and the PDF both draw."""
 
-    Each node sits one rank after its deepest predecessor, so parallel branches (a residual
-    shortcut) sit side by side. ``layout="tall"``: ranks are rows, top to bottom;
-    ``"wide"``: ranks are columns, left to right, wrapping into bands ``width`` pixels wide.
-    A collapsed run of blocks (:meth:`ArchitectureGraph.collapsed`) gets a dashed frame.
-    """
-    dom = _dom_ids(graph)
+    width: float
+    height: float
+    box_w: float
+    edges: list[tuple[tuple[float, float], ...]]        # cubic Béziers: start, c1, c2, end
+    frames: list[tuple[float, float, float, float, str]]  # x0, y0, x1, y1, title
+    boxes: list[tuple[Any, float, float, float, str, str]]  # node, x, y, corner radius, head, sub
+
+
+def _builtin_layout(graph: ArchitectureGraph, layout: str = "tall", width: int = 1400) -> _Drawing:
+    """Each node one rank after its deepest predecessor (parallel branches side by side)."""
     in_run = {n.id for n in graph.nodes if n.repeat > 1 and not n.span.startswith(n.name + "–")}
     heads = {n.id: (n.name if n.id in in_run else _head(n)) + (f" ({n.call}/{n.calls})" if n.calls > 1 else "")
              for n in graph.nodes}
@@ -285,11 +297,7 @@ def builtin_svg(graph: ArchitectureGraph, layout: str = "tall", width: int = 140
             offset = (n_cols - k) * (W + _GAP_X) / 2
             return _MARGIN + offset + col[nid] * (W + _GAP_X), _MARGIN + row[nid] * (_H + _GAP_Y)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
-           f' viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif">',
-           '<defs><marker id="na-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6"'
-           ' markerHeight="6" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z"'
-           ' fill="#555"/></marker></defs>']
+    edges: list[tuple[tuple[float, float], ...]] = []
     for s, t in graph.edges:
         if s not in row or t not in row:
             continue
@@ -298,39 +306,63 @@ def builtin_svg(graph: ArchitectureGraph, layout: str = "tall", width: int = 140
             # the next column of the same band: leave right, enter left
             ax, ay, bx, by = x0 + W, y0 + _H / 2, x1, y1 + _H / 2
             mid = (ax + bx) / 2
-            d = f"M {ax:.1f} {ay:.1f} C {mid:.1f} {ay:.1f}, {mid:.1f} {by:.1f}, {bx:.1f} {by:.1f}"
+            edges.append(((ax, ay), (mid, ay), (mid, by), (bx, by)))
         else:
             ax, ay, bx, by = x0 + W / 2, y0 + _H, x1 + W / 2, y1
             mid = (ay + by) / 2
-            d = f"M {ax:.1f} {ay:.1f} C {ax:.1f} {mid:.1f}, {bx:.1f} {mid:.1f}, {bx:.1f} {by:.1f}"
-        out.append(f'<path class="na-edge" d="{d}" fill="none" stroke="#555" stroke-width="1"'
-                   ' marker-end="url(#na-arrow)"/>')
+            edges.append(((ax, ay), (ax, mid), (bx, mid), (bx, by)))
     types = {r["name"]: r["type"] for r in graph.modules}
     from neuralatlas.architecture.collapse import _inside, _owner, _span
 
+    frames: list[tuple[float, float, float, float, str]] = []
     for first, run in _runs(graph).items():
         inside = [n for n in graph.nodes if n.kind in ("module", "function") and _owner(n)
                   and _inside(_owner(n), first) and n.id in row]
         if not inside or (len(inside) == 1 and inside[0].name == first):
             continue  # one box for the whole block: its own label says ×N
-        title = html.escape(f"{_span(run)} ({types.get(first, '')}) ×{len(run)}")
+        title = f"{_span(run)} ({types.get(first, '')}) ×{len(run)}"
         parts: dict[int, list[tuple[float, float]]] = {}  # a frame per band of the wide layout
         for n in inside:
             x, y = xy(n.id)
             parts.setdefault(row[n.id] // per_band if layout == "wide" else 0, []).append((x, y))
         for points in parts.values():
             xs, ys = zip(*points)
-            x0, y0, x1, y1 = min(xs) - 6, min(ys) - 16, max(xs) + W + 6, max(ys) + _H + 6
-            out.append(f'<g class="na-repeat"><rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}"'
-                       f' height="{y1 - y0:.1f}" rx="8" fill="none" stroke="#888" stroke-dasharray="4 3"/>'
-                       f'<text x="{x0 + 6:.1f}" y="{y0 + 11:.1f}" font-size="10" fill="#555">{title}</text></g>')
+            frames.append((min(xs) - 6, min(ys) - 16, max(xs) + W + 6, max(ys) + _H + 6, title))
+    boxes = []
     for n in graph.nodes:
         x, y = xy(n.id)
+        sub = f"{n.type} {format_shape(n.output_shape)}" if n.kind == "module" else format_shape(n.output_shape)
+        boxes.append((n, x, y, 18 if n.kind == "function" else 6, heads[n.id], sub))
+    return _Drawing(width, height, W, edges, frames, boxes)
+
+
+def builtin_svg(graph: ArchitectureGraph, layout: str = "tall", width: int = 1400) -> str:
+    """A layered drawing in plain SVG, for machines without Graphviz.
+
+    Each node sits one rank after its deepest predecessor, so parallel branches (a residual
+    shortcut) sit side by side. ``layout="tall"``: ranks are rows, top to bottom;
+    ``"wide"``: ranks are columns, left to right, wrapping into bands ``width`` pixels wide.
+    A collapsed run of blocks (:meth:`ArchitectureGraph.collapsed`) gets a dashed frame.
+    """
+    dom = _dom_ids(graph)
+    d = _builtin_layout(graph, layout, width)
+    W, width, height = d.box_w, d.width, d.height
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
+           f' viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif">',
+           '<defs><marker id="na-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6"'
+           ' markerHeight="6" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z"'
+           ' fill="#555"/></marker></defs>']
+    for (ax, ay), (c1x, c1y), (c2x, c2y), (bx, by) in d.edges:
+        path = f"M {ax:.1f} {ay:.1f} C {c1x:.1f} {c1y:.1f}, {c2x:.1f} {c2y:.1f}, {bx:.1f} {by:.1f}"
+        out.append(f'<path class="na-edge" d="{path}" fill="none" stroke="#555" stroke-width="1"'
+                   ' marker-end="url(#na-arrow)"/>')
+    for x0, y0, x1, y1, title in d.frames:
+        out.append(f'<g class="na-repeat"><rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}"'
+                   f' height="{y1 - y0:.1f}" rx="8" fill="none" stroke="#888" stroke-dasharray="4 3"/>'
+                   f'<text x="{x0 + 6:.1f}" y="{y0 + 11:.1f}" font-size="10" fill="#555">{html.escape(title)}</text></g>')
+    for n, x, y, rx, head, sub in d.boxes:
         cls = "na-layer" if n.kind == "module" else f"na-{n.kind}"
         title = html.escape(f"{n.name} ({n.type}) {format_shape(n.output_shape)}")
-        head = heads[n.id]
-        sub = f"{n.type} {format_shape(n.output_shape)}" if n.kind == "module" else format_shape(n.output_shape)
-        rx = 18 if n.kind == "function" else 6
         out.append(
             f'<g id="{dom[n.id]}" class="node {cls}" data-layer="{html.escape(n.name)}">'
             f"<title>{title}</title>"
@@ -341,6 +373,41 @@ def builtin_svg(graph: ArchitectureGraph, layout: str = "tall", width: int = 140
             f' fill="#444">{html.escape(sub)}</text></g>')
     out.append("</svg>")
     return "\n".join(out)
+
+
+def builtin_figure(graph: ArchitectureGraph, layout: str = "tall", width: int = 1400) -> Any:
+    """The built-in layered drawing as a matplotlib Figure (vector in PDF), for machines
+    without Graphviz: the same layout as :func:`builtin_svg`, at 96 px to the inch, with the
+    layer names at 9 pt and the shapes and frame titles at 8 pt at the figure's own size."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
+    from matplotlib.path import Path as MplPath
+
+    d = _builtin_layout(graph, layout, width)
+    px = 1 / 96  # inches per drawing px
+    fig = Figure(figsize=(d.width * px, d.height * px))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, d.width)
+    ax.set_ylim(d.height, 0)   # y down, as in the SVG
+    ax.set_axis_off()
+    pt = 72 / 96               # font px -> pt
+    for (ax0, ay0), c1, c2, (bx, by) in d.edges:
+        path = MplPath([(ax0, ay0), c1, c2, (bx, by)],
+                       [MplPath.MOVETO, MplPath.CURVE4, MplPath.CURVE4, MplPath.CURVE4])
+        ax.add_patch(FancyArrowPatch(path=path, arrowstyle="-|>", mutation_scale=8, color="#555",
+                                     linewidth=0.75, shrinkA=0, shrinkB=0))
+    for x0, y0, x1, y1, title in d.frames:
+        ax.add_patch(FancyBboxPatch((x0, y0), x1 - x0, y1 - y0, boxstyle="round,pad=0,rounding_size=8",
+                                    fill=False, edgecolor="#888", linestyle=(0, (4, 3)), linewidth=0.75))
+        ax.text(x0 + 6, y0 + 11, title, fontsize=8, color="#555", va="baseline")
+    for n, x, y, rx, head, sub in d.boxes:
+        shape = FancyBboxPatch((x, y), d.box_w, _H, boxstyle=f"round,pad=0,rounding_size={rx}",
+                               facecolor=_fill(n), edgecolor="#444", linewidth=0.6) if rx else \
+            Rectangle((x, y), d.box_w, _H, facecolor=_fill(n), edgecolor="#444", linewidth=0.6)
+        ax.add_patch(shape)
+        ax.text(x + d.box_w / 2, y + 19, head, fontsize=12 * pt, ha="center", va="baseline")
+        ax.text(x + d.box_w / 2, y + 36, sub, fontsize=8, ha="center", va="baseline", color="#444")
+    return fig
 
 
 # ---------------------------------------------------------------------------- HTML
@@ -385,7 +452,8 @@ def to_html(graph: ArchitectureGraph, engine: str = "auto", layout: str = "tall"
     root = f"na-arch-{uuid.uuid4().hex[:8]}"
     dom = _dom_ids(graph)
     names = {dom[n.id]: n.name for n in graph.nodes if n.kind == "module"}
-    script = _SCRIPT % {"root": root, "names": json.dumps(names)}
+    # "<" as \u003c: a layer named "</script><img ...>" must not end the script and run as HTML
+    script = _SCRIPT % {"root": root, "names": json.dumps(names).replace("<", "\\u003c")}
     style = (f"#{root} {{position: relative; overflow: auto; max-width: 100%;}}"
              f" #{root} g.na-layer:hover polygon, #{root} g.na-layer:hover path,"
              f" #{root} g.na-layer:hover rect {{stroke: #c00; stroke-width: 2;}}"

@@ -21,7 +21,6 @@ True
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -173,32 +172,14 @@ def attribute_jax(
                        completeness=completeness, n_steps=steps, params=params)
 
 
-def attribution_step(run_dir: str | Path, model: Any, data: Any,
-                     methods: Sequence[str] = ("saliency", "integrated_gradients"), *,
-                     samples: int = 6, target: str | int = "label", n_steps: int = 50) -> dict[str, Any]:
-    """The run folder's attribution section for a JAX model: results, grid figure, summary.
+def __getattr__(name: str) -> Any:
+    """``attribution_step`` (it saves into a run folder) moved to :func:`neuralatlas.steps.attribution.jax_step`."""
+    if name == "attribution_step":
+        import warnings
 
-    Writes ``results/attribution/<method>/attribution.npz/.json`` and ``summary.json`` and
-    ``figures/attribution/grid``, as ``neuralatlas attribute`` does for torch models (without
-    the torch-only sanity checks and deletion curves).
-    """
-    import matplotlib.pyplot as plt
+        warnings.warn("neuralatlas.attribution.jax_methods.attribution_step is deprecated since 0.2; use "
+                      "neuralatlas.steps.attribution.jax_step", DeprecationWarning, stacklevel=2)
+        from neuralatlas.steps.attribution import jax_step  # deprecated shim: upward import, until 0.3
 
-    from neuralatlas.plots import save_figure
-    from neuralatlas.plots.attribution import attribution_grid
-    from neuralatlas.results import safe_name, write_json
-
-    run_dir = Path(run_dir)
-    results, figures = run_dir / "results" / "attribution", run_dir / "figures" / "attribution"
-    results.mkdir(parents=True, exist_ok=True)
-    few = data.subset(slice(0, min(len(data), samples)))
-    shown = [attribute_jax(model, few, m, target=target, n_steps=n_steps) for m in methods]
-    summary: dict[str, Any] = {"n_samples": len(few), "target": target, "methods": {}}
-    for res in shown:
-        res.save(results / safe_name(res.name))
-        summary["methods"][res.method] = {k: v for k, v in res.summary().items() if k not in ("method", "name")}
-    fig = attribution_grid(shown, samples=samples, classes=getattr(data, "classes", None))
-    save_figure(fig, figures / "grid")
-    plt.close(fig)
-    write_json(results / "summary.json", summary, kind="attribution_summary")
-    return summary
+        return jax_step
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -623,7 +623,10 @@ class _Engine:
         self.layer_attribution = layer is not None and spec.layer is None
         # saliency without noise tunnel or layer runs its own plain gradient (see run)
         self.direct = name == "saliency" and smooth is None and not self.layer_attribution
-        self.captum = None if self.direct else self._captum(name, spec, forward, layer)
+        # integrated gradients without a noise tunnel runs integrated_gradients (its own path
+        # integral, or captum's layer IG made there): no captum object to build per call
+        own_ig = name == "integrated_gradients" and smooth is None
+        self.captum = None if self.direct or own_ig else self._captum(name, spec, forward, layer)
         # one backward root instead of one per row (see summed_gradients): same numbers, faster.
         # DeepLift differentiates a forward of its own making (no arguments): left to captum.
         for obj in (self.captum, getattr(self.captum, "guided_backprop", None)):
@@ -1013,7 +1016,8 @@ def attribute(
         params = list(model.parameters())
         if params and params[0].device != dev:
             model.to(dev)  # .to walks every tensor: skipped when the model is there already
-        model.eval()
+        if any(m.training for m in model.modules()):  # eval() sets every module's flag anew
+            model.eval()
         for p in params:
             if p.requires_grad:
                 p.requires_grad_(False)  # input gradients only: weight gradients are never needed

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from neuralatlas.errors import AnalysisError
-from neuralatlas.results import Result, jsonable, safe_name
+from neuralatlas.results import Result, jsonable
 
 _ARRAYS = ("maps", "targets", "inputs", "labels", "predictions", "index", "delta", "completeness",
            "n_steps", "mask", "tokens")

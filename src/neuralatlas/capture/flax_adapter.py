@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from neuralatlas.capture.foreign import (
+from neuralatlas.capture.foreign_base import (
     RunSpec,
     Tap,
     check_fits,

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuralatlas.capture.foreign import (
+from neuralatlas.capture.foreign_base import (
     RunSpec,
     Tap,
     call_indices,

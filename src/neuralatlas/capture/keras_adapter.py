@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from neuralatlas.capture.foreign import (
+from neuralatlas.capture.foreign_base import (
     RunSpec,
     Tap,
     call_indices,

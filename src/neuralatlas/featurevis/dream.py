@@ -19,8 +19,8 @@ from neuralatlas.featurevis import objectives as obj
 from neuralatlas.featurevis.objectives import INPUT, Objective, as_objective
 from neuralatlas.featurevis.taps import as_batch, prepared
 from neuralatlas.results import Result, files_of
+from neuralatlas.vocabulary import Progress
 
-Progress = Callable[[int, int], None]
 
 
 @dataclass

@@ -20,8 +20,8 @@ from neuralatlas.featurevis.param import make_param
 from neuralatlas.featurevis.taps import default_input_shape, prepared
 from neuralatlas.featurevis.transforms import Transform, compose, default_transforms, resize
 from neuralatlas.results import Result, files_of
+from neuralatlas.vocabulary import Progress
 
-Progress = Callable[[int, int], None]
 
 
 @dataclass

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,8 +43,8 @@ from torch import nn
 from neuralatlas.errors import AnalysisError
 from neuralatlas.featurevis.taps import as_batch, prepared
 from neuralatlas.results import Result, files_of, jsonable, safe_name
+from neuralatlas.vocabulary import Progress
 
-Progress = Callable[[int, int], None]
 
 _ARRAYS = ("image", "trace", "top_index", "top_values", "patches", "positions", "boxes", "crops",
            "hist_counts", "hist_edges", "class_effects", "class_ids")

@@ -164,7 +164,7 @@ def _name(k: Any, classes: Sequence[str] | None) -> str:
 
 
 # ---------------------------------------------------------------------------- sanity checks
-def sanity_curves(results: Any, *, ax=None, show_ssim: bool = True) -> Figure:
+def attribution_sanity_curves(results: Any, *, ax=None, show_ssim: bool = True) -> Figure:
     """Similarity of randomised-model maps to the original, layer by layer (Adebayo et al. Fig. 2).
 
     One result: cascading (solid) and independent (dotted) Spearman correlation with a band of
@@ -218,7 +218,7 @@ def sanity_curves(results: Any, *, ax=None, show_ssim: bool = True) -> Figure:
     return fig
 
 
-def sanity_maps(result: Any, *, samples: int = 3, overlay: bool = False, signed: bool | None = None) -> Figure:
+def attribution_sanity_maps(result: Any, *, samples: int = 3, overlay: bool = False, signed: bool | None = None) -> Figure:
     """The maps of a few samples as the layers are randomised, top first (Adebayo et al. Fig. 1).
 
     By default the maps are drawn as the verdict compared them: ``|map|`` summed over
@@ -260,7 +260,7 @@ def sanity_maps(result: Any, *, samples: int = 3, overlay: bool = False, signed:
 
 
 # ---------------------------------------------------------------------------- faithfulness
-def faithfulness_curves(result: Any, *, ax=None) -> Figure:
+def attribution_faithfulness(result: Any, *, ax=None) -> Figure:
     """Deletion and insertion curves (mean target score against share of pixels), AUC in the legend.
 
     Examples
@@ -361,7 +361,7 @@ def _token_scale(rows: list[tuple[str, list[tuple[str, float]]]], signed: bool,
     return (-top, top) if signed else (0.0, top)
 
 
-def token_heatmap(result: Any, *, ax=None, samples: int | Sequence[int] = 8, merge: bool = True,
+def attribution_token_heatmap(result: Any, *, ax=None, samples: int | Sequence[int] = 8, merge: bool = True,
                   tokenizer: Any = None, classes: Sequence[str] | None = None, wrap: int = 72,
                   fontsize: float = 10.0, vmax: float | None = None, title: str | None = None) -> Figure:
     """Sentences as rows of tokens, each token's box coloured by its attribution.
@@ -459,7 +459,7 @@ def token_heatmap(result: Any, *, ax=None, samples: int | Sequence[int] = 8, mer
     return fig
 
 
-def token_heatmap_html(result: Any, *, samples: int | Sequence[int] = 8, merge: bool = True,
+def attribution_token_heatmap_html(result: Any, *, samples: int | Sequence[int] = 8, merge: bool = True,
                        tokenizer: Any = None, classes: Sequence[str] | None = None,
                        vmax: float | None = None) -> str:
     """The token heat map as HTML: one ``<p>`` per sentence of ``<span>`` tokens on coloured backgrounds.
@@ -492,7 +492,7 @@ def token_heatmap_html(result: Any, *, samples: int | Sequence[int] = 8, merge: 
     return "".join(parts)
 
 
-def photo_attribution_grid(result: Any, *, alpha: float = 0.55, size: float = 1.9) -> Figure:
+def attribution_photo_grid(result: Any, *, alpha: float = 0.55, size: float = 1.9) -> Figure:
     """Photos (rows) with each method's map over them (columns), titled by the predictions.
 
     ``result`` is a :class:`~neuralatlas.attribution.photos.PhotoAttribution`. Each map is
@@ -524,3 +524,13 @@ def photo_attribution_grid(result: Any, *, alpha: float = 0.55, size: float = 1.
         ax.set_xticks([])
         ax.set_yticks([])
     return fig
+
+
+# The names before issue 14's <analysis>_<what> rule, for imports from this module (the
+# package-level names, neuralatlas.plots.<old>, warn: see neuralatlas/plots/__init__.py).
+sanity_curves = attribution_sanity_curves
+sanity_maps = attribution_sanity_maps
+faithfulness_curves = attribution_faithfulness
+token_heatmap = attribution_token_heatmap
+token_heatmap_html = attribution_token_heatmap_html
+photo_attribution_grid = attribution_photo_grid

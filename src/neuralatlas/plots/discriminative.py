@@ -18,7 +18,7 @@ from matplotlib.lines import Line2D
 
 from neuralatlas.plots.style import SEQUENTIAL, class_colors, new_figure
 
-__all__ = ["compare_projections", "discriminative_map", "importance_agreement_plot"]
+__all__ = ["discriminative_compare", "compare_projections", "discriminative_map", "importance_agreement_plot"]
 
 
 def _check(neurons: Any, importances: Any) -> np.ndarray:
@@ -37,7 +37,7 @@ def _size(n: int) -> float:
     return float(np.clip(4000.0 / max(n, 1), 6.0, 60.0))
 
 
-def compare_projections(neurons: Any, importances: Any, classes: Sequence[int | str] | None = None, *,
+def discriminative_compare(neurons: Any, importances: Any, classes: Sequence[int | str] | None = None, *,
                         ncols: int = 5, size: float = 2.4, cmap: str = SEQUENTIAL) -> Figure:
     """The neuron map once per class, coloured by each neuron's importance for that class.
 
@@ -125,7 +125,7 @@ def discriminative_map(neurons: Any, importances: Any, *, ax: Any = None, min_br
     return fig
 
 
-def importance_agreement_plot(agreement: Any, *, ax: Any = None, labels: tuple[str, str] = ("trees", "anova")) -> Figure:
+def discriminative_agreement(agreement: Any, *, ax: Any = None, labels: tuple[str, str] = ("trees", "anova")) -> Figure:
     """Spearman correlation between two importance methods, one bar per class.
 
     ``agreement`` is :meth:`DiscriminativeNeurons.agreement`'s Series (or an array).
@@ -146,3 +146,9 @@ def importance_agreement_plot(agreement: Any, *, ax: Any = None, labels: tuple[s
     ax.set_title(f"agreement of {labels[0]} and {labels[1]} importances", fontsize="medium")
     ax.legend(fontsize="x-small", frameon=False)
     return fig
+
+
+# The names before issue 14's <analysis>_<what> rule, for imports from this module (the
+# package-level names, neuralatlas.plots.<old>, warn: see neuralatlas/plots/__init__.py).
+compare_projections = discriminative_compare
+importance_agreement_plot = discriminative_agreement

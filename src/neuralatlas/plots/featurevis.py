@@ -31,7 +31,7 @@ def _show_image(ax: Any, image: np.ndarray, value_range: tuple[float, float] = (
     ax.set_yticks([])
 
 
-def optimized_images(result: Any, *, ncols: int | None = None, show_values: bool = True,
+def featurevis_images(result: Any, *, ncols: int | None = None, show_values: bool = True,
                      size: float = 1.6) -> Figure:
     """A grid of the images of a :class:`~neuralatlas.featurevis.FeatureVisResult`, titled by unit.
 
@@ -58,7 +58,7 @@ def optimized_images(result: Any, *, ncols: int | None = None, show_values: bool
     return fig
 
 
-def objective_trace(result: Any, *, ax: Any = None, max_lines: int = 16) -> Figure:
+def featurevis_trace(result: Any, *, ax: Any = None, max_lines: int = 16) -> Figure:
     """The objective per step: one line per image (median and 10–90% band when many).
 
     Works for :class:`FeatureVisResult` and :class:`DreamResult` (``.trace [steps, N]``).
@@ -89,7 +89,7 @@ def objective_trace(result: Any, *, ax: Any = None, max_lines: int = 16) -> Figu
     return fig
 
 
-def dream_comparison(result: Any, *, index: int = 0, size: float = 3.0) -> Figure:
+def featurevis_dream(result: Any, *, index: int = 0, size: float = 3.0) -> Figure:
     """The original image beside the dreamed one, and what changed (signed, diverging)."""
     fig, axes = new_figure(1, 3, size=(3 * size, size + 0.3), layout="constrained")
     vr = tuple(result.settings.get("value_range", (0.0, 1.0)))
@@ -109,7 +109,7 @@ def dream_comparison(result: Any, *, index: int = 0, size: float = 3.0) -> Figur
     return fig
 
 
-def filter_grid(filters: Any, *, max_out: int = 16, max_in: int = 8, size: float = 0.7) -> Figure:
+def featurevis_filters(filters: Any, *, max_out: int = 16, max_in: int = 8, size: float = 0.7) -> Figure:
     """Kernels of a conv layer.
 
     A first layer (1 or 3 input channels) shows one picture per kernel: RGB with zero at
@@ -171,7 +171,7 @@ def filter_grid(filters: Any, *, max_out: int = 16, max_in: int = 8, size: float
     return fig
 
 
-def feature_map_grid(maps: Any, layer: str | None = None, *, max_channels: int = 64,
+def featurevis_feature_maps(maps: Any, layer: str | None = None, *, max_channels: int = 64,
                      ncols: int | None = None, size: float = 1.0) -> Figure:
     """Every channel of one layer's feature maps, with the input beside them when known.
 
@@ -220,10 +220,10 @@ def feature_map_grid(maps: Any, layer: str | None = None, *, max_channels: int =
     return fig
 
 
-__all__ = ["dream_comparison", "feature_map_grid", "filter_grid", "objective_trace", "optimized_images"]
+__all__ = ["featurevis_dream", "dream_comparison", "featurevis_feature_maps", "feature_map_grid", "featurevis_filters", "filter_grid", "featurevis_trace", "objective_trace", "optimized_images"]
 
 
-def unit_card_figure(card: Any, *, size: float = 1.6) -> Figure:
+def featurevis_unit_card(card: Any, *, size: float = 1.6) -> Figure:
     """A unit card (:class:`~neuralatlas.featurevis.units.UnitCard`): feature visualisation,
     top-k patches with their receptive-field boxes, the crops, the histogram, the classes.
 
@@ -269,3 +269,13 @@ def unit_card_figure(card: Any, *, size: float = 1.6) -> Figure:
     bax.tick_params(axis="x", labelsize=6)
     fig.suptitle(f"unit {card.layer}:{card.channel}", fontsize=10)
     return fig
+
+
+# The names before issue 14's <analysis>_<what> rule, for imports from this module (the
+# package-level names, neuralatlas.plots.<old>, warn: see neuralatlas/plots/__init__.py).
+optimized_images = featurevis_images
+objective_trace = featurevis_trace
+dream_comparison = featurevis_dream
+filter_grid = featurevis_filters
+feature_map_grid = featurevis_feature_maps
+unit_card_figure = featurevis_unit_card

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from neuralatlas.plots.style import DISPLAY_WIDTH_IN, DIVERGING, SEQUENTIAL, new_figure, symmetric_limits
 
-__all__ = ["nap_heatmap", "nap_maps", "preferred_order", "unit_statistics_figure"]
+__all__ = ["naps_heatmap", "nap_heatmap", "naps_maps", "nap_maps", "preferred_order", "unit_statistics_figure"]
 
 
 def _scale(values: np.ndarray, signed: bool | None = None) -> tuple[str, float, float]:
@@ -51,7 +51,7 @@ def preferred_order(values: np.ndarray) -> np.ndarray:
     return np.lexsort((-np.where(np.isfinite(strength), strength, 0.0), best, silent))
 
 
-def nap_heatmap(result: Any, layer: str, *, ax: Any = None, max_units: int = 512,
+def naps_heatmap(result: Any, layer: str, *, ax: Any = None, max_units: int = 512,
                 title: str | None = None, sort: str | None = "preferred") -> Figure:
     """Groups (rows) × units (columns) of one layer's NAPs; conv channels spatially averaged.
 
@@ -96,7 +96,7 @@ def nap_heatmap(result: Any, layer: str, *, ax: Any = None, max_units: int = 512
     return fig
 
 
-def nap_maps(result: Any, layer: str, *, groups: Sequence[str] | None = None, channel: int | None = None,
+def naps_maps(result: Any, layer: str, *, groups: Sequence[str] | None = None, channel: int | None = None,
              ax: Any = None) -> Figure:
     """Each group's spatial NAP of a conv layer (a channel, or the mean over channels).
 
@@ -134,7 +134,7 @@ def nap_maps(result: Any, layer: str, *, groups: Sequence[str] | None = None, ch
     return fig
 
 
-def unit_statistics_figure(result: Any, *, layers: Sequence[str] | None = None, ax: Any = None) -> Figure:
+def naps_unit_statistics(result: Any, *, layers: Sequence[str] | None = None, ax: Any = None) -> Figure:
     """Per layer: fraction of dead units, of always-on units, and sparsity.
 
     Example
@@ -157,3 +157,10 @@ def unit_statistics_figure(result: Any, *, layers: Sequence[str] | None = None, 
     ax.set_title("How the units of each layer work")
     ax.legend(fontsize=8, frameon=False)
     return fig
+
+
+# The names before issue 14's <analysis>_<what> rule, for imports from this module (the
+# package-level names, neuralatlas.plots.<old>, warn: see neuralatlas/plots/__init__.py).
+nap_heatmap = naps_heatmap
+nap_maps = naps_maps
+unit_statistics_figure = naps_unit_statistics

@@ -19,13 +19,14 @@ from matplotlib.lines import Line2D
 from neuralatlas.plots.style import DISPLAY_WIDTH_IN, SEQUENTIAL, class_colors, new_figure
 
 __all__ = [
-    "inter_epoch_evolution",
-    "inter_layer_evolution",
-    "neuron_map",
+    "projection_epoch_evolution", "inter_epoch_evolution",
+    "projection_layer_evolution", "inter_layer_evolution",
+    "projection_neuron_map", "neuron_map",
     "projection_quality",
     "projection_scatter",
     "projection_sequence",
-    "trail_image",
+    "projection_trails",
+    "projection_trail_image", "trail_image",
 ]
 
 
@@ -140,7 +141,7 @@ def _trail_segments(paths: np.ndarray, labels: np.ndarray, colors: np.ndarray, d
     return segs, rgba
 
 
-def trail_image(result: Any, along: str = "layers", *, layer: str | None = None, epoch: int | None | str = "any",
+def projection_trail_image(result: Any, along: str = "layers", *, layer: str | None = None, epoch: int | None | str = "any",
                 bundle: bool = False, paths: tuple[np.ndarray, np.ndarray] | None = None, ax: Any = None,
                 alpha: float | None = None, linewidth: float = 0.6, show_points: bool = True,
                 bundle_options: dict[str, Any] | None = None) -> Figure:
@@ -190,51 +191,124 @@ def trail_image(result: Any, along: str = "layers", *, layer: str | None = None,
     return fig
 
 
-MAX_TRAIL_STOPS = 4
+def _standardised(coords: list[np.ndarray]) -> list[np.ndarray]:
+    """Each embedding centred and scaled to unit RMS radius: t-SNE/UMAP scales are arbitrary
+    and PCA's differ by layer, so shared axes compare positions, not scales. Rotations from
+    the alignment (``align=True``) are kept."""
+    out = []
+    for pts in coords:
+        centred = np.asarray(pts, np.float64) - np.nanmean(pts, axis=0)
+        radius = float(np.sqrt(np.nanmean((centred ** 2).sum(1)))) or 1.0
+        out.append(centred / radius)
+    return out
+
+
+def _small_multiples(fig: Figure, grid: Any, result: Any, keys: list, coords: list[np.ndarray], along: str,
+                     ncols: int, alpha: float | None, linewidth: float) -> list[Any]:
+    """Draw one panel per step into ``grid`` (a GridSpec of ``ceil(len/ncols)`` x ``ncols``)."""
+    colors = _colors(result)
+    pts = _standardised(coords)
+    every = np.concatenate(pts)
+    lo, hi = np.nanpercentile(every, 0.5, axis=0), np.nanpercentile(every, 99.5, axis=0)
+    pad = 0.06 * (hi - lo)
+    n = len(result.labels)
+    a = alpha if alpha is not None else float(np.clip(30.0 / max(n, 1), 0.04, 0.6))
+    order = np.random.default_rng(0).permutation(n)   # no class always painted last
+    rgba = colors[result.labels % len(colors)].copy()
+    axes, first = [], None
+    for i, (key, now) in enumerate(zip(keys, pts)):
+        ax = fig.add_subplot(grid[i // ncols, i % ncols], sharex=first, sharey=first)
+        first = first or ax
+        moved = "\n" if len(keys) > 1 else ""   # every title three lines, so panels line up
+        if i > 0:
+            before = pts[i - 1]
+            segs = np.stack([before[order], now[order]], axis=1)
+            ax.add_collection(LineCollection(segs, colors=np.c_[rgba[order, :3], np.full(n, a)],
+                                             linewidths=linewidth, rasterized=n > 200))
+            moved = f"\nmoved {float(np.nanmean(np.linalg.norm(now - before, axis=1))):.2f}"
+        pred = result.prediction(key[1])
+        wrong = (pred >= 0) & (pred != result.labels) if pred is not None else None
+        _scatter(ax, now, result.labels, colors, _point_size(n) * 0.45, wrong)
+        ax.set_aspect("auto")
+        head = _label_of(key, along) if i == 0 else f"{_label_of(keys[i - 1], along)} → {_label_of(key, along)}"
+        ax.set_title(f"{head}\n{_quality_text(result, key)}{moved}", fontsize=8)
+        axes.append(ax)
+    first.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+    first.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+    return axes
+
+
+def projection_trails(result: Any, along: str = "layers", *, layer: str | None = None,
+                      epoch: int | None | str = "any", ncols: int | None = None, alpha: float | None = None,
+                      linewidth: float = 0.5, width: float = DISPLAY_WIDTH_IN) -> Figure:
+    """Trails as small multiples: one panel per layer (or epoch) on shared axes, each showing
+    every sample's move from the previous step as a line in its class's colour.
+
+    The trails of ten layers overlaid in one panel make a hairball; here each step has its own
+    panel, so where samples move (and which classes move together) reads step by step. Each
+    embedding is centred and scaled to unit RMS radius before the axes are shared (the
+    embeddings' own scales are arbitrary), and the panel title gives the step's quality
+    (NH, T) and the mean distance moved in those units. Misclassified samples are ringed.
+
+    Parameters
+    ----------
+    result : Projection
+    along : "layers" or "epochs"
+    layer, epoch
+        Which sequence (as :meth:`Projection.sequence`).
+    ncols : int, optional
+        Panels per row (default: at most 4).
+    alpha, linewidth
+        Of the trail lines (default opacity: lower for more samples).
+    width : float
+        Figure width in inches (the report's figure column).
+
+    Example
+    -------
+    >>> fig = projection_trails(project(store, epochs=None))   # doctest: +SKIP
+    """
+    keys, coords = result.sequence(along, layer=layer, epoch=epoch)
+    ncols = ncols or min(len(keys), 4)
+    nrows = -(-len(keys) // ncols)
+    panel = width / ncols
+    fig = Figure(figsize=(width, (panel + 0.55) * nrows + 0.45), layout="constrained")
+    grid = fig.add_gridspec(nrows, ncols)
+    _small_multiples(fig, grid, result, keys, coords, along, ncols, alpha, linewidth)
+    _legend(fig, result, _colors(result), loc="outside lower center")
+    return fig
 
 
 def _evolution(result: Any, along: str, layer: str | None, epoch: int | None | str, bundle: bool,
                bundle_options: dict[str, Any] | None, thumb: float) -> Figure:
+    # one panel per step on shared axes with each sample's move from the previous step (the
+    # trails of every layer overlaid in one panel made a hairball); with bundle=True the
+    # bundled overlay of every trail follows below
     keys, coords = result.sequence(along, layer=layer, epoch=epoch)
-    # at most 5 thumbnails a row, the whole figure 6.5 in wide (the report's figure column)
-    ncols = min(len(keys), 5)
+    ncols = min(len(keys), 4)
     nrows = -(-len(keys) // ncols)
     thumb = min(thumb, DISPLAY_WIDTH_IN / ncols)
-    # each thumbnail row also holds its two title lines (8 pt): 0.4 in
-    title_h, trail_h = 0.4, min(DISPLAY_WIDTH_IN * 0.75, thumb * ncols * 0.6 + 0.4)
-    height = (thumb + title_h) * nrows + trail_h + 0.9
+    title_h = 0.55
+    trail_h = min(DISPLAY_WIDTH_IN * 0.7, thumb * ncols * 0.6 + 0.4) if bundle else 0.0
+    height = (thumb + title_h) * nrows + trail_h + 0.6
     fig = Figure(figsize=(thumb * ncols, height), layout="constrained")
-    outer = fig.add_gridspec(2, 1, height_ratios=[(thumb + title_h) * nrows, trail_h + 0.4])
-    grid = outer[0].subgridspec(nrows, ncols)
-    colors = _colors(result)
-    for i, (key, pts) in enumerate(zip(keys, coords)):
-        ax = fig.add_subplot(grid[i // ncols, i % ncols])
-        pred = result.prediction(key[1])
-        wrong = (pred >= 0) & (pred != result.labels) if pred is not None else None  # ringed: misclassified
-        _scatter(ax, pts, result.labels, colors, _point_size(len(pts)) * 0.5, wrong)
-        ax.set_title(f"{_label_of(key, along)}\n{_quality_text(result, key)}", fontsize=8)
-    ax = fig.add_subplot(outer[1])
-    # trails through every one of ten layers make a hairball: follow at most MAX_TRAIL_STOPS
-    # evenly spaced steps (first and last kept) and say so
-    paths, stops = None, ""
-    if len(keys) > MAX_TRAIL_STOPS and not bundle:
-        from neuralatlas.analysis.projection import smooth_trails
-
-        pick = np.unique(np.linspace(0, len(keys) - 1, MAX_TRAIL_STOPS).round().astype(int))
-        curves = smooth_trails(np.stack([coords[i] for i in pick], axis=1))
-        paths = (curves, np.linspace(0.0, 1.0, curves.shape[1]))
-        stops = "through " + ", ".join(_label_of(keys[i], along) for i in pick)
-    trail_image(result, along, layer=layer, epoch=epoch, bundle=bundle, ax=ax, bundle_options=bundle_options,
-                paths=paths)
-    if stops:
-        ax.set_title(f"trails {stops} (dark → bright)", fontsize=9)
-    _legend(fig, result, colors, loc="outside lower center")
+    if bundle:
+        outer = fig.add_gridspec(2, 1, height_ratios=[(thumb + title_h) * nrows, trail_h + 0.4])
+        grid = outer[0].subgridspec(nrows, ncols)
+    else:
+        grid = fig.add_gridspec(nrows, ncols)
+    _small_multiples(fig, grid, result, keys, coords, along, ncols, None, 0.5)
+    if bundle:
+        ax = fig.add_subplot(outer[1])
+        trail_image(result, along, layer=layer, epoch=epoch, bundle=True, ax=ax, bundle_options=bundle_options)
+    _legend(fig, result, _colors(result), loc="outside lower center")
     return fig
 
 
-def inter_layer_evolution(result: Any, *, epoch: int | None | str = "any", bundle: bool = False,
+def projection_layer_evolution(result: Any, *, epoch: int | None | str = "any", bundle: bool = False,
                           bundle_options: dict[str, Any] | None = None, thumb: float = 2.0) -> Figure:
-    """Thumbnails of every layer's embedding above the trail image that overlays them.
+    """Every layer's embedding, one panel per layer on shared axes, with each sample's move
+    from the previous layer (:func:`projection_trails`); with ``bundle=True`` the bundled
+    trail image of the whole sequence follows below.
 
     Example
     -------
@@ -243,9 +317,10 @@ def inter_layer_evolution(result: Any, *, epoch: int | None | str = "any", bundl
     return _evolution(result, "layers", None, epoch, bundle, bundle_options, thumb)
 
 
-def inter_epoch_evolution(result: Any, layer: str | None = None, *, bundle: bool = False,
+def projection_epoch_evolution(result: Any, layer: str | None = None, *, bundle: bool = False,
                           bundle_options: dict[str, Any] | None = None, thumb: float = 2.0) -> Figure:
-    """Thumbnails of one layer's embedding at every epoch above the trail image over epochs.
+    """One layer's embedding at every epoch, one panel per epoch on shared axes, with each
+    sample's move from the previous epoch; with ``bundle=True`` the bundled trail image below.
 
     Example
     -------
@@ -255,7 +330,9 @@ def inter_epoch_evolution(result: Any, layer: str | None = None, *, bundle: bool
 
 
 def projection_quality(result: Any, *, ax: Any = None) -> Figure:
-    """Neighbourhood hit and trustworthiness per layer, one line per epoch.
+    """Neighbourhood hit and trustworthiness per layer, one line per epoch; where the projection
+    was run with ``seeds > 1`` the neighbourhood hit carries the range (bar) and mean (tick)
+    over the seeds.
 
     Example
     -------
@@ -276,15 +353,28 @@ def projection_quality(result: Any, *, ax: Any = None) -> Figure:
             panel.plot(rows["layer"], rows[score], marker="o", color=colour,
                        label="final" if e is None else f"epoch {e}",
                        ls="-" if ax is None or score == "neighborhood_hit" else "--")
+            if score == "neighborhood_hit" and "nh_min" in rows and rows["nh_min"].notna().any():
+                # the spread over independent t-SNE/UMAP runs: differences smaller than these
+                # bars are noise, not a better layer
+                spread = rows[rows["nh_min"].notna()]
+                k = int(spread["nh_seeds"].max())
+                idx = [list(rows["layer"]).index(v) for v in spread["layer"]]
+                panel.vlines(idx, spread["nh_min"], spread["nh_max"], color=colour, lw=1.2, zorder=3)
+                panel.scatter(idx, spread["nh_mean"], marker="_", s=90, color=colour, zorder=4,
+                              label=f"mean, range over {k} seeds")
         panel.set_ylabel(name)
         panel.tick_params(axis="x", rotation=45, labelsize=8)
         panel.grid(alpha=0.3)
     if len(epochs) > 1:
         panels[-1].legend(fontsize=8, frameon=False, ncol=1 + len(epochs) // 6)
+    if "nh_min" in table and table["nh_min"].notna().any():
+        # say what the bars are, on the panel that has them
+        handles = [h for h in panels[0].get_legend_handles_labels()[0] if "seeds" in h.get_label()]
+        panels[0].legend(handles=handles[:1], fontsize=8, frameon=False, loc="best")
     return fig
 
 
-def neuron_map(neurons: Any, values: np.ndarray | None = None, *, ax: Any = None, cmap: str = SEQUENTIAL,
+def projection_neuron_map(neurons: Any, values: np.ndarray | None = None, *, ax: Any = None, cmap: str = SEQUENTIAL,
                title: str | None = None, colorbar: bool = True, label: str = "",
                discriminative: Any = None) -> Figure:
     """A layer's neurons as points (placed by activation correlation), coloured as in Rauber et al.
@@ -335,3 +425,11 @@ def neuron_map(neurons: Any, values: np.ndarray | None = None, *, ax: Any = None
     ax.set_yticks([])
     ax.set_aspect("equal", adjustable="datalim")
     return fig
+
+
+# The names before issue 14's <analysis>_<what> rule, for imports from this module (the
+# package-level names, neuralatlas.plots.<old>, warn: see neuralatlas/plots/__init__.py).
+trail_image = projection_trail_image
+inter_layer_evolution = projection_layer_evolution
+inter_epoch_evolution = projection_epoch_evolution
+neuron_map = projection_neuron_map

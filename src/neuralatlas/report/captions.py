@@ -13,8 +13,9 @@ from __future__ import annotations
 import fnmatch
 import re
 from pathlib import PurePath
+from typing import Any
 
-__all__ = ["CAPTIONS", "describe", "register_caption"]
+__all__ = ["CAPTIONS", "describe", "caption_fields", "group_noun", "grouping", "register_caption"]
 
 # analysis -> [(stem pattern, sentence)]; {layer} is the layer the stem names, {rest} the
 # part of the stem the pattern's * matched.
@@ -24,25 +25,27 @@ CAPTIONS: dict[str, list[tuple[str, str]]] = {
         ("*", "The model's layer graph."),
     ],
     "naps": [
-        ("*_heatmap", "Neuron activation patterns of {layer}: each class's mean activation (rows) per unit"
+        ("*_heatmap", "Neuron activation patterns of {layer}: each {group}'s mean activation (rows) per unit"
                       " (columns; conv layers averaged over positions)."),
-        ("*_maps", "Spatial activation patterns of {layer}: each class's mean activation map, averaged over"
+        ("*_maps", "Spatial activation patterns of {layer}: each {group}'s mean activation map, averaged over"
                    " channels, on one colour scale."),
         ("unit_statistics", "Fraction of dead and always-on units, and sparsity, in every layer."),
     ],
     "topomap": [
-        ("*overview", "Topographic activation maps of every layer (rows, in depth order) and class (columns);"
+        ("*overview", "Topographic activation maps of every layer (rows, in depth order) and {group} (columns);"
                       " one colour scale per layer."),
-        ("*_layout", "How the units of {layer} are laid out on its topographic map, coloured by the class"
+        ("*_layout", "How the units of {layer} are laid out on its topographic map, coloured by the {group}"
                      " each unit prefers."),
         ("quality_*", "Layout quality of {layer} for each layout method (Spearman correlation of distances)."),
         ("*", "Topographic map of {layer}."),
     ],
     "projection": [
-        ("layers_*", "Two-dimensional embedding of every layer ({epoch}) with each sample's trail through"
-                     " the layers; rings mark misclassified samples."),
-        ("epochs_*", "Embedding of {layer} at each captured epoch, with each sample's trail over training;"
-                     " rings mark misclassified samples."),
+        ("layers_*", "Two-dimensional embedding of every layer ({epoch}), one panel per layer on shared"
+                     " axes, each line a {row}'s move from the previous layer{rings}."),
+        ("epochs_*", "Embedding of {layer} at each captured epoch, one panel per epoch on shared axes,"
+                     " each line a {row}'s move over training{rings}."),
+        ("trails_*", "Trails as small multiples ({rest}): one panel per step on shared axes, each line a"
+                     " {row}'s move from the previous step{rings}."),
         ("quality", "Neighbourhood hit and trustworthiness of the embedding, per layer and epoch."),
         ("neurons_*", "Neuron projection of {layer}: units close together respond alike across samples."),
         ("compare_*", "Neuron projection of {layer} beside the importance of each unit per class ({method})."),
@@ -96,9 +99,57 @@ def register_caption(analysis: str, pattern: str, sentence: str) -> None:
     CAPTIONS.setdefault(analysis, []).insert(0, (pattern, sentence))
 
 
+# what a NAP / topomap grouping column is called in a sentence ("each position's mean ...")
+GROUP_NOUNS = {"label": "class", "label_name": "class", "position": "position", "token": "token",
+               "token_id": "token", "prediction": "predicted class", "sample": "sample"}
+
+
+def group_noun(by: str | None) -> str:
+    """The word for one group of a grouping column: ``"label"`` -> ``"class"``, ``"position"``
+    -> ``"position"``, any other column -> its name (``"group"``, ``"topic"``)."""
+    if not by:
+        return "class"
+    return GROUP_NOUNS.get(str(by), str(by).replace("_", " "))
+
+
+def grouping(model: Any, analysis: str) -> str | None:
+    """The sample-table column ``analysis`` grouped by for ``model`` (a report ModelInfo), when
+    its summary says so: the NAPs' ``by``; for topomaps (whose summary names only the groups),
+    the NAPs' ``by`` when the groups are the same. None when unknown (class is assumed)."""
+    def summary(name: str) -> dict:
+        out = model.analyses.get(name) if model is not None else None
+        return out.summary if out is not None and isinstance(out.summary, dict) else {}
+
+    own = summary(analysis)
+    by = own.get("by") or (own.get("options") or {}).get("by")
+    if by or analysis != "topomap":
+        return by
+    naps = summary("naps")
+    if naps.get("by") and [str(g) for g in naps.get("groups") or []] == [str(g) for g in own.get("groups") or []]:
+        return naps["by"]
+    return None
+
+
+def caption_fields(model: Any, analysis: str) -> dict[str, Any]:
+    """What :func:`describe` needs to know of a model's store and analysis to word a caption:
+    ``by`` (:func:`grouping`), ``rows`` ("tokens" for a store of token rows) and
+    ``predictions`` (whether the store has predictions to ring the misclassified)."""
+    attrs = getattr(getattr(model, "store", None), "attrs", None) or {}
+    return {"by": grouping(model, analysis), "rows": "tokens" if attrs.get("rows") == "tokens" else "samples",
+            "predictions": bool(attrs.get("has_prediction", True))}
+
+
 def describe(analysis: str, stem: str | PurePath, *, layers: list[str] | tuple[str, ...] = (),
-             model: str | None = None) -> str:
-    """The sentence describing figure ``stem`` of ``analysis`` (see the module docstring)."""
+             model: str | None = None, by: str | None = None, rows: str = "samples",
+             predictions: bool = True) -> str:
+    """The sentence describing figure ``stem`` of ``analysis`` (see the module docstring).
+
+    ``by`` is the sample-table column the analysis grouped by (the NAPs' ``by``): figures of
+    NAPs by position say "each position's", not "each class's". ``{group}`` in a registered
+    sentence is that word (default "class"). ``rows`` ("samples" or "tokens") names the points
+    (``{row}``), and ``predictions=False`` (a store without predictions, an encoder) drops
+    "rings mark misclassified samples" (``{rings}``).
+    """
     from neuralatlas.report.collect import layer_of
     from neuralatlas.report.sections import section_title
 
@@ -114,6 +165,9 @@ def describe(analysis: str, stem: str | PurePath, *, layers: list[str] | tuple[s
                 "eps": rest.replace("p", ".") if re.fullmatch(r"[\dp]+", rest) else rest,
                 "epoch": _epoch(name),
                 "rest": rest.replace("_", " ") or name.replace("_", " "),
+                "group": group_noun(by),
+                "row": rows.rstrip("s") or "sample",
+                "rings": f"; rings mark misclassified {rows}" if predictions else "",
             }
             text = sentence.format(**fields)
             return f"{model}: {text}" if model else text

@@ -89,7 +89,7 @@ class RunInfo:
     def analysis_names(self) -> list[str]:
         """Every analysis found in any model, in the pipeline's order, then alphabetically."""
         try:
-            from neuralatlas.pipeline import ANALYSES
+            from neuralatlas.steps.registry import ANALYSES
             known = list(ANALYSES)
         except ImportError:  # pragma: no cover - the pipeline is part of the package
             known = []

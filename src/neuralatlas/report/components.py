@@ -96,6 +96,8 @@ CSS_PX_PER_IN = 96
 # neuralatlas.plots.style.DISPLAY_WIDTH_IN (6.5 in) plus the 0.1 in padding on each side that
 # saving with a tight bounding box adds, and a little slack: 6.75 in = 648 px
 DISPLAY_WIDTH_PX = 648
+# a figure shown at least this share of the column is printed the full text width
+WIDE_SHARE = 0.85
 IMAGE_SCALE = 1.15       # inline: 8 pt text ~12 px high; the demo page (3 models) stays under 6 MB
 IMAGE_SCALE_FILES = 2.0  # side files cost the page nothing: sharp on HiDPI screens
 
@@ -229,6 +231,9 @@ def figure_html(path: Path, *, caption: str | None = None, model: str | None = N
     tag = tag if tag is not None else (layer if layer is not None else geo.get("layer"))
     chip = f'<span class="na-tag">{esc("all layers" if tag == "all" else tag)}</span> ' if tag else ""
     title = f' title="{esc(source)}"' if source else ""
+    # drawn for the figure column: printed across the whole text width (report.css)
+    if size is not None and size[0] >= WIDE_SHARE * DISPLAY_WIDTH_PX:
+        dims += ' data-print="wide"'
     return (f'<figure class="na-fig"{attrs(model, layer)}><img src="{uri}"{dims} alt="{cap}"{title} loading="lazy">'
             f"<figcaption>{chip}{cap}</figcaption></figure>")
 

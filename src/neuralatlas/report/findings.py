@@ -86,9 +86,30 @@ def _last_epoch_hits(summary: dict[str, Any]) -> dict[str, float]:
             if s.get("epoch") == last and isinstance(s.get("neighborhood_hit"), (int, float))}
 
 
+def _last_epoch_spread(summary: dict[str, Any]) -> dict[str, tuple[float, float, int]]:
+    """{layer: (min, max, seeds)} of the last epoch's neighbourhood hit over seeds (where run)."""
+    scores = [s for s in summary.get("scores", []) if isinstance(s, dict) and "nh_min" in s]
+    last = max((s.get("epoch") for s in summary.get("scores", []) if isinstance(s, dict)
+                and s.get("epoch") is not None), default=None)
+    return {s["layer"]: (float(s["nh_min"]), float(s["nh_max"]), int(s.get("nh_seeds", 0)))
+            for s in scores if s.get("epoch") == last and isinstance(s.get("nh_min"), (int, float))
+            and s["nh_min"] == s["nh_min"]}  # NaN where a layer had no extra seeds
+
+
+def token_rows(model: ModelInfo) -> bool:
+    """Whether the model's store has a row per token (``rows="tokens"``): its points are
+    tokens, each labelled with its sentence's class, and positions are not classes."""
+    return model.store is not None and model.store.attrs.get("rows") == "tokens"
+
+
 def model_findings(model: ModelInfo) -> list[Finding]:
-    """The sentences of one model's findings block (empty when nothing was analysed)."""
+    """The sentences of one model's findings block (empty when nothing was analysed).
+
+    On a token store the sentences say what is grouped: tokens by their sentence's class
+    (projections, probes) and, for NAPs by another column, that column (positions, tokens).
+    """
     found: list[Finding] = []
+    tokens = token_rows(model)
     order = model.layers
     views = input_views(model)
     epochs = model.epochs_table
@@ -109,9 +130,19 @@ def model_findings(model: ModelInfo) -> list[Finding]:
         near = _first_near_best(hits, learned)
         if near is not None:
             first, value, best, top = near
-            text = (f"Classes separate first at {first} (neighbourhood hit {value:.3f} in the"
+            who = "The tokens' classes (each token labelled with its sentence's)" if tokens else "Classes"
+            text = (f"{who} separate first at {first} (neighbourhood hit {value:.3f} in the"
                     f" {proj.get('method', 'projection')} map, within {1 - NEAR_BEST:.0%} of the best, {best}"
                     f" {top:.3f}).")
+            spread = _last_epoch_spread(proj)
+            if first in spread and best in spread and first != best:
+                (lo1, hi1, k), (lo2, hi2, _) = spread[first], spread[best]
+                text += (f" Over {k} seeds the hit spans {lo1:.3f}–{hi1:.3f} at {first} and {lo2:.3f}–{hi2:.3f}"
+                         f" at {best}" + ("; the ranges overlap: the difference is within the embedding's noise."
+                                          if lo2 <= hi1 else "."))
+            elif first in spread:
+                lo1, hi1, k = spread[first]
+                text += f" Over {k} seeds the hit spans {lo1:.3f}–{hi1:.3f}."
             base = [v for v in views if v in hits]
             if base:
                 b = hits[base[0]]
@@ -125,7 +156,8 @@ def model_findings(model: ModelInfo) -> list[Finding]:
         if near is not None:
             first, value, best, top = near
             chance = sim.get("probe_chance")
-            found.append(Finding("probes", f"A linear probe reads the class from {first} at {value:.3f}"
+            what = "each token's class (its sentence's)" if tokens else "the class"
+            found.append(Finding("probes", f"A linear probe reads {what} from {first} at {value:.3f}"
                                            f" (best {best} {top:.3f}"
                                            + (f", chance {chance:.3f}" if isinstance(chance, (int, float)) else "")
                                            + ")."))
@@ -139,6 +171,18 @@ def model_findings(model: ModelInfo) -> list[Finding]:
             step = min(adjacent, key=adjacent.get)
             found.append(Finding("similarity", f"The representation changes most at {step}"
                                                f" (adjacent CKA {adjacent[step]:.3f})."))
+    naps = _summary(model, "naps")
+    if naps and naps.get("by") and (tokens or naps["by"] not in ("label", "label_name")):
+        from neuralatlas.report.captions import group_noun
+
+        noun = group_noun(naps["by"])
+        nouns = noun + ("es" if noun.endswith("s") else "s")
+        groups = [str(g) for g in naps.get("groups") or []]
+        shown = ", ".join(groups[:6]) + (", …" if len(groups) > 6 else "")
+        found.append(Finding("naps", f"NAPs group the {'tokens' if tokens else 'samples'} by {noun}"
+                                     f" ({len(groups)} {nouns}: {shown})"
+                                     + (", not by class: their heat maps compare " + nouns if noun != "class" else "")
+                                     + "."))
     attr = _summary(model, "attribution")
     if attr:
         methods = {m: v for m, v in (attr.get("methods") or {}).items()

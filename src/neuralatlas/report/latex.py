@@ -6,7 +6,9 @@
     OUT/tables/accuracy_<model>.tex       loss and accuracy per epoch (metrics.json)
     OUT/tables/<model>_<analysis>_<k>.tex every summary.json's numbers (same tables as the report)
     OUT/figures/<model>/training.pdf      the training curves
-    OUT/figures/<model>/<analysis>/...    every figure of the run (its PDF; PNG when no PDF exists)
+    OUT/figures/<model>/<analysis>/...    every figure of the run as PDF: the run's own PDF, else drawn
+                                          from the saved results by the analysis' step in the paper
+                                          style (a run saves PNG only by default); PNG when neither
 
 Each table file holds one ``tabular`` only, so it can be ``\\input`` into any table float of
 a paper; ``main.tex`` shows how. The numbers are those of the JSON files, printed to four
@@ -15,6 +17,7 @@ significant digits (integers exactly).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -22,7 +25,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from neuralatlas.report.captions import describe
+from neuralatlas.report.captions import caption_fields, describe
 from neuralatlas.report.collect import ModelInfo, ReportError, RunInfo, depth_order, read_run
 from neuralatlas.report.sections import section_title
 from neuralatlas.report.tables import Table, is_number, readable_columns, summary_table
@@ -200,6 +203,10 @@ def export_latex(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
     (out / "tables").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     body: list[str] = []
+    import tempfile
+
+    scratch = tempfile.TemporaryDirectory(prefix="neuralatlas-latex-")
+    drawing = Path(scratch.name)  # PDFs drawn from the results, copied into out/figures like the rest
 
     body.append(r"\section{Run}")
     body.append(_run_overview(run))
@@ -235,20 +242,59 @@ def export_latex(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
                 if drawing is not None:
                     figures.append((drawing.relative_to(out), f"{model.name}: the model's layer graph (vector).",
                                     f"fig:{_safe(model.name)}-architecture-graph", _width_in(drawing)))
-            for src in depth_order(_figure_files(output), model.layers, output.figures_dir):
+            files = _figure_files(output)
+            drawn = _drawn_pdfs(output, drawing / _safe(model.name) / _safe(analysis), files)
+            for src in depth_order(files, model.layers, output.figures_dir):
                 rel = src.relative_to(output.figures_dir)
+                src = drawn.get(rel.with_suffix(""), src)  # the PDF drawn from the results for a PNG-only figure
+                rel = rel.with_suffix(src.suffix)
                 dest = out / "figures" / _safe(model.name) / _safe(analysis) / _safe_path(rel)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, dest)
-                caption = describe(analysis, rel.with_suffix(""), layers=model.layers, model=model.name)
+                caption = describe(analysis, rel.with_suffix(""), layers=model.layers, model=model.name,
+                                   **caption_fields(model, analysis))
                 label = "fig:" + _safe(f"{model.name}-{analysis}-{rel.with_suffix('').as_posix()}")
                 figures.append((dest.relative_to(out), caption, label, _width_in(src)))
             body.extend(_figure_floats(figures))
             body.append(r"\clearpage")
 
+    scratch.cleanup()
     main = out / "main.tex"
     main.write_text(_document(title or run.name, "\n\n".join(body)), encoding="utf-8")
     return main
+
+
+def _drawn_pdfs(output: Any, scratch: Path, files: list[Path]) -> dict[Path, Path]:
+    """PDFs of the figures the run saved as PNG only, drawn from the analysis' saved results by its
+    step's own figure function in the paper style (:func:`neuralatlas.plots.style.figure_style`).
+
+    Returns ``{figure path relative to figures/<analysis>/ without suffix: drawn PDF}``; empty
+    when every figure has its PDF already, when no step of the package wrote the analysis, or
+    when its results cannot be read back (the PNG is then included, as before).
+    """
+    png_only = [p for p in files if p.suffix.lower() == ".png"]
+    if not png_only or not output.results_dir.is_dir():
+        return {}
+    from neuralatlas.steps.registry import step_module
+
+    try:
+        module = step_module(output.name)
+    except ImportError:
+        return {}
+    if module is None or not hasattr(module, "load") or not hasattr(module, "figures"):
+        return {}
+    from neuralatlas.plots import style
+
+    paper = getattr(style, "figure_style", None)
+    try:
+        result = module.load(output.results_dir)
+        with paper("paper") if paper is not None else contextlib.nullcontext():
+            module.figures(result, scratch, ("pdf",))
+    except Exception:  # noqa: BLE001 - a result that does not load back keeps its PNG in the export
+        return {}
+    wanted = {p.relative_to(output.figures_dir).with_suffix("") for p in png_only}
+    drawn = {p.relative_to(scratch).with_suffix(""): p for p in scratch.rglob("*.pdf")}
+    return {rel: path for rel, path in drawn.items() if rel in wanted}
 
 
 # ---------------------------------------------------------------------------- pieces
@@ -346,12 +392,9 @@ def _figure_floats(figures: list[tuple[Path, str, str, float | None]]) -> list[s
 
 
 def _architecture_pdf(output: Any, dest: Path) -> Path | None:
-    """The layer graph as a vector PDF drawn by Graphviz (None without ``dot`` or a saved graph)."""
+    """The layer graph as a vector PDF, drawn by Graphviz or, without ``dot``, by the built-in
+    layout in matplotlib (None without a saved graph)."""
     if not (output.results_dir / "graph.json").is_file():
-        return None
-    from neuralatlas.architecture import dot_available
-
-    if not dot_available():
         return None
     from neuralatlas.architecture.graph import ArchitectureGraph
 

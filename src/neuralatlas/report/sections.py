@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from neuralatlas.report.captions import describe
+from neuralatlas.report.captions import caption_fields, describe
 from neuralatlas.report.collect import AnalysisOutput, ModelInfo, RunInfo, depth_order, layer_of
 from neuralatlas.report.components import attrs, esc, figure_html, plot_html, tables_html
 from neuralatlas.report.tables import summary_table
@@ -124,10 +124,11 @@ def analysis_block(ctx: SectionContext, out: AnalysisOutput, *, before: str = ""
     layers = model.layers
     tables = tables_html(summary_table(out.summary, layers), model=out.model, layers=layers) if out.summary else ""
     figures = []
+    wording = caption_fields(model, out.name)
     for path in depth_order(out.figures, layers, out.figures_dir):
         rel = path.relative_to(out.figures_dir)
         stem = rel.with_suffix("")
-        figures.append(figure_html(path, caption=describe(out.name, stem, layers=layers), model=out.model,
+        figures.append(figure_html(path, caption=describe(out.name, stem, layers=layers, **wording), model=out.model,
                                    layer=layer_of(str(stem), layers), source=str(stem)))
     grid = f'<div class="na-figs">{"".join(figures)}</div>' if figures else ""
     empty = "" if (tables or figures or before or after) else '<p class="na-muted">No summary or figures written.</p>'

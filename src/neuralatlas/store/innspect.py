@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -29,7 +28,7 @@ from neuralatlas.data.dataset import ArrayDataset
 from neuralatlas.errors import DataError, StoreError
 from neuralatlas.store.core import ActivationStore, chunk_rows_for
 
-__all__ = ["import_innspect_corpus", "import_innspect_output", "read_innspect_corpus"]
+__all__ = ["import_innspect_output", "read_innspect_corpus"]
 
 _HEADER_WORDS = {"file", "filename", "files", "path", "batch", "batch_file"}
 
@@ -110,28 +109,6 @@ def read_innspect_corpus(corpus_csv: str | Path, *, channels_last: bool = True,
         classes = group_names if labels is None else [str(c) for c in range(int(y.max()) + 1)]
     return ArrayDataset(np.concatenate(inputs), y, list(classes), groups=np.asarray(sample_groups),
                         name=f"innspect:{folder}")
-
-
-def import_innspect_corpus(corpus_csv: str | Path, model: Any, out: str | Path, *,
-                           layers: str | Sequence[str] | None = None, gradients: bool = True,
-                           target: Any = "prediction", channels_last: bool = True,
-                           classes: Sequence[str] | None = None, **capture_kwargs: Any) -> ActivationStore:
-    """Capture a PyTorch ``model`` over an iNNtrospect corpus into a store at ``out``.
-
-    iNNtrospect's own step (TensorFlow) records activations and the gradient of the predicted
-    class's logit; the defaults here do the same (``target="prediction"``). The corpus groups
-    become the sample table's ``group`` column, so ``naps(store, by="group")`` gives
-    iNNtrospect's NAPs.
-
-    Example
-    -------
-    >>> store = import_innspect_corpus("corpus/corpus.csv", model, out="run/acts.zarr")  # doctest: +SKIP
-    """
-    from neuralatlas.capture import capture
-
-    data = read_innspect_corpus(corpus_csv, channels_last=channels_last, classes=classes)
-    return capture(model, data, layers=layers, out=out, gradients=gradients, target=target,
-                   groups=data.groups, **capture_kwargs)
 
 
 def _load_batch(path: Path) -> np.ndarray:

@@ -379,8 +379,10 @@ def _train_once(model: nn.Module, train_data: Dataset, test_data: Dataset | None
 
 
 def _write_json(path: Path, payload: Any) -> None:
+    from neuralatlas.results import dumps
+
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, allow_nan=True) + "\n")
+    tmp.write_text(dumps(payload, indent=2) + "\n")  # strict: a diverged (NaN) loss is null, readable anywhere
     os.replace(tmp, path)
 
 

@@ -258,12 +258,14 @@ def project(
     k: int = 6,
     inputs: np.ndarray | None = None,
     labels: np.ndarray | None = None,
+    by: str | None = None,
     predictions: np.ndarray | None = None,
     classes: Sequence[str] | None = None,
     settings: Mapping[str, Any] | None = None,
     memory_limit: int | str | None = None,
     client: Any = None,
     progress: Progress | None = None,
+    seeds: int = 1,
 ) -> Projection:
     """Embed the activations of layers (and epochs) for one class-stratified sample subset.
 
@@ -296,9 +298,11 @@ def project(
     inputs : array [n_samples, ...], optional
         The raw inputs of the stored samples: projected as the pseudo-layer ``"input"``.
     labels, predictions, classes : optional
-        The sample table, for ``data`` given as arrays. For a store, ``labels`` may name a
-        sample-table column to colour (and stratify) by instead of ``label``: ``"token"``,
-        ``"position"``, ``"group"``, ...
+        The sample table, for ``data`` given as arrays.
+    by : str, optional
+        For a store: the sample-table column to colour (and stratify) by instead of
+        ``label``: ``"token"``, ``"position"``, ``"group"``, ... (``labels="token"`` is the
+        old spelling, deprecated).
     memory_limit, client
         ``method="pca"`` with ``n_samples=None`` on a store is out of core: the principal axes come
         from the layer's covariance, streamed over every sample in blocks that fit
@@ -307,6 +311,14 @@ def project(
         of at most 2,000 samples. See :func:`neuralatlas.analysis.streaming.reduce_blocks`.
     progress : callable(done, total), optional
         Called after every embedding.
+    seeds : int
+        t-SNE and UMAP are random: differences of neighbourhood hit between layers can be as
+        small as the spread between runs. With ``seeds > 1`` every layer of the last epoch is
+        embedded ``seeds − 1`` more times, independently (seeds ``seed + 1, ...``, no
+        initialisation from a neighbour), on the same samples, and its quality gets
+        ``nh_mean``, ``nh_min``, ``nh_max`` over the ``seeds`` runs (the kept, aligned
+        embedding among them) and ``nh_seeds``. The coordinates are those of the kept run.
+        It costs ``seeds − 1`` more embeddings per layer. PCA is deterministic: no extra runs.
 
     Returns
     -------
@@ -329,7 +341,13 @@ def project(
     """
     if method not in METHODS:
         raise AnalysisError(f"method={method!r} is not known; choose one of {', '.join(METHODS)}.")
-    src = _source(data, labels=labels, predictions=predictions, classes=classes, inputs=inputs)
+    if int(seeds) != seeds or seeds < 1:
+        raise AnalysisError(f"seeds={seeds!r}: give 1 (one embedding) or more (a spread of neighbourhood hit).")
+    if isinstance(labels, str):
+        warnings.warn(f"project(labels={labels!r}) is deprecated since 0.2: grouping is by=; use by={labels!r}",
+                      DeprecationWarning, stacklevel=3)
+        labels, by = None, labels
+    src = _source(data, labels=labels, predictions=predictions, classes=classes, inputs=inputs, by=by)
     names = src.resolve_layers(layers)
     slots = src.resolve_epochs(epochs)
     rows = src.subset(n_samples, seed)
@@ -378,13 +396,28 @@ def project(
         if progress is not None:
             progress(step, len(plan))
 
+    if seeds > 1 and quality and method != "pca" and not streamed:
+        last = slots[-1]
+        for layer in names:
+            key = (layer, last)
+            if key not in scores:
+                continue
+            features = _reduce(_flatten(src.read(layer, last, rows), None), pca_dims, seed)
+            hits = [scores[key]["neighborhood_hit"]]
+            for extra in range(1, seeds):
+                y = embed(features, method, seed=seed + extra, perplexity=perplexity, n_jobs=n_jobs,
+                          pca_dims=None, settings=settings)
+                hits.append(neighborhood_hit(y, sub_labels, k=k))
+            scores[key].update(nh_mean=float(np.mean(hits)), nh_min=float(np.min(hits)),
+                               nh_max=float(np.max(hits)), nh_seeds=int(seeds))
+
     preds = {}
     for e in slots:
         p = src.predictions(e)
         if p is not None:
             preds[e] = p[rows]
     params = {"n": int(len(rows)), "seed": int(seed), "align": bool(align), "perplexity": float(perplexity),
-              "pca_dims": pca_dims, "k": int(k), "source": src.where}
+              "pca_dims": pca_dims, "k": int(k), "source": src.where, "seeds": int(seeds)}
     if streamed:
         params["streamed"] = True
         params["quality_n"] = int(len(scored))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import html
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -13,10 +14,11 @@ import pandas as pd
 from neuralatlas.analysis.projection.sources import Key
 from neuralatlas.analysis.projection.trails import bundle_trails, smooth_trails
 from neuralatlas.errors import AnalysisError, LayerError, StoreError, did_you_mean
+from neuralatlas.results import Result, jsonable, read_json, safe_name, write_json
 
 
 # ================================================================ the result
-class Projection:
+class Projection(Result):
     """Coordinates of one sample subset for every (layer, epoch), with quality scores.
 
     Attributes
@@ -36,6 +38,8 @@ class Projection:
     params : dict
         Everything needed to reproduce it (``n``, ``seed``, ``align``, ``perplexity``, ...).
     """
+
+    kind: ClassVar[str] = "projection"
 
     def __init__(self, coordinates: Mapping[Key, np.ndarray], *, rows: np.ndarray, index: np.ndarray,
                  labels: np.ndarray, predictions: Mapping[int | None, np.ndarray] | None = None,
@@ -156,7 +160,11 @@ class Projection:
             best = table.loc[table["neighborhood_hit"].idxmax()]
             out["best"] = {"layer": best["layer"], "epoch": _epoch(best["epoch"]),
                            "neighborhood_hit": float(best["neighborhood_hit"])}
-        return _jsonable(out)
+        return jsonable(out)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The quality scores, one row per (layer, epoch) (:meth:`quality_table`)."""
+        return self.quality_table()
 
     # -------------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:
@@ -176,8 +184,8 @@ class Projection:
         meta = {"format": "neuralatlas.projection/1", "keys": [list(k) for k in keys],
                 "prediction_epochs": pred_epochs, "quality": [self.quality.get(k, {}) for k in keys],
                 "classes": self.classes, "method": self.method, "params": self.params}
-        (directory / "projection.json").write_text(json.dumps(_jsonable(meta), indent=1))
-        (directory / "summary.json").write_text(json.dumps(self.summary(), indent=1))
+        write_json(directory / "projection.json", meta, kind=self.kind, version=self.format_version)
+        self.write_summary(directory)
         return directory
 
     @classmethod
@@ -188,20 +196,22 @@ class Projection:
             directory = directory / "results" / "projection"
         if not (directory / "projection.json").exists():
             raise StoreError(f"No projection saved in {directory}; run neuralatlas project RUN_DIR first.")
-        meta = json.loads((directory / "projection.json").read_text())
+        meta = read_json(directory / "projection.json", kind=cls.kind, version=cls.format_version)
         with np.load(directory / "coordinates.npz") as npz:
             arrays = {name: npz[name] for name in npz.files}
         keys = [(k[0], _epoch(k[1])) for k in meta["keys"]]
         return cls(dict(zip(keys, arrays["coordinates"])), rows=arrays["rows"], index=arrays["index"],
                    labels=arrays["labels"], predictions=dict(zip(meta["prediction_epochs"], arrays["predictions"])),
-                   quality=dict(zip(keys, meta["quality"])), classes=meta["classes"], method=meta["method"],
+                   quality=dict(zip(keys, map(_scores, meta["quality"]))), classes=meta["classes"], method=meta["method"],
                    params=meta["params"])
 
     def __repr__(self) -> str:
         return (f"Projection(method={self.method!r}, n={self.n}, layers={self.layers}, epochs={self.epochs})")
 
     def _repr_html_(self) -> str:
-        return (f"<div><b>Projection</b> ({self.method}, {self.n} samples)"
+        # pandas escapes the layer names in the table; the header is escaped here
+        return (f"<div class='neuralatlas-result'><b>Projection</b> ({html.escape(str(self.method))},"
+                f" {self.n} samples)"
                 + self.quality_table().to_html(index=False, float_format=lambda v: f"{v:.3f}") + "</div>")
 
 
@@ -209,6 +219,11 @@ def _epoch(value: Any) -> int | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     return int(value)
+
+
+def _scores(values: Mapping[str, Any]) -> dict[str, float]:
+    """Quality scores as read back: strict JSON wrote an undefined score (NaN) as null."""
+    return {k: float("nan") if v is None else v for k, v in values.items()}
 
 
 def _jsonable(value: Any) -> Any:
@@ -224,7 +239,7 @@ def _jsonable(value: Any) -> Any:
 
 
 # ================================================================ neurons as points
-class NeuronProjection:
+class NeuronProjection(Result):
     """The neurons of one layer as 2-D points, placed by the correlation of their activations.
 
     Attributes
@@ -239,6 +254,8 @@ class NeuronProjection:
     method : str
     params : dict
     """
+
+    kind: ClassVar[str] = "neuron_projection"
 
     def __init__(self, coordinates: np.ndarray, *, layer: str, epoch: int | None = None,
                  dead: np.ndarray | None = None, quality: Mapping[str, float] | None = None,
@@ -255,27 +272,66 @@ class NeuronProjection:
     def n_neurons(self) -> int:
         return len(self.coordinates)
 
-    def save(self, directory: str | Path) -> Path:
+    @property
+    def stem(self) -> str:
+        """The file stem of this layer (and epoch): ``neurons_<layer>[_epoch<k>]``."""
+        return "neurons_" + safe_name(self.layer) + ("" if self.epoch is None else f"_epoch{self.epoch}")
+
+    def summary(self) -> dict[str, Any]:
+        """Layer, epoch, neuron counts, trustworthiness and the settings."""
+        return {"layer": self.layer, "epoch": self.epoch, "n_neurons": self.n_neurons,
+                "n_dead": int(self.dead.sum()), "method": self.method, "quality": dict(self.quality),
+                "params": dict(self.params)}
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per neuron: its coordinates and whether it is dead."""
+        return pd.DataFrame({"neuron": np.arange(self.n_neurons), "x": self.coordinates[:, 0],
+                             "y": self.coordinates[:, 1], "dead": self.dead})
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``neurons_<layer>.npz`` and ``.json`` into ``directory`` (one folder holds every layer's)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        stem = _safe(self.layer) + ("" if self.epoch is None else f"_epoch{self.epoch}")
-        np.savez(directory / f"neurons_{stem}.npz", coordinates=self.coordinates, dead=self.dead)
+        np.savez(directory / f"{self.stem}.npz", coordinates=self.coordinates, dead=self.dead)
         meta = {"layer": self.layer, "epoch": self.epoch, "quality": self.quality, "method": self.method,
                 "params": self.params}
-        (directory / f"neurons_{stem}.json").write_text(json.dumps(_jsonable(meta), indent=1))
-        return directory / f"neurons_{stem}.npz"
+        write_json(directory / f"{self.stem}.json", meta, kind=self.kind, version=self.format_version)
+        return directory
 
     @classmethod
-    def load(cls, path: str | Path) -> NeuronProjection:
-        path = Path(path)
-        meta = json.loads(path.with_suffix(".json").read_text())
-        with np.load(path) as npz:
+    def load(cls, directory: str | os.PathLike[str], layer: str | None = None,
+             epoch: int | None = None) -> NeuronProjection:
+        """Read what :meth:`save` wrote: from ``directory`` (``layer=`` picks one of several), or an ``.npz`` path.
+
+        Raises
+        ------
+        StoreError
+            No neuron projection there, or several and ``layer`` not given (the message lists them).
+        """
+        path = Path(directory)
+        if path.suffix == ".npz":
+            json_path = path.with_suffix(".json")
+        else:
+            found = sorted(path.glob("neurons_*.json"))
+            metas = {f: read_json(f, kind=cls.kind, version=cls.format_version) for f in found}
+            if layer is not None:
+                metas = {f: m for f, m in metas.items() if m.get("layer") == layer
+                         and (epoch is None or m.get("epoch") == epoch)}
+            if len(metas) != 1:
+                layers = sorted({f"{m.get('layer')}" + ("" if m.get("epoch") is None else f"@{m['epoch']}")
+                                 for m in (read_json(f) for f in found)})
+                what = "No" if not metas else f"{len(metas)}"
+                raise StoreError(f"{what} neuron projections{'' if layer is None else f' of {layer!r}'} in {path};"
+                                 + (f" name one with layer= (there: {', '.join(layers)})." if layers else
+                                    " save one with NeuronProjection.save(directory) first."))
+            json_path = next(iter(metas))
+        meta = read_json(json_path, kind=cls.kind, version=cls.format_version)
+        with np.load(json_path.with_suffix(".npz")) as npz:
             return cls(npz["coordinates"], dead=npz["dead"], layer=meta["layer"], epoch=meta["epoch"],
-                       quality=meta["quality"], method=meta["method"], params=meta["params"])
+                       quality=_scores(meta["quality"]), method=meta["method"], params=meta["params"])
 
     def __repr__(self) -> str:
         return f"NeuronProjection(layer={self.layer!r}, n_neurons={self.n_neurons}, method={self.method!r})"
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+_safe = safe_name  # file names from layer names: the one rule of neuralatlas.results

@@ -57,13 +57,11 @@ from neuralatlas.analysis.similarity.result import ProbeResult, SimilarityMatrix
 from neuralatlas.analysis.similarity.rsa import rdm, rsa, rsa_matrix
 from neuralatlas.analysis.similarity.sources import (DEFAULT_SUBSAMPLE, POOLS, RSA_METRICS, SimilarityWarning,
                                                      check_same_samples)
-from neuralatlas.analysis.similarity.step import run_similarity, save_figures
 from neuralatlas.analysis.similarity.suite import similarity
 from neuralatlas.analysis.streaming import default_memory_limit
 
 # private names other modules imported from here before the split; kept for them
 from neuralatlas.analysis.similarity.sources import _as_store, _resolve_layers, _Source, _store_sources  # noqa: F401,E501,I001
-from neuralatlas.analysis.similarity.step import _STEP_PARAMS  # noqa: F401
 
 __all__ = [
     "CKA_METHODS",
@@ -85,7 +83,14 @@ __all__ = [
     "rdm",
     "rsa",
     "rsa_matrix",
-    "run_similarity",
-    "save_figures",
     "similarity",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``run_similarity``, ``save_figures`` (and ``_STEP_PARAMS``) moved to :mod:`neuralatlas.steps.similarity`."""
+    if name in ("run_similarity", "save_figures", "_STEP_PARAMS"):
+        from neuralatlas.analysis.similarity import step as moved  # warns, once per use
+
+        return getattr(moved, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

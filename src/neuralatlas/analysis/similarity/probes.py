@@ -29,10 +29,14 @@ from neuralatlas.errors import AnalysisError
 from neuralatlas.vocabulary import renamed_parameter
 
 
+DEFAULT_PROBE_SAMPLES = AtMost(10_000)
+"""Up to 10,000 samples per probe (a seeded random subset)."""
+
+
 @renamed_parameter("max_samples", "n_samples", transform=_old_cap)
 def linear_probes(store: Any, layers: Sequence[str] | str | None = None, *, epoch: int | None = None,
                   labels: Sequence[int] | np.ndarray | None = None, cv: int = 5, seed: int = 0,
-                  max_features: int = 128, n_samples: Any = AtMost(10_000), C: float = 1.0,
+                  max_features: int = 128, n_samples: Any = DEFAULT_PROBE_SAMPLES, C: float = 1.0,
                   pool: str | None = None, memory_limit: int | str | None = None,
                   progress: ProgressFn | None = None) -> ProbeResult:
     """Cross-validated logistic-regression accuracy of each layer's activations.

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import json
+import html
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from neuralatlas.errors import AnalysisError, LayerError, did_you_mean
+from neuralatlas.results import Result, read_json, write_json
 
 
 @dataclass
-class SimilarityMatrix:
+class SimilarityMatrix(Result):
     """A matrix of similarities: rows and columns are layers (or epochs) of one or two stores.
 
     Attributes
@@ -35,6 +37,8 @@ class SimilarityMatrix:
         How they were computed: ``"feature"`` (streamed feature space), ``"gram"`` (n×n
         Grams of every sample), ``"gram-subsample"``, or a combination joined by ``+``.
     """
+
+    kind: ClassVar[str] = "similarity_matrix"
 
     values: np.ndarray
     rows: list[str]
@@ -60,17 +64,56 @@ class SimilarityMatrix:
         return float(self.values[self.rows.index(r), self.cols.index(c)])
 
     def _repr_html_(self) -> str:
-        return f"<b>{self.title or self.measure}</b>" + self.to_frame().round(3).to_html()
+        # pandas escapes the labels; the title may hold a layer or run name too
+        return (f"<div class='neuralatlas-result'><b>{html.escape(self.title or self.measure)}</b>"
+                + self.to_frame().round(3).to_html() + "</div>")
 
     def as_json(self) -> dict[str, Any]:
+        """The labels and settings (everything but the values), as plain JSON types."""
         return {"measure": self.measure, "rows": list(self.rows), "cols": list(self.cols),
                 "row_axis": self.row_axis, "col_axis": self.col_axis, "title": self.title,
                 "notes": list(self.notes), "method": self.method}
 
+    def summary(self) -> dict[str, Any]:
+        """Labels, settings and the range of the values (off the diagonal for a layer × layer matrix)."""
+        out: dict[str, Any] = self.as_json()
+        values = np.asarray(self.values, np.float64)
+        if list(self.rows) == list(self.cols) and len(self.rows) > 1:
+            values = values[~np.eye(len(self.rows), dtype=bool)]
+        finite = values[np.isfinite(values)]
+        out["min"] = float(finite.min()) if finite.size else None
+        out["max"] = float(finite.max()) if finite.size else None
+        out["mean"] = float(finite.mean()) if finite.size else None
+        return out
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``matrix.npz`` (the values) and ``matrix.json`` (labels, settings) into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        np.savez(directory / "matrix.npz", values=np.asarray(self.values))
+        write_json(directory / "matrix.json", self.as_json(), kind=self.kind, version=self.format_version)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> SimilarityMatrix:
+        """Read what :meth:`save` wrote."""
+        directory = Path(directory)
+        if not (directory / "matrix.json").is_file():
+            raise AnalysisError(f"No similarity matrix in {directory} (no matrix.json); save one with"
+                                " SimilarityMatrix.save(directory) first.")
+        meta = read_json(directory / "matrix.json", kind=cls.kind, version=cls.format_version)
+        with np.load(directory / "matrix.npz") as arrays:
+            return cls._from_meta(arrays["values"], meta)
+
+    @classmethod
+    def _from_meta(cls, values: np.ndarray, m: Mapping[str, Any]) -> SimilarityMatrix:
+        return cls(np.asarray(values), list(m["rows"]), list(m["cols"]), m["measure"], m["row_axis"],
+                   m["col_axis"], m["title"], list(m["notes"]), m.get("method", ""))
+
 
 # ============================================================================ probes
 @dataclass
-class ProbeResult:
+class ProbeResult(Result):
     """Cross-validated linear-probe accuracy per layer.
 
     Attributes
@@ -87,6 +130,8 @@ class ProbeResult:
         Accuracy of always guessing the most frequent class.
     cv, n_samples, seed : int
     """
+
+    kind: ClassVar[str] = "probes"
 
     layers: list[str]
     accuracy: np.ndarray
@@ -119,16 +164,41 @@ class ProbeResult:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ProbeResult:
         return cls(list(data["layers"]), np.asarray(data["accuracy"], float), np.asarray(data["std"], float),
-                   list(data["n_features"]), list(data["n_components"]), float(data["chance"]),
+                   list(data["n_features"]), list(data["n_components"]), float("nan") if data["chance"] is None else float(data["chance"]),
                    int(data["cv"]), int(data["n_samples"]), int(data.get("seed", 0)), data.get("name", ""))
 
     def _repr_html_(self) -> str:
-        return "<b>linear probes</b>" + self.to_frame().round(3).to_html(index=False)
+        title = "linear probes" + (f" of {self.name}" if self.name else "")
+        return (f"<div class='neuralatlas-result'><b>{html.escape(title)}</b>"
+                + self.to_frame().round(3).to_html(index=False) + "</div>")
+
+    def summary(self) -> dict[str, Any]:
+        """Accuracy per layer, chance, the best layer and the settings."""
+        accuracy = {layer: _num(a) for layer, a in zip(self.layers, self.accuracy)}
+        finite = [(a, layer) for layer, a in accuracy.items() if a is not None]
+        best = max(finite)[1] if finite else None
+        return {"name": self.name, "accuracy": accuracy, "chance": _num(self.chance), "best_layer": best,
+                "best_accuracy": accuracy[best] if best is not None else None, "cv": int(self.cv),
+                "n_samples": int(self.n_samples), "seed": int(self.seed)}
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``probes.json`` into ``directory``; return it."""
+        directory = Path(directory)
+        write_json(directory / "probes.json", self.as_json(), kind=self.kind, version=self.format_version)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> ProbeResult:
+        """Read what :meth:`save` wrote (not the ``probes.json`` of a :class:`SimilarityResult`)."""
+        path = Path(directory) / "probes.json"
+        if not path.is_file():
+            raise AnalysisError(f"No probes in {directory} (no probes.json); save them with ProbeResult.save first.")
+        return cls.from_json(read_json(path, kind=cls.kind, version=cls.format_version))
 
 
 # ============================================================================ the whole analysis
 @dataclass
-class SimilarityResult:
+class SimilarityResult(Result):
     """Everything :func:`similarity` computed for a run: named matrices and probes.
 
     Attributes
@@ -142,6 +212,8 @@ class SimilarityResult:
     info : dict
         Store paths, sample count, settings.
     """
+
+    kind: ClassVar[str] = "similarity"
 
     matrices: dict[str, SimilarityMatrix] = field(default_factory=dict)
     probes: ProbeResult | None = None
@@ -187,35 +259,35 @@ class SimilarityResult:
             out["notes"] = notes
         return out
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``matrices.npz``, ``matrices.json``, ``probes.json`` and ``summary.json``."""
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``matrices.npz``, ``matrices.json``, ``probes.json`` and ``summary.json``; return ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         arrays = {f"m{i}": m.values for i, m in enumerate(self.matrices.values())}
         meta = {key: {**m.as_json(), "array": f"m{i}"} for i, (key, m) in enumerate(self.matrices.items())}
         np.savez(directory / "matrices.npz", **arrays)
-        (directory / "matrices.json").write_text(json.dumps(meta, indent=2))
+        write_json(directory / "matrices.json", meta, kind=self.kind, version=self.format_version, indent=2)
         probes = {k: p.as_json() for k, p in (("probes", self.probes), ("other_probes", self.other_probes))
                   if p is not None}
-        (directory / "probes.json").write_text(json.dumps(probes, indent=2))
-        (directory / "summary.json").write_text(json.dumps(self.summary(), indent=2, ensure_ascii=False))
+        write_json(directory / "probes.json", probes, kind=self.kind, version=self.format_version, indent=2)
+        self.write_summary(directory)
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> SimilarityResult:
+    def load(cls, directory: str | os.PathLike[str]) -> SimilarityResult:
         """Read what :meth:`save` wrote."""
         directory = Path(directory)
         if not (directory / "matrices.json").exists():
             raise AnalysisError(f"No similarity results in {directory} (no matrices.json); run"
                                 " `neuralatlas similarity RUN_DIR` or similarity(...).save(dir) first.")
-        meta = json.loads((directory / "matrices.json").read_text())
+        version = cls.format_version
+        meta = read_json(directory / "matrices.json", kind=cls.kind, version=version)
         with np.load(directory / "matrices.npz") as arrays:
-            matrices = {key: SimilarityMatrix(arrays[m["array"]], list(m["rows"]), list(m["cols"]), m["measure"],
-                                              m["row_axis"], m["col_axis"], m["title"], list(m["notes"]),
-                                              m.get("method", ""))
-                        for key, m in meta.items()}
-        probes = json.loads((directory / "probes.json").read_text()) if (directory / "probes.json").exists() else {}
-        summary = json.loads((directory / "summary.json").read_text()) if (directory / "summary.json").exists() else {}
+            matrices = {key: SimilarityMatrix._from_meta(arrays[m["array"]], m) for key, m in meta.items()}
+        probes = (read_json(directory / "probes.json", kind=cls.kind, version=version)
+                  if (directory / "probes.json").exists() else {})
+        # the summary's kind is not required: a run-folder step may rewrite it with its own tag
+        summary = read_json(directory / "summary.json") if (directory / "summary.json").exists() else {}
         info = {k: summary[k] for k in ("store", "other", "n_samples", "layers", "settings") if k in summary}
         return cls(matrices,
                    ProbeResult.from_json(probes["probes"]) if "probes" in probes else None,
@@ -223,8 +295,9 @@ class SimilarityResult:
                    info)
 
     def _repr_html_(self) -> str:
-        parts = [f"<div><b>Similarity</b> ({self.info.get('n_samples', '?')} samples):"
-                 f" {', '.join(self.matrices)}</div>"]
+        parts = [f"<div class='neuralatlas-result'><b>Similarity</b>"
+                 f" ({html.escape(str(self.info.get('n_samples', '?')))} samples):"
+                 f" {html.escape(', '.join(self.matrices))}</div>"]
         if "linear_cka" in self.matrices:
             parts.append(self.matrices["linear_cka"]._repr_html_())
         if self.probes is not None:

@@ -1,48 +1,24 @@
-"""The run-folder step of the similarity analysis (moving to ``neuralatlas.steps``)."""
+"""Moved: the similarity step is :mod:`neuralatlas.steps.similarity` (since 0.2).
+
+``run_similarity`` and ``save_figures`` keep working from here (and from
+``neuralatlas.analysis.similarity``) for one release, with a DeprecationWarning.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+import warnings
 from typing import Any
 
-from neuralatlas.analysis.similarity.result import SimilarityResult
-from neuralatlas.analysis.similarity.suite import similarity
-from neuralatlas.errors import AnalysisError, did_you_mean
+_MOVED = {"run_similarity": "legacy_run_similarity", "save_figures": "save_figures", "_STEP_PARAMS": "PARAMS"}
 
 
-def save_figures(result: SimilarityResult, directory: str | Path,
-                 formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
-    """Draw every figure of ``result`` (see :mod:`neuralatlas.plots.similarity`) into ``directory``."""
-    import matplotlib.pyplot as plt
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        if not name.startswith("_"):
+            new = "run" if name == "run_similarity" else "figures"
+            warnings.warn(f"neuralatlas.analysis.similarity.{name} is deprecated since 0.2; use "
+                          f"neuralatlas.steps.similarity.{new}", DeprecationWarning, stacklevel=2)
+        from neuralatlas.steps import similarity as moved  # deprecated shim: upward import, until 0.3
 
-    from neuralatlas.plots.similarity import similarity_figures
-    from neuralatlas.plots.style import save_figure
-
-    written: list[Path] = []
-    for name, fig in similarity_figures(result).items():
-        written += save_figure(fig, Path(directory) / name, formats=formats)
-        plt.close(fig)
-    return written
-
-
-_STEP_PARAMS = {"layers", "other", "other_layers", "epoch", "epochs", "rbf", "rsa", "probes", "pool",
-                "n_samples", "subsample", "metric", "cv", "max_features", "seed", "memory_limit"}
-
-
-def run_similarity(ctx: Any, params: Mapping[str, Any], reporter: Any = None) -> dict[str, Any]:
-    """Pipeline step: the similarity analysis of one model's run, saved into its run folder.
-
-    Writes ``results/similarity/`` and ``figures/similarity/``; returns the summary.
-    ``params`` are keyword arguments of :func:`similarity`.
-    """
-    unknown = sorted(set(params) - _STEP_PARAMS)
-    if unknown:
-        raise AnalysisError(f"Unknown similarity parameter(s) {unknown};"
-                            f"{did_you_mean(unknown[0], _STEP_PARAMS)} valid: {', '.join(sorted(_STEP_PARAMS))}.")
-    progress = getattr(reporter, "progress", None)
-    params = {"client": getattr(ctx, "client", None), **dict(params)}
-    result = similarity(ctx.store, progress=progress, **params)
-    result.save(ctx.results_dir("similarity"))
-    save_figures(result, ctx.figures_dir("similarity"))
-    return result.summary()
+        return getattr(moved, _MOVED[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

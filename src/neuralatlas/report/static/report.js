@@ -584,6 +584,31 @@
     });
   }
 
+  // a link to a section (report.html#sec-naps) lands once, before the charts above it are
+  // drawn: land again when they are, below the sticky header (scroll-margin-top in report.css)
+  function landOnHash() {
+    var id = decodeURIComponent(location.hash.slice(1));
+    var target = id && id !== "na-selftest" ? document.getElementById(id) : null;
+    if (target) { target.scrollIntoView({ block: "start" }); }
+  }
+
+  // self-test: follow the header's link to the last section as a reader would (a click on the
+  // link) and check its heading is not under the sticky header: data-na-anchor="clear"
+  function anchorTest() {
+    var links = document.querySelectorAll(".na-nav a[href^='#']");
+    var link = links[links.length - 1], top = document.querySelector(".na-top");
+    if (!link || !top) { root.setAttribute("data-na-anchor", "no-nav"); return Promise.resolve(); }
+    link.click();
+    return new Promise(function (resolve) { requestAnimationFrame(function () { setTimeout(resolve, 50); }); })
+      .then(function () {
+        var heading = document.querySelector(link.getAttribute("href") + " h2");
+        var h = heading.getBoundingClientRect(), bar = top.getBoundingClientRect();
+        var covered = getComputedStyle(top).position === "sticky" ? bar.bottom : 0;
+        root.setAttribute("data-na-anchor-gap", String(Math.round(h.top - covered)));
+        root.setAttribute("data-na-anchor", h.top >= covered - 0.5 && h.top < window.innerHeight ? "clear" : "hidden");
+      });
+  }
+
   function start() {
     trackHeader();
     var drawn = drawPlots();
@@ -596,7 +621,8 @@
       if (fig && e.target.tagName === "IMG") { fig.classList.toggle("na-zoom"); }
     });
     Promise.all(drawn.concat(projections.map(function (p) { return p.ready; })))
-      .then(function () { return selfTest(projections); })
+      .then(function () { landOnHash(); return selfTest(projections); })
+      .then(function () { return location.hash === "#na-selftest" ? anchorTest() : null; })
       .then(function () {
         root.setAttribute("data-na-plots", String(charts.length));
         root.setAttribute("data-na-ready", "1");

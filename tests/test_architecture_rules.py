@@ -1,0 +1,255 @@
+"""The import rules of docs/ARCHITECTURE.md, checked on the source: no cycle, no upward import.
+
+Every module of ``src/neuralatlas`` is parsed with :mod:`ast`; every import (module level and
+inside functions; ``if TYPE_CHECKING:`` blocks excluded, they never run) becomes an edge.
+The layers, bottom to top, follow the data flow of the architecture page::
+
+    package root, errors < patterns, specs, results, vocabulary < data < store < zoo < capture
+      < analysis | architecture, attribution, featurevis, adversarial (beside each other)
+      < plots < steps, photo_steps < toy, report < config < pipeline < cli
+
+A module may import its own layer or below. The only exceptions are the deprecation shims
+listed in :data:`SHIMS` (old import paths that keep working for one release): each must
+still exist (so the list can only shrink) and each is left out of the cycle check.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+LAYERS: list[set[str]] = [
+    {"", "errors"},
+    {"patterns", "specs", "results", "vocabulary"},
+    {"data"},
+    {"store"},
+    {"zoo"},
+    {"capture"},
+    {"analysis", "architecture", "attribution", "featurevis", "adversarial"},
+    {"plots"},
+    {"steps", "photo_steps"},
+    {"toy", "report"},
+    {"config"},
+    {"pipeline"},
+    {"cli"},
+]
+RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
+
+# Deprecated old import paths (module, imported module) that import upward, until 0.3.
+SHIMS = {
+    ("neuralatlas.attribution.runfolder", "neuralatlas.steps.attribution"),
+    ("neuralatlas.adversarial.runfolder", "neuralatlas.steps.adversarial"),
+    ("neuralatlas.analysis.similarity.step", "neuralatlas.steps.similarity"),
+    ("neuralatlas.attribution.jax_methods", "neuralatlas.steps.attribution"),
+    ("neuralatlas.store", "neuralatlas.capture.innspect"),
+    # Result conveniences that draw with plots (``PhotoAttribution.figure()``, ``UnitCard.figure()``,
+    # the token heat map in ``Attribution._repr_html_``): the steps no longer use them; they
+    # are the next to go (the heat-map HTML is no figure and can move below plots).
+    ("neuralatlas.attribution.photos", "neuralatlas.plots.attribution"),
+    ("neuralatlas.attribution.result", "neuralatlas.plots.attribution"),
+    ("neuralatlas.featurevis.units", "neuralatlas.plots.featurevis"),
+}
+
+# Import cycles inside one package that are still to be broken (function-level imports both
+# ways). The list may only shrink: a cycle not listed fails, and so does a listed one that is gone.
+KNOWN_CYCLES = [
+    {"neuralatlas.store.core", "neuralatlas.store.integrity"},
+    {"neuralatlas.capture.foreign", "neuralatlas.capture.keras_adapter", "neuralatlas.capture.loop"},
+    {"neuralatlas.architecture.collapse", "neuralatlas.architecture.graph", "neuralatlas.architecture.render",
+     "neuralatlas.architecture.table"},
+    {"neuralatlas.data", "neuralatlas.data.custom"},
+    {"neuralatlas.report.captions", "neuralatlas.report.sections"},
+]
+
+
+def modules() -> dict[str, tuple[Path, bool]]:
+    found = {}
+    for path in sorted((SRC / "neuralatlas").rglob("*.py")):
+        parts = list(path.relative_to(SRC).with_suffix("").parts)
+        package = parts[-1] == "__init__"
+        if package:
+            parts = parts[:-1]
+        found[".".join(parts)] = (path, package)
+    return found
+
+
+def _runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement except those under ``if TYPE_CHECKING:``."""
+    out: list[ast.Import | ast.ImportFrom] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            out.append(node)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return out
+
+
+def import_graph() -> dict[str, dict[str, int]]:
+    """``{module: {imported module: line}}`` of the package's own modules."""
+    mods = modules()
+    edges: dict[str, dict[str, int]] = defaultdict(dict)
+    for name, (path, package) in mods.items():
+        here = name if package else name.rpartition(".")[0]
+        for node in _runtime_imports(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                base = node.module or ""
+                if node.level:
+                    parts = here.split(".")[: len(here.split(".")) - (node.level - 1)]
+                    base = ".".join(parts + ([node.module] if node.module else []))
+                # ``from pkg import sub`` imports the submodule; ``from pkg import name`` the package
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
+            for target in targets:
+                while target and target not in mods:  # ``import a.b.c`` of a name: its module
+                    target = target.rpartition(".")[0]
+                if target and target != name and not name.startswith(target + "."):
+                    edges[name].setdefault(target, node.lineno)
+                elif target and target != name and name.startswith(target + ".") and target in mods:
+                    # a module importing a name from its own package's __init__: a real edge
+                    if isinstance(node, ast.ImportFrom) and f"{node.module}" == target and not all(
+                            f"{target}.{a.name}" in mods for a in node.names):
+                        edges[name].setdefault(target, node.lineno)
+    return edges
+
+
+def layer_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected components of more than one node (Tarjan): each holds a cycle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[set[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = set()
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.add(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(component)
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of ``graph`` as a list of nodes (first == last), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_every_package_has_a_layer():
+    missing = sorted({layer_of(m) for m in modules()} - set(RANK))
+    assert not missing, f"packages without a layer in this test (add them to LAYERS): {missing}"
+
+
+def test_no_module_imports_a_layer_above_it():
+    bad = []
+    for module, targets in import_graph().items():
+        for target, line in targets.items():
+            if (module, target) in SHIMS:
+                continue
+            if RANK[layer_of(target)] > RANK[layer_of(module)]:
+                bad.append(f"{module} (layer {layer_of(module) or 'root'}) imports {target} "
+                           f"(layer {layer_of(target)}) at line {line}")
+    assert not bad, "upward imports:\n  " + "\n  ".join(bad)
+
+
+def test_shims_still_exist():
+    graph = import_graph()
+    gone = [f"{a} -> {b}" for a, b in SHIMS if b not in graph.get(a, {})]
+    assert not gone, f"deprecation shims no longer there (remove them from SHIMS): {gone}"
+
+
+def _graph(level: str) -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = defaultdict(set)
+    for module, targets in import_graph().items():
+        for target in targets:
+            if (module, target) in SHIMS:
+                continue
+            if level == "package":
+                a, b = layer_of(module), layer_of(target)
+                if a != b:
+                    graph[a].add(b)
+            else:
+                graph[module].add(target)
+    return graph
+
+
+def test_no_import_cycle_between_packages():
+    cycle = find_cycle(_graph("package"))
+    assert cycle is None, f"import cycle between packages: {' -> '.join(c or 'neuralatlas' for c in cycle)}"
+
+
+def test_no_import_cycle_between_modules():
+    graph = _graph("module")
+    new, gone = [], [sorted(k) for k in KNOWN_CYCLES]
+    for component in strongly_connected(graph):
+        if component in KNOWN_CYCLES:
+            gone.remove(sorted(component))
+            continue
+        sub = {m: graph[m] & component for m in component}
+        new.append(" -> ".join(find_cycle(sub) or sorted(component)))
+    assert not new, "import cycles between modules:\n  " + "\n  ".join(new)
+    assert not gone, f"cycles broken since (remove them from KNOWN_CYCLES): {gone}"
+
+
+def test_the_checker_finds_a_cycle_and_an_upward_edge():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+    assert strongly_connected({"a": {"b"}, "b": {"a", "c"}, "c": set()}) == [{"a", "b"}]
+    assert RANK["analysis"] < RANK["plots"] < RANK["steps"] < RANK["report"] < RANK["pipeline"] < RANK["cli"]
