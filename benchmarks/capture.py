@@ -219,6 +219,7 @@ def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024
+side = {side!r}
 disk = 0.0
 if {floor!r}:
     piece = np.ones(2**22, np.float32)
@@ -237,7 +238,6 @@ os.sync()
 import gc; gc.collect()
 open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the RSS now
 base = status("VmRSS")
-side = {side!r}
 t0 = time.perf_counter()
 if side == "ours":
     na.capture(model, data, out={str(tmp / f'mem{n}.zarr')!r}, batch_size={batch}, overwrite=True,

@@ -117,6 +117,8 @@ def naps_speed(n: int, shape: tuple[int, int, int], groups: int, batch: int, rep
         print(f"   {name:<72s} {tm}  {n * units * 4 / tm.min / 2**30:6.2f} GiB/s  {tm.min / floor.min:5.2f}x floor")
     full, means = t["naps(): means + std + unit statistics"], t["naps(std=False, statistics=False): means only"]
     inn = t[f"iNNtrospect way: np.load + mean per {batch}-sample .npy batch (means only)"]
+    print("   (threads: np.fromfile 1; naps() 1 compute thread + 1 reading the next block, which only pays"
+          " where a core is idle: on one core NAPs cost read + reduce, see section 2's kernel speed)")
     print(ratio_line("full NAPs / one raw read (np.fromfile)", full, floor, "<= 1.3x"))
     print(ratio_line("means-only NAPs / iNNtrospect-style loop (means only)", means, inn,
                      "< 1x; above 1 means the plain loop beats us"))

@@ -156,3 +156,14 @@ def test_every_result_class_has_an_example():
         "Add a small instance of each to an EXAMPLES dict there (a layer or group named "
         f"{HOSTILE!r} where it has names), so the conformance test checks it."
         + (f" (modules not imported, optional extras missing: {', '.join(skipped)})" if skipped else ""))
+
+
+def test_old_name_arguments_still_save_and_load_with_a_warning(tmp_path):
+    from neuralatlas.featurevis.dream import DreamResult
+
+    example = EXAMPLES["analyses:dream"]()
+    with pytest.warns(DeprecationWarning, match="folder of its own"):
+        folder = example.save(tmp_path, "my photo")
+    assert folder == tmp_path / "my_photo" and (folder / "dream.json").is_file()
+    with pytest.warns(DeprecationWarning, match="folder of its own"):
+        assert DreamResult.load(tmp_path, "my photo").equals(example)

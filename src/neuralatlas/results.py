@@ -204,9 +204,26 @@ def files_of(owner: str, directory: str | os.PathLike[str], stem: str, name: str
 
     warnings.warn(f"{owner}.load(directory, {name!r}) is deprecated since 0.2: every result has a folder of its "
                   f"own; use {owner}.load(directory / {name!r})", DeprecationWarning, stacklevel=3)
-    if (directory / name / f"{stem}.json").is_file():
-        return directory / name / stem
+    for folder in (directory / name, directory / safe_name(name)):  # as given, or as save(directory, name) made it
+        if (folder / f"{stem}.json").is_file():
+            return folder / stem
     return directory / name
+
+
+def folder_of(owner: str, directory: str | os.PathLike[str], name: str | None = None) -> Path:
+    """The folder a result saves into: ``directory``; with the deprecated ``name``, ``directory/name``.
+
+    Older ``save(directory, name)`` calls put several results' files side by side; now every
+    result has a folder of its own, so ``name`` becomes a subfolder (with a warning).
+    """
+    directory = Path(directory)
+    if name is None:
+        return directory
+    import warnings
+
+    warnings.warn(f"{owner}.save(directory, {name!r}) is deprecated since 0.2: every result has a folder of its "
+                  f"own; use {owner}.save(directory / {name!r})", DeprecationWarning, stacklevel=3)
+    return directory / safe_name(name)
 
 
 # -------------------------------------------------------------------------------- protocol

@@ -162,7 +162,7 @@ def test_streamed_anova_equals_in_memory_and_on_a_cluster(small_chunks, arrays, 
     reference = anova_importances(arrays["offset"], arrays["labels"], 4)
     np.testing.assert_allclose(local.importances, reference, rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(remote.importances, local.importances, rtol=1e-9, atol=1e-12)
-    assert local.params["streamed"] and local.params["n"] == N
+    assert local.params["streamed"] and local.params["n_samples"] == N  # the vocabulary's name (was "n")
 
 
 def test_streamed_pca_projection_equals_sklearn_on_all_samples(small_chunks, arrays, client):

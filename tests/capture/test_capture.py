@@ -432,3 +432,32 @@ def test_a_target_that_changes_outputs_in_place_is_refused(tmp_path, small):
 
     with pytest.raises(CaptureError, match="in place"):
         na.capture(model, small, layers=["out"], out=tmp_path / "t.zarr", gradients=True, target=target)
+
+
+def test_gradients_where_autograd_refuses_an_in_place_op_on_a_recorded_view(tmp_path, small):
+    # Flatten of the input is a view of a leaf that requires grad: the in-place ReLU after it
+    # raises inside the forward unless the recorded output is copied
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.ReLU(inplace=True), nn.Linear(64, 10)).eval()
+    store = na.capture(model, small, layers=["0"], out=tmp_path / "v.zarr", gradients=True)
+    x = torch.from_numpy(small.inputs).flatten(1).requires_grad_(True)
+    logits = model[2](torch.relu(x))
+    g = torch.autograd.grad(logits.gather(1, torch.from_numpy(small.labels)[:, None]).sum(), x)[0]
+    np.testing.assert_allclose(np.asarray(store.activations("0")), x.detach().numpy())
+    np.testing.assert_allclose(np.asarray(store.gradients("0")), g.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_in_place_change_seen_then_autograd_refusal_in_one_batch(tmp_path, small):
+    # layer "1" is changed in place (seen by the version check), and the Flatten view of the
+    # input is changed in place too (autograd refuses it): both kinds in one model
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.ReLU(inplace=True), nn.Linear(64, 10), nn.ReLU(inplace=True),
+                          nn.Linear(10, 10)).eval()
+    store = na.capture(model, small, layers=["0", "2"], out=tmp_path / "w.zarr", gradients=True)
+    x = torch.from_numpy(small.inputs).flatten(1).requires_grad_(True)
+    h = model[2](torch.relu(x))
+    logits = model[4](torch.relu(h))
+    gx, gh = torch.autograd.grad(logits.gather(1, torch.from_numpy(small.labels)[:, None]).sum(), [x, h])
+    np.testing.assert_allclose(np.asarray(store.activations("2")), h.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(store.gradients("0")), gx.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(store.gradients("2")), gh.numpy(), rtol=1e-5, atol=1e-6)

@@ -23,7 +23,7 @@ from neuralatlas.attribution.methods import InputBatches, quiet_captum
 from neuralatlas.capture.hooks import preserved, select_tensor
 from neuralatlas.capture.loop import call_model, pick_device
 from neuralatlas.errors import AnalysisError, did_you_mean
-from neuralatlas.results import Result
+from neuralatlas.results import Result, folder_of
 
 ATTACKS = ("fgsm", "pgd")
 NORMS = ("linf", "l2")
@@ -125,12 +125,12 @@ class AttackResult(Result):
                 "success_rate": self.success_rate, "mean_norm": float(self.norms().mean()) if len(self) else 0.0,
                 "targeted": self.target_class is not None, **self.params}
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | Path, name: str | None = None) -> Path:
         """Write ``attack.npz`` (inputs, predictions) and ``attack.json`` into ``directory``; return it.
 
         Run folders use ``results/adversarial/<result.stem>/``.
         """
-        directory = Path(directory)
+        directory = folder_of("AttackResult", directory, name)  # name: deprecated, a subfolder
         directory.mkdir(parents=True, exist_ok=True)
         arrays = {k: getattr(self, k) for k in ("clean", "adversarial", "labels", "clean_pred", "adv_pred", "index")}
         if self.target_class is not None:

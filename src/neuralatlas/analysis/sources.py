@@ -48,6 +48,7 @@ __all__ = [
     "ActivationSource",
     "ArraySource",
     "AtMost",
+    "captured_epochs",
     "StoreSource",
     "check_pool",
     "flatten",
@@ -156,6 +157,17 @@ def resolve_epochs(available: Sequence[int], epochs: Any, *, where: str, final: 
     """
     if epochs is None:
         return [final]
+    return list(captured_epochs(available, epochs, where=where))
+
+
+def captured_epochs(available: Sequence[int], epochs: Any, *, where: str) -> list[int]:
+    """:func:`resolve_epochs` for a selection that is not ``None``: captured epoch numbers only.
+
+    Raises
+    ------
+    StoreError, AnalysisError
+        As :func:`resolve_epochs`.
+    """
     available = [int(e) for e in available]
     if isinstance(epochs, str):
         word = epochs.strip().lower()
@@ -180,7 +192,7 @@ def resolve_epochs(available: Sequence[int], epochs: Any, *, where: str, final: 
     if missing or not wanted:
         raise StoreError(f"Epoch(s) {missing or wanted} not in {where}; epochs captured:"
                          f" {', '.join(map(str, available))}.")
-    return list(wanted)
+    return wanted
 
 
 # ------------------------------------------------------------------------------ subsets

@@ -303,17 +303,19 @@ def _pca2(X: np.ndarray) -> np.ndarray:
 
 
 def _embed_umap(X: np.ndarray, seed: int, n_neighbors: int) -> np.ndarray:
-    from neuralatlas.analysis._umap import import_umap
+    from neuralatlas.analysis._umap import import_umap, neighbour_kwargs
 
     umap = import_umap()  # numba compiled once per machine, not per process
 
     n = len(X)
     if n < 6:
         return _pca2(X)
+    k = int(max(2, min(n_neighbors, n - 1)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "n_jobs overridden by random_state", spectral fallbacks
-        model = umap.UMAP(n_components=2, n_neighbors=int(max(2, min(n_neighbors, n - 1))),
-                          random_state=seed, init="spectral" if n > 20 else "random")
+        # exact neighbours from 4,096 units: no pynndescent compile in every process
+        model = umap.UMAP(n_components=2, n_neighbors=k, random_state=seed, init="spectral" if n > 20 else "random",
+                          **neighbour_kwargs(X, k))
         return np.asarray(model.fit_transform(X), dtype=np.float64)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from neuralatlas.errors import AnalysisError
-from neuralatlas.results import Result, jsonable
+from neuralatlas.results import Result, folder_of, jsonable
 
 _ARRAYS = ("maps", "targets", "inputs", "labels", "predictions", "index", "delta", "completeness",
            "n_steps", "mask", "tokens")
@@ -138,12 +138,12 @@ class Attribution(Result):
         return out
 
     # ------------------------------------------------------------------ persistence
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | Path, name: str | None = None) -> Path:
         """Write ``attribution.npz`` (arrays) and ``attribution.json`` (settings) into ``directory``; return it.
 
         The caller picks the folder, e.g. ``results/attribution/<safe_name(result.name)>/``.
         """
-        directory = Path(directory)
+        directory = folder_of("Attribution", directory, name)  # name: deprecated, a subfolder
         directory.mkdir(parents=True, exist_ok=True)
         arrays = {k: getattr(self, k) for k in _ARRAYS if getattr(self, k) is not None}
         np.savez_compressed(directory / "attribution.npz", **arrays)

@@ -25,7 +25,7 @@ from neuralatlas.attribution.methods import InputBatches, _Layout, attribute, re
 from neuralatlas.capture.hooks import preserved
 from neuralatlas.capture.loop import _to_device, pick_device
 from neuralatlas.errors import AnalysisError, LayerError, did_you_mean
-from neuralatlas.results import Result
+from neuralatlas.results import Result, safe_name
 
 MethodFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor | np.ndarray]
 MODES = ("cascading", "independent")
@@ -96,11 +96,27 @@ class SanityResult(Result):
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> SanityResult:
-        """Read what :meth:`save` wrote (or the one ``sanity_<method>.*`` of an older run's folder)."""
+    def load(cls, directory: str | Path, method: str | None = None) -> SanityResult:
+        """Read what :meth:`save` wrote (or the one ``sanity_<method>.*`` of an older run's folder).
+
+        ``method`` is deprecated: it reads ``directory/sanity_<method>/`` (a run folder's layout)
+        or an older run's flat ``directory/sanity_<method>.*`` files.
+        """
         directory = Path(directory)
         stem = "sanity"
-        if not (directory / "sanity.json").is_file():
+        if method is not None:
+            import warnings
+
+            warnings.warn(f"SanityResult.load(directory, method={method!r}) is deprecated since 0.2: each check has"
+                          f" a folder of its own; use SanityResult.load(directory / 'sanity_{safe_name(method)}')",
+                          DeprecationWarning, stacklevel=2)
+            if (directory / f"sanity_{safe_name(method)}" / "sanity.json").is_file():
+                directory = directory / f"sanity_{safe_name(method)}"
+            elif (directory / f"sanity_{method}.json").is_file():
+                stem = f"sanity_{method}"
+            else:
+                raise AnalysisError(f"No sanity check of {method!r} in {directory}.")
+        if not (directory / f"{stem}.json").is_file():
             older = sorted(directory.glob("sanity_*.json"))  # before one folder per result
             if len(older) != 1:
                 raise AnalysisError(f"No sanity check in {directory} (no sanity.json"

@@ -855,7 +855,8 @@ class _CaptureRun:
         if self.rows == "tokens":
             self.token_mask = _token_mask(x).to(self.device)
         given = x
-        for _ in range(2):
+        # each rerun below clones at least one more layer, so this ends within len(layers) + 2
+        for _ in range(len(self.layers) + 2):
             x = _require_input_grad(given) if self.gradients else given
             self.recorder.reset()
             try:
@@ -864,6 +865,12 @@ class _CaptureRun:
             except (RuntimeError, TypeError, ValueError, IndexError) as err:
                 if isinstance(err, CaptureError):
                     raise
+                if (self.gradients and isinstance(err, RuntimeError) and "in-place" in str(err)
+                        and not self.recorder.clone.issuperset(self.layers)):
+                    # autograd refused an in-place op on a recorded output (a view of the
+                    # input, say) before mutated() could see it: copy every layer and rerun
+                    self.recorder.clone.update(self.layers)
+                    continue
                 raise CaptureError(
                     f"{type(self.model).__name__} failed on a batch of inputs of shape {_shape_of(x)}:"
                     f" {err}. Check that the data matches what the model expects (input shape,"
@@ -873,6 +880,8 @@ class _CaptureRun:
             # them; where one did, those layers are cloned from now on and the batch is run again
             if not (self.gradients and self.recorder.mutated()):
                 break
+        else:  # pragma: no cover - every rerun clones more layers; a guard, not a path
+            raise CaptureError("In-place ops kept changing recorded outputs after every layer was copied.")
         self.recorder.check_calls()
         return select_tensor(out, self.output, what="model output"), x
 

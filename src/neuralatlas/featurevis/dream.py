@@ -18,7 +18,7 @@ from neuralatlas.errors import AnalysisError
 from neuralatlas.featurevis import objectives as obj
 from neuralatlas.featurevis.objectives import INPUT, Objective, as_objective
 from neuralatlas.featurevis.taps import as_batch, prepared
-from neuralatlas.results import Result, files_of
+from neuralatlas.results import Result, files_of, folder_of
 from neuralatlas.vocabulary import Progress
 
 
@@ -64,9 +64,9 @@ class DreamResult(Result):
                 "steps": int(len(self.trace)), "objective_first": [float(v) for v in first],
                 "objective_last": [float(v) for v in last], "settings": self.settings}
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | Path, name: str | None = None) -> Path:
         """Write ``dream.npz`` (images, original, trace) and ``dream.json`` into ``directory``; return it."""
-        d = Path(directory)
+        d = folder_of("DreamResult", directory, name)  # name: deprecated, a subfolder
         d.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(d / "dream.npz", images=self.images, original=self.original, trace=self.trace)
         meta = {"octave_sizes": [list(s) for s in self.octave_sizes], "objective": self.objective,

@@ -11,7 +11,7 @@ from torch import nn
 
 from neuralatlas.capture.hooks import resolve_layers
 from neuralatlas.errors import AnalysisError, LayerError
-from neuralatlas.results import Result, files_of, safe_name
+from neuralatlas.results import Result, files_of, folder_of, safe_name
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
@@ -62,12 +62,12 @@ class Filters(Result):
                 "min": float(w.min()) if w.size else 0.0, "max": float(w.max()) if w.size else 0.0,
                 "mean_abs": float(np.abs(w).mean()) if w.size else 0.0}
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | Path, name: str | None = None) -> Path:
         """Write ``filters.npz`` (weights) and ``filters.json`` into ``directory``; return it.
 
         Run folders use ``results/featurevis/filters_<safe_name(layer)>/``.
         """
-        d = Path(directory)
+        d = folder_of("Filters", directory, name)  # name: deprecated, a subfolder
         d.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(d / "filters.npz", weights=self.weights)
         self.write_json(d / "filters.json", {"layer": self.layer, "layer_type": self.layer_type})

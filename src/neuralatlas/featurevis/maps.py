@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from neuralatlas.errors import AnalysisError, LayerError
-from neuralatlas.results import Result, files_of
+from neuralatlas.results import Result, files_of, folder_of
 from neuralatlas.store.core import ActivationStore
 
 
@@ -54,9 +54,9 @@ class FeatureMaps(Result):
                 "layers": {k: {"shape": list(v.shape), "min": float(v.min()) if v.size else 0.0,
                                "max": float(v.max()) if v.size else 0.0} for k, v in self.maps.items()}}
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | Path, name: str | None = None) -> Path:
         """Write ``feature_maps.npz`` and ``feature_maps.json`` into ``directory``; return it."""
-        d = Path(directory)
+        d = folder_of("FeatureMaps", directory, name)  # name: deprecated, a subfolder
         d.mkdir(parents=True, exist_ok=True)
         # arrays keyed by position: a layer name may hold any character
         arrays = {f"map{i}": v for i, v in enumerate(self.maps.values())}

@@ -19,7 +19,7 @@ from neuralatlas.featurevis.objectives import INPUT, Objective, as_objective
 from neuralatlas.featurevis.param import make_param
 from neuralatlas.featurevis.taps import default_input_shape, prepared
 from neuralatlas.featurevis.transforms import Transform, compose, default_transforms, resize
-from neuralatlas.results import Result, files_of
+from neuralatlas.results import Result, files_of, folder_of
 from neuralatlas.vocabulary import Progress
 
 
@@ -66,9 +66,9 @@ class FeatureVisResult(Result):
                 "values": {label: float(v) for label, v in zip(self.labels, self.values)},
                 "steps": int(self.trace.shape[0]) if self.trace.ndim else 0, "settings": self.settings}
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | Path, name: str | None = None) -> Path:
         """Write ``featurevis.npz`` (images, trace, values) and ``featurevis.json`` into ``directory``; return it."""
-        d = Path(directory)
+        d = folder_of("FeatureVisResult", directory, name)  # name: deprecated, a subfolder
         d.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(d / "featurevis.npz", images=self.images, trace=self.trace, values=self.values)
         meta = {"labels": self.labels, "objective": self.objective, "layers": self.layers,

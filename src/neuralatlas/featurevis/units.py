@@ -42,7 +42,7 @@ from torch import nn
 
 from neuralatlas.errors import AnalysisError
 from neuralatlas.featurevis.taps import as_batch, prepared
-from neuralatlas.results import Result, files_of, jsonable, safe_name
+from neuralatlas.results import Result, files_of, folder_of, jsonable, safe_name
 from neuralatlas.vocabulary import Progress
 
 
@@ -133,12 +133,12 @@ class UnitCard(Result):
 
         return unit_card_figure(self, size=size)
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | Path, name: str | None = None) -> Path:
         """Write ``unit.npz`` (the arrays) and ``unit.json`` (the rest) into ``directory``; return it.
 
         Run folders use ``results/unit_cards/<card.stem>/``.
         """
-        d = Path(directory)
+        d = folder_of("UnitCard", directory, name)  # name: deprecated, a subfolder
         d.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(d / "unit.npz", **{k: getattr(self, k) for k in _ARRAYS if k not in
                                                ("hist_counts", "hist_edges")},

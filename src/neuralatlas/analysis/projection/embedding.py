@@ -207,11 +207,12 @@ def embed(features: np.ndarray, method: str = "tsne", *, init: np.ndarray | None
             warnings.simplefilter("ignore")
             out = np.asarray(tsne.fit(x), np.float64)
     else:
-        from neuralatlas.analysis._umap import import_umap
+        from neuralatlas.analysis._umap import import_umap, neighbour_kwargs
 
         umap = import_umap()  # numba compiled once per machine, not per process
-        kwargs: dict[str, Any] = dict(n_components=2, n_neighbors=int(max(2, min(3 * perp, n - 1))),
-                                      random_state=seed, metric=metric)
+        k = int(max(2, min(3 * perp, n - 1)))
+        kwargs: dict[str, Any] = dict(n_components=2, n_neighbors=k, random_state=seed, metric=metric,
+                                      **neighbour_kwargs(x, k, metric))  # no pynndescent compile per process
         if init is not None:
             kwargs["init"] = np.asarray(init, np.float64)
         with warnings.catch_warnings():

@@ -167,7 +167,7 @@ class Projection(Result):
         return self.quality_table()
 
     # -------------------------------------------------------------- persistence
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``coordinates.npz``, ``projection.json`` and ``summary.json`` into ``directory``.
 
         Use ``RUN_DIR/results/projection`` for a run (the CLI and report look there).
@@ -189,7 +189,7 @@ class Projection(Result):
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> Projection:
+    def load(cls, directory: str | os.PathLike[str]) -> Projection:
         """Read what :meth:`save` wrote (a ``results/projection`` folder, or a run folder)."""
         directory = Path(directory)
         if not (directory / "projection.json").exists() and (directory / "results" / "projection").is_dir():

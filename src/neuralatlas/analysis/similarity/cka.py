@@ -29,7 +29,7 @@ from neuralatlas.analysis.similarity.sources import (
     _subsample_index,
     _subsample_size,
 )
-from neuralatlas.analysis.sources import resolve_epochs
+from neuralatlas.analysis.sources import captured_epochs
 from neuralatlas.analysis.streaming import (
     format_bytes,
     parse_memory_limit,
@@ -426,8 +426,7 @@ def epoch_cka_matrix(store: Any, layer: str, epochs: Epochs = None, *,
         raise StoreError(f"The store {store.path} has no per-epoch activations; capture with"
                          " checkpoints=RUN_DIR (`neuralatlas capture --per-epoch`) to compare epochs.")
     # None is every epoch here (the matrix compares epochs); any other selection by the one rule
-    chosen = [int(e) for e in resolve_epochs(available, "all" if epochs is None else epochs,
-                                             where=f"the store {store.path}")]
+    chosen = captured_epochs(available, "all" if epochs is None else epochs, where=f"the store {store.path}")
     sources = [_Source(label=f"{layer}@{e}", n=store.n_samples, unit_shape=tuple(store.unit_shape(layer)),
                        pool=pool, store=store, layer=layer, epoch=e, chunk_rows=store.chunk_rows)
                for e in chosen]

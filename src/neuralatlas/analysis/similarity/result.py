@@ -288,7 +288,8 @@ class SimilarityResult(Result):
                   if (directory / "probes.json").exists() else {})
         # the summary's kind is not required: a run-folder step may rewrite it with its own tag
         summary = read_json(directory / "summary.json") if (directory / "summary.json").exists() else {}
-        info = {k: summary[k] for k in ("store", "other", "n_samples", "layers", "settings") if k in summary}
+        info: dict[str, Any] = {k: summary[k] for k in ("store", "other", "n_samples", "layers", "settings")
+                                if k in summary}
         return cls(matrices,
                    ProbeResult.from_json(probes["probes"]) if "probes" in probes else None,
                    ProbeResult.from_json(probes["other_probes"]) if "other_probes" in probes else None,

@@ -21,7 +21,7 @@ from neuralatlas.analysis.similarity.sources import (
     _resolve_layers,
     check_same_samples,
 )
-from neuralatlas.analysis.sources import resolve_epochs
+from neuralatlas.analysis.sources import captured_epochs
 from neuralatlas.errors import AnalysisError
 from neuralatlas.vocabulary import Epochs, renamed_parameter
 
@@ -141,7 +141,7 @@ def _epoch_selection(store: Any, epochs: Any) -> list[int]:
     if isinstance(epochs, str) and epochs.strip().lower() == "all":
         # the default: every epoch of a per-epoch store, nothing to compare on a final-only one
         return list(store.epochs) if len(store.epochs) > 1 else []
-    chosen = [int(e) for e in resolve_epochs(store.epochs, epochs, where=f"the store {store.path}")]
+    chosen = captured_epochs(store.epochs, epochs, where=f"the store {store.path}")
     if len(chosen) < 2:
         raise AnalysisError(f"epochs={epochs!r} selects {len(chosen)} epoch; an epoch×epoch matrix needs two or"
                             " more (e.g. epochs='all'), or pass epochs=None for none.")
