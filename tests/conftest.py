@@ -23,6 +23,7 @@ SLOW_FIXTURES = {"report_run": "a pipeline run of every analysis, then the repor
                  "done_run": "a whole pipeline run", "vgg16_file": "VGG16 (138 M parameters)"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection reads the marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
