@@ -19,8 +19,6 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 LAYERS: list[set[str]] = [
@@ -62,7 +60,6 @@ KNOWN_CYCLES = [
     {"neuralatlas.capture.foreign", "neuralatlas.capture.keras_adapter", "neuralatlas.capture.loop"},
     {"neuralatlas.architecture.collapse", "neuralatlas.architecture.graph", "neuralatlas.architecture.render",
      "neuralatlas.architecture.table"},
-    {"neuralatlas.data", "neuralatlas.data.custom"},
     {"neuralatlas.report.captions", "neuralatlas.report.sections"},
 ]
 

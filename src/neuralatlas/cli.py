@@ -653,7 +653,8 @@ def similarity_cmd(
     rsa: Annotated[bool, typer.Option(help="Also RSA: Spearman correlation of the layers' dissimilarity matrices.")] = True,
     probes: Annotated[bool, typer.Option(help="Also linear probes: cross-validated logistic-regression accuracy per layer.")] = True,
     pool: Annotated[Optional[str], typer.Option(help="'mean' or 'max': pool conv maps over space instead of flattening them.")] = None,
-    subsample: Annotated[int, typer.Option(help="Samples for RBF CKA, RSA and the Gram form of very wide layers.")] = 2000,
+    n_samples: Annotated[Optional[str], typer.Option("--n-samples", help="Samples for RBF CKA, RSA, the probes and the Gram form of very wide layers (default: at most 2,000; all: every sample).")] = None,
+    subsample: Annotated[Optional[int], typer.Option("--subsample", hidden=True, help="Deprecated: --n-samples.")] = None,
     memory_limit: Annotated[Optional[str], typer.Option(help="Memory for streaming, e.g. 2GB (default: a quarter of the free memory).")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="Address of a dask scheduler: stream the linear CKA passes on its workers (the run folder on shared storage).")] = None,
     seed: int = 0,
@@ -668,8 +669,14 @@ def similarity_cmd(
     store = _run_store(run_dir)
     with _dask_client(scheduler) as client, _figures_as_before() as formats, \
             progress_bar(f"similarity of {run_dir.name}") as update:
-        result = similarity_step.step(run_dir, other=other, layers=layers or None, epoch=epoch, epochs=epochs,
-                                      rbf=rbf, rsa=rsa, probes=probes, pool=pool, subsample=subsample,
+        # epochs is a selection (the flag's True: every epoch; False: none); the sample count as the library takes it
+        if subsample is not None and n_samples is not None:
+            raise typer.BadParameter("give --n-samples only (--subsample is its old name)")
+        count = ({"subsample": subsample} if subsample is not None  # the library maps the old cap and warns
+                 else {} if n_samples is None else {"n_samples": _n_samples(n_samples)})
+        result = similarity_step.step(run_dir, other=other, layers=layers or None, epoch=epoch,
+                                      epochs="all" if epochs else None, **count,
+                                      rbf=rbf, rsa=rsa, probes=probes, pool=pool,
                                       memory_limit=memory_limit, client=client, seed=seed, progress=update)
     results_dir, figures_dir = run_dir / "results" / "similarity", run_dir / "figures" / "similarity"
     written = [p for p in figures_dir.iterdir() if p.suffix.lstrip(".") in formats]

@@ -165,7 +165,7 @@ def merged_capture(run: CaptureConfig, own: dict[str, Any]) -> CaptureConfig:
 class ReportConfig(_Strict):
     html: bool = True
     latex: bool = False
-    pdf: bool = Field(False, description="also save every figure as PDF at run time (the report needs PNG only;"
+    pdf: bool = Field(default=False, description="also save every figure as PDF at run time (the report needs PNG only;"
                                          " the LaTeX export draws its PDFs from the results)")
 
 

@@ -41,9 +41,8 @@ def test_a_step_saves_png_only_by_default_and_pdf_on_request(run):
     with figure_formats(["png", "pdf"]):
         naps.step(run)
     assert _files(figures, ".pdf") == [p.replace(".png", ".pdf") for p in pngs]
-    with pytest.raises(ConfigError, match="'jpeg'"):
-        with figure_formats(["jpeg"]):
-            pass
+    with pytest.raises(ConfigError, match="'jpeg'"), figure_formats(["jpeg"]):
+        pass
 
 
 def test_figures_redraws_the_saved_result_in_any_format(run, tmp_path):
@@ -127,3 +126,19 @@ def test_config_reads_registry_and_n_samples(tmp_path):
     with pytest.raises(ConfigError, match="unknown analysis 'napz'"):
         load_config({**base, "analyses": {"napz": {}}})
     assert load_config({**base, "report": {"pdf": True}}).report.pdf is True
+
+
+def test_latex_redraw_uses_the_runs_figure_settings(run, tmp_path):
+    """A run drawn with raw class means is redrawn with raw class means, not the default contrast."""
+    from neuralatlas.report import export_latex
+    from neuralatlas.steps import naps
+    from neuralatlas.steps._common import read_figure_settings
+
+    naps.step(run, heatmap="raw")
+    assert read_figure_settings(run / "results" / "naps") == {"heatmap": "raw"}
+    export_latex(run, tmp_path / "raw", only="naps")
+    naps.step(run)                                            # contrastive (the default)
+    export_latex(run, tmp_path / "contrastive", only="naps")
+    raw = next((tmp_path / "raw" / "figures").rglob("fc1_heatmap.pdf")).read_bytes()
+    contrast = next((tmp_path / "contrastive" / "figures").rglob("fc1_heatmap.pdf")).read_bytes()
+    assert len(raw) != len(contrast)

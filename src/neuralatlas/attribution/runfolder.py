@@ -54,7 +54,9 @@ def __getattr__(name: str) -> Any:
     if name in _MOVED:
         warnings.warn(f"neuralatlas.attribution.runfolder.{name} is deprecated since 0.2; use "
                       f"neuralatlas.steps.attribution.{_MOVED[name]}", DeprecationWarning, stacklevel=2)
-        from neuralatlas.steps import attribution as moved  # deprecated shim: the one upward import, until 0.3
+        from neuralatlas.steps import (
+            attribution as moved,  # deprecated shim: the one upward import, until 0.3
+        )
 
         return getattr(moved, _MOVED[name])
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

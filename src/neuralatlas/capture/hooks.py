@@ -180,10 +180,13 @@ def preserved(model: nn.Module, restore_weights: bool = False) -> Iterator[nn.Mo
 
     Restores also when the body raises.
     """
-    modes = {name: m.training for name, m in model.named_modules()}
-    grads = {name: p.requires_grad for name, p in model.named_parameters()}
-    first = next(model.parameters(), None)
-    device = first.device if first is not None else None
+    # One traversal each, kept as object lists: named_modules()/named_parameters() build a
+    # dotted name per module, and four of them were a fixed ~0.2 ms per attribution call.
+    modules = list(model.modules())
+    params = list(model.parameters())
+    modes = [m.training for m in modules]
+    grads = [p.requires_grad for p in params]
+    device = params[0].device if params else None
     weights = ({k: v.detach().clone() for k, v in model.state_dict().items()}
                if restore_weights else None)
     try:
@@ -196,12 +199,10 @@ def preserved(model: nn.Module, restore_weights: bool = False) -> Iterator[nn.Mo
             model.load_state_dict(weights)
         # only what changed: Module.__setattr__ costs ~2 us a module, a fixed cost per call that
         # weighs on small models (attribution of 64 digits takes ~1 ms)
-        for name, m in model.named_modules():
-            mode = modes.get(name, m.training)
+        for m, mode in zip(modules, modes, strict=True):
             if m.training != mode:
                 m.training = mode
-        for name, p in model.named_parameters():
-            flag = grads.get(name, p.requires_grad)
+        for p, flag in zip(params, grads, strict=True):
             if p.requires_grad != flag:
                 p.requires_grad_(flag)
 

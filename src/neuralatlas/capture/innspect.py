@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from neuralatlas.store.core import ActivationStore
 from neuralatlas.store.innspect import read_innspect_corpus
 
 

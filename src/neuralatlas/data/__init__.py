@@ -74,7 +74,7 @@ def load(name_or_spec: str, path: str | os.PathLike | None = None,
     """
     from neuralatlas.data.custom import is_import_spec, load_custom
 
-    if is_import_spec(name_or_spec):  # the user's own loader, "package.module:function"
+    if is_import_spec(name_or_spec, builtin={*SOURCES, *_ALIASES}):  # the user's own loader, "package.module:function"
         return load_custom(name_or_spec, path=path, **kw)
     name, _, spec_path = name_or_spec.partition(":")
     key = name.strip().lower().replace("-", "_")

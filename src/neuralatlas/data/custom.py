@@ -125,11 +125,13 @@ def _looks_like_item(pair: Any) -> bool:
     return all(isinstance(p, (np.ndarray, torch.Tensor)) for p in pair)
 
 
-def is_import_spec(name: str) -> bool:
-    """``"pkg.mod:fn"`` rather than a built-in ``"name"`` or ``"name:path"``."""
-    from neuralatlas.data import _ALIASES, SOURCES
+def is_import_spec(name: str, builtin: Any = ()) -> bool:
+    """``"pkg.mod:fn"`` rather than a built-in ``"name"`` or ``"name:path"``.
 
+    ``builtin`` holds the built-in names (already normalised: lower case, ``_`` for ``-``,
+    aliases resolved); :func:`neuralatlas.data.load` passes them, so this module does not
+    import its own package back.
+    """
     head, sep, tail = name.partition(":")
     key = head.strip().lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    return bool(sep) and key not in SOURCES and tail.replace(".", "").replace("_", "").isalnum()
+    return bool(sep) and key not in builtin and tail.replace(".", "").replace("_", "").isalnum()

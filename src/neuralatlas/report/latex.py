@@ -206,7 +206,7 @@ def export_latex(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
     import tempfile
 
     scratch = tempfile.TemporaryDirectory(prefix="neuralatlas-latex-")
-    drawing = Path(scratch.name)  # PDFs drawn from the results, copied into out/figures like the rest
+    redrawn = Path(scratch.name)  # PDFs drawn from the results, copied into out/figures like the rest
 
     body.append(r"\section{Run}")
     body.append(_run_overview(run))
@@ -243,7 +243,7 @@ def export_latex(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
                     figures.append((drawing.relative_to(out), f"{model.name}: the model's layer graph (vector).",
                                     f"fig:{_safe(model.name)}-architecture-graph", _width_in(drawing)))
             files = _figure_files(output)
-            drawn = _drawn_pdfs(output, drawing / _safe(model.name) / _safe(analysis), files)
+            drawn = _drawn_pdfs(output, redrawn / _safe(model.name) / _safe(analysis), files)
             for src in depth_order(files, model.layers, output.figures_dir):
                 rel = src.relative_to(output.figures_dir)
                 src = drawn.get(rel.with_suffix(""), src)  # the PDF drawn from the results for a PNG-only figure
@@ -287,9 +287,12 @@ def _drawn_pdfs(output: Any, scratch: Path, files: list[Path]) -> dict[Path, Pat
 
     paper = getattr(style, "figure_style", None)
     try:
+        from neuralatlas.steps._common import read_figure_settings
+
         result = module.load(output.results_dir)
+        settings = read_figure_settings(output.results_dir)  # the run's figure options (heat map kind …)
         with paper("paper") if paper is not None else contextlib.nullcontext():
-            module.figures(result, scratch, ("pdf",))
+            module.figures(result, scratch, ("pdf",), **settings)
     except Exception:  # noqa: BLE001 - a result that does not load back keeps its PNG in the export
         return {}
     wanted = {p.relative_to(output.figures_dir).with_suffix("") for p in png_only}

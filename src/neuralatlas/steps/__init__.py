@@ -25,8 +25,14 @@ import importlib
 import warnings
 from typing import Any
 
-from neuralatlas.steps._common import (DEFAULT_FORMATS, checked_params, current_formats, figure_formats, file_stem,
-                                       run_store)
+from neuralatlas.steps._common import (
+    DEFAULT_FORMATS,
+    checked_params,
+    current_formats,
+    figure_formats,
+    file_stem,
+    run_store,
+)
 from neuralatlas.steps.registry import ANALYSES, validate_params
 
 MODULES = ("adversarial", "architecture", "attribution", "deepdream", "discriminative", "dream", "featurevis",

@@ -97,6 +97,23 @@ def write_summary(results: Path, summary: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+FIGURE_SETTINGS = "figure_settings.json"
+
+
+def write_figure_settings(results: Path, **settings: Any) -> None:
+    """Record the keyword arguments the step's ``figures`` was called with, so a redraw from the
+    saved results (the LaTeX export) draws the same figures, not the defaults'."""
+    write_json(Path(results) / FIGURE_SETTINGS, settings, kind="figure_settings")
+
+
+def read_figure_settings(results: Path) -> dict[str, Any]:
+    """What :func:`write_figure_settings` recorded (empty when nothing was)."""
+    from neuralatlas.results import read_json
+
+    path = Path(results) / FIGURE_SETTINGS
+    return read_json(path, kind="figure_settings") if path.is_file() else {}
+
+
 INTERNAL = ("run_dir", "model", "progress", "message", "data", "client")
 
 

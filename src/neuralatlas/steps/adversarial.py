@@ -83,7 +83,7 @@ def attack_run(
             chosen = ActivationStore.open(acts).layers
         store = capture_adversarial(model, dataset, run_dir / "adversarial.zarr", result=curve.results[-1],
                                     layers=chosen, device=device, overwrite=overwrite, batch_size=batch_size)
-        summary["store"] = {"path": str(store.path.relative_to(run_dir)), "eps": curve.results[-1].eps,
+        summary["store"] = {"path": Path(str(store.path)).relative_to(run_dir).as_posix(), "eps": curve.results[-1].eps,
                             "layers": store.layers, "n_samples": store.n_samples}
         if progress is not None:
             progress(total, total)
@@ -105,10 +105,10 @@ def load(results_dir: Path) -> Any:
 def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None, *,
             classes: Sequence[str] | None = None) -> int:
     """The robustness curve and one grid of clean/perturbation/adversarial examples per eps."""
-    from neuralatlas.plots.adversarial import adversarial_grid, robustness_plot
+    from neuralatlas.plots.adversarial import adversarial_grid, adversarial_robustness
 
     figures_dir = Path(figures_dir)
-    written = save(robustness_plot(result), figures_dir / "robustness", formats)
+    written = save(adversarial_robustness(result), figures_dir / "robustness", formats)
     for res in result.results:
         written += save(adversarial_grid(res, samples=6, classes=classes),
                         figures_dir / f"grid_eps{res.eps:g}".replace(".", "p"), formats)  # no dot: it is no suffix

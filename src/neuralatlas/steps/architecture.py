@@ -1,7 +1,7 @@
 """The architecture step: the model's graph (SVG, JSON), its summary table and the layer-cost figure.
 
 Writes ``RUN_DIR/results/architecture/`` (graph, summary table, ``summary.json``) and
-``RUN_DIR/figures/architecture/`` (``layer_costs``, and ``architecture.png`` with Graphviz).
+``RUN_DIR/figures/architecture/`` (``architecture_costs``, and ``architecture.png`` with Graphviz).
 """
 
 from __future__ import annotations
@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from neuralatlas.errors import AnalysisError
-from neuralatlas.steps._common import callable_module, checked_params, save, write_summary
+from neuralatlas.steps._common import (
+    callable_module,
+    checked_params,
+    save,
+    write_summary,
+)
 
 NAME = "architecture"
 
@@ -29,7 +34,7 @@ def _compute(run_dir: Path, model: Any, *, input_shape: Sequence[int] | None = N
 
         if example_input is None and not input_shape:
             raise AnalysisError("The architecture of a Flax/Keras model needs input_shape or example_input.")
-        example = example_input if example_input is not None else np.zeros((2, *input_shape), np.float32)
+        example = example_input if example_input is not None else np.zeros((2, *(input_shape or ())), np.float32)
         summary = save_architecture(run_dir, model, example)
         save(_layer_costs_figure(foreign_summary(model, example), None), Path(run_dir) / "figures" / NAME / "layer_costs")
         return None, write_summary(Path(run_dir) / "results" / NAME, summary)
@@ -50,7 +55,7 @@ def _compute(run_dir: Path, model: Any, *, input_shape: Sequence[int] | None = N
         graph.to_png(figures_dir / "architecture.png", rankdir=rankdir)
     frame = table.table if hasattr(table, "table") else None
     summary = {"method": graph.method, "graphviz": dot_available(),
-               "layers": int(len(frame)) if frame is not None else None,
+               "layers": len(frame) if frame is not None else None,
                # the table's own totals: its macs column holds containers' sums beside their leaves
                "total_params": int(table.total_params), "total_macs": int(table.total_macs)}
     return graph, write_summary(target, summary) if out is None else summary
@@ -69,11 +74,11 @@ def step(run_dir: Path, model: Any, **params: Any) -> Any:
 
 
 def _layer_costs_figure(table: Any, depth: int | str | None) -> Any:
-    from neuralatlas.plots import layer_costs
+    from neuralatlas.plots import architecture_costs
 
     frame = getattr(table, "table", None)
     costs_depth = depth if isinstance(depth, int) else (_costs_depth(frame) if frame is not None else None)
-    return layer_costs(table, depth=costs_depth)
+    return architecture_costs(table, depth=costs_depth)
 
 
 def _costs_depth(frame: Any, max_bars: int = 40) -> int | None:

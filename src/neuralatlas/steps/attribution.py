@@ -131,10 +131,19 @@ def attribute_run(
     from neuralatlas.attribution.dataset import attribute_dataset, method_key
     from neuralatlas.attribution.faithfulness import deletion_curves
     from neuralatlas.attribution.methods import attribute, resolve_method
-    from neuralatlas.attribution.runfolder import SANITY_TEXT_LAYERS, embedding_layer, spread_layers
+    from neuralatlas.attribution.runfolder import (
+        SANITY_TEXT_LAYERS,
+        embedding_layer,
+        spread_layers,
+    )
     from neuralatlas.attribution.sanity import sanity_check
     from neuralatlas.data.text import TextDataset
-    from neuralatlas.plots.attribution import attribution_grid, faithfulness_curves, sanity_curves, sanity_maps
+    from neuralatlas.plots.attribution import (
+        attribution_faithfulness,
+        attribution_grid,
+        attribution_sanity_curves,
+        attribution_sanity_maps,
+    )
 
     run_dir = Path(run_dir)
     names = [resolve_method(m) for m in methods]
@@ -168,16 +177,16 @@ def attribute_run(
     for res in shown:
         res.save(results_dir / safe_name(res.name))
     if text:
-        from neuralatlas.plots.attribution import token_heatmap
+        from neuralatlas.plots.attribution import attribution_token_heatmap
 
         for m, res in zip(names, shown):
-            save(token_heatmap(res, samples=figure_samples, classes=dataset.classes), figures_dir / f"tokens_{m}")
+            save(attribution_token_heatmap(res, samples=figure_samples, classes=dataset.classes), figures_dir / f"tokens_{m}")
     else:
         save(attribution_grid(shown, samples=figure_samples, classes=dataset.classes), figures_dir / "grid")
 
     samples_table = store.samples
     summary: dict[str, Any] = {
-        "store": str(store.path.relative_to(run_dir)), "n_samples": store.n_samples, "split": split,
+        "store": Path(str(store.path)).relative_to(run_dir).as_posix(), "n_samples": store.n_samples, "split": split,
         "methods": {}, "target": target if not callable(target) else getattr(target, "__name__", "function"),
     }
     if text:
@@ -197,7 +206,7 @@ def attribute_run(
                                                                                    (1, *dataset.input_shape[1:]))]
         faith = deletion_curves(model, check, input_space, target=target, device=device)
         faith.save(results_dir / "faithfulness")
-        save(faithfulness_curves(faith), figures_dir / "faithfulness")
+        save(attribution_faithfulness(faith), figures_dir / "faithfulness")
         for mode in faith.curves:
             for name, auc in faith.auc(mode).items():
                 summary["methods"].setdefault(name, {})[f"{mode}_auc"] = auc
@@ -211,9 +220,9 @@ def attribute_run(
                 kw.update(layers=spread_layers(model, SANITY_TEXT_LAYERS), mode="cascading")
             result = sanity_check(model, check, m, target=target, device=device, **kw)
             result.save(results_dir / f"sanity_{safe_name(m)}")
-            figs = [(f"sanity_{m}", sanity_curves(result))]
+            figs = [(f"sanity_{m}", attribution_sanity_curves(result))]
             if not text:  # [T, D] embedding maps drawn as images say nothing; the curves do
-                figs.append((f"sanity_maps_{m}", sanity_maps(result)))
+                figs.append((f"sanity_maps_{m}", attribution_sanity_maps(result)))
             for stem, fig in figs:
                 save(fig, figures_dir / stem)
             summary["methods"].setdefault(method_key(m, options.get(m, {}).get("layer")), {}).update(

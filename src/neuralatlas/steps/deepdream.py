@@ -48,6 +48,6 @@ def load(results_dir: Path) -> Any:
 
 def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None) -> int:
     """The photo beside its dream."""
-    from neuralatlas.plots import dream_comparison
+    from neuralatlas.plots import featurevis_dream
 
-    return save(dream_comparison(result), Path(figures_dir) / "dream", formats)
+    return save(featurevis_dream(result), Path(figures_dir) / "dream", formats)

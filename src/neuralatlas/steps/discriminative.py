@@ -24,8 +24,8 @@ def step(run_dir: Path, layer: str, *, how: str = "both", method: str = "tsne", 
          message: Callable[[str], None] | None = None) -> tuple[Any, dict[str, Any]]:
     """The neuron projection of ``layer`` and its discriminative neurons, saved with their figures.
 
-    ``n_samples`` is what :func:`neuralatlas.analysis.projection.neuron_projection` takes as
-    ``n`` (None: every sample, streamed). Returns ``(NeuronProjection, {how: DiscriminativeNeurons})``.
+    ``n_samples`` as :func:`neuralatlas.analysis.projection.neuron_projection` takes it (None:
+    every sample, streamed). Returns ``(NeuronProjection, {how: DiscriminativeNeurons})``.
     """
     from neuralatlas.analysis.discriminative import discriminative_neurons
     from neuralatlas.analysis.projection import neuron_projection
@@ -34,8 +34,8 @@ def step(run_dir: Path, layer: str, *, how: str = "both", method: str = "tsne", 
         raise AnalysisError(f"discriminative={how!r} is not known; choose trees, anova or both.")
     store = run_store(run_dir)
     results_dir = Path(run_dir) / "results" / "projection" / "neurons"
-    streaming = dict(memory_limit=memory_limit, client=client)
-    nproj = neuron_projection(store, layer, method=method, n=n_samples, seed=seed, n_jobs=n_jobs, **streaming)
+    streaming = {"memory_limit": memory_limit, "client": client}
+    nproj = neuron_projection(store, layer, method=method, n_samples=n_samples, seed=seed, n_jobs=n_jobs, **streaming)
     nproj.save(results_dir)
     found = {}
     for m in (["trees", "anova"] if how == "both" else [how]):
@@ -62,19 +62,23 @@ def agreement_summary(found: dict[str, Any]) -> dict[str, float] | None:
 
 def figures(result: tuple[Any, dict[str, Any]], figures_dir: Path, formats: Sequence[str] | None = None) -> int:
     """The neuron map and the discriminative figures of ``(NeuronProjection, {how: DiscriminativeNeurons})``."""
-    from neuralatlas.plots.discriminative import compare_projections, discriminative_map, importance_agreement_plot
-    from neuralatlas.plots.projection import neuron_map
+    from neuralatlas.plots.discriminative import (
+        discriminative_agreement,
+        discriminative_compare,
+        discriminative_map,
+    )
+    from neuralatlas.plots.projection import projection_neuron_map
 
     nproj, found = result
     figures_dir = Path(figures_dir)
     stem = file_stem(nproj.layer)
     first = next(iter(found.values()), None)
-    written = save(neuron_map(nproj, discriminative=first), figures_dir / f"neurons_{stem}", formats)
+    written = save(projection_neuron_map(nproj, discriminative=first), figures_dir / f"neurons_{stem}", formats)
     for how, imp in found.items():
-        written += save(compare_projections(nproj, imp), figures_dir / f"compare_{stem}_{how}", formats)
+        written += save(discriminative_compare(nproj, imp), figures_dir / f"compare_{stem}_{how}", formats)
         written += save(discriminative_map(nproj, imp), figures_dir / f"discriminative_{stem}_{how}", formats)
     if len(found) == 2:
-        written += save(importance_agreement_plot(found["trees"].agreement(found["anova"])),
+        written += save(discriminative_agreement(found["trees"].agreement(found["anova"])),
                         figures_dir / f"agreement_{stem}", formats)
     return written
 

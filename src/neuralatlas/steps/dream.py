@@ -52,9 +52,9 @@ def load(results_dir: Path) -> dict[str, Any]:
 
 def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None, *, stem: str = "dream") -> int:
     """The image beside its dream (``<stem>``) and the objective per step (``<stem>_trace``)."""
-    from neuralatlas.plots import dream_comparison, objective_trace
+    from neuralatlas.plots import featurevis_dream, featurevis_trace
 
     if isinstance(result, dict):
         return sum(figures(r, figures_dir, formats, stem=name) for name, r in result.items())
-    return (save(dream_comparison(result), Path(figures_dir) / stem, formats)
-            + save(objective_trace(result), Path(figures_dir) / f"{stem}_trace", formats))
+    return (save(featurevis_dream(result), Path(figures_dir) / stem, formats)
+            + save(featurevis_trace(result), Path(figures_dir) / f"{stem}_trace", formats))

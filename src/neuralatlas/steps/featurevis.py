@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from neuralatlas.results import safe_name
-from neuralatlas.steps._common import callable_module, checked_params, dirs, file_stem, save, write_summary
+from neuralatlas.steps._common import (
+    callable_module,
+    checked_params,
+    dirs,
+    file_stem,
+    save,
+    write_summary,
+)
 from neuralatlas.vocabulary import Progress
 
 NAME = "featurevis"
@@ -99,20 +106,25 @@ def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None
     (file names from ``name``, the objective: ``logits`` or the layer), filter grid, feature maps."""
     from neuralatlas.featurevis.kernels import Filters
     from neuralatlas.featurevis.maps import FeatureMaps
-    from neuralatlas.plots import feature_map_grid, filter_grid, objective_trace, optimized_images
+    from neuralatlas.plots import (
+        featurevis_feature_maps,
+        featurevis_filters,
+        featurevis_images,
+        featurevis_trace,
+    )
 
     figures_dir = Path(figures_dir)
     if isinstance(result, dict):
         return sum(figures(r, figures_dir, formats, name=key) for key, r in result.items())
     if isinstance(result, Filters):
-        return save(filter_grid(result), figures_dir / f"filters_{file_stem(result.layer)}", formats)
+        return save(featurevis_filters(result), figures_dir / f"filters_{file_stem(result.layer)}", formats)
     if isinstance(result, FeatureMaps):
         index = sample if sample is not None else getattr(result, "sample", 0)
-        return sum(save(feature_map_grid(result, lyr), figures_dir / f"feature_maps_{index}_{file_stem(lyr)}", formats)
+        return sum(save(featurevis_feature_maps(result, lyr), figures_dir / f"feature_maps_{index}_{file_stem(lyr)}", formats)
                    for lyr in result.layers)
     name = name or "logits"
-    return (save(optimized_images(result), figures_dir / f"{file_stem(name)}_images", formats)
-            + save(objective_trace(result), figures_dir / f"{file_stem(name)}_trace", formats))
+    return (save(featurevis_images(result), figures_dir / f"{file_stem(name)}_images", formats)
+            + save(featurevis_trace(result), figures_dir / f"{file_stem(name)}_trace", formats))
 
 
 def run(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:

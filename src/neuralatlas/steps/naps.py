@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from neuralatlas.errors import AnalysisError
-from neuralatlas.steps._common import callable_module, checked_params, dirs, file_stem, run_store, save
+from neuralatlas.steps._common import (
+    callable_module,
+    checked_params,
+    dirs,
+    file_stem,
+    run_store,
+    save,
+    write_figure_settings,
+)
 from neuralatlas.vocabulary import Progress
 
 NAME = "naps"
@@ -54,6 +62,7 @@ def step(run_dir: Path, *, by: str = "label", align: str | None = "auto",
                      memory_limit=memory_limit, client=client, progress=progress)
     results_dir, figures_dir = dirs(run_dir, NAME)
     result.save(results_dir)
+    write_figure_settings(results_dir, heatmap=heatmap)
     if figures:
         draw(result, figures_dir, heatmap=heatmap)
     return result
@@ -70,17 +79,17 @@ def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None
             heatmap: str = "contrastive") -> int:
     """Every figure of a NAPs result into ``figures_dir``; returns the number of files written."""
     from neuralatlas.analysis.naps import contrastive_naps
-    from neuralatlas.plots import nap_heatmap, nap_maps, unit_statistics_figure
+    from neuralatlas.plots import naps_heatmap, naps_maps, naps_unit_statistics
 
-    written = save(unit_statistics_figure(result), Path(figures_dir) / "unit_statistics", formats, layer="all")
+    written = save(naps_unit_statistics(result), Path(figures_dir) / "unit_statistics", formats, layer="all")
     shown = result
     if heatmap != "raw" and len(result.groups) > 1:
         shown = contrastive_naps(result, normalize="zscore" if heatmap == "zscore" else None)
     for layer in result.layers:
-        written += save(nap_heatmap(shown, layer), Path(figures_dir) / f"{file_stem(layer)}_heatmap", formats,
+        written += save(naps_heatmap(shown, layer), Path(figures_dir) / f"{file_stem(layer)}_heatmap", formats,
                         layer=layer)
         if result.values(layer).ndim == 4:
-            written += save(nap_maps(result, layer), Path(figures_dir) / f"{file_stem(layer)}_maps", formats,
+            written += save(naps_maps(result, layer), Path(figures_dir) / f"{file_stem(layer)}_maps", formats,
                             layer=layer)
     return written
 

@@ -77,10 +77,10 @@ def load(results_dir: Path) -> list[Any]:
 def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None) -> int:
     """The photo grid of a :class:`PhotoAttribution`, the curves of a :class:`SanityResult` (or each in a list)."""
     from neuralatlas.attribution.sanity import SanityResult
-    from neuralatlas.plots.attribution import photo_attribution_grid, sanity_curves
+    from neuralatlas.plots.attribution import attribution_photo_grid, attribution_sanity_curves
 
     if isinstance(result, (list, tuple)):
         return sum(figures(r, figures_dir, formats) for r in result)
     if isinstance(result, SanityResult):
-        return save(sanity_curves(result), Path(figures_dir) / f"sanity_{result.method}", formats)
-    return save(photo_attribution_grid(result), Path(figures_dir) / "photos", formats)
+        return save(attribution_sanity_curves(result), Path(figures_dir) / f"sanity_{result.method}", formats)
+    return save(attribution_photo_grid(result), Path(figures_dir) / "photos", formats)

@@ -13,7 +13,16 @@ from typing import Any
 
 from neuralatlas.errors import AnalysisError
 from neuralatlas.steps import discriminative as _discriminative
-from neuralatlas.steps._common import callable_module, checked_params, dirs, file_stem, run_store, save, write_summary
+from neuralatlas.steps._common import (
+    callable_module,
+    checked_params,
+    dirs,
+    file_stem,
+    run_store,
+    save,
+    write_figure_settings,
+    write_summary,
+)
 from neuralatlas.vocabulary import Progress, renamed_parameter, resolve_n_samples
 
 NAME = "projection"
@@ -52,6 +61,7 @@ def _compute(run_dir: Path, *, layers: Sequence[str] | None = None, epochs: Any 
                      seed=seed, n_jobs=n_jobs, progress=progress, seeds=seeds, **streaming)
     results_dir, figures_dir = dirs(run_dir, NAME)
     result.save(results_dir)
+    write_figure_settings(results_dir, bundle=bundle)
     figures(result, figures_dir, bundle=bundle)
     summary = _input_baseline(result.summary(), store, result.layers)
     for layer in neurons or []:
@@ -103,8 +113,12 @@ def load(results_dir: Path) -> Any:
 def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None, *, bundle: bool = True) -> int:
     """The evolution figures (over layers and epochs) and the quality figure of a :class:`Projection`
     (and the neuron maps too, given :func:`load`'s pair)."""
-    from neuralatlas.plots.projection import inter_epoch_evolution, inter_layer_evolution, projection_quality, \
-        projection_scatter
+    from neuralatlas.plots.projection import (
+        projection_epoch_evolution,
+        projection_layer_evolution,
+        projection_quality,
+        projection_scatter,
+    )
 
     figures_dir = Path(figures_dir)
     if isinstance(result, tuple):
@@ -115,11 +129,11 @@ def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None
     ep = result.epochs
     if len(result.layers) > 1:
         for e in dict.fromkeys([ep[0], ep[-1]]):
-            written += save(inter_layer_evolution(result, epoch=e, bundle=bundle),
+            written += save(projection_layer_evolution(result, epoch=e, bundle=bundle),
                             figures_dir / f"layers_{'final' if e is None else f'epoch{e}'}", formats, layer="all")
     if len(ep) > 1:
         for layer in result.layers:
-            written += save(inter_epoch_evolution(result, layer, bundle=bundle),
+            written += save(projection_epoch_evolution(result, layer, bundle=bundle),
                             figures_dir / f"epochs_{file_stem(layer)}", formats, layer=layer)
     if len(result.layers) == 1 and len(ep) == 1:
         written += save(projection_scatter(result), figures_dir / file_stem(result.layers[0]), formats)
@@ -177,8 +191,18 @@ def run(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
 
     ``epochs`` takes what :func:`neuralatlas.project` takes, and ``"first-middle-last"``.
     """
-    old = {k: params[k] for k in ("n",) if k in params}  # the old name: renamed_parameter warns and converts
-    params = {**checked_params(NAME, _compute, {k: v for k, v in params.items() if k not in old}), **old}
+    params = dict(params)
+    if "n" in params:  # the old name in a config, for one release
+        import warnings
+
+        if "n_samples" in params:
+            from neuralatlas.errors import ConfigError
+
+            raise ConfigError("analyses.projection: give n_samples only (n is its old name)")
+        warnings.warn("analyses.projection.n is deprecated since 0.2; write n_samples (null or 'all': every sample;"
+                      " the old n: 0)", DeprecationWarning, stacklevel=2)
+        params["n_samples"] = _old_n(params.pop("n"))
+    params = checked_params(NAME, _compute, params)
     if "neurons" not in params:
         store = ctx.store
         hidden = [name for name in store.layers[:-1] if len(store.unit_shape(name)) in (1, 3)]

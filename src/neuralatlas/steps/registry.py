@@ -68,11 +68,10 @@ def validate_params(analysis: str, params: dict[str, Any]) -> None:
 
         unknown_params(analysis, params, PARAMS)
     elif analysis in ("attribution", "adversarial"):
-        if analysis == "attribution":
-            from neuralatlas.steps.attribution import _RUN_DATA, attribute_run as fn
-        else:
-            from neuralatlas.steps.adversarial import _RUN_DATA, attack_run as fn  # type: ignore[no-redef]
-        checked_params(analysis, fn, params, internal=_RUN_DATA)
+        from neuralatlas.steps import adversarial, attribution
+
+        fn: Callable[..., Any] = attribution.attribute_run if analysis == "attribution" else adversarial.attack_run
+        checked_params(analysis, fn, params, internal=attribution._RUN_DATA)
     elif analysis in ("naps", "topomap"):
         module = step_module(analysis)
         checked_params(analysis, module.step, params)  # type: ignore[union-attr]

@@ -16,7 +16,7 @@ from neuralatlas.vocabulary import Progress
 NAME = "similarity"
 
 #: The keyword arguments of :func:`neuralatlas.analysis.similarity.similarity` a config may set.
-PARAMS = {"layers", "other", "other_layers", "epoch", "epochs", "rbf", "rsa", "probes", "pool",
+PARAMS = {"layers", "other", "other_layers", "epoch", "epochs", "rbf", "rsa", "probes", "debiased", "pool",
           "n_samples", "subsample", "metric", "cv", "max_features", "seed", "memory_limit"}
 
 
@@ -32,8 +32,8 @@ def step(run_dir: Path, *, other: Any = None, progress: Progress = None, client:
     from neuralatlas.analysis.similarity import similarity
 
     unknown_params(NAME, params, PARAMS - {"other"})
-    store = run_store(run_dir)
-    other_store = run_store(other) if isinstance(other, (str, Path)) else other
+    store = run_store(Path(run_dir))
+    other_store = run_store(Path(other)) if isinstance(other, (str, Path)) else other
     result = similarity(store, other=other_store, progress=progress, client=client, **params)
     results_dir, figures_dir = dirs(run_dir, NAME)
     result.save(results_dir)

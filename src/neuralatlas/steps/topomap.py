@@ -14,7 +14,16 @@ from typing import Any
 from neuralatlas.errors import AnalysisError
 from neuralatlas.patterns import layer_matches
 from neuralatlas.results import write_json
-from neuralatlas.steps._common import callable_module, checked_params, dirs, file_stem, run_store, save, write_summary
+from neuralatlas.steps._common import (
+    callable_module,
+    checked_params,
+    dirs,
+    file_stem,
+    run_store,
+    save,
+    write_figure_settings,
+    write_summary,
+)
 from neuralatlas.vocabulary import Progress
 
 NAME = "topomap"
@@ -33,7 +42,7 @@ def step(run_dir: Path, *, layout: str = "umap", contrastive: bool = False, weig
     from neuralatlas.analysis.naps import NAPs, contrastive_naps
     from neuralatlas.analysis.naps import naps as compute_naps
     from neuralatlas.analysis.topomap import METHODS, topomaps
-    from neuralatlas.plots import layout_quality_figure, topomap_image
+    from neuralatlas.plots import topomap_image, topomap_layout_quality
 
     methods = list(METHODS) if layout == "all" else [layout]
     if any(m not in METHODS for m in methods):
@@ -71,9 +80,10 @@ def step(run_dir: Path, *, layout: str = "umap", contrastive: bool = False, weig
     if len(methods) > 1:
         for layer in next(iter(quality.values())):
             per_method = {m: q[layer] for m, q in quality.items() if layer in q}
-            save(layout_quality_figure(per_method, title=f"{layer}: layout quality (Spearman)"),
+            save(topomap_layout_quality(per_method, title=f"{layer}: layout quality (Spearman)"),
                  figures_root / f"quality_{file_stem(layer)}")
     write_summary(results_root, summary(found, contrastive))
+    write_figure_settings(results_root, groups=chosen)
     return found
 
 

@@ -67,9 +67,9 @@ def load(results_dir: Path) -> list[Any]:
 
 def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None) -> int:
     """The card figure of a :class:`UnitCard` (or of each in a list)."""
-    from neuralatlas.plots.featurevis import unit_card_figure
+    from neuralatlas.plots.featurevis import featurevis_unit_card
 
     if isinstance(result, (list, tuple)):
         return sum(figures(card, figures_dir, formats) for card in result)
-    return save(unit_card_figure(result), Path(figures_dir) / f"unit_{result.layer.replace('.', '_')}_{result.channel}",
+    return save(featurevis_unit_card(result), Path(figures_dir) / f"unit_{result.layer.replace('.', '_')}_{result.channel}",
                 formats)
