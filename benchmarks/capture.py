@@ -115,7 +115,7 @@ def speed(n: int, batch: int, repeat: int, tmp: Path, device: str, torchlens: bo
                     if grads:
                         gs = torch.autograd.grad(out.gather(1, y[lo:lo + batch, None]).sum(),
                                                  [outs[k] for k in layers])
-                        for k, g in zip(layers, gs):
+                        for k, g in zip(layers, gs, strict=True):
                             gkept[k][lo:lo + batch] = g.cpu().numpy()
             sync()
             return kept
@@ -136,7 +136,7 @@ def speed(n: int, batch: int, repeat: int, tmp: Path, device: str, torchlens: bo
         la = LayerActivation(model, [modules[k] for k in layers])
         kept: list[list[torch.Tensor]] = [[] for _ in layers]
         for lo in range(0, n, batch):
-            for store, t in zip(kept, la.attribute(x[lo:lo + batch])):
+            for store, t in zip(kept, la.attribute(x[lo:lo + batch]), strict=True):
                 store.append(t.detach().cpu())
         return [torch.cat(v).numpy() for v in kept]
 

@@ -97,7 +97,7 @@ phase("similarity")
 position_probes = na.linear_probes(tokens, labels=tokens.samples["position"])
 (tokens_dir / "results" / "probes").mkdir(parents=True, exist_ok=True)
 (tokens_dir / "results" / "probes" / "summary.json").write_text(json.dumps(
-    {"probe_accuracy_position": {k: float(a) for k, a in zip(position_probes.layers, position_probes.accuracy)},
+    {"probe_accuracy_position": {k: float(a) for k, a in zip(position_probes.layers, position_probes.accuracy, strict=True)},
      "chance": position_probes.chance}, indent=1))
 phase("position probes")
 

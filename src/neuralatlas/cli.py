@@ -11,7 +11,7 @@ import functools
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -89,7 +89,8 @@ def progress_bar(description: str, total: int | None = None) -> Iterator[Callabl
 
 def _figures_as_before() -> Any:
     """The analysis commands write PNG and PDF, as they always have; ``neuralatlas run`` writes
-    PNG only unless asked (``--pdf``)."""
+    PNG only unless asked (``--pdf``).
+    """
     from neuralatlas.steps import figure_formats
 
     return figure_formats(("png", "pdf"))
@@ -116,8 +117,8 @@ def _n_samples(value: str | None, old: int | None = None, *, old_flag: str = "--
 @friendly_errors
 def layers(
     model: Annotated[str, typer.Argument(help="A built-in model (mlp, cnn, vgg, vgg16), 'package.module:function', a run folder or a Hugging Face model folder.")],
-    input_shape: Annotated[Optional[str], typer.Option(help="Input shape of one sample, e.g. 1,8,8, or 16 (tokens) for a text model (default: the model's).")] = None,
-    input_dtype: Annotated[Optional[str], typer.Option(help="dtype of the example input, e.g. long for token ids (default: long when the first layer is an embedding).")] = None,
+    input_shape: Annotated[str | None, typer.Option(help="Input shape of one sample, e.g. 1,8,8, or 16 (tokens) for a text model (default: the model's).")] = None,
+    input_dtype: Annotated[str | None, typer.Option(help="dtype of the example input, e.g. long for token ids (default: long when the first layer is an embedding).")] = None,
 ) -> None:
     """List a model's layers with the names capture uses, their types and output shapes."""
     from neuralatlas.architecture import architecture as build_graph
@@ -147,13 +148,13 @@ def train(
     model: Annotated[str, typer.Argument(help="A built-in model (mlp, cnn, vgg) or 'package.module:function'.")],
     out: Annotated[Path, typer.Option(help="Run folder for checkpoints and metrics.")] = Path("runs/train"),
     data: Annotated[str, typer.Option(help="Data set: digits, xor, circles, moons, spirals, mnist, fashion_mnist, cifar10, image_folder.")] = "digits",
-    data_path: Annotated[Optional[Path], typer.Option(help="Folder or file of the data set, for data on disk.")] = None,
+    data_path: Annotated[Path | None, typer.Option(help="Folder or file of the data set, for data on disk.")] = None,
     epochs: int = 10,
     lr: float = 3e-3,
     batch_size: int = 64,
     seed: int = 0,
     restarts: Annotated[int, typer.Option(help="Retrain from a new initialisation up to this many times...")] = 0,
-    target_accuracy: Annotated[Optional[float], typer.Option(help="...while the final accuracy is below this.")] = None,
+    target_accuracy: Annotated[float | None, typer.Option(help="...while the final accuracy is below this.")] = None,
 ) -> None:
     """Train a model with a checkpoint and metrics for every epoch (epoch 0 = untrained)."""
     from neuralatlas.data import load
@@ -181,17 +182,17 @@ def train(
 @friendly_errors
 def capture_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder made by `neuralatlas train` (model.json, checkpoints/).")],
-    layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layer name or glob; repeat for more. Default: every leaf layer.")] = None,
+    layers: Annotated[list[str] | None, typer.Option("--layer", "-l", help="Layer name or glob; repeat for more. Default: every leaf layer.")] = None,
     data: str = "digits",
-    data_path: Optional[Path] = None,
+    data_path: Path | None = None,
     split: Annotated[str, typer.Option(help="test or train")] = "test",
     gradients: Annotated[bool, typer.Option(help="Also capture gradients of the target.")] = True,
     target: Annotated[str, typer.Option(help="label, prediction, loss, or a class index.")] = "label",
     per_epoch: Annotated[bool, typer.Option(help="Capture every checkpoint epoch.")] = True,
     batch_size: int = 256,
-    device: Optional[str] = None,
+    device: str | None = None,
     overwrite: bool = False,
-    scheduler: Annotated[Optional[str], typer.Option(help="Address of a dask scheduler (tcp://host:8786): shard the capture across its workers. The run folder must be on storage they all see.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Address of a dask scheduler (tcp://host:8786): shard the capture across its workers. The run folder must be on storage they all see.")] = None,
 ) -> None:
     """Capture activations (and gradients) of a trained run into RUN_DIR/acts.zarr; resumes if interrupted."""
     from neuralatlas.capture import capture
@@ -221,10 +222,10 @@ def verify_cmd(
     deep: Annotated[bool, typer.Option(help="Read every written chunk through its checksum (slower); default: list the chunk files.")] = False,
     repair: Annotated[bool, typer.Option(help="Mark bad chunks unwritten and recompute them (a run folder made by `neuralatlas train`), with the capture's own settings.")] = False,
     data: Annotated[str, typer.Option(help="For --repair: the data set the store was captured from.")] = "digits",
-    data_path: Optional[Path] = None,
+    data_path: Path | None = None,
     split: Annotated[str, typer.Option(help="For --repair: test or train, as captured.")] = "test",
     batch_size: int = 256,
-    device: Optional[str] = None,
+    device: str | None = None,
 ) -> None:
     """Check a store: every chunk its done flags call written is on disk (and, --deep, intact)."""
     from neuralatlas.store import ActivationStore
@@ -319,9 +320,9 @@ class _RichReporter:
 @friendly_errors
 def run_cmd(
     config: Annotated[Path, typer.Argument(help="A run configuration (YAML); see examples/.")],
-    only: Annotated[Optional[list[str]], typer.Option(help="Run only this step (train, capture, an analysis, report); repeatable.")] = None,
-    force: Annotated[Optional[list[str]], typer.Option(help="Rerun this step even if cached; repeatable.")] = None,
-    scheduler: Annotated[Optional[str], typer.Option(help="Address of a dask scheduler: capture and analyses run on its workers.")] = None,
+    only: Annotated[list[str] | None, typer.Option(help="Run only this step (train, capture, an analysis, report); repeatable.")] = None,
+    force: Annotated[list[str] | None, typer.Option(help="Rerun this step even if cached; repeatable.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Address of a dask scheduler: capture and analyses run on its workers.")] = None,
     pdf: Annotated[bool, typer.Option("--pdf", help="Also save every figure as PDF (default: PNG only, what the report shows; `neuralatlas export --latex` draws its PDFs from the results).")] = False,
 ) -> None:
     """Run a configuration: train or load → capture → analyses → report, redoing only what changed."""
@@ -401,16 +402,16 @@ def _parse_units(text: str | None, width: int) -> list[int]:
 @friendly_errors
 def featurevis(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (model.json, checkpoints/, optionally acts.zarr).")],
-    layer: Annotated[Optional[str], typer.Option("--layer", "-l", help="Layer whose channels to visualise (named as in `neuralatlas layers`); default: the class logits.")] = None,
-    units: Annotated[Optional[str], typer.Option(help="Channels or classes: 0,3,5 or 0-15 or all.")] = None,
+    layer: Annotated[str | None, typer.Option("--layer", "-l", help="Layer whose channels to visualise (named as in `neuralatlas layers`); default: the class logits.")] = None,
+    units: Annotated[str | None, typer.Option(help="Channels or classes: 0,3,5 or 0-15 or all.")] = None,
     steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 256,
     param: Annotated[str, typer.Option(help="Image parameterisation: fourier or pixel.")] = "fourier",
-    lr: Annotated[Optional[float], typer.Option(help="Adam's rate (default by image size: 0.2 under 16 px, else 0.05).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam's rate (default by image size: 0.2 under 16 px, else 0.05).")] = None,
     seed: int = 0,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: CUDA when present).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 (default: CUDA when present).")] = None,
     filters: Annotated[bool, typer.Option(help="Also draw the kernels of --layer (or the first conv layer).")] = False,
-    maps: Annotated[Optional[int], typer.Option(help="Also draw the feature maps of this sample (row of RUN_DIR/acts.zarr).")] = None,
-    maps_layer: Annotated[Optional[list[str]], typer.Option(help="Layers (names or globs) for --maps; default every [C, H, W] layer in the store.")] = None,
+    maps: Annotated[int | None, typer.Option(help="Also draw the feature maps of this sample (row of RUN_DIR/acts.zarr).")] = None,
+    maps_layer: Annotated[list[str] | None, typer.Option(help="Layers (names or globs) for --maps; default every [C, H, W] layer in the store.")] = None,
     data: Annotated[str, typer.Option(help="Data set the store was captured from (to show the input beside the maps).")] = "digits",
 ) -> None:
     """Optimise one image per unit of a layer (one batch), and optionally draw filters and feature maps."""
@@ -433,7 +434,7 @@ def featurevis(
                                            seed=seed, device=device, filters=filters, maps=maps,
                                            maps_layers=maps_layer, data=dataset, progress=update)
     results_dir, figures_dir = run_dir / "results" / "featurevis", run_dir / "figures" / "featurevis"
-    values = ", ".join(f"{label} {value:.3g}" for label, value in zip(result.labels[:8], result.values[:8]))
+    values = ", ".join(f"{label} {value:.3g}" for label, value in zip(result.labels[:8], result.values[:8], strict=True))
     console.print(f"{len(chosen)} images of {name} in {result.settings['seconds']:.1f} s on"
                   f" {result.settings['device']} ({values}{' ...' if len(chosen) > 8 else ''});"
                   f" results in {results_dir}, figures in {figures_dir}")
@@ -450,8 +451,8 @@ def dream(
     steps: Annotated[int, typer.Option(help="Gradient steps per octave.")] = 20,
     step_size: float = 0.02,
     seed: int = 0,
-    device: Optional[str] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Where to write the dreamed image (default IMAGE_dream.png beside IMAGE).")] = None,
+    device: str | None = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write the dreamed image (default IMAGE_dream.png beside IMAGE).")] = None,
 ) -> None:
     """DeepDream: amplify what LAYER sees in IMAGE, over octaves, and write the result."""
     from neuralatlas.steps import dream as dream_step
@@ -474,16 +475,17 @@ app.command("deepdream", hidden=True)(dream)
 @friendly_errors
 def architecture(
     model: Annotated[str, typer.Argument(help="A run folder, a built-in model (mlp, cnn, vgg, vgg16) or 'package.module:function'.")],
-    input_shape: Annotated[Optional[str], typer.Option(help="Input shape of one sample, e.g. 3,32,32 (default: the model's).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Folder for graph.json, summary.csv/txt and the drawings (default: RUN_DIR/results/architecture, else ./architecture/MODEL).")] = None,
+    input_shape: Annotated[str | None, typer.Option(help="Input shape of one sample, e.g. 3,32,32 (default: the model's).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for graph.json, summary.csv/txt and the drawings (default: RUN_DIR/results/architecture, else ./architecture/MODEL).")] = None,
     rankdir: Annotated[str, typer.Option(help="Graph direction: TB (top-bottom) or LR.")] = "TB",
-    depth: Annotated[Optional[str], typer.Option(help="Merge modules nested deeper than this many name segments into one box (an int, or 'auto'); big models get 'auto' by default.")] = None,
+    depth: Annotated[str | None, typer.Option(help="Merge modules nested deeper than this many name segments into one box (an int, or 'auto'); big models get 'auto' by default.")] = None,
     layout: Annotated[str, typer.Option(help="auto, tall (top to bottom) or wide (left to right, rows wrapping to the page width).")] = "auto",
-    input_dtype: Annotated[Optional[str], typer.Option(help="dtype of the example input, e.g. long for token ids (default: long when the first layer is an embedding).")] = None,
+    input_dtype: Annotated[str | None, typer.Option(help="dtype of the example input, e.g. long for token ids (default: long when the first layer is an embedding).")] = None,
 ) -> None:
     """Draw a model's graph with the layer names capture uses, and print its summary table.
 
-    MODEL may also be a Hugging Face model folder (config.json + weights), loaded offline."""
+    MODEL may also be a Hugging Face model folder (config.json + weights), loaded offline.
+    """
     from neuralatlas import steps as run_steps
     from neuralatlas.architecture import dot_available
 
@@ -509,9 +511,9 @@ def architecture(
 @friendly_errors
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (from `neuralatlas run`, or one model's run folder).")],
-    latex: Annotated[Optional[Path], typer.Option(help="Write booktabs tables, PDF figures and a main.tex into this folder.")] = None,
-    html: Annotated[Optional[Path], typer.Option(help="Write the self-contained HTML report to this file (default: RUN_DIR/report.html when --latex is not given).")] = None,
-    only: Annotated[Optional[str], typer.Option(help="LaTeX: export only these analyses, comma-separated (e.g. naps,projection).")] = None,
+    latex: Annotated[Path | None, typer.Option(help="Write booktabs tables, PDF figures and a main.tex into this folder.")] = None,
+    html: Annotated[Path | None, typer.Option(help="Write the self-contained HTML report to this file (default: RUN_DIR/report.html when --latex is not given).")] = None,
+    only: Annotated[str | None, typer.Option(help="LaTeX: export only these analyses, comma-separated (e.g. naps,projection).")] = None,
     images: Annotated[str, typer.Option(help="HTML: 'inline' (one self-contained file) or 'files' (figures in REPORT_files/ beside the page, a lighter page).")] = "inline",
 ) -> None:
     """Export a run: the one-file HTML report and/or a LaTeX folder (tables, figures, main.tex)."""
@@ -529,12 +531,12 @@ def export(
 @friendly_errors
 def toy(
     data: Annotated[str, typer.Option(help="Toy data set: xor, circles, moons or spirals.")] = "xor",
-    out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/toy-DATA).")] = None,
-    hidden: Annotated[Optional[str], typer.Option(help="Hidden widths, e.g. 8 or 32,32 (default: per data set).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/toy-DATA).")] = None,
+    hidden: Annotated[str | None, typer.Option(help="Hidden widths, e.g. 8 or 32,32 (default: per data set).")] = None,
     activation: Annotated[str, typer.Option(help="Hidden nonlinearity: tanh, relu, sigmoid, ...")] = "tanh",
-    epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: per data set).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (default: per data set).")] = None,
     restarts: Annotated[int, typer.Option(help="Retrain from a new initialisation up to this many times while below the target.")] = 5,
-    target_accuracy: Annotated[Optional[float], typer.Option(help="Test accuracy that counts as learned (default: per data set).")] = None,
+    target_accuracy: Annotated[float | None, typer.Option(help="Test accuracy that counts as learned (default: per data set).")] = None,
     seed: int = 0,
     resolution: Annotated[int, typer.Option(help="Grid points per axis of the heat maps.")] = 150,
 ) -> None:
@@ -563,12 +565,12 @@ from neuralatlas.steps import run_store as _run_store  # noqa: E402
 def naps_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder with acts.zarr (from `neuralatlas capture`, or an imported iNNtrospect folder).")],
     by: Annotated[str, typer.Option(help="Group samples by: label, prediction, correct, group, or another sample-table column.")] = "label",
-    align: Annotated[Optional[str], typer.Option(help="'gradient': centre each sample on its largest gradient first (conv layers; needs gradients); 'auto' (default): do so when the store has the conv layers' gradients; 'none': never.")] = "auto",
-    layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layer name or glob; repeat for more. Default: every layer.")] = None,
-    epoch: Annotated[Optional[int], typer.Option(help="Checkpoint epoch of a per-epoch store (default: the final model).")] = None,
+    align: Annotated[str | None, typer.Option(help="'gradient': centre each sample on its largest gradient first (conv layers; needs gradients); 'auto' (default): do so when the store has the conv layers' gradients; 'none': never.")] = "auto",
+    layers: Annotated[list[str] | None, typer.Option("--layer", "-l", help="Layer name or glob; repeat for more. Default: every layer.")] = None,
+    epoch: Annotated[int | None, typer.Option(help="Checkpoint epoch of a per-epoch store (default: the final model).")] = None,
     figures: Annotated[bool, typer.Option(help="Also draw heatmaps, per-group maps and unit statistics.")] = True,
-    memory_limit: Annotated[Optional[str], typer.Option(help="Memory for streaming the store, e.g. 2GB (default: a quarter of the free memory).")] = None,
-    scheduler: Annotated[Optional[str], typer.Option(help="Address of a dask scheduler (tcp://host:8786): stream the store on its workers. The run folder must be on storage they all see.")] = None,
+    memory_limit: Annotated[str | None, typer.Option(help="Memory for streaming the store, e.g. 2GB (default: a quarter of the free memory).")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Address of a dask scheduler (tcp://host:8786): stream the store on its workers. The run folder must be on storage they all see.")] = None,
 ) -> None:
     """Neuron Activation Profiles: each unit's mean activation per group, plus unit statistics.
 
@@ -601,9 +603,9 @@ def topomap_cmd(
     contrastive: Annotated[bool, typer.Option(help="Map contrastive NAPs (each group minus the average), as iNNtrospect does.")] = False,
     weight_by_size: Annotated[bool, typer.Option(help="Contrast against the size-weighted average of the groups.")] = False,
     zscore: Annotated[bool, typer.Option(help="Z-score contrastive NAPs across groups, per unit.")] = False,
-    groups: Annotated[Optional[str], typer.Option(help="Comma-separated groups to contrast and map (default: all).")] = None,
+    groups: Annotated[str | None, typer.Option(help="Comma-separated groups to contrast and map (default: all).")] = None,
     by: Annotated[str, typer.Option(help="Grouping, when NAPs must be computed (see `neuralatlas naps`).")] = "label",
-    layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layer name or glob; repeat for more. Default: every layer.")] = None,
+    layers: Annotated[list[str] | None, typer.Option("--layer", "-l", help="Layer name or glob; repeat for more. Default: every layer.")] = None,
     seed: int = 0,
     resolution: Annotated[int, typer.Option(help="Pixels per side of each map.")] = 64,
     individual: Annotated[bool, typer.Option(help="Also write one PDF per layer and group (iNNtrospect's individual maps).")] = True,
@@ -645,18 +647,18 @@ def topomap_cmd(
 @friendly_errors
 def similarity_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder with acts.zarr (from `neuralatlas capture`).")],
-    other: Annotated[Optional[Path], typer.Option(help="A second run folder of the same samples (another model), compared layer by layer.")] = None,
-    layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layer name or glob; repeat for more. Default: every layer.")] = None,
-    epoch: Annotated[Optional[int], typer.Option(help="Checkpoint epoch of the layer×layer matrices and probes (default: the final model).")] = None,
+    other: Annotated[Path | None, typer.Option(help="A second run folder of the same samples (another model), compared layer by layer.")] = None,
+    layers: Annotated[list[str] | None, typer.Option("--layer", "-l", help="Layer name or glob; repeat for more. Default: every layer.")] = None,
+    epoch: Annotated[int | None, typer.Option(help="Checkpoint epoch of the layer×layer matrices and probes (default: the final model).")] = None,
     epochs: Annotated[bool, typer.Option(help="Also the epoch×epoch CKA of every layer (per-epoch stores).")] = True,
     rbf: Annotated[bool, typer.Option(help="Also RBF CKA (on a subsample).")] = True,
     rsa: Annotated[bool, typer.Option(help="Also RSA: Spearman correlation of the layers' dissimilarity matrices.")] = True,
     probes: Annotated[bool, typer.Option(help="Also linear probes: cross-validated logistic-regression accuracy per layer.")] = True,
-    pool: Annotated[Optional[str], typer.Option(help="'mean' or 'max': pool conv maps over space instead of flattening them.")] = None,
-    n_samples: Annotated[Optional[str], typer.Option("--n-samples", help="Samples for RBF CKA, RSA, the probes and the Gram form of very wide layers (default: at most 2,000; all: every sample).")] = None,
-    subsample: Annotated[Optional[int], typer.Option("--subsample", hidden=True, help="Deprecated: --n-samples.")] = None,
-    memory_limit: Annotated[Optional[str], typer.Option(help="Memory for streaming, e.g. 2GB (default: a quarter of the free memory).")] = None,
-    scheduler: Annotated[Optional[str], typer.Option(help="Address of a dask scheduler: stream the linear CKA passes on its workers (the run folder on shared storage).")] = None,
+    pool: Annotated[str | None, typer.Option(help="'mean' or 'max': pool conv maps over space instead of flattening them.")] = None,
+    n_samples: Annotated[str | None, typer.Option("--n-samples", help="Samples for RBF CKA, RSA, the probes and the Gram form of very wide layers (default: at most 2,000; all: every sample).")] = None,
+    subsample: Annotated[int | None, typer.Option("--subsample", hidden=True, help="Deprecated: --n-samples.")] = None,
+    memory_limit: Annotated[str | None, typer.Option(help="Memory for streaming, e.g. 2GB (default: a quarter of the free memory).")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Address of a dask scheduler: stream the linear CKA passes on its workers (the run folder on shared storage).")] = None,
     seed: int = 0,
 ) -> None:
     """Representational similarity: layer×layer and epoch×epoch CKA, RSA, linear probes, model vs model.
@@ -710,19 +712,19 @@ def _parse_epochs(text: str | None) -> Any:
 @friendly_errors
 def project_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder with acts.zarr (per-epoch capture for --epochs).")],
-    layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", "--layers", help="Layer name or glob, in the order to follow; repeat for more. Default: every layer.")] = None,
-    epochs: Annotated[Optional[str], typer.Option(help="'all', 'last' (default: the final model) or epochs like 0,4,8; needs a per-epoch store.")] = None,
+    layers: Annotated[list[str] | None, typer.Option("--layer", "-l", "--layers", help="Layer name or glob, in the order to follow; repeat for more. Default: every layer.")] = None,
+    epochs: Annotated[str | None, typer.Option(help="'all', 'last' (default: the final model) or epochs like 0,4,8; needs a per-epoch store.")] = None,
     method: Annotated[str, typer.Option(help="tsne, umap or pca.")] = "tsne",
-    n_samples: Annotated[Optional[str], typer.Option("--n-samples", help="Samples in the subset, stratified by class (default: at most 2,000; all: every sample, streamed for --method pca).")] = None,
-    n: Annotated[Optional[int], typer.Option("--n", hidden=True, help="Deprecated: --n-samples (0 was every sample).")] = None,
+    n_samples: Annotated[str | None, typer.Option("--n-samples", help="Samples in the subset, stratified by class (default: at most 2,000; all: every sample, streamed for --method pca).")] = None,
+    n: Annotated[int | None, typer.Option("--n", hidden=True, help="Deprecated: --n-samples (0 was every sample).")] = None,
     seed: int = 0,
     align: Annotated[bool, typer.Option(help="Initialise each projection from the previous one and Procrustes-align it.")] = True,
     bundle: Annotated[bool, typer.Option(help="Kernel-density bundling of the trail images.")] = True,
-    neurons: Annotated[Optional[list[str]], typer.Option("--neurons", help="Also map this layer's neurons and their discriminative power; repeat for more.")] = None,
+    neurons: Annotated[list[str] | None, typer.Option("--neurons", help="Also map this layer's neurons and their discriminative power; repeat for more.")] = None,
     discriminative: Annotated[str, typer.Option(help="Importances for --neurons: trees, anova, or both (and their agreement).")] = "both",
-    n_jobs: Annotated[Optional[int], typer.Option(help="Threads for t-SNE and the trees (-1: all cores; default: chosen by size).")] = None,
-    memory_limit: Annotated[Optional[str], typer.Option(help="Memory for the streamed passes of --n 0, e.g. 2GB (default: a quarter of the free memory).")] = None,
-    scheduler: Annotated[Optional[str], typer.Option(help="Address of a dask scheduler: the streamed passes of --n 0 run on its workers.")] = None,
+    n_jobs: Annotated[int | None, typer.Option(help="Threads for t-SNE and the trees (-1: all cores; default: chosen by size).")] = None,
+    memory_limit: Annotated[str | None, typer.Option(help="Memory for the streamed passes of --n 0, e.g. 2GB (default: a quarter of the free memory).")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Address of a dask scheduler: the streamed passes of --n 0 run on its workers.")] = None,
 ) -> None:
     """Project hidden activity (Rauber et al. 2017): samples as points, layer by layer and epoch by epoch.
 
@@ -755,18 +757,18 @@ def project_cmd(
 @friendly_errors
 def attribute_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder made by `neuralatlas train` (model.json, checkpoints/).")],
-    methods: Annotated[Optional[list[str]], typer.Option("--method", "-m", help="saliency, gradient_x_input, integrated_gradients (ig), smoothgrad, deeplift, gradient_shap, occlusion, guided_backprop, deconvolution, grad_cam, guided_grad_cam; repeat for more. Default: saliency, integrated_gradients, grad_cam.")] = None,
-    n_samples: Annotated[Optional[str], typer.Option("--n-samples", help="Attribute only the first N samples of the split (default or all: every sample).")] = None,
-    samples: Annotated[Optional[int], typer.Option("--samples", hidden=True, help="Deprecated: --n-samples.")] = None,
+    methods: Annotated[list[str] | None, typer.Option("--method", "-m", help="saliency, gradient_x_input, integrated_gradients (ig), smoothgrad, deeplift, gradient_shap, occlusion, guided_backprop, deconvolution, grad_cam, guided_grad_cam; repeat for more. Default: saliency, integrated_gradients, grad_cam.")] = None,
+    n_samples: Annotated[str | None, typer.Option("--n-samples", help="Attribute only the first N samples of the split (default or all: every sample).")] = None,
+    samples: Annotated[int | None, typer.Option("--samples", hidden=True, help="Deprecated: --n-samples.")] = None,
     data: str = "digits",
-    data_path: Optional[Path] = None,
+    data_path: Path | None = None,
     split: Annotated[str, typer.Option(help="test or train")] = "test",
     target: Annotated[str, typer.Option(help="label, prediction, or a class index.")] = "label",
     n_steps: Annotated[int, typer.Option(help="Integration steps of integrated gradients.")] = 50,
     sanity: Annotated[bool, typer.Option(help="Model-randomisation sanity checks (Adebayo et al. 2018) of every method.")] = True,
     faithfulness: Annotated[bool, typer.Option(help="Deletion and insertion curves of every method.")] = True,
     batch_size: int = 64,
-    device: Optional[str] = None,
+    device: str | None = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an attributions.zarr made with other settings.")] = False,
 ) -> None:
     """Attribution maps of every sample into RUN_DIR/attributions.zarr (resumes if interrupted), with checks.
@@ -804,19 +806,19 @@ def attribute_cmd(
 def attack_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder made by `neuralatlas train` (model.json, checkpoints/).")],
     method: Annotated[str, typer.Option(help="pgd or fgsm.")] = "pgd",
-    eps: Annotated[Optional[list[float]], typer.Option("--eps", help="Perturbation size (input units); repeat for a robustness curve. Default: 0.05, 0.1, 0.2.")] = None,
+    eps: Annotated[list[float] | None, typer.Option("--eps", help="Perturbation size (input units); repeat for a robustness curve. Default: 0.05, 0.1, 0.2.")] = None,
     norm: Annotated[str, typer.Option(help="linf or l2 (PGD).")] = "linf",
     steps: Annotated[int, typer.Option(help="PGD iterations.")] = 10,
-    target_class: Annotated[Optional[int], typer.Option(help="Push every sample towards this class (targeted attack).")] = None,
-    n_samples: Annotated[Optional[str], typer.Option("--n-samples", help="Attack only the first N samples of the split (default or all: every sample).")] = None,
-    samples: Annotated[Optional[int], typer.Option("--samples", hidden=True, help="Deprecated: --n-samples.")] = None,
+    target_class: Annotated[int | None, typer.Option(help="Push every sample towards this class (targeted attack).")] = None,
+    n_samples: Annotated[str | None, typer.Option("--n-samples", help="Attack only the first N samples of the split (default or all: every sample).")] = None,
+    samples: Annotated[int | None, typer.Option("--samples", hidden=True, help="Deprecated: --n-samples.")] = None,
     data: str = "digits",
-    data_path: Optional[Path] = None,
+    data_path: Path | None = None,
     split: Annotated[str, typer.Option(help="test or train")] = "test",
     capture: Annotated[bool, typer.Option(help="Capture clean and adversarial inputs (largest eps) into RUN_DIR/adversarial.zarr with a group column.")] = True,
-    layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layers to capture (default: those of acts.zarr, else every leaf layer).")] = None,
+    layers: Annotated[list[str] | None, typer.Option("--layer", "-l", help="Layers to capture (default: those of acts.zarr, else every leaf layer).")] = None,
     batch_size: int = 256,
-    device: Optional[str] = None,
+    device: str | None = None,
     seed: int = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing adversarial.zarr.")] = False,
 ) -> None:

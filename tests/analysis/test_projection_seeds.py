@@ -17,8 +17,8 @@ def _arrays(n=60):
 
 def test_extra_seeds_give_the_range_of_neighbourhood_hit_with_the_kept_run_inside():
     from neuralatlas.analysis.projection import project
-    from neuralatlas.analysis.quality import neighborhood_hit
     from neuralatlas.analysis.projection.embedding import embed
+    from neuralatlas.analysis.quality import neighborhood_hit
 
     arrays, labels = _arrays()
     one = project(arrays, labels=labels, method="tsne", n_samples=None, seed=0)

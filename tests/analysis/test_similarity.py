@@ -12,7 +12,6 @@ from scipy.spatial.distance import pdist
 from scipy.stats import spearmanr
 
 import neuralatlas as na
-from neuralatlas.analysis.streaming import parse_memory_limit
 from neuralatlas.analysis.similarity import (
     SimilarityResult,
     SimilarityWarning,
@@ -29,6 +28,7 @@ from neuralatlas.analysis.similarity import (
     save_figures,
     similarity,
 )
+from neuralatlas.analysis.streaming import parse_memory_limit
 from neuralatlas.errors import AnalysisError, LayerError, StoreError
 from neuralatlas.store import ActivationStore
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-
 import subprocess
 import sys
 import textwrap

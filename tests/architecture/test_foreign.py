@@ -13,7 +13,7 @@ import pytest
 jax = pytest.importorskip("jax")
 nnx = pytest.importorskip("flax.nnx")
 
-from neuralatlas.architecture.foreign import (
+from neuralatlas.architecture.foreign import (  # noqa: E402  (only once flax is there)
     foreign_summary,
     framework_summary,
     save_architecture,

@@ -34,7 +34,7 @@ def plain_ig(model: nn.Module, x: torch.Tensor, t: torch.Tensor, baseline: torch
         weights = np.full(n_steps, 1.0 / (n_steps - 1))
         weights[[0, -1]] /= 2
     total = torch.zeros_like(x)
-    for a, w in zip(alphas, weights):
+    for a, w in zip(alphas, weights, strict=True):
         xi = (baseline + float(a) * (x - baseline)).detach().requires_grad_(True)
         (g,) = torch.autograd.grad(model(xi).gather(1, t.view(-1, 1)).sum(), xi)
         total += float(w) * g

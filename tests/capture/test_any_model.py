@@ -91,7 +91,7 @@ def test_minilm_token_rows_equal_a_reshape_by_hand_and_resume(minilm, tmp_path):
     store = na.capture(model, data, out=tmp_path / "t.zarr", **kw)
     mask = data.enc["attention_mask"].bool()
     hs = _hidden_states(model, data.enc)
-    for layer, h in zip(layers, (hs[1], hs[6])):
+    for layer, h in zip(layers, (hs[1], hs[6]), strict=True):
         np.testing.assert_allclose(np.asarray(store.activations(layer)), h[mask].numpy(), rtol=1e-5, atol=1e-5)
     table = store.samples
     lengths = mask.sum(1).numpy()

@@ -61,9 +61,9 @@ def test_projection_hover_shows_the_sentences_of_the_points(text_run, text_split
     page = write_report(text_run, data=text_splits).read_text()
     payload = _payload(page)
     assert payload["sprite"] is None and payload["texts"] is not None
-    by_index = dict(zip(test.index.tolist(), test.texts))
+    by_index = dict(zip(test.index.tolist(), test.texts, strict=True))
     assert len(payload["texts"]) == len(payload["index"]) == 40
-    for i, shown in zip(payload["index"], payload["texts"]):
+    for i, shown in zip(payload["index"], payload["texts"], strict=True):
         assert " ".join(shown.split("\n")) == by_index[i]  # wrapped, not changed
     assert "hover a point for its text" in page
 

@@ -11,8 +11,7 @@ from torch.utils.data import TensorDataset
 
 from neuralatlas.data import ArrayDataset, digits
 from neuralatlas.errors import ConfigError, DataError
-from neuralatlas.zoo import (ModelError, TrainResult, build, list_checkpoints, load_checkpoint, load_run, mlp,
-                             train)
+from neuralatlas.zoo import ModelError, TrainResult, build, list_checkpoints, load_checkpoint, load_run, mlp, train
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -78,7 +78,8 @@ class AttackResult(Result):
     @property
     def success(self) -> np.ndarray:
         """Per sample: targeted → reached the target class; untargeted → prediction changed
-        away from a correct one (samples already wrong count as not attacked)."""
+        away from a correct one (samples already wrong count as not attacked).
+        """
         if self.target_class is not None:
             return self.adv_pred == self.target_class
         return (self.clean_pred == self.labels) & (self.adv_pred != self.labels)
@@ -86,7 +87,8 @@ class AttackResult(Result):
     @property
     def success_rate(self) -> float:
         """Share of attackable samples the attack succeeded on (untargeted: among those the
-        model got right; targeted: among those not already predicted as the target)."""
+        model got right; targeted: among those not already predicted as the target).
+        """
         if self.target_class is not None:
             eligible = self.clean_pred != self.target_class
         else:
@@ -108,7 +110,8 @@ class AttackResult(Result):
 
     def as_dataset(self, name: str = "adversarial"):
         """Clean then adversarial inputs as one ``ArrayDataset`` with a ``group`` column
-        (``"clean"`` / ``"adversarial"``); both halves keep the original sample index."""
+        (``"clean"`` / ``"adversarial"``); both halves keep the original sample index.
+        """
         from neuralatlas.data.dataset import ArrayDataset
 
         n = len(self)

@@ -11,8 +11,18 @@ from neuralatlas.analysis.discriminative import DiscriminativeNeurons, discrimin
 from neuralatlas.analysis.naps import NAPs, UnitStatistics, align_by_gradient, contrastive_naps, unit_statistics
 from neuralatlas.analysis.projection import NeuronProjection, Projection, neuron_projection, project
 from neuralatlas.analysis.quality import continuity, neighborhood_hit, trustworthiness
-from neuralatlas.analysis.similarity import SimilarityResult
-from neuralatlas.analysis.similarity import ProbeResult, SimilarityMatrix, cka_matrix, epoch_cka_matrix, linear_cka, linear_probes, rbf_cka, rsa, rsa_matrix
+from neuralatlas.analysis.similarity import (
+    ProbeResult,
+    SimilarityMatrix,
+    SimilarityResult,
+    cka_matrix,
+    epoch_cka_matrix,
+    linear_cka,
+    linear_probes,
+    rbf_cka,
+    rsa,
+    rsa_matrix,
+)
 from neuralatlas.analysis.topomap import TopomapLayout, Topomaps, layout_quality, topomaps, unit_profiles, unit_values
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Which neurons tell one class from the rest? (Rauber et al. 2017, discriminative maps.)
+"""Discriminative neurons: which neurons tell one class from the rest (Rauber et al. 2017).
 
 For every neuron of a layer and every class ``c``: how much the neuron helps to separate
 ``c`` from all other classes. Two ways:
@@ -270,8 +270,8 @@ class DiscriminativeNeurons(Result):
         top = self.importances.argmax(0) if self.importances.size else np.zeros(0, int)
         return {"layer": self.layer, "method": self.method, "epoch": self.epoch,
                 "n_neurons": int(self.importances.shape[0]), "n_classes": int(self.importances.shape[1]),
-                "best_neuron": {c: int(i) for c, i in zip(self.classes, top)},
-                "best_importance": {c: float(self.importances[i, j]) for j, (c, i) in enumerate(zip(self.classes, top))},
+                "best_neuron": {c: int(i) for c, i in zip(self.classes, top, strict=True)},
+                "best_importance": {c: float(self.importances[i, j]) for j, (c, i) in enumerate(zip(self.classes, top, strict=True))},
                 "params": self.params}
 
     def to_frame(self) -> pd.DataFrame:

@@ -381,7 +381,7 @@ def group_codes(table: pd.DataFrame, by: str | Sequence | np.ndarray, groups: Se
         wanted = list(dict.fromkeys(groups))
         order = []
         for g in wanted:
-            hit = [i for i, (u, s) in enumerate(zip(uniq, shown)) if s == str(g) or str(u) == str(g)]
+            hit = [i for i, (u, s) in enumerate(zip(uniq, shown, strict=True)) if s == str(g) or str(u) == str(g)]
             if not hit:
                 raise AnalysisError(f"Group {g!r} has no samples in {name!r}.{did_you_mean(str(g), shown)}"
                                     f" Groups with samples: {', '.join(shown)}.")

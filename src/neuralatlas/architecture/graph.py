@@ -205,7 +205,8 @@ def _example(model: nn.Module, example_input: Any, input_shape: Sequence[int] | 
 
 def example_from_dataset(data: Any, n: int = 2) -> Any:
     """A batch of the first ``n`` inputs of a data set of ``(inputs, label)`` items, collated
-    as a DataLoader would (dict inputs stay dicts, integer ids stay integers)."""
+    as a DataLoader would (dict inputs stay dicts, integer ids stay integers).
+    """
     from torch.utils.data import default_collate
 
     items = [data[i][0] for i in range(min(n, len(data)))]
@@ -246,7 +247,8 @@ class _FunctionCounter(TorchFunctionMode):
 class ModuleCalls:
     """Forward hooks on every named module, keeping each call's output shape in order, and the
     MACs each module does itself (``own_macs``: its rule for Linear/Conv/..., else the tensor
-    functions its ``forward`` calls directly; ``""`` is the root's own forward)."""
+    functions its ``forward`` calls directly; ``""`` is the root's own forward).
+    """
 
     def __init__(self, model: nn.Module, batch: int | None):
         self.model = model
@@ -632,7 +634,8 @@ class ArchitectureGraph(Result):
         """An HTML fragment: the SVG where clicking a layer copies its name to the clipboard.
 
         Drawn as :meth:`view` chooses (a big model collapsed to fit, wide), unless ``depth``
-        or ``layout`` say otherwise."""
+        or ``layout`` say otherwise.
+        """
         from neuralatlas.architecture.render import to_html
 
         graph, chosen = self.view(depth, layout)
@@ -671,7 +674,8 @@ class ArchitectureGraph(Result):
         """The graph to draw and its layout: small graphs as they are; a graph of more than
         ``max_nodes`` boxes with its repeated blocks drawn once and, if still too big, merged
         to the deepest depth that fits (``depth`` forces one); ``layout="auto"`` is ``"wide"``
-        beyond 20 boxes, else ``"tall"``."""
+        beyond 20 boxes, else ``"tall"``.
+        """
         if depth is not None:
             graph = self.collapsed(depth=depth, max_nodes=max_nodes)
         elif len(self.nodes) > max_nodes:

@@ -146,7 +146,7 @@ def attribute_jax(
         else:
             b = base[i:i + batch_size]
             total = np.zeros_like(x)
-            for a, w in zip(alphas, alpha_w):
+            for a, w in zip(alphas, alpha_w, strict=True):
                 total += w * np.asarray(grad(jnp.asarray(b + a * (x - b)), t))
             maps[i:i + len(x)] = (x - b) * total
     delta = completeness = steps = None

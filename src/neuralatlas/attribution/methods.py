@@ -19,12 +19,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from captum._utils.gradient import compute_gradients
 from torch import nn
 
-from captum._utils.gradient import compute_gradients
-
-from neuralatlas.attribution.integrated import (completeness, integrated_gradients, relative_error,
-                                                rows_per_pass, summed_gradients, target_scores)
+from neuralatlas.attribution.integrated import (
+    completeness,
+    integrated_gradients,
+    relative_error,
+    rows_per_pass,
+    summed_gradients,
+    target_scores,
+)
 from neuralatlas.attribution.result import Attribution
 from neuralatlas.capture.fingerprints import positional_count
 from neuralatlas.capture.hooks import preserved, replace_tensor, select_tensor
@@ -273,7 +278,7 @@ class _Layout:
     def join(self, primary: torch.Tensor, extras: Sequence[torch.Tensor]) -> Any:
         if self.keys is None:
             return primary
-        return {self.key: primary, **dict(zip(self.keys, extras))}
+        return {self.key: primary, **dict(zip(self.keys, extras, strict=True))}
 
     def mask(self, extras: Sequence[torch.Tensor]) -> torch.Tensor | None:
         """The ``attention_mask`` among the passed-through tensors, if any."""
@@ -447,7 +452,7 @@ def _parse_neuron(neuron: Any, shapes: Mapping[str, tuple[int, ...]], modules: M
                                 f" (0..{size - 1}); its output shape is {list(shape)}.")
         return name, layer, unit_t, channel
     unit_t = tuple(int(u) for u in unit)
-    if len(unit_t) != len(shape) or any(not 0 <= u < s for u, s in zip(unit_t, shape)):
+    if len(unit_t) != len(shape) or any(not 0 <= u < s for u, s in zip(unit_t, shape, strict=True)):
         raise AnalysisError(f"neuron unit {tuple(unit)} does not index layer {name!r} of output shape"
                             f" {list(shape)}; give one index per axis within it, or a channel number.")
     return name, layer, unit_t, False
@@ -659,7 +664,8 @@ class _Engine:
     def run(self, x: torch.Tensor, target: torch.Tensor | None, baseline: torch.Tensor,
             args: tuple[torch.Tensor, ...] = ()) -> tuple[torch.Tensor, dict]:
         """Maps of ``x`` for ``target``; ``args`` are passed through to the forward (captum's
-        ``additional_forward_args``: attention masks, labels of a target function)."""
+        ``additional_forward_args``: attention masks, labels of a target function).
+        """
         name = self.name
         self.args = tuple(args)
         extra: dict[str, Any] = {"additional_forward_args": self.args} if self.args else {}
@@ -742,7 +748,7 @@ class _Engine:
             std = tuple(max(1, w // 2) for w in win)
         else:
             std = (int(self.stride),) * len(spatial) if isinstance(self.stride, (int, np.integer)) else tuple(self.stride)
-        if len(win) != len(spatial) or any(w < 1 or w > s for w, s in zip(win, spatial)):
+        if len(win) != len(spatial) or any(w < 1 or w > s for w, s in zip(win, spatial, strict=True)):
             raise AnalysisError(f"occlusion window {win} does not fit inputs of shape {list(shape)};"
                                 f" give {len(spatial)} sizes between 1 and {list(spatial)}.")
         if len(shape) >= 3:  # whole pixels: every channel at once
@@ -1125,7 +1131,8 @@ def _append(parts: dict[str, list[np.ndarray]], key: str, value: torch.Tensor) -
 
 def _concat_rows(arrays: list[np.ndarray]) -> np.ndarray:
     """Batches joined along rows; token axes of different lengths (per-batch padding) are padded
-    with zeros (a mask of 0, an attribution of 0) to the longest."""
+    with zeros (a mask of 0, an attribution of 0) to the longest.
+    """
     if len(arrays) == 1:
         return arrays[0]
     if arrays[0].ndim >= 2 and len({a.shape[1] for a in arrays}) > 1:

@@ -39,9 +39,9 @@ from neuralatlas.errors import CaptureError, ModelError
 
 jax = require("jax")
 require("flax")
-import flax.linen as nn
-import jax.numpy as jnp
-from flax import nnx
+import flax.linen as nn  # noqa: E402  (after require(), which names the extra when flax is missing)
+import jax.numpy as jnp  # noqa: E402
+from flax import nnx  # noqa: E402
 
 
 # ---------------------------------------------------------------------------- params trees

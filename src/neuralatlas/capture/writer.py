@@ -129,7 +129,8 @@ class ChunkWriter:
     # ------------------------------------------------------------------ the capture's side
     def acquire(self) -> dict[Hashable, np.ndarray]:
         """A free set of chunk buffers ``{key: [chunk_rows, *unit_shape]}`` to fill (waits for
-        the writer to finish one when both are in flight)."""
+        the writer to finish one when both are in flight).
+        """
         while True:
             self._raise_if_failed()
             try:
@@ -158,7 +159,8 @@ class ChunkWriter:
 
     def close(self) -> list[int]:
         """Wait until every queued chunk is written and flag them (see :meth:`commit`); their
-        rows. Raises the writer's error if it failed (the chunks written before it stay flagged)."""
+        rows. Raises the writer's error if it failed (the chunks written before it stay flagged).
+        """
         self._join()
         rows = self.commit()
         self._raise_if_failed()

@@ -45,7 +45,6 @@ from neuralatlas.featurevis.taps import as_batch, prepared
 from neuralatlas.results import Result, files_of, folder_of, jsonable, safe_name
 from neuralatlas.vocabulary import Progress
 
-
 _ARRAYS = ("image", "trace", "top_index", "top_values", "patches", "positions", "boxes", "crops",
            "hist_counts", "hist_edges", "class_effects", "class_ids")
 
@@ -384,7 +383,7 @@ def unit_cards(model: nn.Module, store: Any, layer: str, channels: Sequence[int]
                 f"The model gives {recomputed:.5g} for {layer}:{c} on the store's best patch, the store"
                 f" {v[order[0]]:.5g}: the store was captured from other weights or other data.")
         _, positions, boxes = receptive_fields(model, layer, c, patches, rf_threshold, device)
-        crops = np.stack([_crop(p, b, int(crop_size)) for p, b in zip(patches.numpy(), boxes)])
+        crops = np.stack([_crop(p, b, int(crop_size)) for p, b in zip(patches.numpy(), boxes, strict=True)])
         effects = class_effects(model, layer, c, patches, device)
         if names is None and len(store.classes) == len(effects):
             names = list(store.classes)  # a model without a card: the data's class names

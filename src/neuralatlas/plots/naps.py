@@ -121,7 +121,7 @@ def naps_maps(result: Any, layer: str, *, groups: Sequence[str] | None = None, c
                            layout="constrained")
     for a in axes.flat[len(names):]:
         a.set_visible(False)
-    for a, name, m in zip(axes.flat, names, maps):
+    for a, name, m in zip(axes.flat, names, maps, strict=True):
         im = a.imshow(m, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
         a.set_title(str(name), fontsize=8.5)
         a.set_xticks([])

@@ -115,7 +115,7 @@ def projection_sequence(result: Any, along: str = "layers", *, layer: str | None
     nrows = -(-len(keys) // ncols)
     fig, axes = new_figure(nrows, ncols, size=(size * ncols, size * nrows + 0.5))
     colors = _colors(result)
-    for ax, key, pts in zip(axes.flat, keys, coords):
+    for ax, key, pts in zip(axes.flat, keys, coords, strict=True):
         pred = result.prediction(key[1])
         wrong = (pred >= 0) & (pred != result.labels) if mark_errors else None
         _scatter(ax, pts, result.labels, colors, _point_size(len(pts)) * 0.6, wrong)
@@ -194,7 +194,8 @@ def projection_trail_image(result: Any, along: str = "layers", *, layer: str | N
 def _standardised(coords: list[np.ndarray]) -> list[np.ndarray]:
     """Each embedding centred and scaled to unit RMS radius: t-SNE/UMAP scales are arbitrary
     and PCA's differ by layer, so shared axes compare positions, not scales. Rotations from
-    the alignment (``align=True``) are kept."""
+    the alignment (``align=True``) are kept.
+    """
     out = []
     for pts in coords:
         centred = np.asarray(pts, np.float64) - np.nanmean(pts, axis=0)
@@ -216,7 +217,7 @@ def _small_multiples(fig: Figure, grid: Any, result: Any, keys: list, coords: li
     order = np.random.default_rng(0).permutation(n)   # no class always painted last
     rgba = colors[result.labels % len(colors)].copy()
     axes, first = [], None
-    for i, (key, now) in enumerate(zip(keys, pts)):
+    for i, (key, now) in enumerate(zip(keys, pts, strict=True)):
         ax = fig.add_subplot(grid[i // ncols, i % ncols], sharex=first, sharey=first)
         first = first or ax
         moved = "\n" if len(keys) > 1 else ""   # every title three lines, so panels line up
@@ -344,7 +345,7 @@ def projection_quality(result: Any, *, ax: Any = None) -> Figure:
     epochs = result.epochs
     cmap = __import__("matplotlib").colormaps[SEQUENTIAL]
     for panel, score, name in zip(panels, ("neighborhood_hit", "trustworthiness"),
-                                  ("neighbourhood hit", "trustworthiness")):
+                                  ("neighbourhood hit", "trustworthiness"), strict=True):
         if score not in table:
             continue
         for j, e in enumerate(epochs):

@@ -185,7 +185,7 @@ def similarity_probes(probes: Any | Sequence[Any] | Mapping[str, Any], *, ax: An
     ax = axes if ax is not None else axes[0, 0]
     colors = class_colors(len(series))
     same_depth = len({len(p.layers) for _, p in series}) == 1
-    for (label, p), color in zip(series, colors):
+    for (label, p), color in zip(series, colors, strict=True):
         n = len(p.layers)
         x = np.arange(n, dtype=float) if same_depth else np.linspace(0.0, 1.0, n)
         acc, std = np.asarray(p.accuracy), np.asarray(p.std)
@@ -207,7 +207,7 @@ def similarity_probes(probes: Any | Sequence[Any] | Mapping[str, Any], *, ax: An
     title = "linear probes per layer"
     if chance:
         shown = [p.chance >= lo for _, p in series]
-        for (_, p), color, draw in zip(series, colors, shown):
+        for (_, p), color, draw in zip(series, colors, shown, strict=True):
             if draw:
                 ax.axhline(p.chance, color=color, ls="--", lw=0.8, alpha=0.7)
         title += " (dashed: chance)" if all(shown) else \

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -61,7 +62,7 @@ def input_views(model: ModelInfo) -> list[str]:
     if "is_leaf" in frame:
         frame = frame[frame["is_leaf"].astype(str) == "True"]
     views = []
-    for name, params in zip(frame["name"].astype(str), frame.get("params", [0] * len(frame))):
+    for name, params in zip(frame["name"].astype(str), frame.get("params", [0] * len(frame)), strict=True):
         if float(params or 0) > 0:
             break
         views.append(name)
@@ -98,7 +99,8 @@ def _last_epoch_spread(summary: dict[str, Any]) -> dict[str, tuple[float, float,
 
 def token_rows(model: ModelInfo) -> bool:
     """Whether the model's store has a row per token (``rows="tokens"``): its points are
-    tokens, each labelled with its sentence's class, and positions are not classes."""
+    tokens, each labelled with its sentence's class, and positions are not classes.
+    """
     return model.store is not None and model.store.attrs.get("rows") == "tokens"
 
 
@@ -231,7 +233,7 @@ def cka_blocks(adjacent: dict[str, float], order: list[str]) -> list[list[str]]:
             pairs[(a, b)] = float(value)
     blocks: list[list[str]] = []
     run: list[str] = []
-    for a, b in zip(order, order[1:]):
+    for a, b in pairwise(order):
         if pairs.get((a, b), 0.0) >= CKA_BLOCK:
             run = run or [a]
             run.append(b)
@@ -427,7 +429,7 @@ def render_comparison(run: RunInfo) -> str:
             panels["probe"].append(_trace(model.name, [depth[x] for x in ls], [probes[x] for x in ls], ls))
             adj = sim.get("adjacent_layer_cka") or {}
             xs, ys, names = [], [], []
-            for a, b in zip(model.layers, model.layers[1:]):
+            for a, b in pairwise(model.layers):
                 v = adj.get(f"{a} → {b}")
                 if isinstance(v, (int, float)):
                     xs.append(depth[b])

@@ -215,7 +215,8 @@ _PAN_ZOOM_ASSETS = """<style>
 
 def _pan_zoom(path: Any, caption: str, model: str) -> str:
     """An SVG drawing in a pan/zoom viewport (its own markup: the report's click-to-enlarge of
-    ``.na-fig`` would fight the dragging)."""
+    ``.na-fig`` would fight the dragging).
+    """
     from neuralatlas.report.components import image_uri
 
     uri, _ = image_uri(path)

@@ -64,7 +64,7 @@ def readable_columns(columns: list[str], keep: Iterable[str] = ()) -> list[str]:
 
     last = [words(p[-1]) for p in parts]
     return [f"{words(p[-2])}: {name}" if last.count(name) > 1 and len(p) > 1 else name
-            for p, name in zip(parts, last)]
+            for p, name in zip(parts, last, strict=True)]
 
 
 def is_number(value: Any) -> bool:

@@ -179,7 +179,7 @@ def attribute_run(
     if text:
         from neuralatlas.plots.attribution import attribution_token_heatmap
 
-        for m, res in zip(names, shown):
+        for m, res in zip(names, shown, strict=True):
             save(attribution_token_heatmap(res, samples=figure_samples, classes=dataset.classes), figures_dir / f"tokens_{m}")
     else:
         save(attribution_grid(shown, samples=figure_samples, classes=dataset.classes), figures_dir / "grid")
@@ -202,7 +202,7 @@ def attribute_run(
         summary["methods"][key] = entry
     if faithfulness:
         check = few.subset(slice(0, min(len(few), check_samples)))
-        input_space = [m for m, res in zip(names, shown) if res.maps.shape[1:] in (tuple(dataset.input_shape),
+        input_space = [m for m, res in zip(names, shown, strict=True) if res.maps.shape[1:] in (tuple(dataset.input_shape),
                                                                                    (1, *dataset.input_shape[1:]))]
         faith = deletion_curves(model, check, input_space, target=target, device=device)
         faith.save(results_dir / "faithfulness")

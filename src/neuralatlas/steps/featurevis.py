@@ -53,10 +53,10 @@ def _compute(run_dir: Path, model: Any, *, layer: str | None = None, units: Sequ
         from neuralatlas.featurevis.units import best_natural
 
         best = best_natural(model, objective, data)
-        ratios = [float(v) / float(b) if b > 0 else float("nan") for v, b in zip(result.values, best)]
+        ratios = [float(v) / float(b) if b > 0 else float("nan") for v, b in zip(result.values, best, strict=True)]
         summary["ratio_to_best_natural"] = [round(r, 3) for r in ratios]
         summary["min_ratio_to_best_natural"] = round(min(ratios), 3) if ratios else None
-        for label, v, b, r in zip(result.labels, result.values, best, ratios):
+        for label, v, b, r in zip(result.labels, result.values, best, ratios, strict=True):
             (message or print)(f"featurevis {label}: {float(v):.3g} = {r:.2f} x best natural sample ({float(b):.3g})")
     if filters:
         convs = conv_layers(model)
@@ -103,7 +103,8 @@ def load(results_dir: Path) -> dict[str, Any]:
 def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None, *,
             name: str | None = None, sample: int | None = None) -> int:
     """The figures of one featurevis result (or of each in :func:`load`'s dict): images and trace
-    (file names from ``name``, the objective: ``logits`` or the layer), filter grid, feature maps."""
+    (file names from ``name``, the objective: ``logits`` or the layer), filter grid, feature maps.
+    """
     from neuralatlas.featurevis.kernels import Filters
     from neuralatlas.featurevis.maps import FeatureMaps
     from neuralatlas.plots import (
@@ -129,7 +130,8 @@ def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None
 
 def run(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
     """Pipeline adapter: class-logit images, plus (conv models) the last conv layer's channels,
-    filters and feature maps."""
+    filters and feature maps.
+    """
     from neuralatlas.featurevis import conv_layers
 
     params = checked_params(NAME, _compute, params)

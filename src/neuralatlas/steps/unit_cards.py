@@ -1,5 +1,6 @@
 """The unit-cards step (pretrained ImageNet models): per unit its optimised image, best natural patches,
-the classes it drives; ``RUN_DIR/results/unit_cards/``, ``RUN_DIR/figures/unit_cards/``."""
+the classes it drives; ``RUN_DIR/results/unit_cards/``, ``RUN_DIR/figures/unit_cards/``.
+"""
 
 from __future__ import annotations
 

@@ -43,7 +43,8 @@ def writable(array: zarr.Array) -> zarr.Array:
     """``array`` with :data:`ARRAY_CONFIG`: zarr keeps run-time config out of the metadata, so an
     array reopened from its group would silently *delete* a chunk that becomes all fill value
     (all-zero activations, an all-zero label chunk) — which the integrity check then reads as
-    a lost chunk. Every writer goes through this."""
+    a lost chunk. Every writer goes through this.
+    """
     return array.with_config(ARRAY_CONFIG)
 
 
@@ -61,7 +62,8 @@ def chunk_rows_for(bytes_per_row: int, batch_size: int, n_samples: int,
 
 def with_checksum(compressor: Any = None) -> list[Any]:
     """Bytes-to-bytes codecs of a store array: the compressor (if any), then zarr's crc32c
-    checksum last, so a flipped byte or a truncated chunk fails on read instead of passing."""
+    checksum last, so a flipped byte or a truncated chunk fails on read instead of passing.
+    """
     from zarr.codecs import Crc32cCodec
 
     return [*([] if compressor is None else [compressor]), Crc32cCodec()]
@@ -796,7 +798,8 @@ def _fix_target(path: Any) -> str:
 
 class StoreURL(str):
     """The location of a store held in an object store: a URL with the few ``Path``
-    attributes the rest of the code reads (``name``, ``stem``, ``parent``)."""
+    attributes the rest of the code reads (``name``, ``stem``, ``parent``).
+    """
 
     @property
     def name(self) -> str:
@@ -855,7 +858,8 @@ def _provenance() -> dict[str, Any]:
 
 def read_rows(array: zarr.Array, rows: slice, out: np.ndarray | None = None) -> np.ndarray:
     """``array[rows]`` as a numpy array: direct chunk reads where the array qualifies
-    (:meth:`~neuralatlas.store.chunkio.ChunkFile.for_array`), zarr's own read otherwise."""
+    (:meth:`~neuralatlas.store.chunkio.ChunkFile.for_array`), zarr's own read otherwise.
+    """
     from neuralatlas.store.chunkio import ChunkFile
 
     start, stop, step = rows.indices(array.shape[0])

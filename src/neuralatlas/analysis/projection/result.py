@@ -200,9 +200,9 @@ class Projection(Result):
         with np.load(directory / "coordinates.npz") as npz:
             arrays = {name: npz[name] for name in npz.files}
         keys = [(k[0], _epoch(k[1])) for k in meta["keys"]]
-        return cls(dict(zip(keys, arrays["coordinates"])), rows=arrays["rows"], index=arrays["index"],
-                   labels=arrays["labels"], predictions=dict(zip(meta["prediction_epochs"], arrays["predictions"])),
-                   quality=dict(zip(keys, map(_scores, meta["quality"]))), classes=meta["classes"], method=meta["method"],
+        return cls(dict(zip(keys, arrays["coordinates"], strict=True)), rows=arrays["rows"], index=arrays["index"],
+                   labels=arrays["labels"], predictions=dict(zip(meta["prediction_epochs"], arrays["predictions"], strict=True)),
+                   quality=dict(zip(keys, map(_scores, meta["quality"]), strict=True)), classes=meta["classes"], method=meta["method"],
                    params=meta["params"])
 
     def __repr__(self) -> str:

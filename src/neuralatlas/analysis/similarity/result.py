@@ -7,6 +7,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -174,7 +175,7 @@ class ProbeResult(Result):
 
     def summary(self) -> dict[str, Any]:
         """Accuracy per layer, chance, the best layer and the settings."""
-        accuracy = {layer: _num(a) for layer, a in zip(self.layers, self.accuracy)}
+        accuracy = {layer: _num(a) for layer, a in zip(self.layers, self.accuracy, strict=True)}
         finite = [(a, layer) for layer, a in accuracy.items() if a is not None]
         best = max(finite)[1] if finite else None
         return {"name": self.name, "accuracy": accuracy, "chance": _num(self.chance), "best_layer": best,
@@ -231,7 +232,7 @@ class SimilarityResult(Result):
         lin = self.matrices.get("linear_cka")
         if lin is not None:
             out["adjacent_layer_cka"] = {f"{a} → {b}": _num(lin.values[i, i + 1])
-                                         for i, (a, b) in enumerate(zip(lin.rows, lin.rows[1:]))}
+                                         for i, (a, b) in enumerate(pairwise(lin.rows))}
         for key in ("rbf_cka", "rsa"):
             mat = self.matrices.get(key)
             if mat is not None and len(mat.rows) > 1:
@@ -252,7 +253,7 @@ class SimilarityResult(Result):
                 out[f"{key}_best_match"] = best
         for key, probes in (("probe_accuracy", self.probes), ("other_probe_accuracy", self.other_probes)):
             if probes is not None:
-                out[key] = {layer: _num(a) for layer, a in zip(probes.layers, probes.accuracy)}
+                out[key] = {layer: _num(a) for layer, a in zip(probes.layers, probes.accuracy, strict=True)}
                 out[key.replace("accuracy", "chance")] = _num(probes.chance)
         notes = sorted({note for m in self.matrices.values() for note in m.notes})
         if notes:
