@@ -71,7 +71,9 @@ class HFModelConfig(_Strict):
     """A Hugging Face model folder on disk: ``model: {hf: path/to/dir, task: causal-lm}``."""
 
     hf: Path = Field(..., description="folder written by save_pretrained (config.json + weights)")
-    task: str | None = Field(None, description="sequence-classification, causal-lm, ... or a transformers class name; default AutoModel")
+    task: str | None = Field(
+        None, description="sequence-classification, causal-lm, ... or a transformers class name; default AutoModel"
+    )
 
 
 class ModelConfig(_Strict):
@@ -82,10 +84,14 @@ class ModelConfig(_Strict):
     """
 
     name: str
-    model: str | HFModelConfig = Field(..., description="built-in name (mlp, cnn, vgg, vgg16), 'package.module:function' or {hf: folder}")
+    model: str | HFModelConfig = Field(
+        ..., description="built-in name (mlp, cnn, vgg, vgg16), 'package.module:function' or {hf: folder}"
+    )
     kwargs: dict[str, Any] = Field(default_factory=dict)
     checkpoint: Path | None = Field(None, description="weights to load instead of training")
-    trust_pickle: bool = Field(False, description="let the checkpoint unpickle Python objects (runs its code): only for files you trust")
+    trust_pickle: bool = Field(
+        False, description="let the checkpoint unpickle Python objects (runs its code): only for files you trust"
+    )
     train: TrainConfig = Field(default_factory=TrainConfig)
     layers: list[str] | None = Field(None, description="names or glob patterns; default every leaf layer")
     # A pretrained model (e.g. efficientnet_lite0) is not trained; it may look at its own data
@@ -105,7 +111,9 @@ class ModelConfig(_Strict):
 
 class CaptureConfig(_Strict):
     split: Literal["test", "train"] = "test"
-    n_samples: int | None = Field(None, ge=1, description="the first n_samples samples of the split; null or 'all': every sample (default)")
+    n_samples: int | None = Field(
+        None, ge=1, description="the first n_samples samples of the split; null or 'all': every sample (default)"
+    )
     gradients: bool = True
     target: str | int = "label"
     per_epoch: bool = True
@@ -115,7 +123,9 @@ class CaptureConfig(_Strict):
     layer_output: dict[str, int | str | list[int | str]] | None = Field(
         None, description="{layer pattern: index, key, or a path like [1, 0]} for layers returning tuples/dicts")
     repeated: Literal["error", "first", "last"] = "error"
-    rows: Literal["samples", "tokens"] | None = Field(None, description="tokens: one row per non-padding token of [B, T, D] layers")
+    rows: Literal["samples", "tokens"] | None = Field(
+        None, description="tokens: one row per non-padding token of [B, T, D] layers"
+    )
 
     n: int | None = Field(None, ge=1, description="deprecated: n_samples", exclude=True)
 

@@ -320,7 +320,9 @@ class Pipeline:
             if name not in valid:
                 from neuralatlas.errors import did_you_mean
 
-                raise ConfigError(f"Unknown step {name!r}.{did_you_mean(name, valid)} Steps: {', '.join(sorted(valid))}.")
+                raise ConfigError(
+                    f"Unknown step {name!r}.{did_you_mean(name, valid)} Steps: {', '.join(sorted(valid))}."
+                )
 
     # -------------------------------------------------------------- state
     def _state(self) -> dict[str, Any]:

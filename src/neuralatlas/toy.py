@@ -240,7 +240,9 @@ class ToyNetwork(Result):
             plt.close(fig)
 
 
-def plane_grid(resolution: int = 150, extent: tuple[float, float] = EXTENT) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def plane_grid(
+    resolution: int = 150, extent: tuple[float, float] = EXTENT
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``xs``, ``ys`` and the points ``[resolution², 2]`` of a square grid, row by row (y outer)."""
     xs = np.linspace(extent[0], extent[1], int(resolution), dtype=np.float32)
     ys = np.linspace(extent[0], extent[1], int(resolution), dtype=np.float32)

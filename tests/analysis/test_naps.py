@@ -108,7 +108,9 @@ def _align_reference(acts, grads):
         shift = peak - np.array(sal.shape) // 2
         pads = [(0, 0)] + [(max(-p, 0), max(p, 0)) for p in shift]
         padded = np.pad(acts[i], pads)
-        crop = (slice(None),) + tuple(slice(max(p, 0), d - max(-p, 0)) for p, d in zip(shift, padded.shape[1:], strict=True))
+        crop = (slice(None),) + tuple(
+            slice(max(p, 0), d - max(-p, 0)) for p, d in zip(shift, padded.shape[1:], strict=True)
+        )
         out[i] = padded[crop]
     return out
 

@@ -403,8 +403,9 @@ def test_similarity_offers_debiased_cka_beside_the_biased_one(tmp_path):
 
     rng = np.random.default_rng(12)
     a = rng.normal(size=(50, 80)).astype(np.float32)
-    store = ActivationStore.from_arrays(tmp_path / "s.zarr", {"a": a, "b": a @ rng.normal(size=(80, 30)).astype(np.float32)},
-                                        labels=np.arange(50) % 2)
+    store = ActivationStore.from_arrays(
+        tmp_path / "s.zarr", {"a": a, "b": a @ rng.normal(size=(80, 30)).astype(np.float32)}, labels=np.arange(50) % 2
+    )
     result = na.similarity(store, rbf=False, rsa=False, probes=False, debiased=True)
     assert set(result.matrices) == {"linear_cka", "debiased_linear_cka"}
     assert result.matrices["debiased_linear_cka"]["a", "b"] < result.matrices["linear_cka"]["a", "b"]

@@ -160,7 +160,9 @@ def test_smoothgrad_and_gradient_shap_are_seeded(small_cnn, batch):
         c = attribute(small_cnn, x, method, labels=y.numpy(), seed=2, **kw)
         np.testing.assert_allclose(a.maps, b.maps, rtol=0, atol=1e-6)  # bitwise on CPU; CUDA atomics may differ
         assert not np.allclose(a.maps, c.maps, rtol=0, atol=1e-6), method
-    assert attribute(small_cnn, x, "ig", labels=y.numpy(), smooth=2, n_steps=4).name == "smoothgrad(integrated_gradients)"
+    assert (
+        attribute(small_cnn, x, "ig", labels=y.numpy(), smooth=2, n_steps=4).name == "smoothgrad(integrated_gradients)"
+    )
 
 
 def test_gradient_shap_draws_are_n_draws_and_the_old_keyword_warns(small_cnn, batch):
@@ -204,13 +206,21 @@ def test_model_left_as_found(batch):
 
 def test_bad_input_gets_clear_errors(small_cnn, batch):
     x, y = batch
-    with pytest.raises(AnalysisError, match="Unknown attribution method 'integrated_gradient_x'.*Valid methods:.*saliency"):
+    with pytest.raises(
+        AnalysisError, match="Unknown attribution method 'integrated_gradient_x'.*Valid methods:.*saliency"
+    ):
         attribute(small_cnn, x, "integrated_gradient_x", labels=y.numpy())
-    with pytest.raises(AnalysisError, match=r"target 12 is out of range: the model has 10 outputs \(valid classes 0..9\)"):
+    with pytest.raises(
+        AnalysisError, match=r"target 12 is out of range: the model has 10 outputs \(valid classes 0..9\)"
+    ):
         attribute(small_cnn, x, "saliency", target=12)
     with pytest.raises(AnalysisError, match="out of range"):
         attribute(small_cnn, x, "saliency", labels=np.full(len(x), 10))
-    with pytest.raises(AnalysisError, match=r"grad_cam needs a convolutional layer.*'fc1' \(Linear\).*Layers that would do: conv1, relu1, pool1, conv2"):
+    with pytest.raises(
+        AnalysisError,
+        match=r"grad_cam needs a convolutional layer.*'fc1' \(Linear\)"
+        r".*Layers that would do: conv1, relu1, pool1, conv2",
+    ):
         attribute(small_cnn, x, "grad_cam", labels=y.numpy(), layer="fc1")
     with pytest.raises(LayerError, match="No layer 'conv9'.*conv1"):
         attribute(small_cnn, x, "grad_cam", labels=y.numpy(), layer="conv9")

@@ -85,7 +85,9 @@ def test_generic_summary_numbers_and_escaping(export):
 def test_every_figure_is_exported_as_pdf_and_included(report_run, export):
     out, main = export
     text = main.read_text()
-    pdfs = sorted(p.relative_to(report_run.model_dir / "figures") for p in (report_run.model_dir / "figures").rglob("*.pdf"))
+    pdfs = sorted(
+        p.relative_to(report_run.model_dir / "figures") for p in (report_run.model_dir / "figures").rglob("*.pdf")
+    )
     assert pdfs
     for rel in pdfs:
         dest = out / "figures" / "mlp" / rel
@@ -136,7 +138,9 @@ def test_every_float_has_a_described_caption_and_a_label(report_run, export):
             words = caption.replace(r"\_", "_")
             assert len(words.split()) >= 4, caption
             # not the file name, nor the old "model, analysis: file" caption
-            assert not any(words.strip(". ") == stem or words.strip(". ").endswith(f": {stem}") for stem in stems), caption
+            assert not any(words.strip(". ") == stem or words.strip(". ").endswith(f": {stem}") for stem in stems), (
+                caption
+            )
     assert len(labels) == len(set(labels)), "labels are unique"
     # column headers are words, not key paths
     headers = [p.read_text().split(r"\toprule", 1)[1].split(r"\midrule", 1)[0] for p in (out / "tables").glob("*.tex")]
@@ -162,4 +166,8 @@ def test_readable_columns():
     assert readable_columns(["layer", "layers · dead_fraction", "layers · neighborhood_hit"]) == \
         ["layer", "dead fraction", "neighbourhood hit"]
     assert readable_columns(["a · value", "b · value"]) == ["a: value", "b: value"]
-    assert readable_columns(["layer", "relu_fc1", "x · unit_shape"], ["relu_fc1"]) == ["layer", "relu_fc1", "unit shape"]
+    assert readable_columns(["layer", "relu_fc1", "x · unit_shape"], ["relu_fc1"]) == [
+        "layer",
+        "relu_fc1",
+        "unit shape",
+    ]

@@ -213,9 +213,12 @@ def test_layer_of_takes_whole_names_and_the_longest():
 def test_summary_tables_pivot_layers_and_records():
     from neuralatlas.report.tables import summary_table
 
-    summary = {"method": "tsne", "layers": ["a", "b"],
-               "scores": [{"layer": layer, "epoch": e, "hit": 0.1 * i + e} for i, layer in enumerate("ab") for e in (0, 1)],
-               "per_layer": {"b": {"x": 1.5}, "a": {"x": 2.5}}}
+    summary = {
+        "method": "tsne",
+        "layers": ["a", "b"],
+        "scores": [{"layer": layer, "epoch": e, "hit": 0.1 * i + e} for i, layer in enumerate("ab") for e in (0, 1)],
+        "per_layer": {"b": {"x": 1.5}, "a": {"x": 2.5}},
+    }
     tables = summary_table(summary, ["a", "b"])
     grid = next(t for t in tables if t.columns == ["layer", "epoch 0", "epoch 1"])
     assert grid.rows == [["a", 0.0, 1.0], ["b", 0.1, 1.1]] and grid.row_layers == ["a", "b"]
@@ -230,7 +233,10 @@ def test_json_script_cannot_close_its_element():
 
     html = json_script({"x": "</script><script>alert(1)</script>", "nan": float("nan")})
     assert html.count("</script>") == 1
-    assert json.loads(html.split(">", 1)[1].rsplit("<", 1)[0]) == {"x": "</script><script>alert(1)</script>", "nan": None}
+    assert json.loads(html.split(">", 1)[1].rsplit("<", 1)[0]) == {
+        "x": "</script><script>alert(1)</script>",
+        "nan": None,
+    }
 
 
 def test_sprite_downsamples_large_images_by_box_mean():

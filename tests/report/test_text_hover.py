@@ -119,7 +119,9 @@ def test_token_rows_without_token_text_use_the_tokenizer_or_show_nothing(text_sp
                         columns={"sample": [0] * 4, "position": [0, 1, 2, 3], "token_id": ids.tolist()})
     with_tok = SampleImages(SimpleNamespace(config={}), data=text_splits)
     words = test.tokens(0)[:4]
-    assert with_tok.texts(store.path, np.array([1]), np.array([7])) == [" ".join([words[0], f"[{words[1]}]", *words[2:]])]
+    assert with_tok.texts(store.path, np.array([1]), np.array([7])) == [
+        " ".join([words[0], f"[{words[1]}]", *words[2:]])
+    ]
     without = SampleImages(SimpleNamespace(config={}), data=None)
     assert without.texts(store.path, np.array([1]), np.array([7])) is None
 

@@ -186,7 +186,9 @@ def _bounds(bounds: Any, source: InputBatches, x: torch.Tensor) -> tuple[float, 
 def _check(method: str, norm: str, eps: float) -> tuple[str, str]:
     m = method.lower()
     if m not in ATTACKS:
-        raise AnalysisError(f"Unknown attack {method!r}.{did_you_mean(m, ATTACKS)} Valid attacks: {', '.join(ATTACKS)}.")
+        raise AnalysisError(
+            f"Unknown attack {method!r}.{did_you_mean(m, ATTACKS)} Valid attacks: {', '.join(ATTACKS)}."
+        )
     nm = norm.lower().replace("∞", "inf").replace("_", "")
     if nm not in NORMS:
         raise AnalysisError(f"Unknown norm {norm!r}; choose 'linf' or 'l2'.")
@@ -330,7 +332,9 @@ def _target_classes(target_class: Any, n: int, n_out: int) -> np.ndarray | None:
         raise AnalysisError(f"target_class has {len(tc)} entries for {n} samples; give one class or one per sample.")
     bad = tc[(tc < 0) | (tc >= n_out)]
     if len(bad):
-        raise AnalysisError(f"target_class {int(bad[0])} is out of range: the model has {n_out} outputs (0..{n_out - 1}).")
+        raise AnalysisError(
+            f"target_class {int(bad[0])} is out of range: the model has {n_out} outputs (0..{n_out - 1})."
+        )
     return tc
 
 
@@ -372,7 +376,9 @@ def _pgd(model, x, y, eps, norm, steps, step, random_start, target_class, lim, o
         else:  # uniform in the L2 ball: a random direction, radius eps * u^(1/d)
             d = x[0].numel()
             direction = torch.randn(x.shape, generator=gen).to(x)
-            direction = direction / direction.reshape(len(x), -1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (x.dim() - 1))
+            direction = direction / direction.reshape(len(x), -1).norm(dim=1).clamp_min(1e-12).view(
+                -1, *[1] * (x.dim() - 1)
+            )
             radius = eps * torch.rand(len(x), generator=gen).to(x) ** (1.0 / d)
             delta = direction * radius.view(-1, *[1] * (x.dim() - 1))
     adv = x + delta

@@ -434,8 +434,9 @@ class ActivationSource:
 
 
 class StoreSource(ActivationSource):
-    """An :class:`~neuralatlas.store.ActivationStore` read by (layer, epoch); ``inputs`` add the ``"input"`` pseudo-layer.
+    """An :class:`~neuralatlas.store.ActivationStore` read by (layer, epoch).
 
+    ``inputs`` add the ``"input"`` pseudo-layer.
     ``by`` names a sample-table column to colour and stratify by instead of ``label``.
     """
 

@@ -41,8 +41,21 @@ from scipy.spatial.distance import cdist, pdist
 from neuralatlas.errors import AnalysisError, LayerError, StoreError, did_you_mean
 from neuralatlas.results import Result
 
-__all__ = ["METHODS", "TopomapLayout", "Topomaps", "assign_to_sites", "disc_sites", "grid_sites",
-           "layout_quality", "map_similarity", "spread_disc", "sums_to_zero", "topomaps", "unit_profiles", "unit_values"]
+__all__ = [
+    "METHODS",
+    "TopomapLayout",
+    "Topomaps",
+    "assign_to_sites",
+    "disc_sites",
+    "grid_sites",
+    "layout_quality",
+    "map_similarity",
+    "spread_disc",
+    "sums_to_zero",
+    "topomaps",
+    "unit_profiles",
+    "unit_values",
+]
 
 METHODS = ("umap", "tsne", "som", "grid")
 FORMAT = "neuralatlas.topomaps/1"

@@ -324,7 +324,9 @@ def _module_rows(model: nn.Module, calls: Mapping[str, list[Shape]],
     return rows
 
 
-def _fx_graph(model: nn.Module, example: Any, batch: int | None) -> tuple[list[Node], list[tuple[str, str]], dict[str, int]]:
+def _fx_graph(
+    model: nn.Module, example: Any, batch: int | None
+) -> tuple[list[Node], list[tuple[str, str]], dict[str, int]]:
     graph = _LeafTracer().trace(model)
     gm = fx.GraphModule(model, graph)
     interp = _ShapeInterpreter(gm, batch)
@@ -406,7 +408,9 @@ def _fx_graph(model: nn.Module, example: Any, batch: int | None) -> tuple[list[N
     return nodes, edges, macs_by_module
 
 
-def _hook_graph(model: nn.Module, example: Any, batch: int | None) -> tuple[list[Node], list[tuple[str, str]], dict[str, int]]:
+def _hook_graph(
+    model: nn.Module, example: Any, batch: int | None
+) -> tuple[list[Node], list[tuple[str, str]], dict[str, int]]:
     """Trace by running: hooks on leaf modules, autograd links between their calls."""
     modules = [(n, m) for n, m in model.named_modules() if n and _is_leaf(m)]
     names = set(n for n, _ in model.named_modules() if n)
@@ -569,7 +573,8 @@ class ArchitectureGraph(Result):
         """The torchinfo-like table: :class:`~neuralatlas.architecture.table.ModelSummary`.
 
         It is the result protocol's summary too: a dict of the headline numbers (strict
-        JSON), that prints as the table and carries it as ``.table``. ``depth`` keeps rows of at most that many name segments; ``repeats=True`` shows a run
+        JSON), that prints as the table and carries it as ``.table``. ``depth`` keeps rows of at
+        most that many name segments; ``repeats=True`` shows a run
         of identical consecutive blocks as one row (numbers per block, ``×N``). Totals are
         always those of the whole model.
         """
@@ -714,7 +719,9 @@ class ArchitectureGraph(Result):
         """Read ``graph.json`` written by :meth:`save`."""
         path = Path(directory) / "graph.json"
         if not path.is_file():
-            raise AnalysisError(f"No architecture graph at {str(path)!r}; write one with architecture(model).save(dir).")
+            raise AnalysisError(
+                f"No architecture graph at {str(path)!r}; write one with architecture(model).save(dir)."
+            )
         return cls.from_json(cls.read_json(path))
 
     def __repr__(self) -> str:

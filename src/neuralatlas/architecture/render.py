@@ -359,9 +359,11 @@ def builtin_svg(graph: ArchitectureGraph, layout: str = "tall", width: int = 140
         out.append(f'<path class="na-edge" d="{path}" fill="none" stroke="#555" stroke-width="1"'
                    ' marker-end="url(#na-arrow)"/>')
     for x0, y0, x1, y1, title in d.frames:
-        out.append(f'<g class="na-repeat"><rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}"'
-                   f' height="{y1 - y0:.1f}" rx="8" fill="none" stroke="#888" stroke-dasharray="4 3"/>'
-                   f'<text x="{x0 + 6:.1f}" y="{y0 + 11:.1f}" font-size="10" fill="#555">{html.escape(title)}</text></g>')
+        out.append(
+            f'<g class="na-repeat"><rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}"'
+            f' height="{y1 - y0:.1f}" rx="8" fill="none" stroke="#888" stroke-dasharray="4 3"/>'
+            f'<text x="{x0 + 6:.1f}" y="{y0 + 11:.1f}" font-size="10" fill="#555">{html.escape(title)}</text></g>'
+        )
     for n, x, y, rx, head, sub in d.boxes:
         cls = "na-layer" if n.kind == "module" else f"na-{n.kind}"
         title = html.escape(f"{n.name} ({n.type}) {format_shape(n.output_shape)}")

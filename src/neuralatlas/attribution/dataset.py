@@ -222,8 +222,10 @@ def _open_or_create(out: Path, settings: dict, overwrite: bool, source: Any, key
             before = before or {}
             diff = [f"{k}: store has {before.get(k)!r}, this call has {settings.get(k)!r}"
                     for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k)]
-            raise StoreError(f"{out} holds attributions made with other arguments ({'; '.join(diff) or 'not an attribution store'})."
-                             " Pass overwrite=True to replace it, or choose another out= path.")
+            raise StoreError(
+                f"{out} holds attributions made with other arguments ({'; '.join(diff) or 'not an attribution store'})."
+                " Pass overwrite=True to replace it, or choose another out= path."
+            )
         return store
     if out.exists() and not overwrite and any(out.iterdir()):
         raise StoreError(f"{out} exists and is not an attribution store; choose another out= path"

@@ -54,27 +54,61 @@ class MethodSpec:
     layer_class: str | None = None  # captum class for layer attribution with this method
 
 
-METHODS: dict[str, MethodSpec] = {m.name: m for m in [
-    MethodSpec("saliency", False, "|gradient| of the target (Simonyan et al. 2014)",
-               layer_class="LayerGradientXActivation"),
-    MethodSpec("gradient_x_input", True, "gradient × input", layer_class="LayerGradientXActivation"),
-    MethodSpec("integrated_gradients", True, "path integral of gradients from a baseline (Sundararajan et al. 2017)",
-               baseline=True, complete=True, layer_class="LayerIntegratedGradients"),
-    MethodSpec("smoothgrad", False, "saliency averaged over noisy copies (Smilkov et al. 2017)"),
-    MethodSpec("deeplift", True, "DeepLIFT rescale rule (Shrikumar et al. 2017)", baseline=True, complete=True,
-               layer_class="LayerDeepLift"),
-    MethodSpec("gradient_shap", True, "expected gradients from a baseline distribution (Lundberg & Lee 2017)",
-               baseline=True, layer_class="LayerGradientShap"),
-    MethodSpec("occlusion", True, "score drop when a sliding window is replaced by the baseline (Zeiler & Fergus 2014)",
-               baseline=True),
-    MethodSpec("guided_backprop", True, "gradient with negative signals stopped at every ReLU (Springenberg et al. 2015)"),
-    MethodSpec("deconvolution", True, "deconvnet backward pass (Zeiler & Fergus 2014)"),
-    MethodSpec("grad_cam", False, "class activation map of a conv layer, upsampled (Selvaraju et al. 2017)",
-               layer="conv"),
-    MethodSpec("guided_grad_cam", True, "Grad-CAM × guided backprop", layer="conv"),
-    MethodSpec("conductance", True, "layer conductance: flow of attribution through each unit (Dhamdhere et al. 2018)",
-               baseline=True, layer="required", layer_class="LayerConductance"),
-]}
+METHODS: dict[str, MethodSpec] = {
+    m.name: m
+    for m in [
+        MethodSpec(
+            "saliency", False, "|gradient| of the target (Simonyan et al. 2014)", layer_class="LayerGradientXActivation"
+        ),
+        MethodSpec("gradient_x_input", True, "gradient × input", layer_class="LayerGradientXActivation"),
+        MethodSpec(
+            "integrated_gradients",
+            True,
+            "path integral of gradients from a baseline (Sundararajan et al. 2017)",
+            baseline=True,
+            complete=True,
+            layer_class="LayerIntegratedGradients",
+        ),
+        MethodSpec("smoothgrad", False, "saliency averaged over noisy copies (Smilkov et al. 2017)"),
+        MethodSpec(
+            "deeplift",
+            True,
+            "DeepLIFT rescale rule (Shrikumar et al. 2017)",
+            baseline=True,
+            complete=True,
+            layer_class="LayerDeepLift",
+        ),
+        MethodSpec(
+            "gradient_shap",
+            True,
+            "expected gradients from a baseline distribution (Lundberg & Lee 2017)",
+            baseline=True,
+            layer_class="LayerGradientShap",
+        ),
+        MethodSpec(
+            "occlusion",
+            True,
+            "score drop when a sliding window is replaced by the baseline (Zeiler & Fergus 2014)",
+            baseline=True,
+        ),
+        MethodSpec(
+            "guided_backprop", True, "gradient with negative signals stopped at every ReLU (Springenberg et al. 2015)"
+        ),
+        MethodSpec("deconvolution", True, "deconvnet backward pass (Zeiler & Fergus 2014)"),
+        MethodSpec(
+            "grad_cam", False, "class activation map of a conv layer, upsampled (Selvaraju et al. 2017)", layer="conv"
+        ),
+        MethodSpec("guided_grad_cam", True, "Grad-CAM × guided backprop", layer="conv"),
+        MethodSpec(
+            "conductance",
+            True,
+            "layer conductance: flow of attribution through each unit (Dhamdhere et al. 2018)",
+            baseline=True,
+            layer="required",
+            layer_class="LayerConductance",
+        ),
+    ]
+}
 
 ALIASES: dict[str, str] = {
     "ig": "integrated_gradients", "integrated_gradient": "integrated_gradients",
@@ -743,11 +777,15 @@ class _Engine:
         if self.window is None:
             win = tuple(max(2, s // 8) if s >= 2 else 1 for s in spatial)
         else:
-            win = (int(self.window),) * len(spatial) if isinstance(self.window, (int, np.integer)) else tuple(self.window)
+            win = (
+                (int(self.window),) * len(spatial) if isinstance(self.window, (int, np.integer)) else tuple(self.window)
+            )
         if self.stride is None:
             std = tuple(max(1, w // 2) for w in win)
         else:
-            std = (int(self.stride),) * len(spatial) if isinstance(self.stride, (int, np.integer)) else tuple(self.stride)
+            std = (
+                (int(self.stride),) * len(spatial) if isinstance(self.stride, (int, np.integer)) else tuple(self.stride)
+            )
         if len(win) != len(spatial) or any(w < 1 or w > s for w, s in zip(win, spatial, strict=True)):
             raise AnalysisError(f"occlusion window {win} does not fit inputs of shape {list(shape)};"
                                 f" give {len(spatial)} sizes between 1 and {list(spatial)}.")

@@ -60,8 +60,10 @@ class PhotoAttribution(Result):
         return photo_attribution_grid(self, **kwargs)
 
     def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{html.escape(', '.join(f'{c} {p:.0%}' for c, p in t))}</td></tr>"
-                       for n, t in zip(self.names, self.top, strict=True))
+        rows = "".join(
+            f"<tr><td>{html.escape(n)}</td><td>{html.escape(', '.join(f'{c} {p:.0%}' for c, p in t))}</td></tr>"
+            for n, t in zip(self.names, self.top, strict=True)
+        )
         return (f"<div><b>PhotoAttribution</b> ({html.escape(', '.join(self.results))})"
                 f"<table><tr><th>photo</th><th>top classes</th></tr>{rows}</table></div>")
 

@@ -287,7 +287,9 @@ class _TorchKerasRunner:
             score = target_values(spec.target, logits, y).sum()
             names = list(spec.layers)
             g = torch.autograd.grad(score, [perts[n] for n in names], allow_unused=True)
-            grads = {n: post(n, torch.zeros_like(perts[n]) if gi is None else gi) for n, gi in zip(names, g, strict=True)}
+            grads = {
+                n: post(n, torch.zeros_like(perts[n]) if gi is None else gi) for n, gi in zip(names, g, strict=True)
+            }
         return acts, grads, logits.detach().cpu().numpy()
 
     def shapes(self, inputs: Any, labels: np.ndarray) -> dict[str, tuple[int, ...]]:

@@ -239,7 +239,9 @@ def visualize_feature(
         start = torch.as_tensor(np.asarray(init), dtype=torch.float32)
         start = start[None] if start.dim() == 3 else start
         if tuple(start.shape[1:]) != shape or start.shape[0] not in (1, n):
-            raise AnalysisError(f"init has shape {tuple(start.shape)}; expected [{n}, {c}, {h}, {w}] or [{c}, {h}, {w}].")
+            raise AnalysisError(
+                f"init has shape {tuple(start.shape)}; expected [{n}, {c}, {h}, {w}] or [{c}, {h}, {w}]."
+            )
         image_param.set_images(start.expand(n, c, h, w))
     rng = random.Random(int(seed))
     t0 = time.perf_counter()

@@ -190,7 +190,9 @@ def channel_values(store: Any, layer: str, channel: int) -> np.ndarray:
             " the channel's mean activation (the featurevis objective). Capture with reduce='mean'"
             " (or no reduction) for this layer.")
     if mode is None and len(shape) < 3:
-        raise AnalysisError(f"Layer {layer!r} has no spatial map (unit shape {shape}); unit cards are for conv channels.")
+        raise AnalysisError(
+            f"Layer {layer!r} has no spatial map (unit shape {shape}); unit cards are for conv channels."
+        )
     acts = store.activations(layer)
     values = np.asarray(acts[:, int(channel)], dtype=np.float64)
     if values.ndim > 1:
@@ -245,7 +247,9 @@ def receptive_fields(model: nn.Module, layer: str, channel: int, images: torch.T
         x = x.to(dev, dtype).requires_grad_(True)
         a = taps.run(x)[layer]
         if a.dim() != 4:
-            raise AnalysisError(f"Layer {layer!r} gives {tuple(a.shape)}; receptive fields need conv maps [B, C, H, W].")
+            raise AnalysisError(
+                f"Layer {layer!r} gives {tuple(a.shape)}; receptive fields need conv maps [B, C, H, W]."
+            )
         m = a[:, int(channel)]
         flat = m.flatten(1)
         best, where = flat.max(1)
@@ -424,8 +428,16 @@ def unit_card(model: nn.Module, store: Any, layer: str, channel: int, **kwargs: 
     return unit_cards(model, store, layer, [int(channel)], **kwargs)[0]
 
 
-__all__ = ["UnitCard", "best_natural", "channel_values", "class_effects", "data_of_store", "receptive_fields", "unit_card",
-           "unit_cards"]
+__all__ = [
+    "UnitCard",
+    "best_natural",
+    "channel_values",
+    "class_effects",
+    "data_of_store",
+    "receptive_fields",
+    "unit_card",
+    "unit_cards",
+]
 
 
 def best_natural(model: nn.Module, objective: Any, data: Any, *, batch_size: int = 64,

@@ -218,7 +218,9 @@ def attribution_sanity_curves(results: Any, *, ax=None, show_ssim: bool = True) 
     return fig
 
 
-def attribution_sanity_maps(result: Any, *, samples: int = 3, overlay: bool = False, signed: bool | None = None) -> Figure:
+def attribution_sanity_maps(
+    result: Any, *, samples: int = 3, overlay: bool = False, signed: bool | None = None
+) -> Figure:
     """The maps of a few samples as the layers are randomised, top first (Adebayo et al. Fig. 1).
 
     By default the maps are drawn as the verdict compared them: ``|map|`` summed over

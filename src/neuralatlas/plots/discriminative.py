@@ -53,7 +53,8 @@ def discriminative_compare(neurons: Any, importances: Any, classes: Sequence[int
 
     Example
     -------
-    >>> fig = compare_projections(neuron_projection(store, "fc2"), discriminative_neurons(store, "fc2"))  # doctest: +SKIP
+    >>> fig = compare_projections(neuron_projection(store, "fc2"),  # doctest: +SKIP
+    ...                           discriminative_neurons(store, "fc2"))
     """
     imp = _check(neurons, importances)
     names = list(getattr(importances, "classes", [str(c) for c in range(imp.shape[1])]))
@@ -77,7 +78,9 @@ def discriminative_compare(neurons: Any, importances: Any, classes: Sequence[int
         ax.axis("off")
     method = getattr(importances, "method", "")
     if sc is not None:
-        fig.colorbar(sc, ax=axes.ravel().tolist(), shrink=0.8, label=f"importance ({method})" if method else "importance")
+        fig.colorbar(
+            sc, ax=axes.ravel().tolist(), shrink=0.8, label=f"importance ({method})" if method else "importance"
+        )
     fig.suptitle(f"{neurons.layer}: discriminative neurons per class", fontsize="medium")
     return fig
 
@@ -91,7 +94,8 @@ def discriminative_map(neurons: Any, importances: Any, *, ax: Any = None, min_br
 
     Example
     -------
-    >>> fig = discriminative_map(neuron_projection(store, "fc2"), discriminative_neurons(store, "fc2"))  # doctest: +SKIP
+    >>> fig = discriminative_map(neuron_projection(store, "fc2"),  # doctest: +SKIP
+    ...                          discriminative_neurons(store, "fc2"))
     """
     imp = _check(neurons, importances)
     names = list(getattr(importances, "classes", [str(c) for c in range(imp.shape[1])]))

@@ -141,10 +141,20 @@ def _trail_segments(paths: np.ndarray, labels: np.ndarray, colors: np.ndarray, d
     return segs, rgba
 
 
-def projection_trail_image(result: Any, along: str = "layers", *, layer: str | None = None, epoch: int | None | str = "any",
-                bundle: bool = False, paths: tuple[np.ndarray, np.ndarray] | None = None, ax: Any = None,
-                alpha: float | None = None, linewidth: float = 0.6, show_points: bool = True,
-                bundle_options: dict[str, Any] | None = None) -> Figure:
+def projection_trail_image(
+    result: Any,
+    along: str = "layers",
+    *,
+    layer: str | None = None,
+    epoch: int | None | str = "any",
+    bundle: bool = False,
+    paths: tuple[np.ndarray, np.ndarray] | None = None,
+    ax: Any = None,
+    alpha: float | None = None,
+    linewidth: float = 0.6,
+    show_points: bool = True,
+    bundle_options: dict[str, Any] | None = None,
+) -> Figure:
     """Every sample's trail through a sequence: smooth curves, hue = class, brightness = depth.
 
     Parameters

@@ -14,7 +14,15 @@ from matplotlib.figure import Figure
 
 from neuralatlas.plots.style import DIVERGING, SEQUENTIAL, class_colors, new_figure, symmetric_limits
 
-__all__ = ["similarity_epochs", "plot_epoch_similarity", "similarity_probes", "plot_probes", "similarity_matrix", "plot_similarity_matrix", "similarity_figures"]
+__all__ = [
+    "similarity_epochs",
+    "plot_epoch_similarity",
+    "similarity_probes",
+    "plot_probes",
+    "similarity_matrix",
+    "plot_similarity_matrix",
+    "similarity_figures",
+]
 
 _LABELS = {"linear_cka": "linear CKA", "debiased_linear_cka": "debiased linear CKA", "rbf_cka": "RBF CKA",
            "rsa": "RSA (Spearman ρ of RDMs)"}

@@ -259,7 +259,10 @@ def _cell(value: Any) -> str:
 
 def table_html(table: Table, *, model: str | None = None, layers: Iterable[str] = ()) -> str:
     """A :class:`~neuralatlas.report.tables.Table` as HTML; rows about a layer carry ``data-layer``."""
-    head = "".join(f'<th title="{esc(c)}">{esc(n)}</th>' for c, n in zip(table.columns, readable_columns(table.columns, layers), strict=True))
+    head = "".join(
+        f'<th title="{esc(c)}">{esc(n)}</th>'
+        for c, n in zip(table.columns, readable_columns(table.columns, layers), strict=True)
+    )
     body = []
     for row, layer in zip(table.rows, table.row_layers, strict=True):
         body.append(f"<tr{attrs(None, layer)}>{''.join(_cell(v) for v in row)}</tr>")

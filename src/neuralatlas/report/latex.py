@@ -138,7 +138,9 @@ def tabular(table: Table, *, readable: bool = True, layers: list[str] | tuple[st
     head = [("{" + latex_escape(c) + "}") if num else latex_escape(c) for c, num in zip(names, numeric, strict=True)]
     lines = [rf"\begin{{tabular}}{{{''.join(align)}}}", r"\toprule", " & ".join(head) + r" \\", r"\midrule"]
     for row in table.rows:
-        lines.append(" & ".join(_si_number(v) if num else latex_number(v) for v, num in zip(row, numeric, strict=True)) + r" \\")
+        lines.append(
+            " & ".join(_si_number(v) if num else latex_number(v) for v, num in zip(row, numeric, strict=True)) + r" \\"
+        )
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 

@@ -78,7 +78,9 @@ ORDER: dict[str, int] = {
 }
 
 
-def register_section(name: str, *, title: str | None = None, order: int | None = None) -> Callable[[Renderer], Renderer]:
+def register_section(
+    name: str, *, title: str | None = None, order: int | None = None
+) -> Callable[[Renderer], Renderer]:
     """Register ``fn(ctx: SectionContext) -> str`` (HTML) as the section of analysis ``name``.
 
     Parameters
@@ -97,7 +99,9 @@ def register_section(name: str, *, title: str | None = None, order: int | None =
     ...     return "".join(analysis_block(ctx, out) for out in ctx.outputs)
     """
     def decorate(fn: Renderer) -> Renderer:
-        SECTIONS[name] = Section(name, fn, title or section_title(name), ORDER.get(name, 100) if order is None else order)
+        SECTIONS[name] = Section(
+            name, fn, title or section_title(name), ORDER.get(name, 100) if order is None else order
+        )
         return fn
     return decorate
 

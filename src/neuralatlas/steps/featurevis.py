@@ -121,8 +121,10 @@ def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None
         return save(featurevis_filters(result), figures_dir / f"filters_{file_stem(result.layer)}", formats)
     if isinstance(result, FeatureMaps):
         index = sample if sample is not None else getattr(result, "sample", 0)
-        return sum(save(featurevis_feature_maps(result, lyr), figures_dir / f"feature_maps_{index}_{file_stem(lyr)}", formats)
-                   for lyr in result.layers)
+        return sum(
+            save(featurevis_feature_maps(result, lyr), figures_dir / f"feature_maps_{index}_{file_stem(lyr)}", formats)
+            for lyr in result.layers
+        )
     name = name or "logits"
     return (save(featurevis_images(result), figures_dir / f"{file_stem(name)}_images", formats)
             + save(featurevis_trace(result), figures_dir / f"{file_stem(name)}_trace", formats))

@@ -72,5 +72,8 @@ def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None
 
     if isinstance(result, (list, tuple)):
         return sum(figures(card, figures_dir, formats) for card in result)
-    return save(featurevis_unit_card(result), Path(figures_dir) / f"unit_{result.layer.replace('.', '_')}_{result.channel}",
-                formats)
+    return save(
+        featurevis_unit_card(result),
+        Path(figures_dir) / f"unit_{result.layer.replace('.', '_')}_{result.channel}",
+        formats,
+    )

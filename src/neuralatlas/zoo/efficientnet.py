@@ -136,7 +136,10 @@ class ModelCard:
         """``[(class name, probability), ...]`` of the ``k`` likeliest classes, per row."""
         p = torch.softmax(torch.as_tensor(np.asarray(logits), dtype=torch.float32), dim=-1)
         values, idx = p.topk(k, dim=-1)
-        return [[(self.classes[int(i)], float(v)) for v, i in zip(vr, ir, strict=True)] for vr, ir in zip(values, idx, strict=True)]
+        return [
+            [(self.classes[int(i)], float(v)) for v, i in zip(vr, ir, strict=True)]
+            for vr, ir in zip(values, idx, strict=True)
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "input_size": self.input_size, "resize": self.resize,

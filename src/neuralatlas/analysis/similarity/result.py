@@ -164,9 +164,18 @@ class ProbeResult(Result):
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ProbeResult:
-        return cls(list(data["layers"]), np.asarray(data["accuracy"], float), np.asarray(data["std"], float),
-                   list(data["n_features"]), list(data["n_components"]), float("nan") if data["chance"] is None else float(data["chance"]),
-                   int(data["cv"]), int(data["n_samples"]), int(data.get("seed", 0)), data.get("name", ""))
+        return cls(
+            list(data["layers"]),
+            np.asarray(data["accuracy"], float),
+            np.asarray(data["std"], float),
+            list(data["n_features"]),
+            list(data["n_components"]),
+            float("nan") if data["chance"] is None else float(data["chance"]),
+            int(data["cv"]),
+            int(data["n_samples"]),
+            int(data.get("seed", 0)),
+            data.get("name", ""),
+        )
 
     def _repr_html_(self) -> str:
         title = "linear probes" + (f" of {self.name}" if self.name else "")
