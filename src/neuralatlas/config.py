@@ -59,6 +59,8 @@ class DataConfig(_Strict):
 
 
 class TrainConfig(_Strict):
+    """How a model is trained: ``train:`` of a model in the run config."""
+
     epochs: int = Field(10, ge=0)
     lr: float = Field(3e-3, gt=0)
     batch_size: int = Field(64, ge=1)
@@ -110,6 +112,8 @@ class ModelConfig(_Strict):
 
 
 class CaptureConfig(_Strict):
+    """Which samples and layers are captured, and how: the run config's ``capture:``."""
+
     split: Literal["test", "train"] = "test"
     n_samples: int | None = Field(
         None, ge=1, description="the first n_samples samples of the split; null or 'all': every sample (default)"
@@ -174,6 +178,8 @@ def merged_capture(run: CaptureConfig, own: dict[str, Any]) -> CaptureConfig:
 
 
 class ReportConfig(_Strict):
+    """Which report formats a run writes: the run config's ``report:``."""
+
     html: bool = True
     latex: bool = False
     pdf: bool = Field(default=False, description="also save every figure as PDF at run time (the report needs PNG only;"

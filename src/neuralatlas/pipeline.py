@@ -41,6 +41,8 @@ STEP_STORES: dict[str, tuple[str, ...]] = {"attribution": ("attributions.zarr",)
 
 @dataclass
 class StepRecord:
+    """One step of a run as the reporter sees it: its name, ``ran`` or ``cached``, its time."""
+
     step: str
     status: str  # "ran" or "cached"
     seconds: float = 0.0

@@ -76,6 +76,7 @@ def parse_memory_limit(memory_limit: int | float | str | None) -> int:
 
 
 def format_bytes(nbytes: float) -> str:
+    """A byte count for messages: ``1.5 GiB``, ``12.0 MiB``, ``512 B``."""
     for unit, scale in (("GiB", 2**30), ("MiB", MiB), ("KiB", 2**10)):
         if nbytes >= scale:
             return f"{nbytes / scale:.1f} {unit}"

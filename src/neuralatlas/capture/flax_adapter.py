@@ -76,6 +76,7 @@ def save_params(path: str | Path, params: Any) -> Path:
 
 # ---------------------------------------------------------------------------- calling convention
 def call(fn: Any, inputs: Any) -> Any:
+    """Call ``fn`` with ``inputs`` as keywords (a mapping), positional arguments (a tuple or list) or one argument."""
     if isinstance(inputs, Mapping):
         return fn(**inputs)
     if isinstance(inputs, (tuple, list)):
@@ -84,6 +85,7 @@ def call(fn: Any, inputs: Any) -> Any:
 
 
 def as_jax(inputs: Any) -> Any:
+    """``inputs`` (an array or a pytree of arrays) as JAX arrays."""
     return jax.tree_util.tree_map(jnp.asarray, inputs)
 
 

@@ -55,6 +55,8 @@ class Adapter(Protocol):
 
 
 class Runner(Protocol):
+    """What a framework adapter gives capture: layer shapes, and one batch's activations, gradients and logits."""
+
     def shapes(self, inputs: Any, labels: np.ndarray) -> dict[str, tuple[int, ...]]: ...
     def __call__(self, inputs: Any, labels: np.ndarray
                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]: ...
@@ -103,6 +105,7 @@ def stored_layout(rank: int, channels_last: bool, transposed: bool) -> tuple[str
 
 
 def selector_for(layer: str, layer_output: Mapping[str, int | str]) -> int | str | None:
+    """The ``layer_output`` selector (index or key) whose pattern matches ``layer``, or None."""
     from neuralatlas.patterns import match_pattern
 
     return match_pattern(layer_output, layer)
@@ -240,6 +243,7 @@ def pad_rows(x: Any, n: int) -> Any:
 
 
 def tree_fingerprint(leaves: Iterator[tuple[str, Any]]) -> str:
+    """A SHA-1 over the names, shapes, dtypes and bytes of a parameter tree's leaves."""
     h = hashlib.sha1()
     for name, value in leaves:
         h.update(name.encode())

@@ -28,6 +28,7 @@ from neuralatlas.errors import CaptureError
 
 
 def is_array(x: Any) -> bool:
+    """Whether ``x`` is an array (JAX, numpy, or anything with ``shape`` and ``dtype``)."""
     return isinstance(x, (jax.Array, np.ndarray)) or (hasattr(x, "shape") and hasattr(x, "dtype"))
 
 

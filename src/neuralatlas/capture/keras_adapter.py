@@ -38,6 +38,7 @@ keras = require("keras")
 
 
 def backend() -> str:
+    """The backend Keras runs on (``"jax"`` or ``"torch"``)."""
     return keras.backend.backend()
 
 

@@ -41,6 +41,8 @@ class Source:
 
 
 class ArraySource(Source):
+    """Batches of an in-memory data set (an ``ArrayDataset`` or the like), in its order."""
+
     def __init__(self, data: Any, batch_size: int, data_id: str | None = None):
         self.data, self.n, self.batch_size = data, len(data), batch_size
         self.index, self.groups, self.classes = data.index, data.groups, list(data.classes)

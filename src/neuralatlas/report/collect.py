@@ -167,6 +167,7 @@ def read_model(model_dir: Path, name: str | None = None) -> ModelInfo:
 
 
 def read_analysis(model_dir: Path, analysis: str, model: str) -> AnalysisOutput:
+    """One analysis's outputs in a model folder: its summary, tables and figures."""
     results, figures = model_dir / "results" / analysis, model_dir / "figures" / analysis
     out = AnalysisOutput(analysis, model, results, figures)
     out.summary = _read_json(results / "summary.json")

@@ -272,5 +272,6 @@ def table_html(table: Table, *, model: str | None = None, layers: Iterable[str] 
 
 
 def tables_html(tables: Iterable[Table], *, model: str | None = None, layers: Iterable[str] = ()) -> str:
+    """The HTML of several tables, each tagged with its model and layers for the page's filters."""
     layers = list(layers)
     return "".join(table_html(t, model=model, layers=layers) for t in tables)

@@ -107,6 +107,7 @@ def register_section(
 
 
 def section_title(name: str) -> str:
+    """The heading of an analysis's section: its registered title, else the name made readable."""
     if name in SECTIONS:
         return SECTIONS[name].title
     return TITLES.get(name, name.replace("_", " ").capitalize())
@@ -370,6 +371,7 @@ def render_unit_cards(ctx: SectionContext) -> str:
 
 @register_section("photo_attribution", title="Attribution on photos", order=52)
 def render_photo_attribution(ctx: SectionContext) -> str:
+    """The photo-attribution section: a note on what the maps explain, then each output's block."""
     note = ("<p class=\"na-muted\">Maps explain each photo's predicted class (top predictions with their"
             " probabilities above each row), drawn over the photo as the model saw it.</p>")
     return note + "".join(analysis_block(ctx, out) for out in ctx.outputs)
@@ -377,4 +379,5 @@ def render_photo_attribution(ctx: SectionContext) -> str:
 
 @register_section("deepdream", title="DeepDream", order=64)
 def render_deepdream(ctx: SectionContext) -> str:
+    """The DeepDream section: each output's block."""
     return "".join(analysis_block(ctx, out) for out in ctx.outputs)

@@ -68,6 +68,7 @@ def readable_columns(columns: list[str], keep: Iterable[str] = ()) -> list[str]:
 
 
 def is_number(value: Any) -> bool:
+    """Whether ``value`` is an int or float (bools are not numbers here)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

@@ -876,4 +876,5 @@ def read_rows(array: zarr.Array, rows: slice, out: np.ndarray | None = None) -> 
 
 
 def read_json(path: Path) -> Any:
+    """The JSON content of ``path`` (a store's own metadata files, written by the store)."""
     return json.loads(Path(path).read_text())
