@@ -51,10 +51,14 @@ class StepRecord:
 class Reporter:
     """What a run tells its caller; the CLI draws it with rich, tests count it."""
 
-    def step_started(self, step: str) -> None: ...
-    def step_finished(self, record: StepRecord) -> None: ...
-    def progress(self, done: int, total: int) -> None: ...
-    def message(self, text: str) -> None: ...
+    def step_started(self, step: str) -> None:
+        """A step begins."""
+    def step_finished(self, record: StepRecord) -> None:
+        """A step ended (ran or was cached)."""
+    def progress(self, done: int, total: int) -> None:
+        """Progress of the current step."""
+    def message(self, text: str) -> None:
+        """A note for the user."""
 
 
 @dataclass
@@ -71,6 +75,7 @@ class ModelRun:
 
     @property
     def data(self) -> tuple[Any, Any]:
+        """The model's ``(train, test)`` data (loaded once)."""
         if self._data is None:
             self._data = load_data(self.run, self.config)
         return self._data
@@ -86,6 +91,7 @@ class ModelRun:
 
     @property
     def capture_data(self) -> Any:
+        """The data set the store is captured from (the split the config names)."""
         train, test = self.data
         data = test if self.capture_config.split == "test" else train
         if data is None:
@@ -103,6 +109,7 @@ class ModelRun:
 
     @property
     def model(self) -> Any:
+        """The model, built (or loaded) once."""
         if self._model is None:
             train, test = self.data
             self._model = build_model(self.config, train if train is not None else test)
@@ -120,16 +127,19 @@ class ModelRun:
 
     @property
     def store(self) -> Any:
+        """The run's activation store."""
         from neuralatlas.store import ActivationStore
 
         return ActivationStore.open(self.run_dir / "acts.zarr")
 
     def results_dir(self, analysis: str) -> Path:
+        """``results/<analysis>`` of the run folder, made if missing."""
         path = self.run_dir / "results" / analysis
         path.mkdir(parents=True, exist_ok=True)
         return path
 
     def figures_dir(self, analysis: str) -> Path:
+        """``figures/<analysis>`` of the run folder, made if missing."""
         path = self.run_dir / "figures" / analysis
         path.mkdir(parents=True, exist_ok=True)
         return path
@@ -589,10 +599,12 @@ class RunResult:
 
     @property
     def ran(self) -> list[str]:
+        """Steps that ran."""
         return [s.step for s in self.steps if s.status == "ran"]
 
     @property
     def cached(self) -> list[str]:
+        """Steps whose outputs were up to date."""
         return [s.step for s in self.steps if s.status == "cached"]
 
 

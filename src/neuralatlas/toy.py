@@ -93,10 +93,12 @@ class ToyNetwork(Result):
 
     @property
     def classes(self) -> list[str]:
+        """The class names."""
         return list(self.train.classes)
 
     @property
     def hidden_layers(self) -> list[str]:
+        """The hidden layers, in order."""
         return list(self.activations)
 
     @property
@@ -106,10 +108,12 @@ class ToyNetwork(Result):
 
     @property
     def test_accuracy(self) -> float:
+        """Accuracy on the test set after training."""
         return float(self.metrics[-1]["test_accuracy"])
 
     @property
     def train_accuracy(self) -> float:
+        """Accuracy on the training set after training."""
         return float(self.metrics[-1]["train_accuracy"])
 
     @property

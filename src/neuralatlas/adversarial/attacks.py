@@ -73,6 +73,7 @@ class AttackResult(Result):
 
     @property
     def perturbation(self) -> np.ndarray:
+        """Adversarial minus clean inputs, per sample."""
         return self.adversarial - self.clean
 
     @property
@@ -97,10 +98,12 @@ class AttackResult(Result):
 
     @property
     def clean_accuracy(self) -> float:
+        """Accuracy on the clean inputs."""
         return float((self.clean_pred == self.labels).mean())
 
     @property
     def adversarial_accuracy(self) -> float:
+        """Accuracy on the adversarial inputs."""
         return float((self.adv_pred == self.labels).mean())
 
     def norms(self) -> np.ndarray:

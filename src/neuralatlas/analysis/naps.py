@@ -213,6 +213,7 @@ class NAPs(Result):
     # ------------------------------------------------------------------ access
     @property
     def layers(self) -> list[str]:
+        """The layers, in the order of the result."""
         return list(self._values)
 
     def _layer(self, layer: str) -> str:
@@ -241,6 +242,7 @@ class NAPs(Result):
         return self._statistics[layer]
 
     def unit_shape(self, layer: str) -> tuple[int, ...]:
+        """The shape of one unit map of ``layer`` (without the group axis)."""
         return tuple(self.values(layer).shape[1:])
 
     def group_index(self, group: Any) -> int:

@@ -203,6 +203,7 @@ class BlockReduction:
         raise NotImplementedError
 
     def slices(self) -> list[slice]:
+        """The row blocks of the reduction, ``step`` rows each (the last may be shorter)."""
         return [slice(s, min(s + self.step, self.n)) for s in range(0, self.n, self.step)]
 
 

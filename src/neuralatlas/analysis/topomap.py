@@ -532,6 +532,7 @@ class TopomapLayout:
     # ------------------------------------------------------------------ images
     @property
     def interpolation_(self) -> str:
+        """The interpolation used: the one given, else ``cells`` for a grid and ``linear`` otherwise."""
         return self.interpolation or ("cells" if self.method == "grid" else "linear")
 
     def _prepare_images(self) -> None:
@@ -708,6 +709,7 @@ class Topomaps(Result):
 
     @property
     def layers(self) -> list[str]:
+        """The layers with maps, in order."""
         return list(self.images)
 
     def image(self, layer: str, group: Any) -> np.ndarray:
@@ -723,6 +725,7 @@ class Topomaps(Result):
         return self.images[layer][self.groups.index(name)]
 
     def summary(self) -> dict[str, Any]:
+        """Method, seed, kind, groups, layout quality per layer and the skipped layers (strict JSON)."""
         return {"method": self.method, "seed": self.seed, "kind": self.kind, "groups": self.groups,
                 "quality": self.quality, "skipped": self.skipped, "options": self.options}
 

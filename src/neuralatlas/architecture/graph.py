@@ -563,9 +563,11 @@ class ArchitectureGraph(Result):
                             f"{[n.id for n in self.nodes if n.kind == 'module']}.")
 
     def predecessors(self, node_id: str) -> list[str]:
+        """Ids of the nodes with an edge into ``node_id``."""
         return [s for s, t in self.edges if t == node_id]
 
     def successors(self, node_id: str) -> list[str]:
+        """Ids of the nodes ``node_id`` has an edge to."""
         return [t for s, t in self.edges if s == node_id]
 
     # -- summary and drawing (implemented beside, in table.py, collapse.py and render.py) ---
@@ -667,6 +669,7 @@ class ArchitectureGraph(Result):
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ArchitectureGraph:
+        """The graph from :meth:`to_json`'s output."""
         nodes = [Node(**{**n, "output_shape": _unjson(n["output_shape"])}) for n in data["nodes"]]
         modules = [{**r, "output_shape": _unjson(r["output_shape"])} for r in data["modules"]]
         return cls(nodes, [tuple(e) for e in data["edges"]], modules, data.get("method", "fx"),

@@ -223,6 +223,7 @@ class InputBatches:
         return x.float() if self.cast_integers and not x.is_floating_point() else x
 
     def batches(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[Any, torch.Tensor | None]]:
+        """``(inputs, labels)`` batches of rows ``start`` to ``stop`` (labels None when there are none)."""
         stop = self.n if stop is None else stop
         if self.array is not None:
             for lo in range(start, stop, self.batch_size):
@@ -244,14 +245,17 @@ class InputBatches:
             yield x, (y if y.numel() and y.min() >= 0 else None)
 
     def first(self) -> Any:
+        """The inputs of the first one or two samples, e.g. to trace a model."""
         return next(self.batches(0, min(self.n, 2)))[0]
 
     def mean(self) -> torch.Tensor | None:
+        """The mean input, or None for non-float inputs (token ids)."""
         if not _is_float(self.array):
             return None
         return self.array.mean(0, keepdim=True)
 
     def value_range(self) -> tuple[float, float] | None:
+        """The smallest and largest input value, or None for non-float inputs."""
         if not _is_float(self.array):
             return None
         return float(self.array.min()), float(self.array.max())

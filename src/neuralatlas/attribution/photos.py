@@ -55,6 +55,7 @@ class PhotoAttribution(Result):
     kind = "photo_attribution"
 
     def figure(self, **kwargs: Any) -> Any:
+        """The photos with their maps, one row per photo (see ``plots.attribution.photo_attribution_grid``)."""
         from neuralatlas.plots.attribution import photo_attribution_grid
 
         return photo_attribution_grid(self, **kwargs)

@@ -383,6 +383,7 @@ class Recorder(HookSet):
         return changed
 
     def reset(self) -> None:
+        """Forget what was recorded (before the next forward)."""
         self.outputs.clear()
         self.calls.clear()
         self._versions.clear()

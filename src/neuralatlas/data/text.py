@@ -236,6 +236,7 @@ class TextDataset:
     # ------------------------------------------------------------------ like ArrayDataset
     @property
     def n_classes(self) -> int:
+        """The number of classes."""
         return len(self.classes)
 
     def subset(self, which: np.ndarray | slice | Sequence[int]) -> TextDataset:

@@ -109,6 +109,7 @@ class UnitCard(Result):
 
     @property
     def name(self) -> str:
+        """``layer:channel``."""
         return f"{self.layer}:{self.channel}"
 
     @property
@@ -128,6 +129,7 @@ class UnitCard(Result):
                 "top_classes": list(self.class_names[:5])}
 
     def figure(self, size: float = 1.6) -> Any:
+        """The card as one figure (see :func:`~neuralatlas.plots.featurevis.unit_card_figure`)."""
         from neuralatlas.plots.featurevis import unit_card_figure
 
         return unit_card_figure(self, size=size)

@@ -49,6 +49,7 @@ class SectionContext:
     notes: list[str] = field(default_factory=list)  # warnings the report lists at the top
 
     def model(self, name: str) -> ModelInfo:
+        """The model called ``name``."""
         return self.run.model(name)
 
 

@@ -42,6 +42,7 @@ class SampleImages:
         self.note: str | None = None  # why there are no thumbnails, when there are none
 
     def dataset(self) -> Any:
+        """The data set the thumbnails come from, or None when it cannot be loaded (tried once)."""
         if self._tried:
             return self._dataset
         self._tried = True

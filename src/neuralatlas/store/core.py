@@ -349,10 +349,12 @@ class ActivationStore:
 
     @property
     def classes(self) -> list[str]:
+        """The class names (empty when the store has none)."""
         return list(self._group.attrs.get("classes", []))
 
     @property
     def n_samples(self) -> int:
+        """The number of samples (rows)."""
         return int(self._group.attrs["n_samples"])
 
     @property
@@ -403,6 +405,7 @@ class ActivationStore:
         return marked
 
     def has_gradients(self, layer: str, epoch: int | None = None) -> bool:
+        """Whether the store has gradients of ``layer`` at ``epoch``."""
         return self._array_path("grads", self._check_layer(layer), self._resolve_epoch(epoch)) in self._group
 
     # ------------------------------------------------------------------ reading
@@ -581,11 +584,13 @@ class ActivationStore:
         self._group.attrs["complete"] = complete
 
     def mark_complete(self, epoch: int | None) -> None:
+        """Record that ``epoch`` (None: final) is completely captured."""
         complete = dict(self._group.attrs.get("complete", {}))
         complete["final" if epoch is None else str(epoch)] = True
         self._group.attrs["complete"] = complete
 
     def prediction_array(self, epoch: int | None) -> zarr.Array:
+        """The predictions array of ``epoch`` (None: final)."""
         path = _slot(epoch) + "prediction"
         if path not in self._group:
             return self._group.create_array(path, shape=(self.n_samples,), chunks=(self.chunk_rows,),
@@ -598,6 +603,7 @@ class ActivationStore:
         return writable(self._group[f"samples/{name}"])
 
     def update_attrs(self, **attrs: Any) -> None:
+        """Update the store's attributes."""
         self._group.attrs.update(attrs)
 
     # ------------------------------------------------------------------ internals
@@ -719,10 +725,12 @@ class CheckedArray:
 
     @property
     def oindex(self) -> _GuardedIndex:
+        """Orthogonal indexing, checksums checked."""
         return _GuardedIndex(self, self._array.oindex)
 
     @property
     def vindex(self) -> _GuardedIndex:
+        """Vectorised indexing, checksums checked."""
         return _GuardedIndex(self, self._array.vindex)
 
     @property
@@ -803,17 +811,21 @@ class StoreURL(str):
 
     @property
     def name(self) -> str:
+        """The last path segment."""
         return self.rstrip("/").rsplit("/", 1)[-1]
 
     @property
     def stem(self) -> str:
+        """The last path segment without its suffix."""
         return self.name.rsplit(".", 1)[0] if "." in self.name else self.name
 
     @property
     def parent(self) -> StoreURL:
+        """The URL one level up."""
         return StoreURL(self.rstrip("/").rsplit("/", 1)[0])
 
     def absolute(self) -> StoreURL:
+        """The URL itself (a URL is absolute; as ``Path.absolute``)."""
         return self
 
 

@@ -91,6 +91,7 @@ class VGG16(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits."""
         x = self.features(x)
         x = self.avgpool(x)
         x = torch.flatten(x, 1)

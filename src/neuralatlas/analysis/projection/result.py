@@ -58,14 +58,17 @@ class Projection(Result):
     # -------------------------------------------------------------- access
     @property
     def layers(self) -> list[str]:
+        """The projected layers, in order."""
         return list(dict.fromkeys(k[0] for k in self.coordinates))
 
     @property
     def epochs(self) -> list[int | None]:
+        """The projected epochs, in order (None: the final model)."""
         return list(dict.fromkeys(k[1] for k in self.coordinates))
 
     @property
     def n(self) -> int:
+        """The number of projected samples."""
         return len(self.rows)
 
     def _key(self, layer: str | None, epoch: int | None | str = "any") -> Key:
@@ -281,6 +284,7 @@ class NeuronProjection(Result):
 
     @property
     def n_neurons(self) -> int:
+        """The number of projected neurons."""
         return len(self.coordinates)
 
     @property

@@ -146,6 +146,7 @@ class ProbeResult(Result):
     name: str = ""
 
     def to_frame(self) -> pd.DataFrame:
+        """One row per layer: accuracy, its standard deviation and the probe's input size."""
         return pd.DataFrame({"layer": self.layers, "accuracy": self.accuracy, "std": self.std,
                              "n_features": self.n_features, "n_components": self.n_components})
 
@@ -156,6 +157,7 @@ class ProbeResult(Result):
         return float(self.accuracy[self.layers.index(layer)])
 
     def as_json(self) -> dict[str, Any]:
+        """The result as plain JSON types."""
         return {"layers": list(self.layers), "accuracy": [float(a) for a in self.accuracy],
                 "std": [float(s) for s in self.std], "n_features": [int(k) for k in self.n_features],
                 "n_components": [None if c is None else int(c) for c in self.n_components],
@@ -164,6 +166,7 @@ class ProbeResult(Result):
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ProbeResult:
+        """The result from :meth:`as_json`'s output."""
         return cls(
             list(data["layers"]),
             np.asarray(data["accuracy"], float),
