@@ -158,8 +158,9 @@ class ChunkWriter:
                 continue
 
     def close(self) -> list[int]:
-        """Wait until every queued chunk is written and flag them (see :meth:`commit`); their
-        rows. Raises the writer's error if it failed (the chunks written before it stay flagged).
+        """Wait until every queued chunk is written and flag them (see :meth:`commit`); their rows.
+
+        Raises the writer's error if it failed (the chunks written before it stay flagged).
         """
         self._join()
         rows = self.commit()

@@ -33,9 +33,10 @@ __all__ = ["ChunkChecksumError", "ChunkFile"]
 
 
 class ChunkChecksumError(StoreCorruptError, ValueError):
-    """A chunk's bytes do not match the CRC-32C stored with them, or its file has the wrong
-    size (the file was damaged). A ``ValueError`` too, as zarr's codec raises, so the store's
-    checked arrays translate it into a :class:`StoreCorruptError` naming layer and rows.
+    """A chunk's bytes do not match the CRC-32C stored with them, or its file has the wrong size (the file was damaged).
+
+    A ``ValueError`` too, as zarr's codec raises, so the store's checked arrays translate it
+    into a :class:`StoreCorruptError` naming layer and rows.
     """
 
 
