@@ -67,7 +67,7 @@ def discriminative_compare(neurons: Any, importances: Any, classes: Sequence[int
     vmax = float(imp[:, picks].max()) or 1.0
     order = np.argsort(imp[:, picks].max(1))                 # strongest neurons drawn on top
     sc = None
-    for ax, c in zip(axes.flat, picks, strict=True):
+    for ax, c in zip(axes.flat, picks, strict=False):  # the grid may have spare cells at the end
         sc = ax.scatter(pts[order, 0], pts[order, 1], c=imp[order, c], cmap=cmap, vmin=0.0, vmax=vmax,
                         s=_size(len(pts)), linewidths=0)
         ax.set_title(f"class {names[c]}", fontsize="small")

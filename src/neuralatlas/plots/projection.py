@@ -115,7 +115,8 @@ def projection_sequence(result: Any, along: str = "layers", *, layer: str | None
     nrows = -(-len(keys) // ncols)
     fig, axes = new_figure(nrows, ncols, size=(size * ncols, size * nrows + 0.5))
     colors = _colors(result)
-    for ax, key, pts in zip(axes.flat, keys, coords, strict=True):
+    # the grid may have spare cells at the end; keys and coordinates must pair up exactly
+    for ax, (key, pts) in zip(axes.flat, zip(keys, coords, strict=True), strict=False):
         pred = result.prediction(key[1])
         wrong = (pred >= 0) & (pred != result.labels) if mark_errors else None
         _scatter(ax, pts, result.labels, colors, _point_size(len(pts)) * 0.6, wrong)
