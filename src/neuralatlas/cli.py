@@ -88,8 +88,9 @@ def progress_bar(description: str, total: int | None = None) -> Iterator[Callabl
 
 
 def _figures_as_before() -> Any:
-    """The analysis commands write PNG and PDF, as they always have; ``neuralatlas run`` writes
-    PNG only unless asked (``--pdf``).
+    """The analysis commands write PNG and PDF, as they always have.
+
+    ``neuralatlas run`` writes PNG only unless asked (``--pdf``).
     """
     from neuralatlas.steps import figure_formats
 

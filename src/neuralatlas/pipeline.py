@@ -146,9 +146,10 @@ class ModelRun:
 
 
 def load_data(config: RunConfig, model: ModelConfig | None = None) -> tuple[Any, Any]:
-    """``(train, test)`` of the run's data, or of the model's own when its entry names one
-    (``models[].data``); ``train`` is ``None`` when the user's loader returned a single data set
-    (see :mod:`neuralatlas.data.custom`).
+    """``(train, test)`` of the run's data, or of the model's own when its entry names one (``models[].data``).
+
+    ``train`` is ``None`` when the user's loader returned a single data set (see
+    :mod:`neuralatlas.data.custom`).
     """
     from neuralatlas.data import load
 
@@ -210,8 +211,9 @@ def _swap_in(new: Path, out: Path) -> None:
 
 
 def output_stamp(path: Path) -> str:
-    """A cheap content stamp of a step's output: sizes and modification times of its files; for
-    an activation store its root metadata and whether every written chunk is on disk.
+    """A cheap content stamp of a step's output: sizes and modification times of its files.
+
+    For an activation store its root metadata and whether every written chunk is on disk.
     """
     path = Path(path)
     if not path.exists():

@@ -78,8 +78,10 @@ class AttackResult(Result):
 
     @property
     def success(self) -> np.ndarray:
-        """Per sample: targeted → reached the target class; untargeted → prediction changed
-        away from a correct one (samples already wrong count as not attacked).
+        """Per sample: targeted → reached the target class.
+
+        Untargeted → prediction changed away from a correct one (samples already wrong count as
+        not attacked).
         """
         if self.target_class is not None:
             return self.adv_pred == self.target_class

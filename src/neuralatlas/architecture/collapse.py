@@ -186,8 +186,9 @@ def collapse_depth(graph: ArchitectureGraph, depth: int) -> ArchitectureGraph:
 
 
 def auto_depth(graph: ArchitectureGraph, max_nodes: int = 40) -> int | None:
-    """The deepest ``depth`` whose collapsed view (repeats drawn once) has at most ``max_nodes``
-    nodes; ``None`` when the full graph is already that small.
+    """The deepest ``depth`` whose collapsed view (repeats drawn once) has at most ``max_nodes`` nodes.
+
+    ``None`` when the full graph is already that small.
     """
     base = collapse_repeats(graph)
     if len(base.nodes) <= max_nodes:

@@ -679,10 +679,11 @@ class ArchitectureGraph(Result):
 
     def view(self, depth: int | str | None = None, layout: str = "auto",
              max_nodes: int = 40) -> tuple[ArchitectureGraph, str]:
-        """The graph to draw and its layout: small graphs as they are; a graph of more than
-        ``max_nodes`` boxes with its repeated blocks drawn once and, if still too big, merged
-        to the deepest depth that fits (``depth`` forces one); ``layout="auto"`` is ``"wide"``
-        beyond 20 boxes, else ``"tall"``.
+        """The graph to draw and its layout: small graphs as they are.
+
+        A graph of more than ``max_nodes`` boxes with its repeated blocks drawn once and, if
+        still too big, merged to the deepest depth that fits (``depth`` forces one);
+        ``layout="auto"`` is ``"wide"`` beyond 20 boxes, else ``"tall"``.
         """
         if depth is not None:
             graph = self.collapsed(depth=depth, max_nodes=max_nodes)

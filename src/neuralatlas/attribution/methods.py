@@ -701,8 +701,10 @@ class _Engine:
 
     def run(self, x: torch.Tensor, target: torch.Tensor | None, baseline: torch.Tensor,
             args: tuple[torch.Tensor, ...] = ()) -> tuple[torch.Tensor, dict]:
-        """Maps of ``x`` for ``target``; ``args`` are passed through to the forward (captum's
-        ``additional_forward_args``: attention masks, labels of a target function).
+        """Maps of ``x`` for ``target``.
+
+        ``args`` are passed through to the forward (captum's ``additional_forward_args``:
+        attention masks, labels of a target function).
         """
         name = self.name
         self.args = tuple(args)
@@ -1172,8 +1174,10 @@ def _append(parts: dict[str, list[np.ndarray]], key: str, value: torch.Tensor) -
 
 
 def _concat_rows(arrays: list[np.ndarray]) -> np.ndarray:
-    """Batches joined along rows; token axes of different lengths (per-batch padding) are padded
-    with zeros (a mask of 0, an attribution of 0) to the longest.
+    """Batches joined along rows.
+
+    Token axes of different lengths (per-batch padding) are padded with zeros (a mask of 0, an
+    attribution of 0) to the longest.
     """
     if len(arrays) == 1:
         return arrays[0]

@@ -907,8 +907,9 @@ class _CaptureRun:
         return valid.numel() == 0 or int(valid.max()) < out.shape[1]
 
     def probe(self) -> tuple[dict[str, tuple[int, ...]], int]:
-        """One forward of the first batch: every layer's unit shape and layout, the layers
-        that run, the kind of output; the token rows' layout with ``rows="tokens"``.
+        """One forward of the first batch: every layer's unit shape and layout, the layers that run, the kind of output.
+
+        The token rows' layout with ``rows="tokens"``.
         """
         if self._probed is not None:
             return self._probed

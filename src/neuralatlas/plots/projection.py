@@ -342,9 +342,10 @@ def projection_epoch_evolution(result: Any, layer: str | None = None, *, bundle:
 
 
 def projection_quality(result: Any, *, ax: Any = None) -> Figure:
-    """Neighbourhood hit and trustworthiness per layer, one line per epoch; where the projection
-    was run with ``seeds > 1`` the neighbourhood hit carries the range (bar) and mean (tick)
-    over the seeds.
+    """Neighbourhood hit and trustworthiness per layer, one line per epoch.
+
+    Where the projection was run with ``seeds > 1`` the neighbourhood hit carries the range
+    (bar) and mean (tick) over the seeds.
 
     Example
     -------

@@ -121,8 +121,9 @@ def _si_format(cells: list[str]) -> str:
 
 
 def tabular(table: Table, *, readable: bool = True, layers: list[str] | tuple[str, ...] = ()) -> str:
-    """A booktabs ``tabular`` of a :class:`~neuralatlas.report.tables.Table`; numeric columns are
-    siunitx ``S`` columns, aligned on the decimal marker.
+    """A booktabs ``tabular`` of a :class:`~neuralatlas.report.tables.Table`.
+
+    Numeric columns are siunitx ``S`` columns, aligned on the decimal marker.
     """
     align, numeric = [], []
     for j in range(len(table.columns)):

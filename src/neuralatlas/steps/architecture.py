@@ -64,8 +64,10 @@ def _compute(run_dir: Path, model: Any, *, input_shape: Sequence[int] | None = N
 
 
 def step(run_dir: Path, model: Any, **params: Any) -> Any:
-    """The model's graph and tables saved into the run folder; returns the :class:`ArchitectureGraph`
-    (``None`` for a Flax or Keras model, whose layer table comes from a traced call, no graph).
+    """The model's graph and tables saved into the run folder.
+
+    Returns the :class:`ArchitectureGraph` (``None`` for a Flax or Keras model, whose layer
+    table comes from a traced call, no graph).
 
     Parameters are those of :func:`_compute`: ``input_shape``, ``rankdir`` (``"TB"``/``"LR"``),
     ``out`` (another folder), ``depth`` (an int or ``"auto"``) and ``layout`` (``"auto"``,

@@ -74,8 +74,9 @@ def _compute(run_dir: Path, model: Any, *, layer: str | None = None, units: Sequ
 
 
 def step(run_dir: Path, model: Any, **params: Any) -> Any:
-    """Activation maximisation of ``units`` of ``layer`` (default: every class logit) as one batch;
-    optionally the layer's filters and the feature maps of sample ``maps`` from the run's store.
+    """Activation maximisation of ``units`` of ``layer`` (default: every class logit) as one batch.
+
+    Optionally the layer's filters and the feature maps of sample ``maps`` from the run's store.
     Returns the :class:`FeatureVisResult`.
 
     With ``data``, every unit's value is also divided by the best it reaches on a real

@@ -144,8 +144,9 @@ class _CrossProducts(BlockReduction):
         return a
 
     def centred(self, partial: Any) -> np.ndarray:
-        """``C = Σ(z−s)ᵀ(z−s) − n·m mᵀ`` (m: the mean deviation from the shift); upper triangle
-        only for a diagonal pass.
+        """``C = Σ(z−s)ᵀ(z−s) − n·m mᵀ`` (m: the mean deviation from the shift).
+
+        Upper triangle only for a diagonal pass.
         """
         from scipy.linalg import blas
 
