@@ -652,7 +652,8 @@ def demo_config(out: str | Path = "runs/demo", epochs: int = 10, pretrained: boo
         "data": {"name": "digits"},
         "models": models,
         "capture": {"gradients": True, "per_epoch": True},
-        # every analysis; projections of the first, middle and last epoch keep the demo short
+        # every analysis; projections of every captured epoch (each epoch refines the one
+        # before: tsne_settings(next_epoch=True))
         "analyses": {name: dict(DEMO_PARAMS.get(name, {})) for name in ANALYSES},
     })
 
@@ -676,7 +677,6 @@ PRETRAINED_DEMO: dict[str, Any] = {
 }
 
 DEMO_PARAMS: dict[str, dict[str, Any]] = {
-    "projection": {"epochs": "first-middle-last"},
     # 128 steps at the size-chosen rate (0.2 on 8x8) reach the 256-512-step plateau within ~3 %
     "featurevis": {"steps": 128},
 }

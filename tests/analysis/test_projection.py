@@ -361,3 +361,23 @@ def test_digits_mlp_separates_classes_with_depth_and_training(trained_mlp_run, c
     assert nh["relu2", last] > nh["relu1", last] > nh["input", last]
     assert nh["relu2", last] > nh["relu2", first]
     assert nh_tsne["relu2", last] > nh_tsne["relu2", first]
+
+
+def test_next_epoch_refines_with_the_short_schedule_and_keeps_the_neighbourhood_hit():
+    from neuralatlas.analysis.projection import embed
+    from neuralatlas.analysis.quality import neighborhood_hit
+
+    assert tsne_settings(2000, warm=True, next_epoch=True)["early_exaggeration_iter"] == 0
+    assert tsne_settings(2000, warm=False, next_epoch=True) == tsne_settings(2000)  # only a warm start refines
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=4.0, size=(6, 20))
+    labels = np.repeat(np.arange(6), 60)
+    before = centres[labels] + rng.normal(size=(360, 20))
+    after = before + 0.3 * rng.normal(size=before.shape)  # one epoch later: a small drift
+    start = embed(before, "tsne", seed=0)
+    short = embed(after, "tsne", init=start, seed=0, next_epoch=True)
+    full = embed(after, "tsne", init=start, seed=0)
+    hit_short, hit_full = neighborhood_hit(short, labels, k=6), neighborhood_hit(full, labels, k=6)
+    assert abs(hit_short - hit_full) < 0.03, (hit_short, hit_full)
+    # and it stays where it started (the point of a warm start): aligned without a rotation
+    assert np.corrcoef(short[:, 0], start[:, 0])[0, 1] > 0.9

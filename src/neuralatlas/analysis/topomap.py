@@ -183,7 +183,7 @@ def assign_to_sites(points: np.ndarray, sites: np.ndarray, leaf: int = _LEAF) ->
 
 
 def _unit_square(points: np.ndarray) -> np.ndarray:
-    """INNtrospect's zero-one scaling of each axis (constant axes go to 0.5)."""
+    """The zero-one scaling of each axis that iNNtrospect uses (constant axes go to 0.5)."""
     lo, span = points.min(0), np.ptp(points, 0)
     return np.where(span > 0, (points - lo) / np.where(span > 0, span, 1.0), 0.5)
 

@@ -44,7 +44,7 @@ def attrs(model: str | None = None, layer: str | None = None, **extra: Any) -> s
 
 
 def jsonable(value: Any) -> Any:
-    """Numpy values to lists and numbers; NaN and inf to None (JSON has neither)."""
+    """Plain JSON from numpy values: lists and numbers; NaN and inf to None (JSON has neither)."""
     if isinstance(value, np.ndarray):
         return jsonable(value.tolist())
     if isinstance(value, dict):

@@ -98,7 +98,7 @@ class VGG16(nn.Module):
         return self.classifier(x)
 
     def init_weights(self) -> None:
-        """Torchvision's initialisation (He-normal convolutions, N(0, 0.01) linear layers)."""
+        """The initialisation torchvision uses (He-normal convolutions, N(0, 0.01) linear layers)."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
