@@ -59,7 +59,9 @@ def timed(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[
     return out
 
 
-def plain_ig(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, n_steps: int, steps_per_pass: int) -> torch.Tensor:
+def plain_ig(
+    model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, n_steps: int, steps_per_pass: int
+) -> torch.Tensor:
     """Integrated gradients in plain torch: Gauss-Legendre nodes, ``steps_per_pass`` per pass."""
     alphas, weights = gauss_legendre(n_steps)
     total = torch.zeros_like(x)
@@ -83,7 +85,9 @@ def plain_saliency(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> 
 
 
 def fmt(v: list[float]) -> str:
-    return f"{min(v) * 1e3:9.2f} ms (median {statistics.median(v) * 1e3:9.2f}, n={len(v)}, load {os.getloadavg()[0]:.1f})"
+    return (
+        f"{min(v) * 1e3:9.2f} ms (median {statistics.median(v) * 1e3:9.2f}, n={len(v)}, load {os.getloadavg()[0]:.1f})"
+    )
 
 
 def bench_model(name: str, model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, n_steps: int,
@@ -156,11 +160,12 @@ def bench_model(name: str, model: torch.nn.Module, x: torch.Tensor, t: torch.Ten
 
     m = {k: min(v) for k, v in times.items()}
     ratios = {
-        "captum default / neuralatlas IG (goal >= 1.5)": m["captum IG (default internal_batch_size)"] / m["neuralatlas IG"],
+        "captum default / neuralatlas IG (goal >= 1.5)": m["captum IG (default internal_batch_size)"]
+        / m["neuralatlas IG"],
         "tuned captum / neuralatlas IG": m["tuned captum: best internal_batch_size"] / m["neuralatlas IG"],
         "neuralatlas IG / floor (goal <= 1.15)": m["neuralatlas IG"] / m["floor: best plain-torch candidate"],
-        f"neuralatlas saliency / plain fwd+bwd, batch {n} (goal <= 1.1)":
-            m["neuralatlas saliency"] / m["plain forward+backward"],
+        f"neuralatlas saliency / plain fwd+bwd, batch {n} (goal <= 1.1)": m["neuralatlas saliency"]
+        / m["plain forward+backward"],
     }
     if whole is not None:
         k1, k2 = [k for k in times if k.endswith("in one call") or k.endswith("batches of 64")]

@@ -115,7 +115,7 @@ def speed(n: int, batch: int, repeat: int, tmp: Path, device: str, torchlens: bo
                     if grads:
                         gs = torch.autograd.grad(out.gather(1, y[lo:lo + batch, None]).sum(),
                                                  [outs[k] for k in layers])
-                        for k, g in zip(layers, gs):
+                        for k, g in zip(layers, gs, strict=True):
                             gkept[k][lo:lo + batch] = g.cpu().numpy()
             sync()
             return kept
@@ -136,7 +136,7 @@ def speed(n: int, batch: int, repeat: int, tmp: Path, device: str, torchlens: bo
         la = LayerActivation(model, [modules[k] for k in layers])
         kept: list[list[torch.Tensor]] = [[] for _ in layers]
         for lo in range(0, n, batch):
-            for store, t in zip(kept, la.attribute(x[lo:lo + batch])):
+            for store, t in zip(kept, la.attribute(x[lo:lo + batch]), strict=True):
                 store.append(t.detach().cpu())
         return [torch.cat(v).numpy() for v in kept]
 
@@ -413,7 +413,9 @@ def main() -> None:
         print(f"   ... with gradients  {large:>7,} samples  {mem['ours_grads'] / 2**20:7.0f} MiB")
         print(f"   captum -> RAM       {large:>7,} samples  {mem['captum'] / 2**20:7.0f} MiB"
               f"  (the activations themselves: {s['bytes'] / 2**20:.0f} MiB)")
-        print(f"-> capture peak RSS growth {large:,} vs {small:,} samples: {mem['ours'][1] / max(mem['ours'][0], 1):.2f}x")
+        print(
+            f"-> capture peak RSS growth {large:,} vs {small:,} samples: {mem['ours'][1] / max(mem['ours'][0], 1):.2f}x"
+        )
         io = store_io(64 if args.quick else 256, 3 if args.quick else max(args.repeat, 5), tmp)
         print(f"\n4. store I/O, {io['bytes'] / 2**20:.0f} MiB float32 [{io['bytes'] // 16384} x 4096],"
               f" chunks of {io['chunk_rows']} rows, page cache warm:")
@@ -422,15 +424,19 @@ def main() -> None:
                 print(f"   {name:<38s} {t}  {io['bytes'] / t.min / 1e9:5.2f} GB/s"
                       f"  ({io[kind][floor].min / t.min:.2f}x {floor})")
         w, r = io["write"], io["read"]
-        print(f"-> store write / np.save: {w['np.save'].min / w['store write (caller' + chr(39) + 's array, direct)'].min:.2f}x"
-              f" throughput from the caller's array, {w['np.save'].min / w['store write (capture writer)'].min:.2f}x"
-              " through the capture's writer (its chunk buffers filled by a copy first)"
-              f" (goal >= 0.8x)  [load {w['np.save'].load:.1f}]")
+        print(
+            f"-> store write / np.save: {w['np.save'].min / w['store write (caller' + chr(39) + 's array, direct)'].min:.2f}x"  # noqa: E501  (one expression)
+            f" throughput from the caller's array, {w['np.save'].min / w['store write (capture writer)'].min:.2f}x"
+            " through the capture's writer (its chunk buffers filled by a copy first)"
+            f" (goal >= 0.8x)  [load {w['np.save'].load:.1f}]"
+        )
         print(f"-> store read / np.fromfile: {r['np.fromfile'].min / r['store.read (new array)'].min:.2f}x throughput"
               f" (goal >= 0.8x)  [load {r['np.fromfile'].load:.1f}]")
-        print(f"-> crc32c codec cost through zarr: write {w['zarr __setitem__, crc32c'].min / w['zarr __setitem__, no checksum'].min:.2f}x,"
-              f" read {r['np.asarray(zarr array), crc32c'].min / r['np.asarray(zarr array), no checksum'].min:.2f}x"
-              " the time without it")
+        print(
+            f"-> crc32c codec cost through zarr: write {w['zarr __setitem__, crc32c'].min / w['zarr __setitem__, no checksum'].min:.2f}x,"  # noqa: E501  (one expression)
+            f" read {r['np.asarray(zarr array), crc32c'].min / r['np.asarray(zarr array), no checksum'].min:.2f}x"
+            " the time without it"
+        )
         if args.json:
             def plain(d):
                 return {k: (vars(v) | {"value": None} if hasattr(v, "times") else v) for k, v in d.items()}

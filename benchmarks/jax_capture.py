@@ -84,7 +84,9 @@ def main() -> None:
     fm, tm = Flax(nnx.Rngs(0)), Torch().eval()
     with torch.no_grad():  # same weights (conv OIHW -> HWIO; fc1 rows in h, w, c order)
         for name in ("conv1", "conv2"):
-            getattr(tm, name).weight.copy_(torch.from_numpy(np.asarray(getattr(fm, name).kernel[...]).transpose(3, 2, 0, 1)))
+            getattr(tm, name).weight.copy_(
+                torch.from_numpy(np.asarray(getattr(fm, name).kernel[...]).transpose(3, 2, 0, 1))
+            )
             getattr(tm, name).bias.copy_(torch.from_numpy(np.asarray(getattr(fm, name).bias[...])))
         k = np.asarray(fm.fc1.kernel[...]).reshape(2, 2, 16, 32).transpose(3, 2, 0, 1).reshape(32, 64)
         tm.fc1.weight.copy_(torch.from_numpy(k))
@@ -128,8 +130,9 @@ def main() -> None:
                 "flax_grad": cap(fm, nhwc, "fg", True), "torch": cap(tm, nchw, "t", False),
                 "torch_grad": cap(tm, nchw, "tg", True)}, args.repeat)
     t = {k: v[0] for k, v in res.items()}
-    same = np.allclose(np.asarray(res["flax"][1].activations("conv2")), np.asarray(res["torch"][1].activations("conv2")),
-                       atol=1e-4)
+    same = np.allclose(
+        np.asarray(res["flax"][1].activations("conv2")), np.asarray(res["torch"][1].activations("conv2")), atol=1e-4
+    )
     report = {
         "n": args.n, "batch": args.batch, "threads": args.threads,
         "seconds": {k: round(v, 4) for k, v in t.items()},

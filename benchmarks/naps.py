@@ -44,7 +44,7 @@ def _innspect_align(acts: np.ndarray, grads: np.ndarray) -> np.ndarray:
             continue
         shift = np.array(np.unravel_index(saliency.argmax(), saliency.shape)) - np.array(saliency.shape) // 2
         padded = np.pad(acts[i], [(max(-p, 0), max(p, 0)) for p in shift] + [(0, 0)])
-        out[i] = padded[tuple(slice(max(p, 0), d - max(-p, 0)) for p, d in zip(shift, padded.shape[:2]))]
+        out[i] = padded[tuple(slice(max(p, 0), d - max(-p, 0)) for p, d in zip(shift, padded.shape[:2], strict=True))]
     return out
 
 
@@ -93,7 +93,7 @@ def naps_speed(n: int, shape: tuple[int, int, int], groups: int, batch: int, rep
                 means.append(b.mean(0))
                 sizes.append(len(b))
             w = np.asarray(sizes) / sum(sizes)
-            out.append(sum(m * wi for m, wi in zip(means, w)))
+            out.append(sum(m * wi for m, wi in zip(means, w, strict=True)))
         return np.moveaxis(np.stack(out), -1, 1)
 
     def raw():  # the floor: the same bytes as one flat file, one np.fromfile
@@ -223,7 +223,7 @@ def layouts(sizes: list[int], features: int, methods: list[str]) -> dict:
     print("   spreading step alone (the layout's 2-D points into an overlap-free disc):")
     for n in sizes:
         pts = np.random.default_rng(2).normal(size=(n, 2))
-        t_ours = best(lambda: spread_disc(pts), 3)
+        t_ours = best(lambda pts=pts: spread_disc(pts), 3)
         steps = 100 if n <= 512 else 3
         t = time.perf_counter()
         force_spread(pts, steps)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from itertools import pairwise
 
 import numpy as np
 from timing import interleaved, pin_threads, ratio_line
@@ -99,14 +100,14 @@ def sequence(n: int, threads: int, repeat: int) -> None:
                                                                       quality=False)}, repeat)
     sk, na_ = t["4 independent scikit-learn TSNE"], t["neuralatlas.project (aligned)"]
     ys, res = sk.value, na_.value
-    nh_sk = np.mean([scores(x, y, labels)[0] for x, y in zip(layers.values(), ys)])
+    nh_sk = np.mean([scores(x, y, labels)[0] for x, y in zip(layers.values(), ys, strict=True)])
     nh_na = np.mean([scores(x, res[name], labels)[0] for name, x in layers.items()])
 
     # how far points move between consecutive layers, relative to the picture's size:
     # aligned sequences move only as much as the representation changes
     def drift(seq):
         seq = [s / np.sqrt((s ** 2).sum(1).mean()) for s in (s - s.mean(0) for s in seq)]
-        return float(np.mean([np.linalg.norm(a - b, axis=1).mean() for a, b in zip(seq, seq[1:])]))
+        return float(np.mean([np.linalg.norm(a - b, axis=1).mean() for a, b in pairwise(seq)]))
 
     print(f"   {'method':<34}{'timing':<64}{'vs sklearn':>11}{'mean NH(6)':>12}{'drift':>8}")
     print(f"   {'4 independent scikit-learn TSNE':<34}{sk!s:<64}{1.0:>10.2f}x{nh_sk:>12.3f}{drift(ys):>8.2f}")

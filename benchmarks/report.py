@@ -183,9 +183,11 @@ def main() -> None:
               f" {r['script'] / 2**20:.2f} MiB and the run {own / 2**20:.2f} MiB (goal <= 6 MB)")
 
         th = bench_thumbnails(n if args.quick else 2000, repeat)
-        print(f"3. thumbnails         sprite {th['sprite_s'] * 1e3:.1f} ms, {th['sprite_bytes'] / 1024:.0f} KiB   one PNG"
-              f" per sample {th['each_s'] * 1e3:.1f} ms, {th['each_bytes'] / 1024:.0f} KiB   ratio"
-              f" {th['each_s'] / th['sprite_s']:.1f}x faster, {th['each_bytes'] / th['sprite_bytes']:.1f}x smaller")
+        print(
+            f"3. thumbnails         sprite {th['sprite_s'] * 1e3:.1f} ms, {th['sprite_bytes'] / 1024:.0f} KiB   one PNG"
+            f" per sample {th['each_s'] * 1e3:.1f} ms, {th['each_bytes'] / 1024:.0f} KiB   ratio"
+            f" {th['each_s'] / th['sprite_s']:.1f}x faster, {th['each_bytes'] / th['sprite_bytes']:.1f}x smaller"
+        )
 
         c = bench_coordinates(n, layers * epochs)
         print(f"4. coordinates JSON   rounded {c['rounded'] / 1024:.0f} KiB   full precision {c['full'] / 1024:.0f} KiB"
@@ -196,9 +198,11 @@ def main() -> None:
               f" {lx['export_s'] / max(lx['floor_s'], 1e-9):.1f}x   (includes drawing the training-curve PDF)")
 
         ty = bench_toy(60 if args.quick else 200, repeat)
-        print(f"6. toy heat maps      {ty['points']} grid points: evaluate_plane {ty['batched_s'] * 1e3:.1f} ms   bare"
-              f" forward {ty['bare_s'] * 1e3:.1f} ms (floor)   ratio {ty['batched_s'] / ty['bare_s']:.1f}x (goal <= 3x);"
-              f" a forward per point {ty['per_point_s']:.2f} s ({ty['per_point_s'] / ty['batched_s']:.0f}x slower)")
+        print(
+            f"6. toy heat maps      {ty['points']} grid points: evaluate_plane {ty['batched_s'] * 1e3:.1f} ms   bare"
+            f" forward {ty['bare_s'] * 1e3:.1f} ms (floor)   ratio {ty['batched_s'] / ty['bare_s']:.1f}x (goal <= 3x);"
+            f" a forward per point {ty['per_point_s']:.2f} s ({ty['per_point_s'] / ty['batched_s']:.0f}x slower)"
+        )
     sys.stdout.flush()
 
 

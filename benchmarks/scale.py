@@ -12,8 +12,8 @@
      - with ``--cluster``: the same on a dask LocalCluster of 2 worker processes.
    Prints GB/s, the ratio to the floor (goal: NAPs <= 1.3x its time), and peak RSS against
    the budget (goal: within it). Runs are interleaved (the order rotating each round), min and
-   median kept with the load average, so all see the same page-cache state and load; the store (6 GB) fits in this machine's page cache,
-   so this measures the CPU side, not the disk.
+   median kept with the load average, so all see the same page-cache state and load; the store
+   (6 GB) fits in this machine's page cache, so this measures the CPU side, not the disk.
 2. Linear CKA of 20,000 samples (widths 512 and 256, a store of 500-row chunks): streamed
    from the store under the same budget vs the in-memory feature-space form on float64
    arrays already in RAM (goal <= 1.5x), from benchmarks/similarity.py.
@@ -225,7 +225,9 @@ def main() -> None:
     parser.add_argument("--size-gb", type=float, default=6.0)
     parser.add_argument("--budget", default="2GB")
     parser.add_argument("--cluster", action="store_true", help="also NAPs on a LocalCluster of 2 workers")
-    parser.add_argument("--quick", action="store_true", help="0.2 GB under 200 MB, CKA of 5,000, one round: a smoke run")
+    parser.add_argument(
+        "--quick", action="store_true", help="0.2 GB under 200 MB, CKA of 5,000, one round: a smoke run"
+    )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--dir", type=Path, default=None, help="where to write the stores")
     parser.add_argument("--worker", help=argparse.SUPPRESS)

@@ -26,10 +26,10 @@ from flax import nnx
 import neuralatlas as na
 from neuralatlas import steps
 from neuralatlas.architecture.foreign import save_architecture
-from neuralatlas.steps.attribution import jax_step as attribution_step
 from neuralatlas.capture.flax_adapter import save_params
 from neuralatlas.data import digits
 from neuralatlas.data.dataset import ArrayDataset
+from neuralatlas.steps.attribution import jax_step as attribution_step
 
 EPOCHS = 4
 

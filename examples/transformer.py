@@ -96,9 +96,17 @@ sim = steps.similarity.step(sentences_dir, rbf=False, rsa=False)
 phase("similarity")
 position_probes = na.linear_probes(tokens, labels=tokens.samples["position"])
 (tokens_dir / "results" / "probes").mkdir(parents=True, exist_ok=True)
-(tokens_dir / "results" / "probes" / "summary.json").write_text(json.dumps(
-    {"probe_accuracy_position": {k: float(a) for k, a in zip(position_probes.layers, position_probes.accuracy)},
-     "chance": position_probes.chance}, indent=1))
+(tokens_dir / "results" / "probes" / "summary.json").write_text(
+    json.dumps(
+        {
+            "probe_accuracy_position": {
+                k: float(a) for k, a in zip(position_probes.layers, position_probes.accuracy, strict=True)
+            },
+            "chance": position_probes.chance,
+        },
+        indent=1,
+    )
+)
 phase("position probes")
 
 
@@ -146,7 +154,9 @@ shown = test_set.subset(np.arange(0, len(test_set), 4))  # 16 sentences, 4 per t
 ig = na.attribute(classifier, shown, "integrated_gradients", target="label", layer=EMBEDDINGS, n_steps=32)
 attr_results, attr_figures = sentences_dir / "results" / "attribution", sentences_dir / "figures" / "attribution"
 ig.save(attr_results, "integrated_gradients")
-save_figure(token_heatmap(ig, samples=[0, 1, 4, 5, 8, 9, 12, 13], classes=TOPICS), attr_figures / "tokens_integrated_gradients")
+save_figure(
+    token_heatmap(ig, samples=[0, 1, 4, 5, 8, 9, 12, 13], classes=TOPICS), attr_figures / "tokens_integrated_gradients"
+)
 ig_summary = {**ig.summary(), "text": True, "layer": EMBEDDINGS, "target": "label",
               "head_test_accuracy": head_accuracy}
 (attr_results / "summary.json").write_text(json.dumps(ig_summary, indent=1))  # the report's table

@@ -15,6 +15,20 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 EPOCHS = 8
 
+#: Fixtures that make a test end to end, so ``slow`` (``make test-fast`` leaves them out):
+#: the pipeline-built report runs (every analysis, then the report) and a dask LocalCluster.
+SLOW_FIXTURES = {"report_run": "a pipeline run of every analysis, then the report",
+                 "report_run2": "a pipeline run of every analysis, then the report",
+                 "client": "a dask LocalCluster of worker processes",
+                 "done_run": "a whole pipeline run", "vgg16_file": "VGG16 (138 M parameters)"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection reads the marks
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @dataclass
 class TrainedRun:

@@ -28,7 +28,10 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 def _modules() -> list[str]:
     names = [neuralatlas.__name__]
-    for info in pkgutil.walk_packages(neuralatlas.__path__, prefix=f"{neuralatlas.__name__}."):
+    def unreadable(name: str) -> None:  # walk_packages would skip a package that fails to import
+        raise ImportError(f"{name} could not be imported to list its modules")
+
+    for info in pkgutil.walk_packages(neuralatlas.__path__, prefix=f"{neuralatlas.__name__}.", onerror=unreadable):
         names.append(info.name)
     return sorted(names)
 

@@ -65,7 +65,7 @@ def test_heat_maps_are_the_neurons_activations_on_the_grid(nets, data):
     points = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
     acts, probs = _by_hand(net, points)
     assert net.hidden_layers == [f"tanh{k + 1}" for k in range(len(acts))]
-    for layer, expected in zip(net.hidden_layers, acts):
+    for layer, expected in zip(net.hidden_layers, acts, strict=True):
         grid = net.activations[layer]
         assert grid.shape == (expected.shape[1], RES, RES)
         np.testing.assert_allclose(grid, expected.T.reshape(-1, RES, RES), atol=1e-5)
@@ -131,6 +131,7 @@ def test_unknown_data_set_is_a_clear_error():
         toy_network("moon")
 
 
+@pytest.mark.slow  # the CLI end to end
 def test_cli_toy(tmp_path):
     from typer.testing import CliRunner
 

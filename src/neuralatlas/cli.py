@@ -11,7 +11,7 @@ import functools
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -88,8 +88,10 @@ def progress_bar(description: str, total: int | None = None) -> Iterator[Callabl
 
 
 def _figures_as_before() -> Any:
-    """The analysis commands write PNG and PDF, as they always have; ``neuralatlas run`` writes
-    PNG only unless asked (``--pdf``)."""
+    """The analysis commands write PNG and PDF, as they always have.
+
+    ``neuralatlas run`` writes PNG only unless asked (``--pdf``).
+    """
     from neuralatlas.steps import figure_formats
 
     return figure_formats(("png", "pdf"))
@@ -115,9 +117,14 @@ def _n_samples(value: str | None, old: int | None = None, *, old_flag: str = "--
 @app.command()
 @friendly_errors
 def layers(
-    model: Annotated[str, typer.Argument(help="A built-in model (mlp, cnn, vgg, vgg16), 'package.module:function', a run folder or a Hugging Face model folder.")],
-    input_shape: Annotated[Optional[str], typer.Option(help="Input shape of one sample, e.g. 1,8,8, or 16 (tokens) for a text model (default: the model's).")] = None,
-    input_dtype: Annotated[Optional[str], typer.Option(help="dtype of the example input, e.g. long for token ids (default: long when the first layer is an embedding).")] = None,
+    model: Annotated[str, typer.Argument(
+        help="A built-in model (mlp, cnn, vgg, vgg16), 'package.module:function', a run folder or a Hugging Face model"
+             " folder.")],
+    input_shape: Annotated[str | None, typer.Option(
+        help="Input shape of one sample, e.g. 1,8,8, or 16 (tokens) for a text model (default: the model's).")] = None,
+    input_dtype: Annotated[str | None, typer.Option(
+        help="dtype of the example input, e.g. long for token ids (default: long when the first layer is an "
+             "embedding).")] = None,
 ) -> None:
     """List a model's layers with the names capture uses, their types and output shapes."""
     from neuralatlas.architecture import architecture as build_graph
@@ -146,14 +153,19 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 def train(
     model: Annotated[str, typer.Argument(help="A built-in model (mlp, cnn, vgg) or 'package.module:function'.")],
     out: Annotated[Path, typer.Option(help="Run folder for checkpoints and metrics.")] = Path("runs/train"),
-    data: Annotated[str, typer.Option(help="Data set: digits, xor, circles, moons, spirals, mnist, fashion_mnist, cifar10, image_folder.")] = "digits",
-    data_path: Annotated[Optional[Path], typer.Option(help="Folder or file of the data set, for data on disk.")] = None,
+    data: Annotated[
+        str,
+        typer.Option(
+            help="Data set: digits, xor, circles, moons, spirals, mnist, fashion_mnist, cifar10, image_folder."
+        ),
+    ] = "digits",
+    data_path: Annotated[Path | None, typer.Option(help="Folder or file of the data set, for data on disk.")] = None,
     epochs: int = 10,
     lr: float = 3e-3,
     batch_size: int = 64,
     seed: int = 0,
     restarts: Annotated[int, typer.Option(help="Retrain from a new initialisation up to this many times...")] = 0,
-    target_accuracy: Annotated[Optional[float], typer.Option(help="...while the final accuracy is below this.")] = None,
+    target_accuracy: Annotated[float | None, typer.Option(help="...while the final accuracy is below this.")] = None,
 ) -> None:
     """Train a model with a checkpoint and metrics for every epoch (epoch 0 = untrained)."""
     from neuralatlas.data import load
@@ -171,7 +183,9 @@ def train(
                              target_accuracy=target_accuracy, progress=lambda e, n, m: update(e, n))
     last = result.metrics[-1]
     tries = f" after {result.tries} tries" if result.tries > 1 else ""
-    out_msg = f"test accuracy {last.get('test_accuracy', float('nan')):.3f}{tries}; checkpoints in {out / 'checkpoints'}"
+    out_msg = (
+        f"test accuracy {last.get('test_accuracy', float('nan')):.3f}{tries}; checkpoints in {out / 'checkpoints'}"
+    )
     if target_accuracy is not None and not result.reached_target:
         out_msg += f" [yellow](target {target_accuracy} not reached)[/]"
     console.print(out_msg)
@@ -180,18 +194,22 @@ def train(
 @app.command("capture")
 @friendly_errors
 def capture_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder made by `neuralatlas train` (model.json, checkpoints/).")],
-    layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layer name or glob; repeat for more. Default: every leaf layer.")] = None,
+    run_dir: Annotated[Path, typer.Argument(
+        help="A run folder made by `neuralatlas train` (model.json, checkpoints/).")],
+    layers: Annotated[list[str] | None, typer.Option("--layer", "-l",
+        help="Layer name or glob; repeat for more. Default: every leaf layer.")] = None,
     data: str = "digits",
-    data_path: Optional[Path] = None,
+    data_path: Path | None = None,
     split: Annotated[str, typer.Option(help="test or train")] = "test",
     gradients: Annotated[bool, typer.Option(help="Also capture gradients of the target.")] = True,
     target: Annotated[str, typer.Option(help="label, prediction, loss, or a class index.")] = "label",
     per_epoch: Annotated[bool, typer.Option(help="Capture every checkpoint epoch.")] = True,
     batch_size: int = 256,
-    device: Optional[str] = None,
+    device: str | None = None,
     overwrite: bool = False,
-    scheduler: Annotated[Optional[str], typer.Option(help="Address of a dask scheduler (tcp://host:8786): shard the capture across its workers. The run folder must be on storage they all see.")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Address of a dask scheduler (tcp://host:8786): shard the capture across its workers. The run folder must"
+             " be on storage they all see.")] = None,
 ) -> None:
     """Capture activations (and gradients) of a trained run into RUN_DIR/acts.zarr; resumes if interrupted."""
     from neuralatlas.capture import capture
@@ -218,13 +236,16 @@ def capture_cmd(
 @friendly_errors
 def verify_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder holding acts.zarr, or a store folder.")],
-    deep: Annotated[bool, typer.Option(help="Read every written chunk through its checksum (slower); default: list the chunk files.")] = False,
-    repair: Annotated[bool, typer.Option(help="Mark bad chunks unwritten and recompute them (a run folder made by `neuralatlas train`), with the capture's own settings.")] = False,
+    deep: Annotated[bool, typer.Option(
+        help="Read every written chunk through its checksum (slower); default: list the chunk files.")] = False,
+    repair: Annotated[bool, typer.Option(
+        help="Mark bad chunks unwritten and recompute them (a run folder made by `neuralatlas train`), with the "
+             "capture's own settings.")] = False,
     data: Annotated[str, typer.Option(help="For --repair: the data set the store was captured from.")] = "digits",
-    data_path: Optional[Path] = None,
+    data_path: Path | None = None,
     split: Annotated[str, typer.Option(help="For --repair: test or train, as captured.")] = "test",
     batch_size: int = 256,
-    device: Optional[str] = None,
+    device: str | None = None,
 ) -> None:
     """Check a store: every chunk its done flags call written is on disk (and, --deep, intact)."""
     from neuralatlas.store import ActivationStore
@@ -319,10 +340,14 @@ class _RichReporter:
 @friendly_errors
 def run_cmd(
     config: Annotated[Path, typer.Argument(help="A run configuration (YAML); see examples/.")],
-    only: Annotated[Optional[list[str]], typer.Option(help="Run only this step (train, capture, an analysis, report); repeatable.")] = None,
-    force: Annotated[Optional[list[str]], typer.Option(help="Rerun this step even if cached; repeatable.")] = None,
-    scheduler: Annotated[Optional[str], typer.Option(help="Address of a dask scheduler: capture and analyses run on its workers.")] = None,
-    pdf: Annotated[bool, typer.Option("--pdf", help="Also save every figure as PDF (default: PNG only, what the report shows; `neuralatlas export --latex` draws its PDFs from the results).")] = False,
+    only: Annotated[list[str] | None, typer.Option(
+        help="Run only this step (train, capture, an analysis, report); repeatable.")] = None,
+    force: Annotated[list[str] | None, typer.Option(help="Rerun this step even if cached; repeatable.")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Address of a dask scheduler: capture and analyses run on its workers.")] = None,
+    pdf: Annotated[bool, typer.Option("--pdf",
+        help="Also save every figure as PDF (default: PNG only, what the report shows; `neuralatlas export --latex` "
+             "draws its PDFs from the results).")] = False,
 ) -> None:
     """Run a configuration: train or load → capture → analyses → report, redoing only what changed."""
     from neuralatlas.config import load_config
@@ -401,17 +426,33 @@ def _parse_units(text: str | None, width: int) -> list[int]:
 @friendly_errors
 def featurevis(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (model.json, checkpoints/, optionally acts.zarr).")],
-    layer: Annotated[Optional[str], typer.Option("--layer", "-l", help="Layer whose channels to visualise (named as in `neuralatlas layers`); default: the class logits.")] = None,
-    units: Annotated[Optional[str], typer.Option(help="Channels or classes: 0,3,5 or 0-15 or all.")] = None,
+    layer: Annotated[
+        str | None,
+        typer.Option(
+            "--layer",
+            "-l",
+            help="Layer whose channels to visualise (named as in `neuralatlas layers`); default: the class logits.",
+        ),
+    ] = None,
+    units: Annotated[str | None, typer.Option(help="Channels or classes: 0,3,5 or 0-15 or all.")] = None,
     steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 256,
     param: Annotated[str, typer.Option(help="Image parameterisation: fourier or pixel.")] = "fourier",
-    lr: Annotated[Optional[float], typer.Option(help="Adam's rate (default by image size: 0.2 under 16 px, else 0.05).")] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Adam's rate (default by image size: 0.2 under 16 px, else 0.05).")
+    ] = None,
     seed: int = 0,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: CUDA when present).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 (default: CUDA when present).")] = None,
     filters: Annotated[bool, typer.Option(help="Also draw the kernels of --layer (or the first conv layer).")] = False,
-    maps: Annotated[Optional[int], typer.Option(help="Also draw the feature maps of this sample (row of RUN_DIR/acts.zarr).")] = None,
-    maps_layer: Annotated[Optional[list[str]], typer.Option(help="Layers (names or globs) for --maps; default every [C, H, W] layer in the store.")] = None,
-    data: Annotated[str, typer.Option(help="Data set the store was captured from (to show the input beside the maps).")] = "digits",
+    maps: Annotated[
+        int | None, typer.Option(help="Also draw the feature maps of this sample (row of RUN_DIR/acts.zarr).")
+    ] = None,
+    maps_layer: Annotated[
+        list[str] | None,
+        typer.Option(help="Layers (names or globs) for --maps; default every [C, H, W] layer in the store."),
+    ] = None,
+    data: Annotated[
+        str, typer.Option(help="Data set the store was captured from (to show the input beside the maps).")
+    ] = "digits",
 ) -> None:
     """Optimise one image per unit of a layer (one batch), and optionally draw filters and feature maps."""
     from neuralatlas import steps as run_steps
@@ -433,7 +474,9 @@ def featurevis(
                                            seed=seed, device=device, filters=filters, maps=maps,
                                            maps_layers=maps_layer, data=dataset, progress=update)
     results_dir, figures_dir = run_dir / "results" / "featurevis", run_dir / "figures" / "featurevis"
-    values = ", ".join(f"{label} {value:.3g}" for label, value in zip(result.labels[:8], result.values[:8]))
+    values = ", ".join(
+        f"{label} {value:.3g}" for label, value in zip(result.labels[:8], result.values[:8], strict=True)
+    )
     console.print(f"{len(chosen)} images of {name} in {result.settings['seconds']:.1f} s on"
                   f" {result.settings['device']} ({values}{' ...' if len(chosen) > 8 else ''});"
                   f" results in {results_dir}, figures in {figures_dir}")
@@ -450,8 +493,9 @@ def dream(
     steps: Annotated[int, typer.Option(help="Gradient steps per octave.")] = 20,
     step_size: float = 0.02,
     seed: int = 0,
-    device: Optional[str] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Where to write the dreamed image (default IMAGE_dream.png beside IMAGE).")] = None,
+    device: str | None = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Where to write the dreamed image (default IMAGE_dream.png beside IMAGE).")] = None,
 ) -> None:
     """DeepDream: amplify what LAYER sees in IMAGE, over octaves, and write the result."""
     from neuralatlas.steps import dream as dream_step
@@ -473,24 +517,36 @@ app.command("deepdream", hidden=True)(dream)
 @app.command()
 @friendly_errors
 def architecture(
-    model: Annotated[str, typer.Argument(help="A run folder, a built-in model (mlp, cnn, vgg, vgg16) or 'package.module:function'.")],
-    input_shape: Annotated[Optional[str], typer.Option(help="Input shape of one sample, e.g. 3,32,32 (default: the model's).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Folder for graph.json, summary.csv/txt and the drawings (default: RUN_DIR/results/architecture, else ./architecture/MODEL).")] = None,
+    model: Annotated[str, typer.Argument(
+        help="A run folder, a built-in model (mlp, cnn, vgg, vgg16) or 'package.module:function'.")],
+    input_shape: Annotated[str | None, typer.Option(
+        help="Input shape of one sample, e.g. 3,32,32 (default: the model's).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Folder for graph.json, summary.csv/txt and the drawings (default: RUN_DIR/results/architecture, else "
+             "./architecture/MODEL).")] = None,
     rankdir: Annotated[str, typer.Option(help="Graph direction: TB (top-bottom) or LR.")] = "TB",
-    depth: Annotated[Optional[str], typer.Option(help="Merge modules nested deeper than this many name segments into one box (an int, or 'auto'); big models get 'auto' by default.")] = None,
-    layout: Annotated[str, typer.Option(help="auto, tall (top to bottom) or wide (left to right, rows wrapping to the page width).")] = "auto",
-    input_dtype: Annotated[Optional[str], typer.Option(help="dtype of the example input, e.g. long for token ids (default: long when the first layer is an embedding).")] = None,
+    depth: Annotated[str | None, typer.Option(
+        help="Merge modules nested deeper than this many name segments into one box (an int, or 'auto'); big models "
+             "get 'auto' by default.")] = None,
+    layout: Annotated[str, typer.Option(
+        help="auto, tall (top to bottom) or wide (left to right, rows wrapping to the page width).")] = "auto",
+    input_dtype: Annotated[str | None, typer.Option(
+        help="dtype of the example input, e.g. long for token ids (default: long when the first layer is an "
+             "embedding).")] = None,
 ) -> None:
     """Draw a model's graph with the layer names capture uses, and print its summary table.
 
-    MODEL may also be a Hugging Face model folder (config.json + weights), loaded offline."""
+    MODEL may also be a Hugging Face model folder (config.json + weights), loaded offline.
+    """
     from neuralatlas import steps as run_steps
     from neuralatlas.architecture import dot_available
 
     net, run_dir = _model_arg(model)
     shape = _parse_shape(input_shape) if input_shape else None
     chosen_depth: int | str | None = int(depth) if depth and depth.isdigit() else depth
-    target = out or (run_dir / "results" / "architecture" if run_dir else Path("architecture") / Path(model).name.replace(":", "_"))
+    target = out or (
+        run_dir / "results" / "architecture" if run_dir else Path("architecture") / Path(model).name.replace(":", "_")
+    )
     with _figures_as_before():
         graph = run_steps.architecture.step(run_dir or target, net, input_shape=shape, rankdir=rankdir,
                                             out=None if run_dir and out is None else target, depth=chosen_depth,
@@ -498,7 +554,11 @@ def architecture(
     view, _ = graph.view(chosen_depth, layout)
     text = graph.summary(repeats=True) if view is not graph else graph.summary()
     stdout.print(str(text), highlight=False, markup=False)
-    note = "" if dot_available() else " [yellow](Graphviz 'dot' not found: the SVG uses the built-in layout; apt-get install graphviz)[/]"
+    note = (
+        ""
+        if dot_available()
+        else " [yellow](Graphviz 'dot' not found: the SVG uses the built-in layout; apt-get install graphviz)[/]"
+    )
     if graph.method == "hooks":
         note += f" [dim](traced by hooks: torch.fx could not trace it: {graph.fx_error})[/]"
     console.print(f"wrote the graph, summary and figures to {target}{note}")
@@ -509,10 +569,16 @@ def architecture(
 @friendly_errors
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (from `neuralatlas run`, or one model's run folder).")],
-    latex: Annotated[Optional[Path], typer.Option(help="Write booktabs tables, PDF figures and a main.tex into this folder.")] = None,
-    html: Annotated[Optional[Path], typer.Option(help="Write the self-contained HTML report to this file (default: RUN_DIR/report.html when --latex is not given).")] = None,
-    only: Annotated[Optional[str], typer.Option(help="LaTeX: export only these analyses, comma-separated (e.g. naps,projection).")] = None,
-    images: Annotated[str, typer.Option(help="HTML: 'inline' (one self-contained file) or 'files' (figures in REPORT_files/ beside the page, a lighter page).")] = "inline",
+    latex: Annotated[Path | None, typer.Option(
+        help="Write booktabs tables, PDF figures and a main.tex into this folder.")] = None,
+    html: Annotated[Path | None, typer.Option(
+        help="Write the self-contained HTML report to this file (default: RUN_DIR/report.html when --latex is not "
+             "given).")] = None,
+    only: Annotated[str | None, typer.Option(
+        help="LaTeX: export only these analyses, comma-separated (e.g. naps,projection).")] = None,
+    images: Annotated[str, typer.Option(
+        help="HTML: 'inline' (one self-contained file) or 'files' (figures in REPORT_files/ beside the page, a lighter"
+             " page).")] = "inline",
 ) -> None:
     """Export a run: the one-file HTML report and/or a LaTeX folder (tables, figures, main.tex)."""
     from neuralatlas.report import export_latex, write_report
@@ -529,12 +595,14 @@ def export(
 @friendly_errors
 def toy(
     data: Annotated[str, typer.Option(help="Toy data set: xor, circles, moons or spirals.")] = "xor",
-    out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/toy-DATA).")] = None,
-    hidden: Annotated[Optional[str], typer.Option(help="Hidden widths, e.g. 8 or 32,32 (default: per data set).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/toy-DATA).")] = None,
+    hidden: Annotated[str | None, typer.Option(help="Hidden widths, e.g. 8 or 32,32 (default: per data set).")] = None,
     activation: Annotated[str, typer.Option(help="Hidden nonlinearity: tanh, relu, sigmoid, ...")] = "tanh",
-    epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: per data set).")] = None,
-    restarts: Annotated[int, typer.Option(help="Retrain from a new initialisation up to this many times while below the target.")] = 5,
-    target_accuracy: Annotated[Optional[float], typer.Option(help="Test accuracy that counts as learned (default: per data set).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (default: per data set).")] = None,
+    restarts: Annotated[int, typer.Option(
+        help="Retrain from a new initialisation up to this many times while below the target.")] = 5,
+    target_accuracy: Annotated[float | None, typer.Option(
+        help="Test accuracy that counts as learned (default: per data set).")] = None,
     seed: int = 0,
     resolution: Annotated[int, typer.Option(help="Grid points per axis of the heat maps.")] = 150,
 ) -> None:
@@ -561,14 +629,23 @@ from neuralatlas.steps import run_store as _run_store  # noqa: E402
 @app.command("naps")
 @friendly_errors
 def naps_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder with acts.zarr (from `neuralatlas capture`, or an imported iNNtrospect folder).")],
-    by: Annotated[str, typer.Option(help="Group samples by: label, prediction, correct, group, or another sample-table column.")] = "label",
-    align: Annotated[Optional[str], typer.Option(help="'gradient': centre each sample on its largest gradient first (conv layers; needs gradients); 'auto' (default): do so when the store has the conv layers' gradients; 'none': never.")] = "auto",
-    layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layer name or glob; repeat for more. Default: every layer.")] = None,
-    epoch: Annotated[Optional[int], typer.Option(help="Checkpoint epoch of a per-epoch store (default: the final model).")] = None,
+    run_dir: Annotated[Path, typer.Argument(
+        help="A run folder with acts.zarr (from `neuralatlas capture`, or an imported iNNtrospect folder).")],
+    by: Annotated[str, typer.Option(
+        help="Group samples by: label, prediction, correct, group, or another sample-table column.")] = "label",
+    align: Annotated[str | None, typer.Option(
+        help="'gradient': centre each sample on its largest gradient first (conv layers; needs gradients); 'auto' "
+             "(default): do so when the store has the conv layers' gradients; 'none': never.")] = "auto",
+    layers: Annotated[list[str] | None, typer.Option("--layer", "-l",
+        help="Layer name or glob; repeat for more. Default: every layer.")] = None,
+    epoch: Annotated[int | None, typer.Option(
+        help="Checkpoint epoch of a per-epoch store (default: the final model).")] = None,
     figures: Annotated[bool, typer.Option(help="Also draw heatmaps, per-group maps and unit statistics.")] = True,
-    memory_limit: Annotated[Optional[str], typer.Option(help="Memory for streaming the store, e.g. 2GB (default: a quarter of the free memory).")] = None,
-    scheduler: Annotated[Optional[str], typer.Option(help="Address of a dask scheduler (tcp://host:8786): stream the store on its workers. The run folder must be on storage they all see.")] = None,
+    memory_limit: Annotated[str | None, typer.Option(
+        help="Memory for streaming the store, e.g. 2GB (default: a quarter of the free memory).")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Address of a dask scheduler (tcp://host:8786): stream the store on its workers. The run folder must be "
+             "on storage they all see.")] = None,
 ) -> None:
     """Neuron Activation Profiles: each unit's mean activation per group, plus unit statistics.
 
@@ -596,17 +673,23 @@ def naps_cmd(
 @app.command("topomap")
 @friendly_errors
 def topomap_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder with acts.zarr (NAPs are computed when results/naps/ is missing).")],
+    run_dir: Annotated[Path, typer.Argument(
+        help="A run folder with acts.zarr (NAPs are computed when results/naps/ is missing).")],
     layout: Annotated[str, typer.Option(help="umap, tsne, som, grid, or all (to compare their quality).")] = "umap",
-    contrastive: Annotated[bool, typer.Option(help="Map contrastive NAPs (each group minus the average), as iNNtrospect does.")] = False,
-    weight_by_size: Annotated[bool, typer.Option(help="Contrast against the size-weighted average of the groups.")] = False,
+    contrastive: Annotated[bool, typer.Option(
+        help="Map contrastive NAPs (each group minus the average), as iNNtrospect does.")] = False,
+    weight_by_size: Annotated[bool, typer.Option(
+        help="Contrast against the size-weighted average of the groups.")] = False,
     zscore: Annotated[bool, typer.Option(help="Z-score contrastive NAPs across groups, per unit.")] = False,
-    groups: Annotated[Optional[str], typer.Option(help="Comma-separated groups to contrast and map (default: all).")] = None,
+    groups: Annotated[str | None, typer.Option(
+        help="Comma-separated groups to contrast and map (default: all).")] = None,
     by: Annotated[str, typer.Option(help="Grouping, when NAPs must be computed (see `neuralatlas naps`).")] = "label",
-    layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layer name or glob; repeat for more. Default: every layer.")] = None,
+    layers: Annotated[list[str] | None, typer.Option("--layer", "-l",
+        help="Layer name or glob; repeat for more. Default: every layer.")] = None,
     seed: int = 0,
     resolution: Annotated[int, typer.Option(help="Pixels per side of each map.")] = 64,
-    individual: Annotated[bool, typer.Option(help="Also write one PDF per layer and group (iNNtrospect's individual maps).")] = True,
+    individual: Annotated[bool, typer.Option(
+        help="Also write one PDF per layer and group (iNNtrospect's individual maps).")] = True,
 ) -> None:
     """Topographic activation maps: lay out each layer's units, draw every group's map over it.
 
@@ -645,18 +728,29 @@ def topomap_cmd(
 @friendly_errors
 def similarity_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder with acts.zarr (from `neuralatlas capture`).")],
-    other: Annotated[Optional[Path], typer.Option(help="A second run folder of the same samples (another model), compared layer by layer.")] = None,
-    layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layer name or glob; repeat for more. Default: every layer.")] = None,
-    epoch: Annotated[Optional[int], typer.Option(help="Checkpoint epoch of the layer×layer matrices and probes (default: the final model).")] = None,
+    other: Annotated[Path | None, typer.Option(
+        help="A second run folder of the same samples (another model), compared layer by layer.")] = None,
+    layers: Annotated[list[str] | None, typer.Option("--layer", "-l",
+        help="Layer name or glob; repeat for more. Default: every layer.")] = None,
+    epoch: Annotated[int | None, typer.Option(
+        help="Checkpoint epoch of the layer×layer matrices and probes (default: the final model).")] = None,
     epochs: Annotated[bool, typer.Option(help="Also the epoch×epoch CKA of every layer (per-epoch stores).")] = True,
     rbf: Annotated[bool, typer.Option(help="Also RBF CKA (on a subsample).")] = True,
-    rsa: Annotated[bool, typer.Option(help="Also RSA: Spearman correlation of the layers' dissimilarity matrices.")] = True,
-    probes: Annotated[bool, typer.Option(help="Also linear probes: cross-validated logistic-regression accuracy per layer.")] = True,
-    pool: Annotated[Optional[str], typer.Option(help="'mean' or 'max': pool conv maps over space instead of flattening them.")] = None,
-    n_samples: Annotated[Optional[str], typer.Option("--n-samples", help="Samples for RBF CKA, RSA, the probes and the Gram form of very wide layers (default: at most 2,000; all: every sample).")] = None,
-    subsample: Annotated[Optional[int], typer.Option("--subsample", hidden=True, help="Deprecated: --n-samples.")] = None,
-    memory_limit: Annotated[Optional[str], typer.Option(help="Memory for streaming, e.g. 2GB (default: a quarter of the free memory).")] = None,
-    scheduler: Annotated[Optional[str], typer.Option(help="Address of a dask scheduler: stream the linear CKA passes on its workers (the run folder on shared storage).")] = None,
+    rsa: Annotated[bool, typer.Option(
+        help="Also RSA: Spearman correlation of the layers' dissimilarity matrices.")] = True,
+    probes: Annotated[bool, typer.Option(
+        help="Also linear probes: cross-validated logistic-regression accuracy per layer.")] = True,
+    pool: Annotated[str | None, typer.Option(
+        help="'mean' or 'max': pool conv maps over space instead of flattening them.")] = None,
+    n_samples: Annotated[str | None, typer.Option("--n-samples",
+        help="Samples for RBF CKA, RSA, the probes and the Gram form of very wide layers (default: at most 2,000; all:"
+             " every sample).")] = None,
+    subsample: Annotated[int | None, typer.Option("--subsample", hidden=True, help="Deprecated: --n-samples.")] = None,
+    memory_limit: Annotated[str | None, typer.Option(
+        help="Memory for streaming, e.g. 2GB (default: a quarter of the free memory).")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Address of a dask scheduler: stream the linear CKA passes on its workers (the run folder on shared "
+             "storage).")] = None,
     seed: int = 0,
 ) -> None:
     """Representational similarity: layer×layer and epoch×epoch CKA, RSA, linear probes, model vs model.
@@ -710,19 +804,30 @@ def _parse_epochs(text: str | None) -> Any:
 @friendly_errors
 def project_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder with acts.zarr (per-epoch capture for --epochs).")],
-    layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", "--layers", help="Layer name or glob, in the order to follow; repeat for more. Default: every layer.")] = None,
-    epochs: Annotated[Optional[str], typer.Option(help="'all', 'last' (default: the final model) or epochs like 0,4,8; needs a per-epoch store.")] = None,
+    layers: Annotated[list[str] | None, typer.Option("--layer", "-l", "--layers",
+        help="Layer name or glob, in the order to follow; repeat for more. Default: every layer.")] = None,
+    epochs: Annotated[str | None, typer.Option(
+        help="'all', 'last' (default: the final model) or epochs like 0,4,8; needs a per-epoch store.")] = None,
     method: Annotated[str, typer.Option(help="tsne, umap or pca.")] = "tsne",
-    n_samples: Annotated[Optional[str], typer.Option("--n-samples", help="Samples in the subset, stratified by class (default: at most 2,000; all: every sample, streamed for --method pca).")] = None,
-    n: Annotated[Optional[int], typer.Option("--n", hidden=True, help="Deprecated: --n-samples (0 was every sample).")] = None,
+    n_samples: Annotated[str | None, typer.Option("--n-samples",
+        help="Samples in the subset, stratified by class (default: at most 2,000; all: every sample, streamed for "
+             "--method pca).")] = None,
+    n: Annotated[int | None, typer.Option("--n", hidden=True,
+        help="Deprecated: --n-samples (0 was every sample).")] = None,
     seed: int = 0,
-    align: Annotated[bool, typer.Option(help="Initialise each projection from the previous one and Procrustes-align it.")] = True,
+    align: Annotated[bool, typer.Option(
+        help="Initialise each projection from the previous one and Procrustes-align it.")] = True,
     bundle: Annotated[bool, typer.Option(help="Kernel-density bundling of the trail images.")] = True,
-    neurons: Annotated[Optional[list[str]], typer.Option("--neurons", help="Also map this layer's neurons and their discriminative power; repeat for more.")] = None,
-    discriminative: Annotated[str, typer.Option(help="Importances for --neurons: trees, anova, or both (and their agreement).")] = "both",
-    n_jobs: Annotated[Optional[int], typer.Option(help="Threads for t-SNE and the trees (-1: all cores; default: chosen by size).")] = None,
-    memory_limit: Annotated[Optional[str], typer.Option(help="Memory for the streamed passes of --n 0, e.g. 2GB (default: a quarter of the free memory).")] = None,
-    scheduler: Annotated[Optional[str], typer.Option(help="Address of a dask scheduler: the streamed passes of --n 0 run on its workers.")] = None,
+    neurons: Annotated[list[str] | None, typer.Option("--neurons",
+        help="Also map this layer's neurons and their discriminative power; repeat for more.")] = None,
+    discriminative: Annotated[str, typer.Option(
+        help="Importances for --neurons: trees, anova, or both (and their agreement).")] = "both",
+    n_jobs: Annotated[int | None, typer.Option(
+        help="Threads for t-SNE and the trees (-1: all cores; default: chosen by size).")] = None,
+    memory_limit: Annotated[str | None, typer.Option(
+        help="Memory for the streamed passes of --n 0, e.g. 2GB (default: a quarter of the free memory).")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Address of a dask scheduler: the streamed passes of --n 0 run on its workers.")] = None,
 ) -> None:
     """Project hidden activity (Rauber et al. 2017): samples as points, layer by layer and epoch by epoch.
 
@@ -754,19 +859,25 @@ def project_cmd(
 @app.command("attribute")
 @friendly_errors
 def attribute_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder made by `neuralatlas train` (model.json, checkpoints/).")],
-    methods: Annotated[Optional[list[str]], typer.Option("--method", "-m", help="saliency, gradient_x_input, integrated_gradients (ig), smoothgrad, deeplift, gradient_shap, occlusion, guided_backprop, deconvolution, grad_cam, guided_grad_cam; repeat for more. Default: saliency, integrated_gradients, grad_cam.")] = None,
-    n_samples: Annotated[Optional[str], typer.Option("--n-samples", help="Attribute only the first N samples of the split (default or all: every sample).")] = None,
-    samples: Annotated[Optional[int], typer.Option("--samples", hidden=True, help="Deprecated: --n-samples.")] = None,
+    run_dir: Annotated[Path, typer.Argument(
+        help="A run folder made by `neuralatlas train` (model.json, checkpoints/).")],
+    methods: Annotated[list[str] | None, typer.Option("--method", "-m",
+        help="saliency, gradient_x_input, integrated_gradients (ig), smoothgrad, deeplift, gradient_shap, occlusion, "
+             "guided_backprop, deconvolution, grad_cam, guided_grad_cam; repeat for more. Default: saliency, "
+             "integrated_gradients, grad_cam.")] = None,
+    n_samples: Annotated[str | None, typer.Option("--n-samples",
+        help="Attribute only the first N samples of the split (default or all: every sample).")] = None,
+    samples: Annotated[int | None, typer.Option("--samples", hidden=True, help="Deprecated: --n-samples.")] = None,
     data: str = "digits",
-    data_path: Optional[Path] = None,
+    data_path: Path | None = None,
     split: Annotated[str, typer.Option(help="test or train")] = "test",
     target: Annotated[str, typer.Option(help="label, prediction, or a class index.")] = "label",
     n_steps: Annotated[int, typer.Option(help="Integration steps of integrated gradients.")] = 50,
-    sanity: Annotated[bool, typer.Option(help="Model-randomisation sanity checks (Adebayo et al. 2018) of every method.")] = True,
+    sanity: Annotated[bool, typer.Option(
+        help="Model-randomisation sanity checks (Adebayo et al. 2018) of every method.")] = True,
     faithfulness: Annotated[bool, typer.Option(help="Deletion and insertion curves of every method.")] = True,
     batch_size: int = 64,
-    device: Optional[str] = None,
+    device: str | None = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an attributions.zarr made with other settings.")] = False,
 ) -> None:
     """Attribution maps of every sample into RUN_DIR/attributions.zarr (resumes if interrupted), with checks.
@@ -802,21 +913,43 @@ def attribute_cmd(
 @app.command("attack")
 @friendly_errors
 def attack_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder made by `neuralatlas train` (model.json, checkpoints/).")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="A run folder made by `neuralatlas train` (model.json, checkpoints/).")
+    ],
     method: Annotated[str, typer.Option(help="pgd or fgsm.")] = "pgd",
-    eps: Annotated[Optional[list[float]], typer.Option("--eps", help="Perturbation size (input units); repeat for a robustness curve. Default: 0.05, 0.1, 0.2.")] = None,
+    eps: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--eps", help="Perturbation size (input units); repeat for a robustness curve. Default: 0.05, 0.1, 0.2."
+        ),
+    ] = None,
     norm: Annotated[str, typer.Option(help="linf or l2 (PGD).")] = "linf",
     steps: Annotated[int, typer.Option(help="PGD iterations.")] = 10,
-    target_class: Annotated[Optional[int], typer.Option(help="Push every sample towards this class (targeted attack).")] = None,
-    n_samples: Annotated[Optional[str], typer.Option("--n-samples", help="Attack only the first N samples of the split (default or all: every sample).")] = None,
-    samples: Annotated[Optional[int], typer.Option("--samples", hidden=True, help="Deprecated: --n-samples.")] = None,
+    target_class: Annotated[
+        int | None, typer.Option(help="Push every sample towards this class (targeted attack).")
+    ] = None,
+    n_samples: Annotated[
+        str | None,
+        typer.Option(
+            "--n-samples", help="Attack only the first N samples of the split (default or all: every sample)."
+        ),
+    ] = None,
+    samples: Annotated[int | None, typer.Option("--samples", hidden=True, help="Deprecated: --n-samples.")] = None,
     data: str = "digits",
-    data_path: Optional[Path] = None,
+    data_path: Path | None = None,
     split: Annotated[str, typer.Option(help="test or train")] = "test",
-    capture: Annotated[bool, typer.Option(help="Capture clean and adversarial inputs (largest eps) into RUN_DIR/adversarial.zarr with a group column.")] = True,
-    layers: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layers to capture (default: those of acts.zarr, else every leaf layer).")] = None,
+    capture: Annotated[
+        bool,
+        typer.Option(
+            help="Capture clean and adversarial inputs (largest eps) into RUN_DIR/adversarial.zarr with a group column."
+        ),
+    ] = True,
+    layers: Annotated[
+        list[str] | None,
+        typer.Option("--layer", "-l", help="Layers to capture (default: those of acts.zarr, else every leaf layer)."),
+    ] = None,
     batch_size: int = 256,
-    device: Optional[str] = None,
+    device: str | None = None,
     seed: int = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing adversarial.zarr.")] = False,
 ) -> None:
@@ -841,7 +974,9 @@ def attack_cmd(
         table.add_row(f"{row['eps']:g}", f"{row['accuracy']:.3f}", f"{row['success_rate']:.3f}")
     stdout.print(table)
     if "store" in summary:
-        console.print(f"clean + adversarial (eps {summary['store']['eps']:g}) captured → {run_dir / summary['store']['path']}")
+        console.print(
+            f"clean + adversarial (eps {summary['store']['eps']:g}) captured → {run_dir / summary['store']['path']}"
+        )
     console.print(f"results in {run_dir / 'results' / 'adversarial'}, figures in {run_dir / 'figures' / 'adversarial'}")
 
 

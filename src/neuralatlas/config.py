@@ -45,7 +45,8 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     """Where the data comes from: a built-in set, a loader with the path of the user's files, or
     the user's own loader ``"package.module:function"`` (see :mod:`neuralatlas.data.custom` for
-    what it must return). ``data: "mypkg.data:load"`` is short for ``data: {name: ...}``."""
+    what it must return). ``data: "mypkg.data:load"`` is short for ``data: {name: ...}``.
+    """
 
     name: str = Field("digits", description="built-in name, 'name:path', or 'package.module:function'")
     path: Path | None = None
@@ -58,6 +59,8 @@ class DataConfig(_Strict):
 
 
 class TrainConfig(_Strict):
+    """How a model is trained: ``train:`` of a model in the run config."""
+
     epochs: int = Field(10, ge=0)
     lr: float = Field(3e-3, gt=0)
     batch_size: int = Field(64, ge=1)
@@ -70,7 +73,9 @@ class HFModelConfig(_Strict):
     """A Hugging Face model folder on disk: ``model: {hf: path/to/dir, task: causal-lm}``."""
 
     hf: Path = Field(..., description="folder written by save_pretrained (config.json + weights)")
-    task: str | None = Field(None, description="sequence-classification, causal-lm, ... or a transformers class name; default AutoModel")
+    task: str | None = Field(
+        None, description="sequence-classification, causal-lm, ... or a transformers class name; default AutoModel"
+    )
 
 
 class ModelConfig(_Strict):
@@ -81,10 +86,14 @@ class ModelConfig(_Strict):
     """
 
     name: str
-    model: str | HFModelConfig = Field(..., description="built-in name (mlp, cnn, vgg, vgg16), 'package.module:function' or {hf: folder}")
+    model: str | HFModelConfig = Field(
+        ..., description="built-in name (mlp, cnn, vgg, vgg16), 'package.module:function' or {hf: folder}"
+    )
     kwargs: dict[str, Any] = Field(default_factory=dict)
     checkpoint: Path | None = Field(None, description="weights to load instead of training")
-    trust_pickle: bool = Field(False, description="let the checkpoint unpickle Python objects (runs its code): only for files you trust")
+    trust_pickle: bool = Field(
+        False, description="let the checkpoint unpickle Python objects (runs its code): only for files you trust"
+    )
     train: TrainConfig = Field(default_factory=TrainConfig)
     layers: list[str] | None = Field(None, description="names or glob patterns; default every leaf layer")
     # A pretrained model (e.g. efficientnet_lite0) is not trained; it may look at its own data
@@ -103,8 +112,12 @@ class ModelConfig(_Strict):
 
 
 class CaptureConfig(_Strict):
+    """Which samples and layers are captured, and how: the run config's ``capture:``."""
+
     split: Literal["test", "train"] = "test"
-    n_samples: int | None = Field(None, ge=1, description="the first n_samples samples of the split; null or 'all': every sample (default)")
+    n_samples: int | None = Field(
+        None, ge=1, description="the first n_samples samples of the split; null or 'all': every sample (default)"
+    )
     gradients: bool = True
     target: str | int = "label"
     per_epoch: bool = True
@@ -114,7 +127,9 @@ class CaptureConfig(_Strict):
     layer_output: dict[str, int | str | list[int | str]] | None = Field(
         None, description="{layer pattern: index, key, or a path like [1, 0]} for layers returning tuples/dicts")
     repeated: Literal["error", "first", "last"] = "error"
-    rows: Literal["samples", "tokens"] | None = Field(None, description="tokens: one row per non-padding token of [B, T, D] layers")
+    rows: Literal["samples", "tokens"] | None = Field(
+        None, description="tokens: one row per non-padding token of [B, T, D] layers"
+    )
 
     n: int | None = Field(None, ge=1, description="deprecated: n_samples", exclude=True)
 
@@ -163,6 +178,8 @@ def merged_capture(run: CaptureConfig, own: dict[str, Any]) -> CaptureConfig:
 
 
 class ReportConfig(_Strict):
+    """Which report formats a run writes: the run config's ``report:``."""
+
     html: bool = True
     latex: bool = False
     pdf: bool = Field(default=False, description="also save every figure as PDF at run time (the report needs PNG only;"
@@ -188,7 +205,8 @@ class RunConfig(_Strict):
     def base_dir(self) -> Path | None:
         """The config file's folder: relative paths start there, and it is on ``sys.path``
         while the run builds models and loads data (so ``model: "mymodels:Net"`` imports a
-        ``mymodels.py`` beside the YAML)."""
+        ``mymodels.py`` beside the YAML).
+        """
         return self._base_dir
 
     def where(self, *loc: str | int) -> str:

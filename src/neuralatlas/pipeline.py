@@ -28,6 +28,7 @@ from typing import Any
 
 from neuralatlas.config import ModelConfig, RunConfig, dump_config
 from neuralatlas.errors import ConfigError, NeuralAtlasError, StoreMismatchError
+
 # The analyses, in the order they run (name -> the step's pipeline adapter), live with the
 # steps so that config, pipeline and report read them without an import circle.
 from neuralatlas.steps.registry import ANALYSES, resolve
@@ -40,6 +41,8 @@ STEP_STORES: dict[str, tuple[str, ...]] = {"attribution": ("attributions.zarr",)
 
 @dataclass
 class StepRecord:
+    """One step of a run as the reporter sees it: its name, ``ran`` or ``cached``, its time."""
+
     step: str
     status: str  # "ran" or "cached"
     seconds: float = 0.0
@@ -48,10 +51,14 @@ class StepRecord:
 class Reporter:
     """What a run tells its caller; the CLI draws it with rich, tests count it."""
 
-    def step_started(self, step: str) -> None: ...
-    def step_finished(self, record: StepRecord) -> None: ...
-    def progress(self, done: int, total: int) -> None: ...
-    def message(self, text: str) -> None: ...
+    def step_started(self, step: str) -> None:
+        """A step begins."""
+    def step_finished(self, record: StepRecord) -> None:
+        """A step ended (ran or was cached)."""
+    def progress(self, done: int, total: int) -> None:
+        """Progress of the current step."""
+    def message(self, text: str) -> None:
+        """A note for the user."""
 
 
 @dataclass
@@ -68,6 +75,7 @@ class ModelRun:
 
     @property
     def data(self) -> tuple[Any, Any]:
+        """The model's ``(train, test)`` data (loaded once)."""
         if self._data is None:
             self._data = load_data(self.run, self.config)
         return self._data
@@ -83,6 +91,7 @@ class ModelRun:
 
     @property
     def capture_data(self) -> Any:
+        """The data set the store is captured from (the split the config names)."""
         train, test = self.data
         data = test if self.capture_config.split == "test" else train
         if data is None:
@@ -100,6 +109,7 @@ class ModelRun:
 
     @property
     def model(self) -> Any:
+        """The model, built (or loaded) once."""
         if self._model is None:
             train, test = self.data
             self._model = build_model(self.config, train if train is not None else test)
@@ -117,25 +127,30 @@ class ModelRun:
 
     @property
     def store(self) -> Any:
+        """The run's activation store."""
         from neuralatlas.store import ActivationStore
 
         return ActivationStore.open(self.run_dir / "acts.zarr")
 
     def results_dir(self, analysis: str) -> Path:
+        """``results/<analysis>`` of the run folder, made if missing."""
         path = self.run_dir / "results" / analysis
         path.mkdir(parents=True, exist_ok=True)
         return path
 
     def figures_dir(self, analysis: str) -> Path:
+        """``figures/<analysis>`` of the run folder, made if missing."""
         path = self.run_dir / "figures" / analysis
         path.mkdir(parents=True, exist_ok=True)
         return path
 
 
 def load_data(config: RunConfig, model: ModelConfig | None = None) -> tuple[Any, Any]:
-    """``(train, test)`` of the run's data, or of the model's own when its entry names one
-    (``models[].data``); ``train`` is ``None`` when the user's loader returned a single data set
-    (see :mod:`neuralatlas.data.custom`)."""
+    """``(train, test)`` of the run's data, or of the model's own when its entry names one (``models[].data``).
+
+    ``train`` is ``None`` when the user's loader returned a single data set (see
+    :mod:`neuralatlas.data.custom`).
+    """
     from neuralatlas.data import load
 
     data = model.data if model is not None and model.data is not None else config.data
@@ -196,8 +211,10 @@ def _swap_in(new: Path, out: Path) -> None:
 
 
 def output_stamp(path: Path) -> str:
-    """A cheap content stamp of a step's output: sizes and modification times of its files; for
-    an activation store its root metadata and whether every written chunk is on disk."""
+    """A cheap content stamp of a step's output: sizes and modification times of its files.
+
+    For an activation store its root metadata and whether every written chunk is on disk.
+    """
     path = Path(path)
     if not path.exists():
         return "missing"
@@ -241,7 +258,8 @@ def config_on_path(config: RunConfig) -> Iterator[None]:
     script's folder) while the block runs, so ``model: "mymodels:Net"`` imports the
     ``mymodels.py`` beside the YAML. Afterwards the folder leaves ``sys.path`` and the modules
     imported from it leave ``sys.modules`` (the objects built from them keep working), so a
-    later run of another config with a same-named module imports its own. Re-entrant."""
+    later run of another config with a same-named module imports its own. Re-entrant.
+    """
     base = config.base_dir
     if base is None:
         yield
@@ -274,7 +292,8 @@ def _with_config_path(method: Callable[..., Any]) -> Callable[..., Any]:
 
 def _capture_settings(capture: Any) -> dict[str, Any]:
     """The capture settings as hashed for the capture step's key (``n_samples`` under its old
-    name ``n``, so stores captured before the rename are not rebuilt)."""
+    name ``n``, so stores captured before the rename are not rebuilt).
+    """
     settings = capture.model_dump()
     settings["n"] = settings.pop("n_samples", None)
     return settings
@@ -315,7 +334,9 @@ class Pipeline:
             if name not in valid:
                 from neuralatlas.errors import did_you_mean
 
-                raise ConfigError(f"Unknown step {name!r}.{did_you_mean(name, valid)} Steps: {', '.join(sorted(valid))}.")
+                raise ConfigError(
+                    f"Unknown step {name!r}.{did_you_mean(name, valid)} Steps: {', '.join(sorted(valid))}."
+                )
 
     # -------------------------------------------------------------- state
     def _state(self) -> dict[str, Any]:
@@ -459,16 +480,16 @@ class Pipeline:
                 f"{mcfg.name}/train", "train",
                 _hash("train", data_key, mcfg.model, mcfg.kwargs, str(mcfg.checkpoint),
                       mcfg.train.model_dump(), mcfg.kind),
-                lambda: self._train(ctx), outputs=lambda trained=trained: trained)
+                lambda ctx=ctx: self._train(ctx), outputs=lambda trained=trained: trained)
             capture_key, model_summary["capture"] = self._step(
                 f"{mcfg.name}/capture", "capture",
                 _hash("capture", train_key, mcfg.layers, _capture_settings(ctx.capture_config)),
-                lambda: self._capture(ctx), outputs=lambda run_dir=ctx.run_dir: [run_dir / "acts.zarr"])
+                lambda ctx=ctx: self._capture(ctx), outputs=lambda run_dir=ctx.run_dir: [run_dir / "acts.zarr"])
             for name, params in self._analyses(mcfg):
                 fn = resolve(name)
                 key, model_summary[name] = self._step(
                     f"{mcfg.name}/{name}", name, _hash(name, capture_key, params),
-                    lambda fn=fn, params=params: fn(ctx, params, self.reporter),
+                    lambda fn=fn, params=params, ctx=ctx: fn(ctx, params, self.reporter),
                     outputs=lambda name=name, run_dir=ctx.run_dir: [
                         run_dir / "results" / name, run_dir / "figures" / name,
                         *(run_dir / extra for extra in STEP_STORES.get(name, ()))])
@@ -580,10 +601,12 @@ class RunResult:
 
     @property
     def ran(self) -> list[str]:
+        """Steps that ran."""
         return [s.step for s in self.steps if s.status == "ran"]
 
     @property
     def cached(self) -> list[str]:
+        """Steps whose outputs were up to date."""
         return [s.step for s in self.steps if s.status == "cached"]
 
 
@@ -608,7 +631,8 @@ def run(config: RunConfig | str | Path | dict[str, Any], **kwargs: Any) -> RunRe
 
 def demo_config(out: str | Path = "runs/demo", epochs: int = 10, pretrained: bool | None = None) -> RunConfig:
     """The built-in demo: an MLP and a CNN on digits, every analysis that exists, and (when
-    ``neuralatlas[pretrained]`` is installed, or ``pretrained=True``) EfficientNet-Lite0 on photos."""
+    ``neuralatlas[pretrained]`` is installed, or ``pretrained=True``) EfficientNet-Lite0 on photos.
+    """
     from neuralatlas.config import load_config
 
     if pretrained is None:

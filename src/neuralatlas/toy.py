@@ -93,10 +93,12 @@ class ToyNetwork(Result):
 
     @property
     def classes(self) -> list[str]:
+        """The class names."""
         return list(self.train.classes)
 
     @property
     def hidden_layers(self) -> list[str]:
+        """The hidden layers, in order."""
         return list(self.activations)
 
     @property
@@ -106,10 +108,12 @@ class ToyNetwork(Result):
 
     @property
     def test_accuracy(self) -> float:
+        """Accuracy on the test set after training."""
         return float(self.metrics[-1]["test_accuracy"])
 
     @property
     def train_accuracy(self) -> float:
+        """Accuracy on the training set after training."""
         return float(self.metrics[-1]["train_accuracy"])
 
     @property
@@ -240,7 +244,9 @@ class ToyNetwork(Result):
             plt.close(fig)
 
 
-def plane_grid(resolution: int = 150, extent: tuple[float, float] = EXTENT) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def plane_grid(
+    resolution: int = 150, extent: tuple[float, float] = EXTENT
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``xs``, ``ys`` and the points ``[resolution², 2]`` of a square grid, row by row (y outer)."""
     xs = np.linspace(extent[0], extent[1], int(resolution), dtype=np.float32)
     ys = np.linspace(extent[0], extent[1], int(resolution), dtype=np.float32)
@@ -295,7 +301,8 @@ def evaluate_plane(model: Any, layers: list[str], points: np.ndarray, resolution
 @contextlib.contextmanager
 def _one_thread() -> Iterator[None]:
     """Run torch on one thread: batches of 32 two-dimensional points are far too small to
-    split, and on a shared machine extra threads only wait for each other (10x slower)."""
+    split, and on a shared machine extra threads only wait for each other (10x slower).
+    """
     import torch
 
     before = torch.get_num_threads()

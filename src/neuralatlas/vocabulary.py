@@ -31,13 +31,13 @@ if TYPE_CHECKING:  # the store sits above this module in the data flow
 StoreLike = Union["ActivationStore", str, "os.PathLike[str]"]
 """An :class:`~neuralatlas.store.ActivationStore`, or the path of one (or of a run folder)."""
 
-Layers = Union[str, Sequence[str], None]
+Layers = str | Sequence[str] | None
 """A layer selection: a name or pattern, a list of them (order kept), or None for all."""
 
-Epochs = Union[int, Sequence[int], str, None]
+Epochs = int | Sequence[int] | str | None
 """An epoch selection: an index, a list of indices, ``"all"``, ``"last"``, or None (the function's default)."""
 
-Progress = Union[Callable[[int, int], None], None]
+Progress = Callable[[int, int], None] | None
 """A progress callback ``(done, total)``, or None for none."""
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -108,7 +108,9 @@ def _align_reference(acts, grads):
         shift = peak - np.array(sal.shape) // 2
         pads = [(0, 0)] + [(max(-p, 0), max(p, 0)) for p in shift]
         padded = np.pad(acts[i], pads)
-        crop = (slice(None),) + tuple(slice(max(p, 0), d - max(-p, 0)) for p, d in zip(shift, padded.shape[1:]))
+        crop = (slice(None),) + tuple(
+            slice(max(p, 0), d - max(-p, 0)) for p, d in zip(shift, padded.shape[1:], strict=True)
+        )
         out[i] = padded[crop]
     return out
 
@@ -216,6 +218,7 @@ def test_bad_input_gets_a_clear_error(random_store, tmp_path):
         contrastive_naps(contrastive_naps(naps(store, layers="dense")))
 
 
+@pytest.mark.slow  # trains, captures and runs the step end to end
 def test_run_folder_heatmaps_default_to_contrastive_sorted_and_gradient_aligned(tmp_path):
     """The heat map shows contrastive NAPs, units sorted by preferred class, conv layers
     aligned by gradient when the store has gradients, and its title says so."""

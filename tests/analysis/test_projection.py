@@ -329,6 +329,7 @@ def test_cli_project_writes_results_and_figures(epoch_store, tmp_path):
 
 
 # ---------------------------------------------------------------------------- the paper's finding
+@pytest.mark.slow  # t-SNE of every layer and epoch
 def test_digits_mlp_separates_classes_with_depth_and_training(trained_mlp_run, capsys):
     """Rauber et al.'s central finding on the digits MLP: deeper and later is better separated.
 

@@ -17,8 +17,8 @@ def _arrays(n=60):
 
 def test_extra_seeds_give_the_range_of_neighbourhood_hit_with_the_kept_run_inside():
     from neuralatlas.analysis.projection import project
-    from neuralatlas.analysis.quality import neighborhood_hit
     from neuralatlas.analysis.projection.embedding import embed
+    from neuralatlas.analysis.quality import neighborhood_hit
 
     arrays, labels = _arrays()
     one = project(arrays, labels=labels, method="tsne", n_samples=None, seed=0)
@@ -30,8 +30,10 @@ def test_extra_seeds_give_the_range_of_neighbourhood_hit_with_the_kept_run_insid
         assert q["neighborhood_hit"] == one.quality[(layer, None)]["neighborhood_hit"]
         assert q["nh_min"] <= q["neighborhood_hit"] <= q["nh_max"] and q["nh_seeds"] == 3
         # the extra runs are independent embeddings with seeds 1 and 2, on the same samples
-        extra = [neighborhood_hit(embed(arrays[layer][three.rows], "tsne", seed=s, pca_dims=None), labels[three.rows], k=6)
-                 for s in (1, 2)]
+        extra = [
+            neighborhood_hit(embed(arrays[layer][three.rows], "tsne", seed=s, pca_dims=None), labels[three.rows], k=6)
+            for s in (1, 2)
+        ]
         assert q["nh_mean"] == pytest.approx(np.mean([q["neighborhood_hit"], *extra]))
         assert q["nh_min"] == pytest.approx(min(q["neighborhood_hit"], *extra))
     assert three.quality[("clear", None)]["nh_min"] > three.quality[("noisy", None)]["nh_max"]

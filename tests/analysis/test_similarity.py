@@ -12,7 +12,6 @@ from scipy.spatial.distance import pdist
 from scipy.stats import spearmanr
 
 import neuralatlas as na
-from neuralatlas.analysis.streaming import parse_memory_limit
 from neuralatlas.analysis.similarity import (
     SimilarityResult,
     SimilarityWarning,
@@ -29,6 +28,7 @@ from neuralatlas.analysis.similarity import (
     save_figures,
     similarity,
 )
+from neuralatlas.analysis.streaming import parse_memory_limit
 from neuralatlas.errors import AnalysisError, LayerError, StoreError
 from neuralatlas.store import ActivationStore
 
@@ -403,8 +403,9 @@ def test_similarity_offers_debiased_cka_beside_the_biased_one(tmp_path):
 
     rng = np.random.default_rng(12)
     a = rng.normal(size=(50, 80)).astype(np.float32)
-    store = ActivationStore.from_arrays(tmp_path / "s.zarr", {"a": a, "b": a @ rng.normal(size=(80, 30)).astype(np.float32)},
-                                        labels=np.arange(50) % 2)
+    store = ActivationStore.from_arrays(
+        tmp_path / "s.zarr", {"a": a, "b": a @ rng.normal(size=(80, 30)).astype(np.float32)}, labels=np.arange(50) % 2
+    )
     result = na.similarity(store, rbf=False, rsa=False, probes=False, debiased=True)
     assert set(result.matrices) == {"linear_cka", "debiased_linear_cka"}
     assert result.matrices["debiased_linear_cka"]["a", "b"] < result.matrices["linear_cka"]["a", "b"]

@@ -112,7 +112,9 @@ def test_no_selection_is_every_layer_in_store_order(store):
 
 
 def test_an_unknown_layer_names_what_exists(store):
-    with pytest.raises(LayerError, match=r"'fc3' is not in the store .*Did you mean .*'fc1'.*Layers stored: fc1, relu1, fc2"):
+    with pytest.raises(
+        LayerError, match=r"'fc3' is not in the store .*Did you mean .*'fc1'.*Layers stored: fc1, relu1, fc2"
+    ):
         resolve_layers(store, ["fc1", "fc3"])
     with pytest.raises(LayerError, match=r"Layers are named by strings; got 3"):
         resolve_layers(store, [3])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-
 import subprocess
 import sys
 import textwrap
@@ -259,6 +258,7 @@ def test_a_numpy_only_user_never_imports_torch(tmp_path):
     assert "ok" in done.stdout
 
 
+@pytest.mark.slow  # trains and runs the CLI end to end
 def test_cli_naps_and_topomap_write_results_and_figures(tmp_path):
     from typer.testing import CliRunner
 

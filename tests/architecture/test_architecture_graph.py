@@ -4,6 +4,7 @@ modules, the fx and hook tracers, MACs by hand, summary, drawing."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -113,7 +114,7 @@ def test_vgg_graph_lists_every_module_with_its_shape():
     assert graph.node("block2.pool").output_shape == (16, 8, 8)
     # A plain chain: every module node has exactly one predecessor, the one before it.
     chain = [n.id for n in graph.nodes]
-    for before, after in zip(chain, chain[1:]):
+    for before, after in pairwise(chain):
         assert graph.predecessors(after) == [before]
     assert graph.total_params == sum(p.numel() for p in model.parameters())
 
@@ -178,7 +179,7 @@ def test_macs_by_hand():
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, stride=2, groups=2),
                           nn.Flatten(), nn.Linear(6 * 3 * 3, 5))
     s = summary(model, torch.zeros(1, 3, 8, 8))
-    macs = dict(zip(s.table.name, s.table.macs))
+    macs = dict(zip(s.table.name, s.table.macs, strict=True))
     assert macs["0"] == 8 * 8 * 4 * 3 * 9
     assert macs["2"] == 3 * 3 * 6 * 2 * 9
     assert macs["4"] == 54 * 5

@@ -13,7 +13,7 @@ import pytest
 jax = pytest.importorskip("jax")
 nnx = pytest.importorskip("flax.nnx")
 
-from neuralatlas.architecture.foreign import (
+from neuralatlas.architecture.foreign import (  # noqa: E402  (only once flax is there)
     foreign_summary,
     framework_summary,
     save_architecture,
@@ -30,6 +30,7 @@ class Net(nnx.Module):
         return self.layers[1](nnx.relu(self.layers[0](h)))
 
 
+@pytest.mark.slow  # a Flax model, captured and drawn
 def test_nnx_table_matches_capture_names_and_counts(tmp_path):
     import neuralatlas as na
     from neuralatlas.data.dataset import ArrayDataset

@@ -41,6 +41,7 @@ def test_attribute_command(run_dir):
     assert bad.exit_code == 1 and "Unknown attribution method 'heatmap'" in bad.output
 
 
+@pytest.mark.slow  # the CLI end to end
 def test_attack_command(run_dir):
     result = CliRunner().invoke(app, ["attack", str(run_dir), "--eps", "0.05", "--eps", "0.15", "--samples", "40",
                                       "--steps", "5", "-l", "fc1"])

@@ -34,7 +34,7 @@ def plain_ig(model: nn.Module, x: torch.Tensor, t: torch.Tensor, baseline: torch
         weights = np.full(n_steps, 1.0 / (n_steps - 1))
         weights[[0, -1]] /= 2
     total = torch.zeros_like(x)
-    for a, w in zip(alphas, weights):
+    for a, w in zip(alphas, weights, strict=True):
         xi = (baseline + float(a) * (x - baseline)).detach().requires_grad_(True)
         (g,) = torch.autograd.grad(model(xi).gather(1, t.view(-1, 1)).sum(), xi)
         total += float(w) * g
@@ -52,7 +52,9 @@ def test_saliency_equals_autograd(small_cnn, batch):
 
 
 @pytest.mark.parametrize("rule,n_steps", [("gausslegendre", 50), ("riemann_trapezoid", 40)])
-@pytest.mark.parametrize("internal_batch_size", ["auto", None, 70])
+# the other two batch sizes run the same arithmetic again; "auto" keeps it in the fast loop
+@pytest.mark.parametrize("internal_batch_size", ["auto", pytest.param(None, marks=pytest.mark.slow),
+                                                 pytest.param(70, marks=pytest.mark.slow)])
 def test_integrated_gradients_equal_plain_torch_sum(small_cnn, batch, rule, n_steps, internal_batch_size):
     x, y = batch
     baseline = torch.full_like(x[:1], 0.25)
@@ -158,7 +160,9 @@ def test_smoothgrad_and_gradient_shap_are_seeded(small_cnn, batch):
         c = attribute(small_cnn, x, method, labels=y.numpy(), seed=2, **kw)
         np.testing.assert_allclose(a.maps, b.maps, rtol=0, atol=1e-6)  # bitwise on CPU; CUDA atomics may differ
         assert not np.allclose(a.maps, c.maps, rtol=0, atol=1e-6), method
-    assert attribute(small_cnn, x, "ig", labels=y.numpy(), smooth=2, n_steps=4).name == "smoothgrad(integrated_gradients)"
+    assert (
+        attribute(small_cnn, x, "ig", labels=y.numpy(), smooth=2, n_steps=4).name == "smoothgrad(integrated_gradients)"
+    )
 
 
 def test_gradient_shap_draws_are_n_draws_and_the_old_keyword_warns(small_cnn, batch):
@@ -202,13 +206,21 @@ def test_model_left_as_found(batch):
 
 def test_bad_input_gets_clear_errors(small_cnn, batch):
     x, y = batch
-    with pytest.raises(AnalysisError, match="Unknown attribution method 'integrated_gradient_x'.*Valid methods:.*saliency"):
+    with pytest.raises(
+        AnalysisError, match="Unknown attribution method 'integrated_gradient_x'.*Valid methods:.*saliency"
+    ):
         attribute(small_cnn, x, "integrated_gradient_x", labels=y.numpy())
-    with pytest.raises(AnalysisError, match=r"target 12 is out of range: the model has 10 outputs \(valid classes 0..9\)"):
+    with pytest.raises(
+        AnalysisError, match=r"target 12 is out of range: the model has 10 outputs \(valid classes 0..9\)"
+    ):
         attribute(small_cnn, x, "saliency", target=12)
     with pytest.raises(AnalysisError, match="out of range"):
         attribute(small_cnn, x, "saliency", labels=np.full(len(x), 10))
-    with pytest.raises(AnalysisError, match=r"grad_cam needs a convolutional layer.*'fc1' \(Linear\).*Layers that would do: conv1, relu1, pool1, conv2"):
+    with pytest.raises(
+        AnalysisError,
+        match=r"grad_cam needs a convolutional layer.*'fc1' \(Linear\)"
+        r".*Layers that would do: conv1, relu1, pool1, conv2",
+    ):
         attribute(small_cnn, x, "grad_cam", labels=y.numpy(), layer="fc1")
     with pytest.raises(LayerError, match="No layer 'conv9'.*conv1"):
         attribute(small_cnn, x, "grad_cam", labels=y.numpy(), layer="conv9")

@@ -77,7 +77,9 @@ def test_ssim_is_scikit_image_structural_similarity():
         ours = ssim_rows(a, b)
         scale = lambda m: (m - m.min()) / (m.max() - m.min())      # noqa: E731 (each map to [0, 1], as Adebayo et al.)
         win = min(7, *shape) - (1 - min(7, *shape) % 2)
-        ref = [structural_similarity(scale(x), scale(y), data_range=1.0, win_size=win) for x, y in zip(a, b)]
+        ref = [
+            structural_similarity(scale(x), scale(y), data_range=1.0, win_size=win) for x, y in zip(a, b, strict=True)
+        ]
         np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-12)
 
 

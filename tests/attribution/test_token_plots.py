@@ -56,7 +56,7 @@ def test_figure_scale_colour_bar_and_wrapping():
     assert lo == pytest.approx(-3.0) and hi == pytest.approx(3.0)  # symmetric: centred on 0
     cmap = matplotlib.pyplot.get_cmap(DIVERGING)
     # the box of score 0 is the colour map's centre
-    zero = next(b for b, (t, s) in zip(boxes[32:], token_rows(res, samples=[1])[0][1]) if s == 0.1)
+    zero = next(b for b, (t, s) in zip(boxes[32:], token_rows(res, samples=[1])[0][1], strict=True) if s == 0.1)
     assert to_hex(zero.get_facecolor()) == to_hex(cmap((0.1 + 3) / 6))
     matplotlib.pyplot.close(fig)
     unsigned = _result([["a", "b"]], [[0.0, 2.0]], signed=False)
@@ -107,7 +107,7 @@ def test_saved_heatmap_keeps_every_word_inside_its_box(tmp_path):
     ax = fig.axes[0]
     texts = [t for t in ax.texts if t.get_fontfamily() == ["monospace"]]
     assert len(texts) == len(ax.patches) == len(words)
-    for text, box in zip(texts, ax.patches):
+    for text, box in zip(texts, ax.patches, strict=True):
         t, b = text.get_window_extent(renderer), box.get_window_extent(renderer)
         assert t.x0 >= b.x0 - 0.5 and t.x1 <= b.x1 + 0.5, text.get_text()
     matplotlib.pyplot.close(fig)

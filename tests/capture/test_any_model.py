@@ -91,7 +91,7 @@ def test_minilm_token_rows_equal_a_reshape_by_hand_and_resume(minilm, tmp_path):
     store = na.capture(model, data, out=tmp_path / "t.zarr", **kw)
     mask = data.enc["attention_mask"].bool()
     hs = _hidden_states(model, data.enc)
-    for layer, h in zip(layers, (hs[1], hs[6])):
+    for layer, h in zip(layers, (hs[1], hs[6]), strict=True):
         np.testing.assert_allclose(np.asarray(store.activations(layer)), h[mask].numpy(), rtol=1e-5, atol=1e-5)
     table = store.samples
     lengths = mask.sum(1).numpy()
@@ -405,7 +405,9 @@ def test_dict_outputs(tmp_path):
     torch.manual_seed(3)
     x = torch.randn(6, 4)
     data = torch.utils.data.TensorDataset(x, torch.randint(0, 3, (6,)))
-    with pytest.raises(CaptureError, match=r"several tensors \('embedding' \[6, 3\], 'score' \[6, 3\]\).*output='<key>'"):
+    with pytest.raises(
+        CaptureError, match=r"several tensors \('embedding' \[6, 3\], 'score' \[6, 3\]\).*output='<key>'"
+    ):
         na.capture(DictModel(), data, out=tmp_path / "a.zarr")
     model = DictModel().eval()
     store = na.capture(model, data, out=tmp_path / "b.zarr", output="score", gradients=True, target="prediction")
@@ -437,7 +439,9 @@ def test_conv1d_axes_from_evidence_or_asked(tmp_path):
     assert store.attrs["layouts"] == {"conv": "flat"}
     with pytest.raises(CaptureError, match="'conv' \\(Conv1d\\) gives \\[5, 3, 7\\], a channel-first map"):
         na.capture(model, data, layers="conv", reduce="token_mean", out=tmp_path / "b.zarr")
-    with pytest.raises(CaptureError, match=r"'act' \(ReLU\) gives a 3-D output \[5, 3, 7\].*axes=\{'act': 'channels_first'\}"):
+    with pytest.raises(
+        CaptureError, match=r"'act' \(ReLU\) gives a 3-D output \[5, 3, 7\].*axes=\{'act': 'channels_first'\}"
+    ):
         na.capture(model, data, layers="act", reduce="mean", out=tmp_path / "c.zarr")
     told = na.capture(model, data, layers="act", reduce="max", axes={"act": "channels_first"}, out=tmp_path / "d.zarr")
     np.testing.assert_allclose(np.asarray(told.activations("act")),
@@ -502,7 +506,9 @@ def test_resume_refused_on_another_callable(tmp_path):
     out = tmp_path / "a.zarr"
     na.capture(model, data, out=out, gradients=True, target=lambda o, y: o[:, 0], batch_size=4)
     na.capture(model, data, out=out, gradients=True, target=lambda o, y: o[:, 0], batch_size=4)  # same function
-    with pytest.raises(StoreMismatchError, match="target: store has '.*<lambda>#[0-9a-f]+', this call has '.*<lambda>#"):
+    with pytest.raises(
+        StoreMismatchError, match="target: store has '.*<lambda>#[0-9a-f]+', this call has '.*<lambda>#"
+    ):
         na.capture(model, data, out=out, gradients=True, target=lambda o, y: o[:, 1], batch_size=4)
     k = 2
 
@@ -514,7 +520,9 @@ def test_resume_refused_on_another_callable(tmp_path):
         na.capture(model, data, out=tmp_path / "b.zarr", output=lambda o: o * 2, batch_size=4)
     na.capture(model, data, out=tmp_path / "c.zarr", gradients=True, target=pick, batch_size=4)
     k = 1  # the closure's value is part of what the function does
-    with pytest.raises(StoreMismatchError, match="target: store has 'test_resume_refused_on_another_callable.<locals>.pick#"):
+    with pytest.raises(
+        StoreMismatchError, match="target: store has 'test_resume_refused_on_another_callable.<locals>.pick#"
+    ):
         na.capture(model, data, out=tmp_path / "c.zarr", gradients=True, target=pick, batch_size=4)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

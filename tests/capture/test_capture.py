@@ -77,7 +77,7 @@ def test_gradients_equal_autograd(small, tmp_path, target):
     else:
         scalar = logits[:, target].sum()
     grads = torch.autograd.grad(scalar, [outs[n] for n in names])
-    for name, g in zip(names, grads):
+    for name, g in zip(names, grads, strict=True):
         np.testing.assert_allclose(np.asarray(store.gradients(name)), g.numpy(), rtol=1e-5, atol=1e-6)
 
 

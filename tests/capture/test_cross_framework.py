@@ -10,13 +10,13 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import numpy as np
 import pytest
-
-pytestmark = pytest.mark.slow  # builds and captures the same network in torch, Flax and Keras
 import torch
 from torch import nn
 
 import neuralatlas as na
 from neuralatlas.data.dataset import ArrayDataset
+
+pytestmark = pytest.mark.slow  # builds and captures the same network in torch, Flax and Keras
 
 jax = pytest.importorskip("jax")
 nnx = pytest.importorskip("flax.nnx")

@@ -9,10 +9,10 @@ import threading
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.slow  # each test runs a dask cluster of worker processes
-
 import neuralatlas as na
 from neuralatlas.zoo import build
+
+pytestmark = pytest.mark.slow  # each test runs a dask cluster of worker processes
 
 distributed = pytest.importorskip("distributed")
 

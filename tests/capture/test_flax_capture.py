@@ -18,7 +18,7 @@ jnp = jax.numpy
 nnx = pytest.importorskip("flax.nnx")
 nn = pytest.importorskip("flax.linen")
 
-from neuralatlas.capture.flax_adapter import save_params
+from neuralatlas.capture.flax_adapter import save_params  # noqa: E402  (only once flax is there)
 
 
 class Net(nnx.Module):

@@ -43,7 +43,7 @@ def mnist_arrays(n_train: int = 6, n_test: int = 4) -> dict[str, np.ndarray]:
 def write_mnist_idx(folder: Path, arrays: dict[str, np.ndarray], gz: bool) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     suffix = ".gz" if gz else ""
-    for name, key in zip(IDX_NAMES, ["x_train", "y_train", "x_test", "y_test"]):
+    for name, key in zip(IDX_NAMES, ["x_train", "y_train", "x_test", "y_test"], strict=True):
         write_idx(folder / (name + suffix), arrays[key])
     return folder
 

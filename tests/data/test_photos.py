@@ -17,7 +17,7 @@ def test_photos_are_centre_crops_in_unit_range():
     assert ds.inputs.shape == (len(PHOTO_FILES), 3, 64, 64)
     assert 0.0 <= ds.inputs.min() and ds.inputs.max() <= 1.0
     assert ds.classes == list(PHOTO_FILES) and list(ds.labels) == list(range(len(PHOTO_FILES)))
-    groups = dict(zip(ds.classes, ds.groups))
+    groups = dict(zip(ds.classes, ds.groups, strict=True))
     assert groups["chelsea"] == "colour" and groups["camera"] == "grey"
     img = photo("chelsea")
     assert img.shape == (300, 451, 3) and img.dtype == np.uint8

@@ -107,7 +107,7 @@ def test_items_fixed_width_and_per_batch_collate(splits, tok):
     item, _ = ragged[3]
     assert item["input_ids"].shape == (test.lengths[3],) and bool(item["attention_mask"].all())
     full = test.encoded()
-    for xb, yb in [next(iter(ragged.loader(batch_size=6)))]:
+    for xb, _yb in [next(iter(ragged.loader(batch_size=6)))]:
         width = int(test.lengths[:6].max())
         assert xb["input_ids"].shape == (6, width)
         assert np.array_equal(xb["input_ids"].numpy(), full["input_ids"][:6, :width])

@@ -12,8 +12,7 @@ from neuralatlas.errors import AnalysisError, LayerError
 from neuralatlas.featurevis import DreamResult, deepdream, feature_maps, filters, octave_sizes
 from neuralatlas.featurevis import objectives as O
 from neuralatlas.featurevis.images import read_image, write_image
-from neuralatlas.plots import (dream_comparison, feature_map_grid, filter_grid, objective_trace,
-                               optimized_images)
+from neuralatlas.plots import dream_comparison, feature_map_grid, filter_grid, objective_trace, optimized_images
 from neuralatlas.zoo import vgg
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")

@@ -56,8 +56,8 @@ def test_card_contents_match_the_store(setup):
         assert np.array_equal(card.patches, data.inputs[rows])
         assert card.hist_counts.sum() == len(data)
         assert np.all(np.diff(card.class_effects) <= 1e-9) and len(card.class_names) == 5
-        t, l, b, r = card.boxes.T
-        assert np.all((0 <= t) & (t < b) & (b <= 64) & (0 <= l) & (l < r) & (r <= 64))
+        top, left, bottom, right = card.boxes.T
+        assert np.all((0 <= top) & (top < bottom) & (bottom <= 64) & (0 <= left) & (left < right) & (right <= 64))
         assert card.crops.shape == (4, 3, 64, 64)
 
 

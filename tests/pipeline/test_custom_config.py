@@ -222,7 +222,9 @@ def test_capture_section_goes_to_capture_as_written():
 
 
 def test_data_shorthand_and_hf_model_schema(tmp_path):
-    (tmp_path / "c.yaml").write_text('data: "mydata:load"\nmodels:\n  - {name: m, model: {hf: hf_dir, task: causal-lm}}\n')
+    (tmp_path / "c.yaml").write_text(
+        'data: "mydata:load"\nmodels:\n  - {name: m, model: {hf: hf_dir, task: causal-lm}}\n'
+    )
     cfg = load_config(tmp_path / "c.yaml")
     assert cfg.data.name == "mydata:load"
     assert cfg.models[0].model.hf == tmp_path / "hf_dir" and cfg.models[0].model.task == "causal-lm"

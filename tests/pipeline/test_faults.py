@@ -58,6 +58,7 @@ def done_run(tmp_path):
     return path
 
 
+@pytest.mark.slow  # whole pipeline runs
 def test_deleted_report_is_written_again(tmp_path):
     path = config(tmp_path, html="true")
     assert pipeline.run(path).ran[-1] == "report"

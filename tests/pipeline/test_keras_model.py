@@ -14,6 +14,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 
+@pytest.mark.slow  # a Keras model through the whole pipeline
 def test_keras_file_runs_through_the_pipeline(tmp_path):
     from neuralatlas.config import load_config
     from neuralatlas.pipeline import Pipeline

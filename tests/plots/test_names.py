@@ -40,7 +40,9 @@ def test_old_names_warn_and_draw_the_same_figure():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         new = plots.similarity_matrix(matrix)
-    assert [t.get_text() for t in old.axes[0].get_xticklabels()] == [t.get_text() for t in new.axes[0].get_xticklabels()]
+    assert [t.get_text() for t in old.axes[0].get_xticklabels()] == [
+        t.get_text() for t in new.axes[0].get_xticklabels()
+    ]
     for old_name, new_name in plots.RENAMED.items():
         alias = getattr(plots, old_name)
         assert alias.__name__ == old_name and f":func:`{new_name}`" in alias.__doc__

@@ -270,7 +270,9 @@ class Pdf:
                 for src, dst in re.findall(r"<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>", block):
                     mapping[int(src, 16)] = bytes.fromhex(dst).decode("utf-16-be", "replace")
             for block in re.findall(r"beginbfrange(.*?)endbfrange", text, re.S):
-                for lo, hi, dst in re.findall(r"<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>\s*(<[0-9A-Fa-f]+>|\[[^\]]*\])", block):
+                for lo, hi, dst in re.findall(
+                    r"<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>\s*(<[0-9A-Fa-f]+>|\[[^\]]*\])", block
+                ):
                     lo_i, hi_i = int(lo, 16), int(hi, 16)
                     if dst.startswith("["):
                         for k, d in enumerate(re.findall(r"<([0-9A-Fa-f]+)>", dst)):

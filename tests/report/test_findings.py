@@ -52,16 +52,39 @@ def test_findings_name_the_layer_that_separates_first_and_the_input_baseline(tmp
     scores = [{"layer": k, "epoch": 1, "neighborhood_hit": v} for k, v in hits.items()]
     scores += [{"layer": k, "epoch": 0, "neighborhood_hit": 0.99} for k in layers]   # not the last epoch
     csv = "name,is_leaf,params\nflatten,True,0\nfc1,True,10\nrelu1,True,0\nfc2,True,10\nout,True,10\n"
-    model = _model(tmp_path, layers, {
-        "projection": {"method": "tsne", "layers": layers, "scores": scores},
-        "attribution": {"methods": {"saliency": {"sanity_passed": True}, "integrated_gradients": {"sanity_passed": False},
-                                    "random": {"deletion_auc": 0.3}}},
-        "adversarial": {"method": "pgd", "norm": "linf", "curve": [
-            {"eps": 0.05, "accuracy": 0.6, "clean_accuracy": 0.9}, {"eps": 0.1, "accuracy": 0.25, "clean_accuracy": 0.9}]},
-        "similarity": {"probe_accuracy": {"flatten": 0.9, "fc1": 0.5, "relu1": 0.93, "fc2": 0.94, "out": 0.8},
-                       "probe_chance": 0.1, "adjacent_layer_cka": {"fc1 → relu1": 0.99, "relu1 → fc2": 0.98,
-                                                                   "flatten → fc1": 0.4, "fc2 → out": 0.7}},
-    }, csv)
+    model = _model(
+        tmp_path,
+        layers,
+        {
+            "projection": {"method": "tsne", "layers": layers, "scores": scores},
+            "attribution": {
+                "methods": {
+                    "saliency": {"sanity_passed": True},
+                    "integrated_gradients": {"sanity_passed": False},
+                    "random": {"deletion_auc": 0.3},
+                }
+            },
+            "adversarial": {
+                "method": "pgd",
+                "norm": "linf",
+                "curve": [
+                    {"eps": 0.05, "accuracy": 0.6, "clean_accuracy": 0.9},
+                    {"eps": 0.1, "accuracy": 0.25, "clean_accuracy": 0.9},
+                ],
+            },
+            "similarity": {
+                "probe_accuracy": {"flatten": 0.9, "fc1": 0.5, "relu1": 0.93, "fc2": 0.94, "out": 0.8},
+                "probe_chance": 0.1,
+                "adjacent_layer_cka": {
+                    "fc1 → relu1": 0.99,
+                    "relu1 → fc2": 0.98,
+                    "flatten → fc1": 0.4,
+                    "fc2 → out": 0.7,
+                },
+            },
+        },
+        csv,
+    )
     text = {f.topic: f.text for f in model_findings(model)}
     # 0.98 x 0.91 = 0.892: fc2 (0.90) is the first learned layer that close to the best (out)
     assert "separate first at fc2 (neighbourhood hit 0.900" in text["projection"]

@@ -48,7 +48,7 @@ def test_accuracy_table_equals_metrics_json(report_run, export):
     metrics = json.loads((report_run.model_dir / "metrics.json").read_text())["epochs"]
     rows = rows_of(tex)
     assert len(rows) == len(metrics)
-    for row, entry in zip(rows, metrics):
+    for row, entry in zip(rows, metrics, strict=True):
         values = [float(numbers_in(c)[0]) for c in row]
         expected = [entry["epoch"], entry["loss"], entry["train_accuracy"], entry["test_accuracy"], entry["test_loss"]]
         np.testing.assert_allclose(values, expected, rtol=6e-4)
@@ -65,7 +65,7 @@ def test_neighbourhood_hit_per_layer_and_epoch_equals_summary_json(report_run, e
     seen = 0
     for row in rows_of(tex):
         layer = row[0].replace(r"\_", "_")
-        for epoch, cell in zip(epochs, row[1:]):
+        for epoch, cell in zip(epochs, row[1:], strict=True):
             assert float(cell) == pytest.approx(expected[(layer, epoch)], rel=6e-4)
             seen += 1
     assert seen == len(expected)
@@ -85,7 +85,9 @@ def test_generic_summary_numbers_and_escaping(export):
 def test_every_figure_is_exported_as_pdf_and_included(report_run, export):
     out, main = export
     text = main.read_text()
-    pdfs = sorted(p.relative_to(report_run.model_dir / "figures") for p in (report_run.model_dir / "figures").rglob("*.pdf"))
+    pdfs = sorted(
+        p.relative_to(report_run.model_dir / "figures") for p in (report_run.model_dir / "figures").rglob("*.pdf")
+    )
     assert pdfs
     for rel in pdfs:
         dest = out / "figures" / "mlp" / rel
@@ -127,7 +129,7 @@ def test_every_float_has_a_described_caption_and_a_label(report_run, export):
     assert len(floats) > 10
     stems = {p.stem for p in (report_run.model_dir / "figures").rglob("*.pdf")}
     labels = []
-    for kind, body in floats:
+    for _kind, body in floats:
         captions = re.findall(r"\\caption\{(.*?)\}\\label\{([^}]+)\}", body)
         subs = body.count(r"\begin{subfigure}")
         assert len(captions) == 1 + subs, body[:300]   # each panel and the float itself
@@ -136,7 +138,9 @@ def test_every_float_has_a_described_caption_and_a_label(report_run, export):
             words = caption.replace(r"\_", "_")
             assert len(words.split()) >= 4, caption
             # not the file name, nor the old "model, analysis: file" caption
-            assert not any(words.strip(". ") == stem or words.strip(". ").endswith(f": {stem}") for stem in stems), caption
+            assert not any(words.strip(". ") == stem or words.strip(". ").endswith(f": {stem}") for stem in stems), (
+                caption
+            )
     assert len(labels) == len(set(labels)), "labels are unique"
     # column headers are words, not key paths
     headers = [p.read_text().split(r"\toprule", 1)[1].split(r"\midrule", 1)[0] for p in (out / "tables").glob("*.tex")]
@@ -162,4 +166,8 @@ def test_readable_columns():
     assert readable_columns(["layer", "layers · dead_fraction", "layers · neighborhood_hit"]) == \
         ["layer", "dead fraction", "neighbourhood hit"]
     assert readable_columns(["a · value", "b · value"]) == ["a: value", "b: value"]
-    assert readable_columns(["layer", "relu_fc1", "x · unit_shape"], ["relu_fc1"]) == ["layer", "relu_fc1", "unit shape"]
+    assert readable_columns(["layer", "relu_fc1", "x · unit_shape"], ["relu_fc1"]) == [
+        "layer",
+        "relu_fc1",
+        "unit shape",
+    ]

@@ -130,7 +130,7 @@ def test_projection_payload_matches_the_saved_projection(report_run):
     assert payload["layers"] == proj.layers
     assert payload["labels"] == proj.labels.tolist()
     assert payload["index"] == proj.index.tolist()
-    for (layer, epoch), xy, quality in zip(payload["keys"], payload["xy"], payload["quality"]):
+    for (layer, epoch), xy, quality in zip(payload["keys"], payload["xy"], payload["quality"], strict=True):
         coords = proj.coordinates[(layer, epoch)]
         scale = np.abs(coords).max()
         np.testing.assert_allclose(np.reshape(xy, (-1, 2)), coords, atol=1e-3 * scale)
@@ -150,7 +150,7 @@ def test_hover_thumbnails_are_the_samples_images(report_run):
     s = payload["sprite"]
     sheet = np.asarray(Image.open(io.BytesIO(base64.b64decode(s["uri"].split(",", 1)[1]))), np.float64) / 255
     _, test = digits()
-    images = {int(i): img for i, img in zip(test.index, test.inputs)}
+    images = {int(i): img for i, img in zip(test.index, test.inputs, strict=True)}
     for i in (0, 7, len(payload["index"]) - 1):
         r, c = divmod(i, s["cols"])
         thumb = sheet[r * s["h"]:(r + 1) * s["h"], c * s["w"]:(c + 1) * s["w"]]
@@ -213,9 +213,12 @@ def test_layer_of_takes_whole_names_and_the_longest():
 def test_summary_tables_pivot_layers_and_records():
     from neuralatlas.report.tables import summary_table
 
-    summary = {"method": "tsne", "layers": ["a", "b"],
-               "scores": [{"layer": l, "epoch": e, "hit": 0.1 * i + e} for i, l in enumerate("ab") for e in (0, 1)],
-               "per_layer": {"b": {"x": 1.5}, "a": {"x": 2.5}}}
+    summary = {
+        "method": "tsne",
+        "layers": ["a", "b"],
+        "scores": [{"layer": layer, "epoch": e, "hit": 0.1 * i + e} for i, layer in enumerate("ab") for e in (0, 1)],
+        "per_layer": {"b": {"x": 1.5}, "a": {"x": 2.5}},
+    }
     tables = summary_table(summary, ["a", "b"])
     grid = next(t for t in tables if t.columns == ["layer", "epoch 0", "epoch 1"])
     assert grid.rows == [["a", 0.0, 1.0], ["b", 0.1, 1.1]] and grid.row_layers == ["a", "b"]
@@ -230,7 +233,10 @@ def test_json_script_cannot_close_its_element():
 
     html = json_script({"x": "</script><script>alert(1)</script>", "nan": float("nan")})
     assert html.count("</script>") == 1
-    assert json.loads(html.split(">", 1)[1].rsplit("<", 1)[0]) == {"x": "</script><script>alert(1)</script>", "nan": None}
+    assert json.loads(html.split(">", 1)[1].rsplit("<", 1)[0]) == {
+        "x": "</script><script>alert(1)</script>",
+        "nan": None,
+    }
 
 
 def test_sprite_downsamples_large_images_by_box_mean():

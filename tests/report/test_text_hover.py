@@ -61,9 +61,9 @@ def test_projection_hover_shows_the_sentences_of_the_points(text_run, text_split
     page = write_report(text_run, data=text_splits).read_text()
     payload = _payload(page)
     assert payload["sprite"] is None and payload["texts"] is not None
-    by_index = dict(zip(test.index.tolist(), test.texts))
+    by_index = dict(zip(test.index.tolist(), test.texts, strict=True))
     assert len(payload["texts"]) == len(payload["index"]) == 40
-    for i, shown in zip(payload["index"], payload["texts"]):
+    for i, shown in zip(payload["index"], payload["texts"], strict=True):
         assert " ".join(shown.split("\n")) == by_index[i]  # wrapped, not changed
     assert "hover a point for its text" in page
 
@@ -119,7 +119,9 @@ def test_token_rows_without_token_text_use_the_tokenizer_or_show_nothing(text_sp
                         columns={"sample": [0] * 4, "position": [0, 1, 2, 3], "token_id": ids.tolist()})
     with_tok = SampleImages(SimpleNamespace(config={}), data=text_splits)
     words = test.tokens(0)[:4]
-    assert with_tok.texts(store.path, np.array([1]), np.array([7])) == [" ".join([words[0], f"[{words[1]}]", *words[2:]])]
+    assert with_tok.texts(store.path, np.array([1]), np.array([7])) == [
+        " ".join([words[0], f"[{words[1]}]", *words[2:]])
+    ]
     without = SampleImages(SimpleNamespace(config={}), data=None)
     assert without.texts(store.path, np.array([1]), np.array([7])) is None
 

@@ -19,7 +19,7 @@ def _write_innspect_output(folder, rng):
     files = {g: [f"{g}_batch{i:04d}.npy" for i in range(len(sizes))] for g, sizes in GROUPS.items()}
     arrays = {"conv": [], "dense": [], "out": [], "g_conv": [], "g_dense": []}
     for g, sizes in GROUPS.items():
-        for file, size in zip(files[g], sizes):
+        for file, size in zip(files[g], sizes, strict=True):
             batch = {
                 "layer000": rng.normal(size=(size, 5, 6, 3)).astype(np.float32),     # [n, H, W, C]
                 "layer001": rng.normal(size=(size, 7)).astype(np.float32),
@@ -49,7 +49,7 @@ def _innspect_naps(folder, layer, files):
     out = []
     for g, sizes in GROUPS.items():
         means = [np.load(folder / "acts" / layer / f).mean(0) for f in files[g]]
-        out.append(sum(m * s for m, s in zip(means, sizes)) / sum(sizes))
+        out.append(sum(m * s for m, s in zip(means, sizes, strict=True)) / sum(sizes))
     return np.stack(out)
 
 

@@ -23,9 +23,8 @@ def test_from_arrays_round_trip(tmp_path, arrays):
     labels = np.arange(37) % 4
     groups = np.where(labels % 2, "odd", "even")
     grads = {"dense": np.ones((37, 5), np.float32)}
-    store = ActivationStore.from_arrays(tmp_path / "s.zarr", arrays, labels=labels, groups=groups,
-                                        gradients=grads, classes=list("abcd"), chunk_rows=8,
-                                        columns={"source": ["tf"] * 37})
+    ActivationStore.from_arrays(tmp_path / "s.zarr", arrays, labels=labels, groups=groups,
+                                gradients=grads, classes=list("abcd"), chunk_rows=8, columns={"source": ["tf"] * 37})
     again = ActivationStore.open(tmp_path / "s.zarr")
     assert again.layers == ["dense", "block1.conv"]
     assert again.unit_shape("block1.conv") == (3, 4, 4)

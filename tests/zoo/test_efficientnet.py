@@ -50,7 +50,7 @@ def test_top5_predictions_on_bundled_photos(model, photo_logits):
     #   china      palace .41, bell cote .18, lakeside, monastery, boathouse
     #   motorcycle moped .49, motor scooter .17, disk brake, crash helmet, mountain bike
     ds, logits = photo_logits
-    top = {name: [c for c, _ in row] for name, row in zip(ds.classes, model.card.top_k(logits, 5))}
+    top = {name: [c for c, _ in row] for name, row in zip(ds.classes, model.card.top_k(logits, 5), strict=True)}
     assert set(top["chelsea"][:3]) == {"tiger cat", "Egyptian cat", "tabby"}
     assert top["coffee"][0] == "espresso" and "cup" in top["coffee"]
     assert top["camera"][0] == "tripod"

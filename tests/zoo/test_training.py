@@ -11,8 +11,7 @@ from torch.utils.data import TensorDataset
 
 from neuralatlas.data import ArrayDataset, digits
 from neuralatlas.errors import ConfigError, DataError
-from neuralatlas.zoo import (ModelError, TrainResult, build, list_checkpoints, load_checkpoint, load_run, mlp,
-                             train)
+from neuralatlas.zoo import ModelError, TrainResult, build, list_checkpoints, load_checkpoint, load_run, mlp, train
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -194,7 +193,9 @@ def test_failed_training_leaves_model_and_earlier_run_as_found(small, tmp_path):
         train(model, train_set, epochs=3, run_dir=tmp_path, progress=stop)
     assert equal(weights(model), initial)
     after = list_checkpoints(tmp_path)
-    assert list(after) == list(before) and all(equal(torch.load(after[e], weights_only=True), before[e]) for e in before)
+    assert list(after) == list(before) and all(
+        equal(torch.load(after[e], weights_only=True), before[e]) for e in before
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints", "metrics.json", "model.json"]
 
 

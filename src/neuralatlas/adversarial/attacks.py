@@ -73,12 +73,16 @@ class AttackResult(Result):
 
     @property
     def perturbation(self) -> np.ndarray:
+        """Adversarial minus clean inputs, per sample."""
         return self.adversarial - self.clean
 
     @property
     def success(self) -> np.ndarray:
-        """Per sample: targeted → reached the target class; untargeted → prediction changed
-        away from a correct one (samples already wrong count as not attacked)."""
+        """Per sample: targeted → reached the target class.
+
+        Untargeted → prediction changed away from a correct one (samples already wrong count as
+        not attacked).
+        """
         if self.target_class is not None:
             return self.adv_pred == self.target_class
         return (self.clean_pred == self.labels) & (self.adv_pred != self.labels)
@@ -86,7 +90,8 @@ class AttackResult(Result):
     @property
     def success_rate(self) -> float:
         """Share of attackable samples the attack succeeded on (untargeted: among those the
-        model got right; targeted: among those not already predicted as the target)."""
+        model got right; targeted: among those not already predicted as the target).
+        """
         if self.target_class is not None:
             eligible = self.clean_pred != self.target_class
         else:
@@ -95,10 +100,12 @@ class AttackResult(Result):
 
     @property
     def clean_accuracy(self) -> float:
+        """Accuracy on the clean inputs."""
         return float((self.clean_pred == self.labels).mean())
 
     @property
     def adversarial_accuracy(self) -> float:
+        """Accuracy on the adversarial inputs."""
         return float((self.adv_pred == self.labels).mean())
 
     def norms(self) -> np.ndarray:
@@ -108,7 +115,8 @@ class AttackResult(Result):
 
     def as_dataset(self, name: str = "adversarial"):
         """Clean then adversarial inputs as one ``ArrayDataset`` with a ``group`` column
-        (``"clean"`` / ``"adversarial"``); both halves keep the original sample index."""
+        (``"clean"`` / ``"adversarial"``); both halves keep the original sample index.
+        """
         from neuralatlas.data.dataset import ArrayDataset
 
         n = len(self)
@@ -183,7 +191,9 @@ def _bounds(bounds: Any, source: InputBatches, x: torch.Tensor) -> tuple[float, 
 def _check(method: str, norm: str, eps: float) -> tuple[str, str]:
     m = method.lower()
     if m not in ATTACKS:
-        raise AnalysisError(f"Unknown attack {method!r}.{did_you_mean(m, ATTACKS)} Valid attacks: {', '.join(ATTACKS)}.")
+        raise AnalysisError(
+            f"Unknown attack {method!r}.{did_you_mean(m, ATTACKS)} Valid attacks: {', '.join(ATTACKS)}."
+        )
     nm = norm.lower().replace("∞", "inf").replace("_", "")
     if nm not in NORMS:
         raise AnalysisError(f"Unknown norm {norm!r}; choose 'linf' or 'l2'.")
@@ -327,7 +337,9 @@ def _target_classes(target_class: Any, n: int, n_out: int) -> np.ndarray | None:
         raise AnalysisError(f"target_class has {len(tc)} entries for {n} samples; give one class or one per sample.")
     bad = tc[(tc < 0) | (tc >= n_out)]
     if len(bad):
-        raise AnalysisError(f"target_class {int(bad[0])} is out of range: the model has {n_out} outputs (0..{n_out - 1}).")
+        raise AnalysisError(
+            f"target_class {int(bad[0])} is out of range: the model has {n_out} outputs (0..{n_out - 1})."
+        )
     return tc
 
 
@@ -369,7 +381,9 @@ def _pgd(model, x, y, eps, norm, steps, step, random_start, target_class, lim, o
         else:  # uniform in the L2 ball: a random direction, radius eps * u^(1/d)
             d = x[0].numel()
             direction = torch.randn(x.shape, generator=gen).to(x)
-            direction = direction / direction.reshape(len(x), -1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (x.dim() - 1))
+            direction = direction / direction.reshape(len(x), -1).norm(dim=1).clamp_min(1e-12).view(
+                -1, *[1] * (x.dim() - 1)
+            )
             radius = eps * torch.rand(len(x), generator=gen).to(x) ** (1.0 / d)
             delta = direction * radius.view(-1, *[1] * (x.dim() - 1))
     adv = x + delta

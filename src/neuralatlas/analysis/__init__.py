@@ -11,16 +11,49 @@ from neuralatlas.analysis.discriminative import DiscriminativeNeurons, discrimin
 from neuralatlas.analysis.naps import NAPs, UnitStatistics, align_by_gradient, contrastive_naps, unit_statistics
 from neuralatlas.analysis.projection import NeuronProjection, Projection, neuron_projection, project
 from neuralatlas.analysis.quality import continuity, neighborhood_hit, trustworthiness
-from neuralatlas.analysis.similarity import SimilarityResult
-from neuralatlas.analysis.similarity import ProbeResult, SimilarityMatrix, cka_matrix, epoch_cka_matrix, linear_cka, linear_probes, rbf_cka, rsa, rsa_matrix
+from neuralatlas.analysis.similarity import (
+    ProbeResult,
+    SimilarityMatrix,
+    SimilarityResult,
+    cka_matrix,
+    epoch_cka_matrix,
+    linear_cka,
+    linear_probes,
+    rbf_cka,
+    rsa,
+    rsa_matrix,
+)
 from neuralatlas.analysis.topomap import TopomapLayout, Topomaps, layout_quality, topomaps, unit_profiles, unit_values
 
 __all__ = [
-    "DiscriminativeNeurons", "discriminative_neurons",
-    "NAPs", "UnitStatistics", "align_by_gradient", "contrastive_naps", "unit_statistics",
-    "NeuronProjection", "Projection", "neuron_projection", "project",
-    "continuity", "neighborhood_hit", "trustworthiness",
+    "DiscriminativeNeurons",
+    "discriminative_neurons",
+    "NAPs",
+    "UnitStatistics",
+    "align_by_gradient",
+    "contrastive_naps",
+    "unit_statistics",
+    "NeuronProjection",
+    "Projection",
+    "neuron_projection",
+    "project",
+    "continuity",
+    "neighborhood_hit",
+    "trustworthiness",
     "SimilarityResult",
-    "ProbeResult", "SimilarityMatrix", "cka_matrix", "epoch_cka_matrix", "linear_cka", "linear_probes", "rbf_cka", "rsa", "rsa_matrix",
-    "TopomapLayout", "Topomaps", "layout_quality", "topomaps", "unit_profiles", "unit_values",
+    "ProbeResult",
+    "SimilarityMatrix",
+    "cka_matrix",
+    "epoch_cka_matrix",
+    "linear_cka",
+    "linear_probes",
+    "rbf_cka",
+    "rsa",
+    "rsa_matrix",
+    "TopomapLayout",
+    "Topomaps",
+    "layout_quality",
+    "topomaps",
+    "unit_profiles",
+    "unit_values",
 ]

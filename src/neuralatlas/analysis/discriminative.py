@@ -1,4 +1,4 @@
-"""Which neurons tell one class from the rest? (Rauber et al. 2017, discriminative maps.)
+"""Discriminative neurons: which neurons tell one class from the rest (Rauber et al. 2017).
 
 For every neuron of a layer and every class ``c``: how much the neuron helps to separate
 ``c`` from all other classes. Two ways:
@@ -268,11 +268,18 @@ class DiscriminativeNeurons(Result):
     def summary(self) -> dict[str, Any]:
         """Layer, method, epoch, sizes, and per class the best neuron and its importance."""
         top = self.importances.argmax(0) if self.importances.size else np.zeros(0, int)
-        return {"layer": self.layer, "method": self.method, "epoch": self.epoch,
-                "n_neurons": int(self.importances.shape[0]), "n_classes": int(self.importances.shape[1]),
-                "best_neuron": {c: int(i) for c, i in zip(self.classes, top)},
-                "best_importance": {c: float(self.importances[i, j]) for j, (c, i) in enumerate(zip(self.classes, top))},
-                "params": self.params}
+        return {
+            "layer": self.layer,
+            "method": self.method,
+            "epoch": self.epoch,
+            "n_neurons": int(self.importances.shape[0]),
+            "n_classes": int(self.importances.shape[1]),
+            "best_neuron": {c: int(i) for c, i in zip(self.classes, top, strict=True)},
+            "best_importance": {
+                c: float(self.importances[i, j]) for j, (c, i) in enumerate(zip(self.classes, top, strict=True))
+            },
+            "params": self.params,
+        }
 
     def to_frame(self) -> pd.DataFrame:
         """One row per neuron: best class, strength, and every class's importance."""
@@ -311,11 +318,22 @@ class DiscriminativeNeurons(Result):
 
 
 @renamed_parameter("n", "n_samples")
-def discriminative_neurons(data: Any, layer: str | None = None, *, epoch: int | None = None, method: str = "trees",
-                           n_samples: int | AtMost | None = DEFAULT_N_SAMPLES, seed: int = 0, pool: str = "mean", n_estimators: int = 100,
-                           n_jobs: int = -1, labels: np.ndarray | None = None,
-                           classes: Sequence[str] | None = None, memory_limit: int | str | None = None,
-                           client: Any = None) -> DiscriminativeNeurons:
+def discriminative_neurons(
+    data: Any,
+    layer: str | None = None,
+    *,
+    epoch: int | None = None,
+    method: str = "trees",
+    n_samples: int | AtMost | None = DEFAULT_N_SAMPLES,
+    seed: int = 0,
+    pool: str = "mean",
+    n_estimators: int = 100,
+    n_jobs: int = -1,
+    labels: np.ndarray | None = None,
+    classes: Sequence[str] | None = None,
+    memory_limit: int | str | None = None,
+    client: Any = None,
+) -> DiscriminativeNeurons:
     """How well each neuron of ``layer`` separates each class from the rest.
 
     Parameters

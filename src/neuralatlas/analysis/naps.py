@@ -213,6 +213,7 @@ class NAPs(Result):
     # ------------------------------------------------------------------ access
     @property
     def layers(self) -> list[str]:
+        """The layers, in the order of the result."""
         return list(self._values)
 
     def _layer(self, layer: str) -> str:
@@ -241,6 +242,7 @@ class NAPs(Result):
         return self._statistics[layer]
 
     def unit_shape(self, layer: str) -> tuple[int, ...]:
+        """The shape of one unit map of ``layer`` (without the group axis)."""
         return tuple(self.values(layer).shape[1:])
 
     def group_index(self, group: Any) -> int:
@@ -344,7 +346,7 @@ class NAPs(Result):
                      else "<td></td><td></td>")
             rows.append(f"<tr><td><code>{esc(layer)}</code></td><td>{self.unit_shape(layer)}</td>"
                         f"<td>{'yes' if layer in self.aligned else ''}</td>{extra}</tr>")
-        groups = esc(", ".join(f"{g} ({c})" for g, c in zip(self.groups, self.counts)))
+        groups = esc(", ".join(f"{g} ({c})" for g, c in zip(self.groups, self.counts, strict=True)))
         return (f"<div><b>NAPs</b> ({esc(self.kind)}, by <code>{esc(self.by)}</code>): {groups}"
                 "<table><tr><th>layer</th><th>unit shape</th><th>aligned</th><th>dead</th>"
                 f"<th>sparsity</th></tr>{''.join(rows)}</table></div>")
@@ -402,9 +404,9 @@ def align_by_gradient(activations: np.ndarray, gradients: np.ndarray) -> np.ndar
     which = which.reshape(-1)
     order = np.argsort(which, kind="stable")
     bounds = np.cumsum(np.bincount(which, minlength=len(distinct)))[:-1]
-    for move, rows in zip(distinct, np.split(order, bounds)):
-        src = tuple(slice(k, size) if k >= 0 else slice(0, size + k) for k, size in zip(move, spatial))
-        dst = tuple(slice(0, size - k) if k >= 0 else slice(-k, size) for k, size in zip(move, spatial))
+    for move, rows in zip(distinct, np.split(order, bounds), strict=True):
+        src = tuple(slice(k, size) if k >= 0 else slice(0, size + k) for k, size in zip(move, spatial, strict=True))
+        dst = tuple(slice(0, size - k) if k >= 0 else slice(-k, size) for k, size in zip(move, spatial, strict=True))
         out[(rows, slice(None), *dst)] = acts[(rows, slice(None), *src)]
     return out
 
@@ -810,7 +812,7 @@ def naps(
     values: dict[str, np.ndarray] = {}
     stds: dict[str, np.ndarray] = {}
     stats: dict[str, UnitStatistics] = {}
-    for layer, reduction in zip(chosen, passes):
+    for layer, reduction in zip(chosen, passes, strict=True):
         acc = _run_pass(reduction, client, progress, done_blocks, total_blocks)
         done_blocks += len(reduction.slices())
         values[layer], s, u = acc.finish(counts, n, layer, reduction.unit_shape)

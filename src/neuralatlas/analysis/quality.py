@@ -103,7 +103,7 @@ def neighborhood_hit(points: np.ndarray, labels: np.ndarray, k: int = 6, *,
 
 def _rank_penalty(space_rank: np.ndarray, space_nn: np.ndarray, k: int, block: int = _BLOCK,
                   distance: bool = False) -> float:
-    """Σ_i Σ_{j ∈ space_nn(i) \\ kNN_rank(i)} (r(i, j) − k), ranks taken in ``space_rank``.
+    r"""Σ_i Σ_{j ∈ space_nn(i) \ kNN_rank(i)} (r(i, j) − k), ranks taken in ``space_rank``.
 
     ``r(i, j)`` is the 1-based rank of ``j`` among the neighbours of ``i`` in
     ``space_rank`` (``i`` itself excluded): one plus the number of points strictly closer.

@@ -381,7 +381,7 @@ def group_codes(table: pd.DataFrame, by: str | Sequence | np.ndarray, groups: Se
         wanted = list(dict.fromkeys(groups))
         order = []
         for g in wanted:
-            hit = [i for i, (u, s) in enumerate(zip(uniq, shown)) if s == str(g) or str(u) == str(g)]
+            hit = [i for i, (u, s) in enumerate(zip(uniq, shown, strict=True)) if s == str(g) or str(u) == str(g)]
             if not hit:
                 raise AnalysisError(f"Group {g!r} has no samples in {name!r}.{did_you_mean(str(g), shown)}"
                                     f" Groups with samples: {', '.join(shown)}.")
@@ -409,23 +409,29 @@ class ActivationSource:
     where: str
 
     def read(self, layer: str, epoch: int | None, rows: np.ndarray) -> np.ndarray:
+        """Activations of ``rows`` of ``layer`` at ``epoch``, as ``[len(rows), ...]``."""
         raise NotImplementedError
 
     def predictions(self, epoch: int | None) -> np.ndarray | None:
+        """Predicted classes at ``epoch``, or None when the source has none."""
         return None
 
     def epoch_invariant(self, layer: str) -> bool:
+        """Whether ``layer`` is the same at every epoch (the raw input)."""
         return False
 
     # -------------------------------------------------------------- validation
     def resolve_layers(self, layers: str | Sequence[str] | None) -> list[str]:
+        """``layers`` resolved against the available layers (the vocabulary's one ordering rule)."""
         # "available", not "stored": the raw-input pseudo-layer may be among them
         return resolve_layers(self.layers, layers, where=self.where, listed_as="Layers available")
 
     def resolve_epochs(self, epochs: int | str | Sequence[int] | None) -> list[int | None]:
+        """``epochs`` resolved against the source's epochs (None: the final model)."""
         return resolve_epochs(self.epochs, epochs, where=self.where, final=self.final_epoch())
 
     def final_epoch(self) -> int | None:
+        """The epoch that None stands for, or None when there are no epochs."""
         return None
 
     def subset(self, n_samples: Any, seed: int) -> np.ndarray:
@@ -434,8 +440,9 @@ class ActivationSource:
 
 
 class StoreSource(ActivationSource):
-    """An :class:`~neuralatlas.store.ActivationStore` read by (layer, epoch); ``inputs`` add the ``"input"`` pseudo-layer.
+    """An :class:`~neuralatlas.store.ActivationStore` read by (layer, epoch).
 
+    ``inputs`` add the ``"input"`` pseudo-layer.
     ``by`` names a sample-table column to colour and stratify by instead of ``label``.
     """
 
@@ -464,12 +471,15 @@ class StoreSource(ActivationSource):
             self.labels, self.classes, _ = group_codes(table, by)
 
     def final_epoch(self) -> int | None:
+        """The epoch that None stands for: the store's last complete one."""
         return self.store._resolve_epoch(None)
 
     def epoch_invariant(self, layer: str) -> bool:
+        """Whether ``layer`` is the raw-input pseudo-layer (the same at every epoch)."""
         return layer == INPUT and self.inputs is not None
 
     def read(self, layer: str, epoch: int | None, rows: np.ndarray) -> np.ndarray:
+        """Activations of ``rows`` of ``layer`` at ``epoch`` read from the store."""
         if self.epoch_invariant(layer):
             return self.inputs[rows]
         arr = self.store.activations(layer, epoch)
@@ -478,6 +488,7 @@ class StoreSource(ActivationSource):
         return np.asarray(arr.oindex[rows])   # reads only the chunks that hold the rows
 
     def predictions(self, epoch: int | None) -> np.ndarray | None:
+        """The store's predicted classes at ``epoch``, or None when it has none."""
         table = self.store.sample_table(epoch)
         return np.asarray(table["prediction"], np.int64) if "prediction" in table else None
 
@@ -511,9 +522,11 @@ class ArraySource(ActivationSource):
         self.classes = list(classes) if classes is not None else [str(i) for i in range(n_classes)]
 
     def read(self, layer: str, epoch: int | None, rows: np.ndarray) -> np.ndarray:
+        """Rows ``rows`` of the array of ``layer`` (arrays have no epochs)."""
         return self.data[layer][rows]
 
     def predictions(self, epoch: int | None) -> np.ndarray | None:
+        """The predictions given with the arrays, or None."""
         return self._pred
 
 

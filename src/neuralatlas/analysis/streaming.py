@@ -76,6 +76,7 @@ def parse_memory_limit(memory_limit: int | float | str | None) -> int:
 
 
 def format_bytes(nbytes: float) -> str:
+    """A byte count for messages: ``1.5 GiB``, ``12.0 MiB``, ``512 B``."""
     for unit, scale in (("GiB", 2**30), ("MiB", MiB), ("KiB", 2**10)):
         if nbytes >= scale:
             return f"{nbytes / scale:.1f} {unit}"
@@ -131,7 +132,8 @@ def block_rows(n: int, bytes_per_row: int, budget: int, chunk_rows: int = 0, row
 # ============================================================================ samples as rows
 def pooled_shape(unit_shape: Sequence[int], pool: str | None) -> tuple[int, ...]:
     """A layer's unit shape once its samples go through :func:`flatten_samples`: the channels
-    ``(C,)`` for pooled channels-first maps, else the shape as it is (flattened later)."""
+    ``(C,)`` for pooled channels-first maps, else the shape as it is (flattened later).
+    """
     return (int(unit_shape[0]),) if pool is not None and len(unit_shape) >= 2 else tuple(unit_shape)
 
 
@@ -201,6 +203,7 @@ class BlockReduction:
         raise NotImplementedError
 
     def slices(self) -> list[slice]:
+        """The row blocks of the reduction, ``step`` rows each (the last may be shorter)."""
         return [slice(s, min(s + self.step, self.n)) for s in range(0, self.n, self.step)]
 
 
@@ -290,7 +293,7 @@ def reduce_blocks(reduction: BlockReduction, *, client: Any = None, progress: Pr
     shards = [list(part) for part in _split(slices, n_shards) if part]
     [remote] = client.scatter([reduction], broadcast=True)
     futures = [client.submit(_reduce_shard, remote, shard, pure=False) for shard in shards]
-    sizes = {f.key: len(shard) for f, shard in zip(futures, shards)}
+    sizes = {f.key: len(shard) for f, shard in zip(futures, shards, strict=True)}
     finished = done
     level = []
     for future in as_completed(futures):
@@ -310,4 +313,4 @@ def reduce_blocks(reduction: BlockReduction, *, client: Any = None, progress: Pr
 
 def _split(items: Sequence[Any], parts: int) -> list[list[Any]]:
     bounds = np.linspace(0, len(items), parts + 1).round().astype(int)
-    return [list(items[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [list(items[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]

@@ -41,8 +41,21 @@ from scipy.spatial.distance import cdist, pdist
 from neuralatlas.errors import AnalysisError, LayerError, StoreError, did_you_mean
 from neuralatlas.results import Result
 
-__all__ = ["METHODS", "TopomapLayout", "Topomaps", "assign_to_sites", "disc_sites", "grid_sites",
-           "layout_quality", "map_similarity", "spread_disc", "sums_to_zero", "topomaps", "unit_profiles", "unit_values"]
+__all__ = [
+    "METHODS",
+    "TopomapLayout",
+    "Topomaps",
+    "assign_to_sites",
+    "disc_sites",
+    "grid_sites",
+    "layout_quality",
+    "map_similarity",
+    "spread_disc",
+    "sums_to_zero",
+    "topomaps",
+    "unit_profiles",
+    "unit_values",
+]
 
 METHODS = ("umap", "tsne", "som", "grid")
 FORMAT = "neuralatlas.topomaps/1"
@@ -170,7 +183,7 @@ def assign_to_sites(points: np.ndarray, sites: np.ndarray, leaf: int = _LEAF) ->
 
 
 def _unit_square(points: np.ndarray) -> np.ndarray:
-    """iNNtrospect's zero-one scaling of each axis (constant axes go to 0.5)."""
+    """The zero-one scaling of each axis that iNNtrospect uses (constant axes go to 0.5)."""
     lo, span = points.min(0), np.ptp(points, 0)
     return np.where(span > 0, (points - lo) / np.where(span > 0, span, 1.0), 0.5)
 
@@ -519,6 +532,7 @@ class TopomapLayout:
     # ------------------------------------------------------------------ images
     @property
     def interpolation_(self) -> str:
+        """The interpolation used: the one given, else ``cells`` for a grid and ``linear`` otherwise."""
         return self.interpolation or ("cells" if self.method == "grid" else "linear")
 
     def _prepare_images(self) -> None:
@@ -695,6 +709,7 @@ class Topomaps(Result):
 
     @property
     def layers(self) -> list[str]:
+        """The layers with maps, in order."""
         return list(self.images)
 
     def image(self, layer: str, group: Any) -> np.ndarray:
@@ -710,6 +725,7 @@ class Topomaps(Result):
         return self.images[layer][self.groups.index(name)]
 
     def summary(self) -> dict[str, Any]:
+        """Method, seed, kind, groups, layout quality per layer and the skipped layers (strict JSON)."""
         return {"method": self.method, "seed": self.seed, "kind": self.kind, "groups": self.groups,
                 "quality": self.quality, "skipped": self.skipped, "options": self.options}
 

@@ -119,7 +119,7 @@ def collapse_repeats(graph: ArchitectureGraph, min_repeat: int = 2) -> Architect
         mapping: dict[str, str] = {}
         block_of: dict[str, int] = {}
         for k, block in enumerate(blocks):
-            for node, rep in zip(block, blocks[0]):
+            for node, rep in zip(block, blocks[0], strict=True):
                 mapping[node.id] = rep.id
                 block_of[node.id] = k
         dropped = {n.id for b in blocks[1:] for n in b}
@@ -186,8 +186,10 @@ def collapse_depth(graph: ArchitectureGraph, depth: int) -> ArchitectureGraph:
 
 
 def auto_depth(graph: ArchitectureGraph, max_nodes: int = 40) -> int | None:
-    """The deepest ``depth`` whose collapsed view (repeats drawn once) has at most ``max_nodes``
-    nodes; ``None`` when the full graph is already that small."""
+    """The deepest ``depth`` whose collapsed view (repeats drawn once) has at most ``max_nodes`` nodes.
+
+    ``None`` when the full graph is already that small.
+    """
     base = collapse_repeats(graph)
     if len(base.nodes) <= max_nodes:
         return None

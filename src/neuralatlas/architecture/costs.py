@@ -110,10 +110,10 @@ def _einsum_macs(args: tuple[Any, ...]) -> int:
     if len(operands) != 2 or len(inputs) != 2 or "." in args[0]:
         return 0  # ellipses and 3+ operands: order-dependent, left uncounted rather than guessed
     sizes: dict[str, int] = {}
-    for letters, t in zip(inputs, operands):
+    for letters, t in zip(inputs, operands, strict=True):
         if not isinstance(t, torch.Tensor) or len(letters) != t.dim():
             return 0
-        sizes.update({c: int(s) for c, s in zip(letters, t.shape)})
+        sizes.update({c: int(s) for c, s in zip(letters, t.shape, strict=True)})
     return int(math.prod(sizes.values()))
 
 

@@ -205,7 +205,8 @@ def _example(model: nn.Module, example_input: Any, input_shape: Sequence[int] | 
 
 def example_from_dataset(data: Any, n: int = 2) -> Any:
     """A batch of the first ``n`` inputs of a data set of ``(inputs, label)`` items, collated
-    as a DataLoader would (dict inputs stay dicts, integer ids stay integers)."""
+    as a DataLoader would (dict inputs stay dicts, integer ids stay integers).
+    """
     from torch.utils.data import default_collate
 
     items = [data[i][0] for i in range(min(n, len(data)))]
@@ -246,7 +247,8 @@ class _FunctionCounter(TorchFunctionMode):
 class ModuleCalls:
     """Forward hooks on every named module, keeping each call's output shape in order, and the
     MACs each module does itself (``own_macs``: its rule for Linear/Conv/..., else the tensor
-    functions its ``forward`` calls directly; ``""`` is the root's own forward)."""
+    functions its ``forward`` calls directly; ``""`` is the root's own forward).
+    """
 
     def __init__(self, model: nn.Module, batch: int | None):
         self.model = model
@@ -322,7 +324,9 @@ def _module_rows(model: nn.Module, calls: Mapping[str, list[Shape]],
     return rows
 
 
-def _fx_graph(model: nn.Module, example: Any, batch: int | None) -> tuple[list[Node], list[tuple[str, str]], dict[str, int]]:
+def _fx_graph(
+    model: nn.Module, example: Any, batch: int | None
+) -> tuple[list[Node], list[tuple[str, str]], dict[str, int]]:
     graph = _LeafTracer().trace(model)
     gm = fx.GraphModule(model, graph)
     interp = _ShapeInterpreter(gm, batch)
@@ -404,7 +408,9 @@ def _fx_graph(model: nn.Module, example: Any, batch: int | None) -> tuple[list[N
     return nodes, edges, macs_by_module
 
 
-def _hook_graph(model: nn.Module, example: Any, batch: int | None) -> tuple[list[Node], list[tuple[str, str]], dict[str, int]]:
+def _hook_graph(
+    model: nn.Module, example: Any, batch: int | None
+) -> tuple[list[Node], list[tuple[str, str]], dict[str, int]]:
     """Trace by running: hooks on leaf modules, autograd links between their calls."""
     modules = [(n, m) for n, m in model.named_modules() if n and _is_leaf(m)]
     names = set(n for n, _ in model.named_modules() if n)
@@ -557,9 +563,11 @@ class ArchitectureGraph(Result):
                             f"{[n.id for n in self.nodes if n.kind == 'module']}.")
 
     def predecessors(self, node_id: str) -> list[str]:
+        """Ids of the nodes with an edge into ``node_id``."""
         return [s for s, t in self.edges if t == node_id]
 
     def successors(self, node_id: str) -> list[str]:
+        """Ids of the nodes ``node_id`` has an edge to."""
         return [t for s, t in self.edges if s == node_id]
 
     # -- summary and drawing (implemented beside, in table.py, collapse.py and render.py) ---
@@ -567,7 +575,8 @@ class ArchitectureGraph(Result):
         """The torchinfo-like table: :class:`~neuralatlas.architecture.table.ModelSummary`.
 
         It is the result protocol's summary too: a dict of the headline numbers (strict
-        JSON), that prints as the table and carries it as ``.table``. ``depth`` keeps rows of at most that many name segments; ``repeats=True`` shows a run
+        JSON), that prints as the table and carries it as ``.table``. ``depth`` keeps rows of at
+        most that many name segments; ``repeats=True`` shows a run
         of identical consecutive blocks as one row (numbers per block, ``×N``). Totals are
         always those of the whole model.
         """
@@ -632,7 +641,8 @@ class ArchitectureGraph(Result):
         """An HTML fragment: the SVG where clicking a layer copies its name to the clipboard.
 
         Drawn as :meth:`view` chooses (a big model collapsed to fit, wide), unless ``depth``
-        or ``layout`` say otherwise."""
+        or ``layout`` say otherwise.
+        """
         from neuralatlas.architecture.render import to_html
 
         graph, chosen = self.view(depth, layout)
@@ -659,6 +669,7 @@ class ArchitectureGraph(Result):
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ArchitectureGraph:
+        """The graph from :meth:`to_json`'s output."""
         nodes = [Node(**{**n, "output_shape": _unjson(n["output_shape"])}) for n in data["nodes"]]
         modules = [{**r, "output_shape": _unjson(r["output_shape"])} for r in data["modules"]]
         return cls(nodes, [tuple(e) for e in data["edges"]], modules, data.get("method", "fx"),
@@ -668,10 +679,12 @@ class ArchitectureGraph(Result):
 
     def view(self, depth: int | str | None = None, layout: str = "auto",
              max_nodes: int = 40) -> tuple[ArchitectureGraph, str]:
-        """The graph to draw and its layout: small graphs as they are; a graph of more than
-        ``max_nodes`` boxes with its repeated blocks drawn once and, if still too big, merged
-        to the deepest depth that fits (``depth`` forces one); ``layout="auto"`` is ``"wide"``
-        beyond 20 boxes, else ``"tall"``."""
+        """The graph to draw and its layout: small graphs as they are.
+
+        A graph of more than ``max_nodes`` boxes with its repeated blocks drawn once and, if
+        still too big, merged to the deepest depth that fits (``depth`` forces one);
+        ``layout="auto"`` is ``"wide"`` beyond 20 boxes, else ``"tall"``.
+        """
         if depth is not None:
             graph = self.collapsed(depth=depth, max_nodes=max_nodes)
         elif len(self.nodes) > max_nodes:
@@ -710,7 +723,9 @@ class ArchitectureGraph(Result):
         """Read ``graph.json`` written by :meth:`save`."""
         path = Path(directory) / "graph.json"
         if not path.is_file():
-            raise AnalysisError(f"No architecture graph at {str(path)!r}; write one with architecture(model).save(dir).")
+            raise AnalysisError(
+                f"No architecture graph at {str(path)!r}; write one with architecture(model).save(dir)."
+            )
         return cls.from_json(cls.read_json(path))
 
     def __repr__(self) -> str:

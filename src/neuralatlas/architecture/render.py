@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import uuid
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,7 +92,7 @@ def _label(node: Node) -> str:
 
 
 def _dom_ids(graph: ArchitectureGraph) -> dict[str, str]:
-    """node id -> an id safe in SVG/HTML (module names hold dots and '#')."""
+    """Node id -> an id safe in SVG/HTML (module names hold dots and '#')."""
     return {n.id: f"na-node-{i}" for i, n in enumerate(graph.nodes)}
 
 
@@ -170,7 +171,7 @@ def to_dot(graph: ArchitectureGraph, rankdir: str = "TB") -> str:
         if n.kind == "module" and n.calls > 1:
             by_module.setdefault(n.name, []).append(n)
     for calls in by_module.values():
-        for a, b in zip(calls, calls[1:]):
+        for a, b in pairwise(calls):
             lines.append(f'  {_q(a.id)} -> {_q(b.id)} [style=dashed, color="#cc0000", dir=none,'
                          ' constraint=false, label="shared", fontsize=8, fontcolor="#cc0000"];')
     lines.append("}")
@@ -216,7 +217,8 @@ def render_file(graph: ArchitectureGraph, path: str | Path, fmt: str, rankdir: s
     """Write the drawing in ``fmt`` (svg, png, pdf or dot) to ``path``.
 
     PNG needs Graphviz's ``dot``; PDF comes from ``dot`` when it is installed, otherwise from
-    the built-in layout drawn by matplotlib (:func:`builtin_figure`), vector either way."""
+    the built-in layout drawn by matplotlib (:func:`builtin_figure`), vector either way.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "dot":
@@ -326,7 +328,7 @@ def _builtin_layout(graph: ArchitectureGraph, layout: str = "tall", width: int =
             x, y = xy(n.id)
             parts.setdefault(row[n.id] // per_band if layout == "wide" else 0, []).append((x, y))
         for points in parts.values():
-            xs, ys = zip(*points)
+            xs, ys = zip(*points, strict=True)
             frames.append((min(xs) - 6, min(ys) - 16, max(xs) + W + 6, max(ys) + _H + 6, title))
     boxes = []
     for n in graph.nodes:
@@ -357,9 +359,11 @@ def builtin_svg(graph: ArchitectureGraph, layout: str = "tall", width: int = 140
         out.append(f'<path class="na-edge" d="{path}" fill="none" stroke="#555" stroke-width="1"'
                    ' marker-end="url(#na-arrow)"/>')
     for x0, y0, x1, y1, title in d.frames:
-        out.append(f'<g class="na-repeat"><rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}"'
-                   f' height="{y1 - y0:.1f}" rx="8" fill="none" stroke="#888" stroke-dasharray="4 3"/>'
-                   f'<text x="{x0 + 6:.1f}" y="{y0 + 11:.1f}" font-size="10" fill="#555">{html.escape(title)}</text></g>')
+        out.append(
+            f'<g class="na-repeat"><rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}"'
+            f' height="{y1 - y0:.1f}" rx="8" fill="none" stroke="#888" stroke-dasharray="4 3"/>'
+            f'<text x="{x0 + 6:.1f}" y="{y0 + 11:.1f}" font-size="10" fill="#555">{html.escape(title)}</text></g>'
+        )
     for n, x, y, rx, head, sub in d.boxes:
         cls = "na-layer" if n.kind == "module" else f"na-{n.kind}"
         title = html.escape(f"{n.name} ({n.type}) {format_shape(n.output_shape)}")
@@ -378,7 +382,8 @@ def builtin_svg(graph: ArchitectureGraph, layout: str = "tall", width: int = 140
 def builtin_figure(graph: ArchitectureGraph, layout: str = "tall", width: int = 1400) -> Any:
     """The built-in layered drawing as a matplotlib Figure (vector in PDF), for machines
     without Graphviz: the same layout as :func:`builtin_svg`, at 96 px to the inch, with the
-    layer names at 9 pt and the shapes and frame titles at 8 pt at the figure's own size."""
+    layer names at 9 pt and the shapes and frame titles at 8 pt at the figure's own size.
+    """
     from matplotlib.figure import Figure
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
     from matplotlib.path import Path as MplPath

@@ -144,7 +144,7 @@ def attribute_dataset(
             continue
         lo, hi = c * R, min((c + 1) * R, n)
         results = run(lo, hi)
-        for key, res in zip(keys, results):
+        for key, res in zip(keys, results, strict=True):
             maps[key][lo:hi] = res.maps
             if res.completeness is not None:
                 _extra(extras, f"completeness/{key}", n, R, np.float32)[lo:hi] = res.completeness
@@ -177,7 +177,8 @@ def _attribute_rows(model, data, source, names, keys, options, lo, hi, target, b
 
 def _fixed_width(data: Any) -> Any:
     """A TextDataset padded per batch becomes one padded to a fixed width: the store's arrays
-    need one shape, and every chunk must have the same token axis."""
+    need one shape, and every chunk must have the same token axis.
+    """
     from neuralatlas.data.text import TextDataset
 
     if isinstance(data, TextDataset) and data.padding != "max_length" and data.tokenizer is not None:
@@ -221,21 +222,23 @@ def _open_or_create(out: Path, settings: dict, overwrite: bool, source: Any, key
             before = before or {}
             diff = [f"{k}: store has {before.get(k)!r}, this call has {settings.get(k)!r}"
                     for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k)]
-            raise StoreError(f"{out} holds attributions made with other arguments ({'; '.join(diff) or 'not an attribution store'})."
-                             " Pass overwrite=True to replace it, or choose another out= path.")
+            raise StoreError(
+                f"{out} holds attributions made with other arguments ({'; '.join(diff) or 'not an attribution store'})."
+                " Pass overwrite=True to replace it, or choose another out= path."
+            )
         return store
     if out.exists() and not overwrite and any(out.iterdir()):
         raise StoreError(f"{out} exists and is not an attribution store; choose another out= path"
                          " or pass overwrite=True to replace it.")
     # one small call learns each method's map shape (Grad-CAM and layer methods differ from the input)
     probe = run(0, min(2, source.n))
-    shapes = {key: list(r.maps.shape[1:]) for key, r in zip(keys, probe)}
+    shapes = {key: list(r.maps.shape[1:]) for key, r in zip(keys, probe, strict=True)}
     widest = max(int(np.prod(s)) for s in shapes.values()) * 4 * len(keys)
     rows = chunk_rows or chunk_rows_for(widest, batch_size, source.n)
     store = ActivationStore.create(out, {
         "layers": keys, "unit_shapes": shapes,
         "layer_types": {key: "attribution" for key in keys},
-        "signed": {key: bool(r.signed) for key, r in zip(keys, probe)},
+        "signed": {key: bool(r.signed) for key, r in zip(keys, probe, strict=True)},
         "classes": list(source.classes or []), "n_samples": source.n, "chunk_rows": int(rows),
         "epochs": [], "attribution": settings, "source": "attribution",
     }, overwrite=overwrite)

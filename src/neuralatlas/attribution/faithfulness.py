@@ -52,9 +52,11 @@ class FaithfulnessResult(Result):
 
     @property
     def methods(self) -> list[str]:
+        """The attribution methods compared (with ``random``)."""
         return list(next(iter(self.curves.values())))
 
     def mean_curve(self, mode: str, method: str) -> np.ndarray:
+        """The mean over samples of ``method``'s ``mode`` curve."""
         return self.curves[mode][method].mean(0)
 
     def auc(self, mode: str = "deletion") -> dict[str, float]:

@@ -310,7 +310,7 @@ def integrated_gradients(model: nn.Module, inputs: torch.Tensor, target: torch.T
 
 @functools.lru_cache(maxsize=64)
 def _nodes(method: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """captum's ``(alphas, step sizes)`` of ``method`` with ``n_steps`` points (computed once).
+    """The ``(alphas, step sizes)`` captum uses for ``method`` with ``n_steps`` points (computed once).
 
     captum recomputes them on every call (a Legendre root solve: ~1.4 ms per call of 50
     steps, 1-2% of an IG call on the digits CNN); they are the same numbers each time.

@@ -146,15 +146,30 @@ def attribute_jax(
         else:
             b = base[i:i + batch_size]
             total = np.zeros_like(x)
-            for a, w in zip(alphas, alpha_w):
+            for a, w in zip(alphas, alpha_w, strict=True):
                 total += w * np.asarray(grad(jnp.asarray(b + a * (x - b)), t))
             maps[i:i + len(x)] = (x - b) * total
     delta = completeness = steps = None
-    params: dict[str, Any] = {"framework": adapter.framework, "target": target if isinstance(target, (str, int)) else "array"}
+    params: dict[str, Any] = {
+        "framework": adapter.framework,
+        "target": target if isinstance(target, (str, int)) else "array",
+    }
     if key == "integrated_gradients":
-        gap = np.concatenate([np.asarray(score_jit(jnp.asarray(x_all[i:i + batch_size]), jnp.asarray(targets[i:i + batch_size], jnp.int32)))
-                              - np.asarray(score_jit(jnp.asarray(base[i:i + batch_size]), jnp.asarray(targets[i:i + batch_size], jnp.int32)))
-                              for i in range(0, n, batch_size)])
+        gap = np.concatenate(
+            [
+                np.asarray(
+                    score_jit(
+                        jnp.asarray(x_all[i : i + batch_size]), jnp.asarray(targets[i : i + batch_size], jnp.int32)
+                    )
+                )
+                - np.asarray(
+                    score_jit(
+                        jnp.asarray(base[i : i + batch_size]), jnp.asarray(targets[i : i + batch_size], jnp.int32)
+                    )
+                )
+                for i in range(0, n, batch_size)
+            ]
+        )
         delta = maps.reshape(n, -1).sum(1) - gap
         floor = max(1e-6, 0.01 * float(np.median(np.abs(gap)))) if n else 1e-6
         completeness = np.abs(delta) / np.maximum(np.abs(gap), floor)

@@ -19,12 +19,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from captum._utils.gradient import compute_gradients
 from torch import nn
 
-from captum._utils.gradient import compute_gradients
-
-from neuralatlas.attribution.integrated import (completeness, integrated_gradients, relative_error,
-                                                rows_per_pass, summed_gradients, target_scores)
+from neuralatlas.attribution.integrated import (
+    completeness,
+    integrated_gradients,
+    relative_error,
+    rows_per_pass,
+    summed_gradients,
+    target_scores,
+)
 from neuralatlas.attribution.result import Attribution
 from neuralatlas.capture.fingerprints import positional_count
 from neuralatlas.capture.hooks import preserved, replace_tensor, select_tensor
@@ -49,27 +54,61 @@ class MethodSpec:
     layer_class: str | None = None  # captum class for layer attribution with this method
 
 
-METHODS: dict[str, MethodSpec] = {m.name: m for m in [
-    MethodSpec("saliency", False, "|gradient| of the target (Simonyan et al. 2014)",
-               layer_class="LayerGradientXActivation"),
-    MethodSpec("gradient_x_input", True, "gradient × input", layer_class="LayerGradientXActivation"),
-    MethodSpec("integrated_gradients", True, "path integral of gradients from a baseline (Sundararajan et al. 2017)",
-               baseline=True, complete=True, layer_class="LayerIntegratedGradients"),
-    MethodSpec("smoothgrad", False, "saliency averaged over noisy copies (Smilkov et al. 2017)"),
-    MethodSpec("deeplift", True, "DeepLIFT rescale rule (Shrikumar et al. 2017)", baseline=True, complete=True,
-               layer_class="LayerDeepLift"),
-    MethodSpec("gradient_shap", True, "expected gradients from a baseline distribution (Lundberg & Lee 2017)",
-               baseline=True, layer_class="LayerGradientShap"),
-    MethodSpec("occlusion", True, "score drop when a sliding window is replaced by the baseline (Zeiler & Fergus 2014)",
-               baseline=True),
-    MethodSpec("guided_backprop", True, "gradient with negative signals stopped at every ReLU (Springenberg et al. 2015)"),
-    MethodSpec("deconvolution", True, "deconvnet backward pass (Zeiler & Fergus 2014)"),
-    MethodSpec("grad_cam", False, "class activation map of a conv layer, upsampled (Selvaraju et al. 2017)",
-               layer="conv"),
-    MethodSpec("guided_grad_cam", True, "Grad-CAM × guided backprop", layer="conv"),
-    MethodSpec("conductance", True, "layer conductance: flow of attribution through each unit (Dhamdhere et al. 2018)",
-               baseline=True, layer="required", layer_class="LayerConductance"),
-]}
+METHODS: dict[str, MethodSpec] = {
+    m.name: m
+    for m in [
+        MethodSpec(
+            "saliency", False, "|gradient| of the target (Simonyan et al. 2014)", layer_class="LayerGradientXActivation"
+        ),
+        MethodSpec("gradient_x_input", True, "gradient × input", layer_class="LayerGradientXActivation"),
+        MethodSpec(
+            "integrated_gradients",
+            True,
+            "path integral of gradients from a baseline (Sundararajan et al. 2017)",
+            baseline=True,
+            complete=True,
+            layer_class="LayerIntegratedGradients",
+        ),
+        MethodSpec("smoothgrad", False, "saliency averaged over noisy copies (Smilkov et al. 2017)"),
+        MethodSpec(
+            "deeplift",
+            True,
+            "DeepLIFT rescale rule (Shrikumar et al. 2017)",
+            baseline=True,
+            complete=True,
+            layer_class="LayerDeepLift",
+        ),
+        MethodSpec(
+            "gradient_shap",
+            True,
+            "expected gradients from a baseline distribution (Lundberg & Lee 2017)",
+            baseline=True,
+            layer_class="LayerGradientShap",
+        ),
+        MethodSpec(
+            "occlusion",
+            True,
+            "score drop when a sliding window is replaced by the baseline (Zeiler & Fergus 2014)",
+            baseline=True,
+        ),
+        MethodSpec(
+            "guided_backprop", True, "gradient with negative signals stopped at every ReLU (Springenberg et al. 2015)"
+        ),
+        MethodSpec("deconvolution", True, "deconvnet backward pass (Zeiler & Fergus 2014)"),
+        MethodSpec(
+            "grad_cam", False, "class activation map of a conv layer, upsampled (Selvaraju et al. 2017)", layer="conv"
+        ),
+        MethodSpec("guided_grad_cam", True, "Grad-CAM × guided backprop", layer="conv"),
+        MethodSpec(
+            "conductance",
+            True,
+            "layer conductance: flow of attribution through each unit (Dhamdhere et al. 2018)",
+            baseline=True,
+            layer="required",
+            layer_class="LayerConductance",
+        ),
+    ]
+}
 
 ALIASES: dict[str, str] = {
     "ig": "integrated_gradients", "integrated_gradient": "integrated_gradients",
@@ -184,6 +223,7 @@ class InputBatches:
         return x.float() if self.cast_integers and not x.is_floating_point() else x
 
     def batches(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[Any, torch.Tensor | None]]:
+        """``(inputs, labels)`` batches of rows ``start`` to ``stop`` (labels None when there are none)."""
         stop = self.n if stop is None else stop
         if self.array is not None:
             for lo in range(start, stop, self.batch_size):
@@ -205,14 +245,17 @@ class InputBatches:
             yield x, (y if y.numel() and y.min() >= 0 else None)
 
     def first(self) -> Any:
+        """The inputs of the first one or two samples, e.g. to trace a model."""
         return next(self.batches(0, min(self.n, 2)))[0]
 
     def mean(self) -> torch.Tensor | None:
+        """The mean input, or None for non-float inputs (token ids)."""
         if not _is_float(self.array):
             return None
         return self.array.mean(0, keepdim=True)
 
     def value_range(self) -> tuple[float, float] | None:
+        """The smallest and largest input value, or None for non-float inputs."""
         if not _is_float(self.array):
             return None
         return float(self.array.min()), float(self.array.max())
@@ -273,7 +316,7 @@ class _Layout:
     def join(self, primary: torch.Tensor, extras: Sequence[torch.Tensor]) -> Any:
         if self.keys is None:
             return primary
-        return {self.key: primary, **dict(zip(self.keys, extras))}
+        return {self.key: primary, **dict(zip(self.keys, extras, strict=True))}
 
     def mask(self, extras: Sequence[torch.Tensor]) -> torch.Tensor | None:
         """The ``attention_mask`` among the passed-through tensors, if any."""
@@ -447,7 +490,7 @@ def _parse_neuron(neuron: Any, shapes: Mapping[str, tuple[int, ...]], modules: M
                                 f" (0..{size - 1}); its output shape is {list(shape)}.")
         return name, layer, unit_t, channel
     unit_t = tuple(int(u) for u in unit)
-    if len(unit_t) != len(shape) or any(not 0 <= u < s for u, s in zip(unit_t, shape)):
+    if len(unit_t) != len(shape) or any(not 0 <= u < s for u, s in zip(unit_t, shape, strict=True)):
         raise AnalysisError(f"neuron unit {tuple(unit)} does not index layer {name!r} of output shape"
                             f" {list(shape)}; give one index per axis within it, or a channel number.")
     return name, layer, unit_t, False
@@ -658,8 +701,11 @@ class _Engine:
 
     def run(self, x: torch.Tensor, target: torch.Tensor | None, baseline: torch.Tensor,
             args: tuple[torch.Tensor, ...] = ()) -> tuple[torch.Tensor, dict]:
-        """Maps of ``x`` for ``target``; ``args`` are passed through to the forward (captum's
-        ``additional_forward_args``: attention masks, labels of a target function)."""
+        """Maps of ``x`` for ``target``.
+
+        ``args`` are passed through to the forward (captum's ``additional_forward_args``:
+        attention masks, labels of a target function).
+        """
         name = self.name
         self.args = tuple(args)
         extra: dict[str, Any] = {"additional_forward_args": self.args} if self.args else {}
@@ -737,12 +783,16 @@ class _Engine:
         if self.window is None:
             win = tuple(max(2, s // 8) if s >= 2 else 1 for s in spatial)
         else:
-            win = (int(self.window),) * len(spatial) if isinstance(self.window, (int, np.integer)) else tuple(self.window)
+            win = (
+                (int(self.window),) * len(spatial) if isinstance(self.window, (int, np.integer)) else tuple(self.window)
+            )
         if self.stride is None:
             std = tuple(max(1, w // 2) for w in win)
         else:
-            std = (int(self.stride),) * len(spatial) if isinstance(self.stride, (int, np.integer)) else tuple(self.stride)
-        if len(win) != len(spatial) or any(w < 1 or w > s for w, s in zip(win, spatial)):
+            std = (
+                (int(self.stride),) * len(spatial) if isinstance(self.stride, (int, np.integer)) else tuple(self.stride)
+            )
+        if len(win) != len(spatial) or any(w < 1 or w > s for w, s in zip(win, spatial, strict=True)):
             raise AnalysisError(f"occlusion window {win} does not fit inputs of shape {list(shape)};"
                                 f" give {len(spatial)} sizes between 1 and {list(spatial)}.")
         if len(shape) >= 3:  # whole pixels: every channel at once
@@ -1124,8 +1174,11 @@ def _append(parts: dict[str, list[np.ndarray]], key: str, value: torch.Tensor) -
 
 
 def _concat_rows(arrays: list[np.ndarray]) -> np.ndarray:
-    """Batches joined along rows; token axes of different lengths (per-batch padding) are padded
-    with zeros (a mask of 0, an attribution of 0) to the longest."""
+    """Batches joined along rows.
+
+    Token axes of different lengths (per-batch padding) are padded with zeros (a mask of 0, an
+    attribution of 0) to the longest.
+    """
     if len(arrays) == 1:
         return arrays[0]
     if arrays[0].ndim >= 2 and len({a.shape[1] for a in arrays}) > 1:

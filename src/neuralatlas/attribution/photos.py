@@ -55,19 +55,22 @@ class PhotoAttribution(Result):
     kind = "photo_attribution"
 
     def figure(self, **kwargs: Any) -> Any:
+        """The photos with their maps, one row per photo (see ``plots.attribution.photo_attribution_grid``)."""
         from neuralatlas.plots.attribution import photo_attribution_grid
 
         return photo_attribution_grid(self, **kwargs)
 
     def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{html.escape(', '.join(f'{c} {p:.0%}' for c, p in t))}</td></tr>"
-                       for n, t in zip(self.names, self.top))
+        rows = "".join(
+            f"<tr><td>{html.escape(n)}</td><td>{html.escape(', '.join(f'{c} {p:.0%}' for c, p in t))}</td></tr>"
+            for n, t in zip(self.names, self.top, strict=True)
+        )
         return (f"<div><b>PhotoAttribution</b> ({html.escape(', '.join(self.results))})"
                 f"<table><tr><th>photo</th><th>top classes</th></tr>{rows}</table></div>")
 
     def summary(self) -> dict[str, Any]:
         """The top classes per photo, the methods and the settings."""
-        return {"photos": {n: [[c, round(p, 4)] for c, p in t] for n, t in zip(self.names, self.top)},
+        return {"photos": {n: [[c, round(p, 4)] for c, p in t] for n, t in zip(self.names, self.top, strict=True)},
                 "methods": list(self.results), **{k: v for k, v in self.settings.items() if k != "top_k"}}
 
     def save(self, directory: str | Path) -> Path:
@@ -148,7 +151,7 @@ def attribute_photos(model: nn.Module, data: Any, methods: tuple[str, ...] | lis
         raise AnalysisError(f"The model gives {logits.shape[-1]} logits but {len(names)} class names were given.")
     p = torch.softmax(logits, -1)
     vals, idx = p.topk(int(top_k), -1)
-    top = [[(names[int(i)], float(v)) for v, i in zip(vr, ir)] for vr, ir in zip(vals, idx)]
+    top = [[(names[int(i)], float(v)) for v, i in zip(vr, ir, strict=True)] for vr, ir in zip(vals, idx, strict=True)]
     results: dict[str, Attribution] = {}
     for m in methods:
         key = resolve_method(m)

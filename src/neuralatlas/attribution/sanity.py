@@ -300,11 +300,11 @@ def sanity_check(
     if layers is None:
         chosen = all_layers
     else:
-        missing = [l for l in layers if l not in all_layers]
+        missing = [name for name in layers if name not in all_layers]
         if missing:
             raise LayerError(f"Layer {missing[0]!r} holds no parameters to randomise or does not exist."
                              f"{did_you_mean(missing[0], all_layers)} Layers with parameters: {', '.join(all_layers)}.")
-        chosen = [l for l in all_layers if l in layers]
+        chosen = [name for name in all_layers if name in layers]
     if not chosen:
         raise AnalysisError(f"{type(model).__name__} has no layers with parameters to randomise.")
     source = InputBatches(inputs, labels, max(1, int(n_samples)))

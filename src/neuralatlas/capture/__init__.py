@@ -13,8 +13,11 @@ __all__ = ["call_model", "capture", "hooks", "layer_names", "pick_device", "pres
 
 
 class _CallablePackage(types.ModuleType):
-    """``neuralatlas.capture`` names both this package and the function; importing the
-    package rebinds the name on ``neuralatlas``, so the package calls the function too."""
+    """``neuralatlas.capture`` names both this package and the function.
+
+    Importing the package rebinds the name on ``neuralatlas``, so the package calls the function
+    too.
+    """
 
     def __call__(self, *args, **kwargs):
         return capture(*args, **kwargs)

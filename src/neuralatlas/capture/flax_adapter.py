@@ -39,9 +39,9 @@ from neuralatlas.errors import CaptureError, ModelError
 
 jax = require("jax")
 require("flax")
-import flax.linen as nn
-import jax.numpy as jnp
-from flax import nnx
+import flax.linen as nn  # noqa: E402  (after require(), which names the extra when flax is missing)
+import jax.numpy as jnp  # noqa: E402
+from flax import nnx  # noqa: E402
 
 
 # ---------------------------------------------------------------------------- params trees
@@ -76,6 +76,7 @@ def save_params(path: str | Path, params: Any) -> Path:
 
 # ---------------------------------------------------------------------------- calling convention
 def call(fn: Any, inputs: Any) -> Any:
+    """Call ``fn`` with ``inputs`` as keywords (a mapping), positional arguments (a tuple or list) or one argument."""
     if isinstance(inputs, Mapping):
         return fn(**inputs)
     if isinstance(inputs, (tuple, list)):
@@ -84,6 +85,7 @@ def call(fn: Any, inputs: Any) -> Any:
 
 
 def as_jax(inputs: Any) -> Any:
+    """``inputs`` (an array or a pytree of arrays) as JAX arrays."""
     return jax.tree_util.tree_map(jnp.asarray, inputs)
 
 
@@ -213,12 +215,15 @@ class NNXAdapter(_FlaxBase):
         self._types = {".".join(map(str, p)): type(m).__name__ for p, m in nnx.iter_modules(model) if p}
 
     def current(self) -> Any:
+        """The model's current state, passed to the jitted call rather than baked into it."""
         return self.rngs, self.weights  # both arguments of the jitted call, never baked in
 
     def cache_key(self) -> Any:
+        """What identifies a compiled forward: the graph structure."""
         return ("nnx", self.graphdef)  # same structure, same compiled forward
 
     def apply(self, weights: Any, inputs: Any, tap: Tap) -> Any:
+        """Run the model with ``weights`` on ``inputs``, each layer call going through ``tap``."""
         m = nnx.merge(self.graphdef, *weights)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -236,9 +241,11 @@ class NNXAdapter(_FlaxBase):
             _ACTIVE.pop()
 
     def fingerprint(self) -> str:
+        """A content hash of the current weights."""
         return tree_fingerprint(iter(flatten_tree(nnx.to_pure_dict(self.weights)).items()))
 
     def load_checkpoint(self, path: Path) -> None:
+        """Use the weights of checkpoint ``path`` from now on (its tree must match the model's)."""
         template = nnx.to_pure_dict(self.weights)
         given = load_params(path)
         check_fits(flatten_tree(template), given, path)
@@ -263,17 +270,20 @@ class LinenAdapter(_FlaxBase):
         self._template: Any = None
 
     def cache_key(self) -> Any:
+        """What identifies a compiled forward: the module."""
         from neuralatlas.capture.jax_ops import Identity
 
         return ("linen", Identity(self.module))
 
     def current(self) -> Any:
+        """The module's variables."""
         if self.variables is None:
             raise ModelError(f"The linen module {self.model_id} came without variables; pass"
                              " capture((module, variables), data, ...) or checkpoints=... .")
         return self.variables
 
     def discover(self, inputs: Any) -> None:
+        """Trace one batch: layer names, order and types."""
         if self.variables is None:  # only checkpoints will give values: learn the tree's shapes
             self._template = jax.eval_shape(lambda x: call(lambda *a, **k: self.module.init(
                 jax.random.key(0), *a, **k), x), as_jax(inputs))
@@ -281,6 +291,7 @@ class LinenAdapter(_FlaxBase):
         super().discover(inputs)
 
     def apply(self, weights: Any, inputs: Any, tap: Tap) -> Any:
+        """Run the module with ``weights`` on ``inputs``, each submodule call going through ``tap``."""
         def interceptor(next_fun, args, kwargs, context):
             if context.method_name != "__call__":
                 return next_fun(*args, **kwargs)
@@ -292,9 +303,11 @@ class LinenAdapter(_FlaxBase):
             return call(lambda *a, **k: self.module.apply(weights, *a, **k), inputs)
 
     def fingerprint(self) -> str:
+        """A content hash of the current variables."""
         return tree_fingerprint(iter(flatten_tree(self.current()).items()))
 
     def load_checkpoint(self, path: Path) -> None:
+        """Use the variables of checkpoint ``path`` from now on (its tree must match the module's)."""
         template = flatten_tree(self.current())
         given = load_params(path)
         collections = {k.split("/")[0] for k in template}

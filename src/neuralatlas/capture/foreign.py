@@ -25,14 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from neuralatlas.errors import CaptureError, DataError, StoreError
-
 from neuralatlas.capture.foreign_base import (  # noqa: F401 - the shared pieces, importable from here as before
-    Adapter,
     EXTRAS,
     LAYOUTS,
-    RunSpec,
+    Adapter,
     Runner,
+    RunSpec,
     Tap,
     _is_from,
     call_indices,
@@ -49,6 +47,7 @@ from neuralatlas.capture.foreign_base import (  # noqa: F401 - the shared pieces
     to_numpy_tree,
     tree_fingerprint,
 )
+from neuralatlas.errors import CaptureError, DataError, StoreError
 
 
 # ---------------------------------------------------------------------------- detection
@@ -226,7 +225,8 @@ class _ForeignRun:
 def checkpoint_paths(checkpoints: str | Path | Mapping[int, str | Path],
                      epochs: Sequence[int] | None) -> dict[int, Path]:
     """``{epoch: path}`` of parameter checkpoints: a mapping, or a folder (or run folder with a
-    ``checkpoints/`` folder) of ``epoch_<e>.npz`` / ``epoch_<e>.msgpack`` files."""
+    ``checkpoints/`` folder) of ``epoch_<e>.npz`` / ``epoch_<e>.msgpack`` files.
+    """
     import re
 
     if isinstance(checkpoints, Mapping):

@@ -44,20 +44,32 @@ class Adapter(Protocol):
     framework: str                       # "flax.nnx", "flax.linen", "keras:jax", "keras:torch"
     model_id: str                        # module.qualname of the model class
 
-    def discover(self, inputs: Any) -> None: ...      # trace one batch: layer names, order, types
-    def layer_names(self) -> list[str]: ...           # every tappable layer, in call order
-    def leaf_names(self) -> list[str]: ...            # layers with no tappable sub-layer
-    def layer_types(self) -> dict[str, str]: ...      # layer -> class name
-    def fingerprint(self) -> str: ...                 # content hash of the current weights
-    def load_checkpoint(self, path: Path) -> None: ...  # use these weights from now on
-    def restore(self) -> contextlib.AbstractContextManager: ...  # the model left as found
-    def runner(self, spec: RunSpec) -> Runner: ...
+    def discover(self, inputs: Any) -> None:
+        """Trace one batch: layer names, order, types."""
+    def layer_names(self) -> list[str]:
+        """Every tappable layer, in call order."""
+    def leaf_names(self) -> list[str]:
+        """The layers with no tappable sub-layer."""
+    def layer_types(self) -> dict[str, str]:
+        """Layer name -> class name."""
+    def fingerprint(self) -> str:
+        """A content hash of the current weights."""
+    def load_checkpoint(self, path: Path) -> None:
+        """Use the weights of checkpoint ``path`` from now on."""
+    def restore(self) -> contextlib.AbstractContextManager:
+        """A context manager that leaves the model as it was found."""
+    def runner(self, spec: RunSpec) -> Runner:
+        """The runner that captures batches as ``spec`` asks."""
 
 
 class Runner(Protocol):
-    def shapes(self, inputs: Any, labels: np.ndarray) -> dict[str, tuple[int, ...]]: ...
+    """What a framework adapter gives capture: layer shapes, and one batch's activations, gradients and logits."""
+
+    def shapes(self, inputs: Any, labels: np.ndarray) -> dict[str, tuple[int, ...]]:
+        """Each captured layer's unit shape, from one batch."""
     def __call__(self, inputs: Any, labels: np.ndarray
-                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]: ...
+                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+        """Activations and gradients per layer, and the logits, of one batch."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,7 @@ def stored_layout(rank: int, channels_last: bool, transposed: bool) -> tuple[str
 
 
 def selector_for(layer: str, layer_output: Mapping[str, int | str]) -> int | str | None:
+    """The ``layer_output`` selector (index or key) whose pattern matches ``layer``, or None."""
     from neuralatlas.patterns import match_pattern
 
     return match_pattern(layer_output, layer)
@@ -161,6 +174,7 @@ class Tap:
         self._stack: list[str] = []
 
     def around(self, name: str, call: Callable[[], Any]) -> Any:
+        """Call ``call`` (layer ``name``'s forward), recording its output and nesting."""
         if not name:
             return call()
         if self._stack:
@@ -185,6 +199,7 @@ class Tap:
         return out
 
     def leaves(self) -> list[str]:
+        """The called layers with no called sub-layer."""
         return [n for n in self.order if n not in self.parents]
 
 
@@ -240,6 +255,7 @@ def pad_rows(x: Any, n: int) -> Any:
 
 
 def tree_fingerprint(leaves: Iterator[tuple[str, Any]]) -> str:
+    """A SHA-1 over the names, shapes, dtypes and bytes of a parameter tree's leaves."""
     h = hashlib.sha1()
     for name, value in leaves:
         h.update(name.encode())

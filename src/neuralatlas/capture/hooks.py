@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from neuralatlas.errors import CaptureError
+
 # re-exported: the one meaning of a layer pattern lives in neuralatlas.patterns
 from neuralatlas.patterns import expand_layers, is_pattern, layer_matches, match_pattern  # noqa: F401
 
@@ -375,12 +376,14 @@ class Recorder(HookSet):
     def mutated(self) -> list[str]:
         """Layers (with ``keep_graph``) whose recorded output an in-place op changed after its
         hook ran in the last forward; they are cloned from now on, and the caller must run
-        that forward again (its gradients would be those of the changed tensor)."""
+        that forward again (its gradients would be those of the changed tensor).
+        """
         changed = [layer for layer, (t, v) in self._versions.items() if t._version != v]
         self.clone.update(changed)
         return changed
 
     def reset(self) -> None:
+        """Forget what was recorded (before the next forward)."""
         self.outputs.clear()
         self.calls.clear()
         self._versions.clear()
@@ -391,7 +394,8 @@ class Recorder(HookSet):
 
     def check_calls(self) -> None:
         """Raise if a layer ran more than once in the last forward (a shared module), or a
-        layer named exactly did not run."""
+        layer named exactly did not run.
+        """
         shared = {k: v for k, v in self.calls.items() if v > 1}
         if shared and self.repeated == "error":
             detail = ", ".join(f"{k!r} ran {v} times" for k, v in shared.items())

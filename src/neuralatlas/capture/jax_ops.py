@@ -28,6 +28,7 @@ from neuralatlas.errors import CaptureError
 
 
 def is_array(x: Any) -> bool:
+    """Whether ``x`` is an array (JAX, numpy, or anything with ``shape`` and ``dtype``)."""
     return isinstance(x, (jax.Array, np.ndarray)) or (hasattr(x, "shape") and hasattr(x, "dtype"))
 
 
@@ -208,13 +209,16 @@ class JaxRunner:
         return {n: tuple(int(d) for d in s.shape[1:]) for n, s in out_shapes[0].items()}
 
     def shapes(self, inputs: Any, labels: np.ndarray) -> dict[str, tuple[int, ...]]:
+        """Each captured layer's unit shape, from one batch (compiles the step)."""
         return self._build(inputs, labels)
 
     @property
     def n_classes(self) -> int:
+        """The number of classes of the model's output."""
         return self._n_classes
 
     def __call__(self, inputs: Any, labels: np.ndarray):
+        """Activations and gradients per layer, and the logits, of one batch."""
         if self._step is None:
             self._build(inputs, labels)
         if self.spec.gradients:

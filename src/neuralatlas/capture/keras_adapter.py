@@ -38,6 +38,7 @@ keras = require("keras")
 
 
 def backend() -> str:
+    """The backend Keras runs on (``"jax"`` or ``"torch"``)."""
     return keras.backend.backend()
 
 
@@ -102,6 +103,7 @@ class KerasAdapter:
                 [v.value for v in self.model.non_trainable_variables])
 
     def channels_last(self, name: str) -> bool:
+        """Whether layer ``name`` lays its channels out last."""
         fmt = getattr(self._by_name.get(name), "data_format", None) or self.default_format
         return fmt != "channels_first"
 
@@ -127,6 +129,7 @@ class KerasAdapter:
         return {"training": False} if getattr(self.model, "_call_has_training_arg", False) else {}
 
     def discover(self, inputs: Any) -> None:
+        """Trace one batch: layer names, order and types."""
         tap = Tap(is_array=lambda x: hasattr(x, "shape"))
         try:
             if self.backend == "jax":
@@ -148,28 +151,34 @@ class KerasAdapter:
         self._calls = dict(tap.calls)
 
     def layer_names(self) -> list[str]:
+        """Every tappable layer, in call order."""
         return list(self._order)
 
     def leaf_names(self) -> list[str]:
+        """The layers with no tappable sub-layer."""
         return list(self._leaves)
 
     def layer_types(self) -> dict[str, str]:
+        """Layer name -> class name."""
         return {n: type(self._by_name[n]).__name__ for n in self._order}
 
     def fingerprint(self) -> str:
+        """A content hash of the current weights."""
         return tree_fingerprint((v.path, keras.ops.convert_to_numpy(v.value)) for v in self.model.variables)
 
     @contextlib.contextmanager
     def restore(self) -> Iterator[None]:
+        """Leave the model's weights as they were found."""
         try:
             yield
         finally:
             if self._saved is not None:  # the torch backend assigned checkpoint weights
-                for v, value in zip(self.model.variables, self._saved):
+                for v, value in zip(self.model.variables, self._saved, strict=True):
                     v.assign(value)
                 self._saved = None
 
     def load_checkpoint(self, path: Path) -> None:
+        """Use the weights of checkpoint ``path`` from now on (names and shapes must match)."""
         given = load_params(path)
         expected = {v.path: tuple(v.shape) for v in self.model.variables}
         check_fits({k: np.empty(s, np.uint8) for k, s in expected.items()}, given, path)
@@ -186,6 +195,7 @@ class KerasAdapter:
 
     # -------------------------------------------------------------- running
     def apply_jax(self, weights: Any, inputs: Any, tap: Tap) -> Any:
+        """Run the model on the jax backend with ``weights``, each layer call going through ``tap``."""
         trainable, non_trainable = weights
         with self.tapped(tap):
             if isinstance(inputs, Mapping):
@@ -197,6 +207,7 @@ class KerasAdapter:
         return out
 
     def runner(self, spec: RunSpec) -> Any:
+        """The runner for this backend (jax or torch) that captures batches as ``spec`` asks."""
         if self.backend == "jax":
             from neuralatlas.capture.flax_adapter import _FlaxRunner
             from neuralatlas.capture.jax_ops import Identity, JaxRunner
@@ -287,7 +298,9 @@ class _TorchKerasRunner:
             score = target_values(spec.target, logits, y).sum()
             names = list(spec.layers)
             g = torch.autograd.grad(score, [perts[n] for n in names], allow_unused=True)
-            grads = {n: post(n, torch.zeros_like(perts[n]) if gi is None else gi) for n, gi in zip(names, g)}
+            grads = {
+                n: post(n, torch.zeros_like(perts[n]) if gi is None else gi) for n, gi in zip(names, g, strict=True)
+            }
         return acts, grads, logits.detach().cpu().numpy()
 
     def shapes(self, inputs: Any, labels: np.ndarray) -> dict[str, tuple[int, ...]]:

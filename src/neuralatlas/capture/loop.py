@@ -14,11 +14,19 @@ import torch
 from torch import nn
 
 from neuralatlas.capture.fingerprints import callable_fingerprint, positional_count
-from neuralatlas.capture.hooks import (REDUCTIONS, SPATIAL_REDUCTIONS, Recorder,
-                                       Selector, layout_of, match_pattern, parse_axes, preserved,
-                                       resolve_layer_patterns, select_tensor)
-from neuralatlas.capture.sources import (ArraySource, DatasetSource, LoaderSource, Source, as_source,
-                                         split_batch)
+from neuralatlas.capture.hooks import (
+    REDUCTIONS,
+    SPATIAL_REDUCTIONS,
+    Recorder,
+    Selector,
+    layout_of,
+    match_pattern,
+    parse_axes,
+    preserved,
+    resolve_layer_patterns,
+    select_tensor,
+)
+from neuralatlas.capture.sources import ArraySource, DatasetSource, LoaderSource, Source, as_source, split_batch
 from neuralatlas.capture.writer import ChunkWriter
 from neuralatlas.errors import CaptureError, DataError, StoreError, StoreMismatchError
 from neuralatlas.store.core import ActivationStore, chunk_rows_for
@@ -603,7 +611,8 @@ def _open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: _
 def _repair(store: ActivationStore, run: _CaptureRun, slots: list[int | None], groups: Any,
             deep: bool) -> None:
     """Before resuming: chunks marked written but missing (or, ``deep``, damaged) are marked
-    unwritten, so this capture recomputes exactly those rows."""
+    unwritten, so this capture recomputes exactly those rows.
+    """
     import warnings
 
     report = store.check_integrity(deep=deep)
@@ -682,7 +691,8 @@ def _load_checkpoint(model: nn.Module, path: Path, device: torch.device) -> None
 
 def _file_fingerprint(path: Path) -> str:
     """Content hash of a checkpoint (size and mtime for very large files), so a retrained run
-    never passes for the one a store was captured from."""
+    never passes for the one a store was captured from.
+    """
     stat = path.stat()
     if stat.st_size > 256 * 2**20:
         return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
@@ -897,8 +907,10 @@ class _CaptureRun:
         return valid.numel() == 0 or int(valid.max()) < out.shape[1]
 
     def probe(self) -> tuple[dict[str, tuple[int, ...]], int]:
-        """One forward of the first batch: every layer's unit shape and layout, the layers
-        that run, the kind of output; the token rows' layout with ``rows="tokens"``."""
+        """One forward of the first batch: every layer's unit shape and layout, the layers that run, the kind of output.
+
+        The token rows' layout with ``rows="tokens"``.
+        """
         if self._probed is not None:
             return self._probed
         modules = dict(self.model.named_modules())
@@ -1101,7 +1113,7 @@ class _CaptureRun:
 
     def _gradients(self, out, labels, inputs, buffers) -> None:
         tensors = [self.recorder.outputs[name] for name in self.layers]
-        no_graph = [name for name, t in zip(self.layers, tensors) if not t.requires_grad]
+        no_graph = [name for name, t in zip(self.layers, tensors, strict=True) if not t.requires_grad]
         if no_graph:
             raise CaptureError(
                 f"Layers {no_graph} are not on the autograd graph (integer inputs and frozen"
@@ -1116,7 +1128,7 @@ class _CaptureRun:
                 " (no in-place ops such as .relu_() or +=)."
             )
         grads = torch.autograd.grad(scalar, tensors, allow_unused=True)
-        for name, g, t in zip(self.layers, grads, tensors):
+        for name, g, t in zip(self.layers, grads, tensors, strict=True):
             g = torch.zeros_like(t) if g is None else g
             value = self._rows_of(name, self.recorder.batch_first(name, g))
             self._place(buffers[name], value.to("cpu", torch.float32).numpy())

@@ -37,10 +37,13 @@ class Source:
         raise NotImplementedError
 
     def fingerprint(self) -> str:
+        """What identifies the data: its name and size."""
         return f"{self.name}:{self.n}"
 
 
 class ArraySource(Source):
+    """Batches of an in-memory data set (an ``ArrayDataset`` or the like), in its order."""
+
     def __init__(self, data: Any, batch_size: int, data_id: str | None = None):
         self.data, self.n, self.batch_size = data, len(data), batch_size
         self.index, self.groups, self.classes = data.index, data.groups, list(data.classes)
@@ -48,11 +51,13 @@ class ArraySource(Source):
         self.data_id = data_id
 
     def batches(self, start: int, stop: int):
+        """``(inputs, labels)`` batches of rows ``start`` to ``stop``."""
         for lo in range(start, stop, self.batch_size):
             hi = min(lo + self.batch_size, stop)
             yield torch.from_numpy(self.data.inputs[lo:hi]), torch.from_numpy(self.data.labels[lo:hi])
 
     def fingerprint(self) -> str:
+        """What identifies the data: its name and content fingerprint."""
         return f"{self.name}:{self.data_id if self.data_id is not None else self.data.fingerprint()}"
 
 
@@ -80,6 +85,7 @@ class DatasetSource(Source):
             self.classes = list(classes)
 
     def batches(self, start: int, stop: int):
+        """``(inputs, labels)`` batches of rows ``start`` to ``stop``, collated as a DataLoader would."""
         collate = self.collate_fn or torch.utils.data.default_collate
         subset = torch.utils.data.Subset(self.dataset, range(start, stop))
         loader = torch.utils.data.DataLoader(subset, batch_size=self.batch_size, shuffle=False,
@@ -105,6 +111,7 @@ class DatasetSource(Source):
             yield split_batch(batch)
 
     def fingerprint(self) -> str:
+        """What identifies the data set: a fingerprint of its items (computed once)."""
         if self._fingerprint is None:
             fp = dataset_fingerprint(self.dataset, self.n, self.data_id)
             if self.collate_fn is not None and self.collate_fn is not torch.utils.data.default_collate:

@@ -129,7 +129,8 @@ class ChunkWriter:
     # ------------------------------------------------------------------ the capture's side
     def acquire(self) -> dict[Hashable, np.ndarray]:
         """A free set of chunk buffers ``{key: [chunk_rows, *unit_shape]}`` to fill (waits for
-        the writer to finish one when both are in flight)."""
+        the writer to finish one when both are in flight).
+        """
         while True:
             self._raise_if_failed()
             try:
@@ -157,8 +158,10 @@ class ChunkWriter:
                 continue
 
     def close(self) -> list[int]:
-        """Wait until every queued chunk is written and flag them (see :meth:`commit`); their
-        rows. Raises the writer's error if it failed (the chunks written before it stay flagged)."""
+        """Wait until every queued chunk is written and flag them (see :meth:`commit`); their rows.
+
+        Raises the writer's error if it failed (the chunks written before it stay flagged).
+        """
         self._join()
         rows = self.commit()
         self._raise_if_failed()

@@ -11,8 +11,8 @@ from typing import Any
 
 from neuralatlas.data.builtin import digits
 from neuralatlas.data.dataset import ArrayDataset
-from neuralatlas.data.photos import photo_patches, photos
 from neuralatlas.data.files import cifar10, fashion_mnist, image_folder, mnist
+from neuralatlas.data.photos import photo_patches, photos
 from neuralatlas.data.text import TOPICS, TextDataset, topics
 from neuralatlas.data.toy import TOY_SETS, call_checked, circles, moons, spirals, split, toy, xor
 from neuralatlas.errors import DataError, did_you_mean

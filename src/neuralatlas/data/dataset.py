@@ -84,6 +84,7 @@ class ArrayDataset:
 
     @property
     def n_classes(self) -> int:
+        """The number of classes."""
         return len(self.classes)
 
     def subset(self, which: np.ndarray | slice | Sequence[int]) -> ArrayDataset:

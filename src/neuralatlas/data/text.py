@@ -219,7 +219,7 @@ class TextDataset:
         ids = [item["input_ids"].numpy() for item, _ in batch]
         lengths = [int(item["attention_mask"].sum()) for item, _ in batch]
         real = [i[:n] if getattr(self.tokenizer, "padding_side", "right") == "right" else i[len(i) - n:]
-                for i, n in zip(ids, lengths)]
+                for i, n in zip(ids, lengths, strict=True)]
         padded = _pad(real, max(len(i) for i in ids), self.pad_token_id,
                       left=getattr(self.tokenizer, "padding_side", "right") == "left")
         return ({k: torch.from_numpy(v) for k, v in padded.items()},
@@ -236,6 +236,7 @@ class TextDataset:
     # ------------------------------------------------------------------ like ArrayDataset
     @property
     def n_classes(self) -> int:
+        """The number of classes."""
         return len(self.classes)
 
     def subset(self, which: np.ndarray | slice | Sequence[int]) -> TextDataset:

@@ -22,7 +22,6 @@ from neuralatlas.results import Result, files_of, folder_of
 from neuralatlas.vocabulary import Progress
 
 
-
 @dataclass
 class DreamResult(Result):
     """A dreamed image (or batch) beside the original.

@@ -46,6 +46,7 @@ class FeatureMaps(Result):
 
     @property
     def layers(self) -> list[str]:
+        """The layers with maps, in order."""
         return list(self.maps)
 
     def summary(self) -> dict[str, Any]:

@@ -68,6 +68,7 @@ class Objective:
         self.labels = list(labels) if labels is not None else None
 
     def __call__(self, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The objective's value (to maximise) from the tapped tensors by layer name."""
         return self.fn(tensors)
 
     @property

@@ -23,7 +23,6 @@ from neuralatlas.results import Result, files_of, folder_of
 from neuralatlas.vocabulary import Progress
 
 
-
 @dataclass
 class FeatureVisResult(Result):
     """Images optimised for an objective, with the objective's trace.
@@ -63,7 +62,7 @@ class FeatureVisResult(Result):
     def summary(self) -> dict[str, Any]:
         """Objective, layers, and the final value of each image by its label."""
         return {"objective": self.objective, "layers": self.layers, "images": len(self),
-                "values": {label: float(v) for label, v in zip(self.labels, self.values)},
+                "values": {label: float(v) for label, v in zip(self.labels, self.values, strict=True)},
                 "steps": int(self.trace.shape[0]) if self.trace.ndim else 0, "settings": self.settings}
 
     def save(self, directory: str | Path, name: str | None = None) -> Path:
@@ -240,7 +239,9 @@ def visualize_feature(
         start = torch.as_tensor(np.asarray(init), dtype=torch.float32)
         start = start[None] if start.dim() == 3 else start
         if tuple(start.shape[1:]) != shape or start.shape[0] not in (1, n):
-            raise AnalysisError(f"init has shape {tuple(start.shape)}; expected [{n}, {c}, {h}, {w}] or [{c}, {h}, {w}].")
+            raise AnalysisError(
+                f"init has shape {tuple(start.shape)}; expected [{n}, {c}, {h}, {w}] or [{c}, {h}, {w}]."
+            )
         image_param.set_images(start.expand(n, c, h, w))
     rng = random.Random(int(seed))
     t0 = time.perf_counter()

@@ -76,9 +76,11 @@ class ImageParam(nn.Module):
         return x
 
     def forward(self) -> torch.Tensor:  # pragma: no cover - abstract
+        """The images, ``[B, C, H, W]`` in the model's input range."""
         raise NotImplementedError
 
     def set_images(self, images: torch.Tensor) -> None:  # pragma: no cover - abstract
+        """Set the parameters so that :meth:`forward` gives ``images``."""
         raise NotImplementedError
 
 
@@ -99,6 +101,7 @@ class PixelImage(ImageParam):
         self.pixels = nn.Parameter(torch.randn(self.shape, generator=generator) * float(sd))
 
     def forward(self) -> torch.Tensor:
+        """The images, ``[B, C, H, W]`` in the model's input range."""
         return self._to_image(self.pixels)
 
     @torch.no_grad()
@@ -154,6 +157,7 @@ class FourierImage(ImageParam):
         self.spectrum = nn.Parameter(torch.randn((b, c, h, w // 2 + 1, 2), generator=generator) * float(sd))
 
     def forward(self) -> torch.Tensor:
+        """The images from the scaled spectrum, ``[B, C, H, W]`` in the model's input range."""
         h, w = self.shape[2:]
         spec = torch.view_as_complex(self.spectrum) * self.scale
         x = torch.fft.irfft2(spec, s=(h, w), norm="ortho") / _FOURIER_DAMPING

@@ -35,6 +35,7 @@ class Transform:
         self.name = name
 
     def __call__(self, images: torch.Tensor, rng: random.Random) -> torch.Tensor:
+        """``images`` transformed, random choices drawn from ``rng``."""
         return self.fn(images, rng)
 
     def __repr__(self) -> str:

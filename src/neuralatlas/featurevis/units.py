@@ -45,7 +45,6 @@ from neuralatlas.featurevis.taps import as_batch, prepared
 from neuralatlas.results import Result, files_of, folder_of, jsonable, safe_name
 from neuralatlas.vocabulary import Progress
 
-
 _ARRAYS = ("image", "trace", "top_index", "top_values", "patches", "positions", "boxes", "crops",
            "hist_counts", "hist_edges", "class_effects", "class_ids")
 
@@ -110,6 +109,7 @@ class UnitCard(Result):
 
     @property
     def name(self) -> str:
+        """``layer:channel``."""
         return f"{self.layer}:{self.channel}"
 
     @property
@@ -129,6 +129,7 @@ class UnitCard(Result):
                 "top_classes": list(self.class_names[:5])}
 
     def figure(self, size: float = 1.6) -> Any:
+        """The card as one figure (see :func:`~neuralatlas.plots.featurevis.unit_card_figure`)."""
         from neuralatlas.plots.featurevis import unit_card_figure
 
         return unit_card_figure(self, size=size)
@@ -191,7 +192,9 @@ def channel_values(store: Any, layer: str, channel: int) -> np.ndarray:
             " the channel's mean activation (the featurevis objective). Capture with reduce='mean'"
             " (or no reduction) for this layer.")
     if mode is None and len(shape) < 3:
-        raise AnalysisError(f"Layer {layer!r} has no spatial map (unit shape {shape}); unit cards are for conv channels.")
+        raise AnalysisError(
+            f"Layer {layer!r} has no spatial map (unit shape {shape}); unit cards are for conv channels."
+        )
     acts = store.activations(layer)
     values = np.asarray(acts[:, int(channel)], dtype=np.float64)
     if values.ndim > 1:
@@ -246,7 +249,9 @@ def receptive_fields(model: nn.Module, layer: str, channel: int, images: torch.T
         x = x.to(dev, dtype).requires_grad_(True)
         a = taps.run(x)[layer]
         if a.dim() != 4:
-            raise AnalysisError(f"Layer {layer!r} gives {tuple(a.shape)}; receptive fields need conv maps [B, C, H, W].")
+            raise AnalysisError(
+                f"Layer {layer!r} gives {tuple(a.shape)}; receptive fields need conv maps [B, C, H, W]."
+            )
         m = a[:, int(channel)]
         flat = m.flatten(1)
         best, where = flat.max(1)
@@ -384,7 +389,7 @@ def unit_cards(model: nn.Module, store: Any, layer: str, channels: Sequence[int]
                 f"The model gives {recomputed:.5g} for {layer}:{c} on the store's best patch, the store"
                 f" {v[order[0]]:.5g}: the store was captured from other weights or other data.")
         _, positions, boxes = receptive_fields(model, layer, c, patches, rf_threshold, device)
-        crops = np.stack([_crop(p, b, int(crop_size)) for p, b in zip(patches.numpy(), boxes)])
+        crops = np.stack([_crop(p, b, int(crop_size)) for p, b in zip(patches.numpy(), boxes, strict=True)])
         effects = class_effects(model, layer, c, patches, device)
         if names is None and len(store.classes) == len(effects):
             names = list(store.classes)  # a model without a card: the data's class names
@@ -425,8 +430,16 @@ def unit_card(model: nn.Module, store: Any, layer: str, channel: int, **kwargs: 
     return unit_cards(model, store, layer, [int(channel)], **kwargs)[0]
 
 
-__all__ = ["UnitCard", "best_natural", "channel_values", "class_effects", "data_of_store", "receptive_fields", "unit_card",
-           "unit_cards"]
+__all__ = [
+    "UnitCard",
+    "best_natural",
+    "channel_values",
+    "class_effects",
+    "data_of_store",
+    "receptive_fields",
+    "unit_card",
+    "unit_cards",
+]
 
 
 def best_natural(model: nn.Module, objective: Any, data: Any, *, batch_size: int = 64,

@@ -15,17 +15,41 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from neuralatlas.plots.style import (class_colors, figure_style, save_figure, symmetric_limits)
-from neuralatlas.plots.featurevis import (featurevis_dream, featurevis_feature_maps, featurevis_filters, featurevis_images, featurevis_trace, featurevis_unit_card)
-from neuralatlas.plots.architecture import (architecture_costs)
-from neuralatlas.plots.naps import (naps_heatmap, naps_maps, naps_unit_statistics)
-from neuralatlas.plots.topomap import (topomap_image, topomap_layout, topomap_layout_quality, topomap_overview)
-from neuralatlas.plots.similarity import (similarity_epochs, similarity_figures, similarity_matrix, similarity_probes)
-from neuralatlas.plots.projection import (projection_epoch_evolution, projection_layer_evolution, projection_neuron_map, projection_quality, projection_scatter, projection_sequence, projection_trail_image, projection_trails)
-from neuralatlas.plots.discriminative import (discriminative_agreement, discriminative_compare, discriminative_map)
-from neuralatlas.plots.toy import (toy_decision_regions, toy_neuron_heatmaps)
-from neuralatlas.plots.attribution import (attribution_faithfulness, attribution_grid, attribution_photo_grid, attribution_sanity_curves, attribution_sanity_maps, attribution_token_heatmap, attribution_token_heatmap_html)
-from neuralatlas.plots.adversarial import (adversarial_grid, adversarial_robustness)
+from neuralatlas.plots.adversarial import adversarial_grid, adversarial_robustness
+from neuralatlas.plots.architecture import architecture_costs
+from neuralatlas.plots.attribution import (
+    attribution_faithfulness,
+    attribution_grid,
+    attribution_photo_grid,
+    attribution_sanity_curves,
+    attribution_sanity_maps,
+    attribution_token_heatmap,
+    attribution_token_heatmap_html,
+)
+from neuralatlas.plots.discriminative import discriminative_agreement, discriminative_compare, discriminative_map
+from neuralatlas.plots.featurevis import (
+    featurevis_dream,
+    featurevis_feature_maps,
+    featurevis_filters,
+    featurevis_images,
+    featurevis_trace,
+    featurevis_unit_card,
+)
+from neuralatlas.plots.naps import naps_heatmap, naps_maps, naps_unit_statistics
+from neuralatlas.plots.projection import (
+    projection_epoch_evolution,
+    projection_layer_evolution,
+    projection_neuron_map,
+    projection_quality,
+    projection_scatter,
+    projection_sequence,
+    projection_trail_image,
+    projection_trails,
+)
+from neuralatlas.plots.similarity import similarity_epochs, similarity_figures, similarity_matrix, similarity_probes
+from neuralatlas.plots.style import class_colors, figure_style, save_figure, symmetric_limits
+from neuralatlas.plots.topomap import topomap_image, topomap_layout, topomap_layout_quality, topomap_overview
+from neuralatlas.plots.toy import toy_decision_regions, toy_neuron_heatmaps
 
 # old name -> new name (the old names warn when called from outside neuralatlas)
 RENAMED: dict[str, str] = {
@@ -83,4 +107,50 @@ for _old, _new in RENAMED.items():
     globals()[_old] = _deprecated(_old, _new)
 del _old, _new
 
-__all__ = ["RENAMED", "class_colors", "figure_style", "save_figure", "symmetric_limits", "featurevis_dream", "featurevis_feature_maps", "featurevis_filters", "featurevis_images", "featurevis_trace", "featurevis_unit_card", "architecture_costs", "naps_heatmap", "naps_maps", "naps_unit_statistics", "topomap_image", "topomap_layout", "topomap_layout_quality", "topomap_overview", "similarity_epochs", "similarity_figures", "similarity_matrix", "similarity_probes", "projection_epoch_evolution", "projection_layer_evolution", "projection_neuron_map", "projection_quality", "projection_scatter", "projection_sequence", "projection_trail_image", "projection_trails", "discriminative_agreement", "discriminative_compare", "discriminative_map", "toy_decision_regions", "toy_neuron_heatmaps", "attribution_faithfulness", "attribution_grid", "attribution_photo_grid", "attribution_sanity_curves", "attribution_sanity_maps", "attribution_token_heatmap", "attribution_token_heatmap_html", "adversarial_grid", "adversarial_robustness"]
+__all__ = [
+    "RENAMED",
+    "class_colors",
+    "figure_style",
+    "save_figure",
+    "symmetric_limits",
+    "featurevis_dream",
+    "featurevis_feature_maps",
+    "featurevis_filters",
+    "featurevis_images",
+    "featurevis_trace",
+    "featurevis_unit_card",
+    "architecture_costs",
+    "naps_heatmap",
+    "naps_maps",
+    "naps_unit_statistics",
+    "topomap_image",
+    "topomap_layout",
+    "topomap_layout_quality",
+    "topomap_overview",
+    "similarity_epochs",
+    "similarity_figures",
+    "similarity_matrix",
+    "similarity_probes",
+    "projection_epoch_evolution",
+    "projection_layer_evolution",
+    "projection_neuron_map",
+    "projection_quality",
+    "projection_scatter",
+    "projection_sequence",
+    "projection_trail_image",
+    "projection_trails",
+    "discriminative_agreement",
+    "discriminative_compare",
+    "discriminative_map",
+    "toy_decision_regions",
+    "toy_neuron_heatmaps",
+    "attribution_faithfulness",
+    "attribution_grid",
+    "attribution_photo_grid",
+    "attribution_sanity_curves",
+    "attribution_sanity_maps",
+    "attribution_token_heatmap",
+    "attribution_token_heatmap_html",
+    "adversarial_grid",
+    "adversarial_robustness",
+]

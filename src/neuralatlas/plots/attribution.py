@@ -218,7 +218,9 @@ def attribution_sanity_curves(results: Any, *, ax=None, show_ssim: bool = True) 
     return fig
 
 
-def attribution_sanity_maps(result: Any, *, samples: int = 3, overlay: bool = False, signed: bool | None = None) -> Figure:
+def attribution_sanity_maps(
+    result: Any, *, samples: int = 3, overlay: bool = False, signed: bool | None = None
+) -> Figure:
     """The maps of a few samples as the layers are randomised, top first (Adebayo et al. Fig. 1).
 
     By default the maps are drawn as the verdict compared them: ``|map|`` summed over
@@ -238,7 +240,7 @@ def attribution_sanity_maps(result: Any, *, samples: int = 3, overlay: bool = Fa
         else:
             heats = [heat_of(np.abs(np.asarray(result.maps[k][r]))) for k in keys]
         signed_now = any(h.min() < 0 for h in heats)
-        for c, (key, h) in enumerate(zip(keys, heats)):
+        for c, (key, h) in enumerate(zip(keys, heats, strict=True)):
             ax = axes[r, c + int(has_input)]
             hm = h / _robust_max(h)  # each map on its own scale: the shape is what changes
             ax.imshow(hm, cmap=DIVERGING if signed_now else MAGNITUDE, vmin=-1 if signed_now else 0, vmax=1,
@@ -274,7 +276,7 @@ def attribution_faithfulness(result: Any, *, ax=None) -> Figure:
     axes_list = [axes] if ax is not None else list(axes[0])
     methods = [m for m in result.methods if m != "random"]
     colors = class_colors(max(1, len(methods)))
-    for a, mode in zip(axes_list, modes):
+    for a, mode in zip(axes_list, modes, strict=True):
         auc = result.auc(mode)
         for k, m in enumerate(methods):
             a.plot(result.fractions, result.mean_curve(mode, m), color=colors[k], label=f"{m} ({auc[m]:.3f})")
@@ -324,7 +326,7 @@ def token_rows(result: Any, *, samples: int | Sequence[int] = 8, merge: bool = T
     for r in rows:
         keep = np.ones(scores.shape[1], bool) if mask is None else np.asarray(mask[r]) != 0
         keep &= tokens[r] != ""
-        pieces = [(str(t), float(s)) for t, s in zip(tokens[r][keep], scores[r][keep])]
+        pieces = [(str(t), float(s)) for t, s in zip(tokens[r][keep], scores[r][keep], strict=True)]
         caption = f"sample {r}"
         if labels is not None and r < len(labels):
             lab = int(labels[r])

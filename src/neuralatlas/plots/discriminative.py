@@ -53,7 +53,8 @@ def discriminative_compare(neurons: Any, importances: Any, classes: Sequence[int
 
     Example
     -------
-    >>> fig = compare_projections(neuron_projection(store, "fc2"), discriminative_neurons(store, "fc2"))  # doctest: +SKIP
+    >>> fig = compare_projections(neuron_projection(store, "fc2"),  # doctest: +SKIP
+    ...                           discriminative_neurons(store, "fc2"))
     """
     imp = _check(neurons, importances)
     names = list(getattr(importances, "classes", [str(c) for c in range(imp.shape[1])]))
@@ -66,7 +67,7 @@ def discriminative_compare(neurons: Any, importances: Any, classes: Sequence[int
     vmax = float(imp[:, picks].max()) or 1.0
     order = np.argsort(imp[:, picks].max(1))                 # strongest neurons drawn on top
     sc = None
-    for ax, c in zip(axes.flat, picks):
+    for ax, c in zip(axes.flat, picks, strict=False):  # the grid may have spare cells at the end
         sc = ax.scatter(pts[order, 0], pts[order, 1], c=imp[order, c], cmap=cmap, vmin=0.0, vmax=vmax,
                         s=_size(len(pts)), linewidths=0)
         ax.set_title(f"class {names[c]}", fontsize="small")
@@ -77,7 +78,9 @@ def discriminative_compare(neurons: Any, importances: Any, classes: Sequence[int
         ax.axis("off")
     method = getattr(importances, "method", "")
     if sc is not None:
-        fig.colorbar(sc, ax=axes.ravel().tolist(), shrink=0.8, label=f"importance ({method})" if method else "importance")
+        fig.colorbar(
+            sc, ax=axes.ravel().tolist(), shrink=0.8, label=f"importance ({method})" if method else "importance"
+        )
     fig.suptitle(f"{neurons.layer}: discriminative neurons per class", fontsize="medium")
     return fig
 
@@ -91,7 +94,8 @@ def discriminative_map(neurons: Any, importances: Any, *, ax: Any = None, min_br
 
     Example
     -------
-    >>> fig = discriminative_map(neuron_projection(store, "fc2"), discriminative_neurons(store, "fc2"))  # doctest: +SKIP
+    >>> fig = discriminative_map(neuron_projection(store, "fc2"),  # doctest: +SKIP
+    ...                          discriminative_neurons(store, "fc2"))
     """
     imp = _check(neurons, importances)
     names = list(getattr(importances, "classes", [str(c) for c in range(imp.shape[1])]))

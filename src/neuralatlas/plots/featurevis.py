@@ -136,7 +136,9 @@ def featurevis_filters(filters: Any, *, max_out: int = 16, max_in: int = 8, size
     lo, hi = symmetric_limits(w)
     if n_in == 1:
         rows, cols = _grid(n_out, None)
-        fig, axes = new_figure(rows, cols, size=(size * 1.4 * cols + 0.8, size * 1.4 * rows + 0.4), layout="constrained")
+        fig, axes = new_figure(
+            rows, cols, size=(size * 1.4 * cols + 0.8, size * 1.4 * rows + 0.4), layout="constrained"
+        )
         im = None
         for i, ax in enumerate(axes.flat):
             ax.axis("off")
@@ -220,7 +222,17 @@ def featurevis_feature_maps(maps: Any, layer: str | None = None, *, max_channels
     return fig
 
 
-__all__ = ["featurevis_dream", "dream_comparison", "featurevis_feature_maps", "feature_map_grid", "featurevis_filters", "filter_grid", "featurevis_trace", "objective_trace", "optimized_images"]
+__all__ = [
+    "featurevis_dream",
+    "dream_comparison",
+    "featurevis_feature_maps",
+    "feature_map_grid",
+    "featurevis_filters",
+    "filter_grid",
+    "featurevis_trace",
+    "objective_trace",
+    "optimized_images",
+]
 
 
 def featurevis_unit_card(card: Any, *, size: float = 1.6) -> Figure:

@@ -121,7 +121,8 @@ def naps_maps(result: Any, layer: str, *, groups: Sequence[str] | None = None, c
                            layout="constrained")
     for a in axes.flat[len(names):]:
         a.set_visible(False)
-    for a, name, m in zip(axes.flat, names, maps):
+    # the grid's spare cells were hidden above; names and maps must pair up exactly
+    for a, (name, m) in zip(axes.flat, zip(names, maps, strict=True), strict=False):
         im = a.imshow(m, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
         a.set_title(str(name), fontsize=8.5)
         a.set_xticks([])

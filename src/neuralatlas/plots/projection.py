@@ -115,7 +115,8 @@ def projection_sequence(result: Any, along: str = "layers", *, layer: str | None
     nrows = -(-len(keys) // ncols)
     fig, axes = new_figure(nrows, ncols, size=(size * ncols, size * nrows + 0.5))
     colors = _colors(result)
-    for ax, key, pts in zip(axes.flat, keys, coords):
+    # the grid may have spare cells at the end; keys and coordinates must pair up exactly
+    for ax, (key, pts) in zip(axes.flat, zip(keys, coords, strict=True), strict=False):
         pred = result.prediction(key[1])
         wrong = (pred >= 0) & (pred != result.labels) if mark_errors else None
         _scatter(ax, pts, result.labels, colors, _point_size(len(pts)) * 0.6, wrong)
@@ -141,10 +142,20 @@ def _trail_segments(paths: np.ndarray, labels: np.ndarray, colors: np.ndarray, d
     return segs, rgba
 
 
-def projection_trail_image(result: Any, along: str = "layers", *, layer: str | None = None, epoch: int | None | str = "any",
-                bundle: bool = False, paths: tuple[np.ndarray, np.ndarray] | None = None, ax: Any = None,
-                alpha: float | None = None, linewidth: float = 0.6, show_points: bool = True,
-                bundle_options: dict[str, Any] | None = None) -> Figure:
+def projection_trail_image(
+    result: Any,
+    along: str = "layers",
+    *,
+    layer: str | None = None,
+    epoch: int | None | str = "any",
+    bundle: bool = False,
+    paths: tuple[np.ndarray, np.ndarray] | None = None,
+    ax: Any = None,
+    alpha: float | None = None,
+    linewidth: float = 0.6,
+    show_points: bool = True,
+    bundle_options: dict[str, Any] | None = None,
+) -> Figure:
     """Every sample's trail through a sequence: smooth curves, hue = class, brightness = depth.
 
     Parameters
@@ -194,7 +205,8 @@ def projection_trail_image(result: Any, along: str = "layers", *, layer: str | N
 def _standardised(coords: list[np.ndarray]) -> list[np.ndarray]:
     """Each embedding centred and scaled to unit RMS radius: t-SNE/UMAP scales are arbitrary
     and PCA's differ by layer, so shared axes compare positions, not scales. Rotations from
-    the alignment (``align=True``) are kept."""
+    the alignment (``align=True``) are kept.
+    """
     out = []
     for pts in coords:
         centred = np.asarray(pts, np.float64) - np.nanmean(pts, axis=0)
@@ -216,7 +228,7 @@ def _small_multiples(fig: Figure, grid: Any, result: Any, keys: list, coords: li
     order = np.random.default_rng(0).permutation(n)   # no class always painted last
     rgba = colors[result.labels % len(colors)].copy()
     axes, first = [], None
-    for i, (key, now) in enumerate(zip(keys, pts)):
+    for i, (key, now) in enumerate(zip(keys, pts, strict=True)):
         ax = fig.add_subplot(grid[i // ncols, i % ncols], sharex=first, sharey=first)
         first = first or ax
         moved = "\n" if len(keys) > 1 else ""   # every title three lines, so panels line up
@@ -330,9 +342,10 @@ def projection_epoch_evolution(result: Any, layer: str | None = None, *, bundle:
 
 
 def projection_quality(result: Any, *, ax: Any = None) -> Figure:
-    """Neighbourhood hit and trustworthiness per layer, one line per epoch; where the projection
-    was run with ``seeds > 1`` the neighbourhood hit carries the range (bar) and mean (tick)
-    over the seeds.
+    """Neighbourhood hit and trustworthiness per layer, one line per epoch.
+
+    Where the projection was run with ``seeds > 1`` the neighbourhood hit carries the range
+    (bar) and mean (tick) over the seeds.
 
     Example
     -------
@@ -344,7 +357,7 @@ def projection_quality(result: Any, *, ax: Any = None) -> Figure:
     epochs = result.epochs
     cmap = __import__("matplotlib").colormaps[SEQUENTIAL]
     for panel, score, name in zip(panels, ("neighborhood_hit", "trustworthiness"),
-                                  ("neighbourhood hit", "trustworthiness")):
+                                  ("neighbourhood hit", "trustworthiness"), strict=True):
         if score not in table:
             continue
         for j, e in enumerate(epochs):

@@ -14,7 +14,15 @@ from matplotlib.figure import Figure
 
 from neuralatlas.plots.style import DIVERGING, SEQUENTIAL, class_colors, new_figure, symmetric_limits
 
-__all__ = ["similarity_epochs", "plot_epoch_similarity", "similarity_probes", "plot_probes", "similarity_matrix", "plot_similarity_matrix", "similarity_figures"]
+__all__ = [
+    "similarity_epochs",
+    "plot_epoch_similarity",
+    "similarity_probes",
+    "plot_probes",
+    "similarity_matrix",
+    "plot_similarity_matrix",
+    "similarity_figures",
+]
 
 _LABELS = {"linear_cka": "linear CKA", "debiased_linear_cka": "debiased linear CKA", "rbf_cka": "RBF CKA",
            "rsa": "RSA (Spearman ρ of RDMs)"}
@@ -185,7 +193,7 @@ def similarity_probes(probes: Any | Sequence[Any] | Mapping[str, Any], *, ax: An
     ax = axes if ax is not None else axes[0, 0]
     colors = class_colors(len(series))
     same_depth = len({len(p.layers) for _, p in series}) == 1
-    for (label, p), color in zip(series, colors):
+    for (label, p), color in zip(series, colors, strict=True):
         n = len(p.layers)
         x = np.arange(n, dtype=float) if same_depth else np.linspace(0.0, 1.0, n)
         acc, std = np.asarray(p.accuracy), np.asarray(p.std)
@@ -207,7 +215,7 @@ def similarity_probes(probes: Any | Sequence[Any] | Mapping[str, Any], *, ax: An
     title = "linear probes per layer"
     if chance:
         shown = [p.chance >= lo for _, p in series]
-        for (_, p), color, draw in zip(series, colors, shown):
+        for (_, p), color, draw in zip(series, colors, shown, strict=True):
             if draw:
                 ax.axhline(p.chance, color=color, ls="--", lw=0.8, alpha=0.7)
         title += " (dashed: chance)" if all(shown) else \

@@ -13,7 +13,6 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
-
 from matplotlib.ticker import MaxNLocator
 
 from neuralatlas.plots.style import DISPLAY_WIDTH_IN, DIVERGING, SEQUENTIAL, class_colors, new_figure, symmetric_limits

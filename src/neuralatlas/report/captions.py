@@ -106,7 +106,8 @@ GROUP_NOUNS = {"label": "class", "label_name": "class", "position": "position", 
 
 def group_noun(by: str | None) -> str:
     """The word for one group of a grouping column: ``"label"`` -> ``"class"``, ``"position"``
-    -> ``"position"``, any other column -> its name (``"group"``, ``"topic"``)."""
+    -> ``"position"``, any other column -> its name (``"group"``, ``"topic"``).
+    """
     if not by:
         return "class"
     return GROUP_NOUNS.get(str(by), str(by).replace("_", " "))
@@ -115,7 +116,8 @@ def group_noun(by: str | None) -> str:
 def grouping(model: Any, analysis: str) -> str | None:
     """The sample-table column ``analysis`` grouped by for ``model`` (a report ModelInfo), when
     its summary says so: the NAPs' ``by``; for topomaps (whose summary names only the groups),
-    the NAPs' ``by`` when the groups are the same. None when unknown (class is assumed)."""
+    the NAPs' ``by`` when the groups are the same. None when unknown (class is assumed).
+    """
     def summary(name: str) -> dict:
         out = model.analyses.get(name) if model is not None else None
         return out.summary if out is not None and isinstance(out.summary, dict) else {}
@@ -133,7 +135,8 @@ def grouping(model: Any, analysis: str) -> str | None:
 def caption_fields(model: Any, analysis: str) -> dict[str, Any]:
     """What :func:`describe` needs to know of a model's store and analysis to word a caption:
     ``by`` (:func:`grouping`), ``rows`` ("tokens" for a store of token rows) and
-    ``predictions`` (whether the store has predictions to ring the misclassified)."""
+    ``predictions`` (whether the store has predictions to ring the misclassified).
+    """
     attrs = getattr(getattr(model, "store", None), "attrs", None) or {}
     return {"by": grouping(model, analysis), "rows": "tokens" if attrs.get("rows") == "tokens" else "samples",
             "predictions": bool(attrs.get("has_prediction", True))}

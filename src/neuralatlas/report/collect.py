@@ -69,6 +69,7 @@ class ModelInfo:
 
     @property
     def layers(self) -> list[str]:
+        """The model's captured layers (none without a store)."""
         return self.store.layers if self.store is not None else []
 
     @property
@@ -97,9 +98,11 @@ class RunInfo:
         return [n for n in known if n in found] + sorted(found - set(known))
 
     def outputs(self, analysis: str) -> list[AnalysisOutput]:
+        """Every model's output of ``analysis``."""
         return [m.analyses[analysis] for m in self.models if analysis in m.analyses]
 
     def model(self, name: str) -> ModelInfo:
+        """The model called ``name``."""
         for m in self.models:
             if m.name == name:
                 return m
@@ -167,6 +170,7 @@ def read_model(model_dir: Path, name: str | None = None) -> ModelInfo:
 
 
 def read_analysis(model_dir: Path, analysis: str, model: str) -> AnalysisOutput:
+    """One analysis's outputs in a model folder: its summary, tables and figures."""
     results, figures = model_dir / "results" / analysis, model_dir / "figures" / analysis
     out = AnalysisOutput(analysis, model, results, figures)
     out.summary = _read_json(results / "summary.json")

@@ -44,7 +44,7 @@ def attrs(model: str | None = None, layer: str | None = None, **extra: Any) -> s
 
 
 def jsonable(value: Any) -> Any:
-    """numpy values to lists and numbers; NaN and inf to None (JSON has neither)."""
+    """Plain JSON from numpy values: lists and numbers; NaN and inf to None (JSON has neither)."""
     if isinstance(value, np.ndarray):
         return jsonable(value.tolist())
     if isinstance(value, dict):
@@ -155,7 +155,8 @@ def _encode_png(raw: bytes, width: int | None) -> bytes:
 
 def figure_geometry(path: Path, raw: bytes | None = None) -> dict[str, Any]:
     """What is known of a saved figure's size: ``width_in``, ``height_in``, ``px`` (PNG), and
-    ``font_pt`` (its smallest text, as :func:`neuralatlas.plots.style.save_figure` recorded)."""
+    ``font_pt`` (its smallest text, as :func:`neuralatlas.plots.style.save_figure` recorded).
+    """
     from neuralatlas.plots.style import META_FONT, META_LAYER, figure_meta
 
     raw = path.read_bytes() if raw is None else raw
@@ -188,7 +189,8 @@ def figure_geometry(path: Path, raw: bytes | None = None) -> dict[str, Any]:
 
 def image_uri(path: Path) -> tuple[str, tuple[int, int] | None]:
     """The page's reference to a PNG or SVG file (a ``data:`` URI unless images go to side
-    files), and the pixel size it is shown at (None for SVG)."""
+    files), and the pixel size it is shown at (None for SVG).
+    """
     src, dims, _ = _image(path)
     return src, dims
 
@@ -257,9 +259,12 @@ def _cell(value: Any) -> str:
 
 def table_html(table: Table, *, model: str | None = None, layers: Iterable[str] = ()) -> str:
     """A :class:`~neuralatlas.report.tables.Table` as HTML; rows about a layer carry ``data-layer``."""
-    head = "".join(f'<th title="{esc(c)}">{esc(n)}</th>' for c, n in zip(table.columns, readable_columns(table.columns, layers)))
+    head = "".join(
+        f'<th title="{esc(c)}">{esc(n)}</th>'
+        for c, n in zip(table.columns, readable_columns(table.columns, layers), strict=True)
+    )
     body = []
-    for row, layer in zip(table.rows, table.row_layers):
+    for row, layer in zip(table.rows, table.row_layers, strict=True):
         body.append(f"<tr{attrs(None, layer)}>{''.join(_cell(v) for v in row)}</tr>")
     caption = f"<caption>{esc(table.title)}</caption>" if table.title else ""
     return (f'<div class="na-table-wrap"{attrs(model)}><table class="na-table">{caption}'
@@ -267,5 +272,6 @@ def table_html(table: Table, *, model: str | None = None, layers: Iterable[str] 
 
 
 def tables_html(tables: Iterable[Table], *, model: str | None = None, layers: Iterable[str] = ()) -> str:
+    """The HTML of several tables, each tagged with its model and layers for the page's filters."""
     layers = list(layers)
     return "".join(table_html(t, model=model, layers=layers) for t in tables)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -61,7 +62,7 @@ def input_views(model: ModelInfo) -> list[str]:
     if "is_leaf" in frame:
         frame = frame[frame["is_leaf"].astype(str) == "True"]
     views = []
-    for name, params in zip(frame["name"].astype(str), frame.get("params", [0] * len(frame))):
+    for name, params in zip(frame["name"].astype(str), frame.get("params", [0] * len(frame)), strict=True):
         if float(params or 0) > 0:
             break
         views.append(name)
@@ -98,7 +99,8 @@ def _last_epoch_spread(summary: dict[str, Any]) -> dict[str, tuple[float, float,
 
 def token_rows(model: ModelInfo) -> bool:
     """Whether the model's store has a row per token (``rows="tokens"``): its points are
-    tokens, each labelled with its sentence's class, and positions are not classes."""
+    tokens, each labelled with its sentence's class, and positions are not classes.
+    """
     return model.store is not None and model.store.attrs.get("rows") == "tokens"
 
 
@@ -231,7 +233,7 @@ def cka_blocks(adjacent: dict[str, float], order: list[str]) -> list[list[str]]:
             pairs[(a, b)] = float(value)
     blocks: list[list[str]] = []
     run: list[str] = []
-    for a, b in zip(order, order[1:]):
+    for a, b in pairwise(order):
         if pairs.get((a, b), 0.0) >= CKA_BLOCK:
             run = run or [a]
             run.append(b)
@@ -300,11 +302,14 @@ def _confusion_html(m: np.ndarray, classes: list[str], model: str) -> str:
         rows.append(f"<tr><th>{esc(name)}</th>{''.join(cells)}<td class=\"num na-acc\">{acc}</td>"
                     f'<td class="num">{totals[i]}</td></tr>')
     overall = np.trace(m) / m.sum() if m.sum() else float("nan")
-    return (f'<div class="na-table-wrap"{attrs(model)}><table class="na-table na-confusion">'
-            f"<caption>confusion matrix of the final model on the {int(m.sum())} captured samples (rows: true"
-            f" class, columns: predicted) and per-class accuracy; overall {overall:.3f}</caption><thead><tr><th>true \\ predicted</th>{head}"
-            f'<th class="num">accuracy</th><th class="num">n</th></tr></thead><tbody>{"".join(rows)}</tbody>'
-            f"</table></div>")
+    return (
+        f'<div class="na-table-wrap"{attrs(model)}><table class="na-table na-confusion">'
+        f"<caption>confusion matrix of the final model on the {int(m.sum())} captured samples (rows: true"
+        f" class, columns: predicted) and per-class accuracy; overall {overall:.3f}</caption>"
+        f"<thead><tr><th>true \\ predicted</th>{head}"
+        f'<th class="num">accuracy</th><th class="num">n</th></tr></thead><tbody>{"".join(rows)}</tbody>'
+        f"</table></div>"
+    )
 
 
 def _png_uri(img: np.ndarray, scale: int = 6, cmap: str | None = None, signed: bool = False) -> str:
@@ -376,10 +381,12 @@ def _gallery_html(model: ModelInfo, images: Any, index: np.ndarray, label: np.nd
                 pics += (f'<img src="{_png_uri(m[k], cmap=cmap, signed=signed)}" alt="{esc(method)}"'
                          f' title="{esc(method.replace("_", " "))}">')
         name = lambda c: classes[c] if 0 <= c < len(classes) else str(c)  # noqa: E731
-        items.append(f'<button type="button" class="na-miss-item" data-model="{esc(model.name)}"'
-                     f' data-index="{int(index[row])}" title="show this sample in the projection">'
-                     f'<span class="na-miss-pics">{pics}</span><span>#{int(index[row])}: true {esc(name(int(label[row])))},'
-                     f" predicted {esc(name(int(pred[row])))}</span></button>")
+        items.append(
+            f'<button type="button" class="na-miss-item" data-model="{esc(model.name)}"'
+            f' data-index="{int(index[row])}" title="show this sample in the projection">'
+            f'<span class="na-miss-pics">{pics}</span><span>#{int(index[row])}: true {esc(name(int(label[row])))},'
+            f" predicted {esc(name(int(pred[row])))}</span></button>"
+        )
     legend = ("input" + (", then " + ", ".join(m.replace("_", " ") for m in maps) if maps else "")
               + " (attributions of the true class)" * bool(maps))
     more = f"; the first {len(shown)} of {len(wrong)}" if len(wrong) > len(shown) else ""
@@ -427,7 +434,7 @@ def render_comparison(run: RunInfo) -> str:
             panels["probe"].append(_trace(model.name, [depth[x] for x in ls], [probes[x] for x in ls], ls))
             adj = sim.get("adjacent_layer_cka") or {}
             xs, ys, names = [], [], []
-            for a, b in zip(model.layers, model.layers[1:]):
+            for a, b in pairwise(model.layers):
                 v = adj.get(f"{a} → {b}")
                 if isinstance(v, (int, float)):
                     xs.append(depth[b])
@@ -442,7 +449,11 @@ def render_comparison(run: RunInfo) -> str:
             ys = ([clean] if clean is not None else []) + [c["accuracy"] for c in curve]
             panels["adv"].append(_trace(model.name, xs, ys, [f"ε = {x:g}" for x in xs]))
     titles = {
-        "hit": ("neighbourhood hit (last epoch) by depth", "relative depth (0 = first layer, 1 = output)", "neighbourhood hit"),
+        "hit": (
+            "neighbourhood hit (last epoch) by depth",
+            "relative depth (0 = first layer, 1 = output)",
+            "neighbourhood hit",
+        ),
         "probe": ("linear probe accuracy by depth", "relative depth", "probe accuracy"),
         "cka": ("linear CKA with the previous layer", "relative depth", "adjacent CKA"),
         "adv": ("accuracy under attack", "ε (L∞)", "accuracy"),
@@ -457,8 +468,10 @@ def render_comparison(run: RunInfo) -> str:
         plots.append(f'<div class="na-compare-cell">{plot_html(traces, layout, height=280, cls="na-compare")}</div>')
     if not plots:
         return ""
-    return (f'<p class="na-muted">Each model\'s layers are placed by relative depth, so models of different'
-            f' length share an axis; hover a point for its layer.</p><div class="na-compare-grid">{"".join(plots)}</div>')
+    return (
+        f'<p class="na-muted">Each model\'s layers are placed by relative depth, so models of different'
+        f' length share an axis; hover a point for its layer.</p><div class="na-compare-grid">{"".join(plots)}</div>'
+    )
 
 
 def _trace(name: str, x: list[float], y: list[float], text: list[str]) -> dict[str, Any]:

@@ -121,8 +121,10 @@ def _si_format(cells: list[str]) -> str:
 
 
 def tabular(table: Table, *, readable: bool = True, layers: list[str] | tuple[str, ...] = ()) -> str:
-    """A booktabs ``tabular`` of a :class:`~neuralatlas.report.tables.Table`; numeric columns are
-    siunitx ``S`` columns, aligned on the decimal marker."""
+    """A booktabs ``tabular`` of a :class:`~neuralatlas.report.tables.Table`.
+
+    Numeric columns are siunitx ``S`` columns, aligned on the decimal marker.
+    """
     align, numeric = [], []
     for j in range(len(table.columns)):
         cells = [row[j] for row in table.rows if row[j] is not None]
@@ -134,10 +136,12 @@ def tabular(table: Table, *, readable: bool = True, layers: list[str] | tuple[st
         else:
             align.append("l")
     names = readable_columns(list(table.columns), layers) if readable else list(table.columns)
-    head = [("{" + latex_escape(c) + "}") if num else latex_escape(c) for c, num in zip(names, numeric)]
+    head = [("{" + latex_escape(c) + "}") if num else latex_escape(c) for c, num in zip(names, numeric, strict=True)]
     lines = [rf"\begin{{tabular}}{{{''.join(align)}}}", r"\toprule", " & ".join(head) + r" \\", r"\midrule"]
     for row in table.rows:
-        lines.append(" & ".join(_si_number(v) if num else latex_number(v) for v, num in zip(row, numeric)) + r" \\")
+        lines.append(
+            " & ".join(_si_number(v) if num else latex_number(v) for v, num in zip(row, numeric, strict=True)) + r" \\"
+        )
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
@@ -372,7 +376,8 @@ def _figure_float(rel: Path, caption: str, label: str, width_in: float | None = 
 
 def _figure_floats(figures: list[tuple[Path, str, str, float | None]]) -> list[str]:
     """Floats for one analysis' figures: two narrow figures in a row become one 2-up float of
-    subfigures (each with its own caption and label), wide ones a float each."""
+    subfigures (each with its own caption and label), wide ones a float each.
+    """
     out: list[str] = []
     i = 0
     while i < len(figures):
@@ -396,7 +401,8 @@ def _figure_floats(figures: list[tuple[Path, str, str, float | None]]) -> list[s
 
 def _architecture_pdf(output: Any, dest: Path) -> Path | None:
     """The layer graph as a vector PDF, drawn by Graphviz or, without ``dot``, by the built-in
-    layout in matplotlib (None without a saved graph)."""
+    layout in matplotlib (None without a saved graph).
+    """
     if not (output.results_dir / "graph.json").is_file():
         return None
     from neuralatlas.architecture.graph import ArchitectureGraph
@@ -418,7 +424,8 @@ def _columns_phrase(table: Table) -> str:
 
 def _common(a: str, b: str) -> str:
     """The caption of a pair of subfigures: the model they share, then each panel's topic
-    (its caption up to the first colon)."""
+    (its caption up to the first colon).
+    """
     def split(text: str) -> tuple[str, str]:
         head, sep, rest = text.partition(": ")
         return (head, rest) if sep else ("", text)

@@ -49,6 +49,7 @@ class SectionContext:
     notes: list[str] = field(default_factory=list)  # warnings the report lists at the top
 
     def model(self, name: str) -> ModelInfo:
+        """The model called ``name``."""
         return self.run.model(name)
 
 
@@ -78,7 +79,9 @@ ORDER: dict[str, int] = {
 }
 
 
-def register_section(name: str, *, title: str | None = None, order: int | None = None) -> Callable[[Renderer], Renderer]:
+def register_section(
+    name: str, *, title: str | None = None, order: int | None = None
+) -> Callable[[Renderer], Renderer]:
     """Register ``fn(ctx: SectionContext) -> str`` (HTML) as the section of analysis ``name``.
 
     Parameters
@@ -97,12 +100,15 @@ def register_section(name: str, *, title: str | None = None, order: int | None =
     ...     return "".join(analysis_block(ctx, out) for out in ctx.outputs)
     """
     def decorate(fn: Renderer) -> Renderer:
-        SECTIONS[name] = Section(name, fn, title or section_title(name), ORDER.get(name, 100) if order is None else order)
+        SECTIONS[name] = Section(
+            name, fn, title or section_title(name), ORDER.get(name, 100) if order is None else order
+        )
         return fn
     return decorate
 
 
 def section_title(name: str) -> str:
+    """The heading of an analysis's section: its registered title, else the name made readable."""
     if name in SECTIONS:
         return SECTIONS[name].title
     return TITLES.get(name, name.replace("_", " ").capitalize())
@@ -215,7 +221,8 @@ _PAN_ZOOM_ASSETS = """<style>
 
 def _pan_zoom(path: Any, caption: str, model: str) -> str:
     """An SVG drawing in a pan/zoom viewport (its own markup: the report's click-to-enlarge of
-    ``.na-fig`` would fight the dragging)."""
+    ``.na-fig`` would fight the dragging).
+    """
     from neuralatlas.report.components import image_uri
 
     uri, _ = image_uri(path)
@@ -365,6 +372,7 @@ def render_unit_cards(ctx: SectionContext) -> str:
 
 @register_section("photo_attribution", title="Attribution on photos", order=52)
 def render_photo_attribution(ctx: SectionContext) -> str:
+    """The photo-attribution section: a note on what the maps explain, then each output's block."""
     note = ("<p class=\"na-muted\">Maps explain each photo's predicted class (top predictions with their"
             " probabilities above each row), drawn over the photo as the model saw it.</p>")
     return note + "".join(analysis_block(ctx, out) for out in ctx.outputs)
@@ -372,4 +380,5 @@ def render_photo_attribution(ctx: SectionContext) -> str:
 
 @register_section("deepdream", title="DeepDream", order=64)
 def render_deepdream(ctx: SectionContext) -> str:
+    """The DeepDream section: each output's block."""
     return "".join(analysis_block(ctx, out) for out in ctx.outputs)

@@ -46,8 +46,9 @@ _WORDS = {"neighborhood_hit": "neighbourhood hit", "dead_fraction": "dead fracti
 
 
 def readable_columns(columns: list[str], keep: Iterable[str] = ()) -> list[str]:
-    """``layers · dead_fraction`` → ``dead fraction``: the last part of each key path, in words;
-    a longer part of the path only where the last parts alone would repeat. Names in ``keep``
+    """``layers · dead_fraction`` → ``dead fraction``: the last part of each key path, in words.
+
+    A longer part of the path only where the last parts alone would repeat. Names in ``keep``
     (the model's layers) stay as they are: ``relu_fc1`` is a name, not two words.
 
     Example
@@ -64,10 +65,11 @@ def readable_columns(columns: list[str], keep: Iterable[str] = ()) -> list[str]:
 
     last = [words(p[-1]) for p in parts]
     return [f"{words(p[-2])}: {name}" if last.count(name) > 1 and len(p) > 1 else name
-            for p, name in zip(parts, last)]
+            for p, name in zip(parts, last, strict=True)]
 
 
 def is_number(value: Any) -> bool:
+    """Whether ``value`` is an int or float (bools are not numbers here)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

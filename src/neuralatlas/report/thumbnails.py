@@ -42,6 +42,7 @@ class SampleImages:
         self.note: str | None = None  # why there are no thumbnails, when there are none
 
     def dataset(self) -> Any:
+        """The data set the thumbnails come from, or None when it cannot be loaded (tried once)."""
         if self._tried:
             return self._dataset
         self._tried = True
@@ -147,7 +148,8 @@ CONTEXT_TOKENS = 6  # tokens shown on each side of a token row's token
 def tokens_in_context(table: Any, rows: np.ndarray, context: int = CONTEXT_TOKENS) -> list[str]:
     """``"… ran the [marathon] in just …"`` for each token row: its token in brackets, with the
     tokens around it in the same sample (from the sample table's ``sample``, ``position`` and
-    ``token`` columns)."""
+    ``token`` columns).
+    """
     sample = table["sample"].to_numpy()
     position = table["position"].to_numpy()
     token = table["token"].astype(str).to_numpy()

@@ -36,7 +36,9 @@ def _compute(run_dir: Path, model: Any, *, input_shape: Sequence[int] | None = N
             raise AnalysisError("The architecture of a Flax/Keras model needs input_shape or example_input.")
         example = example_input if example_input is not None else np.zeros((2, *(input_shape or ())), np.float32)
         summary = save_architecture(run_dir, model, example)
-        save(_layer_costs_figure(foreign_summary(model, example), None), Path(run_dir) / "figures" / NAME / "layer_costs")
+        save(
+            _layer_costs_figure(foreign_summary(model, example), None), Path(run_dir) / "figures" / NAME / "layer_costs"
+        )
         return None, write_summary(Path(run_dir) / "results" / NAME, summary)
     from neuralatlas.architecture import architecture as build_graph
     from neuralatlas.architecture import dot_available
@@ -62,8 +64,10 @@ def _compute(run_dir: Path, model: Any, *, input_shape: Sequence[int] | None = N
 
 
 def step(run_dir: Path, model: Any, **params: Any) -> Any:
-    """The model's graph and tables saved into the run folder; returns the :class:`ArchitectureGraph`
-    (``None`` for a Flax or Keras model, whose layer table comes from a traced call, no graph).
+    """The model's graph and tables saved into the run folder.
+
+    Returns the :class:`ArchitectureGraph` (``None`` for a Flax or Keras model, whose layer
+    table comes from a traced call, no graph).
 
     Parameters are those of :func:`_compute`: ``input_shape``, ``rankdir`` (``"TB"``/``"LR"``),
     ``out`` (another folder), ``depth`` (an int or ``"auto"``) and ``layout`` (``"auto"``,

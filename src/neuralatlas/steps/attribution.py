@@ -179,8 +179,11 @@ def attribute_run(
     if text:
         from neuralatlas.plots.attribution import attribution_token_heatmap
 
-        for m, res in zip(names, shown):
-            save(attribution_token_heatmap(res, samples=figure_samples, classes=dataset.classes), figures_dir / f"tokens_{m}")
+        for m, res in zip(names, shown, strict=True):
+            save(
+                attribution_token_heatmap(res, samples=figure_samples, classes=dataset.classes),
+                figures_dir / f"tokens_{m}",
+            )
     else:
         save(attribution_grid(shown, samples=figure_samples, classes=dataset.classes), figures_dir / "grid")
 
@@ -202,8 +205,11 @@ def attribute_run(
         summary["methods"][key] = entry
     if faithfulness:
         check = few.subset(slice(0, min(len(few), check_samples)))
-        input_space = [m for m, res in zip(names, shown) if res.maps.shape[1:] in (tuple(dataset.input_shape),
-                                                                                   (1, *dataset.input_shape[1:]))]
+        input_space = [
+            m
+            for m, res in zip(names, shown, strict=True)
+            if res.maps.shape[1:] in (tuple(dataset.input_shape), (1, *dataset.input_shape[1:]))
+        ]
         faith = deletion_curves(model, check, input_space, target=target, device=device)
         faith.save(results_dir / "faithfulness")
         save(attribution_faithfulness(faith), figures_dir / "faithfulness")

@@ -53,10 +53,10 @@ def _compute(run_dir: Path, model: Any, *, layer: str | None = None, units: Sequ
         from neuralatlas.featurevis.units import best_natural
 
         best = best_natural(model, objective, data)
-        ratios = [float(v) / float(b) if b > 0 else float("nan") for v, b in zip(result.values, best)]
+        ratios = [float(v) / float(b) if b > 0 else float("nan") for v, b in zip(result.values, best, strict=True)]
         summary["ratio_to_best_natural"] = [round(r, 3) for r in ratios]
         summary["min_ratio_to_best_natural"] = round(min(ratios), 3) if ratios else None
-        for label, v, b, r in zip(result.labels, result.values, best, ratios):
+        for label, v, b, r in zip(result.labels, result.values, best, ratios, strict=True):
             (message or print)(f"featurevis {label}: {float(v):.3g} = {r:.2f} x best natural sample ({float(b):.3g})")
     if filters:
         convs = conv_layers(model)
@@ -74,8 +74,9 @@ def _compute(run_dir: Path, model: Any, *, layer: str | None = None, units: Sequ
 
 
 def step(run_dir: Path, model: Any, **params: Any) -> Any:
-    """Activation maximisation of ``units`` of ``layer`` (default: every class logit) as one batch;
-    optionally the layer's filters and the feature maps of sample ``maps`` from the run's store.
+    """Activation maximisation of ``units`` of ``layer`` (default: every class logit) as one batch.
+
+    Optionally the layer's filters and the feature maps of sample ``maps`` from the run's store.
     Returns the :class:`FeatureVisResult`.
 
     With ``data``, every unit's value is also divided by the best it reaches on a real
@@ -103,7 +104,8 @@ def load(results_dir: Path) -> dict[str, Any]:
 def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None, *,
             name: str | None = None, sample: int | None = None) -> int:
     """The figures of one featurevis result (or of each in :func:`load`'s dict): images and trace
-    (file names from ``name``, the objective: ``logits`` or the layer), filter grid, feature maps."""
+    (file names from ``name``, the objective: ``logits`` or the layer), filter grid, feature maps.
+    """
     from neuralatlas.featurevis.kernels import Filters
     from neuralatlas.featurevis.maps import FeatureMaps
     from neuralatlas.plots import (
@@ -120,8 +122,10 @@ def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None
         return save(featurevis_filters(result), figures_dir / f"filters_{file_stem(result.layer)}", formats)
     if isinstance(result, FeatureMaps):
         index = sample if sample is not None else getattr(result, "sample", 0)
-        return sum(save(featurevis_feature_maps(result, lyr), figures_dir / f"feature_maps_{index}_{file_stem(lyr)}", formats)
-                   for lyr in result.layers)
+        return sum(
+            save(featurevis_feature_maps(result, lyr), figures_dir / f"feature_maps_{index}_{file_stem(lyr)}", formats)
+            for lyr in result.layers
+        )
     name = name or "logits"
     return (save(featurevis_images(result), figures_dir / f"{file_stem(name)}_images", formats)
             + save(featurevis_trace(result), figures_dir / f"{file_stem(name)}_trace", formats))
@@ -129,7 +133,8 @@ def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None
 
 def run(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
     """Pipeline adapter: class-logit images, plus (conv models) the last conv layer's channels,
-    filters and feature maps."""
+    filters and feature maps.
+    """
     from neuralatlas.featurevis import conv_layers
 
     params = checked_params(NAME, _compute, params)

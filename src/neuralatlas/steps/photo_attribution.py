@@ -1,5 +1,6 @@
 """The photo-attribution step (pretrained ImageNet models): saliency, integrated gradients, SmoothGrad and
-Grad-CAM of the predicted class on the bundled photos, with the cascading sanity check of saliency."""
+Grad-CAM of the predicted class on the bundled photos, with the cascading sanity check of saliency.
+"""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def run(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
     figures(res, figures_dir)
     summary = res.summary()
     summary["seconds"] = round(time.perf_counter() - t0, 2)
-    for name, top in zip(res.names, res.top):
+    for name, top in zip(res.names, res.top, strict=True):
         reporter.message(f"{name}: " + ", ".join(f"{c} {p:.0%}" for c, p in top))
     ig = res.results.get("integrated_gradients") if hasattr(res, "results") else None
     if ig is not None and ig.summary().get("completeness_max") is not None:

@@ -93,7 +93,8 @@ def step(run_dir: Path, **params: Any) -> Any:
 
 def load(results_dir: Path) -> Any:
     """The :class:`Projection` the step saved, with the neuron maps beside it when there are any:
-    ``(Projection, [(NeuronProjection, {how: DiscriminativeNeurons}), ...])``."""
+    ``(Projection, [(NeuronProjection, {how: DiscriminativeNeurons}), ...])``.
+    """
     from neuralatlas.analysis.projection import Projection
     from neuralatlas.results import read_json
 
@@ -112,7 +113,8 @@ def load(results_dir: Path) -> Any:
 
 def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None, *, bundle: bool = True) -> int:
     """The evolution figures (over layers and epochs) and the quality figure of a :class:`Projection`
-    (and the neuron maps too, given :func:`load`'s pair)."""
+    (and the neuron maps too, given :func:`load`'s pair).
+    """
     from neuralatlas.plots.projection import (
         projection_epoch_evolution,
         projection_layer_evolution,
@@ -147,7 +149,8 @@ _INPUT_VIEWS = ("Flatten", "Identity", "Unflatten", "Dropout", "Reshape")
 
 def input_views(store: Any, layers: Sequence[str]) -> list[str]:
     """The leading layers that are the raw input seen again: identical activations at the
-    first and last captured epoch, or (one epoch) a reshaping layer type before any other."""
+    first and last captured epoch, or (one epoch) a reshaping layer type before any other.
+    """
     import numpy as np
 
     epochs = list(store.epochs)

@@ -1,5 +1,6 @@
 """The unit-cards step (pretrained ImageNet models): per unit its optimised image, best natural patches,
-the classes it drives; ``RUN_DIR/results/unit_cards/``, ``RUN_DIR/figures/unit_cards/``."""
+the classes it drives; ``RUN_DIR/results/unit_cards/``, ``RUN_DIR/figures/unit_cards/``.
+"""
 
 from __future__ import annotations
 
@@ -71,5 +72,8 @@ def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None
 
     if isinstance(result, (list, tuple)):
         return sum(figures(card, figures_dir, formats) for card in result)
-    return save(featurevis_unit_card(result), Path(figures_dir) / f"unit_{result.layer.replace('.', '_')}_{result.channel}",
-                formats)
+    return save(
+        featurevis_unit_card(result),
+        Path(figures_dir) / f"unit_{result.layer.replace('.', '_')}_{result.channel}",
+        formats,
+    )

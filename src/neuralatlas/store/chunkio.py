@@ -33,9 +33,11 @@ __all__ = ["ChunkChecksumError", "ChunkFile"]
 
 
 class ChunkChecksumError(StoreCorruptError, ValueError):
-    """A chunk's bytes do not match the CRC-32C stored with them, or its file has the wrong
-    size (the file was damaged). A ``ValueError`` too, as zarr's codec raises, so the store's
-    checked arrays translate it into a :class:`StoreCorruptError` naming layer and rows."""
+    """A chunk's bytes do not match the CRC-32C stored with them, or its file has the wrong size (the file was damaged).
+
+    A ``ValueError`` too, as zarr's codec raises, so the store's checked arrays translate it
+    into a :class:`StoreCorruptError` naming layer and rows.
+    """
 
 
 def _crc32c(data: Any) -> int:
@@ -68,7 +70,8 @@ class ChunkFile:
     @classmethod
     def for_array(cls, array: Any) -> ChunkFile | None:
         """A :class:`ChunkFile` for ``array`` (a ``zarr.Array``), or ``None`` where the direct path
-        could not reproduce zarr's bytes exactly (then read and write through zarr)."""
+        could not reproduce zarr's bytes exactly (then read and write through zarr).
+        """
         try:
             from zarr.codecs import BytesCodec, Crc32cCodec
             from zarr.core.chunk_grids import RegularChunkGrid
@@ -216,7 +219,8 @@ class ChunkFile:
 
     def read_rows(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
         """Rows ``[start, stop)`` as one array, read chunk by chunk (whole chunks straight into
-        ``out``, partial ones through a scratch chunk)."""
+        ``out``, partial ones through a scratch chunk).
+        """
         start, stop = max(0, int(start)), min(int(stop), self.shape[0])
         if out is None:
             out = np.empty((max(0, stop - start), *self.shape[1:]), self.dtype)

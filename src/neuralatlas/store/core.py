@@ -43,7 +43,8 @@ def writable(array: zarr.Array) -> zarr.Array:
     """``array`` with :data:`ARRAY_CONFIG`: zarr keeps run-time config out of the metadata, so an
     array reopened from its group would silently *delete* a chunk that becomes all fill value
     (all-zero activations, an all-zero label chunk) — which the integrity check then reads as
-    a lost chunk. Every writer goes through this."""
+    a lost chunk. Every writer goes through this.
+    """
     return array.with_config(ARRAY_CONFIG)
 
 
@@ -61,7 +62,8 @@ def chunk_rows_for(bytes_per_row: int, batch_size: int, n_samples: int,
 
 def with_checksum(compressor: Any = None) -> list[Any]:
     """Bytes-to-bytes codecs of a store array: the compressor (if any), then zarr's crc32c
-    checksum last, so a flipped byte or a truncated chunk fails on read instead of passing."""
+    checksum last, so a flipped byte or a truncated chunk fails on read instead of passing.
+    """
     from zarr.codecs import Crc32cCodec
 
     return [*([] if compressor is None else [compressor]), Crc32cCodec()]
@@ -347,10 +349,12 @@ class ActivationStore:
 
     @property
     def classes(self) -> list[str]:
+        """The class names (empty when the store has none)."""
         return list(self._group.attrs.get("classes", []))
 
     @property
     def n_samples(self) -> int:
+        """The number of samples (rows)."""
         return int(self._group.attrs["n_samples"])
 
     @property
@@ -401,6 +405,7 @@ class ActivationStore:
         return marked
 
     def has_gradients(self, layer: str, epoch: int | None = None) -> bool:
+        """Whether the store has gradients of ``layer`` at ``epoch``."""
         return self._array_path("grads", self._check_layer(layer), self._resolve_epoch(epoch)) in self._group
 
     # ------------------------------------------------------------------ reading
@@ -579,11 +584,13 @@ class ActivationStore:
         self._group.attrs["complete"] = complete
 
     def mark_complete(self, epoch: int | None) -> None:
+        """Record that ``epoch`` (None: final) is completely captured."""
         complete = dict(self._group.attrs.get("complete", {}))
         complete["final" if epoch is None else str(epoch)] = True
         self._group.attrs["complete"] = complete
 
     def prediction_array(self, epoch: int | None) -> zarr.Array:
+        """The predictions array of ``epoch`` (None: final)."""
         path = _slot(epoch) + "prediction"
         if path not in self._group:
             return self._group.create_array(path, shape=(self.n_samples,), chunks=(self.chunk_rows,),
@@ -596,6 +603,7 @@ class ActivationStore:
         return writable(self._group[f"samples/{name}"])
 
     def update_attrs(self, **attrs: Any) -> None:
+        """Update the store's attributes."""
         self._group.attrs.update(attrs)
 
     # ------------------------------------------------------------------ internals
@@ -717,10 +725,12 @@ class CheckedArray:
 
     @property
     def oindex(self) -> _GuardedIndex:
+        """Orthogonal indexing, checksums checked."""
         return _GuardedIndex(self, self._array.oindex)
 
     @property
     def vindex(self) -> _GuardedIndex:
+        """Vectorised indexing, checksums checked."""
         return _GuardedIndex(self, self._array.vindex)
 
     @property
@@ -796,21 +806,26 @@ def _fix_target(path: Any) -> str:
 
 class StoreURL(str):
     """The location of a store held in an object store: a URL with the few ``Path``
-    attributes the rest of the code reads (``name``, ``stem``, ``parent``)."""
+    attributes the rest of the code reads (``name``, ``stem``, ``parent``).
+    """
 
     @property
     def name(self) -> str:
+        """The last path segment."""
         return self.rstrip("/").rsplit("/", 1)[-1]
 
     @property
     def stem(self) -> str:
+        """The last path segment without its suffix."""
         return self.name.rsplit(".", 1)[0] if "." in self.name else self.name
 
     @property
     def parent(self) -> StoreURL:
+        """The URL one level up."""
         return StoreURL(self.rstrip("/").rsplit("/", 1)[0])
 
     def absolute(self) -> StoreURL:
+        """The URL itself (a URL is absolute; as ``Path.absolute``)."""
         return self
 
 
@@ -855,7 +870,8 @@ def _provenance() -> dict[str, Any]:
 
 def read_rows(array: zarr.Array, rows: slice, out: np.ndarray | None = None) -> np.ndarray:
     """``array[rows]`` as a numpy array: direct chunk reads where the array qualifies
-    (:meth:`~neuralatlas.store.chunkio.ChunkFile.for_array`), zarr's own read otherwise."""
+    (:meth:`~neuralatlas.store.chunkio.ChunkFile.for_array`), zarr's own read otherwise.
+    """
     from neuralatlas.store.chunkio import ChunkFile
 
     start, stop, step = rows.indices(array.shape[0])
@@ -872,4 +888,5 @@ def read_rows(array: zarr.Array, rows: slice, out: np.ndarray | None = None) -> 
 
 
 def read_json(path: Path) -> Any:
+    """The JSON content of ``path`` (a store's own metadata files, written by the store)."""
     return json.loads(Path(path).read_text())

@@ -95,7 +95,7 @@ def read_innspect_corpus(corpus_csv: str | Path, *, channels_last: bool = True,
     folder, files, groups, labels = _read_corpus_csv(corpus_csv)
     inputs, sample_groups, sample_labels = [], [], []
     group_names = sorted(set(groups))
-    for i, (file, group) in enumerate(zip(files, groups)):
+    for i, (file, group) in enumerate(zip(files, groups, strict=True)):
         batch = _load_batch(folder / file)
         inputs.append(_to_channels_first(batch) if channels_last else batch)
         sample_groups.extend([group] * len(batch))
@@ -199,7 +199,7 @@ def import_innspect_output(folder: str | Path, out: str | Path, *,
         if len(layer_names) != len(kept):
             raise StoreError(f"layer_names has {len(layer_names)} names but {folder} holds {len(kept)} layers"
                              f" ({', '.join(kept)}).")
-        names = dict(zip(kept, map(str, layer_names)))
+        names = dict(zip(kept, map(str, layer_names), strict=True))
     else:
         names = {d: d for d in kept}
 
@@ -219,7 +219,7 @@ def import_innspect_output(folder: str | Path, out: str | Path, *,
         _, files, groups, csv_labels = _read_corpus_csv(corpus_csv)
         if csv_labels is None:
             raise DataError(f"{corpus_csv} has no label column; leave corpus_csv out to use the groups as labels.")
-        by_file = dict(zip(files, csv_labels))
+        by_file = dict(zip(files, csv_labels, strict=True))
         missing = [f for _, f in batches if f not in by_file]
         if missing:
             raise DataError(f"{corpus_csv} does not list {missing[0]!r} (and {len(missing) - 1} more) of {folder}.")
@@ -262,7 +262,7 @@ def _copy_layer(store: ActivationStore, layer_dir: Path, batches: list[tuple[str
     arr = store.create_layer_array(kind, layer, None)
     buffer = np.empty((rows, *arr.shape[1:]), np.float32)
     filled, start = 0, 0
-    for (_, file), size in zip(batches, sizes):
+    for (_, file), size in zip(batches, sizes, strict=True):
         batch = _load_batch(layer_dir / file)
         if len(batch) != size:
             raise StoreError(f"{layer_dir / file} has {len(batch)} samples but the same batch of the first"

@@ -44,6 +44,7 @@ class ChunkProblem:
     detail: str = ""
 
     def describe(self) -> str:
+        """The problem in one sentence: what is damaged where."""
         what = {"acts": "activations", "grads": "gradients"}.get(self.kind, self.kind)
         if self.layer is not None:
             what += f" of {self.layer!r}"
@@ -67,6 +68,7 @@ class IntegrityReport:
 
     @property
     def ok(self) -> bool:
+        """Whether no problem was found."""
         return not self.problems
 
     @property
@@ -77,6 +79,7 @@ class IntegrityReport:
         return "none" if self.checksummed == 0 else "some"
 
     def summary(self) -> str:
+        """What was checked and what was found, in one line."""
         how = "read through checksums" if self.deep else "listed"
         if not self.listed and not self.deep:
             how = "not listed (object-store URL: run a deep check to read them)"
@@ -96,6 +99,7 @@ class IntegrityReport:
                 " verify='deep' to find damaged ones).")
 
     def raise_if_bad(self, fix_target: str | None = None) -> IntegrityReport:
+        """The report itself when it found nothing, else :class:`StoreCorruptError` naming the problems."""
         if self.problems:
             raise StoreCorruptError(self.message(fix_target))
         return self
@@ -142,7 +146,8 @@ def read_done(store: ActivationStore, slot: int | None) -> np.ndarray:
 def _read_done_files(store: ActivationStore, slot: int | None) -> np.ndarray | None:
     """Local stores: the flags straight from their one-byte chunk files (zarr's per-call overhead,
     ~10 ms per array on a busy machine, would dominate opening a store of many epochs). Only for
-    the layout capture writes (one flag per chunk, bytes + optional crc32c); else ``None``."""
+    the layout capture writes (one flag per chunk, bytes + optional crc32c); else ``None``.
+    """
     from neuralatlas.store.core import _slot
 
     root = _local_root(store)

@@ -61,6 +61,7 @@ class StoreLock:
         self.release()
 
     def acquire(self) -> None:
+        """Take the lock, or raise naming the process that holds it."""
         for _ in range(5):  # a lock file removed between our open and our flock: try again
             fd = self._open()
             if self._lock(fd):
@@ -84,6 +85,7 @@ class StoreLock:
         raise StoreLockedError(_locked_message(self.store, self.path, _read_owner(self.path), self.purpose))
 
     def release(self) -> None:
+        """Give the lock back (nothing when not held)."""
         if self._fd is None:
             return
         with contextlib.suppress(OSError):

@@ -146,7 +146,8 @@ def create_atomically(out: Path, build: Callable[[Path], Any], replace: bool = F
 
 def _touch_hook(moment: str) -> None:
     """Test-only: ``NEURALATLAS_TEST_PAUSE=moment:FILE`` touches FILE at ``moment`` and waits,
-    so a fault test can kill the process exactly there. Costs one environment lookup."""
+    so a fault test can kill the process exactly there. Costs one environment lookup.
+    """
     spec = os.environ.get("NEURALATLAS_TEST_PAUSE")
     if not spec or not spec.startswith(moment + ":"):
         return
@@ -158,7 +159,8 @@ def _touch_hook(moment: str) -> None:
 
 def half_created(out: Path) -> bool:
     """Whether ``out`` is a store whose creation was stopped before its sample table was written
-    (left by an earlier version that created stores in place): nothing in it is worth keeping."""
+    (left by an earlier version that created stores in place): nothing in it is worth keeping.
+    """
     from neuralatlas.store.core import FORMAT
 
     meta_file = Path(out) / "zarr.json"
@@ -180,14 +182,15 @@ def half_created(out: Path) -> bool:
 # ---------------------------------------------------------------------------- non-finite values
 def report_nonfinite(store: ActivationStore) -> dict[str, dict[str, int]]:
     """After a capture: record how many rows of each layer hold NaN/inf (``attrs["nonfinite_rows"]``)
-    and warn when any do. Returns ``{slot: {layer: rows}}`` of the affected ones."""
+    and warn when any do. Returns ``{slot: {layer: rows}}`` of the affected ones.
+    """
     found: dict[str, dict[str, int]] = {}
     for slot in [None, *store.epochs]:
         flags = store.nonfinite_array(slot)
         if flags is None:
             continue
         counts = np.asarray(flags[:]).sum(0)
-        bad = {layer: int(k) for layer, k in zip(store.layers, counts) if k}
+        bad = {layer: int(k) for layer, k in zip(store.layers, counts, strict=True) if k}
         if bad:
             found["final" if slot is None else str(slot)] = bad
     store.update_attrs(nonfinite_rows=found)
@@ -207,7 +210,8 @@ def warn_nonfinite(store: ActivationStore, layers: Sequence[str], epoch: int | N
                    analysis: str = "This analysis", by: str | None = None,
                    groups: np.ndarray | None = None) -> None:
     """Warn when ``layers`` of ``store`` hold NaN/inf, naming the layers and (``by`` / ``groups``)
-    the groups of samples they are in. Silent for stores that did not record it."""
+    the groups of samples they are in. Silent for stores that did not record it.
+    """
     try:
         masks = store.nonfinite_rows(epoch)
     except NeuralAtlasError:

@@ -147,7 +147,8 @@ def read_state_dict(path: str | os.PathLike[str], *, map_location: Any = "cpu",
 
 def _strip_outer(state: dict[str, torch.Tensor], own: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """Keys saved from a wrapper object (Lightning's ``model.``): strip a first segment shared by
-    every key only when that makes the keys exactly the model's — a check, not a guess."""
+    every key only when that makes the keys exactly the model's — a check, not a guess.
+    """
     if set(state) == set(own):
         return state
     heads = {k.split(".", 1)[0] for k in state}

@@ -98,6 +98,7 @@ class ModelCard:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
+        """``(3, input_size, input_size)``."""
         return (3, self.input_size, self.input_size)
 
     def prepare(self, image: np.ndarray, size: int | None = None) -> np.ndarray:
@@ -136,9 +137,13 @@ class ModelCard:
         """``[(class name, probability), ...]`` of the ``k`` likeliest classes, per row."""
         p = torch.softmax(torch.as_tensor(np.asarray(logits), dtype=torch.float32), dim=-1)
         values, idx = p.topk(k, dim=-1)
-        return [[(self.classes[int(i)], float(v)) for v, i in zip(vr, ir)] for vr, ir in zip(values, idx)]
+        return [
+            [(self.classes[int(i)], float(v)) for v, i in zip(vr, ir, strict=True)]
+            for vr, ir in zip(values, idx, strict=True)
+        ]
 
     def to_dict(self) -> dict[str, Any]:
+        """The card as a JSON-able dict."""
         return {"name": self.name, "input_size": self.input_size, "resize": self.resize,
                 "mean": list(self.mean), "std": list(self.std), "value_range": list(self.value_range),
                 "n_classes": len(self.classes), "source": self.source}
@@ -184,6 +189,7 @@ class Conv2dSame(nn.Conv2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Convolve with TensorFlow's ``SAME`` padding (asymmetric when the kernel needs it)."""
         ih, iw = x.shape[-2:]
         kh, kw = self.kernel_size
         sh, sw = self.stride
@@ -253,6 +259,7 @@ class EfficientNetLite(nn.Module):
         self.fc = nn.Linear(1280, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits of images in ``[0, 1]`` (normalised inside)."""
         x = self.head(self.blocks(self.stem(self.normalize(x))))
         return self.fc(self.dropout(self.flatten(self.pool(x))))
 

@@ -91,13 +91,14 @@ class VGG16(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits."""
         x = self.features(x)
         x = self.avgpool(x)
         x = torch.flatten(x, 1)
         return self.classifier(x)
 
     def init_weights(self) -> None:
-        """torchvision's initialisation (He-normal convolutions, N(0, 0.01) linear layers)."""
+        """The initialisation torchvision uses (He-normal convolutions, N(0, 0.01) linear layers)."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

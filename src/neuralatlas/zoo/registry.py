@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from neuralatlas.errors import did_you_mean
-from neuralatlas.zoo.errors import ModelError
 from neuralatlas.zoo.efficientnet import efficientnet_lite0
+from neuralatlas.zoo.errors import ModelError
 from neuralatlas.zoo.models import SPEC_ATTR, cnn, mlp, remember, seeded, vgg, vgg16
 
 #: Built-in model names and their builders (what ``build`` and the CLI accept).

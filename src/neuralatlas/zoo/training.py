@@ -27,8 +27,8 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, TensorDataset
 
 from neuralatlas.errors import ConfigError, DataError
-from neuralatlas.zoo.errors import ModelError
 from neuralatlas.zoo.checkpoints import load_weights
+from neuralatlas.zoo.errors import ModelError
 from neuralatlas.zoo.models import SPEC_ATTR
 from neuralatlas.zoo.registry import build
 

@@ -76,7 +76,7 @@ def procrustes_align(points: np.ndarray, reference: np.ndarray, *, scale: bool =
 
 # ================================================================ embedding one matrix
 def tsne_settings(n: int, warm: bool = False, next_epoch: bool = False) -> dict[str, Any]:
-    """openTSNE settings for ``n`` points (measured in ``benchmarks/projection.py``).
+    """Settings of openTSNE for ``n`` points (measured in ``benchmarks/projection.py``).
 
     * ``n < 5,000``: Barnes-Hut (``theta=0.5``). openTSNE's FFT interpolation costs a
       grid of at least 50 intervals per axis whatever ``n`` is, which dominates at a few

@@ -144,7 +144,9 @@ def neuron_projection(data: Any, layer: str, *, epoch: int | None = None, method
         rows = src.subset(n_samples, seed)
         matrix = _flatten(src.read(name, slot, rows), pool)
         if matrix.shape[1] < 5:
-            raise AnalysisError(f"Layer {name!r} has {matrix.shape[1]} neurons; at least 5 are needed for a neuron map.")
+            raise AnalysisError(
+                f"Layer {name!r} has {matrix.shape[1]} neurons; at least 5 are needed for a neuron map."
+            )
         profiles, dead = correlation_profiles(matrix)
     k = max(1, min(7, (len(profiles) - 2) // 3))
     if metric == "correlation" and method == "pca":

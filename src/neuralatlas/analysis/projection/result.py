@@ -58,14 +58,17 @@ class Projection(Result):
     # -------------------------------------------------------------- access
     @property
     def layers(self) -> list[str]:
+        """The projected layers, in order."""
         return list(dict.fromkeys(k[0] for k in self.coordinates))
 
     @property
     def epochs(self) -> list[int | None]:
+        """The projected epochs, in order (None: the final model)."""
         return list(dict.fromkeys(k[1] for k in self.coordinates))
 
     @property
     def n(self) -> int:
+        """The number of projected samples."""
         return len(self.rows)
 
     def _key(self, layer: str | None, epoch: int | None | str = "any") -> Key:
@@ -100,7 +103,9 @@ class Projection(Result):
         if along == "layers":
             if epoch == "any":
                 if len(self.epochs) != 1:
-                    raise AnalysisError(f"Projected at epochs {self.epochs}; pick one for the inter-layer sequence (epoch=...).")
+                    raise AnalysisError(
+                        f"Projected at epochs {self.epochs}; pick one for the inter-layer sequence (epoch=...)."
+                    )
                 epoch = self.epochs[0]
             keys = [(name, _epoch(epoch)) for name in self.layers if (name, _epoch(epoch)) in self.coordinates]
             if not keys:
@@ -108,7 +113,9 @@ class Projection(Result):
         elif along == "epochs":
             if layer is None:
                 if len(self.layers) != 1:
-                    raise LayerError(f"Name the layer to follow over epochs (layer=...); layers projected: {self.layers}.")
+                    raise LayerError(
+                        f"Name the layer to follow over epochs (layer=...); layers projected: {self.layers}."
+                    )
                 layer = self.layers[0]
             if layer not in self.layers:
                 raise LayerError(f"Layer {layer!r} was not projected.{did_you_mean(layer, self.layers)}"
@@ -200,10 +207,17 @@ class Projection(Result):
         with np.load(directory / "coordinates.npz") as npz:
             arrays = {name: npz[name] for name in npz.files}
         keys = [(k[0], _epoch(k[1])) for k in meta["keys"]]
-        return cls(dict(zip(keys, arrays["coordinates"])), rows=arrays["rows"], index=arrays["index"],
-                   labels=arrays["labels"], predictions=dict(zip(meta["prediction_epochs"], arrays["predictions"])),
-                   quality=dict(zip(keys, map(_scores, meta["quality"]))), classes=meta["classes"], method=meta["method"],
-                   params=meta["params"])
+        return cls(
+            dict(zip(keys, arrays["coordinates"], strict=True)),
+            rows=arrays["rows"],
+            index=arrays["index"],
+            labels=arrays["labels"],
+            predictions=dict(zip(meta["prediction_epochs"], arrays["predictions"], strict=True)),
+            quality=dict(zip(keys, map(_scores, meta["quality"]), strict=True)),
+            classes=meta["classes"],
+            method=meta["method"],
+            params=meta["params"],
+        )
 
     def __repr__(self) -> str:
         return (f"Projection(method={self.method!r}, n={self.n}, layers={self.layers}, epochs={self.epochs})")
@@ -270,6 +284,7 @@ class NeuronProjection(Result):
 
     @property
     def n_neurons(self) -> int:
+        """The number of projected neurons."""
         return len(self.coordinates)
 
     @property

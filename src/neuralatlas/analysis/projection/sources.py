@@ -7,20 +7,20 @@ layer's: :mod:`neuralatlas.analysis.sources`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 from neuralatlas.analysis.sources import DEFAULT_N_SAMPLES, flatten
 from neuralatlas.analysis.sources import INPUT as INPUT  # re-exported: the raw-input pseudo-layer
-from neuralatlas.analysis.sources import stratified_subset as stratified_subset  # re-exported (public)
 from neuralatlas.analysis.sources import ActivationSource as _Source  # noqa: F401  (old private names)
 from neuralatlas.analysis.sources import ArraySource as _ArraySource  # noqa: F401
 from neuralatlas.analysis.sources import StoreSource as _StoreSource  # noqa: F401
 from neuralatlas.analysis.sources import open_source as _source
+from neuralatlas.analysis.sources import stratified_subset as stratified_subset  # re-exported (public)
 
 METHODS = ("tsne", "umap", "pca")
-Key = tuple[str, Union[int, None]]
+Key = tuple[str, int | None]
 Progress = Callable[[int, int], None]
 
 

@@ -55,13 +55,21 @@ from neuralatlas.analysis.similarity.covariance import layer_covariance
 from neuralatlas.analysis.similarity.probes import linear_probes
 from neuralatlas.analysis.similarity.result import ProbeResult, SimilarityMatrix, SimilarityResult
 from neuralatlas.analysis.similarity.rsa import rdm, rsa, rsa_matrix
-from neuralatlas.analysis.similarity.sources import (DEFAULT_SUBSAMPLE, POOLS, RSA_METRICS, SimilarityWarning,
-                                                     check_same_samples)
-from neuralatlas.analysis.similarity.suite import similarity
-from neuralatlas.analysis.streaming import default_memory_limit
 
 # private names other modules imported from here before the split; kept for them
-from neuralatlas.analysis.similarity.sources import _as_store, _resolve_layers, _Source, _store_sources  # noqa: F401,E501,I001
+from neuralatlas.analysis.similarity.sources import (  # noqa: F401,E501,I001
+    DEFAULT_SUBSAMPLE,
+    POOLS,
+    RSA_METRICS,
+    SimilarityWarning,
+    _as_store,
+    _resolve_layers,
+    _Source,
+    _store_sources,
+    check_same_samples,
+)
+from neuralatlas.analysis.similarity.suite import similarity
+from neuralatlas.analysis.streaming import default_memory_limit
 
 __all__ = [
     "CKA_METHODS",

@@ -111,7 +111,7 @@ class _CrossProducts(BlockReduction):
             # C order: its transpose is Fortran, which BLAS reads without a copy
             self._buffers = [np.empty((r, int(off[-1]))) for off in self.offsets]
         zs, k = [], 0
-        for side, off, shift, buf in zip(self.sides, self.offsets, self.shifts, self._buffers):
+        for side, off, shift, buf in zip(self.sides, self.offsets, self.shifts, self._buffers, strict=True):
             z = buf[:r]
             for a in range(len(side)):
                 z[:, off[a]:off[a + 1]] = blocks[k]
@@ -129,7 +129,7 @@ class _CrossProducts(BlockReduction):
 
         prod, sums = partial
         zs = self._stacked(blocks)
-        for z, total in zip(zs, sums):
+        for z, total in zip(zs, sums, strict=True):
             total += z.sum(axis=0)
         if len(zs) == 2:
             blas.dgemm(1.0, zs[0].T, zs[1].T, beta=1.0, c=prod, trans_b=1, overwrite_c=1)
@@ -139,13 +139,15 @@ class _CrossProducts(BlockReduction):
 
     def merge(self, a: Any, b: Any) -> Any:
         a[0][...] += b[0]
-        for x, y in zip(a[1], b[1]):
+        for x, y in zip(a[1], b[1], strict=True):
             x += y
         return a
 
     def centred(self, partial: Any) -> np.ndarray:
-        """``C = Σ(z−s)ᵀ(z−s) − n·m mᵀ`` (m: the mean deviation from the shift); upper triangle
-        only for a diagonal pass."""
+        """``C = Σ(z−s)ᵀ(z−s) − n·m mᵀ`` (m: the mean deviation from the shift).
+
+        Upper triangle only for a diagonal pass.
+        """
         from scipy.linalg import blas
 
         prod, sums = partial
@@ -167,7 +169,7 @@ def _cross_hsic(sources: Sequence[_Source], pairs: set[tuple[int, int]], plan: S
         reduction = _CrossProducts(sources, sides, n, p.step)
         seen = [0]
 
-        def advance(done: int, total: int) -> None:
+        def advance(done: int, total: int, seen: list[int] = seen) -> None:
             tick(done - seen[0])
             seen[0] = done
 

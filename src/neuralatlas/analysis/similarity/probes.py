@@ -28,7 +28,6 @@ from neuralatlas.analysis.streaming import (
 from neuralatlas.errors import AnalysisError
 from neuralatlas.vocabulary import renamed_parameter
 
-
 DEFAULT_PROBE_SAMPLES = AtMost(10_000)
 """Up to 10,000 samples per probe (a seeded random subset)."""
 

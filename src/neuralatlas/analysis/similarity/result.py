@@ -7,6 +7,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -145,6 +146,7 @@ class ProbeResult(Result):
     name: str = ""
 
     def to_frame(self) -> pd.DataFrame:
+        """One row per layer: accuracy, its standard deviation and the probe's input size."""
         return pd.DataFrame({"layer": self.layers, "accuracy": self.accuracy, "std": self.std,
                              "n_features": self.n_features, "n_components": self.n_components})
 
@@ -155,6 +157,7 @@ class ProbeResult(Result):
         return float(self.accuracy[self.layers.index(layer)])
 
     def as_json(self) -> dict[str, Any]:
+        """The result as plain JSON types."""
         return {"layers": list(self.layers), "accuracy": [float(a) for a in self.accuracy],
                 "std": [float(s) for s in self.std], "n_features": [int(k) for k in self.n_features],
                 "n_components": [None if c is None else int(c) for c in self.n_components],
@@ -163,9 +166,19 @@ class ProbeResult(Result):
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ProbeResult:
-        return cls(list(data["layers"]), np.asarray(data["accuracy"], float), np.asarray(data["std"], float),
-                   list(data["n_features"]), list(data["n_components"]), float("nan") if data["chance"] is None else float(data["chance"]),
-                   int(data["cv"]), int(data["n_samples"]), int(data.get("seed", 0)), data.get("name", ""))
+        """The result from :meth:`as_json`'s output."""
+        return cls(
+            list(data["layers"]),
+            np.asarray(data["accuracy"], float),
+            np.asarray(data["std"], float),
+            list(data["n_features"]),
+            list(data["n_components"]),
+            float("nan") if data["chance"] is None else float(data["chance"]),
+            int(data["cv"]),
+            int(data["n_samples"]),
+            int(data.get("seed", 0)),
+            data.get("name", ""),
+        )
 
     def _repr_html_(self) -> str:
         title = "linear probes" + (f" of {self.name}" if self.name else "")
@@ -174,7 +187,7 @@ class ProbeResult(Result):
 
     def summary(self) -> dict[str, Any]:
         """Accuracy per layer, chance, the best layer and the settings."""
-        accuracy = {layer: _num(a) for layer, a in zip(self.layers, self.accuracy)}
+        accuracy = {layer: _num(a) for layer, a in zip(self.layers, self.accuracy, strict=True)}
         finite = [(a, layer) for layer, a in accuracy.items() if a is not None]
         best = max(finite)[1] if finite else None
         return {"name": self.name, "accuracy": accuracy, "chance": _num(self.chance), "best_layer": best,
@@ -231,7 +244,7 @@ class SimilarityResult(Result):
         lin = self.matrices.get("linear_cka")
         if lin is not None:
             out["adjacent_layer_cka"] = {f"{a} → {b}": _num(lin.values[i, i + 1])
-                                         for i, (a, b) in enumerate(zip(lin.rows, lin.rows[1:]))}
+                                         for i, (a, b) in enumerate(pairwise(lin.rows))}
         for key in ("rbf_cka", "rsa"):
             mat = self.matrices.get(key)
             if mat is not None and len(mat.rows) > 1:
@@ -252,7 +265,7 @@ class SimilarityResult(Result):
                 out[f"{key}_best_match"] = best
         for key, probes in (("probe_accuracy", self.probes), ("other_probe_accuracy", self.other_probes)):
             if probes is not None:
-                out[key] = {layer: _num(a) for layer, a in zip(probes.layers, probes.accuracy)}
+                out[key] = {layer: _num(a) for layer, a in zip(probes.layers, probes.accuracy, strict=True)}
                 out[key.replace("accuracy", "chance")] = _num(probes.chance)
         notes = sorted({note for m in self.matrices.values() for note in m.notes})
         if notes:

@@ -111,12 +111,23 @@ def similarity(store: Any, *, other: Any = None, layers: Sequence[str] | str | N
             plan.append(("other_probes", lambda: linear_probes(other, other_layers, cv=cv, seed=seed,
                                                                max_features=max_features, pool=pool,
                                                                memory_limit=memory_limit)))
-    result = SimilarityResult(info={
-        "store": str(store.path), "other": str(other.path) if other is not None else None,
-        "n_samples": store.n_samples, "layers": names,
-        "settings": {"epoch": epoch, "pool": pool, "subsample": _requested(n_samples, store.n_samples), "metric": metric, "cv": cv,
-                     "max_features": max_features, "seed": seed},
-    })
+    result = SimilarityResult(
+        info={
+            "store": str(store.path),
+            "other": str(other.path) if other is not None else None,
+            "n_samples": store.n_samples,
+            "layers": names,
+            "settings": {
+                "epoch": epoch,
+                "pool": pool,
+                "subsample": _requested(n_samples, store.n_samples),
+                "metric": metric,
+                "cv": cv,
+                "max_features": max_features,
+                "seed": seed,
+            },
+        }
+    )
     for k, (key, run) in enumerate(plan):
         value = run()
         if key == "probes":
