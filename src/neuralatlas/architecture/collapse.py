@@ -142,7 +142,7 @@ def collapse_repeats(graph: ArchitectureGraph, min_repeat: int = 2) -> Architect
 
 def collapse_depth(graph: ArchitectureGraph, depth: int) -> ArchitectureGraph:
     """Modules deeper than ``depth`` name segments merged into their ancestor at that depth."""
-    from neuralatlas.architecture.graph import Node
+    from neuralatlas.architecture.nodes import Node
 
     if int(depth) < 1:
         raise AnalysisError(f"depth={depth!r}; pass an int >= 1 (1: only the model's top-level modules).")

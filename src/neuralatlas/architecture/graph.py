@@ -22,59 +22,13 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from neuralatlas.architecture.costs import COUNTED_FUNCTIONS, RULE_TYPES, function_macs, function_name, module_macs
+from neuralatlas.architecture.nodes import Node, Shape, _shape_json, _unjson  # noqa: F401  (re-exported)
 from neuralatlas.capture.hooks import preserved
 from neuralatlas.capture.loop import call_model, pick_device
 from neuralatlas.errors import AnalysisError, CaptureError
 from neuralatlas.results import Result
 
 _SPEC_ATTR = "_neuralatlas_spec"
-
-Shape = Any  # tuple of ints for a tensor, a list of shapes for several tensors, None otherwise
-
-
-@dataclass
-class Node:
-    """One box of the drawing.
-
-    Attributes
-    ----------
-    id : str
-        Unique in the graph: the module name, ``"name#2"`` for a module's second call,
-        the fx name of a function node (``"add_1"``), ``"input"`` / ``"output"``.
-    name : str
-        The module name as ``named_modules()`` gives it (module nodes), else the operation.
-    kind : str
-        ``"input"``, ``"module"``, ``"function"`` or ``"output"``.
-    type : str
-        Module class name, or the function's name.
-    output_shape : tuple or list or None
-        One sample's output shape (no batch axis).
-    n_params : int
-        Parameters of the module (its own and its children's; 0 for functions).
-    macs : int
-        Multiply-accumulates of this call per sample.
-    call, calls : int
-        Which call of the module this node is (1-based), of how many.
-    parent : str
-        The innermost enclosing module ("" at the top), for grouping into clusters.
-    repeat, span : int, str
-        In a collapsed view (:meth:`ArchitectureGraph.collapsed`): how many identical
-        consecutive blocks this node stands for, and their names (``"encoder.layer.0–5"``).
-    """
-
-    id: str
-    name: str
-    kind: str
-    type: str
-    output_shape: Shape = None
-    n_params: int = 0
-    macs: int = 0
-    call: int = 1
-    calls: int = 1
-    parent: str = ""
-    repeat: int = 1
-    span: str = ""
-
 
 def _shape_of(x: Any, batch: int | None) -> Shape:
     if isinstance(x, torch.Tensor):
@@ -732,23 +686,6 @@ class ArchitectureGraph(Result):
         n_mod = sum(1 for n in self.nodes if n.kind == "module")
         return (f"ArchitectureGraph({self.model_type}, {n_mod} module calls, {len(self.edges)} edges,"
                 f" params={self.total_params:,}, traced with {self.method})")
-
-
-def _shape_json(shape: Shape) -> Any:
-    # a tuple is one output's shape, a list several outputs: JSON keeps them apart as {"t": [...]}
-    if isinstance(shape, tuple):
-        return {"t": list(shape)}
-    if isinstance(shape, list):
-        return [_shape_json(s) for s in shape]
-    return shape
-
-
-def _unjson(value: Any) -> Shape:
-    if isinstance(value, dict) and "t" in value:
-        return tuple(value["t"])
-    if isinstance(value, list):
-        return [_unjson(v) for v in value]
-    return value
 
 
 def architecture(

@@ -85,7 +85,7 @@ class ModelSummary(Result, dict):
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``model_summary.json`` (totals and every row) and ``summary.txt`` into ``directory``; return it."""
-        from neuralatlas.architecture.graph import _shape_json
+        from neuralatlas.architecture.nodes import _shape_json
 
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
@@ -101,7 +101,7 @@ class ModelSummary(Result, dict):
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> ModelSummary:
         """Read what :meth:`save` wrote."""
-        from neuralatlas.architecture.graph import _unjson
+        from neuralatlas.architecture.nodes import _unjson
 
         path = Path(directory) / "model_summary.json"
         if not path.is_file():

@@ -165,7 +165,7 @@ class _ForeignRun:
         acts = {name: store.activations_array("acts", name, slot) for name in self.layers}
         grads = ({name: store.activations_array("grads", name, slot) for name in self.layers}
                  if self.spec.gradients else {})
-        from neuralatlas.capture.loop import _nonfinite_rows
+        from neuralatlas.capture.batch_ops import _nonfinite_rows
 
         preds_arr = store.prediction_array(slot) if self.has_prediction else None
         nonfinite = store.nonfinite_array(slot)
@@ -243,7 +243,7 @@ def checkpoint_paths(checkpoints: str | Path | Mapping[int, str | Path],
     if not found:
         raise StoreError(f"No parameter checkpoints found in {checkpoints}; expected epoch_000.npz"
                          " (or .msgpack) files, as neuralatlas.capture.flax_adapter.save_params writes.")
-    from neuralatlas.capture.loop import select_epochs
+    from neuralatlas.capture.batch_ops import select_epochs
 
     return select_epochs(found, epochs)
 

@@ -248,7 +248,7 @@ class _TorchKerasRunner:
     def _forward(self, inputs: Any, labels: np.ndarray):
         import torch
 
-        from neuralatlas.capture.loop import apply_reduction, target_values
+        from neuralatlas.capture.batch_ops import apply_reduction, target_values
 
         spec, perts = self.spec, {}
 

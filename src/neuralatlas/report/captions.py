@@ -142,6 +142,32 @@ def caption_fields(model: Any, analysis: str) -> dict[str, Any]:
             "predictions": bool(attrs.get("has_prediction", True))}
 
 
+# Titles of the analyses the package ships, used by the generic renderer and the captions.
+TITLES: dict[str, str] = {
+    "architecture": "Architecture",
+    "naps": "Neuron activation patterns (NAPs)",
+    "topomap": "Topomaps",
+    "topomaps": "Topomaps",
+    "projection": "Projections",
+    "discriminative": "Discriminative neurons",
+    "similarity": "Layer similarity",
+    "attribution": "Attribution",
+    "featurevis": "Feature visualisation",
+    "adversarial": "Adversarial examples",
+    "toy": "Toy network: each neuron over the input plane",
+}
+
+#: Titles given by ``report.sections.register_section`` (the section registry lives there).
+REGISTERED_TITLES: dict[str, str] = {}
+
+
+def section_title(name: str) -> str:
+    """The heading of an analysis's section: its registered title, else the name made readable."""
+    if name in REGISTERED_TITLES:
+        return REGISTERED_TITLES[name]
+    return TITLES.get(name, name.replace("_", " ").capitalize())
+
+
 def describe(analysis: str, stem: str | PurePath, *, layers: list[str] | tuple[str, ...] = (),
              model: str | None = None, by: str | None = None, rows: str = "samples",
              predictions: bool = True) -> str:
@@ -154,7 +180,6 @@ def describe(analysis: str, stem: str | PurePath, *, layers: list[str] | tuple[s
     "rings mark misclassified samples" (``{rings}``).
     """
     from neuralatlas.report.collect import layer_of
-    from neuralatlas.report.sections import section_title
 
     stem = PurePath(stem).as_posix()
     name = stem.rsplit("/", 1)[-1]

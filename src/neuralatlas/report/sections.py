@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from neuralatlas.report.captions import caption_fields, describe
+from neuralatlas.report.captions import REGISTERED_TITLES, caption_fields, describe, section_title
+from neuralatlas.report.captions import TITLES as TITLES  # re-exported: its old home
 from neuralatlas.report.collect import AnalysisOutput, ModelInfo, RunInfo, depth_order, layer_of
 from neuralatlas.report.components import attrs, esc, figure_html, plot_html, tables_html
 from neuralatlas.report.tables import summary_table
@@ -55,20 +56,8 @@ class SectionContext:
 
 SECTIONS: dict[str, Section] = {}
 
-# Titles of the analyses the package ships, used by the generic renderer too.
-TITLES: dict[str, str] = {
-    "architecture": "Architecture",
-    "naps": "Neuron activation patterns (NAPs)",
-    "topomap": "Topomaps",
-    "topomaps": "Topomaps",
-    "projection": "Projections",
-    "discriminative": "Discriminative neurons",
-    "similarity": "Layer similarity",
-    "attribution": "Attribution",
-    "featurevis": "Feature visualisation",
-    "adversarial": "Adversarial examples",
-    "toy": "Toy network: each neuron over the input plane",
-}
+# Titles (TITLES, the registered ones and section_title) live in captions.py, below this
+# module: captions need them, and sections import captions.
 
 
 # Where the analyses the package ships go when nobody registered a renderer for them: from
@@ -100,18 +89,11 @@ def register_section(
     ...     return "".join(analysis_block(ctx, out) for out in ctx.outputs)
     """
     def decorate(fn: Renderer) -> Renderer:
-        SECTIONS[name] = Section(
-            name, fn, title or section_title(name), ORDER.get(name, 100) if order is None else order
-        )
+        heading = title or section_title(name)
+        REGISTERED_TITLES[name] = heading
+        SECTIONS[name] = Section(name, fn, heading, ORDER.get(name, 100) if order is None else order)
         return fn
     return decorate
-
-
-def section_title(name: str) -> str:
-    """The heading of an analysis's section: its registered title, else the name made readable."""
-    if name in SECTIONS:
-        return SECTIONS[name].title
-    return TITLES.get(name, name.replace("_", " ").capitalize())
 
 
 def section_for(name: str) -> Section:

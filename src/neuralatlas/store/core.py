@@ -31,6 +31,7 @@ import zarr
 
 from neuralatlas.errors import LayerError, StoreCorruptError, StoreError, did_you_mean
 from neuralatlas.store import integrity
+from neuralatlas.store.locations import StoreURL, _slot, is_url  # noqa: F401  (re-exported: their old home)
 
 FORMAT = "neuralatlas.activations/1"
 # Uncompressed chunks write at page-cache speed; zarr's default zstd is ~10x slower here and
@@ -46,10 +47,6 @@ def writable(array: zarr.Array) -> zarr.Array:
     a lost chunk. Every writer goes through this.
     """
     return array.with_config(ARRAY_CONFIG)
-
-
-def _slot(epoch: int | None) -> str:
-    return "" if epoch is None else f"epochs/{int(epoch)}/"
 
 
 def chunk_rows_for(bytes_per_row: int, batch_size: int, n_samples: int,
@@ -802,36 +799,6 @@ def _fix_target(path: Any) -> str:
     """What to name in a fix: the run folder when the store is a run folder's acts.zarr."""
     p = Path(str(path))
     return str(p.parent) if p.name == "acts.zarr" else str(p)
-
-
-class StoreURL(str):
-    """The location of a store held in an object store: a URL with the few ``Path``
-    attributes the rest of the code reads (``name``, ``stem``, ``parent``).
-    """
-
-    @property
-    def name(self) -> str:
-        """The last path segment."""
-        return self.rstrip("/").rsplit("/", 1)[-1]
-
-    @property
-    def stem(self) -> str:
-        """The last path segment without its suffix."""
-        return self.name.rsplit(".", 1)[0] if "." in self.name else self.name
-
-    @property
-    def parent(self) -> StoreURL:
-        """The URL one level up."""
-        return StoreURL(self.rstrip("/").rsplit("/", 1)[0])
-
-    def absolute(self) -> StoreURL:
-        """The URL itself (a URL is absolute; as ``Path.absolute``)."""
-        return self
-
-
-def is_url(location: Any) -> bool:
-    """Whether ``location`` is a URL (``s3://...``) rather than a local path."""
-    return isinstance(location, str) and "://" in location
 
 
 def _check_format(group: zarr.Group, where: Any) -> None:

@@ -118,7 +118,7 @@ def _slots(store: ActivationStore) -> list[int | None]:
 
 
 def _done(store: ActivationStore, slot: int | None) -> np.ndarray | None:
-    from neuralatlas.store.core import _slot
+    from neuralatlas.store.locations import _slot
 
     if not _exists(store, _slot(slot) + "done"):
         return None
@@ -148,7 +148,7 @@ def _read_done_files(store: ActivationStore, slot: int | None) -> np.ndarray | N
     ~10 ms per array on a busy machine, would dominate opening a store of many epochs). Only for
     the layout capture writes (one flag per chunk, bytes + optional crc32c); else ``None``.
     """
-    from neuralatlas.store.core import _slot
+    from neuralatlas.store.locations import _slot
 
     root = _local_root(store)
     if root is None:
@@ -186,14 +186,14 @@ def _exists(store: ActivationStore, path: str) -> bool:
 
 
 def _local_root(store: ActivationStore) -> Path | None:
-    from neuralatlas.store.core import StoreURL
+    from neuralatlas.store.locations import StoreURL
 
     return None if isinstance(store.path, StoreURL) else Path(store.path)
 
 
 def _arrays(store: ActivationStore, slot: int | None) -> Iterator[tuple[str, str | None, str]]:
     """(kind, layer, path) of every chunked array a done flag vouches for."""
-    from neuralatlas.store.core import _slot
+    from neuralatlas.store.locations import _slot
 
     capture = store._group.attrs.get("capture", {})
     want_grads = bool(capture.get("gradients")) if isinstance(capture, dict) else False
