@@ -148,6 +148,14 @@ def _encode_png(raw: bytes, width: int | None) -> bytes:
         if width is not None and im.width > width:
             im = im.resize((width, max(1, round(im.height * width / im.width))), Image.LANCZOS)
         small = im.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+        # Plots of a few flat colours (scatters of class colours, line charts) lose nothing
+        # visible at 64 colours and shrink by about a third; heat maps and photos would band,
+        # so the smaller palette is kept only when it stays within 2.5/255 of the image on
+        # average (demo: scatters 1.1-2.2, heat maps 3.9-4.1, photos 4.5-7.6).
+        fewer = im.quantize(64, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+        rgb = np.asarray(im, np.int16)
+        if np.abs(np.asarray(fewer.convert("RGB"), np.int16) - rgb).mean() <= 2.5:
+            small = fewer
         buf = io.BytesIO()
         small.save(buf, "PNG", compress_level=9)
     return buf.getvalue() if buf.tell() < len(raw) else raw
