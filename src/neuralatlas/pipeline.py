@@ -347,7 +347,11 @@ class Pipeline:
         path = self.out / STATE_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
+        from neuralatlas.results import dumps
+
+        # strict JSON like every other file of a run: a NaN in a cached summary is null, as in
+        # that step's own summary.json
+        tmp.write_text(dumps(state, indent=2))
         tmp.replace(path)  # atomic: a kill never leaves half a state file
 
     def _step(self, step_id: str, kind: str, key: str, fn: Callable[[], Any],
