@@ -28,6 +28,7 @@ from neuralatlas.analysis.similarity.sources import (
     _store_name,
     _subsample_index,
     _subsample_size,
+    _unique_sources,
 )
 from neuralatlas.analysis.sources import captured_epochs
 from neuralatlas.analysis.streaming import (
@@ -130,12 +131,7 @@ def _cka(row_sources: Sequence[_Source], col_sources: Sequence[_Source], *, kern
         raise AnalysisError(f"method={method!r} is not known; choose one of {', '.join(CKA_METHODS)}.")
     if not threshold > 0:
         raise AnalysisError(f"threshold={threshold} must be positive (bandwidth = threshold × median distance).")
-    unique: dict[tuple, int] = {}
-    sources: list[_Source] = []
-    for s in [*row_sources, *col_sources]:
-        if s.key not in unique:
-            unique[s.key] = len(sources)
-            sources.append(s)
+    sources, unique = _unique_sources(row_sources, col_sources)
     n = _check_n(sources)
     subsample = _requested(n_samples, n)
     ri = [unique[s.key] for s in row_sources]

@@ -23,6 +23,7 @@ from neuralatlas.analysis.similarity.sources import (
     _store_name,
     _subsample_index,
     _subsample_size,
+    _unique_sources,
 )
 from neuralatlas.analysis.streaming import (
     parse_memory_limit,
@@ -121,12 +122,7 @@ def _rsa(row_sources: Sequence[_Source], col_sources: Sequence[_Source], *, metr
     if metric not in RSA_METRICS:
         raise AnalysisError(f"metric={metric!r} is not known; choose one of {', '.join(RSA_METRICS)}.")
     budget = parse_memory_limit(memory_limit)
-    unique: dict[tuple, int] = {}
-    sources: list[_Source] = []
-    for s in [*row_sources, *col_sources]:
-        if s.key not in unique:
-            unique[s.key] = len(sources)
-            sources.append(s)
+    sources, unique = _unique_sources(row_sources, col_sources)
     n = _check_n(sources)
     subsample = _requested(n_samples, n)
     # one condensed RDM (m²/2 float64) is kept per layer, plus one gathered block

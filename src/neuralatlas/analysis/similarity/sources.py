@@ -162,6 +162,18 @@ def check_same_samples(store: Any, other: Any) -> None:
         )
 
 
+def _unique_sources(row_sources: Sequence[_Source], col_sources: Sequence[_Source]
+                    ) -> tuple[list[_Source], dict[tuple, int]]:
+    """The distinct sources of a matrix's rows and columns (each read once) and each key's index."""
+    unique: dict[tuple, int] = {}
+    sources: list[_Source] = []
+    for s in [*row_sources, *col_sources]:
+        if s.key not in unique:
+            unique[s.key] = len(sources)
+            sources.append(s)
+    return sources, unique
+
+
 def _check_n(sources: Sequence[_Source]) -> int:
     ns = {s.n for s in sources}
     if len(ns) > 1:
