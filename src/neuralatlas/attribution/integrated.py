@@ -363,8 +363,9 @@ def path_integral(forward: Callable[..., torch.Tensor], inputs: torch.Tensor, ba
     n = len(inputs)
     diff = inputs - baseline
     ones = (1,) * (inputs.dim() - 1)
-    a_all = torch.as_tensor(alphas, dtype=inputs.dtype, device=inputs.device)
-    w_all = torch.as_tensor(weights, dtype=inputs.dtype, device=inputs.device)
+    # copies (n_steps numbers): the cached nodes are read-only arrays, which torch warns about
+    a_all = torch.tensor(alphas, dtype=inputs.dtype, device=inputs.device)
+    w_all = torch.tensor(weights, dtype=inputs.dtype, device=inputs.device)
     per = int(n_steps) if internal_batch_size is None else max(1, int(internal_batch_size) // max(1, n))
     total = torch.zeros_like(inputs)
     for lo in range(0, int(n_steps), per):
