@@ -72,7 +72,8 @@ def test_a_write_error_surfaces_and_nothing_unwritten_is_marked_done(small, tmp_
     real = ChunkFile.write
 
     def failing(self, index, block):
-        if index == 2:
+        # the third chunk of the layer arrays (the sample table is written as chunk files too)
+        if index == 2 and self.root.parent.name == "acts":
             raise OSError(28, "No space left on device")
         return real(self, index, block)
 

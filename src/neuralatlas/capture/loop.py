@@ -978,7 +978,16 @@ class _CaptureRun:
         # chunk buffers are allocated once (two sets) and reused; a thread writes one set while
         # the forward passes fill the other (capture/writer.py); a chunk's done flag is set only
         # after all of its arrays are written
-        with ChunkWriter(arrays, done, R) as writer, self.recorder:
+        finish = None
+        if nonfinite is not None:
+            layers = list(self.layers)
+
+            def finish(bufs: dict[Any, np.ndarray], m: int) -> None:
+                # rows with NaN/inf per layer, for analyses to name; in the writer's thread
+                bufs["nonfinite"][:m] = _nonfinite_rows({k: bufs[("acts", k)] for k in layers},
+                                                        {k: bufs[("grads", k)] for k in grads}, layers, m)
+
+        with ChunkWriter(arrays, done, R, finish=finish) as writer, self.recorder:
             for c in range(done.shape[0]):
                 start, stop = c * R, min((c + 1) * R, n)
                 if c not in pending:
@@ -1003,10 +1012,7 @@ class _CaptureRun:
                 if got != stop - start:
                     raise CaptureError(f"The data gave {got} rows for rows {start}..{stop - 1};"
                                        f" expected {stop - start}. Its length must not change.")
-                m = stop - start
-                if nonfinite is not None:  # rows with NaN/inf per layer, for analyses to name
-                    bufs["nonfinite"][:m] = _nonfinite_rows(self.buffers, grad_buffers, self.layers, m)
-                writer.submit(c, bufs, m)
+                writer.submit(c, bufs, stop - start)
                 done_rows = _report(writer, done_rows, total, progress)
             for rows in writer.close():
                 done_rows += rows

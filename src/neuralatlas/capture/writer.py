@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Self
 
 import numpy as np
@@ -80,6 +80,10 @@ class ChunkWriter:
         :func:`background_writes`.
     direct : bool
         Write chunk files directly where possible (default) or always through zarr.
+    finish : callable(buffers, rows), optional
+        Completes a submitted chunk's buffers before they are written, in the writer's
+        thread (the capture's rows-with-NaN/inf pass: off the capture's thread when the
+        writer has a core of its own). What it raises fails the chunk as a write would.
 
     Examples
     --------
@@ -91,10 +95,12 @@ class ChunkWriter:
     """
 
     def __init__(self, arrays: Mapping[Hashable, Any], done: Any, chunk_rows: int, *, depth: int = 2,
-                 threaded: bool | None = None, direct: bool = True):
+                 threaded: bool | None = None, direct: bool = True,
+                 finish: Callable[[dict[Hashable, np.ndarray], int], None] | None = None):
         if threaded is None:
             threaded = background_writes()
         self.arrays = dict(arrays)
+        self.finish = finish
         self.done = done  # set by the caller's thread only (commit), never by the writer
         # a flag is one 1-byte chunk: written as its file directly (the bytes zarr writes),
         # not through a round trip into zarr's event loop per chunk
@@ -231,8 +237,10 @@ class ChunkWriter:
                 self._error, self._error_chunk = err, chunk
             self._free.put(buffers)
 
-    def _write(self, chunk: int, buffers: Mapping[Hashable, np.ndarray], rows: int) -> None:
+    def _write(self, chunk: int, buffers: dict[Hashable, np.ndarray], rows: int) -> None:
         start = chunk * self.chunk_rows
+        if self.finish is not None:
+            self.finish(buffers, rows)
         for key, arr in self.arrays.items():
             f, block = self.files[key], buffers[key]
             if f is not None:

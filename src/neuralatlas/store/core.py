@@ -606,21 +606,7 @@ class ActivationStore:
 
     # ------------------------------------------------------------------ internals
     def _write_whole(self, kind: str, layer: str, values: np.ndarray, epoch: int | None) -> None:
-        from neuralatlas.store.chunkio import ChunkFile
-
-        arr = self.create_layer_array(kind, layer, epoch)
-        direct = ChunkFile.for_array(arr)
-        R = self.chunk_rows
-        for c, start in enumerate(range(0, len(values), R)):
-            block = values[start:start + R]
-            if direct is None:
-                arr[start:start + R] = block
-            elif len(block) == R and block.flags.c_contiguous:
-                direct.write(c, block)  # the caller's memory, no copy
-            else:  # the short last chunk (or a strided view): through a padded scratch chunk
-                scratch = np.empty(direct.chunk_shape, direct.dtype)
-                scratch[:len(block)] = block
-                direct.write(c, direct.pad(c, scratch))
+        _write_rows(self.create_layer_array(kind, layer, epoch), values)
 
     def _write_vector(self, path: str, values: np.ndarray) -> None:
         self._writing.pop(path, None)  # replaced below: a cached handle would outlive it
@@ -631,7 +617,10 @@ class ActivationStore:
         rows = self._group.attrs.get("chunk_rows") or len(values)
         arr = self._create_array(path, shape=values.shape, chunks=(max(1, min(rows, len(values))),),
                                  dtype=dtype, compressors=with_checksum())
-        arr[:] = values
+        if values.dtype.kind in "biuf":
+            _write_rows(arr, values)  # chunk files directly where they qualify
+        else:
+            arr[:] = values
 
     # Metadata without zarr's event loop. Every zarr call from this thread is a round trip
     # into zarr's event-loop thread and, for a local folder, its file-IO thread pool (~2-4 ms
@@ -912,6 +901,29 @@ def _create_local_array(group: zarr.Group, root: Path, path: str, *, shape: tupl
     _write_new_file(target / "zarr.json", meta.to_buffer_dict(prototype)["zarr.json"].to_bytes())
     full = f"{group.path}/{path}" if group.path else path
     return zarr.Array(AsyncArray(metadata=meta, store_path=StorePath(group.store, full), config=ARRAY_CONFIG))
+
+
+def _write_rows(arr: zarr.Array, values: np.ndarray) -> None:
+    """``arr[:] = values`` for an array chunked along its first axis: whole chunks written as
+    files from ``values``' memory (:class:`~neuralatlas.store.chunkio.ChunkFile`) where the
+    array qualifies, through zarr otherwise.
+    """
+    from neuralatlas.store.chunkio import ChunkFile
+
+    direct = ChunkFile.for_array(arr)
+    if direct is None:
+        arr[:] = values
+        return
+    values = np.asarray(values, direct.dtype)
+    R = direct.chunk_rows
+    for c, start in enumerate(range(0, len(values), R)):
+        block = values[start:start + R]
+        if len(block) == R and block.flags.c_contiguous:
+            direct.write(c, block)  # the caller's memory, no copy
+        else:  # the short last chunk (or a strided view): through a padded scratch chunk
+            scratch = np.empty(direct.chunk_shape, direct.dtype)
+            scratch[:len(block)] = block
+            direct.write(c, direct.pad(c, scratch))
 
 
 def _write_new_file(path: Path, data: bytes) -> None:
