@@ -987,7 +987,7 @@ class _CaptureRun:
                 bufs["nonfinite"][:m] = _nonfinite_rows({k: bufs[("acts", k)] for k in layers},
                                                         {k: bufs[("grads", k)] for k in grads}, layers, m)
 
-        with ChunkWriter(arrays, done, R, finish=finish) as writer, self.recorder:
+        with ChunkWriter(arrays, done, R, finish=finish, computed=("nonfinite",)) as writer, self.recorder:
             for c in range(done.shape[0]):
                 start, stop = c * R, min((c + 1) * R, n)
                 if c not in pending:
@@ -1009,6 +1009,9 @@ class _CaptureRun:
                         y = _label_column(labels)
                         self._place(label_buf, y if y is not None else np.full(len(labels), -1))
                     got += self._dst.stop - self._dst.start
+                    # this batch's rows are final: a writer thread writes them while the next
+                    # batches run, so the last chunk's write is not all left for the end
+                    writer.rows(c, bufs, self._dst.start, self._dst.stop)
                 if got != stop - start:
                     raise CaptureError(f"The data gave {got} rows for rows {start}..{stop - 1};"
                                        f" expected {stop - start}. Its length must not change.")

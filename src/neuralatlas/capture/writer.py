@@ -23,13 +23,13 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from typing import Any, Self
 
 import numpy as np
 
 from neuralatlas.errors import StoreError
-from neuralatlas.store.chunkio import ChunkFile
+from neuralatlas.store.chunkio import ChunkFile, ChunkStream
 
 __all__ = ["ChunkWriter", "background_writes"]
 
@@ -84,6 +84,12 @@ class ChunkWriter:
         Completes a submitted chunk's buffers before they are written, in the writer's
         thread (the capture's rows-with-NaN/inf pass: off the capture's thread when the
         writer has a core of its own). What it raises fails the chunk as a write would.
+    computed : keys, optional
+        The arrays ``finish`` fills: never streamed by :meth:`rows`.
+    stream : bool
+        With a writer thread, write the rows :meth:`rows` announces while the chunk's later
+        rows are computed (default), so that only the last batch's write is left when the
+        capture's forward passes end, not the whole last chunk's.
 
     Examples
     --------
@@ -96,11 +102,13 @@ class ChunkWriter:
 
     def __init__(self, arrays: Mapping[Hashable, Any], done: Any, chunk_rows: int, *, depth: int = 2,
                  threaded: bool | None = None, direct: bool = True,
-                 finish: Callable[[dict[Hashable, np.ndarray], int], None] | None = None):
+                 finish: Callable[[dict[Hashable, np.ndarray], int], None] | None = None,
+                 computed: Collection[Hashable] = (), stream: bool = True):
         if threaded is None:
             threaded = background_writes()
         self.arrays = dict(arrays)
         self.finish = finish
+        self.computed = set(computed)
         self.done = done  # set by the caller's thread only (commit), never by the writer
         # a flag is one 1-byte chunk: written as its file directly (the bytes zarr writes),
         # not through a round trip into zarr's event loop per chunk
@@ -119,7 +127,13 @@ class ChunkWriter:
         for _ in range(self.depth):
             self._free.put({key: np.empty((self.chunk_rows, *arr.shape[1:]), arr.dtype)
                             for key, arr in self.arrays.items()})
-        self._work: queue.Queue[Any] = queue.Queue(maxsize=self.depth)
+        self.stream = bool(stream) and self.threaded
+        # unbounded: the buffer sets bound what is in flight (a set comes back only once written)
+        self._work: queue.Queue[Any] = queue.Queue()
+        # the writer thread's own: chunk files being written row by row, and the (chunk, key)
+        # pairs whose rows came out of order (written whole at submit instead)
+        self._streams: dict[tuple[int, Hashable], ChunkStream] = {}
+        self._whole: set[tuple[int, Hashable]] = set()
         self._error: BaseException | None = None
         self._error_chunk: int | None = None
         self.written_rows = 0
@@ -144,6 +158,14 @@ class ChunkWriter:
             except queue.Empty:
                 continue
 
+    def rows(self, chunk: int, buffers: dict[Hashable, np.ndarray], start: int, stop: int) -> None:
+        """Rows ``start..stop`` (within the chunk) of every buffer are final: with a writer thread
+        (and ``stream``) it writes them now; otherwise nothing happens until :meth:`submit`.
+        """
+        if self.stream and stop > start:
+            self._raise_if_failed()
+            self._work.put(("rows", int(chunk), buffers, int(start), int(stop)))
+
     def submit(self, chunk: int, buffers: dict[Hashable, np.ndarray], rows: int) -> None:
         """Queue chunk ``chunk``: the first ``rows`` rows of each buffer are its data."""
         item = (int(chunk), buffers, int(rows))
@@ -155,13 +177,8 @@ class ChunkWriter:
             self._free.put(buffers)
             self._raise_if_failed()
             return
-        while True:
-            self._raise_if_failed()
-            try:
-                self._work.put(item, timeout=0.05)
-                return
-            except queue.Full:
-                continue
+        self._raise_if_failed()
+        self._work.put(("chunk", *item))
 
     def close(self) -> list[int]:
         """Wait until every queued chunk is written and flag them (see :meth:`commit`); their rows.
@@ -182,12 +199,7 @@ class ChunkWriter:
 
     def _join(self) -> None:
         if self._thread is not None:
-            while self._thread.is_alive():
-                try:
-                    self._work.put(_STOP, timeout=0.05)
-                    break
-                except queue.Full:
-                    continue
+            self._work.put(_STOP)
             self._thread.join()
             self._thread = None
 
@@ -223,19 +235,43 @@ class ChunkWriter:
             ) from self._error
 
     def _run(self) -> None:
-        while True:
-            item = self._work.get()
-            if item is _STOP:
-                return
-            if self._error is not None or self._cancel:
-                self._free.put(item[1])
-                continue  # failed or cancelled: drain without writing
-            chunk, buffers, rows = item
-            try:
-                self._write(chunk, buffers, rows)
-            except BaseException as err:  # noqa: BLE001 - surfaced in the capture's thread
-                self._error, self._error_chunk = err, chunk
-            self._free.put(buffers)
+        try:
+            while True:
+                item = self._work.get()
+                if item is _STOP:
+                    return
+                kind, chunk, buffers = item[:3]
+                if self._error is None and not self._cancel:
+                    try:
+                        if kind == "rows":
+                            self._write_rows(chunk, buffers, *item[3:])
+                        else:
+                            self._write(chunk, buffers, item[3])
+                    except BaseException as err:  # noqa: BLE001 - surfaced in the capture's thread
+                        self._error, self._error_chunk = err, chunk
+                # failed or cancelled: drained without writing; a chunk's buffers go back
+                # once (with its final item), never with its rows
+                if kind == "chunk":
+                    self._free.put(buffers)
+        finally:
+            for s in self._streams.values():  # torn files of chunks never flagged written
+                s.abort()
+            self._streams.clear()
+
+    def _write_rows(self, chunk: int, buffers: Mapping[Hashable, np.ndarray], start: int, stop: int) -> None:
+        for key, f in self.files.items():
+            if f is None or key in self.computed or (chunk, key) in self._whole:
+                continue
+            s = self._streams.get((chunk, key))
+            if s is None and start == 0:
+                s = self._streams[chunk, key] = f.stream(chunk)
+            if s is None or s.rows != start:  # not in row order: this one is written whole at submit
+                if s is not None:
+                    s.abort()
+                    del self._streams[chunk, key]
+                self._whole.add((chunk, key))
+                continue
+            s.write(buffers[key][start:stop])
 
     def _write(self, chunk: int, buffers: dict[Hashable, np.ndarray], rows: int) -> None:
         start = chunk * self.chunk_rows
@@ -244,9 +280,16 @@ class ChunkWriter:
         for key, arr in self.arrays.items():
             f, block = self.files[key], buffers[key]
             if f is not None:
+                streamed = self._streams.pop((chunk, key), None)
+                self._whole.discard((chunk, key))
                 if rows != f.rows(chunk):
+                    if streamed is not None:
+                        streamed.abort()
                     raise StoreError(f"chunk {chunk} of {key!r} got {rows} rows; it holds {f.rows(chunk)}.")
-                f.write(chunk, f.pad(chunk, block))
+                if streamed is not None:
+                    streamed.close(f.pad(chunk, block))  # the rows after those already written
+                else:
+                    f.write(chunk, f.pad(chunk, block))
             else:
                 arr[start:start + rows] = block[:rows]
         with self._lock:
