@@ -916,7 +916,8 @@ class _CaptureRun:
             store.prediction_array(slot)
         # recorded so the integrity check knows a missing prediction array is by design
         # (the output is not class logits), not a lost one
-        store.update_attrs(has_prediction=bool(self.has_prediction))
+        if store.attrs.get("has_prediction") != bool(self.has_prediction):  # a new store has it already
+            store.update_attrs(has_prediction=bool(self.has_prediction))
         store.nonfinite_array(slot, create=True)
         store.done_flags(slot, create=True)
 

@@ -577,10 +577,12 @@ class ActivationStore:
 
     def plan_slots(self, epochs: Sequence[int | None]) -> None:
         """Record which slots (final model and/or epochs) a capture will write, all unfinished."""
-        complete = dict(self._group.attrs.get("complete", {}))
+        before = dict(self._group.attrs.get("complete", {}))
+        complete = dict(before)
         for e in epochs:
             complete.setdefault("final" if e is None else str(e), False)
-        self._group.attrs["complete"] = complete
+        if complete != before or "complete" not in self._group.attrs:  # each write is a zarr round trip
+            self._group.attrs["complete"] = complete
 
     def mark_complete(self, epoch: int | None) -> None:
         """Record that ``epoch`` (None: final) is completely captured."""
