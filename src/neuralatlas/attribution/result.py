@@ -11,6 +11,7 @@ import numpy as np
 
 from neuralatlas.errors import AnalysisError
 from neuralatlas.results import Result, folder_of, jsonable
+from neuralatlas.token_html import token_heatmap_html  # below plots: HTML, no figure
 
 _ARRAYS = ("maps", "targets", "inputs", "labels", "predictions", "index", "delta", "completeness",
            "n_steps", "mask", "tokens")
@@ -187,8 +188,6 @@ class Attribution(Result):
                        for k, v in self.summary_json().items())
         tokens = ""
         if self.tokens is not None:  # text: the first sentences as a token heat map
-            from neuralatlas.plots.attribution import token_heatmap_html
-
             tokens = token_heatmap_html(self, samples=4)
         return f"<div><b>Attribution</b><table>{rows}</table>{tokens}</div>"
 
