@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,10 +56,19 @@ class PhotoAttribution(Result):
     kind = "photo_attribution"
 
     def figure(self, **kwargs: Any) -> Any:
-        """The photos with their maps, one row per photo (see ``plots.attribution.photo_attribution_grid``)."""
-        from neuralatlas.plots.attribution import photo_attribution_grid
+        """Deprecated (goes in 0.3): draw with :func:`neuralatlas.plots.attribution_photo_grid` (result).
 
-        return photo_attribution_grid(self, **kwargs)
+        A result does not draw itself: figures live in :mod:`neuralatlas.plots`, above the
+        analyses (docs/ARCHITECTURE.md); this alias warns and calls that function.
+        """
+        warnings.warn("PhotoAttribution.figure() is deprecated and goes in 0.3: draw with"
+                      " neuralatlas.plots.attribution_photo_grid(result) (in"
+                      " neuralatlas.plots.attribution; results do not draw themselves).",
+                      DeprecationWarning, stacklevel=2)
+        # the one upward import left here, until 0.3 (a SHIMS entry of tests/test_architecture_rules.py)
+        from neuralatlas.plots.attribution import attribution_photo_grid
+
+        return attribution_photo_grid(self, **kwargs)
 
     def _repr_html_(self) -> str:
         rows = "".join(

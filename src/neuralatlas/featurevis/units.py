@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import html
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,8 @@ _ARRAYS = ("image", "trace", "top_index", "top_values", "patches", "positions", 
 
 @dataclass
 class UnitCard(Result):
-    """Everything a unit card shows; :meth:`figure` draws it, :meth:`save`/:meth:`load` keep it.
+    """Everything a unit card shows; :func:`neuralatlas.plots.featurevis_unit_card` draws it,
+    :meth:`save`/:meth:`load` keep it.
 
     Attributes
     ----------
@@ -129,10 +131,18 @@ class UnitCard(Result):
                 "top_classes": list(self.class_names[:5])}
 
     def figure(self, size: float = 1.6) -> Any:
-        """The card as one figure (see :func:`~neuralatlas.plots.featurevis.unit_card_figure`)."""
-        from neuralatlas.plots.featurevis import unit_card_figure
+        """Deprecated (goes in 0.3): draw with :func:`neuralatlas.plots.featurevis_unit_card` (card).
 
-        return unit_card_figure(self, size=size)
+        A result does not draw itself: figures live in :mod:`neuralatlas.plots`, above the
+        analyses (docs/ARCHITECTURE.md); this alias warns and calls that function.
+        """
+        warnings.warn("UnitCard.figure() is deprecated and goes in 0.3: draw with"
+                      " neuralatlas.plots.featurevis_unit_card(card) (in neuralatlas.plots.featurevis;"
+                      " results do not draw themselves).", DeprecationWarning, stacklevel=2)
+        # the one upward import left here, until 0.3 (a SHIMS entry of tests/test_architecture_rules.py)
+        from neuralatlas.plots.featurevis import featurevis_unit_card
+
+        return featurevis_unit_card(self, size=size)
 
     def save(self, directory: str | Path, name: str | None = None) -> Path:
         """Write ``unit.npz`` (the arrays) and ``unit.json`` (the rest) into ``directory``; return it.
@@ -425,7 +435,8 @@ def unit_card(model: nn.Module, store: Any, layer: str, channel: int, **kwargs: 
     -------
     >>> card = unit_card(model, store, "blocks.8", channel=5)        # doctest: +SKIP
     >>> card.ratio > 1, card.class_names[:3]                                    # doctest: +SKIP
-    >>> card.figure().savefig("blocks8_5.png")                       # doctest: +SKIP
+    >>> from neuralatlas.plots import featurevis_unit_card
+    >>> featurevis_unit_card(card).savefig("blocks8_5.png")          # doctest: +SKIP
     """
     return unit_cards(model, store, layer, [int(channel)], **kwargs)[0]
 
