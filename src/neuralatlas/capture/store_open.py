@@ -31,37 +31,55 @@ class _Named(Protocol):
 
 
 class StoreRun(Protocol):
-    """What :func:`open_or_create` and :func:`repair` read of one capture run.
+    """What :func:`open_or_create` and :func:`repair` read of one capture run (read only).
 
-    Attributes
-    ----------
-    layers : list of str
-        The layers captured, in store order.
-    source : neuralatlas.capture.sources.Source
-        The data: ``n``, ``index``, ``groups``, ``classes``.
-    model : object with ``named_modules()``
-        Layer name -> an object whose class name is recorded as the layer's type.
-    rows : str
-        ``"samples"`` or ``"tokens"``.
-    n_rows, row_batch : int
-        Rows of the store, and rows per forward pass (the chunk size is a multiple of it).
-    layouts : dict
-        The stored layout of every layer (known after ``probe()``).
-    has_prediction : bool
-        Whether the output is class logits (known after ``probe()``).
-    label_dtype : type
-        ``np.int64`` (classes) or ``np.float64`` (regression targets).
+    The torch loop's ``_CaptureRun`` and the Flax/Keras loop's ``_ForeignRun`` both are one.
     """
 
-    layers: list[str]
-    source: Any
-    model: _Named
-    rows: str
-    n_rows: int
-    row_batch: int
-    layouts: dict[str, str]
-    has_prediction: bool
-    label_dtype: type
+    @property
+    def layers(self) -> list[str]:
+        """The layers captured, in store order."""
+        ...
+
+    @property
+    def source(self) -> Any:
+        """The data (a :class:`~neuralatlas.capture.sources.Source`): ``n``, ``index``, ``groups``, ``classes``."""
+        ...
+
+    @property
+    def model(self) -> _Named:
+        """Layer name -> an object whose class name is recorded as the layer's type."""
+        ...
+
+    @property
+    def rows(self) -> str:
+        """``"samples"`` or ``"tokens"``."""
+        ...
+
+    @property
+    def n_rows(self) -> int:
+        """Rows of the store."""
+        ...
+
+    @property
+    def row_batch(self) -> int:
+        """Rows per forward pass (the chunk size is a multiple of it)."""
+        ...
+
+    @property
+    def layouts(self) -> dict[str, str]:
+        """The stored layout of every layer (known after ``probe()``)."""
+        ...
+
+    @property
+    def has_prediction(self) -> bool:
+        """Whether the output is class logits (known after ``probe()``)."""
+        ...
+
+    @property
+    def label_dtype(self) -> type:
+        """``np.int64`` (classes) or ``np.float64`` (regression targets)."""
+        ...
 
     def probe(self) -> tuple[dict[str, tuple[int, ...]], int]:
         """Unit shapes of the layers and the bytes of one row (cached after the first call)."""
@@ -186,7 +204,7 @@ def repair(store: ActivationStore, run: StoreRun, slots: list[int | None], group
         elif p.kind in ("samples/index", "samples/group"):
             group_col = groups if groups is not None else run.source.groups
             fill = np.nan if run.label_dtype is np.float64 else -1
-            store.write_samples(index=run.source.index, label=store._group["samples/label"][:]
+            store.write_samples(index=run.source.index, label=store.sample_column("label")[:]
                                 if "samples/label" not in {q.kind for q in report.problems}
                                 else np.full(store.n_samples, fill, run.label_dtype), group=group_col)
         elif p.kind.startswith("samples/"):
