@@ -89,8 +89,9 @@ class AttackResult(Result):
 
     @property
     def success_rate(self) -> float:
-        """Share of attackable samples the attack succeeded on (untargeted: among those the
-        model got right; targeted: among those not already predicted as the target).
+        """Share of attackable samples the attack succeeded on.
+
+        Untargeted: among those the model got right; targeted: among those not already predicted as the target.
         """
         if self.target_class is not None:
             eligible = self.clean_pred != self.target_class
@@ -114,8 +115,9 @@ class AttackResult(Result):
         return np.abs(d).max(1) if self.norm == "linf" else np.sqrt((d * d).sum(1))
 
     def as_dataset(self, name: str = "adversarial"):
-        """Clean then adversarial inputs as one ``ArrayDataset`` with a ``group`` column
-        (``"clean"`` / ``"adversarial"``); both halves keep the original sample index.
+        """Clean then adversarial inputs as one ``ArrayDataset`` with a ``group`` column.
+
+        The groups are ``"clean"`` and ``"adversarial"``; both halves keep the original sample index.
         """
         from neuralatlas.data.dataset import ArrayDataset
 

@@ -530,8 +530,9 @@ def _open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: _
 
 def _repair(store: ActivationStore, run: _CaptureRun, slots: list[int | None], groups: Any,
             deep: bool) -> None:
-    """Before resuming: chunks marked written but missing (or, ``deep``, damaged) are marked
-    unwritten, so this capture recomputes exactly those rows.
+    """Before resuming, mark chunks that are marked written but are missing as unwritten.
+
+    With ``deep``, damaged chunks are marked too, so this capture recomputes exactly those rows.
     """
     import warnings
 
@@ -593,8 +594,9 @@ def _load_checkpoint(model: nn.Module, path: Path, device: torch.device) -> None
 
 
 def _file_fingerprint(path: Path) -> str:
-    """Content hash of a checkpoint (size and mtime for very large files), so a retrained run
-    never passes for the one a store was captured from.
+    """Content hash of a checkpoint (size and mtime for very large files).
+
+    With it, a retrained run never passes for the one a store was captured from.
     """
     stat = path.stat()
     if stat.st_size > 256 * 2**20:
