@@ -43,9 +43,10 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    """Where the data comes from: a built-in set, a loader with the path of the user's files, or
-    the user's own loader ``"package.module:function"`` (see :mod:`neuralatlas.data.custom` for
-    what it must return). ``data: "mypkg.data:load"`` is short for ``data: {name: ...}``.
+    """Where the data comes from: a built-in set, a loader with the path of the user's files, or a loader of theirs.
+
+    The user's own loader is named ``"package.module:function"`` (see :mod:`neuralatlas.data.custom` for what it
+    must return). ``data: "mypkg.data:load"`` is short for ``data: {name: ...}``.
     """
 
     name: str = Field("digits", description="built-in name, 'name:path', or 'package.module:function'")
@@ -203,9 +204,10 @@ class RunConfig(_Strict):
 
     @property
     def base_dir(self) -> Path | None:
-        """The config file's folder: relative paths start there, and it is on ``sys.path``
-        while the run builds models and loads data (so ``model: "mymodels:Net"`` imports a
-        ``mymodels.py`` beside the YAML).
+        """The config file's folder: relative paths start there.
+
+        It is also on ``sys.path`` while the run builds models and loads data (so ``model: "mymodels:Net"``
+        imports a ``mymodels.py`` beside the YAML).
         """
         return self._base_dir
 

@@ -300,8 +300,10 @@ def evaluate_plane(model: Any, layers: list[str], points: np.ndarray, resolution
 
 @contextlib.contextmanager
 def _one_thread() -> Iterator[None]:
-    """Run torch on one thread: batches of 32 two-dimensional points are far too small to
-    split, and on a shared machine extra threads only wait for each other (10x slower).
+    """Run torch on one thread.
+
+    Batches of 32 two-dimensional points are far too small to split, and on a shared machine extra threads
+    only wait for each other (10x slower).
     """
     import torch
 
