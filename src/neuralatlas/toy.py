@@ -184,10 +184,9 @@ class ToyNetwork(Result):
         from neuralatlas.zoo import build
 
         d = Path(directory)
-        if not (d / "toy.json").is_file():
-            raise AnalysisError(f"No toy network in {d} (no toy.json); write one with toy_network(...).save(dir)"
-                                " (a folder written by an older save(run_dir) holds only the summary and grids).")
-        meta = cls.read_json(d / "toy.json")
+        meta = cls.read_json(cls._required(d, "toy.json", "model.pt", "data.npz", "grids.npz", what="toy network",
+                                           fix="write one with toy_network(...).save(dir) (a folder written by an"
+                                               " older save(run_dir) holds only the summary and grids)"))
         if not meta.get("spec"):
             raise AnalysisError(f"{d / 'toy.json'} does not say how the model was built (no zoo spec).")
         spec = meta["spec"]

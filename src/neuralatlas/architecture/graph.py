@@ -11,6 +11,7 @@ twice (a shared module) gets one node per call, joined by a dashed "shared" edge
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -656,7 +657,7 @@ class ArchitectureGraph(Result):
             layout = "wide" if len(graph.nodes) > 20 else "tall"
         return graph, layout
 
-    def save(self, directory: str | Path, *, depth: int | str | None = None, layout: str = "auto",
+    def save(self, directory: str | os.PathLike[str], *, depth: int | str | None = None, layout: str = "auto",
              max_nodes: int = 40) -> Path:
         """Write the graph and its summaries into ``directory`` and return the directory.
 
@@ -680,13 +681,10 @@ class ArchitectureGraph(Result):
         return d
 
     @classmethod
-    def load(cls, directory: str | Path) -> ArchitectureGraph:
+    def load(cls, directory: str | os.PathLike[str]) -> ArchitectureGraph:
         """Read ``graph.json`` written by :meth:`save`."""
-        path = Path(directory) / "graph.json"
-        if not path.is_file():
-            raise AnalysisError(
-                f"No architecture graph at {str(path)!r}; write one with architecture(model).save(dir)."
-            )
+        path = cls._required(directory, "graph.json", what="architecture graph",
+                             fix="write one with architecture(model).save(dir)")
         return cls.from_json(cls.read_json(path))
 
     def __repr__(self) -> str:
