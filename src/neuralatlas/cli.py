@@ -892,7 +892,7 @@ def attribute_cmd(
     chosen = methods or ["saliency", "integrated_gradients", "grad_cam"]
     count = _n_samples(n_samples, samples, old_flag="--samples")
     with _figures_as_before(), progress_bar(f"attributing {run_dir.name} ({', '.join(chosen)})") as update:
-        summary = attribute_run(run_dir, chosen, data=data, data_path=data_path, split=split, samples=count,
+        summary = attribute_run(run_dir, chosen, data=data, data_path=data_path, split=split, n_samples=count,
                                 target=tgt, n_steps=n_steps, sanity=sanity, faithfulness=faithfulness,
                                 batch_size=batch_size, device=device, overwrite=overwrite, progress=update)
     table = Table(title=f"Attribution of {summary['n_samples']} samples ({split} split) → {summary['store']}")
@@ -965,7 +965,7 @@ def attack_cmd(
     count = _n_samples(n_samples, samples, old_flag="--samples")
     with _figures_as_before(), progress_bar(f"{method} on {run_dir.name}") as update:
         summary = attack_run(run_dir, method, sizes, norm=norm, steps=steps, target_class=target_class, data=data,
-                             data_path=data_path, split=split, samples=count, capture=capture, layers=layers,
+                             data_path=data_path, split=split, n_samples=count, capture=capture, layers=layers,
                              batch_size=batch_size, device=device, seed=seed, overwrite=overwrite, progress=update)
     table = Table(title=f"{method.upper()} ({norm}) on {summary['n_samples']} samples")
     for col in ("eps", "accuracy", "success rate"):
