@@ -163,8 +163,10 @@ class ChunkWriter:
                 continue
 
     def rows(self, chunk: int, buffers: dict[Hashable, np.ndarray], start: int, stop: int) -> None:
-        """Rows ``start..stop`` (within the chunk) of every buffer are final: with a writer thread
-        (and ``stream``) it writes them now; otherwise nothing happens until :meth:`submit`.
+        """Announce that rows ``start..stop`` (within the chunk) of every buffer are final.
+
+        With a writer thread (and ``stream``) it writes them now; otherwise nothing happens
+        until :meth:`submit`.
         """
         if self.stream and stop > start:
             self._raise_if_failed()

@@ -75,7 +75,7 @@ class ChunkStream:
         """Append ``rows`` (C-contiguous, the rows right after those written so far)."""
         if not len(rows):
             return
-        view = memoryview(rows).cast("B")
+        view = rows.data.cast("B")
         if self.file.checksum:
             self._crc = _crc32c_extend(self._crc, view)
         _write_all(self.fd, [view])
@@ -91,7 +91,7 @@ class ChunkStream:
         try:
             parts: list[Any] = []
             if self.rows < f.chunk_rows:
-                view = memoryview(block[self.rows:]).cast("B")
+                view = block[self.rows:].data.cast("B")
                 parts.append(view)
                 if f.checksum:
                     self._crc = _crc32c_extend(self._crc, view)

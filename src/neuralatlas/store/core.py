@@ -25,7 +25,7 @@ import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -108,7 +108,8 @@ class ActivationStore:
         # layer arrays this object created or opened for writing: a capture asks for each
         # several times (prepare, then each fill), and every zarr open reads its metadata
         self._writing: dict[str, zarr.Array] = {}
-        self._root: Path | None | bool = False  # the local folder, found on first use (_local_root)
+        self._root: Path | None = None  # the local folder, found on first use (_local_root)
+        self._root_known = False
 
     # ------------------------------------------------------------------ opening and making
     @classmethod
@@ -619,7 +620,7 @@ class ActivationStore:
             del self._group[path]
         dtype = str if values.dtype.kind in "OUT" else values.dtype
         # sample-aligned chunks, so parallel writers of different chunks never share one
-        rows = self._group.attrs.get("chunk_rows") or len(values)
+        rows = (self.chunk_rows if self._group.attrs.get("chunk_rows") else 0) or len(values)
         arr = self._create_array(path, shape=values.shape, chunks=(max(1, min(rows, len(values))),),
                                  dtype=dtype, compressors=with_checksum())
         if values.dtype.kind in "biuf":
@@ -635,8 +636,8 @@ class ActivationStore:
     # (tests/store/test_direct_metadata.py compares the bytes with zarr's create_array).
     def _local_root(self) -> Path | None:
         """The folder of this store's group when it is a zarr 3 group in a local folder."""
-        if self._root is False:
-            self._root = None
+        if not self._root_known:
+            self._root_known = True
             try:
                 from zarr.storage import LocalStore
 
@@ -662,9 +663,11 @@ class ActivationStore:
 
     def _create_array(self, path: str, *, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: Any,
                       fill_value: Any = None, compressors: Any = None) -> zarr.Array:
-        """A new array at ``path`` with :data:`ARRAY_CONFIG`: the same metadata file (and parent
-        group files) that ``self._group.create_array`` writes, written directly where the group
-        is a local zarr 3 folder; through zarr otherwise.
+        """Create a new array at ``path`` with :data:`ARRAY_CONFIG`.
+
+        The same metadata file (and parent group files) that ``self._group.create_array``
+        writes, written directly where the group is a local zarr 3 folder; through zarr
+        otherwise.
         """
         root = self._local_root()
         made = None if root is None else _create_local_array(
@@ -878,6 +881,7 @@ def _create_local_array(group: zarr.Group, root: Path, path: str, *, shape: tupl
     """
     try:
         from zarr.core.array import AsyncArray, _parse_chunk_encoding_v3, _parse_chunk_key_encoding
+        from zarr.core.array_spec import parse_array_config
         from zarr.core.buffer import default_buffer_prototype
         from zarr.core.dtype import parse_dtype
         from zarr.core.group import GroupMetadata
@@ -905,13 +909,16 @@ def _create_local_array(group: zarr.Group, root: Path, path: str, *, shape: tupl
             _write_new_file(folder / "zarr.json", group_bytes)
     _write_new_file(target / "zarr.json", meta.to_buffer_dict(prototype)["zarr.json"].to_bytes())
     full = f"{group.path}/{path}" if group.path else path
-    return zarr.Array(AsyncArray(metadata=meta, store_path=StorePath(group.store, full), config=ARRAY_CONFIG))
+    return zarr.Array(AsyncArray(metadata=meta, store_path=StorePath(group.store, full),
+                                 config=parse_array_config(cast(Any, ARRAY_CONFIG))))
 
 
 def _write_rows(arr: zarr.Array, values: np.ndarray) -> None:
-    """``arr[:] = values`` for an array chunked along its first axis: whole chunks written as
-    files from ``values``' memory (:class:`~neuralatlas.store.chunkio.ChunkFile`) where the
-    array qualifies, through zarr otherwise.
+    """Write ``arr[:] = values`` for an array chunked along its first axis.
+
+    Whole chunks are written as files from ``values``' memory
+    (:class:`~neuralatlas.store.chunkio.ChunkFile`) where the array qualifies, through zarr
+    otherwise.
     """
     from neuralatlas.store.chunkio import ChunkFile
 
@@ -932,8 +939,9 @@ def _write_rows(arr: zarr.Array, values: np.ndarray) -> None:
 
 
 def _write_new_file(path: Path, data: bytes) -> None:
-    """Write ``path`` whole through a temporary file renamed over it, as zarr's local store does
-    (a reader never sees a half-written metadata file).
+    """Write ``path`` whole through a temporary file renamed over it, as zarr's local store does.
+
+    A reader never sees a half-written metadata file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
@@ -944,8 +952,10 @@ def _write_new_file(path: Path, data: bytes) -> None:
 
 @functools.lru_cache(maxsize=1)
 def _package_versions() -> tuple[tuple[str, str], ...]:
-    """The versions of the packages a store records (read once per process: importlib's
-    metadata lookup parses each package's METADATA file, ~4 ms apiece)."""
+    """The versions of the packages a store records, read once per process.
+
+    importlib's metadata lookup parses each package's METADATA file, ~4 ms apiece.
+    """
     from importlib import metadata
 
     versions = []
