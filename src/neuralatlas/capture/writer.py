@@ -48,7 +48,8 @@ def background_writes() -> bool:
     0.69x at load 7.8 (median 1.04x), 0.57x with gradients at load 8.8 (median 0.57x); at load
     6.3-6.8 two runs of the forward capture gave the synchronous one the better minimum
     (the thread's system calls release the GIL, and taking it back waits for the capture
-    thread to let go) with medians even or the thread ahead. An earlier writer that wrote
+    thread to let go) with medians even or the thread ahead, and at load 5.8 the thread
+    the better minimum (0.82x) and the worse median (1.2x). An earlier writer that wrote
     whole chunks only was 1.4x slower threaded at load 12; this one streams each batch's rows.
     """
     choice = os.environ.get("NEURALATLAS_CAPTURE_WRITER", "").strip().lower()
