@@ -26,7 +26,14 @@ def test_plots_reexport_the_one_implementation():
 
     assert attribution.token_rows is token_html.token_rows
     assert attribution._token_scale is token_html.token_scale
-    assert plots.attribution_token_heatmap_html is token_html.token_heatmap_html
+    # the plots name is a figure-module function of its own (plots are named <analysis>_<what>, in
+    # the module of their analysis) that hands every argument on
+    res = Attribution("saliency", np.arange(6.0).reshape(2, 3, 1) - 2, tokens=np.array([["a", "b", "c"]] * 2),
+                      labels=np.array([0, 1]), signed=True)
+    kwargs = {"samples": [1], "merge": False, "classes": ["neg", "pos"], "vmax": 7.0}
+    view = token_html.token_heatmap_html(res, **kwargs)
+    assert plots.attribution_token_heatmap_html(res, **kwargs) == view
+    assert "sample 1 · pos" in view and "sample 0" not in view and "colour scale -7 … +7" in view
     assert (style.DIVERGING, style.MAGNITUDE, style.SEQUENTIAL) == (palette.DIVERGING, palette.MAGNITUDE,
                                                                     palette.SEQUENTIAL)
 
