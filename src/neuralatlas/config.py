@@ -43,9 +43,10 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    """Where the data comes from: a built-in set, a loader with the path of the user's files, or
-    the user's own loader ``"package.module:function"`` (see :mod:`neuralatlas.data.custom` for
-    what it must return). ``data: "mypkg.data:load"`` is short for ``data: {name: ...}``.
+    """Where the data comes from: a built-in set, a loader with the path of the user's files, or a loader of theirs.
+
+    The user's own loader is named ``"package.module:function"`` (see :mod:`neuralatlas.data.custom` for what it
+    must return). ``data: "mypkg.data:load"`` is short for ``data: {name: ...}``.
     """
 
     name: str = Field("digits", description="built-in name, 'name:path', or 'package.module:function'")
@@ -203,9 +204,10 @@ class RunConfig(_Strict):
 
     @property
     def base_dir(self) -> Path | None:
-        """The config file's folder: relative paths start there, and it is on ``sys.path``
-        while the run builds models and loads data (so ``model: "mymodels:Net"`` imports a
-        ``mymodels.py`` beside the YAML).
+        """The config file's folder: relative paths start there.
+
+        It is also on ``sys.path`` while the run builds models and loads data (so ``model: "mymodels:Net"``
+        imports a ``mymodels.py`` beside the YAML).
         """
         return self._base_dir
 
@@ -258,6 +260,7 @@ def load_config(source: str | Path | dict[str, Any], *, base_dir: Path | None = 
             raise ConfigError(f"{where}: not valid YAML: {err}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: the top level must be a mapping of keys (name, data, models, ...).")
+    raw = _renamed_params(raw, text, where)
     try:
         config = RunConfig.model_validate(raw)
     except ValidationError as err:
@@ -280,6 +283,52 @@ def load_config(source: str | Path | dict[str, Any], *, base_dir: Path | None = 
         config = _rebase(config, base_dir)
     config._source_text, config._source_name = text, where
     return config
+
+
+#: Analysis parameters renamed since 0.2, ``{analysis: {old key: new key}}``: a config's old key keeps
+#: working for one release, with a DeprecationWarning naming the new one. (``analyses.projection.n``
+#: is renamed by its step, whose old value 0 meant "all".)
+RENAMED_PARAMS: dict[str, dict[str, str]] = {
+    "attribution": {"samples": "n_samples"},
+    "adversarial": {"samples": "n_samples"},
+}
+
+
+def _renamed_params(raw: dict[str, Any], text: str | None, where: str) -> dict[str, Any]:
+    """``raw`` with the old keys of :data:`RENAMED_PARAMS` under their new names (copied where changed).
+
+    Raises
+    ------
+    ConfigError
+        A block gives both the old and the new key: which one was meant is unknowable.
+    """
+    import warnings
+
+    def renamed(analyses: Any, loc: list[str]) -> Any:
+        if not isinstance(analyses, dict):
+            return analyses  # the schema check reports it
+        out = dict(analyses)
+        for name, params in analyses.items():
+            for old, new in RENAMED_PARAMS.get(name, {}).items():
+                if not isinstance(params, dict) or old not in params:
+                    continue
+                key, at = ".".join([*loc, name]), _line(text, [*loc, name, old])
+                if new in params:
+                    raise ConfigError(f"{where}{at}: {key} gives both {old!r} and {new!r}, and {old!r} is the old name"
+                                      f" of {new!r}; keep only {key}.{new}.")
+                warnings.warn(f"{where}{at}: {key}.{old} is deprecated since 0.2; write {key}.{new} (null or 'all':"
+                              " every sample). The old key goes in the next release.", DeprecationWarning, stacklevel=4)
+                params = {(new if k == old else k): v for k, v in params.items()}
+                out[name] = params
+        return out
+
+    raw = {**raw, "analyses": renamed(raw["analyses"], ["analyses"])} if "analyses" in raw else dict(raw)
+    if isinstance(raw.get("models"), list):
+        models = raw["models"] = list(raw["models"])
+        for i, m in enumerate(models):  # a loop, not a comprehension: the warning's stacklevel counts frames
+            if isinstance(m, dict) and "analyses" in m:
+                models[i] = {**m, "analyses": renamed(m["analyses"], ["models", str(i), "analyses"])}
+    return raw
 
 
 class _DuplicateKey(yaml.YAMLError):

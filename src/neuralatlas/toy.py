@@ -184,10 +184,9 @@ class ToyNetwork(Result):
         from neuralatlas.zoo import build
 
         d = Path(directory)
-        if not (d / "toy.json").is_file():
-            raise AnalysisError(f"No toy network in {d} (no toy.json); write one with toy_network(...).save(dir)"
-                                " (a folder written by an older save(run_dir) holds only the summary and grids).")
-        meta = cls.read_json(d / "toy.json")
+        meta = cls.read_json(cls._required(d, "toy.json", "model.pt", "data.npz", "grids.npz", what="toy network",
+                                           fix="write one with toy_network(...).save(dir) (a folder written by an"
+                                               " older save(run_dir) holds only the summary and grids)"))
         if not meta.get("spec"):
             raise AnalysisError(f"{d / 'toy.json'} does not say how the model was built (no zoo spec).")
         spec = meta["spec"]
@@ -300,8 +299,10 @@ def evaluate_plane(model: Any, layers: list[str], points: np.ndarray, resolution
 
 @contextlib.contextmanager
 def _one_thread() -> Iterator[None]:
-    """Run torch on one thread: batches of 32 two-dimensional points are far too small to
-    split, and on a shared machine extra threads only wait for each other (10x slower).
+    """Run torch on one thread.
+
+    Batches of 32 two-dimensional points are far too small to split, and on a shared machine extra threads
+    only wait for each other (10x slower).
     """
     import torch
 

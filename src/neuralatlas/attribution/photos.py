@@ -13,6 +13,7 @@ figures draw them over the photo as the model saw it (no de-normalisation to for
 from __future__ import annotations
 
 import html
+import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -83,7 +84,7 @@ class PhotoAttribution(Result):
         return {"photos": {n: [[c, round(p, 4)] for c, p in t] for n, t in zip(self.names, self.top, strict=True)},
                 "methods": list(self.results), **{k: v for k, v in self.settings.items() if k != "top_k"}}
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``photos.json``, ``photos.npy`` and one folder per method (``<safe_name(method)>/``); return it."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
@@ -95,12 +96,11 @@ class PhotoAttribution(Result):
         return d
 
     @classmethod
-    def load(cls, directory: str | Path) -> PhotoAttribution:
+    def load(cls, directory: str | os.PathLike[str]) -> PhotoAttribution:
         """Read what :meth:`save` wrote (also the flat ``<method>.npz`` files of older runs)."""
         d = Path(directory)
-        if not (d / "photos.json").is_file():
-            raise AnalysisError(f"No photo attribution in {str(d)!r}; write one with attribute_photos(...).save(d).")
-        meta = cls.read_json(d / "photos.json")
+        meta = cls.read_json(cls._required(d, "photos.json", "photos.npy", what="photo attribution",
+                                           fix="write one with attribute_photos(...).save(directory)"))
         results = {}
         for m in meta["methods"]:
             folder = d / safe_name(m)

@@ -1,6 +1,7 @@
-"""What the capture loop computes per batch, shared with the Flax/Keras adapters: the target
-whose gradient is captured, per-sample reductions of a layer output, the epochs to capture,
-non-finite rows.
+"""What the capture loop computes per batch, shared with the Flax/Keras adapters.
+
+That is: the target whose gradient is captured, per-sample reductions of a layer output, the epochs to
+capture, non-finite rows.
 
 Below :mod:`.loop` and the adapters, which both use these (so they need not import each other).
 """

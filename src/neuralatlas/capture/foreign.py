@@ -226,8 +226,10 @@ class _ForeignRun:
 
 def checkpoint_paths(checkpoints: str | Path | Mapping[int, str | Path],
                      epochs: Sequence[int] | None) -> dict[int, Path]:
-    """``{epoch: path}`` of parameter checkpoints: a mapping, or a folder (or run folder with a
-    ``checkpoints/`` folder) of ``epoch_<e>.npz`` / ``epoch_<e>.msgpack`` files.
+    """``{epoch: path}`` of parameter checkpoints.
+
+    They are given as a mapping, or as a folder (or run folder with a ``checkpoints/`` folder) of
+    ``epoch_<e>.npz`` / ``epoch_<e>.msgpack`` files.
     """
     import re
 

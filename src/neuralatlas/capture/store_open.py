@@ -178,8 +178,9 @@ def open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: St
 
 def repair(store: ActivationStore, run: StoreRun, slots: list[int | None], groups: Any,
            deep: bool) -> None:
-    """Before resuming: chunks marked written but missing (or, ``deep``, damaged) are marked
-    unwritten, so this capture recomputes exactly those rows.
+    """Before resuming, mark chunks that are marked written but are missing as unwritten.
+
+    With ``deep``, damaged chunks are marked too, so this capture recomputes exactly those rows.
 
     Raises
     ------

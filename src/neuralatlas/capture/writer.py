@@ -128,8 +128,9 @@ class ChunkWriter:
 
     # ------------------------------------------------------------------ the capture's side
     def acquire(self) -> dict[Hashable, np.ndarray]:
-        """A free set of chunk buffers ``{key: [chunk_rows, *unit_shape]}`` to fill (waits for
-        the writer to finish one when both are in flight).
+        """A free set of chunk buffers ``{key: [chunk_rows, *unit_shape]}`` to fill.
+
+        When both sets are in flight, it waits for the writer to finish one.
         """
         while True:
             self._raise_if_failed()

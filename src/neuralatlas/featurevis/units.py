@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import html
 import math
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -52,8 +53,9 @@ _ARRAYS = ("image", "trace", "top_index", "top_values", "patches", "positions", 
 
 @dataclass
 class UnitCard(Result):
-    """Everything a unit card shows; :func:`neuralatlas.plots.featurevis_unit_card` draws it,
-    :meth:`save`/:meth:`load` keep it.
+    """Everything a unit card shows, kept by :meth:`save` and :meth:`load`.
+
+    :func:`neuralatlas.plots.featurevis_unit_card` draws it.
 
     Attributes
     ----------
@@ -144,7 +146,7 @@ class UnitCard(Result):
 
         return featurevis_unit_card(self, size=size)
 
-    def save(self, directory: str | Path, name: str | None = None) -> Path:
+    def save(self, directory: str | os.PathLike[str], name: str | None = None) -> Path:
         """Write ``unit.npz`` (the arrays) and ``unit.json`` (the rest) into ``directory``; return it.
 
         Run folders use ``results/unit_cards/<card.stem>/``.
@@ -161,14 +163,12 @@ class UnitCard(Result):
         return d
 
     @classmethod
-    def load(cls, directory: str | Path, name: str | None = None) -> UnitCard:
+    def load(cls, directory: str | os.PathLike[str], name: str | None = None) -> UnitCard:
         """Read what :meth:`save` wrote (``name`` is deprecated: load ``directory / name``)."""
         stem = files_of(cls.__name__, directory, "unit", name)
-        if not stem.with_suffix(".npz").is_file():
-            raise AnalysisError(f"No unit card in {str(stem.parent)!r} ({stem.name}.npz is missing); write one with"
-                                " unit_card(...).save(directory).")
-        meta = cls.read_json(stem.with_suffix(".json"))
-        with np.load(stem.with_suffix(".npz")) as arrays:
+        meta = cls.read_json(cls._required(stem.parent, f"{stem.name}.json", f"{stem.name}.npz", what="unit card",
+                                           fix="write one with unit_card(...).save(directory)"))
+        with np.load(stem.parent / f"{stem.name}.npz") as arrays:
             loaded = {k: arrays[k] for k in _ARRAYS}
 
         def number(key: str) -> float:  # null in strict JSON was a NaN (a ratio to a best of 0)

@@ -69,8 +69,9 @@ class ChunkFile:
 
     @classmethod
     def for_array(cls, array: Any) -> ChunkFile | None:
-        """A :class:`ChunkFile` for ``array`` (a ``zarr.Array``), or ``None`` where the direct path
-        could not reproduce zarr's bytes exactly (then read and write through zarr).
+        """A :class:`ChunkFile` for ``array`` (a ``zarr.Array``), or ``None`` where it cannot match zarr.
+
+        ``None`` means the direct path could not reproduce zarr's bytes exactly; then read and write through zarr.
         """
         try:
             from zarr.codecs import BytesCodec, Crc32cCodec
@@ -218,8 +219,9 @@ class ChunkFile:
         return out
 
     def read_rows(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Rows ``[start, stop)`` as one array, read chunk by chunk (whole chunks straight into
-        ``out``, partial ones through a scratch chunk).
+        """Rows ``[start, stop)`` as one array, read chunk by chunk.
+
+        Whole chunks are read straight into ``out``, partial ones through a scratch chunk.
         """
         start, stop = max(0, int(start)), min(int(stop), self.shape[0])
         if out is None:

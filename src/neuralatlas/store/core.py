@@ -41,10 +41,11 @@ ARRAY_CONFIG = {"write_empty_chunks": True}  # skip zarr's per-chunk "all fill v
 
 
 def writable(array: zarr.Array) -> zarr.Array:
-    """``array`` with :data:`ARRAY_CONFIG`: zarr keeps run-time config out of the metadata, so an
-    array reopened from its group would silently *delete* a chunk that becomes all fill value
-    (all-zero activations, an all-zero label chunk) — which the integrity check then reads as
-    a lost chunk. Every writer goes through this.
+    """``array`` with :data:`ARRAY_CONFIG`; every writer goes through this.
+
+    zarr keeps run-time config out of the metadata, so an array reopened from its group would silently
+    *delete* a chunk that becomes all fill value (all-zero activations, an all-zero label chunk) — which the
+    integrity check then reads as a lost chunk.
     """
     return array.with_config(ARRAY_CONFIG)
 
@@ -58,8 +59,9 @@ def chunk_rows_for(bytes_per_row: int, batch_size: int, n_samples: int,
 
 
 def with_checksum(compressor: Any = None) -> list[Any]:
-    """Bytes-to-bytes codecs of a store array: the compressor (if any), then zarr's crc32c
-    checksum last, so a flipped byte or a truncated chunk fails on read instead of passing.
+    """Bytes-to-bytes codecs of a store array: the compressor (if any), then zarr's crc32c checksum.
+
+    The checksum goes last, so a flipped byte or a truncated chunk fails on read instead of passing.
     """
     from zarr.codecs import Crc32cCodec
 
@@ -383,8 +385,9 @@ class ActivationStore:
         return self.check_integrity(deep=deep).raise_if_bad(_fix_target(self.path))
 
     def invalidate(self, problems: Sequence[integrity.ChunkProblem]) -> int:
-        """Mark the chunks of ``problems`` unwritten (their slots incomplete), so that running the
-        same capture again recomputes exactly those rows. Returns the number of chunks marked.
+        """Mark the chunks of ``problems`` unwritten (their slots incomplete); return how many were marked.
+
+        Running the same capture again then recomputes exactly those rows.
 
         A problem with a whole array (chunk -1) marks every chunk of its slot.
         """
@@ -836,7 +839,9 @@ def _provenance() -> dict[str, Any]:
 
 
 def read_rows(array: zarr.Array, rows: slice, out: np.ndarray | None = None) -> np.ndarray:
-    """``array[rows]`` as a numpy array: direct chunk reads where the array qualifies
+    """``array[rows]`` as a numpy array.
+
+    It uses direct chunk reads where the array qualifies
     (:meth:`~neuralatlas.store.chunkio.ChunkFile.for_array`), zarr's own read otherwise.
     """
     from neuralatlas.store.chunkio import ChunkFile
