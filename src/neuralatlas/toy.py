@@ -161,8 +161,8 @@ class ToyNetwork(Result):
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         self.write_summary(d)
-        np.savez(d / "grids.npz", xs=self.xs, ys=self.ys, probabilities=self.probabilities,
-                 **{f"act_{k}": v for k, v in self.activations.items()})
+        acts: dict[str, Any] = {f"act_{k}": v for k, v in self.activations.items()}  # Any: savez's **kwds
+        np.savez(d / "grids.npz", xs=self.xs, ys=self.ys, probabilities=self.probabilities, **acts)
         sets = {f"{part}_{k}": getattr(getattr(self, part), k) for part in ("train", "test")
                 for k in ("inputs", "labels", "index")}
         np.savez(d / "data.npz", **sets)

@@ -199,7 +199,7 @@ def photo_patches(n_samples: int = 384, size: int = 112, scales: Sequence[float]
     from PIL import Image
 
     cache: dict[int, Image.Image] = {}
-    for i, p in enumerate(order):
+    for i, p in enumerate(order.tolist()):  # Python ints: the cache's keys
         if p not in cache:
             cache[p] = Image.fromarray(photo(chosen[p]))
         img = cache[p]
