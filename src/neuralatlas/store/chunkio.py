@@ -29,7 +29,7 @@ import numpy as np
 
 from neuralatlas.errors import StoreCorruptError, StoreError
 
-__all__ = ["ChunkChecksumError", "ChunkFile"]
+__all__ = ["ChunkChecksumError", "ChunkFile", "ChunkStream"]
 
 
 class ChunkChecksumError(StoreCorruptError, ValueError):
@@ -44,6 +44,76 @@ def _crc32c(data: Any) -> int:
     import google_crc32c  # zarr's crc32c codec uses the same library
 
     return int(google_crc32c.value(np.frombuffer(data, np.uint8)))  # (it refuses memoryviews)
+
+
+def _write_all(fd: int, parts: list[Any]) -> None:
+    """``writev`` of ``parts``, finishing a short write (signals, quotas) with plain writes."""
+    written = os.writev(fd, parts)
+    total = sum(len(memoryview(p)) for p in parts)
+    if written < total:
+        rest = memoryview(b"".join(bytes(memoryview(p)) for p in parts))[written:]
+        while rest:
+            rest = rest[os.write(fd, rest):]
+
+
+class ChunkStream:
+    """One chunk file written in row order while the rest of its rows are still being computed.
+
+    :meth:`write` appends rows (and extends the running CRC-32C); :meth:`close` writes the
+    remaining rows of the full chunk block (the last chunk's padding included) and the
+    checksum: the file is then byte for byte what :meth:`ChunkFile.write` writes. A stream
+    closed early (:meth:`abort`, a killed process) leaves a torn file, which is why a chunk
+    counts as written only once its done flag is set after :meth:`close`.
+    """
+
+    def __init__(self, file: ChunkFile, index: int, fd: int):
+        self.file, self.index, self.fd = file, index, fd
+        self.rows = 0  # rows written so far, from the chunk's first
+        self._crc = 0
+
+    def write(self, rows: np.ndarray) -> None:
+        """Append ``rows`` (C-contiguous, the rows right after those written so far)."""
+        if not len(rows):
+            return
+        view = rows.data.cast("B")
+        if self.file.checksum:
+            self._crc = _crc32c_extend(self._crc, view)
+        _write_all(self.fd, [view])
+        self.rows += len(rows)
+
+    def close(self, block: np.ndarray) -> None:
+        """Finish the file from ``block``, the full chunk (rows written so far are not rewritten)."""
+        f = self.file
+        if block.shape != f.chunk_shape or block.dtype != f.dtype or not block.flags.c_contiguous:
+            self.abort()
+            raise StoreError(f"chunk block has shape {block.shape} {block.dtype}; expected a C-contiguous"
+                             f" {f.chunk_shape} {f.dtype}.")
+        try:
+            parts: list[Any] = []
+            if self.rows < f.chunk_rows:
+                view = block[self.rows:].data.cast("B")
+                parts.append(view)
+                if f.checksum:
+                    self._crc = _crc32c_extend(self._crc, view)
+            if f.checksum:
+                parts.append(self._crc.to_bytes(4, "little"))
+            if parts:
+                _write_all(self.fd, parts)
+        finally:
+            os.close(self.fd)
+            self.fd = -1
+
+    def abort(self) -> None:
+        """Stop writing (the file stays torn; its chunk is not flagged written)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _crc32c_extend(crc: int, data: Any) -> int:
+    import google_crc32c
+
+    return int(google_crc32c.extend(crc, np.frombuffer(data, np.uint8)))
 
 
 class ChunkFile:
@@ -158,16 +228,21 @@ class ChunkFile:
         try:
             # one system call for data and checksum: each call releases and retakes the GIL,
             # and retaking it waits for the capture thread (costly when cores are busy)
-            written = os.writev(fd, parts)
-            total = sum(len(memoryview(p)) for p in parts)
-            if written < total:  # a short write (signals, quotas): write the rest
-                rest = memoryview(b"".join(bytes(memoryview(p)) for p in parts))[written:]
-                while rest:
-                    rest = rest[os.write(fd, rest):]
+            _write_all(fd, parts)
         finally:
             os.close(fd)
         if atomic:
             os.replace(target, final)
+
+    def stream(self, index: int) -> ChunkStream:
+        """Start writing chunk ``index`` in row order (:class:`ChunkStream`), in place."""
+        if not 0 <= index < self.n_chunks:
+            raise StoreError(f"chunk {index} is out of range: the array has {self.n_chunks} chunks.")
+        target = self.path(index)
+        if target.parent not in self._made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(target.parent)
+        return ChunkStream(self, index, os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
 
     def pad(self, index: int, block: np.ndarray) -> np.ndarray:
         """Set the rows of ``block`` past the array's end to the fill value (the last chunk)."""
