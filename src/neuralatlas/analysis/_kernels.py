@@ -132,9 +132,12 @@ def _grouped_moments(x, raw, codes, shift, s1, s2, mx, mn, active, total, thresh
     la = np.zeros(units, np.int32)
     touched = np.zeros(n_local, np.bool_)
     state = np.zeros(1, np.int64)
-    sh = shift.astype(np.float32) if n_local else shift
-    _moments_into(x, raw, codes, sh, s1, s2, mx, mn, active, total, threshold, do_std, do_stats, do_total,
-                  l1, l2, lt, la, touched, state, True)
+    if n_local:  # float32 sums take the shift in float32 (two calls: numba types each branch)
+        _moments_into(x, raw, codes, shift.astype(np.float32), s1, s2, mx, mn, active, total, threshold, do_std,
+                      do_stats, do_total, l1, l2, lt, la, touched, state, True)
+    else:
+        _moments_into(x, raw, codes, shift, s1, s2, mx, mn, active, total, threshold, do_std, do_stats, do_total,
+                      l1, l2, lt, la, touched, state, True)
 
 
 # One thread: the other core reads the next block meanwhile. A parallel kernel (prange over
