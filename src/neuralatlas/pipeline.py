@@ -672,7 +672,7 @@ def demo_config(out: str | Path = "runs/demo", epochs: int = 10, pretrained: boo
 #: Sized for about two minutes on 2 idle cores (measured parts: see the README).
 PRETRAINED_DEMO: dict[str, Any] = {
     "name": "efficientnet", "model": "efficientnet_lite0", "kind": "pretrained",
-    "data": {"name": "photo_patches", "options": {"n": 256, "size": 96}},
+    "data": {"name": "photo_patches", "options": {"n_samples": 256, "size": 96}},
     "layers": ["blocks.3", "blocks.8", "blocks.14"],
     "capture": {"gradients": False, "per_epoch": False, "reduce": "mean", "batch_size": 64},
     "analyses": {

@@ -28,6 +28,7 @@ from neuralatlas.capture.hooks import preserved
 from neuralatlas.capture.loop import call_model, pick_device
 from neuralatlas.errors import AnalysisError, CaptureError
 from neuralatlas.results import Result
+from neuralatlas.vocabulary import renamed_parameter
 
 _SPEC_ATTR = "_neuralatlas_spec"
 
@@ -158,14 +159,16 @@ def _example(model: nn.Module, example_input: Any, input_shape: Sequence[int] | 
     return x
 
 
-def example_from_dataset(data: Any, n: int = 2) -> Any:
-    """A batch of the first ``n`` inputs of a data set of ``(inputs, label)`` items.
+@renamed_parameter("n", "n_samples")
+def example_from_dataset(data: Any, n_samples: int = 2) -> Any:
+    """A batch of the first ``n_samples`` inputs of a data set of ``(inputs, label)`` items.
 
     It is collated as a DataLoader would (dict inputs stay dicts, integer ids stay integers).
+    ``n`` is the old name of ``n_samples``.
     """
     from torch.utils.data import default_collate
 
-    items = [data[i][0] for i in range(min(n, len(data)))]
+    items = [data[i][0] for i in range(min(n_samples, len(data)))]
     if not items:
         raise AnalysisError("The data set is empty; pass input_shape or example_input for the architecture.")
     return default_collate(items)
