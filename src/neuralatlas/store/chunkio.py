@@ -317,8 +317,10 @@ class ChunkFile:
         return out
 
     def read_pieces(self, start: int, stop: int, buffers: list[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
-        """Rows ``[start, stop)`` as consecutive pieces ``(first_row, rows)``, each read into the
-        next of ``buffers`` in turn (C-contiguous, ``[piece_rows, *row_shape]``, this dtype).
+        """Rows ``[start, stop)`` as consecutive pieces ``(first_row, rows)``.
+
+        Each piece is read into the next of ``buffers`` in turn (C-contiguous,
+        ``[piece_rows, *row_shape]``, this dtype).
 
         For streamed reductions: a piece of ~1 MiB is reduced while it is still in the CPU
         cache its read left it in, where a whole chunk (16 MiB) comes back from memory (NAPs
