@@ -818,7 +818,8 @@ class _CaptureRun:
             store.prediction_array(slot)
         # recorded so the integrity check knows a missing prediction array is by design
         # (the output is not class logits), not a lost one
-        store.update_attrs(has_prediction=bool(self.has_prediction))
+        if store.attrs.get("has_prediction") != bool(self.has_prediction):  # a new store has it already
+            store.update_attrs(has_prediction=bool(self.has_prediction))
         store.nonfinite_array(slot, create=True)
         store.done_flags(slot, create=True)
 
@@ -880,7 +881,16 @@ class _CaptureRun:
         # chunk buffers are allocated once (two sets) and reused; a thread writes one set while
         # the forward passes fill the other (capture/writer.py); a chunk's done flag is set only
         # after all of its arrays are written
-        with ChunkWriter(arrays, done, R) as writer, self.recorder:
+        finish = None
+        if nonfinite is not None:
+            layers = list(self.layers)
+
+            def finish(bufs: dict[Any, np.ndarray], m: int) -> None:
+                # rows with NaN/inf per layer, for analyses to name; in the writer's thread
+                bufs["nonfinite"][:m] = _nonfinite_rows({k: bufs[("acts", k)] for k in layers},
+                                                        {k: bufs[("grads", k)] for k in grads}, layers, m)
+
+        with ChunkWriter(arrays, done, R, finish=finish, computed=("nonfinite",)) as writer, self.recorder:
             for c in range(done.shape[0]):
                 start, stop = c * R, min((c + 1) * R, n)
                 if c not in pending:
@@ -902,13 +912,13 @@ class _CaptureRun:
                         y = _label_column(labels)
                         self._place(label_buf, y if y is not None else np.full(len(labels), -1))
                     got += self._dst.stop - self._dst.start
+                    # this batch's rows are final: a writer thread writes them while the next
+                    # batches run, so the last chunk's write is not all left for the end
+                    writer.rows(c, bufs, self._dst.start, self._dst.stop)
                 if got != stop - start:
                     raise CaptureError(f"The data gave {got} rows for rows {start}..{stop - 1};"
                                        f" expected {stop - start}. Its length must not change.")
-                m = stop - start
-                if nonfinite is not None:  # rows with NaN/inf per layer, for analyses to name
-                    bufs["nonfinite"][:m] = _nonfinite_rows(self.buffers, grad_buffers, self.layers, m)
-                writer.submit(c, bufs, m)
+                writer.submit(c, bufs, stop - start)
                 done_rows = _report(writer, done_rows, total, progress)
             for rows in writer.close():
                 done_rows += rows
