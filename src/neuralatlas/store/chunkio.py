@@ -208,7 +208,7 @@ class ChunkFile:
         if block.shape != self.chunk_shape or block.dtype != self.dtype or not block.flags.c_contiguous:
             raise StoreError(f"chunk block has shape {block.shape} {block.dtype}; expected a C-contiguous"
                              f" {self.chunk_shape} {self.dtype}.")
-        view = memoryview(block).cast("B")
+        view = block.data.cast("B")  # ndarray.data: the same buffer, typed as a memoryview
         parts: list[Any] = [view]
         if self.checksum:
             parts.append(_crc32c(view).to_bytes(4, "little"))
@@ -265,7 +265,7 @@ class ChunkFile:
         StoreError
             The file has the wrong size for this array.
         """
-        view = memoryview(out).cast("B")
+        view = out.data.cast("B")
         path = self.path(index)
         if not path.exists():
             out[...] = self.fill_value
@@ -345,7 +345,7 @@ class ChunkFile:
             return
         piece = int(buffers[0].shape[0])
         row_bytes = self.chunk_nbytes // self.chunk_rows
-        views = [memoryview(b).cast("B") for b in buffers]
+        views = [b.data.cast("B") for b in buffers]
         k = 0
         R = self.chunk_rows
         for c in range(start // R, -(-stop // R)):
