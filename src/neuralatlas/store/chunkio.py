@@ -208,7 +208,7 @@ class ChunkFile:
         if block.shape != self.chunk_shape or block.dtype != self.dtype or not block.flags.c_contiguous:
             raise StoreError(f"chunk block has shape {block.shape} {block.dtype}; expected a C-contiguous"
                              f" {self.chunk_shape} {self.dtype}.")
-        view = block.data.cast("B")  # the array's own buffer (numpy's 3.11 stubs give ndarray no Buffer)
+        view = block.data.cast("B")  # ndarray.data: the same buffer, typed as a memoryview
         parts: list[Any] = [view]
         if self.checksum:
             parts.append(_crc32c(view).to_bytes(4, "little"))
