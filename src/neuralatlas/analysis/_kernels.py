@@ -10,8 +10,6 @@ slices (about 3x slower).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 try:  # numba is optional: umap-learn brings it, but the numpy path must stand alone
@@ -144,10 +142,6 @@ def _grouped_moments(x, raw, codes, shift, s1, s2, mx, mn, active, total, thresh
 
 # One thread: the other core reads the next block meanwhile. A parallel kernel (prange over
 # unit tiles) was 1.3x faster alone but 1.2-1.7x slower in the pipeline, starving the reader.
-# numba's Dispatcher (or None without numba): its stub hides the compiled signature
-moments_into: Any
-flush_moments: Any
-grouped_moments: Any
 if njit is not None:
     # rebound under their own names: numba resolves the functions they call at compile time
     _flush_moments = njit(cache=True, nogil=True, fastmath=_FASTMATH)(_flush_moments)
