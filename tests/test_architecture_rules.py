@@ -46,7 +46,7 @@ repository root::
     print('no import cycle (module- or function-level) outside the deprecated SHIMS')"
 
 It prints ``upward edges not in SHIMS: []`` and the last line; its edges are exactly those of
-:func:`import_graph` (610 today).
+:func:`import_graph`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,15 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from neuralatlas.errors import NeuralAtlasError
@@ -308,7 +316,7 @@ class _RichReporter:
 
     def __init__(self) -> None:
         self.bar: Progress | None = None
-        self.task = None
+        self.task: TaskID | None = None
 
     def step_started(self, step: str) -> None:
         self._close()
@@ -318,7 +326,7 @@ class _RichReporter:
         self.task = self.bar.add_task(step, total=None)
 
     def progress(self, done: int, total: int) -> None:
-        if self.bar is not None:
+        if self.bar is not None and self.task is not None:
             self.bar.update(self.task, completed=done, total=total)
 
     def message(self, text: str) -> None:

@@ -49,7 +49,7 @@ class DataConfig(_Strict):
     must return). ``data: "mypkg.data:load"`` is short for ``data: {name: ...}``.
     """
 
-    name: str = Field("digits", description="built-in name, 'name:path', or 'package.module:function'")
+    name: str = Field(default="digits", description="built-in name, 'name:path', or 'package.module:function'")
     path: Path | None = None
     options: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the loader")
 
@@ -62,12 +62,12 @@ class DataConfig(_Strict):
 class TrainConfig(_Strict):
     """How a model is trained: ``train:`` of a model in the run config."""
 
-    epochs: int = Field(10, ge=0)
-    lr: float = Field(3e-3, gt=0)
-    batch_size: int = Field(64, ge=1)
+    epochs: int = Field(default=10, ge=0)
+    lr: float = Field(default=3e-3, gt=0)
+    batch_size: int = Field(default=64, ge=1)
     seed: int = 0
-    restarts: int = Field(0, ge=0)
-    target_accuracy: float | None = Field(None, ge=0, le=1)
+    restarts: int = Field(default=0, ge=0)
+    target_accuracy: float | None = Field(default=None, ge=0, le=1)
 
 
 class HFModelConfig(_Strict):
@@ -75,7 +75,8 @@ class HFModelConfig(_Strict):
 
     hf: Path = Field(..., description="folder written by save_pretrained (config.json + weights)")
     task: str | None = Field(
-        None, description="sequence-classification, causal-lm, ... or a transformers class name; default AutoModel"
+        default=None,
+        description="sequence-classification, causal-lm, ... or a transformers class name; default AutoModel",
     )
 
 
@@ -91,18 +92,22 @@ class ModelConfig(_Strict):
         ..., description="built-in name (mlp, cnn, vgg, vgg16), 'package.module:function' or {hf: folder}"
     )
     kwargs: dict[str, Any] = Field(default_factory=dict)
-    checkpoint: Path | None = Field(None, description="weights to load instead of training")
+    checkpoint: Path | None = Field(default=None, description="weights to load instead of training")
     trust_pickle: bool = Field(
-        False, description="let the checkpoint unpickle Python objects (runs its code): only for files you trust"
+        default=False,
+        description="let the checkpoint unpickle Python objects (runs its code): only for files you trust",
     )
     train: TrainConfig = Field(default_factory=TrainConfig)
-    layers: list[str] | None = Field(None, description="names or glob patterns; default every leaf layer")
+    layers: list[str] | None = Field(default=None, description="names or glob patterns; default every leaf layer")
     # A pretrained model (e.g. efficientnet_lite0) is not trained; it may look at its own data
     # with its own capture settings and analyses instead of the run's.
-    kind: Literal["train", "pretrained"] = Field("train", description="'pretrained': weights come with the builder")
-    data: DataConfig | None = Field(None, description="this model's data instead of the run's")
-    capture: dict[str, Any] | None = Field(None, description="capture settings replacing the run's for this model")
-    analyses: dict[str, dict[str, Any]] | None = Field(None, description="this model's analyses instead of the run's")
+    kind: Literal["train", "pretrained"] = Field(default="train",
+                                                 description="'pretrained': weights come with the builder")
+    data: DataConfig | None = Field(default=None, description="this model's data instead of the run's")
+    capture: dict[str, Any] | None = Field(default=None,
+                                           description="capture settings replacing the run's for this model")
+    analyses: dict[str, dict[str, Any]] | None = Field(default=None,
+                                                       description="this model's analyses instead of the run's")
 
     @field_validator("name")
     @classmethod
@@ -117,22 +122,25 @@ class CaptureConfig(_Strict):
 
     split: Literal["test", "train"] = "test"
     n_samples: int | None = Field(
-        None, ge=1, description="the first n_samples samples of the split; null or 'all': every sample (default)"
+        default=None, ge=1,
+        description="the first n_samples samples of the split; null or 'all': every sample (default)",
     )
     gradients: bool = True
     target: str | int = "label"
     per_epoch: bool = True
-    batch_size: int = Field(256, ge=1)
+    batch_size: int = Field(default=256, ge=1)
     reduce: str | dict[str, str] | None = None
-    output: int | str | None = Field(None, description="which part of a tuple/dict model output is the prediction")
+    output: int | str | None = Field(default=None,
+                                     description="which part of a tuple/dict model output is the prediction")
     layer_output: dict[str, int | str | list[int | str]] | None = Field(
-        None, description="{layer pattern: index, key, or a path like [1, 0]} for layers returning tuples/dicts")
+        default=None,
+        description="{layer pattern: index, key, or a path like [1, 0]} for layers returning tuples/dicts")
     repeated: Literal["error", "first", "last"] = "error"
     rows: Literal["samples", "tokens"] | None = Field(
-        None, description="tokens: one row per non-padding token of [B, T, D] layers"
+        default=None, description="tokens: one row per non-padding token of [B, T, D] layers"
     )
 
-    n: int | None = Field(None, ge=1, description="deprecated: n_samples", exclude=True)
+    n: int | None = Field(default=None, ge=1, description="deprecated: n_samples", exclude=True)
 
     @field_validator("n_samples", mode="before")
     @classmethod
@@ -291,6 +299,7 @@ def load_config(source: str | Path | dict[str, Any], *, base_dir: Path | None = 
 RENAMED_PARAMS: dict[str, dict[str, str]] = {
     "attribution": {"samples": "n_samples"},
     "adversarial": {"samples": "n_samples"},
+    "photo_attribution": {"smooth_samples": "smooth_draws"},  # noisy copies are draws, not data samples
 }
 
 
@@ -316,8 +325,9 @@ def _renamed_params(raw: dict[str, Any], text: str | None, where: str) -> dict[s
                 if new in params:
                     raise ConfigError(f"{where}{at}: {key} gives both {old!r} and {new!r}, and {old!r} is the old name"
                                       f" of {new!r}; keep only {key}.{new}.")
-                warnings.warn(f"{where}{at}: {key}.{old} is deprecated since 0.2; write {key}.{new} (null or 'all':"
-                              " every sample). The old key goes in the next release.", DeprecationWarning, stacklevel=4)
+                meaning = " (null or 'all': every sample)" if new == "n_samples" else ""
+                warnings.warn(f"{where}{at}: {key}.{old} is deprecated since 0.2; write {key}.{new}{meaning}."
+                              " The old key goes in the next release.", DeprecationWarning, stacklevel=4)
                 params = {(new if k == old else k): v for k, v in params.items()}
                 out[name] = params
         return out

@@ -672,14 +672,14 @@ def demo_config(out: str | Path = "runs/demo", epochs: int = 10, pretrained: boo
 #: Sized for about two minutes on 2 idle cores (measured parts: see the README).
 PRETRAINED_DEMO: dict[str, Any] = {
     "name": "efficientnet", "model": "efficientnet_lite0", "kind": "pretrained",
-    "data": {"name": "photo_patches", "options": {"n": 256, "size": 96}},
+    "data": {"name": "photo_patches", "options": {"n_samples": 256, "size": 96}},
     "layers": ["blocks.3", "blocks.8", "blocks.14"],
     "capture": {"gradients": False, "per_epoch": False, "reduce": "mean", "batch_size": 64},
     "analyses": {
         "unit_cards": {"units": {"blocks.3": [0, 5], "blocks.8": [5, 17], "blocks.14": [3, 40]},
                        "k": 8, "steps": 24},
         "photo_attribution": {"photos": ["chelsea", "coffee", "rocket"], "size": 224, "n_steps": 16,
-                              "smooth_samples": 8},
+                              "smooth_draws": 8},
         "deepdream": {"photo": "astronaut", "size": 128, "layer": "blocks.8", "octaves": 2, "steps": 6},
     },
 }

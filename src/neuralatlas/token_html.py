@@ -43,6 +43,16 @@ def token_rows(result: Any, *, samples: int | Sequence[int] = 8, merge: bool = T
     ------
     AnalysisError
         The result carries no token strings and no ``tokenizer`` (with its ids) was given.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> res = SimpleNamespace(token_scores=np.array([[0.5, 0.25, 0.125, 0.0]]), mask=np.array([[1, 1, 1, 0]]),
+    ...                       tokens=np.array([["[CLS]", "play", "##ing", "[PAD]"]]), labels=np.array([1]))
+    >>> token_rows(res, classes=["calm", "sport"])
+    [('sample 0 · sport', [('[CLS]', 0.5), ('playing', 0.375)])]
+    >>> token_scale(token_rows(res), signed=True, vmax=None)
+    (-0.5, 0.5)
     """
     scores = np.asarray(result.token_scores, np.float64)
     tokens = getattr(result, "tokens", None)

@@ -47,3 +47,4 @@ def test_each_step_takes_the_one_name_and_refuses_both(tmp_path, step):
     assert "n_samples" in params and "samples" not in params
     with pytest.raises(TypeError, match="got both 'samples' .deprecated. and 'n_samples'"):
         step(tmp_path, samples=3, n_samples=3)
+

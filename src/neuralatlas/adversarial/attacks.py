@@ -275,7 +275,12 @@ def attack(
     lim = _bounds(bounds, source, first)
     step = float(step_size) if step_size is not None else 2.5 * float(eps) / int(steps)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    cleans, advs, ys, cps, aps, tcs = [], [], [], [], [], []
+    cleans: list[np.ndarray] = []
+    advs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    cps: list[np.ndarray] = []
+    aps: list[np.ndarray] = []
+    tcs: list[np.ndarray] = []
     start = 0
     with preserved(model):
         model.to(dev).eval()

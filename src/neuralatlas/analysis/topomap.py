@@ -735,7 +735,7 @@ class Topomaps(Result):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         keys = {layer: f"l{i}" for i, layer in enumerate(self.layers)}
-        arrays = {}
+        arrays: dict[str, Any] = {}  # Any: numpy types savez's **kwds as Any (it has a bool keyword)
         for layer, k in keys.items():
             arrays[f"{k}_coordinates"] = self.coordinates[layer]
             arrays[f"{k}_values"] = self.values[layer]

@@ -28,6 +28,7 @@ from neuralatlas.capture.hooks import preserved
 from neuralatlas.capture.loop import call_model, pick_device
 from neuralatlas.errors import AnalysisError, CaptureError
 from neuralatlas.results import Result
+from neuralatlas.vocabulary import renamed_parameter
 
 _SPEC_ATTR = "_neuralatlas_spec"
 
@@ -99,7 +100,8 @@ class _ShapeInterpreter(fx.Interpreter):
         self.is_tensor[n.name] = bool(_tensors(result))
         if n.op == "call_module":
             args, _ = self.fetch_args_kwargs_from_env(n)
-            self.macs[n.name] = module_macs(self.module.get_submodule(n.target), args, result,
+            # a call_module node's target is the module's qualified name (fx types it str | Callable)
+            self.macs[n.name] = module_macs(self.module.get_submodule(str(n.target)), args, result,
                                             self.batch or 1)
         elif n.op in ("call_function", "call_method") and function_name(n.target) in COUNTED_FUNCTIONS:
             args, kwargs = self.fetch_args_kwargs_from_env(n)
@@ -158,14 +160,16 @@ def _example(model: nn.Module, example_input: Any, input_shape: Sequence[int] | 
     return x
 
 
-def example_from_dataset(data: Any, n: int = 2) -> Any:
-    """A batch of the first ``n`` inputs of a data set of ``(inputs, label)`` items.
+@renamed_parameter("n", "n_samples")
+def example_from_dataset(data: Any, n_samples: int = 2) -> Any:
+    """A batch of the first ``n_samples`` inputs of a data set of ``(inputs, label)`` items.
 
     It is collated as a DataLoader would (dict inputs stay dicts, integer ids stay integers).
+    ``n`` is the old name of ``n_samples``.
     """
     from torch.utils.data import default_collate
 
-    items = [data[i][0] for i in range(min(n, len(data)))]
+    items = [data[i][0] for i in range(min(n_samples, len(data)))]
     if not items:
         raise AnalysisError("The data set is empty; pass input_shape or example_input for the architecture.")
     return default_collate(items)

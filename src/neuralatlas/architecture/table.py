@@ -63,6 +63,8 @@ class ModelSummary(Result, dict):
     """
 
     kind = "model_summary"
+    # the per-layer table is data here, so it hides the mixin's deprecated table() alias of to_frame()
+    table: pd.DataFrame  # type: ignore[assignment]
 
     def __init__(self, table: pd.DataFrame, total_params: int, trainable_params: int, total_macs: int,
                  input_shape: Any = None, model_type: str = ""):

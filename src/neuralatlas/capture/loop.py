@@ -389,11 +389,9 @@ def capture(
             settings["rows"] = rows
         if axes is not None:
             settings["axes"] = axes if isinstance(axes, str) else dict(axes)
-        first = next(iter(checkpoint_paths.values()), None)  # slots[0]'s checkpoint
-        store = open_or_create(
-            Path(out), settings, overwrite, run, slots, groups, classes, chunk_rows, verify=verify,
-            # a new store is probed with the first epoch's weights
-            before_probe=None if first is None else lambda: _load_checkpoint(model, first, dev))
+        # run.probe() above learnt shapes and layouts; each epoch's weights are loaded before its fill
+        store = open_or_create(Path(out), settings, overwrite, run, slots, groups, classes, chunk_rows,
+                               verify=verify)
         guard.store, guard.slots = store, slots
         total = run.n_rows * len(slots)
         done_rows = 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -92,8 +92,7 @@ class StoreRun(Protocol):
 
 def open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: StoreRun,
                    slots: list[int | None], groups: Any, classes: Sequence[str] | None,
-                   chunk_rows: int | None, *, verify: str = "fast",
-                   before_probe: Callable[[], None] | None = None) -> ActivationStore:
+                   chunk_rows: int | None, *, verify: str = "fast") -> ActivationStore:
     """The store at ``out``: resumed when it was made with the same ``settings``, else created.
 
     Parameters
@@ -107,7 +106,9 @@ def open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: St
         Replace whatever is at ``out``. A store stopped before its sample table was written is
         replaced without it (nothing in it to keep).
     run : StoreRun
-        The capture run (layers, data, probe, sample table).
+        The capture run (layers, data, probe, sample table). Its probe needs no particular
+        weights (it learns shapes, layouts and the kind of output), so a capture per
+        checkpoint loads each epoch's weights only when it fills that epoch.
     slots : list of int or None
         The epochs captured (``[None]``: the model as it is).
     groups, classes : optional
@@ -117,9 +118,6 @@ def open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: St
     verify : "fast" or "deep"
         How a resumed store is checked before its missing (``deep``: damaged) chunks are
         recomputed, see :func:`repair`.
-    before_probe : callable, optional
-        Called before a new store's layers are probed (the torch loop loads the first
-        checkpoint's weights there).
 
     Returns
     -------
@@ -150,8 +148,6 @@ def open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: St
     if out.exists() and not overwrite and any(out.iterdir()):
         raise StoreError(f"{out} exists and is not an activation store; choose another out= path"
                          " or pass overwrite=True to replace it.")
-    if before_probe is not None:
-        before_probe()
     shapes, bytes_per_row = run.probe()
     rows = chunk_rows or chunk_rows_for(bytes_per_row, run.row_batch, run.n_rows)
     attrs = {

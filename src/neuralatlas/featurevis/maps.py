@@ -61,7 +61,7 @@ class FeatureMaps(Result):
         d = folder_of("FeatureMaps", directory, name)  # name: deprecated, a subfolder
         d.mkdir(parents=True, exist_ok=True)
         # arrays keyed by position: a layer name may hold any character
-        arrays = {f"map{i}": v for i, v in enumerate(self.maps.values())}
+        arrays: dict[str, Any] = {f"map{i}": v for i, v in enumerate(self.maps.values())}
         if self.input is not None:
             arrays["input"] = self.input
         np.savez_compressed(d / "feature_maps.npz", **arrays)

@@ -298,7 +298,20 @@ def attribution_faithfulness(result: Any, *, ax=None) -> Figure:
 # their names here stay importable.
 _SPACE_MARKERS, _is_special, _merge_pieces = token_html._SPACE_MARKERS, token_html._is_special, token_html._merge_pieces
 token_rows, _token_scale = token_html.token_rows, token_html.token_scale
-attribution_token_heatmap_html = token_html.token_heatmap_html
+
+
+def attribution_token_heatmap_html(result: Any, *, samples: int | Sequence[int] = 8, merge: bool = True,
+                                   tokenizer: Any = None, classes: Sequence[str] | None = None,
+                                   vmax: float | None = None) -> str:
+    """The token heat map as HTML: one ``<p>`` per sentence of ``<span>`` tokens on coloured backgrounds.
+
+    Same rows, merging and colour scale as :func:`attribution_token_heatmap`; token text is
+    escaped, and each span's ``title`` holds its score. For embedding in the report or a
+    notebook. Made by :func:`neuralatlas.token_html.token_heatmap_html` (below plots, so that
+    ``Attribution._repr_html_`` shows it without importing figures); the parameters are its.
+    """
+    return token_html.token_heatmap_html(result, samples=samples, merge=merge, tokenizer=tokenizer,
+                                         classes=classes, vmax=vmax)
 
 
 def attribution_token_heatmap(result: Any, *, ax=None, samples: int | Sequence[int] = 8, merge: bool = True,

@@ -41,11 +41,13 @@ CAPTIONS: dict[str, list[tuple[str, str]]] = {
     ],
     "projection": [
         ("layers_*", "Two-dimensional embedding of every layer ({epoch}), one panel per layer on shared"
-                     " axes, each line a {row}'s move from the previous layer{rings}."),
+                     " axes, each line a {row}'s move from the previous layer{rings_most}; where drawn, every"
+                     " trail bundled below."),
         ("epochs_*", "Embedding of {layer} at each captured epoch, one panel per epoch on shared axes,"
-                     " each line a {row}'s move over training{rings}."),
+                     " each line a {row}'s move over training{rings_most}; where drawn, every trail bundled"
+                     " below."),
         ("trails_*", "Trails as small multiples ({rest}): one panel per step on shared axes, each line a"
-                     " {row}'s move from the previous step{rings}."),
+                     " {row}'s move from the previous step{rings_most}."),
         ("quality", "Neighbourhood hit and trustworthiness of the embedding, per layer and epoch."),
         ("neurons_*", "Neuron projection of {layer}: units close together respond alike across samples."),
         ("compare_*", "Neuron projection of {layer} beside the importance of each unit per class ({method})."),
@@ -200,6 +202,9 @@ def describe(analysis: str, stem: str | PurePath, *, layers: list[str] | tuple[s
                 "group": group_noun(by),
                 "row": rows.rstrip("s") or "sample",
                 "rings": f"; rings mark misclassified {rows}" if predictions else "",
+                # the small multiples leave rings out of a panel in which most are misclassified
+                "rings_most": (f"; rings mark misclassified {rows}, except in a panel where most are"
+                               " (the figure names it)") if predictions else "",
             }
             text = sentence.format(**fields)
             return f"{model}: {text}" if model else text

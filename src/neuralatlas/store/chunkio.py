@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -207,7 +208,7 @@ class ChunkFile:
         if block.shape != self.chunk_shape or block.dtype != self.dtype or not block.flags.c_contiguous:
             raise StoreError(f"chunk block has shape {block.shape} {block.dtype}; expected a C-contiguous"
                              f" {self.chunk_shape} {self.dtype}.")
-        view = memoryview(block).cast("B")
+        view = block.data.cast("B")  # ndarray.data: the same buffer, typed as a memoryview
         parts: list[Any] = [view]
         if self.checksum:
             parts.append(_crc32c(view).to_bytes(4, "little"))
@@ -264,7 +265,7 @@ class ChunkFile:
         StoreError
             The file has the wrong size for this array.
         """
-        view = memoryview(out).cast("B")
+        view = out.data.cast("B")
         path = self.path(index)
         if not path.exists():
             out[...] = self.fill_value
@@ -314,3 +315,81 @@ class ChunkFile:
                 self.read_into(c, scratch)
                 out[a - start:b - start] = scratch[a - lo:b - lo]
         return out
+
+    def read_pieces(self, start: int, stop: int, buffers: list[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
+        """Rows ``[start, stop)`` as consecutive pieces ``(first_row, rows)``.
+
+        Each piece is read into the next of ``buffers`` in turn (C-contiguous,
+        ``[piece_rows, *row_shape]``, this dtype).
+
+        For streamed reductions: a piece of ~1 MiB is reduced while it is still in the CPU
+        cache its read left it in, where a whole chunk (16 MiB) comes back from memory (NAPs
+        measured ~1.6x faster so). The yielded array is a view of a buffer that is filled
+        again ``len(buffers)`` pieces later: the caller is done with it by then (one buffer
+        for a plain loop, two with one piece read ahead in a thread).
+
+        Every chunk touched is read whole (for its CRC-32C); the CRC is checked when the
+        chunk's last byte is read, before its last piece is yielded. A damaged chunk raises
+        :class:`ChunkChecksumError` after its earlier pieces were seen, so a caller must
+        treat an exception as "no result" (a reduction does: it raises out of it).
+
+        Raises
+        ------
+        ChunkChecksumError
+            A chunk whose CRC-32C does not match, or whose file has the wrong size.
+        """
+        import google_crc32c
+
+        start, stop = max(0, int(start)), min(int(stop), self.shape[0])
+        if stop <= start:
+            return
+        piece = int(buffers[0].shape[0])
+        row_bytes = self.chunk_nbytes // self.chunk_rows
+        views = [b.data.cast("B") for b in buffers]
+        k = 0
+        R = self.chunk_rows
+        for c in range(start // R, -(-stop // R)):
+            lo = c * R
+            path = self.path(c)
+            if not path.exists():  # never written: the fill value, as zarr reads it
+                for a in range(max(lo, start), min(lo + R, stop), piece):
+                    buf = buffers[k % len(buffers)]
+                    k += 1
+                    m = min(piece, min(lo + R, stop) - a)
+                    buf[:m] = self.fill_value
+                    yield a, buf[:m]
+                continue
+            with open(path, "rb", buffering=0) as f:
+                expected = self.chunk_nbytes + (4 if self.checksum else 0)
+                size = os.fstat(f.fileno()).st_size
+                if size != expected:
+                    raise ChunkChecksumError(
+                        f"chunk file {path} has {size} bytes; an array of chunk shape {self.chunk_shape}"
+                        f" {self.dtype} needs {expected}. The file was truncated or replaced; recapture"
+                        " the chunk (run the capture again after removing it).")
+                crc = 0
+                for a in range(lo, lo + R, piece):
+                    m = min(piece, lo + R - a)
+                    i = k % len(buffers)
+                    view = views[i][:m * row_bytes]
+                    got = 0
+                    while got < len(view):  # short reads: keep reading
+                        more = f.readinto(view[got:])
+                        if not more:
+                            break
+                        got += more
+                    if got != len(view):
+                        raise ChunkChecksumError(f"chunk file {path} ended early ({a - lo} rows in);"
+                                                 " it was truncated while being read. Read it again.")
+                    if self.checksum:
+                        crc = google_crc32c.extend(crc, np.frombuffer(view, np.uint8))
+                    last = a + m >= lo + R
+                    if last and self.checksum and crc != int.from_bytes(f.read(5), "little"):
+                        raise ChunkChecksumError(
+                            f"chunk file {path} fails its CRC-32C check: its bytes changed after they"
+                            " were written (disk or copy damage). Recapture the chunk: remove the file and"
+                            " run the same capture again.")
+                    first, end = max(a, start), min(a + m, stop)
+                    if end > first:  # rows outside [start, stop) are read for the CRC only
+                        k += 1
+                        yield first, buffers[i][first - a:end - a]

@@ -994,6 +994,58 @@ def read_rows(array: zarr.Array, rows: slice, out: np.ndarray | None = None) -> 
     return direct.read_rows(start, max(start, stop), out)
 
 
+PIECE_BYTES = 2**20
+"""Bytes of one piece of :func:`read_pieces`: a piece stays in a core's L2 cache (measured
+for NAPs on 4,096-unit rows: 1 MiB pieces 1.6x faster than whole 16 MiB chunks; 256 KiB
+pieces lose the gain again to per-piece overhead)."""
+
+
+def read_pieces(array: Any, rows: slice, *, piece_rows: int | None = None,
+                buffers: int = 2) -> Iterator[tuple[slice, np.ndarray]]:
+    """``array[rows]`` as consecutive ``(row_slice, piece)`` pairs of at most ``piece_rows`` rows.
+
+    Each piece is read into one of ``buffers`` reused buffers (no allocation per piece), the
+    view yielded is overwritten ``buffers`` pieces later: reduce it, or copy what you keep,
+    before then. Direct chunk reads where the array qualifies (checksums checked, a damaged
+    chunk named like :func:`read_rows` names it); otherwise one zarr read of the block, cut up.
+
+    Parameters
+    ----------
+    array : zarr.Array or CheckedArray
+    rows : slice
+        Contiguous rows (step 1).
+    piece_rows : int, optional
+        Rows per piece; default about :data:`PIECE_BYTES` of rows (at least one row, at most
+        one chunk).
+    buffers : int
+        Pieces in flight: 1 for a plain loop, 2 when the next is read ahead in a thread.
+    """
+    from neuralatlas.store.chunkio import ChunkFile
+
+    start, stop, step = rows.indices(array.shape[0])
+    stop = max(start, stop)
+    row_bytes = int(np.prod(array.shape[1:], dtype=np.int64)) * np.dtype(array.dtype).itemsize
+    chunk_rows = int(array.chunks[0]) if getattr(array, "chunks", None) else max(1, stop - start)
+    if piece_rows is None:
+        piece_rows = max(1, min(chunk_rows, PIECE_BYTES // max(1, row_bytes)))
+    direct = ChunkFile.for_array(getattr(array, "zarr_array", array)) if step == 1 else None
+    if direct is None:
+        block = read_rows(array, rows)
+        for a in range(0, len(block), piece_rows):
+            yield slice(start + a, start + min(a + piece_rows, len(block))), block[a:a + piece_rows]
+        return
+    shape = (int(piece_rows), *array.shape[1:])
+    pieces = direct.read_pieces(start, stop, [np.empty(shape, direct.dtype) for _ in range(max(1, buffers))])
+    guarded = array._guarded if isinstance(array, CheckedArray) else (lambda read, _rows: read())
+    done = object()
+    while True:
+        item = guarded(lambda: next(pieces, done), rows)  # a damaged chunk is named as zarr's reads name it
+        if item is done:
+            return
+        first, piece = item
+        yield slice(first, first + len(piece)), piece
+
+
 def read_json(path: Path) -> Any:
     """The JSON content of ``path`` (a store's own metadata files, written by the store)."""
     return json.loads(Path(path).read_text())

@@ -272,7 +272,7 @@ class SimilarityResult(Result):
         """Write ``matrices.npz``, ``matrices.json``, ``probes.json`` and ``summary.json``; return ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        arrays = {f"m{i}": m.values for i, m in enumerate(self.matrices.values())}
+        arrays: dict[str, Any] = {f"m{i}": m.values for i, m in enumerate(self.matrices.values())}
         meta = {key: {**m.as_json(), "array": f"m{i}"} for i, (key, m) in enumerate(self.matrices.items())}
         np.savez(directory / "matrices.npz", **arrays)
         write_json(directory / "matrices.json", meta, kind=self.kind, version=self.format_version, indent=2)
