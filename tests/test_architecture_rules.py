@@ -16,6 +16,7 @@ still exist (so the list can only shrink) and each is left out of the cycle chec
 from __future__ import annotations
 
 import ast
+import functools
 from collections import defaultdict
 from pathlib import Path
 
@@ -91,6 +92,7 @@ def _runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
     return out
 
 
+@functools.cache  # parsed once per run (four tests read it; ~2 s a parse of every module); read-only
 def import_graph() -> dict[str, dict[str, int]]:
     """``{module: {imported module: line}}`` of the package's own modules."""
     mods = modules()
