@@ -26,12 +26,14 @@ if os.environ.get("NEURALATLAS_TEST_JAX_CACHE", "1") != "0":
 
 EPOCHS = 8
 
-#: Fixtures that make a test end to end, so ``slow`` (``make test-fast`` leaves them out):
-#: the pipeline-built report runs (every analysis, then the report) and a dask LocalCluster.
+#: Fixtures that make a test end to end or heavy, so ``slow`` (``make test-fast`` leaves them out):
+#: the pipeline-built report runs (every analysis, then the report), a dask LocalCluster, and
+#: real pretrained models (CONTRIBUTING.md: a test that loads one is slow).
 SLOW_FIXTURES = {"report_run": "a pipeline run of every analysis, then the report",
                  "report_run2": "a pipeline run of every analysis, then the report",
                  "client": "a dask LocalCluster of worker processes",
-                 "done_run": "a whole pipeline run", "vgg16_file": "VGG16 (138 M parameters)"}
+                 "done_run": "a whole pipeline run", "vgg16_file": "VGG16 (138 M parameters)",
+                 "minilm": "the real MiniLM (22 M parameters; tests/capture, tests/attribution)"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection reads the marks

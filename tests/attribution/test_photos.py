@@ -13,6 +13,8 @@ from neuralatlas.attribution.photos import PhotoAttribution, attribute_photos, c
 from neuralatlas.data import photos
 from neuralatlas.zoo import efficientnet_lite0
 
+pytestmark = pytest.mark.slow  # EfficientNet-Lite0 on its real ImageNet weights
+
 
 @pytest.fixture(scope="module")
 def model():
