@@ -135,7 +135,8 @@ def attribution_grid(results: Any, *, samples: int | Sequence[int] = 6, inputs: 
             if r == 0:
                 ax.set_title(name, fontsize=8)
         if scale == "column":  # under the column's last panel: the panels above keep their size
-            fig.colorbar(im, ax=axes[-1, col], location="bottom", shrink=0.9, pad=0.05)
+            cb = fig.colorbar(im, ax=axes[-1, col], location="bottom", shrink=0.9, pad=0.05)
+            cb.set_label("attribution" if signed else "|attribution|", fontsize=8)
     if has_input:
         for r, i in enumerate(rows):
             ax = axes[r, 0]
