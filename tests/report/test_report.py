@@ -343,3 +343,22 @@ def test_two_model_report_has_findings_per_class_results_and_comparison(report_r
     compare = text.split('id="compare"')[1].split("</section>")[0]
     specs = _json_blocks(compare, "na-plot-spec")
     assert specs and all({t["name"] for t in s["data"]} == {"mlp", "mlp_b"} for s in specs)
+
+
+def test_attribution_section_says_where_the_methods_differ_from_captum(report_run):
+    import html
+
+    from neuralatlas.attribution.methods import CAPTUM_DIFFERENCES
+
+    summary = json.loads((report_run.model_dir / "results" / "attribution" / "summary.json").read_text())
+    methods = list(summary["methods"])
+    expected = {m: CAPTUM_DIFFERENCES[m] for m in methods if m in CAPTUM_DIFFERENCES}
+    assert "integrated_gradients" in expected and "saliency" in expected
+    assert summary["captum_differences"] == expected
+    text, _ = _parse(report_run.report)
+    section = text.split('id="sec-attribution"')[1].split("</section>")[0]
+    assert "differ from captum on purpose" in section
+    for sentence in expected.values():
+        assert html.escape(sentence, quote=True) in section
+    # shown once, as the note: not also as a row of the summary table
+    assert section.count(html.escape(expected["saliency"], quote=True)) == 1
