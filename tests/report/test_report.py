@@ -157,7 +157,8 @@ def test_projection_coordinates_round_trip_with_their_missing_values():
     half_step = np.asarray(entry["step"]) / 2
     assert (np.abs(back - xy)[ok] <= np.broadcast_to(half_step * (1 + 1e-9), xy.shape)[ok]).all()
     # the box's corners are codes 0 and XY_MISSING - 1, exactly
-    assert np.nanmin(back, 0) == pytest.approx(np.nanmin(xy, 0)) and np.nanmax(back, 0) == pytest.approx(np.nanmax(xy, 0))
+    assert np.nanmin(back, 0) == pytest.approx(np.nanmin(xy, 0))
+    assert np.nanmax(back, 0) == pytest.approx(np.nanmax(xy, 0))
     codes = np.frombuffer(base64.b64decode(entry["q"]), "<u2")
     assert codes.max() == XY_MISSING and np.sort(np.unique(codes))[-2] == XY_MISSING - 1
     # a constant axis (every point on one line) decodes to that line

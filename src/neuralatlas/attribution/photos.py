@@ -13,7 +13,9 @@ figures draw them over the photo as the model saw it (no de-normalisation to for
 from __future__ import annotations
 
 import html
+import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,10 +57,19 @@ class PhotoAttribution(Result):
     kind = "photo_attribution"
 
     def figure(self, **kwargs: Any) -> Any:
-        """The photos with their maps, one row per photo (see ``plots.attribution.photo_attribution_grid``)."""
-        from neuralatlas.plots.attribution import photo_attribution_grid
+        """Deprecated (goes in 0.3): draw with :func:`neuralatlas.plots.attribution_photo_grid` (result).
 
-        return photo_attribution_grid(self, **kwargs)
+        A result does not draw itself: figures live in :mod:`neuralatlas.plots`, above the
+        analyses (docs/ARCHITECTURE.md); this alias warns and calls that function.
+        """
+        warnings.warn("PhotoAttribution.figure() is deprecated and goes in 0.3: draw with"
+                      " neuralatlas.plots.attribution_photo_grid(result) (in"
+                      " neuralatlas.plots.attribution; results do not draw themselves).",
+                      DeprecationWarning, stacklevel=2)
+        # the one upward import left here, until 0.3 (a SHIMS entry of tests/test_architecture_rules.py)
+        from neuralatlas.plots.attribution import attribution_photo_grid
+
+        return attribution_photo_grid(self, **kwargs)
 
     def _repr_html_(self) -> str:
         rows = "".join(
@@ -73,7 +84,7 @@ class PhotoAttribution(Result):
         return {"photos": {n: [[c, round(p, 4)] for c, p in t] for n, t in zip(self.names, self.top, strict=True)},
                 "methods": list(self.results), **{k: v for k, v in self.settings.items() if k != "top_k"}}
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``photos.json``, ``photos.npy`` and one folder per method (``<safe_name(method)>/``); return it."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
@@ -85,12 +96,11 @@ class PhotoAttribution(Result):
         return d
 
     @classmethod
-    def load(cls, directory: str | Path) -> PhotoAttribution:
+    def load(cls, directory: str | os.PathLike[str]) -> PhotoAttribution:
         """Read what :meth:`save` wrote (also the flat ``<method>.npz`` files of older runs)."""
         d = Path(directory)
-        if not (d / "photos.json").is_file():
-            raise AnalysisError(f"No photo attribution in {str(d)!r}; write one with attribute_photos(...).save(d).")
-        meta = cls.read_json(d / "photos.json")
+        meta = cls.read_json(cls._required(d, "photos.json", "photos.npy", what="photo attribution",
+                                           fix="write one with attribute_photos(...).save(directory)"))
         results = {}
         for m in meta["methods"]:
             folder = d / safe_name(m)

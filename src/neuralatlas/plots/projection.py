@@ -237,9 +237,10 @@ def projection_trail_image(
 
 
 def _standardised(coords: list[np.ndarray]) -> list[np.ndarray]:
-    """Each embedding centred and scaled to unit RMS radius: t-SNE/UMAP scales are arbitrary
-    and PCA's differ by layer, so shared axes compare positions, not scales. Rotations from
-    the alignment (``align=True``) are kept.
+    """Each embedding centred and scaled to unit RMS radius.
+
+    t-SNE/UMAP scales are arbitrary and PCA's differ by layer, so shared axes compare positions, not scales.
+    Rotations from the alignment (``align=True``) are kept.
     """
     out = []
     for pts in coords:
@@ -294,8 +295,9 @@ def _small_multiples(fig: Figure, grid: Any, result: Any, keys: list, coords: li
 def projection_trails(result: Any, along: str = "layers", *, layer: str | None = None,
                       epoch: int | None | str = "any", ncols: int | None = None, alpha: float | None = None,
                       linewidth: float = 0.5, width: float = DISPLAY_WIDTH_IN) -> Figure:
-    """Trails as small multiples: one panel per layer (or epoch) on shared axes, each showing
-    every sample's move from the previous step as a line in its class's colour.
+    """Trails as small multiples: one panel per layer (or epoch) on shared axes.
+
+    Each panel shows every sample's move from the previous step as a line in its class's colour.
 
     The trails of ten layers overlaid in one panel make a hairball; here each step has its own
     panel, so where samples move (and which classes move together) reads step by step. Each
@@ -380,9 +382,10 @@ def _evolution(result: Any, along: str, layer: str | None, epoch: int | None | s
 
 def projection_layer_evolution(result: Any, *, epoch: int | None | str = "any", bundle: bool = False,
                           bundle_options: dict[str, Any] | None = None, thumb: float = 2.0) -> Figure:
-    """Every layer's embedding, one panel per layer on shared axes, with each sample's move
-    from the previous layer (:func:`projection_trails`); with ``bundle=True`` the bundled
-    trail image of the whole sequence follows below.
+    """Every layer's embedding, one panel per layer on shared axes.
+
+    Each panel shows each sample's move from the previous layer (:func:`projection_trails`); with
+    ``bundle=True`` the bundled trail image of the whole sequence follows below.
 
     Example
     -------
@@ -393,8 +396,10 @@ def projection_layer_evolution(result: Any, *, epoch: int | None | str = "any", 
 
 def projection_epoch_evolution(result: Any, layer: str | None = None, *, bundle: bool = False,
                           bundle_options: dict[str, Any] | None = None, thumb: float = 2.0) -> Figure:
-    """One layer's embedding at every epoch, one panel per epoch on shared axes, with each
-    sample's move from the previous epoch; with ``bundle=True`` the bundled trail image below.
+    """One layer's embedding at every epoch, one panel per epoch on shared axes.
+
+    Each panel shows each sample's move from the previous epoch; with ``bundle=True`` the bundled trail image
+    follows below.
 
     Example
     -------

@@ -107,8 +107,10 @@ GROUP_NOUNS = {"label": "class", "label_name": "class", "position": "position", 
 
 
 def group_noun(by: str | None) -> str:
-    """The word for one group of a grouping column: ``"label"`` -> ``"class"``, ``"position"``
-    -> ``"position"``, any other column -> its name (``"group"``, ``"topic"``).
+    """The word for one group of a grouping column.
+
+    ``"label"`` -> ``"class"``, ``"position"`` -> ``"position"``, any other column -> its name (``"group"``,
+    ``"topic"``).
     """
     if not by:
         return "class"
@@ -116,9 +118,10 @@ def group_noun(by: str | None) -> str:
 
 
 def grouping(model: Any, analysis: str) -> str | None:
-    """The sample-table column ``analysis`` grouped by for ``model`` (a report ModelInfo), when
-    its summary says so: the NAPs' ``by``; for topomaps (whose summary names only the groups),
-    the NAPs' ``by`` when the groups are the same. None when unknown (class is assumed).
+    """The sample-table column ``analysis`` grouped by for ``model`` (a report ModelInfo), when known.
+
+    It is known when its summary says so: the NAPs' ``by``; for topomaps (whose summary names only the
+    groups), the NAPs' ``by`` when the groups are the same. None when unknown (class is assumed).
     """
     def summary(name: str) -> dict:
         out = model.analyses.get(name) if model is not None else None
@@ -135,9 +138,10 @@ def grouping(model: Any, analysis: str) -> str | None:
 
 
 def caption_fields(model: Any, analysis: str) -> dict[str, Any]:
-    """What :func:`describe` needs to know of a model's store and analysis to word a caption:
-    ``by`` (:func:`grouping`), ``rows`` ("tokens" for a store of token rows) and
-    ``predictions`` (whether the store has predictions to ring the misclassified).
+    """What :func:`describe` needs to know of a model's store and analysis to word a caption.
+
+    That is ``by`` (:func:`grouping`), ``rows`` ("tokens" for a store of token rows) and ``predictions``
+    (whether the store has predictions to ring the misclassified).
     """
     attrs = getattr(getattr(model, "store", None), "attrs", None) or {}
     return {"by": grouping(model, analysis), "rows": "tokens" if attrs.get("rows") == "tokens" else "samples",

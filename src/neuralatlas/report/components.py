@@ -165,8 +165,10 @@ def _encode_png(raw: bytes, width: int | None) -> bytes:
 
 
 def figure_geometry(path: Path, raw: bytes | None = None) -> dict[str, Any]:
-    """What is known of a saved figure's size: ``width_in``, ``height_in``, ``px`` (PNG), and
-    ``font_pt`` (its smallest text, as :func:`neuralatlas.plots.style.save_figure` recorded).
+    """What is known of a saved figure's size.
+
+    The keys: ``width_in``, ``height_in``, ``px`` (PNG), and ``font_pt`` (its smallest text, as
+    :func:`neuralatlas.plots.style.save_figure` recorded).
     """
     from neuralatlas.plots.style import META_FONT, META_LAYER, figure_meta
 
@@ -199,8 +201,9 @@ def figure_geometry(path: Path, raw: bytes | None = None) -> dict[str, Any]:
 
 
 def image_uri(path: Path) -> tuple[str, tuple[int, int] | None]:
-    """The page's reference to a PNG or SVG file (a ``data:`` URI unless images go to side
-    files), and the pixel size it is shown at (None for SVG).
+    """The page's reference to a PNG or SVG file, and the pixel size it is shown at (None for SVG).
+
+    The reference is a ``data:`` URI unless images go to side files.
     """
     src, dims, _ = _image(path)
     return src, dims

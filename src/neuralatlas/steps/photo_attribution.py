@@ -1,5 +1,7 @@
-"""The photo-attribution step (pretrained ImageNet models): saliency, integrated gradients, SmoothGrad and
-Grad-CAM of the predicted class on the bundled photos, with the cascading sanity check of saliency.
+"""The photo-attribution step (pretrained ImageNet models).
+
+It computes saliency, integrated gradients, SmoothGrad and Grad-CAM of the predicted class on the bundled
+photos, with the cascading sanity check of saliency.
 """
 
 from __future__ import annotations

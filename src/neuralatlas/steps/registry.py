@@ -52,8 +52,9 @@ def resolve(analysis: str) -> Callable[..., dict[str, Any]]:
 
 
 def validate_params(analysis: str, params: dict[str, Any]) -> None:
-    """The parameter check of a pipeline analysis on its own, so a run refuses a typo in any
-    analysis before training or capturing (the same check its adapter makes).
+    """The parameter check of a pipeline analysis on its own (the same check its adapter makes).
+
+    With it, a run refuses a typo in any analysis before training or capturing.
 
     Analyses registered as plain callables (not a step of this package) are not checked here.
 
