@@ -363,3 +363,27 @@ def test_attribution_section_says_where_the_methods_differ_from_captum(report_ru
         assert html.escape(sentence, quote=True) in section
     # shown once, as the note: not also as a row of the summary table
     assert section.count(html.escape(expected["saliency"], quote=True)) == 1
+
+
+def test_figures_and_table_rows_follow_the_layers_depth_not_the_alphabet(report_run):
+    from neuralatlas.report import read_run
+
+    text, _ = _parse(report_run.report)
+    layers = read_run(report_run.out).models[0].layers
+    assert layers != sorted(layers)          # mlp: flatten, fc1, relu1, ... (alphabetical differs)
+    for name in ("naps", "projection"):
+        section = text.split(f'id="sec-{name}"')[1].split("</section>")[0]
+        for pattern in (r'<figure class="na-fig" data-model="mlp" data-layer="([^"]+)"', r'<tr data-layer="([^"]+)"'):
+            seen = list(dict.fromkeys(re.findall(pattern, section)))
+            assert len(seen) >= 2, (name, pattern)
+            assert seen == [layer for layer in layers if layer in seen], (name, seen)
+
+
+def test_the_pipeline_projects_every_captured_epoch(report_run):
+    from neuralatlas.analysis.projection import Projection
+    from neuralatlas.store import ActivationStore
+
+    store = ActivationStore.open(report_run.model_dir / "acts.zarr")
+    proj = Projection.load(report_run.model_dir / "results" / "projection")
+    assert len(store.epochs) >= 3 and proj.epochs == list(store.epochs)
+    assert {(layer, e) for layer in proj.layers for e in store.epochs} <= set(proj.coordinates)
