@@ -354,8 +354,9 @@ def render_unit_cards(ctx: SectionContext) -> str:
 
 
 def _captum_block(ctx: SectionContext, out: AnalysisOutput) -> str:
-    """An attribution output's block with, after its figures, where its methods differ from
-    captum on purpose (``captum_differences`` of its summary, written by the attribution steps).
+    """An attribution output's block, then where its methods differ from captum on purpose.
+
+    The differences are the summary's ``captum_differences`` (the attribution steps write it).
     """
     summary = dict(out.summary or {})
     differences = summary.pop("captum_differences", None) or {}

@@ -248,8 +248,10 @@ step = attribute_run  # the step of this module (``step(run_dir, methods, ...) -
 
 
 def captum_differences(methods: Sequence[str]) -> dict[str, str]:
-    """``{method: sentence}``: where each of ``methods`` differs from captum on purpose
-    (:data:`neuralatlas.attribution.methods.CAPTUM_DIFFERENCES`), for the run's summary.
+    """Where each of ``methods`` differs from captum on purpose, ``{method: sentence}``.
+
+    The sentences of :data:`neuralatlas.attribution.methods.CAPTUM_DIFFERENCES`, for the run's
+    summary (the report shows them beside the maps).
     """
     from neuralatlas.attribution.methods import CAPTUM_DIFFERENCES
 
