@@ -387,3 +387,18 @@ def test_the_pipeline_projects_every_captured_epoch(report_run):
     proj = Projection.load(report_run.model_dir / "results" / "projection")
     assert len(store.epochs) >= 3 and proj.epochs == list(store.epochs)
     assert {(layer, e) for layer in proj.layers for e in store.epochs} <= set(proj.coordinates)
+
+
+def test_metrics_of_one_epoch_only_are_one_table_not_grids_of_dashes():
+    from neuralatlas.report.tables import records_tables
+
+    def rec(layer, e):
+        seeds = {"nh_min": 0.4, "nh_max": 0.6, "nh_seeds": 3} if e == 2 else {"nh_min": None, "nh_max": None,
+                                                                               "nh_seeds": None}
+        return {"layer": layer, "epoch": e, "neighborhood_hit": 0.5 + e / 10, **seeds}
+
+    tables = records_tables([rec(layer, e) for layer in ("b", "a") for e in (0, 1, 2)], ["a", "b"], "scores")
+    grid, once = tables
+    assert grid.columns == ["layer", "epoch 0", "epoch 1", "epoch 2"] and grid.rows[0] == ["a", 0.5, 0.6, 0.7]
+    assert once.columns == ["layer", "nh_min", "nh_max", "nh_seeds"] and once.title.endswith("(epoch 2 only)")
+    assert once.rows == [["a", 0.4, 0.6, 3], ["b", 0.4, 0.6, 3]] and once.row_layers == ["a", "b"]
