@@ -70,3 +70,12 @@ def test_every_renamed_key_names_a_parameter_the_step_takes():
             validate_params(analysis, {new: 5})
             with pytest.raises(ConfigError, match=f"unknown parameter '{old}'.*Did you mean '{new}'"):
                 validate_params(analysis, {old: 5})  # the step itself knows only the new name
+
+
+def test_photo_attribution_smooth_samples_is_renamed_to_smooth_draws():
+    text = "models:\n  - name: m\n    model: mlp\nanalyses:\n  photo_attribution: {smooth_samples: 4}\n"
+    with pytest.warns(DeprecationWarning, match="photo_attribution.smooth_samples is deprecated") as caught:
+        config = load_config(text)
+    assert config.analyses["photo_attribution"] == {"smooth_draws": 4}
+    assert not any("every sample" in str(w.message) for w in caught)  # no n_samples wording for draws
+    validate_params("photo_attribution", config.analyses["photo_attribution"])

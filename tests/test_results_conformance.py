@@ -226,3 +226,17 @@ def test_old_name_arguments_still_save_and_load_with_a_warning(tmp_path):
     assert folder == tmp_path / "my_photo" and (folder / "dream.json").is_file()
     with pytest.warns(DeprecationWarning, match="folder of its own"):
         assert DreamResult.load(tmp_path, "my photo").equals(example)
+
+
+@pytest.mark.parametrize("key, stem, dotted", [
+    ("analyses:attack", "attack", "pgd_linf_eps0.1"),                     # an eps in the name: a dot
+    ("analyses:attribution", "attribution", "saliency.v1"),
+    ("analyses:discriminative", "discriminative", "discriminative_features.0_trees"),
+])
+def test_older_flat_files_beside_others_still_load(tmp_path, key, stem, dotted):
+    """Before one folder per result, files were ``<name>.json`` / ``<name>.npz`` side by side."""
+    example = EXAMPLES[key]()
+    folder = example.save(tmp_path / "new")
+    for suffix in (".json", ".npz"):
+        (folder / f"{stem}{suffix}").rename(tmp_path / f"{dotted}{suffix}")
+    assert type(example).load(tmp_path / f"{dotted}.npz").equals(example)

@@ -299,6 +299,7 @@ def load_config(source: str | Path | dict[str, Any], *, base_dir: Path | None = 
 RENAMED_PARAMS: dict[str, dict[str, str]] = {
     "attribution": {"samples": "n_samples"},
     "adversarial": {"samples": "n_samples"},
+    "photo_attribution": {"smooth_samples": "smooth_draws"},  # noisy copies are draws, not data samples
 }
 
 
@@ -324,8 +325,9 @@ def _renamed_params(raw: dict[str, Any], text: str | None, where: str) -> dict[s
                 if new in params:
                     raise ConfigError(f"{where}{at}: {key} gives both {old!r} and {new!r}, and {old!r} is the old name"
                                       f" of {new!r}; keep only {key}.{new}.")
-                warnings.warn(f"{where}{at}: {key}.{old} is deprecated since 0.2; write {key}.{new} (null or 'all':"
-                              " every sample). The old key goes in the next release.", DeprecationWarning, stacklevel=4)
+                meaning = " (null or 'all': every sample)" if new == "n_samples" else ""
+                warnings.warn(f"{where}{at}: {key}.{old} is deprecated since 0.2; write {key}.{new}{meaning}."
+                              " The old key goes in the next release.", DeprecationWarning, stacklevel=4)
                 params = {(new if k == old else k): v for k, v in params.items()}
                 out[name] = params
         return out

@@ -679,7 +679,7 @@ PRETRAINED_DEMO: dict[str, Any] = {
         "unit_cards": {"units": {"blocks.3": [0, 5], "blocks.8": [5, 17], "blocks.14": [3, 40]},
                        "k": 8, "steps": 24},
         "photo_attribution": {"photos": ["chelsea", "coffee", "rocket"], "size": 224, "n_steps": 16,
-                              "smooth_samples": 8},
+                              "smooth_draws": 8},
         "deepdream": {"photo": "astronaut", "size": 128, "layer": "blocks.8", "octaves": 2, "steps": 6},
     },
 }

@@ -242,3 +242,16 @@ def test_result_round_trip(small_cnn, batch, tmp_path):
     np.testing.assert_array_equal(back.maps, res.maps)
     np.testing.assert_array_equal(back.completeness, res.completeness)
     assert back.name == res.name and back.params["n_steps"] == 8 and back.summary() == res.summary()
+
+
+def test_smooth_counts_draws_and_the_old_samples_key_warns_with_the_same_maps(small_cnn, batch):
+    """A noise tunnel's copies are ``draws`` (``samples`` are data samples everywhere else)."""
+    x, y = batch
+    new = attribute(small_cnn, x[:4], "smoothgrad", labels=y[:4].numpy(), smooth={"draws": 3, "noise": 0.1}, seed=1)
+    with pytest.warns(DeprecationWarning, match=r"smooth=\{'draws': \.\.\.\}"):
+        old = attribute(small_cnn, x[:4], "smoothgrad", labels=y[:4].numpy(), smooth={"samples": 3, "noise": 0.1},
+                        seed=1)
+    np.testing.assert_array_equal(np.asarray(old.maps), np.asarray(new.maps))
+    assert new.params["smooth"]["draws"] == 3
+    with pytest.raises(AnalysisError, match="both 'samples'"):
+        attribute(small_cnn, x[:2], "smoothgrad", labels=y[:2].numpy(), smooth={"samples": 3, "draws": 3})

@@ -43,7 +43,7 @@ def test_grad_cam_peaks_inside_the_espresso(model):
 def test_methods_predictions_and_round_trip(model, tmp_path):
     ds = photos(112, names=["chelsea", "coffee"])
     res = attribute_photos(model, ds, ("saliency", "smoothgrad", "integrated_gradients"), n_steps=8,
-                           smooth_samples=3)
+                           smooth_draws=3)
     assert res.names == ["chelsea", "coffee"]
     assert res.top[0][0][0] in {"tabby", "tiger cat", "Egyptian cat"}
     for m in ("saliency", "smoothgrad", "integrated_gradients"):

@@ -186,8 +186,10 @@ def tree_importances(x: np.ndarray, y: np.ndarray, n_classes: int | None = None,
     return _normalise(out)
 
 
-def importance_agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def importance_agreement(a: np.ndarray | DiscriminativeNeurons, b: np.ndarray | DiscriminativeNeurons) -> np.ndarray:
     """Spearman rank correlation between two importance matrices, per class (column).
+
+    Either may be a :class:`DiscriminativeNeurons`, whose ``importances`` are compared.
 
     Ranks with ties averaged (``scipy.stats.rankdata``), then the Pearson correlation of
     the ranks, all columns at once. A column constant in either matrix gives NaN.

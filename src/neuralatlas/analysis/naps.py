@@ -495,7 +495,7 @@ class _Accumulator:
         raw = x if raw is None else raw
         if self._fused:
             # As few Python-level numpy calls as possible: a call per ~1 MiB piece
-            _kernels.moments_into(x, raw, codes, *self._kernel_args, FLUSH_EACH_PIECE)
+            _kernels.moments_into(x, raw, codes, *self._kernel_args, FLUSH_EACH_PIECE)  # type: ignore[call-arg]  # numba Dispatcher
             return
         rows, units = x.shape
         one_pass = not (self.std or self.statistics)      # nothing to keep in cache for

@@ -100,7 +100,8 @@ class _ShapeInterpreter(fx.Interpreter):
         self.is_tensor[n.name] = bool(_tensors(result))
         if n.op == "call_module":
             args, _ = self.fetch_args_kwargs_from_env(n)
-            self.macs[n.name] = module_macs(self.module.get_submodule(n.target), args, result,
+            # a call_module node's target is the module's qualified name (fx types it str | Callable)
+            self.macs[n.name] = module_macs(self.module.get_submodule(str(n.target)), args, result,
                                             self.batch or 1)
         elif n.op in ("call_function", "call_method") and function_name(n.target) in COUNTED_FUNCTIONS:
             args, kwargs = self.fetch_args_kwargs_from_env(n)

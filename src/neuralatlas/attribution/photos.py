@@ -28,6 +28,7 @@ from neuralatlas.attribution.methods import attribute, resolve_method
 from neuralatlas.attribution.result import Attribution
 from neuralatlas.errors import AnalysisError
 from neuralatlas.results import Result, safe_name
+from neuralatlas.vocabulary import renamed_parameter
 
 DEFAULT_METHODS = ("saliency", "integrated_gradients", "smoothgrad", "grad_cam")
 
@@ -110,8 +111,9 @@ class PhotoAttribution(Result):
         return cls(results, np.load(d / "photos.npy"), meta["names"], top, meta.get("settings", {}))
 
 
+@renamed_parameter("smooth_samples", "smooth_draws")
 def attribute_photos(model: nn.Module, data: Any, methods: tuple[str, ...] | list[str] = DEFAULT_METHODS, *,
-                     n_steps: int = 32, smooth_samples: int = 16, smooth_noise: float = 0.15,
+                     n_steps: int = 32, smooth_draws: int = 16, smooth_noise: float = 0.15,
                      cam_layer: str | None = None, top_k: int = 3, classes: list[str] | None = None,
                      seed: int = 0, device: Any = None) -> PhotoAttribution:
     """Explain the predicted class of each photo with several methods.
@@ -123,10 +125,10 @@ def attribute_photos(model: nn.Module, data: Any, methods: tuple[str, ...] | lis
     data : ArrayDataset
         Photos ``[n, 3, H, W]`` (e.g. :func:`neuralatlas.data.photos`); ``classes`` name them.
     methods : sequence of str
-        Names of :func:`attribute`; ``"smoothgrad"`` uses ``smooth_samples`` noisy copies.
+        Names of :func:`attribute`; ``"smoothgrad"`` uses ``smooth_draws`` noisy copies.
     n_steps : int
         Integrated-gradient steps (Gauss-Legendre; completeness is reported).
-    smooth_samples, smooth_noise : int, float
+    smooth_draws, smooth_noise : int, float
         SmoothGrad's copies and noise (share of the value range).
     cam_layer : str, optional
         Grad-CAM's layer; default the card's ``cam_layer``, else the last convolution.
@@ -169,12 +171,12 @@ def attribute_photos(model: nn.Module, data: Any, methods: tuple[str, ...] | lis
         if key == "integrated_gradients":
             opts["n_steps"] = int(n_steps)
         elif key == "smoothgrad":
-            opts["smooth"] = {"samples": int(smooth_samples), "noise": float(smooth_noise)}
+            opts["smooth"] = {"draws": int(smooth_draws), "noise": float(smooth_noise)}
         elif key in ("grad_cam", "guided_grad_cam") and layer is not None:
             opts["layer"] = layer
         results[key] = attribute(model, torch.from_numpy(inputs), key, target="prediction", seed=seed,
                                  device=device, batch_size=8, **opts)
-    settings = {"n_steps": int(n_steps), "smooth_samples": int(smooth_samples), "smooth_noise": float(smooth_noise),
+    settings = {"n_steps": int(n_steps), "smooth_draws": int(smooth_draws), "smooth_noise": float(smooth_noise),
                 "cam_layer": results["grad_cam"].layer if "grad_cam" in results else layer, "seed": int(seed)}
     return PhotoAttribution(results, inputs, [str(data.classes[int(y)]) for y in data.labels], top, settings)
 

@@ -83,3 +83,7 @@ def validate_params(analysis: str, params: dict[str, Any]) -> None:
         from neuralatlas.steps.projection import _compute
 
         checked_params(analysis, _compute, {k: v for k, v in params.items() if k != "n"})
+    elif analysis == "photo_attribution":
+        from neuralatlas.steps.photo_attribution import PARAMS as PHOTO_PARAMS
+
+        unknown_params(analysis, params, PHOTO_PARAMS)

@@ -208,7 +208,7 @@ class ChunkFile:
         if block.shape != self.chunk_shape or block.dtype != self.dtype or not block.flags.c_contiguous:
             raise StoreError(f"chunk block has shape {block.shape} {block.dtype}; expected a C-contiguous"
                              f" {self.chunk_shape} {self.dtype}.")
-        view = memoryview(block).cast("B")
+        view = block.data.cast("B")  # ndarray.data: the same buffer, typed as a memoryview
         parts: list[Any] = [view]
         if self.checksum:
             parts.append(_crc32c(view).to_bytes(4, "little"))
@@ -265,7 +265,7 @@ class ChunkFile:
         StoreError
             The file has the wrong size for this array.
         """
-        view = memoryview(out).cast("B")
+        view = out.data.cast("B")
         path = self.path(index)
         if not path.exists():
             out[...] = self.fill_value
@@ -317,8 +317,10 @@ class ChunkFile:
         return out
 
     def read_pieces(self, start: int, stop: int, buffers: list[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
-        """Rows ``[start, stop)`` as consecutive pieces ``(first_row, rows)``, each read into the
-        next of ``buffers`` in turn (C-contiguous, ``[piece_rows, *row_shape]``, this dtype).
+        """Rows ``[start, stop)`` as consecutive pieces ``(first_row, rows)``.
+
+        Each piece is read into the next of ``buffers`` in turn (C-contiguous,
+        ``[piece_rows, *row_shape]``, this dtype).
 
         For streamed reductions: a piece of ~1 MiB is reduced while it is still in the CPU
         cache its read left it in, where a whole chunk (16 MiB) comes back from memory (NAPs
@@ -343,7 +345,7 @@ class ChunkFile:
             return
         piece = int(buffers[0].shape[0])
         row_bytes = self.chunk_nbytes // self.chunk_rows
-        views = [memoryview(b).cast("B") for b in buffers]
+        views = [b.data.cast("B") for b in buffers]
         k = 0
         R = self.chunk_rows
         for c in range(start // R, -(-stop // R)):
