@@ -372,12 +372,17 @@ def store_io(mb: int, repeat: int, tmp: Path) -> dict:
     def npsave():
         np.save(tmp / "plain.npy", block)
 
-    def store_write():  # the capture's writer: chunks of buffers handed to the background thread
+    def store_write():  # the capture's writer: buffers filled batch by batch (each batch's rows
+        # announced, as the capture does, for the writer thread to stream), then the chunk submitted
+        step = max(1, chunk // 8)
         with ChunkWriter({"a": arr}, done, chunk) as w:
             for c, lo in enumerate(range(0, rows, chunk)):
                 bufs = w.acquire()
-                bufs["a"][:min(chunk, rows - lo)] = block[lo:lo + chunk]
-                w.submit(c, bufs, min(chunk, rows - lo))
+                m = min(chunk, rows - lo)
+                for a in range(0, m, step):
+                    bufs["a"][a:min(a + step, m)] = block[lo + a:lo + min(a + step, m)]
+                    w.rows(c, bufs, a, min(a + step, m))
+                w.submit(c, bufs, m)
                 w.commit()
 
     direct = store.create_layer_array("grads", "layer", None)  # a second array of the same shape

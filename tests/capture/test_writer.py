@@ -38,6 +38,10 @@ def test_background_writes_follows_the_environment(monkeypatch):
     assert background_writes() is True
     monkeypatch.setenv("NEURALATLAS_CAPTURE_WRITER", "sync")
     assert background_writes() is False
+    monkeypatch.delenv("NEURALATLAS_CAPTURE_WRITER")  # the default: a thread wherever there is a second core
+    for cores, threaded in ((1, False), (2, True), (None, False)):
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        assert background_writes() is threaded
 
 
 @pytest.fixture()

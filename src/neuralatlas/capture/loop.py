@@ -915,6 +915,8 @@ class _CaptureRun:
                     # this batch's rows are final: a writer thread writes them while the next
                     # batches run, so the last chunk's write is not all left for the end
                     writer.rows(c, bufs, self._dst.start, self._dst.stop)
+                    # and the chunks the thread has finished are flagged now, not a chunk later
+                    done_rows = _report(writer, done_rows, total, progress)
                 if got != stop - start:
                     raise CaptureError(f"The data gave {got} rows for rows {start}..{stop - 1};"
                                        f" expected {stop - start}. Its length must not change.")

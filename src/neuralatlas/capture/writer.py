@@ -1,7 +1,7 @@
 """The capture's chunk writer: disk writes overlapped with the next chunk's forward passes.
 
 The capture loop fills one set of chunk buffers (every array's rows of one sample chunk)
-while a background thread (unless the cores are oversubscribed: :func:`background_writes`)
+while a background thread (where there is more than one core: :func:`background_writes`)
 writes the previous set: double buffering, so memory stays two chunk sets whatever the data
 set's size, and the buffers are allocated once and reused. The thread also writes each
 batch's rows as soon as the batch is done (:meth:`ChunkWriter.rows`, a
@@ -39,27 +39,25 @@ _STOP = object()
 
 
 def background_writes() -> bool:
-    """Whether a capture writes in a background thread: unless the cores are oversubscribed.
+    """Whether a capture writes in a background thread: wherever there is more than one core.
 
     ``NEURALATLAS_CAPTURE_WRITER=thread`` or ``=sync`` decides; otherwise a thread is used when
-    the machine has more than one core and its 1-minute load average is below 2.5 per core.
-    Measured on 2 cores shared with other jobs (digits CNN, every layer, 20,000 samples, 7
-    interleaved rounds, minima): at load 4.1 the threaded capture took 0.59x the time of the
-    synchronous one (0.50 vs 0.85 s; it streams each batch's rows while the next batch runs);
-    at load 6.3-6.8 it took 1.2-2x (the writer's system calls release the GIL, and taking it
-    back waits until the capture thread is scheduled and lets go; medians were even).
+    the machine has more than one core, however busy. Measured on 2 cores shared with other
+    jobs (``benchmarks/capture.py``: digits CNN, every layer, 20,000 samples, interleaved
+    rounds), the threaded capture against the synchronous one: 0.59x the time at load 4.1,
+    0.69x at load 7.8 (median 1.04x), 0.57x with gradients at load 8.8 (median 0.57x); at load
+    6.3-6.8 two runs of the forward capture gave the synchronous one the better minimum
+    (the thread's system calls release the GIL, and taking it back waits for the capture
+    thread to let go) with medians even or the thread ahead, and at load 5.8 the thread
+    the better minimum (0.82x) and the worse median (1.2x). An earlier writer that wrote
+    whole chunks only was 1.4x slower threaded at load 12; this one streams each batch's rows.
     """
     choice = os.environ.get("NEURALATLAS_CAPTURE_WRITER", "").strip().lower()
     if choice in ("thread", "threaded", "background"):
         return True
     if choice in ("sync", "synchronous", "inline"):
         return False
-    cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # pragma: no cover - no load average on this platform
-        load = 0.0
-    return cores > 1 and load < 2.5 * cores
+    return (os.cpu_count() or 1) > 1
 
 
 class ChunkWriter:
