@@ -522,6 +522,8 @@ def _check_targets(target: Any, n_outputs: int, inputs: InputBatches) -> np.ndar
 
 
 def _in_range(values: np.ndarray, n_outputs: int, what: str) -> None:
+    if not len(values) or (values.min() >= 0 and values.max() < n_outputs):  # two reductions, no masks
+        return
     bad = values[(values < 0) | (values >= n_outputs)]
     if len(bad):
         raise AnalysisError(f"{what} {int(bad[0])} is out of range: the model has {n_outputs} outputs"
@@ -598,7 +600,7 @@ def _token_baseline(baseline: Any, x: torch.Tensor, mask: torch.Tensor | None, s
     return b.expand_as(x)
 
 
-def _baseline(baseline: Any, x: torch.Tensor, method: str, inputs: InputBatches, gen: torch.Generator) -> torch.Tensor:
+def _baseline(baseline: Any, x: torch.Tensor, method: str, inputs: InputBatches, gen: torch.Generator | None) -> torch.Tensor:
     """A baseline tensor for ``x`` (a distribution ``[k, ...]`` for GradientSHAP)."""
     shape = tuple(x.shape[1:])
     if baseline is None:
@@ -1062,11 +1064,12 @@ def attribute(
     source = InputBatches(inputs, labels, batch_size)
     dev = pick_device(device)
     target_fn = target if callable(target) else None
-    with preserved(model):
-        params = list(model.parameters())
+    keeper = preserved(model)
+    with keeper:
+        params = keeper.params  # one walk of the model per call (it is a fixed cost on small models)
         if params and params[0].device != dev:
             model.to(dev)  # .to walks every tensor: skipped when the model is there already
-        if any(m.training for m in model.modules()):  # eval() sets every module's flag anew
+        if any(m.training for m in keeper.modules):  # eval() sets every module's flag anew
             model.eval()
         for p in params:
             if p.requires_grad:
@@ -1101,7 +1104,7 @@ def attribute(
                          integration=integration, internal_batch_size=internal_batch_size, tolerance=tolerance,
                          max_steps=max_steps, n_draws=n_draws, window=window, stride=stride, relu=relu,
                          value_range=source.value_range() if smooth_cfg is not None else None)
-        gen = torch.Generator().manual_seed(int(seed))
+        gen = torch.Generator().manual_seed(int(seed)) if spec.baseline else None  # (baselines only)
         parts: dict[str, list[np.ndarray]] = {}
         start = 0
         random = (smooth_cfg is not None or name == "gradient_shap"
