@@ -513,6 +513,7 @@ def _check_targets(target: Any, n_outputs: int, inputs: InputBatches) -> np.ndar
     if isinstance(target, (int, np.integer)):
         _in_range(np.array([target]), n_outputs, "target")
         return int(target)
+    # a copy (astype): the result's targets must not share memory with the caller's array
     arr = np.asarray(target.cpu() if isinstance(target, torch.Tensor) else target).astype(np.int64).reshape(-1)
     if len(arr) != inputs.n:
         raise AnalysisError(f"target has {len(arr)} entries but there are {inputs.n} samples;"
@@ -1173,7 +1174,7 @@ def attribute(
 
 
 def _append(parts: dict[str, list[np.ndarray]], key: str, value: torch.Tensor) -> None:
-    parts.setdefault(key, []).append(value.detach().to("cpu").numpy())
+    parts.setdefault(key, []).append(value.detach().cpu().numpy())  # .cpu(): no device string to parse
 
 
 def _concat_rows(arrays: list[np.ndarray]) -> np.ndarray:

@@ -220,7 +220,9 @@ class _Preserved:
 
     def __exit__(self, *exc: Any) -> None:
         model = self.model
-        now = next(model.parameters(), None)  # (the body may have swapped parameter objects)
+        # .to() moves parameters in place (the same objects) unless torch is told to replace them
+        swapped = torch.__future__.get_overwrite_module_params_on_conversion()
+        now = next(model.parameters(), None) if swapped or not self.params else self.params[0]
         if self._device is not None and now is not None and now.device != self._device:
             model.to(self._device)
         if self._weights is not None:
