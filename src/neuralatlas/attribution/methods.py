@@ -601,7 +601,8 @@ def _token_baseline(baseline: Any, x: torch.Tensor, mask: torch.Tensor | None, s
     return b.expand_as(x)
 
 
-def _baseline(baseline: Any, x: torch.Tensor, method: str, inputs: InputBatches, gen: torch.Generator | None) -> torch.Tensor:
+def _baseline(baseline: Any, x: torch.Tensor, method: str, inputs: InputBatches,
+              gen: torch.Generator | None) -> torch.Tensor:
     """A baseline tensor for ``x`` (a distribution ``[k, ...]`` for GradientSHAP)."""
     shape = tuple(x.shape[1:])
     if baseline is None:
@@ -1129,7 +1130,10 @@ def attribute(
                     b = _baseline(baseline, x, name, source, gen)
                 maps, extras = engine.run(x, t, b, args)
                 _append(parts, "maps", maps)
-                _append(parts, "targets", t)
+                if isinstance(target_spec, np.ndarray):  # already numpy (a copy of the caller's): no round trip
+                    parts.setdefault("targets", []).append(target_spec[rows])
+                else:
+                    _append(parts, "targets", t)
                 if keep_inputs:
                     _append(parts, "inputs", x)
                 if mask is not None:
@@ -1140,7 +1144,10 @@ def attribute(
                     if key in extras:
                         _append(parts, key, extras[key])
                 if "logits" in extras and neuron is None and target_fn is None:
-                    _append(parts, "predictions", extras["logits"].argmax(1))
+                    # argmax in numpy over the logits: one torch op less per batch (first maximum,
+                    # NaN counted as the maximum, as torch's argmax does)
+                    logits_np = extras["logits"].detach().cpu().numpy()
+                    parts.setdefault("predictions", []).append(np.argmax(logits_np, axis=1))
                 start += len(x)
     arrays = {k: _concat_rows(v) for k, v in parts.items()}
     if tokens and spec.baseline and baseline is None:

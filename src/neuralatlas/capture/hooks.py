@@ -200,8 +200,11 @@ def module_tree(model: nn.Module) -> tuple[list[nn.Module], list[nn.Parameter]]:
 
 
 class _Preserved:
-    """The context manager of :func:`preserved`; ``modules`` and ``params`` are the model's,
-    taken on entry (callers reuse them instead of walking the model again)."""
+    """The context manager of :func:`preserved`.
+
+    ``modules`` and ``params`` are the model's, taken on entry (callers reuse them instead of
+    walking the model again).
+    """
 
     def __init__(self, model: nn.Module, restore_weights: bool):
         self.model, self.restore_weights = model, restore_weights
