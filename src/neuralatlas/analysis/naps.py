@@ -624,7 +624,11 @@ class _GroupedMoments(BlockReduction):
         return read_rows(acts, rows), (read_rows(grads, rows) if grads is not None else None)
 
     def read_pieces(self, rows: slice, buffers: int = 1) -> Iterator[tuple[slice, Any]]:
-        """Cache-sized pieces of the block (the whole block when aligning: it reads two arrays)."""
+        """Cache-sized pieces of the block; the whole block when aligning.
+
+        Aligned, align_by_gradient's per-call cost outweighs the cache: measured 1 MiB pieces
+        1.13x and 256 KiB 1.55x the time of whole 16 MiB chunks.
+        """
         if self.align:
             yield rows, self.read(rows)
             return
