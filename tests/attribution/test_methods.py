@@ -257,3 +257,16 @@ def test_saliency_keeps_its_own_targets_and_the_model_s_predictions():
     xi = x.clone().requires_grad_(True)
     (g,) = torch.autograd.grad(model(xi).gather(1, torch.as_tensor(np.arange(70) % 10).view(-1, 1)).sum(), xi)
     np.testing.assert_allclose(a.maps, g.abs().numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_smooth_counts_draws_and_the_old_samples_key_warns_with_the_same_maps(small_cnn, batch):
+    """A noise tunnel's copies are ``draws`` (``samples`` are data samples everywhere else)."""
+    x, y = batch
+    new = attribute(small_cnn, x[:4], "smoothgrad", labels=y[:4].numpy(), smooth={"draws": 3, "noise": 0.1}, seed=1)
+    with pytest.warns(DeprecationWarning, match=r"smooth=\{'draws': \.\.\.\}"):
+        old = attribute(small_cnn, x[:4], "smoothgrad", labels=y[:4].numpy(), smooth={"samples": 3, "noise": 0.1},
+                        seed=1)
+    np.testing.assert_array_equal(np.asarray(old.maps), np.asarray(new.maps))
+    assert new.params["smooth"]["draws"] == 3
+    with pytest.raises(AnalysisError, match="both 'samples'"):
+        attribute(small_cnn, x[:2], "smoothgrad", labels=y[:2].numpy(), smooth={"samples": 3, "draws": 3})

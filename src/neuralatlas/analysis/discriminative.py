@@ -16,6 +16,7 @@ preview. Importances are normalised so each class's column sums to 1.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import pandas as pd
 
 from neuralatlas.analysis.projection import _epoch
 from neuralatlas.analysis.sources import DEFAULT_N_SAMPLES, AtMost, flatten, open_source
-from neuralatlas.errors import AnalysisError, StoreError
+from neuralatlas.errors import AnalysisError
 from neuralatlas.results import Result
 from neuralatlas.vocabulary import renamed_parameter
 
@@ -185,8 +186,10 @@ def tree_importances(x: np.ndarray, y: np.ndarray, n_classes: int | None = None,
     return _normalise(out)
 
 
-def importance_agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def importance_agreement(a: np.ndarray | DiscriminativeNeurons, b: np.ndarray | DiscriminativeNeurons) -> np.ndarray:
     """Spearman rank correlation between two importance matrices, per class (column).
+
+    Either may be a :class:`DiscriminativeNeurons`, whose ``importances`` are compared.
 
     Ranks with ties averaged (``scipy.stats.rankdata``), then the Pearson correlation of
     the ranks, all columns at once. A column constant in either matrix gives NaN.
@@ -289,7 +292,7 @@ class DiscriminativeNeurons(Result):
         frame.index.name = "neuron"
         return frame
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``discriminative.npz`` (importances) and ``discriminative.json`` into ``directory``; return it."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -300,15 +303,14 @@ class DiscriminativeNeurons(Result):
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> DiscriminativeNeurons:
+    def load(cls, directory: str | os.PathLike[str]) -> DiscriminativeNeurons:
         """Read what :meth:`save` wrote (or, from older runs, a ``discriminative_*.npz`` file)."""
         path = Path(directory)
-        if path.is_dir():
+        if not (path.suffix == ".npz" and path.is_file()):  # else an older run's discriminative_*.npz
             path = path / "discriminative.npz"
-        if not path.with_suffix(".json").is_file():
-            raise StoreError(f"No discriminative neurons at {directory} (no {path.with_suffix('.json').name}); "
-                             "write them with discriminative_neurons(...).save(dir).")
-        meta = cls.read_json(path.with_suffix(".json"))
+        meta = cls.read_json(cls._required(path.parent, path.with_suffix(".json").name, path.name,
+                                           what="discriminative neurons",
+                                           fix="write them with discriminative_neurons(...).save(dir)"))
         with np.load(path) as npz:
             return cls(npz["importances"], **meta)
 

@@ -27,6 +27,7 @@ Activations are channels-first (``[C, H, W]``, ``[C, T]``) as PyTorch and the st
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,7 +134,7 @@ class UnitStatistics(Result):
             out["dead_channel_fraction"] = float(dead_channels.mean())
         return out
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``unit_statistics.json`` and ``statistics.npz`` into ``directory``; return it."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -145,13 +146,11 @@ class UnitStatistics(Result):
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> UnitStatistics:
+    def load(cls, directory: str | os.PathLike[str]) -> UnitStatistics:
         """Read unit statistics written by :meth:`save`."""
         directory = Path(directory)
-        meta_file = directory / "unit_statistics.json"
-        if not meta_file.is_file():
-            raise StoreError(f"No unit statistics in {directory} (no unit_statistics.json); write them with"
-                             " naps(store).statistics(layer).save(dir).")
+        meta_file = cls._required(directory, "unit_statistics.json", "statistics.npz", what="unit statistics",
+                                  fix="write them with naps(store).statistics(layer).save(dir)")
         meta = cls.read_json(meta_file)
         with np.load(directory / "statistics.npz") as f:
             return cls(meta["layer"], tuple(meta["unit_shape"]), int(meta["n_samples"]), f["mean"], f["min"],
@@ -276,7 +275,7 @@ class NAPs(Result):
         return pd.DataFrame(rows).set_index("layer") if rows else pd.DataFrame()
 
     # ------------------------------------------------------------------ files
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``naps.json``, ``values.npz`` (+ ``std.npz``, ``statistics.npz``), ``summary.json``.
 
         Returns the directory. Arrays are keyed by layer position (layer names may hold any
@@ -307,14 +306,15 @@ class NAPs(Result):
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> NAPs:
+    def load(cls, directory: str | os.PathLike[str]) -> NAPs:
         """Read NAPs written by :meth:`save`."""
         directory = Path(directory)
-        meta_file = directory / "naps.json"
-        if not meta_file.exists():
-            raise StoreError(f"No NAPs in {directory} (no naps.json). Compute them with"
-                             " neuralatlas.naps(store).save(dir) or `neuralatlas naps RUN_DIR`.")
+        fix = "compute them with neuralatlas.naps(store).save(dir) or `neuralatlas naps RUN_DIR`"
+        meta_file = cls._required(directory, "naps.json", "values.npz", what="NAPs", fix=fix)
         meta = cls.read_json(meta_file)
+        # the arrays naps.json says were saved beside it: one missing is an error, not "none computed"
+        cls._required(directory, "values.npz", *(["std.npz"] if meta.get("std") else []),
+                      *(["statistics.npz"] if meta.get("statistics") else []), what="NAPs", fix=fix)
         if meta.get("format") != FORMAT:
             raise StoreError(f"{meta_file} is not a NAPs file (format {meta.get('format')!r}, expected {FORMAT!r}).")
         layers = meta["layers"]
@@ -498,7 +498,7 @@ class _Accumulator:
         raw = x if raw is None else raw
         if self._fused:
             # As few Python-level numpy calls as possible: a call per ~1 MiB piece
-            _kernels.moments_into(x, raw, codes, *self._kernel_args, FLUSH_EACH_PIECE)
+            _kernels.moments_into(x, raw, codes, *self._kernel_args, FLUSH_EACH_PIECE)  # type: ignore[call-arg]  # numba Dispatcher
             return
         rows, units = x.shape
         one_pass = not (self.std or self.statistics)      # nothing to keep in cache for

@@ -133,8 +133,9 @@ def block_rows(n: int, bytes_per_row: int, budget: int, chunk_rows: int = 0, row
 
 # ============================================================================ samples as rows
 def pooled_shape(unit_shape: Sequence[int], pool: str | None) -> tuple[int, ...]:
-    """A layer's unit shape once its samples go through :func:`flatten_samples`: the channels
-    ``(C,)`` for pooled channels-first maps, else the shape as it is (flattened later).
+    """A layer's unit shape once its samples go through :func:`flatten_samples`.
+
+    That is the channels ``(C,)`` for pooled channels-first maps, else the shape as it is (flattened later).
     """
     return (int(unit_shape[0]),) if pool is not None and len(unit_shape) >= 2 else tuple(unit_shape)
 

@@ -814,9 +814,9 @@ class _Engine:
         if self.name in ("integrated_gradients", "conductance"):
             per = 1  # the inner method batches its own steps
         else:
-            per = max(1, min(int(smooth["samples"]), self._rows(x) // len(x)))
+            per = max(1, min(int(smooth["draws"]), self._rows(x) // len(x)))
         tunnel = NoiseTunnel(self.captum)
-        maps = tunnel.attribute(x, nt_type=smooth["kind"], nt_samples=int(smooth["samples"]),
+        maps = tunnel.attribute(x, nt_type=smooth["kind"], nt_samples=int(smooth["draws"]),
                                 nt_samples_batch_size=per, stdevs=stdev, target=target, **kwargs, **extra)
         if self.name == "grad_cam" and maps.dim() == 4:
             from captum.attr import LayerAttribution
@@ -830,23 +830,31 @@ def _smooth_settings(smooth: Any, method: str) -> dict[str, Any] | None:
         smooth = True
     if smooth is None or smooth is False:
         return None
-    settings = {"samples": 25, "noise": 0.15, "kind": "smoothgrad"}
+    settings = {"draws": 25, "noise": 0.15, "kind": "smoothgrad"}
     if smooth is True:
         pass
     elif isinstance(smooth, (int, np.integer)):
-        settings["samples"] = int(smooth)
+        settings["draws"] = int(smooth)
     elif isinstance(smooth, Mapping):
+        smooth = dict(smooth)
+        if "samples" in smooth:  # the old key: samples are data samples everywhere else (the glossary)
+            if "draws" in smooth:
+                raise AnalysisError("smooth gives both 'samples' (deprecated) and 'draws'; give only 'draws'.")
+            warnings.warn("smooth={'samples': ...} is deprecated since 0.2; use smooth={'draws': ...} (the"
+                          " number of noisy copies; the old key goes in the next release)",
+                          DeprecationWarning, stacklevel=3)
+            smooth["draws"] = smooth.pop("samples")
         unknown = set(smooth) - set(settings)
         if unknown:
-            raise AnalysisError(f"smooth has unknown keys {sorted(unknown)}; valid keys: samples, noise, kind.")
+            raise AnalysisError(f"smooth has unknown keys {sorted(unknown)}; valid keys: draws, noise, kind.")
         settings.update(smooth)
     else:
-        raise AnalysisError(f"smooth={smooth!r}: give True, a number of noisy samples, or"
-                            " {'samples': 25, 'noise': 0.15, 'kind': 'smoothgrad'}.")
+        raise AnalysisError(f"smooth={smooth!r}: give True, a number of noisy copies, or"
+                            " {'draws': 25, 'noise': 0.15, 'kind': 'smoothgrad'}.")
     if settings["kind"] not in NOISE_KINDS:
         raise AnalysisError(f"smooth kind {settings['kind']!r} is unknown; choose one of {', '.join(NOISE_KINDS)}.")
-    if int(settings["samples"]) < 1 or not float(settings["noise"]) >= 0:
-        raise AnalysisError(f"smooth needs samples >= 1 and noise >= 0; got {settings}.")
+    if int(settings["draws"]) < 1 or not float(settings["noise"]) >= 0:
+        raise AnalysisError(f"smooth needs draws >= 1 and noise >= 0; got {settings}.")
     return settings
 
 
@@ -960,8 +968,9 @@ def attribute(
         ``("conv2", 5)`` the mean of channel 5 of a conv layer, ``("conv2", (5, 2, 3))`` one
         position of it. Works with every input method.
     smooth : True, int or dict, optional
-        Noise tunnel (SmoothGrad) over the method: ``{"samples": 25, "noise": 0.15, "kind":
-        "smoothgrad"}``; ``noise`` is a share of the inputs' value range.
+        Noise tunnel (SmoothGrad) over the method: ``{"draws": 25, "noise": 0.15, "kind":
+        "smoothgrad"}`` (an int is the number of noisy copies, ``draws``); ``noise`` is a share
+        of the inputs' value range. The old key ``samples`` works one release, with a warning.
     n_steps, integration, internal_batch_size, tolerance, max_steps
         Integrated gradients: steps, captum's approximation, rows per pass (``"auto"`` picks
         them from measured cost and free memory), the largest acceptable relative completeness

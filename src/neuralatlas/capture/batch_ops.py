@@ -1,6 +1,7 @@
-"""What the capture loop computes per batch, shared with the Flax/Keras adapters: the target
-whose gradient is captured, per-sample reductions of a layer output, the epochs to capture,
-non-finite rows.
+"""What the capture loop computes per batch, shared with the Flax/Keras adapters.
+
+That is: the target whose gradient is captured, per-sample reductions of a layer output, the epochs to
+capture, non-finite rows.
 
 Below :mod:`.loop` and the adapters, which both use these (so they need not import each other).
 """
@@ -17,6 +18,7 @@ import torch
 from neuralatlas.capture.fingerprints import positional_count
 from neuralatlas.capture.hooks import SPATIAL_REDUCTIONS
 from neuralatlas.errors import CaptureError, StoreError
+from neuralatlas.patterns import match_pattern
 
 # The per-sample scalar whose gradient is captured: a name, a class index, or a function of
 # (output, labels) or (output, labels, inputs).
@@ -86,6 +88,13 @@ def target_values(target: Target, logits: torch.Tensor, labels: torch.Tensor,
         raise CaptureError(f"target={target} is out of range: the model has {logits.shape[1]}"
                            f" outputs (0..{logits.shape[1] - 1}).")
     return logits[:, int(target)]
+
+
+def reduction_for(layer: str, reduce: str | Mapping[str, str] | None) -> str | None:
+    """The reduction of one layer: ``reduce`` itself, or the value of its first matching pattern."""
+    if reduce is None or isinstance(reduce, str):
+        return reduce
+    return match_pattern(reduce, layer)
 
 
 def apply_reduction(t: torch.Tensor, mode: str | None, mask: torch.Tensor | None) -> torch.Tensor:

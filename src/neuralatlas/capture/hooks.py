@@ -415,9 +415,10 @@ class Recorder(HookSet):
         return hook
 
     def mutated(self) -> list[str]:
-        """Layers (with ``keep_graph``) whose recorded output an in-place op changed after its
-        hook ran in the last forward; they are cloned from now on, and the caller must run
-        that forward again (its gradients would be those of the changed tensor).
+        """Layers whose recorded output an in-place op changed after their hook ran in the last forward.
+
+        Only layers with ``keep_graph`` are checked. They are cloned from now on, and the caller must run that
+        forward again (its gradients would be those of the changed tensor).
         """
         changed = [layer for layer, (t, v) in self._versions.items() if t._version != v]
         self.clone.update(changed)
@@ -434,8 +435,9 @@ class Recorder(HookSet):
         return [name for name in self.layers if name not in self.calls]
 
     def check_calls(self) -> None:
-        """Raise if a layer ran more than once in the last forward (a shared module), or a
-        layer named exactly did not run.
+        """Raise if a layer ran more than once in the last forward, or a layer named exactly did not run.
+
+        A layer that runs more than once is a shared module, which gives no single activation per sample.
         """
         shared = {k: v for k, v in self.calls.items() if v > 1}
         if shared and self.repeated == "error":

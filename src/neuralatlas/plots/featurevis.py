@@ -236,8 +236,10 @@ __all__ = [
 
 
 def featurevis_unit_card(card: Any, *, size: float = 1.6) -> Figure:
-    """A unit card (:class:`~neuralatlas.featurevis.units.UnitCard`): feature visualisation,
-    top-k patches with their receptive-field boxes, the crops, the histogram, the classes.
+    """A unit card (:class:`~neuralatlas.featurevis.units.UnitCard`) as one figure.
+
+    It shows the feature visualisation, the top-k patches with their receptive-field boxes, the crops, the
+    histogram and the classes.
 
     Example
     -------

@@ -202,8 +202,9 @@ _PAN_ZOOM_ASSETS = """<style>
 
 
 def _pan_zoom(path: Any, caption: str, model: str) -> str:
-    """An SVG drawing in a pan/zoom viewport (its own markup: the report's click-to-enlarge of
-    ``.na-fig`` would fight the dragging).
+    """An SVG drawing in a pan/zoom viewport.
+
+    It has its own markup: the report's click-to-enlarge of ``.na-fig`` would fight the dragging.
     """
     from neuralatlas.report.components import image_uri
 

@@ -253,9 +253,10 @@ def _hold_train_folder(folder: Path) -> Any:
 
 
 def remove_stale_train_folders(run_dir: str | os.PathLike[str]) -> list[Path]:
-    """Remove the ``.train-*`` scratch folders of trainings that were killed (their checkpoints
-    would otherwise stay for ever). A folder whose owner still runs is left alone; a folder of
-    an older version (no owner lock) once nothing in it changed for an hour. Returns those removed.
+    """Remove the ``.train-*`` scratch folders of trainings that were killed; return those removed.
+
+    Their checkpoints would otherwise stay for ever. A folder whose owner still runs is left alone; a folder
+    of an older version (no owner lock) is removed once nothing in it changed for an hour.
     """
     from neuralatlas.errors import StoreLockedError
     from neuralatlas.store.lock import StoreLock, lock_path
