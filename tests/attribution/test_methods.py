@@ -244,6 +244,21 @@ def test_result_round_trip(small_cnn, batch, tmp_path):
     assert back.name == res.name and back.params["n_steps"] == 8 and back.summary() == res.summary()
 
 
+def test_saliency_keeps_its_own_targets_and_the_model_s_predictions():
+    """The per-call shortcuts (targets kept as numpy, argmax in numpy) change no number."""
+    model = cnn(seed=0).eval()
+    x = torch.rand(70, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    t = np.arange(70) % 10
+    a = attribute(model, x, "saliency", target=t, batch_size=32)   # three batches, the last short
+    t[:] = 0                                                       # the caller's array, changed after
+    assert a.targets.tolist() == (np.arange(70) % 10).tolist()
+    with torch.no_grad():
+        assert a.predictions.tolist() == model(x).argmax(1).tolist()
+    xi = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(model(xi).gather(1, torch.as_tensor(np.arange(70) % 10).view(-1, 1)).sum(), xi)
+    np.testing.assert_allclose(a.maps, g.abs().numpy(), rtol=1e-6, atol=1e-7)
+
+
 def test_smooth_counts_draws_and_the_old_samples_key_warns_with_the_same_maps(small_cnn, batch):
     """A noise tunnel's copies are ``draws`` (``samples`` are data samples everywhere else)."""
     x, y = batch
