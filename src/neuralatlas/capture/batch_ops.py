@@ -78,6 +78,14 @@ def target_values(target: Target, logits: torch.Tensor, labels: torch.Tensor,
         if labels.min() < 0:
             raise CaptureError(f"target={target!r} needs labels; this data has none (label -1)."
                                " Use target='prediction' or a class index.")
+        if int(labels.max()) >= logits.shape[1]:
+            # gather would index past the logits (an opaque torch error; a device assert on CUDA)
+            raise CaptureError(
+                f"target={target!r} picks each sample's label logit, but a label is {int(labels.max())} and"
+                f" the model output has {logits.shape[1]} classes (0..{logits.shape[1] - 1}). The data's"
+                " labels do not index this model's classes: pass output= if the logits are another output,"
+                " or target='prediction', a class index, or a function (output, labels[, inputs])."
+            )
     if target == "label":
         return logits.gather(1, labels.view(-1, 1)).squeeze(1)
     if target == "prediction":

@@ -53,6 +53,13 @@ def check_target(target: Any, n_classes: int, labels: np.ndarray) -> None:
     """Host-side checks the traced function cannot make."""
     if target in ("label", "loss") and len(labels) and labels.min() < 0:
         raise CaptureError(f"target={target!r} needs labels; this data has none (label -1).")
+    if target in ("label", "loss") and len(labels) and n_classes and int(labels.max()) >= n_classes:
+        # jax indexing clamps/fills out of range instead of failing: a silent zero gradient
+        raise CaptureError(
+            f"target={target!r} picks each sample's label logit, but a label is {int(labels.max())} and the"
+            f" model output has {n_classes} classes (0..{n_classes - 1}). The data's labels do not index this"
+            " model's classes: pass target='prediction', a class index, or a function (logits, labels)."
+        )
     if isinstance(target, (int, np.integer)) and not 0 <= int(target) < n_classes:
         raise CaptureError(f"target={target} is out of range: the model has {n_classes}"
                            f" outputs (0..{n_classes - 1}).")
