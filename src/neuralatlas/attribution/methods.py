@@ -1159,6 +1159,8 @@ def attribute(
                     parts.setdefault("predictions", []).append(np.argmax(logits_np, axis=1))
                 start += len(x)
     arrays = {k: _concat_rows(v) for k, v in parts.items()}
+    if name == "integrated_gradients" and tolerance is None:
+        _warn_incomplete(arrays.get("completeness"), int(n_steps))
     if tokens and spec.baseline and baseline is None:
         baseline = "pad"
     params = {"baseline": baseline if baseline is None or isinstance(baseline, (str, int, float)) else "array",
@@ -1187,6 +1189,27 @@ def attribute(
         n_steps=arrays.get("n_steps"), layer=layer_name if neuron is None else None, neuron=neuron_info,
         params=params,
     )
+
+
+#: relative completeness error above which integrated gradients warn (with no tolerance=)
+COMPLETENESS_WARN = 0.1
+
+
+def _warn_incomplete(relative: np.ndarray | None, n_steps: int) -> None:
+    """Warn when IG maps miss F(x) - F(baseline) by more than 10 %: too few steps for this model."""
+    if relative is None:
+        return
+    rel = np.asarray(relative, np.float64)
+    bad = np.isfinite(rel) & (rel > COMPLETENESS_WARN)
+    if bad.any():
+        # the maps are then not integrated gradients to any useful precision; the number is in
+        # summary()["completeness_max"], but few read it before looking at the maps
+        warnings.warn(
+            f"integrated gradients with n_steps={n_steps}: the maps of {int(bad.sum())} of {rel.size} samples"
+            f" miss F(x) - F(baseline) by more than {COMPLETENESS_WARN:.0%} (worst {float(rel[bad].max()):.0%})."
+            " Raise n_steps, or pass tolerance=0.01 to double the steps until the error is below 1 %.",
+            UserWarning, stacklevel=4,
+        )
 
 
 def _append(parts: dict[str, list[np.ndarray]], key: str, value: torch.Tensor) -> None:

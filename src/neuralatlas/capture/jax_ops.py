@@ -72,10 +72,14 @@ def reduce(t: jax.Array, mode: str | None, mask: jax.Array | None, spatial: tupl
     if mode in SPATIAL_REDUCTIONS:
         return t.mean(spatial) if mode == "mean" else t.max(spatial)
     if mode == "first_token":
-        return t[:, 0]
+        if mask is None:
+            return t[:, 0]
+        return t[jnp.arange(t.shape[0]), jnp.argmax(mask != 0, axis=1)]  # the first real token, as torch
     m = jnp.ones(t.shape[:2], t.dtype) if mask is None else mask.astype(t.dtype)
     if mode == "last_token":
-        last = jnp.clip(m.sum(1).astype(jnp.int32) - 1, 0)
+        # the last 1 of the mask (left padding too), as the torch reduction
+        positions = jnp.broadcast_to(jnp.arange(m.shape[1]), m.shape)
+        last = jnp.clip(jnp.where(m != 0, positions, -1).max(1), 0)
         return t[jnp.arange(t.shape[0]), last]
     m = m.reshape(*m.shape, *([1] * (t.ndim - 2)))
     if mode == "token_mean":
