@@ -2,13 +2,17 @@
 
     .venv/bin/python benchmarks/capture.py [--quick] [--n 20000] [--repeat 5] [--device cpu] [--scale]
     .venv/bin/python benchmarks/capture.py --only-scale      # only the cost curve (5.)
+    .venv/bin/python benchmarks/capture.py --chunks 4,8,16,32  # also the chunk-size sweep (6.)
 
 Prints, for every layer of the digits CNN (inputs upsampled to ``--n`` samples):
   1. capture through the public API (``neuralatlas.capture`` into a fresh store folder, the
      checksum codec on) vs a bare forward pass (goal <= 1.3x), and the peers: captum
      ``LayerActivation`` over all layers into RAM (documented default use: one call per batch),
      plain forward hooks into preallocated numpy (the tuned in-RAM way), the same followed by
-     ``np.save`` per layer (a to-disk peer), TorchLens ``extract_dataset`` to disk;
+     ``np.save`` per layer (a to-disk peer), TorchLens ``extract_dataset`` to disk; beside the
+     default capture, the same with the writer thread and with synchronous writes forced
+     (what the default policy chooses between) and with its chunk writes skipped (the
+     compute side alone: hooks, copies, set-up; a diagnostic floor);
   2. the same with gradients vs a bare forward+backward (goal <= 1.5x) and hooks that keep
      activations and their gradients in preallocated RAM;
   3. peak RSS less the RSS after imports, data and model (each capture in a fresh process),
@@ -20,6 +24,8 @@ Prints, for every layer of the digits CNN (inputs upsampled to ``--n`` samples):
   5. with ``--scale``: the cost curve, capture at 2,000 / 20,000 / 200,000 samples (2.8 GB of
      store at the largest, in the temporary folder, removed after), time per sample, the
      ratio to a bare forward timed in the same process, and peak RSS growth.
+  6. with ``--chunks 4,8,16,32``: capture and read-back (every layer through
+     ``store.iter_chunks``, one layer through ``store.read``) at those chunk sizes.
 Every figure is the min and the median of ``--repeat`` interleaved rounds, with the 1-minute
 load average beside it: on a shared machine the ratios of minima are the figures to trust.
 """
@@ -57,7 +63,8 @@ def _fresh(tmp: Path, name: str) -> Path:
     return path
 
 
-def speed(n: int, batch: int, repeat: int, tmp: Path, device: str, torchlens: bool) -> dict:
+def speed(n: int, batch: int, repeat: int, tmp: Path, device: str, torchlens: bool,
+          chunk_mib: list[int] | None = None) -> dict:
     import torch
 
     import neuralatlas as na
@@ -140,19 +147,50 @@ def speed(n: int, batch: int, repeat: int, tmp: Path, device: str, torchlens: bo
                 store.append(t.detach().cpu())
         return [torch.cat(v).numpy() for v in kept]
 
-    def ours(grads: bool = False):
-        na.capture(model, data, layers=layers, out=tmp / "ours.zarr", batch_size=batch,
-                   gradients=grads, device=dev)
+    def ours(grads: bool = False, writer: str | None = None, chunk_rows: int | None = None):
+        # writer: None = the default policy (neuralatlas.capture.writer.background_writes)
+        old = os.environ.get("NEURALATLAS_CAPTURE_WRITER")
+        if writer is not None:
+            os.environ["NEURALATLAS_CAPTURE_WRITER"] = writer
+        try:
+            na.capture(model, data, layers=layers, out=tmp / "ours.zarr", batch_size=batch,
+                       gradients=grads, device=dev, chunk_rows=chunk_rows)
+        finally:
+            if writer is not None:
+                if old is None:
+                    os.environ.pop("NEURALATLAS_CAPTURE_WRITER", None)
+                else:
+                    os.environ["NEURALATLAS_CAPTURE_WRITER"] = old
+
+    def ours_no_writes(grads: bool = False):
+        """The capture with its chunk-file writes skipped: hooks, copies, set-up; what is left
+        when the disk costs nothing (a diagnostic floor, not a store)."""
+        from neuralatlas.store.chunkio import ChunkFile, ChunkStream
+
+        saved = ChunkFile.write, ChunkStream.write, ChunkStream.close
+        ChunkFile.write = lambda self, index, block: None
+        ChunkStream.write = lambda self, rows: None
+        ChunkStream.close = lambda self, block: self.abort()
+        try:
+            ours(grads, writer="sync")
+        finally:
+            ChunkFile.write, ChunkStream.write, ChunkStream.close = saved
 
     # every side that writes starts from no files, the old ones removed untimed (removing a
     # store's 300 MB is not part of a capture; on this disk, mounted with `discard`, it took
     # up to 1 s and was inside the timed capture until now)
-    fresh = {"neuralatlas capture -> store": lambda: _fresh(tmp, "ours.zarr"),
-             "hooks -> RAM -> np.save per layer": lambda: _fresh(tmp, "npsave"),
-             "TorchLens extract_dataset -> disk": lambda: _fresh(tmp, "tl"),
-             "neuralatlas capture with gradients": lambda: _fresh(tmp, "ours.zarr")}
+    mine = ("neuralatlas capture -> store", "... writer thread (forced)", "... synchronous writes (forced)",
+            "... chunk writes skipped (floor)", "neuralatlas capture with gradients",
+            "... with gradients, writer thread (forced)", "... with gradients, synchronous (forced)",
+            "... with gradients, chunk writes skipped (floor)")
+    fresh = {name: (lambda: _fresh(tmp, "ours.zarr")) for name in mine}
+    fresh.update({"hooks -> RAM -> np.save per layer": lambda: _fresh(tmp, "npsave"),
+                  "TorchLens extract_dataset -> disk": lambda: _fresh(tmp, "tl")})
 
     sides = {"bare forward": bare, "neuralatlas capture -> store": ours,
+             "... writer thread (forced)": lambda: ours(writer="thread"),
+             "... synchronous writes (forced)": lambda: ours(writer="sync"),
+             "... chunk writes skipped (floor)": ours_no_writes,
              "captum LayerActivation -> RAM": captum_ram, "hooks -> preallocated RAM": hooks_ram,
              "hooks -> RAM -> np.save per layer": hooks_npsave}
     if torchlens:
@@ -166,12 +204,48 @@ def speed(n: int, batch: int, repeat: int, tmp: Path, device: str, torchlens: bo
             sides = {k: f for k, f in sides.items() if f is not fn}
     fwd = interleaved(sides, repeat, setup=fresh)
     grad_sides = {"bare forward+backward": bare_fwd_bwd, "neuralatlas capture with gradients": lambda: ours(True),
+                  "... with gradients, writer thread (forced)": lambda: ours(True, writer="thread"),
+                  "... with gradients, synchronous (forced)": lambda: ours(True, writer="sync"),
+                  "... with gradients, chunk writes skipped (floor)": lambda: ours_no_writes(True),
                   "hooks fwd+grad -> preallocated RAM": lambda: hooks_ram(True)}
     for name, fn in grad_sides.items():
         fresh.get(name, lambda: None)()
         fn()
     bwd = interleaved(grad_sides, repeat, setup=fresh)
-    return {"fwd": fwd, "bwd": bwd, "bytes": nbytes}
+    result = {"fwd": fwd, "bwd": bwd, "bytes": nbytes}
+    if chunk_mib:
+        result["chunks"] = chunk_sweep(chunk_mib, shapes, batch, repeat, tmp, ours, bare)
+    return result
+
+
+def chunk_sweep(sizes_mib: list[int], shapes: dict, batch: int, repeat: int, tmp: Path, ours, bare) -> dict:
+    """Capture (default writer) and read back at several chunk sizes (MiB of the widest layer's
+    rows, a multiple of the batch), interleaved with a bare forward; the reads are every
+    layer through ``store.iter_chunks`` (the streamed analyses' access) and one layer's
+    ``store.read``."""
+    import neuralatlas as na
+
+    widest = max(int(np.prod(s)) * 4 for s in shapes.values())
+    rows = {mib: max(batch, (mib * 2**20 // widest) // batch * batch) for mib in sizes_mib}
+    capture_sides = {"bare forward": bare}
+    capture_sides.update({f"capture, {mib} MiB chunks ({r} rows)": (lambda r=r: ours(chunk_rows=r))
+                          for mib, r in rows.items()})
+    cap = interleaved(capture_sides, repeat, setup=lambda: _fresh(tmp, "ours.zarr"))
+    stores = {}
+    for mib, r in rows.items():  # one store per size, kept for the reads
+        _fresh(tmp, f"chunks{mib}.zarr")
+        ours(chunk_rows=r)
+        os.rename(tmp / "ours.zarr", tmp / f"chunks{mib}.zarr")
+        stores[mib] = na.ActivationStore.open(tmp / f"chunks{mib}.zarr")
+
+    def read_all(store):
+        return sum(int(b.size) for layer in store.layers for _, b in store.iter_chunks(layer))
+
+    read_sides = {f"iter_chunks every layer, {mib} MiB chunks": (lambda s=s: read_all(s)) for mib, s in stores.items()}
+    read_sides.update({f"store.read widest layer, {mib} MiB chunks": (lambda s=s: s.read(s.layers[0]))
+                       for mib, s in stores.items()})
+    read = interleaved(read_sides, repeat)
+    return {"capture": cap, "read": read, "rows": rows}
 
 
 def _torchlens(model, x, layers, batch, tmp):
@@ -298,12 +372,17 @@ def store_io(mb: int, repeat: int, tmp: Path) -> dict:
     def npsave():
         np.save(tmp / "plain.npy", block)
 
-    def store_write():  # the capture's writer: chunks of buffers handed to the background thread
+    def store_write():  # the capture's writer: buffers filled batch by batch (each batch's rows
+        # announced, as the capture does, for the writer thread to stream), then the chunk submitted
+        step = max(1, chunk // 8)
         with ChunkWriter({"a": arr}, done, chunk) as w:
             for c, lo in enumerate(range(0, rows, chunk)):
                 bufs = w.acquire()
-                bufs["a"][:min(chunk, rows - lo)] = block[lo:lo + chunk]
-                w.submit(c, bufs, min(chunk, rows - lo))
+                m = min(chunk, rows - lo)
+                for a in range(0, m, step):
+                    bufs["a"][a:min(a + step, m)] = block[lo + a:lo + min(a + step, m)]
+                    w.rows(c, bufs, a, min(a + step, m))
+                w.submit(c, bufs, m)
                 w.commit()
 
     direct = store.create_layer_array("grads", "layer", None)  # a second array of the same shape
@@ -367,6 +446,8 @@ def main() -> None:
                              " the temporary folder; not with --quick)")
     parser.add_argument("--only-scale", action="store_true", help="only the cost curve")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--chunks", default="", help="also sweep chunk sizes, MiB of the widest layer's rows"
+                        " (e.g. 4,8,16,32): capture time and read-back time at each")
     args = parser.parse_args()
     n = 2_000 if args.quick else args.n
     repeat = 2 if args.quick else args.repeat
@@ -385,7 +466,12 @@ def main() -> None:
                   f"  [load {os.getloadavg()[0]:.1f}]")
             if args.only_scale:
                 return
-        s = speed(n, args.batch, repeat, tmp, args.device, torchlens=not args.quick)
+        from neuralatlas.capture.writer import background_writes
+
+        chosen = "a writer thread" if background_writes() else "synchronous"
+        print(f"the capture's default writer here and now: {chosen} (neuralatlas.capture.writer.background_writes)")
+        sweep = [int(v) for v in args.chunks.split(",") if v.strip()]
+        s = speed(n, args.batch, repeat, tmp, args.device, torchlens=not args.quick, chunk_mib=sweep)
         print(f"\n1. capture, every layer of the digits CNN, {n:,} samples, batch {args.batch},"
               f" {s['bytes'] / 2**20:.0f} MiB of activations:")
         for name, t in s["fwd"].items():
@@ -401,6 +487,17 @@ def main() -> None:
             print(f"   {name:<38s} {t}  ({t.min / b['bare forward+backward'].min:.2f}x bare fwd+bwd)")
         print(ratio_line("capture with gradients / bare fwd+bwd", b["neuralatlas capture with gradients"],
                          b["bare forward+backward"], "<= 1.5x"))
+        print(ratio_line("capture, chunk writes skipped / bare forward (floor)", f["... chunk writes skipped (floor)"],
+                         f["bare forward"]))
+        print(ratio_line("capture writer thread / synchronous writes", f["... writer thread (forced)"],
+                         f["... synchronous writes (forced)"]))
+        if "chunks" in s:
+            cs = s["chunks"]
+            print("\n1b. chunk sizes (default writer), capture and read-back:")
+            for name, t in cs["capture"].items():
+                print(f"   {name:<44s} {t}  ({t.min / cs['capture']['bare forward'].min:.2f}x bare)")
+            for name, t in cs["read"].items():
+                print(f"   {name:<44s} {t}")
         small, large = max(n // 4, args.batch), n  # n/4: both sizes span several chunks
         mem = {"ours": [peak_memory(small, args.batch, tmp, "ours"), peak_memory(large, args.batch, tmp, "ours")],
                "ours_grads": 0 if args.quick else peak_memory(large, args.batch, tmp, "ours", gradients=True),

@@ -38,7 +38,7 @@ def build_model(seed: int = 0) -> nn.Module:
 
 if __name__ == "__main__":
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/own_model")
-    data = moons(n=400, seed=0)
+    data = moons(n_samples=400, seed=0)
     model = build_model()
     na.train(model, data, epochs=30, lr=1e-2, run_dir=out)
     store = na.capture(model, data, layers=["stem", "branch.*", "head"], out=out / "acts.zarr",

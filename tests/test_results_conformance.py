@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import json
 import os
 import pkgutil
@@ -22,8 +23,8 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import neuralatlas  # noqa: E402
-from neuralatlas.errors import ModelError  # noqa: E402
-from neuralatlas.results import FORMAT_KEY, Result, result_classes  # noqa: E402
+from neuralatlas.errors import ModelError, NeuralAtlasError  # noqa: E402
+from neuralatlas.results import FORMAT_KEY, Result, ResultNotFoundError, result_classes  # noqa: E402
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 EXAMPLE_DIR = Path(__file__).parent / "result_examples"
@@ -68,6 +69,64 @@ def test_save_load_gives_an_equal_result_and_strict_files(example, tmp_path):
         data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
         assert FORMAT_KEY in data, f"{path.name} was not written by results.write_json (no format tag)"
     assert not [p for p in folder.rglob("*") if p.name.startswith(".") and ".tmp-" in p.name]
+
+
+def test_load_of_a_folder_without_the_result_names_the_folder_and_the_fix(example, tmp_path):
+    cls = type(example)
+    for folder in (tmp_path / "empty", tmp_path / "absent"):
+        if folder.name == "empty":
+            folder.mkdir()
+        with pytest.raises(NeuralAtlasError) as caught:
+            cls.load(folder)
+        message = str(caught.value)
+        assert str(folder) in message, f"{cls.__name__}.load's error does not name the folder: {message}"
+        assert ".save" in message or "run " in message, f"{cls.__name__}.load's error names no fix: {message}"
+
+
+def test_load_names_the_file_that_went_missing(example, tmp_path):
+    """A folder ``save`` wrote, less one of its files: an error naming that file, never a half-read result."""
+    cls = type(example)
+    folder = example.save(tmp_path / "r")
+    top = sorted(p for p in folder.iterdir() if p.is_file() and p.name != "summary.json")
+    for victim in top:
+        kept = victim.read_bytes()
+        victim.unlink()
+        try:
+            try:
+                back = cls.load(folder)
+            except ResultNotFoundError as err:
+                assert victim.name in str(err), f"{cls.__name__}: {err}"
+            except NeuralAtlasError:
+                pass  # a class-specific check caught it first (say, a NeuronProjection's listing)
+            else:  # only a file the result can do without (a CSV copy of its JSON) may go
+                assert back.equals(example), f"{cls.__name__}.load without {victim.name} read a different result"
+        finally:
+            victim.write_bytes(kept)
+
+
+def test_save_and_load_take_the_protocols_arguments():
+    """``save(directory)`` / ``load(directory)`` for every result; anything more is optional."""
+    _import_every_module()
+    wrong = []
+    for cls in result_classes():
+        for method in ("save", "load"):
+            params = list(inspect.signature(getattr(cls, method)).parameters.values())
+            params = params[1:] if method == "save" else params  # self (load is a bound classmethod)
+            if not params or params[0].name != "directory":
+                wrong.append(f"{cls.__qualname__}.{method}: first argument {params[0].name if params else None!r}")
+            wrong += [f"{cls.__qualname__}.{method}: {p.name} has no default" for p in params[1:]
+                      if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    assert not wrong, wrong
+
+
+def test_the_old_path_keyword_of_an_attack_load_warns_and_reads_the_same(tmp_path):
+    from neuralatlas.adversarial.attacks import AttackResult, RobustnessCurve
+
+    for key, cls in (("analyses:attack", AttackResult), ("analyses:robustness", RobustnessCurve)):
+        example = EXAMPLES[key]()
+        folder = example.save(tmp_path / key.split(":")[1])
+        with pytest.warns(DeprecationWarning, match="use directory="):
+            assert cls.load(path=folder).equals(cls.load(folder))
 
 
 def test_equals_sees_a_changed_result(example, tmp_path):
@@ -167,3 +226,17 @@ def test_old_name_arguments_still_save_and_load_with_a_warning(tmp_path):
     assert folder == tmp_path / "my_photo" and (folder / "dream.json").is_file()
     with pytest.warns(DeprecationWarning, match="folder of its own"):
         assert DreamResult.load(tmp_path, "my photo").equals(example)
+
+
+@pytest.mark.parametrize("key, stem, dotted", [
+    ("analyses:attack", "attack", "pgd_linf_eps0.1"),                     # an eps in the name: a dot
+    ("analyses:attribution", "attribution", "saliency.v1"),
+    ("analyses:discriminative", "discriminative", "discriminative_features.0_trees"),
+])
+def test_older_flat_files_beside_others_still_load(tmp_path, key, stem, dotted):
+    """Before one folder per result, files were ``<name>.json`` / ``<name>.npz`` side by side."""
+    example = EXAMPLES[key]()
+    folder = example.save(tmp_path / "new")
+    for suffix in (".json", ".npz"):
+        (folder / f"{stem}{suffix}").rename(tmp_path / f"{dotted}{suffix}")
+    assert type(example).load(tmp_path / f"{dotted}.npz").equals(example)

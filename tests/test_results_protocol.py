@@ -9,8 +9,17 @@ import warnings
 import numpy as np
 import pytest
 
-from neuralatlas.errors import ConfigError
-from neuralatlas.results import FORMAT_KEY, Result, ResultFormatError, jsonable, read_json, safe_name, write_json
+from neuralatlas.errors import AnalysisError, ConfigError, StoreError
+from neuralatlas.results import (
+    FORMAT_KEY,
+    Result,
+    ResultFormatError,
+    ResultNotFoundError,
+    jsonable,
+    read_json,
+    safe_name,
+    write_json,
+)
 from neuralatlas.vocabulary import renamed_parameter, resolve_n_samples
 
 
@@ -89,3 +98,25 @@ def test_renamed_parameter_warns_and_forwards():
         assert f(n_samples=5) == 5
     with pytest.raises(TypeError, match="both"):
         f(n=1, n_samples=2)
+
+
+def test_required_returns_the_first_file_once_all_are_there(tmp_path):
+    (tmp_path / "toy.json").write_text("{}")
+    (tmp_path / "toy.npz").write_bytes(b"")
+    assert _Toy._required(tmp_path, "toy.json", "toy.npz", what="toy", fix="save one") == tmp_path / "toy.json"
+
+
+def test_required_names_what_is_missing_what_is_there_and_the_fix(tmp_path):
+    (tmp_path / "toy.json").write_text("{}")
+    (tmp_path / "other.csv").write_text("")
+    with pytest.raises(ResultNotFoundError) as caught:
+        _Toy._required(tmp_path, "toy.json", "toy.npz", what="toy result", fix="write one with toy(...).save(dir).")
+    message = str(caught.value)
+    assert message == (f"No toy result in {tmp_path}: toy.npz is missing (the folder holds other.csv, toy.json); "
+                       "write one with toy(...).save(dir).")
+    # the two classes load raised before the helper, so callers catching either keep working
+    assert isinstance(caught.value, AnalysisError) and isinstance(caught.value, StoreError)
+    with pytest.raises(ResultNotFoundError, match="a.json and b.npz are missing .the folder does not exist."):
+        _Toy._required(tmp_path / "nowhere", "a.json", "b.npz", what="toy", fix="save one")
+    with pytest.raises(ResultNotFoundError, match="it is a file, not a folder"):
+        _Toy._required(tmp_path / "toy.json", "a.json", what="toy", fix="save one")

@@ -15,7 +15,15 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from neuralatlas.errors import NeuralAtlasError
@@ -308,7 +316,7 @@ class _RichReporter:
 
     def __init__(self) -> None:
         self.bar: Progress | None = None
-        self.task = None
+        self.task: TaskID | None = None
 
     def step_started(self, step: str) -> None:
         self._close()
@@ -318,7 +326,7 @@ class _RichReporter:
         self.task = self.bar.add_task(step, total=None)
 
     def progress(self, done: int, total: int) -> None:
-        if self.bar is not None:
+        if self.bar is not None and self.task is not None:
             self.bar.update(self.task, completed=done, total=total)
 
     def message(self, text: str) -> None:
@@ -734,7 +742,10 @@ def similarity_cmd(
         help="Layer name or glob; repeat for more. Default: every layer.")] = None,
     epoch: Annotated[int | None, typer.Option(
         help="Checkpoint epoch of the layer×layer matrices and probes (default: the final model).")] = None,
-    epochs: Annotated[bool, typer.Option(help="Also the epoch×epoch CKA of every layer (per-epoch stores).")] = True,
+    epochs: Annotated[str | None, typer.Option(
+        help="Epochs of the epoch×epoch CKA of every layer: 'all' (default), 'none', or epochs like 0,4,8"
+             " (per-epoch stores).")] = None,
+    no_epochs: Annotated[bool, typer.Option("--no-epochs", hidden=True, help="Deprecated: --epochs none.")] = False,
     rbf: Annotated[bool, typer.Option(help="Also RBF CKA (on a subsample).")] = True,
     rsa: Annotated[bool, typer.Option(
         help="Also RSA: Spearman correlation of the layers' dissimilarity matrices.")] = True,
@@ -763,13 +774,13 @@ def similarity_cmd(
     store = _run_store(run_dir)
     with _dask_client(scheduler) as client, _figures_as_before() as formats, \
             progress_bar(f"similarity of {run_dir.name}") as update:
-        # epochs is a selection (the flag's True: every epoch; False: none); the sample count as the library takes it
+        # the sample count as the library takes it
         if subsample is not None and n_samples is not None:
             raise typer.BadParameter("give --n-samples only (--subsample is its old name)")
         count = ({"subsample": subsample} if subsample is not None  # the library maps the old cap and warns
                  else {} if n_samples is None else {"n_samples": _n_samples(n_samples)})
         result = similarity_step.step(run_dir, other=other, layers=layers or None, epoch=epoch,
-                                      epochs="all" if epochs else None, **count,
+                                      epochs=_similarity_epochs(epochs, no_epochs), **count,
                                       rbf=rbf, rsa=rsa, probes=probes, pool=pool,
                                       memory_limit=memory_limit, client=client, seed=seed, progress=update)
     results_dir, figures_dir = run_dir / "results" / "similarity", run_dir / "figures" / "similarity"
@@ -786,6 +797,26 @@ def similarity_cmd(
     for note in result.summary().get("notes", []):
         console.print(f"[yellow]note[/]: {note}", highlight=False)
     console.print(f"results in {results_dir}, {len(written)} figure files in {figures_dir}")
+
+
+def _similarity_epochs(text: str | None, no_epochs: bool) -> Any:
+    """``--epochs`` of ``similarity`` as the library's selection; the old ``--no-epochs`` warns."""
+    if no_epochs:
+        if text is not None:
+            raise typer.BadParameter("give --epochs only (--no-epochs is the old --epochs none)")
+        import warnings
+
+        warnings.warn("--no-epochs is deprecated since 0.2; use --epochs none", DeprecationWarning, stacklevel=2)
+        console.print("[yellow]--no-epochs is deprecated: use --epochs none[/]")
+        return None
+    if text is None or text.strip().lower() == "all":
+        return "all"
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return [int(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise typer.BadParameter(f"--epochs {text!r}: use 'all', 'none' or epochs like 0,4,8") from None
 
 
 # ---------------------------------------------------------------------------- projections
@@ -892,7 +923,7 @@ def attribute_cmd(
     chosen = methods or ["saliency", "integrated_gradients", "grad_cam"]
     count = _n_samples(n_samples, samples, old_flag="--samples")
     with _figures_as_before(), progress_bar(f"attributing {run_dir.name} ({', '.join(chosen)})") as update:
-        summary = attribute_run(run_dir, chosen, data=data, data_path=data_path, split=split, samples=count,
+        summary = attribute_run(run_dir, chosen, data=data, data_path=data_path, split=split, n_samples=count,
                                 target=tgt, n_steps=n_steps, sanity=sanity, faithfulness=faithfulness,
                                 batch_size=batch_size, device=device, overwrite=overwrite, progress=update)
     table = Table(title=f"Attribution of {summary['n_samples']} samples ({split} split) → {summary['store']}")
@@ -965,7 +996,7 @@ def attack_cmd(
     count = _n_samples(n_samples, samples, old_flag="--samples")
     with _figures_as_before(), progress_bar(f"{method} on {run_dir.name}") as update:
         summary = attack_run(run_dir, method, sizes, norm=norm, steps=steps, target_class=target_class, data=data,
-                             data_path=data_path, split=split, samples=count, capture=capture, layers=layers,
+                             data_path=data_path, split=split, n_samples=count, capture=capture, layers=layers,
                              batch_size=batch_size, device=device, seed=seed, overwrite=overwrite, progress=update)
     table = Table(title=f"{method.upper()} ({norm}) on {summary['n_samples']} samples")
     for col in ("eps", "accuracy", "success rate"):

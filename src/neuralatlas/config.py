@@ -43,12 +43,13 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    """Where the data comes from: a built-in set, a loader with the path of the user's files, or
-    the user's own loader ``"package.module:function"`` (see :mod:`neuralatlas.data.custom` for
-    what it must return). ``data: "mypkg.data:load"`` is short for ``data: {name: ...}``.
+    """Where the data comes from: a built-in set, a loader with the path of the user's files, or a loader of theirs.
+
+    The user's own loader is named ``"package.module:function"`` (see :mod:`neuralatlas.data.custom` for what it
+    must return). ``data: "mypkg.data:load"`` is short for ``data: {name: ...}``.
     """
 
-    name: str = Field("digits", description="built-in name, 'name:path', or 'package.module:function'")
+    name: str = Field(default="digits", description="built-in name, 'name:path', or 'package.module:function'")
     path: Path | None = None
     options: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the loader")
 
@@ -61,12 +62,12 @@ class DataConfig(_Strict):
 class TrainConfig(_Strict):
     """How a model is trained: ``train:`` of a model in the run config."""
 
-    epochs: int = Field(10, ge=0)
-    lr: float = Field(3e-3, gt=0)
-    batch_size: int = Field(64, ge=1)
+    epochs: int = Field(default=10, ge=0)
+    lr: float = Field(default=3e-3, gt=0)
+    batch_size: int = Field(default=64, ge=1)
     seed: int = 0
-    restarts: int = Field(0, ge=0)
-    target_accuracy: float | None = Field(None, ge=0, le=1)
+    restarts: int = Field(default=0, ge=0)
+    target_accuracy: float | None = Field(default=None, ge=0, le=1)
 
 
 class HFModelConfig(_Strict):
@@ -74,7 +75,8 @@ class HFModelConfig(_Strict):
 
     hf: Path = Field(..., description="folder written by save_pretrained (config.json + weights)")
     task: str | None = Field(
-        None, description="sequence-classification, causal-lm, ... or a transformers class name; default AutoModel"
+        default=None,
+        description="sequence-classification, causal-lm, ... or a transformers class name; default AutoModel",
     )
 
 
@@ -90,18 +92,22 @@ class ModelConfig(_Strict):
         ..., description="built-in name (mlp, cnn, vgg, vgg16), 'package.module:function' or {hf: folder}"
     )
     kwargs: dict[str, Any] = Field(default_factory=dict)
-    checkpoint: Path | None = Field(None, description="weights to load instead of training")
+    checkpoint: Path | None = Field(default=None, description="weights to load instead of training")
     trust_pickle: bool = Field(
-        False, description="let the checkpoint unpickle Python objects (runs its code): only for files you trust"
+        default=False,
+        description="let the checkpoint unpickle Python objects (runs its code): only for files you trust",
     )
     train: TrainConfig = Field(default_factory=TrainConfig)
-    layers: list[str] | None = Field(None, description="names or glob patterns; default every leaf layer")
+    layers: list[str] | None = Field(default=None, description="names or glob patterns; default every leaf layer")
     # A pretrained model (e.g. efficientnet_lite0) is not trained; it may look at its own data
     # with its own capture settings and analyses instead of the run's.
-    kind: Literal["train", "pretrained"] = Field("train", description="'pretrained': weights come with the builder")
-    data: DataConfig | None = Field(None, description="this model's data instead of the run's")
-    capture: dict[str, Any] | None = Field(None, description="capture settings replacing the run's for this model")
-    analyses: dict[str, dict[str, Any]] | None = Field(None, description="this model's analyses instead of the run's")
+    kind: Literal["train", "pretrained"] = Field(default="train",
+                                                 description="'pretrained': weights come with the builder")
+    data: DataConfig | None = Field(default=None, description="this model's data instead of the run's")
+    capture: dict[str, Any] | None = Field(default=None,
+                                           description="capture settings replacing the run's for this model")
+    analyses: dict[str, dict[str, Any]] | None = Field(default=None,
+                                                       description="this model's analyses instead of the run's")
 
     @field_validator("name")
     @classmethod
@@ -116,22 +122,25 @@ class CaptureConfig(_Strict):
 
     split: Literal["test", "train"] = "test"
     n_samples: int | None = Field(
-        None, ge=1, description="the first n_samples samples of the split; null or 'all': every sample (default)"
+        default=None, ge=1,
+        description="the first n_samples samples of the split; null or 'all': every sample (default)",
     )
     gradients: bool = True
     target: str | int = "label"
     per_epoch: bool = True
-    batch_size: int = Field(256, ge=1)
+    batch_size: int = Field(default=256, ge=1)
     reduce: str | dict[str, str] | None = None
-    output: int | str | None = Field(None, description="which part of a tuple/dict model output is the prediction")
+    output: int | str | None = Field(default=None,
+                                     description="which part of a tuple/dict model output is the prediction")
     layer_output: dict[str, int | str | list[int | str]] | None = Field(
-        None, description="{layer pattern: index, key, or a path like [1, 0]} for layers returning tuples/dicts")
+        default=None,
+        description="{layer pattern: index, key, or a path like [1, 0]} for layers returning tuples/dicts")
     repeated: Literal["error", "first", "last"] = "error"
     rows: Literal["samples", "tokens"] | None = Field(
-        None, description="tokens: one row per non-padding token of [B, T, D] layers"
+        default=None, description="tokens: one row per non-padding token of [B, T, D] layers"
     )
 
-    n: int | None = Field(None, ge=1, description="deprecated: n_samples", exclude=True)
+    n: int | None = Field(default=None, ge=1, description="deprecated: n_samples", exclude=True)
 
     @field_validator("n_samples", mode="before")
     @classmethod
@@ -203,9 +212,10 @@ class RunConfig(_Strict):
 
     @property
     def base_dir(self) -> Path | None:
-        """The config file's folder: relative paths start there, and it is on ``sys.path``
-        while the run builds models and loads data (so ``model: "mymodels:Net"`` imports a
-        ``mymodels.py`` beside the YAML).
+        """The config file's folder: relative paths start there.
+
+        It is also on ``sys.path`` while the run builds models and loads data (so ``model: "mymodels:Net"``
+        imports a ``mymodels.py`` beside the YAML).
         """
         return self._base_dir
 
@@ -258,6 +268,7 @@ def load_config(source: str | Path | dict[str, Any], *, base_dir: Path | None = 
             raise ConfigError(f"{where}: not valid YAML: {err}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: the top level must be a mapping of keys (name, data, models, ...).")
+    raw = _renamed_params(raw, text, where)
     try:
         config = RunConfig.model_validate(raw)
     except ValidationError as err:
@@ -280,6 +291,54 @@ def load_config(source: str | Path | dict[str, Any], *, base_dir: Path | None = 
         config = _rebase(config, base_dir)
     config._source_text, config._source_name = text, where
     return config
+
+
+#: Analysis parameters renamed since 0.2, ``{analysis: {old key: new key}}``: a config's old key keeps
+#: working for one release, with a DeprecationWarning naming the new one. (``analyses.projection.n``
+#: is renamed by its step, whose old value 0 meant "all".)
+RENAMED_PARAMS: dict[str, dict[str, str]] = {
+    "attribution": {"samples": "n_samples"},
+    "adversarial": {"samples": "n_samples"},
+    "photo_attribution": {"smooth_samples": "smooth_draws"},  # noisy copies are draws, not data samples
+}
+
+
+def _renamed_params(raw: dict[str, Any], text: str | None, where: str) -> dict[str, Any]:
+    """``raw`` with the old keys of :data:`RENAMED_PARAMS` under their new names (copied where changed).
+
+    Raises
+    ------
+    ConfigError
+        A block gives both the old and the new key: which one was meant is unknowable.
+    """
+    import warnings
+
+    def renamed(analyses: Any, loc: list[str]) -> Any:
+        if not isinstance(analyses, dict):
+            return analyses  # the schema check reports it
+        out = dict(analyses)
+        for name, params in analyses.items():
+            for old, new in RENAMED_PARAMS.get(name, {}).items():
+                if not isinstance(params, dict) or old not in params:
+                    continue
+                key, at = ".".join([*loc, name]), _line(text, [*loc, name, old])
+                if new in params:
+                    raise ConfigError(f"{where}{at}: {key} gives both {old!r} and {new!r}, and {old!r} is the old name"
+                                      f" of {new!r}; keep only {key}.{new}.")
+                meaning = " (null or 'all': every sample)" if new == "n_samples" else ""
+                warnings.warn(f"{where}{at}: {key}.{old} is deprecated since 0.2; write {key}.{new}{meaning}."
+                              " The old key goes in the next release.", DeprecationWarning, stacklevel=4)
+                params = {(new if k == old else k): v for k, v in params.items()}
+                out[name] = params
+        return out
+
+    raw = {**raw, "analyses": renamed(raw["analyses"], ["analyses"])} if "analyses" in raw else dict(raw)
+    if isinstance(raw.get("models"), list):
+        models = raw["models"] = list(raw["models"])
+        for i, m in enumerate(models):  # a loop, not a comprehension: the warning's stacklevel counts frames
+            if isinstance(m, dict) and "analyses" in m:
+                models[i] = {**m, "analyses": renamed(m["analyses"], ["models", str(i), "analyses"])}
+    return raw
 
 
 class _DuplicateKey(yaml.YAMLError):

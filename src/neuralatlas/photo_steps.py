@@ -1,5 +1,7 @@
-"""Moved: the steps for a pretrained ImageNet model are :mod:`neuralatlas.steps.unit_cards`,
-:mod:`neuralatlas.steps.photo_attribution` and :mod:`neuralatlas.steps.deepdream` (since 0.2).
+"""Moved (since 0.2): the steps for a pretrained ImageNet model now live in :mod:`neuralatlas.steps`.
+
+They are :mod:`neuralatlas.steps.unit_cards`, :mod:`neuralatlas.steps.photo_attribution` and
+:mod:`neuralatlas.steps.deepdream`.
 
 The old names keep working for one release, with a DeprecationWarning.
 """

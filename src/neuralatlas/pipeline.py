@@ -254,11 +254,12 @@ def is_pretrained(config: ModelConfig) -> bool:
 
 @contextlib.contextmanager
 def config_on_path(config: RunConfig) -> Iterator[None]:
-    """The config file's folder on ``sys.path`` (first, as ``python script.py`` puts the
-    script's folder) while the block runs, so ``model: "mymodels:Net"`` imports the
-    ``mymodels.py`` beside the YAML. Afterwards the folder leaves ``sys.path`` and the modules
-    imported from it leave ``sys.modules`` (the objects built from them keep working), so a
-    later run of another config with a same-named module imports its own. Re-entrant.
+    """The config file's folder on ``sys.path`` while the block runs, then gone with what it imported.
+
+    The folder goes first, as ``python script.py`` puts the script's folder, so ``model: "mymodels:Net"``
+    imports the ``mymodels.py`` beside the YAML. Afterwards the folder leaves ``sys.path`` and the modules
+    imported from it leave ``sys.modules`` (the objects built from them keep working), so a later run of
+    another config with a same-named module imports its own. Re-entrant.
     """
     base = config.base_dir
     if base is None:
@@ -291,8 +292,9 @@ def _with_config_path(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _capture_settings(capture: Any) -> dict[str, Any]:
-    """The capture settings as hashed for the capture step's key (``n_samples`` under its old
-    name ``n``, so stores captured before the rename are not rebuilt).
+    """The capture settings as hashed for the capture step's key.
+
+    ``n_samples`` is hashed under its old name ``n``, so stores captured before the rename are not rebuilt.
     """
     settings = capture.model_dump()
     settings["n"] = settings.pop("n_samples", None)
@@ -634,8 +636,10 @@ def run(config: RunConfig | str | Path | dict[str, Any], **kwargs: Any) -> RunRe
 
 
 def demo_config(out: str | Path = "runs/demo", epochs: int = 10, pretrained: bool | None = None) -> RunConfig:
-    """The built-in demo: an MLP and a CNN on digits, every analysis that exists, and (when
-    ``neuralatlas[pretrained]`` is installed, or ``pretrained=True``) EfficientNet-Lite0 on photos.
+    """The built-in demo: an MLP and a CNN on digits with every analysis that exists.
+
+    When ``neuralatlas[pretrained]`` is installed, or with ``pretrained=True``, EfficientNet-Lite0 on photos
+    comes too.
     """
     from neuralatlas.config import load_config
 
@@ -668,14 +672,14 @@ def demo_config(out: str | Path = "runs/demo", epochs: int = 10, pretrained: boo
 #: Sized for about two minutes on 2 idle cores (measured parts: see the README).
 PRETRAINED_DEMO: dict[str, Any] = {
     "name": "efficientnet", "model": "efficientnet_lite0", "kind": "pretrained",
-    "data": {"name": "photo_patches", "options": {"n": 256, "size": 96}},
+    "data": {"name": "photo_patches", "options": {"n_samples": 256, "size": 96}},
     "layers": ["blocks.3", "blocks.8", "blocks.14"],
     "capture": {"gradients": False, "per_epoch": False, "reduce": "mean", "batch_size": 64},
     "analyses": {
         "unit_cards": {"units": {"blocks.3": [0, 5], "blocks.8": [5, 17], "blocks.14": [3, 40]},
                        "k": 8, "steps": 24},
         "photo_attribution": {"photos": ["chelsea", "coffee", "rocket"], "size": 224, "n_steps": 16,
-                              "smooth_samples": 8},
+                              "smooth_draws": 8},
         "deepdream": {"photo": "astronaut", "size": 128, "layer": "blocks.8", "octaves": 2, "steps": 6},
     },
 }

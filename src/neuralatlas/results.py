@@ -29,7 +29,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from neuralatlas.errors import NeuralAtlasError
+from neuralatlas.errors import AnalysisError, NeuralAtlasError, StoreError
 
 FORMAT_KEY = "neuralatlas_format"
 """The key of the format tag :func:`write_json` adds to every JSON object it writes."""
@@ -39,6 +39,15 @@ R = TypeVar("R", bound="Result")
 
 class ResultFormatError(NeuralAtlasError):
     """A saved result is not the kind, or is a newer format version, than the reader expects."""
+
+
+class ResultNotFoundError(AnalysisError, StoreError):
+    """A folder holds no saved result of the kind asked for: a file its ``load`` needs is missing.
+
+    It is both an :class:`~neuralatlas.errors.AnalysisError` and a
+    :class:`~neuralatlas.errors.StoreError`, the two classes the result classes raised for this
+    before they shared :meth:`Result._required`, so code catching either keeps working.
+    """
 
 
 # --------------------------------------------------------------------------------- JSON
@@ -299,6 +308,60 @@ class Result:
         """:func:`write_json` with this result's format tag (the class's ``kind`` and version)."""
         cls = type(self)
         return write_json(path, payload, kind=cls.kind, version=cls.format_version)
+
+    @classmethod
+    def _required(cls, directory: str | os.PathLike[str], *names: str, what: str, fix: str) -> Path:
+        """``directory / names[0]``, once every file in ``names`` is known to be there.
+
+        The one check a ``load`` makes before reading: a folder without the files is not a
+        result of this kind, and the error says which files are missing, what the folder holds
+        instead, and how to write the result.
+
+        Parameters
+        ----------
+        directory : str or os.PathLike
+            The folder :meth:`save` wrote (or the older layout's folder a ``load`` resolved).
+        *names : str
+            The files ``load`` reads, the main one first (``"naps.json"``, ``"values.npz"``).
+        what : str
+            The result in words, for the message (``"NAPs"``, ``"unit statistics"``).
+        fix : str
+            How to write one (``"compute them with neuralatlas.naps(store).save(dir)"``).
+
+        Returns
+        -------
+        Path
+            ``directory / names[0]``.
+
+        Raises
+        ------
+        ResultNotFoundError
+            A file of ``names`` is not in ``directory``.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     Result._required(d, "result.json", what="result", fix="save one with result.save(d)")
+        Traceback (most recent call last):
+        ...
+        neuralatlas.results.ResultNotFoundError: No result in ...: result.json is missing (the folder is empty); ...
+        """
+        if not names:
+            raise TypeError("_required() needs the name of at least one file")
+        folder = Path(directory)
+        missing = [name for name in names if not (folder / name).is_file()]
+        if missing:
+            if not folder.is_dir():
+                holds = "the folder does not exist" if not folder.exists() else "it is a file, not a folder"
+            else:
+                found = sorted(p.name for p in folder.iterdir())
+                holds = (f"the folder holds {', '.join(found[:8])}{', ...' if len(found) > 8 else ''}" if found
+                         else "the folder is empty")
+            verb = "is" if len(missing) == 1 else "are"
+            raise ResultNotFoundError(f"No {what} in {folder}: {' and '.join(missing)} {verb} missing ({holds}); "
+                                      f"{fix.rstrip('.')}.")
+        return folder / names[0]
 
     @classmethod
     def read_json(cls, path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ import numpy as np
 
 from neuralatlas.errors import AnalysisError, ConfigError, did_you_mean
 from neuralatlas.results import Result
+from neuralatlas.vocabulary import renamed_parameter
 
 #: Per data set: a network that learns it in seconds on a CPU, and the accuracy that counts
 #: as learned (xor's noisy points straddle the axes, so ~95 % is its ceiling).
@@ -160,8 +161,8 @@ class ToyNetwork(Result):
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         self.write_summary(d)
-        np.savez(d / "grids.npz", xs=self.xs, ys=self.ys, probabilities=self.probabilities,
-                 **{f"act_{k}": v for k, v in self.activations.items()})
+        acts: dict[str, Any] = {f"act_{k}": v for k, v in self.activations.items()}  # Any: savez's **kwds
+        np.savez(d / "grids.npz", xs=self.xs, ys=self.ys, probabilities=self.probabilities, **acts)
         sets = {f"{part}_{k}": getattr(getattr(self, part), k) for part in ("train", "test")
                 for k in ("inputs", "labels", "index")}
         np.savez(d / "data.npz", **sets)
@@ -184,10 +185,9 @@ class ToyNetwork(Result):
         from neuralatlas.zoo import build
 
         d = Path(directory)
-        if not (d / "toy.json").is_file():
-            raise AnalysisError(f"No toy network in {d} (no toy.json); write one with toy_network(...).save(dir)"
-                                " (a folder written by an older save(run_dir) holds only the summary and grids).")
-        meta = cls.read_json(d / "toy.json")
+        meta = cls.read_json(cls._required(d, "toy.json", "model.pt", "data.npz", "grids.npz", what="toy network",
+                                           fix="write one with toy_network(...).save(dir) (a folder written by an"
+                                               " older save(run_dir) holds only the summary and grids)"))
         if not meta.get("spec"):
             raise AnalysisError(f"{d / 'toy.json'} does not say how the model was built (no zoo spec).")
         spec = meta["spec"]
@@ -300,8 +300,10 @@ def evaluate_plane(model: Any, layers: list[str], points: np.ndarray, resolution
 
 @contextlib.contextmanager
 def _one_thread() -> Iterator[None]:
-    """Run torch on one thread: batches of 32 two-dimensional points are far too small to
-    split, and on a shared machine extra threads only wait for each other (10x slower).
+    """Run torch on one thread.
+
+    Batches of 32 two-dimensional points are far too small to split, and on a shared machine extra threads
+    only wait for each other (10x slower).
     """
     import torch
 
@@ -313,6 +315,7 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@renamed_parameter("n", "n_samples")
 def toy_network(
     data: str = "xor",
     *,
@@ -324,7 +327,7 @@ def toy_network(
     seed: int = 0,
     restarts: int = 5,
     target_accuracy: float | None = None,
-    n: int = 400,
+    n_samples: int = 400,
     noise: float | None = None,
     resolution: int = 150,
     run_dir: str | os.PathLike[str] | None = None,
@@ -347,8 +350,9 @@ def toy_network(
         Extra tries from a new initialisation while the test accuracy is below the target.
     target_accuracy : float, optional
         Accuracy that counts as learned; default from ``TOY_SETTINGS``.
-    n, noise : optional
-        Size and noise of the generated set (75 % train, 25 % test).
+    n_samples, noise : optional
+        Size and noise of the generated set (75 % train, 25 % test); ``n`` is the old name of
+        ``n_samples``.
     resolution : int
         Grid points per axis of the heat maps.
     run_dir : path, optional
@@ -385,7 +389,7 @@ def toy_network(
     epochs = defaults["epochs"] if epochs is None else int(epochs)
     lr = defaults["lr"] if lr is None else float(lr)
     target = defaults["target_accuracy"] if target_accuracy is None else float(target_accuracy)
-    options: dict[str, Any] = {"n": int(n), "seed": int(seed)}
+    options: dict[str, Any] = {"n_samples": int(n_samples), "seed": int(seed)}
     if noise is not None:
         options["noise"] = float(noise)
     train_set, test_set = load(data, **options)

@@ -108,6 +108,9 @@ def renamed_parameter(old: str, new: str, *, since: str = "0.2", transform: Call
                 kwargs[new] = transform(value) if transform is not None else value
             return func(*args, **kwargs)
 
+        # what the wrapper still accepts, for callers that check keywords against the signature
+        # (which shows only the new names): ``{old: new}``, stacked decorators merged
+        wrapper.__renamed_parameters__ = {**getattr(func, "__renamed_parameters__", {}), old: new}  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate

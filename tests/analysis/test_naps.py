@@ -260,3 +260,88 @@ def test_run_folder_heatmaps_default_to_contrastive_sorted_and_gradient_aligned(
     with pytest.raises(AnalysisError, match="heatmap="):
         steps.naps(run, heatmap="stripes")
     plt.close("all")
+
+
+# ---------------------------------------------------------------------------- pieces, threads
+@pytest.mark.parametrize("groups", [3, 100], ids=["float32-scratch", "float64-direct"])
+def test_naps_in_cache_sized_pieces_equal_float64_with_and_without_the_reader_thread(tmp_path, monkeypatch,
+                                                                                     groups):
+    """Rows of 16 KiB, 384-row chunks: the pass reads 64-row pieces of a chunk (1 MiB), the
+    kernel's scratch carried from piece to piece; a large common offset exercises the shift."""
+    from neuralatlas.analysis import _kernels
+
+    if _kernels.moments_into is None:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(5)
+    n = 1000
+    x = (50.0 + rng.normal(size=(n, 16, 16, 16))).astype(np.float32)   # 4,096 units
+    x[:, 0] = np.maximum(x[:, 0] - 50.0, 0)                              # some inactive values
+    labels = rng.integers(0, groups, n)
+    labels[:groups] = np.arange(groups)
+    store = ActivationStore.from_arrays(tmp_path / "p.zarr", {"big": x}, labels=labels, chunk_rows=384)
+    x64 = x.reshape(n, -1).astype(np.float64)
+    order = np.unique(labels)
+    mean = np.stack([x64[labels == g].mean(0) for g in order])
+    std = np.stack([x64[labels == g].std(0) for g in order])
+    results = {}
+    for mode in ("sync", "thread"):
+        monkeypatch.setenv("NEURALATLAS_PREFETCH", mode)
+        results[mode] = r = naps(store)
+        np.testing.assert_allclose(r.values("big").reshape(len(order), -1), mean, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(r.std("big").reshape(len(order), -1), std, rtol=1e-4, atol=1e-6)
+        s = r.statistics("big")
+        np.testing.assert_array_equal(s.max.reshape(-1), x64.max(0).astype(np.float32))
+        np.testing.assert_array_equal(s.min.reshape(-1), x64.min(0).astype(np.float32))
+        np.testing.assert_allclose(s.active_fraction.reshape(-1), (x64 > 0).mean(0))
+        np.testing.assert_allclose(s.mean.reshape(-1), x64.mean(0), rtol=1e-6)
+    # the thread reads the same pieces: the same sums to the bit
+    np.testing.assert_array_equal(results["sync"].values("big"), results["thread"].values("big"))
+    np.testing.assert_array_equal(results["sync"].std("big"), results["thread"].std("big"))
+
+
+def test_the_kernel_scratch_carries_across_calls_and_flushes(monkeypatch):
+    """moments_into on pieces, flushed only at the end, equals one call on the whole block."""
+    from neuralatlas.analysis import _kernels
+
+    if _kernels.moments_into is None:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(700, 33)).astype(np.float32)
+    codes = rng.integers(-1, 4, 700)               # -1: rows in no group (the total is kept apart)
+    g, u = 4, 33
+
+    def fresh():
+        return (np.zeros((g, u)), np.zeros((g, u)), np.full(u, -np.inf, np.float32), np.full(u, np.inf, np.float32),
+                np.zeros(u, np.int64), np.zeros(u))
+
+    whole = fresh()
+    _kernels.grouped_moments(x, x, codes, np.zeros(u), *whole, np.float32(0.1), True, True, True)
+    parts = fresh()
+    scratch = (np.zeros((g, u), np.float32), np.zeros((g, u), np.float32), np.zeros(u, np.float32),
+               np.zeros(u, np.int32), np.zeros(g, np.bool_), np.zeros(1, np.int64))
+    for lo in range(0, 700, 90):
+        _kernels.moments_into(x[lo:lo + 90], x[lo:lo + 90], codes[lo:lo + 90], np.zeros(u, np.float32), *parts,
+                              np.float32(0.1), True, True, True, *scratch, False)
+    assert 0 < scratch[5][0] < _kernels.FLUSH_ROWS and scratch[0].any()  # rows still in the scratch
+    _kernels.flush_moments(parts[0], parts[1], parts[4], parts[5], *scratch, True, True, True)
+    assert not scratch[0].any() and scratch[5][0] == 0
+    x64 = x.astype(np.float64)
+    for k in range(g):
+        np.testing.assert_allclose(parts[0][k], x64[codes == k].sum(0), rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(parts[1][k], (x64[codes == k] ** 2).sum(0), rtol=1e-5, atol=1e-4)
+    for a, b in zip(whole, parts, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(parts[4], (x > 0.1).sum(0))
+    np.testing.assert_allclose(parts[5], x64.sum(0), rtol=1e-5, atol=1e-4)
+
+
+def test_the_prefetch_choice(monkeypatch):
+    from neuralatlas.analysis.streaming import prefetch_reads
+
+    monkeypatch.setenv("NEURALATLAS_PREFETCH", "thread")
+    assert prefetch_reads() is True
+    monkeypatch.setenv("NEURALATLAS_PREFETCH", "sync")
+    assert prefetch_reads() is False
+    monkeypatch.delenv("NEURALATLAS_PREFETCH")
+    monkeypatch.setattr("os.getloadavg", lambda: (50.0, 50.0, 50.0))
+    assert prefetch_reads() is False               # no idle core: no reader thread

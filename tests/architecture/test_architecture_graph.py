@@ -294,3 +294,16 @@ def test_layer_costs_figure():
     assert "block1.conv1" in labels and "block1.relu1" not in labels
     plt.close(fig)
     assert np.isfinite(summary(cnn()).total_macs)
+
+
+def test_example_from_dataset_takes_n_samples_and_its_old_n_warns():
+    import numpy as np
+
+    from neuralatlas.architecture.graph import example_from_dataset
+    from neuralatlas.data.dataset import ArrayDataset
+
+    data = ArrayDataset(np.arange(40, dtype=np.float32).reshape(10, 4), np.zeros(10, dtype=np.int64), ["a"])
+    batch = example_from_dataset(data, n_samples=3)
+    with pytest.warns(DeprecationWarning, match="use n_samples="):
+        old = example_from_dataset(data, n=3)
+    assert batch.shape == (3, 4) and np.array_equal(old.numpy(), batch.numpy())

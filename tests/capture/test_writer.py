@@ -38,6 +38,10 @@ def test_background_writes_follows_the_environment(monkeypatch):
     assert background_writes() is True
     monkeypatch.setenv("NEURALATLAS_CAPTURE_WRITER", "sync")
     assert background_writes() is False
+    monkeypatch.delenv("NEURALATLAS_CAPTURE_WRITER")  # the default: a thread wherever there is a second core
+    for cores, threaded in ((1, False), (2, True), (None, False)):
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        assert background_writes() is threaded
 
 
 @pytest.fixture()
@@ -72,17 +76,27 @@ def test_a_write_error_surfaces_and_nothing_unwritten_is_marked_done(small, tmp_
     real = ChunkFile.write
 
     def failing(self, index, block):
-        if index == 2:
+        # the third chunk of the layer arrays (the sample table is written as chunk files too)
+        if index == 2 and self.root.parent.name == "acts":
             raise OSError(28, "No space left on device")
         return real(self, index, block)
 
+    real_stream = ChunkFile.stream
+
+    def failing_stream(self, index):  # the writer thread streams rows into the chunk file
+        if index == 2 and self.root.parent.name == "acts":
+            raise OSError(28, "No space left on device")
+        return real_stream(self, index)
+
     monkeypatch.setattr(ChunkFile, "write", failing)
+    monkeypatch.setattr(ChunkFile, "stream", failing_stream)
     with pytest.raises(StoreError, match="(?i)disk|space") as info:  # the write guard names it
         na.capture(model, small, out=tmp_path / "e.zarr", batch_size=20, chunk_rows=40)
     assert isinstance(info.value.__cause__, OSError) and info.value.__cause__.errno == 28
     done = na.ActivationStore.open(tmp_path / "e.zarr").done_flags(None)[:]
     assert done.tolist() == [True, True, False, False]
     monkeypatch.setattr(ChunkFile, "write", real)
+    monkeypatch.setattr(ChunkFile, "stream", real_stream)
     resumed = na.capture(model, small, out=tmp_path / "e.zarr", batch_size=20, chunk_rows=40)
     ref = na.capture(model, small, out=tmp_path / "ref.zarr", batch_size=20, chunk_rows=40)
     for layer in ref.layers:
@@ -143,6 +157,14 @@ def test_process_killed_in_the_middle_of_a_chunk_write_resumes_correctly(tmp_pat
                     time.sleep(600)
                 return real(self, index, block)
             chunkio.ChunkFile.write = stalling
+            real_rows = chunkio.ChunkStream.write
+            def stalling_rows(self, rows):  # the writer thread streams rows into the file
+                if self.index == 3 and self.file.root.name == "conv2" and self.rows > 0:
+                    real_rows(self, rows[: len(rows) // 2])  # the chunk file itself left torn
+                    print("stalled", flush=True)
+                    time.sleep(600)
+                return real_rows(self, rows)
+            chunkio.ChunkStream.write = stalling_rows
         na.capture(build("cnn", seed=5).eval(), test.subset(slice(0, 300)), out=r"{out}",
                    batch_size=30, chunk_rows=60, gradients=True)
         print("finished", flush=True)
@@ -177,3 +199,36 @@ def test_process_killed_in_the_middle_of_a_chunk_write_resumes_correctly(tmp_pat
         np.testing.assert_array_equal(resumed.read(layer), ref.read(layer))
         np.testing.assert_array_equal(resumed.read(layer, kind="grads"), ref.read(layer, kind="grads"))
     assert resumed.samples.equals(ref.samples)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_rows_announced_out_of_order_are_written_whole(tmp_path, stream):
+    """The writer thread streams rows announced in order; a chunk whose rows come otherwise
+    (or not at all) is written whole at submit. Every way gives zarr's bytes."""
+    import zarr
+
+    values = np.random.default_rng(3).normal(size=(23, 4)).astype(np.float32)
+    stores = {}
+    for name in ("zarr", "writer"):
+        g = zarr.open_group(str(tmp_path / f"{name}.zarr"), mode="w")
+        arr = g.create_array("acts/a", shape=values.shape, chunks=(10, 4), dtype="float32",
+                             compressors=[zarr.codecs.Crc32cCodec()], fill_value=0,
+                             config={"write_empty_chunks": True})
+        done = g.create_array("done", shape=(3,), chunks=(1,), dtype=bool, fill_value=False,
+                              compressors=[zarr.codecs.Crc32cCodec()], config={"write_empty_chunks": True})
+        stores[name] = (arr, done)
+    stores["zarr"][0][:] = values
+    arr, done = stores["writer"]
+    orders = {0: [(0, 4), (4, 10)], 1: [(4, 10), (0, 4)], 2: []}  # in order, out of order, none
+    with ChunkWriter({"a": arr}, done, 10, threaded=True, stream=stream) as w:
+        for c, spans in orders.items():
+            bufs = w.acquire()
+            m = min(10, 23 - 10 * c)
+            bufs["a"][:m] = values[10 * c:10 * c + m]
+            for a, b in spans:
+                w.rows(c, bufs, a, min(b, m))
+            w.submit(c, bufs, m)
+    assert done[:].all()
+    for c in range(3):
+        rel = Path("acts", "a", "c", str(c), "0")
+        assert (tmp_path / "writer.zarr" / rel).read_bytes() == (tmp_path / "zarr.zarr" / rel).read_bytes()

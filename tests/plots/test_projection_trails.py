@@ -62,3 +62,67 @@ def test_the_evolution_figure_is_the_small_multiples(bundle):
     titled = [ax for ax in fig.axes if ax.get_title()]
     assert len(titled) == 10 + bundle          # ten panels (+ the bundled overlay when asked)
     assert fig.get_size_inches()[0] <= 6.5 + 1e-9
+
+
+def _epoch_projection(wrong_share: dict[int, float], n: int = 60):
+    """One layer over epochs; at each epoch the first ``share * n`` samples are misclassified."""
+    from neuralatlas.analysis.projection import Projection
+
+    rng = np.random.default_rng(1)
+    labels = np.arange(n) % 3
+    coords = {("fc", e): rng.normal(size=(n, 2)) for e in wrong_share}
+    predictions = {}
+    for e, share in wrong_share.items():
+        pred = labels.copy()
+        k = int(round(share * n))
+        pred[:k] = (labels[:k] + 1) % 3
+        predictions[e] = pred
+    return Projection(coords, rows=np.arange(n), index=np.arange(n), labels=labels, predictions=predictions,
+                      classes=["a", "b", "c"], method="pca")
+
+
+def _rings(ax):
+    from matplotlib.collections import PathCollection
+
+    # the misclassified marks: hollow circles (no face colour), one per misclassified sample
+    return sum(len(c.get_offsets()) for c in ax.collections
+               if isinstance(c, PathCollection) and len(c.get_facecolors()) == 0)
+
+
+def test_misclassified_are_ringed_except_where_most_are_and_the_figure_says_so():
+    from neuralatlas.plots.projection import RING_MAX_SHARE, projection_trails
+
+    result = _epoch_projection({0: 0.9, 1: 0.2, 2: RING_MAX_SHARE})
+    fig = projection_trails(result, "epochs", layer="fc")
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [_rings(ax) for ax in panels] == [0, 12, 30]      # 90 % wrong: none; 20 %: 12 of 60; 50 %: 30
+    [legend] = fig.legends
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == ["a", "b", "c", "misclassified"]
+    note = legend.get_title().get_text()
+    assert "epoch 0 (90 % misclassified)" in note and "epoch 1" not in note and "epoch 2" not in note
+
+
+def test_no_ring_entry_or_note_when_nothing_is_ringed_or_left_out():
+    from neuralatlas.plots.projection import projection_trails
+
+    fig = projection_trails(_epoch_projection({0: 0.0, 1: 0.0}), "epochs", layer="fc")
+    [legend] = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["a", "b", "c"]
+    assert legend.get_title().get_text() == ""
+
+
+def test_the_bundled_overlay_takes_half_the_column_beside_its_key():
+    from neuralatlas.plots.projection import BUNDLE_SHARE, projection_epoch_evolution
+
+    result = _epoch_projection({0: 0.9, 1: 0.2, 2: 0.1, 3: 0.0})
+    fig = projection_epoch_evolution(result, "fc", bundle=True)
+    fig.draw_without_rendering()
+    overlay = next(ax for ax in fig.axes if ax.get_title().startswith("trails of every sample, bundled"))
+    assert "epoch 0 (dark) → epoch 3 (bright)" in overlay.get_title()
+    share = overlay.get_position().width
+    assert share == pytest.approx(BUNDLE_SHARE, abs=0.08)             # of the figure's width
+    [key] = [ax for ax in fig.axes if ax.get_legend() is not None]
+    assert [t.get_text() for t in key.get_legend().get_texts()] == ["a", "b", "c", "misclassified"]
+    assert key.get_position().x0 >= overlay.get_position().x1 - 1e-6  # beside it, to the right
+    assert any("epoch 0 (90 % misclassified)" in t.get_text() for t in key.texts)

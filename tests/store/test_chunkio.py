@@ -134,3 +134,38 @@ def test_an_atomic_write_that_dies_midway_leaves_the_old_chunk(tmp_path, monkeyp
     monkeypatch.undo()
     with pytest.raises(ValueError, match="checksum"):  # what the kill -9 test once met on a flag
         flags[:]
+
+
+@pytest.mark.parametrize("crc", [True, False])
+@pytest.mark.parametrize("splits", [(0,), (0, 2, 5), (0, 1, 2, 3, 4), (0, 3)])
+def test_a_chunk_streamed_row_by_row_is_the_file_write_makes(tmp_path, crc, splits):
+    """Rows appended as they come, then the rest of the block and the checksum at close: the
+    same bytes as one ChunkFile.write (so the same bytes zarr writes), the last chunk padded."""
+    via_zarr, direct = _pair(tmp_path, (13, 2, 3), 5, "float32", crc)
+    values = np.random.default_rng(2).normal(size=(13, 2, 3)).astype(np.float32)
+    via_zarr[:] = values
+    f = ChunkFile.for_array(direct)
+    block = np.empty(f.chunk_shape, f.dtype)
+    for c in range(f.n_chunks):
+        m = f.rows(c)
+        block[...] = 9.0  # garbage past the real rows of the last chunk: close() must not keep it
+        block[:m] = values[c * 5:c * 5 + m]
+        s = f.stream(c)
+        cuts = [min(k, m) for k in splits] + [m]
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):  # rows written so far, in order
+            s.write(block[a:b])
+        s.close(f.pad(c, block))
+        assert f.path(c).read_bytes() == (tmp_path / "zarr.zarr" / "acts" / "x" / "c" / str(c) / "0" / "0").read_bytes()
+    np.testing.assert_array_equal(f.read_rows(0, 13), values)
+
+
+def test_an_aborted_stream_leaves_a_chunk_that_fails_its_check(tmp_path):
+    _, direct = _pair(tmp_path, (10, 4), 5, "float32")
+    f = ChunkFile.for_array(direct)
+    s = f.stream(1)
+    s.write(np.ones((2, 4), np.float32))
+    s.abort()  # a writer stopped mid-chunk (its done flag is never set)
+    with pytest.raises(ChunkChecksumError, match="truncated"):
+        f.read_into(1, np.empty(f.chunk_shape, f.dtype))
+    with pytest.raises(StoreError, match="C-contiguous"):
+        f.stream(0).close(np.ones((3, 4), np.float32))  # a block of the wrong shape is refused

@@ -233,8 +233,10 @@ def test_store_left_half_created_by_an_older_version_is_started_afresh(tmp_path,
 @pytest.mark.slow  # kills a capture subprocess
 def test_kill_mid_chunk_resumes_to_the_same_store(job, tmp_path, reference):
     out, barrier = tmp_path / "acts.zarr", tmp_path / "paused"
-    # forward 1 is the shape probe; 2-3 are chunk 0, 4-5 chunk 1: stop inside chunk 1
-    start_and_kill(job, out, barrier, PAUSE_AT_FORWARD=f"5:{barrier}")
+    # forward 1 is the shape probe; 2-3 are chunk 0, 4-5 chunk 1: stop inside chunk 1.
+    # Synchronous writes, so that chunk 0 is flagged by then: with the writer thread its flag
+    # waits for the thread (tests/capture/test_writer.py kills that one mid-chunk)
+    start_and_kill(job, out, barrier, PAUSE_AT_FORWARD=f"5:{barrier}", NEURALATLAS_CAPTURE_WRITER="sync")
     store = na.ActivationStore.open(out, mode="a")
     done = store.done_flags(None)[:]
     assert done.tolist() == [True, False, False]
@@ -247,7 +249,8 @@ def test_kill_mid_chunk_resumes_to_the_same_store(job, tmp_path, reference):
 @pytest.mark.slow  # two capture subprocesses racing
 def test_two_captures_at_once_one_is_told_who_writes(job, tmp_path, reference):
     out, barrier = tmp_path / "acts.zarr", tmp_path / "paused"
-    proc = subprocess.Popen([sys.executable, str(job), str(out)], env=_env(PAUSE_AT_FORWARD=f"4:{barrier}"),
+    proc = subprocess.Popen([sys.executable, str(job), str(out)],  # sync: chunk 0 flagged by forward 4
+                            env=_env(PAUSE_AT_FORWARD=f"4:{barrier}", NEURALATLAS_CAPTURE_WRITER="sync"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         while not barrier.exists():

@@ -9,6 +9,7 @@ ball); this one follows the paper for both norms.
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from neuralatlas.capture.hooks import preserved, select_tensor
 from neuralatlas.capture.loop import call_model, pick_device
 from neuralatlas.errors import AnalysisError, did_you_mean
 from neuralatlas.results import Result, folder_of
+from neuralatlas.vocabulary import renamed_parameter
 
 ATTACKS = ("fgsm", "pgd")
 NORMS = ("linf", "l2")
@@ -89,8 +91,9 @@ class AttackResult(Result):
 
     @property
     def success_rate(self) -> float:
-        """Share of attackable samples the attack succeeded on (untargeted: among those the
-        model got right; targeted: among those not already predicted as the target).
+        """Share of attackable samples the attack succeeded on.
+
+        Untargeted: among those the model got right; targeted: among those not already predicted as the target.
         """
         if self.target_class is not None:
             eligible = self.clean_pred != self.target_class
@@ -114,8 +117,9 @@ class AttackResult(Result):
         return np.abs(d).max(1) if self.norm == "linf" else np.sqrt((d * d).sum(1))
 
     def as_dataset(self, name: str = "adversarial"):
-        """Clean then adversarial inputs as one ``ArrayDataset`` with a ``group`` column
-        (``"clean"`` / ``"adversarial"``); both halves keep the original sample index.
+        """Clean then adversarial inputs as one ``ArrayDataset`` with a ``group`` column.
+
+        The groups are ``"clean"`` and ``"adversarial"``; both halves keep the original sample index.
         """
         from neuralatlas.data.dataset import ArrayDataset
 
@@ -133,7 +137,7 @@ class AttackResult(Result):
                 "success_rate": self.success_rate, "mean_norm": float(self.norms().mean()) if len(self) else 0.0,
                 "targeted": self.target_class is not None, **self.params}
 
-    def save(self, directory: str | Path, name: str | None = None) -> Path:
+    def save(self, directory: str | os.PathLike[str], name: str | None = None) -> Path:
         """Write ``attack.npz`` (inputs, predictions) and ``attack.json`` into ``directory``; return it.
 
         Run folders use ``results/adversarial/<result.stem>/``.
@@ -148,17 +152,18 @@ class AttackResult(Result):
         return directory
 
     @classmethod
-    def load(cls, path: str | Path) -> AttackResult:
+    @renamed_parameter("path", "directory")
+    def load(cls, directory: str | os.PathLike[str]) -> AttackResult:
         """Read what :meth:`save` wrote (or an older run's ``<stem>.npz`` / ``<stem>.json`` / stem)."""
-        path = Path(path)
-        if (path / "attack.json").is_file():
-            stem = str(path / "attack")
+        path = Path(directory)
+        base = path.with_suffix("") if path.suffix in (".npz", ".json") else path
+        if not (path / "attack.json").is_file() and Path(f"{base}.json").is_file():  # an older run's files
+            folder, stem = base.parent, base.name  # by name: a stem such as fgsm_eps0.1 holds dots
         else:
-            stem = str(path.with_suffix("")) if path.suffix in (".npz", ".json") else str(path)
-        if not Path(stem + ".json").is_file():
-            raise AnalysisError(f"No saved attack at {path} (no attack.json); write one with attack(...).save(folder).")
-        meta = cls.read_json(stem + ".json")
-        with np.load(stem + ".npz") as data:
+            folder, stem = path, "attack"
+        meta = cls.read_json(cls._required(folder, f"{stem}.json", f"{stem}.npz", what="saved attack",
+                                           fix="write one with attack(...).save(folder)"))
+        with np.load(folder / f"{stem}.npz") as data:
             arrays = {k: data[k] for k in data.files}
         params = meta.get("params")
         if params is None:  # older files: the settings were only in the summary
@@ -270,7 +275,12 @@ def attack(
     lim = _bounds(bounds, source, first)
     step = float(step_size) if step_size is not None else 2.5 * float(eps) / int(steps)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    cleans, advs, ys, cps, aps, tcs = [], [], [], [], [], []
+    cleans: list[np.ndarray] = []
+    advs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    cps: list[np.ndarray] = []
+    aps: list[np.ndarray] = []
+    tcs: list[np.ndarray] = []
     start = 0
     with preserved(model):
         model.to(dev).eval()
@@ -423,7 +433,7 @@ class RobustnessCurve(Result):
         """The curve: one row per perturbation size."""
         return self.table.copy()
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``robustness.json``, ``robustness.csv`` and each kept attack in ``<attack.stem>/``; return it."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -435,14 +445,14 @@ class RobustnessCurve(Result):
         return directory
 
     @classmethod
-    def load(cls, path: str | Path) -> RobustnessCurve:
+    @renamed_parameter("path", "directory")
+    def load(cls, directory: str | os.PathLike[str]) -> RobustnessCurve:
         """Read what :meth:`save` wrote (or an older run's ``robustness_<method>_<norm>.json``)."""
-        path = Path(path)
-        meta_file = path / "robustness.json" if path.is_dir() else path.with_suffix(".json")
-        if not meta_file.is_file():
-            raise AnalysisError(f"No robustness curve at {path} (no robustness.json); write one with"
-                                " robustness_curve(...).save(folder).")
-        meta = cls.read_json(meta_file)
+        path = Path(directory)
+        older = path.with_suffix(".json")
+        meta_file = older if not path.is_dir() and older.is_file() else path / "robustness.json"
+        meta = cls.read_json(cls._required(meta_file.parent, meta_file.name, what="robustness curve",
+                                           fix="write one with robustness_curve(...).save(folder)"))
         csv = meta_file.with_suffix(".csv")
         table = pd.read_csv(csv) if csv.is_file() else pd.DataFrame(meta["curve"])
         results = [AttackResult.load(meta_file.parent / stem) for stem in meta.get("attacks", [])]

@@ -16,6 +16,7 @@ preview. Importances are normalised so each class's column sums to 1.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from neuralatlas.analysis.projection import _epoch
-from neuralatlas.analysis.sources import DEFAULT_N_SAMPLES, AtMost, flatten, open_source
-from neuralatlas.errors import AnalysisError, StoreError
+from neuralatlas.analysis.sources import DEFAULT_N_SAMPLES, AtMost, class_labels, flatten, open_source
+from neuralatlas.errors import AnalysisError
 from neuralatlas.results import Result
 from neuralatlas.vocabulary import renamed_parameter
 
@@ -127,12 +128,15 @@ def _anova_f(counts: np.ndarray, sums: np.ndarray, ss_total: np.ndarray, normali
 def streamed_anova_importances(store: Any, layer: str, *, epoch: int | None = None, pool: str | None = "mean",
                                normalise: bool = True, memory_limit: int | str | None = None,
                                rows: int | None = None, client: Any = None,
-                               progress: Any = None) -> np.ndarray:
+                               progress: Any = None, labels: np.ndarray | None = None,
+                               n_classes: int | None = None) -> np.ndarray:
     """:func:`anova_importances` over every sample of a store, streamed in bounded memory.
 
     One pass of grouped sums and sums of squares by label (the NAP pass of
     :mod:`neuralatlas.analysis.naps`, so ``memory_limit=`` and ``client=`` work as there);
     equal to the in-memory F to float rounding.
+
+    ``labels`` (one class per sample, with ``n_classes``) replaces the store's labels.
 
     Returns
     -------
@@ -140,8 +144,12 @@ def streamed_anova_importances(store: Any, layer: str, *, epoch: int | None = No
     """
     from neuralatlas.analysis.naps import grouped_moments
 
-    labels = np.asarray(store.sample_table(columns=["label"])["label"], np.int64)
-    k = len(store.classes) or int(labels.max()) + 1
+    if labels is None:
+        labels = class_labels(store.sample_table(columns=["label"])["label"], f"the store {store.path}")
+        k = len(store.classes) or int(labels.max()) + 1
+    else:
+        labels = np.asarray(labels, np.int64)
+        k = int(n_classes) if n_classes else int(labels.max()) + 1
     if (labels < 0).any():
         raise AnalysisError(f"{int((labels < 0).sum())} samples of {store.path} have no label;"
                             " discriminative neurons need a class per sample.")
@@ -185,8 +193,10 @@ def tree_importances(x: np.ndarray, y: np.ndarray, n_classes: int | None = None,
     return _normalise(out)
 
 
-def importance_agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def importance_agreement(a: np.ndarray | DiscriminativeNeurons, b: np.ndarray | DiscriminativeNeurons) -> np.ndarray:
     """Spearman rank correlation between two importance matrices, per class (column).
+
+    Either may be a :class:`DiscriminativeNeurons`, whose ``importances`` are compared.
 
     Ranks with ties averaged (``scipy.stats.rankdata``), then the Pearson correlation of
     the ranks, all columns at once. A column constant in either matrix gives NaN.
@@ -289,7 +299,7 @@ class DiscriminativeNeurons(Result):
         frame.index.name = "neuron"
         return frame
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``discriminative.npz`` (importances) and ``discriminative.json`` into ``directory``; return it."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -300,15 +310,14 @@ class DiscriminativeNeurons(Result):
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> DiscriminativeNeurons:
+    def load(cls, directory: str | os.PathLike[str]) -> DiscriminativeNeurons:
         """Read what :meth:`save` wrote (or, from older runs, a ``discriminative_*.npz`` file)."""
         path = Path(directory)
-        if path.is_dir():
+        if not (path.suffix == ".npz" and path.is_file()):  # else an older run's discriminative_*.npz
             path = path / "discriminative.npz"
-        if not path.with_suffix(".json").is_file():
-            raise StoreError(f"No discriminative neurons at {directory} (no {path.with_suffix('.json').name}); "
-                             "write them with discriminative_neurons(...).save(dir).")
-        meta = cls.read_json(path.with_suffix(".json"))
+        meta = cls.read_json(cls._required(path.parent, path.with_suffix(".json").name, path.name,
+                                           what="discriminative neurons",
+                                           fix="write them with discriminative_neurons(...).save(dir)"))
         with np.load(path) as npz:
             return cls(npz["importances"], **meta)
 
@@ -385,8 +394,9 @@ def discriminative_neurons(
     slot = src.resolve_epochs([epoch])[0] if epoch is not None else src.final_epoch()
     store = getattr(src, "store", None)
     if method == "anova" and n_samples is None and store is not None and not src.epoch_invariant(name):
+        # the source's labels: the store's, or the caller's labels= (never silently the store's)
         imp = streamed_anova_importances(store, name, epoch=slot, pool=pool, memory_limit=memory_limit,
-                                         client=client)
+                                         client=client, labels=src.labels, n_classes=len(src.classes) or None)
         return DiscriminativeNeurons(imp, classes=src.classes, layer=name, epoch=slot, method=method,
                                      params={"n_samples": int(store.n_samples), "seed": int(seed), "pool": pool,
                                              "n_estimators": int(n_estimators), "streamed": True})

@@ -28,6 +28,7 @@ trustworthiness, each next to the same score of a random layout.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -729,12 +730,12 @@ class Topomaps(Result):
         return {"method": self.method, "seed": self.seed, "kind": self.kind, "groups": self.groups,
                 "quality": self.quality, "skipped": self.skipped, "options": self.options}
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``topomaps.json`` (+ ``summary.json``) and ``arrays.npz`` into ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         keys = {layer: f"l{i}" for i, layer in enumerate(self.layers)}
-        arrays = {}
+        arrays: dict[str, Any] = {}  # Any: numpy types savez's **kwds as Any (it has a bool keyword)
         for layer, k in keys.items():
             arrays[f"{k}_coordinates"] = self.coordinates[layer]
             arrays[f"{k}_values"] = self.values[layer]
@@ -746,13 +747,12 @@ class Topomaps(Result):
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> Topomaps:
+    def load(cls, directory: str | os.PathLike[str]) -> Topomaps:
         """Read topomaps written by :meth:`save`."""
         directory = Path(directory)
-        meta_file = directory / "topomaps.json"
-        if not meta_file.exists():
-            raise StoreError(f"No topomaps in {directory} (no topomaps.json); make them with"
-                             " neuralatlas.analysis.topomap.topomaps(naps).save(dir) or `neuralatlas topomap RUN_DIR`.")
+        meta_file = cls._required(directory, "topomaps.json", "arrays.npz", what="topomaps",
+                                  fix="make them with neuralatlas.analysis.topomap.topomaps(naps).save(dir) or"
+                                      " `neuralatlas topomap RUN_DIR`")
         meta = cls.read_json(meta_file)
         if meta.get("format") != FORMAT:
             raise StoreError(f"{meta_file} is not a topomaps file (format {meta.get('format')!r}).")

@@ -119,8 +119,10 @@ def _einsum_macs(args: tuple[Any, ...]) -> int:
 
 def function_macs(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None, output: Any,
                   batch: int) -> int:
-    """Multiply-accumulates of one tensor-function call (a matmul, ``F.linear``, a convolution,
-    ``scaled_dot_product_attention``, a two-operand ``einsum``) per sample of a batch of ``batch``.
+    """Multiply-accumulates per sample of one tensor-function call, for a batch of ``batch``.
+
+    The calls counted: a matmul, ``F.linear``, a convolution, ``scaled_dot_product_attention``, a two-operand
+    ``einsum``.
 
     This is how attention written as ``q @ k.transpose(-1, -2)`` or with
     ``F.scaled_dot_product_attention`` (Hugging Face models, custom blocks) gets counted; other

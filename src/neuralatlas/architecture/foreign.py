@@ -153,8 +153,10 @@ def framework_summary(model: Any, example: Any) -> str:
 
 
 def save_architecture(run_dir: str | Path, model: Any, example: Any) -> dict[str, Any]:
-    """``results/architecture/{summary.csv, summary.txt, framework_summary.txt, summary.json}``, as the
-    architecture step writes them for torch models (no graph drawing; the step draws the layer costs).
+    """Write the architecture step's summaries of a Flax or Keras model into the run folder.
+
+    The files are ``results/architecture/{summary.csv, summary.txt, framework_summary.txt, summary.json}``, as
+    the architecture step writes them for torch models (no graph drawing; the step draws the layer costs).
     """
     run_dir = Path(run_dir)
     target = run_dir / "results" / "architecture"

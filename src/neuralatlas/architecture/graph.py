@@ -11,6 +11,7 @@ twice (a shared module) gets one node per call, joined by a dashed "shared" edge
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from neuralatlas.capture.hooks import preserved
 from neuralatlas.capture.loop import call_model, pick_device
 from neuralatlas.errors import AnalysisError, CaptureError
 from neuralatlas.results import Result
+from neuralatlas.vocabulary import renamed_parameter
 
 _SPEC_ATTR = "_neuralatlas_spec"
 
@@ -98,7 +100,8 @@ class _ShapeInterpreter(fx.Interpreter):
         self.is_tensor[n.name] = bool(_tensors(result))
         if n.op == "call_module":
             args, _ = self.fetch_args_kwargs_from_env(n)
-            self.macs[n.name] = module_macs(self.module.get_submodule(n.target), args, result,
+            # a call_module node's target is the module's qualified name (fx types it str | Callable)
+            self.macs[n.name] = module_macs(self.module.get_submodule(str(n.target)), args, result,
                                             self.batch or 1)
         elif n.op in ("call_function", "call_method") and function_name(n.target) in COUNTED_FUNCTIONS:
             args, kwargs = self.fetch_args_kwargs_from_env(n)
@@ -157,13 +160,16 @@ def _example(model: nn.Module, example_input: Any, input_shape: Sequence[int] | 
     return x
 
 
-def example_from_dataset(data: Any, n: int = 2) -> Any:
-    """A batch of the first ``n`` inputs of a data set of ``(inputs, label)`` items, collated
-    as a DataLoader would (dict inputs stay dicts, integer ids stay integers).
+@renamed_parameter("n", "n_samples")
+def example_from_dataset(data: Any, n_samples: int = 2) -> Any:
+    """A batch of the first ``n_samples`` inputs of a data set of ``(inputs, label)`` items.
+
+    It is collated as a DataLoader would (dict inputs stay dicts, integer ids stay integers).
+    ``n`` is the old name of ``n_samples``.
     """
     from torch.utils.data import default_collate
 
-    items = [data[i][0] for i in range(min(n, len(data)))]
+    items = [data[i][0] for i in range(min(n_samples, len(data)))]
     if not items:
         raise AnalysisError("The data set is empty; pass input_shape or example_input for the architecture.")
     return default_collate(items)
@@ -199,9 +205,11 @@ class _FunctionCounter(TorchFunctionMode):
 
 
 class ModuleCalls:
-    """Forward hooks on every named module, keeping each call's output shape in order, and the
-    MACs each module does itself (``own_macs``: its rule for Linear/Conv/..., else the tensor
-    functions its ``forward`` calls directly; ``""`` is the root's own forward).
+    """Forward hooks on every named module that record its output shapes and its own MACs.
+
+    Each call's output shape is kept in order, with the MACs each module does itself (``own_macs``: its rule
+    for Linear/Conv/..., else the tensor functions its ``forward`` calls directly; ``""`` is the root's own
+    forward).
     """
 
     def __init__(self, model: nn.Module, batch: int | None):
@@ -568,8 +576,10 @@ class ArchitectureGraph(Result):
 
     def to_svg(self, engine: str = "auto", rankdir: str = "TB", layout: str = "tall",
                width: int = 1400) -> str:
-        """SVG text: drawn by Graphviz ``dot`` (``engine="dot"``), or by a simple built-in
-        layered layout (``"builtin"``); ``"auto"`` uses dot when it is installed.
+        """SVG text of the graph, drawn by Graphviz or by a built-in layout.
+
+        Graphviz ``dot`` draws it with ``engine="dot"``, a simple built-in layered layout with ``"builtin"``;
+        ``"auto"`` uses dot when it is installed.
 
         ``layout="wide"`` lays the graph out left to right in rows that wrap at ``width``
         pixels (built-in layout; with ``engine="dot"`` it is ``rankdir="LR"``, unwrapped), to
@@ -651,10 +661,12 @@ class ArchitectureGraph(Result):
             layout = "wide" if len(graph.nodes) > 20 else "tall"
         return graph, layout
 
-    def save(self, directory: str | Path, *, depth: int | str | None = None, layout: str = "auto",
+    def save(self, directory: str | os.PathLike[str], *, depth: int | str | None = None, layout: str = "auto",
              max_nodes: int = 40) -> Path:
-        """Write ``graph.json`` (the full graph), ``summary.csv``, ``summary.txt`` and
-        ``architecture.svg`` into ``directory`` (a PNG: :meth:`to_png`); return the directory.
+        """Write the graph and its summaries into ``directory`` and return the directory.
+
+        The files are ``graph.json`` (the full graph), ``summary.csv``, ``summary.txt`` and ``architecture.svg``
+        (for a PNG, see :meth:`to_png`).
 
         The drawing is :meth:`view`'s: a big model's repeated blocks are drawn once (×N) and its
         nesting cut to fit ``max_nodes`` boxes, laid out to use the page width; ``summary.txt``
@@ -673,13 +685,10 @@ class ArchitectureGraph(Result):
         return d
 
     @classmethod
-    def load(cls, directory: str | Path) -> ArchitectureGraph:
+    def load(cls, directory: str | os.PathLike[str]) -> ArchitectureGraph:
         """Read ``graph.json`` written by :meth:`save`."""
-        path = Path(directory) / "graph.json"
-        if not path.is_file():
-            raise AnalysisError(
-                f"No architecture graph at {str(path)!r}; write one with architecture(model).save(dir)."
-            )
+        path = cls._required(directory, "graph.json", what="architecture graph",
+                             fix="write one with architecture(model).save(dir)")
         return cls.from_json(cls.read_json(path))
 
     def __repr__(self) -> str:

@@ -1,5 +1,7 @@
-"""Drawing the graph: DOT for Graphviz, SVG/PNG/PDF through ``dot``, a built-in SVG when
-Graphviz is missing, and an HTML fragment where clicking a layer copies its name.
+"""Drawing the layer graph: DOT, SVG/PNG/PDF through Graphviz, or a built-in SVG without it.
+
+DOT is written for Graphviz and drawn to SVG/PNG/PDF through ``dot``; a built-in SVG stands in when
+Graphviz is missing, and an HTML fragment lets a click on a layer copy its name.
 
 Every module node carries the exact ``named_modules()`` name (the name capture, the
 config and the figures use); containers (``block1``, ``layer2.0``) are drawn as clusters
@@ -380,9 +382,10 @@ def builtin_svg(graph: ArchitectureGraph, layout: str = "tall", width: int = 140
 
 
 def builtin_figure(graph: ArchitectureGraph, layout: str = "tall", width: int = 1400) -> Any:
-    """The built-in layered drawing as a matplotlib Figure (vector in PDF), for machines
-    without Graphviz: the same layout as :func:`builtin_svg`, at 96 px to the inch, with the
-    layer names at 9 pt and the shapes and frame titles at 8 pt at the figure's own size.
+    """The built-in layered drawing as a matplotlib Figure (vector in PDF), for machines without Graphviz.
+
+    It has the same layout as :func:`builtin_svg`, at 96 px to the inch, with the layer names at 9 pt and the
+    shapes and frame titles at 8 pt at the figure's own size.
     """
     from matplotlib.figure import Figure
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from neuralatlas.errors import AnalysisError
 from neuralatlas.results import Result
 
 if TYPE_CHECKING:
@@ -64,6 +63,8 @@ class ModelSummary(Result, dict):
     """
 
     kind = "model_summary"
+    # the per-layer table is data here, so it hides the mixin's deprecated table() alias of to_frame()
+    table: pd.DataFrame  # type: ignore[assignment]
 
     def __init__(self, table: pd.DataFrame, total_params: int, trainable_params: int, total_macs: int,
                  input_shape: Any = None, model_type: str = ""):
@@ -103,10 +104,8 @@ class ModelSummary(Result, dict):
         """Read what :meth:`save` wrote."""
         from neuralatlas.architecture.nodes import _unjson
 
-        path = Path(directory) / "model_summary.json"
-        if not path.is_file():
-            raise AnalysisError(f"No model summary at {str(path)!r}; write one with summary(model).save(dir).")
-        meta = cls.read_json(path)
+        meta = cls.read_json(cls._required(directory, "model_summary.json", what="model summary",
+                                           fix="write one with summary(model).save(dir)"))
         rows = [{**r, "output_shape": _unjson(r["output_shape"])} for r in meta["rows"]]
         table = pd.DataFrame(rows, columns=meta["columns"])
         return cls(table, meta["total_params"], meta["trainable_params"], meta["total_macs"],

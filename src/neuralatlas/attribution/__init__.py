@@ -1,5 +1,6 @@
-"""Attribution with captum as the engine: one call for every method, over a whole data set,
-with sanity checks (Adebayo et al. 2018) and faithfulness curves (deletion / insertion).
+"""Attribution with captum as the engine: one call for every method, over a whole data set.
+
+Sanity checks (Adebayo et al. 2018) and faithfulness curves (deletion / insertion) come with it.
 """
 
 from __future__ import annotations

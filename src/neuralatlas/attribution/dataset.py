@@ -176,8 +176,9 @@ def _attribute_rows(model, data, source, names, keys, options, lo, hi, target, b
 
 
 def _fixed_width(data: Any) -> Any:
-    """A TextDataset padded per batch becomes one padded to a fixed width: the store's arrays
-    need one shape, and every chunk must have the same token axis.
+    """A TextDataset padded per batch, padded to one fixed width instead.
+
+    The store's arrays need one shape, and every chunk must have the same token axis.
     """
     from neuralatlas.data.text import TextDataset
 

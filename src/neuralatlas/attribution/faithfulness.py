@@ -8,6 +8,7 @@ the score rise fast (large area). A random ordering is the reference every metho
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +87,7 @@ class FaithfulnessResult(Result):
         return {"score": self.score, "steps": len(self.fractions) - 1, **self.params,
                 "auc": {mode: self.auc(mode) for mode in self.curves}}
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``faithfulness.json`` and ``faithfulness.npz`` (the curves) into ``directory``; return it."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -96,13 +97,12 @@ class FaithfulnessResult(Result):
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> FaithfulnessResult:
+    def load(cls, directory: str | os.PathLike[str]) -> FaithfulnessResult:
         """Read what :meth:`save` wrote."""
         directory = Path(directory)
-        if not (directory / "faithfulness.json").is_file():
-            raise AnalysisError(f"No faithfulness curves in {directory} (no faithfulness.json); write them with"
-                                " deletion_curves(...).save(folder).")
-        meta = cls.read_json(directory / "faithfulness.json")
+        meta_file = cls._required(directory, "faithfulness.json", "faithfulness.npz", what="faithfulness curves",
+                                  fix="write them with deletion_curves(...).save(folder)")
+        meta = cls.read_json(meta_file)
         curves: dict[str, dict[str, np.ndarray]] = {}
         with np.load(directory / "faithfulness.npz") as data:
             fractions = data["fractions"]

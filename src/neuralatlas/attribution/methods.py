@@ -513,6 +513,7 @@ def _check_targets(target: Any, n_outputs: int, inputs: InputBatches) -> np.ndar
     if isinstance(target, (int, np.integer)):
         _in_range(np.array([target]), n_outputs, "target")
         return int(target)
+    # a copy (astype): the result's targets must not share memory with the caller's array
     arr = np.asarray(target.cpu() if isinstance(target, torch.Tensor) else target).astype(np.int64).reshape(-1)
     if len(arr) != inputs.n:
         raise AnalysisError(f"target has {len(arr)} entries but there are {inputs.n} samples;"
@@ -522,6 +523,8 @@ def _check_targets(target: Any, n_outputs: int, inputs: InputBatches) -> np.ndar
 
 
 def _in_range(values: np.ndarray, n_outputs: int, what: str) -> None:
+    if not len(values) or (values.min() >= 0 and values.max() < n_outputs):  # two reductions, no masks
+        return
     bad = values[(values < 0) | (values >= n_outputs)]
     if len(bad):
         raise AnalysisError(f"{what} {int(bad[0])} is out of range: the model has {n_outputs} outputs"
@@ -598,7 +601,8 @@ def _token_baseline(baseline: Any, x: torch.Tensor, mask: torch.Tensor | None, s
     return b.expand_as(x)
 
 
-def _baseline(baseline: Any, x: torch.Tensor, method: str, inputs: InputBatches, gen: torch.Generator) -> torch.Tensor:
+def _baseline(baseline: Any, x: torch.Tensor, method: str, inputs: InputBatches,
+              gen: torch.Generator | None) -> torch.Tensor:
     """A baseline tensor for ``x`` (a distribution ``[k, ...]`` for GradientSHAP)."""
     shape = tuple(x.shape[1:])
     if baseline is None:
@@ -810,9 +814,9 @@ class _Engine:
         if self.name in ("integrated_gradients", "conductance"):
             per = 1  # the inner method batches its own steps
         else:
-            per = max(1, min(int(smooth["samples"]), self._rows(x) // len(x)))
+            per = max(1, min(int(smooth["draws"]), self._rows(x) // len(x)))
         tunnel = NoiseTunnel(self.captum)
-        maps = tunnel.attribute(x, nt_type=smooth["kind"], nt_samples=int(smooth["samples"]),
+        maps = tunnel.attribute(x, nt_type=smooth["kind"], nt_samples=int(smooth["draws"]),
                                 nt_samples_batch_size=per, stdevs=stdev, target=target, **kwargs, **extra)
         if self.name == "grad_cam" and maps.dim() == 4:
             from captum.attr import LayerAttribution
@@ -826,23 +830,31 @@ def _smooth_settings(smooth: Any, method: str) -> dict[str, Any] | None:
         smooth = True
     if smooth is None or smooth is False:
         return None
-    settings = {"samples": 25, "noise": 0.15, "kind": "smoothgrad"}
+    settings = {"draws": 25, "noise": 0.15, "kind": "smoothgrad"}
     if smooth is True:
         pass
     elif isinstance(smooth, (int, np.integer)):
-        settings["samples"] = int(smooth)
+        settings["draws"] = int(smooth)
     elif isinstance(smooth, Mapping):
+        smooth = dict(smooth)
+        if "samples" in smooth:  # the old key: samples are data samples everywhere else (the glossary)
+            if "draws" in smooth:
+                raise AnalysisError("smooth gives both 'samples' (deprecated) and 'draws'; give only 'draws'.")
+            warnings.warn("smooth={'samples': ...} is deprecated since 0.2; use smooth={'draws': ...} (the"
+                          " number of noisy copies; the old key goes in the next release)",
+                          DeprecationWarning, stacklevel=3)
+            smooth["draws"] = smooth.pop("samples")
         unknown = set(smooth) - set(settings)
         if unknown:
-            raise AnalysisError(f"smooth has unknown keys {sorted(unknown)}; valid keys: samples, noise, kind.")
+            raise AnalysisError(f"smooth has unknown keys {sorted(unknown)}; valid keys: draws, noise, kind.")
         settings.update(smooth)
     else:
-        raise AnalysisError(f"smooth={smooth!r}: give True, a number of noisy samples, or"
-                            " {'samples': 25, 'noise': 0.15, 'kind': 'smoothgrad'}.")
+        raise AnalysisError(f"smooth={smooth!r}: give True, a number of noisy copies, or"
+                            " {'draws': 25, 'noise': 0.15, 'kind': 'smoothgrad'}.")
     if settings["kind"] not in NOISE_KINDS:
         raise AnalysisError(f"smooth kind {settings['kind']!r} is unknown; choose one of {', '.join(NOISE_KINDS)}.")
-    if int(settings["samples"]) < 1 or not float(settings["noise"]) >= 0:
-        raise AnalysisError(f"smooth needs samples >= 1 and noise >= 0; got {settings}.")
+    if int(settings["draws"]) < 1 or not float(settings["noise"]) >= 0:
+        raise AnalysisError(f"smooth needs draws >= 1 and noise >= 0; got {settings}.")
     return settings
 
 
@@ -956,8 +968,9 @@ def attribute(
         ``("conv2", 5)`` the mean of channel 5 of a conv layer, ``("conv2", (5, 2, 3))`` one
         position of it. Works with every input method.
     smooth : True, int or dict, optional
-        Noise tunnel (SmoothGrad) over the method: ``{"samples": 25, "noise": 0.15, "kind":
-        "smoothgrad"}``; ``noise`` is a share of the inputs' value range.
+        Noise tunnel (SmoothGrad) over the method: ``{"draws": 25, "noise": 0.15, "kind":
+        "smoothgrad"}`` (an int is the number of noisy copies, ``draws``); ``noise`` is a share
+        of the inputs' value range. The old key ``samples`` works one release, with a warning.
     n_steps, integration, internal_batch_size, tolerance, max_steps
         Integrated gradients: steps, captum's approximation, rows per pass (``"auto"`` picks
         them from measured cost and free memory), the largest acceptable relative completeness
@@ -1062,11 +1075,12 @@ def attribute(
     source = InputBatches(inputs, labels, batch_size)
     dev = pick_device(device)
     target_fn = target if callable(target) else None
-    with preserved(model):
-        params = list(model.parameters())
+    keeper = preserved(model)
+    with keeper:
+        params = keeper.params  # one walk of the model per call (it is a fixed cost on small models)
         if params and params[0].device != dev:
             model.to(dev)  # .to walks every tensor: skipped when the model is there already
-        if any(m.training for m in model.modules()):  # eval() sets every module's flag anew
+        if any(m.training for m in keeper.modules):  # eval() sets every module's flag anew
             model.eval()
         for p in params:
             if p.requires_grad:
@@ -1101,7 +1115,7 @@ def attribute(
                          integration=integration, internal_batch_size=internal_batch_size, tolerance=tolerance,
                          max_steps=max_steps, n_draws=n_draws, window=window, stride=stride, relu=relu,
                          value_range=source.value_range() if smooth_cfg is not None else None)
-        gen = torch.Generator().manual_seed(int(seed))
+        gen = torch.Generator().manual_seed(int(seed)) if spec.baseline else None  # (baselines only)
         parts: dict[str, list[np.ndarray]] = {}
         start = 0
         random = (smooth_cfg is not None or name == "gradient_shap"
@@ -1125,7 +1139,10 @@ def attribute(
                     b = _baseline(baseline, x, name, source, gen)
                 maps, extras = engine.run(x, t, b, args)
                 _append(parts, "maps", maps)
-                _append(parts, "targets", t)
+                if isinstance(target_spec, np.ndarray):  # already numpy (a copy of the caller's): no round trip
+                    parts.setdefault("targets", []).append(target_spec[rows])
+                else:
+                    _append(parts, "targets", t)
                 if keep_inputs:
                     _append(parts, "inputs", x)
                 if mask is not None:
@@ -1136,9 +1153,14 @@ def attribute(
                     if key in extras:
                         _append(parts, key, extras[key])
                 if "logits" in extras and neuron is None and target_fn is None:
-                    _append(parts, "predictions", extras["logits"].argmax(1))
+                    # argmax in numpy over the logits: one torch op less per batch (first maximum,
+                    # NaN counted as the maximum, as torch's argmax does)
+                    logits_np = extras["logits"].detach().cpu().numpy()
+                    parts.setdefault("predictions", []).append(np.argmax(logits_np, axis=1))
                 start += len(x)
     arrays = {k: _concat_rows(v) for k, v in parts.items()}
+    if name == "integrated_gradients" and tolerance is None:
+        _warn_incomplete(arrays.get("completeness"), int(n_steps))
     if tokens and spec.baseline and baseline is None:
         baseline = "pad"
     params = {"baseline": baseline if baseline is None or isinstance(baseline, (str, int, float)) else "array",
@@ -1169,8 +1191,29 @@ def attribute(
     )
 
 
+#: relative completeness error above which integrated gradients warn (with no tolerance=)
+COMPLETENESS_WARN = 0.1
+
+
+def _warn_incomplete(relative: np.ndarray | None, n_steps: int) -> None:
+    """Warn when IG maps miss F(x) - F(baseline) by more than 10 %: too few steps for this model."""
+    if relative is None:
+        return
+    rel = np.asarray(relative, np.float64)
+    bad = np.isfinite(rel) & (rel > COMPLETENESS_WARN)
+    if bad.any():
+        # the maps are then not integrated gradients to any useful precision; the number is in
+        # summary()["completeness_max"], but few read it before looking at the maps
+        warnings.warn(
+            f"integrated gradients with n_steps={n_steps}: the maps of {int(bad.sum())} of {rel.size} samples"
+            f" miss F(x) - F(baseline) by more than {COMPLETENESS_WARN:.0%} (worst {float(rel[bad].max()):.0%})."
+            " Raise n_steps, or pass tolerance=0.01 to double the steps until the error is below 1 %.",
+            UserWarning, stacklevel=4,
+        )
+
+
 def _append(parts: dict[str, list[np.ndarray]], key: str, value: torch.Tensor) -> None:
-    parts.setdefault(key, []).append(value.detach().to("cpu").numpy())
+    parts.setdefault(key, []).append(value.detach().cpu().numpy())  # .cpu(): no device string to parse
 
 
 def _concat_rows(arrays: list[np.ndarray]) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import numpy as np
 
 from neuralatlas.errors import AnalysisError
 from neuralatlas.results import Result, folder_of, jsonable
+from neuralatlas.token_html import token_heatmap_html  # below plots: HTML, no figure
 
 _ARRAYS = ("maps", "targets", "inputs", "labels", "predictions", "index", "delta", "completeness",
            "n_steps", "mask", "tokens")
@@ -138,7 +140,7 @@ class Attribution(Result):
         return out
 
     # ------------------------------------------------------------------ persistence
-    def save(self, directory: str | Path, name: str | None = None) -> Path:
+    def save(self, directory: str | os.PathLike[str], name: str | None = None) -> Path:
         """Write ``attribution.npz`` (arrays) and ``attribution.json`` (settings) into ``directory``; return it.
 
         The caller picks the folder, e.g. ``results/attribution/<safe_name(result.name)>/``.
@@ -157,18 +159,19 @@ class Attribution(Result):
                 "params": jsonable(self.params, default=repr), "summary": self.summary()}
 
     @classmethod
-    def load(cls, directory: str | Path) -> Attribution:
+    def load(cls, directory: str | os.PathLike[str]) -> Attribution:
         """Read back what :meth:`save` wrote.
 
         ``directory`` may also be the ``<name>.npz`` file an older neuralatlas wrote beside others.
         """
         path = Path(directory)
-        npz = path / "attribution.npz" if path.is_dir() else path.with_suffix(".npz")
-        if not npz.is_file() or not npz.with_suffix(".json").is_file():
-            found = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
-            raise AnalysisError(f"No saved attribution at {path} (no attribution.npz + attribution.json; it holds "
-                                f"{', '.join(found[:8]) or 'nothing'}); write one with attribute(...).save(folder).")
-        meta = cls.read_json(npz.with_suffix(".json"))
+        if not path.is_dir() and path.with_suffix(".npz").is_file():  # an older run's <name>.npz beside others
+            folder, stem = path.parent, path.with_suffix("").name
+        else:
+            folder, stem = path, "attribution"
+        npz = cls._required(folder, f"{stem}.npz", f"{stem}.json", what="saved attribution",
+                            fix="write one with attribute(...).save(folder)")
+        meta = cls.read_json(folder / f"{stem}.json")
         with np.load(npz, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         neuron = meta.get("neuron")
@@ -187,8 +190,6 @@ class Attribution(Result):
                        for k, v in self.summary_json().items())
         tokens = ""
         if self.tokens is not None:  # text: the first sentences as a token heat map
-            from neuralatlas.plots.attribution import token_heatmap_html
-
             tokens = token_heatmap_html(self, samples=4)
         return f"<div><b>Attribution</b><table>{rows}</table>{tokens}</div>"
 

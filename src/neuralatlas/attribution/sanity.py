@@ -10,6 +10,7 @@ method whose maps stay similar once every layer is random fails.
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,7 +84,7 @@ class SanityResult(Result):
         """The steps: one row per randomisation step."""
         return self.steps.copy()
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``sanity.json``, ``sanity.csv`` (steps) and ``sanity.npz`` (maps) into ``directory``; return it."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -96,7 +97,7 @@ class SanityResult(Result):
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, method: str | None = None) -> SanityResult:
+    def load(cls, directory: str | os.PathLike[str], method: str | None = None) -> SanityResult:
         """Read what :meth:`save` wrote (or the one ``sanity_<method>.*`` of an older run's folder).
 
         ``method`` is deprecated: it reads ``directory/sanity_<method>/`` (a run folder's layout)
@@ -118,12 +119,13 @@ class SanityResult(Result):
                 raise AnalysisError(f"No sanity check of {method!r} in {directory}.")
         if not (directory / f"{stem}.json").is_file():
             older = sorted(directory.glob("sanity_*.json"))  # before one folder per result
-            if len(older) != 1:
-                raise AnalysisError(f"No sanity check in {directory} (no sanity.json"
-                                    + (f"; older files of {len(older)} methods: load their folder" if older else "")
-                                    + "); write one with sanity_check(...).save(folder).")
-            stem = older[0].stem
-        meta = cls.read_json(directory / f"{stem}.json")
+            if len(older) > 1:
+                raise AnalysisError(f"No sanity check in {directory} (no sanity.json; older files of {len(older)}"
+                                    " methods: load their folder); write one with sanity_check(...).save(folder).")
+            if older:
+                stem = older[0].stem
+        meta = cls.read_json(cls._required(directory, f"{stem}.json", f"{stem}.csv", f"{stem}.npz", what="sanity check",
+                                           fix="write one with sanity_check(...).save(folder)"))
         steps = pd.read_csv(directory / f"{stem}.csv")
         with np.load(directory / f"{stem}.npz") as data:
             maps = {k[4:]: data[k] for k in data.files if k.startswith("map_")}

@@ -1,6 +1,7 @@
-"""What the capture loop computes per batch, shared with the Flax/Keras adapters: the target
-whose gradient is captured, per-sample reductions of a layer output, the epochs to capture,
-non-finite rows.
+"""What the capture loop computes per batch, shared with the Flax/Keras adapters.
+
+That is: the target whose gradient is captured, per-sample reductions of a layer output, the epochs to
+capture, non-finite rows.
 
 Below :mod:`.loop` and the adapters, which both use these (so they need not import each other).
 """
@@ -17,6 +18,7 @@ import torch
 from neuralatlas.capture.fingerprints import positional_count
 from neuralatlas.capture.hooks import SPATIAL_REDUCTIONS
 from neuralatlas.errors import CaptureError, StoreError
+from neuralatlas.patterns import match_pattern
 
 # The per-sample scalar whose gradient is captured: a name, a class index, or a function of
 # (output, labels) or (output, labels, inputs).
@@ -76,6 +78,14 @@ def target_values(target: Target, logits: torch.Tensor, labels: torch.Tensor,
         if labels.min() < 0:
             raise CaptureError(f"target={target!r} needs labels; this data has none (label -1)."
                                " Use target='prediction' or a class index.")
+        if int(labels.max()) >= logits.shape[1]:
+            # gather would index past the logits (an opaque torch error; a device assert on CUDA)
+            raise CaptureError(
+                f"target={target!r} picks each sample's label logit, but a label is {int(labels.max())} and"
+                f" the model output has {logits.shape[1]} classes (0..{logits.shape[1] - 1}). The data's"
+                " labels do not index this model's classes: pass output= if the logits are another output,"
+                " or target='prediction', a class index, or a function (output, labels[, inputs])."
+            )
     if target == "label":
         return logits.gather(1, labels.view(-1, 1)).squeeze(1)
     if target == "prediction":
@@ -88,6 +98,13 @@ def target_values(target: Target, logits: torch.Tensor, labels: torch.Tensor,
     return logits[:, int(target)]
 
 
+def reduction_for(layer: str, reduce: str | Mapping[str, str] | None) -> str | None:
+    """The reduction of one layer: ``reduce`` itself, or the value of its first matching pattern."""
+    if reduce is None or isinstance(reduce, str):
+        return reduce
+    return match_pattern(reduce, layer)
+
+
 def apply_reduction(t: torch.Tensor, mode: str | None, mask: torch.Tensor | None) -> torch.Tensor:
     """Reduce one layer output per sample: spatial mean/max, or over tokens honouring a mask."""
     if mode is None or t.dim() <= 2:
@@ -96,12 +113,19 @@ def apply_reduction(t: torch.Tensor, mode: str | None, mask: torch.Tensor | None
         flat = t.flatten(2)
         return flat.mean(2) if mode == "mean" else flat.amax(2)
     if mode == "first_token":
-        return t[:, 0]
+        if mask is None:
+            return t[:, 0]
+        # the first real token ([CLS]) also under left padding
+        first = (mask != 0).to(torch.int8).argmax(1)
+        return t[torch.arange(t.shape[0], device=t.device), first]
     if mask is None:
         mask = torch.ones(t.shape[:2], device=t.device, dtype=t.dtype)
     mask = mask.to(t.dtype)
     if mode == "last_token":
-        last = (mask.sum(1).long() - 1).clamp(min=0)
+        # the last 1 of the mask, not mask.sum() - 1: with left padding (decoder LMs batched
+        # with padding_side="left") the count points at a pad or a middle token
+        positions = torch.arange(mask.shape[1], device=t.device).expand(mask.shape[0], -1)
+        last = torch.where(mask != 0, positions, -1).amax(1).clamp(min=0)
         return t[torch.arange(t.shape[0], device=t.device), last]
     m = mask.view(*mask.shape, *([1] * (t.dim() - 2)))
     if mode == "token_mean":

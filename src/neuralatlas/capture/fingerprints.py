@@ -13,6 +13,7 @@ import inspect
 import textwrap
 import types
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -96,6 +97,18 @@ def dataset_fingerprint(dataset: Any, n: int, data_id: str | None = None) -> str
                 " take responsibility for it being the same on resume."
             )
     return f"{type(dataset).__name__}:{n}:{how}:{h.hexdigest()[:16]}"
+
+
+def file_fingerprint(path: Path) -> str:
+    """Content hash of a checkpoint file (size and mtime for files over 256 MiB).
+
+    Recorded per epoch in a store's capture settings by the torch and the Flax/Keras loops, so
+    a retrained run never passes for the one a store was captured from.
+    """
+    stat = path.stat()
+    if stat.st_size > 256 * 2**20:
+        return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
+    return f"{path.name}:{hashlib.sha1(path.read_bytes()).hexdigest()[:16]}"
 
 
 def callable_fingerprint(fn: Callable[..., Any] | None) -> str | None:

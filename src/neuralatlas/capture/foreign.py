@@ -1,8 +1,10 @@
 """Capture of models that are not torch modules: Flax (NNX, linen) and Keras 3.
 
 The loop here is framework-neutral: it reads batches from the same data sources as the torch
-loop (:func:`neuralatlas.capture.loop.as_source`), opens or resumes the store the same way, and
-writes the same chunks, done flags and sample table. What differs per framework lives in an
+loop (:func:`neuralatlas.capture.sources.as_source`), opens or resumes the store with the same
+code (:mod:`neuralatlas.capture.store_open`), and writes the same chunks, done flags and sample
+table. It imports nothing of the torch loop (:mod:`neuralatlas.capture.loop`), which hands Flax
+and Keras models to :func:`capture_foreign`. What differs per framework lives in an
 *adapter* (:mod:`neuralatlas.capture.flax_adapter`, :mod:`neuralatlas.capture.keras_adapter`):
 it names the layers, loads a checkpoint, and turns one batch into the tapped layer outputs, their
 gradients and the logits (numpy).
@@ -94,7 +96,7 @@ class _TypedNames:
 
 
 class _ForeignRun:
-    """The pieces ``loop._open_or_create`` needs (layers, source, probe) and the chunk writer."""
+    """A :class:`~neuralatlas.capture.store_open.StoreRun` (layers, source, probe) and the chunk writer."""
 
     def __init__(self, adapter: Adapter, source: Any, spec: RunSpec):
         self.adapter, self.source, self.spec = adapter, source, spec
@@ -102,7 +104,7 @@ class _ForeignRun:
         self.model = _TypedNames(adapter.layer_types())
         self.device = None
         self._runner: Runner | None = None
-        # what loop._open_or_create and loop._repair read of a run
+        # what store_open.open_or_create and store_open.repair read of a run
         self.layouts: dict[str, str] = {}
         self.rows = "samples"
         self.n_rows = source.n
@@ -224,8 +226,10 @@ class _ForeignRun:
 
 def checkpoint_paths(checkpoints: str | Path | Mapping[int, str | Path],
                      epochs: Sequence[int] | None) -> dict[int, Path]:
-    """``{epoch: path}`` of parameter checkpoints: a mapping, or a folder (or run folder with a
-    ``checkpoints/`` folder) of ``epoch_<e>.npz`` / ``epoch_<e>.msgpack`` files.
+    """``{epoch: path}`` of parameter checkpoints.
+
+    They are given as a mapping, or as a folder (or run folder with a ``checkpoints/`` folder) of
+    ``epoch_<e>.npz`` / ``epoch_<e>.msgpack`` files.
     """
     import re
 
@@ -287,9 +291,11 @@ def capture_foreign(
     >>> store = neuralatlas.capture(nnx_model, test, layers=["conv*"], gradients=True,
     ...                             out="acts.zarr")                  # doctest: +SKIP
     """
-    from neuralatlas.capture import loop
-    from neuralatlas.capture.fingerprints import callable_fingerprint
+    from neuralatlas.capture.batch_ops import reduction_for
+    from neuralatlas.capture.fingerprints import callable_fingerprint, file_fingerprint
     from neuralatlas.capture.hooks import REDUCTIONS
+    from neuralatlas.capture.sources import as_source
+    from neuralatlas.capture.store_open import open_or_create
     from neuralatlas.errors import LayerError
     from neuralatlas.patterns import expand_layers
     from neuralatlas.store.safety import WriteGuard, report_nonfinite
@@ -305,7 +311,7 @@ def capture_foreign(
         raise CaptureError(f"layout={layout!r}; choose one of {', '.join(LAYOUTS)}.")
     if repeated not in ("error", "first", "last"):
         raise CaptureError(f"repeated={repeated!r}; choose 'error', 'first' or 'last'.")
-    source = loop.as_source(data, batch_size)
+    source = as_source(data, batch_size)
     if source.n == 0:
         raise DataError("The data set is empty; nothing to capture.")
     ckpts: dict[int, Path] = {}
@@ -326,7 +332,7 @@ def capture_foreign(
         except LayerError as err:  # the shared message speaks of torch's named_modules()
             raise LayerError(str(err.args[0]).replace("as model.named_modules() names them",
                                                       f"as {adapter.framework} names them")) from None
-        modes = {name: loop._reduction_for(name, reduce) for name in names}
+        modes = {name: reduction_for(name, reduce) for name in names}
         for name, mode in modes.items():
             if mode is not None and mode not in REDUCTIONS:
                 raise CaptureError(f"reduce={mode!r} for layer {name!r} is not a reduction;"
@@ -345,14 +351,13 @@ def capture_foreign(
             "n_samples": source.n,
             "data": source.fingerprint(),
             "weights": (adapter.fingerprint() if not ckpts
-                        else {str(e): loop._file_fingerprint(p) for e, p in ckpts.items()}),
+                        else {str(e): file_fingerprint(p) for e, p in ckpts.items()}),
         }
         run = _ForeignRun(adapter, source, spec)
         # one writer at a time; a full disk or a read-only folder is named
         guard = stack.enter_context(WriteGuard(Path(out), gradients=gradients))
         # the store opener needs only layers, source, probe() and model.named_modules() of a run
-        store = loop._open_or_create(Path(out), settings, overwrite, run, slots, groups, classes,  # type: ignore[arg-type]
-                                     chunk_rows, compressor, {})
+        store = open_or_create(Path(out), settings, overwrite, run, slots, groups, classes, chunk_rows)
         guard.store, guard.slots = store, slots
         if run.probed is None:  # a resumed store: learn the labels' and output's kind all the same
             run.probe()

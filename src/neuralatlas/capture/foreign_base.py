@@ -1,5 +1,7 @@
-"""What the Flax and Keras capture adapters share with the framework-neutral loop
-(:mod:`neuralatlas.capture.foreign`): the adapter protocol, taps, layouts, parameter trees.
+"""What the Flax and Keras capture adapters share with the framework-neutral loop.
+
+The loop is :mod:`neuralatlas.capture.foreign`; shared here are the adapter protocol, taps, layouts and
+parameter trees.
 
 It imports no adapter, so the adapters and the loop both import it without an import circle
 (the loop picks the adapter, :func:`neuralatlas.capture.foreign.adapter_for`).
@@ -95,8 +97,9 @@ def layout_of(shape: Sequence[int], channels_last: bool, layout: str) -> tuple[i
 
 
 def stored_layout(rank: int, channels_last: bool, transposed: bool) -> tuple[str, tuple[int, ...]]:
-    """The layout name the store records for an output of ``rank`` (batch included), and the
-    axes a spatial reduction averages over, as stored.
+    """The layout name the store records for an output of ``rank``, and the axes a spatial mean uses.
+
+    ``rank`` counts the batch axis; the axes are those a spatial reduction averages over, as stored.
 
     Names as the torch capture uses them (``store.attrs["layouts"]``, read by the analyses):
     ``"flat"``, ``"channels_first"``, ``"sequence"`` (``[B, T, D]``: positions, then features:
@@ -152,8 +155,9 @@ def pick(obj: Any, selector: Any, what: str, is_array: Callable[[Any], bool]) ->
 
 
 class Tap:
-    """Called around every layer call while a model runs: records nesting, counts calls, and for
-    the chosen layers records (and perturbs) the output.
+    """Called around every layer call while a model runs.
+
+    It records nesting, counts calls, and for the chosen layers records (and perturbs) the output.
 
     Adapters call :meth:`around` from their interception; the rest is framework-neutral.
     """

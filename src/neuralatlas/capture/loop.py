@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -19,10 +18,11 @@ from neuralatlas.capture.batch_ops import (  # noqa: F401  (re-exported: their o
     _nonfinite_rows,
     _takes_inputs,
     apply_reduction,
+    reduction_for,
     select_epochs,
     target_values,
 )
-from neuralatlas.capture.fingerprints import callable_fingerprint
+from neuralatlas.capture.fingerprints import callable_fingerprint, file_fingerprint
 from neuralatlas.capture.hooks import (
     REDUCTIONS,
     SPATIAL_REDUCTIONS,
@@ -36,10 +36,11 @@ from neuralatlas.capture.hooks import (
     select_tensor,
 )
 from neuralatlas.capture.sources import ArraySource, DatasetSource, LoaderSource, Source, as_source, split_batch
+from neuralatlas.capture.store_open import open_or_create, repair
 from neuralatlas.capture.writer import ChunkWriter
-from neuralatlas.errors import CaptureError, DataError, StoreError, StoreMismatchError
-from neuralatlas.store.core import ActivationStore, chunk_rows_for
-from neuralatlas.store.safety import WriteGuard, create_atomically, half_created, report_nonfinite
+from neuralatlas.errors import CaptureError, DataError, StoreError
+from neuralatlas.store.core import ActivationStore
+from neuralatlas.store.safety import WriteGuard, report_nonfinite
 
 Progress = Callable[[int, int], None]
 
@@ -59,6 +60,10 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 # The sources live in .sources; these names stay importable from here (attribution uses them).
 _Source, _ArraySource, _DatasetSource, _LoaderSource = Source, ArraySource, DatasetSource, LoaderSource
 _split_batch = split_batch
+# The store opening, repair, checkpoint fingerprint and reduction lookup live in .store_open,
+# .fingerprints and .batch_ops (shared with the Flax/Keras loop, which imports nothing of this
+# module); their old private names stay importable from here.
+_repair, _file_fingerprint, _reduction_for = repair, file_fingerprint, reduction_for
 
 
 def _to_device(x: Any, device: torch.device) -> Any:
@@ -99,12 +104,6 @@ def _shape_of(x: Any) -> str:
     if isinstance(x, (tuple, list)):
         return "(" + ", ".join(_shape_of(v) for v in x) + ")"
     return type(x).__name__
-
-
-def _reduction_for(layer: str, reduce: str | Mapping[str, str] | None) -> str | None:
-    if reduce is None or isinstance(reduce, str):
-        return reduce
-    return match_pattern(reduce, layer)
 
 
 def _check_reduction(layer: str, module: nn.Module, shape: Sequence[int], layout: str,
@@ -345,7 +344,7 @@ def capture(
     chosen = resolve_layer_patterns(model, layers)
     names = [name for name, _ in chosen]
     for name in names:
-        mode = _reduction_for(name, reduce)
+        mode = reduction_for(name, reduce)
         if mode is not None and mode not in REDUCTIONS:
             raise CaptureError(f"reduce={mode!r} for layer {name!r} is not a reduction;"
                                f" choose one of {', '.join(REDUCTIONS)}.")
@@ -381,7 +380,7 @@ def capture(
             "n_samples": source.n,
             "data": source.fingerprint(),
             "weights": (_weights_fingerprint(model) if checkpoints is None
-                        else {str(e): _file_fingerprint(p) for e, p in checkpoint_paths.items()}),
+                        else {str(e): file_fingerprint(p) for e, p in checkpoint_paths.items()}),
         }
         # only where given, so stores made before these options resume unchanged
         if layer_output:
@@ -390,8 +389,9 @@ def capture(
             settings["rows"] = rows
         if axes is not None:
             settings["axes"] = axes if isinstance(axes, str) else dict(axes)
-        store = _open_or_create(Path(out), settings, overwrite, run, slots, groups, classes,
-                                chunk_rows, compressor, checkpoint_paths, verify)
+        # run.probe() above learnt shapes and layouts; each epoch's weights are loaded before its fill
+        store = open_or_create(Path(out), settings, overwrite, run, slots, groups, classes, chunk_rows,
+                               verify=verify)
         guard.store, guard.slots = store, slots
         total = run.n_rows * len(slots)
         done_rows = 0
@@ -477,94 +477,6 @@ def _fill_distributed(client: Any, run: _CaptureRun, store: ActivationStore, slo
     return done_rows
 
 
-def _open_or_create(out: Path, settings: dict[str, Any], overwrite: bool, run: _CaptureRun,
-                    slots: list[int | None], groups: Any, classes: Sequence[str] | None,
-                    chunk_rows: int | None, compressor: str | None,
-                    checkpoint_paths: Mapping[int, Path], verify: str = "fast") -> ActivationStore:
-    if not overwrite and half_created(out):
-        overwrite = True  # stopped before its sample table was written: nothing in it to keep
-    if out.exists() and not overwrite and (out / "zarr.json").exists():
-        store = ActivationStore.open(out, mode="a")
-        before = store.attrs.get("capture", {})
-        if before != json.loads(json.dumps(settings)):
-            diff = [f"{k}: store has {before.get(k)!r}, this call has {settings.get(k)!r}"
-                    for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k)]
-            raise StoreMismatchError(
-                f"{out} holds a capture made with other arguments ({'; '.join(diff)})."
-                " Pass overwrite=True to replace it, or choose another out= path."
-            )
-        _repair(store, run, slots, groups, deep=verify == "deep")
-        return store
-    if out.exists() and not overwrite and any(out.iterdir()):
-        raise StoreError(f"{out} exists and is not an activation store; choose another out= path"
-                         " or pass overwrite=True to replace it.")
-    if checkpoint_paths:
-        _load_checkpoint(run.model, checkpoint_paths[slots[0]], run.device)
-    shapes, bytes_per_row = run.probe()
-    rows = chunk_rows or chunk_rows_for(bytes_per_row, run.row_batch, run.n_rows)
-    attrs = {
-        "layers": run.layers,
-        "unit_shapes": {k: list(v) for k, v in shapes.items()},
-        "layer_types": {k: type(m).__name__ for k, m in run.model.named_modules() if k in shapes},
-        "classes": list(classes) if classes is not None else (run.source.classes or []),
-        "n_samples": run.n_rows,
-        "chunk_rows": rows,
-        "rows": run.rows,
-        "layouts": run.layouts,
-        "has_prediction": run.has_prediction,
-        "epochs": [s for s in slots if s is not None],
-        "capture": settings,
-        "source": "capture",
-    }
-
-    def build(path: Path) -> None:
-        store = ActivationStore.create(path, attrs)
-        store.plan_slots(slots)
-        run.write_sample_table(store, groups)
-
-    # Built in a folder beside `out` and renamed into place once its attributes and sample
-    # table are written: a kill in these first moments leaves no half-made store at `out`.
-    create_atomically(out, build, replace=overwrite)
-    return ActivationStore.open(out, mode="a")
-
-
-def _repair(store: ActivationStore, run: _CaptureRun, slots: list[int | None], groups: Any,
-            deep: bool) -> None:
-    """Before resuming: chunks marked written but missing (or, ``deep``, damaged) are marked
-    unwritten, so this capture recomputes exactly those rows.
-    """
-    import warnings
-
-    report = store.check_integrity(deep=deep)
-    if report.ok:
-        return
-    rows: list[Any] = []
-    for p in report.problems:
-        if p.kind.startswith("samples/") and run.rows == "tokens":
-            # token rows: the whole table (labels too) comes from the counting pass
-            run.write_sample_table(store, groups)
-        elif p.kind == "samples/label":
-            # labels are rewritten with each chunk: recomputing the chunk in the first slot mends them
-            rows.append(type(p)("acts", p.layer, slots[0], p.chunk, p.rows, p.problem, p.file))
-        elif p.kind in ("samples/index", "samples/group"):
-            group_col = groups if groups is not None else run.source.groups
-            fill = np.nan if run.label_dtype is np.float64 else -1
-            store.write_samples(index=run.source.index, label=store._group["samples/label"][:]
-                                if "samples/label" not in {q.kind for q in report.problems}
-                                else np.full(store.n_samples, fill, run.label_dtype), group=group_col)
-        elif p.kind.startswith("samples/"):
-            raise StoreError(f"{report.message()} The sample column {p.kind[8:]!r} cannot be rebuilt"
-                             " by capture: pass it again through from_arrays, or capture with"
-                             " overwrite=True.")
-        else:
-            rows.append(p)
-    marked = store.invalidate(rows)
-    warnings.warn(f"{store.path}: recomputing {marked} chunk(s) marked written but "
-                  f"{'missing or damaged' if deep else 'missing'}: "
-                  + "; ".join(p.describe() for p in report.problems[:4])
-                  + ("; ..." if len(report.problems) > 4 else ""), stacklevel=3)
-
-
 def _selector_setting(selector: Selector) -> Any:
     """A selector as the store records it: as it is, or a callable's fingerprint."""
     if callable(selector):
@@ -590,16 +502,6 @@ def _load_checkpoint(model: nn.Module, path: Path, device: torch.device) -> None
     from neuralatlas.zoo.checkpoints import load_weights
 
     load_weights(model, path, map_location=device, what=f"Checkpoint {str(path)!r}")
-
-
-def _file_fingerprint(path: Path) -> str:
-    """Content hash of a checkpoint (size and mtime for very large files), so a retrained run
-    never passes for the one a store was captured from.
-    """
-    stat = path.stat()
-    if stat.st_size > 256 * 2**20:
-        return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
-    return f"{path.name}:{hashlib.sha1(path.read_bytes()).hexdigest()[:16]}"
 
 
 def _weights_fingerprint(model: nn.Module) -> str:
@@ -676,7 +578,7 @@ class _CaptureRun:
         self.gradients, self.target, self.output = gradients, target, output
         self.rows, self.tokenizer = rows, tokenizer
         self.classes = list(classes) if classes is not None else (source.classes or None)
-        self.modes = {name: _reduction_for(name, reduce) for name in self.layers}
+        self.modes = {name: reduction_for(name, reduce) for name in self.layers}
         if axes is None:
             self.axes: dict[str, str] = {}
         else:
@@ -916,7 +818,8 @@ class _CaptureRun:
             store.prediction_array(slot)
         # recorded so the integrity check knows a missing prediction array is by design
         # (the output is not class logits), not a lost one
-        store.update_attrs(has_prediction=bool(self.has_prediction))
+        if store.attrs.get("has_prediction") != bool(self.has_prediction):  # a new store has it already
+            store.update_attrs(has_prediction=bool(self.has_prediction))
         store.nonfinite_array(slot, create=True)
         store.done_flags(slot, create=True)
 
@@ -978,7 +881,16 @@ class _CaptureRun:
         # chunk buffers are allocated once (two sets) and reused; a thread writes one set while
         # the forward passes fill the other (capture/writer.py); a chunk's done flag is set only
         # after all of its arrays are written
-        with ChunkWriter(arrays, done, R) as writer, self.recorder:
+        finish = None
+        if nonfinite is not None:
+            layers = list(self.layers)
+
+            def finish(bufs: dict[Any, np.ndarray], m: int) -> None:
+                # rows with NaN/inf per layer, for analyses to name; in the writer's thread
+                bufs["nonfinite"][:m] = _nonfinite_rows({k: bufs[("acts", k)] for k in layers},
+                                                        {k: bufs[("grads", k)] for k in grads}, layers, m)
+
+        with ChunkWriter(arrays, done, R, finish=finish, computed=("nonfinite",)) as writer, self.recorder:
             for c in range(done.shape[0]):
                 start, stop = c * R, min((c + 1) * R, n)
                 if c not in pending:
@@ -1000,13 +912,15 @@ class _CaptureRun:
                         y = _label_column(labels)
                         self._place(label_buf, y if y is not None else np.full(len(labels), -1))
                     got += self._dst.stop - self._dst.start
+                    # this batch's rows are final: a writer thread writes them while the next
+                    # batches run, so the last chunk's write is not all left for the end
+                    writer.rows(c, bufs, self._dst.start, self._dst.stop)
+                    # and the chunks the thread has finished are flagged now, not a chunk later
+                    done_rows = _report(writer, done_rows, total, progress)
                 if got != stop - start:
                     raise CaptureError(f"The data gave {got} rows for rows {start}..{stop - 1};"
                                        f" expected {stop - start}. Its length must not change.")
-                m = stop - start
-                if nonfinite is not None:  # rows with NaN/inf per layer, for analyses to name
-                    bufs["nonfinite"][:m] = _nonfinite_rows(self.buffers, grad_buffers, self.layers, m)
-                writer.submit(c, bufs, m)
+                writer.submit(c, bufs, stop - start)
                 done_rows = _report(writer, done_rows, total, progress)
             for rows in writer.close():
                 done_rows += rows

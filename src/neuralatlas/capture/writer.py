@@ -1,15 +1,17 @@
 """The capture's chunk writer: disk writes overlapped with the next chunk's forward passes.
 
 The capture loop fills one set of chunk buffers (every array's rows of one sample chunk)
-while a background thread (when a core is free for it: :func:`background_writes`) writes the
-previous set: double buffering through a bounded queue
-of depth 2, so memory stays two chunk sets whatever the data set's size, and the buffers are
-allocated once and reused. Each chunk's arrays are written whole (directly as chunk files
-where :class:`~neuralatlas.store.chunkio.ChunkFile` reproduces zarr's bytes, through zarr
-otherwise), and only then is its done flag set: a chunk never counts as written before all
-of its bytes are on disk (the capture's thread sets it, in :meth:`ChunkWriter.commit`, when
-the writer reports the chunk written), so a capture killed at any point (``kill -9`` included) resumes
-correctly.
+while a background thread (where there is more than one core: :func:`background_writes`)
+writes the previous set: double buffering, so memory stays two chunk sets whatever the data
+set's size, and the buffers are allocated once and reused. The thread also writes each
+batch's rows as soon as the batch is done (:meth:`ChunkWriter.rows`, a
+:class:`~neuralatlas.store.chunkio.ChunkStream` per chunk file), so when the last forward pass
+ends only its own rows are left to write. Each chunk's arrays are written as chunk files
+directly where :class:`~neuralatlas.store.chunkio.ChunkFile` reproduces zarr's bytes, through
+zarr otherwise, and only then is its done flag set: a chunk never counts as written before
+all of its bytes are on disk (the capture's thread sets it, in :meth:`ChunkWriter.commit`,
+when the writer reports the chunk written), so a capture killed at any point (``kill -9``
+included) resumes correctly.
 
 An error in the writer thread stops it (later chunks are not written, none of them marked
 done) and is raised in the capture's thread at its next call (:meth:`ChunkWriter.acquire`,
@@ -23,13 +25,13 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from typing import Any, Self
 
 import numpy as np
 
 from neuralatlas.errors import StoreError
-from neuralatlas.store.chunkio import ChunkFile
+from neuralatlas.store.chunkio import ChunkFile, ChunkStream
 
 __all__ = ["ChunkWriter", "background_writes"]
 
@@ -37,26 +39,25 @@ _STOP = object()
 
 
 def background_writes() -> bool:
-    """Whether a capture writes in a background thread: when a core is free for it.
+    """Whether a capture writes in a background thread: wherever there is more than one core.
 
     ``NEURALATLAS_CAPTURE_WRITER=thread`` or ``=sync`` decides; otherwise a thread is used when
-    the machine has more than one core and its 1-minute load average leaves one idle. On
-    saturated cores the thread only adds cost: each of its system calls releases the GIL, and
-    taking it back waits until the capture thread is scheduled again and lets go (measured on
-    2 busy cores, load ~12: the threaded capture took 1.4x the synchronous one, both writing
-    the same chunk files).
+    the machine has more than one core, however busy. Measured on 2 cores shared with other
+    jobs (``benchmarks/capture.py``: digits CNN, every layer, 20,000 samples, interleaved
+    rounds), the threaded capture against the synchronous one: 0.59x the time at load 4.1,
+    0.69x at load 7.8 (median 1.04x), 0.57x with gradients at load 8.8 (median 0.57x); at load
+    6.3-6.8 two runs of the forward capture gave the synchronous one the better minimum
+    (the thread's system calls release the GIL, and taking it back waits for the capture
+    thread to let go) with medians even or the thread ahead, and at load 5.8 the thread
+    the better minimum (0.82x) and the worse median (1.2x). An earlier writer that wrote
+    whole chunks only was 1.4x slower threaded at load 12; this one streams each batch's rows.
     """
     choice = os.environ.get("NEURALATLAS_CAPTURE_WRITER", "").strip().lower()
     if choice in ("thread", "threaded", "background"):
         return True
     if choice in ("sync", "synchronous", "inline"):
         return False
-    cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # pragma: no cover - no load average on this platform
-        load = 0.0
-    return cores > 1 and load <= cores - 1
+    return (os.cpu_count() or 1) > 1
 
 
 class ChunkWriter:
@@ -80,6 +81,16 @@ class ChunkWriter:
         :func:`background_writes`.
     direct : bool
         Write chunk files directly where possible (default) or always through zarr.
+    finish : callable(buffers, rows), optional
+        Completes a submitted chunk's buffers before they are written, in the writer's
+        thread (the capture's rows-with-NaN/inf pass: off the capture's thread when the
+        writer has a core of its own). What it raises fails the chunk as a write would.
+    computed : keys, optional
+        The arrays ``finish`` fills: never streamed by :meth:`rows`.
+    stream : bool
+        With a writer thread, write the rows :meth:`rows` announces while the chunk's later
+        rows are computed (default), so that only the last batch's write is left when the
+        capture's forward passes end, not the whole last chunk's.
 
     Examples
     --------
@@ -91,10 +102,14 @@ class ChunkWriter:
     """
 
     def __init__(self, arrays: Mapping[Hashable, Any], done: Any, chunk_rows: int, *, depth: int = 2,
-                 threaded: bool | None = None, direct: bool = True):
+                 threaded: bool | None = None, direct: bool = True,
+                 finish: Callable[[dict[Hashable, np.ndarray], int], None] | None = None,
+                 computed: Collection[Hashable] = (), stream: bool = True):
         if threaded is None:
             threaded = background_writes()
         self.arrays = dict(arrays)
+        self.finish = finish
+        self.computed = set(computed)
         self.done = done  # set by the caller's thread only (commit), never by the writer
         # a flag is one 1-byte chunk: written as its file directly (the bytes zarr writes),
         # not through a round trip into zarr's event loop per chunk
@@ -113,7 +128,13 @@ class ChunkWriter:
         for _ in range(self.depth):
             self._free.put({key: np.empty((self.chunk_rows, *arr.shape[1:]), arr.dtype)
                             for key, arr in self.arrays.items()})
-        self._work: queue.Queue[Any] = queue.Queue(maxsize=self.depth)
+        self.stream = bool(stream) and self.threaded
+        # unbounded: the buffer sets bound what is in flight (a set comes back only once written)
+        self._work: queue.Queue[Any] = queue.Queue()
+        # the writer thread's own: chunk files being written row by row, and the (chunk, key)
+        # pairs whose rows came out of order (written whole at submit instead)
+        self._streams: dict[tuple[int, Hashable], ChunkStream] = {}
+        self._whole: set[tuple[int, Hashable]] = set()
         self._error: BaseException | None = None
         self._error_chunk: int | None = None
         self.written_rows = 0
@@ -128,8 +149,9 @@ class ChunkWriter:
 
     # ------------------------------------------------------------------ the capture's side
     def acquire(self) -> dict[Hashable, np.ndarray]:
-        """A free set of chunk buffers ``{key: [chunk_rows, *unit_shape]}`` to fill (waits for
-        the writer to finish one when both are in flight).
+        """A free set of chunk buffers ``{key: [chunk_rows, *unit_shape]}`` to fill.
+
+        When both sets are in flight, it waits for the writer to finish one.
         """
         while True:
             self._raise_if_failed()
@@ -137,6 +159,16 @@ class ChunkWriter:
                 return self._free.get(timeout=0.05)
             except queue.Empty:
                 continue
+
+    def rows(self, chunk: int, buffers: dict[Hashable, np.ndarray], start: int, stop: int) -> None:
+        """Announce that rows ``start..stop`` (within the chunk) of every buffer are final.
+
+        With a writer thread (and ``stream``) it writes them now; otherwise nothing happens
+        until :meth:`submit`.
+        """
+        if self.stream and stop > start:
+            self._raise_if_failed()
+            self._work.put(("rows", int(chunk), buffers, int(start), int(stop)))
 
     def submit(self, chunk: int, buffers: dict[Hashable, np.ndarray], rows: int) -> None:
         """Queue chunk ``chunk``: the first ``rows`` rows of each buffer are its data."""
@@ -149,13 +181,8 @@ class ChunkWriter:
             self._free.put(buffers)
             self._raise_if_failed()
             return
-        while True:
-            self._raise_if_failed()
-            try:
-                self._work.put(item, timeout=0.05)
-                return
-            except queue.Full:
-                continue
+        self._raise_if_failed()
+        self._work.put(("chunk", *item))
 
     def close(self) -> list[int]:
         """Wait until every queued chunk is written and flag them (see :meth:`commit`); their rows.
@@ -176,12 +203,7 @@ class ChunkWriter:
 
     def _join(self) -> None:
         if self._thread is not None:
-            while self._thread.is_alive():
-                try:
-                    self._work.put(_STOP, timeout=0.05)
-                    break
-                except queue.Full:
-                    continue
+            self._work.put(_STOP)
             self._thread.join()
             self._thread = None
 
@@ -217,28 +239,61 @@ class ChunkWriter:
             ) from self._error
 
     def _run(self) -> None:
-        while True:
-            item = self._work.get()
-            if item is _STOP:
-                return
-            if self._error is not None or self._cancel:
-                self._free.put(item[1])
-                continue  # failed or cancelled: drain without writing
-            chunk, buffers, rows = item
-            try:
-                self._write(chunk, buffers, rows)
-            except BaseException as err:  # noqa: BLE001 - surfaced in the capture's thread
-                self._error, self._error_chunk = err, chunk
-            self._free.put(buffers)
+        try:
+            while True:
+                item = self._work.get()
+                if item is _STOP:
+                    return
+                kind, chunk, buffers = item[:3]
+                if self._error is None and not self._cancel:
+                    try:
+                        if kind == "rows":
+                            self._write_rows(chunk, buffers, *item[3:])
+                        else:
+                            self._write(chunk, buffers, item[3])
+                    except BaseException as err:  # noqa: BLE001 - surfaced in the capture's thread
+                        self._error, self._error_chunk = err, chunk
+                # failed or cancelled: drained without writing; a chunk's buffers go back
+                # once (with its final item), never with its rows
+                if kind == "chunk":
+                    self._free.put(buffers)
+        finally:
+            for s in self._streams.values():  # torn files of chunks never flagged written
+                s.abort()
+            self._streams.clear()
 
-    def _write(self, chunk: int, buffers: Mapping[Hashable, np.ndarray], rows: int) -> None:
+    def _write_rows(self, chunk: int, buffers: Mapping[Hashable, np.ndarray], start: int, stop: int) -> None:
+        for key, f in self.files.items():
+            if f is None or key in self.computed or (chunk, key) in self._whole:
+                continue
+            s = self._streams.get((chunk, key))
+            if s is None and start == 0:
+                s = self._streams[chunk, key] = f.stream(chunk)
+            if s is None or s.rows != start:  # not in row order: this one is written whole at submit
+                if s is not None:
+                    s.abort()
+                    del self._streams[chunk, key]
+                self._whole.add((chunk, key))
+                continue
+            s.write(buffers[key][start:stop])
+
+    def _write(self, chunk: int, buffers: dict[Hashable, np.ndarray], rows: int) -> None:
         start = chunk * self.chunk_rows
+        if self.finish is not None:
+            self.finish(buffers, rows)
         for key, arr in self.arrays.items():
             f, block = self.files[key], buffers[key]
             if f is not None:
+                streamed = self._streams.pop((chunk, key), None)
+                self._whole.discard((chunk, key))
                 if rows != f.rows(chunk):
+                    if streamed is not None:
+                        streamed.abort()
                     raise StoreError(f"chunk {chunk} of {key!r} got {rows} rows; it holds {f.rows(chunk)}.")
-                f.write(chunk, f.pad(chunk, block))
+                if streamed is not None:
+                    streamed.close(f.pad(chunk, block))  # the rows after those already written
+                else:
+                    f.write(chunk, f.pad(chunk, block))
             else:
                 arr[start:start + rows] = block[:rows]
         with self._lock:

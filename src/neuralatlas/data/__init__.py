@@ -68,7 +68,7 @@ def load(name_or_spec: str, path: str | os.PathLike | None = None,
 
     Example
     -------
-    >>> train, test = load("moons", n=200)
+    >>> train, test = load("moons", n_samples=200)
     >>> len(train), len(test)
     (150, 50)
     """

@@ -1,5 +1,6 @@
-"""Your own data: ``"package.module:function"`` in a config (``data: "mypkg.data:load"``) or
-on the command line (``--data mypkg.data:load``).
+"""Your own data, named ``"package.module:function"`` in a config or on the command line.
+
+In a config that is ``data: "mypkg.data:load"``; on the command line, ``--data mypkg.data:load``.
 
 The contract
 ------------

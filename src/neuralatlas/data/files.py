@@ -317,10 +317,12 @@ def _find_idx(folder: Path, stem: str) -> Path | None:
 
 def _read_idx_pair(folder: Path, images_stem: str, labels_stem: str, *, fmt: _Format,
                    limit: int | None) -> tuple[np.ndarray, np.ndarray]:
-    found = {stem: _find_idx(folder, stem) for stem in (images_stem, labels_stem)}
-    for stem, file in found.items():
+    found: dict[str, Path] = {}
+    for stem in (images_stem, labels_stem):
+        file = _find_idx(folder, stem)
         if file is None:
             raise fmt.error(folder / stem, "was not found (nor with .gz)")
+        found[stem] = file
     images_file, labels_file = found[images_stem], found[labels_stem]
     images, n_images = _read_idx(images_file, MNIST_IMAGE_SHAPE, fmt, limit)
     labels, n_labels = _read_idx(labels_file, (), fmt, limit)
@@ -511,8 +513,8 @@ def _read_images(files: list[Path], target: tuple[int, int] | None,
     arrays: list[np.ndarray] = []
     for file in files:
         try:
-            with Image.open(file) as image:
-                image = image.convert("L" if grayscale else "RGB")
+            with Image.open(file) as opened:
+                image = opened.convert("L" if grayscale else "RGB")
                 if target is not None:
                     image = image.resize((target[1], target[0]), Image.Resampling.BILINEAR)
                 pixels = np.asarray(image)

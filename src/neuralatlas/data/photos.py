@@ -21,6 +21,7 @@ import numpy as np
 
 from neuralatlas.data.dataset import ArrayDataset
 from neuralatlas.errors import DataError
+from neuralatlas.vocabulary import renamed_parameter
 
 #: name -> (package, file). Colour photographs first, then grey ones (given as RGB).
 PHOTO_FILES: dict[str, tuple[str, str]] = {
@@ -147,19 +148,20 @@ def photos(size: int = 224, names: Sequence[str] | None = None, resize: int | No
     return ArrayDataset(out, np.arange(len(chosen)), chosen, groups=np.asarray(groups), name=f"photos:{side}")
 
 
-def photo_patches(n: int = 384, size: int = 112, scales: Sequence[float] = (0.2, 0.35, 0.6, 1.0),
+@renamed_parameter("n", "n_samples")
+def photo_patches(n_samples: int = 384, size: int = 112, scales: Sequence[float] = (0.2, 0.35, 0.6, 1.0),
                   names: Sequence[str] | None = None, seed: int = 0) -> ArrayDataset:
     """Random square crops of the bundled photos at several scales, resized to ``size``.
 
     Crop ``i`` comes from photo ``labels[i]`` (photos drawn in turn, so every photo gives
-    about ``n / len(names)`` crops), with side ``scale * min(H, W)`` for a scale drawn from
+    about ``n_samples / len(names)`` crops), with side ``scale * min(H, W)`` for a scale drawn from
     ``scales`` and a uniformly random position. The same ``seed`` gives the same crops on
     every machine.
 
     Parameters
     ----------
-    n : int
-        Number of crops.
+    n_samples : int
+        Number of crops (``n`` is its old name).
     size : int
         Side of each crop after resizing (112 keeps 384 crops at 58 MB of float32).
     scales : sequence of float
@@ -171,8 +173,8 @@ def photo_patches(n: int = 384, size: int = 112, scales: Sequence[float] = (0.2,
     Returns
     -------
     ArrayDataset
-        float32 ``[n, 3, size, size]``; ``extra["box"]`` ``[n, 3]`` (top, left, side) in the
-        source photo's pixels and ``extra["scale"]`` ``[n]``; ``groups`` the scale as text.
+        float32 ``[n_samples, 3, size, size]``; ``extra["box"]`` ``[n_samples, 3]`` (top, left,
+        side) in the source photo's pixels and ``extra["scale"]`` ``[n_samples]``; ``groups`` the scale as text.
 
     Example
     -------
@@ -181,9 +183,10 @@ def photo_patches(n: int = 384, size: int = 112, scales: Sequence[float] = (0.2,
     ((8, 3, 32, 32), (8, 3))
     """
     chosen = _names(names)
-    count, side = int(n), int(size)
+    count, side = int(n_samples), int(size)
     if count < 1 or side < 16:
-        raise DataError(f"photo_patches needs n >= 1 and size >= 16, got n={n!r}, size={size!r}.")
+        raise DataError(f"photo_patches needs n_samples >= 1 and size >= 16, got n_samples={n_samples!r},"
+                        f" size={size!r}.")
     scale_list = [float(s) for s in scales]
     if not scale_list or any(not 0.0 < s <= 1.0 for s in scale_list):
         raise DataError(f"scales must be shares of the shorter side in (0, 1], got {list(scales)!r}.")
@@ -196,7 +199,7 @@ def photo_patches(n: int = 384, size: int = 112, scales: Sequence[float] = (0.2,
     from PIL import Image
 
     cache: dict[int, Image.Image] = {}
-    for i, p in enumerate(order):
+    for i, p in enumerate(order.tolist()):  # Python ints: the cache's keys
         if p not in cache:
             cache[p] = Image.fromarray(photo(chosen[p]))
         img = cache[p]

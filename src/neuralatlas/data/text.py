@@ -153,10 +153,12 @@ class TextDataset:
                 ids = [_truncate(i, int(self.max_length), tok) for i in ids]
         return ids
 
-    def _require_tokenizer(self) -> None:
+    def _require_tokenizer(self) -> list[np.ndarray]:
+        """The token ids of every sentence; an error naming the fix when there is no tokenizer."""
         if self._ids is None:
             raise DataError(f"{self.name} has no tokenizer, so it has texts but no model inputs; pass tokenizer=..."
                             " (a Hugging Face tokenizer or a local model folder), e.g. topics(tokenizer=tok).")
+        return self._ids
 
     @property
     def pad_token_id(self) -> int:
@@ -167,25 +169,25 @@ class TextDataset:
     @property
     def width(self) -> int:
         """Tokens per item with ``padding="max_length"``: ``max_length`` or the longest sentence."""
-        self._require_tokenizer()
-        return int(self.max_length) if self.max_length is not None else max(len(i) for i in self._ids)
+        ids = self._require_tokenizer()
+        return int(self.max_length) if self.max_length is not None else max(len(i) for i in ids)
 
     @property
     def lengths(self) -> np.ndarray:
         """``[N]`` real tokens (special tokens included) of each sentence."""
-        self._require_tokenizer()
-        return np.array([len(i) for i in self._ids], np.int64)
+        ids = self._require_tokenizer()
+        return np.array([len(i) for i in ids], np.int64)
 
     def tokens(self, i: int) -> list[str]:
         """The tokens of sentence ``i`` as the tokenizer writes them (no padding)."""
-        self._require_tokenizer()
-        return list(self.tokenizer.convert_ids_to_tokens(self._ids[i].tolist()))
+        ids = self._require_tokenizer()
+        return list(self.tokenizer.convert_ids_to_tokens(ids[i].tolist()))
 
     def encoded(self, rows: Sequence[int] | slice | None = None) -> dict[str, np.ndarray]:
         """``{"input_ids", "attention_mask"}`` int64 arrays ``[n, width]`` of the chosen rows."""
-        self._require_tokenizer()
+        ids = self._require_tokenizer()
         picked = range(len(self))[rows] if isinstance(rows, slice) else (range(len(self)) if rows is None else rows)
-        chosen = [self._ids[int(r)] for r in picked]
+        chosen = [ids[int(r)] for r in picked]
         width = self.width if self.padding == "max_length" else max((len(c) for c in chosen), default=0)
         return _pad(chosen, width, self.pad_token_id)
 
@@ -196,8 +198,7 @@ class TextDataset:
     def __getitem__(self, i: int) -> tuple[dict[str, Any], int]:
         import torch
 
-        self._require_tokenizer()
-        ids = self._ids[int(i)]
+        ids = self._require_tokenizer()[int(i)]
         if self.padding == "max_length":
             row = _pad([ids], self.width, self.pad_token_id)
             item = {k: torch.from_numpy(v[0]) for k, v in row.items()}

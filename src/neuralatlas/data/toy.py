@@ -16,14 +16,16 @@ import numpy as np
 
 from neuralatlas.data.dataset import ArrayDataset
 from neuralatlas.errors import DataError, did_you_mean
+from neuralatlas.vocabulary import renamed_parameter
 
 
-def xor(n: int = 400, noise: float = 0.1, seed: int = 0) -> ArrayDataset:
+@renamed_parameter("n", "n_samples")
+def xor(n_samples: int = 400, noise: float = 0.1, seed: int = 0) -> ArrayDataset:
     """Points in the four quadrants; the label is ``(x > 0) xor (y > 0)``.
 
     Parameters
     ----------
-    n : int
+    n_samples : int
         Number of points (two classes, balanced).
     noise : float
         Standard deviation of the Gaussian noise added to each coordinate (before scaling).
@@ -33,29 +35,30 @@ def xor(n: int = 400, noise: float = 0.1, seed: int = 0) -> ArrayDataset:
     Returns
     -------
     ArrayDataset
-        float32 inputs ``[n, 2]`` in [-1, 1]; classes ``["0", "1"]`` (the value of the xor).
+        float32 inputs ``[n_samples, 2]`` in [-1, 1]; classes ``["0", "1"]`` (the value of the xor).
 
     Example
     -------
-    >>> ds = xor(n=100)
+    >>> ds = xor(n_samples=100)
     >>> ds.inputs.shape, ds.classes
     ((100, 2), ['0', '1'])
     """
-    rng, labels = _start("xor", n, noise, 2, seed)
-    magnitude = rng.uniform(0.0, 1.0, size=(n, 2))
-    sign_x = rng.choice([-1.0, 1.0], size=n)
+    rng, labels = _start("xor", n_samples, noise, 2, seed)
+    magnitude = rng.uniform(0.0, 1.0, size=(n_samples, 2))
+    sign_x = rng.choice([-1.0, 1.0], size=n_samples)
     # class 0: both coordinates share a sign (xor false); class 1: the signs differ
     sign_y = np.where(labels == 0, sign_x, -sign_x)
     points = magnitude * np.stack([sign_x, sign_y], axis=1)
     return _finish("xor", points, labels, ["0", "1"], noise, rng)
 
 
-def circles(n: int = 400, noise: float = 0.05, factor: float = 0.5, seed: int = 0) -> ArrayDataset:
+@renamed_parameter("n", "n_samples")
+def circles(n_samples: int = 400, noise: float = 0.05, factor: float = 0.5, seed: int = 0) -> ArrayDataset:
     """Two concentric circles: class 0 the outer one (radius 1), class 1 the inner one.
 
     Parameters
     ----------
-    n : int
+    n_samples : int
         Number of points (two classes, balanced).
     noise : float
         Standard deviation of the Gaussian noise added to each coordinate (before scaling).
@@ -67,30 +70,31 @@ def circles(n: int = 400, noise: float = 0.05, factor: float = 0.5, seed: int = 
     Returns
     -------
     ArrayDataset
-        float32 inputs ``[n, 2]`` in [-1, 1]; classes ``["outer", "inner"]``.
+        float32 inputs ``[n_samples, 2]`` in [-1, 1]; classes ``["outer", "inner"]``.
 
     Example
     -------
-    >>> ds = circles(n=200, factor=0.3)
+    >>> ds = circles(n_samples=200, factor=0.3)
     >>> ds.classes
     ['outer', 'inner']
     """
     if not 0.0 < factor < 1.0:
         raise DataError(f"circles: factor={factor!r} is the inner radius relative to the outer;"
                         " pass a value strictly between 0 and 1, e.g. factor=0.5.")
-    rng, labels = _start("circles", n, noise, 2, seed)
-    angle = rng.uniform(0.0, 2.0 * np.pi, size=n)
+    rng, labels = _start("circles", n_samples, noise, 2, seed)
+    angle = rng.uniform(0.0, 2.0 * np.pi, size=n_samples)
     radius = np.where(labels == 0, 1.0, factor)
     points = radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
     return _finish("circles", points, labels, ["outer", "inner"], noise, rng)
 
 
-def moons(n: int = 400, noise: float = 0.1, seed: int = 0) -> ArrayDataset:
+@renamed_parameter("n", "n_samples")
+def moons(n_samples: int = 400, noise: float = 0.1, seed: int = 0) -> ArrayDataset:
     """Two interleaving half circles (as ``sklearn.datasets.make_moons``, angles drawn at random).
 
     Parameters
     ----------
-    n : int
+    n_samples : int
         Number of points (two classes, balanced).
     noise : float
         Standard deviation of the Gaussian noise added to each coordinate (before scaling).
@@ -100,23 +104,24 @@ def moons(n: int = 400, noise: float = 0.1, seed: int = 0) -> ArrayDataset:
     Returns
     -------
     ArrayDataset
-        float32 inputs ``[n, 2]`` in [-1, 1]; classes ``["upper", "lower"]``.
+        float32 inputs ``[n_samples, 2]`` in [-1, 1]; classes ``["upper", "lower"]``.
 
     Example
     -------
-    >>> ds = moons(n=200, noise=0.05, seed=1)
+    >>> ds = moons(n_samples=200, noise=0.05, seed=1)
     >>> len(ds)
     200
     """
-    rng, labels = _start("moons", n, noise, 2, seed)
-    angle = rng.uniform(0.0, np.pi, size=n)
+    rng, labels = _start("moons", n_samples, noise, 2, seed)
+    angle = rng.uniform(0.0, np.pi, size=n_samples)
     upper = np.stack([np.cos(angle), np.sin(angle)], axis=1)
     lower = np.stack([1.0 - np.cos(angle), 0.5 - np.sin(angle)], axis=1)
     points = np.where((labels == 0)[:, None], upper, lower)
     return _finish("moons", points, labels, ["upper", "lower"], noise, rng)
 
 
-def spirals(n: int = 400, noise: float = 0.2, turns: float = 1.5, n_classes: int = 2,
+@renamed_parameter("n", "n_samples")
+def spirals(n_samples: int = 400, noise: float = 0.2, turns: float = 1.5, n_classes: int = 2,
             seed: int = 0) -> ArrayDataset:
     """Interleaved spiral arms, one per class, starting at the centre.
 
@@ -125,7 +130,7 @@ def spirals(n: int = 400, noise: float = 0.2, turns: float = 1.5, n_classes: int
 
     Parameters
     ----------
-    n : int
+    n_samples : int
         Number of points (``n_classes`` classes, balanced).
     noise : float
         Standard deviation of the Gaussian jitter of each point's angle, in radians.
@@ -139,11 +144,11 @@ def spirals(n: int = 400, noise: float = 0.2, turns: float = 1.5, n_classes: int
     Returns
     -------
     ArrayDataset
-        float32 inputs ``[n, 2]`` in [-1, 1]; classes ``["arm 0", "arm 1", ...]``.
+        float32 inputs ``[n_samples, 2]`` in [-1, 1]; classes ``["arm 0", "arm 1", ...]``.
 
     Example
     -------
-    >>> ds = spirals(n=300, n_classes=3)
+    >>> ds = spirals(n_samples=300, n_classes=3)
     >>> ds.n_classes
     3
     """
@@ -151,10 +156,10 @@ def spirals(n: int = 400, noise: float = 0.2, turns: float = 1.5, n_classes: int
         raise DataError(f"spirals: turns={turns!r} must be positive, e.g. turns=1.5.")
     if not _is_int(n_classes) or n_classes < 2:
         raise DataError(f"spirals: n_classes={n_classes!r} must be an integer of at least 2.")
-    rng, labels = _start("spirals", n, noise, n_classes, seed)
-    radius = rng.uniform(0.0, 1.0, size=n)
+    rng, labels = _start("spirals", n_samples, noise, n_classes, seed)
+    radius = rng.uniform(0.0, 1.0, size=n_samples)
     angle = (2.0 * np.pi * turns * radius + 2.0 * np.pi * labels / n_classes
-             + noise * rng.standard_normal(n))
+             + noise * rng.standard_normal(n_samples))
     points = radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
     # the noise is already in the angle, so none is added to the coordinates
     return _finish("spirals", points, labels, [f"arm {k}" for k in range(n_classes)], 0.0, rng)
@@ -173,7 +178,8 @@ def toy(name: str, **kw: Any) -> ArrayDataset:
     name : str
         One of ``"xor"``, ``"circles"``, ``"moons"``, ``"spirals"``.
     **kw
-        Options of that generator (``n``, ``noise``, ``seed``, ...).
+        Options of that generator (``n_samples``, ``noise``, ``seed``, ...; ``n`` is the old name of
+        ``n_samples``).
 
     Returns
     -------
@@ -186,7 +192,7 @@ def toy(name: str, **kw: Any) -> ArrayDataset:
 
     Example
     -------
-    >>> toy("moons", n=100, seed=3).inputs.shape
+    >>> toy("moons", n_samples=100, seed=3).inputs.shape
     (100, 2)
     """
     generator = TOY_SETS.get(name)
@@ -223,7 +229,7 @@ def split(dataset: ArrayDataset, test_fraction: float = 0.25,
 
     Example
     -------
-    >>> train, test = split(moons(n=200), test_fraction=0.25)
+    >>> train, test = split(moons(n_samples=200), test_fraction=0.25)
     >>> len(train), len(test)
     (150, 50)
     """
@@ -255,23 +261,24 @@ def call_checked(function: Callable[..., Any], kw: dict[str, Any], what: str) ->
     than surface as a bare ``TypeError``.
     """
     valid = list(inspect.signature(function).parameters)
-    unknown = [key for key in kw if key not in valid]
+    renamed = getattr(function, "__renamed_parameters__", {})  # old names: they warn, and still work
+    unknown = [key for key in kw if key not in valid and key not in renamed]
     if unknown:
         raise DataError(f"{what} has no option {unknown[0]!r}; valid options: {', '.join(valid)}."
                         f"{did_you_mean(unknown[0], valid)}")
     return function(**kw)
 
 
-def _start(name: str, n: int, noise: float, n_classes: int,
+def _start(name: str, n_samples: int, noise: float, n_classes: int,
            seed: int) -> tuple[np.random.Generator, np.ndarray]:
     """Validate the shared options; return the generator and shuffled, balanced labels."""
-    if not _is_int(n) or n < n_classes:
-        raise DataError(f"{name}: n={n!r} must be an integer of at least {n_classes}"
+    if not _is_int(n_samples) or n_samples < n_classes:
+        raise DataError(f"{name}: n_samples={n_samples!r} must be an integer of at least {n_classes}"
                         f" (one point per class).")
     if noise < 0:
         raise DataError(f"{name}: noise={noise!r} is a standard deviation; pass a value >= 0.")
     rng = np.random.default_rng(seed)
-    sizes = [n // n_classes + (k < n % n_classes) for k in range(n_classes)]
+    sizes = [n_samples // n_classes + (k < n_samples % n_classes) for k in range(n_classes)]
     labels = rng.permutation(np.repeat(np.arange(n_classes, dtype=np.int64), sizes))
     return rng, labels
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -63,7 +64,7 @@ class DreamResult(Result):
                 "steps": int(len(self.trace)), "objective_first": [float(v) for v in first],
                 "objective_last": [float(v) for v in last], "settings": self.settings}
 
-    def save(self, directory: str | Path, name: str | None = None) -> Path:
+    def save(self, directory: str | os.PathLike[str], name: str | None = None) -> Path:
         """Write ``dream.npz`` (images, original, trace) and ``dream.json`` into ``directory``; return it."""
         d = folder_of("DreamResult", directory, name)  # name: deprecated, a subfolder
         d.mkdir(parents=True, exist_ok=True)
@@ -74,14 +75,12 @@ class DreamResult(Result):
         return d
 
     @classmethod
-    def load(cls, directory: str | Path, name: str | None = None) -> DreamResult:
+    def load(cls, directory: str | os.PathLike[str], name: str | None = None) -> DreamResult:
         """Read what :meth:`save` wrote (``name`` is deprecated: load ``directory / name``)."""
         stem = files_of(cls.__name__, directory, "dream", name)
-        if not stem.with_suffix(".npz").is_file():
-            raise AnalysisError(f"No DeepDream result in {str(stem.parent)!r}: {stem.name}.npz is missing;"
-                                " run deepdream(...).save(directory).")
-        meta = cls.read_json(stem.with_suffix(".json"))
-        with np.load(stem.with_suffix(".npz")) as a:
+        meta = cls.read_json(cls._required(stem.parent, f"{stem.name}.json", f"{stem.name}.npz",
+                                           what="DeepDream result", fix="run deepdream(...).save(directory)"))
+        with np.load(stem.parent / f"{stem.name}.npz") as a:
             return cls(a["images"], a["original"], a["trace"], [tuple(s) for s in meta["octave_sizes"]],
                        meta["objective"], meta.get("settings", {}))
 

@@ -50,7 +50,7 @@ def read_image(path: str | Path, channels: int | None = None,
     from PIL import Image
 
     try:
-        img = Image.open(p)
+        img: Image.Image = Image.open(p)
         img.load()
     except Exception as err:  # PIL raises several types for unreadable files
         raise DataError(f"Cannot read image {str(p)!r}: {err}.") from err

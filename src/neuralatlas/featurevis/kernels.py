@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ class Filters(Result):
                 "min": float(w.min()) if w.size else 0.0, "max": float(w.max()) if w.size else 0.0,
                 "mean_abs": float(np.abs(w).mean()) if w.size else 0.0}
 
-    def save(self, directory: str | Path, name: str | None = None) -> Path:
+    def save(self, directory: str | os.PathLike[str], name: str | None = None) -> Path:
         """Write ``filters.npz`` (weights) and ``filters.json`` into ``directory``; return it.
 
         Run folders use ``results/featurevis/filters_<safe_name(layer)>/``.
@@ -74,7 +75,7 @@ class Filters(Result):
         return d
 
     @classmethod
-    def load(cls, directory: str | Path, layer: str | None = None) -> Filters:
+    def load(cls, directory: str | os.PathLike[str], layer: str | None = None) -> Filters:
         """Read what :meth:`save` wrote.
 
         ``layer`` is deprecated: it reads ``directory/filters_<layer>/`` or an older run's flat
@@ -83,11 +84,9 @@ class Filters(Result):
         stem = files_of(cls.__name__, directory, "filters", None if layer is None else f"filters_{safe_name(layer)}")
         if layer is not None and not stem.with_suffix(".json").is_file():
             stem = Path(directory) / f"filters_{layer}"  # the unescaped name older runs used
-        if not stem.with_suffix(".json").is_file():
-            raise AnalysisError(f"No filters in {str(stem.parent)!r}: {stem.name}.json is missing;"
-                                " write them with filters(model, layer).save(directory).")
-        meta = cls.read_json(stem.with_suffix(".json"))
-        with np.load(stem.with_suffix(".npz")) as a:
+        meta = cls.read_json(cls._required(stem.parent, f"{stem.name}.json", f"{stem.name}.npz", what="filters",
+                                           fix="write them with filters(model, layer).save(directory)"))
+        with np.load(stem.parent / f"{stem.name}.npz") as a:
             return cls(meta["layer"], a["weights"], meta["layer_type"])
 
 

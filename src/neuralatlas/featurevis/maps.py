@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,12 +56,12 @@ class FeatureMaps(Result):
                 "layers": {k: {"shape": list(v.shape), "min": float(v.min()) if v.size else 0.0,
                                "max": float(v.max()) if v.size else 0.0} for k, v in self.maps.items()}}
 
-    def save(self, directory: str | Path, name: str | None = None) -> Path:
+    def save(self, directory: str | os.PathLike[str], name: str | None = None) -> Path:
         """Write ``feature_maps.npz`` and ``feature_maps.json`` into ``directory``; return it."""
         d = folder_of("FeatureMaps", directory, name)  # name: deprecated, a subfolder
         d.mkdir(parents=True, exist_ok=True)
         # arrays keyed by position: a layer name may hold any character
-        arrays = {f"map{i}": v for i, v in enumerate(self.maps.values())}
+        arrays: dict[str, Any] = {f"map{i}": v for i, v in enumerate(self.maps.values())}
         if self.input is not None:
             arrays["input"] = self.input
         np.savez_compressed(d / "feature_maps.npz", **arrays)
@@ -69,14 +70,12 @@ class FeatureMaps(Result):
         return d
 
     @classmethod
-    def load(cls, directory: str | Path, name: str | None = None) -> FeatureMaps:
+    def load(cls, directory: str | os.PathLike[str], name: str | None = None) -> FeatureMaps:
         """Read what :meth:`save` wrote (``name`` is deprecated: load ``directory / name``)."""
         stem = files_of(cls.__name__, directory, "feature_maps", name)
-        if not stem.with_suffix(".json").is_file():
-            raise AnalysisError(f"No feature maps in {str(stem.parent)!r}: {stem.name}.json is missing;"
-                                " write them with feature_maps(...).save(directory).")
-        meta = cls.read_json(stem.with_suffix(".json"))
-        with np.load(stem.with_suffix(".npz")) as a:
+        meta = cls.read_json(cls._required(stem.parent, f"{stem.name}.json", f"{stem.name}.npz", what="feature maps",
+                                           fix="write them with feature_maps(...).save(directory)"))
+        with np.load(stem.parent / f"{stem.name}.npz") as a:
             maps = {k: a[f"map{i}"] if f"map{i}" in a.files else a[f"map:{k}"]  # map:<layer>: older files
                     for i, k in enumerate(meta["layers"])}
             inputs = a["input"] if "input" in a.files else None

@@ -464,8 +464,9 @@ def total_variation() -> Objective:
 
 
 def as_objective(spec: Objective | str) -> Objective:
-    """An :class:`Objective`, or a short text form: ``"conv2:5"`` (channel), ``"logit:3"``,
-    ``"layer:conv2"``, ``"neuron:fc1:12"``.
+    """An :class:`Objective`, from itself or from a short text form.
+
+    The text forms: ``"conv2:5"`` (channel), ``"logit:3"``, ``"layer:conv2"``, ``"neuron:fc1:12"``.
 
     Example
     -------

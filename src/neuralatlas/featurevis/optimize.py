@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -65,7 +66,7 @@ class FeatureVisResult(Result):
                 "values": {label: float(v) for label, v in zip(self.labels, self.values, strict=True)},
                 "steps": int(self.trace.shape[0]) if self.trace.ndim else 0, "settings": self.settings}
 
-    def save(self, directory: str | Path, name: str | None = None) -> Path:
+    def save(self, directory: str | os.PathLike[str], name: str | None = None) -> Path:
         """Write ``featurevis.npz`` (images, trace, values) and ``featurevis.json`` into ``directory``; return it."""
         d = folder_of("FeatureVisResult", directory, name)  # name: deprecated, a subfolder
         d.mkdir(parents=True, exist_ok=True)
@@ -76,14 +77,13 @@ class FeatureVisResult(Result):
         return d
 
     @classmethod
-    def load(cls, directory: str | Path, name: str | None = None) -> FeatureVisResult:
+    def load(cls, directory: str | os.PathLike[str], name: str | None = None) -> FeatureVisResult:
         """Read what :meth:`save` wrote (``name`` is deprecated: load ``directory / name``)."""
         stem = files_of(cls.__name__, directory, "featurevis", name)
-        if not stem.with_suffix(".npz").is_file():
-            raise AnalysisError(f"No feature visualisation in {str(stem.parent)!r}: {stem.name}.npz is missing;"
-                                " run visualize_feature(...).save(directory) first.")
-        meta = cls.read_json(stem.with_suffix(".json"))
-        with np.load(stem.with_suffix(".npz")) as arrays:
+        meta = cls.read_json(cls._required(stem.parent, f"{stem.name}.json", f"{stem.name}.npz",
+                                           what="feature visualisation",
+                                           fix="run visualize_feature(...).save(directory) first"))
+        with np.load(stem.parent / f"{stem.name}.npz") as arrays:
             return cls(arrays["images"], arrays["trace"], arrays["values"], meta["labels"],
                        meta["objective"], meta.get("layers", []), meta.get("settings", {}))
 

@@ -147,6 +147,8 @@ class FourierImage(ImageParam):
     >>> p.set_images(torch.rand(1, 3, 32, 32) * 0.9 + 0.05)   # round-trips
     """
 
+    scale: torch.Tensor  # the 1/f buffer (register_buffer), typed for the checker
+
     def __init__(self, shape: Sequence[int], *, sd: float = 0.01, decay_power: float = 1.0,
                  decorrelate: bool = True, value_range: tuple[float, float] = (0.0, 1.0),
                  generator: torch.Generator | None = None):

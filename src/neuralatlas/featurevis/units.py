@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import html
 import math
+import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +53,9 @@ _ARRAYS = ("image", "trace", "top_index", "top_values", "patches", "positions", 
 
 @dataclass
 class UnitCard(Result):
-    """Everything a unit card shows; :meth:`figure` draws it, :meth:`save`/:meth:`load` keep it.
+    """Everything a unit card shows, kept by :meth:`save` and :meth:`load`.
+
+    :func:`neuralatlas.plots.featurevis_unit_card` draws it.
 
     Attributes
     ----------
@@ -129,12 +133,20 @@ class UnitCard(Result):
                 "top_classes": list(self.class_names[:5])}
 
     def figure(self, size: float = 1.6) -> Any:
-        """The card as one figure (see :func:`~neuralatlas.plots.featurevis.unit_card_figure`)."""
-        from neuralatlas.plots.featurevis import unit_card_figure
+        """Deprecated (goes in 0.3): draw with :func:`neuralatlas.plots.featurevis_unit_card` (card).
 
-        return unit_card_figure(self, size=size)
+        A result does not draw itself: figures live in :mod:`neuralatlas.plots`, above the
+        analyses (docs/ARCHITECTURE.md); this alias warns and calls that function.
+        """
+        warnings.warn("UnitCard.figure() is deprecated and goes in 0.3: draw with"
+                      " neuralatlas.plots.featurevis_unit_card(card) (in neuralatlas.plots.featurevis;"
+                      " results do not draw themselves).", DeprecationWarning, stacklevel=2)
+        # the one upward import left here, until 0.3 (a SHIMS entry of tests/test_architecture_rules.py)
+        from neuralatlas.plots.featurevis import featurevis_unit_card
 
-    def save(self, directory: str | Path, name: str | None = None) -> Path:
+        return featurevis_unit_card(self, size=size)
+
+    def save(self, directory: str | os.PathLike[str], name: str | None = None) -> Path:
         """Write ``unit.npz`` (the arrays) and ``unit.json`` (the rest) into ``directory``; return it.
 
         Run folders use ``results/unit_cards/<card.stem>/``.
@@ -151,14 +163,12 @@ class UnitCard(Result):
         return d
 
     @classmethod
-    def load(cls, directory: str | Path, name: str | None = None) -> UnitCard:
+    def load(cls, directory: str | os.PathLike[str], name: str | None = None) -> UnitCard:
         """Read what :meth:`save` wrote (``name`` is deprecated: load ``directory / name``)."""
         stem = files_of(cls.__name__, directory, "unit", name)
-        if not stem.with_suffix(".npz").is_file():
-            raise AnalysisError(f"No unit card in {str(stem.parent)!r} ({stem.name}.npz is missing); write one with"
-                                " unit_card(...).save(directory).")
-        meta = cls.read_json(stem.with_suffix(".json"))
-        with np.load(stem.with_suffix(".npz")) as arrays:
+        meta = cls.read_json(cls._required(stem.parent, f"{stem.name}.json", f"{stem.name}.npz", what="unit card",
+                                           fix="write one with unit_card(...).save(directory)"))
+        with np.load(stem.parent / f"{stem.name}.npz") as arrays:
             loaded = {k: arrays[k] for k in _ARRAYS}
 
         def number(key: str) -> float:  # null in strict JSON was a NaN (a ratio to a best of 0)
@@ -425,7 +435,8 @@ def unit_card(model: nn.Module, store: Any, layer: str, channel: int, **kwargs: 
     -------
     >>> card = unit_card(model, store, "blocks.8", channel=5)        # doctest: +SKIP
     >>> card.ratio > 1, card.class_names[:3]                                    # doctest: +SKIP
-    >>> card.figure().savefig("blocks8_5.png")                       # doctest: +SKIP
+    >>> from neuralatlas.plots import featurevis_unit_card
+    >>> featurevis_unit_card(card).savefig("blocks8_5.png")          # doctest: +SKIP
     """
     return unit_cards(model, store, layer, [int(channel)], **kwargs)[0]
 

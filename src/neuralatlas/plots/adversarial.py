@@ -14,8 +14,9 @@ from neuralatlas.plots.style import DIVERGING, new_figure, symmetric_limits
 
 def adversarial_grid(result: Any, *, samples: int | Sequence[int] = 6, classes: Sequence[str] | None = None,
                      successful_first: bool = True) -> Figure:
-    """Rows of clean input, perturbation (diverging, one scale for all rows) and adversarial input,
-    with the model's predictions; a changed prediction is written in red.
+    """Rows of clean input, perturbation and adversarial input, with the model's predictions.
+
+    The perturbation is drawn diverging, on one scale for all rows; a changed prediction is written in red.
 
     Parameters
     ----------

@@ -17,8 +17,9 @@ from neuralatlas.plots.style import new_figure
 
 def architecture_costs(summary: Any, *, log: bool = True, only_costly: bool = True,
                 depth: int | None = None) -> Figure:
-    """Two bar charts, one bar per leaf layer (named as ``named_modules()`` names it):
-    parameters and multiply-accumulates per sample.
+    """Two bar charts of parameters and of multiply-accumulates per sample, one bar per leaf layer.
+
+    Layers are named as ``named_modules()`` names them.
 
     Parameters
     ----------

@@ -6,13 +6,14 @@ their attributes); no computing beyond what drawing needs, no file I/O.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from neuralatlas.errors import AnalysisError
+from neuralatlas import token_html
 from neuralatlas.plots.style import DISPLAY_WIDTH_IN, DIVERGING, MAGNITUDE, class_colors, new_figure
 
 
@@ -132,10 +133,11 @@ def attribution_grid(results: Any, *, samples: int | Sequence[int] = 6, inputs: 
             handles.setdefault(signed, im)
             ax.set_xticks([])
             ax.set_yticks([])
-            if r == 0:
-                ax.set_title(name, fontsize=8)
+            if r == 0:  # "integrated_gradients" is wider than its 1.9 in column at 8 pt: words on lines
+                ax.set_title(textwrap.fill(name.replace("_", " "), 14), fontsize=8)
         if scale == "column":  # under the column's last panel: the panels above keep their size
-            fig.colorbar(im, ax=axes[-1, col], location="bottom", shrink=0.9, pad=0.05)
+            cb = fig.colorbar(im, ax=axes[-1, col], location="bottom", shrink=0.9, pad=0.05)
+            cb.set_label("attribution" if signed else "|attribution|", fontsize=8)
     if has_input:
         for r, i in enumerate(rows):
             ax = axes[r, 0]
@@ -152,8 +154,11 @@ def attribution_grid(results: Any, *, samples: int | Sequence[int] = 6, inputs: 
             if r == 0:
                 ax.set_title("input", fontsize=8)
     if scale == "shared":
-        for signed, im in handles.items():
-            cb = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.5, location="right", pad=0.02)
+        # below the grid, one under the other: two bars side by side on the right crowded the
+        # first bar's label into the second's ticks
+        for k, (signed, im) in enumerate(handles.items()):
+            cb = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, location="bottom",
+                              pad=0.03 if k == 0 else 0.015, aspect=40)
             cb.set_label("attribution / robust max" if signed else "|attribution| / robust max", fontsize=8)
     return fig
 
@@ -272,95 +277,49 @@ def attribution_faithfulness(result: Any, *, ax=None) -> Figure:
     modes = list(result.curves)
     if ax is not None and len(modes) > 1:
         raise ValueError("faithfulness_curves draws one panel per mode; pass ax=None, or a result with one mode.")
-    fig, axes = new_figure(1, len(modes), size=(4.2 * len(modes), 3.4), ax=ax)
+    # drawn at the 6.5 in column: at 8.4 in, fitted to the column, the x labels ran together
+    fig, axes = new_figure(1, len(modes), size=(3.25 * len(modes), 3.2), ax=ax,
+                           **({"layout": "constrained"} if ax is None else {}))
     axes_list = [axes] if ax is not None else list(axes[0])
     methods = [m for m in result.methods if m != "random"]
     colors = class_colors(max(1, len(methods)))
     for a, mode in zip(axes_list, modes, strict=True):
         auc = result.auc(mode)
         for k, m in enumerate(methods):
-            a.plot(result.fractions, result.mean_curve(mode, m), color=colors[k], label=f"{m} ({auc[m]:.3f})")
+            a.plot(result.fractions, result.mean_curve(mode, m), color=colors[k],
+                   label=f"{m.replace('_', ' ')} ({auc[m]:.3f})")
         if "random" in result.curves[mode]:
             a.plot(result.fractions, result.mean_curve(mode, "random"), "--", color="0.5",
                    label=f"random ({auc['random']:.3f})")
-        a.set_xlabel(f"share of pixels {'removed' if mode == 'deletion' else 'inserted'}, most attributed first")
+        a.set_xlabel(f"share of pixels {'removed' if mode == 'deletion' else 'inserted'},\nmost attributed first")
         a.set_ylabel(f"target {result.score}")
         better = "lower" if mode == "deletion" else "higher"
-        a.set_title(f"{mode.capitalize()} (AUC, {better} is better)", fontsize=10)
+        a.set_title(f"{mode.capitalize()} (AUC, {better} is better)", fontsize=9)
         a.set_xlim(0, 1)
-        a.legend(fontsize=7, frameon=False)
+        a.legend(fontsize=8, frameon=False, loc="best", title="method (AUC)", title_fontsize=8)
     return fig
 
 
 # ---------------------------------------------------------------------------- tokens (text)
-_SPACE_MARKERS = ("Ġ", "▁")  # byte-level BPE (GPT-2, RoBERTa) and SentencePiece word starts
+# The rows, merging and colour scale of a token heat map, and its HTML, live below plots in
+# neuralatlas/token_html.py (Attribution._repr_html_ shows them without importing plots);
+# their names here stay importable.
+_SPACE_MARKERS, _is_special, _merge_pieces = token_html._SPACE_MARKERS, token_html._is_special, token_html._merge_pieces
+token_rows, _token_scale = token_html.token_rows, token_html.token_scale
 
 
-def token_rows(result: Any, *, samples: int | Sequence[int] = 8, merge: bool = True,
-               tokenizer: Any = None, classes: Sequence[str] | None = None
-               ) -> list[tuple[str, list[tuple[str, float]]]]:
-    """``[(caption, [(token, score), ...]), ...]`` for the chosen samples, padding dropped.
+def attribution_token_heatmap_html(result: Any, *, samples: int | Sequence[int] = 8, merge: bool = True,
+                                   tokenizer: Any = None, classes: Sequence[str] | None = None,
+                                   vmax: float | None = None) -> str:
+    """The token heat map as HTML: one ``<p>`` per sentence of ``<span>`` tokens on coloured backgrounds.
 
-    Scores are :attr:`Attribution.token_scores` (an embedding layer's maps summed over its
-    dimension). With ``merge`` a word split into sub-word pieces is shown as one word whose
-    score is the sum of its pieces' (sums keep completeness): WordPiece continuations
-    (``##ing``) join the piece before them, and with byte-level BPE / SentencePiece a piece
-    that does not start a word (no ``Ġ`` / ``▁``) joins the one before; the markers are
-    dropped. Special tokens ([CLS], [SEP], <|endoftext|>) stay as they are. ``merge=False``
-    shows every token exactly as the tokenizer wrote it.
+    Same rows, merging and colour scale as :func:`attribution_token_heatmap`; token text is
+    escaped, and each span's ``title`` holds its score. For embedding in the report or a
+    notebook. Made by :func:`neuralatlas.token_html.token_heatmap_html` (below plots, so that
+    ``Attribution._repr_html_`` shows it without importing figures); the parameters are its.
     """
-    scores = np.asarray(result.token_scores, np.float64)
-    tokens = getattr(result, "tokens", None)
-    if tokens is None:
-        if tokenizer is None or getattr(result, "inputs", None) is None:
-            raise AnalysisError("These attributions carry no token strings; pass tokenizer=... (the one that"
-                             " made the ids), or attribute a TextDataset so the tokens are kept.")
-        ids = np.asarray(result.inputs)
-        tokens = np.array(tokenizer.convert_ids_to_tokens(ids.reshape(-1).tolist()), dtype=str).reshape(ids.shape)
-    tokens = np.asarray(tokens)
-    n = len(scores)
-    rows = list(range(min(int(samples), n))) if isinstance(samples, (int, np.integer)) else [int(i) for i in samples]
-    mask = getattr(result, "mask", None)
-    labels = getattr(result, "labels", None)
-    out = []
-    for r in rows:
-        keep = np.ones(scores.shape[1], bool) if mask is None else np.asarray(mask[r]) != 0
-        keep &= tokens[r] != ""
-        pieces = [(str(t), float(s)) for t, s in zip(tokens[r][keep], scores[r][keep], strict=True)]
-        caption = f"sample {r}"
-        if labels is not None and r < len(labels):
-            lab = int(labels[r])
-            caption += f" · {classes[lab] if classes is not None and 0 <= lab < len(classes) else lab}"
-        out.append((caption, _merge_pieces(pieces) if merge else pieces))
-    return out
-
-
-def _is_special(token: str) -> bool:
-    return (token.startswith("[") and token.endswith("]")) or (token.startswith("<") and token.endswith(">"))
-
-
-def _merge_pieces(pieces: list[tuple[str, float]]) -> list[tuple[str, float]]:
-    markers = any(t.startswith(_SPACE_MARKERS) for t, _ in pieces)
-    words: list[list[Any]] = []
-    for token, score in pieces:
-        special = _is_special(token)
-        if token.startswith("##") and words and not _is_special(words[-1][0]):
-            words[-1][0] += token[2:]
-            words[-1][1] += score
-        elif (markers and not special and words and not _is_special(words[-1][0])
-              and not token.startswith(_SPACE_MARKERS)):
-            words[-1][0] += token
-            words[-1][1] += score
-        else:
-            words.append([token.lstrip("".join(_SPACE_MARKERS)) or token, score])
-    return [(w, s) for w, s in words]
-
-
-def _token_scale(rows: list[tuple[str, list[tuple[str, float]]]], signed: bool,
-                 vmax: float | None) -> tuple[float, float]:
-    values = np.array([s for _, toks in rows for _, s in toks], np.float64)
-    top = float(vmax) if vmax is not None else _robust_max(values, 100.0) if values.size else 1.0
-    return (-top, top) if signed else (0.0, top)
+    return token_html.token_heatmap_html(result, samples=samples, merge=merge, tokenizer=tokenizer,
+                                         classes=classes, vmax=vmax)
 
 
 def attribution_token_heatmap(result: Any, *, ax=None, samples: int | Sequence[int] = 8, merge: bool = True,
@@ -459,39 +418,6 @@ def attribution_token_heatmap(result: Any, *, ax=None, samples: int | Sequence[i
     if title:
         ax.set_title(title, fontsize=fontsize)
     return fig
-
-
-def attribution_token_heatmap_html(result: Any, *, samples: int | Sequence[int] = 8, merge: bool = True,
-                       tokenizer: Any = None, classes: Sequence[str] | None = None,
-                       vmax: float | None = None) -> str:
-    """The token heat map as HTML: one ``<p>`` per sentence of ``<span>`` tokens on coloured backgrounds.
-
-    Same rows, merging and colour scale as :func:`token_heatmap`; token text is escaped, and
-    each span's ``title`` holds its score. For embedding in the report or a notebook.
-    """
-    import html
-
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import Normalize, to_hex
-
-    rows = token_rows(result, samples=samples, merge=merge, tokenizer=tokenizer, classes=classes)
-    signed = bool(getattr(result, "signed", True))
-    lo, hi = _token_scale(rows, signed, vmax)
-    norm = Normalize(lo, hi)
-    cmap = plt.get_cmap(DIVERGING if signed else MAGNITUDE)
-    parts = ['<div class="na-tokens">']
-    for caption, toks in rows:
-        spans = []
-        for tok, score in toks:
-            v = float(norm(score))
-            dark = abs(v - (0.5 if signed else 0.0)) > (0.35 if signed else 0.7)
-            spans.append(f'<span style="background:{to_hex(cmap(v))};color:{"#fff" if dark else "#000"};'
-                         f'padding:0 2px;border-radius:2px" title="{score:+.4g}">{html.escape(tok)}</span>')
-        parts.append(f'<p><small style="color:#666">{html.escape(caption)}</small> {" ".join(spans)}</p>')
-    scale = f"{lo:+.3g} … {hi:+.3g}" if signed else f"0 … {hi:.3g}"
-    parts.append(f'<p><small style="color:#666">colour scale {html.escape(scale)}'
-                 f' ({"blue negative, red positive" if signed else "darker = larger"})</small></p></div>')
-    return "".join(parts)
 
 
 def attribution_photo_grid(result: Any, *, alpha: float = 0.55, size: float = 1.9) -> Figure:

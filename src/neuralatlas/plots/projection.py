@@ -73,10 +73,44 @@ def _scatter(ax: Any, points: np.ndarray, labels: np.ndarray, colors: np.ndarray
     ax.set_aspect("equal", adjustable="datalim")
 
 
-def _legend(fig: Figure, result: Any, colors: np.ndarray, **kwargs: Any) -> None:
+def _class_handles(result: Any, colors: np.ndarray) -> list[Line2D]:
     names = result.classes or [str(i) for i in range(len(colors))]
-    handles = [Line2D([], [], marker="o", ls="", color=colors[i], label=str(name)) for i, name in enumerate(names)]
-    fig.legend(handles=handles, ncol=min(len(handles), 10), frameon=False, fontsize="small", **kwargs)
+    return [Line2D([], [], marker="o", ls="", color=colors[i], label=str(name)) for i, name in enumerate(names)]
+
+
+def _ring_handle() -> Line2D:
+    return Line2D([], [], marker="o", ls="", markerfacecolor="none", markeredgecolor="0.15", markeredgewidth=0.6,
+                  label="misclassified")
+
+
+def _legend(fig: Figure, result: Any, colors: np.ndarray, *, rings: bool = False, title: str | None = None,
+            **kwargs: Any) -> None:
+    handles = _class_handles(result, colors) + ([_ring_handle()] if rings else [])
+    ncol = len(handles) if len(handles) <= 10 else -(-len(handles) // 2)   # two rows beyond ten
+    fig.legend(handles=handles, ncol=ncol, frameon=False, fontsize="small", title=title, title_fontsize=8, **kwargs)
+
+
+# A panel in which most samples are misclassified (an untrained network's epoch 0) gets no
+# rings: rings on nine points in ten say nothing the panel's NH does not, hide the class
+# colours, and cost a third of the panel's bytes in the report. The figure says which
+# epochs were drawn so (:func:`_unringed_note`).
+RING_MAX_SHARE = 0.5
+
+
+def _misclassified(result: Any, epoch: int | None) -> np.ndarray | None:
+    pred = result.prediction(epoch)
+    if pred is None:
+        return None
+    known = pred >= 0
+    return (known & (pred != result.labels)) if known.any() else None
+
+
+def _unringed_note(unringed: dict[Any, float]) -> str | None:
+    if not unringed:
+        return None
+    where = ", ".join(f"{'final' if e is None else f'epoch {e}'} ({100 * share:.0f} % misclassified)"
+                      for e, share in unringed.items())
+    return f"no rings where most samples are misclassified:\n{where}"
 
 
 def projection_scatter(result: Any, layer: str | None = None, epoch: int | None | str = "any", *, ax: Any = None,
@@ -203,9 +237,10 @@ def projection_trail_image(
 
 
 def _standardised(coords: list[np.ndarray]) -> list[np.ndarray]:
-    """Each embedding centred and scaled to unit RMS radius: t-SNE/UMAP scales are arbitrary
-    and PCA's differ by layer, so shared axes compare positions, not scales. Rotations from
-    the alignment (``align=True``) are kept.
+    """Each embedding centred and scaled to unit RMS radius.
+
+    t-SNE/UMAP scales are arbitrary and PCA's differ by layer, so shared axes compare positions, not scales.
+    Rotations from the alignment (``align=True``) are kept.
     """
     out = []
     for pts in coords:
@@ -216,8 +251,12 @@ def _standardised(coords: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _small_multiples(fig: Figure, grid: Any, result: Any, keys: list, coords: list[np.ndarray], along: str,
-                     ncols: int, alpha: float | None, linewidth: float) -> list[Any]:
-    """Draw one panel per step into ``grid`` (a GridSpec of ``ceil(len/ncols)`` x ``ncols``)."""
+                     ncols: int, alpha: float | None, linewidth: float) -> tuple[list[Any], dict[Any, float], bool]:
+    """Draw one panel per step into ``grid`` (a GridSpec of ``ceil(len/ncols)`` x ``ncols``).
+
+    Returns the panels, ``{epoch: share misclassified}`` of the epochs whose panels have no
+    rings (more than :data:`RING_MAX_SHARE` misclassified), and whether any panel has rings.
+    """
     colors = _colors(result)
     pts = _standardised(coords)
     every = np.concatenate(pts)
@@ -227,7 +266,7 @@ def _small_multiples(fig: Figure, grid: Any, result: Any, keys: list, coords: li
     a = alpha if alpha is not None else float(np.clip(30.0 / max(n, 1), 0.04, 0.6))
     order = np.random.default_rng(0).permutation(n)   # no class always painted last
     rgba = colors[result.labels % len(colors)].copy()
-    axes, first = [], None
+    axes, first, unringed, ringed = [], None, {}, False
     for i, (key, now) in enumerate(zip(keys, pts, strict=True)):
         ax = fig.add_subplot(grid[i // ncols, i % ncols], sharex=first, sharey=first)
         first = first or ax
@@ -238,8 +277,11 @@ def _small_multiples(fig: Figure, grid: Any, result: Any, keys: list, coords: li
             ax.add_collection(LineCollection(segs, colors=np.c_[rgba[order, :3], np.full(n, a)],
                                              linewidths=linewidth, rasterized=n > 200))
             moved = f"\nmoved {float(np.nanmean(np.linalg.norm(now - before, axis=1))):.2f}"
-        pred = result.prediction(key[1])
-        wrong = (pred >= 0) & (pred != result.labels) if pred is not None else None
+        wrong = _misclassified(result, key[1])
+        if wrong is not None and wrong.mean() > RING_MAX_SHARE:
+            unringed[key[1]] = float(wrong.mean())
+            wrong = None
+        ringed = ringed or bool(wrong is not None and wrong.any())
         _scatter(ax, now, result.labels, colors, _point_size(n) * 0.45, wrong)
         ax.set_aspect("auto")
         head = _label_of(key, along) if i == 0 else f"{_label_of(keys[i - 1], along)} → {_label_of(key, along)}"
@@ -247,14 +289,15 @@ def _small_multiples(fig: Figure, grid: Any, result: Any, keys: list, coords: li
         axes.append(ax)
     first.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
     first.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
-    return axes
+    return axes, unringed, ringed
 
 
 def projection_trails(result: Any, along: str = "layers", *, layer: str | None = None,
                       epoch: int | None | str = "any", ncols: int | None = None, alpha: float | None = None,
                       linewidth: float = 0.5, width: float = DISPLAY_WIDTH_IN) -> Figure:
-    """Trails as small multiples: one panel per layer (or epoch) on shared axes, each showing
-    every sample's move from the previous step as a line in its class's colour.
+    """Trails as small multiples: one panel per layer (or epoch) on shared axes.
+
+    Each panel shows every sample's move from the previous step as a line in its class's colour.
 
     The trails of ten layers overlaid in one panel make a hairball; here each step has its own
     panel, so where samples move (and which classes move together) reads step by step. Each
@@ -285,42 +328,64 @@ def projection_trails(result: Any, along: str = "layers", *, layer: str | None =
     panel = width / ncols
     fig = Figure(figsize=(width, (panel + 0.55) * nrows + 0.45), layout="constrained")
     grid = fig.add_gridspec(nrows, ncols)
-    _small_multiples(fig, grid, result, keys, coords, along, ncols, alpha, linewidth)
-    _legend(fig, result, _colors(result), loc="outside lower center")
+    _, unringed, rings = _small_multiples(fig, grid, result, keys, coords, along, ncols, alpha, linewidth)
+    _legend(fig, result, _colors(result), rings=rings, title=_unringed_note(unringed), loc="outside lower center")
     return fig
+
+
+# The bundled overlay is drawn half the figure column wide, its class key beside it: a
+# bundle of a few hundred trails reads as well at 3.25 in as at 6.5 in, and its many
+# translucent shades made the full-width overlay most of each evolution figure's bytes
+# (demo: 125 kB of an epoch figure's 175 kB in the report; 46 kB at half the width).
+BUNDLE_SHARE = 0.5
 
 
 def _evolution(result: Any, along: str, layer: str | None, epoch: int | None | str, bundle: bool,
                bundle_options: dict[str, Any] | None, thumb: float) -> Figure:
     # one panel per step on shared axes with each sample's move from the previous step (the
     # trails of every layer overlaid in one panel made a hairball); with bundle=True the
-    # bundled overlay of every trail follows below
+    # bundled overlay of every trail follows below, beside the class key
     keys, coords = result.sequence(along, layer=layer, epoch=epoch)
     ncols = min(len(keys), 4)
     nrows = -(-len(keys) // ncols)
     thumb = min(thumb, DISPLAY_WIDTH_IN / ncols)
+    width = thumb * ncols
     title_h = 0.55
-    trail_h = min(DISPLAY_WIDTH_IN * 0.7, thumb * ncols * 0.6 + 0.4) if bundle else 0.0
-    height = (thumb + title_h) * nrows + trail_h + 0.6
-    fig = Figure(figsize=(thumb * ncols, height), layout="constrained")
+    side = max(width * BUNDLE_SHARE, min(width, 2.6))  # a narrow figure keeps a readable overlay
+    trail_h = side + 0.45 if bundle else 0.0            # the overlay and its two-line title
+    height = (thumb + title_h) * nrows + trail_h + (0.15 if bundle else 0.6)
+    fig = Figure(figsize=(width, height), layout="constrained")
     if bundle:
-        outer = fig.add_gridspec(2, 1, height_ratios=[(thumb + title_h) * nrows, trail_h + 0.4])
+        outer = fig.add_gridspec(2, 1, height_ratios=[(thumb + title_h) * nrows, trail_h])
         grid = outer[0].subgridspec(nrows, ncols)
+        bottom = outer[1].subgridspec(1, 2, width_ratios=[side, max(width - side, 1e-3)])
     else:
         grid = fig.add_gridspec(nrows, ncols)
-    _small_multiples(fig, grid, result, keys, coords, along, ncols, None, 0.5)
-    if bundle:
-        ax = fig.add_subplot(outer[1])
-        trail_image(result, along, layer=layer, epoch=epoch, bundle=True, ax=ax, bundle_options=bundle_options)
-    _legend(fig, result, _colors(result), loc="outside lower center")
+    _, unringed, rings = _small_multiples(fig, grid, result, keys, coords, along, ncols, None, 0.5)
+    note = _unringed_note(unringed)
+    if not bundle:
+        _legend(fig, result, _colors(result), rings=rings, title=note, loc="outside lower center")
+        return fig
+    ax = fig.add_subplot(bottom[0])
+    trail_image(result, along, layer=layer, epoch=epoch, bundle=True, ax=ax, bundle_options=bundle_options)
+    ax.set_title(f"trails of every sample, bundled:\n{_label_of(keys[0], along)} (dark) → "
+                 f"{_label_of(keys[-1], along)} (bright)", fontsize=8.5)
+    key = fig.add_subplot(bottom[1])
+    key.axis("off")
+    handles = _class_handles(result, _colors(result)) + ([_ring_handle()] if rings else [])
+    key.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 0.45), ncol=2 if len(handles) > 5 else 1,
+               frameon=False, fontsize=8, title="class (hue, in every panel)", title_fontsize=8, alignment="left")
+    if note:
+        key.text(0.0, 0.4, note, transform=key.transAxes, fontsize=8, va="top", ha="left")
     return fig
 
 
 def projection_layer_evolution(result: Any, *, epoch: int | None | str = "any", bundle: bool = False,
                           bundle_options: dict[str, Any] | None = None, thumb: float = 2.0) -> Figure:
-    """Every layer's embedding, one panel per layer on shared axes, with each sample's move
-    from the previous layer (:func:`projection_trails`); with ``bundle=True`` the bundled
-    trail image of the whole sequence follows below.
+    """Every layer's embedding, one panel per layer on shared axes.
+
+    Each panel shows each sample's move from the previous layer (:func:`projection_trails`); with
+    ``bundle=True`` the bundled trail image of the whole sequence follows below.
 
     Example
     -------
@@ -331,8 +396,10 @@ def projection_layer_evolution(result: Any, *, epoch: int | None | str = "any", 
 
 def projection_epoch_evolution(result: Any, layer: str | None = None, *, bundle: bool = False,
                           bundle_options: dict[str, Any] | None = None, thumb: float = 2.0) -> Figure:
-    """One layer's embedding at every epoch, one panel per epoch on shared axes, with each
-    sample's move from the previous epoch; with ``bundle=True`` the bundled trail image below.
+    """One layer's embedding at every epoch, one panel per epoch on shared axes.
+
+    Each panel shows each sample's move from the previous epoch; with ``bundle=True`` the bundled trail image
+    follows below.
 
     Example
     -------

@@ -83,9 +83,8 @@ def figure_style(target: str = "report") -> Iterator[dict]:
     with plt.rc_context(rc):
         yield dict(rc)
 
-DIVERGING = "RdBu_r"      # signed values (contrastive NAPs, gradients, signed attributions)
-SEQUENTIAL = "viridis"    # non-negative values (activations, importances)
-MAGNITUDE = "magma"       # |attribution|, saliency
+# the colour maps: defined below plots, so HTML made without figures colours the same
+from neuralatlas.palette import DIVERGING, MAGNITUDE, SEQUENTIAL  # noqa: E402, F401
 
 
 def class_colors(n: int) -> np.ndarray:

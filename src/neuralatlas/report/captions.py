@@ -41,11 +41,13 @@ CAPTIONS: dict[str, list[tuple[str, str]]] = {
     ],
     "projection": [
         ("layers_*", "Two-dimensional embedding of every layer ({epoch}), one panel per layer on shared"
-                     " axes, each line a {row}'s move from the previous layer{rings}."),
+                     " axes, each line a {row}'s move from the previous layer{rings_most}; where drawn, every"
+                     " trail bundled below."),
         ("epochs_*", "Embedding of {layer} at each captured epoch, one panel per epoch on shared axes,"
-                     " each line a {row}'s move over training{rings}."),
+                     " each line a {row}'s move over training{rings_most}; where drawn, every trail bundled"
+                     " below."),
         ("trails_*", "Trails as small multiples ({rest}): one panel per step on shared axes, each line a"
-                     " {row}'s move from the previous step{rings}."),
+                     " {row}'s move from the previous step{rings_most}."),
         ("quality", "Neighbourhood hit and trustworthiness of the embedding, per layer and epoch."),
         ("neurons_*", "Neuron projection of {layer}: units close together respond alike across samples."),
         ("compare_*", "Neuron projection of {layer} beside the importance of each unit per class ({method})."),
@@ -105,8 +107,10 @@ GROUP_NOUNS = {"label": "class", "label_name": "class", "position": "position", 
 
 
 def group_noun(by: str | None) -> str:
-    """The word for one group of a grouping column: ``"label"`` -> ``"class"``, ``"position"``
-    -> ``"position"``, any other column -> its name (``"group"``, ``"topic"``).
+    """The word for one group of a grouping column.
+
+    ``"label"`` -> ``"class"``, ``"position"`` -> ``"position"``, any other column -> its name (``"group"``,
+    ``"topic"``).
     """
     if not by:
         return "class"
@@ -114,9 +118,10 @@ def group_noun(by: str | None) -> str:
 
 
 def grouping(model: Any, analysis: str) -> str | None:
-    """The sample-table column ``analysis`` grouped by for ``model`` (a report ModelInfo), when
-    its summary says so: the NAPs' ``by``; for topomaps (whose summary names only the groups),
-    the NAPs' ``by`` when the groups are the same. None when unknown (class is assumed).
+    """The sample-table column ``analysis`` grouped by for ``model`` (a report ModelInfo), when known.
+
+    It is known when its summary says so: the NAPs' ``by``; for topomaps (whose summary names only the
+    groups), the NAPs' ``by`` when the groups are the same. None when unknown (class is assumed).
     """
     def summary(name: str) -> dict:
         out = model.analyses.get(name) if model is not None else None
@@ -133,9 +138,10 @@ def grouping(model: Any, analysis: str) -> str | None:
 
 
 def caption_fields(model: Any, analysis: str) -> dict[str, Any]:
-    """What :func:`describe` needs to know of a model's store and analysis to word a caption:
-    ``by`` (:func:`grouping`), ``rows`` ("tokens" for a store of token rows) and
-    ``predictions`` (whether the store has predictions to ring the misclassified).
+    """What :func:`describe` needs to know of a model's store and analysis to word a caption.
+
+    That is ``by`` (:func:`grouping`), ``rows`` ("tokens" for a store of token rows) and ``predictions``
+    (whether the store has predictions to ring the misclassified).
     """
     attrs = getattr(getattr(model, "store", None), "attrs", None) or {}
     return {"by": grouping(model, analysis), "rows": "tokens" if attrs.get("rows") == "tokens" else "samples",
@@ -196,6 +202,9 @@ def describe(analysis: str, stem: str | PurePath, *, layers: list[str] | tuple[s
                 "group": group_noun(by),
                 "row": rows.rstrip("s") or "sample",
                 "rings": f"; rings mark misclassified {rows}" if predictions else "",
+                # the small multiples leave rings out of a panel in which most are misclassified
+                "rings_most": (f"; rings mark misclassified {rows}, except in a panel where most are"
+                               " (the figure names it)") if predictions else "",
             }
             text = sentence.format(**fields)
             return f"{model}: {text}" if model else text

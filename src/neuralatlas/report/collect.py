@@ -224,8 +224,10 @@ def layer_of(text: str, layers: list[str]) -> str | None:
 
 
 def depth_order(paths: list[Path], layers: list[str], base: Path | None = None) -> list[Path]:
-    """Figures in the model's layer order (not alphabetical): figures about no single layer
-    (overviews, "all layers") first, then each layer's in depth order, file names breaking ties.
+    """Figures in the model's layer order (not alphabetical).
+
+    Figures about no single layer (overviews, "all layers") come first, then each layer's in depth order,
+    file names breaking ties.
 
     Example
     -------

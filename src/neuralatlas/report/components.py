@@ -89,16 +89,19 @@ def png_size(data: bytes) -> tuple[int, int] | None:
 
 
 # Figures are shown at their drawn size (inches x 96 CSS px), at most the report's figure
-# column; PNGs are re-encoded for that size (x IMAGE_SCALE, sharper than 1:1) and 256
-# colours, so a 200-dpi file of 1300 px travels as ~800 px (the files in figures/ stay as
-# they are).
+# column; PNGs are re-encoded for that size (x IMAGE_SCALE) and 256 colours, so a 200-dpi
+# file of 1300 px travels as ~640 px (the files in figures/ stay as they are).
 CSS_PX_PER_IN = 96
 # neuralatlas.plots.style.DISPLAY_WIDTH_IN (6.5 in) plus the 0.1 in padding on each side that
 # saving with a tight bounding box adds, and a little slack: 6.75 in = 648 px
 DISPLAY_WIDTH_PX = 648
 # a figure shown at least this share of the column is printed the full text width
 WIDE_SHARE = 0.85
-IMAGE_SCALE = 1.15       # inline: 8 pt text ~12 px high; the demo page (3 models) stays under 6 MB
+# Inline: one image pixel per CSS pixel, the display size (8 pt text is 10.7 px high, as
+# 8 pt text of the page itself). 1.15 made the demo page (3 models) 6.1 MB against 5.3 MB
+# at 1.0, for a sharpness a 1x screen downsamples away and a 2x screen still blurs;
+# images="files" is the sharp option.
+IMAGE_SCALE = 1.0
 IMAGE_SCALE_FILES = 2.0  # side files cost the page nothing: sharp on HiDPI screens
 
 
@@ -162,8 +165,10 @@ def _encode_png(raw: bytes, width: int | None) -> bytes:
 
 
 def figure_geometry(path: Path, raw: bytes | None = None) -> dict[str, Any]:
-    """What is known of a saved figure's size: ``width_in``, ``height_in``, ``px`` (PNG), and
-    ``font_pt`` (its smallest text, as :func:`neuralatlas.plots.style.save_figure` recorded).
+    """What is known of a saved figure's size.
+
+    The keys: ``width_in``, ``height_in``, ``px`` (PNG), and ``font_pt`` (its smallest text, as
+    :func:`neuralatlas.plots.style.save_figure` recorded).
     """
     from neuralatlas.plots.style import META_FONT, META_LAYER, figure_meta
 
@@ -196,8 +201,9 @@ def figure_geometry(path: Path, raw: bytes | None = None) -> dict[str, Any]:
 
 
 def image_uri(path: Path) -> tuple[str, tuple[int, int] | None]:
-    """The page's reference to a PNG or SVG file (a ``data:`` URI unless images go to side
-    files), and the pixel size it is shown at (None for SVG).
+    """The page's reference to a PNG or SVG file, and the pixel size it is shown at (None for SVG).
+
+    The reference is a ``data:`` URI unless images go to side files.
     """
     src, dims, _ = _image(path)
     return src, dims

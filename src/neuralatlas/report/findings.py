@@ -47,8 +47,10 @@ def _summary(model: ModelInfo, analysis: str) -> dict[str, Any] | None:
 
 
 def input_views(model: ModelInfo) -> list[str]:
-    """Layers before the first layer with parameters (a flatten of the input, say): the raw
-    input seen again, a baseline for the layers after it rather than a learned representation.
+    """Layers before the first layer with parameters (a flatten of the input, say).
+
+    They are the raw input seen again: a baseline for the layers after them rather than a learned
+    representation.
 
     Known from the architecture step's ``summary.csv`` (empty when it did not run).
     """
@@ -98,8 +100,9 @@ def _last_epoch_spread(summary: dict[str, Any]) -> dict[str, tuple[float, float,
 
 
 def token_rows(model: ModelInfo) -> bool:
-    """Whether the model's store has a row per token (``rows="tokens"``): its points are
-    tokens, each labelled with its sentence's class, and positions are not classes.
+    """Whether the model's store has a row per token (``rows="tokens"``).
+
+    Its points are then tokens, each labelled with its sentence's class, and positions are not classes.
     """
     return model.store is not None and model.store.attrs.get("rows") == "tokens"
 

@@ -269,8 +269,10 @@ def export_latex(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
 
 
 def _drawn_pdfs(output: Any, scratch: Path, files: list[Path]) -> dict[Path, Path]:
-    """PDFs of the figures the run saved as PNG only, drawn from the analysis' saved results by its
-    step's own figure function in the paper style (:func:`neuralatlas.plots.style.figure_style`).
+    """PDFs of the figures the run saved as PNG only, drawn again from the analysis' saved results.
+
+    Each is drawn by its step's own figure function in the paper style
+    (:func:`neuralatlas.plots.style.figure_style`).
 
     Returns ``{figure path relative to figures/<analysis>/ without suffix: drawn PDF}``; empty
     when every figure has its PDF already, when no step of the package wrote the analysis, or
@@ -375,8 +377,10 @@ def _figure_float(rel: Path, caption: str, label: str, width_in: float | None = 
 
 
 def _figure_floats(figures: list[tuple[Path, str, str, float | None]]) -> list[str]:
-    """Floats for one analysis' figures: two narrow figures in a row become one 2-up float of
-    subfigures (each with its own caption and label), wide ones a float each.
+    """Floats for one analysis' figures: narrow figures in pairs, wide ones alone.
+
+    Two narrow figures in a row become one 2-up float of subfigures (each with its own caption and label);
+    wide ones get a float each.
     """
     out: list[str] = []
     i = 0
@@ -400,8 +404,9 @@ def _figure_floats(figures: list[tuple[Path, str, str, float | None]]) -> list[s
 
 
 def _architecture_pdf(output: Any, dest: Path) -> Path | None:
-    """The layer graph as a vector PDF, drawn by Graphviz or, without ``dot``, by the built-in
-    layout in matplotlib (None without a saved graph).
+    """The layer graph as a vector PDF (None without a saved graph).
+
+    Graphviz draws it or, without ``dot``, the built-in layout in matplotlib.
     """
     if not (output.results_dir / "graph.json").is_file():
         return None
@@ -423,8 +428,9 @@ def _columns_phrase(table: Table) -> str:
 
 
 def _common(a: str, b: str) -> str:
-    """The caption of a pair of subfigures: the model they share, then each panel's topic
-    (its caption up to the first colon).
+    """The caption of a pair of subfigures.
+
+    It names the model they share, then each panel's topic (its caption up to the first colon).
     """
     def split(text: str) -> tuple[str, str]:
         head, sep, rest = text.partition(": ")

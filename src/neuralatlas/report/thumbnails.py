@@ -146,9 +146,10 @@ CONTEXT_TOKENS = 6  # tokens shown on each side of a token row's token
 
 
 def tokens_in_context(table: Any, rows: np.ndarray, context: int = CONTEXT_TOKENS) -> list[str]:
-    """``"… ran the [marathon] in just …"`` for each token row: its token in brackets, with the
-    tokens around it in the same sample (from the sample table's ``sample``, ``position`` and
-    ``token`` columns).
+    """``"… ran the [marathon] in just …"`` for each token row: its token in brackets, in context.
+
+    The context is the tokens around it in the same sample (from the sample table's ``sample``, ``position``
+    and ``token`` columns).
     """
     sample = table["sample"].to_numpy()
     position = table["position"].to_numpy()

@@ -101,8 +101,9 @@ FIGURE_SETTINGS = "figure_settings.json"
 
 
 def write_figure_settings(results: Path, **settings: Any) -> None:
-    """Record the keyword arguments the step's ``figures`` was called with, so a redraw from the
-    saved results (the LaTeX export) draws the same figures, not the defaults'.
+    """Record the keyword arguments the step's ``figures`` was called with.
+
+    Then a redraw from the saved results (the LaTeX export) draws the same figures, not the defaults'.
     """
     write_json(Path(results) / FIGURE_SETTINGS, settings, kind="figure_settings")
 

@@ -18,12 +18,14 @@ from neuralatlas.errors import AnalysisError
 from neuralatlas.results import write_json
 from neuralatlas.steps._common import checked_params, save
 from neuralatlas.steps.attribution import load_run_data
+from neuralatlas.vocabulary import renamed_parameter
 
 NAME = "adversarial"
 
 Progress = Callable[[int, int], None]
 
 
+@renamed_parameter("samples", "n_samples")
 def attack_run(
     run_dir: str | Path,
     method: str = "pgd",
@@ -35,7 +37,7 @@ def attack_run(
     data: str = "digits",
     data_path: str | Path | None = None,
     split: str = "test",
-    samples: int | None = None,
+    n_samples: int | str | None = None,
     capture: bool = True,
     layers: Sequence[str] | None = None,
     batch_size: int = 256,
@@ -48,7 +50,9 @@ def attack_run(
 
     With ``capture``, clean and adversarial inputs of the largest ``eps`` are captured into
     ``RUN_DIR/adversarial.zarr`` (a ``group`` column says which), on ``layers`` (default: the
-    layers of ``RUN_DIR/acts.zarr`` when it exists, else every leaf layer).
+    layers of ``RUN_DIR/acts.zarr`` when it exists, else every leaf layer). ``n_samples``
+    attacks the first ``n_samples`` samples of the split (``None`` or ``"all"``, the default:
+    every sample; ``samples`` is its old name).
 
     Examples
     --------
@@ -61,7 +65,7 @@ def attack_run(
     eps = [float(e) for e in eps]
     if not eps:
         raise AnalysisError("eps is empty; give at least one perturbation size, e.g. --eps 0.1.")
-    model, dataset = load_run_data(run_dir, data, data_path, split, samples)
+    model, dataset = load_run_data(run_dir, data, data_path, split, n_samples)
     total = len(eps) + int(capture)
     kwargs = dict(norm=norm, steps=steps, target_class=target_class, batch_size=batch_size, device=device,
                   seed=seed)
@@ -121,6 +125,6 @@ _RUN_DATA = ("run_dir", "data", "data_path", "split", "progress")
 def run(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
     """Pipeline adapter: FGSM/PGD success against eps, and a store of clean and adversarial activations."""
     params = checked_params(NAME, attack_run, params, internal=_RUN_DATA)
-    params.setdefault("samples", ctx.run.capture.n_samples)
+    params.setdefault("n_samples", ctx.run.capture.n_samples)
     return attack_run(ctx.run_dir, data=ctx.run.data.name, data_path=ctx.run.data.path,
                       split=ctx.run.capture.split, progress=reporter.progress, **params)

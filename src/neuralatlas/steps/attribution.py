@@ -24,20 +24,23 @@ import numpy as np
 from neuralatlas.errors import AnalysisError, DataError
 from neuralatlas.results import safe_name, write_json
 from neuralatlas.steps._common import checked_params, save
+from neuralatlas.vocabulary import renamed_parameter, resolve_n_samples
 
 Progress = Callable[[int, int], None]
 NAME = "attribution"
 
 
+@renamed_parameter("samples", "n_samples")
 def load_run_data(run_dir: str | Path, data: Any = "digits", data_path: str | Path | None = None,
-                  split: str = "test", samples: int | None = None, *, model: Any = None,
+                  split: str = "test", n_samples: int | str | None = None, *, model: Any = None,
                   tokenizer: Any = None) -> tuple[Any, Any]:
     """``(model in eval mode, data set)`` of a run folder made by ``neuralatlas train``.
 
     ``data`` is a name for ``neuralatlas.data.load`` or a ``(train, test)`` pair / one data
     set already loaded; ``model`` a model already built (default: rebuilt from the run
     folder); ``tokenizer`` (an object or a local model folder) tokenises a text data set
-    loaded without one. ``samples`` keeps the first ``samples`` rows of the split.
+    loaded without one. ``n_samples`` keeps the first ``n_samples`` rows of the split (``None``
+    or ``"all"``: every row; ``samples`` is its old name).
     """
     from neuralatlas.data import load
     from neuralatlas.data.text import TextDataset
@@ -60,13 +63,13 @@ def load_run_data(run_dir: str | Path, data: Any = "digits", data_path: str | Pa
             raise DataError(f"The text data set {dataset.name!r} has no tokenizer, so it has no model inputs;"
                             " pass tokenizer=... (the model's tokenizer, or its local folder).")
         dataset = dataset.with_tokenizer(tokenizer)
-    if samples is not None:
-        if int(samples) < 1:
-            raise DataError(f"samples={samples} must be at least 1.")
-        dataset = dataset.subset(slice(0, int(samples)))
+    count = resolve_n_samples(n_samples)
+    if count is not None:
+        dataset = dataset.subset(slice(0, count))
     return model.eval(), dataset
 
 
+@renamed_parameter("samples", "n_samples")
 def attribute_run(
     run_dir: str | Path,
     methods: Sequence[str] = ("saliency", "integrated_gradients", "grad_cam"),
@@ -74,7 +77,7 @@ def attribute_run(
     data: str = "digits",
     data_path: str | Path | None = None,
     split: str = "test",
-    samples: int | None = None,
+    n_samples: int | str | None = None,
     target: Any = "label",
     layer: str | None = None,
     tokenizer: Any = None,
@@ -97,9 +100,10 @@ def attribute_run(
         A run folder (``model.json``, ``checkpoints/``).
     methods : sequence of str
         Method names of :func:`~neuralatlas.attribution.attribute`.
-    data, data_path, split, samples
+    data, data_path, split, n_samples
         The data set (as ``neuralatlas.data.load`` names it, or already loaded), the split,
-        and how many of its first samples (default: all).
+        and how many of its first samples (``None`` or ``"all"``, the default: every sample;
+        ``samples`` is the old name of ``n_samples``).
     layer : str, optional
         Text: the embedding layer every method attributes to (default: the model's
         ``nn.Embedding`` named like ``word_embeddings`` / ``wte`` / ``embed_tokens``, else its
@@ -147,7 +151,7 @@ def attribute_run(
 
     run_dir = Path(run_dir)
     names = [resolve_method(m) for m in methods]
-    model, dataset = load_run_data(run_dir, data, data_path, split, samples, model=model, tokenizer=tokenizer)
+    model, dataset = load_run_data(run_dir, data, data_path, split, n_samples, model=model, tokenizer=tokenizer)
     text = isinstance(dataset, TextDataset)
     options: dict[str, dict[str, Any]] = {m: {"n_steps": n_steps} for m in names
                                           if m in ("integrated_gradients", "conductance")}
@@ -192,6 +196,9 @@ def attribute_run(
         "store": Path(str(store.path)).relative_to(run_dir).as_posix(), "n_samples": store.n_samples, "split": split,
         "methods": {}, "target": target if not callable(target) else getattr(target, "__name__", "function"),
     }
+    differences = captum_differences(names)
+    if differences:  # the report shows them beside the maps
+        summary["captum_differences"] = differences
     if text:
         summary.update(text=True, layer=layer, skipped=skipped,
                        faithfulness="skipped: deletion/insertion curves delete pixels, not tokens")
@@ -239,6 +246,17 @@ def attribute_run(
 
 step = attribute_run  # the step of this module (``step(run_dir, methods, ...) -> summary``)
 
+
+def captum_differences(methods: Sequence[str]) -> dict[str, str]:
+    """Where each of ``methods`` differs from captum on purpose, ``{method: sentence}``.
+
+    The sentences of :data:`neuralatlas.attribution.methods.CAPTUM_DIFFERENCES`, for the run's
+    summary (the report shows them beside the maps).
+    """
+    from neuralatlas.attribution.methods import CAPTUM_DIFFERENCES
+
+    return {m: CAPTUM_DIFFERENCES[m] for m in dict.fromkeys(methods) if m in CAPTUM_DIFFERENCES}
+
 _RUN_DATA = ("run_dir", "data", "data_path", "split", "progress")
 
 
@@ -247,7 +265,7 @@ def run(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
     from neuralatlas.featurevis import conv_layers
 
     params = checked_params(NAME, attribute_run, params, internal=_RUN_DATA)
-    params.setdefault("samples", ctx.run.capture.n_samples)
+    params.setdefault("n_samples", ctx.run.capture.n_samples)
     if "methods" not in params:  # Grad-CAM needs a conv layer
         convs = conv_layers(ctx.model)
         params["methods"] = ["saliency", "integrated_gradients"] + (["grad_cam"] if convs else ["gradient_x_input"])
@@ -257,10 +275,14 @@ def run(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
                          progress=reporter.progress, **params)
 
 
+@renamed_parameter("samples", "n_samples")
 def jax_step(run_dir: str | Path, model: Any, data: Any,
                      methods: Sequence[str] = ("saliency", "integrated_gradients"), *,
-                     samples: int = 6, target: str | int = "label", n_steps: int = 50) -> dict[str, Any]:
+                     n_samples: int = 6, target: str | int = "label", n_steps: int = 50) -> dict[str, Any]:
     """The run folder's attribution section for a JAX model: results, grid figure, summary.
+
+    The first ``n_samples`` samples of ``data`` are attributed and shown (``samples`` is its
+    old name).
 
     Writes ``results/attribution/<method>/attribution.npz/.json`` and ``summary.json`` and
     ``figures/attribution/grid``, as ``neuralatlas attribute`` does for torch models (without
@@ -272,12 +294,12 @@ def jax_step(run_dir: str | Path, model: Any, data: Any,
     run_dir = Path(run_dir)
     results, figures = run_dir / "results" / "attribution", run_dir / "figures" / "attribution"
     results.mkdir(parents=True, exist_ok=True)
-    few = data.subset(slice(0, min(len(data), samples)))
+    few = data.subset(slice(0, min(len(data), n_samples)))
     shown = [attribute_jax(model, few, m, target=target, n_steps=n_steps) for m in methods]
     summary: dict[str, Any] = {"n_samples": len(few), "target": target, "methods": {}}
     for res in shown:
         res.save(results / safe_name(res.name))
         summary["methods"][res.method] = {k: v for k, v in res.summary().items() if k not in ("method", "name")}
-    save(attribution_grid(shown, samples=samples, classes=getattr(data, "classes", None)), figures / "grid")
+    save(attribution_grid(shown, samples=n_samples, classes=getattr(data, "classes", None)), figures / "grid")
     write_json(results / "summary.json", summary, kind="attribution_summary")
     return summary

@@ -1,5 +1,7 @@
-"""The discriminative-neurons part of the projection step: a layer's neuron map and which neurons
-separate the classes (extra-trees importances, ANOVA F, or both and their agreement).
+"""The discriminative-neurons part of the projection step.
+
+For a layer: its neuron map and which neurons separate the classes (extra-trees importances, ANOVA F,
+or both and their agreement).
 
 Writes into the projection's folders (the report shows them there):
 ``RUN_DIR/results/projection/neurons/`` (the neuron projection, ``discriminative_<layer>_<how>/``)

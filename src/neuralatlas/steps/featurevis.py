@@ -103,8 +103,10 @@ def load(results_dir: Path) -> dict[str, Any]:
 
 def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None, *,
             name: str | None = None, sample: int | None = None) -> int:
-    """The figures of one featurevis result (or of each in :func:`load`'s dict): images and trace
-    (file names from ``name``, the objective: ``logits`` or the layer), filter grid, feature maps.
+    """The figures of one featurevis result (or of each in :func:`load`'s dict).
+
+    They are the images and trace (file names from ``name``, the objective: ``logits`` or the layer), the
+    filter grid and the feature maps.
     """
     from neuralatlas.featurevis.kernels import Filters
     from neuralatlas.featurevis.maps import FeatureMaps
@@ -132,8 +134,9 @@ def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None
 
 
 def run(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
-    """Pipeline adapter: class-logit images, plus (conv models) the last conv layer's channels,
-    filters and feature maps.
+    """Pipeline adapter: class-logit images, and for conv models the last conv layer's channels too.
+
+    For conv models it also draws that layer's filters and feature maps.
     """
     from neuralatlas.featurevis import conv_layers
 

@@ -1,5 +1,7 @@
-"""The photo-attribution step (pretrained ImageNet models): saliency, integrated gradients, SmoothGrad and
-Grad-CAM of the predicted class on the bundled photos, with the cascading sanity check of saliency.
+"""The photo-attribution step (pretrained ImageNet models).
+
+It computes saliency, integrated gradients, SmoothGrad and Grad-CAM of the predicted class on the bundled
+photos, with the cascading sanity check of saliency.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from typing import Any
 
 from neuralatlas.steps._common import dirs, save, unknown_params, write_summary
 from neuralatlas.steps._photo import photo_model, skip
+from neuralatlas.steps.attribution import captum_differences
 
 NAME = "photo_attribution"
+#: The keys of ``analyses.photo_attribution`` (checked before a run trains anything).
+PARAMS = {"photos", "size", "methods", "n_steps", "smooth_draws", "sanity", "sanity_layers"}
 
 
 def run(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
-    """``analyses.photo_attribution: {photos: [names], size, methods, n_steps, smooth_samples, sanity}``.
+    """``analyses.photo_attribution: {photos: [names], size, methods, n_steps, smooth_draws, sanity}``.
 
     Saliency, integrated gradients, SmoothGrad and Grad-CAM of the predicted class on the
     bundled photos, and (``sanity: true``) the cascading model-randomisation test of
@@ -25,8 +30,7 @@ def run(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
     from neuralatlas.attribution.photos import DEFAULT_METHODS, attribute_photos
     from neuralatlas.data.photos import photos
 
-    unknown_params(NAME, params, {"photos", "size", "methods", "n_steps", "smooth_samples", "sanity",
-                                           "sanity_layers"})
+    unknown_params(NAME, params, PARAMS)
     why = photo_model(ctx)
     if why is not None:
         return skip(ctx, NAME, why, reporter)
@@ -36,11 +40,14 @@ def run(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
     results_dir, figures_dir = dirs(ctx.run_dir, NAME)
     t0 = time.perf_counter()
     res = attribute_photos(ctx.model, data, tuple(params.get("methods", DEFAULT_METHODS)),
-                           n_steps=int(params.get("n_steps", 16)), smooth_samples=int(params.get("smooth_samples", 8)))
+                           n_steps=int(params.get("n_steps", 16)), smooth_draws=int(params.get("smooth_draws", 8)))
     res.save(results_dir)
     figures(res, figures_dir)
     summary = res.summary()
     summary["seconds"] = round(time.perf_counter() - t0, 2)
+    differences = captum_differences(summary.get("methods") or [])
+    if differences:  # the report shows them beside the maps
+        summary["captum_differences"] = differences
     for name, top in zip(res.names, res.top, strict=True):
         reporter.message(f"{name}: " + ", ".join(f"{c} {p:.0%}" for c, p in top))
     ig = res.results.get("integrated_gradients") if hasattr(res, "results") else None

@@ -1,5 +1,7 @@
-"""The projection step: projections of hidden activity (Rauber et al. 2017) with the evolution figures,
-and for each layer in ``neurons`` its neuron map and discriminative neurons (:mod:`.discriminative`).
+"""The projection step: projections of hidden activity (Rauber et al. 2017) with the evolution figures.
+
+For each layer in ``neurons`` it adds that layer's neuron map and discriminative neurons
+(:mod:`.discriminative`).
 
 Writes ``RUN_DIR/results/projection/`` (:meth:`Projection.save`, ``neurons/``, ``summary.json``)
 and ``RUN_DIR/figures/projection/`` (``layers_<epoch>``, ``epochs_<layer>``, ``quality`` …).
@@ -92,8 +94,9 @@ def step(run_dir: Path, **params: Any) -> Any:
 
 
 def load(results_dir: Path) -> Any:
-    """The :class:`Projection` the step saved, with the neuron maps beside it when there are any:
-    ``(Projection, [(NeuronProjection, {how: DiscriminativeNeurons}), ...])``.
+    """The :class:`Projection` the step saved, with the neuron maps beside it when there are any.
+
+    With neuron maps it is ``(Projection, [(NeuronProjection, {how: DiscriminativeNeurons}), ...])``.
     """
     from neuralatlas.analysis.projection import Projection
     from neuralatlas.results import read_json
@@ -112,8 +115,9 @@ def load(results_dir: Path) -> Any:
 
 
 def figures(result: Any, figures_dir: Path, formats: Sequence[str] | None = None, *, bundle: bool = True) -> int:
-    """The evolution figures (over layers and epochs) and the quality figure of a :class:`Projection`
-    (and the neuron maps too, given :func:`load`'s pair).
+    """The evolution figures (over layers and epochs) and the quality figure of a :class:`Projection`.
+
+    Given :func:`load`'s pair, the neuron maps are drawn too.
     """
     from neuralatlas.plots.projection import (
         projection_epoch_evolution,
@@ -148,8 +152,10 @@ _INPUT_VIEWS = ("Flatten", "Identity", "Unflatten", "Dropout", "Reshape")
 
 
 def input_views(store: Any, layers: Sequence[str]) -> list[str]:
-    """The leading layers that are the raw input seen again: identical activations at the
-    first and last captured epoch, or (one epoch) a reshaping layer type before any other.
+    """The leading layers that are the raw input seen again.
+
+    They have identical activations at the first and last captured epoch, or (with one epoch) are a
+    reshaping layer type before any other.
     """
     import numpy as np
 

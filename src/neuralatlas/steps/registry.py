@@ -52,8 +52,9 @@ def resolve(analysis: str) -> Callable[..., dict[str, Any]]:
 
 
 def validate_params(analysis: str, params: dict[str, Any]) -> None:
-    """The parameter check of a pipeline analysis on its own, so a run refuses a typo in any
-    analysis before training or capturing (the same check its adapter makes).
+    """The parameter check of a pipeline analysis on its own (the same check its adapter makes).
+
+    With it, a run refuses a typo in any analysis before training or capturing.
 
     Analyses registered as plain callables (not a step of this package) are not checked here.
 
@@ -82,3 +83,7 @@ def validate_params(analysis: str, params: dict[str, Any]) -> None:
         from neuralatlas.steps.projection import _compute
 
         checked_params(analysis, _compute, {k: v for k, v in params.items() if k != "n"})
+    elif analysis == "photo_attribution":
+        from neuralatlas.steps.photo_attribution import PARAMS as PHOTO_PARAMS
+
+        unknown_params(analysis, params, PHOTO_PARAMS)

@@ -74,8 +74,10 @@ def run(ctx: Any, params: Mapping[str, Any], reporter: Any = None) -> dict[str, 
 
 
 def legacy_run_similarity(ctx: Any, params: Mapping[str, Any], reporter: Any = None) -> dict[str, Any]:
-    """The old ``neuralatlas.analysis.similarity.run_similarity(ctx, params, reporter)``: any ``ctx``
-    with ``store``, ``results_dir(name)`` and ``figures_dir(name)``; unknown parameters are an AnalysisError.
+    """The old ``neuralatlas.analysis.similarity.run_similarity(ctx, params, reporter)``.
+
+    Any ``ctx`` with ``store``, ``results_dir(name)`` and ``figures_dir(name)`` works; unknown parameters are
+    an AnalysisError.
     """
     from neuralatlas.analysis.similarity import similarity
     from neuralatlas.errors import AnalysisError, did_you_mean

@@ -1,5 +1,7 @@
-"""The unit-cards step (pretrained ImageNet models): per unit its optimised image, best natural patches,
-the classes it drives; ``RUN_DIR/results/unit_cards/``, ``RUN_DIR/figures/unit_cards/``.
+"""The unit-cards step (pretrained ImageNet models).
+
+Per unit: its optimised image, best natural patches and the classes it drives, in
+``RUN_DIR/results/unit_cards/`` and ``RUN_DIR/figures/unit_cards/``.
 """
 
 from __future__ import annotations

@@ -144,9 +144,10 @@ def read_done(store: ActivationStore, slot: int | None) -> np.ndarray:
 
 
 def _read_done_files(store: ActivationStore, slot: int | None) -> np.ndarray | None:
-    """Local stores: the flags straight from their one-byte chunk files (zarr's per-call overhead,
-    ~10 ms per array on a busy machine, would dominate opening a store of many epochs). Only for
-    the layout capture writes (one flag per chunk, bytes + optional crc32c); else ``None``.
+    """Local stores: the flags straight from their one-byte chunk files.
+
+    zarr's per-call overhead (~10 ms per array on a busy machine) would dominate opening a store of many
+    epochs. Only for the layout capture writes (one flag per chunk, bytes + optional crc32c); else ``None``.
     """
     from neuralatlas.store.locations import _slot
 

@@ -14,8 +14,9 @@ def _slot(epoch: int | None) -> str:
 
 
 class StoreURL(str):
-    """The location of a store held in an object store: a URL with the few ``Path``
-    attributes the rest of the code reads (``name``, ``stem``, ``parent``).
+    """The location of a store held in an object store.
+
+    It is a URL with the few ``Path`` attributes the rest of the code reads (``name``, ``stem``, ``parent``).
     """
 
     @property

@@ -145,8 +145,9 @@ def create_atomically(out: Path, build: Callable[[Path], Any], replace: bool = F
 
 
 def _touch_hook(moment: str) -> None:
-    """Test-only: ``NEURALATLAS_TEST_PAUSE=moment:FILE`` touches FILE at ``moment`` and waits,
-    so a fault test can kill the process exactly there. Costs one environment lookup.
+    """Test-only: ``NEURALATLAS_TEST_PAUSE=moment:FILE`` touches FILE at ``moment`` and waits.
+
+    A fault test can then kill the process exactly there. Costs one environment lookup.
     """
     spec = os.environ.get("NEURALATLAS_TEST_PAUSE")
     if not spec or not spec.startswith(moment + ":"):
@@ -158,8 +159,9 @@ def _touch_hook(moment: str) -> None:
 
 
 def half_created(out: Path) -> bool:
-    """Whether ``out`` is a store whose creation was stopped before its sample table was written
-    (left by an earlier version that created stores in place): nothing in it is worth keeping.
+    """Whether ``out`` is a store whose creation was stopped before its sample table was written.
+
+    Such a store was left by an earlier version that created stores in place: nothing in it is worth keeping.
     """
     from neuralatlas.store.core import FORMAT
 
@@ -181,8 +183,9 @@ def half_created(out: Path) -> bool:
 
 # ---------------------------------------------------------------------------- non-finite values
 def report_nonfinite(store: ActivationStore) -> dict[str, dict[str, int]]:
-    """After a capture: record how many rows of each layer hold NaN/inf (``attrs["nonfinite_rows"]``)
-    and warn when any do. Returns ``{slot: {layer: rows}}`` of the affected ones.
+    """After a capture: record how many rows of each layer hold NaN/inf, and warn when any do.
+
+    The counts go to ``attrs["nonfinite_rows"]``. Returns ``{slot: {layer: rows}}`` of the affected ones.
     """
     found: dict[str, dict[str, int]] = {}
     for slot in [None, *store.epochs]:
@@ -209,8 +212,10 @@ def report_nonfinite(store: ActivationStore) -> dict[str, dict[str, int]]:
 def warn_nonfinite(store: ActivationStore, layers: Sequence[str], epoch: int | None = None,
                    analysis: str = "This analysis", by: str | None = None,
                    groups: np.ndarray | None = None) -> None:
-    """Warn when ``layers`` of ``store`` hold NaN/inf, naming the layers and (``by`` / ``groups``)
-    the groups of samples they are in. Silent for stores that did not record it.
+    """Warn when ``layers`` of ``store`` hold NaN/inf.
+
+    The warning names the layers and (``by`` / ``groups``) the groups of samples they are in. Silent for
+    stores that did not record it.
     """
     try:
         masks = store.nonfinite_rows(epoch)

@@ -82,8 +82,10 @@ def _torch_load(path: Path, map_location: Any, trust_pickle: bool, what: str = "
 
 
 def unwrap_state_dict(obj: Any, what: str = "weights") -> dict[str, torch.Tensor]:
-    """The ``{name: tensor}`` mapping inside ``obj``: a state dict, a checkpoint dict holding
-    one under a key of :data:`STATE_KEYS`, or a whole ``nn.Module`` (its ``state_dict()``).
+    """The ``{name: tensor}`` mapping inside ``obj``.
+
+    ``obj`` is a state dict, a checkpoint dict holding one under a key of :data:`STATE_KEYS`, or a whole
+    ``nn.Module`` (its ``state_dict()``).
 
     Wrapper prefixes (:data:`WRAPPER_PREFIXES`) are stripped when every key carries them.
 
@@ -146,8 +148,10 @@ def read_state_dict(path: str | os.PathLike[str], *, map_location: Any = "cpu",
 
 
 def _strip_outer(state: dict[str, torch.Tensor], own: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """Keys saved from a wrapper object (Lightning's ``model.``): strip a first segment shared by
-    every key only when that makes the keys exactly the model's — a check, not a guess.
+    """Keys saved from a wrapper object (Lightning's ``model.``), matched to the model's.
+
+    A first segment shared by every key is stripped only when that makes the keys exactly the model's — a
+    check, not a guess.
     """
     if set(state) == set(own):
         return state

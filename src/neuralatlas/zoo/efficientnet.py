@@ -203,6 +203,9 @@ class Conv2dSame(nn.Conv2d):
 class Normalize(nn.Module):
     """``(x - mean) / std`` per channel; the model's first layer."""
 
+    mean: torch.Tensor  # buffers (register_buffer), typed for the checker
+    std: torch.Tensor
+
     def __init__(self, mean: Sequence[float], std: Sequence[float]):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
@@ -239,6 +242,8 @@ class MBConv(nn.Module):
 
 class EfficientNetLite(nn.Module):
     """EfficientNet-Lite0 (Tan & Le, 2019; the Lite variant of the TensorFlow TPU repository)."""
+
+    card: ModelCard  # set by the builder (efficientnet_lite0), not a submodule
 
     def __init__(self, n_classes: int = 1000, mean: Sequence[float] = (0.5, 0.5, 0.5),
                  std: Sequence[float] = (0.5, 0.5, 0.5), dropout: float = 0.2):

@@ -31,7 +31,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -73,7 +73,7 @@ class VGG16(nn.Module):
         layers: list[nn.Module] = []
         in_channels = 3
         for v in _VGG16_CONFIG:
-            if v == "M":
+            if isinstance(v, str):  # "M", the only text in the config
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             else:
                 layers += [nn.Conv2d(in_channels, v, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
@@ -102,7 +102,8 @@ class VGG16(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:  # VGG16's convolutions all have one
+                    nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
@@ -122,7 +123,10 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
-def remember(model: nn.Module, builder: str, kwargs: Mapping[str, Any], seed: int) -> nn.Module:
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def remember(model: ModuleT, builder: str, kwargs: Mapping[str, Any], seed: int) -> ModuleT:
     """Attach how ``model`` was built, so a run folder can rebuild it (``model.json``)."""
     setattr(model, SPEC_ATTR, {"builder": builder, "kwargs": _jsonable(dict(kwargs)), "seed": int(seed)})
     return model

@@ -201,9 +201,8 @@ class Projection(Result):
         directory = Path(directory)
         if not (directory / "projection.json").exists() and (directory / "results" / "projection").is_dir():
             directory = directory / "results" / "projection"
-        if not (directory / "projection.json").exists():
-            raise StoreError(f"No projection saved in {directory}; run neuralatlas project RUN_DIR first.")
-        meta = read_json(directory / "projection.json", kind=cls.kind, version=cls.format_version)
+        meta = cls.read_json(cls._required(directory, "projection.json", "coordinates.npz", what="projection",
+                                           fix="run neuralatlas project RUN_DIR first"))
         with np.load(directory / "coordinates.npz") as npz:
             arrays = {name: npz[name] for name in npz.files}
         keys = [(k[0], _epoch(k[1])) for k in meta["keys"]]
@@ -340,6 +339,8 @@ class NeuronProjection(Result):
                                  + (f" name one with layer= (there: {', '.join(layers)})." if layers else
                                     " save one with NeuronProjection.save(directory) first."))
             json_path = next(iter(metas))
+        cls._required(json_path.parent, json_path.name, json_path.with_suffix(".npz").name, what="neuron projection",
+                      fix="save one with NeuronProjection.save(directory)")
         meta = read_json(json_path, kind=cls.kind, version=cls.format_version)
         with np.load(json_path.with_suffix(".npz")) as npz:
             return cls(npz["coordinates"], dead=npz["dead"], layer=meta["layer"], epoch=meta["epoch"],

@@ -40,8 +40,9 @@ from neuralatlas.vocabulary import Epochs, renamed_parameter
 
 
 def _unbiased_centring(k: np.ndarray) -> np.ndarray:
-    """Song et al.'s (2012) U-centring of a Gram matrix, in place: ``⟨K̃, L̃⟩`` is then
-    ``n(n − 3)`` times the unbiased HSIC estimator (Kornblith et al. 2019's debiased CKA).
+    """Song et al.'s (2012) U-centring of a Gram matrix, in place.
+
+    ``⟨K̃, L̃⟩`` is then ``n(n − 3)`` times the unbiased HSIC estimator (Kornblith et al. 2019's debiased CKA).
     """
     n = len(k)
     np.fill_diagonal(k, 0.0)

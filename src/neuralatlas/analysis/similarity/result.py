@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from neuralatlas.errors import AnalysisError, LayerError, did_you_mean
+from neuralatlas.errors import LayerError, did_you_mean
 from neuralatlas.results import Result, read_json, write_json
 
 
@@ -99,10 +99,8 @@ class SimilarityMatrix(Result):
     def load(cls, directory: str | os.PathLike[str]) -> SimilarityMatrix:
         """Read what :meth:`save` wrote."""
         directory = Path(directory)
-        if not (directory / "matrix.json").is_file():
-            raise AnalysisError(f"No similarity matrix in {directory} (no matrix.json); save one with"
-                                " SimilarityMatrix.save(directory) first.")
-        meta = read_json(directory / "matrix.json", kind=cls.kind, version=cls.format_version)
+        meta = cls.read_json(cls._required(directory, "matrix.json", "matrix.npz", what="similarity matrix",
+                                           fix="save one with SimilarityMatrix.save(directory) first"))
         with np.load(directory / "matrix.npz") as arrays:
             return cls._from_meta(arrays["values"], meta)
 
@@ -203,10 +201,8 @@ class ProbeResult(Result):
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> ProbeResult:
         """Read what :meth:`save` wrote (not the ``probes.json`` of a :class:`SimilarityResult`)."""
-        path = Path(directory) / "probes.json"
-        if not path.is_file():
-            raise AnalysisError(f"No probes in {directory} (no probes.json); save them with ProbeResult.save first.")
-        return cls.from_json(read_json(path, kind=cls.kind, version=cls.format_version))
+        path = cls._required(directory, "probes.json", what="probes", fix="save them with ProbeResult.save first")
+        return cls.from_json(cls.read_json(path))
 
 
 # ============================================================================ the whole analysis
@@ -276,7 +272,7 @@ class SimilarityResult(Result):
         """Write ``matrices.npz``, ``matrices.json``, ``probes.json`` and ``summary.json``; return ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        arrays = {f"m{i}": m.values for i, m in enumerate(self.matrices.values())}
+        arrays: dict[str, Any] = {f"m{i}": m.values for i, m in enumerate(self.matrices.values())}
         meta = {key: {**m.as_json(), "array": f"m{i}"} for i, (key, m) in enumerate(self.matrices.items())}
         np.savez(directory / "matrices.npz", **arrays)
         write_json(directory / "matrices.json", meta, kind=self.kind, version=self.format_version, indent=2)
@@ -290,17 +286,21 @@ class SimilarityResult(Result):
     def load(cls, directory: str | os.PathLike[str]) -> SimilarityResult:
         """Read what :meth:`save` wrote."""
         directory = Path(directory)
-        if not (directory / "matrices.json").exists():
-            raise AnalysisError(f"No similarity results in {directory} (no matrices.json); run"
-                                " `neuralatlas similarity RUN_DIR` or similarity(...).save(dir) first.")
+        cls._required(directory, "matrices.json", "matrices.npz", what="similarity results",
+                      fix="run `neuralatlas similarity RUN_DIR` or similarity(...).save(dir) first")
         version = cls.format_version
         meta = read_json(directory / "matrices.json", kind=cls.kind, version=version)
         with np.load(directory / "matrices.npz") as arrays:
             matrices = {key: SimilarityMatrix._from_meta(arrays[m["array"]], m) for key, m in meta.items()}
-        probes = (read_json(directory / "probes.json", kind=cls.kind, version=version)
-                  if (directory / "probes.json").exists() else {})
         # the summary's kind is not required: a run-folder step may rewrite it with its own tag
         summary = read_json(directory / "summary.json") if (directory / "summary.json").exists() else {}
+        if (directory / "probes.json").exists():
+            probes = read_json(directory / "probes.json", kind=cls.kind, version=version)
+        elif "probe_accuracy" in summary or "other_probe_accuracy" in summary:  # lost since: not "no probes"
+            cls._required(directory, "probes.json", what="similarity probes (the summary lists their accuracy)",
+                          fix="save the result again with similarity(...).save(dir)")
+        else:  # older runs without probes wrote no probes.json
+            probes = {}
         info: dict[str, Any] = {k: summary[k] for k in ("store", "other", "n_samples", "layers", "settings")
                                 if k in summary}
         return cls(matrices,

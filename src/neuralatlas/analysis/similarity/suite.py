@@ -80,8 +80,8 @@ def similarity(store: Any, *, other: Any = None, layers: Sequence[str] | str | N
     names = _resolve_layers(store, layers)
     epoch_list = _epoch_selection(store, epochs)
     plan: list[tuple[str, Callable[[], Any]]] = []
-    common = dict(pool=pool, memory_limit=memory_limit, seed=seed)
-    linear = dict(common, client=client)     # the streamed passes may run on the cluster
+    common: dict[str, Any] = dict(pool=pool, memory_limit=memory_limit, seed=seed)
+    linear: dict[str, Any] = dict(common, client=client)     # the streamed passes may run on the cluster
     plan.append(("linear_cka", lambda: cka_matrix(store, names, epoch=epoch, **linear)))
     if debiased:
         plan.append(("debiased_linear_cka", lambda: cka_matrix(store, names, epoch=epoch, debiased=True,

@@ -319,6 +319,17 @@
   }
 
   /* ------------------------------------------------------------------ projections */
+  // One layer/epoch's coordinates from the payload (report/projection.py, encode_xy): uint16
+  // codes, little-endian, in base64; lo + code * step per axis, 65535 = none (NaN).
+  function decodeXY(e) {
+    var s = atob(e.q), n = s.length >> 1, out = new Float64Array(n);
+    for (var i = 0; i < n; i++) {
+      var v = s.charCodeAt(2 * i) | (s.charCodeAt(2 * i + 1) << 8);
+      out[i] = v === 65535 ? NaN : e.lo[i & 1] + v * e.step[i & 1];
+    }
+    return out;
+  }
+
   function Projection(el) {
     var d = readJSON(el.querySelector(".na-proj-data"));
     var plot = el.querySelector(".na-proj-plot");
@@ -358,6 +369,7 @@
         scoreOut.textContent = "not projected at this layer and epoch";
         return chart.react([], { height: 520 });
       }
+      if (!(d.xy[k] instanceof Float64Array)) { d.xy[k] = decodeXY(d.xy[k]); }  // decoded when first shown
       var xy = d.xy[k];
       var pred = d.pred[epochKey(cur.epoch)] || null;
       var traces = groups.map(function (g) {

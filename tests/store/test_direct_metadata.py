@@ -1,0 +1,88 @@
+"""Arrays created without zarr's event loop: the metadata files zarr itself writes, byte for byte."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+
+from neuralatlas.errors import StoreError
+from neuralatlas.store.core import ARRAY_CONFIG, ActivationStore, compressor_for, with_checksum
+
+
+def _tree(root):
+    """Every file under ``root`` with its bytes (relative paths)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _stores(tmp_path):
+    made = []
+    for name in ("zarr", "direct"):
+        made.append(ActivationStore.create(tmp_path / f"{name}.zarr", {"layers": ["x"], "unit_shapes": {"x": [3, 4]},
+                                                                         "n_samples": 23, "chunk_rows": 5}))
+    return made
+
+
+SPECS = [
+    ("acts/conv1", dict(shape=(23, 3, 4), chunks=(5, 3, 4), dtype="float32", fill_value=0,
+                        compressors=with_checksum())),
+    ("epochs/3/grads/fc.1", dict(shape=(23, 7), chunks=(5, 7), dtype="float32", fill_value=0,
+                                 compressors=with_checksum(compressor_for("lz4")))),
+    ("done", dict(shape=(5,), chunks=(1,), dtype=bool, fill_value=False, compressors=with_checksum())),
+    ("prediction", dict(shape=(23,), chunks=(5,), dtype="int64", fill_value=-1, compressors=with_checksum())),
+    ("samples/group", dict(shape=(23,), chunks=(5,), dtype=str, fill_value=None, compressors=with_checksum())),
+    ("samples/label", dict(shape=(23,), chunks=(5,), dtype=np.float64, fill_value=None, compressors=with_checksum())),
+]
+
+
+@pytest.mark.parametrize("path,spec", SPECS, ids=[p for p, _ in SPECS])
+def test_direct_array_metadata_is_the_bytes_zarr_writes(tmp_path, path, spec):
+    via_zarr, direct = _stores(tmp_path)
+    assert direct._local_root() == tmp_path / "direct.zarr"
+    a = via_zarr._group.create_array(path, config=ARRAY_CONFIG, **spec)
+    b = direct._create_array(path, **spec)
+    # the array's zarr.json and those of the parent groups zarr makes on the way
+    assert _tree(tmp_path / "direct.zarr") == _tree(tmp_path / "zarr.zarr")
+    assert b.metadata == a.metadata
+    assert b.config.write_empty_chunks is True  # the run-time config writers rely on
+    # and the array is a working zarr array: written through it, read back by plain zarr
+    values = (np.arange(np.prod(spec["shape"])) % 2 == 0).reshape(spec["shape"]) if spec["dtype"] is bool else (
+        np.arange(np.prod(spec["shape"])).reshape(spec["shape"]).astype(spec["dtype"]))
+    b[:] = values
+    a[:] = values
+    assert _tree(tmp_path / "direct.zarr") == _tree(tmp_path / "zarr.zarr")
+    reread = zarr.open_array(str(tmp_path / "direct.zarr"), path=path, mode="r")
+    np.testing.assert_array_equal(reread[:], values)
+
+
+def test_direct_creation_refuses_an_existing_array(tmp_path):
+    _, direct = _stores(tmp_path)
+    spec = SPECS[0][1]
+    direct._create_array("acts/conv1", **spec)
+    with pytest.raises(StoreError, match="already holds an array"):
+        direct._create_array("acts/conv1", **spec)
+
+
+def test_has_matches_zarr_membership(tmp_path):
+    _, direct = _stores(tmp_path)
+    direct._create_array("epochs/2/acts/x", **SPECS[1][1])
+    for path in ("epochs", "epochs/2", "epochs/2/acts", "epochs/2/acts/x", "epochs/3", "acts", "nope/x"):
+        assert direct._has(path) == (path in direct._group), path
+
+
+def test_capture_store_reads_back_through_plain_zarr(tmp_path):
+    """A whole capture with the direct metadata path: every array opens in plain zarr."""
+    torch = pytest.importorskip("torch")
+    from neuralatlas import capture
+    from neuralatlas.data import ArrayDataset
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3))
+    rng = np.random.default_rng(0)
+    data = ArrayDataset(rng.normal(size=(37, 6)).astype(np.float32), rng.integers(0, 3, 37), ["a", "b", "c"])
+    store = capture(model, data, out=tmp_path / "s.zarr", gradients=True, batch_size=8, chunk_rows=16)
+    group = zarr.open_group(str(tmp_path / "s.zarr"), mode="r")
+    with torch.no_grad():
+        h = model[1](model[0](torch.from_numpy(data.inputs)))
+    np.testing.assert_allclose(group["acts/1"][:], h.numpy(), rtol=1e-6)
+    assert group["done"][:].all()
+    assert sorted(group["grads"].array_keys()) == sorted(store.layers)
