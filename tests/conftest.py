@@ -13,14 +13,27 @@ import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+# JAX compiles every jitted function afresh in each process: ~5 s of CPU in the Flax/JAX tests on
+# every run of the loop. A persistent compilation cache (gitignored, under .pytest_cache/, which
+# `make clean` removes) lets later runs load the compiled programs instead. The cache is keyed by
+# the program, the compile options, the devices and the jax/jaxlib versions, so it changes no
+# result; a JAX_COMPILATION_CACHE_DIR of your own wins, and NEURALATLAS_TEST_JAX_CACHE=0 turns it
+# off. Set here, before anything imports jax (jax reads these at import).
+if os.environ.get("NEURALATLAS_TEST_JAX_CACHE", "1") != "0":
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                          str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax-compilation-cache"))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # the tests' programs are small
+
 EPOCHS = 8
 
-#: Fixtures that make a test end to end, so ``slow`` (``make test-fast`` leaves them out):
-#: the pipeline-built report runs (every analysis, then the report) and a dask LocalCluster.
+#: Fixtures that make a test end to end or heavy, so ``slow`` (``make test-fast`` leaves them out):
+#: the pipeline-built report runs (every analysis, then the report), a dask LocalCluster, and
+#: real pretrained models (CONTRIBUTING.md: a test that loads one is slow).
 SLOW_FIXTURES = {"report_run": "a pipeline run of every analysis, then the report",
                  "report_run2": "a pipeline run of every analysis, then the report",
                  "client": "a dask LocalCluster of worker processes",
-                 "done_run": "a whole pipeline run", "vgg16_file": "VGG16 (138 M parameters)"}
+                 "done_run": "a whole pipeline run", "vgg16_file": "VGG16 (138 M parameters)",
+                 "minilm": "the real MiniLM (22 M parameters; tests/capture, tests/attribution)"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection reads the marks

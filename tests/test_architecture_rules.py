@@ -52,6 +52,7 @@ It prints ``upward edges not in SHIMS: []`` and the last line; its edges are exa
 from __future__ import annotations
 
 import ast
+import functools
 from collections import defaultdict
 from pathlib import Path
 
@@ -121,6 +122,7 @@ def _runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
     return out
 
 
+@functools.cache  # parsed once per run (several tests read it; ~2 s a parse of every module); read-only
 def import_graph(src: Path = SRC) -> dict[str, dict[str, int]]:
     """``{module: {imported module: line}}`` of the package's own modules (under ``src``)."""
     mods = modules(src)

@@ -340,6 +340,7 @@ def test_pipeline_step(trained_mlp_run, tmp_path):
         run_similarity(ctx, {"rbff": False})
 
 
+@pytest.mark.slow  # the CLI end to end (test_pipeline_step runs the same step in the loop)
 def test_cli(trained_mlp_run, tmp_path):
     from typer.testing import CliRunner
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from neuralatlas.analysis.discriminative import discriminative_neurons
+from neuralatlas.analysis.discriminative import anova_importances, discriminative_neurons
 from neuralatlas.analysis.naps import naps
 from neuralatlas.analysis.projection import neuron_projection, project
 from neuralatlas.analysis.similarity import cka_matrix, linear_probes
@@ -244,3 +244,55 @@ def test_samples_are_grouped_by_a_column_with_by(tmp_path):
     np.testing.assert_array_equal(old.labels, res.labels)
     with pytest.raises(AnalysisError, match="by='group' names a sample-table column, which arrays do not have"):
         project({"fc": np.zeros((40, 6))}, labels=np.zeros(40), by="group", method="pca")
+
+
+# ------------------------------------------------------------------- float labels are not classes
+def _regression_store(tmp_path):
+    """A store captured from a regression net: float labels, as capture keeps them."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3)).astype(np.float32)
+    y = (x @ np.array([1.0, -2.0, 0.5])).astype(np.float32)
+    model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 1))
+    from neuralatlas.capture import capture
+
+    data = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+    return capture(model, data, layers=["0", "1"], out=tmp_path / "reg.zarr"), y
+
+
+def test_float_labels_are_refused_by_class_scores_not_truncated(tmp_path):
+    # before: int64(label) made a "class" per truncated value, and project() returned a
+    # plausible neighbourhood hit of those fake classes without a word
+    store, y = _regression_store(tmp_path)
+    assert store.samples["label"].dtype.kind == "f"
+    with pytest.raises(AnalysisError, match="floats \\(regression targets\\).*by=pd.qcut"):
+        project(store, method="pca", n_samples=None)
+    with pytest.raises(AnalysisError, match="regression targets"):
+        discriminative_neurons(store, "0", method="anova", n_samples=None)
+    with pytest.raises(AnalysisError, match="regression targets"):
+        open_source({"a": np.zeros((3, 2))}, labels=np.array([0.5, 1.0, 2.0]))
+    # binned targets, as the message says, are classes: the scores are those of the bins
+    bins = (y > np.median(y)).astype(np.int64)
+    proj = project(store, method="pca", n_samples=None, by=bins)
+    assert proj.labels.tolist() == bins.tolist()
+
+
+def test_integral_float_labels_still_read_as_classes():
+    src = open_source({"a": np.zeros((3, 2))}, labels=np.array([0.0, 1.0, 1.0]))
+    assert src.labels.dtype == np.int64 and src.labels.tolist() == [0, 1, 1]
+
+
+def test_labels_array_on_a_store_is_used_not_dropped(tmp_path):
+    # before: discriminative_neurons(store, layer, labels=array) silently used the store's labels
+    rng = np.random.default_rng(1)
+    acts = rng.normal(size=(N, 5)).astype(np.float32)
+    own = np.repeat([0, 1], N // 2)
+    acts[own == 1, 2] += 5.0  # neuron 2 separates the caller's classes, not the store's
+    theirs = np.tile([0, 1], N // 2)  # the store's labels: independent of the caller's
+    acts[theirs == 1, 4] += 5.0  # neuron 4 separates the store's classes
+    store = ActivationStore.from_arrays(tmp_path / "s.zarr", {"a": acts}, labels=theirs)
+    for n_samples in (None, N):  # streamed ANOVA and the in-memory path
+        res = discriminative_neurons(store, "a", labels=own, method="anova", n_samples=n_samples)
+        assert int(np.argmax(res.importances.max(axis=1))) == 2
+        assert np.allclose(res.importances, anova_importances(acts, own))
+    assert int(np.argmax(discriminative_neurons(store, "a", method="anova").importances.max(axis=1))) == 4

@@ -9,6 +9,7 @@ from torch import nn
 
 from neuralatlas.attribution import METHODS, Attribution, attribute
 from neuralatlas.attribution.integrated import gauss_legendre
+from neuralatlas.data import ArrayDataset
 from neuralatlas.errors import AnalysisError, LayerError
 from neuralatlas.zoo import cnn, mlp
 
@@ -244,6 +245,21 @@ def test_result_round_trip(small_cnn, batch, tmp_path):
     assert back.name == res.name and back.params["n_steps"] == 8 and back.summary() == res.summary()
 
 
+def test_saliency_keeps_its_own_targets_and_the_model_s_predictions():
+    """The per-call shortcuts (targets kept as numpy, argmax in numpy) change no number."""
+    model = cnn(seed=0).eval()
+    x = torch.rand(70, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    t = np.arange(70) % 10
+    a = attribute(model, x, "saliency", target=t, batch_size=32)   # three batches, the last short
+    t[:] = 0                                                       # the caller's array, changed after
+    assert a.targets.tolist() == (np.arange(70) % 10).tolist()
+    with torch.no_grad():
+        assert a.predictions.tolist() == model(x).argmax(1).tolist()
+    xi = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(model(xi).gather(1, torch.as_tensor(np.arange(70) % 10).view(-1, 1)).sum(), xi)
+    np.testing.assert_allclose(a.maps, g.abs().numpy(), rtol=1e-6, atol=1e-7)
+
+
 def test_smooth_counts_draws_and_the_old_samples_key_warns_with_the_same_maps(small_cnn, batch):
     """A noise tunnel's copies are ``draws`` (``samples`` are data samples everywhere else)."""
     x, y = batch
@@ -255,3 +271,26 @@ def test_smooth_counts_draws_and_the_old_samples_key_warns_with_the_same_maps(sm
     assert new.params["smooth"]["draws"] == 3
     with pytest.raises(AnalysisError, match="both 'samples'"):
         attribute(small_cnn, x[:2], "smoothgrad", labels=y[:2].numpy(), smooth={"samples": 3, "draws": 3})
+
+
+class _Steep(nn.Module):
+    """A sigmoid step along x.sum(): few integration steps miss most of F(x) - F(0)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = torch.sigmoid(20 * x.flatten(1).sum(1) - 10)
+        return torch.stack([s, -s], 1)
+
+
+def test_integrated_gradients_warn_when_the_maps_miss_completeness():
+    # before: n_steps=2 returned maps summing to 5 % of F(x) - F(baseline) without a word
+    import warnings
+
+    x = np.full((4, 3), 0.3, np.float32) + np.arange(4, dtype=np.float32)[:, None] * 0.05
+    data = ArrayDataset(x, np.zeros(4, np.int64), ["a", "b"])
+    with pytest.warns(UserWarning, match="n_steps=2: the maps of 4 of 4 samples miss"):
+        few = attribute(_Steep(), data, "integrated_gradients", target=0, n_steps=2)
+    assert few.summary()["completeness_max"] > 0.1  # the warning says what the summary says
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # enough steps, or step doubling to a tolerance: silent
+        assert attribute(_Steep(), data, "integrated_gradients", target=0).summary()["completeness_max"] < 0.1
+        attribute(_Steep(), data, "integrated_gradients", target=0, n_steps=2, tolerance=0.01)

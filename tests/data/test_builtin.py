@@ -67,3 +67,11 @@ def test_load_digits_rejects_a_path_and_unknown_options():
         load("digits", path="/somewhere")
     with pytest.raises(DataError, match="test_fraction"):
         load("digits", test_fractoin=0.5)
+
+
+def test_array_dataset_refuses_fractional_float_labels():
+    # before: regression targets were cast to int64, truncated into class indices without a word
+    x = np.zeros((3, 2), np.float32)
+    with pytest.raises(DataError, match="regression targets.*TensorDataset"):
+        ArrayDataset(x, np.array([0.2, 1.7, 1.0]), classes=["a", "b"])
+    assert ArrayDataset(x, np.array([0.0, 1.0, 1.0]), classes=["a", "b"]).labels.tolist() == [0, 1, 1]

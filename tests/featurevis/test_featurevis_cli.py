@@ -48,6 +48,7 @@ def test_featurevis_command_explains_a_bad_layer(run_copy):
     assert "conv9" in result.output and "conv2" in result.output
 
 
+@pytest.mark.slow  # the CLI end to end (tests/featurevis/test_featurevis_dream_maps.py dreams in the loop)
 def test_dream_command(tmp_path, run_copy, trained_cnn_run):
     image = tmp_path / "digit.png"
     write_image(image, trained_cnn_run.test.inputs[0])
@@ -61,6 +62,7 @@ def test_dream_command(tmp_path, run_copy, trained_cnn_run):
     assert np.isfinite(dreamed).all()
 
 
+@pytest.mark.slow  # the CLI end to end, twice (VGG and the run; tests/architecture draws graphs in the loop)
 def test_architecture_command(tmp_path, run_copy):
     result = CliRunner().invoke(app, ["architecture", "vgg", "--out", str(tmp_path / "arch")])
     assert result.exit_code == 0, result.output

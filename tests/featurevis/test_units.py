@@ -22,6 +22,8 @@ from neuralatlas.featurevis.units import (
 from neuralatlas.plots import featurevis_unit_card
 from neuralatlas.zoo import efficientnet_lite0
 
+pytestmark = pytest.mark.slow  # EfficientNet-Lite0 on its real ImageNet weights
+
 LAYER = "blocks.3"
 CHANNELS = [0, 5, 11]
 

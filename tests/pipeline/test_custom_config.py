@@ -133,6 +133,7 @@ def test_own_model_data_and_ddp_checkpoint_run_end_to_end(project):
     assert not again.ran
 
 
+@pytest.mark.slow  # the same run as the test above, through the CLI
 def test_cli_runs_the_config(project):
     from typer.testing import CliRunner
 

@@ -344,3 +344,61 @@ def test_two_model_report_has_findings_per_class_results_and_comparison(report_r
     compare = text.split('id="compare"')[1].split("</section>")[0]
     specs = _json_blocks(compare, "na-plot-spec")
     assert specs and all({t["name"] for t in s["data"]} == {"mlp", "mlp_b"} for s in specs)
+
+
+def test_attribution_section_says_where_the_methods_differ_from_captum(report_run):
+    import html
+
+    from neuralatlas.attribution.methods import CAPTUM_DIFFERENCES
+
+    summary = json.loads((report_run.model_dir / "results" / "attribution" / "summary.json").read_text())
+    methods = list(summary["methods"])
+    expected = {m: CAPTUM_DIFFERENCES[m] for m in methods if m in CAPTUM_DIFFERENCES}
+    assert "integrated_gradients" in expected and "saliency" in expected
+    assert summary["captum_differences"] == expected
+    text, _ = _parse(report_run.report)
+    section = text.split('id="sec-attribution"')[1].split("</section>")[0]
+    assert "differ from captum on purpose" in section
+    for sentence in expected.values():
+        assert html.escape(sentence, quote=True) in section
+    # shown once, as the note: not also as a row of the summary table
+    assert section.count(html.escape(expected["saliency"], quote=True)) == 1
+
+
+def test_figures_and_table_rows_follow_the_layers_depth_not_the_alphabet(report_run):
+    from neuralatlas.report import read_run
+
+    text, _ = _parse(report_run.report)
+    layers = read_run(report_run.out).models[0].layers
+    assert layers != sorted(layers)          # mlp: flatten, fc1, relu1, ... (alphabetical differs)
+    for name in ("naps", "projection"):
+        section = text.split(f'id="sec-{name}"')[1].split("</section>")[0]
+        for pattern in (r'<figure class="na-fig" data-model="mlp" data-layer="([^"]+)"', r'<tr data-layer="([^"]+)"'):
+            seen = list(dict.fromkeys(re.findall(pattern, section)))
+            assert len(seen) >= 2, (name, pattern)
+            assert seen == [layer for layer in layers if layer in seen], (name, seen)
+
+
+def test_the_pipeline_projects_every_captured_epoch(report_run):
+    from neuralatlas.analysis.projection import Projection
+    from neuralatlas.store import ActivationStore
+
+    store = ActivationStore.open(report_run.model_dir / "acts.zarr")
+    proj = Projection.load(report_run.model_dir / "results" / "projection")
+    assert len(store.epochs) >= 3 and proj.epochs == list(store.epochs)
+    assert {(layer, e) for layer in proj.layers for e in store.epochs} <= set(proj.coordinates)
+
+
+def test_metrics_of_one_epoch_only_are_one_table_not_grids_of_dashes():
+    from neuralatlas.report.tables import records_tables
+
+    def rec(layer, e):
+        seeds = {"nh_min": 0.4, "nh_max": 0.6, "nh_seeds": 3} if e == 2 else {"nh_min": None, "nh_max": None,
+                                                                               "nh_seeds": None}
+        return {"layer": layer, "epoch": e, "neighborhood_hit": 0.5 + e / 10, **seeds}
+
+    tables = records_tables([rec(layer, e) for layer in ("b", "a") for e in (0, 1, 2)], ["a", "b"], "scores")
+    grid, once = tables
+    assert grid.columns == ["layer", "epoch 0", "epoch 1", "epoch 2"] and grid.rows[0] == ["a", 0.5, 0.6, 0.7]
+    assert once.columns == ["layer", "nh_min", "nh_max", "nh_seeds"] and once.title.endswith("(epoch 2 only)")
+    assert once.rows == [["a", 0.4, 0.6, 3], ["b", 0.4, 0.6, 3]] and once.row_layers == ["a", "b"]

@@ -27,6 +27,7 @@ def photo_logits(model):
         return ds, model(torch.from_numpy(ds.inputs))
 
 
+@pytest.mark.slow  # the real ImageNet weights
 def test_logits_equal_the_reference_implementation(model):
     # efficientnet-lite-pytorch is the package the weights were converted for; it pads for a
     # fixed 224 input, so the two must agree exactly there.
@@ -41,6 +42,7 @@ def test_logits_equal_the_reference_implementation(model):
     assert torch.allclose(ours, theirs, atol=1e-4)
 
 
+@pytest.mark.slow  # the real ImageNet weights
 def test_top5_predictions_on_bundled_photos(model, photo_logits):
     # Computed once with this model at 224 px (resize 256, centre crop), mean 127/255 and
     # std 128/255, and written down by hand (2026-12-01):
@@ -58,6 +60,7 @@ def test_top5_predictions_on_bundled_photos(model, photo_logits):
     assert top["motorcycle"][:2] == ["moped", "motor scooter"]
 
 
+@pytest.mark.slow  # the real ImageNet weights
 def test_normalisation_is_the_one_the_weights_were_trained_with(model, photo_logits):
     # The TF-Lite models use (x - 127) / 128; torchvision's ImageNet mean/std make the same
     # photos' top-1 less confident: the measured reason for the card's constants.
@@ -74,6 +77,7 @@ def test_normalisation_is_the_one_the_weights_were_trained_with(model, photo_log
     assert p_own > p_tv
 
 
+@pytest.mark.slow  # the real ImageNet weights
 def test_same_padding_and_layer_names(model):
     names = dict(model.named_modules())
     for n in ("normalize", "stem.conv", "stem.act", "blocks.0", "blocks.8", "blocks.8.act1", "blocks.15",
@@ -96,6 +100,7 @@ def test_same_padding_and_layer_names(model):
     assert shapes["head.act"] == (1, 1280, 4, 4)
 
 
+@pytest.mark.slow  # the real ImageNet weights
 def test_card_prepare_and_registry(model):
     img = np.full((300, 400, 3), 255, np.uint8)
     x = model.card.prepare(img)

@@ -217,3 +217,14 @@ def test_retraining_replaces_the_checkpoints(small, tmp_path):
     train(build("mlp", hidden=(8,)), train_set, epochs=1, run_dir=tmp_path)
     assert list(list_checkpoints(tmp_path)) == [0, 1]
     assert len(json.loads((tmp_path / "metrics.json").read_text())["epochs"]) == 2
+
+
+def test_float_labels_are_refused_with_the_fix_not_a_torch_error(tmp_path):
+    # before: RuntimeError "expected target dtype to be Long or Byte, but got Float" from inside torch
+    x = torch.randn(20, 4)
+    data = torch.utils.data.TensorDataset(x, x.sum(1))
+    model = torch.nn.Linear(4, 1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(DataError, match="regression targets.*checkpoints="):
+        train(model, data, epochs=1, run_dir=tmp_path / "run")
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from neuralatlas.analysis.projection import _epoch
-from neuralatlas.analysis.sources import DEFAULT_N_SAMPLES, AtMost, flatten, open_source
+from neuralatlas.analysis.sources import DEFAULT_N_SAMPLES, AtMost, class_labels, flatten, open_source
 from neuralatlas.errors import AnalysisError
 from neuralatlas.results import Result
 from neuralatlas.vocabulary import renamed_parameter
@@ -128,12 +128,15 @@ def _anova_f(counts: np.ndarray, sums: np.ndarray, ss_total: np.ndarray, normali
 def streamed_anova_importances(store: Any, layer: str, *, epoch: int | None = None, pool: str | None = "mean",
                                normalise: bool = True, memory_limit: int | str | None = None,
                                rows: int | None = None, client: Any = None,
-                               progress: Any = None) -> np.ndarray:
+                               progress: Any = None, labels: np.ndarray | None = None,
+                               n_classes: int | None = None) -> np.ndarray:
     """:func:`anova_importances` over every sample of a store, streamed in bounded memory.
 
     One pass of grouped sums and sums of squares by label (the NAP pass of
     :mod:`neuralatlas.analysis.naps`, so ``memory_limit=`` and ``client=`` work as there);
     equal to the in-memory F to float rounding.
+
+    ``labels`` (one class per sample, with ``n_classes``) replaces the store's labels.
 
     Returns
     -------
@@ -141,8 +144,12 @@ def streamed_anova_importances(store: Any, layer: str, *, epoch: int | None = No
     """
     from neuralatlas.analysis.naps import grouped_moments
 
-    labels = np.asarray(store.sample_table(columns=["label"])["label"], np.int64)
-    k = len(store.classes) or int(labels.max()) + 1
+    if labels is None:
+        labels = class_labels(store.sample_table(columns=["label"])["label"], f"the store {store.path}")
+        k = len(store.classes) or int(labels.max()) + 1
+    else:
+        labels = np.asarray(labels, np.int64)
+        k = int(n_classes) if n_classes else int(labels.max()) + 1
     if (labels < 0).any():
         raise AnalysisError(f"{int((labels < 0).sum())} samples of {store.path} have no label;"
                             " discriminative neurons need a class per sample.")
@@ -387,8 +394,9 @@ def discriminative_neurons(
     slot = src.resolve_epochs([epoch])[0] if epoch is not None else src.final_epoch()
     store = getattr(src, "store", None)
     if method == "anova" and n_samples is None and store is not None and not src.epoch_invariant(name):
+        # the source's labels: the store's, or the caller's labels= (never silently the store's)
         imp = streamed_anova_importances(store, name, epoch=slot, pool=pool, memory_limit=memory_limit,
-                                         client=client)
+                                         client=client, labels=src.labels, n_classes=len(src.classes) or None)
         return DiscriminativeNeurons(imp, classes=src.classes, layer=name, epoch=slot, method=method,
                                      params={"n_samples": int(store.n_samples), "seed": int(seed), "pool": pool,
                                              "n_estimators": int(n_estimators), "streamed": True})

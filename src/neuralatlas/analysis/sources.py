@@ -394,6 +394,30 @@ def group_codes(table: pd.DataFrame, by: str | Sequence | np.ndarray, groups: Se
 
 
 # ------------------------------------------------------------------------------ activation sources
+def class_labels(values: Any, where: str) -> np.ndarray:
+    """Labels as int64 class indices; float labels with fractional values are an error, not truncated.
+
+    Examples
+    --------
+    >>> class_labels(np.array([0.0, 2.0]), where="x").tolist()
+    [0, 2]
+    """
+    values = np.asarray(values)
+    if values.dtype.kind == "f":
+        finite = values[~np.isnan(values)]
+        if not np.array_equal(finite, np.round(finite)):
+            # int64 would truncate regression targets into plausible class indices
+            raise AnalysisError(
+                f"The labels of {where} are floats (regression targets), not classes; scores per class"
+                " (neighbourhood hit, stratified subsets, class importances) would treat each value as"
+                " a class. Pass by= (labels= where there is no by=, and for arrays) a sample-table column or an"
+                " array of classes, e.g."
+                " by=pd.qcut(store.samples['label'], 4, labels=False)."
+            )
+        values = np.where(np.isnan(values), -1, values)
+    return np.asarray(values, np.int64).reshape(-1)
+
+
 class ActivationSource:
     """Activations by (layer, epoch) from a store or from arrays, plus the sample table.
 
@@ -446,7 +470,8 @@ class StoreSource(ActivationSource):
     ``by`` names a sample-table column to colour and stratify by instead of ``label``.
     """
 
-    def __init__(self, store: Any, inputs: np.ndarray | None = None, by: str | None = None):
+    def __init__(self, store: Any, inputs: np.ndarray | None = None,
+                 by: str | Sequence | np.ndarray | None = None):
         self.store = store
         self.where = f"the store {store.path}"
         self.layers = list(store.layers)
@@ -464,11 +489,13 @@ class StoreSource(ActivationSource):
         self.epochs = list(store.epochs)
         self.n_samples = store.n_samples
         table = store.samples
-        self.labels = np.asarray(table["label"], np.int64) if "label" in table else np.full(self.n_samples, -1)
         self.index = np.asarray(table["index"], np.int64) if "index" in table else np.arange(self.n_samples)
-        self.classes = list(store.classes) or [str(c) for c in np.unique(self.labels[self.labels >= 0])]
         if by is not None:  # colour (and stratify) by any sample-table column: token, position, ...
             self.labels, self.classes, _ = group_codes(table, by)
+        else:
+            self.labels = (class_labels(table["label"], self.where) if "label" in table
+                           else np.full(self.n_samples, -1))
+            self.classes = list(store.classes) or [str(c) for c in np.unique(self.labels[self.labels >= 0])]
 
     def final_epoch(self) -> int | None:
         """The epoch that None stands for: the store's last complete one."""
@@ -513,7 +540,7 @@ class ArraySource(ActivationSource):
         self.n_samples = next(iter(lengths.values()))
         if labels is None:
             raise AnalysisError("Arrays need labels=[...] (one class per sample) for the subset and the scores.")
-        self.labels = np.asarray(labels, np.int64).reshape(-1)
+        self.labels = class_labels(labels, self.where)
         if len(self.labels) != self.n_samples:
             raise AnalysisError(f"{len(self.labels)} labels for {self.n_samples} samples; give one per sample.")
         self.index = np.arange(self.n_samples)
@@ -531,15 +558,17 @@ class ArraySource(ActivationSource):
 
 
 def open_source(data: Any, *, labels: Any = None, predictions: Any = None, classes: Sequence[str] | None = None,
-                inputs: np.ndarray | None = None, by: str | None = None) -> ActivationSource:
+                inputs: np.ndarray | None = None,
+                by: str | Sequence | np.ndarray | None = None) -> ActivationSource:
     """An :class:`ActivationSource` for a store, a run folder, ``{layer: array}`` or one array.
 
     Parameters
     ----------
     data : ActivationStore, path, mapping of arrays, ndarray, or ActivationSource
     labels : array, optional
-        Arrays: one class per sample (required).
-    by : str, optional
+        Arrays: one class per sample (required). A store: an array here (one class per
+        sample) groups by it instead of the store's labels, as ``by=`` does.
+    by : str or array, optional
         A store: the sample-table column that groups (colours, stratifies) the samples
         instead of ``label`` (``"token"``, ``"position"``, ``"group"`` …). A string given as
         ``labels`` is read as ``by`` (the old spelling).
@@ -560,7 +589,9 @@ def open_source(data: Any, *, labels: Any = None, predictions: Any = None, class
     if isinstance(data, (str, os.PathLike)):
         data = open_store(data, "data")
     if isinstance(data, ActivationStore):
-        if by is None and isinstance(labels, str):
+        if by is None and labels is not None:
+            # a string is the old spelling of by=; an array (one class per sample) must not be
+            # dropped for the store's own labels without a word
             by = labels
         return StoreSource(data, inputs=inputs, by=by)
     if by is not None:

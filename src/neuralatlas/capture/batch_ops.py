@@ -78,6 +78,14 @@ def target_values(target: Target, logits: torch.Tensor, labels: torch.Tensor,
         if labels.min() < 0:
             raise CaptureError(f"target={target!r} needs labels; this data has none (label -1)."
                                " Use target='prediction' or a class index.")
+        if int(labels.max()) >= logits.shape[1]:
+            # gather would index past the logits (an opaque torch error; a device assert on CUDA)
+            raise CaptureError(
+                f"target={target!r} picks each sample's label logit, but a label is {int(labels.max())} and"
+                f" the model output has {logits.shape[1]} classes (0..{logits.shape[1] - 1}). The data's"
+                " labels do not index this model's classes: pass output= if the logits are another output,"
+                " or target='prediction', a class index, or a function (output, labels[, inputs])."
+            )
     if target == "label":
         return logits.gather(1, labels.view(-1, 1)).squeeze(1)
     if target == "prediction":
@@ -105,12 +113,19 @@ def apply_reduction(t: torch.Tensor, mode: str | None, mask: torch.Tensor | None
         flat = t.flatten(2)
         return flat.mean(2) if mode == "mean" else flat.amax(2)
     if mode == "first_token":
-        return t[:, 0]
+        if mask is None:
+            return t[:, 0]
+        # the first real token ([CLS]) also under left padding
+        first = (mask != 0).to(torch.int8).argmax(1)
+        return t[torch.arange(t.shape[0], device=t.device), first]
     if mask is None:
         mask = torch.ones(t.shape[:2], device=t.device, dtype=t.dtype)
     mask = mask.to(t.dtype)
     if mode == "last_token":
-        last = (mask.sum(1).long() - 1).clamp(min=0)
+        # the last 1 of the mask, not mask.sum() - 1: with left padding (decoder LMs batched
+        # with padding_side="left") the count points at a pad or a middle token
+        positions = torch.arange(mask.shape[1], device=t.device).expand(mask.shape[0], -1)
+        last = torch.where(mask != 0, positions, -1).amax(1).clamp(min=0)
         return t[torch.arange(t.shape[0], device=t.device), last]
     m = mask.view(*mask.shape, *([1] * (t.dim() - 2)))
     if mode == "token_mean":

@@ -53,6 +53,13 @@ def check_target(target: Any, n_classes: int, labels: np.ndarray) -> None:
     """Host-side checks the traced function cannot make."""
     if target in ("label", "loss") and len(labels) and labels.min() < 0:
         raise CaptureError(f"target={target!r} needs labels; this data has none (label -1).")
+    if target in ("label", "loss") and len(labels) and n_classes and int(labels.max()) >= n_classes:
+        # jax indexing clamps/fills out of range instead of failing: a silent zero gradient
+        raise CaptureError(
+            f"target={target!r} picks each sample's label logit, but a label is {int(labels.max())} and the"
+            f" model output has {n_classes} classes (0..{n_classes - 1}). The data's labels do not index this"
+            " model's classes: pass target='prediction', a class index, or a function (logits, labels)."
+        )
     if isinstance(target, (int, np.integer)) and not 0 <= int(target) < n_classes:
         raise CaptureError(f"target={target} is out of range: the model has {n_classes}"
                            f" outputs (0..{n_classes - 1}).")
@@ -65,10 +72,14 @@ def reduce(t: jax.Array, mode: str | None, mask: jax.Array | None, spatial: tupl
     if mode in SPATIAL_REDUCTIONS:
         return t.mean(spatial) if mode == "mean" else t.max(spatial)
     if mode == "first_token":
-        return t[:, 0]
+        if mask is None:
+            return t[:, 0]
+        return t[jnp.arange(t.shape[0]), jnp.argmax(mask != 0, axis=1)]  # the first real token, as torch
     m = jnp.ones(t.shape[:2], t.dtype) if mask is None else mask.astype(t.dtype)
     if mode == "last_token":
-        last = jnp.clip(m.sum(1).astype(jnp.int32) - 1, 0)
+        # the last 1 of the mask (left padding too), as the torch reduction
+        positions = jnp.broadcast_to(jnp.arange(m.shape[1]), m.shape)
+        last = jnp.clip(jnp.where(m != 0, positions, -1).max(1), 0)
         return t[jnp.arange(t.shape[0]), last]
     m = m.reshape(*m.shape, *([1] * (t.ndim - 2)))
     if mode == "token_mean":

@@ -47,7 +47,16 @@ class ArrayDataset:
 
     def __post_init__(self) -> None:
         self.inputs = np.ascontiguousarray(self.inputs, dtype=np.float32)
-        self.labels = np.asarray(self.labels, dtype=np.int64)
+        labels = np.asarray(self.labels)
+        if labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
+            # casting would truncate regression targets to plausible-looking class indices
+            raise DataError(
+                f"{self.name}: labels are floats with fractional values (regression targets?);"
+                " ArrayDataset holds integer class indices. For float targets use"
+                " torch.utils.data.TensorDataset(torch.from_numpy(inputs), torch.from_numpy(labels))"
+                " (capture keeps float labels), or bin them into classes first."
+            )
+        self.labels = np.asarray(labels, dtype=np.int64)
         n = len(self.inputs)
         if self.labels.shape != (n,):
             raise DataError(

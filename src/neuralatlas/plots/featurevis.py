@@ -104,7 +104,7 @@ def featurevis_dream(result: Any, *, index: int = 0, size: float = 3.0) -> Figur
     axes[0, 2].set_title("change (channel mean)", fontsize=9)
     axes[0, 2].set_xticks([])
     axes[0, 2].set_yticks([])
-    fig.colorbar(im, ax=axes[0, 2], fraction=0.046, pad=0.04)
+    fig.colorbar(im, ax=axes[0, 2], fraction=0.046, pad=0.04).set_label("dream − original", fontsize=8)
     fig.suptitle(result.objective, fontsize=9)
     return fig
 
@@ -164,9 +164,9 @@ def featurevis_filters(filters: Any, *, max_out: int = 16, max_in: int = 8, size
                 if i == 0:
                     ax.set_ylabel(f"out {o}", fontsize=6)
     if im is not None and n_in in (1, 3):
-        fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02)
+        fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02).set_label("weight", fontsize=8)
     elif im is not None:
-        fig.colorbar(im, cax=fig.add_axes((0.88, 0.1, 0.03, 0.75)))
+        fig.colorbar(im, cax=fig.add_axes((0.88, 0.1, 0.03, 0.75))).set_label("weight", fontsize=8)
     more = f", first {max_in} of {n_in} inputs" if n_in > max_in and n_in != 1 else ""
     more += f", first {n_out} of {total_out} outputs" if n_out < total_out else ""
     fig.suptitle(f"{filters.layer}: kernels (one shared symmetric scale{more})", fontsize=9)
@@ -215,7 +215,7 @@ def featurevis_feature_maps(maps: Any, layer: str | None = None, *, max_channels
         ax.set_title(str(i), fontsize=6, pad=1)
         axes.append(ax)
     if im is not None:
-        fig.colorbar(im, cax=fig.add_axes((0.92, 0.1, 0.015, top - 0.15)))
+        fig.colorbar(im, cax=fig.add_axes((0.92, 0.1, 0.015, top - 0.15))).set_label("activation", fontsize=8)
     total = np.asarray(maps.maps[layer]).shape[0]
     more = f" (first {n} of {total})" if total > n else ""
     fig.suptitle(f"{layer}: {total} feature maps{more}, sample {maps.sample}", fontsize=9)

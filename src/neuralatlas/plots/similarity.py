@@ -157,6 +157,7 @@ def similarity_epochs(matrices: Mapping[str, Any], *, ncols: int | None = None,
     fig.suptitle(f"{_LABELS.get(first.measure, first.measure)} between training epochs, per layer", fontsize=9)
     if image is not None:
         bar = fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.03, pad=0.01)
+        bar.set_label(_LABELS.get(first.measure, first.measure), fontsize=8)
         bar.ax.tick_params(labelsize=7)
     return fig
 

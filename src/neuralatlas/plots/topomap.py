@@ -59,8 +59,14 @@ def topomap_image(maps: Any, layer: str, group: Any, *, ax: Any = None, colorbar
     im = _draw(ax, maps.image(layer, group), cmap, lo, hi)
     ax.set_title(title if title is not None else f"{layer} · {group}", fontsize=9)
     if colorbar:
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).set_label(_value_label(maps), fontsize=8)
     return fig
+
+
+def _value_label(maps: Any) -> str:
+    """What a topomap's colour is (the colour bars' label)."""
+    return ("mean activation − mean of the other groups" if maps.kind == "contrastive"
+            else "mean activation")
 
 
 def topomap_overview(maps: Any, *, layers: Sequence[str] | None = None, groups: Sequence[Any] | None = None,
@@ -96,7 +102,9 @@ def topomap_overview(maps: Any, *, layers: Sequence[str] | None = None, groups: 
         cb.locator = MaxNLocator(nbins=2)
         cb.update_ticks()
     kind = "contrastive " if maps.kind == "contrastive" else ""
-    fig.suptitle(f"{kind}topographic activation maps ({maps.method}), all layers", fontsize=9.5)
+    # one bar per row is too short for a label of its own: the title says what the colour is
+    fig.suptitle(f"{kind}topographic activation maps ({maps.method}), all layers\n"
+                 f"colour: {_value_label(maps)}, one scale per layer", fontsize=9.5)
     return fig
 
 

@@ -16,7 +16,7 @@ from anywhere::
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from neuralatlas.report.captions import REGISTERED_TITLES, caption_fields, describe, section_title
@@ -353,12 +353,33 @@ def render_unit_cards(ctx: SectionContext) -> str:
     return _UNIT_CARDS_NOTE + "".join(analysis_block(ctx, out) for out in ctx.outputs)
 
 
+def _captum_block(ctx: SectionContext, out: AnalysisOutput) -> str:
+    """An attribution output's block, then where its methods differ from captum on purpose.
+
+    The differences are the summary's ``captum_differences`` (the attribution steps write it).
+    """
+    summary = dict(out.summary or {})
+    differences = summary.pop("captum_differences", None) or {}
+    note = ""
+    if differences:
+        items = "".join(f"<li><b>{esc(m.replace('_', ' '))}</b>: {esc(text)}</li>" for m, text in differences.items())
+        note = (f'<div class="na-captum"><p class="na-muted">Where these methods differ from captum on purpose'
+                f" (otherwise they are captum's):</p><ul class=\"na-muted\">{items}</ul></div>")
+    return analysis_block(ctx, replace(out, summary=summary or None), after=note)
+
+
+@register_section("attribution", title="Attribution")
+def render_attribution(ctx: SectionContext) -> str:
+    """Each model's attribution tables and figures, and where its methods differ from captum."""
+    return "".join(_captum_block(ctx, out) for out in ctx.outputs)
+
+
 @register_section("photo_attribution", title="Attribution on photos", order=52)
 def render_photo_attribution(ctx: SectionContext) -> str:
     """The photo-attribution section: a note on what the maps explain, then each output's block."""
     note = ("<p class=\"na-muted\">Maps explain each photo's predicted class (top predictions with their"
             " probabilities above each row), drawn over the photo as the model saw it.</p>")
-    return note + "".join(analysis_block(ctx, out) for out in ctx.outputs)
+    return note + "".join(_captum_block(ctx, out) for out in ctx.outputs)
 
 
 @register_section("deepdream", title="DeepDream", order=64)

@@ -209,11 +209,21 @@ def records_tables(records: Sequence[Mapping[str, Any]], layers: Sequence[str] =
         names = sorted(dict.fromkeys(str(r["layer"]) for r in rows_flat), key=lambda n: order.get(n, 1 << 30))
         epochs.sort(key=lambda e: (e is None, e if isinstance(e, (int, float)) else 0))
         tables = []
+        once: dict[Any, list[tuple[str, dict[tuple[str, Any], Scalar]]]] = {}
         for metric in metrics:
             cells = {(str(r["layer"]), r.get("epoch")): r[metric] for r in rows_flat}
+            have = [e for e in epochs if any(cells.get((name, e)) is not None for name in names)]
+            if len(have) == 1:  # e.g. the spread over seeds, of the last epoch only: no grid of dashes
+                once.setdefault(have[0], []).append((metric, cells))
+                continue
             heads = ["epoch " + ("final" if e is None else str(e)) for e in epochs]
             body = [[name, *(cells.get((name, e)) for e in epochs)] for name in names]
             tables.append(Table(["layer", *heads], body, list(names), _join(title, metric.replace("_", " "))))
+        for e, items in once.items():  # the metrics of one epoch side by side, one table
+            body = [[name, *(cells.get((name, e)) for _, cells in items)] for name in names]
+            at = "final model" if e is None else f"epoch {e}"
+            tables.append(Table(["layer", *(m for m, _ in items)], body, list(names),
+                                _join(title, f"{', '.join(m.replace('_', ' ') for m, _ in items)} ({at} only)")))
         if tables:
             return tables
     row_layers = [str(r["layer"]) if "layer" in r and r["layer"] is not None else None for r in rows_flat]

@@ -196,6 +196,9 @@ def attribute_run(
         "store": Path(str(store.path)).relative_to(run_dir).as_posix(), "n_samples": store.n_samples, "split": split,
         "methods": {}, "target": target if not callable(target) else getattr(target, "__name__", "function"),
     }
+    differences = captum_differences(names)
+    if differences:  # the report shows them beside the maps
+        summary["captum_differences"] = differences
     if text:
         summary.update(text=True, layer=layer, skipped=skipped,
                        faithfulness="skipped: deletion/insertion curves delete pixels, not tokens")
@@ -242,6 +245,17 @@ def attribute_run(
 
 
 step = attribute_run  # the step of this module (``step(run_dir, methods, ...) -> summary``)
+
+
+def captum_differences(methods: Sequence[str]) -> dict[str, str]:
+    """Where each of ``methods`` differs from captum on purpose, ``{method: sentence}``.
+
+    The sentences of :data:`neuralatlas.attribution.methods.CAPTUM_DIFFERENCES`, for the run's
+    summary (the report shows them beside the maps).
+    """
+    from neuralatlas.attribution.methods import CAPTUM_DIFFERENCES
+
+    return {m: CAPTUM_DIFFERENCES[m] for m in dict.fromkeys(methods) if m in CAPTUM_DIFFERENCES}
 
 _RUN_DATA = ("run_dir", "data", "data_path", "split", "progress")
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from neuralatlas.steps._common import dirs, save, unknown_params, write_summary
 from neuralatlas.steps._photo import photo_model, skip
+from neuralatlas.steps.attribution import captum_differences
 
 NAME = "photo_attribution"
 #: The keys of ``analyses.photo_attribution`` (checked before a run trains anything).
@@ -44,6 +45,9 @@ def run(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
     figures(res, figures_dir)
     summary = res.summary()
     summary["seconds"] = round(time.perf_counter() - t0, 2)
+    differences = captum_differences(summary.get("methods") or [])
+    if differences:  # the report shows them beside the maps
+        summary["captum_differences"] = differences
     for name, top in zip(res.names, res.top, strict=True):
         reporter.message(f"{name}: " + ", ".join(f"{c} {p:.0%}" for c, p in top))
     ig = res.results.get("integrated_gradients") if hasattr(res, "results") else None

@@ -324,6 +324,14 @@ def _evaluate(model: nn.Module, data: Dataset, batch_size: int, device: torch.de
     with torch.no_grad():
         for x, y in _loader(data, max(batch_size, 256), None):
             x, y = x.to(device), y.to(device)
+            if y.is_floating_point() or y.ndim != 1:
+                # cross-entropy would fail deep in torch (or, cast, fit truncated targets)
+                raise DataError(
+                    f"train() fits classifiers (cross-entropy on integer class labels); these labels are"
+                    f" {y.dtype} of shape {list(y.shape)} (regression targets?). Train the model with your"
+                    " own loop, save a state_dict per epoch as epoch_000.pt, epoch_001.pt ... and capture"
+                    " with checkpoints=that folder (in a run config: checkpoint: FILE, loaded, not trained)."
+                )
             try:
                 logits = model(x)
             except RuntimeError as err:
