@@ -296,3 +296,21 @@ def test_labels_array_on_a_store_is_used_not_dropped(tmp_path):
         assert int(np.argmax(res.importances.max(axis=1))) == 2
         assert np.allclose(res.importances, anova_importances(acts, own))
     assert int(np.argmax(discriminative_neurons(store, "a", method="anova").importances.max(axis=1))) == 4
+
+
+def test_a_labels_array_on_a_store_is_checked_like_the_store_s_own_labels(tmp_path):
+    """Fractional floats are refused, -1 stays "no label" (not a class), and the length must match."""
+    from neuralatlas.analysis.sources import open_source
+
+    acts = np.random.default_rng(2).normal(size=(N, 3)).astype(np.float32)
+    store = ActivationStore.from_arrays(tmp_path / "s.zarr", {"a": acts}, labels=np.tile([0, 1], N // 2))
+    with pytest.raises(AnalysisError, match=r"floats \(regression targets\)"):
+        open_source(store, labels=np.linspace(0.0, 1.0, N))
+    own = np.repeat([0, 1], N // 2)
+    own[:3] = -1
+    src = open_source(store, labels=own)
+    assert src.labels[:3].tolist() == [-1, -1, -1] and src.classes == ["0", "1"]
+    with pytest.raises(AnalysisError, match="labels= has 3 values"):
+        open_source(store, labels=np.array([0, 1, 0]))
+    with pytest.raises(AnalysisError, match="Both by= and labels="):
+        open_source(store, labels=own, by="label")

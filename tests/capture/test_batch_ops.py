@@ -73,3 +73,15 @@ def test_first_and_last_token_are_the_real_ones_under_either_padding(tmp_path, s
     for mode, pos in (("last_token", last), ("first_token", first)):
         store = na.capture(model, Pairs(ids, mask), layers=["proj"], reduce=mode, out=tmp_path / f"{mode}.zarr")
         np.testing.assert_allclose(np.asarray(store.activations("proj")), states[np.arange(4), pos], atol=1e-6)
+
+
+def test_first_token_of_a_layer_with_other_positions_than_the_mask_is_position_0():
+    """A layer longer than the mask (a prepended token): the mask's positions are not its own."""
+    from neuralatlas.capture.batch_ops import apply_reduction
+
+    t = torch.arange(2 * 4 * 3, dtype=torch.float32).view(2, 4, 3)  # 4 positions
+    left_padded = torch.tensor([[0, 0, 1], [0, 1, 1]])              # a mask of 3
+    np.testing.assert_array_equal(apply_reduction(t, "first_token", left_padded).numpy(), t[:, 0].numpy())
+    same_length = torch.tensor([[0, 0, 1, 1], [0, 1, 1, 1]])
+    np.testing.assert_array_equal(apply_reduction(t, "first_token", same_length).numpy(),
+                                  t[torch.arange(2), torch.tensor([2, 1])].numpy())

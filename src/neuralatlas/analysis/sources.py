@@ -348,12 +348,8 @@ def group_codes(table: pd.DataFrame, by: str | Sequence | np.ndarray, groups: Se
             values = np.where(valid, values, None)
         elif by in table:
             values = np.asarray(table[by])
-            if by == "label" and values.dtype.kind == "f" and not np.array_equal(values[~np.isnan(values)],
-                                                                                 np.round(values[~np.isnan(values)])):
-                raise AnalysisError(
-                    "The labels are floats (regression targets), not classes: grouping by them would make"
-                    " a group per value. Bin them into groups and pass by=array, e.g."
-                    " by=pd.qcut(store.samples['label'], 4, labels=False), or group by another column.")
+            if by == "label":
+                class_labels(values, "the sample table")  # regression targets make no groups
             if by in ("label", "prediction"):
                 names_source = classes
         else:
@@ -467,11 +463,12 @@ class StoreSource(ActivationSource):
     """An :class:`~neuralatlas.store.ActivationStore` read by (layer, epoch).
 
     ``inputs`` add the ``"input"`` pseudo-layer.
-    ``by`` names a sample-table column to colour and stratify by instead of ``label``.
+    ``by`` names a sample-table column to colour and stratify by instead of ``label``;
+    ``labels`` (one class per sample) replaces the store's labels, checked as they are.
     """
 
     def __init__(self, store: Any, inputs: np.ndarray | None = None,
-                 by: str | Sequence | np.ndarray | None = None):
+                 by: str | Sequence | np.ndarray | None = None, labels: Any = None):
         self.store = store
         self.where = f"the store {store.path}"
         self.layers = list(store.layers)
@@ -492,6 +489,12 @@ class StoreSource(ActivationSource):
         self.index = np.asarray(table["index"], np.int64) if "index" in table else np.arange(self.n_samples)
         if by is not None:  # colour (and stratify) by any sample-table column: token, position, ...
             self.labels, self.classes, _ = group_codes(table, by)
+        elif labels is not None:  # the caller's classes: fractional floats refused, -1 stays "no label"
+            self.labels = class_labels(labels, "the labels= array")
+            if len(self.labels) != self.n_samples:
+                raise AnalysisError(f"labels= has {len(self.labels)} values but the store holds {self.n_samples}"
+                                    " samples; pass one class per captured sample, in the store's order.")
+            self.classes = [str(c) for c in np.unique(self.labels[self.labels >= 0])]
         else:
             self.labels = (class_labels(table["label"], self.where) if "label" in table
                            else np.full(self.n_samples, -1))
@@ -589,11 +592,13 @@ def open_source(data: Any, *, labels: Any = None, predictions: Any = None, class
     if isinstance(data, (str, os.PathLike)):
         data = open_store(data, "data")
     if isinstance(data, ActivationStore):
-        if by is None and labels is not None:
-            # a string is the old spelling of by=; an array (one class per sample) must not be
-            # dropped for the store's own labels without a word
-            by = labels
-        return StoreSource(data, inputs=inputs, by=by)
+        if by is None and isinstance(labels, str):
+            by, labels = labels, None  # a string is the old spelling of by=
+        if by is not None and labels is not None:
+            raise AnalysisError("Both by= and labels= were given; they both say how samples are grouped."
+                                " Pass one of them.")
+        # an array (one class per sample) is used, not dropped for the store's own labels
+        return StoreSource(data, inputs=inputs, by=by, labels=labels)
     if by is not None:
         raise AnalysisError(f"by={by!r} names a sample-table column, which arrays do not have; pass labels= "
                             "(one group per sample) with arrays.")

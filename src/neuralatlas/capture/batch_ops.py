@@ -75,13 +75,14 @@ def target_values(target: Target, logits: torch.Tensor, labels: torch.Tensor,
             raise CaptureError(f"target={target!r} needs integer class labels; these labels are"
                                f" {labels.dtype} of shape {list(labels.shape)}. Pass target= a function"
                                " (output, labels[, inputs]) -> per-sample values instead.")
-        if labels.min() < 0:
+        lowest, highest = (int(v) for v in torch.aminmax(labels))  # one host sync for both checks
+        if lowest < 0:
             raise CaptureError(f"target={target!r} needs labels; this data has none (label -1)."
                                " Use target='prediction' or a class index.")
-        if int(labels.max()) >= logits.shape[1]:
+        if highest >= logits.shape[1]:
             # gather would index past the logits (an opaque torch error; a device assert on CUDA)
             raise CaptureError(
-                f"target={target!r} picks each sample's label logit, but a label is {int(labels.max())} and"
+                f"target={target!r} picks each sample's label logit, but a label is {highest} and"
                 f" the model output has {logits.shape[1]} classes (0..{logits.shape[1] - 1}). The data's"
                 " labels do not index this model's classes: pass output= if the logits are another output,"
                 " or target='prediction', a class index, or a function (output, labels[, inputs])."
@@ -113,7 +114,9 @@ def apply_reduction(t: torch.Tensor, mode: str | None, mask: torch.Tensor | None
         flat = t.flatten(2)
         return flat.mean(2) if mode == "mean" else flat.amax(2)
     if mode == "first_token":
-        if mask is None:
+        if mask is None or mask.shape[1] != t.shape[1]:
+            # no mask, or a layer with other positions than the mask's (the loop lets first_token
+            # through there): position 0, as before
             return t[:, 0]
         # the first real token ([CLS]) also under left padding
         first = (mask != 0).to(torch.int8).argmax(1)

@@ -72,8 +72,8 @@ def reduce(t: jax.Array, mode: str | None, mask: jax.Array | None, spatial: tupl
     if mode in SPATIAL_REDUCTIONS:
         return t.mean(spatial) if mode == "mean" else t.max(spatial)
     if mode == "first_token":
-        if mask is None:
-            return t[:, 0]
+        if mask is None or mask.shape[1] != t.shape[1]:
+            return t[:, 0]  # as torch: a layer with other positions than the mask's keeps position 0
         return t[jnp.arange(t.shape[0]), jnp.argmax(mask != 0, axis=1)]  # the first real token, as torch
     m = jnp.ones(t.shape[:2], t.dtype) if mask is None else mask.astype(t.dtype)
     if mode == "last_token":
