@@ -7,7 +7,7 @@ over L layers × E epochs, F figures) and prints:
   1. write_report vs the I/O floor (read + base64 every file it inlines, write one file) (goal < 1 s)
   2. the page: total size, and how much of it is the page's own script and style       (goal: <= 6 MB)
   3. hover thumbnails: one sprite sheet vs one PNG data URI per sample (time and bytes)
-  4. projection coordinates: 4-significant-digit JSON vs full precision (bytes)
+  4. projection coordinates: uint16 codes on each plot's box (base64) vs full-precision JSON (bytes)
   5. export_latex vs copying its files (the floor)                                       (goal <= 3x)
   6. toy heat maps: one batched forward with hooks vs a bare forward (floor, goal <= 3x) and vs a
      forward per grid point (the loop-per-sample way)
@@ -111,13 +111,13 @@ def bench_thumbnails(n: int, repeat: int) -> dict:
 
 
 def bench_coordinates(n: int, keys: int) -> dict:
-    from neuralatlas.report.projection import _rounded
+    from neuralatlas.report.projection import encode_xy
 
     rng = np.random.default_rng(0)
     xy = [rng.normal(size=(n, 2)) * 30 for _ in range(keys)]
     full = json.dumps([a.reshape(-1).tolist() for a in xy], separators=(",", ":"))
-    short = json.dumps([_rounded(a) for a in xy], separators=(",", ":"))
-    return {"full": len(full), "rounded": len(short)}
+    short = json.dumps([encode_xy(a) for a in xy], separators=(",", ":"))
+    return {"full": len(full), "encoded": len(short)}
 
 
 def bench_latex(run: Path, repeat: int, tmp: Path) -> dict:
@@ -190,8 +190,8 @@ def main() -> None:
         )
 
         c = bench_coordinates(n, layers * epochs)
-        print(f"4. coordinates JSON   rounded {c['rounded'] / 1024:.0f} KiB   full precision {c['full'] / 1024:.0f} KiB"
-              f"   ratio {c['full'] / c['rounded']:.1f}x smaller")
+        print(f"4. coordinates JSON   uint16-encoded {c['encoded'] / 1024:.0f} KiB   full precision"
+              f" {c['full'] / 1024:.0f} KiB   ratio {c['full'] / c['encoded']:.1f}x smaller")
 
         lx = bench_latex(run, repeat, tmp)
         print(f"5. export_latex       {lx['export_s']:.3f} s   copy floor {lx['floor_s']:.3f} s   ratio"

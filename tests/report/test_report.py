@@ -363,6 +363,11 @@ def test_attribution_section_says_where_the_methods_differ_from_captum(report_ru
         assert html.escape(sentence, quote=True) in section
     # shown once, as the note: not also as a row of the summary table
     assert section.count(html.escape(expected["saliency"], quote=True)) == 1
+    # the tables of the LaTeX export are the same summary tables: no prose rows there either
+    from neuralatlas.report.tables import summary_table
+
+    cells = [str(c) for t in summary_table(summary) for row in t.rows for c in row]
+    assert cells and not any(c.startswith("captum_differences") or c in expected.values() for c in cells), cells
 
 
 def test_figures_and_table_rows_follow_the_layers_depth_not_the_alphabet(report_run):

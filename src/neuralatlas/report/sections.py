@@ -16,7 +16,7 @@ from anywhere::
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from neuralatlas.report.captions import REGISTERED_TITLES, caption_fields, describe, section_title
@@ -358,14 +358,13 @@ def _captum_block(ctx: SectionContext, out: AnalysisOutput) -> str:
 
     The differences are the summary's ``captum_differences`` (the attribution steps write it).
     """
-    summary = dict(out.summary or {})
-    differences = summary.pop("captum_differences", None) or {}
+    differences = (out.summary or {}).get("captum_differences") or {}  # summary_table leaves it out
     note = ""
     if differences:
         items = "".join(f"<li><b>{esc(m.replace('_', ' '))}</b>: {esc(text)}</li>" for m, text in differences.items())
         note = (f'<div class="na-captum"><p class="na-muted">Where these methods differ from captum on purpose'
                 f" (otherwise they are captum's):</p><ul class=\"na-muted\">{items}</ul></div>")
-    return analysis_block(ctx, replace(out, summary=summary or None), after=note)
+    return analysis_block(ctx, out, after=note)
 
 
 @register_section("attribution", title="Attribution")

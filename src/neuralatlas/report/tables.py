@@ -116,6 +116,10 @@ def layer_in(path: Sequence[str], layers: Iterable[str]) -> int | None:
     return None
 
 
+#: Summary keys that hold prose, shown beside a block (``sections``) rather than as table rows.
+PROSE_KEYS = frozenset({"captum_differences"})
+
+
 def summary_table(summary: Mapping[str, Any], layers: Sequence[str] = (), title: str = "") -> list[Table]:
     """The tables that show ``summary``: a layer pivot when the data allow it, else key/value.
 
@@ -140,6 +144,7 @@ def summary_table(summary: Mapping[str, Any], layers: Sequence[str] = (), title:
     >>> t.columns, t.rows[1]
     (['layer', 'hit · 0', 'hit · 1'], ['fc2', 0.6, 0.9])
     """
+    summary = {k: v for k, v in summary.items() if k not in PROSE_KEYS}  # HTML and LaTeX alike
     tables = [t for key, recs in _record_lists(summary) for t in records_tables(recs, layers, _join(title, key))]
     records = flatten(_without_record_lists(summary))
     layered: list[tuple[str, tuple[str, ...], Scalar]] = []
