@@ -85,3 +85,13 @@ def test_errors(points):
         na.attribute(Linear(), points.inputs, "saliency")
     with pytest.raises(AnalysisError, match="3 outputs"):
         na.attribute(Linear(), points, "saliency", target=5)
+
+
+def test_the_jax_run_folder_step_reads_n_samples_as_every_other_step(tmp_path, points):
+    """``n_samples=None`` / ``"all"`` is every sample (it was a TypeError in ``min()``)."""
+    from neuralatlas.steps.attribution import jax_step
+
+    every = jax_step(tmp_path / "all", Linear(), points, methods=("saliency",), n_samples="all")
+    first = jax_step(tmp_path / "three", Linear(), points, methods=("saliency",), n_samples=3)
+    assert every["n_samples"] == len(points) and first["n_samples"] == 3
+    assert (tmp_path / "all" / "figures" / "attribution").is_dir()

@@ -1153,10 +1153,9 @@ def attribute(
                     if key in extras:
                         _append(parts, key, extras[key])
                 if "logits" in extras and neuron is None and target_fn is None:
-                    # argmax in numpy over the logits: one torch op less per batch (first maximum,
-                    # NaN counted as the maximum, as torch's argmax does)
-                    logits_np = extras["logits"].detach().cpu().numpy()
-                    parts.setdefault("predictions", []).append(np.argmax(logits_np, axis=1))
+                    # argmax on the logits' device: [B] ids cross to the host, not [B, classes] floats
+                    # (and bfloat16 logits, which numpy cannot hold, work)
+                    _append(parts, "predictions", extras["logits"].detach().argmax(1))
                 start += len(x)
     arrays = {k: _concat_rows(v) for k, v in parts.items()}
     if name == "integrated_gradients" and tolerance is None:

@@ -278,7 +278,7 @@ def run(ctx: Any, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
 @renamed_parameter("samples", "n_samples")
 def jax_step(run_dir: str | Path, model: Any, data: Any,
                      methods: Sequence[str] = ("saliency", "integrated_gradients"), *,
-                     n_samples: int = 6, target: str | int = "label", n_steps: int = 50) -> dict[str, Any]:
+                     n_samples: int | str | None = 6, target: str | int = "label", n_steps: int = 50) -> dict[str, Any]:
     """The run folder's attribution section for a JAX model: results, grid figure, summary.
 
     The first ``n_samples`` samples of ``data`` are attributed and shown (``samples`` is its
@@ -294,12 +294,13 @@ def jax_step(run_dir: str | Path, model: Any, data: Any,
     run_dir = Path(run_dir)
     results, figures = run_dir / "results" / "attribution", run_dir / "figures" / "attribution"
     results.mkdir(parents=True, exist_ok=True)
-    few = data.subset(slice(0, min(len(data), n_samples)))
+    count = resolve_n_samples(n_samples)  # None / "all": every sample, as the other steps
+    few = data.subset(slice(0, len(data) if count is None else min(len(data), count)))
     shown = [attribute_jax(model, few, m, target=target, n_steps=n_steps) for m in methods]
     summary: dict[str, Any] = {"n_samples": len(few), "target": target, "methods": {}}
     for res in shown:
         res.save(results / safe_name(res.name))
         summary["methods"][res.method] = {k: v for k, v in res.summary().items() if k not in ("method", "name")}
-    save(attribution_grid(shown, samples=n_samples, classes=getattr(data, "classes", None)), figures / "grid")
+    save(attribution_grid(shown, samples=len(few), classes=getattr(data, "classes", None)), figures / "grid")
     write_json(results / "summary.json", summary, kind="attribution_summary")
     return summary

@@ -99,7 +99,7 @@ def load(results_dir: Path) -> Any:
     With neuron maps it is ``(Projection, [(NeuronProjection, {how: DiscriminativeNeurons}), ...])``.
     """
     from neuralatlas.analysis.projection import Projection
-    from neuralatlas.results import read_json
+    from neuralatlas.results import ResultNotFoundError, read_json
 
     result = Projection.load(results_dir)
     summary_path = Path(results_dir) / "summary.json"
@@ -109,7 +109,7 @@ def load(results_dir: Path) -> Any:
     for layer in layers:
         try:
             maps.append(_discriminative.load(neurons_dir, layer))
-        except FileNotFoundError:
+        except (FileNotFoundError, ResultNotFoundError):  # a map lost since: the projection still loads
             continue
     return (result, maps) if maps else result
 
