@@ -267,7 +267,7 @@ def test_run_folder_heatmaps_default_to_contrastive_sorted_and_gradient_aligned(
 def test_naps_in_cache_sized_pieces_equal_float64_with_and_without_the_reader_thread(tmp_path, monkeypatch,
                                                                                      groups):
     """Rows of 16 KiB, 384-row chunks: the pass reads 64-row pieces of a chunk (1 MiB), the
-    kernel's scratch carried from piece to piece; a large common offset exercises the shift."""
+    kernel's float32 scratch emptied after each piece; a large common offset exercises the shift."""
     from neuralatlas.analysis import _kernels
 
     if _kernels.moments_into is None:

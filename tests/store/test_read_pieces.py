@@ -123,3 +123,12 @@ def test_store_pieces_name_the_damaged_layer_and_rows(tmp_path):
             pass
     with pytest.raises(StoreCorruptError):        # and NAPs, which read this way, give no result
         na.naps(tmp_path / "s.zarr")
+
+
+def test_strided_rows_are_refused_not_labelled_as_contiguous(tmp_path):
+    from neuralatlas.errors import StoreError
+
+    arr = zarr.create_array(tmp_path / "a.zarr", shape=(10, 3), chunks=(4, 3), dtype="f4")
+    arr[:] = np.arange(30, dtype=np.float32).reshape(10, 3)
+    with pytest.raises(StoreError, match="contiguous rows"):
+        list(read_pieces(arr, slice(0, 10, 2)))

@@ -71,8 +71,8 @@ def _moments_into(x, raw, codes, shift, s1, s2, mx, mn, active, total, threshold
     faster), with float32 rounding over 256 values at most, about the shifted values (so a
     large common mean costs nothing). With more groups (``l1`` empty) rows go straight into
     float64. With ``flush_at_end`` the scratch is emptied at the end of the call too, so that
-    float32 sums never span two calls (a call's rows at most: the result is then the same
-    whatever piece or block sizes the rows came in, to the bit); else call
+    float32 sums never span two calls (their rounding is bounded by one call's rows; the bits
+    still depend on where calls start, as in any blocked sum); else call
     :func:`_flush_moments` before reading the accumulators.
     """
     rows, units = x.shape

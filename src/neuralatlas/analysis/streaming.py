@@ -162,8 +162,8 @@ def prefetch_reads() -> bool:
     """Whether a streamed reduction reads its next piece in a thread: when a core is free for it.
 
     ``NEURALATLAS_PREFETCH=thread`` or ``=sync`` decides; otherwise a thread is used when the
-    machine has more than one core and its 1-minute load average leaves one idle (the rule
-    of the capture's writer thread). On busy cores the reader thread only adds hand-offs:
+    machine has more than one core and its 1-minute load average leaves one idle (unlike the
+    capture's writer thread, which measured faster threaded however busy the cores). On busy cores the reader thread only adds hand-offs:
     measured on 2 cores at load ~5, NAPs of 312 MiB read in 1 MiB pieces took 1.3x as long
     (median) with the thread as without; with an idle core, read and reduction overlap.
     """

@@ -36,7 +36,7 @@ from neuralatlas.capture.hooks import (
     select_tensor,
 )
 from neuralatlas.capture.sources import ArraySource, DatasetSource, LoaderSource, Source, as_source, split_batch
-from neuralatlas.capture.store_open import open_or_create, repair
+from neuralatlas.capture.store_open import open_or_create
 from neuralatlas.capture.writer import ChunkWriter
 from neuralatlas.errors import CaptureError, DataError, StoreError
 from neuralatlas.store.core import ActivationStore
@@ -60,10 +60,6 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 # The sources live in .sources; these names stay importable from here (attribution uses them).
 _Source, _ArraySource, _DatasetSource, _LoaderSource = Source, ArraySource, DatasetSource, LoaderSource
 _split_batch = split_batch
-# The store opening, repair, checkpoint fingerprint and reduction lookup live in .store_open,
-# .fingerprints and .batch_ops (shared with the Flax/Keras loop, which imports nothing of this
-# module); their old private names stay importable from here.
-_repair, _file_fingerprint, _reduction_for = repair, file_fingerprint, reduction_for
 
 
 def _to_device(x: Any, device: torch.device) -> Any:

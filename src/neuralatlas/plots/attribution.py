@@ -304,7 +304,6 @@ def attribution_faithfulness(result: Any, *, ax=None) -> Figure:
 # The rows, merging and colour scale of a token heat map, and its HTML, live below plots in
 # neuralatlas/token_html.py (Attribution._repr_html_ shows them without importing plots);
 # their names here stay importable.
-_SPACE_MARKERS, _is_special, _merge_pieces = token_html._SPACE_MARKERS, token_html._is_special, token_html._merge_pieces
 token_rows, _token_scale = token_html.token_rows, token_html.token_scale
 
 

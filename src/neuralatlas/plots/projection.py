@@ -86,7 +86,8 @@ def _ring_handle() -> Line2D:
 def _legend(fig: Figure, result: Any, colors: np.ndarray, *, rings: bool = False, title: str | None = None,
             **kwargs: Any) -> None:
     handles = _class_handles(result, colors) + ([_ring_handle()] if rings else [])
-    ncol = len(handles) if len(handles) <= 10 else -(-len(handles) // 2)   # two rows beyond ten
+    # one row up to ten entries, two rows (11 + ring = 6 + 6) up to twenty, then rows of ten
+    ncol = len(handles) if len(handles) <= 10 else min(10, -(-len(handles) // 2))
     fig.legend(handles=handles, ncol=ncol, frameon=False, fontsize="small", title=title, title_fontsize=8, **kwargs)
 
 
@@ -95,6 +96,8 @@ def _legend(fig: Figure, result: Any, colors: np.ndarray, *, rings: bool = False
 # colours, and cost a third of the panel's bytes in the report. The figure says which
 # epochs were drawn so (:func:`_unringed_note`).
 RING_MAX_SHARE = 0.5
+#: Most entries (classes and the ring) the key beside the bundled trails holds, in two columns.
+SIDE_KEY_MAX = 20
 
 
 def _misclassified(result: Any, epoch: int | None) -> np.ndarray | None:
@@ -373,8 +376,12 @@ def _evolution(result: Any, along: str, layer: str | None, epoch: int | None | s
     key = fig.add_subplot(bottom[1])
     key.axis("off")
     handles = _class_handles(result, _colors(result)) + ([_ring_handle()] if rings else [])
-    key.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 0.45), ncol=2 if len(handles) > 5 else 1,
-               frameon=False, fontsize=8, title="class (hue, in every panel)", title_fontsize=8, alignment="left")
+    if len(handles) > SIDE_KEY_MAX:  # a key of many classes does not fit beside the bundle: below the figure
+        _legend(fig, result, _colors(result), rings=rings, title="class (hue, in every panel)",
+                loc="outside lower center")
+    else:
+        key.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 0.45), ncol=2 if len(handles) > 5 else 1,
+                   frameon=False, fontsize=8, title="class (hue, in every panel)", title_fontsize=8, alignment="left")
     if note:
         key.text(0.0, 0.4, note, transform=key.transAxes, fontsize=8, va="top", ha="left")
     return fig

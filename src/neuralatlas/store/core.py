@@ -982,7 +982,7 @@ def read_rows(array: zarr.Array, rows: slice, out: np.ndarray | None = None) -> 
     from neuralatlas.store.chunkio import ChunkFile
 
     start, stop, step = rows.indices(array.shape[0])
-    direct = ChunkFile.for_array(getattr(array, "zarr_array", array)) if step == 1 else None
+    direct = ChunkFile.for_array(getattr(array, "zarr_array", array))
     if direct is None:
         block = np.asarray(array[rows])
         if out is not None:
@@ -1023,12 +1023,15 @@ def read_pieces(array: Any, rows: slice, *, piece_rows: int | None = None,
     from neuralatlas.store.chunkio import ChunkFile
 
     start, stop, step = rows.indices(array.shape[0])
+    if step != 1:  # the pieces are labelled by contiguous row slices
+        raise StoreError(f"read_pieces reads contiguous rows; got the slice {rows} (step {step}). Read"
+                         " strided rows with read_rows.")
     stop = max(start, stop)
     row_bytes = int(np.prod(array.shape[1:], dtype=np.int64)) * np.dtype(array.dtype).itemsize
     chunk_rows = int(array.chunks[0]) if getattr(array, "chunks", None) else max(1, stop - start)
     if piece_rows is None:
         piece_rows = max(1, min(chunk_rows, PIECE_BYTES // max(1, row_bytes)))
-    direct = ChunkFile.for_array(getattr(array, "zarr_array", array)) if step == 1 else None
+    direct = ChunkFile.for_array(getattr(array, "zarr_array", array))
     if direct is None:
         block = read_rows(array, rows)
         for a in range(0, len(block), piece_rows):
