@@ -164,8 +164,9 @@ def prefetch_reads() -> bool:
     ``NEURALATLAS_PREFETCH=thread`` or ``=sync`` decides; otherwise a thread is used when the
     machine has more than one core and its 1-minute load average leaves one idle (unlike the
     capture's writer thread, which measured faster threaded however busy the cores). On busy
-    cores the reader thread only adds hand-offs: measured on 2 cores at load ~5, NAPs of 312 MiB read in 1 MiB pieces took 1.3x as long
-    (median) with the thread as without; with an idle core, read and reduction overlap.
+    cores the reader thread only adds hand-offs: measured on 2 cores at load ~5, NAPs of
+    312 MiB read in 1 MiB pieces took 1.3x as long (median) with the thread as without; with
+    an idle core, read and reduction overlap.
     """
     choice = os.environ.get("NEURALATLAS_PREFETCH", "").strip().lower()
     if choice in ("thread", "threaded", "1", "on"):
