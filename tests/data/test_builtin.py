@@ -75,3 +75,11 @@ def test_array_dataset_refuses_fractional_float_labels():
     with pytest.raises(DataError, match="regression targets.*TensorDataset"):
         ArrayDataset(x, np.array([0.2, 1.7, 1.0]), classes=["a", "b"])
     assert ArrayDataset(x, np.array([0.0, 1.0, 1.0]), classes=["a", "b"]).labels.tolist() == [0, 1, 1]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_array_dataset_refuses_non_finite_labels(bad):
+    # before: NaN was refused as a "fractional" regression target, and inf cast to INT64_MIN without a word
+    x = np.zeros((3, 2), np.float32)
+    with pytest.raises(DataError, match="1 labels are NaN or infinite"):
+        ArrayDataset(x, np.array([0.0, bad, 1.0]), classes=["a", "b"])

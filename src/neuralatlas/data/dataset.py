@@ -48,6 +48,10 @@ class ArrayDataset:
     def __post_init__(self) -> None:
         self.inputs = np.ascontiguousarray(self.inputs, dtype=np.float32)
         labels = np.asarray(self.labels)
+        if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+            # NaN/inf would cast to INT64_MIN: a plausible-looking "no label" or a wrong class
+            raise DataError(f"{self.name}: {int((~np.isfinite(labels)).sum())} labels are NaN or infinite;"
+                            " ArrayDataset holds integer class indices (-1 for an unlabelled sample).")
         if labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
             # casting would truncate regression targets to plausible-looking class indices
             raise DataError(
