@@ -83,11 +83,20 @@ def _ring_handle() -> Line2D:
                   label="misclassified")
 
 
+def _columns_that_fit(handles: list[Any], width_in: float, fontsize_pt: float = 8.0) -> int:
+    """How many legend columns of these entries fit ``width_in`` inches (marker, gap, longest label)."""
+    longest = max((len(h.get_label()) for h in handles), default=1)
+    entry_in = 0.35 + longest * 0.6 * fontsize_pt / 72  # ~0.6 em a character, marker and padding
+    return max(1, int(width_in // entry_in))
+
+
 def _legend(fig: Figure, result: Any, colors: np.ndarray, *, rings: bool = False, title: str | None = None,
             **kwargs: Any) -> None:
     handles = _class_handles(result, colors) + ([_ring_handle()] if rings else [])
-    # one row up to ten entries, two rows (11 + ring = 6 + 6) up to twenty, then rows of ten
+    # one row up to ten entries, two rows (11 + ring = 6 + 6) up to twenty, then rows of ten;
+    # never more columns than the figure's width holds (40 classes drew past both edges)
     ncol = len(handles) if len(handles) <= 10 else min(10, -(-len(handles) // 2))
+    ncol = min(ncol, _columns_that_fit(handles, fig.get_figwidth()))
     fig.legend(handles=handles, ncol=ncol, frameon=False, fontsize="small", title=title, title_fontsize=8, **kwargs)
 
 
@@ -96,8 +105,6 @@ def _legend(fig: Figure, result: Any, colors: np.ndarray, *, rings: bool = False
 # colours, and cost a third of the panel's bytes in the report. The figure says which
 # epochs were drawn so (:func:`_unringed_note`).
 RING_MAX_SHARE = 0.5
-#: Most entries (classes and the ring) the key beside the bundled trails holds, in two columns.
-SIDE_KEY_MAX = 20
 
 
 def _misclassified(result: Any, epoch: int | None) -> np.ndarray | None:
@@ -376,11 +383,14 @@ def _evolution(result: Any, along: str, layer: str | None, epoch: int | None | s
     key = fig.add_subplot(bottom[1])
     key.axis("off")
     handles = _class_handles(result, _colors(result)) + ([_ring_handle()] if rings else [])
-    if len(handles) > SIDE_KEY_MAX:  # a key of many classes does not fit beside the bundle: below the figure
+    # the key sits in the upper ~half of the space beside the overlay (the note goes below it)
+    rows_fit = max(1, int((0.55 * trail_h - 0.35) / 0.17))
+    ncol = 1 if len(handles) <= 5 else max(2, -(-len(handles) // rows_fit))
+    if ncol > _columns_that_fit(handles, width - side):  # too many classes to sit beside it: below the figure
         _legend(fig, result, _colors(result), rings=rings, title="class (hue, in every panel)",
                 loc="outside lower center")
     else:
-        key.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 0.45), ncol=2 if len(handles) > 5 else 1,
+        key.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 0.45), ncol=ncol,
                    frameon=False, fontsize=8, title="class (hue, in every panel)", title_fontsize=8, alignment="left")
     if note:
         key.text(0.0, 0.4, note, transform=key.transAxes, fontsize=8, va="top", ha="left")
