@@ -180,10 +180,7 @@ def _read_done_files(store: ActivationStore, slot: int | None) -> np.ndarray | N
 
 
 def _exists(store: ActivationStore, path: str) -> bool:
-    root = _local_root(store)
-    if root is not None:
-        return (root / path / "zarr.json").is_file()
-    return path in store._group
+    return store._has(path)  # the store's own check: a file test in a local zarr 3 folder
 
 
 def _local_root(store: ActivationStore) -> Path | None:
