@@ -232,3 +232,67 @@ def test_rows_announced_out_of_order_are_written_whole(tmp_path, stream):
     for c in range(3):
         rel = Path("acts", "a", "c", str(c), "0")
         assert (tmp_path / "writer.zarr" / rel).read_bytes() == (tmp_path / "zarr.zarr" / rel).read_bytes()
+
+
+@pytest.mark.parametrize("gradients", [False, True])
+def test_rows_handed_over_uncopied_give_the_bytes_of_rows_copied(small, tmp_path, monkeypatch, writer_mode,
+                                                                 gradients):
+    """Rows handed to the writer as views of the layers' outputs write the same files as rows
+    copied into the chunk buffers; a captured convolution followed by ReLU(inplace=True) keeps
+    its pre-ReLU values (the version check sees the change, the batch is rerun copying it)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(inplace=True), nn.Flatten(),
+                          nn.Linear(256, 10)).eval()
+    kwargs = {"layers": ["0", "2", "3"], "batch_size": 20, "chunk_rows": 40, "gradients": gradients}
+    handed = na.capture(model, small, out=tmp_path / "handed.zarr", **kwargs)
+    monkeypatch.setenv("NEURALATLAS_CAPTURE_COPY", "1")
+    na.capture(model, small, out=tmp_path / "copied.zarr", **kwargs)
+    a, b = _files(tmp_path / "handed.zarr"), _files(tmp_path / "copied.zarr")
+    assert len(a) > 10 and a.keys() == b.keys()
+    for key in a:
+        assert a[key] == b[key], key
+    conv = handed.read("0")
+    assert (conv < 0).any(), "pre-ReLU values must survive the in-place ReLU"
+    with torch.no_grad():
+        expected = model[0](torch.from_numpy(small.inputs)).numpy()
+    np.testing.assert_allclose(conv, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_tensor_changed_in_place_while_its_rows_are_written_fails_the_chunk(tmp_path, monkeypatch):
+    """Rows handed over are written from the tensor itself: if something changes it in place
+    before the writer is done, the chunk fails (never flagged done) instead of holding values
+    from after the change."""
+    import threading
+
+    import torch
+    import zarr
+
+    from neuralatlas.store.chunkio import ChunkStream
+
+    g = zarr.open_group(str(tmp_path / "w.zarr"), mode="w")
+    arr = g.create_array("acts/a", shape=(20, 3), chunks=(10, 3), dtype="float32",
+                         compressors=[zarr.codecs.Crc32cCodec()], fill_value=0)
+    done = g.create_array("done", shape=(2,), chunks=(1,), dtype=bool, fill_value=False)
+    started, release = threading.Event(), threading.Event()
+    real_write = ChunkStream.write
+
+    def stalling_write(self, rows):
+        started.set()
+        release.wait(10)
+        return real_write(self, rows)
+
+    monkeypatch.setattr(ChunkStream, "write", stalling_write)
+    t = torch.arange(30, dtype=torch.float32).reshape(10, 3)
+    writer = ChunkWriter({"a": arr}, done, 10, threaded=True)
+    with pytest.raises(StoreError, match="changed in place"), writer:
+        bufs = writer.acquire()
+        writer.rows(0, bufs, 0, 10, values={"a": t.numpy()}, versions=[(t, t._version)])
+        assert started.wait(10)
+        t.mul_(2)  # while the writer holds the rows
+        release.set()
+        writer.submit(0, bufs, 10)
+        writer.close()
+    assert not done[:].any()

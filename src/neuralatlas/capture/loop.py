@@ -37,7 +37,7 @@ from neuralatlas.capture.hooks import (
 )
 from neuralatlas.capture.sources import ArraySource, DatasetSource, LoaderSource, Source, as_source, split_batch
 from neuralatlas.capture.store_open import open_or_create
-from neuralatlas.capture.writer import ChunkWriter
+from neuralatlas.capture.writer import ChunkWriter, hand_over_rows
 from neuralatlas.errors import CaptureError, DataError, StoreError
 from neuralatlas.store.core import ActivationStore
 from neuralatlas.store.safety import WriteGuard, report_nonfinite
@@ -600,6 +600,14 @@ class _CaptureRun:
         self._batch_n = 0
         self._src, self._dst = slice(0, 0), slice(0, 0)
         self._counts: np.ndarray | None = None
+        # rows handed to the writer as they are (views of the layers' outputs), not copied
+        # into chunk buffers: this batch's {key: tensor} and the tensors' version counters
+        self._hand_over = False
+        self._handed: dict[Any, torch.Tensor] = {}
+        self._handed_versions: dict[Any, tuple[torch.Tensor, int]] = {}
+        # layers whose recorded output a later in-place op changed (ReLU(inplace=True) after
+        # it): their rows are copied in the hook from then on, as before the hand-over
+        self._copy_in_hook: set[str] = set()
 
     def __getstate__(self):
         # shipped to dask workers: the hooks' handles are per process
@@ -635,7 +643,27 @@ class _CaptureRun:
                 f" reduce={{{layer!r}: 'token_mean'}}, capture rows='tokens', or pad every batch"
                 " to one length (padding='max_length')."
             )
+        if self._hand_over and layer not in self._copy_in_hook:
+            self._handed[("acts", layer)] = value
+            self._handed_versions[("acts", layer)] = (value, value._version)
+            return
         self._place(self.buffers[layer], value.to("cpu", torch.float32).numpy())
+
+    def _changed_in_place(self) -> list[str]:
+        """Handed-over layers whose output an in-place op changed after the hook (this forward).
+
+        They are copied in the hook from now on; the caller runs the batch again.
+        """
+        changed = [key[1] for key, (t, v) in self._handed_versions.items() if key[0] == "acts" and t._version != v]
+        self._copy_in_hook.update(changed)
+        return changed
+
+    def _host_rows(self, value: torch.Tensor) -> np.ndarray:
+        """The current batch's rows of the current chunk as a C-contiguous float32 array.
+
+        A view of ``value`` where it is on the CPU in float32 already (no copy).
+        """
+        return value.to("cpu", torch.float32).contiguous().numpy()[self._src]
 
     def _learn(self, layer: str, tensor: torch.Tensor) -> None:
         """Probe: the layout of a layer's output, and whether its reduction fits it."""
@@ -670,6 +698,8 @@ class _CaptureRun:
         for _ in range(len(self.layers) + 2):
             x = _require_input_grad(given) if self.gradients else given
             self.recorder.reset()
+            self._handed.clear()
+            self._handed_versions.clear()
             try:
                 with torch.set_grad_enabled(self.gradients):
                     out = call_model(self.model, x)
@@ -689,7 +719,11 @@ class _CaptureRun:
                 ) from err
             # with gradients, recorded outputs are not copied unless an in-place op changes
             # them; where one did, those layers are cloned from now on and the batch is run again
-            if not (self.gradients and self.recorder.mutated()):
+            if self.gradients and self.recorder.mutated():
+                continue
+            # rows handed over uncopied: an in-place op after a layer's hook changed them
+            # (ReLU(inplace=True) after a convolution); copy those in the hook and rerun
+            if not (self._hand_over and self._changed_in_place()):
                 break
         else:  # pragma: no cover - every rerun clones more layers; a guard, not a path
             raise CaptureError("In-place ops kept changing recorded outputs after every layer was copied.")
@@ -877,7 +911,7 @@ class _CaptureRun:
         # chunk buffers are allocated once (two sets) and reused; a thread writes one set while
         # the forward passes fill the other (capture/writer.py); a chunk's done flag is set only
         # after all of its arrays are written
-        finish = None
+        finish = finish_rows = None
         if nonfinite is not None:
             layers = list(self.layers)
 
@@ -886,7 +920,22 @@ class _CaptureRun:
                 bufs["nonfinite"][:m] = _nonfinite_rows({k: bufs[("acts", k)] for k in layers},
                                                         {k: bufs[("grads", k)] for k in grads}, layers, m)
 
-        with ChunkWriter(arrays, done, R, finish=finish, computed=("nonfinite",)) as writer, self.recorder:
+            def finish_rows(bufs: dict[Any, np.ndarray], values: Mapping[Any, np.ndarray], a: int, b: int) -> None:
+                # the same for one batch's rows handed over as values (those copied in the
+                # hook are in the buffers)
+                def rows(kind: str, k: str) -> np.ndarray:
+                    got = values.get((kind, k))
+                    return got if got is not None else bufs[(kind, k)][a:b]
+
+                bufs["nonfinite"][a:b] = _nonfinite_rows({k: rows("acts", k) for k in layers},
+                                                         {k: rows("grads", k) for k in grads}, layers, b - a)
+
+        with ChunkWriter(arrays, done, R, finish=finish, computed=("nonfinite",),
+                         finish_rows=finish_rows) as writer, self.recorder:
+            # hand each batch's rows to the writer as they are (views of the layers' outputs)
+            # rather than copying them into the chunk buffers: the copy was ~1/4 of a bare
+            # forward of the digits CNN (benchmarks/capture.py)
+            self._hand_over = hand_over_rows()
             for c in range(done.shape[0]):
                 start, stop = c * R, min((c + 1) * R, n)
                 if c not in pending:
@@ -910,7 +959,14 @@ class _CaptureRun:
                     got += self._dst.stop - self._dst.start
                     # this batch's rows are final: a writer thread writes them while the next
                     # batches run, so the last chunk's write is not all left for the end
-                    writer.rows(c, bufs, self._dst.start, self._dst.stop)
+                    if self._hand_over:
+                        values = {key: self._host_rows(t) for key, t in self._handed.items()}
+                        writer.rows(c, bufs, self._dst.start, self._dst.stop, values=values,
+                                    versions=list(self._handed_versions.values()))
+                        self._handed.clear()
+                        self._handed_versions.clear()
+                    else:
+                        writer.rows(c, bufs, self._dst.start, self._dst.stop)
                     # and the chunks the thread has finished are flagged now, not a chunk later
                     done_rows = _report(writer, done_rows, total, progress)
                 if got != stop - start:
@@ -944,6 +1000,9 @@ class _CaptureRun:
         for name, g, t in zip(self.layers, grads, tensors, strict=True):
             g = torch.zeros_like(t) if g is None else g
             value = self._rows_of(name, self.recorder.batch_first(name, g))
-            self._place(buffers[name], value.to("cpu", torch.float32).numpy())
+            if self._hand_over:  # a new tensor of autograd's: nothing else changes it
+                self._handed[("grads", name)] = value
+            else:
+                self._place(buffers[name], value.to("cpu", torch.float32).numpy())
 
 

@@ -33,7 +33,7 @@ import numpy as np
 from neuralatlas.errors import StoreError
 from neuralatlas.store.chunkio import ChunkFile, ChunkStream
 
-__all__ = ["ChunkWriter", "background_writes"]
+__all__ = ["ChunkWriter", "background_writes", "hand_over_rows"]
 
 _STOP = object()
 
@@ -58,6 +58,17 @@ def background_writes() -> bool:
     if choice in ("sync", "synchronous", "inline"):
         return False
     return (os.cpu_count() or 1) > 1
+
+
+def hand_over_rows() -> bool:
+    """Whether a capture hands each batch's rows to the writer uncopied (the default).
+
+    The rows are written from the layers' output tensors themselves (views, on the CPU in
+    float32) rather than copied into the chunk buffers first; a layer whose output a later
+    in-place op changes is found by its version counter and copied in the hook instead.
+    ``NEURALATLAS_CAPTURE_COPY=1`` copies every layer's rows, as before 0.2 (the same bytes).
+    """
+    return os.environ.get("NEURALATLAS_CAPTURE_COPY", "").strip().lower() not in ("1", "true", "yes")
 
 
 class ChunkWriter:
@@ -91,6 +102,10 @@ class ChunkWriter:
         With a writer thread, write the rows :meth:`rows` announces while the chunk's later
         rows are computed (default), so that only the last batch's write is left when the
         capture's forward passes end, not the whole last chunk's.
+    finish_rows : callable(buffers, values, start, stop), optional
+        With rows handed over as ``values`` (see :meth:`rows`), completes the ``computed``
+        arrays' rows ``start..stop`` from them, in the writer's thread; ``finish`` then does
+        not run for a chunk whose rows all came so.
 
     Examples
     --------
@@ -104,12 +119,18 @@ class ChunkWriter:
     def __init__(self, arrays: Mapping[Hashable, Any], done: Any, chunk_rows: int, *, depth: int = 2,
                  threaded: bool | None = None, direct: bool = True,
                  finish: Callable[[dict[Hashable, np.ndarray], int], None] | None = None,
-                 computed: Collection[Hashable] = (), stream: bool = True):
+                 computed: Collection[Hashable] = (), stream: bool = True,
+                 finish_rows: Callable[[dict[Hashable, np.ndarray], Mapping[Hashable, np.ndarray], int, int],
+                                       None] | None = None):
         if threaded is None:
             threaded = background_writes()
         self.arrays = dict(arrays)
         self.finish = finish
+        self.finish_rows = finish_rows
         self.computed = set(computed)
+        # rows per chunk handed over as values (and completed by finish_rows): such a chunk's
+        # buffers never hold those rows, so finish must not run over them at submit
+        self._handed: dict[int, int] = {}
         self.done = done  # set by the caller's thread only (commit), never by the writer
         # a flag is one 1-byte chunk: written as its file directly (the bytes zarr writes),
         # not through a round trip into zarr's event loop per chunk
@@ -160,15 +181,39 @@ class ChunkWriter:
             except queue.Empty:
                 continue
 
-    def rows(self, chunk: int, buffers: dict[Hashable, np.ndarray], start: int, stop: int) -> None:
+    def rows(self, chunk: int, buffers: dict[Hashable, np.ndarray], start: int, stop: int,
+             values: Mapping[Hashable, np.ndarray] | None = None,
+             versions: Collection[tuple[Any, int]] = ()) -> None:
         """Announce that rows ``start..stop`` (within the chunk) of every buffer are final.
 
         With a writer thread (and ``stream``) it writes them now; otherwise nothing happens
         until :meth:`submit`.
+
+        ``values`` hands the rows over instead of copying them into ``buffers`` first:
+        ``{key: rows}``, C-contiguous ``[stop - start, *unit_shape]`` arrays (views of the
+        layers' output tensors), written from where they are (in the writer's thread, or
+        here without one), or copied into the buffer where a chunk cannot be streamed. The
+        caller must not change them afterwards; ``versions``, ``(tensor, version)`` pairs of
+        the tensors they view, are checked after the write, and a tensor changed in place
+        meanwhile fails the chunk instead of leaving other values on disk.
         """
-        if self.stream and stop > start:
+        if stop <= start:
+            return
+        if values is not None:
             self._raise_if_failed()
-            self._work.put(("rows", int(chunk), buffers, int(start), int(stop)))
+            item = ("rows", int(chunk), buffers, int(start), int(stop), values, tuple(versions))
+            if self.threaded:
+                self._work.put(item)
+                return
+            try:
+                self._write_rows(*item[1:])
+            except BaseException as err:  # noqa: BLE001 - same error as the threaded path
+                self._error, self._error_chunk = err, chunk
+            self._raise_if_failed()
+            return
+        if self.stream:
+            self._raise_if_failed()
+            self._work.put(("rows", int(chunk), buffers, int(start), int(stop), None, ()))
 
     def submit(self, chunk: int, buffers: dict[Hashable, np.ndarray], rows: int) -> None:
         """Queue chunk ``chunk``: the first ``rows`` rows of each buffer are its data."""
@@ -262,24 +307,51 @@ class ChunkWriter:
                 s.abort()
             self._streams.clear()
 
-    def _write_rows(self, chunk: int, buffers: Mapping[Hashable, np.ndarray], start: int, stop: int) -> None:
+    def _write_rows(self, chunk: int, buffers: dict[Hashable, np.ndarray], start: int, stop: int,
+                    values: Mapping[Hashable, np.ndarray] | None = None,
+                    versions: Collection[tuple[Any, int]] = ()) -> None:
+        given = values or {}
         for key, f in self.files.items():
-            if f is None or key in self.computed or (chunk, key) in self._whole:
+            if key in self.computed:
                 continue
-            s = self._streams.get((chunk, key))
-            if s is None and start == 0:
-                s = self._streams[chunk, key] = f.stream(chunk)
+            rows = given.get(key)
+            streamable = f is not None and (chunk, key) not in self._whole and (self.stream or values is not None)
+            s = self._streams.get((chunk, key)) if streamable else None
+            if streamable and s is None and start == 0:
+                s = self._streams[chunk, key] = f.stream(chunk)  # type: ignore[union-attr]
             if s is None or s.rows != start:  # not in row order: this one is written whole at submit
                 if s is not None:
                     s.abort()
                     del self._streams[chunk, key]
-                self._whole.add((chunk, key))
+                    if values is not None:  # its earlier rows were written from values, not kept
+                        raise StoreError(f"chunk {chunk} of {key!r}: rows {start}..{stop} came after"
+                                         f" rows ..{s.rows}; rows handed over as values must come in order.")
+                if f is not None:
+                    self._whole.add((chunk, key))
+                if rows is not None:  # the block written at submit needs them
+                    buffers[key][start:stop] = rows
                 continue
-            s.write(buffers[key][start:stop])
+            s.write(buffers[key][start:stop] if rows is None else rows)
+        if values is not None:
+            if self.finish_rows is not None:
+                self.finish_rows(buffers, values, start, stop)
+            self._handed[chunk] = self._handed.get(chunk, 0) + (stop - start)
+            changed = [t for t, v in versions if t._version != v]
+            if changed:
+                raise StoreError(
+                    f"chunk {chunk}: {len(changed)} layer output(s) were changed in place after their"
+                    " forward pass, while their rows were being written (a model that keeps and"
+                    " updates its output tensors across batches). Capture with"
+                    " NEURALATLAS_CAPTURE_WRITER=sync and reduce= or a copying layer_output."
+                )
 
     def _write(self, chunk: int, buffers: dict[Hashable, np.ndarray], rows: int) -> None:
         start = chunk * self.chunk_rows
-        if self.finish is not None:
+        handed = self._handed.pop(chunk, 0)
+        if handed and handed != rows:
+            raise StoreError(f"chunk {chunk}: {handed} of its {rows} rows were handed over as values and"
+                             " the rest in its buffers; a chunk's rows must all come one way.")
+        if self.finish is not None and not handed:
             self.finish(buffers, rows)
         for key, arr in self.arrays.items():
             f, block = self.files[key], buffers[key]
