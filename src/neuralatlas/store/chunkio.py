@@ -47,26 +47,6 @@ def _crc32c(data: Any) -> int:
     return int(google_crc32c.value(np.frombuffer(data, np.uint8)))  # (it refuses memoryviews)
 
 
-_POOL: Any = None
-
-
-def _io_thread() -> Any:
-    """One background thread for file system calls overlapped with checksums, or ``None``.
-
-    A CRC-32C holds the GIL while it runs (``google_crc32c``) and ``read``/``write`` release it,
-    so one chunk's checksum and the next chunk's system call run at once where there is a
-    second core; ``NEURALATLAS_IO_THREAD=0`` (or a single core) keeps both in the caller's thread.
-    """
-    global _POOL
-    if (os.cpu_count() or 1) < 2 or os.environ.get("NEURALATLAS_IO_THREAD", "1").strip() == "0":
-        return None
-    if _POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _POOL = ThreadPoolExecutor(1, thread_name_prefix="neuralatlas-chunk-io")
-    return _POOL
-
-
 def _write_all(fd: int, parts: list[Any]) -> None:
     """``writev`` of ``parts``, finishing a short write (signals, quotas) with plain writes."""
     written = os.writev(fd, parts)
@@ -228,17 +208,10 @@ class ChunkFile:
         if block.shape != self.chunk_shape or block.dtype != self.dtype or not block.flags.c_contiguous:
             raise StoreError(f"chunk block has shape {block.shape} {block.dtype}; expected a C-contiguous"
                              f" {self.chunk_shape} {self.dtype}.")
-        self._write_parts(index, self._parts(block), atomic=atomic)
-
-    def _parts(self, block: np.ndarray) -> list[Any]:
-        """The chunk file's contents: the block's bytes, and their CRC-32C where the array has one."""
         view = block.data.cast("B")  # ndarray.data: the same buffer, typed as a memoryview
         parts: list[Any] = [view]
         if self.checksum:
             parts.append(_crc32c(view).to_bytes(4, "little"))
-        return parts
-
-    def _write_parts(self, index: int, parts: list[Any], *, atomic: bool = False) -> None:
         target = self.path(index)
         if target.parent not in self._made:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -261,35 +234,6 @@ class ChunkFile:
             os.close(fd)
         if atomic:
             os.replace(target, final)
-
-    def write_blocks(self, blocks: Iterator[tuple[int, np.ndarray]] | list[tuple[int, np.ndarray]]) -> None:
-        """:meth:`write` of every ``(index, block)``, each chunk's file written while the next one's CRC is computed.
-
-        The writes go to one background thread (:func:`_io_thread`; in order, one in flight),
-        so a caller's array is written at about the speed of its bytes rather than of bytes
-        plus checksum. Blocks must stay unchanged until this returns. The first error raised
-        by a write is raised here, after the writes in flight have ended.
-        """
-        pool = _io_thread()
-        if pool is None:
-            for index, block in blocks:
-                self.write(index, block)
-            return
-        pending = None
-        try:
-            for index, block in blocks:
-                if not 0 <= index < self.n_chunks:
-                    raise StoreError(f"chunk {index} is out of range: the array has {self.n_chunks} chunks.")
-                if block.shape != self.chunk_shape or block.dtype != self.dtype or not block.flags.c_contiguous:
-                    raise StoreError(f"chunk block has shape {block.shape} {block.dtype}; expected a"
-                                     f" C-contiguous {self.chunk_shape} {self.dtype}.")
-                parts = self._parts(block)  # this thread, holding the GIL, while the last write runs
-                if pending is not None:
-                    pending.result()
-                pending = pool.submit(self._write_parts, index, parts)
-        finally:
-            if pending is not None:
-                pending.result()
 
     def stream(self, index: int) -> ChunkStream:
         """Start writing chunk ``index`` in row order (:class:`ChunkStream`), in place."""
@@ -321,21 +265,11 @@ class ChunkFile:
         StoreError
             The file has the wrong size for this array.
         """
-        got = self._read_raw(index, out)
-        if got is not None:
-            self._check(index, out, *got)
-        return out
-
-    def _read_raw(self, index: int, out: np.ndarray) -> tuple[int, bytes] | None:
-        """Chunk ``index``'s bytes into ``out``; ``(bytes read, trailing bytes)``, None if never written.
-
-        The trailing bytes are the stored CRC for :meth:`_check`.
-        """
         view = out.data.cast("B")
         path = self.path(index)
         if not path.exists():
             out[...] = self.fill_value
-            return None
+            return out
         with open(path, "rb", buffering=0) as f:
             got = f.readinto(view)
             while got < len(view):  # short reads: keep reading until the file ends
@@ -344,12 +278,6 @@ class ChunkFile:
                     break
                 got += more
             tail = f.read(5 if self.checksum else 1)
-        return got, tail
-
-    def _check(self, index: int, out: np.ndarray, got: int, tail: bytes) -> None:
-        """Raise unless what :meth:`_read_raw` read is the whole file and matches its CRC."""
-        view = out.data.cast("B")
-        path = self.path(index)
         expected_tail = 4 if self.checksum else 0
         if got != len(view) or len(tail) != expected_tail:
             raise ChunkChecksumError(
@@ -364,6 +292,7 @@ class ChunkFile:
                 " written (disk or copy damage). Recapture the chunk: remove the file and run the"
                 " same capture again."
             )
+        return out
 
     def read_rows(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
         """Rows ``[start, stop)`` as one array, read chunk by chunk.
@@ -375,32 +304,11 @@ class ChunkFile:
             out = np.empty((max(0, stop - start), *self.shape[1:]), self.dtype)
         scratch: np.ndarray | None = None
         R = self.chunk_rows
-        chunks = range(start // R, -(-stop // R) if stop > start else start // R)
-        whole = [c for c in chunks if c * R >= start and c * R + R <= stop]
-        pool = _io_thread() if len(whole) > 1 and self.checksum else None
-        if pool is not None:
-            # the next chunk is read in the I/O thread while this one's CRC is checked here
-            def target(c: int) -> np.ndarray:
-                return out[c * R - start:c * R + R - start]
-
-            ahead = pool.submit(self._read_raw, whole[0], target(whole[0]))
-            for i, c in enumerate(whole):
-                got = ahead.result()
-                if i + 1 < len(whole):
-                    ahead = pool.submit(self._read_raw, whole[i + 1], target(whole[i + 1]))
-                try:
-                    if got is not None:
-                        self._check(c, target(c), *got)
-                except BaseException:
-                    if i + 1 < len(whole):
-                        ahead.result()  # not left writing into out after the error is raised
-                    raise
-        for c in chunks:
+        for c in range(start // R, -(-stop // R) if stop > start else start // R):
             lo, hi = c * R, c * R + R
             a, b = max(lo, start), min(hi, stop)
             if a == lo and hi <= stop:
-                if pool is None:
-                    self.read_into(c, out[a - start:b - start])
+                self.read_into(c, out[a - start:b - start])
             else:
                 if scratch is None:
                     scratch = np.empty(self.chunk_shape, self.dtype)

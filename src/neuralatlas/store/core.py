@@ -928,19 +928,14 @@ def _write_rows(arr: zarr.Array, values: np.ndarray) -> None:
         return
     values = np.asarray(values, direct.dtype)
     R = direct.chunk_rows
-
-    def blocks() -> Iterator[tuple[int, np.ndarray]]:
-        for c, start in enumerate(range(0, len(values), R)):
-            block = values[start:start + R]
-            if len(block) == R and block.flags.c_contiguous:
-                yield c, block  # the caller's memory, no copy
-            else:  # the short last chunk (or a strided view): through a padded scratch chunk
-                scratch = np.empty(direct.chunk_shape, direct.dtype)
-                scratch[:len(block)] = block
-                yield c, direct.pad(c, scratch)
-
-    # each chunk's file written while the next one's CRC is computed (ChunkFile.write_blocks)
-    direct.write_blocks(blocks())
+    for c, start in enumerate(range(0, len(values), R)):
+        block = values[start:start + R]
+        if len(block) == R and block.flags.c_contiguous:
+            direct.write(c, block)  # the caller's memory, no copy
+        else:  # the short last chunk (or a strided view): through a padded scratch chunk
+            scratch = np.empty(direct.chunk_shape, direct.dtype)
+            scratch[:len(block)] = block
+            direct.write(c, direct.pad(c, scratch))
 
 
 def _write_new_file(path: Path, data: bytes) -> None:
