@@ -4,26 +4,24 @@ Every module of ``src/neuralatlas`` is parsed with :mod:`ast`; every import (mod
 inside functions; ``if TYPE_CHECKING:`` blocks excluded, they never run) becomes an edge.
 The layers, bottom to top, follow the data flow of the architecture page::
 
-    package root, errors < patterns, specs, results, vocabulary, palette, token_html < data < store
-      < zoo < capture
+    package root, errors, _moved < patterns, specs, results, vocabulary, palette, token_html < data
+      < store < zoo < capture
       < analysis | architecture, attribution, featurevis, adversarial (beside each other)
       < plots < steps, photo_steps < toy, report < config < pipeline < cli
 
-A module may import its own layer or below. The only exceptions are the deprecation shims
-listed in :data:`SHIMS` (old import paths that keep working for one release): each must
-still exist (so the list can only shrink) and each is left out of the cycle check. There is
-no import cycle without them (:data:`KNOWN_CYCLES` is empty; a new cycle fails). With them,
-the shims' function-level upward imports close two module cycles and one package cycle, which
-go with the shims in 0.3: ``attribution.jax_methods`` / ``attribution.runfolder`` ->
-``steps.attribution`` -> ``attribution.methods`` ..., ``analysis.similarity.step`` ->
-``steps.similarity`` -> ``analysis.similarity``, and (packages) ``store`` -> ``capture.innspect``
--> ``store.core``.
+A module may import its own layer or below, with no exception, and there is no import cycle,
+module- or function-level, with nothing left out (:data:`KNOWN_CYCLES` is empty; a new cycle
+fails). The old paths of moved names (deprecated, until 0.3) do not import their new homes:
+they resolve through the one root table ``neuralatlas._moved.MOVED``, which imports them by
+name at run time (``tests/test_moved.py`` checks every entry). So that nobody launders an
+upward import the same way, only the modules of :data:`BY_NAME` call ``importlib.import_module``
+or ``__import__``, each for the reason given there.
 
 The same, checked by a second parser (``graphlib`` raises ``CycleError`` on a cycle), from the
 repository root::
 
     PYTHONPATH=tests python -c "
-    import ast, graphlib, pathlib; from test_architecture_rules import SHIMS, RANK
+    import ast, graphlib, pathlib; from test_architecture_rules import RANK
     S = pathlib.Path('src'); M = {'.'.join(p.relative_to(S).with_suffix('').parts).removesuffix('.__init__'): p
                                   for p in S.glob('neuralatlas/**/*.py')}
     up = lambda m: m if m in M or not m else up(m.rpartition('.')[0])
@@ -39,14 +37,13 @@ repository root::
                 yield from (b + '.' + a.name if b + '.' + a.name in M else b for a in n.names)
     G = {m: {up(t) for t in deps(m, m if M[m].name == '__init__.py' else m.rpartition('.')[0])} - {'', m} for m in M}
     layer = lambda m: (m.split('.') + [''])[1]
-    print(len(M), 'modules,', sum(map(len, G.values())), 'import edges; upward edges not in SHIMS:',
-          sorted((m, t) for m in G for t in G[m] if RANK[layer(t)] > RANK[layer(m)] and (m, t) not in SHIMS))
-    graphlib.TopologicalSorter({m: {t for t in G[m] if (m, t) not in SHIMS and not m.startswith(t + '.')}
-                                for m in G}).prepare()
-    print('no import cycle (module- or function-level) outside the deprecated SHIMS')"
+    print(len(M), 'modules,', sum(map(len, G.values())), 'import edges; upward edges:',
+          sorted((m, t) for m in G for t in G[m] if RANK[layer(t)] > RANK[layer(m)]))
+    graphlib.TopologicalSorter(G).prepare()
+    print('no import cycle (module- or function-level), nothing excluded')"
 
-It prints ``upward edges not in SHIMS: []`` and the last line; its edges are exactly those of
-:func:`import_graph`.
+It prints ``upward edges: []`` and the last line; its edges are exactly those of
+:func:`import_graph`, and none is left out of either check.
 """
 
 from __future__ import annotations
@@ -59,7 +56,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 LAYERS: list[set[str]] = [
-    {"", "errors"},
+    {"", "errors", "_moved"},
     {"patterns", "specs", "results", "vocabulary", "palette", "token_html"},
     {"data"},
     {"store"},
@@ -75,17 +72,18 @@ LAYERS: list[set[str]] = [
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 
-# Deprecated old import paths (module, imported module) that import upward, until 0.3.
-SHIMS = {
-    ("neuralatlas.attribution.runfolder", "neuralatlas.steps.attribution"),
-    ("neuralatlas.adversarial.runfolder", "neuralatlas.steps.adversarial"),
-    ("neuralatlas.analysis.similarity.step", "neuralatlas.steps.similarity"),
-    ("neuralatlas.attribution.jax_methods", "neuralatlas.steps.attribution"),
-    ("neuralatlas.store", "neuralatlas.capture.innspect"),
-    # ``PhotoAttribution.figure()`` and ``UnitCard.figure()``: deprecated aliases of
-    # plots.attribution_photo_grid / plots.featurevis_unit_card (a result does not draw itself)
-    ("neuralatlas.attribution.photos", "neuralatlas.plots.attribution"),
-    ("neuralatlas.featurevis.units", "neuralatlas.plots.featurevis"),
+# The only modules that import by name (``importlib.import_module`` / ``__import__``), and why. A
+# by-name import is no edge of the import graph, so each is allowed here or the rule below fails;
+# those that can reach the package's own modules are checked below to reach only their layer or
+# below (``_moved`` excepted: its targets are the new homes of moved names, tests/test_moved.py).
+BY_NAME = {
+    "neuralatlas": "the public names of _EXPORTS, resolved lazily so that `import neuralatlas` stays light",
+    "neuralatlas._moved": "the new homes of moved names (MOVED), for their old paths until 0.3",
+    "neuralatlas.steps": "its own step modules (MODULES), imported when first used",
+    "neuralatlas.steps.registry": "the step modules of ANALYSES and STEP_MODULES, imported when first used",
+    "neuralatlas.specs": "the module of a user's 'package.module:function' spec (model, data loader)",
+    "neuralatlas.capture.foreign_base": "an optional framework (jax, flax, keras), naming its extra when missing",
+    "neuralatlas.analysis._umap": "umap-learn's own modules, whose numba functions it re-declares cached",
 }
 
 # Import cycles inside one package that are still to be broken (function-level imports both
@@ -228,26 +226,63 @@ def test_no_module_imports_a_layer_above_it():
     bad = []
     for module, targets in import_graph().items():
         for target, line in targets.items():
-            if (module, target) in SHIMS:
-                continue
             if RANK[layer_of(target)] > RANK[layer_of(module)]:
                 bad.append(f"{module} (layer {layer_of(module) or 'root'}) imports {target} "
                            f"(layer {layer_of(target)}) at line {line}")
     assert not bad, "upward imports:\n  " + "\n  ".join(bad)
 
 
-def test_shims_still_exist():
-    graph = import_graph()
-    gone = [f"{a} -> {b}" for a, b in SHIMS if b not in graph.get(a, {})]
-    assert not gone, f"deprecation shims no longer there (remove them from SHIMS): {gone}"
+def by_name_imports(src: Path = SRC) -> dict[str, list[int]]:
+    """``{module: [line, ...]}`` of every call of ``importlib.import_module`` or ``__import__``."""
+    found: dict[str, list[int]] = defaultdict(list)
+    for name, (path, _) in modules(src).items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "importlib" and any(
+                    a.name in ("import_module", "__import__") for a in node.names):
+                found[name].append(node.lineno)   # ``from importlib import import_module [as ...]``
+            elif isinstance(node, ast.Call):
+                func = node.func
+                called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+                if called in ("import_module", "__import__"):
+                    found[name].append(node.lineno)
+    return found
+
+
+def test_only_the_listed_modules_import_by_name():
+    found = by_name_imports()
+    extra = [f"{m} (line {', '.join(map(str, lines))})" for m, lines in sorted(found.items()) if m not in BY_NAME]
+    assert not extra, ("importing by name hides the edge from the import rules; import the module, or (an old path of "
+                       "a moved name) add it to neuralatlas._moved.MOVED:\n  " + "\n  ".join(extra))
+    gone = sorted(set(BY_NAME) - set(found))
+    assert not gone, f"no longer import by name (remove them from BY_NAME): {gone}"
+
+
+def test_by_name_imports_of_the_package_stay_in_their_layer():
+    import neuralatlas
+    import neuralatlas._moved as moved
+    import neuralatlas.steps as steps
+    import neuralatlas.steps.registry as registry
+
+    mods = modules()
+    reached = {
+        "neuralatlas.steps": [f"neuralatlas.steps.{m}" for m in steps.MODULES],
+        "neuralatlas.steps.registry": [spec.partition(":")[0] for spec in registry.ANALYSES.values()
+                                       if isinstance(spec, str)] + list(registry.STEP_MODULES.values()),
+    }
+    assert {f"neuralatlas.steps.{m}" for m, _ in steps._HELPERS.values()} <= set(reached["neuralatlas.steps"])
+    bad = [f"{m} -> {t}" for m, targets in reached.items() for t in targets
+           if t not in mods or RANK[layer_of(t)] > RANK[layer_of(m)]]
+    assert not bad, f"by-name imports of a missing module or of a layer above: {bad}"
+    # the root's names and the moved names' homes (old and new) are modules of the package
+    named = set(neuralatlas._EXPORTS.values()) | {p.partition(":")[0] for old, m in moved.MOVED.items()
+                                                   for p in (old, m.new)}
+    assert not sorted(named - set(mods)), f"names in modules that do not exist: {sorted(named - set(mods))}"
 
 
 def _graph(level: str) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = defaultdict(set)
     for module, targets in import_graph().items():
         for target in targets:
-            if (module, target) in SHIMS:
-                continue
             if level == "package":
                 a, b = layer_of(module), layer_of(target)
                 if a != b:
@@ -306,3 +341,17 @@ def test_the_parser_finds_a_function_level_cycle_and_skips_type_checking(tmp_pat
     assert graph["neuralatlas.capture.d"] == {"neuralatlas.plots.figs": 2}
     cycles = strongly_connected({m: set(t) for m, t in graph.items()})
     assert cycles == [{"neuralatlas.capture.a", "neuralatlas.capture.b"}]
+
+
+def test_by_name_imports_are_found_however_spelled(tmp_path):
+    files = {
+        "__init__.py": "",
+        "a.py": "import importlib\ndef f():\n    return importlib.import_module('neuralatlas.cli')\n",
+        "b.py": "from importlib import import_module as im\n",
+        "c.py": "x = __import__('neuralatlas.cli')\n",
+        "d.py": "from importlib import resources, util\nutil.find_spec('numpy')\n",   # no import: not found
+    }
+    for name, text in files.items():
+        (tmp_path / "neuralatlas" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "neuralatlas" / name).write_text(text)
+    assert dict(by_name_imports(tmp_path)) == {"neuralatlas.a": [3], "neuralatlas.b": [1], "neuralatlas.c": [1]}

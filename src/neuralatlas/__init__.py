@@ -31,7 +31,7 @@ _EXPORTS: dict[str, str] = {
     "unit_statistics": "neuralatlas.analysis.naps",
     "TopomapLayout": "neuralatlas.analysis.topomap",
     "topomaps": "neuralatlas.analysis.topomap",
-    "import_innspect_output": "neuralatlas.store",
+    "import_innspect_output": "neuralatlas.store.innspect",
     "import_innspect_corpus": "neuralatlas.capture.innspect",
     "linear_cka": "neuralatlas.analysis.similarity",
     "cka_matrix": "neuralatlas.analysis.similarity",

@@ -202,6 +202,7 @@ def test_report_of_one_model_folder_and_errors(report_run, tmp_path):
 @pytest.mark.slow  # writes the report three times
 def test_registered_section_plugs_in_and_a_broken_one_is_contained(report_run, tmp_path):
     from neuralatlas.report import SECTIONS, analysis_block, register_section, write_report
+    from neuralatlas.report.captions import REGISTERED_TITLES
 
     @register_section(FAKE, title="Fancy probes", order=1)
     def fancy(ctx):
@@ -225,7 +226,10 @@ def test_registered_section_plugs_in_and_a_broken_one_is_contained(report_run, t
         assert "could not be drawn: RuntimeError: probe exploded" in text
         assert 'id="sec-projection"' in text        # the rest of the report is still there
     finally:
+        # both registries: a title left behind renamed the section in every later report and LaTeX
+        # export of the process (seen under pytest-xdist, where test_latex ran after this test)
         SECTIONS.pop(FAKE, None)
+        REGISTERED_TITLES.pop(FAKE, None)
 
 
 # ---------------------------------------------------------------------------- building blocks

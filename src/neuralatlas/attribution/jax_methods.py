@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from neuralatlas._moved import moved_attribute_getter
 from neuralatlas.attribution.result import Attribution
 from neuralatlas.errors import AnalysisError
 
@@ -187,14 +188,5 @@ def attribute_jax(
                        completeness=completeness, n_steps=steps, params=params)
 
 
-def __getattr__(name: str) -> Any:
-    """``attribution_step`` (it saves into a run folder) moved to :func:`neuralatlas.steps.attribution.jax_step`."""
-    if name == "attribution_step":
-        import warnings
-
-        warnings.warn("neuralatlas.attribution.jax_methods.attribution_step is deprecated since 0.2; use "
-                      "neuralatlas.steps.attribution.jax_step", DeprecationWarning, stacklevel=2)
-        from neuralatlas.steps.attribution import jax_step  # deprecated shim: upward import, until 0.3
-
-        return jax_step
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ``attribution_step`` (it saves into a run folder) moved to neuralatlas.steps.attribution.jax_step (0.2)
+__getattr__ = moved_attribute_getter(__name__)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import html
 import os
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from neuralatlas._moved import resolve_moved
 from neuralatlas.attribution.methods import attribute, resolve_method
 from neuralatlas.attribution.result import Attribution
 from neuralatlas.errors import AnalysisError
@@ -63,14 +63,8 @@ class PhotoAttribution(Result):
         A result does not draw itself: figures live in :mod:`neuralatlas.plots`, above the
         analyses (docs/ARCHITECTURE.md); this alias warns and calls that function.
         """
-        warnings.warn("PhotoAttribution.figure() is deprecated and goes in 0.3: draw with"
-                      " neuralatlas.plots.attribution_photo_grid(result) (in"
-                      " neuralatlas.plots.attribution; results do not draw themselves).",
-                      DeprecationWarning, stacklevel=2)
-        # the one upward import left here, until 0.3 (a SHIMS entry of tests/test_architecture_rules.py)
-        from neuralatlas.plots.attribution import attribution_photo_grid
-
-        return attribution_photo_grid(self, **kwargs)
+        # by name through the root table: plots sit above attribution (no upward import here)
+        return resolve_moved("neuralatlas.attribution.photos:PhotoAttribution.figure")(self, **kwargs)
 
     def _repr_html_(self) -> str:
         rows = "".join(

@@ -7,11 +7,11 @@ DeprecationWarning.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 
+from neuralatlas._moved import moved_attribute_getter
 from neuralatlas.errors import AnalysisError
 
 EMBEDDING_NAMES = ("word_embeddings", "wte", "embed_tokens", "tok_embeddings", "token_embedding")
@@ -46,17 +46,5 @@ def spread_layers(model: Any, k: int) -> list[str]:
     return [names[i] for i in picks]
 
 
-_MOVED = {"attribute_run": "attribute_run", "load_run_data": "load_run_data"}
-
-
-def __getattr__(name: str) -> Any:
-    """``attribute_run`` and ``load_run_data`` moved to :mod:`neuralatlas.steps.attribution` (0.2)."""
-    if name in _MOVED:
-        warnings.warn(f"neuralatlas.attribution.runfolder.{name} is deprecated since 0.2; use "
-                      f"neuralatlas.steps.attribution.{_MOVED[name]}", DeprecationWarning, stacklevel=2)
-        from neuralatlas.steps import (
-            attribution as moved,  # deprecated shim: the one upward import, until 0.3
-        )
-
-        return getattr(moved, _MOVED[name])
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# the run-folder step moved up to neuralatlas.steps.attribution (0.2): its old names, by the root table
+__getattr__ = moved_attribute_getter(__name__)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import html
 import math
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from neuralatlas._moved import resolve_moved
 from neuralatlas.errors import AnalysisError
 from neuralatlas.featurevis.taps import as_batch, prepared
 from neuralatlas.results import Result, files_of, folder_of, jsonable, safe_name
@@ -138,13 +138,8 @@ class UnitCard(Result):
         A result does not draw itself: figures live in :mod:`neuralatlas.plots`, above the
         analyses (docs/ARCHITECTURE.md); this alias warns and calls that function.
         """
-        warnings.warn("UnitCard.figure() is deprecated and goes in 0.3: draw with"
-                      " neuralatlas.plots.featurevis_unit_card(card) (in neuralatlas.plots.featurevis;"
-                      " results do not draw themselves).", DeprecationWarning, stacklevel=2)
-        # the one upward import left here, until 0.3 (a SHIMS entry of tests/test_architecture_rules.py)
-        from neuralatlas.plots.featurevis import featurevis_unit_card
-
-        return featurevis_unit_card(self, size=size)
+        # by name through the root table: plots sit above featurevis (no upward import here)
+        return resolve_moved("neuralatlas.featurevis.units:UnitCard.figure")(self, size=size)
 
     def save(self, directory: str | os.PathLike[str], name: str | None = None) -> Path:
         """Write ``unit.npz`` (the arrays) and ``unit.json`` (the rest) into ``directory``; return it.

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -439,7 +440,7 @@ def projection_quality(result: Any, *, ax: Any = None) -> Figure:
     fig, axes = new_figure(1, 2, size=(6.5, 3.0), layout="constrained") if ax is None else new_figure(ax=ax)
     panels = [axes[0, 0], axes[0, 1]] if ax is None else [ax, ax]
     epochs = result.epochs
-    cmap = __import__("matplotlib").colormaps[SEQUENTIAL]
+    cmap = colormaps[SEQUENTIAL]
     for panel, score, name in zip(panels, ("neighborhood_hit", "trustworthiness"),
                                   ("neighbourhood hit", "trustworthiness"), strict=True):
         if score not in table:

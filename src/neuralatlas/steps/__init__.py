@@ -16,15 +16,15 @@ order and their parameter checks are in :mod:`neuralatlas.steps.registry`.
 The functions of the old ``neuralatlas.steps`` module keep working for one release:
 ``steps.naps(run_dir, ...)`` (and ``topomap``, ``projection``, ``architecture``,
 ``featurevis``) still return ``(result, summary)`` with a DeprecationWarning, and
-``steps.run_naps`` … name the adapters.
+``steps.run_naps`` … name the adapters (the root table :data:`neuralatlas._moved.MOVED`).
 """
 
 from __future__ import annotations
 
 import importlib
-import warnings
 from typing import Any
 
+from neuralatlas._moved import MOVED, resolve_moved
 from neuralatlas.steps._common import (
     DEFAULT_FORMATS,
     checked_params,
@@ -38,13 +38,8 @@ from neuralatlas.steps.registry import ANALYSES, validate_params
 MODULES = ("adversarial", "architecture", "attribution", "deepdream", "discriminative", "dream", "featurevis",
            "naps", "photo_attribution", "projection", "similarity", "topomap", "unit_cards")
 
-# old name -> (module, attribute) of what replaced it
-_MOVED = {
-    **{f"run_{name}": (name, "run") for name in ("naps", "topomap", "architecture", "featurevis", "similarity",
-                                                  "projection", "attribution", "adversarial")},
-    "auto_alignment": ("naps", "auto_alignment"),
-    "input_views": ("projection", "input_views"),
-}
+# helpers that live in a step module and stay reachable from here: name -> (module, attribute)
+_HELPERS = {"auto_alignment": ("naps", "auto_alignment"), "input_views": ("projection", "input_views")}
 
 __all__ = ["ANALYSES", "DEFAULT_FORMATS", "MODULES", "checked_params", "current_formats", "figure_formats",
            "file_stem", "run_store", "validate_params"]
@@ -53,10 +48,9 @@ __all__ = ["ANALYSES", "DEFAULT_FORMATS", "MODULES", "checked_params", "current_
 def __getattr__(name: str) -> Any:
     if name in MODULES:  # a step module, imported when first used
         return importlib.import_module(f"{__name__}.{name}")
-    if name in _MOVED:
-        module, attr = _MOVED[name]
-        if name.startswith("run_"):
-            warnings.warn(f"neuralatlas.steps.{name} is deprecated since 0.2; use neuralatlas.steps.{module}.{attr}",
-                          DeprecationWarning, stacklevel=2)
+    if name in _HELPERS:
+        module, attr = _HELPERS[name]
         return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    if f"{__name__}:{name}" in MOVED:  # ``run_naps`` ... (0.2), with a DeprecationWarning
+        return resolve_moved(f"{__name__}:{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

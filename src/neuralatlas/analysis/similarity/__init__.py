@@ -50,6 +50,7 @@ lot for a run and :class:`SimilarityResult` saves it into ``results/similarity/`
 
 from __future__ import annotations
 
+from neuralatlas._moved import moved_attribute_getter
 from neuralatlas.analysis.similarity.cka import CKA_METHODS, cka_matrix, epoch_cka_matrix, linear_cka, rbf_cka
 from neuralatlas.analysis.similarity.covariance import layer_covariance
 from neuralatlas.analysis.similarity.probes import linear_probes
@@ -95,10 +96,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    """``run_similarity``, ``save_figures`` (and ``_STEP_PARAMS``) moved to :mod:`neuralatlas.steps.similarity`."""
-    if name in ("run_similarity", "save_figures", "_STEP_PARAMS"):
-        from neuralatlas.analysis.similarity import step as moved  # warns, once per use
-
-        return getattr(moved, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ``run_similarity``, ``save_figures`` (and ``_STEP_PARAMS``) moved to neuralatlas.steps.similarity (0.2)
+__getattr__ = moved_attribute_getter(__name__)
