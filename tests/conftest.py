@@ -19,10 +19,26 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # the program, the compile options, the devices and the jax/jaxlib versions, so it changes no
 # result; a JAX_COMPILATION_CACHE_DIR of your own wins, and NEURALATLAS_TEST_JAX_CACHE=0 turns it
 # off. Set here, before anything imports jax (jax reads these at import).
+# One folder per pytest-xdist worker (gw0, gw1; "main" without xdist): jax writes an entry in
+# place (Path.write_bytes, no rename), so a worker could read another's half-written entry. The
+# workers inherit the controller's environment, so a folder set by this file is replaced, not
+# kept as if it were your own.
+JAX_CACHE = Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax-compilation-cache"
 if os.environ.get("NEURALATLAS_TEST_JAX_CACHE", "1") != "0":
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
-                          str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax-compilation-cache"))
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR", str(JAX_CACHE)).startswith(str(JAX_CACHE)):
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = str(JAX_CACHE / os.environ.get("PYTEST_XDIST_WORKER", "main"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # the tests' programs are small
+
+# Under pytest-xdist (`make test-fast` runs -n 2 on 2 cores) each worker computes on one thread:
+# two workers' BLAS/OpenMP pools on the same two cores cost more than they gave (measured on 2
+# cores: the fast loop took 70 s with them, 53 s without). An OMP_NUM_THREADS of your own wins.
+# torch reads it when first imported (later); numpy's BLAS is loaded already (the zarr pytest
+# plugin imports numpy), so it is limited in place.
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
 
 EPOCHS = 8
 

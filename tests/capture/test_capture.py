@@ -168,14 +168,19 @@ def test_interrupted_capture_resumes_to_identical_store(small, tmp_path):
         na.capture(model, small, out=tmp_path / "part.zarr", progress=stop_after_two_chunks, **kwargs)
     partial = na.ActivationStore.open(tmp_path / "part.zarr")
     assert not partial.is_complete()
-    with pytest.raises(StoreError, match="did not finish: 2 of 5 chunks"):
+    # at least the two reported chunks are kept; a third too when the writer thread finished it
+    # before the same flagging pass (commit flags every written chunk, then reports each: seen
+    # under load, with pytest-xdist), and whatever is flagged is complete on disk
+    kept = int(partial.done_flags(None)[:].sum())
+    assert 2 <= kept < 5
+    with pytest.raises(StoreError, match=f"did not finish: {kept} of 5 chunks"):
         partial.activations("conv1")
 
     computed = []
     resumed = na.capture(model, small, out=tmp_path / "part.zarr",
                          progress=lambda d, t: computed.append(d), **kwargs)
     assert resumed.is_complete()
-    assert computed[0] == 120  # the two finished chunks were skipped, the third computed
+    assert computed[0] == 40 * (kept + 1)  # the finished chunks were skipped, the next computed
     for name in full.layers:
         np.testing.assert_array_equal(np.asarray(resumed.activations(name)), np.asarray(full.activations(name)))
         np.testing.assert_array_equal(np.asarray(resumed.gradients(name)), np.asarray(full.gradients(name)))
