@@ -286,7 +286,9 @@ def tmpfs(path: Path, size: str):
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
-def test_disk_full_says_what_is_needed_and_resumes(tmp_path, reference):
+@pytest.mark.parametrize("writer", ["sync", "thread"])
+def test_disk_full_says_what_is_needed_and_resumes(tmp_path, reference, monkeypatch, writer):
+    monkeypatch.setenv("NEURALATLAS_CAPTURE_WRITER", writer)
     with tmpfs(tmp_path / "small", "400k") as disk:
         out = disk / "acts.zarr"
         with pytest.raises(StoreError) as err:
@@ -295,7 +297,13 @@ def test_disk_full_says_what_is_needed_and_resumes(tmp_path, reference):
         assert "disk is full" in msg and "needs about" in msg and "free there" in msg and "resumes" in msg
         store = na.ActivationStore.open(out, mode="a")
         done = store.done_flags(None)[:]
-        assert 0 < done.sum() < len(done)
+        assert done.sum() < len(done)
+        if writer == "sync":
+            assert done.sum() > 0   # the chunks flagged before the disk filled are kept
+        # With the writer thread none may be: it can fill the disk with the next chunk's rows
+        # before the capture's thread flags the chunk it finished, whose flag file then does not
+        # fit either (seen about one run in three under load). What is flagged is intact all the
+        # same, and the resume below computes the rest.
         kept = {c: np.asarray(store.activations_array("acts", "fc1", None)[c * ROWS:(c + 1) * ROWS])
                 for c in np.flatnonzero(done)}
         for c, block in kept.items():       # what was written before the disk filled is intact
