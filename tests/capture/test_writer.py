@@ -296,3 +296,41 @@ def test_a_tensor_changed_in_place_while_its_rows_are_written_fails_the_chunk(tm
         writer.submit(0, bufs, 10)
         writer.close()
     assert not done[:].any()
+
+
+def test_rows_handed_over_wait_while_a_buffer_set_is_in_flight(tmp_path, monkeypatch):
+    """The capture waits when the writer has a buffer set's bytes of handed-over rows still to
+    write, so a slow disk bounds memory as the chunk buffers did (it does not hold on to the
+    outputs of every batch)."""
+    import threading
+    import time
+
+    import zarr
+
+    from neuralatlas.store.chunkio import ChunkStream
+
+    g = zarr.open_group(str(tmp_path / "w.zarr"), mode="w")
+    arr = g.create_array("acts/a", shape=(40, 3), chunks=(20, 3), dtype="float32",
+                         compressors=[zarr.codecs.Crc32cCodec()], fill_value=0)
+    done = g.create_array("done", shape=(2,), chunks=(1,), dtype=bool, fill_value=False)
+    release = threading.Event()
+    real_write = ChunkStream.write
+    monkeypatch.setattr(ChunkStream, "write", lambda self, rows: (release.wait(10), real_write(self, rows)))
+    values = np.arange(60, dtype=np.float32).reshape(20, 3)
+    with ChunkWriter({"a": arr}, done, 20, threaded=True) as writer:
+        assert writer.handed_limit == 20 * 3 * 4  # one buffer set
+        bufs = writer.acquire()
+        writer.rows(0, bufs, 0, 20, values={"a": values})  # a whole buffer set's bytes in flight
+        writer.submit(0, bufs, 20)
+        later = writer.acquire()  # the second set: free
+        second = threading.Thread(target=writer.rows, args=(1, later, 0, 5), kwargs={"values": {"a": values[:5] + 1}})
+        second.start()
+        time.sleep(0.3)
+        assert second.is_alive(), "more than a buffer set would be in flight: the hand-over must wait"
+        release.set()
+        second.join(10)
+        assert not second.is_alive()
+        writer.rows(1, later, 5, 20, values={"a": values[5:] + 1})
+        writer.submit(1, later, 20)
+    np.testing.assert_array_equal(arr[:], np.concatenate([values, values + 1]))
+    assert done[:].all()

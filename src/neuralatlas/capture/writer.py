@@ -163,6 +163,12 @@ class ChunkWriter:
         self._unflagged: list[tuple[int, int]] = []
         self._cancel = False
         self._lock = threading.Lock()
+        # rows handed over as values and not yet written: at most one buffer set's bytes, so
+        # a writer that falls behind makes the capture wait instead of holding on to the
+        # layers' outputs of many batches (peak memory as with the chunk buffers alone)
+        self.handed_limit = max(1, sum(int(b.nbytes) for b in self._peek_set().values()))
+        self._handed_bytes = 0
+        self._handed_cv = threading.Condition()
         self._thread: threading.Thread | None = None
         if self.threaded:
             self._thread = threading.Thread(target=self._run, name="neuralatlas-chunk-writer", daemon=True)
@@ -203,6 +209,12 @@ class ChunkWriter:
             self._raise_if_failed()
             item = ("rows", int(chunk), buffers, int(start), int(stop), values, tuple(versions))
             if self.threaded:
+                size = sum(int(v.nbytes) for v in values.values())
+                with self._handed_cv:
+                    while self._handed_bytes > 0 and self._handed_bytes + size > self.handed_limit:
+                        self._handed_cv.wait(0.05)
+                        self._raise_if_failed()
+                    self._handed_bytes += size
                 self._work.put(item)
                 return
             try:
@@ -293,11 +305,16 @@ class ChunkWriter:
                 if self._error is None and not self._cancel:
                     try:
                         if kind == "rows":
-                            self._write_rows(chunk, buffers, *item[3:])
+                            try:
+                                self._write_rows(chunk, buffers, *item[3:])
+                            finally:
+                                self._release_handed(item[5])
                         else:
                             self._write(chunk, buffers, item[3])
                     except BaseException as err:  # noqa: BLE001 - surfaced in the capture's thread
                         self._error, self._error_chunk = err, chunk
+                elif kind == "rows":
+                    self._release_handed(item[5])
                 # failed or cancelled: drained without writing; a chunk's buffers go back
                 # once (with its final item), never with its rows
                 if kind == "chunk":
@@ -370,6 +387,17 @@ class ChunkWriter:
                 arr[start:start + rows] = block[:rows]
         with self._lock:
             self._unflagged.append((chunk, rows))
+
+    def _peek_set(self) -> dict[Hashable, np.ndarray]:
+        """One of the free buffer sets, left in the queue (for its size)."""
+        return self._free.queue[0]
+
+    def _release_handed(self, values: Mapping[Hashable, np.ndarray] | None) -> None:
+        if values is None:
+            return
+        with self._handed_cv:
+            self._handed_bytes -= sum(int(v.nbytes) for v in values.values())
+            self._handed_cv.notify_all()
 
     def commit(self) -> list[int]:
         """Set the done flag of every chunk written since the last call; their rows, in order.
