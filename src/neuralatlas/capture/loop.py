@@ -915,20 +915,18 @@ class _CaptureRun:
         if nonfinite is not None:
             layers = list(self.layers)
 
-            def finish(bufs: dict[Any, np.ndarray], m: int) -> None:
-                # rows with NaN/inf per layer, for analyses to name; in the writer's thread
-                bufs["nonfinite"][:m] = _nonfinite_rows({k: bufs[("acts", k)] for k in layers},
-                                                        {k: bufs[("grads", k)] for k in grads}, layers, m)
-
             def finish_rows(bufs: dict[Any, np.ndarray], values: Mapping[Any, np.ndarray], a: int, b: int) -> None:
-                # the same for one batch's rows handed over as values (those copied in the
-                # hook are in the buffers)
+                # rows a..b with NaN/inf per layer, for analyses to name, in the writer's
+                # thread: from the rows handed over as values, else from the buffers
                 def rows(kind: str, k: str) -> np.ndarray:
                     got = values.get((kind, k))
                     return got if got is not None else bufs[(kind, k)][a:b]
 
                 bufs["nonfinite"][a:b] = _nonfinite_rows({k: rows("acts", k) for k in layers},
                                                          {k: rows("grads", k) for k in grads}, layers, b - a)
+
+            def finish(bufs: dict[Any, np.ndarray], m: int) -> None:  # a whole chunk from its buffers
+                finish_rows(bufs, {}, 0, m)
 
         with ChunkWriter(arrays, done, R, finish=finish, computed=("nonfinite",),
                          finish_rows=finish_rows) as writer, self.recorder:

@@ -149,6 +149,11 @@ class ChunkWriter:
         for _ in range(self.depth):
             self._free.put({key: np.empty((self.chunk_rows, *arr.shape[1:]), arr.dtype)
                             for key, arr in self.arrays.items()})
+        # rows handed over as values and not yet written: at most one buffer set's bytes, so
+        # a writer that falls behind makes the capture wait instead of holding on to the
+        # layers' outputs of many batches (peak memory as with the chunk buffers alone)
+        self.handed_limit = max(1, sum(self.chunk_rows * int(np.prod(arr.shape[1:], dtype=np.int64))
+                                       * np.dtype(arr.dtype).itemsize for arr in self.arrays.values()))
         self.stream = bool(stream) and self.threaded
         # unbounded: the buffer sets bound what is in flight (a set comes back only once written)
         self._work: queue.Queue[Any] = queue.Queue()
@@ -163,10 +168,6 @@ class ChunkWriter:
         self._unflagged: list[tuple[int, int]] = []
         self._cancel = False
         self._lock = threading.Lock()
-        # rows handed over as values and not yet written: at most one buffer set's bytes, so
-        # a writer that falls behind makes the capture wait instead of holding on to the
-        # layers' outputs of many batches (peak memory as with the chunk buffers alone)
-        self.handed_limit = max(1, sum(int(b.nbytes) for b in self._peek_set().values()))
         self._handed_bytes = 0
         self._handed_cv = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -358,8 +359,9 @@ class ChunkWriter:
                 raise StoreError(
                     f"chunk {chunk}: {len(changed)} layer output(s) were changed in place after their"
                     " forward pass, while their rows were being written (a model that keeps and"
-                    " updates its output tensors across batches). Capture with"
-                    " NEURALATLAS_CAPTURE_WRITER=sync and reduce= or a copying layer_output."
+                    " updates its output tensors across batches). Capture again with"
+                    " NEURALATLAS_CAPTURE_COPY=1 (every layer's rows copied in its hook); the"
+                    " chunks flagged so far are kept."
                 )
 
     def _write(self, chunk: int, buffers: dict[Hashable, np.ndarray], rows: int) -> None:
@@ -387,10 +389,6 @@ class ChunkWriter:
                 arr[start:start + rows] = block[:rows]
         with self._lock:
             self._unflagged.append((chunk, rows))
-
-    def _peek_set(self) -> dict[Hashable, np.ndarray]:
-        """One of the free buffer sets, left in the queue (for its size)."""
-        return self._free.queue[0]
 
     def _release_handed(self, values: Mapping[Hashable, np.ndarray] | None) -> None:
         if values is None:
