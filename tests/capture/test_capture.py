@@ -95,6 +95,30 @@ def test_inplace_relu_does_not_change_recorded_conv_output(tmp_path, small):
     np.testing.assert_allclose(np.asarray(store.gradients("0")), g.numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize(("gradients", "inplace", "forwards"),
+                         [(False, False, 4), (True, False, 5), (False, True, 5)])
+def test_the_probe_forward_is_the_first_batch(small, tmp_path, gradients, inplace, forwards):
+    """The forward that learns the layers' shapes is the first batch's: 200 samples in batches of
+    50 take 4 forwards in all, not 5. With gradients (the probe keeps no graph) or a recorded
+    output changed in place after its hook (the probe's rows are not what the layer gave) the
+    first batch runs again, and the values are a plain forward's either way."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(inplace=inplace), nn.Flatten(),
+                          nn.Linear(256, 10)).eval()
+    calls = []
+    handle = model.register_forward_pre_hook(lambda m, args: calls.append(len(args[0])))
+    try:
+        store = na.capture(model, small, layers=["0", "1", "3"], out=tmp_path / "p.zarr", batch_size=50,
+                           gradients=gradients)
+    finally:
+        handle.remove()
+    assert len(calls) == forwards and sum(calls) == len(small) + 50 * (forwards - 4)
+    ref, logits = _forward_layers(model, torch.from_numpy(small.inputs), ["0", "3"])
+    np.testing.assert_array_equal(store.read("0"), ref["0"].numpy())  # pre-ReLU, in place or not
+    np.testing.assert_array_equal(store.read("3"), ref["3"].numpy())
+    np.testing.assert_array_equal(store.samples["prediction"], logits.argmax(1).numpy())
+
+
 def _state(model):
     return ({k: v.clone() for k, v in model.state_dict().items()},
             {n: m.training for n, m in model.named_modules()},

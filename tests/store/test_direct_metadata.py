@@ -86,3 +86,49 @@ def test_capture_store_reads_back_through_plain_zarr(tmp_path):
     np.testing.assert_allclose(group["acts/1"][:], h.numpy(), rtol=1e-6)
     assert group["done"][:].all()
     assert sorted(group["grads"].array_keys()) == sorted(store.layers)
+
+
+def test_direct_attribute_writes_are_the_bytes_zarr_writes(tmp_path):
+    """Attributes written as the group's zarr.json directly: the file zarr's own update writes,
+    seen at once through the open store, and by a fresh zarr open."""
+    via_zarr, direct = _stores(tmp_path)
+    updates = [{"complete": {"final": False}}, {"sample_columns": ["index", "label"]},
+               {"complete": {"final": True}, "nonfinite_rows": {}, "note": float("nan")}]
+    for update in updates:
+        via_zarr._group.attrs.update(update)
+        direct.update_attrs(**update)
+        mine, theirs = (tmp_path / "direct.zarr" / "zarr.json"), (tmp_path / "zarr.zarr" / "zarr.json")
+        assert mine.read_bytes() == theirs.read_bytes()
+    assert direct.attrs["complete"] == {"final": True} and direct.is_complete()
+    reopened = zarr.open_group(str(tmp_path / "direct.zarr"), mode="r")
+    assert reopened.attrs["sample_columns"] == ["index", "label"]
+    # the store's own writers go the same way: mark_complete, plan_slots, write_samples
+    direct.plan_slots([None, 2])
+    direct.mark_complete(2)
+    assert zarr.open_group(str(tmp_path / "direct.zarr"), mode="r").attrs["complete"] == {"final": True, "2": True}
+
+
+def test_arrays_opened_from_their_metadata_file_equal_zarrs(tmp_path):
+    """An existing array opened for writing by reading its zarr.json: the metadata and the
+    run-time config zarr's open plus ``writable`` give; writes through it read back in zarr."""
+    from neuralatlas.store.core import writable
+
+    _, direct = _stores(tmp_path)
+    for path, spec in SPECS:
+        direct._create_array(path, **spec)
+    reopened = ActivationStore.open(tmp_path / "direct.zarr", mode="a")
+    for path, _ in SPECS:
+        mine = reopened._writable(path)
+        theirs = writable(reopened._group[path])
+        assert mine.metadata == theirs.metadata, path
+        assert mine.config == theirs.config, path
+        assert mine.path == theirs.path and mine.store == theirs.store
+    values = np.arange(23 * 7, dtype=np.float32).reshape(23, 7)
+    reopened._writable("epochs/3/grads/fc.1")[:] = values  # lz4 + crc32c: through zarr's codecs
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "direct.zarr"), path="epochs/3/grads/fc.1")[:],
+                                  values)
+    # a group, not an array: not parsed as one here (zarr's own open decides, as before)
+    from neuralatlas.store.core import _open_local_array
+
+    assert _open_local_array(reopened._group, tmp_path / "direct.zarr", "epochs/3") is None
+    assert _open_local_array(reopened._group, tmp_path / "direct.zarr", "no/such/array") is None

@@ -20,9 +20,10 @@ tests compare both paths byte for byte).
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,53 @@ class ChunkChecksumError(StoreCorruptError, ValueError):
 
 
 def _crc32c(data: Any) -> int:
+    """The CRC-32C of ``data`` (a buffer), as zarr's ``crc32c`` codec computes it."""
+    return crc32c_extend(0, data)
+
+
+@functools.lru_cache(maxsize=1)
+def _crc32c_library() -> Callable[[int, int, int], int] | None:
+    """``crc32c_extend(crc, address, length)`` of the C library inside ``google_crc32c``, via ctypes.
+
+    The same function google_crc32c's extension calls, but a ctypes call releases the GIL
+    while it runs; the extension holds it for anything but ``bytes`` of 1 MiB or more. A
+    capture's writer thread checksums ~0.3 GB per 20,000 digits, and while it held the GIL
+    the capture thread's Python (hooks, the batch loop) waited: a pure-Python loop ran at
+    half speed beside it (measured here, 16 MiB blocks). ``None`` where the library is not
+    where the wheel puts it (then the extension is used).
+    """
+    import ctypes
+    import glob
+
     import google_crc32c  # zarr's crc32c codec uses the same library
 
-    return int(google_crc32c.value(np.frombuffer(data, np.uint8)))  # (it refuses memoryviews)
+    here = Path(google_crc32c.__file__).parent
+    found = sorted(glob.glob(str(here.parent / "google_crc32c.libs" / "libcrc32c*.so*")))
+    if not found or os.environ.get("NEURALATLAS_CRC_CTYPES", "1") == "0":
+        return None
+    try:
+        fn = ctypes.CDLL(found[0]).crc32c_extend
+    except (OSError, AttributeError):  # pragma: no cover - another wheel layout
+        return None
+    fn.restype, fn.argtypes = ctypes.c_uint32, [ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t]
+    probe = np.arange(64, dtype=np.uint8)
+    if fn(0, probe.ctypes.data, probe.nbytes) != google_crc32c.value(probe.tobytes()):
+        return None  # pragma: no cover - not the function it claims to be
+    return fn
+
+
+def crc32c_extend(crc: int, data: Any) -> int:
+    """``crc`` extended by the bytes of ``data`` (any buffer), releasing the GIL where it can.
+
+    Equal to ``google_crc32c.extend`` (tested); see :func:`_crc32c_library`.
+    """
+    array = np.frombuffer(data, np.uint8)  # (google_crc32c refuses memoryviews)
+    fn = _crc32c_library()
+    if fn is None or not array.size:
+        import google_crc32c
+
+        return int(google_crc32c.extend(crc, array))
+    return int(fn(crc, array.ctypes.data, array.size))
 
 
 def _write_all(fd: int, parts: list[Any]) -> None:
@@ -78,7 +123,7 @@ class ChunkStream:
             return
         view = rows.data.cast("B")
         if self.file.checksum:
-            self._crc = _crc32c_extend(self._crc, view)
+            self._crc = crc32c_extend(self._crc, view)
         _write_all(self.fd, [view])
         self.rows += len(rows)
 
@@ -95,7 +140,7 @@ class ChunkStream:
                 view = block[self.rows:].data.cast("B")
                 parts.append(view)
                 if f.checksum:
-                    self._crc = _crc32c_extend(self._crc, view)
+                    self._crc = crc32c_extend(self._crc, view)
             if f.checksum:
                 parts.append(self._crc.to_bytes(4, "little"))
             if parts:
@@ -109,12 +154,6 @@ class ChunkStream:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-
-
-def _crc32c_extend(crc: int, data: Any) -> int:
-    import google_crc32c
-
-    return int(google_crc32c.extend(crc, np.frombuffer(data, np.uint8)))
 
 
 class ChunkFile:
@@ -338,8 +377,6 @@ class ChunkFile:
         ChunkChecksumError
             A chunk whose CRC-32C does not match, or whose file has the wrong size.
         """
-        import google_crc32c
-
         start, stop = max(0, int(start)), min(int(stop), self.shape[0])
         if stop <= start:
             return
@@ -382,7 +419,7 @@ class ChunkFile:
                         raise ChunkChecksumError(f"chunk file {path} ended early ({a - lo} rows in);"
                                                  " it was truncated while being read. Read it again.")
                     if self.checksum:
-                        crc = google_crc32c.extend(crc, np.frombuffer(view, np.uint8))
+                        crc = crc32c_extend(crc, view)
                     last = a + m >= lo + R
                     if last and self.checksum and crc != int.from_bytes(f.read(5), "little"):
                         raise ChunkChecksumError(

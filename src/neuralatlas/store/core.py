@@ -405,7 +405,7 @@ class ActivationStore:
                 marked += 1
             complete = dict(self._group.attrs.get("complete", {}))
             complete["final" if slot is None else str(slot)] = False
-            self._group.attrs["complete"] = complete
+            self._set_attrs(complete=complete)
         return marked
 
     def has_gradients(self, layer: str, epoch: int | None = None) -> bool:
@@ -518,7 +518,7 @@ class ActivationStore:
                 raise StoreError(f"sample column {name!r} has shape {values.shape}, expected ({n},).")
             self._write_vector(f"samples/{name}", values)
         names = list(dict.fromkeys([*self._group.attrs.get("sample_columns", []), *table]))
-        self._group.attrs["sample_columns"] = names
+        self._set_attrs(sample_columns=names)
 
     def create_layer_array(self, kind: str, layer: str, epoch: int | None, dtype: str = "float32",
                            compressor: str | None = None) -> zarr.Array:
@@ -576,7 +576,7 @@ class ActivationStore:
         flags = self.nonfinite_array(self._resolve_epoch(epoch))
         if flags is None:
             return None
-        values = np.asarray(flags[:], bool)
+        values = np.asarray(read_rows(flags, slice(None)), bool)
         return {layer: values[:, j] for j, layer in enumerate(self.layers)}
 
     def plan_slots(self, epochs: Sequence[int | None]) -> None:
@@ -586,13 +586,13 @@ class ActivationStore:
         for e in epochs:
             complete.setdefault("final" if e is None else str(e), False)
         if complete != before or "complete" not in self._group.attrs:  # each write is a zarr round trip
-            self._group.attrs["complete"] = complete
+            self._set_attrs(complete=complete)
 
     def mark_complete(self, epoch: int | None) -> None:
         """Record that ``epoch`` (None: final) is completely captured."""
         complete = dict(self._group.attrs.get("complete", {}))
         complete["final" if epoch is None else str(epoch)] = True
-        self._group.attrs["complete"] = complete
+        self._set_attrs(complete=complete)
 
     def prediction_array(self, epoch: int | None) -> zarr.Array:
         """The predictions array of ``epoch`` (None: final)."""
@@ -608,7 +608,7 @@ class ActivationStore:
 
     def update_attrs(self, **attrs: Any) -> None:
         """Update the store's attributes."""
-        self._group.attrs.update(attrs)
+        self._set_attrs(**attrs)
 
     # ------------------------------------------------------------------ internals
     def _write_whole(self, kind: str, layer: str, values: np.ndarray, epoch: int | None) -> None:
@@ -648,6 +648,23 @@ class ActivationStore:
                 self._root = None
         return self._root
 
+    def _set_attrs(self, **attrs: Any) -> None:
+        """``self._group.attrs.update(attrs)``: the group's ``zarr.json`` written directly where local.
+
+        What zarr's ``update_attributes`` does (update the group's attribute dict in place,
+        write its metadata document), with the file written here rather than through the
+        event loop; the open group sees the new values, as after zarr's own update.
+        """
+        root = self._local_root()
+        if root is None:
+            self._group.attrs.update(attrs)
+            return
+        from zarr.core.buffer import default_buffer_prototype
+
+        self._group.metadata.attributes.update(attrs)
+        document = self._group.metadata.to_buffer_dict(default_buffer_prototype())["zarr.json"]
+        _write_new_file(root / "zarr.json", document.to_bytes())
+
     def _has(self, path: str) -> bool:
         """``path in self._group``, as a file check where the group is a local zarr 3 folder."""
         root = self._local_root()
@@ -658,7 +675,9 @@ class ActivationStore:
     def _writable(self, path: str) -> zarr.Array:
         """The array at ``path`` for writing (:func:`writable`), opened once per store object."""
         if path not in self._writing:
-            self._writing[path] = writable(self._group[path])
+            root = self._local_root()
+            opened = None if root is None else _open_local_array(self._group, root, path)
+            self._writing[path] = opened if opened is not None else writable(self._group[path])
         return self._writing[path]
 
     def _create_array(self, path: str, *, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: Any,
@@ -908,6 +927,32 @@ def _create_local_array(group: zarr.Group, root: Path, path: str, *, shape: tupl
         if not (folder / "zarr.json").exists():
             _write_new_file(folder / "zarr.json", group_bytes)
     _write_new_file(target / "zarr.json", meta.to_buffer_dict(prototype)["zarr.json"].to_bytes())
+    full = f"{group.path}/{path}" if group.path else path
+    return zarr.Array(AsyncArray(metadata=meta, store_path=StorePath(group.store, full),
+                                 config=parse_array_config(cast(Any, ARRAY_CONFIG))))
+
+
+def _open_local_array(group: zarr.Group, root: Path, path: str) -> zarr.Array | None:
+    """``writable(group[path])`` for a zarr 3 array in a local folder, its metadata read as a file.
+
+    The metadata parsed by zarr's own class from the ``zarr.json`` zarr reads; ``None`` where
+    that file is not a zarr 3 array's (or zarr's internals differ): the caller opens it
+    through zarr, which names what is wrong.
+    """
+    try:
+        from zarr.core.array import AsyncArray
+        from zarr.core.array_spec import parse_array_config
+        from zarr.core.metadata import ArrayV3Metadata
+        from zarr.storage import StorePath
+    except ImportError:  # pragma: no cover - another zarr version
+        return None
+    try:
+        document = json.loads((root / path / "zarr.json").read_bytes())
+        if document.get("zarr_format") != 3 or document.get("node_type") != "array":
+            return None
+        meta = ArrayV3Metadata.from_dict(document)
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
     full = f"{group.path}/{path}" if group.path else path
     return zarr.Array(AsyncArray(metadata=meta, store_path=StorePath(group.store, full),
                                  config=parse_array_config(cast(Any, ARRAY_CONFIG))))

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neuralatlas.errors import NeuralAtlasError, NonFiniteWarning, StoreError
+from neuralatlas.store.core import read_rows
 from neuralatlas.store.lock import StoreLock
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -192,7 +193,7 @@ def report_nonfinite(store: ActivationStore) -> dict[str, dict[str, int]]:
         flags = store.nonfinite_array(slot)
         if flags is None:
             continue
-        counts = np.asarray(flags[:]).sum(0)
+        counts = np.asarray(read_rows(flags, slice(None))).sum(0)  # direct: no zarr event loop
         bad = {layer: int(k) for layer, k in zip(store.layers, counts, strict=True) if k}
         if bad:
             found["final" if slot is None else str(slot)] = bad
