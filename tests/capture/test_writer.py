@@ -334,3 +334,50 @@ def test_rows_handed_over_wait_while_a_buffer_set_is_in_flight(tmp_path, monkeyp
         writer.submit(1, later, 20)
     np.testing.assert_array_equal(arr[:], np.concatenate([values, values + 1]))
     assert done[:].all()
+
+
+def test_computed_rows_are_completed_by_the_capture_thread_when_the_writer_is_behind(tmp_path, monkeypatch):
+    """The NaN/inf row pass of rows handed over runs in the writer thread, and in the capture's
+    thread while the writer is a batch or more behind (it would only wait otherwise): the same
+    flags either way, every batch's rows completed exactly once."""
+    import threading
+
+    import zarr
+
+    from neuralatlas.capture.batch_ops import _nonfinite_rows
+    from neuralatlas.store.chunkio import ChunkStream
+
+    g = zarr.open_group(str(tmp_path / "w.zarr"), mode="w")
+    arr = g.create_array("acts/a", shape=(40, 3), chunks=(20, 3), dtype="float32",
+                         compressors=[zarr.codecs.Crc32cCodec()], fill_value=0)
+    flags = g.create_array("nonfinite", shape=(40, 1), chunks=(20, 1), dtype=bool,
+                           compressors=[zarr.codecs.Crc32cCodec()], fill_value=False)
+    done = g.create_array("done", shape=(2,), chunks=(1,), dtype=bool, fill_value=False)
+    release = threading.Event()
+    real_write = ChunkStream.write
+    monkeypatch.setattr(ChunkStream, "write", lambda self, rows: (release.wait(10), real_write(self, rows))[1])
+    where: list[tuple[str, int]] = []
+
+    def finish_rows(bufs, values, a, b):
+        where.append((threading.current_thread().name, a))
+        bufs["nonfinite"][a:b] = _nonfinite_rows({"a": values["a"]}, {}, ["a"], b - a)
+
+    values = np.arange(120, dtype=np.float32).reshape(40, 3)
+    values[[3, 17, 26]] = [np.nan, np.inf, -np.inf]
+    writer = ChunkWriter({"a": arr, "nonfinite": flags}, done, 20, threaded=True, computed=("nonfinite",),
+                         finish_rows=finish_rows, finish=lambda bufs, m: None)
+    with writer:
+        for c in range(2):
+            bufs = writer.acquire()
+            for lo in range(0, 20, 5):  # four batches per chunk, the first stalls the writer
+                block = values[c * 20 + lo:c * 20 + lo + 5].copy()
+                writer.rows(c, bufs, lo, lo + 5, values={"a": block})
+                if c == 0 and lo == 5:
+                    release.set()
+            writer.submit(c, bufs, 20)
+    assert done[:].all()
+    np.testing.assert_array_equal(arr[:], values)
+    np.testing.assert_array_equal(np.flatnonzero(flags[:, 0]), [3, 17, 26])
+    assert sorted(a for _, a in where) == sorted([0, 5, 10, 15] * 2)  # each batch once
+    threads = {name for name, _ in where}
+    assert "MainThread" in threads and "neuralatlas-chunk-writer" in threads

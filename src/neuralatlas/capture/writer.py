@@ -208,14 +208,21 @@ class ChunkWriter:
             return
         if values is not None:
             self._raise_if_failed()
-            item = ("rows", int(chunk), buffers, int(start), int(stop), values, tuple(versions))
+            item = ("rows", int(chunk), buffers, int(start), int(stop), values, tuple(versions), False)
             if self.threaded:
                 size = sum(int(v.nbytes) for v in values.values())
                 with self._handed_cv:
+                    behind = self._handed_bytes >= size  # a batch's rows or more still unwritten
                     while self._handed_bytes > 0 and self._handed_bytes + size > self.handed_limit:
                         self._handed_cv.wait(0.05)
                         self._raise_if_failed()
                     self._handed_bytes += size
+                if behind and self.finish_rows is not None:
+                    # The writer is the slower side: this thread would only wait for it, so it
+                    # completes the computed rows (the NaN/inf pass) itself, before handing over
+                    # (~0.1 ms per MiB of rows, measured off the writer's ~0.3-1 ms per MiB).
+                    self.finish_rows(buffers, values, int(start), int(stop))
+                    item = (*item[:-1], True)
                 self._work.put(item)
                 return
             try:
@@ -226,7 +233,7 @@ class ChunkWriter:
             return
         if self.stream:
             self._raise_if_failed()
-            self._work.put(("rows", int(chunk), buffers, int(start), int(stop), None, ()))
+            self._work.put(("rows", int(chunk), buffers, int(start), int(stop), None, (), False))
 
     def submit(self, chunk: int, buffers: dict[Hashable, np.ndarray], rows: int) -> None:
         """Queue chunk ``chunk``: the first ``rows`` rows of each buffer are its data."""
@@ -327,7 +334,7 @@ class ChunkWriter:
 
     def _write_rows(self, chunk: int, buffers: dict[Hashable, np.ndarray], start: int, stop: int,
                     values: Mapping[Hashable, np.ndarray] | None = None,
-                    versions: Collection[tuple[Any, int]] = ()) -> None:
+                    versions: Collection[tuple[Any, int]] = (), finished: bool = False) -> None:
         given = values or {}
         for key, f in self.files.items():
             if key in self.computed:
@@ -351,7 +358,7 @@ class ChunkWriter:
                 continue
             s.write(buffers[key][start:stop] if rows is None else rows)
         if values is not None:
-            if self.finish_rows is not None:
+            if self.finish_rows is not None and not finished:  # finished: done by the caller's thread
                 self.finish_rows(buffers, values, start, stop)
             self._handed[chunk] = self._handed.get(chunk, 0) + (stop - start)
             changed = [t for t, v in versions if t._version != v]
