@@ -169,3 +169,41 @@ def test_an_aborted_stream_leaves_a_chunk_that_fails_its_check(tmp_path):
         f.read_into(1, np.empty(f.chunk_shape, f.dtype))
     with pytest.raises(StoreError, match="C-contiguous"):
         f.stream(0).close(np.ones((3, 4), np.float32))  # a block of the wrong shape is refused
+
+
+@pytest.mark.parametrize("preallocate", ["1", "0"])
+def test_preallocated_chunk_files_are_zarrs_bytes_and_stay_short_until_written(tmp_path, monkeypatch, preallocate):
+    """Chunk files get their blocks reserved before they are written (one extent per file, not
+    page by page), keeping their size: the bytes are zarr's, and a stream stopped halfway
+    leaves a file as short as what it wrote, as without preallocation."""
+    import os
+
+    from neuralatlas.store import chunkio
+
+    monkeypatch.setenv("NEURALATLAS_PREALLOCATE", preallocate)
+    chunkio._fallocate.cache_clear()  # the variable is read once per process
+    request_cleanup = chunkio._fallocate.cache_clear
+    shape, chunk = (40, 64, 32), 20  # 160 KiB chunks
+    via_zarr, direct = _pair(tmp_path, shape, chunk, "float32")
+    values = np.random.default_rng(1).normal(size=shape).astype(np.float32)
+    via_zarr[:] = values
+    f = ChunkFile.for_array(direct)
+    f.write(0, values[:20].copy())
+    stream = f.stream(1)
+    reserved = os.stat(f.path(1)).st_blocks * 512  # blocks reserved before a byte is written
+    if preallocate == "1":
+        assert reserved >= f.chunk_nbytes  # ext4 and tmpfs preallocate (the test machines' disks)
+    else:
+        assert reserved == 0
+    assert os.stat(f.path(1)).st_size == 0
+    stream.write(values[20:30])
+    stream.abort()  # killed halfway: the file holds what was written, no more
+    assert os.stat(f.path(1)).st_size == 10 * 64 * 32 * 4
+    stream = f.stream(1)
+    stream.write(values[20:30])
+    stream.close(values[20:40].copy())
+    for c in range(2):
+        assert f.path(c).read_bytes() == (tmp_path / "zarr.zarr" / "acts" / "x" / "c" / str(c) / "0" / "0").read_bytes()
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "direct.zarr"), path="acts/x")[:], values)
+    assert (chunkio._fallocate() is None) == (preallocate == "0")
+    request_cleanup()  # the next test reads the variable afresh

