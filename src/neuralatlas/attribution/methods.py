@@ -27,6 +27,7 @@ from neuralatlas.attribution.integrated import (
     integrated_gradients,
     relative_error,
     rows_per_pass,
+    structure,
     summed_gradients,
     target_scores,
 )
@@ -432,18 +433,6 @@ class _NeuronOutput(nn.Module):
 # per model: (its structure when probed, {call key: probe result}); weak, so no model is kept alive
 _PROBES: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, dict[tuple, tuple]]] = weakref.WeakKeyDictionary()
 _PROBES_PER_MODEL = 64  # call keys kept per model (a target function made anew per call is a new key)
-
-
-def structure(modules: Sequence[nn.Module], params: Sequence[nn.Parameter]) -> tuple:
-    """What a cached probe of a model depends on: which modules it has, and its parameters' shapes.
-
-    ``modules`` and ``params`` are :func:`~neuralatlas.capture.hooks.module_tree`'s. A module
-    replaced (``model.fc = nn.Linear(64, 5)``), added or removed anywhere in the tree, or a
-    parameter of another shape, gives another structure. Module ids are safe to compare
-    because the probe result holds those modules: none of them is freed, so no id is reused,
-    while the entry lives.
-    """
-    return tuple(map(id, modules)), tuple([p.shape for p in params])
 
 
 def probe(model: nn.Module, sample: torch.Tensor, forward: Callable[..., torch.Tensor] | None = None,
