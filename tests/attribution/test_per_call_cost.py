@@ -146,3 +146,20 @@ def test_probe_entries_per_model_are_bounded(batch):
     for k in range(M._PROBES_PER_MODEL + 5):  # a target function made anew each call is a new cache key
         attribute(model, x[:2], "saliency", target=class_score(k % 10))
     assert len(M._PROBES[model][1]) <= M._PROBES_PER_MODEL
+
+
+class _Flat(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1).sum(1)  # [batch]: no class axis
+
+
+@pytest.mark.parametrize("model,message", [
+    (nn.Linear(3, 2), r"Linear failed on inputs of shape \[\d+, 1, 8, 8\]: RuntimeError: .*Check that the inputs"),
+    (_Flat(), r"The model's output is \[\d+\]; attribution needs \[batch, classes\] scores"),
+])
+def test_direct_saliency_tells_a_model_that_does_not_fit_as_the_general_path_does(monkeypatch, batch, model, message):
+    x, _ = batch
+    for direct in (True, False):
+        monkeypatch.setattr(M, "_DIRECT_SALIENCY", direct)
+        with pytest.raises(AnalysisError, match=message):
+            attribute(model, x, "saliency", target=0)

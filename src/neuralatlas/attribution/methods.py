@@ -473,14 +473,34 @@ def probe(model: nn.Module, sample: torch.Tensor, forward: Callable[..., torch.T
             out = (forward or model)(sample[:1], *(e[:1] for e in extras))
     except AnalysisError:
         raise
-    except (RuntimeError, TypeError, ValueError, IndexError, KeyError, AttributeError) as err:
-        raise AnalysisError(f"{type(model).__name__} failed on inputs of shape {list(sample.shape)}"
-                            f"{' with ' + str(len(extras)) + ' more input tensors' if extras else ''}:"
-                            f" {type(err).__name__}: {err}. Check that the inputs match what the model expects"
-                            " (and that output=/target= functions fit its output).") from err
+    except _MODEL_ERRORS as err:
+        raise _model_failed(model, sample, extras, err) from err
     finally:
         for h in handles:
             h.remove()
+    _check_scores(out)
+    result = (int(out.shape[1]), shapes, modules)
+    if entry is None or len(entry[1]) >= _PROBES_PER_MODEL:
+        entry = _PROBES[model] = (now, {})
+    entry[1][cache_key] = result
+    return result
+
+
+#: what a model raises on inputs it does not take (told as an AnalysisError naming the inputs)
+_MODEL_ERRORS = (RuntimeError, TypeError, ValueError, IndexError, KeyError, AttributeError)
+
+
+def _model_failed(model: nn.Module, sample: torch.Tensor, extras: Sequence[torch.Tensor],
+                  err: Exception) -> AnalysisError:
+    """The error to raise when ``model`` fails on ``sample`` (and ``extras``)."""
+    return AnalysisError(f"{type(model).__name__} failed on inputs of shape {list(sample.shape)}"
+                         f"{' with ' + str(len(extras)) + ' more input tensors' if extras else ''}:"
+                         f" {type(err).__name__}: {err}. Check that the inputs match what the model expects"
+                         " (and that output=/target= functions fit its output).")
+
+
+def _check_scores(out: Any) -> None:
+    """Refuse a model output that is not ``[batch, classes]`` scores, saying what would do."""
     if not isinstance(out, torch.Tensor) or out.dim() != 2:
         shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise AnalysisError(f"The model's output is {shape}; attribution needs [batch, classes] scores. Pass"
@@ -488,11 +508,6 @@ def probe(model: nn.Module, sample: torch.Tensor, forward: Callable[..., torch.T
                             " (output=neuralatlas.attribution.last_token_logits for a causal LM), or a"
                             " function target=fn(output, labels, inputs) -> [batch] for any other model"
                             " (e.g. neuralatlas.attribution.cosine_to(reference) for an encoder).")
-    result = (int(out.shape[1]), shapes, modules)
-    if entry is None or len(entry[1]) >= _PROBES_PER_MODEL:
-        entry = _PROBES[model] = (now, {})
-    entry[1][cache_key] = result
-    return result
 
 
 def _spatial_layers(shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
@@ -567,7 +582,10 @@ def _check_targets(target: Any, n_outputs: int, n: int, labels: np.ndarray | Non
         _in_range(np.array([target]), n_outputs, "target")
         return int(target)
     # a copy (astype): the result's targets must not share memory with the caller's array
-    arr = np.asarray(target.cpu() if isinstance(target, torch.Tensor) else target).astype(_INT64).reshape(-1)
+    arr = (target if isinstance(target, np.ndarray) else
+           np.asarray(target.cpu() if isinstance(target, torch.Tensor) else target)).astype(_INT64)
+    if arr.ndim != 1:
+        arr = arr.reshape(-1)
     if len(arr) != n:
         raise AnalysisError(f"target has {len(arr)} entries but there are {n} samples;"
                             " give one class index per sample, or a single index.")
@@ -952,11 +970,12 @@ def _ready(model: nn.Module, keeper: Any, dev: torch.device) -> None:
     params = keeper.params  # one walk of the model per call (it is a fixed cost on small models)
     if params and params[0].device != dev:
         model.to(dev)  # .to walks every tensor: skipped when the model is there already
-    if any(m.training for m in keeper.modules):  # eval() sets every module's flag anew
+    if any(keeper.modes):  # (the flags as found: no attribute read per module) eval() sets them anew
         model.eval()
-    for p in params:
-        if p.requires_grad:
-            p.requires_grad_(False)  # input gradients only: weight gradients are never needed
+    if any(keeper.grads):
+        for p in params:
+            if p.requires_grad:
+                p.requires_grad_(False)  # input gradients only: weight gradients are never needed
 
 
 def _saliency(forward: Callable[..., torch.Tensor], x: torch.Tensor, target: torch.Tensor | None,
@@ -972,9 +991,14 @@ def _saliency(forward: Callable[..., torch.Tensor], x: torch.Tensor, target: tor
     logits = forward(xg, *args)
     if target is None:
         target = logits.detach().argmax(1)
+    return _abs_gradient(logits, xg, target), logits.detach(), target
+
+
+def _abs_gradient(logits: torch.Tensor, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``|d logits[i, target[i]] / d x|``: the backward seeded with the targets' one-hot."""
     seed = torch.zeros_like(logits).scatter_(1, target.view(-1, 1), 1)
-    (grad,) = torch.autograd.grad(logits, xg, seed)
-    return grad.abs_(), logits.detach(), target  # abs in place: the gradient is this call's own tensor
+    (grad,) = torch.autograd.grad(logits, x, seed)
+    return grad.abs_()  # in place: the gradient is this call's own tensor
 
 
 _DEVICES: dict[tuple[type, Any], torch.device] = {}
@@ -1018,29 +1042,55 @@ def _input_saliency(model: nn.Module, x: torch.Tensor, target: Any, baseline: An
         raise AnalysisError("There are no inputs to attribute (0 samples).")
     y_all = _labels_of(labels, n)
     maps, targets, predictions, kept = [], [], [], []
+    on_cpu = dev.type == "cpu"
+    spec: Any = None
     keeper = preserved(model)
     with keeper:
         _ready(model, keeper, dev)
-        n_outputs = probe(model, x[:2].to(dev, non_blocking=True), model, tree=(keeper.modules, keeper.params))[0]
-        spec = _check_targets(target, n_outputs, n, y_all)
         with contextlib.nullcontext() if torch.is_grad_enabled() else torch.enable_grad():
             for lo in range(0, n, batch_size):
                 hi = min(lo + batch_size, n)
-                xb = (x if hi - lo == n else x[lo:hi]).to(dev, non_blocking=True)
+                whole = hi - lo == n
+                xb = (x if whole else x[lo:hi]).to(dev, non_blocking=True)
+                xg = xb.detach().requires_grad_(True)
+                if spec is None:
+                    # no probe: the first batch's forward says what the model gives (the class
+                    # count the targets are checked against), before any backward
+                    try:
+                        logits = model(xg)
+                    except (AnalysisError, torch.OutOfMemoryError):
+                        raise
+                    except _MODEL_ERRORS as err:
+                        raise _model_failed(model, xb, (), err) from err
+                    _check_scores(logits)
+                    spec = _check_targets(target, int(logits.shape[1]), n, y_all)
+                else:
+                    logits = model(xg)
                 if isinstance(spec, np.ndarray):
-                    t: torch.Tensor | None = torch.from_numpy(spec[lo:hi])
+                    t: torch.Tensor | None = torch.from_numpy(spec if whole else spec[lo:hi])
                 elif isinstance(spec, int):
                     t = torch.full((hi - lo,), spec, dtype=torch.long)
                 elif spec == "label":
-                    t = torch.from_numpy(y_all[lo:hi])  # type: ignore[index]
+                    t = torch.from_numpy(y_all if whole else y_all[lo:hi])  # type: ignore[index]
                 else:  # "prediction": from the saliency's own forward
                     t = None
-                if t is not None and dev.type != "cpu":
+                pred = logits.detach().argmax(1)
+                if t is None:
+                    t = pred
+                elif not on_cpu:
                     t = t.to(dev)
-                grad, logits, t = _saliency(model, xb, t)
-                maps.append(grad.cpu().numpy())
-                targets.append(spec[lo:hi] if isinstance(spec, np.ndarray) else t.cpu().numpy())
-                predictions.append(logits.argmax(1).cpu().numpy())
+                grad = _abs_gradient(logits, xg, t)
+                if on_cpu:  # (.cpu() of a CPU tensor is itself, through the dispatcher: a few us a call)
+                    maps.append(grad.numpy())
+                    predictions.append(pred.numpy())
+                else:
+                    maps.append(grad.cpu().numpy())
+                    predictions.append(pred.cpu().numpy())
+                if isinstance(spec, np.ndarray):
+                    targets.append(spec if whole else spec[lo:hi])
+                else:
+                    tn = t.numpy() if on_cpu else t.cpu().numpy()
+                    targets.append(tn.copy() if t is pred else tn)  # not the predictions' memory
                 if keep_inputs:
                     kept.append(xb.detach().cpu().numpy())
     return Attribution(
