@@ -75,3 +75,35 @@ def test_attribute_leaves_the_model_as_found(method: str) -> None:
     attribute(model, x, method, target=[0, 1, 2, 0], n_steps=4, keep_inputs=False)
     assert [m.training for m in model.modules()] == [True, True, True, True, False]
     assert [p.requires_grad for p in model.parameters()] == [False, True, True, True]
+
+
+def test_completeness_of_one_shared_baseline_row_is_that_of_the_baseline_per_sample() -> None:
+    from neuralatlas.attribution.integrated import completeness
+
+    model = _model().double()
+    x = torch.randn(6, 1, 5, 5, dtype=torch.float64)
+    t = torch.tensor([0, 2, 1, 1, 0, 2])
+    maps = torch.randn(6, 1, 5, 5, dtype=torch.float64)
+    for b in (torch.zeros(1, 1, 5, 5, dtype=torch.float64), torch.rand(1, 1, 5, 5, dtype=torch.float64)):
+        once = completeness(model, x, b, t, maps)             # the baseline's row run once
+        each = completeness(model, x, b.expand_as(x).clone(), t, maps)  # once per sample
+        for a, e in zip(once, each, strict=True):
+            torch.testing.assert_close(a, e, rtol=1e-12, atol=1e-12)
+    # IG with the baseline's row: the same completeness as with it repeated per sample
+    row = torch.rand(1, 1, 5, 5, dtype=torch.float64)
+    a = integrated_gradients(model, x, t, row, n_steps=5)
+    e = integrated_gradients(model, x, t, row.expand_as(x).clone(), n_steps=5)
+    torch.testing.assert_close(a.maps, e.maps, rtol=0, atol=0)
+    torch.testing.assert_close(a.delta, e.delta, rtol=1e-12, atol=1e-12)
+
+
+def test_activation_bytes_are_measured_again_when_the_model_changes() -> None:
+    from neuralatlas.attribution.integrated import activation_bytes_per_row
+
+    model = _model()
+    x = torch.randn(2, 1, 5, 5)
+    before = activation_bytes_per_row(model, x)
+    assert activation_bytes_per_row(model, x) == before  # cached
+    model[0] = nn.Conv2d(1, 40, 3, padding=1)               # ten times the channels...
+    model[3] = nn.Linear(40 * 5 * 5, 3)
+    assert activation_bytes_per_row(model, x) > 5 * before  # ...and the rows per pass follow

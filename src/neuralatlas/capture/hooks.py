@@ -203,19 +203,22 @@ class _Preserved:
     """The context manager of :func:`preserved`.
 
     ``modules`` and ``params`` are the model's, taken on entry (callers reuse them instead of
-    walking the model again).
+    walking the model again), ``modes`` and ``grads`` their ``training`` and ``requires_grad``
+    flags as found (what a caller would otherwise read again, one attribute at a time).
     """
 
     def __init__(self, model: nn.Module, restore_weights: bool):
         self.model, self.restore_weights = model, restore_weights
         self.modules: list[nn.Module] = []
         self.params: list[nn.Parameter] = []
+        self.modes: list[bool] = []
+        self.grads: list[bool] = []
 
     def __enter__(self) -> nn.Module:
         model = self.model
         self.modules, self.params = module_tree(model)
-        self._modes = [m.training for m in self.modules]
-        self._grads = [p.requires_grad for p in self.params]
+        self.modes = [m.training for m in self.modules]
+        self.grads = [p.requires_grad for p in self.params]
         self._device = self.params[0].device if self.params else None
         self._weights = ({k: v.detach().clone() for k, v in model.state_dict().items()}
                          if self.restore_weights else None)
@@ -232,10 +235,10 @@ class _Preserved:
             model.load_state_dict(self._weights)
         # only what changed: Module.__setattr__ costs ~2 us a module, a fixed cost per call that
         # weighs on small models (attribution of 64 digits takes ~1 ms)
-        for m, mode in zip(self.modules, self._modes, strict=True):
+        for m, mode in zip(self.modules, self.modes, strict=True):
             if m.training != mode:
                 m.training = mode
-        for p, flag in zip(self.params, self._grads, strict=True):
+        for p, flag in zip(self.params, self.grads, strict=True):
             if p.requires_grad != flag:
                 p.requires_grad_(flag)
 
