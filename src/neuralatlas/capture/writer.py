@@ -219,8 +219,7 @@ class ChunkWriter:
                     self._handed_bytes += size
                 if behind and self.finish_rows is not None:
                     # The writer is the slower side: this thread would only wait for it, so it
-                    # completes the computed rows (the NaN/inf pass) itself, before handing over
-                    # (~0.1 ms per MiB of rows, measured off the writer's ~0.3-1 ms per MiB).
+                    # completes the computed rows (the NaN/inf pass) itself, before handing over.
                     self.finish_rows(buffers, values, int(start), int(stop))
                     item = (*item[:-1], True)
                 self._work.put(item)

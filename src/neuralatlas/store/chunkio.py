@@ -309,9 +309,8 @@ class ChunkFile:
         final = target
         if atomic:
             target = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = self._create(target)
         try:
-            _preallocate(fd, self.chunk_nbytes + (4 if self.checksum else 0))
             # one system call for data and checksum: each call releases and retakes the GIL,
             # and retaking it waits for the capture thread (costly when cores are busy)
             _write_all(fd, parts)
@@ -328,13 +327,17 @@ class ChunkFile:
         if target.parent not in self._made:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._made.add(target.parent)
+        return ChunkStream(self, index, self._create(target))
+
+    def _create(self, target: Path) -> int:
+        """``target`` opened empty for writing, a whole chunk file's blocks reserved (:func:`_preallocate`)."""
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             _preallocate(fd, self.chunk_nbytes + (4 if self.checksum else 0))
         except OSError:
             os.close(fd)
             raise
-        return ChunkStream(self, index, fd)
+        return fd
 
     def pad(self, index: int, block: np.ndarray) -> np.ndarray:
         """Set the rows of ``block`` past the array's end to the fill value (the last chunk)."""

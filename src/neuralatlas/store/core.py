@@ -900,11 +900,9 @@ def _create_local_array(group: zarr.Group, root: Path, path: str, *, shape: tupl
     """
     try:
         from zarr.core.array import AsyncArray, _parse_chunk_encoding_v3, _parse_chunk_key_encoding
-        from zarr.core.array_spec import parse_array_config
         from zarr.core.buffer import default_buffer_prototype
         from zarr.core.dtype import parse_dtype
         from zarr.core.group import GroupMetadata
-        from zarr.storage import StorePath
     except ImportError:  # pragma: no cover - another zarr version
         return None
     target = root / path
@@ -927,6 +925,15 @@ def _create_local_array(group: zarr.Group, root: Path, path: str, *, shape: tupl
         if not (folder / "zarr.json").exists():
             _write_new_file(folder / "zarr.json", group_bytes)
     _write_new_file(target / "zarr.json", meta.to_buffer_dict(prototype)["zarr.json"].to_bytes())
+    return _local_array(group, path, meta)
+
+
+def _local_array(group: zarr.Group, path: str, meta: Any) -> zarr.Array:
+    """The ``zarr.Array`` at ``path`` of ``group`` with metadata ``meta`` and :data:`ARRAY_CONFIG`."""
+    from zarr.core.array import AsyncArray
+    from zarr.core.array_spec import parse_array_config
+    from zarr.storage import StorePath
+
     full = f"{group.path}/{path}" if group.path else path
     return zarr.Array(AsyncArray(metadata=meta, store_path=StorePath(group.store, full),
                                  config=parse_array_config(cast(Any, ARRAY_CONFIG))))
@@ -940,10 +947,7 @@ def _open_local_array(group: zarr.Group, root: Path, path: str) -> zarr.Array | 
     through zarr, which names what is wrong.
     """
     try:
-        from zarr.core.array import AsyncArray
-        from zarr.core.array_spec import parse_array_config
         from zarr.core.metadata import ArrayV3Metadata
-        from zarr.storage import StorePath
     except ImportError:  # pragma: no cover - another zarr version
         return None
     try:
@@ -953,9 +957,7 @@ def _open_local_array(group: zarr.Group, root: Path, path: str) -> zarr.Array | 
         meta = ArrayV3Metadata.from_dict(document)
     except (OSError, ValueError, TypeError, KeyError):
         return None
-    full = f"{group.path}/{path}" if group.path else path
-    return zarr.Array(AsyncArray(metadata=meta, store_path=StorePath(group.store, full),
-                                 config=parse_array_config(cast(Any, ARRAY_CONFIG))))
+    return _local_array(group, path, meta)
 
 
 def _write_rows(arr: zarr.Array, values: np.ndarray) -> None:
