@@ -207,3 +207,80 @@ def test_preallocated_chunk_files_are_zarrs_bytes_and_stay_short_until_written(t
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "direct.zarr"), path="acts/x")[:], values)
     assert (chunkio._fallocate() is None) == (preallocate == "0")
     request_cleanup()  # the next test reads the variable afresh
+
+
+_CRC_IMPLEMENTATIONS = {  # environment that selects each of crc32c_extend's implementations
+    "crc32c_rs": {},
+    "google_crc32c via ctypes": {"NEURALATLAS_CRC32C_SIMD": "0"},
+    "google_crc32c extension": {"NEURALATLAS_CRC32C_SIMD": "0", "NEURALATLAS_CRC_CTYPES": "0"},
+}
+
+
+@pytest.fixture(params=sorted(_CRC_IMPLEMENTATIONS))
+def crc_implementation(request, monkeypatch):
+    """``crc32c_extend`` running on one of its implementations (the selectors' caches cleared)."""
+    from neuralatlas.store import chunkio
+
+    for key, value in _CRC_IMPLEMENTATIONS[request.param].items():
+        monkeypatch.setenv(key, value)
+    chunkio._crc32c_simd.cache_clear()
+    chunkio._crc32c_library.cache_clear()
+    if request.param == "crc32c_rs" and chunkio._crc32c_simd() is None:
+        pytest.skip("crc32c-rs is not installed here (the store falls back to google_crc32c)")
+    if request.param == "google_crc32c via ctypes" and chunkio._crc32c_library() is None:
+        pytest.skip("google_crc32c's wheel has no bundled library here")
+    yield request.param
+    chunkio._crc32c_simd.cache_clear()
+    chunkio._crc32c_library.cache_clear()
+
+
+def test_every_crc_implementation_is_google_crc32c(crc_implementation):
+    """Equal to google_crc32c (zarr's codec) at every length, offset and seed, extended piece by piece."""
+    import google_crc32c
+
+    from neuralatlas.store import chunkio
+
+    assert (chunkio._crc32c_simd() is not None) == (crc_implementation == "crc32c_rs")
+    data = np.random.default_rng(1).integers(0, 256, (1 << 20) + 37, dtype=np.uint8)
+    for lo, hi in [(0, 0), (0, 1), (3, 100), (5, 4096 + 5), (1, 70_001), (0, data.size)]:
+        for seed in (0, 1, 0xFFFFFFFF):
+            assert chunkio.crc32c_extend(seed, data[lo:hi].data) == google_crc32c.extend(seed, data[lo:hi])
+    whole = chunkio.crc32c_extend(0, data)
+    crc = 0
+    for lo in range(0, data.size, 65_537):  # uneven pieces, as a stream extends its running CRC
+        crc = chunkio.crc32c_extend(crc, memoryview(data)[lo:lo + 65_537])
+    assert crc == whole == google_crc32c.value(data.tobytes())
+
+
+def test_chunks_checksummed_by_each_implementation_are_zarrs_bytes(tmp_path, crc_implementation):
+    via_zarr, direct = _pair(tmp_path, (40, 64), 16, "float32")
+    values = np.random.default_rng(2).normal(size=(40, 64)).astype(np.float32)
+    via_zarr[:] = values
+    f = ChunkFile.for_array(direct)
+    block = np.empty(f.chunk_shape, f.dtype)
+    for c in range(f.n_chunks):
+        block[:f.rows(c)] = values[c * 16:c * 16 + f.rows(c)]
+        f.write(c, f.pad(c, block))
+    for c in range(f.n_chunks):
+        assert f.path(c).read_bytes() == (tmp_path / "zarr.zarr" / "acts" / "x" / "c" / str(c) / "0").read_bytes()
+    np.testing.assert_array_equal(f.read_rows(0, 40), values)
+
+
+def test_flags_set_as_files_are_the_flags_zarr_writes(tmp_path):
+    import neuralatlas as na
+
+    acts = np.random.default_rng(3).normal(size=(50, 6)).astype(np.float32)
+    store = na.ActivationStore.from_arrays(tmp_path / "s.zarr", {"x": acts}, chunk_rows=8)
+    done_dir = tmp_path / "s.zarr" / "done"
+    flags = zarr.open_array(str(done_dir), mode="r")
+    np.testing.assert_array_equal(flags[:], np.ones(7, bool))  # 50 rows in chunks of 8
+    reference = zarr.create_array(str(tmp_path / "ref"), shape=(7,), chunks=(1,), dtype=bool, fill_value=False,
+                                  compressors=[zarr.codecs.Crc32cCodec()])
+    reference[:] = True
+    for c in range(7):
+        assert (done_dir / "c" / str(c)).read_bytes() == (tmp_path / "ref" / "c" / str(c)).read_bytes()
+    for c in range(7):  # some flags unset, then set again by chunk: only those come back
+        (done_dir / "c" / str(c)).unlink()
+    store.flag_done(None, [1, 4])
+    np.testing.assert_array_equal(zarr.open_array(str(done_dir), mode="r")[:], np.isin(np.arange(7), [1, 4]))
+    assert not list(done_dir.rglob("*.tmp-*"))  # each flag written through a temporary file, renamed

@@ -23,7 +23,7 @@ import functools
 import json
 import os
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -329,8 +329,7 @@ class ActivationStore:
                     store._write_whole("grads", name, np.asarray(gradients[name], np.float32), slot)
             if predictions is not None:
                 store._write_vector(_slot(slot) + "prediction", np.asarray(predictions, np.int64))
-            done = store.done_flags(slot, create=True)
-            done[:] = True
+            store.flag_done(slot)
             store.mark_complete(slot)
         return store
 
@@ -553,6 +552,26 @@ class ActivationStore:
             return self._writing[path]
         return self._writable(path)
 
+    def flag_done(self, epoch: int | None, chunks: Iterable[int] | None = None) -> None:
+        """Set the done flags of ``chunks`` (default: every chunk) of ``epoch``, creating the flags if needed.
+
+        Call it only after every array of those chunks is on disk: a flagged chunk is read as
+        complete. Each flag file is written atomically (:meth:`ChunkFile.write_atomic`), a file
+        each, where zarr's ``done[:] = True`` costs an event-loop round trip per flag.
+        """
+        from neuralatlas.store.chunkio import ChunkFile
+
+        done = self.done_flags(epoch, create=True)
+        which = range(done.shape[0]) if chunks is None else chunks
+        direct = ChunkFile.for_array(done)
+        if direct is None or direct.chunk_shape != (1,):
+            for c in which:
+                done[int(c)] = True
+            return
+        true = np.ones(1, bool)
+        for c in which:
+            direct.write_atomic(int(c), true)
+
     def nonfinite_array(self, epoch: int | None, create: bool = False) -> zarr.Array | None:
         """``[n_samples, n_layers]`` bool: rows of each layer holding NaN/inf (written by capture).
 
@@ -731,13 +750,17 @@ class ActivationStore:
                 f" {len(done)} chunks written. Run the same capture call again to resume it."
             )
         path = self._array_path(kind, layer, slot)
-        if path not in self._group:
+        if not self._has(path):
             what = "gradients" if kind == "grads" else "activations"
             raise StoreError(
                 f"The store {self.path} holds no {what} of {layer!r}"
                 + (" (capture with gradients=True to record them)." if kind == "grads" else ".")
             )
-        return CheckedArray(self._group[path], self, kind, layer, slot, path)
+        root = self._local_root()
+        # opened from its zarr.json where the store is a local folder: zarr's ``group[path]``
+        # is two event-loop round trips (~7 ms of a 256 MiB read's ~60 ms, measured here)
+        opened = None if root is None else _open_local_array(self._group, root, path)
+        return CheckedArray(opened if opened is not None else self._group[path], self, kind, layer, slot, path)
 
     def __reduce__(self):
         # Pickles as its path: a dask worker reopens the store on shared storage rather than

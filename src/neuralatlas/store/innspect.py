@@ -250,8 +250,7 @@ def import_innspect_output(folder: str | Path, out: str | Path, *,
         predictions = np.concatenate([np.asarray(_load_batch(folder / "acts" / output_dir / f)).argmax(1)
                                       for _, f in batches])
         store._write_vector("prediction", predictions.astype(np.int64))
-    done = store.done_flags(None, create=True)
-    done[:] = True
+    store.flag_done(None)
     store.mark_complete(None)
     return store
 
