@@ -42,7 +42,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from timing import interleaved, pin_threads, ratio_line
+from timing import host_returns_free_memory, interleaved, pin_threads, ratio_line
 
 THREADS = pin_threads(1)
 
@@ -232,7 +232,7 @@ def speed(n: int, batch: int, repeat: int, tmp: Path, device: str, torchlens: bo
         except Exception as err:  # noqa: BLE001 - a peer that breaks here is reported, not fatal
             print(f"   (a side failed in warm-up and is left out: {type(err).__name__}: {err})")
             sides = {k: f for k, f in sides.items() if f is not fn}
-    fwd = interleaved(sides, repeat, setup=fresh)
+    fwd = interleaved(sides, repeat, setup=fresh, memory=nbytes + (64 << 20))
     grad_sides = {"bare forward+backward": bare_fwd_bwd, "neuralatlas capture with gradients": lambda: ours(True),
                   "... with gradients, writer thread (forced)": lambda: ours(True, writer="thread"),
                   "... with gradients, synchronous (forced)": lambda: ours(True, writer="sync"),
@@ -242,7 +242,7 @@ def speed(n: int, batch: int, repeat: int, tmp: Path, device: str, torchlens: bo
     for name, fn in grad_sides.items():
         fresh.get(name, lambda: None)()
         fn()
-    bwd = interleaved(grad_sides, repeat, setup=fresh)
+    bwd = interleaved(grad_sides, repeat, setup=fresh, memory=2 * nbytes + (64 << 20))
     result = {"fwd": fwd, "bwd": bwd, "bytes": nbytes}
     if chunk_mib:
         result["chunks"] = chunk_sweep(chunk_mib, shapes, batch, repeat, tmp, ours, bare)
@@ -440,14 +440,21 @@ def store_io(mb: int, repeat: int, tmp: Path) -> dict:
                 path.unlink()
         return remove
 
+    def chunks_gone(folder: Path):  # an array's chunk files (c.<i>.0 beside its zarr.json), not the array
+        def remove():
+            for f in folder.glob("c*"):
+                shutil.rmtree(f) if f.is_dir() else f.unlink()
+        return remove
+
     # every side writes new files (the old ones removed untimed): rewriting a file's existing
     # pages in the page cache costs a fraction of writing a new one, so sides that overwrote
     # would not compare with sides that create
-    fresh = {"np.save": gone(tmp / "plain.npy"), "store write (capture writer)": gone(tmp / "io.zarr" / arr.path / "c"),
-             "store write (caller's array, direct)": gone(tmp / "io.zarr" / direct.path / "c"),
+    fresh = {"np.save": gone(tmp / "plain.npy"),
+             "store write (capture writer)": chunks_gone(tmp / "io.zarr" / arr.path),
+             "store write (caller's array, direct)": chunks_gone(tmp / "io.zarr" / direct.path),
              "ActivationStore.from_arrays": gone(tmp / "fa.zarr"),
-             "zarr __setitem__, crc32c": gone(tmp / "plain.zarr" / "crc1" / "c"),
-             "zarr __setitem__, no checksum": gone(tmp / "plain.zarr" / "crc0" / "c")}
+             "zarr __setitem__, crc32c": chunks_gone(tmp / "plain.zarr" / "crc1"),
+             "zarr __setitem__, no checksum": chunks_gone(tmp / "plain.zarr" / "crc0")}
     block.tofile(tmp / "plain.bin")
     out = np.empty_like(block)
     def crc_only():  # the checksum the store keeps, of the same bytes, chunk by chunk (no I/O)
@@ -461,7 +468,8 @@ def store_io(mb: int, repeat: int, tmp: Path) -> dict:
                          "store write (caller's array, direct)": store_direct,
                          "ActivationStore.from_arrays": from_arrays,
                          "zarr __setitem__, crc32c": zarr_write(True),
-                         "zarr __setitem__, no checksum": zarr_write(False)}, repeat, setup=fresh)
+                         "zarr __setitem__, no checksum": zarr_write(False)}, repeat, setup=fresh,
+                        memory=block.nbytes + (64 << 20))
     for crc in (False, True):
         zarr_write(crc)()
     read = interleaved({"np.fromfile": lambda: np.fromfile(tmp / "plain.bin", np.float32),
@@ -469,7 +477,8 @@ def store_io(mb: int, repeat: int, tmp: Path) -> dict:
                         "store.read (into a buffer)": lambda: store.read("layer", out=out),
                         "store.iter_chunks": lambda: [b for _, b in store.iter_chunks("layer")],
                         "np.asarray(zarr array), crc32c": lambda: np.asarray(arr[:]),
-                        "np.asarray(zarr array), no checksum": lambda: np.asarray(plain[False][:])}, repeat)
+                        "np.asarray(zarr array), no checksum": lambda: np.asarray(plain[False][:])}, repeat,
+                       memory=block.nbytes + (64 << 20))
     return {"bytes": block.nbytes, "chunk_rows": chunk, "write": write, "read": read}
 
 
@@ -493,6 +502,10 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="na-bench-"))
     print(f"threads: 1 on every side (torch.set_num_threads(1), OMP/MKL/OpenBLAS=1); device {args.device};"
           f" load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print("memory: before each timed call the pages it may need are touched and freed, untimed"
+          " (timing.fresh_pages), so every side starts alike"
+          + ("; this machine returns free memory to its host, where a first touch costs a host page fault"
+             if host_returns_free_memory() else ""))
     try:
         if args.only_scale or (args.scale and not args.quick):
             print("\n5. scale: the same capture (every layer, CPU), each size in a fresh process, one round:")

@@ -103,8 +103,8 @@ def worker(task: str, store_path: str, budget: int) -> dict:
     baseline = _current_rss()
     out: dict = {"baseline_rss": baseline}
     if task == "raw":  # the floor: every chunk file's bytes, one np.fromfile each, nothing else
-        files = sorted((Path(store_path) / "acts" / "conv" / "c").rglob("*"))
-        files = [f for f in files if f.is_file()]
+        folder = Path(store_path) / "acts" / "conv"  # chunk files c.<i>.0.0.0 (or, before, c/<i>/0/0/0)
+        files = sorted(f for f in folder.rglob("c*") if f.is_file() and f.name != "zarr.json")
         t = time.perf_counter()
         for f in files:
             np.fromfile(f, np.uint8)

@@ -85,7 +85,7 @@ def test_deleted_outputs_are_made_again(tmp_path, done_run):
 def test_a_deleted_chunk_makes_capture_mend_it(tmp_path, done_run):
     run_dir = tmp_path / "r" / "mlp"
     before = np.asarray(ActivationStore.open(run_dir / "acts.zarr").activations("fc2"))
-    (run_dir / "acts.zarr" / "acts" / "fc2" / "c" / "0" / "0").unlink()  # one chunk of 120 rows
+    (run_dir / "acts.zarr" / "acts" / "fc2" / "c.0.0").unlink()  # one chunk of 120 rows
     with pytest.warns(UserWarning, match="recomputing 1 chunk"):
         redone = pipeline.run(done_run)
     assert redone.ran == ["mlp/capture"]

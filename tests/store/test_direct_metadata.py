@@ -7,7 +7,7 @@ import pytest
 import zarr
 
 from neuralatlas.errors import StoreError
-from neuralatlas.store.core import ARRAY_CONFIG, ActivationStore, compressor_for, with_checksum
+from neuralatlas.store.core import ARRAY_CONFIG, CHUNK_KEY_ENCODING, ActivationStore, compressor_for, with_checksum
 
 
 def _tree(root):
@@ -39,7 +39,7 @@ SPECS = [
 def test_direct_array_metadata_is_the_bytes_zarr_writes(tmp_path, path, spec):
     via_zarr, direct = _stores(tmp_path)
     assert direct._local_root() == tmp_path / "direct.zarr"
-    a = via_zarr._group.create_array(path, config=ARRAY_CONFIG, **spec)
+    a = via_zarr._group.create_array(path, config=ARRAY_CONFIG, chunk_key_encoding=CHUNK_KEY_ENCODING, **spec)
     b = direct._create_array(path, **spec)
     # the array's zarr.json and those of the parent groups zarr makes on the way
     assert _tree(tmp_path / "direct.zarr") == _tree(tmp_path / "zarr.zarr")
@@ -132,3 +132,23 @@ def test_arrays_opened_from_their_metadata_file_equal_zarrs(tmp_path):
 
     assert _open_local_array(reopened._group, tmp_path / "direct.zarr", "epochs/3") is None
     assert _open_local_array(reopened._group, tmp_path / "direct.zarr", "no/such/array") is None
+
+
+def test_a_store_written_with_slash_chunk_keys_still_reads_and_verifies(tmp_path, monkeypatch):
+    """Stores from before the "." chunk keys (``c/<i>/0``) are read, checked and named the same."""
+    import neuralatlas.store.core as core
+    from neuralatlas.errors import StoreCorruptError
+
+    acts = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+    monkeypatch.setattr(core, "CHUNK_KEY_ENCODING", {"name": "default", "separator": "/"})
+    ActivationStore.from_arrays(tmp_path / "old.zarr", {"x": acts}, chunk_rows=8)
+    monkeypatch.undo()
+    chunk = tmp_path / "old.zarr" / "acts" / "x" / "c" / "1" / "0"
+    assert chunk.is_file()
+    store = ActivationStore.open(tmp_path / "old.zarr")
+    np.testing.assert_array_equal(store.read("x"), acts)
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "old.zarr"), path="acts/x", mode="r")[:], acts)
+    assert store.check_integrity().ok
+    chunk.unlink()
+    with pytest.raises(StoreCorruptError, match="rows 8"):
+        ActivationStore.open(tmp_path / "old.zarr").read("x")

@@ -116,7 +116,7 @@ def assert_same(store, ref):
 
 
 def chunk_file(store_path: Path, layer: str, chunk: int, kind: str = "acts") -> Path:
-    return Path(store_path) / kind / layer / "c" / str(chunk) / "0"
+    return Path(store_path) / kind / layer / f"c.{chunk}.0"  # the store's chunk key encoding: "." (a 2-d layer)
 
 
 @pytest.fixture()

@@ -36,8 +36,8 @@ def test_all_fill_value_chunks_are_written_and_resume_finds_nothing_missing(tmp_
                        target=lambda o, y: o.sum(1), device="cpu")
     assert np.all(np.asarray(store.activations("1")) == 0)
     assert np.all(np.asarray(store.gradients("0")) == 0)
-    files = sorted(p.name for p in (out / "acts" / "1" / "c").iterdir())
-    assert files == ["0", "1", "2"]                    # every chunk is on disk, zeros or not
+    files = sorted(p.name for p in (out / "acts" / "1").glob("c.*"))
+    assert files == ["c.0.0", "c.1.0", "c.2.0"]        # every chunk is on disk, zeros or not
     assert ActivationStore.open(out).check_integrity().ok
     with warnings.catch_warnings():
         warnings.simplefilter("error")                 # no "recomputing N chunk(s)" on resume

@@ -29,7 +29,7 @@ def test_verify_finds_and_repairs_a_flipped_byte(run_dir):
     before = np.asarray(store.gradients("fc1", epoch=1))
     ok = CliRunner().invoke(app, ["verify", str(run_dir), "--deep"])
     assert ok.exit_code == 0 and "OK" in ok.output and "checksums on every array" in ok.output
-    chunk = run_dir / "acts.zarr" / "epochs" / "1" / "grads" / "fc1" / "c" / "0" / "0"
+    chunk = run_dir / "acts.zarr" / "epochs" / "1" / "grads" / "fc1" / "c.0.0"
     data = bytearray(chunk.read_bytes())
     data[10] ^= 0xFF
     chunk.write_bytes(bytes(data))
