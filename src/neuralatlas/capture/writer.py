@@ -31,7 +31,7 @@ from typing import Any, Self
 import numpy as np
 
 from neuralatlas.errors import StoreError
-from neuralatlas.store.chunkio import ChunkFile, ChunkStream
+from neuralatlas.store.chunkio import ChunkFile, ChunkStream, DoneFlags
 
 __all__ = ["ChunkWriter", "background_writes", "hand_over_rows"]
 
@@ -131,13 +131,7 @@ class ChunkWriter:
         # rows per chunk handed over as values (and completed by finish_rows): such a chunk's
         # buffers never hold those rows, so finish must not run over them at submit
         self._handed: dict[int, int] = {}
-        self.done = done  # set by the caller's thread only (commit), never by the writer
-        # a flag is one 1-byte chunk: written as its file directly (the bytes zarr writes),
-        # not through a round trip into zarr's event loop per chunk
-        self._done_file = ChunkFile.for_array(done) if direct else None
-        if self._done_file is not None and self._done_file.chunk_shape != (1,):
-            self._done_file = None
-        self._true = np.ones(1, bool)
+        self._flags = DoneFlags(done, direct)  # set by the caller's thread only (commit), never by the writer
         self.chunk_rows = int(chunk_rows)
         self.files = {key: (ChunkFile.for_array(arr) if direct else None) for key, arr in self.arrays.items()}
         for key, f in self.files.items():
@@ -413,12 +407,7 @@ class ChunkWriter:
         with self._lock:
             items, self._unflagged = self._unflagged, []
         for chunk, _ in items:
-            if self._done_file is not None:
-                # atomic: a flag file killed half-written (opened, truncated, not yet written)
-                # made the store's done flags unreadable (found by the kill -9 test)
-                self._done_file.write_atomic(chunk, self._true)
-            else:
-                self.done[chunk] = True
+            self._flags.set(chunk)
             self.written_rows += _
             self.written_chunks.append(chunk)
         return [rows for _, rows in items]

@@ -31,7 +31,7 @@ import numpy as np
 
 from neuralatlas.errors import StoreCorruptError, StoreError
 
-__all__ = ["ChunkChecksumError", "ChunkFile", "ChunkStream"]
+__all__ = ["ChunkChecksumError", "ChunkFile", "ChunkStream", "DoneFlags"]
 
 
 class ChunkChecksumError(StoreCorruptError, ValueError):
@@ -527,3 +527,27 @@ class ChunkFile:
                     if end > first:  # rows outside [start, stop) are read for the CRC only
                         k += 1
                         yield first, buffers[i][first - a:end - a]
+
+
+class DoneFlags:
+    """Sets the done flags of one flags array: one bool per sample chunk, each flag its own chunk.
+
+    A flag is written as its chunk file directly, atomically (:meth:`ChunkFile.write_atomic`:
+    the bytes zarr writes, with no round trip into zarr's event loop per flag), where the
+    array qualifies; through zarr otherwise, or where ``direct`` is false.
+    """
+
+    def __init__(self, done: Any, direct: bool = True):
+        self.array = done
+        file = ChunkFile.for_array(done) if direct else None
+        self._file = file if file is not None and file.chunk_shape == (1,) else None
+        self._true = np.ones(1, bool)
+
+    def set(self, chunk: int) -> None:
+        """Mark ``chunk`` written; call it only once every array of that chunk is on disk."""
+        if self._file is not None:
+            # atomic: a flag file killed half-written (opened, truncated, not yet written)
+            # made the store's done flags unreadable (found by the kill -9 test)
+            self._file.write_atomic(int(chunk), self._true)
+        else:
+            self.array[int(chunk)] = True

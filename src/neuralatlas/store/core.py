@@ -562,21 +562,16 @@ class ActivationStore:
         """Set the done flags of ``chunks`` (default: every chunk) of ``epoch``, creating the flags if needed.
 
         Call it only after every array of those chunks is on disk: a flagged chunk is read as
-        complete. Each flag file is written atomically (:meth:`ChunkFile.write_atomic`), a file
-        each, where zarr's ``done[:] = True`` costs an event-loop round trip per flag.
+        complete. Each flag file is written atomically, as a capture's writer sets them
+        (:class:`~neuralatlas.store.chunkio.DoneFlags`), where zarr's ``done[:] = True`` costs
+        an event-loop round trip per flag.
         """
-        from neuralatlas.store.chunkio import ChunkFile
+        from neuralatlas.store.chunkio import DoneFlags
 
         done = self.done_flags(epoch, create=True)
-        which = range(done.shape[0]) if chunks is None else chunks
-        direct = ChunkFile.for_array(done)
-        if direct is None or direct.chunk_shape != (1,):
-            for c in which:
-                done[int(c)] = True
-            return
-        true = np.ones(1, bool)
-        for c in which:
-            direct.write_atomic(int(c), true)
+        flags = DoneFlags(done)
+        for c in range(done.shape[0]) if chunks is None else chunks:
+            flags.set(c)
 
     def nonfinite_array(self, epoch: int | None, create: bool = False) -> zarr.Array | None:
         """``[n_samples, n_layers]`` bool: rows of each layer holding NaN/inf (written by capture).
