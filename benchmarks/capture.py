@@ -272,6 +272,29 @@ def speed(n: int, batch: int, repeat: int, tmp: Path, device: str, torchlens: bo
     return result
 
 
+def full_collection_cost(repeat: int) -> tuple[float, float, int]:
+    """The time of ``gc.collect()`` over every object of this process, and with them frozen.
+
+    ``neuralatlas.capture`` freezes the objects that exist before it (``gc.freeze``) for its
+    duration; this is what a full collection triggered inside a capture costs either way.
+    """
+    import gc
+    import time
+
+    def one() -> float:
+        t = time.perf_counter()
+        gc.collect()
+        return time.perf_counter() - t
+
+    full = min(one() for _ in range(repeat))
+    gc.freeze()
+    try:
+        frozen = min(one() for _ in range(repeat))
+    finally:
+        gc.unfreeze()
+    return full, frozen, len(gc.get_objects())
+
+
 def chunk_sweep(sizes_mib: list[int], shapes: dict, batch: int, repeat: int, tmp: Path, ours, bare) -> dict:
     """Capture (default writer) and read back at several chunk sizes (MiB of the widest layer's
     rows, a multiple of the batch), interleaved with a bare forward; the reads are every
@@ -580,6 +603,11 @@ def main() -> None:
                          f["bare forward"]))
         print(ratio_line("capture writer thread / synchronous writes", f["... writer thread (forced)"],
                          f["... synchronous writes (forced)"]))
+        full, frozen, objects = full_collection_cost(repeat)
+        print(f"\n1c. one full garbage collection in this process ({objects:,} objects): {full * 1e3:.1f} ms;"
+              f" with the objects from before a capture frozen, as neuralatlas.capture keeps them during"
+              f" one: {frozen * 1e3:.2f} ms (min of {repeat}; a collection the capture's allocations"
+              f" trigger costs that inside it)  [load {os.getloadavg()[0]:.1f}]")
         if "chunks" in s:
             cs = s["chunks"]
             print("\n1b. chunk sizes (default writer), capture and read-back:")

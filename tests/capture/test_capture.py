@@ -155,6 +155,53 @@ def test_model_left_as_found_after_success_and_failure(small, tmp_path):
     _assert_same_state(model, before)
 
 
+def test_objects_from_before_the_capture_are_out_of_the_collectors_scans_and_given_back(small, tmp_path):
+    import gc
+
+    model = build("mlp", seed=3).eval()
+    old = [object() for _ in range(10)]  # created before: frozen during the capture
+    inside: dict[str, int] = {}
+
+    def look(module, args, output):
+        if inside:
+            return
+        inside["frozen"] = gc.get_freeze_count()
+        cycle: list = []
+        cycle.append(cycle)  # garbage made during the capture is still collected
+        del cycle
+        inside["collected"] = gc.collect()
+
+    handle = model.fc1.register_forward_hook(look)
+    try:
+        assert gc.get_freeze_count() == 0
+        na.capture(model, small, layers=["fc1"], out=tmp_path / "a.zarr", device="cpu")
+    finally:
+        handle.remove()
+    assert inside["frozen"] >= len(gc.get_objects()) // 2  # the process's objects, not a handful
+    assert inside["collected"] >= 1
+    assert gc.get_freeze_count() == 0 and gc.isenabled()  # given back, as found
+
+    class Boom(Exception):
+        pass
+
+    def explode(done, total):
+        raise Boom
+
+    with pytest.raises(Boom):
+        na.capture(model, small, layers=["fc1"], out=tmp_path / "b.zarr", device="cpu", progress=explode)
+    assert gc.get_freeze_count() == 0
+
+    gc.freeze()  # a process that froze its own objects keeps them frozen, and no more
+    try:
+        frozen = gc.get_freeze_count()
+        na.capture(model, small, layers=["fc1"], out=tmp_path / "c.zarr", device="cpu")
+        # none added, none given back (a frozen object freed by its reference count leaves)
+        assert frozen - 100 < gc.get_freeze_count() <= frozen
+    finally:
+        gc.unfreeze()
+    del old
+
+
 def test_per_epoch_capture_restores_weights(trained_mlp_run, tmp_path):
     run = trained_mlp_run
     before = _state(run.model)
