@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from timing import round_order
 
 from neuralatlas.attribution import attribute
 from neuralatlas.attribution.integrated import choose_internal_batch_size, gauss_legendre
@@ -49,7 +50,7 @@ def timed(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[
     out: dict[str, list[float]] = {k: [] for k in fns}
     names = list(fns)
     for r in range(repeats):
-        for k in names[r % len(names):] + names[:r % len(names)]:  # the order rotates each round
+        for k in round_order(names, r):  # a new order each round
             f = fns[k]
             sync()
             t0 = time.perf_counter()

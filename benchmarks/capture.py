@@ -234,8 +234,8 @@ def speed(n: int, batch: int, repeat: int, tmp: Path, device: str, torchlens: bo
                   "bare fwd+bwd while a thread checksums + writes them from memory": lambda: _fresh(tmp, "overlap"),
                   "TorchLens extract_dataset -> disk": lambda: _fresh(tmp, "tl")})
 
-    # the floor that writes is last: the order rotates each round, so the side after it is the
-    # bare forward (a capture right after 284 MiB of new files measured up to 2x slower)
+    # the order is shuffled each round (timing.round_order): a side right after 284 MiB of new
+    # files measured up to 2x slower, and a rotation kept the same side there every round
     sides = {"bare forward": bare, "neuralatlas capture -> store": ours,
              "... writer thread (forced)": lambda: ours(writer="thread"),
              "... synchronous writes (forced)": lambda: ours(writer="sync"),

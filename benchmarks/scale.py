@@ -11,7 +11,7 @@
        ``memory_limit = budget - the process's resident memory after imports``;
      - with ``--cluster``: the same on a dask LocalCluster of 2 worker processes.
    Prints GB/s, the ratio to the floor (goal: NAPs <= 1.3x its time), and peak RSS against
-   the budget (goal: within it). Runs are interleaved (the order rotating each round), min and
+   the budget (goal: within it). Runs are interleaved (a new order each round), min and
    median kept with the load average, so all see the same page-cache state and load; the store
    (6 GB) fits in this machine's page cache, so this measures the CPU side, not the disk.
 2. Linear CKA of 20,000 samples (widths 512 and 256, a store of 500-row chunks): streamed
@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from timing import round_order
 
 HERE = Path(__file__).resolve().parent
 SHAPE = (64, 8, 8)
@@ -157,7 +158,7 @@ def naps_at_scale(size_gb: float, budget: int, cluster: bool, repeat: int, where
     times: dict[str, list[float]] = {t: [] for t in tasks}
     measure("raw", path, budget)                               # warm the page cache
     for r_i in range(repeat):
-        for task in tasks[r_i % len(tasks):] + tasks[:r_i % len(tasks)]:  # interleaved, rotating
+        for task in round_order(tasks, r_i):  # interleaved, a new order each round
             r = measure(task, path, budget)
             r["load"] = os.getloadavg()[0]
             times[task].append(r["seconds"])
