@@ -104,8 +104,7 @@ def worker(task: str, store_path: str, budget: int) -> dict:
     baseline = _current_rss()
     out: dict = {"baseline_rss": baseline}
     if task == "raw":  # the floor: every chunk file's bytes, one np.fromfile each, nothing else
-        folder = Path(store_path) / "acts" / "conv"  # chunk files c.<i>.0.0.0 (or, before, c/<i>/0/0/0)
-        files = sorted(f for f in folder.rglob("c*") if f.is_file() and f.name != "zarr.json")
+        files = sorted((Path(store_path) / "acts" / "conv").glob("c.*"))  # chunk files c.<i>.0.0.0
         t = time.perf_counter()
         for f in files:
             np.fromfile(f, np.uint8)

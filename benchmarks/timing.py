@@ -119,9 +119,9 @@ def interleaved(fns: Mapping[str, Callable[[], Any]], repeat: int,
                 memory: int = 0) -> dict[str, Timing]:
     """Run every side once per round, ``repeat`` rounds, in a new order each round
     (:func:`round_order`), so that load spikes and what the side before left behind hit all
-    sides alike; ``setup`` (one callable, or one per side name) runs
-    before each call, untimed, then ``memory`` bytes of fresh pages (:func:`fresh_pages`) are
-    touched and freed, so every side starts with the same memory at hand."""
+    sides alike; ``setup`` (one callable, or one per side name) runs before each call,
+    untimed, then ``memory`` bytes of fresh pages (:func:`fresh_pages`) are touched and
+    freed, so every side starts with the same memory at hand."""
     import os
 
     names = list(fns)

@@ -159,7 +159,6 @@ def test_objects_from_before_the_capture_are_out_of_the_collectors_scans_and_giv
     import gc
 
     model = build("mlp", seed=3).eval()
-    old = [object() for _ in range(10)]  # created before: frozen during the capture
     inside: dict[str, int] = {}
 
     def look(module, args, output):
@@ -199,7 +198,6 @@ def test_objects_from_before_the_capture_are_out_of_the_collectors_scans_and_giv
         assert frozen - 100 < gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
-    del old
 
 
 def test_per_epoch_capture_restores_weights(trained_mlp_run, tmp_path):

@@ -154,6 +154,29 @@ def _check_reduction(layer: str, module: nn.Module, shape: Sequence[int], layout
 
 
 # ---------------------------------------------------------------------------- capture
+@contextlib.contextmanager
+def _old_objects_frozen() -> Iterator[None]:
+    """Keep the objects that exist before the capture out of the garbage collector's scans.
+
+    A capture allocates enough (tensors, per-batch rows handed to the writer) to trigger full
+    collections now and then, and a full collection walks every object of the process: 250 ms
+    with torch and transformers imported (450,000 objects), against a 250 ms forward capture
+    of 20,000 digits. ``gc.freeze`` moves the objects alive now to a generation the collector
+    skips (an O(1) list splice); the capture's own garbage is still collected, and
+    ``gc.unfreeze`` at the end gives the old objects back to the oldest generation. A process
+    that froze objects itself (``gc.get_freeze_count() > 0``) is left as it is.
+    """
+    if not gc.isenabled() or gc.get_freeze_count() > 0:
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+@_old_objects_frozen()  # a context manager made by contextmanager decorates: a fresh one per call
 def capture(
     model: nn.Module,
     data: Any,
@@ -332,9 +355,7 @@ def capture(
     from neuralatlas.capture.foreign import capture_foreign, is_foreign
 
     if is_foreign(model):  # Flax and Keras (even on the torch backend): the same loop, an adapter
-        arguments = dict(locals())
-        with _old_objects_frozen():
-            return _dispatch_foreign(capture_foreign, arguments)
+        return _dispatch_foreign(capture_foreign, dict(locals()))
     source = as_source(data, batch_size, collate_fn, data_id)
     if source.n == 0:
         raise DataError("The data set is empty; nothing to capture.")
@@ -361,7 +382,7 @@ def capture(
     if verify not in ("fast", "deep"):
         raise CaptureError(f"verify={verify!r}; choose 'fast' (list chunk files) or 'deep' (read them).")
     guard = WriteGuard(Path(out), gradients=gradients)  # one writer; disk full/read-only named
-    with _old_objects_frozen(), preserved(model, restore_weights=checkpoints is not None), guard:
+    with preserved(model, restore_weights=checkpoints is not None), guard:
         model.to(dev).eval()
         if gradients:
             for p in model.parameters():
@@ -412,28 +433,6 @@ def capture(
     if progress is not None:
         progress(total, total)
     return store
-
-
-@contextlib.contextmanager
-def _old_objects_frozen() -> Iterator[None]:
-    """Keep the objects that exist before the capture out of the garbage collector's scans.
-
-    A capture allocates enough (tensors, per-batch rows handed to the writer) to trigger full
-    collections now and then, and a full collection walks every object of the process: 250 ms
-    with torch and transformers imported (450,000 objects), against a 250 ms forward capture
-    of 20,000 digits. ``gc.freeze`` moves the objects alive now to a generation the collector
-    skips (an O(1) list splice); the capture's own garbage is still collected, and
-    ``gc.unfreeze`` at the end gives the old objects back to the oldest generation. A process
-    that froze objects itself (``gc.get_freeze_count() > 0``) is left as it is.
-    """
-    if not gc.isenabled() or gc.get_freeze_count() > 0:
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def _dispatch_foreign(capture_foreign: Callable[..., ActivationStore], arguments: dict[str, Any]) -> ActivationStore:
