@@ -75,11 +75,11 @@ def test_a_write_error_surfaces_and_nothing_unwritten_is_marked_done(small, tmp_
     model = build("mlp", seed=0).eval()
     real = ChunkFile.write
 
-    def failing(self, index, block):
+    def failing(self, index, block, **options):
         # the third chunk of the layer arrays (the sample table is written as chunk files too)
         if index == 2 and self.root.parent.name == "acts":
             raise OSError(28, "No space left on device")
-        return real(self, index, block)
+        return real(self, index, block, **options)
 
     real_stream = ChunkFile.stream
 
@@ -148,14 +148,14 @@ def test_process_killed_in_the_middle_of_a_chunk_write_resumes_correctly(tmp_pat
         _, test = digits()
         if sys.argv[1] == "stall":
             real = chunkio.ChunkFile.write
-            def stalling(self, index, block):
+            def stalling(self, index, block, **options):
                 if index == 3 and self.root.name == "conv2":
                     tmp = self.path(index).with_name("stall.partial")
                     tmp.parent.mkdir(parents=True, exist_ok=True)
                     tmp.write_bytes(memoryview(block).cast("B")[: block.nbytes // 2])
                     print("stalled", flush=True)
                     time.sleep(600)
-                return real(self, index, block)
+                return real(self, index, block, **options)
             chunkio.ChunkFile.write = stalling
             real_rows = chunkio.ChunkStream.write
             def stalling_rows(self, rows):  # the writer thread streams rows into the file

@@ -285,3 +285,153 @@ def test_flags_set_as_files_are_the_flags_zarr_writes(tmp_path):
     store.flag_done(None, [1, 4])
     np.testing.assert_array_equal(zarr.open_array(str(done_dir), mode="r")[:], np.isin(np.arange(7), [1, 4]))
     assert not list(done_dir.rglob("*.tmp-*"))  # each flag written through a temporary file, renamed
+
+
+@pytest.fixture
+def checksums_beside(monkeypatch):
+    """Checksums on the helper thread for buffers of any size; the threads each one ran on, in order."""
+    import threading
+
+    from neuralatlas.store import chunkio
+
+    monkeypatch.setenv("NEURALATLAS_OVERLAP_CHECKSUM", "1")
+    monkeypatch.setattr(chunkio, "OVERLAP_MIN_BYTES", 0)
+    if not chunkio.overlapped_checksums():
+        pytest.skip("one usable CPU, or a CRC-32C that holds the GIL: checksums are computed inline here")
+    threads: list[str] = []
+    plain = chunkio._crc32c
+
+    def recorded(data):
+        threads.append(threading.current_thread().name)
+        return plain(data)
+
+    monkeypatch.setattr(chunkio, "_crc32c", recorded)
+    return threads
+
+
+def test_checksums_computed_beside_the_io_are_zarrs_bytes_and_are_checked(tmp_path, checksums_beside, monkeypatch):
+    """Writes of a caller's array and multi-chunk reads checksum on a helper thread: same files, same checks."""
+    from neuralatlas.store.core import _write_rows
+
+    via_zarr, direct = _pair(tmp_path, (45, 64), 8, "float32")  # 6 chunks, the last short (5 rows)
+    values = np.random.default_rng(3).normal(size=(45, 64)).astype(np.float32)
+    via_zarr[:] = values
+    _write_rows(direct, values)
+    assert checksums_beside and all(t.startswith("neuralatlas-crc32c") for t in checksums_beside)
+    f = ChunkFile.for_array(direct)
+    for c in range(f.n_chunks):
+        assert f.path(c).read_bytes() == (tmp_path / "zarr.zarr" / "acts" / "x" / "c" / str(c) / "0").read_bytes()
+
+    checksums_beside.clear()
+    np.testing.assert_array_equal(f.read_rows(0, 45), values)
+    # each whole chunk beside the next one's read; the last (5, short, through the scratch
+    # chunk) here, with nothing left to overlap
+    def on_helper() -> list[bool]:  # (sorted: the helper may record after this thread)
+        return sorted(t.startswith("neuralatlas-crc32c") for t in checksums_beside)
+
+    assert on_helper() == [False] + [True] * 5
+    checksums_beside.clear()
+    np.testing.assert_array_equal(f.read_rows(0, 40), values[:40])  # five whole chunks: the last here
+    assert on_helper() == [False] + [True] * 4
+    out = np.zeros((32, 64), np.float32)
+    assert f.read_rows(8, 40, out) is out
+    np.testing.assert_array_equal(out, values[8:40])
+
+    for damaged in (0, 2):  # the first chunk, and one in the middle: each checked after the next is read
+        path = f.path(damaged)
+        good = path.read_bytes()
+        raw = bytearray(good)
+        raw[100] ^= 0x01
+        path.write_bytes(bytes(raw))
+        with pytest.raises(ChunkChecksumError, match="CRC-32C") as raised:
+            f.read_rows(0, 45)
+        assert str(path) in str(raised.value)
+        with pytest.raises(ChunkChecksumError, match="CRC-32C"):
+            f.read_rows(0, 45, np.empty((45, 64), np.float32))
+        path.write_bytes(good)
+
+    monkeypatch.setenv("NEURALATLAS_OVERLAP_CHECKSUM", "0")  # switched off: inline, the same bytes
+    checksums_beside.clear()
+    (tmp_path / "direct.zarr" / "acts" / "x" / "c").rename(tmp_path / "before")
+    _write_rows(direct, values)
+    assert checksums_beside and not any(t.startswith("neuralatlas-crc32c") for t in checksums_beside)
+    for c in range(f.n_chunks):
+        assert f.path(c).read_bytes() == (tmp_path / "before" / str(c) / "0").read_bytes()
+
+
+def test_an_io_error_returns_only_once_the_helper_is_done_with_the_callers_memory(tmp_path, checksums_beside,
+                                                                                  monkeypatch):
+    """A failed write or read waits for the checksum running on its buffer: the caller may reuse it at once."""
+    import time
+
+    from neuralatlas.store import chunkio
+    from neuralatlas.store.core import _write_rows
+
+    finished: list[float] = []
+    plain = chunkio._crc32c
+
+    def slow(data):
+        time.sleep(0.2)
+        value = plain(data)
+        finished.append(time.perf_counter())
+        return value
+
+    via_zarr, direct = _pair(tmp_path, (16, 64), 8, "float32")
+    values = np.ones((16, 64), np.float32)
+    via_zarr[:] = values
+    monkeypatch.setattr(chunkio, "_crc32c", slow)
+
+    def full_disk(fd, parts):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(chunkio, "_write_all", full_disk)
+        with pytest.raises(OSError, match="No space"):
+            _write_rows(direct, values)
+    failed = time.perf_counter()
+    assert len(finished) == 1 and finished[0] <= failed
+
+    f = ChunkFile.for_array(via_zarr)
+    f.path(1).write_bytes(f.path(1).read_bytes()[:-9])  # chunk 1 truncated: its read fails while 0's CRC runs
+    finished.clear()
+    with pytest.raises(ChunkChecksumError, match="truncated"):
+        f.read_rows(0, 16)
+    failed = time.perf_counter()
+    assert len(finished) == 1 and finished[0] <= failed
+
+
+def test_a_forked_child_checksums_on_its_own_helper_thread(tmp_path, checksums_beside):
+    """The parent's helper threads do not exist in a fork (dask and multiprocessing fork workers)."""
+    import os
+    import warnings
+
+    via_zarr, _ = _pair(tmp_path, (32, 64), 8, "float32")
+    values = np.random.default_rng(4).normal(size=(32, 64)).astype(np.float32)
+    via_zarr[:] = values
+    f = ChunkFile.for_array(via_zarr)
+    np.testing.assert_array_equal(f.read_rows(0, 32), values)  # the parent's helper started
+    assert any(t.startswith("neuralatlas-crc32c") for t in checksums_beside)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # "multi-threaded, use of fork()": what we test
+        pid = os.fork()
+    if pid == 0:  # the child: read with checksums beside; 0 when the values come back checked
+        code = 1
+        try:
+            checksums_beside.clear()
+            ok = np.array_equal(f.read_rows(0, 32), values)
+            code = 0 if ok and any(t.startswith("neuralatlas-crc32c") for t in checksums_beside) else 3
+        finally:
+            os._exit(code)
+    import time
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung: it waited on a helper thread of its parent")
+    assert os.waitstatus_to_exitcode(status) == 0

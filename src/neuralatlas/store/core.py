@@ -1003,11 +1003,11 @@ def _write_rows(arr: zarr.Array, values: np.ndarray) -> None:
     for c, start in enumerate(range(0, len(values), R)):
         block = values[start:start + R]
         if len(block) == R and block.flags.c_contiguous:
-            direct.write(c, block)  # the caller's memory, no copy
+            direct.write(c, block, overlap=True)  # the caller's memory, no copy; the caller waits
         else:  # the short last chunk (or a strided view): through a padded scratch chunk
             scratch = np.empty(direct.chunk_shape, direct.dtype)
             scratch[:len(block)] = block
-            direct.write(c, direct.pad(c, scratch))
+            direct.write(c, direct.pad(c, scratch), overlap=True)
 
 
 def _write_new_file(path: Path, data: bytes) -> None:
