@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/capture.py [--quick] [--n 20000] [--repeat 5] [--device cpu] [--scale]
     .venv/bin/python benchmarks/capture.py --only-scale      # only the cost curve (5.)
+    .venv/bin/python benchmarks/capture.py --only-io         # only the store I/O (4.)
     .venv/bin/python benchmarks/capture.py --chunks 4,8,16,32  # also the chunk-size sweep (6.)
 
 Prints, for every layer of the digits CNN (inputs upsampled to ``--n`` samples):
@@ -19,8 +20,10 @@ Prints, for every layer of the digits CNN (inputs upsampled to ``--n`` samples):
      at n/10 and n samples (goal: flat), and of the in-RAM peers at n;
   4. store write and read of 256 MiB vs ``np.save`` / ``np.fromfile`` of the same bytes
      (goals >= 0.8x), the store API (direct chunk files) beside zarr's own ``__setitem__`` /
-     ``__getitem__`` on the same arrays, and the cost of the crc32c checksum codec; every
-     writing side writes new files (old ones removed untimed, as for the captures);
+     ``__getitem__`` on the same arrays, the cost of the crc32c checksum codec, and the store's
+     checksums computed beside the I/O (a helper thread) against inline; every
+     writing side writes new files (old ones removed untimed, as for the captures); in
+     three times ``--repeat`` rounds (at least 15: each side takes ~50 ms);
   5. with ``--scale``: the cost curve, capture at 2,000 / 20,000 / 200,000 samples (2.8 GB of
      store at the largest, in the temporary folder, removed after), time per sample, the
      ratio to a bare forward timed in the same process, and peak RSS growth.
@@ -211,7 +214,7 @@ def speed(n: int, batch: int, repeat: int, tmp: Path, device: str, torchlens: bo
         from neuralatlas.store.chunkio import ChunkFile, ChunkStream
 
         saved = ChunkFile.write, ChunkStream.write, ChunkStream.close
-        ChunkFile.write = lambda self, index, block: None
+        ChunkFile.write = lambda self, index, block, **options: None
         ChunkStream.write = lambda self, rows: setattr(self, "rows", self.rows + len(rows))
         ChunkStream.close = lambda self, block: self.abort()
         try:
@@ -468,6 +471,21 @@ def store_io(mb: int, repeat: int, tmp: Path) -> dict:
     def store_direct():  # the store's write of a caller's array: whole chunks from its memory, crc32c on
         store._write_whole("grads", "layer", block, None)
 
+    inline = store.create_layer_array("grads", "layer", 1)  # a third array of the same shape (an epoch's)
+
+    def checksum_inline(run):  # the same call with each chunk's CRC computed before its write, not beside it
+        def timed_inline():
+            before = os.environ.get("NEURALATLAS_OVERLAP_CHECKSUM")
+            os.environ["NEURALATLAS_OVERLAP_CHECKSUM"] = "0"
+            try:
+                return run()
+            finally:
+                if before is None:
+                    del os.environ["NEURALATLAS_OVERLAP_CHECKSUM"]
+                else:
+                    os.environ["NEURALATLAS_OVERLAP_CHECKSUM"] = before
+        return timed_inline
+
     def from_arrays():
         na.ActivationStore.from_arrays(tmp / "fa.zarr", {"layer": block}, chunk_rows=chunk)
 
@@ -498,6 +516,7 @@ def store_io(mb: int, repeat: int, tmp: Path) -> dict:
     fresh = {"np.save": gone(tmp / "plain.npy"),
              "store write (capture writer)": chunks_gone(tmp / "io.zarr" / arr.path),
              "store write (caller's array, direct)": chunks_gone(tmp / "io.zarr" / direct.path),
+             "... checksum inline, not beside the write": chunks_gone(tmp / "io.zarr" / inline.path),
              "ActivationStore.from_arrays": gone(tmp / "fa.zarr"),
              "zarr __setitem__, crc32c": chunks_gone(tmp / "plain.zarr" / "crc1"),
              "zarr __setitem__, no checksum": chunks_gone(tmp / "plain.zarr" / "crc0")}
@@ -512,20 +531,63 @@ def store_io(mb: int, repeat: int, tmp: Path) -> dict:
     write = interleaved({"np.save": npsave, "crc32c of the same bytes (no I/O)": crc_only,
                          "store write (capture writer)": store_write,
                          "store write (caller's array, direct)": store_direct,
+                         "... checksum inline, not beside the write":
+                             checksum_inline(lambda: store._write_whole("grads", "layer", block, 1)),
                          "ActivationStore.from_arrays": from_arrays,
                          "zarr __setitem__, crc32c": zarr_write(True),
                          "zarr __setitem__, no checksum": zarr_write(False)}, repeat, setup=fresh,
                         memory=block.nbytes + (64 << 20))
     for crc in (False, True):
         zarr_write(crc)()
+    def readinto():  # the raw read into memory that already exists (as store.read(out=) reads)
+        with open(tmp / "plain.bin", "rb", buffering=0) as f:
+            f.readinto(out.data.cast("B"))
+
     read = interleaved({"np.fromfile": lambda: np.fromfile(tmp / "plain.bin", np.float32),
+                        "readinto a buffer (raw)": readinto,
                         "store.read (new array)": lambda: store.read("layer"),
+                        "... checksum inline, not beside the next read": checksum_inline(lambda: store.read("layer")),
                         "store.read (into a buffer)": lambda: store.read("layer", out=out),
                         "store.iter_chunks": lambda: [b for _, b in store.iter_chunks("layer")],
                         "np.asarray(zarr array), crc32c": lambda: np.asarray(arr[:]),
                         "np.asarray(zarr array), no checksum": lambda: np.asarray(plain[False][:])}, repeat,
                        memory=block.nbytes + (64 << 20))
     return {"bytes": block.nbytes, "chunk_rows": chunk, "write": write, "read": read}
+
+
+def report_store_io(io: dict) -> None:
+    """Print section 4 and its headline ratios."""
+    print(f"\n4. store I/O, {io['bytes'] / 2**20:.0f} MiB float32 [{io['bytes'] // 16384} x 4096],"
+          f" chunks of {io['chunk_rows']} rows, page cache warm:")
+    for kind, floor in (("write", "np.save"), ("read", "np.fromfile")):
+        for name, t in io[kind].items():
+            print(f"   {name:<38s} {t}  {io['bytes'] / t.min / 1e9:5.2f} GB/s"
+                  f"  ({io[kind][floor].min / t.min:.2f}x {floor})")
+    w, r = io["write"], io["read"]
+    print(
+        f"-> store write / np.save: {w['np.save'].min / w['store write (caller' + chr(39) + 's array, direct)'].min:.2f}x"  # noqa: E501  (one expression)
+        f" throughput from the caller's array, {w['np.save'].min / w['store write (capture writer)'].min:.2f}x"
+        " through the capture's writer (rows handed over batch by batch)"
+        f" (goal >= 0.8x)  [load {w['np.save'].load:.1f}]"
+    )
+    crc = w["crc32c of the same bytes (no I/O)"].min
+    print(f"-> floor with the checksum kept: np.save / (np.save + crc32c of the same bytes) ="
+          f" {w['np.save'].min / (w['np.save'].min + crc):.2f}x write,"
+          f" np.fromfile / (np.fromfile + crc32c) = {r['np.fromfile'].min / (r['np.fromfile'].min + crc):.2f}x"
+          f" read  [load {w['np.save'].load:.1f}]")
+    print(f"-> store read / np.fromfile: {r['np.fromfile'].min / r['store.read (new array)'].min:.2f}x throughput"
+          f" (goal >= 0.8x); into a buffer / readinto the same buffer:"
+          f" {r['readinto a buffer (raw)'].min / r['store.read (into a buffer)'].min:.2f}x"
+          f"  [load {r['np.fromfile'].load:.1f}]")
+    print(f"-> checksums beside the I/O (a helper thread) / inline: write"
+          f" {w['... checksum inline, not beside the write'].min / w['store write (caller' + chr(39) + 's array, direct)'].min:.2f}x,"  # noqa: E501  (one expression)
+          f" read {r['... checksum inline, not beside the next read'].min / r['store.read (new array)'].min:.2f}x"
+          " the throughput (neuralatlas.store.chunkio.overlapped_checksums)")
+    print(
+        f"-> crc32c codec cost through zarr: write {w['zarr __setitem__, crc32c'].min / w['zarr __setitem__, no checksum'].min:.2f}x,"  # noqa: E501  (one expression)
+        f" read {r['np.asarray(zarr array), crc32c'].min / r['np.asarray(zarr array), no checksum'].min:.2f}x"
+        " the time without it"
+    )
 
 
 def main() -> None:
@@ -539,12 +601,16 @@ def main() -> None:
                         help="also the cost curve at 2,000 / 20,000 / 200,000 samples (needs ~3 GB of disk in"
                              " the temporary folder; not with --quick)")
     parser.add_argument("--only-scale", action="store_true", help="only the cost curve")
+    parser.add_argument("--only-io", action="store_true", help="only the store I/O (section 4)")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--chunks", default="", help="also sweep chunk sizes, MiB of the widest layer's rows"
                         " (e.g. 4,8,16,32): capture time and read-back time at each")
     args = parser.parse_args()
     n = 2_000 if args.quick else args.n
     repeat = 2 if args.quick else args.repeat
+    # the store I/O sides take ~50 ms each: three times the rounds (at least 15) cost ~1 min and
+    # steady minima that 5-7 rounds on this VM do not give (0.77x in 7 rounds, 0.85x in 21, same code)
+    io_rounds = max(3 * args.repeat, 15)
     tmp = Path(tempfile.mkdtemp(prefix="na-bench-"))
     print(f"threads: 1 on every side (torch.set_num_threads(1), OMP/MKL/OpenBLAS=1); device {args.device};"
           f" load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -564,6 +630,9 @@ def main() -> None:
                   f"  [load {os.getloadavg()[0]:.1f}]")
             if args.only_scale:
                 return
+        if args.only_io:
+            report_store_io(store_io(64 if args.quick else 256, 3 if args.quick else io_rounds, tmp))
+            return
         from neuralatlas.capture.writer import background_writes
 
         chosen = "a writer thread" if background_writes() else "synchronous"
@@ -630,32 +699,9 @@ def main() -> None:
         print(
             f"-> capture peak RSS growth {large:,} vs {small:,} samples: {mem['ours'][1] / max(mem['ours'][0], 1):.2f}x"
         )
-        io = store_io(64 if args.quick else 256, 3 if args.quick else max(args.repeat, 5), tmp)
-        print(f"\n4. store I/O, {io['bytes'] / 2**20:.0f} MiB float32 [{io['bytes'] // 16384} x 4096],"
-              f" chunks of {io['chunk_rows']} rows, page cache warm:")
-        for kind, floor in (("write", "np.save"), ("read", "np.fromfile")):
-            for name, t in io[kind].items():
-                print(f"   {name:<38s} {t}  {io['bytes'] / t.min / 1e9:5.2f} GB/s"
-                      f"  ({io[kind][floor].min / t.min:.2f}x {floor})")
+        io = store_io(64 if args.quick else 256, 3 if args.quick else io_rounds, tmp)
+        report_store_io(io)
         w, r = io["write"], io["read"]
-        print(
-            f"-> store write / np.save: {w['np.save'].min / w['store write (caller' + chr(39) + 's array, direct)'].min:.2f}x"  # noqa: E501  (one expression)
-            f" throughput from the caller's array, {w['np.save'].min / w['store write (capture writer)'].min:.2f}x"
-            " through the capture's writer (rows handed over batch by batch)"
-            f" (goal >= 0.8x)  [load {w['np.save'].load:.1f}]"
-        )
-        crc = w["crc32c of the same bytes (no I/O)"].min
-        print(f"-> floor with the checksum kept: np.save / (np.save + crc32c of the same bytes) ="
-              f" {w['np.save'].min / (w['np.save'].min + crc):.2f}x write,"
-              f" np.fromfile / (np.fromfile + crc32c) = {r['np.fromfile'].min / (r['np.fromfile'].min + crc):.2f}x"
-              f" read  [load {w['np.save'].load:.1f}]")
-        print(f"-> store read / np.fromfile: {r['np.fromfile'].min / r['store.read (new array)'].min:.2f}x throughput"
-              f" (goal >= 0.8x)  [load {r['np.fromfile'].load:.1f}]")
-        print(
-            f"-> crc32c codec cost through zarr: write {w['zarr __setitem__, crc32c'].min / w['zarr __setitem__, no checksum'].min:.2f}x,"  # noqa: E501  (one expression)
-            f" read {r['np.asarray(zarr array), crc32c'].min / r['np.asarray(zarr array), no checksum'].min:.2f}x"
-            " the time without it"
-        )
         if args.json:
             def plain(d):
                 return {k: (vars(v) | {"value": None} if hasattr(v, "times") else v) for k, v in d.items()}
