@@ -431,6 +431,8 @@ def scale(sizes: list[int], batch: int, tmp: Path) -> list[tuple[int, int, float
 
 def store_io(mb: int, repeat: int, tmp: Path) -> dict:
     """Write and read ``mb`` MiB of one float32 layer: the store API vs np.save / np.fromfile."""
+    from unittest import mock
+
     import zarr
 
     import neuralatlas as na
@@ -475,15 +477,8 @@ def store_io(mb: int, repeat: int, tmp: Path) -> dict:
 
     def checksum_inline(run):  # the same call with each chunk's CRC computed before its write, not beside it
         def timed_inline():
-            before = os.environ.get("NEURALATLAS_OVERLAP_CHECKSUM")
-            os.environ["NEURALATLAS_OVERLAP_CHECKSUM"] = "0"
-            try:
+            with mock.patch.dict(os.environ, {"NEURALATLAS_OVERLAP_CHECKSUM": "0"}):
                 return run()
-            finally:
-                if before is None:
-                    del os.environ["NEURALATLAS_OVERLAP_CHECKSUM"]
-                else:
-                    os.environ["NEURALATLAS_OVERLAP_CHECKSUM"] = before
         return timed_inline
 
     def from_arrays():
@@ -564,8 +559,9 @@ def report_store_io(io: dict) -> None:
             print(f"   {name:<38s} {t}  {io['bytes'] / t.min / 1e9:5.2f} GB/s"
                   f"  ({io[kind][floor].min / t.min:.2f}x {floor})")
     w, r = io["write"], io["read"]
+    direct = w["store write (caller's array, direct)"]
     print(
-        f"-> store write / np.save: {w['np.save'].min / w['store write (caller' + chr(39) + 's array, direct)'].min:.2f}x"  # noqa: E501  (one expression)
+        f"-> store write / np.save: {w['np.save'].min / direct.min:.2f}x"
         f" throughput from the caller's array, {w['np.save'].min / w['store write (capture writer)'].min:.2f}x"
         " through the capture's writer (rows handed over batch by batch)"
         f" (goal >= 0.8x)  [load {w['np.save'].load:.1f}]"
@@ -580,7 +576,7 @@ def report_store_io(io: dict) -> None:
           f" {r['readinto a buffer (raw)'].min / r['store.read (into a buffer)'].min:.2f}x"
           f"  [load {r['np.fromfile'].load:.1f}]")
     print(f"-> checksums beside the I/O (a helper thread) / inline: write"
-          f" {w['... checksum inline, not beside the write'].min / w['store write (caller' + chr(39) + 's array, direct)'].min:.2f}x,"  # noqa: E501  (one expression)
+          f" {w['... checksum inline, not beside the write'].min / direct.min:.2f}x,"
           f" read {r['... checksum inline, not beside the next read'].min / r['store.read (new array)'].min:.2f}x"
           " the throughput (neuralatlas.store.chunkio.overlapped_checksums)")
     print(
