@@ -330,6 +330,21 @@ def test_missing_data_file_is_explained(tmp_path):
     assert "nowhere" in str(err.value)
 
 
+def test_a_tuple_of_inputs_and_targets_is_refused_with_the_fix_named(tmp_path):
+    """(X, y) / an autoencoder's (X, X): not a data set of two items each a whole array."""
+    X = torch.randn(60, 12)
+    net = torch.nn.Sequential(torch.nn.Linear(12, 8), torch.nn.ReLU(), torch.nn.Linear(8, 12))
+    for data in ((X, X), (X, X[:, 0]), (X.numpy(), X.numpy()[:, :3])):
+        with pytest.raises(DataError, match=r"tuple of 2 arrays of 60 rows.*TensorDataset.*as a list"):
+            na.capture(net, data, out=tmp_path / "t.zarr", batch_size=20)
+        assert not (tmp_path / "t.zarr").exists()  # refused before anything is written
+    # the readings the message offers: rows as a TensorDataset, and items as a list
+    store = na.capture(net, torch.utils.data.TensorDataset(X, X), out=tmp_path / "rows.zarr", batch_size=20)
+    assert store.n_samples == 60 and store.unit_shape("2") == (12,)
+    store = na.capture(net, [X[:5], X[5:10]], out=tmp_path / "items.zarr", batch_size=2)
+    assert store.n_samples == 2 and store.unit_shape("2") == (5, 12)
+
+
 def test_shuffled_drop_last_loader_reads_its_dataset_in_order(small, tmp_path):
     # issue 12: a shuffling loader was refused and drop_last=True crashed; both are now read
     # through the dataset in order, every sample once, with the loader's batch size

@@ -179,6 +179,16 @@ def split_batch(batch: Any) -> tuple[Any, torch.Tensor]:
     )
 
 
+def _columns_of_rows(data: Any) -> bool:
+    """Whether ``data`` is a tuple of arrays that share their first axis: (X, y), not items."""
+    if not isinstance(data, tuple) or len(data) < 2:
+        return False
+    shapes = [getattr(x, "shape", None) for x in data]
+    if not all(isinstance(shape, tuple) and len(shape) >= 1 for shape in shapes):
+        return False
+    return len({shape[0] for shape in shapes}) == 1  # type: ignore[index]
+
+
 def as_source(data: Any, batch_size: int, collate_fn: Callable[[list], Any] | None = None,
               data_id: str | None = None) -> Source:
     """Wrap a neuralatlas data set, a torch Dataset of (inputs, label) or a DataLoader.
@@ -187,7 +197,8 @@ def as_source(data: Any, batch_size: int, collate_fn: Callable[[list], Any] | No
     ------
     DataError
         An IterableDataset, a ``collate_fn`` given beside a DataLoader or an ArrayDataset,
-        or data of another type.
+        a tuple of arrays with one number of rows (``(X, y)``: which of the two readings is
+        meant cannot be told), or data of another type.
     """
     from neuralatlas.data.dataset import ArrayDataset
 
@@ -201,6 +212,18 @@ def as_source(data: Any, batch_size: int, collate_fn: Callable[[list], Any] | No
     if isinstance(data, torch.utils.data.IterableDataset):
         raise DataError("An IterableDataset has no length or stable positions; pass a map-style"
                         " Dataset or a DataLoader over one.")
+    if _columns_of_rows(data):
+        # (X, y) as scikit-learn and Keras take it. Read as a sequence it is a data set of 2
+        # items, each a whole array: with X and y of one shape (an autoencoder's (X, X)) that
+        # captured 2 "samples" of every row at once, without a word.
+        shapes = ", ".join(str(tuple(x.shape)) for x in data)
+        raise DataError(
+            f"data is a tuple of {len(data)} arrays of {len(data[0])} rows each ({shapes}); read as a"
+            f" sequence it would be a data set of {len(data)} items, each a whole array. For inputs"
+            " and labels, pass torch.utils.data.TensorDataset(torch.as_tensor(X), torch.as_tensor(y))"
+            " or neuralatlas.data.ArrayDataset(X, y, classes); inputs alone, pass X. For a data set"
+            f" of {len(data)} samples, pass them as a list."
+        )
     if isinstance(data, torch.utils.data.Dataset) or (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
         return DatasetSource(data, batch_size, collate_fn, data_id)
     raise DataError(
