@@ -106,6 +106,23 @@ def test_store_read_equals_zarr_read(tmp_path):
         np.testing.assert_array_equal(np.concatenate(blocks), values)
 
 
+def test_store_read_of_strided_rows_is_those_rows_and_a_wrong_out_is_named(tmp_path):
+    """A step is honoured (it once returned every row between), and out= is checked before reading."""
+    import neuralatlas as na
+
+    values = np.random.default_rng(5).normal(size=(37, 5)).astype(np.float32)
+    store = na.ActivationStore.from_arrays(tmp_path / "s.zarr", {"b": values}, chunk_rows=8)
+    for rows in (slice(0, 37, 2), slice(3, 30, 7), slice(None, None, 10)):
+        np.testing.assert_array_equal(store.read("b", rows), values[rows])
+    out = np.empty((19, 5), np.float32)
+    assert store.read("b", slice(0, 37, 2), out=out) is out
+    np.testing.assert_array_equal(out, values[::2])
+    too_few_rows, wrong_dtype = np.empty((10, 5), np.float32), np.empty((37, 5), np.float64)
+    for out in (too_few_rows, wrong_dtype, np.empty((5, 37), np.float32).T):  # the last strided
+        with pytest.raises(StoreError, match=r"out= is a.*need a C-contiguous \(37, 5\) float32"):
+            store.read("b", out=out)
+
+
 def test_an_atomic_write_that_dies_midway_leaves_the_old_chunk(tmp_path, monkeypatch):
     """The done flags are written atomically: a process dying between opening the file and
     writing it (here: the write raises) leaves the previous flag readable, not an empty file."""

@@ -148,6 +148,26 @@ def test_deleted_chunk_is_an_error_naming_layer_and_rows_then_capture_recomputes
     assert repaired.check_integrity().ok
 
 
+def test_a_chunk_deleted_while_the_store_is_open_is_an_error_not_zeros(finished):
+    """The open check lists the files once; a file gone after that is damage on every read path."""
+    store = na.ActivationStore.open(finished)
+    before = store.read("fc2")
+    path = chunk_file(finished, "fc2", 1)
+    path.unlink()
+    found = r"activations of 'fc2' \(final model\), rows 40–79: missing"
+    with pytest.raises(StoreCorruptError, match=found) as err:
+        store.read("fc2")                                   # whole chunks into a new array
+    assert str(path) in str(err.value)
+    with pytest.raises(StoreCorruptError, match=found):
+        store.read("fc2", rows=slice(30, 50), out=np.empty((20, *before.shape[1:]), before.dtype))
+    with pytest.raises(StoreCorruptError, match=found):
+        for _ in store.iter_chunks("fc2"):
+            pass
+    with pytest.raises(StoreCorruptError, match=found):    # the streamed analyses' pieces
+        na.naps(store, layers=["fc2"])
+    np.testing.assert_array_equal(store.read("fc2", rows=slice(0, 40)), before[:40])  # the rest reads
+
+
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
 def test_damaged_chunk_fails_its_checksum_on_read_and_deep_capture_mends_it(finished, reference, damage):
     path = chunk_file(finished, "relu1", 2, kind="grads")

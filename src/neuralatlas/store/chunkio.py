@@ -322,6 +322,13 @@ class ChunkFile:
         The array's folder (``<store>/<array path>``).
     shape, chunk_rows, dtype, fill_value, checksum, key
         What the array's metadata says; use :meth:`for_array` rather than building one by hand.
+
+    Attributes
+    ----------
+    all_written : bool
+        Every chunk is known to be written (a finished capture's arrays): a missing chunk file
+        then raises ``FileNotFoundError`` naming it. False (the default) reads it as zarr
+        does, as the fill value of a chunk never written.
     """
 
     def __init__(self, root: Path, shape: tuple[int, ...], chunk_rows: int, dtype: np.dtype,
@@ -330,6 +337,7 @@ class ChunkFile:
         self.dtype, self.fill_value, self.checksum = np.dtype(dtype), fill_value, checksum
         self._key = key
         self._made: set[Path] = set()
+        self.all_written = False
         self.n_chunks = -(-self.shape[0] // self.chunk_rows) if self.shape[0] else 0
         self.chunk_shape = (self.chunk_rows, *self.shape[1:])
         self.chunk_nbytes = int(np.prod(self.chunk_shape, dtype=np.int64)) * self.dtype.itemsize
@@ -495,7 +503,7 @@ class ChunkFile:
         """
         view = out.data.cast("B")
         path = self.path(index)
-        if not path.exists():
+        if not self.all_written and not path.exists():
             out[...] = self.fill_value
             return None
         with open(path, "rb", buffering=0) as f:
@@ -600,7 +608,7 @@ class ChunkFile:
         for c in range(start // R, -(-stop // R)):
             lo = c * R
             path = self.path(c)
-            if not path.exists():  # never written: the fill value, as zarr reads it
+            if not self.all_written and not path.exists():  # never written: the fill value, as zarr reads it
                 for a in range(max(lo, start), min(lo + R, stop), piece):
                     buf = buffers[k % len(buffers)]
                     k += 1

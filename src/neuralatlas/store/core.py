@@ -1048,20 +1048,32 @@ def _provenance() -> dict[str, Any]:
 def read_rows(array: zarr.Array, rows: slice, out: np.ndarray | None = None) -> np.ndarray:
     """``array[rows]`` as a numpy array.
 
-    It uses direct chunk reads where the array qualifies
+    It uses direct chunk reads for contiguous rows where the array qualifies
     (:meth:`~neuralatlas.store.chunkio.ChunkFile.for_array`), zarr's own read otherwise.
+    ``out`` must be C-contiguous, of the rows' shape and the array's dtype.
     """
     from neuralatlas.store.chunkio import ChunkFile
 
     start, stop, step = rows.indices(array.shape[0])
-    direct = ChunkFile.for_array(getattr(array, "zarr_array", array))
+    if out is not None:
+        wanted = (len(range(start, stop, step)), *array.shape[1:])
+        if out.shape != wanted or out.dtype != np.dtype(array.dtype) or not out.flags.c_contiguous:
+            raise StoreError(
+                f"out= is a{'' if out.flags.c_contiguous else ' strided'} {out.shape} {out.dtype} array;"
+                f" rows {start}:{stop} of this array need a C-contiguous {wanted} {np.dtype(array.dtype)}"
+                f" one (np.empty({wanted}, {np.dtype(array.dtype).name!r})), or pass no out=."
+            )
+    # whole chunks are read for contiguous rows; a strided or reversed slice goes through zarr,
+    # which reads only the chunks it touches (the direct read would return every row between)
+    direct = ChunkFile.for_array(getattr(array, "zarr_array", array)) if step == 1 else None
     if direct is None:
         block = np.asarray(array[rows])
         if out is not None:
             out[...] = block
             return out
         return block
-    if isinstance(array, CheckedArray):  # a damaged chunk is named as zarr's reads name it
+    if isinstance(array, CheckedArray):  # a damaged or missing chunk is named as zarr's reads name it
+        direct.all_written = True  # a finished capture's array: a missing file is damage, not zeros
         return array._guarded(lambda: direct.read_rows(start, max(start, stop), out), rows)
     return direct.read_rows(start, max(start, stop), out)
 
@@ -1110,6 +1122,7 @@ def read_pieces(array: Any, rows: slice, *, piece_rows: int | None = None,
             yield slice(start + a, start + min(a + piece_rows, len(block))), block[a:a + piece_rows]
         return
     shape = (int(piece_rows), *array.shape[1:])
+    direct.all_written = isinstance(array, CheckedArray)  # as in read_rows: a missing file is damage
     pieces = direct.read_pieces(start, stop, [np.empty(shape, direct.dtype) for _ in range(max(1, buffers))])
     guarded = array._guarded if isinstance(array, CheckedArray) else (lambda read, _rows: read())
     done = object()

@@ -240,6 +240,19 @@ def _chunk_key(meta: dict[str, Any], outer: int) -> str:
     return sep.join(["c", *idx])
 
 
+def _missing_file(root: Path, path: str, meta: dict[str, Any], start: int, stop: int,
+                  outer_rows: int) -> str | None:
+    """The first chunk file of rows ``[start, stop)`` that does not exist, or None.
+
+    zarr would read the fill value there, without a word.
+    """
+    for outer in range(start // outer_rows, (stop - 1) // outer_rows + 1):
+        file = root / path / _chunk_key(meta, outer)
+        if not os.path.isfile(file):
+            return str(file)
+    return None
+
+
 def check(store: ActivationStore, deep: bool = False) -> IntegrityReport:
     """Check every written chunk of ``store``; see :meth:`ActivationStore.check_integrity`."""
     root = _local_root(store)
@@ -281,13 +294,10 @@ def _check_array(store: ActivationStore, report: IntegrityReport, kind: str, lay
     arr = None
     for c in written:
         start, stop = c * R, min((c + 1) * R, n)
-        if root is not None:
-            missing = [o for o in range(start // outer_rows, (stop - 1) // outer_rows + 1)
-                       if not os.path.isfile(root / path / _chunk_key(meta, o))]
-            if missing:
-                report.problems.append(ChunkProblem(kind, layer, slot, c, (start, stop), "missing",
-                                                    str(root / path / _chunk_key(meta, missing[0]))))
-                continue
+        missing = None if root is None else _missing_file(root, path, meta, start, stop, outer_rows)
+        if missing is not None:
+            report.problems.append(ChunkProblem(kind, layer, slot, c, (start, stop), "missing", missing))
+            continue
         if deep:
             if arr is None:
                 arr = store._group[path]
@@ -319,6 +329,9 @@ def first_bad_chunk(store: ActivationStore, kind: str, layer: str | None, slot: 
     chunks = sorted({r // R for r in rows}) if len(rows) else []
     for c in chunks:
         start, stop = c * R, min((c + 1) * R, n)
+        missing = None if root is None else _missing_file(root, path, meta, start, stop, outer_rows)
+        if missing is not None:  # a chunk file gone, as check() finds it
+            return ChunkProblem(kind, layer, slot, c, (start, stop), "missing", missing)
         try:
             arr[start:stop]
         except Exception as err:
